@@ -1,0 +1,241 @@
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+
+use super::{algorithm_parser, write_output, EngineArgs, OutputArgs};
+use crate::error::{Error, Result, EXIT_INPUT, EXIT_INTEGRITY, EXIT_OPERATIONAL};
+use crate::hash::reader::special_kind;
+use crate::hash::{Algorithm, ReadError, Task};
+use crate::manifest::check::check_files;
+use crate::manifest::checklist::format_line;
+use crate::manifest::load_check_list;
+use crate::model::paths::IgnoreSet;
+use crate::model::walk::{walk, WalkOptions};
+use crate::report::{render_check_lines, Report, Verdict};
+
+#[derive(Debug, Args)]
+pub struct HashArgs {
+    /// Files and directories to hash; directories are walked recursively, in sorted order
+    #[arg(
+        value_name = "PATH",
+        required_unless_present = "check",
+        conflicts_with = "check"
+    )]
+    paths: Vec<PathBuf>,
+    /// Check the files listed in SUMS (sha256sum/b3sum format, names relative to the
+    /// current directory), as `sha256sum -c` does
+    #[arg(short = 'c', long, value_name = "SUMS")]
+    check: Option<PathBuf>,
+    /// Digest algorithm
+    #[arg(long, value_name = "ALGORITHM", value_parser = algorithm_parser(), default_value = "sha256")]
+    algo: Algorithm,
+    /// Inside directories, hash symbolic links that stay in the directory as their targets
+    #[arg(long)]
+    allow_symlinks: bool,
+    #[command(flatten)]
+    output: OutputArgs,
+    #[command(flatten)]
+    engine: EngineArgs,
+}
+
+pub fn run(args: HashArgs) -> Result<u8> {
+    match &args.check {
+        Some(list) => check(&args, list),
+        None => hash(&args),
+    }
+}
+
+fn check(args: &HashArgs, list: &Path) -> Result<u8> {
+    let entries = load_check_list(list, args.algo)?;
+    let engine = args.engine.engine()?;
+    let progress = args.engine.progress();
+    let report = check_files(&entries, list, &engine, progress.as_ref());
+    let status = args.output.emit(&report, render_check_lines)?;
+    for warning in check_warnings(&report) {
+        eprintln!("vouch: WARNING: {warning}");
+    }
+    Ok(status)
+}
+
+/// The closing warnings `sha256sum -c` prints, in its words.
+fn check_warnings(report: &Report) -> Vec<String> {
+    let plural = |n: usize, one: &str, many: &str| {
+        if n == 1 {
+            one.to_string()
+        } else {
+            many.to_string()
+        }
+    };
+    let mut warnings = Vec::new();
+    let unread = report.count(Verdict::Missing) + report.count(Verdict::Unreadable);
+    if unread > 0 {
+        warnings.push(format!(
+            "{unread} listed {} could not be read",
+            plural(unread, "file", "files")
+        ));
+    }
+    let changed = report.count(Verdict::Changed) + report.count(Verdict::Unstable);
+    if changed > 0 {
+        warnings.push(format!(
+            "{changed} computed {} did NOT match",
+            plural(changed, "checksum", "checksums")
+        ));
+    }
+    warnings
+}
+
+/// One output line to be: a file to hash, or a problem to report in its place.
+enum Item {
+    File {
+        display: PathBuf,
+        task: usize,
+    },
+    Problem {
+        display: String,
+        message: String,
+        status: u8,
+    },
+}
+
+fn hash(args: &HashArgs) -> Result<u8> {
+    let mut items = Vec::new();
+    let mut tasks = Vec::new();
+    for path in &args.paths {
+        list_path(path, args.allow_symlinks, &mut items, &mut tasks);
+    }
+    let engine = args.engine.engine()?;
+    let progress = args.engine.progress();
+    let (results, _) = engine.hash_all(&tasks, &[args.algo], progress.as_ref());
+
+    let mut out = Vec::new();
+    let mut status = 0;
+    for item in items {
+        let (display, message, item_status) = match item {
+            Item::File { display, task } => match &results[task] {
+                Ok(digests) => {
+                    out.extend(format_line(&digests[0], display.as_os_str().as_bytes()));
+                    continue;
+                }
+                Err(error) => {
+                    let (message, status) = describe(error);
+                    (display.display().to_string(), message, status)
+                }
+            },
+            Item::Problem {
+                display,
+                message,
+                status,
+            } => (display, message, status),
+        };
+        eprintln!("vouch: {display}: {message}");
+        status = worse(status, item_status);
+    }
+    write_output(None, &out)?;
+    Ok(status)
+}
+
+/// Adds the lines `path` produces: itself if a file, its files (sorted) if a directory.
+fn list_path(path: &Path, allow_symlinks: bool, items: &mut Vec<Item>, tasks: &mut Vec<Task>) {
+    let problem = |message: String, status: u8| Item::Problem {
+        display: path.display().to_string(),
+        message,
+        status,
+    };
+    let meta = match std::fs::metadata(path) {
+        Ok(meta) => meta,
+        Err(e) => {
+            let status = if e.kind() == std::io::ErrorKind::NotFound {
+                EXIT_INPUT
+            } else {
+                EXIT_OPERATIONAL
+            };
+            return items.push(problem(e.to_string(), status));
+        }
+    };
+    if meta.is_file() {
+        items.push(Item::File {
+            display: path.to_path_buf(),
+            task: tasks.len(),
+        });
+        tasks.push(Task {
+            follow_symlinks: true,
+            ..Task::whole(path.to_path_buf(), meta.len())
+        });
+        return;
+    }
+    if !meta.is_dir() {
+        let kind = special_kind(&meta).unwrap_or("not a regular file");
+        return items.push(problem(format!("is {kind}; it was not opened"), EXIT_INPUT));
+    }
+    let ignore = IgnoreSet::default();
+    let options = WalkOptions {
+        allow_symlinks,
+        ignore: &ignore,
+        require_utf8: false,
+    };
+    let model = match walk(path, &options) {
+        Ok(model) => model,
+        Err(e) => return items.push(problem(error_message(&e), e.exit_status())),
+    };
+    for p in &model.problems {
+        let status = if matches!(p.kind, crate::model::walk::ProblemKind::Unreadable(_)) {
+            EXIT_OPERATIONAL
+        } else {
+            EXIT_INPUT
+        };
+        items.push(Item::Problem {
+            display: path.join(&p.name).display().to_string(),
+            message: p.describe(),
+            status,
+        });
+    }
+    let mut files = model.files;
+    files.sort_by(|a, b| {
+        a.relative
+            .as_os_str()
+            .as_bytes()
+            .cmp(b.relative.as_os_str().as_bytes())
+    });
+    for file in files {
+        items.push(Item::File {
+            display: path.join(&file.relative),
+            task: tasks.len(),
+        });
+        tasks.push(Task {
+            follow_symlinks: file.follow,
+            ..Task::whole(file.path, file.len)
+        });
+    }
+}
+
+fn describe(error: &ReadError) -> (String, u8) {
+    match error {
+        ReadError::Unstable(message) => (message.clone(), EXIT_INTEGRITY),
+        ReadError::NotRegular(kind) => (format!("is {kind}; it was not read"), EXIT_INPUT),
+        ReadError::Io(e) => (e.to_string(), EXIT_OPERATIONAL),
+    }
+}
+
+fn error_message(error: &Error) -> String {
+    match error {
+        Error::Io { source, .. } => source.to_string(),
+        other => other.to_string(),
+    }
+}
+
+/// Combines exit statuses: an integrity failure outranks an operational error, which
+/// outranks an input error.
+fn worse(a: u8, b: u8) -> u8 {
+    let rank = |s: u8| match s {
+        EXIT_INTEGRITY => 3,
+        EXIT_OPERATIONAL => 2,
+        EXIT_INPUT => 1,
+        _ => 0,
+    };
+    if rank(b) > rank(a) {
+        b
+    } else {
+        a
+    }
+}

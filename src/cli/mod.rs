@@ -1,0 +1,195 @@
+//! The command line: argument definitions (one file per subcommand) and the glue that
+//! calls the library and writes what it returns. `main` maps the result to an exit status.
+
+mod digest;
+mod hash;
+mod manifest;
+mod verify;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use clap::builder::{PossibleValuesParser, TypedValueParser};
+use clap::{Args, Parser, Subcommand};
+
+use crate::error::{Error, Result};
+use crate::fsio::write_atomically;
+use crate::hash::progress::Bar;
+use crate::hash::{default_jobs, Algorithm, Engine, Progress, ProgressMode, ReaderConfig};
+use crate::model::oms::{Method, Serialization};
+use crate::model::paths::{normalize_ignore, IgnoreSet};
+use crate::model::verify::name_inside;
+use crate::report::{self, Format, Report};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "vouch",
+    version,
+    about = "Verify that model weights and artifacts are exactly what was approved",
+    after_help = "Exit status: 0 verified, 1 integrity failure, 2 usage or input error, 3 operational error."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print digests of files and directories, as sha256sum and b3sum do, or check a list.
+    Hash(hash::HashArgs),
+    /// Print the OMS root digest of a model (the subject digest model-signing signs).
+    Digest(digest::DigestArgs),
+    /// Write the unsigned OMS manifest (in-toto statement) of a model: the approved manifest.
+    Manifest(manifest::ManifestArgs),
+    /// Verify a model against a manifest, a pinned root digest or a check list.
+    Verify(verify::VerifyArgs),
+}
+
+/// Runs a parsed command line and returns the exit status.
+pub fn run(cli: Cli) -> Result<u8> {
+    match cli.command {
+        Command::Hash(args) => hash::run(args),
+        Command::Digest(args) => digest::run(args),
+        Command::Manifest(args) => manifest::run(args),
+        Command::Verify(args) => verify::run(args),
+    }
+}
+
+fn algorithm_parser() -> impl TypedValueParser<Value = Algorithm> {
+    PossibleValuesParser::new(Algorithm::ALL.map(Algorithm::name)).map(|name| {
+        name.parse::<Algorithm>()
+            .expect("only listed names get here")
+    })
+}
+
+/// `--jobs` and `--progress`, accepted by every command that hashes.
+#[derive(Debug, Args)]
+pub struct EngineArgs {
+    /// Threads that hash at once [default: one per core]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    jobs: Option<u16>,
+    /// Show a progress bar on stderr
+    #[arg(long, value_enum, default_value_t = ProgressMode::Auto, value_name = "WHEN")]
+    progress: ProgressMode,
+}
+
+impl EngineArgs {
+    fn engine(&self) -> Result<Engine> {
+        let jobs = self.jobs.map(usize::from).unwrap_or_else(default_jobs);
+        Engine::new(jobs, ReaderConfig::default())
+            .map_err(|e| Error::Usage(format!("cannot start {jobs} threads: {e}")))
+    }
+
+    fn progress(&self) -> Box<dyn Progress> {
+        Bar::for_mode(self.progress, "hashing")
+    }
+}
+
+/// How a model is serialized: shared by `digest`, `manifest` and `verify --digest`.
+#[derive(Debug, Args)]
+pub struct SerializationArgs {
+    /// Digest algorithm of each resource: sha256 (the default), blake2b or blake3
+    #[arg(long, value_name = "ALGORITHM", value_parser = algorithm_parser())]
+    algo: Option<Algorithm>,
+    /// Split files into shards of this many bytes (the OMS shards method; model-signing's
+    /// default is 1000000000); without it, each file is one resource
+    #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..))]
+    shard_size: Option<u64>,
+    /// A path to leave out, relative to the model root (repeatable); .git, .gitattributes,
+    /// .github and .gitignore are always left out
+    #[arg(long = "ignore-paths", value_name = "PATH")]
+    ignore_paths: Vec<String>,
+    /// Hash symbolic links that stay inside the model as their targets' content
+    #[arg(long)]
+    allow_symlinks: bool,
+}
+
+impl SerializationArgs {
+    /// The serialization these flags describe for the model at `model`; `outputs` are files
+    /// vouch is about to write, left out when they lie inside the model.
+    fn serialization(&self, model: &Path, outputs: &[&Path]) -> Result<Serialization> {
+        let algorithm = self.algo.unwrap_or(Algorithm::Sha256);
+        if !algorithm.is_oms() {
+            return Err(Error::Usage(format!(
+                "--algo {algorithm} is not an OMS algorithm; model manifests use sha256, blake2b or blake3"
+            )));
+        }
+        let mut ignore = IgnoreSet::with_defaults();
+        for name in user_ignores(model, &self.ignore_paths)? {
+            ignore.insert(name);
+        }
+        for output in outputs {
+            if let Some(name) = name_inside(model, output) {
+                ignore.insert(name);
+            }
+        }
+        Ok(Serialization {
+            method: match self.shard_size {
+                None => Method::Files,
+                Some(shard_size) => Method::Shards { shard_size },
+            },
+            algorithm,
+            allow_symlinks: self.allow_symlinks,
+            ignore_paths: ignore,
+        })
+    }
+}
+
+/// `--ignore-paths` values as model-relative names.
+fn user_ignores(model: &Path, given: &[String]) -> Result<Vec<String>> {
+    given
+        .iter()
+        .map(|p| {
+            normalize_ignore(model, p).map_err(|e| Error::Usage(format!("--ignore-paths {e}")))
+        })
+        .collect()
+}
+
+/// `--format` and `--output`, for commands that produce a report.
+#[derive(Debug, Args)]
+pub struct OutputArgs {
+    /// Report format
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+    /// Write the report to FILE (atomically) instead of stdout
+    #[arg(long, value_name = "FILE")]
+    output: Option<PathBuf>,
+}
+
+impl OutputArgs {
+    /// Writes a rendered report and returns the report's exit status.
+    fn emit(&self, report: &Report, text: impl Fn(&Report) -> String) -> Result<u8> {
+        let rendered = match self.format {
+            Format::Text => text(report),
+            format => report::render(report, format),
+        };
+        write_output(self.output.as_deref(), rendered.as_bytes())?;
+        Ok(report.exit_status())
+    }
+
+    /// On an error before any verdict, machine-readable formats still get a report that
+    /// says so (status `error`), so a pipeline parsing it is never left with nothing.
+    fn emit_error(&self, target: &Path, error: &Error) {
+        if self.format != Format::Text {
+            let report = Report::failed_run(target.display().to_string(), error.to_string());
+            let _ = write_output(
+                self.output.as_deref(),
+                report::render(&report, self.format).as_bytes(),
+            );
+        }
+    }
+}
+
+/// Writes to `path` atomically, or to stdout when there is no path.
+fn write_output(path: Option<&Path>, bytes: &[u8]) -> Result<()> {
+    match path {
+        Some(path) => write_atomically(path, bytes),
+        None => {
+            let mut stdout = std::io::stdout().lock();
+            stdout
+                .write_all(bytes)
+                .and_then(|_| stdout.flush())
+                .map_err(|e| Error::io("<stdout>", e))
+        }
+    }
+}

@@ -1,0 +1,67 @@
+//! Errors that stop a command before it can produce a verdict.
+//!
+//! Integrity failures are not errors: they are verdicts in a [`crate::report::Report`].
+//! Each variant maps to one of the documented exit statuses.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// Exit status: usage or input error.
+pub const EXIT_INPUT: u8 = 2;
+/// Exit status: operational error.
+pub const EXIT_OPERATIONAL: u8 = 3;
+/// Exit status: integrity failure.
+pub const EXIT_INTEGRITY: u8 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Bad flags or arguments.
+    #[error("{0}")]
+    Usage(String),
+
+    /// A path the user named does not exist.
+    #[error("{}: no such file or directory", .0.display())]
+    NotFound(PathBuf),
+
+    /// An input (manifest, check list, model, signature) is malformed or breaks a rule.
+    #[error("{}: {message}", path.display())]
+    Input { path: PathBuf, message: String },
+
+    /// Something could not be read or written for reasons outside the input's content.
+    #[error("{}: {source}", path.display())]
+    Io { path: PathBuf, source: io::Error },
+
+    /// A file changed while vouch was reading it, so no trustworthy result exists.
+    #[error("{}: {message}", path.display())]
+    Unstable { path: PathBuf, message: String },
+}
+
+impl Error {
+    pub fn input(path: impl AsRef<Path>, message: impl Into<String>) -> Error {
+        Error::Input {
+            path: path.as_ref().to_path_buf(),
+            message: message.into(),
+        }
+    }
+
+    pub fn io(path: impl AsRef<Path>, source: io::Error) -> Error {
+        if source.kind() == io::ErrorKind::NotFound {
+            return Error::NotFound(path.as_ref().to_path_buf());
+        }
+        Error::Io {
+            path: path.as_ref().to_path_buf(),
+            source,
+        }
+    }
+
+    /// The exit status DESIGN.md assigns to this error.
+    pub fn exit_status(&self) -> u8 {
+        match self {
+            Error::Usage(_) | Error::NotFound(_) | Error::Input { .. } => EXIT_INPUT,
+            Error::Io { .. } => EXIT_OPERATIONAL,
+            Error::Unstable { .. } => EXIT_INTEGRITY,
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,13 @@
+//! The hashing engine: digest algorithms, the windowed file reader, the parallel
+//! scheduler and progress reporting.
+
+pub mod algorithm;
+pub mod progress;
+pub mod reader;
+pub mod scheduler;
+mod sigbus;
+
+pub use algorithm::{Algorithm, Digest, Hasher};
+pub use progress::{Progress, ProgressMode, Silent};
+pub use reader::{ReadError, ReaderConfig};
+pub use scheduler::{default_jobs, Engine, Task};

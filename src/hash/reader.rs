@@ -1,0 +1,348 @@
+//! Reads a byte range of a file once and feeds every requested digest.
+//!
+//! Small ranges are read with `pread` into a reused buffer; larger ones are memory-mapped a
+//! window at a time, with the kernel told to read ahead, and each window is unmapped as soon
+//! as it is hashed, so resident memory stays bounded whatever the file's size. A file that
+//! changes while it is read (size, inode or timestamps differ before and after, or a mapped
+//! page vanished) is reported as unstable rather than given a digest.
+
+use std::cell::RefCell;
+use std::fs::{File, Metadata, OpenOptions};
+use std::io;
+use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::io::AsRawFd;
+use std::path::Path;
+
+use memmap2::{Advice, MmapOptions};
+
+use super::algorithm::{Algorithm, Digest, Hasher};
+use super::sigbus;
+
+/// How the reader splits its work; the defaults are what the benchmarks chose.
+#[derive(Clone, Copy, Debug)]
+pub struct ReaderConfig {
+    /// Bytes mapped and hashed at a time.
+    pub window: usize,
+    /// Ranges up to this many bytes are read rather than mapped.
+    pub small_read_limit: u64,
+}
+
+impl Default for ReaderConfig {
+    fn default() -> Self {
+        ReaderConfig {
+            window: 16 << 20,
+            small_read_limit: 1 << 20,
+        }
+    }
+}
+
+/// Why a range could not be given a digest.
+#[derive(Debug)]
+pub enum ReadError {
+    /// The file changed while it was read; the message says how.
+    Unstable(String),
+    /// Not a regular file (a FIFO, socket, device or directory); it was not read.
+    NotRegular(&'static str),
+    /// The operating system refused or failed the read.
+    Io(io::Error),
+}
+
+impl From<io::Error> for ReadError {
+    fn from(e: io::Error) -> Self {
+        ReadError::Io(e)
+    }
+}
+
+/// What identifies a file's content without reading it: if any of this differs after a
+/// read from before it, the bytes read may mix two versions of the file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stamp {
+    pub len: u64,
+    dev: u64,
+    ino: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl Stamp {
+    pub fn of(meta: &Metadata) -> Stamp {
+        Stamp {
+            len: meta.len(),
+            dev: meta.dev(),
+            ino: meta.ino(),
+            mtime: (meta.mtime(), meta.mtime_nsec()),
+            ctime: (meta.ctime(), meta.ctime_nsec()),
+        }
+    }
+
+    /// Describes how `after` differs from `self`, for an `unstable` verdict.
+    fn change_to(&self, after: &Stamp) -> Option<String> {
+        if self == after {
+            None
+        } else if self.len != after.len {
+            Some(format!(
+                "changed while being read: size went from {} to {} bytes",
+                self.len, after.len
+            ))
+        } else {
+            Some("changed while being read: it was modified during hashing".to_string())
+        }
+    }
+}
+
+/// Names the kind of a non-regular file.
+pub fn special_kind(meta: &Metadata) -> Option<&'static str> {
+    let ft = meta.file_type();
+    if ft.is_file() {
+        None
+    } else if ft.is_dir() {
+        Some("a directory")
+    } else if ft.is_fifo() {
+        Some("a FIFO (named pipe)")
+    } else if ft.is_socket() {
+        Some("a socket")
+    } else if ft.is_block_device() {
+        Some("a block device")
+    } else if ft.is_char_device() {
+        Some("a character device")
+    } else if ft.is_symlink() {
+        Some("a symbolic link")
+    } else {
+        Some("not a regular file")
+    }
+}
+
+/// Opens a regular file for reading without ever blocking: a FIFO swapped in after the
+/// directory was listed is opened non-blocking and refused, never read.
+pub fn open_regular(path: &Path, follow_symlinks: bool) -> Result<(File, Stamp), ReadError> {
+    let mut flags = libc::O_NONBLOCK | libc::O_CLOEXEC;
+    if !follow_symlinks {
+        flags |= libc::O_NOFOLLOW;
+    }
+    let file = match OpenOptions::new().read(true).custom_flags(flags).open(path) {
+        Ok(f) => f,
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) && !follow_symlinks => {
+            return Err(ReadError::NotRegular("a symbolic link"));
+        }
+        Err(e) => return Err(ReadError::Io(e)),
+    };
+    let meta = file.metadata()?;
+    if let Some(kind) = special_kind(&meta) {
+        return Err(ReadError::NotRegular(kind));
+    }
+    Ok((file, Stamp::of(&meta)))
+}
+
+thread_local! {
+    static READ_BUFFER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Hashes bytes `[start, end)` of `file` with every algorithm in `algorithms`, in one pass.
+///
+/// `before` is the stamp taken when the file was opened; `on_bytes` is told of progress.
+pub fn hash_range(
+    file: &File,
+    before: &Stamp,
+    start: u64,
+    end: u64,
+    algorithms: &[Algorithm],
+    config: &ReaderConfig,
+    on_bytes: &(dyn Fn(u64) + Sync),
+) -> Result<Vec<Digest>, ReadError> {
+    if end > before.len {
+        return Err(ReadError::Unstable(format!(
+            "changed before it could be read: it now has {} bytes, {} were expected",
+            before.len, end
+        )));
+    }
+    let mut hashers: Vec<Hasher> = algorithms.iter().map(|a| a.hasher()).collect();
+    if end - start <= config.small_read_limit {
+        read_small(file, start, end, &mut hashers)?;
+        on_bytes(end - start);
+    } else {
+        read_mapped(file, start, end, &mut hashers, config.window, on_bytes)?;
+    }
+    let after = Stamp::of(&file.metadata()?);
+    if let Some(change) = before.change_to(&after) {
+        return Err(ReadError::Unstable(change));
+    }
+    Ok(hashers.into_iter().map(Hasher::finalize).collect())
+}
+
+fn read_small(file: &File, start: u64, end: u64, hashers: &mut [Hasher]) -> Result<(), ReadError> {
+    let len = (end - start) as usize;
+    READ_BUFFER.with(|buffer| {
+        let mut buffer = buffer.borrow_mut();
+        if buffer.len() < len {
+            buffer.resize(len, 0);
+        }
+        let mut filled = 0;
+        while filled < len {
+            match file.read_at(&mut buffer[filled..len], start + filled as u64) {
+                Ok(0) => {
+                    return Err(ReadError::Unstable(format!(
+                        "changed while being read: it ended after {} of {} bytes",
+                        filled, len
+                    )))
+                }
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(ReadError::Io(e)),
+            }
+        }
+        for hasher in hashers.iter_mut() {
+            hasher.update(&buffer[..len]);
+        }
+        Ok(())
+    })
+}
+
+fn read_mapped(
+    file: &File,
+    start: u64,
+    end: u64,
+    hashers: &mut [Hasher],
+    window: usize,
+    on_bytes: &(dyn Fn(u64) + Sync),
+) -> Result<(), ReadError> {
+    let fd = file.as_raw_fd();
+    let mut offset = start;
+    advise_willneed(fd, offset, (end - offset).min(window as u64));
+    while offset < end {
+        let len = (end - offset).min(window as u64);
+        let next = offset + len;
+        if next < end {
+            advise_willneed(fd, next, (end - next).min(window as u64));
+        }
+        // SAFETY: the mapping is read-only and private; a concurrent truncation can make its
+        // pages vanish, which the SIGBUS watch below turns into zero pages and a fault flag.
+        let map = unsafe {
+            MmapOptions::new()
+                .offset(offset)
+                .len(len as usize)
+                .map(file)?
+        };
+        let _ = map.advise(Advice::Sequential);
+        let watch = sigbus::watch(map.as_ptr(), map.len());
+        for hasher in hashers.iter_mut() {
+            hasher.update_parallel(&map);
+        }
+        let faulted = watch.release();
+        drop(map);
+        if faulted {
+            return Err(ReadError::Unstable(
+                "changed while being read: it was truncated while mapped".to_string(),
+            ));
+        }
+        on_bytes(len);
+        offset = next;
+    }
+    Ok(())
+}
+
+/// Asks the kernel to start reading `[offset, offset + len)` into the page cache.
+fn advise_willneed(fd: libc::c_int, offset: u64, len: u64) {
+    // Advice only: a failure changes nothing but speed.
+    unsafe {
+        libc::posix_fadvise(
+            fd,
+            offset as libc::off_t,
+            len as libc::off_t,
+            libc::POSIX_FADV_WILLNEED,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn digest_of(path: &Path, start: u64, end: u64, config: &ReaderConfig) -> Vec<Digest> {
+        let (file, stamp) = open_regular(path, false).unwrap();
+        hash_range(&file, &stamp, start, end, &Algorithm::ALL, config, &|_| {}).unwrap()
+    }
+
+    #[test]
+    fn mapped_and_read_paths_agree_with_in_memory_digests() {
+        let data: Vec<u8> = (0..3_000_017u32).map(|i| (i % 253) as u8).collect();
+        let mut tmp = tempfile::NamedTempFile::new().unwrap();
+        tmp.write_all(&data).unwrap();
+        let tiny_windows = ReaderConfig {
+            window: 65_536 * 3,
+            small_read_limit: 0,
+        };
+        let all_read = ReaderConfig {
+            window: 1 << 20,
+            small_read_limit: u64::MAX,
+        };
+        // An unaligned range exercises the offset arithmetic of the windows.
+        for (start, end) in [(0u64, data.len() as u64), (12_345, 2_999_999), (4096, 4097)] {
+            let expected: Vec<Digest> = Algorithm::ALL
+                .iter()
+                .map(|a| a.digest(&data[start as usize..end as usize]))
+                .collect();
+            assert_eq!(digest_of(tmp.path(), start, end, &tiny_windows), expected);
+            assert_eq!(digest_of(tmp.path(), start, end, &all_read), expected);
+        }
+    }
+
+    #[test]
+    fn a_range_past_the_end_is_unstable() {
+        let mut tmp = tempfile::NamedTempFile::new().unwrap();
+        tmp.write_all(b"short").unwrap();
+        let (file, stamp) = open_regular(tmp.path(), false).unwrap();
+        let err = hash_range(
+            &file,
+            &stamp,
+            0,
+            10,
+            &[Algorithm::Sha256],
+            &ReaderConfig::default(),
+            &|_| {},
+        )
+        .unwrap_err();
+        assert!(matches!(err, ReadError::Unstable(_)));
+    }
+
+    #[test]
+    fn a_truncated_mapping_is_unstable_not_a_crash() {
+        let mut tmp = tempfile::NamedTempFile::new().unwrap();
+        tmp.write_all(&vec![7u8; 4 << 20]).unwrap();
+        let (file, stamp) = open_regular(tmp.path(), false).unwrap();
+        let config = ReaderConfig {
+            window: 4 << 20,
+            small_read_limit: 0,
+        };
+        // Truncate after the first window is mapped: hashing a second, shrunken range faults.
+        let map = unsafe { MmapOptions::new().len(4 << 20).map(&file).unwrap() };
+        tmp.as_file().set_len(4096).unwrap();
+        let watch = sigbus::watch(map.as_ptr(), map.len());
+        let sum: u64 = map.iter().map(|&b| b as u64).sum();
+        assert!(watch.release(), "the fault was seen");
+        assert_eq!(sum, 7 * 4096, "pages past the end read as zeros");
+        drop(map);
+        let err = hash_range(
+            &file,
+            &stamp,
+            0,
+            4 << 20,
+            &[Algorithm::Sha256],
+            &config,
+            &|_| {},
+        )
+        .unwrap_err();
+        assert!(matches!(err, ReadError::Unstable(_)));
+    }
+
+    #[test]
+    fn a_fifo_is_refused_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("pipe");
+        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        assert!(
+            matches!(open_regular(&fifo, false), Err(ReadError::NotRegular(k)) if k.contains("FIFO"))
+        );
+    }
+}

@@ -1,0 +1,15 @@
+//! vouch: model and artifact integrity verification.
+//!
+//! Data flows one way: [`cli`] parses arguments and calls the domain modules ([`model`],
+//! [`manifest`]), which hash through [`hash`] and describe their findings as a
+//! [`report::Report`]. Only `main` decides what the user sees and the exit status.
+
+pub mod cli;
+pub mod error;
+pub mod fsio;
+pub mod hash;
+pub mod manifest;
+pub mod model;
+pub mod report;
+
+pub use error::{Error, Result};

@@ -1,0 +1,415 @@
+//! Compares a model on disk with what was approved, producing the outcome [`Report`].
+//!
+//! The model is serialized exactly as the approval says (method, algorithm, shard size,
+//! symlink policy, ignore paths), every resource is hashed, and the two lists are compared
+//! file by file, so that each difference is named: changed (with both digests, or the size
+//! change for shards), missing, extra, unreadable, unstable, or rejected by policy.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::time::Instant;
+
+use super::oms::{self, Method, Resource, ResourceKey, Serialization};
+use super::paths::{compare_names, IgnoreSet, SINGLE_FILE_NAME};
+use super::walk::{self, Model, Problem, ProblemKind};
+use super::{hash_model, walk_options, HashedModel};
+use crate::error::Result;
+use crate::hash::{Digest, Engine, Progress, ReadError};
+use crate::report::{Report, Subject, Verdict};
+
+/// What a model must match: resources under a serialization.
+#[derive(Clone, Debug)]
+pub struct Expected {
+    pub serialization: Serialization,
+    pub resources: Vec<Resource>,
+    /// In words, for reports: `manifest approved.json (files, sha256)`.
+    pub description: String,
+}
+
+/// Settings of a verification that do not come from the approval.
+#[derive(Clone, Debug, Default)]
+pub struct VerifyOptions {
+    /// More paths to ignore, already normalized (`--ignore-paths`).
+    pub extra_ignores: Vec<String>,
+    /// Files the approval came from; they are ignored when they lie inside the model.
+    pub approval_files: Vec<std::path::PathBuf>,
+}
+
+/// Verifies the model at `path` against `expected`.
+pub fn verify(
+    path: &Path,
+    expected: &Expected,
+    options: &VerifyOptions,
+    engine: &Engine,
+    progress: &dyn Progress,
+) -> Result<Report> {
+    let started = Instant::now();
+    let serialization = with_ignores(path, &expected.serialization, options);
+    let model = walk::walk(path, &walk_options(&serialization))?;
+    let hashed = hash_model(&model, &serialization, engine, progress);
+
+    let mut report = Report {
+        target: path.display().to_string(),
+        approval: expected.description.clone(),
+        bytes_hashed: hashed.bytes,
+        root_digest: actual_root(&model, &hashed).map(|d| d.prefixed()),
+        ..Report::default()
+    };
+    let comparison = Comparison {
+        model: &model,
+        method: serialization.method,
+    };
+    comparison.compare(&expected.resources, hashed, &mut report);
+    report.duration = started.elapsed();
+    Ok(report)
+}
+
+/// Verifies the model at `path` against a pinned root digest, serialized as `serialization`.
+pub fn verify_root(
+    path: &Path,
+    serialization: &Serialization,
+    root: &Digest,
+    options: &VerifyOptions,
+    engine: &Engine,
+    progress: &dyn Progress,
+) -> Result<Report> {
+    let started = Instant::now();
+    let serialization = with_ignores(path, serialization, options);
+    let model = walk::walk(path, &walk_options(&serialization))?;
+    let hashed = hash_model(&model, &serialization, engine, progress);
+    let actual = actual_root(&model, &hashed);
+
+    let mut report = Report {
+        target: path.display().to_string(),
+        approval: format!(
+            "root digest {} ({})",
+            root.prefixed(),
+            serialization.describe()
+        ),
+        bytes_hashed: hashed.bytes,
+        root_digest: actual.as_ref().map(Digest::prefixed),
+        ..Report::default()
+    };
+    let comparison = Comparison {
+        model: &model,
+        method: serialization.method,
+    };
+    for problem in &model.problems {
+        report
+            .subjects
+            .push(comparison.problem_subject(problem, false));
+    }
+    for (key, result) in &hashed.resources {
+        if let Err(error) = result {
+            report
+                .subjects
+                .push(read_error_subject(comparison.display(key), error));
+        }
+    }
+    if let Some(actual) = actual {
+        let verdict = if &actual == root {
+            Verdict::Ok
+        } else {
+            Verdict::Changed
+        };
+        let mut subject = Subject::new(model.name.clone(), verdict)
+            .expected(root.prefixed())
+            .actual(actual.prefixed());
+        if verdict == Verdict::Changed {
+            subject = subject.message(
+                "the model's root digest differs from the pinned one; verify against a manifest to see which file changed",
+            );
+        }
+        report.subjects.push(subject);
+    }
+    report.duration = started.elapsed();
+    Ok(report)
+}
+
+/// The approval's serialization, with the default git paths, `--ignore-paths` and the
+/// approval's own files (when inside the model) added to its ignore paths.
+fn with_ignores(
+    path: &Path,
+    serialization: &Serialization,
+    options: &VerifyOptions,
+) -> Serialization {
+    let mut ignore: IgnoreSet = serialization.ignore_paths.clone();
+    for name in IgnoreSet::with_defaults().recorded() {
+        ignore.insert(name);
+    }
+    for name in &options.extra_ignores {
+        ignore.insert(name.clone());
+    }
+    for file in &options.approval_files {
+        if let Some(name) = name_inside(path, file) {
+            ignore.insert(name);
+        }
+    }
+    Serialization {
+        ignore_paths: ignore,
+        ..serialization.clone()
+    }
+}
+
+/// The model-relative name of `file` when it lies inside the model directory `root`.
+pub fn name_inside(root: &Path, file: &Path) -> Option<String> {
+    let root = root.canonicalize().ok()?;
+    if !root.is_dir() {
+        return None;
+    }
+    let parent = file
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let file = parent.canonicalize().ok()?.join(file.file_name()?);
+    let relative = file.strip_prefix(&root).ok()?;
+    let name: Vec<&str> = relative.iter().map(|c| c.to_str()).collect::<Option<_>>()?;
+    (!name.is_empty()).then(|| name.join("/"))
+}
+
+/// The root digest of the model as found, if every part of it could be hashed.
+fn actual_root(model: &Model, hashed: &HashedModel) -> Option<Digest> {
+    if !model.problems.is_empty() {
+        return None;
+    }
+    let mut resources: Vec<(&ResourceKey, &Digest)> = hashed
+        .resources
+        .iter()
+        .map(|(key, result)| result.as_ref().ok().map(|digest| (key, digest)))
+        .collect::<Option<_>>()?;
+    resources.sort_by(|a, b| a.0.cmp(b.0));
+    Some(oms::root_digest(
+        resources.into_iter().map(|(_, digest)| digest),
+    ))
+}
+
+/// A file as found: its size and its resources with their digests.
+struct Found {
+    len: u64,
+    resources: Vec<(ResourceKey, Result<Digest, ReadError>)>,
+}
+
+struct Comparison<'a> {
+    model: &'a Model,
+    method: Method,
+}
+
+impl Comparison<'_> {
+    /// The name a report shows: the model's own name stands in for `.`.
+    fn display(&self, key: &ResourceKey) -> String {
+        let path = if key.path == SINGLE_FILE_NAME {
+            self.model.name.as_str()
+        } else {
+            key.path.as_str()
+        };
+        match key.range {
+            None => path.to_string(),
+            Some((start, end)) => format!("{path}:{start}:{end}"),
+        }
+    }
+
+    fn display_path(&self, path: &str) -> String {
+        self.display(&ResourceKey {
+            path: path.to_string(),
+            range: None,
+        })
+    }
+
+    fn compare(&self, approved: &[Resource], hashed: HashedModel, report: &mut Report) {
+        let mut approved_by_path: HashMap<&str, Vec<&Resource>> = HashMap::new();
+        for resource in approved {
+            approved_by_path
+                .entry(&resource.key.path)
+                .or_default()
+                .push(resource);
+        }
+        for resources in approved_by_path.values_mut() {
+            resources.sort_by(|a, b| a.key.cmp(&b.key));
+        }
+        let mut found: HashMap<String, Found> = self
+            .model
+            .files
+            .iter()
+            .map(|f| {
+                (
+                    f.name.clone(),
+                    Found {
+                        len: f.len,
+                        resources: Vec::new(),
+                    },
+                )
+            })
+            .collect();
+        for (key, result) in hashed.resources {
+            if let Some(file) = found.get_mut(&key.path) {
+                file.resources.push((key, result));
+            }
+        }
+
+        let mut covered: HashSet<&str> = HashSet::new();
+        let mut unreadable_dirs: Vec<&str> = Vec::new();
+        for problem in &self.model.problems {
+            covered.insert(&problem.name);
+            if matches!(problem.kind, ProblemKind::Unreadable(_)) {
+                unreadable_dirs.push(&problem.name);
+            }
+            report.subjects.push(self.problem_subject(
+                problem,
+                approved_by_path.contains_key(problem.name.as_str()),
+            ));
+        }
+        let under_unreadable = |path: &str| {
+            unreadable_dirs.iter().any(|dir| {
+                path.len() > dir.len()
+                    && path.starts_with(dir)
+                    && path.as_bytes()[dir.len()] == b'/'
+            })
+        };
+
+        let mut paths: Vec<&str> = approved_by_path
+            .keys()
+            .copied()
+            .chain(found.keys().map(String::as_str))
+            .collect();
+        paths.sort_by(|a, b| compare_names(a, b));
+        paths.dedup();
+        for path in paths {
+            if covered.contains(path) {
+                continue;
+            }
+            match (approved_by_path.get(path), found.get(path)) {
+                (Some(approved), Some(found)) => {
+                    self.compare_file(path, approved, found, &mut report.subjects)
+                }
+                (Some(approved), None) if !under_unreadable(path) => {
+                    report.subjects.push(self.missing_subject(path, approved));
+                }
+                (Some(_), None) => {}
+                (None, Some(found)) => self.extra_file(path, found, report),
+                (None, None) => unreachable!("every path comes from one side"),
+            }
+        }
+        self.shape_warnings(approved, report);
+    }
+
+    fn compare_file(
+        &self,
+        path: &str,
+        approved: &[&Resource],
+        found: &Found,
+        subjects: &mut Vec<Subject>,
+    ) {
+        if let Some(error) = found.resources.iter().find_map(|(_, r)| r.as_ref().err()) {
+            subjects.push(read_error_subject(self.display_path(path), error));
+            return;
+        }
+        let same_layout = approved.len() == found.resources.len()
+            && approved
+                .iter()
+                .zip(&found.resources)
+                .all(|(a, (key, _))| a.key == *key);
+        if !same_layout {
+            let approved_len = approved
+                .iter()
+                .filter_map(|r| r.key.range.map(|(_, end)| end))
+                .max()
+                .unwrap_or(0);
+            subjects.push(
+                Subject::new(self.display_path(path), Verdict::Changed).message(format!(
+                    "size changed: approved {approved_len} bytes, found {} bytes",
+                    found.len
+                )),
+            );
+            return;
+        }
+        for (resource, (key, result)) in approved.iter().zip(&found.resources) {
+            let actual = result.as_ref().expect("read errors were handled above");
+            let verdict = if *actual == resource.digest {
+                Verdict::Ok
+            } else {
+                Verdict::Changed
+            };
+            subjects.push(
+                Subject::new(self.display(key), verdict)
+                    .expected(resource.digest.prefixed())
+                    .actual(actual.prefixed()),
+            );
+        }
+    }
+
+    fn missing_subject(&self, path: &str, approved: &[&Resource]) -> Subject {
+        let subject = Subject::new(self.display_path(path), Verdict::Missing);
+        match self.method {
+            Method::Files => subject.expected(approved[0].digest.prefixed()),
+            Method::Shards { .. } => {
+                let len = approved
+                    .iter()
+                    .filter_map(|r| r.key.range.map(|(_, end)| end))
+                    .max()
+                    .unwrap_or(0);
+                subject.message(format!(
+                    "approved as {len} bytes in {} shards",
+                    approved.len()
+                ))
+            }
+        }
+    }
+
+    fn extra_file(&self, path: &str, found: &Found, report: &mut Report) {
+        if found.resources.is_empty() {
+            // Only an empty file has no resource: the shards method records nothing for it.
+            report.warnings.push(format!(
+                "{} is empty: a shards manifest records no resource for an empty file, so this file is not protected by it",
+                self.display_path(path)
+            ));
+            return;
+        }
+        let mut subject = Subject::new(self.display_path(path), Verdict::Extra)
+            .message("present in the model but not in the approved manifest");
+        if let (Method::Files, [(_, Ok(digest))]) = (self.method, found.resources.as_slice()) {
+            subject = subject.actual(digest.prefixed());
+        }
+        report.subjects.push(subject);
+    }
+
+    fn problem_subject(&self, problem: &Problem, approved: bool) -> Subject {
+        let verdict = match &problem.kind {
+            kind if kind.is_symlink() => Verdict::Rejected,
+            ProblemKind::Unreadable(_) => Verdict::Unreadable,
+            ProblemKind::Special(_) if approved => Verdict::Changed,
+            _ => Verdict::Extra,
+        };
+        Subject::new(self.display_path(&problem.name), verdict).message(problem.describe())
+    }
+
+    fn shape_warnings(&self, approved: &[Resource], report: &mut Report) {
+        let approves_single_file =
+            !approved.is_empty() && approved.iter().all(|r| r.key.path == SINGLE_FILE_NAME);
+        if self.model.is_single_file && !approves_single_file && !approved.is_empty() {
+            report.warnings.push(
+                "the model is a single file, but the approval lists the files of a directory"
+                    .to_string(),
+            );
+        } else if !self.model.is_single_file && approves_single_file {
+            report
+                .warnings
+                .push("the approval describes a model that is a single file, but the model is a directory".to_string());
+        }
+    }
+}
+
+fn read_error_subject(name: String, error: &ReadError) -> Subject {
+    match error {
+        ReadError::Unstable(message) => {
+            Subject::new(name, Verdict::Unstable).message(message.clone())
+        }
+        ReadError::NotRegular(kind) => {
+            Subject::new(name, Verdict::Changed).message(format!("is now {kind}; it was not read"))
+        }
+        ReadError::Io(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Subject::new(name, Verdict::Unstable)
+                .message("was removed while the model was being read")
+        }
+        ReadError::Io(e) => Subject::new(name, Verdict::Unreadable).message(e.to_string()),
+    }
+}

@@ -1,0 +1,55 @@
+//! One JSON object per report; field names are documented in the README.
+
+use serde::Serialize;
+
+use super::Report;
+
+#[derive(Serialize)]
+struct JsonReport<'a> {
+    status: &'static str,
+    target: &'a str,
+    approval: &'a str,
+    root_digest: Option<&'a str>,
+    subjects: Vec<JsonSubject<'a>>,
+    warnings: &'a [String],
+    bytes_hashed: u64,
+    duration_seconds: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct JsonSubject<'a> {
+    name: &'a str,
+    verdict: &'static str,
+    expected: Option<&'a str>,
+    actual: Option<&'a str>,
+    message: Option<&'a str>,
+}
+
+pub fn render(report: &Report) -> String {
+    let view = JsonReport {
+        status: report.status().name(),
+        target: &report.target,
+        approval: &report.approval,
+        root_digest: report.root_digest.as_deref(),
+        subjects: report
+            .subjects
+            .iter()
+            .map(|s| JsonSubject {
+                name: &s.name,
+                verdict: s.verdict.name(),
+                expected: s.expected.as_deref(),
+                actual: s.actual.as_deref(),
+                message: s.message.as_deref(),
+            })
+            .collect(),
+        warnings: &report.warnings,
+        bytes_hashed: report.bytes_hashed,
+        duration_seconds: report.duration.as_secs_f64(),
+        error: report.error.as_deref(),
+    };
+    let mut out = serde_json::to_string_pretty(&view).expect("a report always serializes");
+    out.push('\n');
+    out
+}
