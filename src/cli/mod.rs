@@ -114,6 +114,14 @@ impl SerializationArgs {
                 "--algo {algorithm} is not an OMS algorithm; model manifests use sha256, blake2b or blake3"
             )));
         }
+        if algorithm == Algorithm::Blake3 && self.shard_size.is_some() {
+            return Err(Error::Usage(
+                "--shard-size with --algo blake3: BLAKE3 already hashes a file in parallel, and model-signing \
+                 silently drops sharding for blake3, so such a manifest could not be verified by it; \
+                 drop --shard-size"
+                    .into(),
+            ));
+        }
         let mut ignore = IgnoreSet::with_defaults();
         for name in user_ignores(model, &self.ignore_paths)? {
             ignore.insert(name);

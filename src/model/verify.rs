@@ -55,11 +55,27 @@ pub fn verify(
         root_digest: actual_root(&model, &hashed).map(|d| d.prefixed()),
         ..Report::default()
     };
+    // Ignoring a path means not checking it: approved entries under an ignored path are
+    // skipped too (and named), not reported missing.
+    let (checked, skipped): (Vec<Resource>, Vec<Resource>) = expected
+        .resources
+        .iter()
+        .cloned()
+        .partition(|r| !serialization.ignore_paths.matches(&r.key.path));
+    let mut skipped_names: Vec<&str> = skipped.iter().map(|r| r.key.path.as_str()).collect();
+    skipped_names.dedup();
+    if !skipped_names.is_empty() {
+        report.warnings.push(format!(
+            "{} approved file(s) not checked because of --ignore-paths: {}",
+            skipped_names.len(),
+            skipped_names.join(", ")
+        ));
+    }
     let comparison = Comparison {
         model: &model,
         method: serialization.method,
     };
-    comparison.compare(&expected.resources, hashed, &mut report);
+    comparison.compare(&checked, hashed, &mut report);
     report.duration = started.elapsed();
     Ok(report)
 }

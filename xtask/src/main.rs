@@ -1,1 +1,142 @@
-fn main() {}
+//! Project tasks: `cargo xtask test` sets up the peer tools and runs every check with peers
+//! required; `cargo xtask peers` only sets the peers up.
+
+use std::env;
+use std::path::{Path, PathBuf};
+use std::process::{exit, Command};
+
+/// Python packages the interop tests drive. model-signing 1.1.1 imports pyOpenSSL without
+/// declaring it, hence the second entry.
+const PYTHON_PEERS: &[&str] = &["model-signing==1.1.1", "pyopenssl"];
+/// Debian packages that provide peer commands, with a command each provides.
+const DEBIAN_PEERS: &[(&str, &str)] = &[("b3sum", "b3sum"), ("strace", "strace")];
+
+fn main() {
+    let args: Vec<String> = env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("test") => test(&args[1..]),
+        Some("peers") => peers().map(|_| ()),
+        _ => {
+            eprintln!("usage: cargo xtask test [-- CARGO TEST ARGS] | cargo xtask peers");
+            exit(2);
+        }
+    };
+    if let Err(message) = result {
+        eprintln!("xtask: {message}");
+        exit(1);
+    }
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask sits in the workspace")
+        .to_path_buf()
+}
+
+fn run(command: &mut Command) -> Result<(), String> {
+    eprintln!("xtask: running {command:?}");
+    let status = command
+        .status()
+        .map_err(|e| format!("cannot run {command:?}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{command:?} failed with {status}"))
+    }
+}
+
+/// Sets up the peers, then runs formatting, lint and the whole test suite with peers required.
+fn test(extra: &[String]) -> Result<(), String> {
+    let venv = peers()?;
+    let root = root();
+    run(Command::new("cargo")
+        .current_dir(&root)
+        .args(["fmt", "--all", "--", "--check"]))?;
+    run(Command::new("cargo").current_dir(&root).args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    let path = format!(
+        "{}:{}",
+        venv.join("bin").display(),
+        env::var("PATH").unwrap_or_default()
+    );
+    run(Command::new("cargo")
+        .current_dir(&root)
+        .args(["test", "--workspace"])
+        .args(extra)
+        .env("VOUCH_REQUIRE_PEERS", "1")
+        .env("VOUCH_PEER_PYTHON", venv.join("bin/python"))
+        .env("PATH", path))
+}
+
+/// Installs what the interop tests compare against and returns the Python venv.
+fn peers() -> Result<PathBuf, String> {
+    install_debian_peers()?;
+    python_peers()
+}
+
+fn install_debian_peers() -> Result<(), String> {
+    let missing: Vec<&str> = DEBIAN_PEERS
+        .iter()
+        .filter(|(_, command)| !on_path(command))
+        .map(|(package, _)| *package)
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let sudo: &[&str] = if is_root() { &[] } else { &["sudo"] };
+    let apt = |args: &[&str]| {
+        let mut all: Vec<&str> = sudo.to_vec();
+        all.push("apt-get");
+        all.extend_from_slice(args);
+        let mut command = Command::new(all[0]);
+        command
+            .args(&all[1..])
+            .env("DEBIAN_FRONTEND", "noninteractive");
+        run(&mut command)
+    };
+    apt(&["update"])?;
+    let mut install = vec!["install", "-y", "--no-install-recommends"];
+    install.extend(missing);
+    apt(&install)
+}
+
+fn python_peers() -> Result<PathBuf, String> {
+    let venv = root().join("target/peers/venv");
+    let stamp = venv.join("vouch-peers.txt");
+    let wanted = PYTHON_PEERS.join("\n");
+    if std::fs::read_to_string(&stamp).is_ok_and(|s| s == wanted) {
+        return Ok(venv);
+    }
+    let python = env::var("PYTHON").unwrap_or_else(|_| "python3".to_string());
+    run(Command::new(&python)
+        .args(["-m", "venv", "--clear"])
+        .arg(&venv))?;
+    let pip = venv.join("bin/pip");
+    run(Command::new(&pip).args(["install", "--quiet", "--upgrade", "pip"]))?;
+    run(Command::new(&pip)
+        .args(["install", "--quiet"])
+        .args(PYTHON_PEERS))?;
+    std::fs::write(&stamp, wanted).map_err(|e| format!("cannot write {}: {e}", stamp.display()))?;
+    Ok(venv)
+}
+
+fn on_path(command: &str) -> bool {
+    env::var_os("PATH")
+        .map(|path| env::split_paths(&path).any(|dir| dir.join(command).is_file()))
+        .unwrap_or(false)
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}

@@ -1,0 +1,480 @@
+//! The command line as a pipeline sees it: approvals, report formats, exit statuses,
+//! `--jobs` and `--progress`.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::*;
+
+/// A model with one changed, one missing and one extra file against its manifest.
+fn drifted_model(dir: &Path) -> (PathBuf, PathBuf) {
+    let model = dir.join("model");
+    write_tree(
+        &model,
+        &[
+            ("a.bin", b"alpha"),
+            ("b.bin", b"beta"),
+            ("c.bin", b"gamma"),
+            ("sub/d.bin", b"delta"),
+        ],
+    );
+    let manifest = dir.join("approved.json");
+    vouch_run([
+        "manifest".as_ref(),
+        model.as_os_str(),
+        "-o".as_ref(),
+        manifest.as_os_str(),
+    ])
+    .expect(0);
+    std::fs::write(model.join("a.bin"), b"ALPHA").unwrap();
+    std::fs::remove_file(model.join("b.bin")).unwrap();
+    std::fs::write(model.join("e.bin"), b"epsilon").unwrap();
+    (model, manifest)
+}
+
+fn verify_as(model: &Path, manifest: &Path, format: &str) -> Ran {
+    vouch_run([
+        "verify".as_ref(),
+        model.as_os_str(),
+        "--manifest".as_ref(),
+        manifest.as_os_str(),
+        "--format".as_ref(),
+        format.as_ref(),
+    ])
+}
+
+#[test]
+fn json_report_has_the_documented_fields() {
+    let dir = tempfile::tempdir().unwrap();
+    let (model, manifest) = drifted_model(dir.path());
+    let report = verify_as(&model, &manifest, "json").expect(1).json();
+    assert_eq!(report["status"], "failed");
+    assert!(report["root_digest"]
+        .as_str()
+        .unwrap()
+        .starts_with("sha256:"));
+    assert_eq!(report["bytes_hashed"], 5 + 5 + 5 + 7);
+    assert!(report["duration_seconds"].as_f64().unwrap() >= 0.0);
+    let subjects = report["subjects"].as_array().unwrap();
+    let by_name = |n: &str| {
+        subjects
+            .iter()
+            .find(|s| s["name"] == n)
+            .unwrap_or_else(|| panic!("no subject {n}"))
+    };
+    assert_eq!(by_name("a.bin")["verdict"], "changed");
+    assert_eq!(by_name("b.bin")["verdict"], "missing");
+    assert_eq!(by_name("e.bin")["verdict"], "extra");
+    assert_eq!(by_name("c.bin")["verdict"], "ok");
+    for s in subjects {
+        for key in ["name", "verdict", "expected", "actual", "message"] {
+            assert!(s.get(key).is_some(), "subject lacks {key}: {s}");
+        }
+    }
+}
+
+#[test]
+fn junit_has_one_testcase_per_subject_and_parses_as_xml() {
+    let dir = tempfile::tempdir().unwrap();
+    let (model, manifest) = drifted_model(dir.path());
+    let ran = verify_as(&model, &manifest, "junit").expect(1);
+    let xml = ran.stdout();
+    let doc = roxmltree::Document::parse(&xml).unwrap_or_else(|e| panic!("not XML ({e}):\n{xml}"));
+    let cases: Vec<_> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("testcase"))
+        .collect();
+    assert_eq!(cases.len(), 5, "a, b, c, sub/d, e");
+    let failed: Vec<&str> = cases
+        .iter()
+        .filter(|c| c.children().any(|n| n.has_tag_name("failure")))
+        .map(|c| c.attribute("name").unwrap())
+        .collect();
+    assert_eq!(failed, ["a.bin", "b.bin", "e.bin"]);
+    let suite = doc
+        .descendants()
+        .find(|n| n.has_tag_name("testsuite"))
+        .unwrap();
+    assert_eq!(suite.attribute("failures"), Some("3"));
+}
+
+#[test]
+fn sarif_has_one_result_per_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let (model, manifest) = drifted_model(dir.path());
+    let sarif = verify_as(&model, &manifest, "sarif").expect(1).json();
+    assert_eq!(sarif["version"], "2.1.0");
+    let run = &sarif["runs"][0];
+    let rules: Vec<&str> = run["tool"]["driver"]["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    let results = run["results"].as_array().unwrap();
+    assert_eq!(results.len(), 3);
+    for result in results {
+        assert!(rules.contains(&result["ruleId"].as_str().unwrap()));
+        assert_eq!(result["level"], "error");
+        assert!(result["locations"][0]["physicalLocation"]["artifactLocation"]["uri"].is_string());
+    }
+}
+
+#[test]
+fn github_format_prints_an_error_annotation_per_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let (model, manifest) = drifted_model(dir.path());
+    let out = verify_as(&model, &manifest, "github").expect(1).stdout();
+    let errors: Vec<&str> = out
+        .lines()
+        .filter(|l| l.starts_with("::error file="))
+        .collect();
+    assert_eq!(errors.len(), 3, "{out}");
+    assert!(
+        errors[0].starts_with("::error file=a.bin,title=vouch%3A changed::a.bin differs"),
+        "{out}"
+    );
+    assert!(
+        out.lines()
+            .last()
+            .unwrap()
+            .starts_with("::error title=vouch::"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_clean_model_verifies_with_exit_0_in_every_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("model");
+    write_tree(
+        &model,
+        &[
+            ("w.bin", &pseudo_random(3_000_000, 7)),
+            ("config.json", b"{}"),
+        ],
+    );
+    let manifest = dir.path().join("approved.json");
+    vouch_run([
+        "manifest".as_ref(),
+        model.as_os_str(),
+        "-o".as_ref(),
+        manifest.as_os_str(),
+    ])
+    .expect(0);
+    for format in ["text", "json", "junit", "sarif", "github"] {
+        let ran = verify_as(&model, &manifest, format).expect(0);
+        assert!(!ran.stdout.is_empty(), "{format}");
+    }
+    assert!(verify_as(&model, &manifest, "text")
+        .stdout()
+        .contains("vouch: verified"));
+}
+
+#[test]
+fn a_pinned_digest_verifies_and_a_changed_model_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("model");
+    write_tree(
+        &model,
+        &[("w.bin", &pseudo_random(5000, 1)), ("t.json", b"{}")],
+    );
+    for flags in [
+        &[][..],
+        &["--shard-size", "1024"][..],
+        &["--algo", "blake3"][..],
+    ] {
+        let digest = vouch_run(
+            ["digest".as_ref(), model.as_os_str()]
+                .into_iter()
+                .chain(flags.iter().map(|f| f.as_ref())),
+        )
+        .expect(0)
+        .stdout();
+        let pin = digest.trim();
+        let args = |m: &Path| -> Vec<std::ffi::OsString> {
+            let mut a: Vec<std::ffi::OsString> =
+                vec!["verify".into(), m.into(), "--digest".into(), pin.into()];
+            a.extend(flags.iter().map(|f| f.into()));
+            a
+        };
+        vouch_run(args(&model)).expect(0);
+        flip_byte(&model.join("w.bin"), 4000);
+        let ran = vouch_run(args(&model)).expect(1);
+        assert!(
+            ran.stdout().contains("changed") && ran.stdout().contains(pin),
+            "{}",
+            ran.stdout()
+        );
+        flip_byte(&model.join("w.bin"), 4000);
+    }
+    let ran = vouch_run([
+        "verify".as_ref(),
+        model.as_os_str(),
+        "--digest".as_ref(),
+        "sha256:xyz".as_ref(),
+    ])
+    .expect(2);
+    assert!(ran.stderr.contains("--digest"), "{}", ran.stderr);
+}
+
+#[test]
+fn a_check_list_verifies_a_model_and_names_extra_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("model");
+    write_tree(&model, &[("a", b"a"), ("sub/b", b"b")]);
+    let list = dir.path().join("SUMS");
+    std::fs::write(
+        &list,
+        format!("{}  a\n{}  ./sub/b\n", sha256_hex(b"a"), sha256_hex(b"b")),
+    )
+    .unwrap();
+    vouch_run([
+        "verify".as_ref(),
+        model.as_os_str(),
+        "--check".as_ref(),
+        list.as_os_str(),
+    ])
+    .expect(0);
+    std::fs::write(model.join("unlisted"), b"?").unwrap();
+    let report = vouch_run([
+        "verify".as_ref(),
+        model.as_os_str(),
+        "--check".as_ref(),
+        list.as_os_str(),
+        "--format".as_ref(),
+        "json".as_ref(),
+    ])
+    .expect(1)
+    .json();
+    let extra: Vec<_> = report["subjects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["verdict"] == "extra")
+        .collect();
+    assert_eq!(extra.len(), 1);
+    assert_eq!(extra[0]["name"], "unlisted");
+    // A list inside the model is not itself an extra file.
+    std::fs::remove_file(model.join("unlisted")).unwrap();
+    std::fs::copy(&list, model.join("SHA256SUMS")).unwrap();
+    vouch_run([
+        "verify".as_ref(),
+        model.as_os_str(),
+        "--check".as_ref(),
+        model.join("SHA256SUMS").as_os_str(),
+    ])
+    .expect(0);
+    // Names that climb out of the model are refused.
+    std::fs::write(&list, format!("{}  ../x\n", sha256_hex(b"a"))).unwrap();
+    let ran = vouch_run([
+        "verify".as_ref(),
+        model.as_os_str(),
+        "--check".as_ref(),
+        list.as_os_str(),
+    ])
+    .expect(2);
+    assert!(
+        ran.stderr.contains("line 1") && ran.stderr.contains(".."),
+        "{}",
+        ran.stderr
+    );
+}
+
+#[test]
+fn a_single_file_model_verifies_by_manifest() {
+    let dir = tempfile::tempdir().unwrap();
+    let weights = dir.path().join("model.safetensors");
+    std::fs::write(&weights, pseudo_random(2_000_000, 3)).unwrap();
+    let manifest = dir.path().join("m.json");
+    vouch_run([
+        "manifest".as_ref(),
+        weights.as_os_str(),
+        "-o".as_ref(),
+        manifest.as_os_str(),
+    ])
+    .expect(0);
+    let report = verify_as(&weights, &manifest, "json").expect(0).json();
+    assert_eq!(report["subjects"][0]["name"], "model.safetensors");
+    flip_byte(&weights, 10);
+    verify_as(&weights, &manifest, "json").expect(1);
+}
+
+#[test]
+fn ignore_paths_leave_files_out_of_manifests_and_checks() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("model");
+    write_tree(
+        &model,
+        &[
+            ("w.bin", b"w"),
+            ("README.md", b"card"),
+            ("docs/x.md", b"x"),
+            (".git/HEAD", b"ref"),
+        ],
+    );
+    let manifest = dir.path().join("m.json");
+    vouch_run([
+        "manifest".as_ref(),
+        model.as_os_str(),
+        "--ignore-paths".as_ref(),
+        "README.md".as_ref(),
+        "-o".as_ref(),
+        manifest.as_os_str(),
+    ])
+    .expect(0);
+    let statement: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&manifest).unwrap()).unwrap();
+    let names: Vec<&str> = statement["predicate"]["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["docs/x.md", "w.bin"]);
+    // The recorded ignore path is honoured when verifying, and more can be added.
+    std::fs::write(model.join("README.md"), b"edited card").unwrap();
+    verify_as(&model, &manifest, "text").expect(0);
+    std::fs::write(model.join("docs/x.md"), b"edited").unwrap();
+    verify_as(&model, &manifest, "text").expect(1);
+    let ran = vouch_run([
+        "verify".as_ref(),
+        model.as_os_str(),
+        "--manifest".as_ref(),
+        manifest.as_os_str(),
+        "--ignore-paths".as_ref(),
+        "docs".as_ref(),
+    ])
+    .expect(0);
+    let out = ran.stdout();
+    assert!(
+        out.contains("not checked because of --ignore-paths: docs/x.md"),
+        "{out}"
+    );
+    // Ignore paths may not leave the model.
+    let ran = vouch_run([
+        "digest".as_ref(),
+        model.as_os_str(),
+        "--ignore-paths".as_ref(),
+        "../x".as_ref(),
+    ])
+    .expect(2);
+    assert!(ran.stderr.contains("'..'"), "{}", ran.stderr);
+}
+
+#[test]
+fn usage_errors_exit_2_with_a_sentence() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("m");
+    write_tree(&model, &[("a", b"a")]);
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["verify", "M"], "--manifest"),
+        (
+            vec!["verify", "M", "--manifest", "x", "--digest", "sha256:00"],
+            "cannot be used with",
+        ),
+        (
+            vec!["digest", "M", "--algo", "sha512"],
+            "not an OMS algorithm",
+        ),
+        (
+            vec!["digest", "M", "--algo", "blake3", "--shard-size", "1000"],
+            "drop --shard-size",
+        ),
+        (vec!["digest", "M", "--shard-size", "0"], "0"),
+        (vec!["hash", "M", "--jobs", "0"], "0"),
+        (vec!["hash", "--algo", "md5", "M"], "md5"),
+    ];
+    for (args, needle) in cases {
+        let args: Vec<std::ffi::OsString> = args
+            .iter()
+            .map(|a| {
+                if *a == "M" {
+                    model.clone().into_os_string()
+                } else {
+                    a.into()
+                }
+            })
+            .collect();
+        let ran = vouch_run(&args).expect(2);
+        assert!(ran.stderr.contains(needle), "{args:?}: {}", ran.stderr);
+    }
+}
+
+#[test]
+fn jobs_bounds_the_hashing_threads() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("model");
+    for i in 0..8 {
+        write_tree(
+            &model,
+            &[(&format!("f{i}.bin"), &pseudo_random(48 << 20, i))],
+        );
+    }
+    for jobs in [1usize, 3] {
+        let mut child = vouch()
+            .args([
+                "hash".as_ref(),
+                "--jobs".as_ref(),
+                jobs.to_string().as_ref(),
+                "--algo".as_ref(),
+                "sha512".as_ref(),
+                model.as_os_str(),
+            ])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut most = 0;
+        while child.try_wait().unwrap().is_none() {
+            let tasks = std::fs::read_dir(format!("/proc/{}/task", child.id())).map(|d| {
+                d.filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+                    .filter(|name| name.starts_with("vouch-hash"))
+                    .count()
+            });
+            most = most.max(tasks.unwrap_or(0));
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        assert!(child.wait().unwrap().success());
+        assert_eq!(most, jobs, "--jobs {jobs}: saw {most} hashing threads");
+    }
+}
+
+#[test]
+fn progress_goes_to_stderr_only_when_asked_or_on_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("big.bin");
+    std::fs::write(&file, pseudo_random(64 << 20, 5)).unwrap();
+    let quiet = vouch_run(["hash".as_ref(), file.as_os_str()]).expect(0);
+    assert!(
+        quiet.stderr.is_empty(),
+        "auto is silent on a pipe: {}",
+        quiet.stderr
+    );
+    let never = vouch_run([
+        "hash".as_ref(),
+        "--progress".as_ref(),
+        "never".as_ref(),
+        file.as_os_str(),
+    ])
+    .expect(0);
+    assert!(never.stderr.is_empty());
+    let always = vouch_run([
+        "hash".as_ref(),
+        "--progress".as_ref(),
+        "always".as_ref(),
+        "--algo".as_ref(),
+        "sha512".as_ref(),
+        file.as_os_str(),
+    ])
+    .expect(0);
+    assert!(always.stderr.contains("hashing"), "{}", always.stderr);
+    let plain = vouch_run([
+        "hash".as_ref(),
+        "--algo".as_ref(),
+        "sha512".as_ref(),
+        file.as_os_str(),
+    ])
+    .expect(0);
+    assert_eq!(always.stdout, plain.stdout, "progress never touches stdout");
+}

@@ -1,0 +1,222 @@
+//! Helpers shared by the integration tests: running the real binary, finding peer tools,
+//! and building model directories from real bytes.
+#![allow(dead_code)] // each test binary uses its own part of this module
+
+use std::io::Write;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// The vouch binary under test.
+pub fn vouch() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_vouch"));
+    command.stdin(Stdio::null());
+    command
+}
+
+/// What a finished command did.
+pub struct Ran {
+    pub code: Option<i32>,
+    pub signal: Option<i32>,
+    pub stdout: Vec<u8>,
+    pub stderr: String,
+}
+
+impl Ran {
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not JSON ({e}):\n{}\nstderr: {}",
+                self.stdout(),
+                self.stderr
+            )
+        })
+    }
+
+    /// Asserts the exit status, showing both streams when it differs.
+    pub fn expect(self, code: i32) -> Ran {
+        assert_eq!(
+            self.code,
+            Some(code),
+            "expected exit {code}, got {:?} (signal {:?})\nstdout:\n{}\nstderr:\n{}",
+            self.code,
+            self.signal,
+            self.stdout(),
+            self.stderr
+        );
+        self
+    }
+}
+
+/// Runs `command`, failing the test if it takes longer than `limit` (then it is killed).
+pub fn run_within(command: &mut Command, limit: Duration) -> Ran {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {command:?}: {e}"));
+    let started = Instant::now();
+    loop {
+        if let Some(_status) = child.try_wait().expect("wait") {
+            break;
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            panic!("{command:?} did not finish within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    finish(child.wait_with_output().expect("collect output"))
+}
+
+pub fn run(command: &mut Command) -> Ran {
+    run_within(command, Duration::from_secs(300))
+}
+
+pub fn finish(output: Output) -> Ran {
+    Ran {
+        code: output.status.code(),
+        signal: output.status.signal(),
+        stdout: output.stdout,
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// Runs vouch with `args`.
+pub fn vouch_run<I, S>(args: I) -> Ran
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    run(vouch().args(args))
+}
+
+/// Whether a missing peer fails the test (CI, or `cargo xtask test`) instead of skipping it.
+pub fn peers_required() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true")
+        || std::env::var("VOUCH_REQUIRE_PEERS").is_ok_and(|v| v == "1")
+}
+
+/// Reports a skipped test on the real stderr (not captured by the test harness), or fails
+/// the test when peers are required.
+pub fn skip(test: &str, why: &str) {
+    if peers_required() {
+        panic!("{test}: {why}; peers are required here (CI=true or cargo xtask test)");
+    }
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIPPED {test}: {why} (run `cargo xtask test` to set up peers)"
+    );
+}
+
+/// A program on PATH.
+pub fn tool(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
+}
+
+/// A peer tool on PATH, or a skip (a failure when peers are required).
+pub fn require_tool(test: &str, name: &str) -> Option<PathBuf> {
+    let found = tool(name);
+    if found.is_none() {
+        skip(test, &format!("peer tool '{name}' not found on PATH"));
+    }
+    found
+}
+
+/// The project root.
+pub fn project_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The Python of the peer venv that `cargo xtask test` sets up (model-signing 1.1.1).
+pub fn peer_python(test: &str) -> Option<PathBuf> {
+    let python = std::env::var_os("VOUCH_PEER_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| project_root().join("target/peers/venv/bin/python"));
+    if python.is_file() {
+        Some(python)
+    } else {
+        skip(
+            test,
+            &format!(
+                "the model-signing venv ({}) is not set up",
+                python.display()
+            ),
+        );
+        None
+    }
+}
+
+/// Runs the model-signing helper script with the peer Python.
+pub fn model_signing(python: &Path, args: &[&std::ffi::OsStr]) -> Ran {
+    let script = project_root().join("tests/peers/model_signing_peer.py");
+    let ran = run(Command::new(python).arg(script).args(args));
+    assert_eq!(
+        ran.code,
+        Some(0),
+        "model-signing helper {args:?} failed:\n{}",
+        ran.stderr
+    );
+    ran
+}
+
+/// `../shared/testdata` beside the checkout, or a skip where it is absent (a failure in CI).
+pub fn shared_testdata(test: &str) -> Option<PathBuf> {
+    let dir = project_root().join("../shared/testdata");
+    if dir.is_dir() {
+        Some(dir)
+    } else {
+        skip(test, "../shared/testdata is absent beside the checkout");
+        None
+    }
+}
+
+/// Writes files (creating directories) under `root`.
+pub fn write_tree(root: &Path, files: &[(&str, &[u8])]) {
+    for (name, bytes) in files {
+        let path = root.join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, bytes).unwrap();
+    }
+}
+
+/// Deterministic pseudo-random bytes (xorshift), so failures reproduce.
+pub fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        out.extend_from_slice(&state.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// Flips one bit of the byte at `offset`.
+pub fn flip_byte(path: &Path, offset: u64) {
+    use std::os::unix::fs::FileExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .unwrap();
+    let mut byte = [0u8];
+    file.read_exact_at(&mut byte, offset).unwrap();
+    byte[0] ^= 0x01;
+    file.write_all_at(&byte, offset).unwrap();
+}
+
+/// sha256 of bytes, hex, computed by the library (for expectations built in tests).
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    vouch::hash::Algorithm::Sha256.digest(bytes).hex()
+}

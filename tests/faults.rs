@@ -1,0 +1,708 @@
+//! Bad input and faults: files that change while hashed, special files, symlinks, hostile
+//! manifests, unreadable files, and outputs that must never be left half-written.
+
+mod common;
+
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn mkfifo(path: &Path) {
+    let c = CString::new(path.as_os_str().as_bytes()).unwrap();
+    assert_eq!(
+        unsafe { libc::mkfifo(c.as_ptr(), 0o644) },
+        0,
+        "mkfifo {}",
+        path.display()
+    );
+}
+
+/// Writes a manifest of `model` with vouch itself, to `out`.
+fn manifest_of(model: &Path, out: &Path) {
+    vouch_run([
+        Path::new("manifest").as_os_str(),
+        model.as_os_str(),
+        "-o".as_ref(),
+        out.as_os_str(),
+    ])
+    .expect(0);
+}
+
+fn subjects(report: &serde_json::Value) -> Vec<(String, String)> {
+    report["subjects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["name"].as_str().unwrap().to_string(),
+                s["verdict"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn failures(report: &serde_json::Value) -> Vec<(String, String)> {
+    subjects(report)
+        .into_iter()
+        .filter(|(_, v)| v != "ok")
+        .collect()
+}
+
+/// Truncating or rewriting a 256 MiB file while vouch hashes it: every run ends with an
+/// exit status (never a signal), and runs that overlapped the change say `unstable`.
+#[test]
+fn a_file_truncated_or_rewritten_while_hashed_is_unstable_never_a_crash() {
+    const SIZE: usize = 256 << 20;
+    let dir = tempfile::tempdir().unwrap();
+    let weights = dir.path().join("weights.bin");
+    let content = pseudo_random(SIZE, 42);
+    std::fs::write(&weights, &content).unwrap();
+    let pinned = vouch_run(["digest".as_ref(), weights.as_os_str()])
+        .expect(0)
+        .stdout()
+        .trim()
+        .to_string();
+    let verify = || {
+        let mut command = vouch();
+        command.args([
+            "verify".as_ref(),
+            weights.as_os_str(),
+            "--digest".as_ref(),
+            pinned.as_ref(),
+        ]);
+        command.args(["--format", "json", "--progress", "never"]);
+        command
+    };
+
+    // How long one undisturbed run takes, to spread the disturbances over it.
+    let started = Instant::now();
+    run(&mut verify()).expect(0);
+    let baseline = started.elapsed();
+
+    let mut unstable = 0;
+    let runs = 60;
+    for i in 0..runs {
+        std::fs::write(&weights, &content).unwrap();
+        let delay = baseline.mul_f64(1.2 * i as f64 / runs as f64);
+        let child = verify()
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(delay);
+        if i % 6 == 5 {
+            // Rewrite in place: same size, new bytes.
+            use std::os::unix::fs::FileExt;
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&weights)
+                .unwrap();
+            file.write_all_at(&pseudo_random(1 << 20, i as u64), (SIZE / 2) as u64)
+                .unwrap();
+        } else {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(&weights)
+                .unwrap()
+                .set_len((SIZE / 3) as u64)
+                .unwrap();
+        }
+        let ran = finish(child.wait_with_output().unwrap());
+        assert_eq!(
+            ran.signal, None,
+            "run {i} died by signal {:?}; stderr: {}",
+            ran.signal, ran.stderr
+        );
+        let code = ran.code.unwrap();
+        assert!(
+            code == 0 || code == 1,
+            "run {i}: exit {code}: {}",
+            ran.stderr
+        );
+        let report = ran.json();
+        let verdicts: Vec<String> = subjects(&report).into_iter().map(|(_, v)| v).collect();
+        match code {
+            0 => assert_eq!(verdicts, ["ok"], "run {i}"),
+            _ => {
+                assert!(
+                    verdicts == ["unstable"] || verdicts == ["changed"],
+                    "run {i}: {report:#}"
+                );
+                unstable += usize::from(verdicts == ["unstable"]);
+            }
+        }
+    }
+    eprintln!("{unstable} of {runs} runs were unstable");
+    assert!(
+        unstable >= 5,
+        "only {unstable} of {runs} runs overlapped the change; the test did not exercise it"
+    );
+}
+
+#[test]
+fn special_files_are_reported_and_never_opened() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("model");
+    write_tree(&model, &[("w.bin", b"weights")]);
+    let manifest = dir.path().join("approved.json");
+    manifest_of(&model, &manifest);
+    mkfifo(&model.join("pipe"));
+    let limit = Duration::from_secs(20);
+
+    let ran = run_within(
+        vouch().args([
+            "verify".as_ref(),
+            model.as_os_str(),
+            "--manifest".as_ref(),
+            manifest.as_os_str(),
+            "--format".as_ref(),
+            "json".as_ref(),
+        ]),
+        limit,
+    )
+    .expect(1);
+    let report = ran.json();
+    assert_eq!(
+        failures(&report),
+        [("pipe".to_string(), "extra".to_string())]
+    );
+    let message = report["subjects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "pipe")
+        .unwrap()["message"]
+        .clone();
+    assert!(message.as_str().unwrap().contains("FIFO"), "{message}");
+
+    let ran = run_within(vouch().args(["digest".as_ref(), model.as_os_str()]), limit).expect(2);
+    assert!(
+        ran.stderr.contains("pipe") && ran.stderr.contains("FIFO"),
+        "{}",
+        ran.stderr
+    );
+
+    let ran = run_within(vouch().args(["hash".as_ref(), model.as_os_str()]), limit).expect(2);
+    assert!(
+        ran.stdout().contains("w.bin"),
+        "the regular file is still hashed"
+    );
+    assert!(
+        ran.stderr.contains("pipe") && ran.stderr.contains("FIFO"),
+        "{}",
+        ran.stderr
+    );
+
+    // A FIFO named directly, and one listed in a check list.
+    run_within(
+        vouch().args(["hash".as_ref(), model.join("pipe").as_os_str()]),
+        limit,
+    )
+    .expect(2);
+    std::fs::write(
+        dir.path().join("SUMS"),
+        format!("{}  model/pipe\n", sha256_hex(b"")),
+    )
+    .unwrap();
+    let ran = run_within(
+        vouch()
+            .current_dir(dir.path())
+            .args(["hash", "--check", "SUMS"]),
+        limit,
+    )
+    .expect(1);
+    assert_eq!(ran.stdout(), "model/pipe: FAILED\n");
+}
+
+/// Runs vouch under strace and returns the paths it opened.
+fn opened_paths(args: &[&std::ffi::OsStr]) -> Option<(Ran, String)> {
+    let strace = require_tool("opened_paths", "strace")?;
+    let trace = tempfile::NamedTempFile::new().unwrap();
+    let ran = run(Command::new(strace)
+        .args(["-f", "-qq", "-e", "trace=open,openat,openat2", "-o"])
+        .arg(trace.path())
+        .arg(env!("CARGO_BIN_EXE_vouch"))
+        .args(args));
+    Some((ran, std::fs::read_to_string(trace.path()).unwrap()))
+}
+
+#[test]
+fn symlinks_are_refused_unless_allowed_and_never_followed_outside_the_root() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("model");
+    write_tree(
+        &model,
+        &[("real.bin", b"real weights"), ("sub/other.bin", b"other")],
+    );
+    std::fs::write(dir.path().join("secret"), b"outside the model").unwrap();
+    std::os::unix::fs::symlink("real.bin", model.join("inside-link")).unwrap();
+
+    // Refused by default, with the way out named.
+    let ran = vouch_run(["digest".as_ref(), model.as_os_str()]).expect(2);
+    assert!(
+        ran.stderr.contains("inside-link") && ran.stderr.contains("--allow-symlinks"),
+        "{}",
+        ran.stderr
+    );
+
+    // Allowed: hashed as the target's content.
+    let with_link = vouch_run([
+        "digest".as_ref(),
+        model.as_os_str(),
+        "--allow-symlinks".as_ref(),
+    ])
+    .expect(0)
+    .stdout();
+    std::fs::remove_file(model.join("inside-link")).unwrap();
+    std::fs::copy(model.join("real.bin"), model.join("inside-link")).unwrap();
+    let with_copy = vouch_run(["digest".as_ref(), model.as_os_str()])
+        .expect(0)
+        .stdout();
+    assert_eq!(
+        with_link, with_copy,
+        "a link is hashed as its target's content"
+    );
+    std::fs::remove_file(model.join("inside-link")).unwrap();
+
+    // A link that leads outside the root is rejected even when links are allowed, and the
+    // file it points to is never opened.
+    std::os::unix::fs::symlink("../secret", model.join("escape")).unwrap();
+    let ran = vouch_run([
+        "digest".as_ref(),
+        model.as_os_str(),
+        "--allow-symlinks".as_ref(),
+    ])
+    .expect(2);
+    assert!(
+        ran.stderr.contains("escape") && ran.stderr.contains("outside"),
+        "{}",
+        ran.stderr
+    );
+    let manifest = dir.path().join("approved.json");
+    std::fs::rename(model.join("escape"), dir.path().join("escape-aside")).unwrap();
+    manifest_of(&model, &manifest);
+    std::fs::rename(dir.path().join("escape-aside"), model.join("escape")).unwrap();
+    let args = [
+        "verify".as_ref(),
+        model.as_os_str(),
+        "--manifest".as_ref(),
+        manifest.as_os_str(),
+        "--format".as_ref(),
+        "json".as_ref(),
+    ];
+    let ran = vouch_run(args).expect(1);
+    assert_eq!(
+        failures(&ran.json()),
+        [("escape".to_string(), "rejected".to_string())]
+    );
+    if let Some((ran, trace)) = opened_paths(&args) {
+        assert_eq!(ran.code, Some(1));
+        assert!(
+            !trace.contains("secret"),
+            "the file outside the root was opened:\n{trace}"
+        );
+    }
+}
+
+#[test]
+fn hostile_manifest_entries_are_refused_before_any_file_is_opened() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("model");
+    write_tree(&model, &[("a.bin", b"a"), ("b.bin", b"b")]);
+    std::fs::write(dir.path().join("secret"), b"outside").unwrap();
+    let good = dir.path().join("good.json");
+    manifest_of(&model, &good);
+    let statement: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&good).unwrap()).unwrap();
+
+    for (bad_name, needle) in [
+        ("../secret", "'..'"),
+        ("/etc/passwd", "absolute"),
+        ("a\u{0}b", "NUL"),
+        ("b.bin", "twice"),
+    ] {
+        let mut edited = statement.clone();
+        edited["predicate"]["resources"][0]["name"] = bad_name.into();
+        // Keep the root consistent so the entry itself is what is refused.
+        let path = dir.path().join("hostile.json");
+        std::fs::write(&path, serde_json::to_vec_pretty(&edited).unwrap()).unwrap();
+        let args = [
+            "verify".as_ref(),
+            model.as_os_str(),
+            "--manifest".as_ref(),
+            path.as_os_str(),
+        ];
+        let ran = vouch_run(args).expect(2);
+        assert!(
+            ran.stderr.contains("predicate.resources[") && ran.stderr.contains(needle),
+            "{bad_name:?}: {}",
+            ran.stderr
+        );
+        if let Some((_, trace)) = opened_paths(&args) {
+            assert!(
+                !trace.contains("secret") && !trace.contains("a.bin"),
+                "{bad_name:?}: files were opened:\n{trace}"
+            );
+        }
+    }
+}
+
+#[test]
+fn missing_extra_and_changed_files_are_each_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("model");
+    write_tree(
+        &model,
+        &[
+            ("keep.bin", b"same"),
+            ("edit.bin", b"before"),
+            ("gone.bin", b"bye"),
+            ("empty", b""),
+            ("d/nested", b"n"),
+        ],
+    );
+    let manifest = dir.path().join("approved.json");
+    manifest_of(&model, &manifest);
+    std::fs::write(model.join("edit.bin"), b"after!").unwrap();
+    std::fs::remove_file(model.join("gone.bin")).unwrap();
+    std::fs::write(model.join("new.bin"), b"surprise").unwrap();
+    std::fs::write(model.join("d/empty-too"), b"").unwrap();
+
+    let ran = vouch_run([
+        "verify".as_ref(),
+        model.as_os_str(),
+        "--manifest".as_ref(),
+        manifest.as_os_str(),
+        "--format".as_ref(),
+        "json".as_ref(),
+    ]);
+    let report = ran.expect(1).json();
+    assert_eq!(
+        failures(&report),
+        [
+            ("d/empty-too".to_string(), "extra".to_string()),
+            ("edit.bin".to_string(), "changed".to_string()),
+            ("gone.bin".to_string(), "missing".to_string()),
+            ("new.bin".to_string(), "extra".to_string()),
+        ]
+    );
+    let edited = report["subjects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "edit.bin")
+        .unwrap();
+    assert_eq!(
+        edited["expected"],
+        format!("sha256:{}", sha256_hex(b"before"))
+    );
+    assert_eq!(
+        edited["actual"],
+        format!("sha256:{}", sha256_hex(b"after!"))
+    );
+
+    // The text report names each one too.
+    let text = vouch_run([
+        "verify".as_ref(),
+        model.as_os_str(),
+        "--manifest".as_ref(),
+        manifest.as_os_str(),
+    ])
+    .expect(1)
+    .stdout();
+    for line in [
+        "changed    edit.bin",
+        "missing    gone.bin",
+        "extra      new.bin",
+        "extra      d/empty-too",
+    ] {
+        assert!(text.contains(line), "missing '{line}' in:\n{text}");
+    }
+}
+
+#[test]
+fn empty_files_in_a_shards_manifest_are_flagged_as_unprotected() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("model");
+    write_tree(
+        &model,
+        &[("w.bin", &pseudo_random(2500, 1)), ("empty", b"")],
+    );
+    let manifest = dir.path().join("approved.json");
+    vouch_run([
+        "manifest".as_ref(),
+        model.as_os_str(),
+        "--shard-size".as_ref(),
+        "1000".as_ref(),
+        "-o".as_ref(),
+        manifest.as_os_str(),
+    ])
+    .expect(0);
+    let ran = vouch_run([
+        "verify".as_ref(),
+        model.as_os_str(),
+        "--manifest".as_ref(),
+        manifest.as_os_str(),
+        "--format".as_ref(),
+        "json".as_ref(),
+    ]);
+    let report = ran.expect(0).json();
+    assert_eq!(subjects(&report).len(), 3, "three shards of w.bin");
+    let warnings = report["warnings"].to_string();
+    assert!(
+        warnings.contains("empty") && warnings.contains("not protected"),
+        "{warnings}"
+    );
+
+    // A shard-mode file whose size changed is named with the sizes, not as shard noise.
+    std::fs::write(model.join("w.bin"), pseudo_random(1500, 1)).unwrap();
+    let ran = vouch_run([
+        "verify".as_ref(),
+        model.as_os_str(),
+        "--manifest".as_ref(),
+        manifest.as_os_str(),
+        "--format".as_ref(),
+        "json".as_ref(),
+    ]);
+    let report = ran.expect(1).json();
+    assert_eq!(
+        failures(&report),
+        [("w.bin".to_string(), "changed".to_string())]
+    );
+    assert!(
+        report
+            .to_string()
+            .contains("approved 2500 bytes, found 1500 bytes"),
+        "{report:#}"
+    );
+}
+
+#[test]
+fn a_sparse_file_over_4_gib_hashes_like_sha256sum() {
+    let Some(sha256sum) = require_tool(
+        "a_sparse_file_over_4_gib_hashes_like_sha256sum",
+        "sha256sum",
+    ) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sparse.bin");
+    let file = std::fs::File::create(&path).unwrap();
+    file.set_len(5 << 30).unwrap();
+    use std::os::unix::fs::FileExt;
+    // Marks past 4 GiB catch any 32-bit offset arithmetic.
+    file.write_all_at(b"past four gibibytes", (4 << 30) + 12_345)
+        .unwrap();
+    file.write_all_at(b"near the end", (5 << 30) - 20).unwrap();
+    drop(file);
+
+    let ours = vouch_run(["hash".as_ref(), path.as_os_str()])
+        .expect(0)
+        .stdout();
+    let theirs = run(Command::new(sha256sum).arg(&path)).expect(0).stdout();
+    assert_eq!(ours, theirs);
+
+    // Sharded: the shards past 4 GiB are named with their true offsets and verify.
+    let manifest = dir.path().join("m.json");
+    vouch_run([
+        "manifest".as_ref(),
+        path.as_os_str(),
+        "--shard-size".as_ref(),
+        "1000000000".as_ref(),
+        "-o".as_ref(),
+        manifest.as_os_str(),
+    ])
+    .expect(0);
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    assert!(text.contains("\".:5000000000:5368709120\""), "{text}");
+    vouch_run([
+        "verify".as_ref(),
+        path.as_os_str(),
+        "--manifest".as_ref(),
+        manifest.as_os_str(),
+    ])
+    .expect(0);
+}
+
+#[test]
+fn a_file_that_cannot_be_read_is_unreadable_with_exit_3() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("model");
+    write_tree(
+        &model,
+        &[("open.bin", b"readable"), ("locked.bin", b"secret weights")],
+    );
+    let manifest = dir.path().join("approved.json");
+    manifest_of(&model, &manifest);
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        model.join("locked.bin"),
+        std::fs::Permissions::from_mode(0o000),
+    )
+    .unwrap();
+    for p in [dir.path(), &model] {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    std::fs::set_permissions(&manifest, std::fs::Permissions::from_mode(0o644)).unwrap();
+
+    // Root reads anything, so as root vouch runs as nobody (setpriv) to meet the permission.
+    let mut command = if unsafe { libc::geteuid() } == 0 {
+        let Some(setpriv) = require_tool(
+            "a_file_that_cannot_be_read_is_unreadable_with_exit_3",
+            "setpriv",
+        ) else {
+            return;
+        };
+        let mut c = Command::new(setpriv);
+        c.args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            env!("CARGO_BIN_EXE_vouch"),
+        ]);
+        c
+    } else {
+        vouch()
+    };
+    command.args([
+        "verify".as_ref(),
+        model.as_os_str(),
+        "--manifest".as_ref(),
+        manifest.as_os_str(),
+        "--format".as_ref(),
+        "json".as_ref(),
+    ]);
+    let ran = run(&mut command).expect(3);
+    let report = ran.json();
+    assert_eq!(report["status"], "error");
+    assert_eq!(
+        failures(&report),
+        [("locked.bin".to_string(), "unreadable".to_string())]
+    );
+    assert!(
+        report.to_string().contains("Permission denied"),
+        "{report:#}"
+    );
+}
+
+#[test]
+fn inputs_that_do_not_exist_or_do_not_parse_exit_2_with_the_position() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("model");
+    write_tree(&model, &[("a", b"a")]);
+    let ran = vouch_run([
+        "verify".as_ref(),
+        dir.path().join("nope").as_os_str(),
+        "--digest".as_ref(),
+        format!("sha256:{}", "0".repeat(64)).as_ref(),
+    ])
+    .expect(2);
+    assert!(
+        ran.stderr.contains("nope") && ran.stderr.contains("no such file"),
+        "{}",
+        ran.stderr
+    );
+
+    let good = dir.path().join("good.json");
+    manifest_of(&model, &good);
+    let text = std::fs::read_to_string(&good).unwrap();
+    let truncated = dir.path().join("truncated.json");
+    std::fs::write(&truncated, &text[..text.len() / 2]).unwrap();
+    let ran = vouch_run([
+        "verify".as_ref(),
+        model.as_os_str(),
+        "--manifest".as_ref(),
+        truncated.as_os_str(),
+    ])
+    .expect(2);
+    assert!(
+        ran.stderr.contains("truncated.json")
+            && ran.stderr.contains("line")
+            && ran.stderr.contains("column"),
+        "{}",
+        ran.stderr
+    );
+
+    let garbage = dir.path().join("garbage.json");
+    std::fs::write(&garbage, "{\"_type\": 12}").unwrap();
+    let ran = vouch_run([
+        "verify".as_ref(),
+        model.as_os_str(),
+        "--manifest".as_ref(),
+        garbage.as_os_str(),
+        "--format".as_ref(),
+        "json".as_ref(),
+    ])
+    .expect(2);
+    assert!(ran.stderr.contains("_type"), "{}", ran.stderr);
+    assert_eq!(
+        ran.json()["status"],
+        "error",
+        "machine-readable formats still get a report"
+    );
+
+    let list = dir.path().join("SUMS");
+    std::fs::write(&list, "not a check list\n").unwrap();
+    let ran = vouch_run([
+        "verify".as_ref(),
+        model.as_os_str(),
+        "--check".as_ref(),
+        list.as_os_str(),
+    ])
+    .expect(2);
+    assert!(ran.stderr.contains("SUMS: line 1"), "{}", ran.stderr);
+}
+
+#[test]
+fn outputs_are_replaced_whole_or_not_at_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("model");
+    write_tree(&model, &[("a", b"a")]);
+    let out = dir.path().join("report.json");
+    std::fs::write(&out, "previous report").unwrap();
+
+    // A run that fails before producing output leaves the previous file as it was.
+    vouch_run([
+        "manifest".as_ref(),
+        dir.path().join("missing").as_os_str(),
+        "-o".as_ref(),
+        out.as_os_str(),
+    ])
+    .expect(2);
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "previous report");
+
+    // A manifest written inside the model is left out of it, and verifies.
+    let inside = model.join("approved.json");
+    manifest_of(&model, &inside);
+    let text = std::fs::read_to_string(&inside).unwrap();
+    assert!(
+        text.contains("\"approved.json\""),
+        "recorded as ignored: {text}"
+    );
+    vouch_run([
+        "verify".as_ref(),
+        model.as_os_str(),
+        "--manifest".as_ref(),
+        inside.as_os_str(),
+        "--output".as_ref(),
+        out.as_os_str(),
+    ])
+    .expect(0);
+    assert!(std::fs::read_to_string(&out).unwrap().contains("verified"));
+
+    // No temporary file is left behind anywhere.
+    for d in [dir.path(), &model] {
+        for entry in std::fs::read_dir(d).unwrap() {
+            let name = entry.unwrap().file_name();
+            assert!(
+                !name.to_string_lossy().starts_with(".vouch-"),
+                "left behind: {name:?}"
+            );
+        }
+    }
+}
