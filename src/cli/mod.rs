@@ -4,6 +4,7 @@
 mod digest;
 mod hash;
 mod manifest;
+mod sign;
 mod verify;
 
 use std::io::Write;
@@ -41,7 +42,9 @@ pub enum Command {
     Digest(digest::DigestArgs),
     /// Write the unsigned OMS manifest (in-toto statement) of a model: the approved manifest.
     Manifest(manifest::ManifestArgs),
-    /// Verify a model against a manifest, a pinned root digest or a check list.
+    /// Sign a model: an OMS signature bundle, as model-signing writes one.
+    Sign(sign::SignArgs),
+    /// Verify a model against a signature, a manifest, a pinned root digest or a check list.
     Verify(verify::VerifyArgs),
 }
 
@@ -51,6 +54,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Hash(args) => hash::run(args),
         Command::Digest(args) => digest::run(args),
         Command::Manifest(args) => manifest::run(args),
+        Command::Sign(args) => sign::run(args),
         Command::Verify(args) => verify::run(args),
     }
 }

@@ -13,9 +13,12 @@ use super::oms::{self, Method, Resource, ResourceKey, Serialization};
 use super::paths::{compare_names, IgnoreSet, SINGLE_FILE_NAME};
 use super::walk::{self, Model, Problem, ProblemKind};
 use super::{hash_model, walk_options, HashedModel};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::hash::{Digest, Engine, Progress, ReadError};
+use crate::manifest::statement::{self, StatementError};
+use crate::manifest::{read_input, statement_expected};
 use crate::report::{Report, Subject, Verdict};
+use crate::sign::{bundle, verify_model_signature, Rejection, SignerPolicy};
 
 /// What a model must match: resources under a serialization.
 #[derive(Clone, Debug)]
@@ -428,4 +431,56 @@ fn read_error_subject(name: String, error: &ReadError) -> Subject {
         }
         ReadError::Io(e) => Subject::new(name, Verdict::Unreadable).message(e.to_string()),
     }
+}
+
+/// Verifies the model at `path` against the OMS signature bundle at `signature`: the
+/// signature is checked under `policy` first, and only a payload that passed is used.
+///
+/// A refused signature is a report with one `rejected` subject (exit 1) and the model is not
+/// read; a signed payload in a layout vouch does not support is an input error (exit 2).
+pub fn verify_signed(
+    path: &Path,
+    signature: &Path,
+    policy: &SignerPolicy,
+    options: &VerifyOptions,
+    engine: &Engine,
+    progress: &dyn Progress,
+) -> Result<Report> {
+    let started = Instant::now();
+    let bundle = bundle::parse(&read_input(signature)?).map_err(|e| Error::input(signature, e))?;
+    let name = signature.display().to_string();
+    let rejected = |reason: String| Report {
+        target: path.display().to_string(),
+        approval: format!("signature {name}"),
+        subjects: vec![Subject::new(name.clone(), Verdict::Rejected).message(reason)],
+        duration: started.elapsed(),
+        ..Report::default()
+    };
+    let verified = match verify_model_signature(&bundle, policy) {
+        Ok(verified) => verified,
+        Err(Rejection(reason)) => return Ok(rejected(reason)),
+    };
+    let statement = match statement::parse(&verified.payload) {
+        Ok(statement) => statement,
+        Err(StatementError::Unsupported(message)) => return Err(Error::input(signature, message)),
+        Err(e) => {
+            return Ok(rejected(format!(
+                "the signed payload is not a valid OMS statement: {e}"
+            )))
+        }
+    };
+    let mut options = options.clone();
+    options.approval_files.push(signature.to_path_buf());
+    let mut expected = statement_expected(&statement, signature);
+    expected.description = format!(
+        "signature {name} ({})",
+        statement.manifest.serialization.describe()
+    );
+    let mut report = verify(path, &expected, &options, engine, progress)?;
+    report.subjects.insert(
+        0,
+        Subject::new(name, Verdict::Ok).message(format!("signed by {}", verified.signer)),
+    );
+    report.duration = started.elapsed();
+    Ok(report)
 }

@@ -1,0 +1,329 @@
+//! Sigstore bundles (v0.3) as OpenSSF Model Signing writes them: a DSSE envelope around the
+//! in-toto statement, and verification material that is a public-key hint, an X.509 chain,
+//! or a Fulcio certificate with transparency-log entries (keyless).
+//!
+//! Reading is structural and strict about what matters (the OMS bundle schema), lenient
+//! about what model-signing releases wrote differently (`keyid: null`, a public key as
+//! `rawBytes` before 1.1). Nothing here checks a signature.
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::manifest::statement::PAYLOAD_TYPE;
+
+pub const BUNDLE_MEDIA_TYPE: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
+
+/// How the signer is identified.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Material {
+    /// A managed key: `hint` is the hex SHA-256 of its PEM text; older bundles carry the
+    /// PEM itself.
+    PublicKey {
+        hint: Option<String>,
+        pem: Option<Vec<u8>>,
+    },
+    /// A certificate chain, leaf first, DER.
+    CertificateChain(Vec<Vec<u8>>),
+    /// A Fulcio certificate with transparency-log entries: verified by Sigstore's rules.
+    Keyless,
+}
+
+impl Material {
+    /// The signing method in words, for messages.
+    pub fn method(&self) -> &'static str {
+        match self {
+            Material::PublicKey { .. } => "a private key (verify with --key)",
+            Material::CertificateChain(_) => "a certificate (verify with --certificate-chain)",
+            Material::Keyless => "Sigstore keyless signing (verify with --identity and --issuer)",
+        }
+    }
+}
+
+/// A DSSE envelope: the payload and its signatures, decoded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Envelope {
+    pub payload_type: String,
+    pub payload: Vec<u8>,
+    pub signatures: Vec<Vec<u8>>,
+}
+
+/// A parsed bundle.
+#[derive(Clone, Debug)]
+pub struct Bundle {
+    pub material: Material,
+    pub envelope: Envelope,
+    /// The document as read, with `keyid: null` removed, for the Sigstore verifier.
+    pub normalized_json: String,
+}
+
+/// Parses a bundle, saying what is missing or malformed and where.
+pub fn parse(bytes: &[u8]) -> Result<Bundle, String> {
+    let mut value: Value =
+        serde_json::from_slice(bytes).map_err(|e| format!("malformed JSON: {e}"))?;
+    let top = value.as_object().ok_or("the bundle is not a JSON object")?;
+    let media_type = top
+        .get("mediaType")
+        .and_then(Value::as_str)
+        .ok_or("mediaType is missing")?;
+    if !media_type.starts_with("application/vnd.dev.sigstore.bundle") {
+        return Err(format!(
+            "mediaType \"{media_type}\" is not a Sigstore bundle"
+        ));
+    }
+    let material = top
+        .get("verificationMaterial")
+        .and_then(Value::as_object)
+        .ok_or("verificationMaterial is missing")?;
+    let material = parse_material(material)?;
+    let envelope = top
+        .get("dsseEnvelope")
+        .and_then(Value::as_object)
+        .ok_or("dsseEnvelope is missing: an OMS bundle signs a DSSE envelope")?;
+    let envelope = parse_envelope(envelope)?;
+    drop_null_key_ids(&mut value);
+    Ok(Bundle {
+        material,
+        envelope,
+        normalized_json: value.to_string(),
+    })
+}
+
+fn parse_material(material: &Map<String, Value>) -> Result<Material, String> {
+    if let Some(key) = material.get("publicKey") {
+        let key = key
+            .as_object()
+            .ok_or("verificationMaterial.publicKey is not an object")?;
+        let hint = key.get("hint").and_then(Value::as_str).map(str::to_string);
+        let pem = match key.get("rawBytes").and_then(Value::as_str) {
+            Some(raw) => Some(decode(raw, "verificationMaterial.publicKey.rawBytes")?),
+            None => None,
+        };
+        if hint.is_none() && pem.is_none() {
+            return Err("verificationMaterial.publicKey has neither hint nor rawBytes".into());
+        }
+        return Ok(Material::PublicKey { hint, pem });
+    }
+    if let Some(chain) = material.get("x509CertificateChain") {
+        let certificates = chain
+            .get("certificates")
+            .and_then(Value::as_array)
+            .filter(|list| !list.is_empty())
+            .ok_or("verificationMaterial.x509CertificateChain.certificates is missing or empty")?;
+        let der = certificates
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let at =
+                    format!("verificationMaterial.x509CertificateChain.certificates[{i}].rawBytes");
+                decode(
+                    c.get("rawBytes")
+                        .and_then(Value::as_str)
+                        .ok_or(format!("{at} is missing"))?,
+                    &at,
+                )
+            })
+            .collect::<Result<_, _>>()?;
+        return Ok(Material::CertificateChain(der));
+    }
+    if material.contains_key("certificate") {
+        let entries = material.get("tlogEntries").and_then(Value::as_array);
+        if entries.is_none_or(|e| e.is_empty()) {
+            return Err(
+                "verificationMaterial.tlogEntries is missing or empty: a keyless signature needs its \
+                 transparency-log entry"
+                    .into(),
+            );
+        }
+        return Ok(Material::Keyless);
+    }
+    Err("verificationMaterial has no publicKey, x509CertificateChain or certificate".into())
+}
+
+fn parse_envelope(envelope: &Map<String, Value>) -> Result<Envelope, String> {
+    let payload_type = envelope
+        .get("payloadType")
+        .and_then(Value::as_str)
+        .ok_or("dsseEnvelope.payloadType is missing")?
+        .to_string();
+    let payload = decode(
+        envelope
+            .get("payload")
+            .and_then(Value::as_str)
+            .ok_or("dsseEnvelope.payload is missing")?,
+        "dsseEnvelope.payload",
+    )?;
+    if payload.is_empty() {
+        return Err("dsseEnvelope.payload is empty".into());
+    }
+    let signatures = envelope
+        .get("signatures")
+        .and_then(Value::as_array)
+        .filter(|s| !s.is_empty())
+        .ok_or("dsseEnvelope.signatures is missing or empty")?
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let at = format!("dsseEnvelope.signatures[{i}].sig");
+            decode(
+                s.get("sig")
+                    .and_then(Value::as_str)
+                    .ok_or(format!("{at} is missing"))?,
+                &at,
+            )
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(Envelope {
+        payload_type,
+        payload,
+        signatures,
+    })
+}
+
+fn decode(text: &str, at: &str) -> Result<Vec<u8>, String> {
+    STANDARD
+        .decode(text)
+        .map_err(|e| format!("{at} is not base64: {e}"))
+}
+
+/// model-signing before 1.1 wrote `"keyid": null`, which the Sigstore types refuse; the
+/// key id is not signed and not used, so it is dropped.
+fn drop_null_key_ids(value: &mut Value) {
+    if let Some(signatures) = value
+        .pointer_mut("/dsseEnvelope/signatures")
+        .and_then(Value::as_array_mut)
+    {
+        for signature in signatures.iter_mut().filter_map(Value::as_object_mut) {
+            if signature.get("keyid").is_some_and(Value::is_null) {
+                signature.remove("keyid");
+            }
+        }
+    }
+}
+
+/// Writes a bundle as model-signing does for the key and certificate methods.
+pub fn to_json(material: &Material, payload: &[u8], signature: &[u8]) -> Vec<u8> {
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct BundleOut<'a> {
+        media_type: &'a str,
+        verification_material: MaterialOut,
+        dsse_envelope: EnvelopeOut<'a>,
+    }
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct MaterialOut {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        public_key: Option<HintOut>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        x509_certificate_chain: Option<ChainOut>,
+        tlog_entries: [(); 0],
+    }
+    #[derive(Serialize)]
+    struct HintOut {
+        hint: String,
+    }
+    #[derive(Serialize)]
+    struct ChainOut {
+        certificates: Vec<RawOut>,
+    }
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct RawOut {
+        raw_bytes: String,
+    }
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct EnvelopeOut<'a> {
+        payload: String,
+        payload_type: &'a str,
+        signatures: [SignatureOut; 1],
+    }
+    #[derive(Serialize)]
+    struct SignatureOut {
+        sig: String,
+        keyid: &'static str,
+    }
+
+    let verification_material = match material {
+        Material::PublicKey { hint, .. } => MaterialOut {
+            public_key: Some(HintOut {
+                hint: hint.clone().unwrap_or_default(),
+            }),
+            x509_certificate_chain: None,
+            tlog_entries: [],
+        },
+        Material::CertificateChain(chain) => MaterialOut {
+            public_key: None,
+            x509_certificate_chain: Some(ChainOut {
+                certificates: chain
+                    .iter()
+                    .map(|der| RawOut {
+                        raw_bytes: STANDARD.encode(der),
+                    })
+                    .collect(),
+            }),
+            tlog_entries: [],
+        },
+        Material::Keyless => unreachable!("vouch signs with keys and certificates only"),
+    };
+    let bundle = BundleOut {
+        media_type: BUNDLE_MEDIA_TYPE,
+        verification_material,
+        dsse_envelope: EnvelopeOut {
+            payload: STANDARD.encode(payload),
+            payload_type: PAYLOAD_TYPE,
+            signatures: [SignatureOut {
+                sig: STANDARD.encode(signature),
+                keyid: "",
+            }],
+        },
+    };
+    let mut out = serde_json::to_vec_pretty(&bundle).expect("a bundle always serializes");
+    out.push(b'\n');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn written_bundles_parse_back() {
+        let material = Material::PublicKey {
+            hint: Some("ab".repeat(32)),
+            pem: None,
+        };
+        let bytes = to_json(&material, b"{\"x\":1}", b"sig");
+        let bundle = parse(&bytes).unwrap();
+        assert_eq!(bundle.material, material);
+        assert_eq!(bundle.envelope.payload, b"{\"x\":1}");
+        assert_eq!(bundle.envelope.signatures, [b"sig".to_vec()]);
+        assert_eq!(bundle.envelope.payload_type, PAYLOAD_TYPE);
+    }
+
+    #[test]
+    fn structural_problems_are_named() {
+        let cases = [
+            ("", "malformed JSON"),
+            ("{}", "mediaType"),
+            (
+                r#"{"mediaType":"application/vnd.dev.sigstore.bundle.v0.3+json"}"#,
+                "verificationMaterial",
+            ),
+            (
+                r#"{"mediaType":"application/vnd.dev.sigstore.bundle.v0.3+json","verificationMaterial":{"publicKey":{"hint":"x"}}}"#,
+                "dsseEnvelope",
+            ),
+            (
+                r#"{"mediaType":"application/vnd.dev.sigstore.bundle.v0.3+json","verificationMaterial":{"certificate":{"rawBytes":"AA=="}},"dsseEnvelope":{}}"#,
+                "tlogEntries",
+            ),
+        ];
+        for (text, needle) in cases {
+            let err = parse(text.as_bytes()).unwrap_err();
+            assert!(err.contains(needle), "{text}: {err}");
+        }
+    }
+}

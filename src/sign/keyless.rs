@@ -1,0 +1,183 @@
+//! Sigstore keyless signatures, verified by the sigstore-verify crate: the Fulcio certificate
+//! chain to the trusted root, its SCT, the Rekor inclusion proof, checkpoint and signed entry
+//! timestamp, the certificate's validity at the logged time, and the signer's identity and
+//! OIDC issuer, matched exactly (or the identity against a whole-string pattern).
+
+use std::io::Read;
+
+use regex::Regex;
+use sigstore_trust_root::{TrustedRoot, SIGSTORE_PRODUCTION_TRUSTED_ROOT};
+use sigstore_types::{Artifact, Sha256Hash};
+use sigstore_verify::{Error as SigstoreError, VerificationPolicy, VerificationResult, Verifier};
+
+use super::bundle::Bundle;
+use super::Rejection;
+
+/// Who the signer must be.
+#[derive(Debug)]
+pub enum IdentityRule {
+    /// `--identity`: this exact subject (e-mail address or URI).
+    Exact(String),
+    /// `--identity-regexp`: a pattern the whole subject must match.
+    Pattern(Regex),
+}
+
+impl IdentityRule {
+    /// A pattern anchored at both ends, so `.*@example.com` cannot match a longer identity.
+    pub fn pattern(text: &str) -> Result<IdentityRule, String> {
+        Regex::new(&format!("^(?:{text})$"))
+            .map(IdentityRule::Pattern)
+            .map_err(|e| format!("--identity-regexp is not a valid pattern: {e}"))
+    }
+}
+
+pub struct KeylessPolicy {
+    identity: IdentityRule,
+    issuer: String,
+    verifier: Verifier,
+}
+
+impl KeylessPolicy {
+    /// `trusted_root` is the text of a trusted_root.json; without one, the Sigstore
+    /// public-good root that ships with the Sigstore crates is used.
+    pub fn new(
+        identity: IdentityRule,
+        issuer: String,
+        trusted_root: Option<&str>,
+    ) -> Result<KeylessPolicy, String> {
+        let root = TrustedRoot::from_json(trusted_root.unwrap_or(SIGSTORE_PRODUCTION_TRUSTED_ROOT))
+            .map_err(|e| format!("not a Sigstore trusted root: {e}"))?;
+        let verifier = Verifier::new(&root).map_err(|e| format!("unusable trusted root: {e}"))?;
+        Ok(KeylessPolicy {
+            identity,
+            issuer,
+            verifier,
+        })
+    }
+
+    fn sigstore_policy(&self) -> VerificationPolicy {
+        let policy = VerificationPolicy::any_identity().require_issuer(self.issuer.clone());
+        match &self.identity {
+            IdentityRule::Exact(identity) => policy.require_identity(identity.as_str()),
+            IdentityRule::Pattern(_) => policy,
+        }
+    }
+
+    fn check(
+        &self,
+        result: Result<VerificationResult, SigstoreError>,
+    ) -> Result<KeylessSigner, KeylessFailure> {
+        let result = result.map_err(|e| match e {
+            SigstoreError::ArtifactMismatch(m) => KeylessFailure::ArtifactMismatch(m),
+            other => KeylessFailure::Rejected(Rejection(reason(&other))),
+        })?;
+        let identity = result
+            .identity()
+            .map(|i| i.as_str().to_string())
+            .unwrap_or_default();
+        if let IdentityRule::Pattern(pattern) = &self.identity {
+            if !pattern.is_match(&identity) {
+                return Err(KeylessFailure::Rejected(Rejection(format!(
+                    "identity mismatch: signed by {identity}, which does not match {}",
+                    pattern.as_str()
+                ))));
+            }
+        }
+        Ok(KeylessSigner {
+            identity,
+            issuer: result.issuer().unwrap_or_default().to_string(),
+            logged_at: result.integrated_time().map(|t| t.to_string()),
+        })
+    }
+}
+
+/// A keyless signer that checked out.
+#[derive(Debug)]
+pub struct KeylessSigner {
+    pub identity: String,
+    pub issuer: String,
+    pub logged_at: Option<String>,
+}
+
+impl KeylessSigner {
+    pub fn describe(&self) -> String {
+        let logged = self
+            .logged_at
+            .as_ref()
+            .map(|t| format!(", logged at {t}"))
+            .unwrap_or_default();
+        format!(
+            "Sigstore identity {} from {}{logged}",
+            self.identity, self.issuer
+        )
+    }
+}
+
+/// Why a keyless verification failed.
+#[derive(Debug)]
+pub enum KeylessFailure {
+    /// Everything about the signature holds, but it covers other bytes than the artifact.
+    ArtifactMismatch(String),
+    /// The signature, its certificate, its log entry or its signer was refused.
+    Rejected(Rejection),
+}
+
+/// Verifies a keyless OMS bundle whose statement's subject is `subject_sha256`.
+pub fn verify_digest(
+    bundle: &Bundle,
+    subject_sha256: &str,
+    policy: &KeylessPolicy,
+) -> Result<KeylessSigner, Rejection> {
+    let parsed = sigstore_types::Bundle::from_json(&bundle.normalized_json).map_err(|e| {
+        Rejection(format!(
+            "the bundle does not follow the Sigstore format: {e}"
+        ))
+    })?;
+    let digest = Sha256Hash::from_hex(subject_sha256)
+        .map_err(|e| Rejection(format!("the subject digest is not a sha256 digest: {e}")))?;
+    let result = policy.verifier.verify(
+        Artifact::Digest(digest.into()),
+        &parsed,
+        &policy.sigstore_policy(),
+    );
+    policy.check(result).map_err(|failure| match failure {
+        KeylessFailure::ArtifactMismatch(m) => {
+            Rejection(format!("the signed statement does not match itself: {m}"))
+        }
+        KeylessFailure::Rejected(rejection) => rejection,
+    })
+}
+
+/// Verifies a detached Sigstore bundle (a message signature or a DSSE attestation, as cosign
+/// and sigstore-python write them) over the bytes `artifact` yields.
+pub fn verify_detached(
+    bundle_json: &str,
+    artifact: impl Read,
+    policy: &KeylessPolicy,
+) -> Result<KeylessSigner, KeylessFailure> {
+    let parsed = sigstore_types::Bundle::from_json(bundle_json).map_err(|e| {
+        KeylessFailure::Rejected(Rejection(format!(
+            "the bundle does not follow the Sigstore format: {e}"
+        )))
+    })?;
+    let result = policy
+        .verifier
+        .verify_reader(artifact, &parsed, &policy.sigstore_policy());
+    policy.check(result)
+}
+
+/// A reason a user can act on, naming which check failed.
+fn reason(error: &SigstoreError) -> String {
+    match error {
+        SigstoreError::IdentityMismatch { .. } | SigstoreError::IssuerMismatch { .. } => {
+            error.to_string()
+        }
+        SigstoreError::SignatureInvalid(_) => {
+            format!("{error} (the payload was altered, or another key signed it)")
+        }
+        SigstoreError::Certificate(e) => format!("certificate: {e}"),
+        SigstoreError::TransparencyLog(e) => format!("transparency log proof: {e}"),
+        SigstoreError::Timestamp(e) => format!("timestamp: {e}"),
+        other => other.to_string(),
+    }
+}
