@@ -11,5 +11,6 @@ pub mod hash;
 pub mod manifest;
 pub mod model;
 pub mod report;
+pub mod sbom;
 
 pub use error::{Error, Result};

@@ -1,0 +1,4 @@
+//! Software bills of materials (CycloneDX 1.6 and SPDX 2.3) for models, and the format
+//! facts they carry ([`formats`]).
+
+pub mod formats;
