@@ -4,6 +4,8 @@
 mod digest;
 mod hash;
 mod manifest;
+mod sbom;
+mod scan;
 mod verify;
 
 use std::io::Write;
@@ -43,6 +45,11 @@ pub enum Command {
     Manifest(manifest::ManifestArgs),
     /// Verify a model against a manifest, a pinned root digest or a check list.
     Verify(verify::VerifyArgs),
+    /// Write a CycloneDX 1.6 or SPDX 2.3 SBOM of a model: its files, digests and format facts.
+    Sbom(sbom::SbomArgs),
+    /// Read the headers of a model's weight files (safetensors, GGUF, ONNX, pickle) and
+    /// report what they are and whether loading them could run code.
+    Scan(scan::ScanArgs),
 }
 
 /// Runs a parsed command line and returns the exit status.
@@ -52,6 +59,8 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Digest(args) => digest::run(args),
         Command::Manifest(args) => manifest::run(args),
         Command::Verify(args) => verify::run(args),
+        Command::Sbom(args) => sbom::run(args),
+        Command::Scan(args) => scan::run(args),
     }
 }
 

@@ -101,6 +101,11 @@ pub fn read_error(model: &Model, name: &str, error: ReadError) -> Error {
     } else {
         model.path.join(name)
     };
+    read_error_at(path, error)
+}
+
+/// The error that stops a complete description when the file at `path` could not be read.
+pub fn read_error_at(path: std::path::PathBuf, error: ReadError) -> Error {
     match error {
         ReadError::Unstable(message) => Error::Unstable { path, message },
         ReadError::NotRegular(kind) => Error::input(path, format!("is {kind}; it was not read")),
