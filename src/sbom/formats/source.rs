@@ -63,7 +63,7 @@ impl<R: Read + Seek> Source<R> {
     pub fn need(&self, n: u64, what: &str) -> Parsed<()> {
         if n > self.remaining() {
             return Err(Problem::malformed(format!(
-                "{what} declares {n} bytes at offset {}, but only {} bytes remain in the file",
+                "{what} of {n} bytes at offset {} runs past the end of the file ({} bytes remain; truncated?)",
                 self.position,
                 self.remaining()
             )));
