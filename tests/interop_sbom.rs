@@ -100,6 +100,16 @@ fn collect(root: &Path, dir: &Path, out: &mut Vec<String>) {
     }
 }
 
+/// In a JSON array of objects, the `field` of the first whose `key` is `value`.
+fn lookup(array: &Value, key: &str, value: &str, field: &str) -> Option<String> {
+    array
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|item| item[key] == value)
+        .map(|item| item[field].as_str().unwrap().to_string())
+}
+
 fn peers(test: &str) -> Option<PathBuf> {
     let python = peer_python(test)?;
     require_tool(test, "pyspdxtools")?;
@@ -138,14 +148,7 @@ fn cyclonedx_sbom_is_valid_and_its_hashes_are_the_files() {
     assert_eq!(parameters["architectureFamily"], "llama");
     assert_eq!(parameters["modelArchitecture"], "LlamaForCausalLM");
     assert_eq!(parameters["task"], "text-generation");
-    let property = |props: &Value, name: &str| {
-        props
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|p| p["name"] == name)
-            .map(|p| p["value"].as_str().unwrap().to_string())
-    };
+    let property = |props: &Value, name: &str| lookup(props, "name", name, "value");
     let root = vouch_run(["digest".as_ref(), model.as_os_str()])
         .expect(0)
         .stdout();
@@ -161,14 +164,7 @@ fn cyclonedx_sbom_is_valid_and_its_hashes_are_the_files() {
     for file in files {
         let name = file["name"].as_str().unwrap();
         assert_eq!(file["type"], "file");
-        let hash = |alg: &str| {
-            file["hashes"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|h| h["alg"] == alg)
-                .map(|h| h["content"].as_str().unwrap().to_string())
-        };
+        let hash = |alg: &str| lookup(&file["hashes"], "alg", alg, "content");
         assert_eq!(hash("SHA-256").as_ref(), sha256.get(name), "{name}");
         assert_eq!(hash("BLAKE3").as_ref(), blake3.get(name), "{name}");
         let size = std::fs::metadata(model.join(name)).unwrap().len();
@@ -245,14 +241,7 @@ fn spdx_sbom_is_valid_with_sha1_and_sha256_of_every_file() {
             .unwrap()
             .strip_prefix("./")
             .unwrap();
-        let checksum = |alg: &str| {
-            file["checksums"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|c| c["algorithm"] == alg)
-                .map(|c| c["checksumValue"].as_str().unwrap().to_string())
-        };
+        let checksum = |alg: &str| lookup(&file["checksums"], "algorithm", alg, "checksumValue");
         assert_eq!(checksum("SHA1").as_ref(), sha1.get(name), "{name}");
         assert_eq!(checksum("SHA256").as_ref(), sha256.get(name), "{name}");
         assert!(relationships
