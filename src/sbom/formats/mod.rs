@@ -12,6 +12,9 @@ mod source;
 use std::fs::File;
 use std::path::Path;
 
+use crate::hash::reader::open_regular;
+use crate::hash::ReadError;
+
 use serde::Serialize;
 
 pub use source::Problem;
@@ -79,12 +82,13 @@ impl Facts {
 /// its name and first bytes call for. `Ok(None)`: no reader applies, or a file with a
 /// pickle extension holds no pickle.
 pub fn inspect(path: &Path, name: &str) -> Result<Option<Facts>, Problem> {
-    let file = File::open(path)?;
-    let meta = file.metadata()?;
-    if !meta.is_file() {
-        return Err(Problem::malformed("is not a regular file"));
-    }
-    let len = meta.len();
+    // Opened without blocking: a FIFO swapped in for the file is refused, never read.
+    let (file, stamp) = open_regular(path, true).map_err(|e| match e {
+        ReadError::Io(e) => Problem::Io(e),
+        ReadError::NotRegular(kind) => Problem::malformed(format!("is {kind}; it was not read")),
+        ReadError::Unstable(message) => Problem::malformed(message),
+    })?;
+    let len = stamp.len;
     let mut head = Vec::with_capacity(8);
     std::io::Read::read_to_end(&mut std::io::Read::take(&file, 8), &mut head)?;
     let Some(kind) = Kind::detect(name, &head) else {
