@@ -17,7 +17,7 @@ pub enum SbomFormat {
     Spdx,
 }
 
-/// Extra digests `--algo` can add to the SHA-256 (and, for SPDX, SHA-1) of every file.
+/// Extra digests `--algo` can add to the SHA-256 of every file (CycloneDX only).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum ExtraAlgorithm {
     Blake3,
@@ -45,7 +45,7 @@ pub struct SbomArgs {
     /// hub cache snapshot path]
     #[arg(long, value_name = "P")]
     purl: Option<String>,
-    /// Also record this digest of every file
+    /// Also record this digest of every file (CycloneDX)
     #[arg(long, value_enum, value_name = "ALGORITHM")]
     algo: Option<ExtraAlgorithm>,
     #[command(flatten)]
@@ -53,6 +53,14 @@ pub struct SbomArgs {
 }
 
 pub fn run(args: SbomArgs) -> Result<u8> {
+    if args.format == SbomFormat::Spdx && args.algo.is_some() {
+        // spdx-tools, the official validator, refuses 256-bit BLAKE3 checksums.
+        return Err(Error::Usage(
+            "--algo blake3 goes with --format cyclonedx; SPDX files carry SHA1 and SHA256 \
+             (the SPDX validator refuses 256-bit BLAKE3 values)"
+                .into(),
+        ));
+    }
     if let Some(purl) = &args.purl {
         check_purl(purl).map_err(|e| Error::Usage(format!("--purl: {e}")))?;
     }

@@ -1,6 +1,6 @@
-//! SPDX 2.3 JSON: one package for the model, its files with SHA-1 and SHA-256 checksums
-//! (and BLAKE3 when asked), the document DESCRIBES the package, the package CONTAINS each
-//! file, and a document namespace made unique by a UUID.
+//! SPDX 2.3 JSON: one package for the model, its files with SHA-1 and SHA-256 checksums,
+//! the document DESCRIBES the package, the package CONTAINS each file, and a document
+//! namespace made unique by a UUID.
 
 use serde::Serialize;
 
@@ -197,12 +197,6 @@ fn spdx_file(index: usize, file: &DescribedFile) -> File {
             checksum_value: file.sha256.hex(),
         },
     ];
-    if let Some(blake3) = &file.blake3 {
-        checksums.push(Checksum {
-            algorithm: "BLAKE3",
-            checksum_value: blake3.hex(),
-        });
-    }
     let mut lines = vec![format!("vouch:file:size: {}", file.size)];
     if let Some(owner) = &file.external_data_of {
         lines.push(format!("vouch:onnx:external-data-of: {owner}"));
