@@ -187,7 +187,7 @@ fn verification_code(files: &[DescribedFile]) -> String {
 }
 
 fn spdx_file(index: usize, file: &DescribedFile) -> File {
-    let mut checksums = vec![
+    let checksums = vec![
         Checksum {
             algorithm: "SHA1",
             checksum_value: file.sha1.hex(),
