@@ -26,12 +26,19 @@ fn random_bytes(len: usize) -> Vec<u8> {
 fn algorithms(c: &mut Criterion) {
     let data = random_bytes(64 << 20);
     let mut group = c.benchmark_group("digest 64 MiB in memory");
-    group.throughput(Throughput::Bytes(data.len() as u64)).sample_size(10);
+    group
+        .throughput(Throughput::Bytes(data.len() as u64))
+        .sample_size(10);
     for algorithm in Algorithm::ALL {
-        group.bench_function(algorithm.name(), |b| b.iter(|| black_box(algorithm.digest(&data))));
+        group.bench_function(algorithm.name(), |b| {
+            b.iter(|| black_box(algorithm.digest(&data)))
+        });
     }
     group.bench_function("blake3 (rayon, 2 threads)", |b| {
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
         b.iter(|| {
             pool.install(|| {
                 let mut hasher = Algorithm::Blake3.hasher();
@@ -48,21 +55,55 @@ fn reader(c: &mut Criterion) {
     let mut file = tempfile::NamedTempFile::new().unwrap();
     file.write_all(&random_bytes(len)).unwrap();
     let mut group = c.benchmark_group("reader 512 MiB file, page cache, sha256");
-    group.throughput(Throughput::Bytes(len as u64)).sample_size(10);
+    group
+        .throughput(Throughput::Bytes(len as u64))
+        .sample_size(10);
     for window in [4usize << 20, 16 << 20, 64 << 20] {
-        let config = ReaderConfig { window, small_read_limit: 0 };
-        group.bench_with_input(BenchmarkId::new("mapped window MiB", window >> 20), &config, |b, config| {
-            b.iter(|| {
-                let (handle, stamp) = open_regular(file.path(), false).unwrap();
-                black_box(hash_range(&handle, &stamp, 0, len as u64, &[Algorithm::Sha256], config, &|_| {}).unwrap())
-            })
-        });
+        let config = ReaderConfig {
+            window,
+            small_read_limit: 0,
+        };
+        group.bench_with_input(
+            BenchmarkId::new("mapped window MiB", window >> 20),
+            &config,
+            |b, config| {
+                b.iter(|| {
+                    let (handle, stamp) = open_regular(file.path(), false).unwrap();
+                    black_box(
+                        hash_range(
+                            &handle,
+                            &stamp,
+                            0,
+                            len as u64,
+                            &[Algorithm::Sha256],
+                            config,
+                            &|_| {},
+                        )
+                        .unwrap(),
+                    )
+                })
+            },
+        );
     }
-    let read_all = ReaderConfig { window: 16 << 20, small_read_limit: u64::MAX };
+    let read_all = ReaderConfig {
+        window: 16 << 20,
+        small_read_limit: u64::MAX,
+    };
     group.bench_function("read into one buffer", |b| {
         b.iter(|| {
             let (handle, stamp) = open_regular(file.path(), false).unwrap();
-            black_box(hash_range(&handle, &stamp, 0, len as u64, &[Algorithm::Sha256], &read_all, &|_| {}).unwrap())
+            black_box(
+                hash_range(
+                    &handle,
+                    &stamp,
+                    0,
+                    len as u64,
+                    &[Algorithm::Sha256],
+                    &read_all,
+                    &|_| {},
+                )
+                .unwrap(),
+            )
         })
     });
     group.finish();

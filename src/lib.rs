@@ -11,6 +11,7 @@ pub mod hash;
 pub mod manifest;
 pub mod model;
 pub mod report;
+pub mod sbom;
 pub mod sign;
 
 pub use error::{Error, Result};

@@ -4,6 +4,8 @@
 mod digest;
 mod hash;
 mod manifest;
+mod sbom;
+mod scan;
 mod sign;
 mod verify;
 
@@ -46,6 +48,11 @@ pub enum Command {
     Sign(sign::SignArgs),
     /// Verify a model against a signature, a manifest, a pinned root digest or a check list.
     Verify(verify::VerifyArgs),
+    /// Write a CycloneDX 1.6 or SPDX 2.3 SBOM of a model: its files, digests and format facts.
+    Sbom(sbom::SbomArgs),
+    /// Read the headers of a model's weight files (safetensors, GGUF, ONNX, pickle) and
+    /// report what they are and whether loading them could run code.
+    Scan(scan::ScanArgs),
 }
 
 /// Runs a parsed command line and returns the exit status.
@@ -56,6 +63,8 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Manifest(args) => manifest::run(args),
         Command::Sign(args) => sign::run(args),
         Command::Verify(args) => verify::run(args),
+        Command::Sbom(args) => sbom::run(args),
+        Command::Scan(args) => scan::run(args),
     }
 }
 

@@ -32,6 +32,10 @@ pub struct VerifyArgs {
     /// names its algorithm)
     #[arg(long, value_name = "SUMS")]
     check: Option<PathBuf>,
+    /// Fail (exit 1) when a pickle file (.pt, .bin, .pkl, PyTorch zip, ...) imports a
+    /// global picklescan rates dangerous, or cannot be scanned
+    #[arg(long)]
+    deny_unsafe_pickle: bool,
     #[command(flatten)]
     signatures: SignatureArgs,
     #[command(flatten)]
@@ -68,6 +72,7 @@ fn check(args: &VerifyArgs) -> Result<Report> {
     let mut options = VerifyOptions {
         extra_ignores: user_ignores(&args.model, &flags.ignore_paths)?,
         approval_files: Vec::new(),
+        deny_unsafe_pickle: args.deny_unsafe_pickle,
     };
     let engine = args.engine.engine()?;
     let progress = args.engine.progress();

@@ -8,6 +8,8 @@ use sha2::Digest as _;
 /// A digest algorithm vouch can compute.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Algorithm {
+    /// SHA-1, only for SPDX file checksums (which require it); never offered as a choice.
+    Sha1,
     Sha256,
     Sha512,
     Blake2b,
@@ -15,7 +17,7 @@ pub enum Algorithm {
 }
 
 impl Algorithm {
-    /// Every algorithm, in the order `--help` lists them.
+    /// Every algorithm a user can choose, in the order `--help` lists them.
     pub const ALL: [Algorithm; 4] = [
         Algorithm::Sha256,
         Algorithm::Sha512,
@@ -27,6 +29,7 @@ impl Algorithm {
     /// written as `name:hex`.
     pub fn name(self) -> &'static str {
         match self {
+            Algorithm::Sha1 => "sha1",
             Algorithm::Sha256 => "sha256",
             Algorithm::Sha512 => "sha512",
             Algorithm::Blake2b => "blake2b",
@@ -37,6 +40,7 @@ impl Algorithm {
     /// Length of a digest in bytes.
     pub fn digest_len(self) -> usize {
         match self {
+            Algorithm::Sha1 => 20,
             Algorithm::Sha256 | Algorithm::Blake3 => 32,
             Algorithm::Sha512 | Algorithm::Blake2b => 64,
         }
@@ -45,6 +49,7 @@ impl Algorithm {
     /// The tag GNU coreutils writes in `--tag` (BSD-style) check lists.
     pub fn bsd_tag(self) -> &'static str {
         match self {
+            Algorithm::Sha1 => "SHA1",
             Algorithm::Sha256 => "SHA256",
             Algorithm::Sha512 => "SHA512",
             Algorithm::Blake2b => "BLAKE2b",
@@ -54,12 +59,13 @@ impl Algorithm {
 
     /// Whether the OpenSSF Model Signing format v1.0 knows this algorithm.
     pub fn is_oms(self) -> bool {
-        !matches!(self, Algorithm::Sha512)
+        !matches!(self, Algorithm::Sha1 | Algorithm::Sha512)
     }
 
     /// A fresh streaming state for this algorithm.
     pub fn hasher(self) -> Hasher {
         match self {
+            Algorithm::Sha1 => Hasher::Sha1(sha1::Sha1::new()),
             Algorithm::Sha256 => Hasher::Sha256(sha2::Sha256::new()),
             Algorithm::Sha512 => Hasher::Sha512(sha2::Sha512::new()),
             Algorithm::Blake2b => Hasher::Blake2b(blake2::Blake2b512::new()),
@@ -98,6 +104,7 @@ impl FromStr for Algorithm {
 
 /// Streaming state of one digest computation.
 pub enum Hasher {
+    Sha1(sha1::Sha1),
     Sha256(sha2::Sha256),
     Sha512(sha2::Sha512),
     Blake2b(blake2::Blake2b512),
@@ -110,6 +117,7 @@ const BLAKE3_PARALLEL_MIN: usize = 1 << 20;
 impl Hasher {
     pub fn update(&mut self, data: &[u8]) {
         match self {
+            Hasher::Sha1(h) => h.update(data),
             Hasher::Sha256(h) => h.update(data),
             Hasher::Sha512(h) => h.update(data),
             Hasher::Blake2b(h) => h.update(data),
@@ -132,6 +140,7 @@ impl Hasher {
 
     pub fn algorithm(&self) -> Algorithm {
         match self {
+            Hasher::Sha1(_) => Algorithm::Sha1,
             Hasher::Sha256(_) => Algorithm::Sha256,
             Hasher::Sha512(_) => Algorithm::Sha512,
             Hasher::Blake2b(_) => Algorithm::Blake2b,
@@ -142,6 +151,7 @@ impl Hasher {
     pub fn finalize(self) -> Digest {
         let algorithm = self.algorithm();
         let bytes = match self {
+            Hasher::Sha1(h) => h.finalize().to_vec(),
             Hasher::Sha256(h) => h.finalize().to_vec(),
             Hasher::Sha512(h) => h.finalize().to_vec(),
             Hasher::Blake2b(h) => h.finalize().to_vec(),
@@ -212,6 +222,7 @@ mod tests {
     fn known_answers() {
         // FIPS 180-4 and the BLAKE2/BLAKE3 reference vectors for "abc".
         let cases = [
+            (Algorithm::Sha1, "a9993e364706816aba3e25717850c26c9cd0d89d"),
             (
                 Algorithm::Sha256,
                 "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
@@ -239,7 +250,7 @@ mod tests {
     #[test]
     fn parallel_update_equals_sequential() {
         let data: Vec<u8> = (0..5_000_000u32).map(|i| (i * 31 % 251) as u8).collect();
-        for algorithm in Algorithm::ALL {
+        for algorithm in [Algorithm::Sha1].into_iter().chain(Algorithm::ALL) {
             let mut parallel = algorithm.hasher();
             parallel.update_parallel(&data);
             assert_eq!(parallel.finalize(), algorithm.digest(&data), "{algorithm}");

@@ -24,6 +24,24 @@ pub fn build_manifest(
     engine: &Engine,
     progress: &dyn Progress,
 ) -> Result<(Manifest, u64)> {
+    let model = walk_faithfully(path, serialization)?;
+    let hashed = hash_model(&model, serialization, engine, progress);
+    let mut resources = Vec::with_capacity(hashed.resources.len());
+    for (key, result) in hashed.resources {
+        match result {
+            Ok(digest) => resources.push(oms::Resource { key, digest }),
+            Err(e) => return Err(read_error(&model, &key.path, e)),
+        }
+    }
+    Ok((
+        Manifest::new(model.name, serialization.clone(), resources),
+        hashed.bytes,
+    ))
+}
+
+/// Lists the model at `path` for a description that must be complete (a manifest, an
+/// SBOM): any file that cannot be part of it faithfully stops the listing, each one named.
+pub fn walk_faithfully(path: &Path, serialization: &Serialization) -> Result<Model> {
     let model = walk::walk(path, &walk_options(serialization))?;
     if !model.problems.is_empty() {
         let lines: Vec<String> = model
@@ -39,18 +57,7 @@ pub fn build_manifest(
             ),
         ));
     }
-    let hashed = hash_model(&model, serialization, engine, progress);
-    let mut resources = Vec::with_capacity(hashed.resources.len());
-    for (key, result) in hashed.resources {
-        match result {
-            Ok(digest) => resources.push(oms::Resource { key, digest }),
-            Err(e) => return Err(read_error(&model, &key, e)),
-        }
-    }
-    Ok((
-        Manifest::new(model.name, serialization.clone(), resources),
-        hashed.bytes,
-    ))
+    Ok(model)
 }
 
 /// The walk settings a serialization implies.
@@ -86,12 +93,19 @@ pub fn hash_model(
     HashedModel { resources, bytes }
 }
 
-fn read_error(model: &Model, key: &ResourceKey, error: ReadError) -> Error {
+/// The error that stops a complete description when the file `name` of `model` could not
+/// be read.
+pub fn read_error(model: &Model, name: &str, error: ReadError) -> Error {
     let path = if model.is_single_file {
         model.path.clone()
     } else {
-        model.path.join(&key.path)
+        model.path.join(name)
     };
+    read_error_at(path, error)
+}
+
+/// The error that stops a complete description when the file at `path` could not be read.
+pub fn read_error_at(path: std::path::PathBuf, error: ReadError) -> Error {
     match error {
         ReadError::Unstable(message) => Error::Unstable { path, message },
         ReadError::NotRegular(kind) => Error::input(path, format!("is {kind}; it was not read")),

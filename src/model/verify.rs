@@ -36,6 +36,8 @@ pub struct VerifyOptions {
     pub extra_ignores: Vec<String>,
     /// Files the approval came from; they are ignored when they lie inside the model.
     pub approval_files: Vec<std::path::PathBuf>,
+    /// Reject files whose pickles import globals picklescan rates dangerous.
+    pub deny_unsafe_pickle: bool,
 }
 
 /// Verifies the model at `path` against `expected`.
@@ -79,6 +81,7 @@ pub fn verify(
         method: serialization.method,
     };
     comparison.compare(&checked, hashed, &mut report);
+    apply_pickle_policy(&model, options, &mut report);
     report.duration = started.elapsed();
     Ok(report)
 }
@@ -141,8 +144,18 @@ pub fn verify_root(
         }
         report.subjects.push(subject);
     }
+    apply_pickle_policy(&model, options, &mut report);
     report.duration = started.elapsed();
     Ok(report)
+}
+
+/// Under `--deny-unsafe-pickle`, adds a `rejected` subject for each unsafe pickle.
+fn apply_pickle_policy(model: &Model, options: &VerifyOptions, report: &mut Report) {
+    if options.deny_unsafe_pickle {
+        report
+            .subjects
+            .extend(crate::sbom::scan::unsafe_pickle_subjects(model));
+    }
 }
 
 /// The approval's serialization, with the default git paths, `--ignore-paths` and the

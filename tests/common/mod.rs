@@ -220,3 +220,17 @@ pub fn flip_byte(path: &Path, offset: u64) {
 pub fn sha256_hex(bytes: &[u8]) -> String {
     vouch::hash::Algorithm::Sha256.digest(bytes).hex()
 }
+
+/// Runs the formats helper (`tests/peers/formats_peer.py COMMAND ARG`) with the peer Python
+/// and returns the JSON it prints.
+pub fn formats_peer(python: &Path, command: &str, arg: &Path) -> serde_json::Value {
+    let script = project_root().join("tests/peers/formats_peer.py");
+    let ran = run(Command::new(python).arg(script).arg(command).arg(arg));
+    assert_eq!(
+        ran.code,
+        Some(0),
+        "formats helper {command} failed:\n{}",
+        ran.stderr
+    );
+    ran.json()
+}

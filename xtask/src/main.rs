@@ -6,8 +6,20 @@ use std::path::{Path, PathBuf};
 use std::process::{exit, Command};
 
 /// Python packages the interop tests drive. model-signing 1.1.1 imports pyOpenSSL without
-/// declaring it, hence the second entry.
-const PYTHON_PEERS: &[&str] = &["model-signing==1.1.1", "pyopenssl"];
+/// declaring it, hence the second entry. The rest check SBOMs (the official CycloneDX and
+/// SPDX validators), write the weights formats `vouch scan` reads (safetensors with numpy,
+/// gguf, onnx), and give the pickle verdicts vouch must match (picklescan).
+const PYTHON_PEERS: &[&str] = &[
+    "model-signing==1.1.1",
+    "pyopenssl",
+    "cyclonedx-python-lib[json-validation]==11.12.0",
+    "spdx-tools==0.8.5",
+    "safetensors==0.8.0",
+    "numpy",
+    "gguf==0.19.0",
+    "onnx==1.23.2",
+    "picklescan==1.0.5",
+];
 /// Debian packages that provide peer commands, with a command each provides.
 const DEBIAN_PEERS: &[(&str, &str)] = &[("b3sum", "b3sum"), ("strace", "strace")];
 

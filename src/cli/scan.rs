@@ -1,0 +1,38 @@
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+
+use super::{write_output, EngineArgs};
+use crate::error::Result;
+use crate::sbom::scan::scan_model;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ScanFormat {
+    /// Human-readable facts and findings
+    Text,
+    /// One JSON object (fields documented in the README)
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct ScanArgs {
+    /// The model: a directory, or a single weights file
+    model: PathBuf,
+    /// Output format
+    #[arg(long, value_enum, default_value_t = ScanFormat::Text)]
+    format: ScanFormat,
+    #[command(flatten)]
+    engine: EngineArgs,
+}
+
+pub fn run(args: ScanArgs) -> Result<u8> {
+    let engine = args.engine.engine()?;
+    let progress = args.engine.progress();
+    let report = scan_model(&args.model, &engine, progress.as_ref())?;
+    let rendered = match args.format {
+        ScanFormat::Text => report.render_text(),
+        ScanFormat::Json => report.render_json(),
+    };
+    write_output(None, rendered.as_bytes())?;
+    Ok(report.exit_status())
+}

@@ -1,0 +1,458 @@
+//! What an SBOM says about a model, gathered once and rendered as CycloneDX or SPDX.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::SystemTime;
+
+use serde_json::Value;
+
+use super::formats::Facts;
+use super::inspect::{display_name, inspect_model, FileProblem};
+use crate::error::{Error, Result};
+use crate::hash::{Algorithm, Digest, Engine, Progress, Task};
+use crate::model::oms::{self, Method, Serialization};
+use crate::model::paths::{compare_names, IgnoreSet};
+use crate::model::{read_error, read_error_at, walk_faithfully};
+
+/// What an SBOM describes. Container images (a `container` component with its layers) are
+/// to join models here.
+#[derive(Clone, Debug)]
+pub enum Subject {
+    Model(ModelDescription),
+}
+
+/// A model: its identity, its files with their digests and format facts.
+#[derive(Clone, Debug)]
+pub struct ModelDescription {
+    pub name: String,
+    pub version: Option<String>,
+    pub purl: Option<String>,
+    /// The OMS root digest (files method, SHA-256): what `vouch digest` prints.
+    pub root_digest: Digest,
+    pub files: Vec<DescribedFile>,
+    /// From a Hugging Face `config.json` at the model root.
+    pub parameters: Option<ModelParameters>,
+}
+
+#[derive(Clone, Debug)]
+pub struct DescribedFile {
+    /// Relative name inside the model (the file's own name for a single-file model).
+    pub name: String,
+    pub size: u64,
+    pub sha1: Digest,
+    pub sha256: Digest,
+    pub blake3: Option<Digest>,
+    pub facts: Option<Facts>,
+    /// Set for files outside the model's own resources: external data of an ONNX file
+    /// that is the whole model, named here.
+    pub external_data_of: Option<String>,
+}
+
+/// CycloneDX `modelCard.modelParameters`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ModelParameters {
+    /// `model_type` (`llama`).
+    pub architecture_family: Option<String>,
+    /// `architectures[0]` (`LlamaForCausalLM`).
+    pub model_architecture: Option<String>,
+    /// The Hugging Face task its architecture's head implies (`text-generation`).
+    pub task: Option<String>,
+}
+
+/// An SBOM to render: the subject, when it was made, and how its serial number is chosen.
+#[derive(Clone, Debug)]
+pub struct Sbom {
+    pub subject: Subject,
+    pub created: Created,
+}
+
+/// The moment an SBOM is made.
+#[derive(Clone, Copy, Debug)]
+pub enum Created {
+    /// Now, with a random serial number.
+    Now(SystemTime),
+    /// `SOURCE_DATE_EPOCH`: this time, and serial numbers derived from the content, so the
+    /// same input gives the same bytes.
+    Reproducible(SystemTime),
+}
+
+impl Created {
+    pub fn time(self) -> SystemTime {
+        match self {
+            Created::Now(t) | Created::Reproducible(t) => t,
+        }
+    }
+
+    /// RFC 3339 in UTC, to the second.
+    pub fn timestamp(self) -> String {
+        humantime::format_rfc3339_seconds(self.time()).to_string()
+    }
+}
+
+/// Namespace of vouch's name-based (v5) UUIDs.
+const UUID_NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x5c0b_7a61_4d0e_4e7e_9b55_8f0c_2a1d_6e33);
+
+impl Sbom {
+    /// A unique id for this document: random, or under `SOURCE_DATE_EPOCH` derived from
+    /// everything the document says (`format` tells the two SBOM formats apart).
+    pub fn serial(&self, format: &str) -> uuid::Uuid {
+        match self.created {
+            Created::Now(_) => uuid::Uuid::new_v4(),
+            Created::Reproducible(_) => {
+                let Subject::Model(model) = &self.subject;
+                let mut name = format!(
+                    "{format}\n{}\n{}\n{:?}\n{:?}\n{}\n",
+                    self.created.timestamp(),
+                    model.name,
+                    model.version,
+                    model.purl,
+                    model.root_digest
+                );
+                for file in &model.files {
+                    name.push_str(&format!(
+                        "{} {} {:?}\n",
+                        file.name, file.sha256, file.blake3
+                    ));
+                }
+                uuid::Uuid::new_v5(&UUID_NAMESPACE, name.as_bytes())
+            }
+        }
+    }
+}
+
+/// How to describe a model.
+#[derive(Clone, Debug, Default)]
+pub struct DescribeOptions {
+    pub name: Option<String>,
+    pub version: Option<String>,
+    pub purl: Option<String>,
+    /// Add BLAKE3 digests to every file.
+    pub blake3: bool,
+    /// Model-relative names to leave out (an output file inside the model).
+    pub ignore: Vec<String>,
+}
+
+/// Describes the model at `path`: every file hashed once (SHA-1, SHA-256, and BLAKE3 when
+/// asked) and its header read. Returns the description and warnings for the user.
+pub fn describe_model(
+    path: &Path,
+    options: &DescribeOptions,
+    engine: &Engine,
+    progress: &dyn Progress,
+) -> Result<(ModelDescription, Vec<String>)> {
+    let mut ignore = IgnoreSet::with_defaults();
+    for name in &options.ignore {
+        ignore.insert(name.clone());
+    }
+    let serialization = Serialization {
+        method: Method::Files,
+        algorithm: Algorithm::Sha256,
+        allow_symlinks: false,
+        ignore_paths: ignore,
+    };
+    let model = walk_faithfully(path, &serialization)?;
+    let inspected = inspect_model(&model);
+    let mut warnings = Vec::new();
+
+    // The files to hash: the model's own, then external data it names from outside it.
+    let mut entries: Vec<Entry> = Vec::new();
+    let own: BTreeSet<&str> = model.files.iter().map(|f| f.name.as_str()).collect();
+    let mut extra = Vec::new();
+    for (file, inspected) in model.files.iter().zip(inspected) {
+        let name = display_name(&model, file);
+        if let Some(problem) = &inspected.problem {
+            warnings.push(problem_warning(&name, problem));
+        }
+        for external in &inspected.external {
+            match &external.name {
+                None => warnings.push(format!(
+                    "{name}: external data location '{}' leaves the model; it was not read",
+                    external.location
+                )),
+                Some(ext) if !model.is_single_file && own.contains(ext.as_str()) => {}
+                Some(_) if !external.path.is_file() => warnings.push(format!(
+                    "{name}: external data file '{}' does not exist",
+                    external.location
+                )),
+                Some(ext) if model.is_single_file => {
+                    extra.push((ext.clone(), external.path.clone(), name.clone()))
+                }
+                Some(_) => {}
+            }
+        }
+        let task = Task {
+            follow_symlinks: file.follow,
+            ..Task::whole(file.path.clone(), file.len)
+        };
+        entries.push(Entry {
+            name,
+            task,
+            facts: inspected.facts,
+            error_name: Some(file.name.clone()),
+            external_data_of: None,
+        });
+    }
+    for (ext, path, owner) in extra {
+        if entries.iter().any(|e| e.name == ext) {
+            continue;
+        }
+        let len = std::fs::metadata(&path)
+            .map_err(|e| Error::io(&path, e))?
+            .len();
+        entries.push(Entry {
+            name: ext,
+            task: Task::whole(path, len),
+            facts: None,
+            error_name: None,
+            external_data_of: Some(owner),
+        });
+    }
+
+    let mut algorithms = vec![Algorithm::Sha256, Algorithm::Sha1];
+    if options.blake3 {
+        algorithms.push(Algorithm::Blake3);
+    }
+    let tasks: Vec<Task> = entries.iter().map(|e| e.task.clone()).collect();
+    let (results, _) = engine.hash_all(&tasks, &algorithms, progress);
+    let mut files = Vec::with_capacity(entries.len());
+    for (entry, result) in entries.into_iter().zip(results) {
+        let mut digests = match (result, &entry.error_name) {
+            (Ok(digests), _) => digests.into_iter(),
+            (Err(e), Some(name)) => return Err(read_error(&model, name, e)),
+            (Err(e), None) => return Err(read_error_at(entry.task.path, e)),
+        };
+        let mut next = || digests.next().expect("one digest per algorithm");
+        files.push(DescribedFile {
+            name: entry.name,
+            size: entry.task.end,
+            sha256: next(),
+            sha1: next(),
+            blake3: options.blake3.then(&mut next),
+            facts: entry.facts,
+            external_data_of: entry.external_data_of,
+        });
+    }
+    files.sort_by(|a, b| compare_names(&a.name, &b.name));
+    let root_digest = oms::root_digest(
+        files
+            .iter()
+            .filter(|f| f.external_data_of.is_none())
+            .map(|f| &f.sha256),
+    );
+
+    let parameters = if model.is_single_file {
+        None
+    } else {
+        match read_config(&path.join("config.json")) {
+            Ok(parameters) => parameters,
+            Err(message) => {
+                warnings.push(format!("config.json: {message}; no model card parameters"));
+                None
+            }
+        }
+    };
+    let hub = hub_snapshot(path);
+    let description = ModelDescription {
+        name: options
+            .name
+            .clone()
+            .or_else(|| hub.as_ref().map(|h| h.repo_id()))
+            .unwrap_or_else(|| model.name.clone()),
+        version: options
+            .version
+            .clone()
+            .or_else(|| hub.as_ref().map(|h| h.revision.clone())),
+        purl: options
+            .purl
+            .clone()
+            .or_else(|| hub.as_ref().map(HubSnapshot::purl)),
+        root_digest,
+        files,
+        parameters,
+    };
+    Ok((description, warnings))
+}
+
+/// A file to hash for the description.
+struct Entry {
+    name: String,
+    task: Task,
+    facts: Option<Facts>,
+    /// The model-relative name to report a read error under (own files only).
+    error_name: Option<String>,
+    external_data_of: Option<String>,
+}
+
+fn problem_warning(name: &str, problem: &FileProblem) -> String {
+    match problem {
+        FileProblem::Malformed(m) => format!("{name}: {m}; no format facts recorded"),
+        FileProblem::Unreadable(m) => format!("{name}: cannot read its header: {m}"),
+    }
+}
+
+/// Largest `config.json` read (real ones are a few kB).
+const CONFIG_LIMIT: u64 = 16 << 20;
+
+/// Model card parameters from a Hugging Face `config.json`, if the file exists.
+fn read_config(path: &Path) -> Result<Option<ModelParameters>, String> {
+    let meta = match std::fs::metadata(path) {
+        Ok(meta) if meta.is_file() => meta,
+        _ => return Ok(None),
+    };
+    if meta.len() > CONFIG_LIMIT {
+        return Err(format!("larger than {CONFIG_LIMIT} bytes"));
+    }
+    let text = std::fs::read(path).map_err(|e| e.to_string())?;
+    let config: Value = serde_json::from_slice(&text).map_err(|e| format!("invalid JSON: {e}"))?;
+    let text_of = |v: &Value| v.as_str().map(str::to_string);
+    let model_architecture = config["architectures"].get(0).and_then(text_of);
+    let parameters = ModelParameters {
+        architecture_family: text_of(&config["model_type"]),
+        task: model_architecture.as_deref().and_then(task_of),
+        model_architecture,
+    };
+    Ok((parameters != ModelParameters::default()).then_some(parameters))
+}
+
+/// The Hugging Face pipeline task that a Transformers architecture's head implements.
+fn task_of(architecture: &str) -> Option<String> {
+    const HEADS: &[(&str, &str)] = &[
+        ("ForCausalLM", "text-generation"),
+        ("LMHeadModel", "text-generation"),
+        ("ForMaskedLM", "fill-mask"),
+        ("ForSequenceClassification", "text-classification"),
+        ("ForTokenClassification", "token-classification"),
+        ("ForQuestionAnswering", "question-answering"),
+        ("ForMultipleChoice", "multiple-choice"),
+        ("ForImageClassification", "image-classification"),
+        ("ForObjectDetection", "object-detection"),
+        ("ForSemanticSegmentation", "image-segmentation"),
+        ("ForAudioClassification", "audio-classification"),
+        ("ForCTC", "automatic-speech-recognition"),
+        ("ForSpeechSeq2Seq", "automatic-speech-recognition"),
+        ("ForSeq2SeqLM", "text2text-generation"),
+    ];
+    HEADS
+        .iter()
+        .find(|(suffix, _)| architecture.ends_with(suffix))
+        .map(|(_, task)| task.to_string())
+}
+
+/// A snapshot in the Hugging Face hub cache: `models--NS--NAME/snapshots/REVISION`.
+struct HubSnapshot {
+    namespace: Option<String>,
+    name: String,
+    revision: String,
+}
+
+impl HubSnapshot {
+    fn repo_id(&self) -> String {
+        match &self.namespace {
+            Some(ns) => format!("{ns}/{}", self.name),
+            None => self.name.clone(),
+        }
+    }
+
+    /// `pkg:huggingface/NS/NAME@REVISION`, as the purl specification writes Hugging Face
+    /// models.
+    fn purl(&self) -> String {
+        let mut purl = "pkg:huggingface/".to_string();
+        if let Some(ns) = &self.namespace {
+            purl.push_str(&purl_segment(ns));
+            purl.push('/');
+        }
+        purl.push_str(&purl_segment(&self.name));
+        purl.push('@');
+        purl.push_str(&purl_segment(&self.revision.to_ascii_lowercase()));
+        purl
+    }
+}
+
+/// Percent-encodes a purl segment (everything but unreserved characters).
+fn purl_segment(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'.' | b'-' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Recognizes a model inside the Hugging Face hub cache layout.
+fn hub_snapshot(path: &Path) -> Option<HubSnapshot> {
+    let path = path.canonicalize().ok()?;
+    let parts: Vec<&str> = path.iter().filter_map(|p| p.to_str()).collect();
+    let at = parts.iter().rposition(|p| *p == "snapshots")?;
+    let repo = parts.get(at.checked_sub(1)?)?.strip_prefix("models--")?;
+    let revision = parts.get(at + 1)?.to_string();
+    let mut pieces = repo.splitn(2, "--");
+    let first = pieces.next()?.to_string();
+    let (namespace, name) = match pieces.next() {
+        Some(name) => (Some(first), name.to_string()),
+        None => (None, first),
+    };
+    (!name.is_empty() && !revision.is_empty()).then_some(HubSnapshot {
+        namespace,
+        name,
+        revision,
+    })
+}
+
+/// Checks a `--purl` value: `pkg:TYPE/NAME...`.
+pub fn check_purl(purl: &str) -> Result<(), String> {
+    let rest = purl
+        .strip_prefix("pkg:")
+        .ok_or_else(|| format!("'{purl}' is not a package URL (it must start with 'pkg:')"))?;
+    let (kind, name) = rest
+        .split_once('/')
+        .ok_or_else(|| format!("'{purl}' has no type and name (pkg:TYPE/NAME)"))?;
+    let valid_type = kind.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+        && kind
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || ".+-".contains(c));
+    if !valid_type || name.is_empty() {
+        return Err(format!("'{purl}' is not a package URL (pkg:TYPE/NAME)"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn derives_the_huggingface_purl_from_the_hub_cache_layout() {
+        let dir = tempfile::tempdir().unwrap();
+        let snapshot = dir
+            .path()
+            .join("hub/models--meta-llama--Llama-3.2-1B/snapshots/4E20DE362430CD3B72F300E6B0F18E50E7166E08");
+        std::fs::create_dir_all(&snapshot).unwrap();
+        let hub = hub_snapshot(&snapshot).unwrap();
+        assert_eq!(hub.repo_id(), "meta-llama/Llama-3.2-1B");
+        assert_eq!(
+            hub.purl(),
+            "pkg:huggingface/meta-llama/Llama-3.2-1B@4e20de362430cd3b72f300e6b0f18e50e7166e08"
+        );
+        assert!(hub_snapshot(dir.path()).is_none());
+    }
+
+    #[test]
+    fn tasks_come_from_the_architecture_head() {
+        assert_eq!(
+            task_of("LlamaForCausalLM").as_deref(),
+            Some("text-generation")
+        );
+        assert_eq!(task_of("BertForMaskedLM").as_deref(), Some("fill-mask"));
+        assert_eq!(task_of("BertModel"), None);
+    }
+
+    #[test]
+    fn purls_are_checked() {
+        assert!(check_purl("pkg:huggingface/org/model@abc").is_ok());
+        assert!(check_purl("huggingface/org/model").is_err());
+        assert!(check_purl("pkg:/model").is_err());
+        assert!(check_purl("pkg:huggingface").is_err());
+    }
+}

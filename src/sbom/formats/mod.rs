@@ -1,0 +1,110 @@
+//! Readers of model weight formats: just enough of each header to say what a file is and
+//! whether loading it could run code. Every reader is bounded: sizes declared in a file are
+//! checked against the file before anything is allocated, and a malformed or hostile header
+//! is a [`Problem`] with a message, never a panic.
+
+pub mod gguf;
+pub mod onnx;
+pub mod pickle;
+pub mod safetensors;
+mod source;
+
+use std::fs::File;
+use std::path::Path;
+
+use crate::hash::reader::open_regular;
+use crate::hash::ReadError;
+
+use serde::Serialize;
+
+pub use source::Problem;
+use source::Source;
+
+/// A format vouch reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Safetensors,
+    Gguf,
+    Onnx,
+    Pickle,
+}
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Safetensors => "safetensors",
+            Kind::Gguf => "gguf",
+            Kind::Onnx => "onnx",
+            Kind::Pickle => "pickle",
+        }
+    }
+
+    /// The reader for a file of this name whose first bytes are `head`, if any.
+    pub fn detect(name: &str, head: &[u8]) -> Option<Kind> {
+        let lower = name.to_ascii_lowercase();
+        if lower.ends_with(".safetensors") {
+            Some(Kind::Safetensors)
+        } else if lower.ends_with(".gguf") || head.starts_with(gguf::MAGIC) {
+            Some(Kind::Gguf)
+        } else if lower.ends_with(".onnx") {
+            Some(Kind::Onnx)
+        } else if pickle::is_candidate(&lower) {
+            Some(Kind::Pickle)
+        } else {
+            None
+        }
+    }
+}
+
+/// What a reader found in a file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum Facts {
+    Safetensors(safetensors::SafetensorsFacts),
+    Gguf(gguf::GgufFacts),
+    Onnx(onnx::OnnxFacts),
+    Pickle(pickle::PickleFacts),
+}
+
+impl Facts {
+    pub fn kind(&self) -> Kind {
+        match self {
+            Facts::Safetensors(_) => Kind::Safetensors,
+            Facts::Gguf(_) => Kind::Gguf,
+            Facts::Onnx(_) => Kind::Onnx,
+            Facts::Pickle(_) => Kind::Pickle,
+        }
+    }
+}
+
+/// Reads the header of the file at `path` (named `name` inside its model) with the reader
+/// its name and first bytes call for. `Ok(None)`: no reader applies, or a file with a
+/// pickle extension holds no pickle.
+pub fn inspect(path: &Path, name: &str) -> Result<Option<Facts>, Problem> {
+    // Opened without blocking: a FIFO swapped in for the file is refused, never read.
+    let (file, stamp) = open_regular(path, true).map_err(|e| match e {
+        ReadError::Io(e) => Problem::Io(e),
+        ReadError::NotRegular(kind) => Problem::malformed(format!("is {kind}; it was not read")),
+        ReadError::Unstable(message) => Problem::malformed(message),
+    })?;
+    let len = stamp.len;
+    let mut head = Vec::with_capacity(8);
+    std::io::Read::read_to_end(&mut std::io::Read::take(&file, 8), &mut head)?;
+    let Some(kind) = Kind::detect(name, &head) else {
+        return Ok(None);
+    };
+    let source = || -> std::io::Result<Source<&File>> {
+        std::io::Seek::rewind(&mut &file)?;
+        Ok(Source::new(&file, len))
+    };
+    Ok(Some(match kind {
+        Kind::Safetensors => Facts::Safetensors(safetensors::read(&mut source()?)?),
+        Kind::Gguf => Facts::Gguf(gguf::read(&mut source()?)?),
+        Kind::Onnx => Facts::Onnx(onnx::read(&mut source()?)?),
+        Kind::Pickle => match pickle::scan_file(&file, name)? {
+            Some(facts) => Facts::Pickle(facts),
+            None => return Ok(None),
+        },
+    }))
+}

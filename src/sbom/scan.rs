@@ -1,0 +1,273 @@
+//! `vouch scan`: the format facts and findings of every file of a model, in one model
+//! rendered as text or JSON; and the pickle policy `vouch verify --deny-unsafe-pickle`
+//! applies, as [`Subject`]s of the outcome model.
+
+use std::fmt::Write;
+use std::path::Path;
+
+use serde::Serialize;
+
+use super::formats::pickle::Global;
+use super::formats::{Facts, Kind};
+use super::inspect::{display_name, inspect_model, FileProblem, Inspected};
+use super::properties::fact_properties;
+use crate::error::{Result, EXIT_INPUT, EXIT_INTEGRITY, EXIT_OPERATIONAL};
+use crate::hash::{Algorithm, Engine, Progress, Task};
+use crate::model::paths::{compare_names, IgnoreSet};
+use crate::model::walk::{self, Model, WalkOptions};
+use crate::report::{Subject, Verdict};
+
+#[derive(Debug, Serialize)]
+pub struct ScanReport {
+    pub target: String,
+    pub files: Vec<ScannedFile>,
+    /// Entries that were not scanned (symbolic links, special files), with the reason.
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ScannedFile {
+    pub name: String,
+    pub size: u64,
+    pub format: Option<Kind>,
+    pub facts: Option<Facts>,
+    /// `malformed` or `unreadable`, with a message.
+    pub problem: Option<ProblemView>,
+    /// Imports picklescan rates dangerous, as `module.name` (with the archive member).
+    pub dangerous: Vec<String>,
+    /// External-data files an ONNX graph names, hashed.
+    pub external_data: Vec<ExternalView>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ProblemView {
+    pub kind: &'static str,
+    pub message: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ExternalView {
+    pub location: String,
+    pub size: Option<u64>,
+    pub sha256: Option<String>,
+    pub problem: Option<String>,
+}
+
+impl ScanReport {
+    /// 1 when a file imports a dangerous global, else 3 when one could not be read, else 2
+    /// when a header is malformed, else 0.
+    pub fn exit_status(&self) -> u8 {
+        let any = |f: &dyn Fn(&ScannedFile) -> bool| self.files.iter().any(f);
+        if any(&|f| !f.dangerous.is_empty()) {
+            EXIT_INTEGRITY
+        } else if any(&|f| f.problem.as_ref().is_some_and(|p| p.kind == "unreadable")) {
+            EXIT_OPERATIONAL
+        } else if any(&|f| {
+            f.problem.is_some() || f.external_data.iter().any(|e| e.problem.is_some())
+        }) {
+            EXIT_INPUT
+        } else {
+            0
+        }
+    }
+
+    pub fn render_json(&self) -> String {
+        let mut out = serde_json::to_string_pretty(self).expect("a scan always serializes");
+        out.push('\n');
+        out
+    }
+
+    pub fn render_text(&self) -> String {
+        let mut out = String::new();
+        for file in &self.files {
+            let format = file.format.map_or("-", Kind::name);
+            let _ = writeln!(out, "{}  {format}  {} bytes", file.name, file.size);
+            if let Some(facts) = &file.facts {
+                for (name, value) in fact_properties(facts) {
+                    let name = name.strip_prefix("vouch:").unwrap_or(&name);
+                    let _ = writeln!(out, "    {name}: {value}");
+                }
+            }
+            for external in &file.external_data {
+                let detail = match (&external.sha256, &external.problem) {
+                    (Some(sha256), _) => format!("sha256:{sha256}"),
+                    (None, Some(problem)) => problem.clone(),
+                    (None, None) => String::new(),
+                };
+                let _ = writeln!(out, "    external data {}: {detail}", external.location);
+            }
+            if let Some(problem) = &file.problem {
+                let _ = writeln!(
+                    out,
+                    "    {}: {}",
+                    problem.kind.to_uppercase(),
+                    problem.message
+                );
+            }
+            for global in &file.dangerous {
+                let _ = writeln!(
+                    out,
+                    "    DANGEROUS import {global}: loading this file can run code"
+                );
+            }
+        }
+        for warning in &self.warnings {
+            let _ = writeln!(out, "warning: {warning}");
+        }
+        let dangerous = self
+            .files
+            .iter()
+            .filter(|f| !f.dangerous.is_empty())
+            .count();
+        let problems = self.files.iter().filter(|f| f.problem.is_some()).count();
+        let _ = writeln!(
+            out,
+            "vouch: scanned {} files in {}: {dangerous} with dangerous pickle imports, {problems} with unreadable or malformed headers",
+            self.files.len(),
+            self.target
+        );
+        out
+    }
+}
+
+/// Scans every file of the model at `path`; external-data files are hashed with SHA-256.
+pub fn scan_model(path: &Path, engine: &Engine, progress: &dyn Progress) -> Result<ScanReport> {
+    let ignore = IgnoreSet::with_defaults();
+    let mut model = walk::walk(
+        path,
+        &WalkOptions {
+            allow_symlinks: false,
+            ignore: &ignore,
+            require_utf8: false,
+        },
+    )?;
+    model.files.sort_by(|a, b| compare_names(&a.name, &b.name));
+    let inspected = inspect_model(&model);
+    let externals: Vec<Task> = inspected
+        .iter()
+        .flat_map(|i| &i.external)
+        .filter(|e| e.name.is_some() && e.path.is_file())
+        .filter_map(|e| {
+            let len = std::fs::metadata(&e.path).ok()?.len();
+            Some(Task::whole(e.path.clone(), len))
+        })
+        .collect();
+    let (hashed, _) = engine.hash_all(&externals, &[Algorithm::Sha256], progress);
+    let digest_of = |path: &Path| {
+        externals
+            .iter()
+            .zip(&hashed)
+            .find(|(task, _)| task.path == path)
+            .map(|(task, result)| match result {
+                Ok(digests) => (Some(task.end), Some(digests[0].hex()), None),
+                Err(e) => (None, None, Some(format!("cannot be read: {e:?}"))),
+            })
+    };
+    let mut files = Vec::new();
+    for (file, inspected) in model.files.iter().zip(inspected) {
+        let name = display_name(&model, file);
+        let external_data = inspected
+            .external
+            .iter()
+            .map(|e| {
+                let (size, sha256, problem) = match (&e.name, digest_of(&e.path)) {
+                    (None, _) => (
+                        None,
+                        None,
+                        Some("leaves the model directory; it was not read".to_string()),
+                    ),
+                    (Some(_), Some(found)) => found,
+                    (Some(_), None) => (None, None, Some("does not exist".to_string())),
+                };
+                ExternalView {
+                    location: e.location.clone(),
+                    size,
+                    sha256,
+                    problem,
+                }
+            })
+            .collect();
+        files.push(ScannedFile {
+            dangerous: dangerous_imports(&inspected)
+                .map(|(global, member)| describe_import(global, member))
+                .collect(),
+            format: inspected.facts.as_ref().map(Facts::kind),
+            problem: inspected.problem.as_ref().map(|p| ProblemView {
+                kind: match p {
+                    FileProblem::Malformed(_) => "malformed",
+                    FileProblem::Unreadable(_) => "unreadable",
+                },
+                message: p.message().to_string(),
+            }),
+            facts: inspected.facts,
+            external_data,
+            size: file.len,
+            name,
+        });
+    }
+    let warnings = model
+        .problems
+        .iter()
+        .map(|p| format!("{}: {}; not scanned", p.name, p.describe()))
+        .collect();
+    Ok(ScanReport {
+        target: path.display().to_string(),
+        files,
+        warnings,
+    })
+}
+
+fn dangerous_imports(inspected: &Inspected) -> impl Iterator<Item = (&Global, Option<&str>)> {
+    let pickle = match &inspected.facts {
+        Some(Facts::Pickle(pickle)) => Some(pickle),
+        _ => None,
+    };
+    pickle.into_iter().flat_map(|p| p.dangerous())
+}
+
+fn describe_import(global: &Global, member: Option<&str>) -> String {
+    match member {
+        Some(member) => format!("{} (in {member})", global.dotted()),
+        None => global.dotted(),
+    }
+}
+
+/// `--deny-unsafe-pickle`: a `rejected` subject for each file of `model` that imports a
+/// global picklescan rates dangerous, or that looks like a pickle container but cannot be
+/// scanned; an `unreadable` one for a file whose header cannot be read.
+pub fn unsafe_pickle_subjects(model: &Model) -> Vec<Subject> {
+    let candidates = Model {
+        path: model.path.clone(),
+        name: model.name.clone(),
+        is_single_file: model.is_single_file,
+        files: model
+            .files
+            .iter()
+            .filter(|f| Kind::detect(&display_name(model, f), &[]) == Some(Kind::Pickle))
+            .cloned()
+            .collect(),
+        problems: Vec::new(),
+    };
+    let inspected = inspect_model(&candidates);
+    let mut subjects = Vec::new();
+    for (file, inspected) in candidates.files.iter().zip(&inspected) {
+        let name = display_name(&candidates, file);
+        let imports: Vec<String> = dangerous_imports(inspected)
+            .map(|(global, member)| describe_import(global, member))
+            .collect();
+        let subject = match &inspected.problem {
+            _ if !imports.is_empty() => Subject::new(name, Verdict::Rejected).message(format!(
+                "unsafe pickle: imports {}, which picklescan rates dangerous; loading this file can run code (--deny-unsafe-pickle)",
+                imports.join(", ")
+            )),
+            Some(FileProblem::Malformed(m)) => Subject::new(name, Verdict::Rejected).message(
+                format!("cannot be scanned for unsafe pickle imports: {m} (--deny-unsafe-pickle)"),
+            ),
+            Some(FileProblem::Unreadable(m)) => Subject::new(name, Verdict::Unreadable)
+                .message(format!("cannot be scanned for unsafe pickle imports: {m}")),
+            _ => continue,
+        };
+        subjects.push(subject);
+    }
+    subjects
+}

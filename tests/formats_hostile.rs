@@ -1,0 +1,257 @@
+//! Every header reader against random, truncated and hostile bytes: never a panic, never an
+//! allocation anywhere near a size the file declares, and a clear message naming the problem.
+//! A counting allocator records the largest single allocation made while a reader runs.
+
+mod common;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::path::Path;
+
+use common::*;
+use proptest::prelude::*;
+use vouch::sbom::formats::{inspect, Problem};
+
+struct Counting;
+
+thread_local! {
+    static LARGEST: Cell<usize> = const { Cell::new(0) };
+}
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LARGEST.with(|l| l.set(l.get().max(layout.size())));
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        LARGEST.with(|l| l.set(l.get().max(new_size)));
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+/// The most any reader may allocate at once for inputs this small: its fixed buffers.
+const ALLOCATION_BOUND: usize = 1 << 20;
+
+/// Inspects `bytes` saved under `name`; returns the outcome as text and the largest
+/// single allocation made meanwhile.
+fn inspect_bytes(dir: &Path, name: &str, bytes: &[u8]) -> (Result<bool, String>, usize) {
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).unwrap();
+    LARGEST.with(|l| l.set(0));
+    let outcome = match inspect(&path, name) {
+        Ok(facts) => Ok(facts.is_some()),
+        Err(Problem::Malformed(message)) => Err(message),
+        Err(Problem::Io(e)) => panic!("{name}: unexpected I/O error {e}"),
+    };
+    (outcome, LARGEST.with(Cell::get))
+}
+
+const NAMES: [&str; 6] = [
+    "m.safetensors",
+    "m.gguf",
+    "m.onnx",
+    "m.pkl",
+    "m.pt",
+    "m.zip",
+];
+
+/// Small real headers of each format, to truncate and corrupt.
+fn seeds() -> Vec<(&'static str, Vec<u8>)> {
+    let safetensors =
+        std::fs::read(project_root().join("testdata/tiny-model/model.safetensors")).unwrap();
+    let mut gguf = b"GGUF".to_vec();
+    gguf.extend_from_slice(&3u32.to_le_bytes());
+    gguf.extend_from_slice(&1u64.to_le_bytes()); // one tensor
+    gguf.extend_from_slice(&1u64.to_le_bytes()); // one key
+    gguf.extend_from_slice(&20u64.to_le_bytes());
+    gguf.extend_from_slice(b"general.architecture");
+    gguf.extend_from_slice(&8u32.to_le_bytes());
+    gguf.extend_from_slice(&5u64.to_le_bytes());
+    gguf.extend_from_slice(b"llama");
+    gguf.extend_from_slice(&1u64.to_le_bytes());
+    gguf.push(b'w');
+    gguf.extend_from_slice(&1u32.to_le_bytes());
+    gguf.extend_from_slice(&4u64.to_le_bytes());
+    gguf.extend_from_slice(&0u32.to_le_bytes());
+    gguf.extend_from_slice(&0u64.to_le_bytes());
+    gguf.resize(gguf.len().div_ceil(32) * 32 + 16, 0);
+    // ONNX: ir_version 8, producer "p", opset ("", 17), a graph with one external tensor.
+    let mut onnx = vec![0x08, 8, 0x12, 1, b'p', 0x42, 2, 0x10, 17];
+    let entry = [
+        0x0a, 8, b'l', b'o', b'c', b'a', b't', b'i', b'o', b'n', 0x12, 1, b'w',
+    ];
+    let mut tensor = vec![0x6a, entry.len() as u8];
+    tensor.extend_from_slice(&entry);
+    tensor.extend_from_slice(&[0x70, 1]);
+    let mut graph = vec![0x2a, tensor.len() as u8];
+    graph.extend_from_slice(&tensor);
+    onnx.push(0x3a);
+    onnx.push(graph.len() as u8);
+    onnx.extend_from_slice(&graph);
+    let pickle =
+        b"\x80\x04\x95\x15\x00\x00\x00\x00\x00\x00\x00\x8c\x05posix\x94\x8c\x06system\x94\x93\x94."
+            .to_vec();
+    vec![
+        ("m.safetensors", safetensors),
+        ("m.gguf", gguf),
+        ("m.onnx", onnx),
+        ("m.pkl", pickle.clone()),
+        ("m.pt", pickle),
+    ]
+}
+
+#[test]
+fn seeds_are_read_whole_and_every_truncation_is_a_finding() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, bytes) in seeds() {
+        let (outcome, _) = inspect_bytes(dir.path(), name, &bytes);
+        assert_eq!(outcome, Ok(true), "{name}");
+        for cut in 0..bytes.len() {
+            let (outcome, largest) = inspect_bytes(dir.path(), name, &bytes[..cut]);
+            assert!(
+                largest <= ALLOCATION_BOUND,
+                "{name} cut at {cut}: allocated {largest}"
+            );
+            if let Err(message) = outcome {
+                assert!(!message.is_empty());
+            }
+        }
+    }
+}
+
+#[test]
+fn huge_declared_lengths_are_refused_without_allocating_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut gguf_huge_string = b"GGUF".to_vec();
+    gguf_huge_string.extend_from_slice(&3u32.to_le_bytes());
+    gguf_huge_string.extend_from_slice(&0u64.to_le_bytes());
+    gguf_huge_string.extend_from_slice(&1u64.to_le_bytes());
+    gguf_huge_string.extend_from_slice(&(u64::MAX / 2).to_le_bytes());
+    let mut gguf_huge_counts = b"GGUF".to_vec();
+    gguf_huge_counts.extend_from_slice(&3u32.to_le_bytes());
+    gguf_huge_counts.extend_from_slice(&u64::MAX.to_le_bytes());
+    gguf_huge_counts.extend_from_slice(&u64::MAX.to_le_bytes());
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        (
+            "m.safetensors",
+            (1u64 << 62).to_le_bytes().to_vec(),
+            "runs past the end of the file",
+        ),
+        (
+            "m.safetensors",
+            {
+                let mut b = 200_000_000u64.to_le_bytes().to_vec();
+                b.extend_from_slice(&[b'{'; 64]);
+                b
+            },
+            "header of 200000000 bytes",
+        ),
+        (
+            "m.safetensors",
+            {
+                let header =
+                    br#"{"w":{"dtype":"F32","shape":[1000000],"data_offsets":[0,4000000]}}"#;
+                let mut b = (header.len() as u64).to_le_bytes().to_vec();
+                b.extend_from_slice(header);
+                b
+            },
+            "truncated",
+        ),
+        ("m.gguf", gguf_huge_string, "runs past the end"),
+        ("m.gguf", gguf_huge_counts, "runs past the end"),
+        (
+            "m.onnx",
+            vec![0x3a, 0xff, 0xff, 0xff, 0xff, 0x0f],
+            "more than its enclosing message",
+        ),
+        (
+            "m.pt",
+            b"PK\x03\x04garbage that is not a zip".to_vec(),
+            "zip",
+        ),
+        ("m.pt", b"7z\xbc\xaf\x27\x1c\x00\x04".to_vec(), "7z"),
+    ];
+    for (name, bytes, expected) in cases {
+        let (outcome, largest) = inspect_bytes(dir.path(), name, &bytes);
+        assert!(largest <= ALLOCATION_BOUND, "{name}: allocated {largest}");
+        let message = outcome.expect_err(name);
+        assert!(message.contains(expected), "{name}: {message}");
+    }
+    // A pickle string declared 2^60 bytes long is skipped as it streams by; with no import
+    // before it the file is no pickle at all, as picklescan also concludes.
+    let mut pickle = vec![0x80, 4, 0x8d];
+    pickle.extend_from_slice(&(1u64 << 60).to_le_bytes());
+    pickle.extend_from_slice(b"os\x94");
+    let (outcome, largest) = inspect_bytes(dir.path(), "m.pkl", &pickle);
+    assert!(largest <= ALLOCATION_BOUND, "allocated {largest}");
+    assert_eq!(outcome, Ok(false));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn random_bytes_never_panic_nor_allocate_much(
+        bytes in proptest::collection::vec(any::<u8>(), 0..512),
+        which in 0..NAMES.len(),
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let (_, largest) = inspect_bytes(dir.path(), NAMES[which], &bytes);
+        prop_assert!(largest <= ALLOCATION_BOUND, "allocated {}", largest);
+    }
+
+    #[test]
+    fn corrupted_seeds_never_panic_nor_allocate_much(
+        which in 0..5usize,
+        flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..8),
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let (name, mut bytes) = seeds().swap_remove(which);
+        for (at, value) in flips {
+            let at = at % bytes.len();
+            bytes[at] = value;
+        }
+        let (_, largest) = inspect_bytes(dir.path(), name, &bytes);
+        prop_assert!(largest <= ALLOCATION_BOUND, "allocated {}", largest);
+    }
+}
+
+#[test]
+fn scan_names_the_file_and_the_problem_and_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("model");
+    write_tree(
+        &model,
+        &[
+            (
+                "good.safetensors",
+                &std::fs::read(project_root().join("testdata/tiny-model/model.safetensors"))
+                    .unwrap(),
+            ),
+            ("bad.safetensors", &(1u64 << 40).to_le_bytes()),
+        ],
+    );
+    let ran = vouch_run(["scan".as_ref(), model.as_os_str()]).expect(2);
+    let out = ran.stdout();
+    assert!(out.contains("bad.safetensors"), "{out}");
+    assert!(
+        out.contains("MALFORMED: the JSON header of 1099511627776 bytes"),
+        "{out}"
+    );
+    // The SBOM still describes every file; the malformed header is a warning.
+    let ran = vouch_run(["sbom".as_ref(), model.as_os_str()]).expect(0);
+    assert!(ran.stderr.contains("bad.safetensors"), "{}", ran.stderr);
+    assert_eq!(
+        ran.json()["metadata"]["component"]["components"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+}
