@@ -133,8 +133,47 @@ pub fn open_regular(path: &Path, follow_symlinks: bool) -> Result<(File, Stamp),
     Ok((file, Stamp::of(&meta)))
 }
 
+/// Sequential digests are fed pieces of this size copied into a buffer that stays in the
+/// L1 cache: SHA-NI hashing from cache is about 25% faster than hashing straight from a
+/// large mapping (measured in `cargo bench --bench engine`), and one copy serves every
+/// digest of the pass.
+const PIECE: usize = 16 << 10;
+/// Small ranges are read this much at a time, so the bytes are still cached when hashed.
+const READ_CHUNK: usize = 64 << 10;
+
 thread_local! {
-    static READ_BUFFER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    static PIECE_BUFFER: RefCell<Vec<u8>> = RefCell::new(vec![0; READ_CHUNK]);
+}
+
+/// Feeds `data` to every hasher: BLAKE3 takes it whole (and may spread it over threads);
+/// the sequential algorithms take it in cache-sized copies.
+fn feed(hashers: &mut [Hasher], data: &[u8], copy: bool) {
+    let (parallel, sequential): (Vec<&mut Hasher>, Vec<&mut Hasher>) = hashers
+        .iter_mut()
+        .partition(|h| h.algorithm() == Algorithm::Blake3);
+    for hasher in parallel {
+        hasher.update_parallel(data);
+    }
+    if sequential.is_empty() {
+        return;
+    }
+    let mut sequential = sequential;
+    if !copy {
+        for hasher in sequential.iter_mut() {
+            hasher.update(data);
+        }
+        return;
+    }
+    PIECE_BUFFER.with(|buffer| {
+        let mut buffer = buffer.borrow_mut();
+        for piece in data.chunks(PIECE) {
+            let cached = &mut buffer[..piece.len()];
+            cached.copy_from_slice(piece);
+            for hasher in sequential.iter_mut() {
+                hasher.update(cached);
+            }
+        }
+    });
 }
 
 /// Hashes bytes `[start, end)` of `file` with every algorithm in `algorithms`, in one pass.
@@ -170,31 +209,27 @@ pub fn hash_range(
 }
 
 fn read_small(file: &File, start: u64, end: u64, hashers: &mut [Hasher]) -> Result<(), ReadError> {
-    let len = (end - start) as usize;
-    READ_BUFFER.with(|buffer| {
-        let mut buffer = buffer.borrow_mut();
-        if buffer.len() < len {
-            buffer.resize(len, 0);
-        }
-        let mut filled = 0;
-        while filled < len {
-            match file.read_at(&mut buffer[filled..len], start + filled as u64) {
-                Ok(0) => {
-                    return Err(ReadError::Unstable(format!(
-                        "changed while being read: it ended after {} of {} bytes",
-                        filled, len
-                    )))
-                }
-                Ok(n) => filled += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(ReadError::Io(e)),
+    let mut chunk = vec![0u8; READ_CHUNK.min((end - start) as usize)];
+    let mut offset = start;
+    while offset < end {
+        let want = ((end - offset) as usize).min(chunk.len());
+        match file.read_at(&mut chunk[..want], offset) {
+            Ok(0) => {
+                return Err(ReadError::Unstable(format!(
+                    "changed while being read: it ended after {} of {} bytes",
+                    offset - start,
+                    end - start
+                )))
             }
+            Ok(n) => {
+                feed(hashers, &chunk[..n], false);
+                offset += n as u64;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(ReadError::Io(e)),
         }
-        for hasher in hashers.iter_mut() {
-            hasher.update(&buffer[..len]);
-        }
-        Ok(())
-    })
+    }
+    Ok(())
 }
 
 fn read_mapped(
@@ -224,9 +259,7 @@ fn read_mapped(
         };
         let _ = map.advise(Advice::Sequential);
         let watch = sigbus::watch(map.as_ptr(), map.len());
-        for hasher in hashers.iter_mut() {
-            hasher.update_parallel(&map);
-        }
+        feed(hashers, &map, true);
         let faulted = watch.release();
         drop(map);
         if faulted {

@@ -1,5 +1,8 @@
 //! Project tasks: `cargo xtask test` sets up the peer tools and runs every check with peers
-//! required; `cargo xtask peers` only sets the peers up.
+//! required; `cargo xtask bench` times whole commands against the peers and writes
+//! BENCHMARKS.md; `cargo xtask peers` only sets the peers up.
+
+mod bench;
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -28,8 +31,9 @@ fn main() {
     let result = match args.first().map(String::as_str) {
         Some("test") => test(&args[1..]),
         Some("peers") => peers().map(|_| ()),
+        Some("bench") => peers().and_then(|venv| bench::run(&args[1..], &root(), &venv)),
         _ => {
-            eprintln!("usage: cargo xtask test [-- CARGO TEST ARGS] | cargo xtask peers");
+            eprintln!("usage: cargo xtask test [-- CARGO TEST ARGS] | cargo xtask bench [--runs N] | cargo xtask peers");
             exit(2);
         }
     };

@@ -1,0 +1,845 @@
+//! `cargo xtask bench`: whole commands side by side with the peer tools on the same
+//! generated inputs, interleaved, in one run; writes BENCHMARKS.md.
+
+use std::fmt::Write as _;
+use std::fs;
+use std::io::Write as _;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const GIB: u64 = 1 << 30;
+const MIB: u64 = 1 << 20;
+
+/// How a command's cost is judged against another's.
+struct Measured {
+    label: String,
+    times: Vec<Duration>,
+    peak_rss_kib: u64,
+}
+
+impl Measured {
+    fn median(&self) -> Duration {
+        let mut times = self.times.clone();
+        times.sort();
+        times[times.len() / 2]
+    }
+}
+
+struct Spec {
+    label: String,
+    argv: Vec<String>,
+}
+
+fn spec(label: &str, argv: &[&str]) -> Spec {
+    Spec {
+        label: label.to_string(),
+        argv: argv.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+pub struct Bench {
+    root: PathBuf,
+    data: PathBuf,
+    vouch: String,
+    model_signing: String,
+    python: String,
+    runs: usize,
+    cold_ok: bool,
+    out: String,
+}
+
+pub fn run(args: &[String], root: &Path, venv: &Path) -> Result<(), String> {
+    let runs = match args.iter().position(|a| a == "--runs") {
+        Some(i) => args
+            .get(i + 1)
+            .and_then(|n| n.parse().ok())
+            .ok_or("--runs takes a number")?,
+        None => 5,
+    };
+    super::run(Command::new("cargo").current_dir(root).args([
+        "build",
+        "--release",
+        "--package",
+        "vouch",
+    ]))?;
+    let mut bench = Bench {
+        root: root.to_path_buf(),
+        data: root.join("target/bench-data"),
+        vouch: root.join("target/release/vouch").display().to_string(),
+        model_signing: venv.join("bin/model_signing").display().to_string(),
+        python: venv.join("bin/python").display().to_string(),
+        runs,
+        cold_ok: can_drop_caches(),
+        out: String::new(),
+    };
+    fs::create_dir_all(&bench.data)
+        .map_err(|e| format!("cannot create {}: {e}", bench.data.display()))?;
+    bench.generate()?;
+    bench.report()?;
+    let path = root.join("BENCHMARKS.md");
+    fs::write(&path, &bench.out).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    eprintln!("xtask: wrote {}", path.display());
+    Ok(())
+}
+
+/// Dropping the page cache needs root and a writable /proc/sys/vm/drop_caches.
+fn can_drop_caches() -> bool {
+    fs::OpenOptions::new()
+        .write(true)
+        .open("/proc/sys/vm/drop_caches")
+        .is_ok()
+}
+
+fn drop_caches() {
+    let _ = Command::new("sync").status();
+    if let Ok(mut f) = fs::OpenOptions::new()
+        .write(true)
+        .open("/proc/sys/vm/drop_caches")
+    {
+        let _ = f.write_all(b"3\n");
+    }
+}
+
+/// Deterministic random bytes (xorshift), fast enough to write gigabytes.
+fn write_random(path: &Path, len: u64, seed: u64) -> Result<(), String> {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut file = fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut buffer = vec![0u8; 8 << 20];
+    let mut left = len;
+    while left > 0 {
+        for word in buffer.chunks_exact_mut(8) {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            word.copy_from_slice(&state.to_le_bytes());
+        }
+        let n = left.min(buffer.len() as u64) as usize;
+        file.write_all(&buffer[..n])
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        left -= n as u64;
+    }
+    Ok(())
+}
+
+/// A directory of `count` files of `size` bytes, made once and reused.
+fn files(dir: &Path, count: usize, size: u64, per_dir: usize) -> Result<Vec<PathBuf>, String> {
+    let stamp = dir.join(".complete");
+    let paths: Vec<PathBuf> = (0..count)
+        .map(|i| {
+            if per_dir >= count {
+                dir.join(format!("model-{:05}-of-{count:05}.bin", i + 1))
+            } else {
+                dir.join(format!("d{:03}/f{:03}.bin", i / per_dir, i % per_dir))
+            }
+        })
+        .collect();
+    if !stamp.exists() {
+        eprintln!(
+            "xtask: generating {} ({count} x {} bytes)",
+            dir.display(),
+            size
+        );
+        let _ = fs::remove_dir_all(dir);
+        for (i, path) in paths.iter().enumerate() {
+            fs::create_dir_all(path.parent().unwrap()).map_err(|e| e.to_string())?;
+            write_random(path, size, (i as u64 + 1) * (size + 7))?;
+        }
+        fs::write(&stamp, b"").map_err(|e| e.to_string())?;
+    }
+    Ok(paths)
+}
+
+impl Bench {
+    fn input(&self, name: &str) -> PathBuf {
+        self.data.join(name)
+    }
+
+    fn generate(&self) -> Result<(), String> {
+        files(&self.input("a-4x1GiB"), 4, GIB, usize::MAX)?;
+        files(&self.input("b-1x4GiB"), 1, 4 * GIB, usize::MAX)?;
+        files(&self.input("c-20000x16KiB"), 20_000, 16 << 10, 100)?;
+        files(&self.input("d-256x16MiB"), 256, 16 * MIB, usize::MAX)?;
+        for (name, size) in [
+            ("scale-4x256MiB", 256 * MIB),
+            ("scale-4x512MiB", 512 * MIB),
+            ("scale-4x2GiB", 2 * GIB),
+        ] {
+            files(&self.input(name), 4, size, usize::MAX)?;
+        }
+        let three = self.input("three-files");
+        if !three.join("approved.json").exists() {
+            fs::create_dir_all(&three).map_err(|e| e.to_string())?;
+            fs::write(three.join("config.json"), b"{\"model_type\": \"bench\"}\n")
+                .map_err(|e| e.to_string())?;
+            write_random(&three.join("tokenizer.json"), 400_000, 3)?;
+            write_random(&three.join("model.safetensors"), 2_000_000, 4)?;
+            let out = Command::new(&self.vouch)
+                .args([
+                    "manifest".as_ref(),
+                    three.as_os_str(),
+                    "-o".as_ref(),
+                    three.join("approved.json").as_os_str(),
+                ])
+                .status()
+                .map_err(|e| e.to_string())?;
+            if !out.success() {
+                return Err("cannot write the three-file manifest".into());
+            }
+        }
+        let keys = self.input("keys");
+        if !keys.join("key.pem").exists() {
+            fs::create_dir_all(&keys).map_err(|e| e.to_string())?;
+            let script = self.root.join("tests/peers/model_signing_peer.py");
+            super::run(
+                Command::new(&self.python)
+                    .arg(script)
+                    .arg("keygen")
+                    .arg(&keys),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Runs every spec `runs` times, interleaved, after one warm-up each.
+    fn measure(&self, specs: &[Spec], cold: bool) -> Result<Vec<Measured>, String> {
+        let mut results: Vec<Measured> = specs
+            .iter()
+            .map(|s| Measured {
+                label: s.label.clone(),
+                times: Vec::new(),
+                peak_rss_kib: 0,
+            })
+            .collect();
+        let rounds = if cold { self.runs.min(3) } else { self.runs };
+        if !cold {
+            for spec in specs {
+                timed(spec)?;
+            }
+        }
+        for _ in 0..rounds {
+            for (spec, result) in specs.iter().zip(results.iter_mut()) {
+                if cold {
+                    drop_caches();
+                }
+                let (time, rss) = timed(spec)?;
+                result.times.push(time);
+                result.peak_rss_kib = result.peak_rss_kib.max(rss);
+            }
+        }
+        Ok(results)
+    }
+
+    fn table(
+        &mut self,
+        title: &str,
+        bytes: u64,
+        results: &[Measured],
+        baseline: &[(usize, usize)],
+    ) {
+        let _ = writeln!(self.out, "\n### {title}\n");
+        let _ = writeln!(self.out, "| command | median | GB/s | peak RSS |");
+        let _ = writeln!(self.out, "| --- | ---: | ---: | ---: |");
+        for r in results {
+            let seconds = r.median().as_secs_f64();
+            let _ = writeln!(
+                self.out,
+                "| {} | {:.3} s | {:.2} | {} MiB |",
+                r.label,
+                seconds,
+                bytes as f64 / seconds / 1e9,
+                r.peak_rss_kib / 1024
+            );
+        }
+        for &(ours, theirs) in baseline {
+            let ratio =
+                results[theirs].median().as_secs_f64() / results[ours].median().as_secs_f64();
+            let _ = writeln!(
+                self.out,
+                "\n{} is **{ratio:.2}x** as fast as {}.",
+                results[ours].label, results[theirs].label
+            );
+        }
+    }
+
+    fn paths(&self, dir: &str) -> Vec<String> {
+        let mut found = Vec::new();
+        collect(&self.input(dir), &mut found);
+        found.sort();
+        found
+    }
+
+    fn report(&mut self) -> Result<(), String> {
+        let vouch = self.vouch.clone();
+        let ms = self.model_signing.clone();
+        let key = self.input("keys/key.pem").display().to_string();
+        let sig = std::env::temp_dir()
+            .join("vouch-bench.sig")
+            .display()
+            .to_string();
+        let ms_sig = std::env::temp_dir()
+            .join("model-signing-bench.sig")
+            .display()
+            .to_string();
+        let single_core = openssl_sha256_rate()?;
+        let limit = 2.0 * single_core;
+        let disk = self.disk_parallel_read()?;
+
+        let _ = writeln!(self.out, "# Benchmarks\n");
+        let _ = writeln!(self.out, "Made by `cargo xtask bench` (release build; {} runs per command after a warm-up, interleaved; medians).\n", self.runs);
+        let _ = writeln!(self.out, "{}", machine());
+        let _ = writeln!(
+            self.out,
+            "- SHA-256 limit: `openssl speed -evp sha256` gives {:.2} GB/s on one core, so **{:.2} GB/s** on two.",
+            single_core / 1e9,
+            limit / 1e9
+        );
+        let _ = writeln!(
+            self.out,
+            "- Disk: two parallel `dd iflag=direct` streams read **{:.2} GB/s**.",
+            disk / 1e9
+        );
+
+        // (a) An LLM's shards: 4 x 1 GiB.
+        let a = self.input("a-4x1GiB").display().to_string();
+        let a_files = self.paths("a-4x1GiB");
+        let mut sha256sum = vec!["sha256sum"];
+        sha256sum.extend(a_files.iter().map(String::as_str));
+        let mut openssl = vec!["openssl", "dgst", "-sha256"];
+        openssl.extend(a_files.iter().map(String::as_str));
+        let results = self.measure(
+            &[
+                spec(
+                    "vouch sign (sha256, files)",
+                    &[
+                        &vouch,
+                        "sign",
+                        &a,
+                        "--key",
+                        &key,
+                        "-o",
+                        &sig,
+                        "--progress",
+                        "never",
+                    ],
+                ),
+                spec(
+                    "model_signing sign key",
+                    &[
+                        &ms,
+                        "sign",
+                        "key",
+                        "--private_key",
+                        &key,
+                        "--signature",
+                        &ms_sig,
+                        &a,
+                    ],
+                ),
+                spec(
+                    "vouch hash (sha256)",
+                    &[&vouch, "hash", &a, "--progress", "never"],
+                ),
+                spec("sha256sum", &sha256sum),
+                spec("openssl dgst -sha256", &openssl),
+            ],
+            false,
+        )?;
+        self.table(
+            "(a) 4 files of 1 GiB, sha256, warm cache",
+            4 * GIB,
+            &results,
+            &[(0, 1), (2, 3), (2, 4)],
+        );
+        let fraction = 4.0 * GIB as f64 / results[0].median().as_secs_f64() / limit;
+        let _ = writeln!(
+            self.out,
+            "\nvouch sign reaches **{:.0}%** of the two-core SHA-256 limit.",
+            fraction * 100.0
+        );
+        let a_sign = (
+            results[1].median().as_secs_f64() / results[0].median().as_secs_f64(),
+            fraction,
+            results[0].peak_rss_kib,
+        );
+
+        // (b) One 4 GiB file.
+        let b = self.paths("b-1x4GiB").remove(0);
+        let results = self.measure(
+            &[
+                spec(
+                    "vouch hash (sha256, whole file)",
+                    &[&vouch, "hash", &b, "--progress", "never"],
+                ),
+                spec("openssl dgst -sha256", &["openssl", "dgst", "-sha256", &b]),
+                spec("sha256sum", &["sha256sum", &b]),
+                spec(
+                    "vouch digest --shard-size 1000000000",
+                    &[
+                        &vouch,
+                        "digest",
+                        &b,
+                        "--shard-size",
+                        "1000000000",
+                        "--progress",
+                        "never",
+                    ],
+                ),
+                spec(
+                    "vouch hash --algo blake3",
+                    &[
+                        &vouch,
+                        "hash",
+                        "--algo",
+                        "blake3",
+                        &b,
+                        "--progress",
+                        "never",
+                    ],
+                ),
+                spec("b3sum", &["b3sum", &b]),
+            ],
+            false,
+        )?;
+        self.table(
+            "(b) one 4 GiB file, warm cache",
+            4 * GIB,
+            &results,
+            &[(0, 1), (0, 2), (3, 0), (4, 5)],
+        );
+        let b_ratios = (
+            results[1].median().as_secs_f64() / results[0].median().as_secs_f64(),
+            results[0].median().as_secs_f64() / results[3].median().as_secs_f64(),
+            results[5].median().as_secs_f64() / results[4].median().as_secs_f64(),
+            results
+                .iter()
+                .take(1)
+                .chain(results.iter().skip(3).take(2))
+                .map(|r| r.peak_rss_kib)
+                .max()
+                .unwrap_or(0),
+        );
+
+        // (c) Many small files.
+        let c = self.input("c-20000x16KiB").display().to_string();
+        let c_files = self.paths("c-20000x16KiB");
+        let mut sha256sum = vec!["sha256sum"];
+        sha256sum.extend(c_files.iter().map(String::as_str));
+        let results = self.measure(
+            &[
+                spec(
+                    "vouch sign (sha256, files)",
+                    &[
+                        &vouch,
+                        "sign",
+                        &c,
+                        "--key",
+                        &key,
+                        "-o",
+                        &sig,
+                        "--progress",
+                        "never",
+                    ],
+                ),
+                spec(
+                    "model_signing sign key",
+                    &[
+                        &ms,
+                        "sign",
+                        "key",
+                        "--private_key",
+                        &key,
+                        "--signature",
+                        &ms_sig,
+                        &c,
+                    ],
+                ),
+                spec(
+                    "vouch hash (sha256)",
+                    &[&vouch, "hash", &c, "--progress", "never"],
+                ),
+                spec("sha256sum", &sha256sum),
+            ],
+            false,
+        )?;
+        self.table(
+            "(c) 20,000 files of 16 KiB, warm cache",
+            20_000 * (16 << 10),
+            &results,
+            &[(0, 1), (2, 3)],
+        );
+        let c_ratio = results[1].median().as_secs_f64() / results[0].median().as_secs_f64();
+
+        // (d) 256 files of 16 MiB.
+        let d = self.input("d-256x16MiB").display().to_string();
+        let d_files = self.paths("d-256x16MiB");
+        let mut sha256sum = vec!["sha256sum"];
+        sha256sum.extend(d_files.iter().map(String::as_str));
+        let results = self.measure(
+            &[
+                spec(
+                    "vouch sign (sha256, files)",
+                    &[
+                        &vouch,
+                        "sign",
+                        &d,
+                        "--key",
+                        &key,
+                        "-o",
+                        &sig,
+                        "--progress",
+                        "never",
+                    ],
+                ),
+                spec(
+                    "model_signing sign key",
+                    &[
+                        &ms,
+                        "sign",
+                        "key",
+                        "--private_key",
+                        &key,
+                        "--signature",
+                        &ms_sig,
+                        &d,
+                    ],
+                ),
+                spec(
+                    "vouch hash (sha256)",
+                    &[&vouch, "hash", &d, "--progress", "never"],
+                ),
+                spec("sha256sum", &sha256sum),
+            ],
+            false,
+        )?;
+        self.table(
+            "(d) 256 files of 16 MiB, warm cache",
+            256 * 16 * MIB,
+            &results,
+            &[(0, 1), (2, 3)],
+        );
+
+        // Scaling from 1 to 8 GiB.
+        let scale: Vec<(u64, String)> = vec![
+            (GIB, self.input("scale-4x256MiB").display().to_string()),
+            (2 * GIB, self.input("scale-4x512MiB").display().to_string()),
+            (4 * GIB, a.clone()),
+            (8 * GIB, self.input("scale-4x2GiB").display().to_string()),
+        ];
+        let specs: Vec<Spec> = scale
+            .iter()
+            .map(|(bytes, dir)| {
+                spec(
+                    &format!("vouch digest, {} GiB", bytes / GIB),
+                    &[&vouch, "digest", dir, "--progress", "never"],
+                )
+            })
+            .collect();
+        let results = self.measure(&specs, false)?;
+        let _ = writeln!(
+            self.out,
+            "\n### Scaling: (a) with 4 files of 256 MiB to 2 GiB, warm cache\n"
+        );
+        let _ = writeln!(self.out, "| input | median | seconds per GiB | peak RSS |");
+        let _ = writeln!(self.out, "| --- | ---: | ---: | ---: |");
+        let per_gib: Vec<f64> = scale
+            .iter()
+            .zip(&results)
+            .map(|((bytes, _), r)| r.median().as_secs_f64() / (*bytes as f64 / GIB as f64))
+            .collect();
+        for ((r, per), (bytes, _)) in results.iter().zip(&per_gib).zip(&scale) {
+            let _ = writeln!(
+                self.out,
+                "| {} GiB | {:.3} s | {per:.3} | {} MiB |",
+                bytes / GIB,
+                r.median().as_secs_f64(),
+                r.peak_rss_kib / 1024
+            );
+        }
+        let spread = per_gib.iter().cloned().fold(f64::MIN, f64::max)
+            / per_gib.iter().cloned().fold(f64::MAX, f64::min)
+            - 1.0;
+        let _ = writeln!(
+            self.out,
+            "\nCost per GiB varies by **{:.1}%** from 1 to 8 GiB.",
+            spread * 100.0
+        );
+
+        // Start to exit on a small model.
+        let three = self.input("three-files").display().to_string();
+        let manifest = self
+            .input("three-files/approved.json")
+            .display()
+            .to_string();
+        let mut latency = self.measure(
+            &[spec(
+                "vouch verify, three-file model",
+                &[&vouch, "verify", &three, "--manifest", &manifest],
+            )],
+            false,
+        )?;
+        for _ in 0..3 {
+            let more = self.measure(
+                &[spec(
+                    "vouch verify, three-file model",
+                    &[&vouch, "verify", &three, "--manifest", &manifest],
+                )],
+                false,
+            )?;
+            latency[0].times.extend(more[0].times.iter().copied());
+        }
+        let latency_ms = latency[0].median().as_secs_f64() * 1e3;
+        let _ = writeln!(
+            self.out,
+            "\n### Latency\n\n`vouch verify` of a three-file model (2.4 MB) against its manifest: median **{latency_ms:.1} ms** start to exit over {} runs.",
+            latency[0].times.len()
+        );
+
+        // Cold cache.
+        let cold = if self.cold_ok {
+            let results = self.measure(
+                &[
+                    spec(
+                        "vouch digest (a), cold",
+                        &[&vouch, "digest", &a, "--progress", "never"],
+                    ),
+                    spec(
+                        "vouch digest --shard-size 1000000000 (b), cold",
+                        &[
+                            &vouch,
+                            "digest",
+                            &b,
+                            "--shard-size",
+                            "1000000000",
+                            "--progress",
+                            "never",
+                        ],
+                    ),
+                ],
+                true,
+            )?;
+            self.table(
+                "Cold cache (page cache dropped before each run)",
+                4 * GIB,
+                &results,
+                &[],
+            );
+            let rate = 4.0 * GIB as f64 / results[0].median().as_secs_f64();
+            let _ = writeln!(
+                self.out,
+                "\nvouch reads cold at **{:.0}%** of the disk's parallel read rate.",
+                rate / disk * 100.0
+            );
+            Some(rate / disk)
+        } else {
+            let _ = writeln!(self.out, "\n### Cold cache\n\nNot measured: dropping the page cache needs root (/proc/sys/vm/drop_caches).");
+            None
+        };
+
+        let check = |ok: bool| if ok { "met" } else { "**missed**" };
+        let _ = writeln!(self.out, "\n## Targets\n");
+        let _ = writeln!(self.out, "| target | measured | |");
+        let _ = writeln!(self.out, "| --- | --- | --- |");
+        let mut row = |target: &str, measured: String, ok: bool| {
+            let _ = writeln!(self.out, "| {target} | {measured} | {} |", check(ok));
+        };
+        row(
+            "(a) ≥ 1.3x model_signing",
+            format!("{:.2}x", a_sign.0),
+            a_sign.0 >= 1.3,
+        );
+        row(
+            "(a) ≥ 90% of the 2-core SHA-256 limit",
+            format!("{:.0}%", a_sign.1 * 100.0),
+            a_sign.1 >= 0.9,
+        );
+        row(
+            "(b) sha256 ≥ 0.95x openssl dgst",
+            format!("{:.2}x", b_ratios.0),
+            b_ratios.0 >= 0.95,
+        );
+        row(
+            "(b) shards ≥ 1.8x whole-file",
+            format!("{:.2}x", b_ratios.1),
+            b_ratios.1 >= 1.8,
+        );
+        row(
+            "(b) blake3 ≥ b3sum",
+            format!("{:.2}x", b_ratios.2),
+            b_ratios.2 >= 1.0,
+        );
+        row(
+            "(c) ≥ 5x model_signing",
+            format!("{c_ratio:.2}x"),
+            c_ratio >= 5.0,
+        );
+        if let Some(cold) = cold {
+            row(
+                "cold cache within 15% of the disk",
+                format!("{:.0}%", cold * 100.0),
+                cold >= 0.85,
+            );
+        }
+        row(
+            "peak RSS ≤ 256 MiB on (a)",
+            format!("{} MiB", a_sign.2 / 1024),
+            a_sign.2 / 1024 <= 256,
+        );
+        row(
+            "peak RSS ≤ 256 MiB on (b)",
+            format!("{} MiB", b_ratios.3 / 1024),
+            b_ratios.3 / 1024 <= 256,
+        );
+        row(
+            "three-file verify < 10 ms",
+            format!("{latency_ms:.1} ms"),
+            latency_ms < 10.0,
+        );
+        row(
+            "linear from 1 to 8 GiB (within 10%)",
+            format!("{:.1}%", spread * 100.0),
+            spread <= 0.10,
+        );
+        Ok(())
+    }
+
+    /// Two `dd iflag=direct` streams over two of the (a) files: what the disk can give.
+    fn disk_parallel_read(&self) -> Result<f64, String> {
+        let files = self.paths("a-4x1GiB");
+        let started = Instant::now();
+        let children: Vec<_> = files[..2]
+            .iter()
+            .map(|f| {
+                Command::new("dd")
+                    .args([
+                        format!("if={f}"),
+                        "of=/dev/null".into(),
+                        "bs=16M".into(),
+                        "iflag=direct".into(),
+                    ])
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .map_err(|e| format!("dd: {e}"))
+            })
+            .collect::<Result<_, _>>()?;
+        for mut child in children {
+            child.wait().map_err(|e| e.to_string())?;
+        }
+        Ok(2.0 * GIB as f64 / started.elapsed().as_secs_f64())
+    }
+}
+
+fn collect(dir: &Path, out: &mut Vec<String>) {
+    for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            collect(&path, out);
+        } else if !entry.file_name().to_string_lossy().starts_with('.') {
+            out.push(path.display().to_string());
+        }
+    }
+}
+
+/// Runs a command to completion and returns its wall time and peak resident memory (KiB).
+fn timed(spec: &Spec) -> Result<(Duration, u64), String> {
+    let started = Instant::now();
+    let child = Command::new(&spec.argv[0])
+        .args(&spec.argv[1..])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("{}: {e}", spec.argv[0]))?;
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::wait4(pid, &mut status, 0, &mut usage) } != pid {
+        return Err(format!("wait4 failed for {}", spec.label));
+    }
+    let elapsed = started.elapsed();
+    let exit = std::process::ExitStatus::from_raw(status);
+    if !exit.success() {
+        let mut stderr = String::new();
+        if let Some(mut pipe) = child.stderr {
+            use std::io::Read;
+            let _ = pipe.read_to_string(&mut stderr);
+        }
+        return Err(format!("{} failed ({exit}): {stderr}", spec.label));
+    }
+    Ok((elapsed, usage.ru_maxrss as u64))
+}
+
+/// One core's SHA-256 rate from `openssl speed -evp sha256` (16 KiB blocks), bytes/s.
+fn openssl_sha256_rate() -> Result<f64, String> {
+    let output = Command::new("openssl")
+        .args([
+            "speed", "-evp", "sha256", "-seconds", "3", "-bytes", "16384",
+        ])
+        .stderr(Stdio::null())
+        .output()
+        .map_err(|e| format!("openssl speed: {e}"))?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    let line = text
+        .lines()
+        .rev()
+        .find(|l| l.starts_with("sha256"))
+        .ok_or("no sha256 line from openssl speed")?;
+    let kilo = line
+        .split_whitespace()
+        .last()
+        .and_then(|v| v.trim_end_matches('k').parse::<f64>().ok())
+        .ok_or("unreadable openssl speed output")?;
+    Ok(kilo * 1000.0)
+}
+
+fn machine() -> String {
+    let cpu = fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_default();
+    let flags = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let memory = fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|t| {
+            t.lines().next().map(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .unwrap_or("0")
+                    .parse::<u64>()
+                    .unwrap_or(0)
+            })
+        })
+        .unwrap_or(0);
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let kernel = Command::new("uname")
+        .arg("-r")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    let commit = Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    format!(
+        "- Machine: {cpu}, {cores} cores{}{}, {:.0} GiB RAM, Linux {kernel}; commit {commit}.",
+        if flags.contains(" sha_ni") {
+            ", SHA-NI"
+        } else {
+            ""
+        },
+        if flags.contains(" avx512f") {
+            ", AVX-512"
+        } else {
+            ""
+        },
+        memory as f64 / (1 << 20) as f64
+    )
+}
