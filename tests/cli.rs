@@ -380,7 +380,7 @@ fn usage_errors_exit_2_with_a_sentence() {
         ),
         (
             vec!["digest", "M", "--algo", "blake3", "--shard-size", "1000"],
-            "drop --shard-size",
+            "drop the shard size",
         ),
         (vec!["digest", "M", "--shard-size", "0"], "0"),
         (vec!["hash", "M", "--jobs", "0"], "0"),

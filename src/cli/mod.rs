@@ -19,8 +19,8 @@ use crate::error::{Error, Result};
 use crate::fsio::write_atomically;
 use crate::hash::progress::Bar;
 use crate::hash::{default_jobs, Algorithm, Engine, Progress, ProgressMode, ReaderConfig};
-use crate::model::oms::{Method, Serialization};
-use crate::model::paths::{normalize_ignore, IgnoreSet};
+use crate::model::oms::Serialization;
+use crate::model::paths::normalize_ignore;
 use crate::model::verify::name_inside;
 use crate::report::{self, Format, Report};
 
@@ -122,37 +122,17 @@ impl SerializationArgs {
     /// vouch is about to write, left out when they lie inside the model.
     fn serialization(&self, model: &Path, outputs: &[&Path]) -> Result<Serialization> {
         let algorithm = self.algo.unwrap_or(Algorithm::Sha256);
-        if !algorithm.is_oms() {
-            return Err(Error::Usage(format!(
-                "--algo {algorithm} is not an OMS algorithm; model manifests use sha256, blake2b or blake3"
-            )));
-        }
-        if algorithm == Algorithm::Blake3 && self.shard_size.is_some() {
-            return Err(Error::Usage(
-                "--shard-size with --algo blake3: BLAKE3 already hashes a file in parallel, and model-signing \
-                 silently drops sharding for blake3, so such a manifest could not be verified by it; \
-                 drop --shard-size"
-                    .into(),
-            ));
-        }
-        let mut ignore = IgnoreSet::with_defaults();
+        let mut serialization = Serialization::new(algorithm, self.shard_size, self.allow_symlinks)
+            .map_err(|e| Error::Usage(format!("--algo/--shard-size: {e}")))?;
         for name in user_ignores(model, &self.ignore_paths)? {
-            ignore.insert(name);
+            serialization.ignore_paths.insert(name);
         }
         for output in outputs {
             if let Some(name) = name_inside(model, output) {
-                ignore.insert(name);
+                serialization.ignore_paths.insert(name);
             }
         }
-        Ok(Serialization {
-            method: match self.shard_size {
-                None => Method::Files,
-                Some(shard_size) => Method::Shards { shard_size },
-            },
-            algorithm,
-            allow_symlinks: self.allow_symlinks,
-            ignore_paths: ignore,
-        })
+        Ok(serialization)
     }
 }
 

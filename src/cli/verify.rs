@@ -1,19 +1,13 @@
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::{ArgGroup, Args};
 
 use super::{user_ignores, EngineArgs, OutputArgs, SerializationArgs};
 use crate::error::{Error, Result};
 use crate::hash::{Algorithm, Digest};
-use crate::manifest::{
-    check_list_expected, load_check_list, load_statement, read_input, statement_expected,
-};
-use crate::model::verify::{verify, verify_root, verify_signed, Expected, VerifyOptions};
+use crate::model::verify::{check_model, Approval, VerifyOptions};
 use crate::report::{self, Report};
-use crate::sign::keyless::{IdentityRule, KeylessPolicy};
-use crate::sign::keys::PublicKey;
-use crate::sign::x509::pem_certificates;
-use crate::sign::{verify_detached_file, SignerPolicy};
+use crate::sign::{verify_detached_file, IdentitySpec, TrustSpec};
 
 #[derive(Debug, Args)]
 #[command(group(ArgGroup::new("approval").required(true).args(["manifest", "digest", "check", "signature", "bundle"])))]
@@ -67,63 +61,50 @@ fn check(args: &VerifyArgs) -> Result<Report> {
         ));
     }
     if let Some(bundle) = &signatures.bundle {
-        return verify_detached_file(&args.model, bundle, &signatures.keyless_policy()?);
+        return verify_detached_file(&args.model, bundle, &signatures.trust()?.load_keyless()?);
     }
-    let mut options = VerifyOptions {
+    let approval = if let Some(bundle) = &signatures.signature {
+        refuse_serialization_flags(flags)?;
+        Approval::Signature {
+            bundle: bundle.clone(),
+            trust: signatures.trust()?,
+        }
+    } else if let Some(manifest) = &args.manifest {
+        refuse_serialization_flags(flags)?;
+        Approval::Manifest(manifest.clone())
+    } else if let Some(list) = &args.check {
+        if flags.shard_size.is_some() {
+            return Err(Error::Usage(
+                "a check list holds whole-file digests; --shard-size goes with --digest".into(),
+            ));
+        }
+        Approval::CheckList {
+            list: list.clone(),
+            algorithm: flags.algo.unwrap_or(Algorithm::Sha256),
+            allow_symlinks: flags.allow_symlinks,
+        }
+    } else {
+        let text = args.digest.as_deref().expect("clap requires one approval");
+        let digest =
+            Digest::from_prefixed(text).map_err(|e| Error::Usage(format!("--digest: {e}")))?;
+        if digest.algorithm != Algorithm::Sha256 {
+            return Err(Error::Usage(
+                "--digest: an OMS root digest is sha256:HEX".into(),
+            ));
+        }
+        Approval::Root {
+            digest,
+            serialization: flags.serialization(&args.model, &[])?,
+        }
+    };
+    let options = VerifyOptions {
         extra_ignores: user_ignores(&args.model, &flags.ignore_paths)?,
         approval_files: Vec::new(),
         deny_unsafe_pickle: args.deny_unsafe_pickle,
     };
     let engine = args.engine.engine()?;
     let progress = args.engine.progress();
-    let against = |expected: &Expected, options: &VerifyOptions| {
-        verify(&args.model, expected, options, &engine, progress.as_ref())
-    };
-    if let Some(path) = &signatures.signature {
-        refuse_serialization_flags(flags)?;
-        let policy = signatures.signer_policy()?;
-        return verify_signed(
-            &args.model,
-            path,
-            &policy,
-            &options,
-            &engine,
-            progress.as_ref(),
-        );
-    }
-    if let Some(path) = &args.manifest {
-        refuse_serialization_flags(flags)?;
-        let statement = load_statement(path)?;
-        options.approval_files.push(path.clone());
-        return against(&statement_expected(&statement, path), &options);
-    }
-    if let Some(path) = &args.check {
-        if flags.shard_size.is_some() {
-            return Err(Error::Usage(
-                "a check list holds whole-file digests; --shard-size goes with --digest".into(),
-            ));
-        }
-        let entries = load_check_list(path, flags.algo.unwrap_or(Algorithm::Sha256))?;
-        let expected = check_list_expected(&entries, path, flags.allow_symlinks)?;
-        options.approval_files.push(path.clone());
-        return against(&expected, &options);
-    }
-    let text = args.digest.as_deref().expect("clap requires one approval");
-    let root = Digest::from_prefixed(text).map_err(|e| Error::Usage(format!("--digest: {e}")))?;
-    if root.algorithm != Algorithm::Sha256 {
-        return Err(Error::Usage(
-            "--digest: an OMS root digest is sha256:HEX".into(),
-        ));
-    }
-    let serialization = flags.serialization(&args.model, &[])?;
-    verify_root(
-        &args.model,
-        &serialization,
-        &root,
-        &options,
-        &engine,
-        progress.as_ref(),
-    )
+    check_model(&args.model, &approval, &options, &engine, progress.as_ref())
 }
 
 /// A manifest or signature records its own serialization; flags that would change it are
@@ -182,7 +163,8 @@ impl SignatureArgs {
         self.key.is_some() || !self.certificate_chain.is_empty() || self.keyless()
     }
 
-    fn signer_policy(&self) -> Result<SignerPolicy> {
+    /// The trust the flags name: exactly one of a key, certificates, or an identity.
+    fn trust(&self) -> Result<TrustSpec> {
         let chosen = [
             self.key.is_some(),
             !self.certificate_chain.is_empty(),
@@ -196,33 +178,14 @@ impl SignatureArgs {
             ));
         }
         if let Some(path) = &self.key {
-            let key = PublicKey::from_pem(&read_input(path)?).map_err(|e| Error::input(path, e))?;
-            return Ok(SignerPolicy::Key(key));
+            return Ok(TrustSpec::Key(path.clone()));
         }
         if !self.certificate_chain.is_empty() {
-            let mut anchors = Vec::new();
-            for path in &self.certificate_chain {
-                anchors.extend(
-                    pem_certificates(&read_input(path)?).map_err(|e| Error::input(path, e))?,
-                );
-            }
-            return Ok(SignerPolicy::CertificateChain {
-                anchors,
-                source: self.certificate_chain[0].clone(),
-            });
-        }
-        Ok(SignerPolicy::Keyless(Box::new(self.keyless_policy()?)))
-    }
-
-    fn keyless_policy(&self) -> Result<KeylessPolicy> {
-        if self.key.is_some() || !self.certificate_chain.is_empty() {
-            return Err(Error::Usage(
-                "--bundle is verified with --identity and --issuer, not a key".into(),
-            ));
+            return Ok(TrustSpec::CertificateChain(self.certificate_chain.clone()));
         }
         let identity = match (&self.identity, &self.identity_regexp) {
-            (Some(identity), None) => IdentityRule::Exact(identity.clone()),
-            (None, Some(pattern)) => IdentityRule::pattern(pattern).map_err(Error::Usage)?,
+            (Some(identity), None) => IdentitySpec::Exact(identity.clone()),
+            (None, Some(pattern)) => IdentitySpec::Pattern(pattern.clone()),
             _ => {
                 return Err(Error::Usage(
                     "keyless verification needs --identity or --identity-regexp".into(),
@@ -232,20 +195,10 @@ impl SignatureArgs {
         let issuer = self.issuer.clone().ok_or_else(|| {
             Error::Usage("keyless verification needs --issuer (the signer's OIDC issuer)".into())
         })?;
-        let root = match &self.trusted_root {
-            Some(path) => Some(
-                String::from_utf8(read_input(path)?)
-                    .map_err(|_| Error::input(path, "is not UTF-8 JSON"))?,
-            ),
-            None => None,
-        };
-        KeylessPolicy::new(identity, issuer, root.as_deref()).map_err(|e| {
-            Error::input(
-                self.trusted_root
-                    .as_deref()
-                    .unwrap_or(Path::new("<built-in trusted root>")),
-                e,
-            )
+        Ok(TrustSpec::Keyless {
+            identity,
+            issuer,
+            trusted_root: self.trusted_root.clone(),
         })
     }
 }

@@ -29,6 +29,35 @@ pub struct Serialization {
 }
 
 impl Serialization {
+    /// The serialization these settings choose, ignoring model-signing's default paths.
+    /// Refuses what OMS or model-signing cannot take.
+    pub fn new(
+        algorithm: Algorithm,
+        shard_size: Option<u64>,
+        allow_symlinks: bool,
+    ) -> Result<Serialization, String> {
+        if !algorithm.is_oms() {
+            return Err(format!(
+                "{algorithm} is not an OMS algorithm; model manifests use sha256, blake2b or blake3"
+            ));
+        }
+        if algorithm == Algorithm::Blake3 && shard_size.is_some() {
+            return Err("shards with blake3: BLAKE3 already hashes a file in parallel, and model-signing \
+                        silently drops sharding for blake3, so such a manifest could not be verified by it; \
+                        drop the shard size"
+                .to_string());
+        }
+        if shard_size == Some(0) {
+            return Err("the shard size must be at least one byte".to_string());
+        }
+        Ok(Serialization {
+            method: shard_size.map_or(Method::Files, |shard_size| Method::Shards { shard_size }),
+            algorithm,
+            allow_symlinks,
+            ignore_paths: IgnoreSet::with_defaults(),
+        })
+    }
+
     /// The algorithm name written on each resource: `sha256`, or `sha256-sharded-<size>`.
     pub fn resource_algorithm(&self) -> String {
         match self.method {

@@ -6,7 +6,7 @@
 //! change for shards), missing, extra, unreadable, unstable, or rejected by policy.
 
 use std::collections::{HashMap, HashSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use super::oms::{self, Method, Resource, ResourceKey, Serialization};
@@ -14,11 +14,13 @@ use super::paths::{compare_names, IgnoreSet, SINGLE_FILE_NAME};
 use super::walk::{self, Model, Problem, ProblemKind};
 use super::{hash_model, walk_options, HashedModel};
 use crate::error::{Error, Result};
-use crate::hash::{Digest, Engine, Progress, ReadError};
+use crate::hash::{Algorithm, Digest, Engine, Progress, ReadError};
 use crate::manifest::statement::{self, StatementError};
-use crate::manifest::{read_input, statement_expected};
+use crate::manifest::{
+    check_list_expected, load_check_list, load_statement, read_input, statement_expected,
+};
 use crate::report::{Report, Subject, Verdict};
-use crate::sign::{bundle, verify_model_signature, Rejection, SignerPolicy};
+use crate::sign::{bundle, verify_model_signature, Rejection, SignerPolicy, TrustSpec};
 
 /// What a model must match: resources under a serialization.
 #[derive(Clone, Debug)]
@@ -38,6 +40,68 @@ pub struct VerifyOptions {
     pub approval_files: Vec<std::path::PathBuf>,
     /// Reject files whose pickles import globals picklescan rates dangerous.
     pub deny_unsafe_pickle: bool,
+}
+
+/// What a model is checked against.
+#[derive(Clone, Debug)]
+pub enum Approval {
+    /// An unsigned OMS statement.
+    Manifest(PathBuf),
+    /// An OMS signature bundle, and who must have signed it.
+    Signature { bundle: PathBuf, trust: TrustSpec },
+    /// A pinned root digest, and the serialization it was made with.
+    Root {
+        digest: Digest,
+        serialization: Serialization,
+    },
+    /// A sha256sum/b3sum list whose names are relative to the model root.
+    CheckList {
+        list: PathBuf,
+        algorithm: Algorithm,
+        allow_symlinks: bool,
+    },
+}
+
+/// Verifies the model at `path` against `approval`: what `vouch verify` and every drift
+/// target run.
+pub fn check_model(
+    path: &Path,
+    approval: &Approval,
+    options: &VerifyOptions,
+    engine: &Engine,
+    progress: &dyn Progress,
+) -> Result<Report> {
+    let mut options = options.clone();
+    match approval {
+        Approval::Manifest(file) => {
+            let statement = load_statement(file)?;
+            options.approval_files.push(file.clone());
+            verify(
+                path,
+                &statement_expected(&statement, file),
+                &options,
+                engine,
+                progress,
+            )
+        }
+        Approval::Signature { bundle, trust } => {
+            verify_signed(path, bundle, &trust.load()?, &options, engine, progress)
+        }
+        Approval::Root {
+            digest,
+            serialization,
+        } => verify_root(path, serialization, digest, &options, engine, progress),
+        Approval::CheckList {
+            list,
+            algorithm,
+            allow_symlinks,
+        } => {
+            let entries = load_check_list(list, *algorithm)?;
+            let expected = check_list_expected(&entries, list, *allow_symlinks)?;
+            options.approval_files.push(list.clone());
+            verify(path, &expected, &options, engine, progress)
+        }
+    }
 }
 
 /// Verifies the model at `path` against `expected`.

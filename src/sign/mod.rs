@@ -33,6 +33,92 @@ pub enum SignerPolicy {
     Keyless(Box<KeylessPolicy>),
 }
 
+/// Where trust comes from, as named on the command line or in a drift config; loading it
+/// reads the keys, certificates or trusted root.
+#[derive(Clone, Debug)]
+pub enum TrustSpec {
+    /// A public key file (PEM).
+    Key(PathBuf),
+    /// Trusted certificate files (PEM).
+    CertificateChain(Vec<PathBuf>),
+    /// A Sigstore identity (exact, or a whole-string pattern) and OIDC issuer.
+    Keyless {
+        identity: IdentitySpec,
+        issuer: String,
+        trusted_root: Option<PathBuf>,
+    },
+}
+
+#[derive(Clone, Debug)]
+pub enum IdentitySpec {
+    Exact(String),
+    Pattern(String),
+}
+
+impl TrustSpec {
+    pub fn load(&self) -> crate::error::Result<SignerPolicy> {
+        use crate::error::Error;
+        use crate::manifest::read_input;
+        match self {
+            TrustSpec::Key(path) => {
+                let key =
+                    PublicKey::from_pem(&read_input(path)?).map_err(|e| Error::input(path, e))?;
+                Ok(SignerPolicy::Key(key))
+            }
+            TrustSpec::CertificateChain(paths) => {
+                let mut anchors = Vec::new();
+                for path in paths {
+                    anchors.extend(
+                        x509::pem_certificates(&read_input(path)?)
+                            .map_err(|e| Error::input(path, e))?,
+                    );
+                }
+                Ok(SignerPolicy::CertificateChain {
+                    anchors,
+                    source: paths[0].clone(),
+                })
+            }
+            TrustSpec::Keyless { .. } => Ok(SignerPolicy::Keyless(Box::new(self.load_keyless()?))),
+        }
+    }
+
+    /// The keyless policy; an error for the other kinds of trust.
+    pub fn load_keyless(&self) -> crate::error::Result<KeylessPolicy> {
+        use crate::error::Error;
+        let TrustSpec::Keyless {
+            identity,
+            issuer,
+            trusted_root,
+        } = self
+        else {
+            return Err(Error::Usage(
+                "a detached Sigstore bundle is verified with an identity and issuer".into(),
+            ));
+        };
+        let identity = match identity {
+            IdentitySpec::Exact(identity) => keyless::IdentityRule::Exact(identity.clone()),
+            IdentitySpec::Pattern(pattern) => {
+                keyless::IdentityRule::pattern(pattern).map_err(Error::Usage)?
+            }
+        };
+        let root = match trusted_root {
+            Some(path) => Some(
+                String::from_utf8(crate::manifest::read_input(path)?)
+                    .map_err(|_| Error::input(path, "is not UTF-8 JSON"))?,
+            ),
+            None => None,
+        };
+        KeylessPolicy::new(identity, issuer.clone(), root.as_deref()).map_err(|e| {
+            Error::input(
+                trusted_root
+                    .as_deref()
+                    .unwrap_or(std::path::Path::new("<built-in trusted root>")),
+                e,
+            )
+        })
+    }
+}
+
 /// A signature that checked out.
 #[derive(Debug)]
 pub struct Verified {
