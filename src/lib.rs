@@ -5,6 +5,7 @@
 //! [`report::Report`]. Only `main` decides what the user sees and the exit status.
 
 pub mod cli;
+pub mod drift;
 pub mod error;
 pub mod fsio;
 pub mod hash;

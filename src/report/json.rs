@@ -28,7 +28,18 @@ struct JsonSubject<'a> {
 }
 
 pub fn render(report: &Report) -> String {
-    let view = JsonReport {
+    let mut out = serde_json::to_string_pretty(&view(report)).expect("a report always serializes");
+    out.push('\n');
+    out
+}
+
+/// The report as a JSON value, to embed in a larger document.
+pub fn value(report: &Report) -> serde_json::Value {
+    serde_json::to_value(view(report)).expect("a report always serializes")
+}
+
+fn view(report: &Report) -> JsonReport<'_> {
+    JsonReport {
         status: report.status().name(),
         target: &report.target,
         approval: &report.approval,
@@ -48,8 +59,5 @@ pub fn render(report: &Report) -> String {
         bytes_hashed: report.bytes_hashed,
         duration_seconds: report.duration.as_secs_f64(),
         error: report.error.as_deref(),
-    };
-    let mut out = serde_json::to_string_pretty(&view).expect("a report always serializes");
-    out.push('\n');
-    out
+    }
 }

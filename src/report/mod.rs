@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use crate::error::{EXIT_INTEGRITY, EXIT_OPERATIONAL};
 
+pub use json::value as json_value;
 pub use text::render_check_lines;
 
 /// What was found for one subject.

@@ -1,0 +1,108 @@
+//! Alerts for a run that did not verify: a command run with the report's path, and the JSON
+//! report POSTed to a webhook. Each is bounded in time and retried where that helps; a
+//! failed alert is reported, never fatal to the run.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::config::Alert;
+use crate::report::Status;
+
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
+const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(10);
+const WEBHOOK_ATTEMPTS: u32 = 3;
+
+/// What became of one alert.
+#[derive(Debug)]
+pub struct AlertOutcome {
+    pub channel: String,
+    pub result: Result<(), String>,
+}
+
+/// Raises every configured alert for a run with `status`, whose JSON report is `report` at
+/// `report_path`.
+pub fn raise(
+    alert: &Alert,
+    status: Status,
+    report_path: &Path,
+    report: &[u8],
+) -> Vec<AlertOutcome> {
+    let mut outcomes = Vec::new();
+    if let Some(command) = &alert.command {
+        outcomes.push(AlertOutcome {
+            channel: format!("command {}", command[0]),
+            result: run_command(command, status, report_path),
+        });
+    }
+    if let Some(url) = &alert.webhook {
+        outcomes.push(AlertOutcome {
+            channel: format!("webhook {url}"),
+            result: post(url, report),
+        });
+    }
+    outcomes
+}
+
+/// Runs the alert command with `VOUCH_REPORT` (the report's path) and `VOUCH_STATUS` set.
+fn run_command(command: &[String], status: Status, report_path: &Path) -> Result<(), String> {
+    let mut child = Command::new(&command[0])
+        .args(&command[1..])
+        .env("VOUCH_REPORT", report_path)
+        .env("VOUCH_STATUS", status.name())
+        .stdin(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", command[0]))?;
+    let started = Instant::now();
+    loop {
+        match child.try_wait().map_err(|e| e.to_string())? {
+            Some(exit) if exit.success() => return Ok(()),
+            Some(exit) => return Err(format!("{} exited with {exit}", command[0])),
+            None if started.elapsed() > COMMAND_TIMEOUT => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!(
+                    "{} did not finish within {}s and was killed",
+                    command[0],
+                    COMMAND_TIMEOUT.as_secs()
+                ));
+            }
+            None => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+}
+
+/// POSTs the report, retrying with backoff on a network error or a 5xx answer.
+fn post(url: &str, body: &[u8]) -> Result<(), String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start an HTTP client: {e}"))?;
+    runtime.block_on(async {
+        let client = reqwest::Client::builder()
+            .timeout(WEBHOOK_TIMEOUT)
+            .build()
+            .map_err(|e| format!("cannot start an HTTP client: {e}"))?;
+        let mut last = String::new();
+        for attempt in 0..WEBHOOK_ATTEMPTS {
+            if attempt > 0 {
+                tokio::time::sleep(Duration::from_millis(500 << attempt)).await;
+            }
+            let sent = client
+                .post(url)
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body.to_vec())
+                .send()
+                .await;
+            match sent {
+                Ok(response) if response.status().is_success() => return Ok(()),
+                Ok(response) if response.status().is_client_error() => {
+                    return Err(format!("the webhook answered {}", response.status()))
+                }
+                Ok(response) => last = format!("the webhook answered {}", response.status()),
+                Err(e) => last = format!("cannot reach the webhook: {e}"),
+            }
+        }
+        Err(format!("{last} (after {WEBHOOK_ATTEMPTS} attempts)"))
+    })
+}

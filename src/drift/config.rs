@@ -1,0 +1,487 @@
+//! `vouch.toml`: what is deployed, what was approved, who owns it, and what to do when they
+//! differ. Documented field by field in docs/drift.md.
+//!
+//! Parsing is strict: an unknown key, a target with no approval source (or two), a waiver
+//! for a target that does not exist or a date that does not parse is an input error that
+//! names the file and the line.
+
+use std::path::{Path, PathBuf};
+
+use jiff::civil::Date;
+use serde::Deserialize;
+use serde_spanned::Spanned;
+
+use crate::error::{Error, Result};
+use crate::hash::{Algorithm, Digest};
+use crate::model::oms::Serialization;
+use crate::model::paths::normalize_relative_name;
+use crate::model::verify::Approval;
+use crate::sign::{IdentitySpec, TrustSpec};
+
+pub const DEFAULT_HISTORY: &str = "vouch-history.sqlite";
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    history: Option<String>,
+    metrics_file: Option<String>,
+    report_dir: Option<String>,
+    #[serde(default, rename = "target")]
+    targets: Vec<Spanned<RawTarget>>,
+    #[serde(default, rename = "waiver")]
+    waivers: Vec<Spanned<RawWaiver>>,
+    alert: Option<RawAlert>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTarget {
+    name: String,
+    owner: String,
+    path: Option<String>,
+    image: Option<String>,
+    manifest: Option<String>,
+    signature: Option<String>,
+    digest: Option<String>,
+    check: Option<String>,
+    key: Option<String>,
+    #[serde(default)]
+    certificate_chain: Vec<String>,
+    identity: Option<String>,
+    identity_regexp: Option<String>,
+    issuer: Option<String>,
+    trusted_root: Option<String>,
+    algo: Option<String>,
+    shard_size: Option<u64>,
+    #[serde(default)]
+    allow_symlinks: bool,
+    #[serde(default)]
+    ignore_paths: Vec<String>,
+    #[serde(default)]
+    deny_unsafe_pickle: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWaiver {
+    target: String,
+    paths: Vec<String>,
+    reason: String,
+    owner: String,
+    expires: Spanned<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAlert {
+    command: Option<Vec<String>>,
+    webhook: Option<String>,
+}
+
+/// A parsed, checked configuration; relative paths are resolved against its directory.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub source: PathBuf,
+    pub history: PathBuf,
+    pub metrics_file: Option<PathBuf>,
+    pub report_dir: Option<PathBuf>,
+    pub targets: Vec<Target>,
+    pub waivers: Vec<Waiver>,
+    pub alert: Alert,
+}
+
+#[derive(Clone, Debug)]
+pub struct Target {
+    pub name: String,
+    pub owner: String,
+    pub subject: Deployed,
+    /// Paths left out, relative to the model root.
+    pub ignore_paths: Vec<String>,
+    pub deny_unsafe_pickle: bool,
+}
+
+/// What is deployed, and what it must match.
+#[derive(Clone, Debug)]
+pub enum Deployed {
+    /// A model directory or weights file on this host.
+    Model { path: PathBuf, approval: Approval },
+}
+
+impl Deployed {
+    /// Where the target lives, for reports.
+    pub fn location(&self) -> String {
+        match self {
+            Deployed::Model { path, .. } => path.display().to_string(),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Waiver {
+    pub target: String,
+    pub paths: Vec<String>,
+    pub reason: String,
+    pub owner: String,
+    /// The last day the waiver holds (UTC).
+    pub expires: Date,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Alert {
+    pub command: Option<Vec<String>>,
+    pub webhook: Option<String>,
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        Config::parse(&text, path)
+    }
+
+    pub fn parse(text: &str, source: &Path) -> Result<Config> {
+        let raw: RawConfig =
+            toml::from_str(text).map_err(|e| Error::input(source, toml_message(text, &e)))?;
+        let dir = source
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let resolve = |p: &str| dir.join(p);
+        let at = |span: std::ops::Range<usize>, message: String| {
+            Error::input(
+                source,
+                format!("line {}: {message}", line_of(text, span.start)),
+            )
+        };
+
+        let mut targets: Vec<Target> = Vec::new();
+        for spanned in &raw.targets {
+            let span = spanned.span();
+            let target = target(spanned.get_ref(), &resolve).map_err(|m| at(span.clone(), m))?;
+            if targets.iter().any(|t| t.name == target.name) {
+                return Err(at(
+                    span,
+                    format!("a second target is named \"{}\"", target.name),
+                ));
+            }
+            targets.push(target);
+        }
+        if targets.is_empty() {
+            return Err(Error::input(source, "no [[target]]: nothing to check"));
+        }
+
+        let mut waivers = Vec::new();
+        for spanned in &raw.waivers {
+            let raw = spanned.get_ref();
+            if !targets.iter().any(|t| t.name == raw.target) {
+                return Err(at(
+                    spanned.span(),
+                    format!(
+                        "the waiver names target \"{}\", which is not configured",
+                        raw.target
+                    ),
+                ));
+            }
+            let expires: Date = raw.expires.get_ref().parse().map_err(|_| {
+                at(
+                    raw.expires.span(),
+                    format!(
+                        "expires = \"{}\" is not a date (YYYY-MM-DD)",
+                        raw.expires.get_ref()
+                    ),
+                )
+            })?;
+            let paths = raw
+                .paths
+                .iter()
+                .map(|p| normalize_relative_name(p))
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .map_err(|m| at(spanned.span(), format!("waiver path {m}")))?;
+            if paths.is_empty() {
+                return Err(at(
+                    spanned.span(),
+                    "a waiver needs at least one path".into(),
+                ));
+            }
+            waivers.push(Waiver {
+                target: raw.target.clone(),
+                paths,
+                reason: raw.reason.clone(),
+                owner: raw.owner.clone(),
+                expires,
+            });
+        }
+
+        let alert = raw
+            .alert
+            .map(|a| Alert {
+                command: a.command,
+                webhook: a.webhook,
+            })
+            .unwrap_or_default();
+        if alert.command.as_ref().is_some_and(|c| c.is_empty()) {
+            return Err(Error::input(
+                source,
+                "[alert] command is empty: give the program and its arguments",
+            ));
+        }
+        Ok(Config {
+            source: source.to_path_buf(),
+            history: resolve(raw.history.as_deref().unwrap_or(DEFAULT_HISTORY)),
+            metrics_file: raw.metrics_file.as_deref().map(resolve),
+            report_dir: raw.report_dir.as_deref().map(resolve),
+            targets,
+            waivers,
+            alert,
+        })
+    }
+}
+
+fn target(
+    raw: &RawTarget,
+    resolve: &dyn Fn(&str) -> PathBuf,
+) -> std::result::Result<Target, String> {
+    if raw.name.trim().is_empty() {
+        return Err("a target needs a name".into());
+    }
+    if raw.owner.trim().is_empty() {
+        return Err(format!("target \"{}\" needs an owner", raw.name));
+    }
+    let subject = match (&raw.path, &raw.image) {
+        (Some(path), None) => Deployed::Model {
+            path: resolve(path),
+            approval: approval(raw, resolve)?,
+        },
+        (None, Some(_)) => {
+            return Err(format!(
+                "target \"{}\": image targets are not supported by this build",
+                raw.name
+            ))
+        }
+        (Some(_), Some(_)) => {
+            return Err(format!(
+                "target \"{}\" has both path and image; give one",
+                raw.name
+            ))
+        }
+        (None, None) => {
+            return Err(format!(
+                "target \"{}\" has neither path nor image",
+                raw.name
+            ))
+        }
+    };
+    let ignore_paths = raw
+        .ignore_paths
+        .iter()
+        .map(|p| {
+            normalize_relative_name(p)
+                .map_err(|m| format!("target \"{}\": ignore_paths {m}", raw.name))
+        })
+        .collect::<std::result::Result<_, _>>()?;
+    Ok(Target {
+        name: raw.name.clone(),
+        owner: raw.owner.clone(),
+        subject,
+        ignore_paths,
+        deny_unsafe_pickle: raw.deny_unsafe_pickle,
+    })
+}
+
+/// The one approval source of a model target.
+fn approval(
+    raw: &RawTarget,
+    resolve: &dyn Fn(&str) -> PathBuf,
+) -> std::result::Result<Approval, String> {
+    let name = &raw.name;
+    let sources = [&raw.manifest, &raw.signature, &raw.digest, &raw.check]
+        .iter()
+        .filter(|s| s.is_some())
+        .count();
+    if sources == 0 {
+        return Err(format!(
+            "target \"{name}\" has no approval source: give manifest, signature (with key, certificate_chain \
+             or identity and issuer), digest or check"
+        ));
+    }
+    if sources > 1 {
+        return Err(format!(
+            "target \"{name}\" has more than one of manifest, signature, digest and check"
+        ));
+    }
+    let algorithm = match &raw.algo {
+        Some(a) => Some(
+            a.parse::<Algorithm>()
+                .map_err(|e| format!("target \"{name}\": {e}"))?,
+        ),
+        None => None,
+    };
+    let trust_given = raw.key.is_some()
+        || !raw.certificate_chain.is_empty()
+        || raw.identity.is_some()
+        || raw.identity_regexp.is_some()
+        || raw.issuer.is_some();
+    if raw.signature.is_none() && trust_given {
+        return Err(format!(
+            "target \"{name}\": key, certificate_chain, identity and issuer go with signature"
+        ));
+    }
+    if let Some(signature) = &raw.signature {
+        return Ok(Approval::Signature {
+            bundle: resolve(signature),
+            trust: trust(raw, resolve)?,
+        });
+    }
+    if let Some(manifest) = &raw.manifest {
+        if algorithm.is_some() || raw.shard_size.is_some() {
+            return Err(format!(
+                "target \"{name}\": a manifest records its own algo and shard_size"
+            ));
+        }
+        return Ok(Approval::Manifest(resolve(manifest)));
+    }
+    if let Some(list) = &raw.check {
+        return Ok(Approval::CheckList {
+            list: resolve(list),
+            algorithm: algorithm.unwrap_or(Algorithm::Sha256),
+            allow_symlinks: raw.allow_symlinks,
+        });
+    }
+    let text = raw.digest.as_deref().expect("one source is given");
+    let digest =
+        Digest::from_prefixed(text).map_err(|e| format!("target \"{name}\": digest {e}"))?;
+    if digest.algorithm != Algorithm::Sha256 {
+        return Err(format!(
+            "target \"{name}\": an OMS root digest is sha256:HEX"
+        ));
+    }
+    let serialization = Serialization::new(
+        algorithm.unwrap_or(Algorithm::Sha256),
+        raw.shard_size,
+        raw.allow_symlinks,
+    )
+    .map_err(|e| format!("target \"{name}\": {e}"))?;
+    Ok(Approval::Root {
+        digest,
+        serialization,
+    })
+}
+
+fn trust(
+    raw: &RawTarget,
+    resolve: &dyn Fn(&str) -> PathBuf,
+) -> std::result::Result<TrustSpec, String> {
+    let name = &raw.name;
+    let keyless = raw.identity.is_some() || raw.identity_regexp.is_some() || raw.issuer.is_some();
+    match (&raw.key, raw.certificate_chain.is_empty(), keyless) {
+        (Some(key), true, false) => Ok(TrustSpec::Key(resolve(key))),
+        (None, false, false) => Ok(TrustSpec::CertificateChain(raw.certificate_chain.iter().map(|c| resolve(c)).collect())),
+        (None, true, true) => {
+            let identity = match (&raw.identity, &raw.identity_regexp) {
+                (Some(i), None) => IdentitySpec::Exact(i.clone()),
+                (None, Some(p)) => IdentitySpec::Pattern(p.clone()),
+                _ => return Err(format!("target \"{name}\": give identity or identity_regexp, not both or neither")),
+            };
+            let issuer = raw.issuer.clone().ok_or(format!("target \"{name}\": keyless signatures need an issuer"))?;
+            Ok(TrustSpec::Keyless { identity, issuer, trusted_root: raw.trusted_root.as_deref().map(resolve) })
+        }
+        _ => Err(format!(
+            "target \"{name}\": a signature needs exactly one of key, certificate_chain, or identity with issuer"
+        )),
+    }
+}
+
+/// The 1-based line of byte `offset`.
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+/// toml's message, led by the line the problem is on.
+fn toml_message(text: &str, error: &toml::de::Error) -> String {
+    let message = error.message().trim_end();
+    match error.span() {
+        Some(span) => format!("line {}: {message}", line_of(text, span.start)),
+        None => message.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+history = "state/history.sqlite"
+metrics_file = "vouch.prom"
+
+[[target]]
+name = "llama-prod"
+owner = "ml-platform@example.com"
+path = "/srv/models/llama"
+manifest = "approved/llama.oms.json"
+
+[[target]]
+name = "mistral"
+owner = "ml@example.com"
+path = "mistral"
+signature = "mistral.sig"
+identity = "release@example.com"
+issuer = "https://accounts.example.com"
+
+[[waiver]]
+target = "llama-prod"
+paths = ["README.md"]
+reason = "model card edited after release"
+owner = "alice@example.com"
+expires = "2026-12-31"
+
+[alert]
+command = ["/usr/local/bin/page-oncall", "--urgent"]
+webhook = "https://hooks.example.com/vouch"
+"#;
+
+    #[test]
+    fn a_full_config_parses_with_paths_resolved() {
+        let config = Config::parse(GOOD, Path::new("/etc/vouch/vouch.toml")).unwrap();
+        assert_eq!(config.history, Path::new("/etc/vouch/state/history.sqlite"));
+        assert_eq!(config.targets.len(), 2);
+        let Deployed::Model { path, approval } = &config.targets[0].subject;
+        assert_eq!(path, Path::new("/srv/models/llama"));
+        assert!(
+            matches!(approval, Approval::Manifest(m) if m == Path::new("/etc/vouch/approved/llama.oms.json"))
+        );
+        assert_eq!(config.waivers[0].expires, jiff::civil::date(2026, 12, 31));
+        assert_eq!(config.alert.command.as_ref().unwrap().len(), 2);
+    }
+
+    fn error_of(text: &str) -> String {
+        Config::parse(text, Path::new("vouch.toml"))
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn mistakes_are_named_with_their_line() {
+        let unknown = GOOD.replace("metrics_file", "metrics_fiel");
+        let e = error_of(&unknown);
+        assert!(e.contains("line 3") && e.contains("metrics_fiel"), "{e}");
+
+        let no_source = GOOD.replace("manifest = \"approved/llama.oms.json\"\n", "");
+        let e = error_of(&no_source);
+        assert!(
+            e.contains("line 5") && e.contains("no approval source"),
+            "{e}"
+        );
+
+        let bad_date = GOOD.replace("2026-12-31", "31/12/2026");
+        let e = error_of(&bad_date);
+        assert!(e.contains("line 25") && e.contains("not a date"), "{e}");
+
+        let stray_waiver = GOOD.replace("target = \"llama-prod\"", "target = \"nope\"");
+        assert!(error_of(&stray_waiver).contains("not configured"));
+
+        let two = GOOD.replace("name = \"mistral\"", "name = \"llama-prod\"");
+        assert!(error_of(&two).contains("second target"));
+
+        let no_issuer = GOOD.replace("issuer = \"https://accounts.example.com\"\n", "");
+        assert!(error_of(&no_issuer).contains("issuer"));
+    }
+}

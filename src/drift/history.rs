@@ -1,0 +1,400 @@
+//! The drift history: every run, every target checked, and every subject that drifted —
+//! when it was first seen, last seen, and repaired — in SQLite.
+//!
+//! The store is in WAL mode and every write is one `BEGIN IMMEDIATE` transaction, so runs
+//! at once on one history take turns instead of corrupting it, and a run killed mid-way
+//! leaves everything it committed readable, its own row marked incomplete (no finish time).
+
+use std::path::Path;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::report::{Report, Status};
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    started_at TEXT NOT NULL,
+    finished_at TEXT,
+    status TEXT,
+    shard TEXT
+);
+CREATE TABLE IF NOT EXISTS checks (
+    run_id INTEGER NOT NULL REFERENCES runs(id),
+    target TEXT NOT NULL,
+    owner TEXT NOT NULL,
+    status TEXT NOT NULL,
+    failed_subjects INTEGER NOT NULL,
+    bytes_hashed INTEGER NOT NULL,
+    checked_at TEXT NOT NULL,
+    error TEXT
+);
+CREATE INDEX IF NOT EXISTS checks_by_target ON checks(target, checked_at);
+CREATE TABLE IF NOT EXISTS drift (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    target TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    verdict TEXT NOT NULL,
+    message TEXT,
+    first_seen_at TEXT NOT NULL,
+    first_seen_run INTEGER NOT NULL,
+    last_seen_at TEXT NOT NULL,
+    resolved_at TEXT,
+    resolved_run INTEGER
+);
+CREATE INDEX IF NOT EXISTS drift_by_target ON drift(target, resolved_at);
+";
+
+/// How long a writer waits for another run to finish its transaction.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(120);
+
+pub struct History {
+    connection: Connection,
+    path: std::path::PathBuf,
+}
+
+/// What the history knows of one target.
+#[derive(Debug, Serialize)]
+pub struct TargetHistory {
+    pub target: String,
+    pub owner: String,
+    pub last_checked_at: Option<String>,
+    pub last_status: Option<String>,
+    pub last_verified_at: Option<String>,
+    pub drift: Vec<DriftEntry>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DriftEntry {
+    pub subject: String,
+    pub verdict: String,
+    pub message: Option<String>,
+    pub first_seen_at: String,
+    pub last_seen_at: String,
+    /// When a later run found it matching again.
+    pub resolved_at: Option<String>,
+}
+
+/// A run that never finished (killed, or still going).
+#[derive(Debug, Serialize)]
+pub struct IncompleteRun {
+    pub id: i64,
+    pub started_at: String,
+}
+
+impl History {
+    pub fn open(path: &Path) -> Result<History> {
+        let sql = |e: rusqlite::Error| Error::Io {
+            path: path.to_path_buf(),
+            source: std::io::Error::other(e),
+        };
+        let connection = Connection::open(path).map_err(sql)?;
+        connection.busy_timeout(BUSY_TIMEOUT).map_err(sql)?;
+        let mode: String = connection
+            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+            .map_err(sql)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(Error::input(
+                path,
+                format!("cannot use write-ahead logging (journal mode is {mode})"),
+            ));
+        }
+        connection
+            .execute_batch("PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;")
+            .map_err(sql)?;
+        let mut history = History {
+            connection,
+            path: path.to_path_buf(),
+        };
+        history.write(|tx| tx.execute_batch(SCHEMA))?;
+        Ok(history)
+    }
+
+    fn error(&self, e: rusqlite::Error) -> Error {
+        Error::Io {
+            path: self.path.clone(),
+            source: std::io::Error::other(e),
+        }
+    }
+
+    /// Runs `work` in one immediate (write-locked) transaction.
+    fn write<T>(
+        &mut self,
+        work: impl FnOnce(&rusqlite::Transaction) -> rusqlite::Result<T>,
+    ) -> Result<T> {
+        let path = self.path.clone();
+        let sql = |e: rusqlite::Error| Error::Io {
+            path: path.clone(),
+            source: std::io::Error::other(e),
+        };
+        let tx = self
+            .connection
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sql)?;
+        let value = work(&tx).map_err(sql)?;
+        tx.commit().map_err(sql)?;
+        Ok(value)
+    }
+
+    /// Records the start of a run; its id ties the checks together.
+    pub fn begin_run(&mut self, shard: Option<&str>, at: Timestamp) -> Result<i64> {
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO runs (started_at, shard) VALUES (?1, ?2)",
+                params![at.to_string(), shard],
+            )?;
+            Ok(tx.last_insert_rowid())
+        })
+    }
+
+    /// Records one target's check and updates its drift: failures not seen before are
+    /// opened, open ones seen again are touched, and open ones that now match are resolved.
+    /// `hidden` are subjects a waiver hid: still drift, though not failures.
+    pub fn record_check(
+        &mut self,
+        run: i64,
+        target: &str,
+        owner: &str,
+        report: &Report,
+        hidden: &[String],
+        at: Timestamp,
+    ) -> Result<()> {
+        let now = at.to_string();
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO checks (run_id, target, owner, status, failed_subjects, bytes_hashed, checked_at, error)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    run,
+                    target,
+                    owner,
+                    report.status().name(),
+                    report.failures().count() as i64,
+                    report.bytes_hashed as i64,
+                    now,
+                    report.error
+                ],
+            )?;
+            if report.error.is_some() {
+                // The target could not be checked: what drifted is unknown, so nothing changes.
+                return Ok(());
+            }
+            let open: Vec<(i64, String)> = tx
+                .prepare("SELECT id, subject FROM drift WHERE target = ?1 AND resolved_at IS NULL")?
+                .query_map(params![target], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<_>>()?;
+            let drifting = report
+                .subjects
+                .iter()
+                .filter(|s| s.verdict.is_integrity_failure() || hidden.contains(&s.name));
+            for subject in drifting {
+                match open.iter().find(|(_, name)| *name == subject.name) {
+                    Some((id, _)) => tx.execute(
+                        "UPDATE drift SET last_seen_at = ?1, verdict = ?2, message = ?3 WHERE id = ?4",
+                        params![now, subject.verdict.name(), subject.message, id],
+                    )?,
+                    None => tx.execute(
+                        "INSERT INTO drift (target, subject, verdict, message, first_seen_at, first_seen_run, last_seen_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?5)",
+                        params![target, subject.name, subject.verdict.name(), subject.message, now, run],
+                    )?,
+                };
+            }
+            for (id, name) in &open {
+                let now_subject = report.subjects.iter().find(|s| &s.name == name);
+                let still_drifting = now_subject.is_some_and(|s| {
+                    s.verdict.is_integrity_failure() || hidden.contains(&s.name) || s.verdict == crate::report::Verdict::Unreadable
+                });
+                if !still_drifting {
+                    tx.execute(
+                        "UPDATE drift SET resolved_at = ?1, resolved_run = ?2 WHERE id = ?3",
+                        params![now, run, id],
+                    )?;
+                }
+            }
+            Ok(())
+        })
+    }
+
+    pub fn finish_run(&mut self, run: i64, status: Status, at: Timestamp) -> Result<()> {
+        self.write(|tx| {
+            tx.execute(
+                "UPDATE runs SET finished_at = ?1, status = ?2 WHERE id = ?3",
+                params![at.to_string(), status.name(), run],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Bytes hashed by every check ever recorded: a counter for Prometheus.
+    pub fn bytes_hashed_total(&self) -> Result<u64> {
+        self.connection
+            .query_row(
+                "SELECT COALESCE(SUM(bytes_hashed), 0) FROM checks",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n as u64)
+            .map_err(|e| self.error(e))
+    }
+
+    /// What the history knows of each target (or of `only`), by name.
+    pub fn targets(&self, only: Option<&str>) -> Result<Vec<TargetHistory>> {
+        let names: Vec<(String, String)> = self
+            .connection
+            .prepare(
+                // With MAX(), SQLite takes the bare column (owner) from the latest check.
+                "SELECT target, owner, MAX(checked_at) FROM checks WHERE ?1 IS NULL OR target = ?1
+                 GROUP BY target ORDER BY target",
+            )
+            .and_then(|mut s| {
+                s.query_map(params![only], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect()
+            })
+            .map_err(|e| self.error(e))?;
+        names
+            .into_iter()
+            .map(|(target, owner)| self.target(target, owner))
+            .collect()
+    }
+
+    fn target(&self, target: String, owner: String) -> Result<TargetHistory> {
+        let sql = |e| self.error(e);
+        let last: Option<(String, String)> = self
+            .connection
+            .query_row(
+                "SELECT checked_at, status FROM checks WHERE target = ?1 ORDER BY checked_at DESC, rowid DESC LIMIT 1",
+                params![target],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(sql)?;
+        let last_verified_at: Option<String> = self
+            .connection
+            .query_row(
+                "SELECT MAX(checked_at) FROM checks WHERE target = ?1 AND status = 'verified'",
+                params![target],
+                |r| r.get(0),
+            )
+            .map_err(sql)?;
+        let drift = self
+            .connection
+            .prepare(
+                "SELECT subject, verdict, message, first_seen_at, last_seen_at, resolved_at FROM drift
+                 WHERE target = ?1 ORDER BY first_seen_at, subject",
+            )
+            .and_then(|mut s| {
+                s.query_map(params![target], |r| {
+                    Ok(DriftEntry {
+                        subject: r.get(0)?,
+                        verdict: r.get(1)?,
+                        message: r.get(2)?,
+                        first_seen_at: r.get(3)?,
+                        last_seen_at: r.get(4)?,
+                        resolved_at: r.get(5)?,
+                    })
+                })?
+                .collect()
+            })
+            .map_err(sql)?;
+        Ok(TargetHistory {
+            target,
+            owner,
+            last_checked_at: last.as_ref().map(|(at, _)| at.clone()),
+            last_status: last.map(|(_, status)| status),
+            last_verified_at,
+            drift,
+        })
+    }
+
+    /// Runs with no finish time: killed mid-way, or still running.
+    pub fn incomplete_runs(&self) -> Result<Vec<IncompleteRun>> {
+        self.connection
+            .prepare("SELECT id, started_at FROM runs WHERE finished_at IS NULL ORDER BY id")
+            .and_then(|mut s| {
+                s.query_map([], |r| {
+                    Ok(IncompleteRun {
+                        id: r.get(0)?,
+                        started_at: r.get(1)?,
+                    })
+                })?
+                .collect()
+            })
+            .map_err(|e| self.error(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::{Subject, Verdict};
+
+    fn report(subjects: Vec<Subject>) -> Report {
+        Report {
+            subjects,
+            ..Report::default()
+        }
+    }
+
+    #[test]
+    fn drift_opens_persists_and_resolves() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut history = History::open(&dir.path().join("h.sqlite")).unwrap();
+        let t0: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+        let t1: Timestamp = "2026-01-02T00:00:00Z".parse().unwrap();
+        let t2: Timestamp = "2026-01-03T00:00:00Z".parse().unwrap();
+
+        let run = history.begin_run(None, t0).unwrap();
+        history
+            .record_check(
+                run,
+                "m",
+                "o",
+                &report(vec![Subject::new("a", Verdict::Changed)]),
+                &[],
+                t0,
+            )
+            .unwrap();
+        history.finish_run(run, Status::Failed, t0).unwrap();
+        let run = history.begin_run(None, t1).unwrap();
+        history
+            .record_check(
+                run,
+                "m",
+                "o",
+                &report(vec![Subject::new("a", Verdict::Changed)]),
+                &[],
+                t1,
+            )
+            .unwrap();
+        let run = history.begin_run(None, t2).unwrap();
+        history
+            .record_check(
+                run,
+                "m",
+                "o",
+                &report(vec![Subject::new("a", Verdict::Ok)]),
+                &[],
+                t2,
+            )
+            .unwrap();
+        history.finish_run(run, Status::Verified, t2).unwrap();
+
+        let targets = history.targets(None).unwrap();
+        assert_eq!(targets.len(), 1);
+        let drift = &targets[0].drift[0];
+        assert_eq!(drift.first_seen_at, t0.to_string());
+        assert_eq!(drift.last_seen_at, t1.to_string());
+        assert_eq!(drift.resolved_at.as_deref(), Some(t2.to_string().as_str()));
+        assert_eq!(
+            targets[0].last_verified_at.as_deref(),
+            Some(t2.to_string().as_str())
+        );
+        // The second run never finished.
+        assert_eq!(history.incomplete_runs().unwrap().len(), 1);
+    }
+}

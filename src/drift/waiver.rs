@@ -1,0 +1,128 @@
+//! Waivers: a named owner accepts a target's failures on some paths until a date. An active
+//! waiver hides those failures (and is listed in every report); an expired one is itself a
+//! failure until someone removes or renews it.
+
+use jiff::civil::Date;
+
+use super::config::Waiver;
+use crate::report::{Report, Subject, Verdict};
+
+/// Applies `waivers` (all of them, any target) to `report`, the report of `target`, as of
+/// `today`. Returns the names of the subjects a waiver hid: they are still drift.
+pub fn apply(report: &mut Report, target: &str, waivers: &[Waiver], today: Date) -> Vec<String> {
+    let mut hidden = Vec::new();
+    for waiver in waivers.iter().filter(|w| w.target == target) {
+        let paths = waiver.paths.join(", ");
+        if today > waiver.expires {
+            report.subjects.push(
+                Subject::new(format!("waiver for {paths}"), Verdict::Rejected).message(format!(
+                    "waiver expired on {}, owner {} ({}); remove or renew it",
+                    waiver.expires, waiver.owner, waiver.reason
+                )),
+            );
+            continue;
+        }
+        report.warnings.push(format!(
+            "active waiver until {} for {paths}, owner {}: {}",
+            waiver.expires, waiver.owner, waiver.reason
+        ));
+        for subject in &mut report.subjects {
+            // Policy rejections (signatures, unsafe pickles) are never waived.
+            let waivable = !matches!(subject.verdict, Verdict::Ok | Verdict::Rejected);
+            if waivable && waiver.paths.iter().any(|p| covers(p, &subject.name)) {
+                let was = subject.verdict.name();
+                subject.verdict = Verdict::Ok;
+                subject.message = Some(format!(
+                    "waived until {} by {} ({}); was {was}",
+                    waiver.expires, waiver.owner, waiver.reason
+                ));
+                hidden.push(subject.name.clone());
+            }
+        }
+    }
+    hidden
+}
+
+/// Whether the waiver path `path` covers the subject `name`: the file itself, anything
+/// below it, or one of its shards (`path:start:end`).
+fn covers(path: &str, name: &str) -> bool {
+    let Some(rest) = name.strip_prefix(path) else {
+        return false;
+    };
+    if rest.is_empty() || rest.starts_with('/') {
+        return true;
+    }
+    let mut range = rest.split(':').skip(1);
+    rest.starts_with(':')
+        && range.next().is_some_and(|s| s.parse::<u64>().is_ok())
+        && range.next().is_some_and(|e| e.parse::<u64>().is_ok())
+        && range.next().is_none()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn waiver(expires: Date) -> Waiver {
+        Waiver {
+            target: "t".into(),
+            paths: vec!["README.md".into(), "docs".into()],
+            reason: "model card edited".into(),
+            owner: "alice@example.com".into(),
+            expires,
+        }
+    }
+
+    fn report() -> Report {
+        Report {
+            subjects: vec![
+                Subject::new("README.md", Verdict::Changed),
+                Subject::new("docs/a.md", Verdict::Extra),
+                Subject::new("weights.bin", Verdict::Changed),
+                Subject::new("README.md.bak", Verdict::Extra),
+            ],
+            ..Report::default()
+        }
+    }
+
+    #[test]
+    fn an_active_waiver_hides_its_paths_only() {
+        let mut r = report();
+        let hidden = apply(
+            &mut r,
+            "t",
+            &[waiver(jiff::civil::date(2030, 1, 1))],
+            jiff::civil::date(2029, 12, 31),
+        );
+        assert_eq!(hidden, ["README.md", "docs/a.md"]);
+        let failing: Vec<&str> = r.failures().map(|s| s.name.as_str()).collect();
+        assert_eq!(failing, ["weights.bin", "README.md.bak"]);
+        assert!(r.warnings[0].contains("active waiver until 2030-01-01"));
+    }
+
+    #[test]
+    fn an_expired_waiver_hides_nothing_and_fails() {
+        let mut r = report();
+        let hidden = apply(
+            &mut r,
+            "t",
+            &[waiver(jiff::civil::date(2026, 1, 1))],
+            jiff::civil::date(2026, 1, 2),
+        );
+        assert!(hidden.is_empty());
+        let expired = r.subjects.last().unwrap();
+        assert_eq!(expired.verdict, Verdict::Rejected);
+        assert!(expired
+            .message
+            .as_deref()
+            .unwrap()
+            .contains("waiver expired on 2026-01-01, owner alice@example.com"));
+    }
+
+    #[test]
+    fn shards_of_a_waived_file_are_covered() {
+        assert!(covers("w.bin", "w.bin:0:1000"));
+        assert!(!covers("w.bin", "w.bin:x"));
+        assert!(!covers("w.bin", "w.bin2"));
+    }
+}
