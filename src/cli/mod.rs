@@ -4,6 +4,7 @@
 mod digest;
 mod hash;
 mod manifest;
+mod oci;
 mod verify;
 
 use std::io::Write;
@@ -43,6 +44,9 @@ pub enum Command {
     Manifest(manifest::ManifestArgs),
     /// Verify a model against a manifest, a pinned root digest or a check list.
     Verify(verify::VerifyArgs),
+    /// Verify container images and model artifacts in OCI registries and image layouts.
+    #[command(subcommand_required = true)]
+    Oci(oci::OciArgs),
 }
 
 /// Runs a parsed command line and returns the exit status.
@@ -52,6 +56,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Digest(args) => digest::run(args),
         Command::Manifest(args) => manifest::run(args),
         Command::Verify(args) => verify::run(args),
+        Command::Oci(args) => oci::run(args),
     }
 }
 
