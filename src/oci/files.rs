@@ -1,7 +1,8 @@
 //! A model stored as an OCI artifact, one layer per file named by the annotation
 //! `org.opencontainers.image.title`, compared file by file with an approved OMS manifest.
 
-use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::blob::Found;
 use super::document::{Descriptor, TITLE};
@@ -65,6 +66,7 @@ pub struct Layer<'a> {
 pub fn compare(approved: &ApprovedFiles, layers: &[Layer], prefix: &str) -> Vec<Subject> {
     let mut subjects = Vec::new();
     let mut by_name: BTreeMap<String, &Layer> = BTreeMap::new();
+    let mut ambiguous = BTreeSet::new();
     for (i, layer) in layers.iter().enumerate() {
         let digest = layer.descriptor.digest.prefixed();
         let Some(title) = layer.descriptor.title() else {
@@ -90,12 +92,22 @@ pub fn compare(approved: &ApprovedFiles, layers: &[Layer], prefix: &str) -> Vec<
         if approved.ignore.matches(&name) {
             continue;
         }
-        if by_name.insert(name.clone(), layer).is_some() {
-            subjects.push(
-                Subject::new(format!("{prefix}{name}"), Verdict::Rejected)
-                    .message("two layers carry this title; the artifact is ambiguous"),
-            );
+        match by_name.entry(name) {
+            Entry::Vacant(vacant) => {
+                vacant.insert(layer);
+            }
+            Entry::Occupied(taken) => {
+                ambiguous.insert(taken.key().clone());
+            }
         }
+    }
+    // A title carried twice names no one file: neither layer is taken for it.
+    for name in &ambiguous {
+        by_name.remove(name);
+        subjects.push(
+            Subject::new(format!("{prefix}{name}"), Verdict::Rejected)
+                .message("more than one layer carries this title; the artifact is ambiguous"),
+        );
     }
     if approved.is_single_file() && by_name.len() == 1 {
         // A model that is one file is approved under the name `.`, whatever its file name.
@@ -105,6 +117,9 @@ pub fn compare(approved: &ApprovedFiles, layers: &[Layer], prefix: &str) -> Vec<
         return subjects;
     }
     for (name, digest) in &approved.files {
+        if ambiguous.contains(name) {
+            continue;
+        }
         match by_name.remove(name) {
             Some(layer) => subjects.push(file_subject(format!("{prefix}{name}"), digest, layer)),
             None => subjects.push(

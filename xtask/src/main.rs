@@ -8,8 +8,17 @@ use std::process::{exit, Command};
 /// Python packages the interop tests drive. model-signing 1.1.1 imports pyOpenSSL without
 /// declaring it, hence the second entry.
 const PYTHON_PEERS: &[&str] = &["model-signing==1.1.1", "pyopenssl"];
-/// Debian packages that provide peer commands, with a command each provides.
-const DEBIAN_PEERS: &[(&str, &str)] = &[("b3sum", "b3sum"), ("strace", "strace")];
+/// Debian packages that provide peer commands, with a command each provides. The OCI tests
+/// run docker-registry (the CNCF distribution registry) with images built by umoci and
+/// moved by skopeo, and compress layers with zstd.
+const DEBIAN_PEERS: &[(&str, &str)] = &[
+    ("b3sum", "b3sum"),
+    ("strace", "strace"),
+    ("docker-registry", "docker-registry"),
+    ("skopeo", "skopeo"),
+    ("umoci", "umoci"),
+    ("zstd", "zstd"),
+];
 
 fn main() {
     let args: Vec<String> = env::args().skip(1).collect();
