@@ -28,9 +28,6 @@ enum OciCommand {
     Digest(DigestArgs),
 }
 
-const REFERENCE_HELP: &str =
-    "docker://HOST[:PORT]/REPO:TAG, docker://HOST[:PORT]/REPO@sha256:HEX, or oci:DIR[:TAG|@DIGEST] (an OCI image layout)";
-
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
     /// The image: docker://HOST[:PORT]/REPO(:TAG|@DIGEST) or oci:DIR[:TAG|@DIGEST]
@@ -135,7 +132,7 @@ fn read_password() -> Result<String> {
 }
 
 fn parse_reference(text: &str) -> Result<ImageRef> {
-    ImageRef::parse(text).map_err(|e| Error::Usage(format!("{e}\n(REF is {REFERENCE_HELP})")))
+    ImageRef::parse(text).map_err(Error::Usage)
 }
 
 pub fn run(args: OciArgs) -> Result<u8> {

@@ -179,7 +179,9 @@ impl Registry {
                 }
             }
             E::ServerError { code, url, message } => match code {
-                404 => Problem::Final(Unavailable::Missing(format!("not found (404) at {url}"))),
+                404 => Problem::Final(Unavailable::Missing(format!(
+                    "the registry does not have it (HTTP 404 at {url})"
+                ))),
                 401 | 403 => Problem::Final(self.denied(&format!("HTTP {code} at {url}"))),
                 429 | 500.. => {
                     Problem::Transient(format!("HTTP {code} at {url}: {}", message.trim()))
@@ -205,7 +207,9 @@ impl Registry {
                     OciErrorCode::NameUnknown,
                     OciErrorCode::NotFound,
                 ]) {
-                    Problem::Final(Unavailable::Missing(format!("{message} ({url})")))
+                    Problem::Final(Unavailable::Missing(format!(
+                        "the registry does not have it ({message})"
+                    )))
                 } else if any(&[OciErrorCode::Unauthorized, OciErrorCode::Denied]) {
                     Problem::Final(self.denied(&message))
                 } else if any(&[OciErrorCode::Toomanyrequests]) {
