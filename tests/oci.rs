@@ -30,6 +30,32 @@ fn two_layer_image(dir: &Path, tag: &str, architecture: &str, seed: u64) -> Layo
     )
 }
 
+/// A registry holding a fresh two-layer image at `name` (`repo:tag`), with the layout it
+/// was pushed from; `None` (after the skip is reported) when the peer tools are missing.
+struct Pushed {
+    registry: Registry,
+    work: tempfile::TempDir,
+    layout: Layout,
+    reference: String,
+}
+
+fn pushed_image(test: &str, name: &str, seed: u64) -> Option<Pushed> {
+    if !registry_peers(test) {
+        return None;
+    }
+    let registry = Registry::start();
+    let work = tempfile::tempdir().unwrap();
+    let layout = two_layer_image(&work.path().join("img"), "v1", "amd64", seed);
+    let reference = registry.reference(name);
+    skopeo_copy(&layout.reference("v1"), &reference, false);
+    Some(Pushed {
+        registry,
+        work,
+        layout,
+        reference,
+    })
+}
+
 fn layer_digests(manifest: &Value) -> Vec<String> {
     manifest["layers"]
         .as_array()
@@ -41,14 +67,15 @@ fn layer_digests(manifest: &Value) -> Vec<String> {
 
 #[test]
 fn an_image_verifies_by_tag_and_by_digest() {
-    if !registry_peers("an_image_verifies_by_tag_and_by_digest") {
+    let Some(Pushed {
+        registry,
+        layout,
+        reference: by_tag,
+        work: _work,
+    }) = pushed_image("an_image_verifies_by_tag_and_by_digest", "team/app:v1", 1)
+    else {
         return;
-    }
-    let registry = Registry::start();
-    let work = tempfile::tempdir().unwrap();
-    let layout = two_layer_image(&work.path().join("img"), "v1", "amd64", 1);
-    let by_tag = registry.reference("team/app:v1");
-    skopeo_copy(&layout.reference("v1"), &by_tag, false);
+    };
 
     let digest = oci_digest(&by_tag);
     let skopeo_digest = peer(Command::new("skopeo").args([
@@ -102,14 +129,19 @@ fn an_image_verifies_by_tag_and_by_digest() {
 
 #[test]
 fn a_blob_corrupted_in_the_registry_fails_naming_the_layer() {
-    if !registry_peers("a_blob_corrupted_in_the_registry_fails_naming_the_layer") {
+    let Some(Pushed {
+        registry,
+        layout,
+        reference,
+        work: _work,
+    }) = pushed_image(
+        "a_blob_corrupted_in_the_registry_fails_naming_the_layer",
+        "corrupt/app:v1",
+        2,
+    )
+    else {
         return;
-    }
-    let registry = Registry::start();
-    let work = tempfile::tempdir().unwrap();
-    let layout = two_layer_image(&work.path().join("img"), "v1", "amd64", 2);
-    let reference = registry.reference("corrupt/app:v1");
-    skopeo_copy(&layout.reference("v1"), &reference, false);
+    };
     let digest = oci_digest(&reference);
     let layers = layer_digests(&layout.manifest("v1"));
 
@@ -144,14 +176,19 @@ fn a_blob_corrupted_in_the_registry_fails_naming_the_layer() {
 
 #[test]
 fn a_moved_tag_fails_against_the_pinned_digest() {
-    if !registry_peers("a_moved_tag_fails_against_the_pinned_digest") {
+    let Some(Pushed {
+        registry,
+        work,
+        reference,
+        ..
+    }) = pushed_image(
+        "a_moved_tag_fails_against_the_pinned_digest",
+        "moving/app:stable",
+        3,
+    )
+    else {
         return;
-    }
-    let registry = Registry::start();
-    let work = tempfile::tempdir().unwrap();
-    let reference = registry.reference("moving/app:stable");
-    let first = two_layer_image(&work.path().join("a"), "v1", "amd64", 3);
-    skopeo_copy(&first.reference("v1"), &reference, false);
+    };
     let approved = oci_digest(&reference);
     let second = two_layer_image(&work.path().join("b"), "v2", "amd64", 4);
     skopeo_copy(&second.reference("v2"), &reference, false);
@@ -173,14 +210,18 @@ fn a_moved_tag_fails_against_the_pinned_digest() {
 
 #[test]
 fn a_stopped_registry_is_an_operational_error_and_fails_fast() {
-    if !registry_peers("a_stopped_registry_is_an_operational_error_and_fails_fast") {
+    let Some(Pushed {
+        mut registry,
+        reference,
+        ..
+    }) = pushed_image(
+        "a_stopped_registry_is_an_operational_error_and_fails_fast",
+        "gone/app:v1",
+        5,
+    )
+    else {
         return;
-    }
-    let mut registry = Registry::start();
-    let work = tempfile::tempdir().unwrap();
-    let layout = two_layer_image(&work.path().join("img"), "v1", "amd64", 5);
-    let reference = registry.reference("gone/app:v1");
-    skopeo_copy(&layout.reference("v1"), &reference, false);
+    };
     oci_verify(&reference, &[]).expect(0);
     registry.stop();
 
@@ -211,14 +252,19 @@ fn a_stopped_registry_is_an_operational_error_and_fails_fast() {
 
 #[test]
 fn a_layout_written_by_skopeo_verifies_offline_and_a_corrupt_blob_fails() {
-    if !registry_peers("a_layout_written_by_skopeo_verifies_offline_and_a_corrupt_blob_fails") {
+    let Some(Pushed {
+        mut registry,
+        work,
+        reference,
+        ..
+    }) = pushed_image(
+        "a_layout_written_by_skopeo_verifies_offline_and_a_corrupt_blob_fails",
+        "pulled/app:v1",
+        6,
+    )
+    else {
         return;
-    }
-    let mut registry = Registry::start();
-    let work = tempfile::tempdir().unwrap();
-    let built = two_layer_image(&work.path().join("built"), "v1", "amd64", 6);
-    let reference = registry.reference("pulled/app:v1");
-    skopeo_copy(&built.reference("v1"), &reference, false);
+    };
     let pulled = Layout::at(&work.path().join("pulled"));
     skopeo_copy(&reference, &pulled.reference("v1"), false);
     let digest = oci_digest(&reference);
@@ -457,13 +503,7 @@ fn approved_model(dir: &Path) -> (std::path::PathBuf, Vec<(&'static str, Vec<u8>
     let borrowed: Vec<(&str, &[u8])> = files.iter().map(|(n, b)| (*n, b.as_slice())).collect();
     write_tree(&model, &borrowed);
     let manifest = dir.join("approved.json");
-    vouch_run([
-        "manifest".as_ref(),
-        model.as_os_str(),
-        "-o".as_ref(),
-        manifest.as_os_str(),
-    ])
-    .expect(0);
+    write_manifest(&model, &manifest, &[]);
     (manifest, files)
 }
 
@@ -511,10 +551,8 @@ fn a_model_artifact_is_compared_file_by_file_with_its_oms_manifest() {
         let report = oci_verify(&target, &["--manifest", approved])
             .expect(1)
             .json();
-        let mut failed = failures(&report);
-        failed.sort();
         assert_eq!(
-            failed,
+            failures(&report),
             [
                 ("model.safetensors".into(), "changed".into()),
                 ("notes.txt".into(), "extra".into()),
@@ -533,10 +571,8 @@ fn a_model_artifact_is_compared_file_by_file_with_its_oms_manifest() {
     let report = oci_verify(&reference, &["--manifest", approved])
         .expect(1)
         .json();
-    let mut failed = failures(&report);
-    failed.sort();
     assert_eq!(
-        failed,
+        failures(&report),
         [
             (
                 format!("layer 2 {model_layer} (model.safetensors)"),
@@ -678,10 +714,8 @@ fn unsafe_or_ambiguous_artifact_titles_are_rejected() {
     )
     .expect(1)
     .json();
-    let mut failed = failures(&report);
-    failed.sort();
     assert_eq!(
-        failed,
+        failures(&report),
         [
             ("../../etc/passwd".into(), "rejected".into()),
             ("config.json".into(), "rejected".into()),
@@ -692,15 +726,7 @@ fn unsafe_or_ambiguous_artifact_titles_are_rejected() {
     // A manifest made with shards cannot describe whole-file layers: an input error.
     let model = work.path().join("model");
     let shards = work.path().join("shards.json");
-    vouch_run([
-        "manifest".as_ref(),
-        model.as_os_str(),
-        "--shard-size".as_ref(),
-        "1000".as_ref(),
-        "-o".as_ref(),
-        shards.as_os_str(),
-    ])
-    .expect(0);
+    write_manifest(&model, &shards, &["--shard-size", "1000"]);
     let ran = oci_verify(
         &layout.reference("v1"),
         &["--manifest", shards.to_str().unwrap()],

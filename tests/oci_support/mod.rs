@@ -368,9 +368,9 @@ pub fn subjects_named<'a>(report: &'a Value, part: &str) -> Vec<&'a Value> {
         .collect()
 }
 
-/// The names of the subjects that are not `ok`, with their verdicts.
+/// The names of the subjects that are not `ok`, with their verdicts, sorted.
 pub fn failures(report: &Value) -> Vec<(String, String)> {
-    report["subjects"]
+    let mut failed: Vec<(String, String)> = report["subjects"]
         .as_array()
         .unwrap()
         .iter()
@@ -381,7 +381,9 @@ pub fn failures(report: &Value) -> Vec<(String, String)> {
                 s["verdict"].as_str().unwrap().to_string(),
             )
         })
-        .collect()
+        .collect();
+    failed.sort();
+    failed
 }
 
 /// `vouch oci verify REF ARGS… --format json`, bounded in time, with no Docker
