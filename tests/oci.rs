@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use oci_support::*;
 use serde_json::{json, Value};
+use vouch::hash::Algorithm;
 
 /// A two-layer image built by umoci in `dir`, tagged `tag`; `seed` makes its content unique
 /// (blobs are shared by digest in a registry, so each test corrupts only its own).
@@ -767,4 +768,63 @@ fn a_layout_blob_that_is_a_symlink_or_a_corrupt_index_entry_is_caught() {
     let digest = run(vouch().args(["oci", "digest", &layout.reference("v1")])).expect(1);
     assert!(digest.stdout.is_empty());
     assert!(digest.stderr.contains("index.json"), "{}", digest.stderr);
+}
+
+#[test]
+fn sha512_descriptors_are_verified_and_an_empty_placeholder_layer_is_no_file() {
+    let work = tempfile::tempdir().unwrap();
+    let (approved, files) = approved_model(work.path());
+    let approved = approved.to_str().unwrap();
+    let layout = Layout::empty(&work.path().join("artifact"));
+    let empty = "application/vnd.oci.empty.v1+json";
+    let mut layers: Vec<Value> = files
+        .iter()
+        .map(|(name, bytes)| {
+            let mut layer =
+                layout.write_blob_as(Algorithm::Sha512, "application/octet-stream", bytes);
+            layer["annotations"] = json!({"org.opencontainers.image.title": name});
+            layer
+        })
+        .collect();
+    layers.push(layout.write_blob_as(Algorithm::Sha512, empty, b"{}"));
+    layout.put_manifest(
+        "v1",
+        &json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "artifactType": "application/vnd.vouch.model.v1",
+            "config": layout.write_blob_as(Algorithm::Sha512, empty, b"{}"),
+            "layers": layers,
+        }),
+    );
+    let report = oci_verify(&layout.reference("v1"), &["--manifest", approved])
+        .expect(0)
+        .json();
+    let weights = layers[1]["digest"].as_str().unwrap();
+    assert!(weights.starts_with("sha512:"));
+    let blob = subjects_named(&report, weights)[0];
+    assert_eq!(blob["actual"], weights);
+    let file = subjects_named(&report, "model.safetensors")
+        .into_iter()
+        .find(|s| s["name"] == "model.safetensors")
+        .unwrap();
+    assert_eq!(
+        file["actual"],
+        format!("sha256:{}", sha256_hex(&files[1].1))
+    );
+
+    flip_byte(&layout.blob_path(weights), 99);
+    let report = oci_verify(&layout.reference("v1"), &["--manifest", approved])
+        .expect(1)
+        .json();
+    assert_eq!(
+        failures(&report),
+        [
+            (
+                format!("layer 2 {weights} (model.safetensors)"),
+                "changed".into()
+            ),
+            ("model.safetensors".into(), "changed".into()),
+        ]
+    );
 }

@@ -30,6 +30,9 @@ pub const MANIFEST_MEDIA_TYPES: [&str; 4] = [
     DOCKER_MANIFEST,
 ];
 
+/// The empty descriptor's media type: the `{}` blob artifacts use as a placeholder layer.
+pub const EMPTY: &str = "application/vnd.oci.empty.v1+json";
+
 /// The annotation that names the file a layer holds (as oras writes it).
 pub const TITLE: &str = "org.opencontainers.image.title";
 /// The annotation that tags a manifest in an image layout's `index.json`.

@@ -5,7 +5,7 @@ use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::blob::Found;
-use super::document::{Descriptor, TITLE};
+use super::document::{Descriptor, EMPTY, TITLE};
 use super::store::Unavailable;
 use super::unavailable_subject;
 use crate::hash::{Algorithm, Digest};
@@ -68,6 +68,9 @@ pub fn compare(approved: &ApprovedFiles, layers: &[Layer], prefix: &str) -> Vec<
     let mut by_name: BTreeMap<String, &Layer> = BTreeMap::new();
     let mut ambiguous = BTreeSet::new();
     for (i, layer) in layers.iter().enumerate() {
+        if layer.descriptor.media_type == EMPTY {
+            continue;
+        }
         let digest = layer.descriptor.digest.prefixed();
         let Some(title) = layer.descriptor.title() else {
             subjects.push(

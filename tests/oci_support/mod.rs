@@ -10,6 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use vouch::hash::Algorithm;
 
 use crate::common::*;
 
@@ -265,8 +266,8 @@ impl Layout {
     }
 
     pub fn blob_path(&self, digest: &str) -> PathBuf {
-        let hex = digest.strip_prefix("sha256:").expect("a sha256 digest");
-        self.dir.join("blobs/sha256").join(hex)
+        let (algorithm, hex) = digest.split_once(':').expect("ALGORITHM:HEX");
+        self.dir.join("blobs").join(algorithm).join(hex)
     }
 
     pub fn read_json(&self, digest: &str) -> Value {
@@ -280,8 +281,15 @@ impl Layout {
 
     /// Stores `bytes` as a blob and returns a descriptor of `media_type` for it.
     pub fn write_blob(&self, media_type: &str, bytes: &[u8]) -> Value {
-        let digest = format!("sha256:{}", sha256_hex(bytes));
-        std::fs::write(self.blob_path(&digest), bytes).unwrap();
+        self.write_blob_as(Algorithm::Sha256, media_type, bytes)
+    }
+
+    /// Like [`Layout::write_blob`], addressed by another digest algorithm.
+    pub fn write_blob_as(&self, algorithm: Algorithm, media_type: &str, bytes: &[u8]) -> Value {
+        let digest = algorithm.digest(bytes).prefixed();
+        let path = self.blob_path(&digest);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, bytes).unwrap();
         json!({"mediaType": media_type, "digest": digest, "size": bytes.len()})
     }
 
