@@ -828,3 +828,39 @@ fn sha512_descriptors_are_verified_and_an_empty_placeholder_layer_is_no_file() {
         ]
     );
 }
+
+#[test]
+fn a_registry_on_loopback_that_speaks_tls_is_reached_over_verified_https() {
+    const TEST: &str = "a_registry_on_loopback_that_speaks_tls_is_reached_over_verified_https";
+    if !registry_peers(TEST) || require_tool(TEST, "openssl").is_none() {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let (authority, certificate, key) = test_certificates(work.path());
+    let elsewhere = work.path().join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    let (another_authority, _, _) = test_certificates(&elsewhere);
+    let registry = Registry::start_with_tls(&certificate, &key);
+    let layout = two_layer_image(&work.path().join("img"), "v1", "amd64", 12);
+    let reference = registry.reference("tls/app:v1");
+    skopeo_copy(&layout.reference("v1"), &reference, false);
+
+    let verify = |trusted: &Path| {
+        let mut command = vouch();
+        command
+            .args(["oci", "verify", &reference, "--retries", "0"])
+            .env("DOCKER_CONFIG", work.path().join("no-docker-config"))
+            .env_remove("SSL_CERT_DIR")
+            .env("SSL_CERT_FILE", trusted);
+        run_within(&mut command, Duration::from_secs(60))
+    };
+    verify(&authority).expect(0);
+    // Trusting another authority, the certificate is refused, and plain HTTP is no way
+    // around it.
+    let refused = verify(&another_authority).expect(3);
+    assert!(
+        refused.stderr.contains("after HTTPS failed") && refused.stderr.contains("certificate"),
+        "{}",
+        refused.stderr
+    );
+}

@@ -82,7 +82,8 @@ struct RegistryArgs {
     /// Read the password for --username from standard input
     #[arg(long, requires = "username")]
     password_stdin: bool,
-    /// Speak plain HTTP to the registry (registries on this machine are always reached that way)
+    /// Speak plain HTTP to the registry (a registry on this machine that does not speak TLS
+    /// is reached that way without it)
     #[arg(long)]
     insecure: bool,
     /// Connect and read timeout of each request, in seconds

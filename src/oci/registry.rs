@@ -1,5 +1,5 @@
 //! A registry reached through `oci-client` (the distribution API, the bearer-token flow,
-//! TLS by rustls).
+//! TLS by rustls, trusting the system's roots or those `SSL_CERT_FILE` names).
 //!
 //! oci-client is async; tokio stays inside this file. The registry owns a small runtime,
 //! and every call blocks on it, so the rest of vouch stays synchronous: a blob is handed
@@ -35,9 +35,12 @@ pub struct Registry {
     credentials_from: Option<String>,
     retries: u32,
     warnings: Vec<String>,
+    /// Why TLS failed, when a registry on this machine is reached over plain HTTP instead.
+    tls_failure: Option<String>,
 }
 
-/// Whether a registry host is this machine, where plain HTTP is allowed without `--insecure`.
+/// Whether a registry host is this machine, where plain HTTP is allowed without `--insecure`
+/// (after TLS was tried).
 pub fn is_loopback(host: &str) -> bool {
     let name = match host.strip_prefix('[') {
         Some(v6) => v6.split(']').next().unwrap_or(v6),
@@ -63,21 +66,27 @@ impl Registry {
             target: target.clone(),
             message,
         };
-        let plain_http = connection.insecure || is_loopback(&reference.host);
-        let config = ClientConfig {
-            protocol: if plain_http {
-                ClientProtocol::Http
-            } else {
-                ClientProtocol::Https
-            },
-            platform_resolver: None,
-            read_timeout: Some(connection.timeout),
-            connect_timeout: Some(connection.timeout),
-            user_agent: concat!("vouch/", env!("CARGO_PKG_VERSION")),
-            ..ClientConfig::default()
+        let client = |protocol| {
+            oci_client::Client::try_from(ClientConfig {
+                protocol,
+                platform_resolver: None,
+                read_timeout: Some(connection.timeout),
+                connect_timeout: Some(connection.timeout),
+                user_agent: concat!("vouch/", env!("CARGO_PKG_VERSION")),
+                ..ClientConfig::default()
+            })
+            .map_err(|e| {
+                remote(format!(
+                    "cannot set up the HTTP client: {}",
+                    error_chain(&e)
+                ))
+            })
         };
-        let client = oci_client::Client::try_from(config)
-            .map_err(|e| remote(format!("cannot set up the HTTP client: {e}")))?;
+        let client_first = client(if connection.insecure {
+            ClientProtocol::Http
+        } else {
+            ClientProtocol::Https
+        })?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("vouch-oci")
@@ -101,15 +110,29 @@ impl Registry {
             Credentials::Anonymous => RegistryAuth::Anonymous,
             Credentials::Basic { username, password } => RegistryAuth::Basic(username, password),
         };
-        let registry = Registry {
+        let mut registry = Registry {
             runtime,
-            client,
+            client: client_first,
             image,
             auth,
             credentials_from,
             retries: connection.retries,
             warnings,
+            tls_failure: None,
         };
+        // A registry on this machine may speak plain HTTP: TLS is tried once, and only a
+        // failure to talk TLS at all (not an HTTP answer) falls back to plain HTTP.
+        if !connection.insecure && is_loopback(&reference.host) {
+            let probe = registry.runtime.block_on(registry.client.auth(
+                &registry.image,
+                &registry.auth,
+                RegistryOperation::Pull,
+            ));
+            if let Err(OciDistributionError::RequestError(e)) = probe {
+                registry.tls_failure = Some(error_chain(&e));
+                registry.client = client(ClientProtocol::Http)?;
+            }
+        }
         registry
             .call(|| {
                 registry
@@ -130,6 +153,20 @@ impl Registry {
     /// Runs one registry call, retrying what may pass (network errors, timeouts, 5xx,
     /// 429) with a doubling pause, at most `retries` more times.
     fn call<T, F, Fut>(&self, operation: F) -> Result<T, Unavailable>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<T, OciDistributionError>>,
+    {
+        self.call_with_retries(operation)
+            .map_err(|failure| match (failure, &self.tls_failure) {
+                (Unavailable::Failed(message), Some(tls)) => Unavailable::Failed(format!(
+                    "{message} (over plain HTTP, after HTTPS failed: {tls})"
+                )),
+                (failure, _) => failure,
+            })
+    }
+
+    fn call_with_retries<T, F, Fut>(&self, operation: F) -> Result<T, Unavailable>
     where
         F: Fn() -> Fut,
         Fut: Future<Output = Result<T, OciDistributionError>>,

@@ -31,15 +31,20 @@ pub struct Registry {
 
 impl Registry {
     pub fn start() -> Registry {
-        Registry::start_with(None)
+        Registry::start_with(None, None)
     }
 
     /// A registry that requires HTTP basic authentication for the one user of `htpasswd`.
     pub fn start_with_htpasswd(htpasswd: &str) -> Registry {
-        Registry::start_with(Some(htpasswd))
+        Registry::start_with(Some(htpasswd), None)
     }
 
-    fn start_with(htpasswd: Option<&str>) -> Registry {
+    /// A registry that speaks only TLS, with this certificate and key (PEM files).
+    pub fn start_with_tls(certificate: &Path, key: &Path) -> Registry {
+        Registry::start_with(None, Some((certificate, key)))
+    }
+
+    fn start_with(htpasswd: Option<&str>, tls: Option<(&Path, &Path)>) -> Registry {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let auth = match htpasswd {
@@ -53,11 +58,19 @@ impl Registry {
             }
             None => String::new(),
         };
+        let tls = match tls {
+            Some((certificate, key)) => format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                certificate.display(),
+                key.display()
+            ),
+            None => String::new(),
+        };
         let config = dir.path().join("config.yml");
         std::fs::write(
             &config,
             format!(
-                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n{auth}",
+                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n{tls}{auth}",
                 dir.path().join("storage").display()
             ),
         )
@@ -92,10 +105,10 @@ impl Registry {
         loop {
             if let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.port)) {
                 let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+                // Any answer will do: an HTTP status, or a TLS server's complaint.
                 let mut answer = [0u8; 12];
                 if stream.write_all(b"GET /v2/ HTTP/1.0\r\n\r\n").is_ok()
                     && stream.read_exact(&mut answer).is_ok()
-                    && answer.starts_with(b"HTTP/1.")
                 {
                     return;
                 }
@@ -414,4 +427,55 @@ pub fn oci_digest(reference: &str) -> String {
     )
     .expect(0);
     ran.stdout().trim().to_string()
+}
+
+/// A certificate authority and a server certificate it signed for 127.0.0.1 and localhost,
+/// made with the openssl command: `(ca.pem, cert.pem, key.pem)` in `dir`.
+pub fn test_certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let path = |name: &str| dir.join(name);
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    peer(
+        Command::new("openssl")
+            .args(["req", "-x509"])
+            .args(ec)
+            .args(["-days", "2", "-subj", "/CN=vouch test CA", "-keyout"])
+            .arg(path("ca.key"))
+            .arg("-out")
+            .arg(path("ca.pem")),
+    );
+    peer(
+        Command::new("openssl")
+            .arg("req")
+            .args(ec)
+            .args(["-subj", "/CN=localhost", "-keyout"])
+            .arg(path("key.pem"))
+            .arg("-out")
+            .arg(path("server.csr")),
+    );
+    std::fs::write(
+        path("server.ext"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    peer(
+        Command::new("openssl")
+            .args(["x509", "-req", "-days", "2", "-in"])
+            .arg(path("server.csr"))
+            .arg("-CA")
+            .arg(path("ca.pem"))
+            .arg("-CAkey")
+            .arg(path("ca.key"))
+            .arg("-CAcreateserial")
+            .arg("-extfile")
+            .arg(path("server.ext"))
+            .arg("-out")
+            .arg(path("cert.pem")),
+    );
+    (path("ca.pem"), path("cert.pem"), path("key.pem"))
 }

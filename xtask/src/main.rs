@@ -10,7 +10,7 @@ use std::process::{exit, Command};
 const PYTHON_PEERS: &[&str] = &["model-signing==1.1.1", "pyopenssl"];
 /// Debian packages that provide peer commands, with a command each provides. The OCI tests
 /// run docker-registry (the CNCF distribution registry) with images built by umoci and
-/// moved by skopeo, and compress layers with zstd.
+/// moved by skopeo, compress layers with zstd and make a test certificate with openssl.
 const DEBIAN_PEERS: &[(&str, &str)] = &[
     ("b3sum", "b3sum"),
     ("strace", "strace"),
@@ -18,6 +18,7 @@ const DEBIAN_PEERS: &[(&str, &str)] = &[
     ("skopeo", "skopeo"),
     ("umoci", "umoci"),
     ("zstd", "zstd"),
+    ("openssl", "openssl"),
 ];
 
 fn main() {
