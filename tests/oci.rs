@@ -864,3 +864,15 @@ fn a_registry_on_loopback_that_speaks_tls_is_reached_over_verified_https() {
         refused.stderr
     );
 }
+
+#[test]
+fn the_build_has_no_openssl() {
+    let lock = std::fs::read_to_string(project_root().join("Cargo.lock")).unwrap();
+    for package in ["openssl-sys", "openssl", "native-tls"] {
+        assert!(
+            !lock.contains(&format!("name = \"{package}\"\n")),
+            "{package} is in Cargo.lock: TLS must come from rustls alone"
+        );
+    }
+    assert!(lock.contains("name = \"rustls\"\n"));
+}
