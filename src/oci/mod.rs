@@ -28,7 +28,7 @@ use crate::report::{Report, Subject, Verdict};
 use auth::Credentials;
 use blob::{Found, Wanted};
 use document::{Descriptor, Document, ImageManifest, Index, Platform};
-use store::{Fetched, Store, Unavailable};
+use store::{Store, Unavailable};
 
 pub use files::ApprovedFiles;
 pub use reference::ImageRef;
@@ -95,31 +95,26 @@ pub fn verify(
             ));
         }
     }
-    let Some((root, document)) =
-        resolve_root(store.as_ref(), reference, pin.as_ref(), &mut report)?
-    else {
+    let Some(document) = resolve_root(store.as_ref(), reference, pin.as_ref(), &mut report)? else {
         report.duration = started.elapsed();
         return Ok(report);
     };
+    if let (Document::Manifest(_), Platforms::Only(_) | Platforms::All) =
+        (&document, &options.platforms)
+    {
+        report.warnings.push(
+            "the reference names a single manifest, not an index: --platform and --all-platforms have no effect"
+                .to_string(),
+        );
+    }
     let mut walk = Walk {
         store: store.as_ref(),
         options,
         plan: Plan::default(),
         report: &mut report,
     };
-    match (&document, &options.platforms) {
-        (Document::Manifest(_), Platforms::Only(platform)) => walk.report.warnings.push(format!(
-            "the reference names a single manifest, not an index: --platform {platform} has no effect"
-        )),
-        (Document::Manifest(_), Platforms::All) => walk.report.warnings.push(
-            "the reference names a single manifest, not an index: --all-platforms has no effect"
-                .to_string(),
-        ),
-        _ => {}
-    }
     walk.document(document, None, 0);
     let plan = walk.plan;
-    report.bytes_hashed += root.bytes.len() as u64;
 
     let results = check_blobs(store.as_ref(), &plan.blobs, options.jobs, progress);
     report.bytes_hashed += results
@@ -233,13 +228,13 @@ fn open(reference: &ImageRef, connection: &Connection) -> Result<Box<dyn Store>>
 }
 
 /// Fetches what the reference names, adds its subject to `report` and sets the report's
-/// root digest. Returns the bytes and the parsed document when there is one to go on with.
+/// root digest. Returns the parsed document when there is one to go on with.
 fn resolve_root(
     store: &dyn Store,
     reference: &ImageRef,
     pin: Option<&Digest>,
     report: &mut Report,
-) -> Result<Option<(Fetched, Document)>> {
+) -> Result<Option<Document>> {
     let root = match store.root() {
         Ok(root) => root,
         Err(Unavailable::Failed(message)) => {
@@ -261,6 +256,7 @@ fn resolve_root(
         .map_or(Algorithm::Sha256, |d| d.algorithm);
     let actual = algorithm.digest(&root.bytes);
     report.root_digest = Some(actual.prefixed());
+    report.bytes_hashed += root.bytes.len() as u64;
     let mut problems = Vec::new();
     if let Some(pin) = pin {
         if pin.algorithm.digest(&root.bytes) != *pin {
@@ -309,7 +305,7 @@ fn resolve_root(
         }
     };
     report.subjects.push(subject);
-    Ok(document.map(|d| (root, d)))
+    Ok(document)
 }
 
 /// The subject for something that could not be checked.
