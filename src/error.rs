@@ -34,6 +34,11 @@ pub enum Error {
     /// A file changed while vouch was reading it, so no trustworthy result exists.
     #[error("{}: {message}", path.display())]
     Unstable { path: PathBuf, message: String },
+
+    /// A registry or image store could not be used: unreachable, credentials refused, or
+    /// an answer outside the protocol.
+    #[error("{target}: {message}")]
+    Remote { target: String, message: String },
 }
 
 impl Error {
@@ -58,7 +63,7 @@ impl Error {
     pub fn exit_status(&self) -> u8 {
         match self {
             Error::Usage(_) | Error::NotFound(_) | Error::Input { .. } => EXIT_INPUT,
-            Error::Io { .. } => EXIT_OPERATIONAL,
+            Error::Io { .. } | Error::Remote { .. } => EXIT_OPERATIONAL,
             Error::Unstable { .. } => EXIT_INTEGRITY,
         }
     }

@@ -1,7 +1,7 @@
 //! vouch: model and artifact integrity verification.
 //!
 //! Data flows one way: [`cli`] parses arguments and calls the domain modules ([`model`],
-//! [`manifest`]), which hash through [`hash`] and describe their findings as a
+//! [`manifest`], [`oci`]), which hash through [`hash`] and describe their findings as a
 //! [`report::Report`]. Only `main` decides what the user sees and the exit status.
 
 pub mod cli;
@@ -11,6 +11,7 @@ pub mod fsio;
 pub mod hash;
 pub mod manifest;
 pub mod model;
+pub mod oci;
 pub mod report;
 pub mod sbom;
 pub mod sign;

@@ -4,6 +4,7 @@
 mod digest;
 mod hash;
 mod manifest;
+mod oci;
 mod sbom;
 mod scan;
 mod sign;
@@ -53,6 +54,9 @@ pub enum Command {
     /// Read the headers of a model's weight files (safetensors, GGUF, ONNX, pickle) and
     /// report what they are and whether loading them could run code.
     Scan(scan::ScanArgs),
+    /// Verify container images and model artifacts in OCI registries and image layouts.
+    #[command(subcommand_required = true)]
+    Oci(oci::OciArgs),
 }
 
 /// Runs a parsed command line and returns the exit status.
@@ -65,6 +69,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Verify(args) => verify::run(args),
         Command::Sbom(args) => sbom::run(args),
         Command::Scan(args) => scan::run(args),
+        Command::Oci(args) => oci::run(args),
     }
 }
 

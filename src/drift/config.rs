@@ -473,7 +473,7 @@ webhook = "https://hooks.example.com/vouch"
 
         let bad_date = GOOD.replace("2026-12-31", "31/12/2026");
         let e = error_of(&bad_date);
-        assert!(e.contains("line 25") && e.contains("not a date"), "{e}");
+        assert!(e.contains("line 24") && e.contains("not a date"), "{e}");
 
         let stray_waiver = GOOD.replace("target = \"llama-prod\"", "target = \"nope\"");
         assert!(error_of(&stray_waiver).contains("not configured"));

@@ -179,6 +179,17 @@ pub fn shared_testdata(test: &str) -> Option<PathBuf> {
     }
 }
 
+/// `vouch manifest MODEL -o OUTPUT ARGS…`, which must succeed.
+pub fn write_manifest(model: &Path, output: &Path, args: &[&str]) {
+    run(vouch()
+        .arg("manifest")
+        .arg(model)
+        .arg("-o")
+        .arg(output)
+        .args(args))
+    .expect(0);
+}
+
 /// Writes files (creating directories) under `root`.
 pub fn write_tree(root: &Path, files: &[(&str, &[u8])]) {
     for (name, bytes) in files {

@@ -23,8 +23,18 @@ const PYTHON_PEERS: &[&str] = &[
     "onnx==1.23.2",
     "picklescan==1.0.5",
 ];
-/// Debian packages that provide peer commands, with a command each provides.
-const DEBIAN_PEERS: &[(&str, &str)] = &[("b3sum", "b3sum"), ("strace", "strace")];
+/// Debian packages that provide peer commands, with a command each provides. The OCI tests
+/// run docker-registry (the CNCF distribution registry) with images built by umoci and
+/// moved by skopeo, compress layers with zstd and make a test certificate with openssl.
+const DEBIAN_PEERS: &[(&str, &str)] = &[
+    ("b3sum", "b3sum"),
+    ("strace", "strace"),
+    ("docker-registry", "docker-registry"),
+    ("skopeo", "skopeo"),
+    ("umoci", "umoci"),
+    ("zstd", "zstd"),
+    ("openssl", "openssl"),
+];
 
 fn main() {
     let args: Vec<String> = env::args().skip(1).collect();

@@ -1,0 +1,210 @@
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+
+use super::{write_output, EngineArgs, OutputArgs};
+use crate::error::{Error, Result};
+use crate::hash::default_jobs;
+use crate::manifest::load_statement;
+use crate::oci::auth::Credentials;
+use crate::oci::document::{parse_digest, Platform};
+use crate::oci::{self, ApprovedFiles, Connection, ImageRef, Options, Platforms};
+use crate::report::{self, Report};
+
+#[derive(Debug, Args)]
+pub struct OciArgs {
+    #[command(subcommand)]
+    command: OciCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum OciCommand {
+    /// Verify an image or model artifact: its manifest against a pinned digest, every blob
+    /// against its descriptor, and optionally diff_ids and an approved OMS manifest
+    Verify(VerifyArgs),
+    /// Print the digest of the manifest or index REF resolves to, to pin with --digest
+    Digest(DigestArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The image: docker://HOST[:PORT]/REPO(:TAG|@DIGEST) or oci:DIR[:TAG|@DIGEST]
+    #[arg(value_name = "REF")]
+    reference: String,
+    /// The approved digest of the manifest or index REF resolves to (as `vouch oci digest`
+    /// prints it); a tag that now points elsewhere fails
+    #[arg(long, value_name = "sha256:HEX")]
+    digest: Option<String>,
+    /// An approved OMS manifest of the model the artifact holds (one layer per file, named
+    /// by org.opencontainers.image.title; files method, sha256)
+    #[arg(long, value_name = "FILE")]
+    manifest: Option<PathBuf>,
+    /// The platform to verify in a multi-platform image [default: this machine's, or the
+    /// only manifest of the index]
+    #[arg(
+        long,
+        value_name = "OS/ARCH[/VARIANT]",
+        conflicts_with = "all_platforms"
+    )]
+    platform: Option<String>,
+    /// Verify every manifest of a multi-platform image
+    #[arg(long)]
+    all_platforms: bool,
+    /// Also decompress each layer (gzip, zstd or none) and check it against the
+    /// configuration's rootfs.diff_ids
+    #[arg(long)]
+    diff_ids: bool,
+    #[command(flatten)]
+    registry: RegistryArgs,
+    #[command(flatten)]
+    output: OutputArgs,
+    #[command(flatten)]
+    engine: EngineArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DigestArgs {
+    /// The image: docker://HOST[:PORT]/REPO(:TAG|@DIGEST) or oci:DIR[:TAG|@DIGEST]
+    #[arg(value_name = "REF")]
+    reference: String,
+    #[command(flatten)]
+    registry: RegistryArgs,
+}
+
+/// How to reach a registry: shared by `oci verify` and `oci digest`.
+#[derive(Debug, Args)]
+struct RegistryArgs {
+    /// User name for the registry; the password is read from standard input
+    #[arg(long, requires = "password_stdin")]
+    username: Option<String>,
+    /// Read the password for --username from standard input
+    #[arg(long, requires = "username")]
+    password_stdin: bool,
+    /// Speak plain HTTP to the registry (a registry on this machine that does not speak TLS
+    /// is reached that way without it)
+    #[arg(long)]
+    insecure: bool,
+    /// Connect and read timeout of each request, in seconds
+    #[arg(long, value_name = "SECONDS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    timeout: u64,
+    /// Retries of a request that failed for a reason that may pass (network, 5xx, 429),
+    /// with a doubling pause
+    #[arg(long, value_name = "N", default_value_t = 3,
+          value_parser = clap::value_parser!(u32).range(0..=10))]
+    retries: u32,
+}
+
+impl RegistryArgs {
+    fn connection(&self) -> Result<Connection> {
+        let credentials = match &self.username {
+            Some(username) => Some(Credentials::Basic {
+                username: username.clone(),
+                password: read_password()?,
+            }),
+            None => None,
+        };
+        Ok(Connection {
+            credentials,
+            insecure: self.insecure,
+            timeout: Duration::from_secs(self.timeout),
+            retries: self.retries,
+        })
+    }
+}
+
+/// The password on standard input, without the line break `echo` adds.
+fn read_password() -> Result<String> {
+    let mut text = String::new();
+    std::io::stdin()
+        .take(64 << 10)
+        .read_to_string(&mut text)
+        .map_err(|e| Error::io("<stdin>", e))?;
+    let password = text.strip_suffix('\n').unwrap_or(&text);
+    let password = password.strip_suffix('\r').unwrap_or(password);
+    if password.is_empty() {
+        return Err(Error::Usage(
+            "--password-stdin: standard input held no password".into(),
+        ));
+    }
+    Ok(password.to_string())
+}
+
+fn parse_reference(text: &str) -> Result<ImageRef> {
+    ImageRef::parse(text).map_err(Error::Usage)
+}
+
+pub fn run(args: OciArgs) -> Result<u8> {
+    match args.command {
+        OciCommand::Verify(args) => match check(&args) {
+            Ok(report) => args
+                .output
+                .emit(&report, |r| report::render(r, report::Format::Text)),
+            Err(error) => {
+                args.output.emit_error(Path::new(&args.reference), &error);
+                Err(error)
+            }
+        },
+        OciCommand::Digest(args) => digest(&args),
+    }
+}
+
+fn check(args: &VerifyArgs) -> Result<Report> {
+    let reference = parse_reference(&args.reference)?;
+    let pinned = args
+        .digest
+        .as_deref()
+        .map(|text| parse_digest(text).map_err(|e| Error::Usage(format!("--digest: {e}"))))
+        .transpose()?;
+    let platforms = match (&args.platform, args.all_platforms) {
+        (Some(text), _) => Platforms::Only(
+            Platform::parse(text).map_err(|e| Error::Usage(format!("--platform: {e}")))?,
+        ),
+        (None, true) => Platforms::All,
+        (None, false) => Platforms::Host,
+    };
+    let approved = match &args.manifest {
+        Some(path) => {
+            let statement = load_statement(path)?;
+            Some(
+                ApprovedFiles::from_statement(&statement, &path.display().to_string())
+                    .map_err(|e| Error::input(path, e))?,
+            )
+        }
+        None => None,
+    };
+    let options = Options {
+        platforms,
+        pinned,
+        diff_ids: args.diff_ids,
+        approved,
+        jobs: args
+            .engine
+            .jobs
+            .map(usize::from)
+            .unwrap_or_else(default_jobs),
+    };
+    let connection = args.registry.connection()?;
+    let progress = args.engine.progress();
+    oci::verify(&reference, &connection, &options, progress.as_ref())
+}
+
+fn digest(args: &DigestArgs) -> Result<u8> {
+    let reference = parse_reference(&args.reference)?;
+    let report = oci::digest(&reference, &args.registry.connection()?)?;
+    for warning in &report.warnings {
+        eprintln!("vouch: warning: {warning}");
+    }
+    match (report.exit_status(), &report.root_digest) {
+        (0, Some(digest)) => {
+            write_output(None, format!("{digest}\n").as_bytes())?;
+            Ok(0)
+        }
+        (status, _) => {
+            eprint!("{}", report::render(&report, report::Format::Text));
+            Ok(status)
+        }
+    }
+}

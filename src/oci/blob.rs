@@ -1,0 +1,255 @@
+//! Streams one blob through its checks, a buffer at a time: its digests and size, and for
+//! an image layer the digest of its decompressed content (its diff_id).
+//!
+//! Nothing here holds a whole blob in memory, except a configuration that is asked to be
+//! kept (bounded by [`MAX_DOCUMENT_BYTES`]).
+
+use std::io::{self, BufRead, BufReader, Read, Write};
+
+use super::document::MAX_DOCUMENT_BYTES;
+use crate::hash::{Algorithm, Digest, Hasher, Progress};
+
+const BUFFER_BYTES: usize = 256 << 10;
+
+/// What to find out about a blob.
+#[derive(Clone, Debug)]
+pub struct Wanted {
+    /// Digests to compute, in one pass.
+    pub algorithms: Vec<Algorithm>,
+    /// The size its descriptor gives: at most one byte more is read.
+    pub size: u64,
+    /// Keep the content (a configuration, needed for its diff_ids).
+    pub keep: bool,
+    /// Decompress it and compute the SHA-256 of the result.
+    pub diff_id: bool,
+}
+
+/// What a blob turned out to be.
+#[derive(Debug)]
+pub struct Found {
+    /// One per wanted algorithm, in the same order.
+    pub digests: Vec<Digest>,
+    /// Bytes read: the descriptor's size plus one when the blob is larger than it says.
+    pub size: u64,
+    pub content: Option<Vec<u8>>,
+    /// The diff_id, or why the blob could not be decompressed.
+    pub diff_id: Option<Result<Digest, String>>,
+}
+
+impl Found {
+    pub fn digest(&self, algorithm: Algorithm) -> Option<&Digest> {
+        self.digests.iter().find(|d| d.algorithm == algorithm)
+    }
+}
+
+/// Reads `reader` to the end (or one byte past the descriptor's size) and reports what it
+/// held. An error is a failure to read, never a verdict about the content.
+pub fn check(reader: impl Read, wanted: &Wanted, progress: &dyn Progress) -> io::Result<Found> {
+    let keep = wanted.keep && wanted.size <= MAX_DOCUMENT_BYTES;
+    let mut tee = Tee {
+        inner: reader.take(wanted.size.saturating_add(1)),
+        hashers: wanted.algorithms.iter().map(|a| a.hasher()).collect(),
+        read: 0,
+        kept: keep.then(Vec::new),
+        failure: None,
+        progress,
+    };
+    let (diff_id, drained) = if wanted.diff_id {
+        let mut buffered = BufReader::with_capacity(BUFFER_BYTES, &mut tee);
+        let decompressed = decompressed_digest(&mut buffered);
+        (Some(decompressed), drain(&mut buffered))
+    } else {
+        (None, drain(&mut tee))
+    };
+    // The transport's own error, not the echo a decompressor may have passed on.
+    if let Some(failure) = tee.failure.take() {
+        return Err(failure);
+    }
+    drained?;
+    Ok(Found {
+        digests: tee.hashers.into_iter().map(Hasher::finalize).collect(),
+        size: tee.read,
+        content: tee.kept,
+        diff_id: diff_id.map(|d| d.map_err(|e| format!("cannot decompress the layer: {e}"))),
+    })
+}
+
+/// The SHA-256 of the decompressed stream: gzip and zstd are recognised by their magic
+/// bytes (as container runtimes do), anything else is taken as an uncompressed tar.
+fn decompressed_digest(compressed: &mut impl BufRead) -> io::Result<Digest> {
+    let mut out = HashingWriter(Algorithm::Sha256.hasher());
+    let head = compressed.fill_buf()?;
+    if head.starts_with(&[0x1f, 0x8b]) {
+        io::copy(
+            &mut flate2::bufread::MultiGzDecoder::new(compressed),
+            &mut out,
+        )?;
+    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        io::copy(
+            &mut zstd::stream::read::Decoder::with_buffer(compressed)?,
+            &mut out,
+        )?;
+    } else {
+        io::copy(compressed, &mut out)?;
+    }
+    Ok(out.0.finalize())
+}
+
+fn drain(reader: &mut impl Read) -> io::Result<()> {
+    let mut buffer = vec![0u8; BUFFER_BYTES];
+    loop {
+        match reader.read(&mut buffer) {
+            Ok(0) => return Ok(()),
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Hashes, counts (and may keep) every byte read through it; remembers a read failure so
+/// that a decompressor's error is not mistaken for the transport's.
+struct Tee<'a, R> {
+    inner: R,
+    hashers: Vec<Hasher>,
+    read: u64,
+    kept: Option<Vec<u8>>,
+    failure: Option<io::Error>,
+    progress: &'a dyn Progress,
+}
+
+impl<R: Read> Read for Tee<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.failure.is_some() {
+            return Err(io::Error::other("the blob could not be read"));
+        }
+        let n = match self.inner.read(buf) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Err(e),
+            Err(e) => {
+                let echo = io::Error::new(e.kind(), e.to_string());
+                self.failure = Some(e);
+                return Err(echo);
+            }
+        };
+        for hasher in &mut self.hashers {
+            hasher.update(&buf[..n]);
+        }
+        if let Some(kept) = &mut self.kept {
+            kept.extend_from_slice(&buf[..n]);
+        }
+        self.read += n as u64;
+        self.progress.advance(n as u64);
+        Ok(n)
+    }
+}
+
+struct HashingWriter(Hasher);
+
+impl Write for HashingWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hash::Silent;
+
+    fn wanted(size: u64, diff_id: bool) -> Wanted {
+        Wanted {
+            algorithms: vec![Algorithm::Sha256, Algorithm::Sha512],
+            size,
+            keep: false,
+            diff_id,
+        }
+    }
+
+    fn tar_like() -> Vec<u8> {
+        (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect()
+    }
+
+    #[test]
+    fn digests_every_algorithm_and_computes_diff_ids_of_each_compression() {
+        let plain = tar_like();
+        let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gzip.write_all(&plain).unwrap();
+        let gzip = gzip.finish().unwrap();
+        let zstd = zstd::encode_all(plain.as_slice(), 3).unwrap();
+        let diff_id = Algorithm::Sha256.digest(&plain);
+        for blob in [&plain, &gzip, &zstd] {
+            let found = check(blob.as_slice(), &wanted(blob.len() as u64, true), &Silent).unwrap();
+            assert_eq!(found.size, blob.len() as u64);
+            assert_eq!(found.digests[0], Algorithm::Sha256.digest(blob));
+            assert_eq!(found.digests[1], Algorithm::Sha512.digest(blob));
+            assert_eq!(found.diff_id.unwrap().unwrap(), diff_id);
+        }
+    }
+
+    #[test]
+    fn reads_at_most_one_byte_past_the_declared_size() {
+        let blob = vec![7u8; 1000];
+        let found = check(blob.as_slice(), &wanted(10, false), &Silent).unwrap();
+        assert_eq!(found.size, 11);
+        assert_eq!(found.digests[0], Algorithm::Sha256.digest(&blob[..11]));
+    }
+
+    #[test]
+    fn a_corrupt_gzip_stream_is_a_diff_id_problem_and_its_digest_still_counts() {
+        let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gzip.write_all(&tar_like()).unwrap();
+        let mut gzip = gzip.finish().unwrap();
+        let middle = gzip.len() / 2;
+        gzip[middle] ^= 0xff;
+        let found = check(gzip.as_slice(), &wanted(gzip.len() as u64, true), &Silent).unwrap();
+        assert_eq!(found.digests[0], Algorithm::Sha256.digest(&gzip));
+        assert!(found
+            .diff_id
+            .unwrap()
+            .unwrap_err()
+            .contains("cannot decompress"));
+    }
+
+    #[test]
+    fn a_read_failure_is_an_error_not_a_verdict() {
+        struct Broken(usize);
+        impl Read for Broken {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                if self.0 == 0 {
+                    return Err(io::Error::new(
+                        io::ErrorKind::ConnectionReset,
+                        "reset by peer",
+                    ));
+                }
+                self.0 -= 1;
+                buf[0] = 0x1f;
+                Ok(1)
+            }
+        }
+        for diff_id in [false, true] {
+            let err = check(Broken(3), &wanted(100, diff_id), &Silent).unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::ConnectionReset, "{err}");
+        }
+    }
+
+    #[test]
+    fn keeps_a_configuration() {
+        let config = br#"{"rootfs":{}}"#;
+        let found = check(
+            config.as_slice(),
+            &Wanted {
+                keep: true,
+                ..wanted(config.len() as u64, false)
+            },
+            &Silent,
+        )
+        .unwrap();
+        assert_eq!(found.content.as_deref(), Some(config.as_slice()));
+    }
+}

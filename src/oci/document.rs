@@ -1,0 +1,328 @@
+//! The OCI documents vouch reads: descriptors, image manifests, image indexes and the
+//! `rootfs.diff_ids` of an image configuration (OCI image spec v1.1, and Docker's image
+//! manifest v2 schema 2, which has the same shape).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Deserializer};
+use serde_json::Value;
+
+use crate::hash::{Algorithm, Digest};
+
+pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+pub const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+const DOCKER_SCHEMA1: [&str; 2] = [
+    "application/vnd.docker.distribution.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.v1+prettyjws",
+];
+const IMAGE_CONFIGS: [&str; 2] = [
+    "application/vnd.oci.image.config.v1+json",
+    "application/vnd.docker.container.image.v1+json",
+];
+
+/// Every manifest and index media type vouch accepts, for a registry's `Accept` header.
+pub const MANIFEST_MEDIA_TYPES: [&str; 4] = [
+    OCI_INDEX,
+    OCI_MANIFEST,
+    DOCKER_MANIFEST_LIST,
+    DOCKER_MANIFEST,
+];
+
+/// The empty descriptor's media type: the `{}` blob artifacts use as a placeholder layer.
+pub const EMPTY: &str = "application/vnd.oci.empty.v1+json";
+
+/// The annotation that names the file a layer holds (as oras writes it).
+pub const TITLE: &str = "org.opencontainers.image.title";
+/// The annotation that tags a manifest in an image layout's `index.json`.
+pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
+
+/// Manifests, indexes and configurations larger than this are refused, as registries do.
+pub const MAX_DOCUMENT_BYTES: u64 = 4 << 20;
+
+/// Parses an OCI digest: `sha256:` or `sha512:` and lower-case hex of the right length.
+pub fn parse_digest(text: &str) -> Result<Digest, String> {
+    let (name, hex) = text
+        .split_once(':')
+        .ok_or_else(|| format!("'{text}' is not a digest (ALGORITHM:HEX, e.g. sha256:…)"))?;
+    let algorithm = match name {
+        "sha256" => Algorithm::Sha256,
+        "sha512" => Algorithm::Sha512,
+        _ => {
+            return Err(format!(
+                "'{text}': OCI digests use sha256 or sha512, not '{name}'"
+            ))
+        }
+    };
+    if hex.bytes().any(|b| b.is_ascii_uppercase()) {
+        return Err(format!(
+            "'{text}': OCI digests are written in lower-case hex"
+        ));
+    }
+    Digest::from_hex(algorithm, hex).map_err(|e| format!("'{text}': {e}"))
+}
+
+fn digest_field<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Digest, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    parse_digest(&text).map_err(serde::de::Error::custom)
+}
+
+/// A content descriptor: what a manifest or index says about the blob it points to.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Descriptor {
+    #[serde(default)]
+    pub media_type: String,
+    #[serde(deserialize_with = "digest_field")]
+    pub digest: Digest,
+    pub size: u64,
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+    #[serde(default)]
+    pub platform: Option<Platform>,
+}
+
+impl Descriptor {
+    pub fn title(&self) -> Option<&str> {
+        self.annotations.get(TITLE).map(String::as_str)
+    }
+}
+
+/// The platform an index entry is built for.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+pub struct Platform {
+    pub os: String,
+    pub architecture: String,
+    #[serde(default)]
+    pub variant: Option<String>,
+}
+
+impl Platform {
+    /// Parses `OS/ARCH[/VARIANT]`, as `--platform` takes it.
+    pub fn parse(text: &str) -> Result<Platform, String> {
+        let parts: Vec<&str> = text.split('/').collect();
+        if parts.iter().any(|p| p.is_empty()) || !(2..=3).contains(&parts.len()) {
+            return Err(format!(
+                "'{text}' is not a platform: write OS/ARCH or OS/ARCH/VARIANT (e.g. linux/amd64, linux/arm/v7)"
+            ));
+        }
+        Ok(Platform {
+            os: parts[0].to_string(),
+            architecture: parts[1].to_string(),
+            variant: parts.get(2).map(|v| v.to_string()),
+        })
+    }
+
+    /// The platform of this machine, as container images name it (`linux/amd64`).
+    pub fn host() -> Platform {
+        let architecture = match std::env::consts::ARCH {
+            "x86_64" => "amd64",
+            "x86" => "386",
+            "aarch64" => "arm64",
+            "powerpc64" if cfg!(target_endian = "little") => "ppc64le",
+            "loongarch64" => "loong64",
+            other => other,
+        };
+        Platform {
+            os: "linux".to_string(),
+            architecture: architecture.to_string(),
+            variant: None,
+        }
+    }
+
+    /// Whether an index entry for `offered` serves a request for `self`: a request without
+    /// a variant accepts any variant.
+    pub fn accepts(&self, offered: &Platform) -> bool {
+        self.os == offered.os
+            && self.architecture == offered.architecture
+            && (self.variant.is_none() || self.variant == offered.variant)
+    }
+}
+
+impl std::fmt::Display for Platform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.os, self.architecture)?;
+        if let Some(variant) = &self.variant {
+            write!(f, "/{variant}")?;
+        }
+        Ok(())
+    }
+}
+
+/// An image manifest: a configuration and layers.
+#[derive(Clone, Debug, Deserialize)]
+pub struct ImageManifest {
+    pub config: Descriptor,
+    #[serde(default)]
+    pub layers: Vec<Descriptor>,
+}
+
+impl ImageManifest {
+    /// Whether the configuration is an image configuration, which lists `rootfs.diff_ids`.
+    pub fn has_image_config(&self) -> bool {
+        IMAGE_CONFIGS.contains(&self.config.media_type.as_str())
+    }
+}
+
+/// An image index (or Docker manifest list): manifests, usually one per platform.
+#[derive(Clone, Debug, Deserialize)]
+pub struct Index {
+    pub manifests: Vec<Descriptor>,
+}
+
+/// A manifest or an index.
+#[derive(Clone, Debug)]
+pub enum Document {
+    Index(Index),
+    Manifest(ImageManifest),
+}
+
+impl Document {
+    /// `index` or `manifest`, for subject names.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Document::Index(_) => "index",
+            Document::Manifest(_) => "manifest",
+        }
+    }
+
+    /// Parses manifest or index bytes. `declared` is the media type the referring
+    /// descriptor (or the registry) gave; a document that says otherwise is refused, as the
+    /// image spec requires.
+    pub fn parse(bytes: &[u8], declared: Option<&str>) -> Result<Document, String> {
+        let value: Value =
+            serde_json::from_slice(bytes).map_err(|e| format!("not valid JSON: {e}"))?;
+        let object = value
+            .as_object()
+            .ok_or("the document is not a JSON object")?;
+        let own = object.get("mediaType").and_then(Value::as_str);
+        let declared = declared.filter(|d| !d.is_empty() && *d != "application/json");
+        if let (Some(own), Some(declared)) = (own, declared) {
+            if own != declared {
+                return Err(format!(
+                    "its mediaType is {own}, but it was referred to as {declared}"
+                ));
+            }
+        }
+        let media_type = own.or(declared);
+        if media_type.is_some_and(|m| DOCKER_SCHEMA1.contains(&m))
+            || object.get("schemaVersion").and_then(Value::as_u64) == Some(1)
+        {
+            return Err("Docker image manifest schema 1 is not supported (it has no content digests to verify); re-push the image with schema 2 or OCI".to_string());
+        }
+        match object.get("schemaVersion").and_then(Value::as_u64) {
+            Some(2) => {}
+            Some(other) => return Err(format!("schemaVersion {other} is not supported")),
+            None => return Err("schemaVersion is missing".to_string()),
+        }
+        let is_index = match media_type {
+            Some(OCI_INDEX | DOCKER_MANIFEST_LIST) => true,
+            Some(OCI_MANIFEST | DOCKER_MANIFEST) => false,
+            Some(other) => return Err(format!("media type {other} is not a manifest or index")),
+            None => object.contains_key("manifests"),
+        };
+        if is_index {
+            serde_json::from_value(value)
+                .map(Document::Index)
+                .map_err(|e| format!("malformed index: {e}"))
+        } else {
+            serde_json::from_value(value)
+                .map(Document::Manifest)
+                .map_err(|e| format!("malformed manifest: {e}"))
+        }
+    }
+}
+
+/// The `rootfs.diff_ids` of an image configuration: the digests of the uncompressed layers.
+pub fn diff_ids(config: &[u8]) -> Result<Vec<Digest>, String> {
+    #[derive(Deserialize)]
+    struct Config {
+        rootfs: RootFs,
+    }
+    #[derive(Deserialize)]
+    struct RootFs {
+        diff_ids: Vec<String>,
+    }
+    let config: Config = serde_json::from_slice(config)
+        .map_err(|e| format!("malformed image configuration: {e}"))?;
+    config
+        .rootfs
+        .diff_ids
+        .iter()
+        .enumerate()
+        .map(|(i, text)| parse_digest(text).map_err(|e| format!("rootfs.diff_ids[{i}]: {e}")))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEX: &str = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+
+    #[test]
+    fn digests_are_sha256_or_sha512_in_lower_case() {
+        assert_eq!(
+            parse_digest(&format!("sha256:{HEX}")).unwrap(),
+            Algorithm::Sha256.digest(b"abc")
+        );
+        assert!(parse_digest(&format!("sha256:{}", HEX.to_uppercase()))
+            .unwrap_err()
+            .contains("lower-case"));
+        assert!(parse_digest(&format!("md5:{HEX}"))
+            .unwrap_err()
+            .contains("sha256 or sha512"));
+        assert!(parse_digest("sha512:abcd")
+            .unwrap_err()
+            .contains("128 hex digits"));
+        assert!(parse_digest("sha256").is_err());
+    }
+
+    #[test]
+    fn tells_indexes_from_manifests_and_refuses_mismatched_media_types() {
+        let manifest = format!(
+            r#"{{"schemaVersion":2,"config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:{HEX}","size":3}},"layers":[]}}"#
+        );
+        assert!(matches!(
+            Document::parse(manifest.as_bytes(), Some(OCI_MANIFEST)),
+            Ok(Document::Manifest(m)) if m.has_image_config()
+        ));
+        let index = r#"{"schemaVersion":2,"manifests":[]}"#;
+        assert!(matches!(
+            Document::parse(index.as_bytes(), None),
+            Ok(Document::Index(_))
+        ));
+        let lying = format!(r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","manifests":[]}}"#);
+        assert!(Document::parse(lying.as_bytes(), Some(OCI_MANIFEST))
+            .unwrap_err()
+            .contains("referred to as"));
+        assert!(Document::parse(br#"{"schemaVersion":1}"#, None)
+            .unwrap_err()
+            .contains("schema 1"));
+        assert!(Document::parse(b"[1]", None).is_err());
+    }
+
+    #[test]
+    fn platforms_parse_and_match_variants() {
+        let arm64 = Platform::parse("linux/arm64").unwrap();
+        let arm64_v8 = Platform::parse("linux/arm64/v8").unwrap();
+        assert!(arm64.accepts(&arm64_v8));
+        assert!(!arm64_v8.accepts(&arm64));
+        assert_eq!(arm64_v8.to_string(), "linux/arm64/v8");
+        assert!(Platform::parse("linux").is_err());
+        assert!(Platform::parse("linux//v7").is_err());
+    }
+
+    #[test]
+    fn reads_diff_ids() {
+        let config = format!(r#"{{"rootfs":{{"type":"layers","diff_ids":["sha256:{HEX}"]}}}}"#);
+        assert_eq!(
+            diff_ids(config.as_bytes()).unwrap(),
+            [Algorithm::Sha256.digest(b"abc")]
+        );
+        assert!(diff_ids(br#"{"rootfs":{"diff_ids":["nope"]}}"#)
+            .unwrap_err()
+            .contains("rootfs.diff_ids[0]"));
+    }
+}

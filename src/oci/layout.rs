@@ -1,0 +1,200 @@
+//! OCI image layouts on disk (`oci-layout`, `index.json`, `blobs/ALGORITHM/HEX`), as
+//! skopeo, umoci and oras write them.
+
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use super::document::{Descriptor, Document, MAX_DOCUMENT_BYTES, OCI_INDEX, REF_NAME};
+use super::reference::LayoutRef;
+use super::store::{Fetched, Recorded, Store, Unavailable};
+use crate::error::{Error, Result};
+use crate::hash::reader::{open_regular, ReadError};
+use crate::hash::Digest;
+use crate::manifest::read_input;
+
+pub struct Layout {
+    dir: PathBuf,
+    root: Root,
+}
+
+/// What the reference picks out of `index.json`.
+enum Root {
+    Entry(Descriptor, &'static str),
+    Digest(Digest),
+    Missing(String),
+}
+
+impl Layout {
+    /// Opens the layout and finds the manifest the reference names. A directory that is
+    /// not a layout, or a reference that does not say which of several images, is an
+    /// input error.
+    pub fn open(reference: &LayoutRef) -> Result<Layout> {
+        let dir = reference.dir.clone();
+        let meta = std::fs::metadata(&dir).map_err(|e| Error::io(&dir, e))?;
+        if !meta.is_dir() {
+            return Err(Error::input(
+                &dir,
+                "is not a directory, so not an OCI image layout",
+            ));
+        }
+        let marker = dir.join("oci-layout");
+        if !marker.exists() {
+            return Err(Error::input(
+                &dir,
+                "is not an OCI image layout: it has no oci-layout file",
+            ));
+        }
+        let version: serde_json::Value = serde_json::from_slice(&read_input(&marker)?)
+            .map_err(|e| Error::input(&marker, format!("malformed: {e}")))?;
+        if version.get("imageLayoutVersion").and_then(|v| v.as_str()) != Some("1.0.0") {
+            return Err(Error::input(
+                &marker,
+                "imageLayoutVersion is not \"1.0.0\", the version vouch reads",
+            ));
+        }
+        let index_path = dir.join("index.json");
+        let index = match Document::parse(&read_input(&index_path)?, Some(OCI_INDEX)) {
+            Ok(Document::Index(index)) => index,
+            Ok(Document::Manifest(_)) => {
+                return Err(Error::input(&index_path, "is a manifest, not an index"))
+            }
+            Err(e) => return Err(Error::input(&index_path, e)),
+        };
+        let tags = || {
+            let tags: Vec<&str> = index
+                .manifests
+                .iter()
+                .filter_map(|m| m.annotations.get(REF_NAME).map(String::as_str))
+                .collect();
+            if tags.is_empty() {
+                "none".to_string()
+            } else {
+                tags.join(", ")
+            }
+        };
+        let root = match (&reference.tag, &reference.digest) {
+            (_, Some(digest)) => match index.manifests.iter().find(|m| &m.digest == digest) {
+                Some(entry) => Root::Entry(entry.clone(), "index.json"),
+                None => Root::Digest(digest.clone()),
+            },
+            (Some(tag), None) => match index
+                .manifests
+                .iter()
+                .find(|m| m.annotations.get(REF_NAME) == Some(tag))
+            {
+                Some(entry) => Root::Entry(entry.clone(), "index.json"),
+                None => Root::Missing(format!(
+                    "index.json has no manifest tagged '{tag}' (tags: {})",
+                    tags()
+                )),
+            },
+            (None, None) => match index.manifests.as_slice() {
+                [only] => Root::Entry(only.clone(), "index.json"),
+                [] => return Err(Error::input(&index_path, "lists no manifests")),
+                many => {
+                    return Err(Error::Usage(format!(
+                    "{} holds {} manifests; name one as oci:DIR:TAG or oci:DIR@DIGEST (tags: {})",
+                    index_path.display(),
+                    many.len(),
+                    tags()
+                )))
+                }
+            },
+        };
+        Ok(Layout { dir, root })
+    }
+
+    fn blob_path(&self, digest: &Digest) -> PathBuf {
+        self.dir
+            .join("blobs")
+            .join(digest.algorithm.name())
+            .join(digest.hex())
+    }
+
+    fn open_blob(&self, digest: &Digest) -> Result<File, Unavailable> {
+        let path = self.blob_path(digest);
+        let shown = || relative(&self.dir, &path);
+        match open_regular(&path, false) {
+            Ok((file, _)) => Ok(file),
+            Err(ReadError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => Err(
+                Unavailable::Missing(format!("{} is absent from the layout", shown())),
+            ),
+            Err(ReadError::NotRegular(kind)) => Err(Unavailable::Refused(format!(
+                "{} is {kind}; it was not read",
+                shown()
+            ))),
+            Err(ReadError::Io(e)) => Err(Unavailable::Failed(format!("{}: {e}", shown()))),
+            Err(ReadError::Unstable(message)) => {
+                Err(Unavailable::Failed(format!("{}: {message}", shown())))
+            }
+        }
+    }
+
+    fn read_document(&self, digest: &Digest) -> Result<Vec<u8>, Unavailable> {
+        let mut bytes = Vec::new();
+        self.open_blob(digest)?
+            .take(MAX_DOCUMENT_BYTES + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| {
+                Unavailable::Failed(format!(
+                    "{}: {e}",
+                    relative(&self.dir, &self.blob_path(digest))
+                ))
+            })?;
+        Ok(bytes)
+    }
+}
+
+fn relative(dir: &Path, path: &Path) -> String {
+    path.strip_prefix(dir).unwrap_or(path).display().to_string()
+}
+
+impl Store for Layout {
+    fn root(&self) -> Result<Fetched, Unavailable> {
+        let (digest, recorded) = match &self.root {
+            Root::Missing(message) => return Err(Unavailable::Missing(message.clone())),
+            Root::Entry(entry, source) => (
+                &entry.digest,
+                Recorded {
+                    digest: entry.digest.clone(),
+                    size: Some(entry.size),
+                    source,
+                },
+            ),
+            Root::Digest(digest) => (
+                digest,
+                Recorded {
+                    digest: digest.clone(),
+                    size: None,
+                    source: "the reference",
+                },
+            ),
+        };
+        let media_type = match &self.root {
+            Root::Entry(entry, _) => Some(entry.media_type.clone()),
+            _ => None,
+        };
+        Ok(Fetched {
+            bytes: self.read_document(digest)?,
+            media_type,
+            recorded: Some(recorded),
+        })
+    }
+
+    fn manifest(&self, descriptor: &Descriptor) -> Result<Vec<u8>, Unavailable> {
+        self.read_document(&descriptor.digest)
+    }
+
+    fn blob(&self, descriptor: &Descriptor) -> Result<Box<dyn Read + Send + '_>, Unavailable> {
+        Ok(Box::new(self.open_blob(&descriptor.digest)?))
+    }
+
+    fn attempts(&self) -> u32 {
+        1
+    }
+
+    fn warnings(&self) -> Vec<String> {
+        Vec::new()
+    }
+}

@@ -1,0 +1,747 @@
+//! Container images and model artifacts in OCI registries and image layouts.
+//!
+//! [`verify`] resolves a reference to its manifest (through an index to the chosen
+//! platforms), checks the manifest's digest against a pin, then streams the configuration
+//! and every layer, checking each blob's digest and size against its descriptor, with
+//! bounded concurrency and never a whole blob in memory. On request it also checks each
+//! layer's diff_id, and compares the files of a model artifact with an approved OMS
+//! manifest. Everything found becomes a [`Report`]; only what stops the check early (a
+//! malformed reference, an unreachable registry) is an [`Error`].
+
+pub mod auth;
+mod blob;
+pub mod document;
+mod files;
+mod layout;
+pub mod reference;
+mod registry;
+mod store;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+use crate::hash::{Algorithm, Digest, Progress};
+use crate::report::{Report, Subject, Verdict};
+use auth::Credentials;
+use blob::{Found, Wanted};
+use document::{Descriptor, Document, ImageManifest, Index, Platform};
+use store::{Store, Unavailable};
+
+pub use files::ApprovedFiles;
+pub use reference::ImageRef;
+
+/// How to reach a registry (unused for image layouts).
+#[derive(Clone, Debug)]
+pub struct Connection {
+    /// Credentials given explicitly; without them, Docker's `config.json` is consulted.
+    pub credentials: Option<Credentials>,
+    /// Speak plain HTTP to a registry that is not on this machine.
+    pub insecure: bool,
+    /// Connect and read timeout of each request.
+    pub timeout: Duration,
+    /// How many more times to try a request that failed for a reason that may pass.
+    pub retries: u32,
+}
+
+/// Which manifests of an index to verify.
+#[derive(Clone, Debug)]
+pub enum Platforms {
+    /// This machine's platform (or the only manifest of an index that has one).
+    Host,
+    Only(Platform),
+    All,
+}
+
+/// What to verify an image against, beyond its own descriptors.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub platforms: Platforms,
+    /// The approved digest of what the reference resolves to (a moved tag fails).
+    pub pinned: Option<Digest>,
+    /// Also decompress each layer and check it against the configuration's diff_ids.
+    pub diff_ids: bool,
+    /// The files of a model artifact, from an approved OMS manifest.
+    pub approved: Option<ApprovedFiles>,
+    /// Blobs read at once.
+    pub jobs: usize,
+}
+
+/// Indexes nested deeper than this are refused (a cycle could not end otherwise).
+const MAX_NESTING: usize = 8;
+
+/// Verifies the image or artifact `reference` names.
+pub fn verify(
+    reference: &ImageRef,
+    connection: &Connection,
+    options: &Options,
+    progress: &dyn Progress,
+) -> Result<Report> {
+    let started = Instant::now();
+    let pin = pin(reference, options.pinned.as_ref())?;
+    let store = open(reference, connection)?;
+    let mut report = Report {
+        target: reference.to_string(),
+        approval: approval(pin.as_ref(), options),
+        warnings: store.warnings(),
+        ..Report::default()
+    };
+    if pin.is_none() {
+        if let Some(tag) = reference.tag() {
+            report.warnings.push(format!(
+                "the tag '{tag}' is not pinned: it was verified as it is now; pin it with --digest (`vouch oci digest` prints it)"
+            ));
+        }
+    }
+    let Some(document) = resolve_root(store.as_ref(), reference, pin.as_ref(), &mut report)? else {
+        report.duration = started.elapsed();
+        return Ok(report);
+    };
+    if let (Document::Manifest(_), Platforms::Only(_) | Platforms::All) =
+        (&document, &options.platforms)
+    {
+        report.warnings.push(
+            "the reference names a single manifest, not an index: --platform and --all-platforms have no effect"
+                .to_string(),
+        );
+    }
+    let mut walk = Walk {
+        store: store.as_ref(),
+        options,
+        plan: Plan::default(),
+        report: &mut report,
+    };
+    walk.document(document, None, 0);
+    let plan = walk.plan;
+
+    let results = check_blobs(store.as_ref(), &plan.blobs, options.jobs, progress);
+    report.bytes_hashed += results
+        .iter()
+        .filter_map(|r| r.as_ref().ok())
+        .map(|f| f.size)
+        .sum::<u64>();
+    for (blob, result) in plan.blobs.iter().zip(&results) {
+        report.subjects.push(blob_subject(blob, result));
+    }
+    let several = plan.images.len() > 1;
+    for image in &plan.images {
+        let prefix = match (&image.label, several) {
+            (Some(label), true) => format!("{label} "),
+            _ => String::new(),
+        };
+        if options.diff_ids {
+            check_diff_ids(image, &plan.blobs, &results, &prefix, &mut report);
+        }
+        if let Some(approved) = &options.approved {
+            let layers: Vec<files::Layer> = image
+                .layers
+                .iter()
+                .map(|&i| files::Layer {
+                    descriptor: &plan.blobs[i].descriptor,
+                    result: &results[i],
+                })
+                .collect();
+            report
+                .subjects
+                .extend(files::compare(approved, &layers, &prefix));
+        }
+    }
+    report.duration = started.elapsed();
+    Ok(report)
+}
+
+/// Resolves `reference` to its manifest or index and checks it against what the reference
+/// itself records: the report `vouch oci digest` prints the digest of.
+pub fn digest(reference: &ImageRef, connection: &Connection) -> Result<Report> {
+    let started = Instant::now();
+    let store = open(reference, connection)?;
+    let mut report = Report {
+        target: reference.to_string(),
+        warnings: store.warnings(),
+        ..Report::default()
+    };
+    let pin = reference.digest().cloned();
+    resolve_root(store.as_ref(), reference, pin.as_ref(), &mut report)?;
+    report.duration = started.elapsed();
+    Ok(report)
+}
+
+/// The pin: `--digest`, or the digest the reference names; they must agree.
+fn pin(reference: &ImageRef, pinned: Option<&Digest>) -> Result<Option<Digest>> {
+    match (pinned, reference.digest()) {
+        (Some(flag), Some(named)) if flag != named => Err(Error::Usage(format!(
+            "--digest {flag} differs from the digest the reference names ({named})"
+        ))),
+        (flag, named) => Ok(flag.or(named).cloned()),
+    }
+}
+
+fn approval(pin: Option<&Digest>, options: &Options) -> String {
+    let mut parts = Vec::new();
+    if let Some(pin) = pin {
+        parts.push(format!("pinned digest {pin}"));
+    }
+    if let Some(approved) = &options.approved {
+        parts.push(approved.description.clone());
+    }
+    parts.push(if options.diff_ids {
+        "descriptor digests and diff_ids".to_string()
+    } else {
+        "descriptor digests".to_string()
+    });
+    parts.join(", ")
+}
+
+fn open(reference: &ImageRef, connection: &Connection) -> Result<Box<dyn Store>> {
+    match reference {
+        ImageRef::Layout(layout) => Ok(Box::new(layout::Layout::open(layout)?)),
+        ImageRef::Registry(image) => {
+            let (credentials, source, warnings) = match &connection.credentials {
+                Some(credentials) => (
+                    credentials.clone(),
+                    Some("--username/--password-stdin".to_string()),
+                    Vec::new(),
+                ),
+                None => match auth::docker_config_path() {
+                    Some(path) => {
+                        let found = auth::from_docker_config(&path, &image.host)?;
+                        (
+                            found.credentials,
+                            found.source.map(|p| p.display().to_string()),
+                            found.warnings,
+                        )
+                    }
+                    None => (Credentials::Anonymous, None, Vec::new()),
+                },
+            };
+            Ok(Box::new(registry::Registry::connect(
+                image,
+                connection,
+                credentials,
+                source,
+                warnings,
+            )?))
+        }
+    }
+}
+
+/// Fetches what the reference names, adds its subject to `report` and sets the report's
+/// root digest. Returns the parsed document when there is one to go on with.
+fn resolve_root(
+    store: &dyn Store,
+    reference: &ImageRef,
+    pin: Option<&Digest>,
+    report: &mut Report,
+) -> Result<Option<Document>> {
+    let root = match store.root() {
+        Ok(root) => root,
+        Err(Unavailable::Failed(message)) => {
+            return Err(Error::Remote {
+                target: reference.to_string(),
+                message,
+            })
+        }
+        Err(unavailable) => {
+            let expected = pin.map(Digest::prefixed);
+            report
+                .subjects
+                .push(unavailable_subject("manifest", expected, &unavailable));
+            return Ok(None);
+        }
+    };
+    let algorithm = pin
+        .or(root.recorded.as_ref().map(|r| &r.digest))
+        .map_or(Algorithm::Sha256, |d| d.algorithm);
+    let actual = algorithm.digest(&root.bytes);
+    report.root_digest = Some(actual.prefixed());
+    report.bytes_hashed += root.bytes.len() as u64;
+    let mut problems = Vec::new();
+    if let Some(pin) = pin {
+        if pin.algorithm.digest(&root.bytes) != *pin {
+            problems.push(match reference.tag() {
+                Some(tag) => format!(
+                    "the tag '{tag}' now points to {actual}, not to the pinned {pin}: it was moved"
+                ),
+                None => format!("the content hashes to {actual}, not to the pinned {pin}"),
+            });
+        }
+    }
+    if let Some(recorded) = &root.recorded {
+        if recorded.digest.algorithm.digest(&root.bytes) != recorded.digest {
+            problems.push(format!(
+                "the content does not hash to {}, the digest {} records",
+                recorded.digest, recorded.source
+            ));
+        }
+        if let Some(size) = recorded.size.filter(|&s| s != root.bytes.len() as u64) {
+            problems.push(format!(
+                "{} records {size} bytes, the content has {}",
+                recorded.source,
+                root.bytes.len()
+            ));
+        }
+    }
+    let parsed = Document::parse(&root.bytes, root.media_type.as_deref());
+    let kind = parsed.as_ref().map_or("manifest", Document::kind);
+    let expected = pin.or(root.recorded.as_ref().map(|r| &r.digest));
+    let mut subject = Subject::new(kind, Verdict::Ok).actual(actual.prefixed());
+    if let Some(expected) = expected {
+        subject = subject.expected(expected.prefixed());
+    }
+    if !problems.is_empty() {
+        subject.verdict = Verdict::Changed;
+        subject = subject.message(problems.join("; "));
+    }
+    let document = match parsed {
+        Ok(document) => Some(document),
+        Err(e) => {
+            if subject.verdict == Verdict::Ok {
+                subject.verdict = Verdict::Rejected;
+            }
+            subject = subject.message(format!("malformed: {e}"));
+            None
+        }
+    };
+    report.subjects.push(subject);
+    Ok(document)
+}
+
+/// The subject for something that could not be checked.
+fn unavailable_subject(
+    name: impl Into<String>,
+    expected: Option<String>,
+    unavailable: &Unavailable,
+) -> Subject {
+    let name = name.into();
+    let subject = match unavailable {
+        Unavailable::Missing(message) => Subject::new(name, Verdict::Missing).message(message),
+        Unavailable::Changed { expected, actual } => Subject::new(name, Verdict::Changed)
+            .expected(expected.clone())
+            .actual(actual.clone())
+            .message("the store served content that does not match this digest"),
+        Unavailable::Refused(message) => Subject::new(name, Verdict::Rejected).message(message),
+        Unavailable::Failed(message) => Subject::new(name, Verdict::Unreadable).message(message),
+    };
+    match (expected, &subject.expected) {
+        (Some(expected), None) => subject.expected(expected),
+        _ => subject,
+    }
+}
+
+/// A blob to read, with what to find out about it.
+struct PlannedBlob {
+    descriptor: Descriptor,
+    name: String,
+    wanted: Wanted,
+}
+
+/// One image manifest: indexes into the plan's blobs.
+struct PlannedImage {
+    label: Option<String>,
+    manifest: ImageManifest,
+    config: usize,
+    layers: Vec<usize>,
+}
+
+#[derive(Default)]
+struct Plan {
+    blobs: Vec<PlannedBlob>,
+    by_digest: HashMap<(Digest, u64), usize>,
+    images: Vec<PlannedImage>,
+}
+
+impl Plan {
+    /// Adds a blob, or merges what is wanted of it with an earlier use of the same blob.
+    fn add(&mut self, descriptor: &Descriptor, name: String, mut wanted: Wanted) -> usize {
+        let key = (descriptor.digest.clone(), descriptor.size);
+        if let Some(&i) = self.by_digest.get(&key) {
+            let known = &mut self.blobs[i].wanted;
+            known.keep |= wanted.keep;
+            known.diff_id |= wanted.diff_id;
+            for algorithm in wanted.algorithms {
+                if !known.algorithms.contains(&algorithm) {
+                    known.algorithms.push(algorithm);
+                }
+            }
+            return i;
+        }
+        if !wanted.algorithms.contains(&descriptor.digest.algorithm) {
+            wanted.algorithms.insert(0, descriptor.digest.algorithm);
+        }
+        self.blobs.push(PlannedBlob {
+            descriptor: descriptor.clone(),
+            name,
+            wanted,
+        });
+        self.by_digest.insert(key, self.blobs.len() - 1);
+        self.blobs.len() - 1
+    }
+}
+
+/// Walks from the root through indexes to image manifests, planning their blobs.
+struct Walk<'a> {
+    store: &'a dyn Store,
+    options: &'a Options,
+    plan: Plan,
+    report: &'a mut Report,
+}
+
+impl Walk<'_> {
+    fn document(&mut self, document: Document, label: Option<String>, depth: usize) {
+        match document {
+            Document::Manifest(manifest) => self.image(manifest, label),
+            Document::Index(index) => self.index(&index, label, depth),
+        }
+    }
+
+    fn index(&mut self, index: &Index, label: Option<String>, depth: usize) {
+        let prefix = label.as_ref().map(|l| format!("{l} ")).unwrap_or_default();
+        if depth >= MAX_NESTING {
+            self.report.subjects.push(
+                Subject::new(format!("{prefix}index"), Verdict::Rejected)
+                    .message(format!("indexes are nested more than {MAX_NESTING} deep")),
+            );
+            return;
+        }
+        let chosen = match self.choose(index) {
+            Ok(chosen) => chosen,
+            Err((wanted, message)) => {
+                self.report.subjects.push(
+                    Subject::new(format!("{prefix}manifest for {wanted}"), Verdict::Missing)
+                        .message(message),
+                );
+                return;
+            }
+        };
+        for (position, entry) in chosen {
+            let entry_label = match &entry.platform {
+                Some(platform) => platform.to_string(),
+                None => format!("entry {}", position + 1),
+            };
+            let child_label = match &label {
+                Some(parent) => format!("{parent} {entry_label}"),
+                None => entry_label,
+            };
+            if let Some(document) = self.child(entry, &child_label) {
+                self.document(document, Some(child_label), depth + 1);
+            }
+        }
+    }
+
+    /// The entries of an index to verify, with their positions; or the platform wanted
+    /// and why no entry serves it.
+    fn choose<'i>(
+        &self,
+        index: &'i Index,
+    ) -> Result<Vec<(usize, &'i Descriptor)>, (String, String)> {
+        let entries = index.manifests.iter().enumerate();
+        let (wanted, explicit) = match &self.options.platforms {
+            Platforms::All => return Ok(entries.collect()),
+            Platforms::Only(platform) => (platform.clone(), true),
+            Platforms::Host => (Platform::host(), false),
+        };
+        let mut entries =
+            entries.filter(|(_, e)| e.platform.as_ref().is_some_and(|p| wanted.accepts(p)));
+        if let Some(first) = entries.next() {
+            return Ok(vec![first]);
+        }
+        if let (false, [only]) = (explicit, index.manifests.as_slice()) {
+            return Ok(vec![(0, only)]);
+        }
+        let offered: Vec<String> = index
+            .manifests
+            .iter()
+            .map(|m| {
+                m.platform
+                    .as_ref()
+                    .map_or("(no platform)".to_string(), Platform::to_string)
+            })
+            .collect();
+        let hint = if explicit {
+            ""
+        } else {
+            "; choose with --platform OS/ARCH or --all-platforms"
+        };
+        Err((
+            wanted.to_string(),
+            format!("the index offers {}{hint}", offered.join(", ")),
+        ))
+    }
+
+    /// Fetches a manifest an index points to and checks it against its descriptor.
+    fn child(&mut self, entry: &Descriptor, label: &str) -> Option<Document> {
+        let name = format!("{label} manifest {}", entry.digest);
+        let expected = entry.digest.prefixed();
+        let bytes = match self.store.manifest(entry) {
+            Ok(bytes) => bytes,
+            Err(unavailable) => {
+                self.report
+                    .subjects
+                    .push(unavailable_subject(name, Some(expected), &unavailable));
+                return None;
+            }
+        };
+        self.report.bytes_hashed += bytes.len() as u64;
+        let actual = entry.digest.algorithm.digest(&bytes);
+        let mut subject = Subject::new(name, Verdict::Ok)
+            .expected(expected)
+            .actual(actual.prefixed());
+        if actual != entry.digest {
+            subject.verdict = Verdict::Changed;
+            self.report.subjects.push(subject);
+            return None;
+        }
+        if bytes.len() as u64 != entry.size {
+            subject.verdict = Verdict::Changed;
+            self.report.subjects.push(subject.message(format!(
+                "its descriptor gives {} bytes, it has {}",
+                entry.size,
+                bytes.len()
+            )));
+            return None;
+        }
+        match Document::parse(&bytes, Some(&entry.media_type)) {
+            Ok(document) => {
+                self.report.subjects.push(subject);
+                Some(document)
+            }
+            Err(e) => {
+                subject.verdict = Verdict::Rejected;
+                self.report
+                    .subjects
+                    .push(subject.message(format!("malformed: {e}")));
+                None
+            }
+        }
+    }
+
+    fn image(&mut self, manifest: ImageManifest, label: Option<String>) {
+        let prefix = label.as_ref().map(|l| format!("{l} ")).unwrap_or_default();
+        let diff_ids = self.options.diff_ids && manifest.has_image_config();
+        if self.options.diff_ids && !diff_ids {
+            self.report.warnings.push(format!(
+                "{prefix}no diff_ids to check: the configuration's media type {} is not an image configuration",
+                manifest.config.media_type
+            ));
+        }
+        let mut algorithms = Vec::new();
+        if self.options.approved.is_some() {
+            algorithms.push(Algorithm::Sha256);
+        }
+        let config = self.plan.add(
+            &manifest.config,
+            format!("{prefix}config {}", manifest.config.digest),
+            Wanted {
+                algorithms: Vec::new(),
+                size: manifest.config.size,
+                keep: diff_ids,
+                diff_id: false,
+            },
+        );
+        let layers = manifest
+            .layers
+            .iter()
+            .enumerate()
+            .map(|(i, layer)| {
+                let title = layer.title().map(|t| format!(" ({t})")).unwrap_or_default();
+                self.plan.add(
+                    layer,
+                    format!("{prefix}layer {} {}{title}", i + 1, layer.digest),
+                    Wanted {
+                        algorithms: algorithms.clone(),
+                        size: layer.size,
+                        keep: false,
+                        diff_id: diff_ids,
+                    },
+                )
+            })
+            .collect();
+        self.plan.images.push(PlannedImage {
+            label,
+            manifest,
+            config,
+            layers,
+        });
+    }
+}
+
+/// Reads every planned blob, `jobs` at a time, largest first; results in plan order.
+fn check_blobs(
+    store: &dyn Store,
+    blobs: &[PlannedBlob],
+    jobs: usize,
+    progress: &dyn Progress,
+) -> Vec<Result<Found, Unavailable>> {
+    let mut order: Vec<usize> = (0..blobs.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(blobs[i].descriptor.size));
+    progress.begin(blobs.iter().map(|b| b.descriptor.size).sum());
+    let results: Vec<OnceLock<Result<Found, Unavailable>>> =
+        blobs.iter().map(|_| OnceLock::new()).collect();
+    let next = AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.clamp(1, blobs.len().max(1)) {
+            scope.spawn(|| {
+                while let Some(&i) = order.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    let _ = results[i].set(check_blob(store, &blobs[i], progress));
+                }
+            });
+        }
+    });
+    progress.finish();
+    results
+        .into_iter()
+        .map(|r| r.into_inner().expect("every blob is checked"))
+        .collect()
+}
+
+/// Reads one blob, trying again (from the start) when the transfer breaks off.
+fn check_blob(
+    store: &dyn Store,
+    blob: &PlannedBlob,
+    progress: &dyn Progress,
+) -> Result<Found, Unavailable> {
+    let attempts = store.attempts().max(1);
+    let mut attempt = 1;
+    loop {
+        let reader = store.blob(&blob.descriptor)?;
+        match blob::check(reader, &blob.wanted, progress) {
+            Ok(found) => return Ok(found),
+            Err(_) if attempt < attempts => {
+                std::thread::sleep(Duration::from_millis(250) * attempt);
+                attempt += 1;
+            }
+            Err(e) => return Err(Unavailable::Failed(format!("reading it failed: {e}"))),
+        }
+    }
+}
+
+/// Whether a blob read is exactly what its descriptor says.
+fn verified<'a>(blob: &PlannedBlob, result: &'a Result<Found, Unavailable>) -> Option<&'a Found> {
+    let found = result.as_ref().ok()?;
+    let descriptor = &blob.descriptor;
+    (found.size == descriptor.size
+        && found.digest(descriptor.digest.algorithm) == Some(&descriptor.digest))
+    .then_some(found)
+}
+
+fn blob_subject(blob: &PlannedBlob, result: &Result<Found, Unavailable>) -> Subject {
+    let descriptor = &blob.descriptor;
+    let expected = descriptor.digest.prefixed();
+    let found = match result {
+        Ok(found) => found,
+        Err(unavailable) => {
+            return unavailable_subject(blob.name.clone(), Some(expected), unavailable)
+        }
+    };
+    let subject = Subject::new(blob.name.clone(), Verdict::Ok).expected(expected);
+    if found.size > descriptor.size {
+        return Subject {
+            verdict: Verdict::Changed,
+            ..subject
+        }
+        .message(format!(
+            "the blob holds more than the {} bytes its descriptor gives",
+            descriptor.size
+        ));
+    }
+    let actual = found
+        .digest(descriptor.digest.algorithm)
+        .expect("the descriptor's algorithm is always computed");
+    let subject = subject.actual(actual.prefixed());
+    if found.size < descriptor.size {
+        return Subject {
+            verdict: Verdict::Changed,
+            ..subject
+        }
+        .message(format!(
+            "the blob has {} bytes, its descriptor gives {}",
+            found.size, descriptor.size
+        ));
+    }
+    if *actual != descriptor.digest {
+        return Subject {
+            verdict: Verdict::Changed,
+            ..subject
+        }
+        .message("the blob's content does not match its digest");
+    }
+    subject
+}
+
+/// Checks each verified layer's decompressed digest against the configuration's diff_ids.
+fn check_diff_ids(
+    image: &PlannedImage,
+    blobs: &[PlannedBlob],
+    results: &[Result<Found, Unavailable>],
+    prefix: &str,
+    report: &mut Report,
+) {
+    if !image.manifest.has_image_config() {
+        return;
+    }
+    // A configuration that is not what its descriptor says is already a failure.
+    let Some(config) = verified(&blobs[image.config], &results[image.config]) else {
+        return;
+    };
+    let name = format!("{prefix}diff_ids");
+    let Some(content) = &config.content else {
+        report.subjects.push(
+            Subject::new(name, Verdict::Rejected)
+                .message("the configuration is too large to read its diff_ids"),
+        );
+        return;
+    };
+    let diff_ids = match document::diff_ids(content) {
+        Ok(diff_ids) => diff_ids,
+        Err(e) => {
+            report
+                .subjects
+                .push(Subject::new(name, Verdict::Rejected).message(e));
+            return;
+        }
+    };
+    if diff_ids.len() != image.layers.len() {
+        report
+            .subjects
+            .push(Subject::new(name, Verdict::Changed).message(format!(
+                "the configuration lists {} diff_ids for {} layers",
+                diff_ids.len(),
+                image.layers.len()
+            )));
+    }
+    for (position, (&layer, expected)) in image.layers.iter().zip(&diff_ids).enumerate() {
+        let Some(found) = verified(&blobs[layer], &results[layer]) else {
+            continue;
+        };
+        let name = format!(
+            "{prefix}layer {} diff_id {}",
+            position + 1,
+            blobs[layer].descriptor.digest
+        );
+        let subject = Subject::new(name, Verdict::Ok).expected(expected.prefixed());
+        let subject = match &found.diff_id {
+            Some(Ok(actual)) if expected.algorithm != Algorithm::Sha256 => Subject {
+                verdict: Verdict::Rejected,
+                ..subject.actual(actual.prefixed())
+            }
+            .message("vouch computes SHA-256 diff_ids; this configuration lists another algorithm"),
+            Some(Ok(actual)) => Subject {
+                verdict: if actual == expected {
+                    Verdict::Ok
+                } else {
+                    Verdict::Changed
+                },
+                ..subject.actual(actual.prefixed())
+            },
+            Some(Err(message)) => Subject {
+                verdict: Verdict::Changed,
+                ..subject
+            }
+            .message(message.clone()),
+            None => continue,
+        };
+        report.subjects.push(subject);
+    }
+}

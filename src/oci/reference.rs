@@ -1,0 +1,288 @@
+//! Image references: `docker://HOST[:PORT]/REPO(:TAG|@DIGEST)` for a registry and
+//! `oci:DIR[:TAG|@DIGEST]` for an OCI image layout on disk, as skopeo writes them.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use super::document::parse_digest;
+use crate::hash::Digest;
+
+/// What `vouch oci` verifies.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ImageRef {
+    Registry(RegistryRef),
+    Layout(LayoutRef),
+}
+
+/// An image in a registry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RegistryRef {
+    /// `host`, `host:port` or `[v6addr]:port`.
+    pub host: String,
+    pub repository: String,
+    pub tag: Option<String>,
+    pub digest: Option<Digest>,
+}
+
+/// An image in an OCI image layout directory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LayoutRef {
+    pub dir: PathBuf,
+    pub tag: Option<String>,
+    pub digest: Option<Digest>,
+}
+
+impl ImageRef {
+    /// Parses a reference; the message says what is wrong and what was expected.
+    pub fn parse(text: &str) -> Result<ImageRef, String> {
+        if let Some(rest) = text.strip_prefix("docker://") {
+            parse_registry(rest)
+                .map(ImageRef::Registry)
+                .map_err(|e| format!("'{text}': {e}; expected docker://HOST[:PORT]/REPO:TAG or docker://HOST[:PORT]/REPO@sha256:HEX"))
+        } else if let Some(rest) = text.strip_prefix("oci:") {
+            parse_layout(rest).map(ImageRef::Layout).map_err(|e| {
+                format!("'{text}': {e}; expected oci:DIR, oci:DIR:TAG or oci:DIR@sha256:HEX")
+            })
+        } else {
+            Err(format!(
+                "'{text}' is not an image reference: write docker://HOST[:PORT]/REPO:TAG (a registry) or oci:DIR[:TAG] (an OCI image layout)"
+            ))
+        }
+    }
+
+    /// The digest the reference itself names, if any.
+    pub fn digest(&self) -> Option<&Digest> {
+        match self {
+            ImageRef::Registry(r) => r.digest.as_ref(),
+            ImageRef::Layout(l) => l.digest.as_ref(),
+        }
+    }
+
+    /// The tag the reference names, if any.
+    pub fn tag(&self) -> Option<&str> {
+        match self {
+            ImageRef::Registry(r) => r.tag.as_deref(),
+            ImageRef::Layout(l) => l.tag.as_deref(),
+        }
+    }
+}
+
+impl fmt::Display for ImageRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (tag, digest) = (self.tag(), self.digest());
+        match self {
+            ImageRef::Registry(r) => write!(f, "docker://{}/{}", r.host, r.repository)?,
+            ImageRef::Layout(l) => write!(f, "oci:{}", l.dir.display())?,
+        }
+        if let Some(tag) = tag {
+            write!(f, ":{tag}")?;
+        }
+        if let Some(digest) = digest {
+            write!(f, "@{digest}")?;
+        }
+        Ok(())
+    }
+}
+
+fn parse_registry(rest: &str) -> Result<RegistryRef, String> {
+    let (host, path) = rest
+        .split_once('/')
+        .ok_or("no repository after the registry host")?;
+    check_host(host)?;
+    let (name, digest) = split_digest(path)?;
+    let (repository, tag) = match name.rsplit_once(':') {
+        Some((repository, tag)) => (repository, Some(tag)),
+        None => (name, None),
+    };
+    check_repository(repository)?;
+    if let Some(tag) = tag {
+        check_tag(tag)?;
+    }
+    if tag.is_none() && digest.is_none() {
+        return Err(
+            "name a tag (:TAG) or a digest (@sha256:HEX); vouch does not assume :latest".into(),
+        );
+    }
+    Ok(RegistryRef {
+        host: host.to_string(),
+        repository: repository.to_string(),
+        tag: tag.map(str::to_string),
+        digest,
+    })
+}
+
+fn parse_layout(rest: &str) -> Result<LayoutRef, String> {
+    let (path, digest) = split_digest(rest)?;
+    let (dir, tag) = match (digest.is_some(), path.split_once(':')) {
+        (false, Some((dir, tag))) => (dir, Some(tag)),
+        _ => (path, None),
+    };
+    if dir.is_empty() {
+        return Err("the layout directory is empty".into());
+    }
+    if let Some(tag) = tag {
+        check_tag(tag)?;
+    }
+    Ok(LayoutRef {
+        dir: PathBuf::from(dir),
+        tag: tag.map(str::to_string),
+        digest,
+    })
+}
+
+/// Splits `NAME@ALGORITHM:HEX` into the name and the parsed digest.
+fn split_digest(text: &str) -> Result<(&str, Option<Digest>), String> {
+    match text.rsplit_once('@') {
+        Some((name, digest)) => Ok((name, Some(parse_digest(digest)?))),
+        None => Ok((text, None)),
+    }
+}
+
+fn check_host(host: &str) -> Result<(), String> {
+    let (name, port) = if let Some(v6) = host.strip_prefix('[') {
+        let (address, after) = v6
+            .split_once(']')
+            .ok_or_else(|| format!("registry host '{host}' has an unclosed '['"))?;
+        address
+            .parse::<std::net::Ipv6Addr>()
+            .map_err(|_| format!("'{address}' is not an IPv6 address"))?;
+        (None, after.strip_prefix(':'))
+    } else {
+        match host.split_once(':') {
+            Some((name, port)) => (Some(name), Some(port)),
+            None => (Some(host), None),
+        }
+    };
+    if let Some(name) = name {
+        let valid = !name.is_empty()
+            && name.split('.').all(|label| {
+                !label.is_empty()
+                    && !label.starts_with('-')
+                    && !label.ends_with('-')
+                    && label
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            });
+        if !valid {
+            return Err(format!("'{host}' is not a registry host name"));
+        }
+    }
+    if let Some(port) = port {
+        if port.parse::<u16>().map_or(true, |p| p == 0) {
+            return Err(format!("'{port}' is not a port number"));
+        }
+    }
+    Ok(())
+}
+
+/// Repository names as the distribution spec defines them: lower-case components of
+/// letters and digits, joined by `.`, `_`, `__` or runs of `-`, separated by `/`.
+fn check_repository(repository: &str) -> Result<(), String> {
+    let bad = |why: &str| Err(format!("repository '{repository}' {why}"));
+    if repository.is_empty() {
+        return bad("is empty");
+    }
+    for component in repository.split('/') {
+        let bytes = component.as_bytes();
+        let (Some(first), Some(last)) = (bytes.first(), bytes.last()) else {
+            return bad("has an empty path component");
+        };
+        if !first.is_ascii_alphanumeric() || !last.is_ascii_alphanumeric() {
+            return bad("has a component that does not start and end with a letter or digit");
+        }
+        for separator in component.split(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit()) {
+            let valid = separator.is_empty()
+                || separator == "."
+                || separator == "_"
+                || separator == "__"
+                || separator.bytes().all(|b| b == b'-');
+            if !valid {
+                return bad("may only hold lower-case letters, digits and the separators '.', '_', '__' and '-'");
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_tag(tag: &str) -> Result<(), String> {
+    let bytes = tag.as_bytes();
+    let valid = !bytes.is_empty()
+        && bytes.len() <= 128
+        && (bytes[0].is_ascii_alphanumeric() || bytes[0] == b'_')
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(b));
+    if valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "'{tag}' is not a tag (letters, digits, '_', '.' and '-', at most 128, not starting with '.' or '-')"
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DIGEST: &str = "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+
+    #[test]
+    fn registry_references() {
+        let r = ImageRef::parse("docker://127.0.0.1:5000/team/app:v1.2").unwrap();
+        assert_eq!(
+            r,
+            ImageRef::Registry(RegistryRef {
+                host: "127.0.0.1:5000".into(),
+                repository: "team/app".into(),
+                tag: Some("v1.2".into()),
+                digest: None,
+            })
+        );
+        assert_eq!(r.to_string(), "docker://127.0.0.1:5000/team/app:v1.2");
+        let pinned = ImageRef::parse(&format!("docker://ghcr.io/a/b-c__d@{DIGEST}")).unwrap();
+        assert_eq!(pinned.digest().unwrap().to_string(), DIGEST);
+        assert_eq!(pinned.tag(), None);
+        let both = ImageRef::parse(&format!("docker://[::1]:5000/app:v1@{DIGEST}")).unwrap();
+        assert_eq!(both.tag(), Some("v1"));
+        assert!(both.digest().is_some());
+    }
+
+    #[test]
+    fn malformed_registry_references_say_why() {
+        for (text, why) in [
+            ("docker://host", "no repository"),
+            ("docker://host/app", "name a tag"),
+            ("docker://host/App:v1", "lower-case"),
+            ("docker://host/a//b:v1", "empty path component"),
+            ("docker://host/a-:v1", "start and end"),
+            ("docker://host:99999/a:v1", "port"),
+            ("docker://ho_st/a:v1", "host name"),
+            ("docker://host/a:-v1", "not a tag"),
+            ("docker://host/a@sha256:abc", "64 hex digits"),
+            ("docker://host/a@md5:abc", "sha256 or sha512"),
+            ("registry/app:v1", "not an image reference"),
+        ] {
+            let err = ImageRef::parse(text).unwrap_err();
+            assert!(err.contains(why), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn layout_references() {
+        assert_eq!(
+            ImageRef::parse("oci:/tmp/layout:v1").unwrap(),
+            ImageRef::Layout(LayoutRef {
+                dir: "/tmp/layout".into(),
+                tag: Some("v1".into()),
+                digest: None,
+            })
+        );
+        let plain = ImageRef::parse("oci:images/app").unwrap();
+        assert_eq!((plain.tag(), plain.digest()), (None, None));
+        let by_digest = ImageRef::parse(&format!("oci:images/app@{DIGEST}")).unwrap();
+        assert_eq!(by_digest.to_string(), format!("oci:images/app@{DIGEST}"));
+        assert!(ImageRef::parse("oci:").is_err());
+        assert!(ImageRef::parse("oci:dir:bad/tag").is_err());
+    }
+}

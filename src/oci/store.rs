@@ -1,0 +1,54 @@
+//! Where manifests and blobs come from: a registry or an image layout on disk.
+
+use std::io::Read;
+
+use super::document::Descriptor;
+use crate::hash::Digest;
+
+/// The manifest or index a reference names, as fetched.
+pub struct Fetched {
+    pub bytes: Vec<u8>,
+    /// The media type it was served or referred to as.
+    pub media_type: Option<String>,
+    /// What the store records for it beyond the user's pin: the entry of a layout's
+    /// `index.json`, or the digest the reference names.
+    pub recorded: Option<Recorded>,
+}
+
+/// A digest, and maybe a size, that fetched bytes must match.
+pub struct Recorded {
+    pub digest: Digest,
+    pub size: Option<u64>,
+    /// Where the record comes from, in words (`index.json`, `the reference`).
+    pub source: &'static str,
+}
+
+/// Why a manifest or blob could not be checked.
+#[derive(Debug)]
+pub enum Unavailable {
+    /// The store has no such thing: the message says what was looked for.
+    Missing(String),
+    /// The store served content that does not match the digest it was asked for.
+    Changed { expected: String, actual: String },
+    /// It was not read because it breaks a rule (a symbolic link in a layout).
+    Refused(String),
+    /// It could not be read: I/O, network, credentials.
+    Failed(String),
+}
+
+pub trait Store: Sync {
+    /// The manifest or index the reference names.
+    fn root(&self) -> Result<Fetched, Unavailable>;
+
+    /// A manifest or index by its descriptor (bounded in size), as served.
+    fn manifest(&self, descriptor: &Descriptor) -> Result<Vec<u8>, Unavailable>;
+
+    /// A blob, streamed.
+    fn blob(&self, descriptor: &Descriptor) -> Result<Box<dyn Read + Send + '_>, Unavailable>;
+
+    /// How many times to try reading a blob before calling it unreadable.
+    fn attempts(&self) -> u32;
+
+    /// Things to tell the user about how the store was reached (credentials not used…).
+    fn warnings(&self) -> Vec<String>;
+}

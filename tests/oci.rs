@@ -1,0 +1,878 @@
+//! `vouch oci` against a real registry (Debian's docker-registry on 127.0.0.1), images built
+//! by umoci and moved by skopeo, and OCI layouts on disk: verified images, corrupted blobs,
+//! moved tags, a stopped registry, diff_ids, platforms, credentials and model artifacts.
+
+mod common;
+mod oci_support;
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use oci_support::*;
+use serde_json::{json, Value};
+use vouch::hash::Algorithm;
+
+/// A two-layer image built by umoci in `dir`, tagged `tag`; `seed` makes its content unique
+/// (blobs are shared by digest in a registry, so each test corrupts only its own).
+fn two_layer_image(dir: &Path, tag: &str, architecture: &str, seed: u64) -> Layout {
+    let weights = pseudo_random(200_000, seed);
+    let settings = format!("threads = {seed}\n");
+    Layout::umoci_image(
+        dir,
+        tag,
+        architecture,
+        &[
+            &[("weights.bin", &weights)],
+            &[("etc/app.conf", settings.as_bytes())],
+        ],
+    )
+}
+
+/// A registry holding a fresh two-layer image at `name` (`repo:tag`), with the layout it
+/// was pushed from; `None` (after the skip is reported) when the peer tools are missing.
+struct Pushed {
+    registry: Registry,
+    work: tempfile::TempDir,
+    layout: Layout,
+    reference: String,
+}
+
+fn pushed_image(test: &str, name: &str, seed: u64) -> Option<Pushed> {
+    if !registry_peers(test) {
+        return None;
+    }
+    let registry = Registry::start();
+    let work = tempfile::tempdir().unwrap();
+    let layout = two_layer_image(&work.path().join("img"), "v1", "amd64", seed);
+    let reference = registry.reference(name);
+    skopeo_copy(&layout.reference("v1"), &reference, false);
+    Some(Pushed {
+        registry,
+        work,
+        layout,
+        reference,
+    })
+}
+
+fn layer_digests(manifest: &Value) -> Vec<String> {
+    manifest["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["digest"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn an_image_verifies_by_tag_and_by_digest() {
+    let Some(Pushed {
+        registry,
+        layout,
+        reference: by_tag,
+        work: _work,
+    }) = pushed_image("an_image_verifies_by_tag_and_by_digest", "team/app:v1", 1)
+    else {
+        return;
+    };
+
+    let digest = oci_digest(&by_tag);
+    let skopeo_digest = peer(Command::new("skopeo").args([
+        "inspect",
+        "--tls-verify=false",
+        "--format",
+        "{{.Digest}}",
+        &by_tag,
+    ]))
+    .stdout();
+    assert_eq!(digest, skopeo_digest.trim(), "vouch and skopeo disagree");
+
+    let report = oci_verify(&by_tag, &[]).expect(0).json();
+    assert_eq!(report["status"], "verified");
+    assert_eq!(report["root_digest"], digest.as_str());
+    let manifest = layout.manifest("v1");
+    let layers = layer_digests(&manifest);
+    assert_eq!(layers.len(), 2);
+    for (i, layer) in layers.iter().enumerate() {
+        let named = subjects_named(&report, layer);
+        assert_eq!(named.len(), 1, "{report}");
+        assert!(named[0]["name"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("layer {}", i + 1)));
+        assert_eq!(named[0]["actual"], layer.as_str());
+    }
+    assert_eq!(report["subjects"].as_array().unwrap().len(), 4, "{report}");
+    assert!(report["warnings"][0]
+        .as_str()
+        .unwrap()
+        .contains("not pinned"));
+
+    let by_digest = registry.reference(&format!("team/app@{digest}"));
+    let pinned = oci_verify(&by_digest, &[]).expect(0).json();
+    assert_eq!(pinned["subjects"][0]["expected"], digest.as_str());
+    assert_eq!(pinned["warnings"].as_array().unwrap().len(), 0);
+
+    let deep = oci_verify(&by_tag, &["--digest", &digest, "--diff-ids"])
+        .expect(0)
+        .json();
+    assert_eq!(subjects_named(&deep, "diff_id").len(), 2, "{deep}");
+
+    let text = run(vouch().args(["oci", "verify", &by_tag, "--digest", &digest])).expect(0);
+    assert!(
+        text.stdout().contains("vouch: verified"),
+        "{}",
+        text.stdout()
+    );
+}
+
+#[test]
+fn a_blob_corrupted_in_the_registry_fails_naming_the_layer() {
+    let Some(Pushed {
+        registry,
+        layout,
+        reference,
+        work: _work,
+    }) = pushed_image(
+        "a_blob_corrupted_in_the_registry_fails_naming_the_layer",
+        "corrupt/app:v1",
+        2,
+    )
+    else {
+        return;
+    };
+    let digest = oci_digest(&reference);
+    let layers = layer_digests(&layout.manifest("v1"));
+
+    flip_byte(&registry.blob_data(&layers[0]), 5000);
+    let report = oci_verify(&reference, &["--digest", &digest])
+        .expect(1)
+        .json();
+    let failed = failures(&report);
+    assert_eq!(failed.len(), 1, "{report}");
+    assert_eq!(failed[0].0, format!("layer 1 {}", layers[0]));
+    assert_eq!(failed[0].1, "changed");
+    let subject = subjects_named(&report, &layers[0])[0];
+    assert_eq!(subject["expected"], layers[0].as_str());
+    assert_ne!(subject["actual"], layers[0].as_str());
+
+    let text = run(vouch().args(["oci", "verify", &reference])).expect(1);
+    assert!(
+        text.stdout()
+            .contains(&format!("changed    layer 1 {}", layers[0])),
+        "{}",
+        text.stdout()
+    );
+    flip_byte(&registry.blob_data(&layers[0]), 5000);
+    oci_verify(&reference, &["--digest", &digest]).expect(0);
+
+    // A manifest corrupted in storage: the registry serves bytes that no longer hash to
+    // the digest the tag records.
+    flip_byte(&registry.blob_data(&digest), 20);
+    let report = oci_verify(&reference, &[]).expect(1).json();
+    assert_eq!(failures(&report), [("manifest".into(), "changed".into())]);
+}
+
+#[test]
+fn a_moved_tag_fails_against_the_pinned_digest() {
+    let Some(Pushed {
+        registry,
+        work,
+        reference,
+        ..
+    }) = pushed_image(
+        "a_moved_tag_fails_against_the_pinned_digest",
+        "moving/app:stable",
+        3,
+    )
+    else {
+        return;
+    };
+    let approved = oci_digest(&reference);
+    let second = two_layer_image(&work.path().join("b"), "v2", "amd64", 4);
+    skopeo_copy(&second.reference("v2"), &reference, false);
+    let current = oci_digest(&reference);
+    assert_ne!(approved, current);
+
+    let report = oci_verify(&reference, &["--digest", &approved])
+        .expect(1)
+        .json();
+    assert_eq!(failures(&report), [("manifest".into(), "changed".into())]);
+    let manifest = &report["subjects"][0];
+    assert_eq!(manifest["expected"], approved.as_str());
+    assert_eq!(manifest["actual"], current.as_str());
+    assert!(manifest["message"].as_str().unwrap().contains("moved"));
+
+    // The approved image itself is still there, by digest.
+    oci_verify(&registry.reference(&format!("moving/app@{approved}")), &[]).expect(0);
+}
+
+#[test]
+fn a_stopped_registry_is_an_operational_error_and_fails_fast() {
+    let Some(Pushed {
+        mut registry,
+        reference,
+        ..
+    }) = pushed_image(
+        "a_stopped_registry_is_an_operational_error_and_fails_fast",
+        "gone/app:v1",
+        5,
+    )
+    else {
+        return;
+    };
+    oci_verify(&reference, &[]).expect(0);
+    registry.stop();
+
+    let started = Instant::now();
+    let ran = oci_verify(&reference, &["--timeout", "2", "--retries", "2"]).expect(3);
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(
+        ran.stderr.contains("Connection refused") && ran.stderr.contains("3 attempts"),
+        "{}",
+        ran.stderr
+    );
+    assert_eq!(ran.json()["status"], "error");
+    let digest = run_within(
+        vouch().args(["oci", "digest", &reference, "--retries", "0"]),
+        Duration::from_secs(20),
+    )
+    .expect(3);
+    assert!(
+        digest.stderr.contains("cannot connect"),
+        "{}",
+        digest.stderr
+    );
+}
+
+#[test]
+fn a_layout_written_by_skopeo_verifies_offline_and_a_corrupt_blob_fails() {
+    let Some(Pushed {
+        mut registry,
+        work,
+        reference,
+        ..
+    }) = pushed_image(
+        "a_layout_written_by_skopeo_verifies_offline_and_a_corrupt_blob_fails",
+        "pulled/app:v1",
+        6,
+    )
+    else {
+        return;
+    };
+    let pulled = Layout::at(&work.path().join("pulled"));
+    skopeo_copy(&reference, &pulled.reference("v1"), false);
+    let digest = oci_digest(&reference);
+    registry.stop();
+
+    assert_eq!(oci_digest(&pulled.reference("v1")), digest);
+    let report = oci_verify(
+        &pulled.reference("v1"),
+        &["--digest", &digest, "--diff-ids"],
+    )
+    .expect(0)
+    .json();
+    assert_eq!(report["subjects"].as_array().unwrap().len(), 6, "{report}");
+
+    let manifest = pulled.manifest("v1");
+    let layers = layer_digests(&manifest);
+    flip_byte(&pulled.blob_path(&layers[1]), 30);
+    let report = oci_verify(&pulled.reference("v1"), &[]).expect(1).json();
+    assert_eq!(
+        failures(&report),
+        [(format!("layer 2 {}", layers[1]), "changed".into())]
+    );
+
+    let config = manifest["config"]["digest"].as_str().unwrap();
+    std::fs::remove_file(pulled.blob_path(config)).unwrap();
+    let report = oci_verify(&pulled.reference("v1"), &[]).expect(1).json();
+    let missing = subjects_named(&report, config)[0];
+    assert_eq!(missing["verdict"], "missing");
+    assert!(missing["message"]
+        .as_str()
+        .unwrap()
+        .contains("absent from the layout"));
+}
+
+/// Rewrites the configuration of image `from` so that its second diff_id is wrong, and tags
+/// the result `to`: every blob stays valid, only the uncompressed content disagrees.
+fn with_wrong_diff_id(layout: &Layout, from: &str, to: &str) -> String {
+    let mut manifest = layout.manifest(from);
+    let mut config = layout.read_json(manifest["config"]["digest"].as_str().unwrap());
+    config["rootfs"]["diff_ids"][1] = json!(format!("sha256:{}", sha256_hex(b"another layer")));
+    manifest["config"] = layout.write_blob(
+        "application/vnd.oci.image.config.v1+json",
+        config.to_string().as_bytes(),
+    );
+    layout.put_manifest(to, &manifest);
+    layer_digests(&manifest)[1].clone()
+}
+
+#[test]
+fn diff_ids_catch_a_configuration_that_lists_a_wrong_one() {
+    if !registry_peers("diff_ids_catch_a_configuration_that_lists_a_wrong_one") {
+        return;
+    }
+    let registry = Registry::start();
+    let work = tempfile::tempdir().unwrap();
+    let layout = two_layer_image(&work.path().join("img"), "v1", "amd64", 7);
+    let layer = with_wrong_diff_id(&layout, "v1", "bad");
+
+    oci_verify(&layout.reference("bad"), &[]).expect(0);
+    let report = oci_verify(&layout.reference("bad"), &["--diff-ids"])
+        .expect(1)
+        .json();
+    assert_eq!(
+        failures(&report),
+        [(format!("layer 2 diff_id {layer}"), "changed".into())]
+    );
+
+    let reference = registry.reference("diff/app:bad");
+    skopeo_copy(&layout.reference("bad"), &reference, false);
+    oci_verify(&reference, &[]).expect(0);
+    let report = oci_verify(&reference, &["--diff-ids"]).expect(1).json();
+    assert_eq!(
+        failures(&report),
+        [(format!("layer 2 diff_id {layer}"), "changed".into())]
+    );
+}
+
+#[test]
+fn diff_ids_of_gzip_zstd_and_uncompressed_layers() {
+    const TEST: &str = "diff_ids_of_gzip_zstd_and_uncompressed_layers";
+    if ["tar", "gzip", "zstd"]
+        .iter()
+        .any(|tool| require_tool(TEST, tool).is_none())
+    {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let layout = Layout::empty(&work.path().join("layout"));
+    let mut layers = Vec::new();
+    let mut diff_ids = Vec::new();
+    for (i, (media_type, compressor)) in [
+        (
+            "application/vnd.oci.image.layer.v1.tar+gzip",
+            Some(("gzip", "tar.gz")),
+        ),
+        (
+            "application/vnd.oci.image.layer.v1.tar+zstd",
+            Some(("zstd", "tar.zst")),
+        ),
+        ("application/vnd.oci.image.layer.v1.tar", None),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let files = work.path().join(format!("files{i}"));
+        write_tree(
+            &files,
+            &[("data.bin", &pseudo_random(150_000, 10 + i as u64))],
+        );
+        let archive = work.path().join(format!("layer{i}.tar"));
+        peer(
+            Command::new("tar")
+                .arg("-cf")
+                .arg(&archive)
+                .arg("-C")
+                .arg(&files)
+                .arg("."),
+        );
+        let tar = std::fs::read(&archive).unwrap();
+        let blob = match compressor {
+            Some((tool, suffix)) => {
+                peer(Command::new(tool).args(["-q", "-k"]).arg(&archive));
+                std::fs::read(archive.with_extension(suffix)).unwrap()
+            }
+            None => tar.clone(),
+        };
+        diff_ids.push(format!("sha256:{}", sha256_hex(&tar)));
+        layers.push(layout.write_blob(media_type, &blob));
+    }
+    let image = |diff_ids: &[String]| {
+        let config = json!({
+            "architecture": "amd64",
+            "os": "linux",
+            "rootfs": {"type": "layers", "diff_ids": diff_ids},
+        });
+        json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": layout.write_blob("application/vnd.oci.image.config.v1+json", config.to_string().as_bytes()),
+            "layers": layers,
+        })
+    };
+    layout.put_manifest("good", &image(&diff_ids));
+    let report = oci_verify(&layout.reference("good"), &["--diff-ids"])
+        .expect(0)
+        .json();
+    assert_eq!(subjects_named(&report, "diff_id").len(), 3, "{report}");
+
+    let mut wrong = diff_ids.clone();
+    wrong[1] = diff_ids[2].clone();
+    layout.put_manifest("bad", &image(&wrong));
+    let report = oci_verify(&layout.reference("bad"), &["--diff-ids"])
+        .expect(1)
+        .json();
+    let failed = failures(&report);
+    assert_eq!(failed.len(), 1, "{report}");
+    assert!(failed[0].0.starts_with("layer 2 diff_id "), "{failed:?}");
+    let subject = subjects_named(&report, "layer 2 diff_id")[0];
+    assert_eq!(subject["actual"], diff_ids[1].as_str());
+}
+
+#[test]
+fn a_multi_platform_index_verifies_one_platform_or_all() {
+    if !registry_peers("a_multi_platform_index_verifies_one_platform_or_all") {
+        return;
+    }
+    let registry = Registry::start();
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().join("multi");
+    two_layer_image(&dir, "amd64", "amd64", 8);
+    let layout = two_layer_image(&dir, "arm64", "arm64", 9);
+    let index = layout.put_index("multi", &[("amd64", "amd64"), ("arm64", "arm64")]);
+    let reference = registry.reference("multi/app:v1");
+    skopeo_copy(&layout.reference("multi"), &reference, true);
+    assert_eq!(oci_digest(&reference), index["digest"].as_str().unwrap());
+    let arm64_layers = layer_digests(&layout.manifest("arm64"));
+    let amd64_manifest = layout.descriptor("amd64")["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let arm64 = oci_verify(&reference, &["--platform", "linux/arm64", "--diff-ids"])
+        .expect(0)
+        .json();
+    assert_eq!(arm64["subjects"][0]["name"], "index");
+    assert_eq!(subjects_named(&arm64, "linux/arm64 manifest").len(), 1);
+    assert!(subjects_named(&arm64, &amd64_manifest).is_empty());
+    for layer in &arm64_layers {
+        assert_eq!(subjects_named(&arm64, layer).len(), 2, "blob and diff_id");
+    }
+
+    let all = oci_verify(&reference, &["--all-platforms"])
+        .expect(0)
+        .json();
+    assert_eq!(subjects_named(&all, " manifest sha256:").len(), 2);
+    assert_eq!(subjects_named(&all, "linux/amd64 layer").len(), 2, "{all}");
+    assert_eq!(subjects_named(&all, "linux/arm64 layer").len(), 2, "{all}");
+
+    let host = oci_verify(&reference, &[]).expect(0).json();
+    assert_eq!(subjects_named(&host, " manifest sha256:").len(), 1);
+
+    let absent = oci_verify(&reference, &["--platform", "linux/s390x"])
+        .expect(1)
+        .json();
+    assert_eq!(
+        failures(&absent),
+        [("manifest for linux/s390x".into(), "missing".into())]
+    );
+    assert!(subjects_named(&absent, "s390x")[0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("linux/amd64, linux/arm64"));
+
+    flip_byte(&registry.blob_data(&arm64_layers[0]), 100);
+    oci_verify(&reference, &["--platform", "linux/amd64"]).expect(0);
+    let all = oci_verify(&reference, &["--all-platforms"])
+        .expect(1)
+        .json();
+    assert_eq!(
+        failures(&all),
+        [(
+            format!("linux/arm64 layer 1 {}", arm64_layers[0]),
+            "changed".into()
+        )]
+    );
+}
+
+/// A model directory, its approved manifest (written by `vouch manifest`), and its files.
+fn approved_model(dir: &Path) -> (std::path::PathBuf, Vec<(&'static str, Vec<u8>)>) {
+    let files: Vec<(&str, Vec<u8>)> = vec![
+        ("config.json", br#"{"hidden_size": 64}"#.to_vec()),
+        ("model.safetensors", pseudo_random(300_000, 20)),
+        ("tokenizer/vocab.txt", b"hello\nworld\n".to_vec()),
+    ];
+    let model = dir.join("model");
+    let borrowed: Vec<(&str, &[u8])> = files.iter().map(|(n, b)| (*n, b.as_slice())).collect();
+    write_tree(&model, &borrowed);
+    let manifest = dir.join("approved.json");
+    write_manifest(&model, &manifest, &[]);
+    (manifest, files)
+}
+
+#[test]
+fn a_model_artifact_is_compared_file_by_file_with_its_oms_manifest() {
+    if !registry_peers("a_model_artifact_is_compared_file_by_file_with_its_oms_manifest") {
+        return;
+    }
+    let registry = Registry::start();
+    let work = tempfile::tempdir().unwrap();
+    let (approved, files) = approved_model(work.path());
+    let approved = approved.to_str().unwrap();
+    let layout = Layout::empty(&work.path().join("artifact"));
+    let borrowed: Vec<(&str, &[u8])> = files.iter().map(|(n, b)| (*n, b.as_slice())).collect();
+    layout.put_artifact("v1", &borrowed);
+    let reference = registry.reference("models/tiny:v1");
+    skopeo_copy(&layout.reference("v1"), &reference, false);
+
+    let report = oci_verify(&reference, &["--manifest", approved])
+        .expect(0)
+        .json();
+    for (name, bytes) in &files {
+        let subject = subjects_named(&report, name)
+            .into_iter()
+            .find(|s| s["name"] == *name)
+            .unwrap_or_else(|| panic!("no subject {name}: {report}"));
+        assert_eq!(subject["verdict"], "ok");
+        assert_eq!(subject["actual"], format!("sha256:{}", sha256_hex(bytes)));
+    }
+
+    // One file changed (a single flipped bit), one left out, one added.
+    let mut weights = files[1].1.clone();
+    weights[150_000] ^= 1;
+    layout.put_artifact(
+        "v2",
+        &[
+            ("config.json", &files[0].1),
+            ("model.safetensors", &weights),
+            ("notes.txt", b"not approved"),
+        ],
+    );
+    let drifted = registry.reference("models/tiny:v2");
+    skopeo_copy(&layout.reference("v2"), &drifted, false);
+    for target in [drifted.clone(), layout.reference("v2")] {
+        let report = oci_verify(&target, &["--manifest", approved])
+            .expect(1)
+            .json();
+        assert_eq!(
+            failures(&report),
+            [
+                ("model.safetensors".into(), "changed".into()),
+                ("notes.txt".into(), "extra".into()),
+                ("tokenizer/vocab.txt".into(), "missing".into()),
+            ],
+            "{target}: {report}"
+        );
+    }
+
+    // The file's content, not only its descriptor, is what is compared.
+    let model_layer = layout.manifest("v1")["layers"][1]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    flip_byte(&registry.blob_data(&model_layer), 10);
+    let report = oci_verify(&reference, &["--manifest", approved])
+        .expect(1)
+        .json();
+    assert_eq!(
+        failures(&report),
+        [
+            (
+                format!("layer 2 {model_layer} (model.safetensors)"),
+                "changed".into()
+            ),
+            ("model.safetensors".into(), "changed".into()),
+        ]
+    );
+}
+
+#[test]
+fn registry_credentials_from_stdin_and_docker_config() {
+    if !registry_peers("registry_credentials_from_stdin_and_docker_config") {
+        return;
+    }
+    // User "vouch", password "s3cret": a bcrypt (cost 4) line made with Python's crypt module.
+    let registry = Registry::start_with_htpasswd(
+        "vouch:$2b$04$PH/RCRcUQ39XcupkPZzcfutz4wmuSLxJzUHwc4vQAhGepCvvb/Jpe",
+    );
+    let work = tempfile::tempdir().unwrap();
+    let layout = two_layer_image(&work.path().join("img"), "v1", "amd64", 11);
+    let reference = registry.reference("private/app:v1");
+    peer(Command::new("skopeo").args([
+        "--insecure-policy",
+        "copy",
+        "--quiet",
+        "--dest-tls-verify=false",
+        "--dest-creds",
+        "vouch:s3cret",
+        &layout.reference("v1"),
+        &reference,
+    ]));
+
+    let anonymous = oci_verify(&reference, &[]).expect(3);
+    assert!(
+        anonymous.stderr.contains("refused anonymous access"),
+        "{}",
+        anonymous.stderr
+    );
+
+    let with_password = |password: &str| {
+        let mut child = vouch()
+            .args([
+                "oci",
+                "verify",
+                &reference,
+                "--username",
+                "vouch",
+                "--password-stdin",
+            ])
+            .env("DOCKER_CONFIG", work.path().join("no-docker-config"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+        finish(child.wait_with_output().unwrap())
+    };
+    with_password("s3cret").expect(0);
+    let refused = with_password("wrong").expect(3);
+    assert!(
+        refused
+            .stderr
+            .contains("refused the credentials from --username"),
+        "{}",
+        refused.stderr
+    );
+
+    let docker_config = work.path().join("docker");
+    std::fs::create_dir(&docker_config).unwrap();
+    // base64("vouch:s3cret")
+    std::fs::write(
+        docker_config.join("config.json"),
+        format!(
+            r#"{{"auths":{{"127.0.0.1:{}":{{"auth":"dm91Y2g6czNjcmV0"}}}}}}"#,
+            registry.port
+        ),
+    )
+    .unwrap();
+    run(vouch()
+        .args(["oci", "verify", &reference])
+        .env("DOCKER_CONFIG", &docker_config))
+    .expect(0);
+}
+
+#[test]
+fn malformed_references_and_flags_are_usage_errors() {
+    for (reference, why) in [
+        ("docker://127.0.0.1:5000/app", "name a tag"),
+        ("docker://127.0.0.1:5000/App:v1", "lower-case"),
+        ("docker://127.0.0.1:5000/app@sha256:abc", "64 hex digits"),
+        ("127.0.0.1:5000/app:v1", "not an image reference"),
+        ("oci:", "directory is empty"),
+    ] {
+        let ran = oci_verify(reference, &[]).expect(2);
+        assert!(ran.stderr.contains(why), "{reference}: {}", ran.stderr);
+        assert_eq!(ran.json()["status"], "error");
+    }
+    let work = tempfile::tempdir().unwrap();
+    let missing = format!("oci:{}:v1", work.path().join("absent").display());
+    assert!(oci_verify(&missing, &[])
+        .expect(2)
+        .stderr
+        .contains("no such file"));
+    let not_layout = format!("oci:{}:v1", work.path().display());
+    assert!(oci_verify(&not_layout, &[])
+        .expect(2)
+        .stderr
+        .contains("no oci-layout file"));
+    for args in [
+        &["--platform", "linux"][..],
+        &["--digest", "sha256:xyz"],
+        &["--platform", "linux/amd64", "--all-platforms"],
+        &["--username", "someone"],
+    ] {
+        oci_verify("docker://127.0.0.1:5000/app:v1", args).expect(2);
+    }
+}
+
+#[test]
+fn unsafe_or_ambiguous_artifact_titles_are_rejected() {
+    let work = tempfile::tempdir().unwrap();
+    let (approved, files) = approved_model(work.path());
+    let layout = Layout::empty(&work.path().join("artifact"));
+    layout.put_artifact(
+        "v1",
+        &[
+            ("config.json", &files[0].1),
+            ("model.safetensors", &files[1].1),
+            ("tokenizer/vocab.txt", &files[2].1),
+            ("../../etc/passwd", b"root:x:0:0"),
+            ("config.json", b"a second config"),
+        ],
+    );
+    let report = oci_verify(
+        &layout.reference("v1"),
+        &["--manifest", approved.to_str().unwrap()],
+    )
+    .expect(1)
+    .json();
+    assert_eq!(
+        failures(&report),
+        [
+            ("../../etc/passwd".into(), "rejected".into()),
+            ("config.json".into(), "rejected".into()),
+        ],
+        "{report}"
+    );
+
+    // A manifest made with shards cannot describe whole-file layers: an input error.
+    let model = work.path().join("model");
+    let shards = work.path().join("shards.json");
+    write_manifest(&model, &shards, &["--shard-size", "1000"]);
+    let ran = oci_verify(
+        &layout.reference("v1"),
+        &["--manifest", shards.to_str().unwrap()],
+    )
+    .expect(2);
+    assert!(ran.stderr.contains("whole files"), "{}", ran.stderr);
+}
+
+#[test]
+fn a_layout_blob_that_is_a_symlink_or_a_corrupt_index_entry_is_caught() {
+    let work = tempfile::tempdir().unwrap();
+    let layout = Layout::empty(&work.path().join("artifact"));
+    let descriptor = layout.put_artifact("v1", &[("weights.bin", &pseudo_random(10_000, 30))]);
+    let manifest = layout.manifest("v1");
+    let weights = manifest["layers"][0]["digest"].as_str().unwrap();
+    let outside = work.path().join("outside.bin");
+    std::fs::rename(layout.blob_path(weights), &outside).unwrap();
+    std::os::unix::fs::symlink(&outside, layout.blob_path(weights)).unwrap();
+    let report = oci_verify(&layout.reference("v1"), &[]).expect(1).json();
+    let refused = subjects_named(&report, weights)[0];
+    assert_eq!(refused["verdict"], "rejected");
+    assert!(refused["message"]
+        .as_str()
+        .unwrap()
+        .contains("symbolic link"));
+
+    // The manifest blob no longer hashes to what index.json records.
+    flip_byte(
+        &layout.blob_path(descriptor["digest"].as_str().unwrap()),
+        10,
+    );
+    let report = oci_verify(&layout.reference("v1"), &[]).expect(1).json();
+    assert_eq!(report["subjects"][0]["verdict"], "changed");
+    assert!(report["subjects"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("index.json"));
+    let digest = run(vouch().args(["oci", "digest", &layout.reference("v1")])).expect(1);
+    assert!(digest.stdout.is_empty());
+    assert!(digest.stderr.contains("index.json"), "{}", digest.stderr);
+}
+
+#[test]
+fn sha512_descriptors_are_verified_and_an_empty_placeholder_layer_is_no_file() {
+    let work = tempfile::tempdir().unwrap();
+    let (approved, files) = approved_model(work.path());
+    let approved = approved.to_str().unwrap();
+    let layout = Layout::empty(&work.path().join("artifact"));
+    let empty = "application/vnd.oci.empty.v1+json";
+    let mut layers: Vec<Value> = files
+        .iter()
+        .map(|(name, bytes)| {
+            let mut layer =
+                layout.write_blob_as(Algorithm::Sha512, "application/octet-stream", bytes);
+            layer["annotations"] = json!({"org.opencontainers.image.title": name});
+            layer
+        })
+        .collect();
+    layers.push(layout.write_blob_as(Algorithm::Sha512, empty, b"{}"));
+    layout.put_manifest(
+        "v1",
+        &json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "artifactType": "application/vnd.vouch.model.v1",
+            "config": layout.write_blob_as(Algorithm::Sha512, empty, b"{}"),
+            "layers": layers,
+        }),
+    );
+    let report = oci_verify(&layout.reference("v1"), &["--manifest", approved])
+        .expect(0)
+        .json();
+    let weights = layers[1]["digest"].as_str().unwrap();
+    assert!(weights.starts_with("sha512:"));
+    let blob = subjects_named(&report, weights)[0];
+    assert_eq!(blob["actual"], weights);
+    let file = subjects_named(&report, "model.safetensors")
+        .into_iter()
+        .find(|s| s["name"] == "model.safetensors")
+        .unwrap();
+    assert_eq!(
+        file["actual"],
+        format!("sha256:{}", sha256_hex(&files[1].1))
+    );
+
+    flip_byte(&layout.blob_path(weights), 99);
+    let report = oci_verify(&layout.reference("v1"), &["--manifest", approved])
+        .expect(1)
+        .json();
+    assert_eq!(
+        failures(&report),
+        [
+            (
+                format!("layer 2 {weights} (model.safetensors)"),
+                "changed".into()
+            ),
+            ("model.safetensors".into(), "changed".into()),
+        ]
+    );
+}
+
+#[test]
+fn a_registry_on_loopback_that_speaks_tls_is_reached_over_verified_https() {
+    const TEST: &str = "a_registry_on_loopback_that_speaks_tls_is_reached_over_verified_https";
+    if !registry_peers(TEST) || require_tool(TEST, "openssl").is_none() {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let (authority, certificate, key) = test_certificates(work.path());
+    let elsewhere = work.path().join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    let (another_authority, _, _) = test_certificates(&elsewhere);
+    let registry = Registry::start_with_tls(&certificate, &key);
+    let layout = two_layer_image(&work.path().join("img"), "v1", "amd64", 12);
+    let reference = registry.reference("tls/app:v1");
+    skopeo_copy(&layout.reference("v1"), &reference, false);
+
+    let verify = |trusted: &Path| {
+        let mut command = vouch();
+        command
+            .args(["oci", "verify", &reference, "--retries", "0"])
+            .env("DOCKER_CONFIG", work.path().join("no-docker-config"))
+            .env_remove("SSL_CERT_DIR")
+            .env("SSL_CERT_FILE", trusted);
+        run_within(&mut command, Duration::from_secs(60))
+    };
+    verify(&authority).expect(0);
+    // Trusting another authority, the certificate is refused, and plain HTTP is no way
+    // around it.
+    let refused = verify(&another_authority).expect(3);
+    assert!(
+        refused.stderr.contains("after HTTPS failed") && refused.stderr.contains("certificate"),
+        "{}",
+        refused.stderr
+    );
+}
+
+#[test]
+fn the_build_has_no_openssl() {
+    let lock = std::fs::read_to_string(project_root().join("Cargo.lock")).unwrap();
+    for package in ["openssl-sys", "openssl", "native-tls"] {
+        assert!(
+            !lock.contains(&format!("name = \"{package}\"\n")),
+            "{package} is in Cargo.lock: TLS must come from rustls alone"
+        );
+    }
+    assert!(lock.contains("name = \"rustls\"\n"));
+}
