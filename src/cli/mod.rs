@@ -2,6 +2,7 @@
 //! calls the library and writes what it returns. `main` maps the result to an exit status.
 
 mod digest;
+mod drift;
 mod hash;
 mod manifest;
 mod oci;
@@ -54,6 +55,9 @@ pub enum Command {
     /// Read the headers of a model's weight files (safetensors, GGUF, ONNX, pickle) and
     /// report what they are and whether loading them could run code.
     Scan(scan::ScanArgs),
+    /// Scheduled drift checks: verify every deployed target, remember, alert, gate.
+    #[command(subcommand_required = true)]
+    Drift(drift::DriftArgs),
     /// Verify container images and model artifacts in OCI registries and image layouts.
     #[command(subcommand_required = true)]
     Oci(oci::OciArgs),
@@ -70,6 +74,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Sbom(args) => sbom::run(args),
         Command::Scan(args) => scan::run(args),
         Command::Oci(args) => oci::run(args),
+        Command::Drift(args) => drift::run(args),
     }
 }
 

@@ -16,6 +16,8 @@ use crate::hash::{Algorithm, Digest};
 use crate::model::oms::Serialization;
 use crate::model::paths::normalize_relative_name;
 use crate::model::verify::Approval;
+use crate::oci::document::{parse_digest, Platform};
+use crate::oci::{ImageRef, Platforms};
 use crate::sign::{IdentitySpec, TrustSpec};
 
 pub const DEFAULT_HISTORY: &str = "vouch-history.sqlite";
@@ -59,6 +61,13 @@ struct RawTarget {
     ignore_paths: Vec<String>,
     #[serde(default)]
     deny_unsafe_pickle: bool,
+    platform: Option<String>,
+    #[serde(default)]
+    all_platforms: bool,
+    #[serde(default)]
+    diff_ids: bool,
+    #[serde(default)]
+    insecure: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -105,6 +114,21 @@ pub struct Target {
 pub enum Deployed {
     /// A model directory or weights file on this host.
     Model { path: PathBuf, approval: Approval },
+    /// A container image or model artifact in a registry or OCI layout.
+    Image(Box<ImageTarget>),
+}
+
+#[derive(Clone, Debug)]
+pub struct ImageTarget {
+    pub reference: ImageRef,
+    /// The approved digest of what the reference resolves to (from `digest`, or the
+    /// reference's own `@sha256:…`).
+    pub pinned: Option<Digest>,
+    /// An approved OMS manifest of the model the artifact holds.
+    pub manifest: Option<PathBuf>,
+    pub platforms: Platforms,
+    pub diff_ids: bool,
+    pub insecure: bool,
 }
 
 impl Deployed {
@@ -112,6 +136,7 @@ impl Deployed {
     pub fn location(&self) -> String {
         match self {
             Deployed::Model { path, .. } => path.display().to_string(),
+            Deployed::Image(image) => image.reference.to_string(),
         }
     }
 }
@@ -246,17 +271,19 @@ fn target(
     if raw.owner.trim().is_empty() {
         return Err(format!("target \"{}\" needs an owner", raw.name));
     }
+    let image_only = raw.platform.is_some() || raw.all_platforms || raw.diff_ids || raw.insecure;
     let subject = match (&raw.path, &raw.image) {
-        (Some(path), None) => Deployed::Model {
+        (Some(path), None) if !image_only => Deployed::Model {
             path: resolve(path),
             approval: approval(raw, resolve)?,
         },
-        (None, Some(_)) => {
+        (Some(_), None) => {
             return Err(format!(
-                "target \"{}\": image targets are not supported by this build",
+                "target \"{}\": platform, all_platforms, diff_ids and insecure go with image",
                 raw.name
             ))
         }
+        (None, Some(image)) => Deployed::Image(Box::new(image_target(raw, image, resolve)?)),
         (Some(_), Some(_)) => {
             return Err(format!(
                 "target \"{}\" has both path and image; give one",
@@ -284,6 +311,65 @@ fn target(
         subject,
         ignore_paths,
         deny_unsafe_pickle: raw.deny_unsafe_pickle,
+    })
+}
+
+/// An image target: a reference, and a pinned digest and/or approved manifest.
+fn image_target(
+    raw: &RawTarget,
+    image: &str,
+    resolve: &dyn Fn(&str) -> PathBuf,
+) -> std::result::Result<ImageTarget, String> {
+    let name = &raw.name;
+    let reference = ImageRef::parse(image).map_err(|e| format!("target \"{name}\": image {e}"))?;
+    let unsupported = raw.signature.is_some()
+        || raw.check.is_some()
+        || raw.key.is_some()
+        || !raw.certificate_chain.is_empty()
+        || raw.identity.is_some()
+        || raw.identity_regexp.is_some()
+        || raw.issuer.is_some()
+        || raw.algo.is_some()
+        || raw.shard_size.is_some()
+        || !raw.ignore_paths.is_empty()
+        || raw.deny_unsafe_pickle;
+    if unsupported {
+        return Err(format!(
+            "target \"{name}\": an image is approved by digest (pinned) and/or manifest (a model artifact's OMS \
+             manifest); the other approval settings are for model paths"
+        ));
+    }
+    let pinned = match &raw.digest {
+        Some(text) => {
+            Some(parse_digest(text).map_err(|e| format!("target \"{name}\": digest {e}"))?)
+        }
+        None => None,
+    };
+    if pinned.is_none() && raw.manifest.is_none() && reference.digest().is_none() {
+        return Err(format!(
+            "target \"{name}\" has no approval source: pin the image (digest = \"sha256:…\", or image = \"…@sha256:…\") \
+             or give the manifest of the model artifact"
+        ));
+    }
+    let platforms = match (&raw.platform, raw.all_platforms) {
+        (Some(_), true) => {
+            return Err(format!(
+                "target \"{name}\": give platform or all_platforms, not both"
+            ))
+        }
+        (Some(text), false) => Platforms::Only(
+            Platform::parse(text).map_err(|e| format!("target \"{name}\": platform {e}"))?,
+        ),
+        (None, true) => Platforms::All,
+        (None, false) => Platforms::Host,
+    };
+    Ok(ImageTarget {
+        reference,
+        pinned,
+        manifest: raw.manifest.as_deref().map(resolve),
+        platforms,
+        diff_ids: raw.diff_ids,
+        insecure: raw.insecure,
     })
 }
 
@@ -443,7 +529,9 @@ webhook = "https://hooks.example.com/vouch"
         let config = Config::parse(GOOD, Path::new("/etc/vouch/vouch.toml")).unwrap();
         assert_eq!(config.history, Path::new("/etc/vouch/state/history.sqlite"));
         assert_eq!(config.targets.len(), 2);
-        let Deployed::Model { path, approval } = &config.targets[0].subject;
+        let Deployed::Model { path, approval } = &config.targets[0].subject else {
+            panic!("a model target")
+        };
         assert_eq!(path, Path::new("/srv/models/llama"));
         assert!(
             matches!(approval, Approval::Manifest(m) if m == Path::new("/etc/vouch/approved/llama.oms.json"))
@@ -483,5 +571,20 @@ webhook = "https://hooks.example.com/vouch"
 
         let no_issuer = GOOD.replace("issuer = \"https://accounts.example.com\"\n", "");
         assert!(error_of(&no_issuer).contains("issuer"));
+    }
+
+    #[test]
+    fn the_documented_example_parses() {
+        let doc =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/drift.md")).unwrap();
+        let start = doc
+            .find("```toml\n")
+            .expect("docs/drift.md has a toml example")
+            + "```toml\n".len();
+        let example = &doc[start..start + doc[start..].find("```").unwrap()];
+        let config = Config::parse(example, Path::new("/etc/vouch/vouch.toml")).unwrap();
+        assert_eq!(config.targets.len(), 4);
+        assert!(matches!(config.targets[3].subject, Deployed::Image(_)));
+        assert_eq!(config.waivers.len(), 1);
     }
 }

@@ -145,7 +145,7 @@ impl History {
         self.write(|tx| {
             tx.execute(
                 "INSERT INTO runs (started_at, shard) VALUES (?1, ?2)",
-                params![at.to_string(), shard],
+                params![stamp(at), shard],
             )?;
             Ok(tx.last_insert_rowid())
         })
@@ -163,7 +163,7 @@ impl History {
         hidden: &[String],
         at: Timestamp,
     ) -> Result<()> {
-        let now = at.to_string();
+        let now = stamp(at);
         self.write(|tx| {
             tx.execute(
                 "INSERT INTO checks (run_id, target, owner, status, failed_subjects, bytes_hashed, checked_at, error)
@@ -192,15 +192,16 @@ impl History {
                 .iter()
                 .filter(|s| s.verdict.is_integrity_failure() || hidden.contains(&s.name));
             for subject in drifting {
+                let verdict = if hidden.contains(&subject.name) { "waived" } else { subject.verdict.name() };
                 match open.iter().find(|(_, name)| *name == subject.name) {
                     Some((id, _)) => tx.execute(
                         "UPDATE drift SET last_seen_at = ?1, verdict = ?2, message = ?3 WHERE id = ?4",
-                        params![now, subject.verdict.name(), subject.message, id],
+                        params![now, verdict, subject.message, id],
                     )?,
                     None => tx.execute(
                         "INSERT INTO drift (target, subject, verdict, message, first_seen_at, first_seen_run, last_seen_at)
                          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?5)",
-                        params![target, subject.name, subject.verdict.name(), subject.message, now, run],
+                        params![target, subject.name, verdict, subject.message, now, run],
                     )?,
                 };
             }
@@ -224,7 +225,7 @@ impl History {
         self.write(|tx| {
             tx.execute(
                 "UPDATE runs SET finished_at = ?1, status = ?2 WHERE id = ?3",
-                params![at.to_string(), status.name(), run],
+                params![stamp(at), status.name(), run],
             )?;
             Ok(())
         })
@@ -396,5 +397,62 @@ mod tests {
         );
         // The second run never finished.
         assert_eq!(history.incomplete_runs().unwrap().len(), 1);
+    }
+}
+
+/// A time as the history records it: RFC 3339, UTC, to the second.
+fn stamp(at: Timestamp) -> String {
+    at.round(jiff::Unit::Second).unwrap_or(at).to_string()
+}
+
+/// What `vouch drift history` shows.
+#[derive(Debug, Serialize)]
+pub struct HistoryView {
+    pub targets: Vec<TargetHistory>,
+    pub incomplete_runs: Vec<IncompleteRun>,
+}
+
+impl HistoryView {
+    pub fn to_json(&self) -> String {
+        let mut out = serde_json::to_string_pretty(self).expect("a history always serializes");
+        out.push('\n');
+        out
+    }
+
+    pub fn to_text(&self) -> String {
+        use std::fmt::Write;
+        let mut out = String::new();
+        for t in &self.targets {
+            let _ = writeln!(out, "{} (owner {})", t.target, t.owner);
+            let _ = writeln!(
+                out,
+                "  last checked {}: {}; last verified {}",
+                t.last_checked_at.as_deref().unwrap_or("never"),
+                t.last_status.as_deref().unwrap_or("-"),
+                t.last_verified_at.as_deref().unwrap_or("never")
+            );
+            for d in &t.drift {
+                let state = match &d.resolved_at {
+                    Some(at) => format!("repaired {at}"),
+                    None => format!("still drifting (last seen {})", d.last_seen_at),
+                };
+                let _ = writeln!(
+                    out,
+                    "  {:<10} {}  first seen {}, {state}",
+                    d.verdict, d.subject, d.first_seen_at
+                );
+            }
+        }
+        for run in &self.incomplete_runs {
+            let _ = writeln!(
+                out,
+                "run {} started {} never finished (killed, or still running)",
+                run.id, run.started_at
+            );
+        }
+        if self.targets.is_empty() {
+            out.push_str("no target has been checked yet\n");
+        }
+        out
     }
 }

@@ -9,12 +9,14 @@ use std::time::{Duration, Instant};
 use jiff::Timestamp;
 use serde::Serialize;
 
-use super::config::{Config, Deployed, Target};
+use super::config::{Config, Deployed, ImageTarget, Target};
 use super::history::History;
 use super::waiver;
 use crate::error::{Error, Result, EXIT_INTEGRITY, EXIT_OPERATIONAL};
 use crate::hash::{Engine, Silent};
+use crate::manifest::load_statement;
 use crate::model::verify::{check_model, VerifyOptions};
+use crate::oci::{self, ApprovedFiles, Connection};
 use crate::report::{self, Report, Status, Subject, Verdict};
 
 /// A stable share of the targets: `index` of `count` (1-based), for N workers that cover a
@@ -257,9 +259,42 @@ pub fn check_target(target: &Target, engine: &Engine) -> Report {
             };
             check_model(path, approval, &options, engine, &Silent)
         }
+        Deployed::Image(image) => check_image(image, engine),
     };
     result.unwrap_or_else(|e| Report::failed_run(target.subject.location(), e.to_string()))
 }
+
+/// Verifies an image target as `vouch oci verify` would, with Docker's stored credentials.
+fn check_image(image: &ImageTarget, engine: &Engine) -> Result<Report> {
+    let approved = match &image.manifest {
+        Some(path) => {
+            let statement = load_statement(path)?;
+            Some(
+                ApprovedFiles::from_statement(&statement, &path.display().to_string())
+                    .map_err(|e| Error::input(path, e))?,
+            )
+        }
+        None => None,
+    };
+    let options = oci::Options {
+        platforms: image.platforms.clone(),
+        pinned: image.pinned.clone(),
+        diff_ids: image.diff_ids,
+        approved,
+        jobs: engine.jobs(),
+    };
+    let connection = Connection {
+        credentials: None,
+        insecure: image.insecure,
+        timeout: IMAGE_TIMEOUT,
+        retries: IMAGE_RETRIES,
+    };
+    oci::verify(&image.reference, &connection, &options, &Silent)
+}
+
+/// Registry requests of an image target: the defaults of `vouch oci verify`.
+const IMAGE_TIMEOUT: Duration = Duration::from_secs(30);
+const IMAGE_RETRIES: u32 = 3;
 
 /// Runs this worker's share of `config`'s targets and records them in the history.
 pub fn run(config: &Config, options: &RunOptions, engine: &Engine) -> Result<RunReport> {

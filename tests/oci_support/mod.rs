@@ -1,3 +1,4 @@
+#![allow(dead_code)] // each test binary uses its own part of this harness
 //! The OCI test harness: Debian's docker-registry (the CNCF distribution registry) on
 //! 127.0.0.1, images built by umoci, pushed and pulled by skopeo, and OCI layouts read and
 //! rewritten as JSON and blobs.

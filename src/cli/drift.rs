@@ -1,0 +1,265 @@
+use std::hash::{BuildHasher, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::{Args, Subcommand, ValueEnum};
+use serde_json::json;
+
+use super::{write_output, EngineArgs};
+use crate::drift::config::Config;
+use crate::drift::history::{History, HistoryView};
+use crate::drift::run::{RunOptions, RunReport, Shard, TargetResult};
+use crate::drift::run_and_publish;
+use crate::error::{Error, Result};
+use crate::hash::Engine;
+use crate::report::{self, Format};
+
+#[derive(Debug, Args)]
+pub struct DriftArgs {
+    #[command(subcommand)]
+    command: DriftCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum DriftCommand {
+    /// Check every target once: report, history, metrics, alerts
+    Run(RunArgs),
+    /// Run forever at an interval; SIGTERM or SIGINT stops it after the current target
+    Watch(WatchArgs),
+    /// Show, per target, when it last verified and what drifted since when
+    History(HistoryArgs),
+}
+
+#[derive(Debug, Args)]
+struct ConfigArg {
+    /// The drift configuration (see docs/drift.md)
+    #[arg(
+        short = 'c',
+        long = "config",
+        value_name = "FILE",
+        default_value = "vouch.toml"
+    )]
+    path: PathBuf,
+}
+
+#[derive(Debug, Args)]
+struct RunFlags {
+    /// Check only share I of N (1-based), a stable split by target name, so that N workers
+    /// cover the fleet together
+    #[arg(long, value_name = "I/N", value_parser = Shard::parse)]
+    shard: Option<Shard>,
+    /// Where to write the JSON report of each run [default: the config's report_dir, or
+    /// vouch-reports beside the config]
+    #[arg(long, value_name = "DIR")]
+    report_dir: Option<PathBuf>,
+    #[command(flatten)]
+    engine: EngineArgs,
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    #[command(flatten)]
+    config: ConfigArg,
+    #[command(flatten)]
+    run: RunFlags,
+    /// Report format on stdout
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+    /// Write the report to FILE (atomically) instead of stdout
+    #[arg(long, value_name = "FILE")]
+    output: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct WatchArgs {
+    #[command(flatten)]
+    config: ConfigArg,
+    #[command(flatten)]
+    run: RunFlags,
+    /// Time between runs, e.g. 24h, 30m, 1s
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    every: Duration,
+    /// A random extra wait of up to this much before each run, so a fleet does not run at once
+    #[arg(long, value_name = "DURATION", value_parser = duration, default_value = "0s")]
+    jitter: Duration,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum HistoryFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Args)]
+struct HistoryArgs {
+    #[command(flatten)]
+    config: ConfigArg,
+    /// Only this target
+    #[arg(long, value_name = "NAME")]
+    target: Option<String>,
+    #[arg(long, value_enum, default_value_t = HistoryFormat::Text)]
+    format: HistoryFormat,
+}
+
+fn duration(text: &str) -> std::result::Result<Duration, String> {
+    humantime::parse_duration(text)
+        .map_err(|e| format!("'{text}' is not a duration (e.g. 24h, 10m, 30s): {e}"))
+}
+
+pub fn run(args: DriftArgs) -> Result<u8> {
+    match args.command {
+        DriftCommand::Run(args) => run_once(&args),
+        DriftCommand::Watch(args) => watch(&args),
+        DriftCommand::History(args) => history(&args),
+    }
+}
+
+fn run_once(args: &RunArgs) -> Result<u8> {
+    let config = Config::load(&args.config.path)?;
+    let engine = args.run.engine.engine()?;
+    let stop = AtomicBool::new(false);
+    let (run, alerts) = run_checks(&config, &args.run, &engine, &stop, &|_, _| {})?;
+    for alert in alerts {
+        if let Err(e) = alert.result {
+            eprintln!("vouch: alert by {} failed: {e}", alert.channel);
+        }
+    }
+    let rendered = match args.format {
+        Format::Text => run.to_text(),
+        Format::Json => run.to_json(),
+        other => report::render(&run.flatten(), other),
+    };
+    write_output(args.output.as_deref(), rendered.as_bytes())?;
+    Ok(run.exit_status())
+}
+
+fn run_checks(
+    config: &Config,
+    flags: &RunFlags,
+    engine: &Engine,
+    stop: &AtomicBool,
+    on_target: &(dyn Fn(i64, &TargetResult) + Sync),
+) -> Result<(RunReport, Vec<crate::drift::alert::AlertOutcome>)> {
+    let options = RunOptions {
+        shard: flags.shard,
+        concurrency: engine.jobs(),
+        stop,
+        on_target,
+    };
+    run_and_publish(config, &options, engine, flags.report_dir.as_deref())
+}
+
+/// Runs until SIGTERM or SIGINT, logging one JSON line per target per run on stderr. A
+/// failed run (or a config that no longer parses) is logged and the loop goes on.
+fn watch(args: &WatchArgs) -> Result<u8> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(signal, Arc::clone(&stop))
+            .map_err(|e| Error::Usage(format!("cannot watch for signals: {e}")))?;
+    }
+    let engine = args.run.engine.engine()?;
+    let log_target = |run: i64, t: &TargetResult| log(target_line(run, t));
+    while !stop.load(Ordering::SeqCst) {
+        let outcome = Config::load(&args.config.path)
+            .and_then(|config| run_checks(&config, &args.run, &engine, &stop, &log_target));
+        match outcome {
+            Ok((run, alerts)) => {
+                for alert in alerts {
+                    if let Err(e) = alert.result {
+                        log(
+                            json!({"event": "alert_failed", "run": run.run_id, "channel": alert.channel, "message": e}),
+                        );
+                    }
+                }
+                log(json!({
+                    "event": "run",
+                    "run": run.run_id,
+                    "status": run.status().name(),
+                    "targets": run.targets.len(),
+                    "stopped": run.stopped,
+                    "duration_seconds": run.duration.as_secs_f64(),
+                    "report": run.report_path.as_ref().map(|p| p.display().to_string()),
+                }));
+            }
+            Err(e) => log(json!({"event": "run_failed", "message": e.to_string()})),
+        }
+        sleep_unless_stopped(args.every + random_up_to(args.jitter), &stop);
+    }
+    log(json!({"event": "stopped"}));
+    Ok(0)
+}
+
+fn target_line(run: i64, t: &TargetResult) -> serde_json::Value {
+    json!({
+        "event": "target",
+        "run": run,
+        "target": t.name,
+        "owner": t.owner,
+        "location": t.location,
+        "status": t.report.status().name(),
+        "failed_subjects": t.report.failures().count(),
+        "waived": t.hidden.len(),
+        "bytes_hashed": t.report.bytes_hashed,
+        "duration_seconds": t.report.duration.as_secs_f64(),
+        "error": t.report.error,
+    })
+}
+
+fn log(mut line: serde_json::Value) {
+    line["time"] = json!(jiff::Timestamp::now().to_string());
+    eprintln!("{line}");
+}
+
+fn sleep_unless_stopped(wait: Duration, stop: &AtomicBool) {
+    let until = Instant::now() + wait;
+    while !stop.load(Ordering::SeqCst) {
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        std::thread::sleep(left.min(Duration::from_millis(50)));
+    }
+}
+
+/// A uniformly random duration in `[0, max]` (std's randomly keyed hasher as the source).
+fn random_up_to(max: Duration) -> Duration {
+    if max.is_zero() {
+        return Duration::ZERO;
+    }
+    let random = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    Duration::from_nanos(random % (max.as_nanos() as u64).saturating_add(1))
+}
+
+fn history(args: &HistoryArgs) -> Result<u8> {
+    let config = Config::load(&args.config.path)?;
+    if !config.history.exists() {
+        return Err(Error::input(
+            &config.history,
+            "no history yet: `vouch drift run` creates it on its first run",
+        ));
+    }
+    let history = History::open(&config.history)?;
+    let targets = history.targets(args.target.as_deref())?;
+    if let Some(name) = &args.target {
+        if targets.is_empty() {
+            return Err(Error::input(
+                Path::new(&config.history),
+                format!("no check of target \"{name}\" is recorded"),
+            ));
+        }
+    }
+    let view = HistoryView {
+        targets,
+        incomplete_runs: history.incomplete_runs()?,
+    };
+    let rendered = match args.format {
+        HistoryFormat::Text => view.to_text(),
+        HistoryFormat::Json => view.to_json(),
+    };
+    write_output(None, rendered.as_bytes())?;
+    Ok(0)
+}
