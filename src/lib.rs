@@ -12,6 +12,7 @@ pub mod hash;
 pub mod manifest;
 pub mod model;
 pub mod oci;
+pub mod python;
 pub mod report;
 pub mod sbom;
 pub mod sign;

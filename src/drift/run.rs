@@ -12,7 +12,7 @@ use serde::Serialize;
 use super::config::{Config, Deployed, ImageTarget, Target};
 use super::history::History;
 use super::waiver;
-use crate::error::{Error, Result, EXIT_INTEGRITY, EXIT_OPERATIONAL};
+use crate::error::{Error, Result};
 use crate::hash::{Engine, Silent};
 use crate::manifest::load_statement;
 use crate::model::verify::{check_model, VerifyOptions};
@@ -112,11 +112,7 @@ impl RunReport {
     }
 
     pub fn exit_status(&self) -> u8 {
-        match self.status() {
-            Status::Verified => 0,
-            Status::Failed => EXIT_INTEGRITY,
-            Status::Error => EXIT_OPERATIONAL,
-        }
+        self.status().exit_status()
     }
 
     /// Every target's subjects in one report, named `target: subject`, for the renderers

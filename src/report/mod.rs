@@ -123,6 +123,16 @@ pub enum Status {
 }
 
 impl Status {
+    /// The exit status a promotion gate reads: 0, 1 or 3 (2 comes from errors before a
+    /// verdict).
+    pub fn exit_status(self) -> u8 {
+        match self {
+            Status::Verified => 0,
+            Status::Failed => EXIT_INTEGRITY,
+            Status::Error => EXIT_OPERATIONAL,
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Status::Verified => "verified",
@@ -180,13 +190,8 @@ impl Report {
         }
     }
 
-    /// The exit status a promotion gate reads: 0, 1 or 3 (2 comes from errors before a report).
     pub fn exit_status(&self) -> u8 {
-        match self.status() {
-            Status::Verified => 0,
-            Status::Failed => EXIT_INTEGRITY,
-            Status::Error => EXIT_OPERATIONAL,
-        }
+        self.status().exit_status()
     }
 
     pub fn count(&self, verdict: Verdict) -> usize {

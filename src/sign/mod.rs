@@ -272,33 +272,7 @@ fn pae_model_signing_0_2(payload: &[u8]) -> Vec<u8> {
         payload.len()
     )
     .into_bytes();
-    out.extend_from_slice(python_bytes_repr(payload).as_bytes());
-    out
-}
-
-/// Python's `repr()` of a bytes object.
-fn python_bytes_repr(bytes: &[u8]) -> String {
-    let quote = if bytes.contains(&b'\'') && !bytes.contains(&b'"') {
-        '"'
-    } else {
-        '\''
-    };
-    let mut out = format!("b{quote}");
-    for &b in bytes {
-        match b {
-            b'\\' => out.push_str("\\\\"),
-            b'\t' => out.push_str("\\t"),
-            b'\n' => out.push_str("\\n"),
-            b'\r' => out.push_str("\\r"),
-            b if b as char == quote => {
-                out.push('\\');
-                out.push(quote);
-            }
-            0x20..=0x7e => out.push(b as char),
-            _ => out.push_str(&format!("\\x{b:02x}")),
-        }
-    }
-    out.push(quote);
+    out.extend_from_slice(crate::python::bytes_repr(payload).as_bytes());
     out
 }
 
@@ -398,14 +372,5 @@ mod tests {
             pae("http://example.com/HelloWorld", b"hello world"),
             b"DSSEv1 29 http://example.com/HelloWorld 11 hello world"
         );
-    }
-
-    #[test]
-    fn python_repr_of_bytes() {
-        assert_eq!(
-            python_bytes_repr(b"{\"a\": 'x'}\n\\\x01\xff"),
-            r#"b'{"a": \'x\'}\n\\\x01\xff'"#
-        );
-        assert_eq!(python_bytes_repr(b"it's"), r#"b"it's""#);
     }
 }

@@ -520,7 +520,7 @@ impl<R: Read> Scanner<R> {
                 match kind {
                     Text::Latin1 => Arg::Text(bytes.iter().map(|&b| b as char).collect()),
                     Text::Utf8 => Arg::Text(utf8_prefix(&bytes, len, what)?),
-                    Text::Bytes => Arg::Other(python_bytes_repr(&bytes)),
+                    Text::Bytes => Arg::Other(crate::python::bytes_repr(&bytes)),
                 }
             }
             Encoding::Float8 => {
@@ -915,32 +915,6 @@ fn utf8_prefix(bytes: &[u8], declared: u64, what: &str) -> Parsed<String> {
             "{what}: the string is not UTF-8"
         ))),
     }
-}
-
-/// Python's `repr()` of a bytes object.
-fn python_bytes_repr(bytes: &[u8]) -> String {
-    let quote = if bytes.contains(&b'\'') && !bytes.contains(&b'"') {
-        '"'
-    } else {
-        '\''
-    };
-    let mut out = format!("b{quote}");
-    for &b in bytes {
-        match b {
-            b'\\' => out.push_str("\\\\"),
-            b'\t' => out.push_str("\\t"),
-            b'\n' => out.push_str("\\n"),
-            b'\r' => out.push_str("\\r"),
-            b if b as char == quote => {
-                out.push('\\');
-                out.push(quote)
-            }
-            0x20..=0x7e => out.push(b as char),
-            _ => out.push_str(&format!("\\x{b:02x}")),
-        }
-    }
-    out.push(quote);
-    out
 }
 
 /// Which names of a module a picklescan rule covers.
