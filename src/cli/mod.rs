@@ -98,14 +98,19 @@ pub struct EngineArgs {
 
 impl EngineArgs {
     fn engine(&self) -> Result<Engine> {
-        let jobs = self.jobs.map(usize::from).unwrap_or_else(default_jobs);
-        Engine::new(jobs, ReaderConfig::default())
-            .map_err(|e| Error::Usage(format!("cannot start {jobs} threads: {e}")))
+        engine(self.jobs)
     }
 
     fn progress(&self) -> Box<dyn Progress> {
         Bar::for_mode(self.progress, "hashing")
     }
+}
+
+/// The hashing engine with `jobs` threads (one per core when not given).
+fn engine(jobs: Option<u16>) -> Result<Engine> {
+    let jobs = jobs.map(usize::from).unwrap_or_else(default_jobs);
+    Engine::new(jobs, ReaderConfig::default())
+        .map_err(|e| Error::Usage(format!("cannot start {jobs} threads: {e}")))
 }
 
 /// How a model is serialized: shared by `digest`, `manifest` and `verify --digest`.
