@@ -16,22 +16,6 @@ use oci_support::*;
 use serde_json::{json, Value};
 use vouch::hash::Algorithm;
 
-/// A two-layer image built by umoci in `dir`, tagged `tag`; `seed` makes its content unique
-/// (blobs are shared by digest in a registry, so each test corrupts only its own).
-fn two_layer_image(dir: &Path, tag: &str, architecture: &str, seed: u64) -> Layout {
-    let weights = pseudo_random(200_000, seed);
-    let settings = format!("threads = {seed}\n");
-    Layout::umoci_image(
-        dir,
-        tag,
-        architecture,
-        &[
-            &[("weights.bin", &weights)],
-            &[("etc/app.conf", settings.as_bytes())],
-        ],
-    )
-}
-
 /// A registry holding a fresh two-layer image at `name` (`repo:tag`), with the layout it
 /// was pushed from; `None` (after the skip is reported) when the peer tools are missing.
 struct Pushed {
@@ -494,19 +478,17 @@ fn a_multi_platform_index_verifies_one_platform_or_all() {
     );
 }
 
-/// A model directory, its approved manifest (written by `vouch manifest`), and its files.
-fn approved_model(dir: &Path) -> (std::path::PathBuf, Vec<(&'static str, Vec<u8>)>) {
-    let files: Vec<(&str, Vec<u8>)> = vec![
-        ("config.json", br#"{"hidden_size": 64}"#.to_vec()),
-        ("model.safetensors", pseudo_random(300_000, 20)),
-        ("tokenizer/vocab.txt", b"hello\nworld\n".to_vec()),
-    ];
-    let model = dir.join("model");
-    let borrowed: Vec<(&str, &[u8])> = files.iter().map(|(n, b)| (*n, b.as_slice())).collect();
-    write_tree(&model, &borrowed);
-    let manifest = dir.join("approved.json");
-    write_manifest(&model, &manifest, &[]);
-    (manifest, files)
+/// Each file has an `ok` subject of its own name whose actual digest is the SHA-256 of its
+/// bytes.
+fn assert_files_ok(report: &Value, files: &[(&str, Vec<u8>)]) {
+    for (name, bytes) in files {
+        let subject = subjects_named(report, name)
+            .into_iter()
+            .find(|s| s["name"] == *name)
+            .unwrap_or_else(|| panic!("no subject {name}: {report:#}"));
+        assert_eq!(subject["verdict"], "ok");
+        assert_eq!(subject["actual"], format!("sha256:{}", sha256_hex(bytes)));
+    }
 }
 
 #[test]
@@ -527,14 +509,7 @@ fn a_model_artifact_is_compared_file_by_file_with_its_oms_manifest() {
     let report = oci_verify(&reference, &["--manifest", approved])
         .expect(0)
         .json();
-    for (name, bytes) in &files {
-        let subject = subjects_named(&report, name)
-            .into_iter()
-            .find(|s| s["name"] == *name)
-            .unwrap_or_else(|| panic!("no subject {name}: {report}"));
-        assert_eq!(subject["verdict"], "ok");
-        assert_eq!(subject["actual"], format!("sha256:{}", sha256_hex(bytes)));
-    }
+    assert_files_ok(&report, &files);
 
     // One file changed (a single flipped bit), one left out, one added.
     let mut weights = files[1].1.clone();
@@ -611,21 +586,6 @@ fn ec_key_pair(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
     (private, public)
 }
 
-/// Pushes `files` as a model artifact (one layer per file) to `registry` at `name`.
-fn push_artifact(
-    registry: &Registry,
-    work: &Path,
-    name: &str,
-    files: &[(&str, Vec<u8>)],
-) -> (Layout, String) {
-    let layout = Layout::empty(&work.join(name.replace([':', '/'], "-")));
-    let borrowed: Vec<(&str, &[u8])> = files.iter().map(|(n, b)| (*n, b.as_slice())).collect();
-    layout.put_artifact("v1", &borrowed);
-    let reference = registry.reference(name);
-    skopeo_copy(&layout.reference("v1"), &reference, false);
-    (layout, reference)
-}
-
 #[test]
 fn a_model_artifact_verifies_against_its_signature_before_its_files() {
     let test = "a_model_artifact_verifies_against_its_signature_before_its_files";
@@ -677,14 +637,7 @@ fn a_model_artifact_verifies_against_its_signature_before_its_files() {
         .as_str()
         .unwrap()
         .contains(&format!("signature {signature_name} (files, sha256)")));
-    for (name, bytes) in &files {
-        let subject = subjects_named(&report, name)
-            .into_iter()
-            .find(|s| s["name"] == *name)
-            .unwrap_or_else(|| panic!("no subject {name}: {report:#}"));
-        assert_eq!(subject["verdict"], "ok");
-        assert_eq!(subject["actual"], format!("sha256:{}", sha256_hex(bytes)));
-    }
+    assert_files_ok(&report, &files);
 
     // Another key: rejected with the reason, and no blob is compared with the payload.
     let report = verify(&signature, &other_public).expect(1).json();

@@ -50,7 +50,8 @@ pub enum Command {
     Sign(sign::SignArgs),
     /// Verify a model against a signature, a manifest, a pinned root digest or a check list.
     Verify(verify::VerifyArgs),
-    /// Write a CycloneDX 1.6 or SPDX 2.3 SBOM of a model: its files, digests and format facts.
+    /// Write a CycloneDX 1.6 or SPDX 2.3 SBOM of a model (its files, digests and format
+    /// facts) or of a container image (its layers, checked while they are hashed).
     Sbom(sbom::SbomArgs),
     /// Read the headers of a model's weight files (safetensors, GGUF, ONNX, pickle) and
     /// report what they are and whether loading them could run code.

@@ -21,7 +21,8 @@ pub struct OciArgs {
 #[derive(Debug, Subcommand)]
 enum OciCommand {
     /// Verify an image or model artifact: its manifest against a pinned digest, every blob
-    /// against its descriptor, and optionally diff_ids and an approved OMS manifest
+    /// against its descriptor, and optionally diff_ids and an approved OMS manifest or
+    /// signature
     Verify(Box<VerifyArgs>),
     /// Print the digest of the manifest or index REF resolves to, to pin with --digest
     Digest(DigestArgs),
