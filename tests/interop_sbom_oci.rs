@@ -14,7 +14,7 @@ use common::*;
 use oci_support::*;
 use serde_json::Value;
 
-/// The peers every test here needs: the registry tools, the validators and sha1sum.
+/// The peers every test here needs: the registry tools, the validators, sha1sum and b3sum.
 fn peers(test: &str) -> Option<PathBuf> {
     if !registry_peers(test) {
         return None;
@@ -22,6 +22,7 @@ fn peers(test: &str) -> Option<PathBuf> {
     let python = peer_python(test)?;
     require_tool(test, "pyspdxtools")?;
     require_tool(test, "sha1sum")?;
+    require_tool(test, "b3sum")?;
     Some(python)
 }
 
@@ -50,10 +51,18 @@ fn skopeo_raw(reference: &str) -> Vec<u8> {
     peer(Command::new("skopeo").args(["inspect", "--raw", "--tls-verify=false", reference])).stdout
 }
 
-/// `sha1sum FILE`, hex.
-fn sha1sum(path: &Path) -> String {
-    let ran = peer(Command::new("sha1sum").arg(path));
+/// The digest `TOOL FILE` prints (sha1sum, b3sum), hex.
+fn peer_digest(tool: &str, path: &Path) -> String {
+    let ran = peer(Command::new(tool).arg(path));
     ran.stdout().split_whitespace().next().unwrap().to_string()
+}
+
+fn sha1sum(path: &Path) -> String {
+    peer_digest("sha1sum", path)
+}
+
+fn b3sum(path: &Path) -> String {
+    peer_digest("b3sum", path)
 }
 
 fn property(component: &Value, name: &str) -> Option<String> {
@@ -216,7 +225,7 @@ fn a_model_artifact_sbom_describes_the_model_inside_by_file_name() {
         .to_string();
 
     let cdx = work.path().join("tiny.cdx.json");
-    sbom(&reference, &cdx, &[], None).expect(0);
+    sbom(&reference, &cdx, &["--algo", "blake3"], None).expect(0);
     validate_cyclonedx(&python, &cdx);
     let bom = read_json(&cdx);
     let image = &bom["metadata"]["component"];
@@ -254,6 +263,7 @@ fn a_model_artifact_sbom_describes_the_model_inside_by_file_name() {
             Some(sha256_hex(&std::fs::read(&path).unwrap())),
             "{name}"
         );
+        assert_eq!(hash(file, "BLAKE3"), Some(b3sum(&path)), "{name}");
         assert_eq!(
             property(file, "vouch:file:size"),
             Some(std::fs::metadata(&path).unwrap().len().to_string())

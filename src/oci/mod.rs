@@ -5,8 +5,10 @@
 //! and every layer, checking each blob's digest and size against its descriptor, with
 //! bounded concurrency and never a whole blob in memory. On request it also checks each
 //! layer's diff_id, and compares the files of a model artifact with an approved OMS
-//! manifest. Everything found becomes a [`Report`]; only what stops the check early (a
-//! malformed reference, an unreachable registry) is an [`Error`].
+//! manifest or signature ([`verify_signed`]). [`inspect`] reads one image the same way to
+//! describe it (an SBOM), returning it only when every blob matched. Everything found becomes
+//! a [`Report`]; only what stops the check early (a malformed reference, an unreachable
+//! registry) is an [`Error`].
 
 pub mod auth;
 mod blob;
