@@ -50,24 +50,6 @@ fn sbom(model: &Path, out: &Path, extra: &[&str], epoch: Option<&str>) -> Ran {
     run(&mut command).expect(0)
 }
 
-fn validate_cyclonedx(python: &Path, path: &Path) {
-    let result = formats_peer(python, "cyclonedx", path);
-    assert_eq!(result["errors"], Value::Null, "{}", result["errors"]);
-}
-
-fn validate_spdx(path: &Path) {
-    let tool = tool("pyspdxtools").expect("pyspdxtools is in the peer venv");
-    let ran = run(Command::new(tool).arg("-i").arg(path));
-    assert_eq!(
-        ran.code,
-        Some(0),
-        "pyspdxtools rejected {}:\n{}{}",
-        path.display(),
-        ran.stdout(),
-        ran.stderr
-    );
-}
-
 /// `TOOL` run in `dir` over every file: relative name -> hex digest.
 fn peer_digests(tool: &str, dir: &Path) -> BTreeMap<String, String> {
     let mut names = Vec::new();
@@ -98,16 +80,6 @@ fn collect(root: &Path, dir: &Path, out: &mut Vec<String>) {
             );
         }
     }
-}
-
-/// In a JSON array of objects, the `field` of the first whose `key` is `value`.
-fn lookup(array: &Value, key: &str, value: &str, field: &str) -> Option<String> {
-    array
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|item| item[key] == value)
-        .map(|item| item[field].as_str().unwrap().to_string())
 }
 
 fn peers(test: &str) -> Option<PathBuf> {

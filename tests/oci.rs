@@ -5,8 +5,9 @@
 mod common;
 mod oci_support;
 
+use std::ffi::OsStr;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -14,22 +15,6 @@ use common::*;
 use oci_support::*;
 use serde_json::{json, Value};
 use vouch::hash::Algorithm;
-
-/// A two-layer image built by umoci in `dir`, tagged `tag`; `seed` makes its content unique
-/// (blobs are shared by digest in a registry, so each test corrupts only its own).
-fn two_layer_image(dir: &Path, tag: &str, architecture: &str, seed: u64) -> Layout {
-    let weights = pseudo_random(200_000, seed);
-    let settings = format!("threads = {seed}\n");
-    Layout::umoci_image(
-        dir,
-        tag,
-        architecture,
-        &[
-            &[("weights.bin", &weights)],
-            &[("etc/app.conf", settings.as_bytes())],
-        ],
-    )
-}
 
 /// A registry holding a fresh two-layer image at `name` (`repo:tag`), with the layout it
 /// was pushed from; `None` (after the skip is reported) when the peer tools are missing.
@@ -493,19 +478,17 @@ fn a_multi_platform_index_verifies_one_platform_or_all() {
     );
 }
 
-/// A model directory, its approved manifest (written by `vouch manifest`), and its files.
-fn approved_model(dir: &Path) -> (std::path::PathBuf, Vec<(&'static str, Vec<u8>)>) {
-    let files: Vec<(&str, Vec<u8>)> = vec![
-        ("config.json", br#"{"hidden_size": 64}"#.to_vec()),
-        ("model.safetensors", pseudo_random(300_000, 20)),
-        ("tokenizer/vocab.txt", b"hello\nworld\n".to_vec()),
-    ];
-    let model = dir.join("model");
-    let borrowed: Vec<(&str, &[u8])> = files.iter().map(|(n, b)| (*n, b.as_slice())).collect();
-    write_tree(&model, &borrowed);
-    let manifest = dir.join("approved.json");
-    write_manifest(&model, &manifest, &[]);
-    (manifest, files)
+/// Each file has an `ok` subject of its own name whose actual digest is the SHA-256 of its
+/// bytes.
+fn assert_files_ok(report: &Value, files: &[(&str, Vec<u8>)]) {
+    for (name, bytes) in files {
+        let subject = subjects_named(report, name)
+            .into_iter()
+            .find(|s| s["name"] == *name)
+            .unwrap_or_else(|| panic!("no subject {name}: {report:#}"));
+        assert_eq!(subject["verdict"], "ok");
+        assert_eq!(subject["actual"], format!("sha256:{}", sha256_hex(bytes)));
+    }
 }
 
 #[test]
@@ -526,14 +509,7 @@ fn a_model_artifact_is_compared_file_by_file_with_its_oms_manifest() {
     let report = oci_verify(&reference, &["--manifest", approved])
         .expect(0)
         .json();
-    for (name, bytes) in &files {
-        let subject = subjects_named(&report, name)
-            .into_iter()
-            .find(|s| s["name"] == *name)
-            .unwrap_or_else(|| panic!("no subject {name}: {report}"));
-        assert_eq!(subject["verdict"], "ok");
-        assert_eq!(subject["actual"], format!("sha256:{}", sha256_hex(bytes)));
-    }
+    assert_files_ok(&report, &files);
 
     // One file changed (a single flipped bit), one left out, one added.
     let mut weights = files[1].1.clone();
@@ -582,6 +558,224 @@ fn a_model_artifact_is_compared_file_by_file_with_its_oms_manifest() {
             ("model.safetensors".into(), "changed".into()),
         ]
     );
+}
+
+/// An EC P-256 key pair made by openssl in `dir`: `(NAME.pem, NAME.pub.pem)`.
+fn ec_key_pair(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+    let private = dir.join(format!("{name}.pem"));
+    let public = dir.join(format!("{name}.pub.pem"));
+    peer(
+        Command::new("openssl")
+            .args([
+                "ecparam",
+                "-name",
+                "prime256v1",
+                "-genkey",
+                "-noout",
+                "-out",
+            ])
+            .arg(&private),
+    );
+    peer(
+        Command::new("openssl")
+            .args(["ec", "-pubout", "-in"])
+            .arg(&private)
+            .arg("-out")
+            .arg(&public),
+    );
+    (private, public)
+}
+
+#[test]
+fn a_model_artifact_verifies_against_its_signature_before_its_files() {
+    let test = "a_model_artifact_verifies_against_its_signature_before_its_files";
+    if !registry_peers(test) || require_tool(test, "openssl").is_none() {
+        return;
+    }
+    let registry = Registry::start();
+    let work = tempfile::tempdir().unwrap();
+    let (_, files) = approved_model(work.path());
+    let (signer, signer_public) = ec_key_pair(work.path(), "signer");
+    let (_, other_public) = ec_key_pair(work.path(), "other");
+    let signature = work.path().join("model.sig");
+    vouch_run([
+        "sign".as_ref(),
+        work.path().join("model").as_os_str(),
+        "--key".as_ref(),
+        signer.as_os_str(),
+        "-o".as_ref(),
+        signature.as_os_str(),
+    ])
+    .expect(0);
+    let (layout, reference) = push_artifact(&registry, work.path(), "models/signed:v1", &files);
+    let signature_name = signature.to_str().unwrap();
+    let verify = |signature: &Path, key: &Path| {
+        oci_verify(
+            &reference,
+            &[
+                "--signature",
+                signature.to_str().unwrap(),
+                "--key",
+                key.to_str().unwrap(),
+            ],
+        )
+    };
+
+    // The signature is checked first and named first; then every file against its payload.
+    let report = verify(&signature, &signer_public).expect(0).json();
+    let first = &report["subjects"][0];
+    assert_eq!(first["name"], signature_name, "{report:#}");
+    assert_eq!(first["verdict"], "ok");
+    assert!(
+        first["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("signed by key "),
+        "{report:#}"
+    );
+    assert!(report["approval"]
+        .as_str()
+        .unwrap()
+        .contains(&format!("signature {signature_name} (files, sha256)")));
+    assert_files_ok(&report, &files);
+
+    // Another key: rejected with the reason, and no blob is compared with the payload.
+    let report = verify(&signature, &other_public).expect(1).json();
+    assert_eq!(
+        failures(&report),
+        [(signature_name.to_string(), "rejected".into())]
+    );
+    assert_eq!(
+        report["subjects"].as_array().unwrap().len(),
+        1,
+        "{report:#}"
+    );
+    assert!(
+        report["subjects"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("wrong key"),
+        "{report:#}"
+    );
+
+    // A payload altered after signing no longer verifies.
+    let forged = work.path().join("forged.sig");
+    edited_bundle(&signature, &forged, alter_payload);
+    let report = verify(&forged, &signer_public).expect(1).json();
+    assert_eq!(
+        failures(&report),
+        [(forged.to_str().unwrap().to_string(), "rejected".into())]
+    );
+    assert!(report["subjects"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("does not verify"));
+
+    // One flipped byte in a file's layer, in the registry's storage: the file is named.
+    let weights_layer = layout.manifest("v1")["layers"][1]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    flip_byte(&registry.blob_data(&weights_layer), 1000);
+    let report = verify(&signature, &signer_public).expect(1).json();
+    assert_eq!(report["subjects"][0]["verdict"], "ok");
+    assert_eq!(
+        failures(&report),
+        [
+            (
+                format!("layer 2 {weights_layer} (model.safetensors)"),
+                "changed".into()
+            ),
+            ("model.safetensors".into(), "changed".into()),
+        ]
+    );
+
+    // Trust flags go with --signature, and --signature with no --manifest.
+    let approved = work.path().join("approved.json");
+    for args in [
+        vec!["--key", signer_public.to_str().unwrap()],
+        vec![
+            "--signature",
+            signature_name,
+            "--manifest",
+            approved.to_str().unwrap(),
+            "--key",
+            signer_public.to_str().unwrap(),
+        ],
+        vec!["--signature", signature_name],
+    ] {
+        let ran = oci_verify(&reference, &args).expect(2);
+        assert!(!ran.stderr.is_empty(), "{args:?}");
+    }
+}
+
+#[test]
+fn a_model_artifact_verifies_against_a_model_signing_signature() {
+    let test = "a_model_artifact_verifies_against_a_model_signing_signature";
+    if !registry_peers(test) {
+        return;
+    }
+    let Some(python) = peer_python(test) else {
+        return;
+    };
+    let registry = Registry::start();
+    let work = tempfile::tempdir().unwrap();
+    let (_, files) = approved_model(work.path());
+    model_signing(&python, &[OsStr::new("keygen"), work.path().as_os_str()]);
+    let signature = work.path().join("model-signing.sig");
+    peer(
+        Command::new(python.parent().unwrap().join("model_signing"))
+            .args(["sign", "key", "--private_key"])
+            .arg(work.path().join("key.pem"))
+            .arg("--signature")
+            .arg(&signature)
+            .arg(work.path().join("model")),
+    );
+    let (_, reference) = push_artifact(&registry, work.path(), "models/peer-signed:v1", &files);
+    let report = oci_verify(
+        &reference,
+        &[
+            "--signature",
+            signature.to_str().unwrap(),
+            "--key",
+            work.path().join("pub.pem").to_str().unwrap(),
+        ],
+    )
+    .expect(0)
+    .json();
+    assert_eq!(report["subjects"][0]["name"], signature.to_str().unwrap());
+    assert_eq!(
+        report["subjects"].as_array().unwrap().len(),
+        // The signature, the manifest, the configuration, three layers, three files.
+        9,
+        "{report:#}"
+    );
+}
+
+#[test]
+fn a_signature_in_model_signing_0_2_layout_is_an_input_error() {
+    let test = "a_signature_in_model_signing_0_2_layout_is_an_input_error";
+    let Some(testdata) = shared_testdata(test) else {
+        return;
+    };
+    let fixture = testdata.join("model-signing-fixtures/v0.2.0-certificate");
+    let work = tempfile::tempdir().unwrap();
+    let layout = Layout::empty(&work.path().join("artifact"));
+    layout.put_artifact("v1", &[("signme-1", b"unused")]);
+    let ran = oci_verify(
+        &layout.reference("v1"),
+        &[
+            "--signature",
+            fixture.join("model.sig").to_str().unwrap(),
+            "--certificate-chain",
+            testdata
+                .join("model-signing-fixtures/keys/certificate/ca-cert.pem")
+                .to_str()
+                .unwrap(),
+        ],
+    )
+    .expect(2);
+    assert!(ran.stderr.contains("unsupported"), "{}", ran.stderr);
 }
 
 #[test]

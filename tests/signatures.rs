@@ -338,26 +338,6 @@ fn a_wrong_key_chain_identity_or_issuer_is_rejected_with_the_reason() {
     }
 }
 
-/// Rewrites the bundle at `from` into `to` after `edit` changes its JSON.
-fn edited_bundle(from: &Path, to: &Path, edit: impl Fn(&mut Value)) {
-    let mut bundle: Value = serde_json::from_slice(&std::fs::read(from).unwrap()).unwrap();
-    edit(&mut bundle);
-    std::fs::write(to, serde_json::to_vec(&bundle).unwrap()).unwrap();
-}
-
-/// Changes one hex digit of the first sha256 digest inside the base64 payload.
-fn alter_payload(bundle: &mut Value) {
-    let payload = STANDARD
-        .decode(bundle["dsseEnvelope"]["payload"].as_str().unwrap())
-        .unwrap();
-    let mut text = String::from_utf8(payload).unwrap();
-    let at = text.find("\"sha256\"").expect("a sha256 digest") + "\"sha256\"".len();
-    let at = at + text[at..].find(|c: char| c.is_ascii_hexdigit()).unwrap();
-    let digit = if &text[at..=at] == "0" { "1" } else { "0" };
-    text.replace_range(at..=at, digit);
-    bundle["dsseEnvelope"]["payload"] = STANDARD.encode(text).into();
-}
-
 #[test]
 fn an_altered_payload_is_rejected() {
     let Some(testdata) = shared_testdata("an_altered_payload_is_rejected") else {

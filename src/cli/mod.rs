@@ -25,6 +25,7 @@ use crate::model::oms::Serialization;
 use crate::model::paths::normalize_ignore;
 use crate::model::verify::name_inside;
 use crate::report::{self, Format, Report};
+use crate::sign::{IdentitySpec, TrustSpec};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -50,7 +51,8 @@ pub enum Command {
     Sign(sign::SignArgs),
     /// Verify a model against a signature, a manifest, a pinned root digest or a check list.
     Verify(verify::VerifyArgs),
-    /// Write a CycloneDX 1.6 or SPDX 2.3 SBOM of a model: its files, digests and format facts.
+    /// Write a CycloneDX 1.6 or SPDX 2.3 SBOM of a model (its files, digests and format
+    /// facts) or of a container image (its layers, checked while they are hashed).
     Sbom(sbom::SbomArgs),
     /// Read the headers of a model's weight files (safetensors, GGUF, ONNX, pickle) and
     /// report what they are and whether loading them could run code.
@@ -97,6 +99,11 @@ pub struct EngineArgs {
 }
 
 impl EngineArgs {
+    /// `--jobs`, or one per core.
+    fn jobs(&self) -> usize {
+        self.jobs.map(usize::from).unwrap_or_else(default_jobs)
+    }
+
     fn engine(&self) -> Result<Engine> {
         engine(self.jobs)
     }
@@ -159,6 +166,92 @@ fn user_ignores(model: &Path, given: &[String]) -> Result<Vec<String>> {
             normalize_ignore(model, p).map_err(|e| Error::Usage(format!("--ignore-paths {e}")))
         })
         .collect()
+}
+
+/// Who must have made a signature: shared by `verify` and `oci verify`.
+#[derive(Debug, Args)]
+pub struct TrustArgs {
+    /// The signer's public key (PEM), for signatures made with a key
+    #[arg(long, value_name = "PUBLIC.pem")]
+    key: Option<PathBuf>,
+    /// Trusted certificates (PEM; repeatable): the signing certificate must chain to one
+    #[arg(long = "certificate-chain", value_name = "PEM")]
+    certificate_chain: Vec<PathBuf>,
+    /// The Sigstore signer identity (e-mail or URI), matched exactly
+    #[arg(long, value_name = "ID", conflicts_with = "identity_regexp")]
+    identity: Option<String>,
+    /// A pattern the whole Sigstore signer identity must match
+    #[arg(long, value_name = "REGEX")]
+    identity_regexp: Option<String>,
+    /// The OIDC issuer of the Sigstore identity, matched exactly
+    #[arg(long, value_name = "URL")]
+    issuer: Option<String>,
+    /// A Sigstore trusted_root.json [default: the public-good root shipped with vouch]
+    #[arg(long, value_name = "FILE")]
+    trusted_root: Option<PathBuf>,
+}
+
+impl TrustArgs {
+    fn keyless(&self) -> bool {
+        self.identity.is_some()
+            || self.identity_regexp.is_some()
+            || self.issuer.is_some()
+            || self.trusted_root.is_some()
+    }
+
+    fn has_policy(&self) -> bool {
+        self.key.is_some() || !self.certificate_chain.is_empty() || self.keyless()
+    }
+
+    /// Trust flags mean nothing without a signature to check: refused unless `signed`
+    /// (`flags` names the options they go with).
+    fn refuse_unless(&self, signed: bool, flags: &str) -> Result<()> {
+        if !signed && self.has_policy() {
+            return Err(Error::Usage(format!(
+                "--key, --certificate-chain, --identity, --issuer and --trusted-root go with {flags}"
+            )));
+        }
+        Ok(())
+    }
+
+    /// The trust the flags name: exactly one of a key, certificates, or an identity.
+    fn spec(&self) -> Result<TrustSpec> {
+        let chosen = [
+            self.key.is_some(),
+            !self.certificate_chain.is_empty(),
+            self.keyless(),
+        ];
+        if chosen.iter().filter(|&&c| c).count() != 1 {
+            return Err(Error::Usage(
+                "--signature needs exactly one of: --key PUBLIC.pem; --certificate-chain ROOT.pem; \
+                 --identity (or --identity-regexp) with --issuer"
+                    .into(),
+            ));
+        }
+        if let Some(path) = &self.key {
+            return Ok(TrustSpec::Key(path.clone()));
+        }
+        if !self.certificate_chain.is_empty() {
+            return Ok(TrustSpec::CertificateChain(self.certificate_chain.clone()));
+        }
+        let identity = match (&self.identity, &self.identity_regexp) {
+            (Some(identity), None) => IdentitySpec::Exact(identity.clone()),
+            (None, Some(pattern)) => IdentitySpec::Pattern(pattern.clone()),
+            _ => {
+                return Err(Error::Usage(
+                    "keyless verification needs --identity or --identity-regexp".into(),
+                ))
+            }
+        };
+        let issuer = self.issuer.clone().ok_or_else(|| {
+            Error::Usage("keyless verification needs --issuer (the signer's OIDC issuer)".into())
+        })?;
+        Ok(TrustSpec::Keyless {
+            identity,
+            issuer,
+            trusted_root: self.trusted_root.clone(),
+        })
+    }
 }
 
 /// `--format` and `--output`, for commands that produce a report.

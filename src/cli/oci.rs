@@ -4,10 +4,8 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 
-use super::{write_output, EngineArgs, OutputArgs};
+use super::{write_output, EngineArgs, OutputArgs, TrustArgs};
 use crate::error::{Error, Result};
-use crate::hash::default_jobs;
-use crate::manifest::load_statement;
 use crate::oci::auth::Credentials;
 use crate::oci::document::{parse_digest, Platform};
 use crate::oci::{self, ApprovedFiles, Connection, ImageRef, Options, Platforms};
@@ -22,8 +20,9 @@ pub struct OciArgs {
 #[derive(Debug, Subcommand)]
 enum OciCommand {
     /// Verify an image or model artifact: its manifest against a pinned digest, every blob
-    /// against its descriptor, and optionally diff_ids and an approved OMS manifest
-    Verify(VerifyArgs),
+    /// against its descriptor, and optionally diff_ids and an approved OMS manifest or
+    /// signature
+    Verify(Box<VerifyArgs>),
     /// Print the digest of the manifest or index REF resolves to, to pin with --digest
     Digest(DigestArgs),
 }
@@ -39,18 +38,20 @@ pub struct VerifyArgs {
     digest: Option<String>,
     /// An approved OMS manifest of the model the artifact holds (one layer per file, named
     /// by org.opencontainers.image.title; files method, sha256)
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "signature")]
     manifest: Option<PathBuf>,
-    /// The platform to verify in a multi-platform image [default: this machine's, or the
-    /// only manifest of the index]
-    #[arg(
-        long,
-        value_name = "OS/ARCH[/VARIANT]",
-        conflicts_with = "all_platforms"
-    )]
-    platform: Option<String>,
+    /// An OMS signature bundle of the model the artifact holds (as `vouch sign` or
+    /// model-signing write it); needs --key, --certificate-chain, or
+    /// --identity/--identity-regexp with --issuer. Its statement is used as --manifest is,
+    /// once the signature has been checked
+    #[arg(long, value_name = "FILE")]
+    signature: Option<PathBuf>,
+    #[command(flatten)]
+    trust: TrustArgs,
+    #[command(flatten)]
+    platform: PlatformArgs,
     /// Verify every manifest of a multi-platform image
-    #[arg(long)]
+    #[arg(long, conflicts_with = "platform")]
     all_platforms: bool,
     /// Also decompress each layer (gzip, zstd or none) and check it against the
     /// configuration's rootfs.diff_ids
@@ -73,9 +74,27 @@ pub struct DigestArgs {
     registry: RegistryArgs,
 }
 
-/// How to reach a registry: shared by `oci verify` and `oci digest`.
+/// Which manifest of a multi-platform image: shared by `oci verify` and `sbom`.
 #[derive(Debug, Args)]
-struct RegistryArgs {
+pub(super) struct PlatformArgs {
+    /// The platform to read in a multi-platform image [default: this machine's, or the
+    /// only manifest of the index]
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+    platform: Option<String>,
+}
+
+impl PlatformArgs {
+    pub(super) fn platform(&self) -> Result<Option<Platform>> {
+        self.platform
+            .as_deref()
+            .map(|text| Platform::parse(text).map_err(|e| Error::Usage(format!("--platform: {e}"))))
+            .transpose()
+    }
+}
+
+/// How to reach a registry: shared by `oci verify`, `oci digest` and `sbom`.
+#[derive(Debug, Args)]
+pub(super) struct RegistryArgs {
     /// User name for the registry; the password is read from standard input
     #[arg(long, requires = "password_stdin")]
     username: Option<String>,
@@ -98,7 +117,12 @@ struct RegistryArgs {
 }
 
 impl RegistryArgs {
-    fn connection(&self) -> Result<Connection> {
+    /// Whether credentials or --insecure were given: flags only a registry can use.
+    pub(super) fn any_given(&self) -> bool {
+        self.username.is_some() || self.insecure
+    }
+
+    pub(super) fn connection(&self) -> Result<Connection> {
         let credentials = match &self.username {
             Some(username) => Some(Credentials::Basic {
                 username: username.clone(),
@@ -132,7 +156,7 @@ fn read_password() -> Result<String> {
     Ok(password.to_string())
 }
 
-fn parse_reference(text: &str) -> Result<ImageRef> {
+pub(super) fn parse_reference(text: &str) -> Result<ImageRef> {
     ImageRef::parse(text).map_err(Error::Usage)
 }
 
@@ -158,37 +182,42 @@ fn check(args: &VerifyArgs) -> Result<Report> {
         .as_deref()
         .map(|text| parse_digest(text).map_err(|e| Error::Usage(format!("--digest: {e}"))))
         .transpose()?;
-    let platforms = match (&args.platform, args.all_platforms) {
-        (Some(text), _) => Platforms::Only(
-            Platform::parse(text).map_err(|e| Error::Usage(format!("--platform: {e}")))?,
-        ),
+    let platforms = match (args.platform.platform()?, args.all_platforms) {
+        (Some(platform), _) => Platforms::Only(platform),
         (None, true) => Platforms::All,
         (None, false) => Platforms::Host,
     };
-    let approved = match &args.manifest {
-        Some(path) => {
-            let statement = load_statement(path)?;
-            Some(
-                ApprovedFiles::from_statement(&statement, &path.display().to_string())
-                    .map_err(|e| Error::input(path, e))?,
-            )
-        }
+    args.trust
+        .refuse_unless(args.signature.is_some(), "--signature")?;
+    let signer_policy = match &args.signature {
+        Some(signature) => Some((signature, args.trust.spec()?.load()?)),
         None => None,
     };
+    let approved = args
+        .manifest
+        .as_deref()
+        .map(ApprovedFiles::load)
+        .transpose()?;
     let options = Options {
         platforms,
         pinned,
         diff_ids: args.diff_ids,
         approved,
-        jobs: args
-            .engine
-            .jobs
-            .map(usize::from)
-            .unwrap_or_else(default_jobs),
+        jobs: args.engine.jobs(),
     };
     let connection = args.registry.connection()?;
     let progress = args.engine.progress();
-    oci::verify(&reference, &connection, &options, progress.as_ref())
+    match signer_policy {
+        Some((signature, policy)) => oci::verify_signed(
+            &reference,
+            &connection,
+            &options,
+            signature,
+            &policy,
+            progress.as_ref(),
+        ),
+        None => oci::verify(&reference, &connection, &options, progress.as_ref()),
+    }
 }
 
 fn digest(args: &DigestArgs) -> Result<u8> {

@@ -1,12 +1,15 @@
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::{Args, ValueEnum};
 
+use super::oci::{parse_reference, PlatformArgs, RegistryArgs};
 use super::{write_output, EngineArgs};
 use crate::error::{Error, Result};
 use crate::model::verify::name_inside;
+use crate::report;
 use crate::sbom::describe::{check_purl, describe_model, Created, DescribeOptions, Sbom, Subject};
+use crate::sbom::image::{describe_image, ImageOutcome};
 use crate::sbom::{cyclonedx, spdx};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -25,8 +28,10 @@ pub enum ExtraAlgorithm {
 
 #[derive(Debug, Args)]
 pub struct SbomArgs {
-    /// The model: a directory, or a single weights file
-    target: PathBuf,
+    /// The model: a directory or a single weights file; or an image:
+    /// docker://HOST[:PORT]/REPO(:TAG|@DIGEST) or oci:DIR[:TAG|@DIGEST]
+    #[arg(value_name = "TARGET")]
+    target: String,
     /// SBOM format
     #[arg(long, value_enum, default_value_t = SbomFormat::Cyclonedx)]
     format: SbomFormat,
@@ -34,20 +39,25 @@ pub struct SbomArgs {
     /// left out of it
     #[arg(short = 'o', long, value_name = "FILE")]
     output: Option<PathBuf>,
-    /// The model's name [default: the Hugging Face repository id of a hub cache snapshot,
-    /// else the directory or file name]
+    /// The model's or image's name [default: the Hugging Face repository id of a hub cache
+    /// snapshot, else the directory or file name; HOST/REPO for an image in a registry]
     #[arg(long, value_name = "N")]
     name: Option<String>,
-    /// The model's version [default: the revision of a hub cache snapshot]
+    /// The version [default: the revision of a hub cache snapshot; an image's tag, else its
+    /// digest]
     #[arg(long, value_name = "V")]
     version: Option<String>,
-    /// The model's package URL, e.g. pkg:huggingface/NS/NAME@REV [default: derived from a
-    /// hub cache snapshot path]
+    /// The package URL, e.g. pkg:huggingface/NS/NAME@REV [default: derived from a hub cache
+    /// snapshot path; pkg:oci/NAME@DIGEST?repository_url=HOST%2FREPO&tag=TAG for an image]
     #[arg(long, value_name = "P")]
     purl: Option<String>,
     /// Also record this digest of every file (CycloneDX)
     #[arg(long, value_enum, value_name = "ALGORITHM")]
     algo: Option<ExtraAlgorithm>,
+    #[command(flatten)]
+    platform: PlatformArgs,
+    #[command(flatten)]
+    registry: RegistryArgs,
     #[command(flatten)]
     engine: EngineArgs,
 }
@@ -65,33 +75,65 @@ pub fn run(args: SbomArgs) -> Result<u8> {
         check_purl(purl).map_err(|e| Error::Usage(format!("--purl: {e}")))?;
     }
     let created = created()?;
-    let options = DescribeOptions {
+    let mut options = DescribeOptions {
         name: args.name.clone(),
         version: args.version.clone(),
         purl: args.purl.clone(),
         blake3: args.algo == Some(ExtraAlgorithm::Blake3),
-        ignore: args
+        ignore: Vec::new(),
+    };
+    let progress = args.engine.progress();
+    let (subject, warnings) = if is_image_reference(&args.target) {
+        let reference = parse_reference(&args.target)?;
+        let outcome = describe_image(
+            &reference,
+            &args.registry.connection()?,
+            args.platform.platform()?,
+            &options,
+            args.engine.jobs(),
+            progress.as_ref(),
+        )?;
+        match outcome {
+            ImageOutcome::Described { image, warnings } => (Subject::Image(image), warnings),
+            ImageOutcome::Refused(report) => {
+                eprint!("{}", report::render(&report, report::Format::Text));
+                eprintln!("vouch: no SBOM written: {reference} did not verify");
+                return Ok(report.exit_status());
+            }
+        }
+    } else {
+        if args.platform.platform()?.is_some() || args.registry.any_given() {
+            return Err(Error::Usage(
+                "--platform, --username and --insecure go with an image (docker://… or oci:…)"
+                    .into(),
+            ));
+        }
+        let target = Path::new(&args.target);
+        options.ignore = args
             .output
             .iter()
-            .filter_map(|output| name_inside(&args.target, output))
-            .collect(),
+            .filter_map(|output| name_inside(target, output))
+            .collect();
+        let engine = args.engine.engine()?;
+        let (model, warnings) = describe_model(target, &options, &engine, progress.as_ref())?;
+        (Subject::Model(model), warnings)
     };
-    let engine = args.engine.engine()?;
-    let progress = args.engine.progress();
-    let (model, warnings) = describe_model(&args.target, &options, &engine, progress.as_ref())?;
     for warning in warnings {
         eprintln!("vouch: warning: {warning}");
     }
-    let sbom = Sbom {
-        subject: Subject::Model(model),
-        created,
-    };
+    let sbom = Sbom { subject, created };
     let bytes = match args.format {
         SbomFormat::Cyclonedx => cyclonedx::render(&sbom),
         SbomFormat::Spdx => spdx::render(&sbom),
     };
     write_output(args.output.as_deref(), &bytes)?;
     Ok(0)
+}
+
+/// Whether TARGET names an image (as `vouch oci verify` takes it) rather than a path; a
+/// model directory whose name starts so is written `./oci:…`.
+fn is_image_reference(target: &str) -> bool {
+    target.starts_with("docker://") || target.starts_with("oci:")
 }
 
 /// Now, or `SOURCE_DATE_EPOCH` (seconds since 1970, UTC) for reproducible output.

@@ -2,12 +2,12 @@ use std::path::PathBuf;
 
 use clap::{ArgGroup, Args};
 
-use super::{user_ignores, EngineArgs, OutputArgs, SerializationArgs};
+use super::{user_ignores, EngineArgs, OutputArgs, SerializationArgs, TrustArgs};
 use crate::error::{Error, Result};
 use crate::hash::{Algorithm, Digest};
 use crate::model::verify::{check_model, Approval, VerifyOptions};
 use crate::report::{self, Report};
-use crate::sign::{verify_detached_file, IdentitySpec, TrustSpec};
+use crate::sign::verify_detached_file;
 
 #[derive(Debug, Args)]
 #[command(group(ArgGroup::new("approval").required(true).args(["manifest", "digest", "check", "signature", "bundle"])))]
@@ -55,19 +55,19 @@ pub fn run(args: VerifyArgs) -> Result<u8> {
 fn check(args: &VerifyArgs) -> Result<Report> {
     let flags = &args.serialization;
     let signatures = &args.signatures;
-    if signatures.signature.is_none() && signatures.bundle.is_none() && signatures.has_policy() {
-        return Err(Error::Usage(
-            "--key, --certificate-chain, --identity, --issuer and --trusted-root go with --signature or --bundle".into(),
-        ));
-    }
+    let trust = &signatures.trust;
+    trust.refuse_unless(
+        signatures.signature.is_some() || signatures.bundle.is_some(),
+        "--signature or --bundle",
+    )?;
     if let Some(bundle) = &signatures.bundle {
-        return verify_detached_file(&args.model, bundle, &signatures.trust()?.load_keyless()?);
+        return verify_detached_file(&args.model, bundle, &trust.spec()?.load_keyless()?);
     }
     let approval = if let Some(bundle) = &signatures.signature {
         refuse_serialization_flags(flags)?;
         Approval::Signature {
             bundle: bundle.clone(),
-            trust: signatures.trust()?,
+            trust: trust.spec()?,
         }
     } else if let Some(manifest) = &args.manifest {
         refuse_serialization_flags(flags)?;
@@ -131,74 +131,6 @@ struct SignatureArgs {
     /// write them); needs --identity/--identity-regexp and --issuer
     #[arg(long, value_name = "FILE")]
     bundle: Option<PathBuf>,
-    /// The signer's public key (PEM), for signatures made with a key
-    #[arg(long, value_name = "PUBLIC.pem")]
-    key: Option<PathBuf>,
-    /// Trusted certificates (PEM; repeatable): the signing certificate must chain to one
-    #[arg(long = "certificate-chain", value_name = "PEM")]
-    certificate_chain: Vec<PathBuf>,
-    /// The Sigstore signer identity (e-mail or URI), matched exactly
-    #[arg(long, value_name = "ID", conflicts_with = "identity_regexp")]
-    identity: Option<String>,
-    /// A pattern the whole Sigstore signer identity must match
-    #[arg(long, value_name = "REGEX")]
-    identity_regexp: Option<String>,
-    /// The OIDC issuer of the Sigstore identity, matched exactly
-    #[arg(long, value_name = "URL")]
-    issuer: Option<String>,
-    /// A Sigstore trusted_root.json [default: the public-good root shipped with vouch]
-    #[arg(long, value_name = "FILE")]
-    trusted_root: Option<PathBuf>,
-}
-
-impl SignatureArgs {
-    fn keyless(&self) -> bool {
-        self.identity.is_some()
-            || self.identity_regexp.is_some()
-            || self.issuer.is_some()
-            || self.trusted_root.is_some()
-    }
-
-    fn has_policy(&self) -> bool {
-        self.key.is_some() || !self.certificate_chain.is_empty() || self.keyless()
-    }
-
-    /// The trust the flags name: exactly one of a key, certificates, or an identity.
-    fn trust(&self) -> Result<TrustSpec> {
-        let chosen = [
-            self.key.is_some(),
-            !self.certificate_chain.is_empty(),
-            self.keyless(),
-        ];
-        if chosen.iter().filter(|&&c| c).count() != 1 {
-            return Err(Error::Usage(
-                "--signature needs exactly one of: --key PUBLIC.pem; --certificate-chain ROOT.pem; \
-                 --identity (or --identity-regexp) with --issuer"
-                    .into(),
-            ));
-        }
-        if let Some(path) = &self.key {
-            return Ok(TrustSpec::Key(path.clone()));
-        }
-        if !self.certificate_chain.is_empty() {
-            return Ok(TrustSpec::CertificateChain(self.certificate_chain.clone()));
-        }
-        let identity = match (&self.identity, &self.identity_regexp) {
-            (Some(identity), None) => IdentitySpec::Exact(identity.clone()),
-            (None, Some(pattern)) => IdentitySpec::Pattern(pattern.clone()),
-            _ => {
-                return Err(Error::Usage(
-                    "keyless verification needs --identity or --identity-regexp".into(),
-                ))
-            }
-        };
-        let issuer = self.issuer.clone().ok_or_else(|| {
-            Error::Usage("keyless verification needs --issuer (the signer's OIDC issuer)".into())
-        })?;
-        Ok(TrustSpec::Keyless {
-            identity,
-            issuer,
-            trusted_root: self.trusted_root.clone(),
-        })
-    }
+    #[command(flatten)]
+    trust: TrustArgs,
 }

@@ -14,7 +14,6 @@ use super::history::History;
 use super::waiver;
 use crate::error::{Error, Result};
 use crate::hash::{Engine, Silent};
-use crate::manifest::load_statement;
 use crate::model::verify::{check_model, VerifyOptions};
 use crate::oci::{self, ApprovedFiles, Connection};
 use crate::report::{self, Report, Status, Subject, Verdict};
@@ -262,16 +261,11 @@ pub fn check_target(target: &Target, engine: &Engine) -> Report {
 
 /// Verifies an image target as `vouch oci verify` would, with Docker's stored credentials.
 fn check_image(image: &ImageTarget, engine: &Engine) -> Result<Report> {
-    let approved = match &image.manifest {
-        Some(path) => {
-            let statement = load_statement(path)?;
-            Some(
-                ApprovedFiles::from_statement(&statement, &path.display().to_string())
-                    .map_err(|e| Error::input(path, e))?,
-            )
-        }
-        None => None,
-    };
+    let approved = image
+        .manifest
+        .as_deref()
+        .map(ApprovedFiles::load)
+        .transpose()?;
     let options = oci::Options {
         platforms: image.platforms.clone(),
         pinned: image.pinned.clone(),

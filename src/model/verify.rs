@@ -13,14 +13,11 @@ use super::oms::{self, Method, Resource, ResourceKey, Serialization};
 use super::paths::{compare_names, IgnoreSet, SINGLE_FILE_NAME};
 use super::walk::{self, Model, Problem, ProblemKind};
 use super::{hash_model, walk_options, HashedModel};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::hash::{Algorithm, Digest, Engine, Progress, ReadError};
-use crate::manifest::statement::{self, StatementError};
-use crate::manifest::{
-    check_list_expected, load_check_list, load_statement, read_input, statement_expected,
-};
+use crate::manifest::{check_list_expected, load_check_list, load_statement, statement_expected};
 use crate::report::{Report, Subject, Verdict};
-use crate::sign::{bundle, verify_model_signature, Rejection, SignerPolicy, TrustSpec};
+use crate::sign::{check_signature, SignatureCheck, SignerPolicy, TrustSpec};
 
 /// What a model must match: resources under a serialization.
 #[derive(Clone, Debug)]
@@ -524,40 +521,21 @@ pub fn verify_signed(
     progress: &dyn Progress,
 ) -> Result<Report> {
     let started = Instant::now();
-    let bundle = bundle::parse(&read_input(signature)?).map_err(|e| Error::input(signature, e))?;
-    let name = signature.display().to_string();
-    let rejected = |reason: String| Report {
-        target: path.display().to_string(),
-        approval: format!("signature {name}"),
-        subjects: vec![Subject::new(name.clone(), Verdict::Rejected).message(reason)],
-        duration: started.elapsed(),
-        ..Report::default()
-    };
-    let verified = match verify_model_signature(&bundle, policy) {
-        Ok(verified) => verified,
-        Err(Rejection(reason)) => return Ok(rejected(reason)),
-    };
-    let statement = match statement::parse(&verified.payload) {
-        Ok(statement) => statement,
-        Err(StatementError::Unsupported(message)) => return Err(Error::input(signature, message)),
-        Err(e) => {
-            return Ok(rejected(format!(
-                "the signed payload is not a valid OMS statement: {e}"
-            )))
-        }
+    let target = path.display().to_string();
+    let (statement, signature_subject) = match check_signature(signature, policy, &target)? {
+        SignatureCheck::Verified { statement, subject } => (statement, subject),
+        SignatureCheck::Refused(report) => return Ok(report),
     };
     let mut options = options.clone();
     options.approval_files.push(signature.to_path_buf());
     let mut expected = statement_expected(&statement, signature);
     expected.description = format!(
-        "signature {name} ({})",
+        "signature {} ({})",
+        signature.display(),
         statement.manifest.serialization.describe()
     );
     let mut report = verify(path, &expected, &options, engine, progress)?;
-    report.subjects.insert(
-        0,
-        Subject::new(name, Verdict::Ok).message(format!("signed by {}", verified.signer)),
-    );
+    report.subjects.insert(0, signature_subject);
     report.duration = started.elapsed();
     Ok(report)
 }

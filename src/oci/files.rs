@@ -24,8 +24,16 @@ pub struct ApprovedFiles {
 }
 
 impl ApprovedFiles {
+    /// The files of the unsigned OMS manifest at `path`.
+    pub fn load(path: &std::path::Path) -> crate::error::Result<ApprovedFiles> {
+        let statement = crate::manifest::load_statement(path)?;
+        ApprovedFiles::from_statement(&statement, &format!("manifest {}", path.display()))
+            .map_err(|e| crate::error::Error::input(path, e))
+    }
+
     /// The files of an OMS statement, unsigned or taken from a verified signature.
-    /// `source` says where it came from, for reports.
+    /// `source` says what it came from, for reports (`manifest approved.json`, `signature
+    /// model.sig`).
     pub fn from_statement(statement: &Statement, source: &str) -> Result<ApprovedFiles, String> {
         let manifest = &statement.manifest;
         let serialization = &manifest.serialization;
@@ -46,7 +54,7 @@ impl ApprovedFiles {
                 .map(|r| (r.key.path.clone(), r.digest.clone()))
                 .collect(),
             ignore,
-            description: format!("manifest {source} ({})", serialization.describe()),
+            description: format!("{source} ({})", serialization.describe()),
         })
     }
 
@@ -61,57 +69,118 @@ pub struct Layer<'a> {
     pub result: &'a Result<Found, Unavailable>,
 }
 
-/// Compares the layers of one artifact with the approved files. Subject names are the
-/// file names, after `prefix` (the platform, when an index holds several manifests).
-pub fn compare(approved: &ApprovedFiles, layers: &[Layer], prefix: &str) -> Vec<Subject> {
-    let mut subjects = Vec::new();
-    let mut by_name: BTreeMap<String, &Layer> = BTreeMap::new();
+/// The files an artifact's layers hold, named by their titles.
+#[derive(Debug, Default)]
+pub struct TitledLayers {
+    /// Each usable title (normalized, not ignored, carried by one layer only) with the
+    /// position of its layer.
+    pub files: BTreeMap<String, usize>,
+    /// Layers that hold no file of the model, in layer order, then titles carried twice.
+    pub problems: Vec<TitleProblem>,
+}
+
+/// Why a layer of an artifact is no file of its model.
+#[derive(Debug, PartialEq, Eq)]
+pub enum TitleProblem {
+    /// The layer at this position has no title annotation.
+    Untitled(usize),
+    /// The layer at this position has a title that is no safe relative path.
+    Unsafe {
+        position: usize,
+        title: String,
+        reason: String,
+    },
+    /// More than one layer carries this title, so it names no one file.
+    Ambiguous(String),
+}
+
+/// Reads the titles of an artifact's layers: empty placeholder layers hold no file, and
+/// titles under an ignored path are left out.
+pub fn titled_layers<'a>(
+    layers: impl IntoIterator<Item = &'a Descriptor>,
+    ignore: &IgnoreSet,
+) -> TitledLayers {
+    let mut titled = TitledLayers::default();
     let mut ambiguous = BTreeSet::new();
-    for (i, layer) in layers.iter().enumerate() {
-        if layer.descriptor.media_type == EMPTY {
+    for (position, layer) in layers.into_iter().enumerate() {
+        if layer.media_type == EMPTY {
             continue;
         }
-        let digest = layer.descriptor.digest.prefixed();
-        let Some(title) = layer.descriptor.title() else {
-            subjects.push(
-                Subject::new(format!("{prefix}layer {} {digest}", i + 1), Verdict::Extra)
-                    .actual(digest)
-                    .message(format!(
-                        "has no {TITLE} annotation, so it is no file of the approved model"
-                    )),
-            );
+        let Some(title) = layer.title() else {
+            titled.problems.push(TitleProblem::Untitled(position));
             continue;
         };
         let name = match normalize_relative_name(title).and_then(|n| check_name(&n).map(|_| n)) {
             Ok(name) => name,
-            Err(e) => {
-                subjects.push(
-                    Subject::new(format!("{prefix}{title}"), Verdict::Rejected)
-                        .message(format!("layer {} has an unsafe title: {e}", i + 1)),
-                );
+            Err(reason) => {
+                titled.problems.push(TitleProblem::Unsafe {
+                    position,
+                    title: title.to_string(),
+                    reason: reason.to_string(),
+                });
                 continue;
             }
         };
-        if approved.ignore.matches(&name) {
+        if ignore.matches(&name) {
             continue;
         }
-        match by_name.entry(name) {
+        match titled.files.entry(name) {
             Entry::Vacant(vacant) => {
-                vacant.insert(layer);
+                vacant.insert(position);
             }
             Entry::Occupied(taken) => {
                 ambiguous.insert(taken.key().clone());
             }
         }
     }
-    // A title carried twice names no one file: neither layer is taken for it.
-    for name in &ambiguous {
-        by_name.remove(name);
-        subjects.push(
-            Subject::new(format!("{prefix}{name}"), Verdict::Rejected)
-                .message("more than one layer carries this title; the artifact is ambiguous"),
-        );
+    for name in ambiguous {
+        titled.files.remove(&name);
+        titled.problems.push(TitleProblem::Ambiguous(name));
     }
+    titled
+}
+
+/// Compares the layers of one artifact with the approved files. Subject names are the
+/// file names, after `prefix` (the platform, when an index holds several manifests).
+pub fn compare(approved: &ApprovedFiles, layers: &[Layer], prefix: &str) -> Vec<Subject> {
+    let mut subjects = Vec::new();
+    let titled = titled_layers(layers.iter().map(|l| l.descriptor), &approved.ignore);
+    let mut ambiguous = BTreeSet::new();
+    for problem in titled.problems {
+        subjects.push(match problem {
+            TitleProblem::Untitled(position) => {
+                let digest = layers[position].descriptor.digest.prefixed();
+                Subject::new(
+                    format!("{prefix}layer {} {digest}", position + 1),
+                    Verdict::Extra,
+                )
+                .actual(digest)
+                .message(format!(
+                    "has no {TITLE} annotation, so it is no file of the approved model"
+                ))
+            }
+            TitleProblem::Unsafe {
+                position,
+                title,
+                reason,
+            } => Subject::new(format!("{prefix}{title}"), Verdict::Rejected).message(format!(
+                "layer {} has an unsafe title: {reason}",
+                position + 1
+            )),
+            // A title carried twice names no one file: neither layer is taken for it.
+            TitleProblem::Ambiguous(name) => {
+                let subject = Subject::new(format!("{prefix}{name}"), Verdict::Rejected)
+                    .message("more than one layer carries this title; the artifact is ambiguous");
+                ambiguous.insert(name);
+                subject
+            }
+        });
+    }
+    let mut by_name: BTreeMap<String, &Layer> = titled
+        .files
+        .into_iter()
+        .map(|(name, position)| (name, &layers[position]))
+        .collect();
     if approved.is_single_file() && by_name.len() == 1 {
         // A model that is one file is approved under the name `.`, whatever its file name.
         let (name, layer) = by_name.pop_first().expect("one entry");

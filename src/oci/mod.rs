@@ -5,8 +5,10 @@
 //! and every layer, checking each blob's digest and size against its descriptor, with
 //! bounded concurrency and never a whole blob in memory. On request it also checks each
 //! layer's diff_id, and compares the files of a model artifact with an approved OMS
-//! manifest. Everything found becomes a [`Report`]; only what stops the check early (a
-//! malformed reference, an unreachable registry) is an [`Error`].
+//! manifest or signature ([`verify_signed`]). [`inspect`] reads one image the same way to
+//! describe it (an SBOM), returning it only when every blob matched. Everything found becomes
+//! a [`Report`]; only what stops the check early (a malformed reference, an unreachable
+//! registry) is an [`Error`].
 
 pub mod auth;
 mod blob;
@@ -18,19 +20,21 @@ mod registry;
 mod store;
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::hash::{Algorithm, Digest, Progress};
-use crate::report::{Report, Subject, Verdict};
+use crate::report::{Report, Status, Subject, Verdict};
+use crate::sign::{check_signature, SignatureCheck, SignerPolicy};
 use auth::Credentials;
 use blob::{Found, Wanted};
 use document::{Descriptor, Document, ImageManifest, Index, Platform};
 use store::{Store, Unavailable};
 
-pub use files::ApprovedFiles;
+pub use files::{titled_layers, ApprovedFiles, TitleProblem, TitledLayers};
 pub use reference::ImageRef;
 
 /// How to reach a registry (unused for image layouts).
@@ -80,50 +84,23 @@ pub fn verify(
     progress: &dyn Progress,
 ) -> Result<Report> {
     let started = Instant::now();
-    let pin = pin(reference, options.pinned.as_ref())?;
-    let store = open(reference, connection)?;
-    let mut report = Report {
-        target: reference.to_string(),
-        approval: approval(pin.as_ref(), options),
-        warnings: store.warnings(),
-        ..Report::default()
+    // The files of a model artifact are compared by the SHA-256 of the bytes read.
+    let digests = match options.approved {
+        Some(_) => vec![Algorithm::Sha256],
+        None => Vec::new(),
     };
-    if pin.is_none() {
+    let Checked {
+        mut report,
+        plan,
+        results,
+        ..
+    } = check(reference, connection, options, &digests, progress)?;
+    if reference.digest().is_none() && options.pinned.is_none() {
         if let Some(tag) = reference.tag() {
             report.warnings.push(format!(
                 "the tag '{tag}' is not pinned: it was verified as it is now; pin it with --digest (`vouch oci digest` prints it)"
             ));
         }
-    }
-    let Some(document) = resolve_root(store.as_ref(), reference, pin.as_ref(), &mut report)? else {
-        report.duration = started.elapsed();
-        return Ok(report);
-    };
-    if let (Document::Manifest(_), Platforms::Only(_) | Platforms::All) =
-        (&document, &options.platforms)
-    {
-        report.warnings.push(
-            "the reference names a single manifest, not an index: --platform and --all-platforms have no effect"
-                .to_string(),
-        );
-    }
-    let mut walk = Walk {
-        store: store.as_ref(),
-        options,
-        plan: Plan::default(),
-        report: &mut report,
-    };
-    walk.document(document, None, 0);
-    let plan = walk.plan;
-
-    let results = check_blobs(store.as_ref(), &plan.blobs, options.jobs, progress);
-    report.bytes_hashed += results
-        .iter()
-        .filter_map(|r| r.as_ref().ok())
-        .map(|f| f.size)
-        .sum::<u64>();
-    for (blob, result) in plan.blobs.iter().zip(&results) {
-        report.subjects.push(blob_subject(blob, result));
     }
     let several = plan.images.len() > 1;
     for image in &plan.images {
@@ -150,6 +127,205 @@ pub fn verify(
     }
     report.duration = started.elapsed();
     Ok(report)
+}
+
+/// Verifies a model artifact against the OMS signature bundle at `signature`: the signature
+/// is checked under `policy` first, and only the statement of a valid signature approves
+/// the artifact's files (as an unsigned manifest does in [`Options::approved`]).
+///
+/// A refused signature is a report with one `rejected` subject (exit 1), and no blob is
+/// read; a signed statement in a layout vouch does not support, or one whose serialization
+/// cannot describe an artifact's whole-file layers, is an input error (exit 2).
+pub fn verify_signed(
+    reference: &ImageRef,
+    connection: &Connection,
+    options: &Options,
+    signature: &Path,
+    policy: &SignerPolicy,
+    progress: &dyn Progress,
+) -> Result<Report> {
+    let started = Instant::now();
+    let (statement, signature_subject) =
+        match check_signature(signature, policy, &reference.to_string())? {
+            SignatureCheck::Verified { statement, subject } => (statement, subject),
+            SignatureCheck::Refused(report) => return Ok(report),
+        };
+    let approved =
+        ApprovedFiles::from_statement(&statement, &format!("signature {}", signature.display()))
+            .map_err(|e| Error::input(signature, e))?;
+    let options = Options {
+        approved: Some(approved),
+        ..options.clone()
+    };
+    let mut report = verify(reference, connection, &options, progress)?;
+    report.subjects.insert(0, signature_subject);
+    report.duration = started.elapsed();
+    Ok(report)
+}
+
+/// An image whose manifest and blobs all matched their descriptors, read for describing
+/// it (an SBOM).
+#[derive(Debug)]
+pub struct InspectedImage {
+    /// The digest of what the reference resolves to (the index of a multi-platform image).
+    pub root_digest: Digest,
+    /// The image manifest: its digest, size and media type, and its platform when it was
+    /// chosen from an index.
+    pub manifest: Descriptor,
+    pub config: InspectedBlob,
+    pub layers: Vec<InspectedBlob>,
+}
+
+/// A blob as its descriptor names it, with the digests computed of the bytes read.
+#[derive(Debug)]
+pub struct InspectedBlob {
+    pub descriptor: Descriptor,
+    /// The descriptor's own algorithm and each one asked for.
+    pub digests: Vec<Digest>,
+}
+
+impl InspectedBlob {
+    pub fn digest(&self, algorithm: Algorithm) -> Option<&Digest> {
+        self.digests.iter().find(|d| d.algorithm == algorithm)
+    }
+}
+
+/// What reading an image for its description found.
+#[derive(Debug)]
+pub enum Inspection {
+    /// Every blob matched its descriptor: the image, and things the user should know.
+    Verified {
+        image: Box<InspectedImage>,
+        warnings: Vec<String>,
+    },
+    /// Something did not match or could not be read: the report names it.
+    Failed(Report),
+}
+
+/// Reads the one image `reference` names (through an index, the manifest for `platform`,
+/// by default this machine's), checking every blob against its descriptor while computing
+/// `digests` of it. Only an image that verified completely is returned.
+pub fn inspect(
+    reference: &ImageRef,
+    connection: &Connection,
+    platform: Option<Platform>,
+    digests: &[Algorithm],
+    jobs: usize,
+    progress: &dyn Progress,
+) -> Result<Inspection> {
+    let options = Options {
+        platforms: platform.map_or(Platforms::Host, Platforms::Only),
+        pinned: None,
+        diff_ids: false,
+        approved: None,
+        jobs,
+    };
+    let Checked {
+        mut report,
+        root_digest,
+        mut plan,
+        results,
+    } = check(reference, connection, &options, digests, progress)?;
+    if report.status() != Status::Verified {
+        return Ok(Inspection::Failed(report));
+    }
+    let (Some(root_digest), Some(image)) = (root_digest, plan.images.pop()) else {
+        report.subjects.push(
+            Subject::new("manifest", Verdict::Missing).message("no image manifest was found"),
+        );
+        return Ok(Inspection::Failed(report));
+    };
+    // A blob may serve as more than one layer, so its digests are copied, not taken.
+    let take = |i: usize| InspectedBlob {
+        descriptor: plan.blobs[i].descriptor.clone(),
+        digests: results[i]
+            .as_ref()
+            .map(|found| found.digests.clone())
+            .unwrap_or_default(),
+    };
+    let inspected = InspectedImage {
+        root_digest,
+        manifest: image.descriptor,
+        config: take(image.config),
+        layers: image.layers.iter().map(|&i| take(i)).collect(),
+    };
+    Ok(Inspection::Verified {
+        image: Box::new(inspected),
+        warnings: report.warnings,
+    })
+}
+
+/// What reading an image found: the report so far (the manifests and every blob checked
+/// against its descriptor), the plan it followed, and each planned blob's result.
+struct Checked {
+    report: Report,
+    /// The digest of what the reference resolves to, when it was found.
+    root_digest: Option<Digest>,
+    plan: Plan,
+    results: Vec<Result<Found, Unavailable>>,
+}
+
+/// Resolves `reference`, checks what it resolves to against the pin, and reads every blob
+/// of the chosen images, computing `digests` of each beyond its descriptor's own.
+fn check(
+    reference: &ImageRef,
+    connection: &Connection,
+    options: &Options,
+    digests: &[Algorithm],
+    progress: &dyn Progress,
+) -> Result<Checked> {
+    let pin = pin(reference, options.pinned.as_ref())?;
+    let store = open(reference, connection)?;
+    let mut report = Report {
+        target: reference.to_string(),
+        approval: approval(pin.as_ref(), options),
+        warnings: store.warnings(),
+        ..Report::default()
+    };
+    let Some((document, descriptor)) =
+        resolve_root(store.as_ref(), reference, pin.as_ref(), &mut report)?
+    else {
+        return Ok(Checked {
+            report,
+            root_digest: None,
+            plan: Plan::default(),
+            results: Vec::new(),
+        });
+    };
+    if let (Document::Manifest(_), Platforms::Only(_) | Platforms::All) =
+        (&document, &options.platforms)
+    {
+        report.warnings.push(
+            "the reference names a single manifest, not an index: --platform and --all-platforms have no effect"
+                .to_string(),
+        );
+    }
+    let mut walk = Walk {
+        store: store.as_ref(),
+        options,
+        digests,
+        plan: Plan::default(),
+        report: &mut report,
+    };
+    let root_digest = Some(descriptor.digest.clone());
+    walk.document(document, descriptor, None, 0);
+    let plan = walk.plan;
+
+    let results = check_blobs(store.as_ref(), &plan.blobs, options.jobs, progress);
+    report.bytes_hashed += results
+        .iter()
+        .filter_map(|r| r.as_ref().ok())
+        .map(|f| f.size)
+        .sum::<u64>();
+    for (blob, result) in plan.blobs.iter().zip(&results) {
+        report.subjects.push(blob_subject(blob, result));
+    }
+    Ok(Checked {
+        report,
+        root_digest,
+        plan,
+        results,
+    })
 }
 
 /// Resolves `reference` to its manifest or index and checks it against what the reference
@@ -228,13 +404,14 @@ fn open(reference: &ImageRef, connection: &Connection) -> Result<Box<dyn Store>>
 }
 
 /// Fetches what the reference names, adds its subject to `report` and sets the report's
-/// root digest. Returns the parsed document when there is one to go on with.
+/// root digest. Returns the parsed document, with a descriptor of it, when there is one to
+/// go on with.
 fn resolve_root(
     store: &dyn Store,
     reference: &ImageRef,
     pin: Option<&Digest>,
     report: &mut Report,
-) -> Result<Option<Document>> {
+) -> Result<Option<(Document, Descriptor)>> {
     let root = match store.root() {
         Ok(root) => root,
         Err(Unavailable::Failed(message)) => {
@@ -294,8 +471,15 @@ fn resolve_root(
         subject.verdict = Verdict::Changed;
         subject = subject.message(problems.join("; "));
     }
+    let descriptor = Descriptor {
+        media_type: root.media_type.unwrap_or_default(),
+        digest: actual,
+        size: root.bytes.len() as u64,
+        annotations: Default::default(),
+        platform: None,
+    };
     let document = match parsed {
-        Ok(document) => Some(document),
+        Ok(document) => Some((document, descriptor)),
         Err(e) => {
             if subject.verdict == Verdict::Ok {
                 subject.verdict = Verdict::Rejected;
@@ -340,6 +524,8 @@ struct PlannedBlob {
 /// One image manifest: indexes into the plan's blobs.
 struct PlannedImage {
     label: Option<String>,
+    /// What the manifest was fetched as: the reference's root, or an index entry.
+    descriptor: Descriptor,
     manifest: ImageManifest,
     config: usize,
     layers: Vec<usize>,
@@ -384,14 +570,22 @@ impl Plan {
 struct Walk<'a> {
     store: &'a dyn Store,
     options: &'a Options,
+    /// Digests to compute of every configuration and layer, beyond its descriptor's own.
+    digests: &'a [Algorithm],
     plan: Plan,
     report: &'a mut Report,
 }
 
 impl Walk<'_> {
-    fn document(&mut self, document: Document, label: Option<String>, depth: usize) {
+    fn document(
+        &mut self,
+        document: Document,
+        descriptor: Descriptor,
+        label: Option<String>,
+        depth: usize,
+    ) {
         match document {
-            Document::Manifest(manifest) => self.image(manifest, label),
+            Document::Manifest(manifest) => self.image(manifest, descriptor, label),
             Document::Index(index) => self.index(&index, label, depth),
         }
     }
@@ -425,7 +619,7 @@ impl Walk<'_> {
                 None => entry_label,
             };
             if let Some(document) = self.child(entry, &child_label) {
-                self.document(document, Some(child_label), depth + 1);
+                self.document(document, entry.clone(), Some(child_label), depth + 1);
             }
         }
     }
@@ -517,7 +711,7 @@ impl Walk<'_> {
         }
     }
 
-    fn image(&mut self, manifest: ImageManifest, label: Option<String>) {
+    fn image(&mut self, manifest: ImageManifest, descriptor: Descriptor, label: Option<String>) {
         let prefix = label.as_ref().map(|l| format!("{l} ")).unwrap_or_default();
         let diff_ids = self.options.diff_ids && manifest.has_image_config();
         if self.options.diff_ids && !diff_ids {
@@ -526,15 +720,11 @@ impl Walk<'_> {
                 manifest.config.media_type
             ));
         }
-        let mut algorithms = Vec::new();
-        if self.options.approved.is_some() {
-            algorithms.push(Algorithm::Sha256);
-        }
         let config = self.plan.add(
             &manifest.config,
             format!("{prefix}config {}", manifest.config.digest),
             Wanted {
-                algorithms: Vec::new(),
+                algorithms: self.digests.to_vec(),
                 size: manifest.config.size,
                 keep: diff_ids,
                 diff_id: false,
@@ -550,7 +740,7 @@ impl Walk<'_> {
                     layer,
                     format!("{prefix}layer {} {}{title}", i + 1, layer.digest),
                     Wanted {
-                        algorithms: algorithms.clone(),
+                        algorithms: self.digests.to_vec(),
                         size: layer.size,
                         keep: false,
                         diff_id: diff_ids,
@@ -560,6 +750,7 @@ impl Walk<'_> {
             .collect();
         self.plan.images.push(PlannedImage {
             label,
+            descriptor,
             manifest,
             config,
             layers,

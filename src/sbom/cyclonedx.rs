@@ -1,11 +1,15 @@
 //! CycloneDX 1.6 JSON: the model as `metadata.component` (type `machine-learning-model`),
 //! its files as nested components with their hashes, a complete composition, the model card
-//! parameters, and the format facts and OMS root digest as properties.
+//! parameters, and the format facts and OMS root digest as properties. An image is a
+//! `container` component with a `pkg:oci` purl, its configuration and layers as nested
+//! components (digests, sizes, media types), and the model an artifact holds nested too.
 
 use serde::Serialize;
 
 use super::describe::{DescribedFile, ModelDescription, Sbom, Subject};
+use super::image::{DescribedBlob, ImageDescription};
 use super::properties::{fact_properties, NAMESPACE};
+use crate::hash::{Algorithm, Digest};
 
 #[derive(Serialize)]
 struct Bom {
@@ -43,6 +47,10 @@ struct Component {
     name: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    description: Option<String>,
+    #[serde(rename = "mime-type", skip_serializing_if = "Option::is_none")]
+    mime_type: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     purl: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -98,8 +106,14 @@ fn property(name: impl Into<String>, value: impl Into<String>) -> Property {
 
 /// The SBOM as CycloneDX 1.6 JSON, ending with a newline.
 pub fn render(sbom: &Sbom) -> Vec<u8> {
-    let Subject::Model(model) = &sbom.subject;
-    let component = model_component(model);
+    let component = match &sbom.subject {
+        Subject::Model(model) => model_component(model),
+        Subject::Image(image) => image_component(image),
+    };
+    let assembly = component
+        .bom_ref
+        .clone()
+        .expect("the described component has a bom-ref");
     let bom = Bom {
         schema: "http://cyclonedx.org/schema/bom-1.6.schema.json",
         bom_format: "CycloneDX",
@@ -120,7 +134,7 @@ pub fn render(sbom: &Sbom) -> Vec<u8> {
         },
         compositions: vec![Composition {
             aggregate: "complete",
-            assemblies: vec![model_ref(model)],
+            assemblies: vec![assembly],
         }],
     };
     let mut out = serde_json::to_vec_pretty(&bom).expect("an SBOM always serializes");
@@ -162,17 +176,25 @@ fn model_component(model: &ModelDescription) -> Component {
     }
 }
 
-fn file_component(file: &DescribedFile) -> Component {
-    let mut hashes = vec![Hash {
-        alg: "SHA-256",
-        content: file.sha256.hex(),
-    }];
-    if let Some(blake3) = &file.blake3 {
-        hashes.push(Hash {
-            alg: "BLAKE3",
-            content: blake3.hex(),
-        });
+/// CycloneDX's name for a digest algorithm vouch records.
+fn hash(digest: &Digest) -> Hash {
+    Hash {
+        alg: match digest.algorithm {
+            Algorithm::Sha1 => "SHA-1",
+            Algorithm::Sha256 => "SHA-256",
+            Algorithm::Sha512 => "SHA-512",
+            Algorithm::Blake2b => "BLAKE2b-512",
+            Algorithm::Blake3 => "BLAKE3",
+        },
+        content: digest.hex(),
     }
+}
+
+fn file_component(file: &DescribedFile) -> Component {
+    let hashes = std::iter::once(&file.sha256)
+        .chain(&file.blake3)
+        .map(hash)
+        .collect();
     let mut properties = vec![property(
         format!("{NAMESPACE}:file:size"),
         file.size.to_string(),
@@ -198,4 +220,80 @@ fn file_component(file: &DescribedFile) -> Component {
         properties,
         ..Component::default()
     }
+}
+
+/// The image as a `container` component: its manifest's digest as its hash, its
+/// configuration and layers nested, then the model an artifact holds.
+fn image_component(image: &ImageDescription) -> Component {
+    let oci = |key: &str, value: String| property(format!("{NAMESPACE}:oci:{key}"), value);
+    let manifest = &image.manifest;
+    let mut properties = vec![
+        oci("reference", image.reference.clone()),
+        oci("digest", image.root_digest.prefixed()),
+        oci("manifest-digest", manifest.digest.prefixed()),
+    ];
+    if !manifest.media_type.is_empty() {
+        properties.push(oci("manifest-media-type", manifest.media_type.clone()));
+    }
+    if let Some(platform) = &manifest.platform {
+        properties.push(oci("platform", platform.to_string()));
+    }
+    let mut components = vec![blob_component("configuration", "config", &image.config)];
+    for (position, layer) in image.layers.iter().enumerate() {
+        let role = format!("layer {}", position + 1);
+        let key = format!("layer-{}", position + 1);
+        components.push(blob_component(&role, &key, layer));
+    }
+    components.extend(image.model.iter().map(model_component));
+    Component {
+        kind: "container",
+        bom_ref: Some(image.purl.clone()),
+        name: image.name.clone(),
+        version: Some(image.version.clone()),
+        purl: Some(image.purl.clone()),
+        hashes: vec![hash(&manifest.digest)],
+        properties,
+        components,
+        ..Component::default()
+    }
+}
+
+/// A configuration or layer blob: named by its digest, described by its role (`layer 2`),
+/// with its hashes, media type, size and title.
+fn blob_component(role: &str, key: &str, blob: &DescribedBlob) -> Component {
+    let oci = |key: &str, value: String| property(format!("{NAMESPACE}:oci:{key}"), value);
+    let mut properties = vec![
+        oci("media-type", blob.media_type.clone()),
+        oci("size", blob.size.to_string()),
+    ];
+    if let Some(title) = &blob.title {
+        properties.push(oci("title", title.clone()));
+    }
+    let hashes = std::iter::once(&blob.sha256)
+        .chain((blob.digest.algorithm == Algorithm::Sha512).then_some(&blob.digest))
+        .chain(&blob.blake3)
+        .map(hash)
+        .collect();
+    Component {
+        kind: "file",
+        bom_ref: Some(format!("oci:{key}:{}", blob.digest)),
+        name: blob.digest.prefixed(),
+        description: Some(role.to_string()),
+        mime_type: is_mime_type(&blob.media_type).then(|| blob.media_type.clone()),
+        hashes,
+        properties,
+        ..Component::default()
+    }
+}
+
+/// Whether `text` fits CycloneDX's `mime-type` pattern (`^[-+a-z0-9.]+/[-+a-z0-9.]+$`);
+/// a media type that does not is recorded only as a property.
+fn is_mime_type(text: &str) -> bool {
+    let part = |p: &str| {
+        !p.is_empty()
+            && p.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-+.".contains(&b))
+    };
+    text.split_once('/')
+        .is_some_and(|(kind, subtype)| part(kind) && part(subtype))
 }

@@ -7,6 +7,7 @@ use std::time::SystemTime;
 use serde_json::Value;
 
 use super::formats::Facts;
+use super::image::ImageDescription;
 use super::inspect::{display_name, inspect_model, FileProblem};
 use crate::error::{Error, Result};
 use crate::hash::{Algorithm, Digest, Engine, Progress, Task};
@@ -14,11 +15,22 @@ use crate::model::oms::{self, Method, Serialization};
 use crate::model::paths::{compare_names, IgnoreSet};
 use crate::model::{read_error, read_error_at, walk_faithfully};
 
-/// What an SBOM describes. Container images (a `container` component with its layers) are
-/// to join models here.
+/// What an SBOM describes.
 #[derive(Clone, Debug)]
 pub enum Subject {
     Model(ModelDescription),
+    /// A container image or OCI artifact, with the model it may hold.
+    Image(Box<ImageDescription>),
+}
+
+impl Subject {
+    /// The name and version the document is named after.
+    pub fn name_and_version(&self) -> (&str, Option<&str>) {
+        match self {
+            Subject::Model(model) => (&model.name, model.version.as_deref()),
+            Subject::Image(image) => (&image.name, Some(&image.version)),
+        }
+    }
 }
 
 /// A model: its identity, its files with their digests and format facts.
@@ -99,20 +111,29 @@ impl Sbom {
         match self.created {
             Created::Now(_) => uuid::Uuid::new_v4(),
             Created::Reproducible(_) => {
-                let Subject::Model(model) = &self.subject;
-                let mut name = format!(
-                    "{format}\n{}\n{}\n{:?}\n{:?}\n{}\n",
-                    self.created.timestamp(),
-                    model.name,
-                    model.version,
-                    model.purl,
-                    model.root_digest
-                );
-                for file in &model.files {
-                    name.push_str(&format!(
-                        "{} {} {:?}\n",
-                        file.name, file.sha256, file.blake3
-                    ));
+                let mut name = format!("{format}\n{}\n", self.created.timestamp());
+                match &self.subject {
+                    Subject::Model(model) => model_fingerprint(model, &mut name),
+                    Subject::Image(image) => {
+                        name.push_str(&format!(
+                            "{}\n{}\n{}\n{}\n{}\n{}\n",
+                            image.name,
+                            image.version,
+                            image.purl,
+                            image.reference,
+                            image.root_digest,
+                            image.manifest.digest
+                        ));
+                        for blob in std::iter::once(&image.config).chain(&image.layers) {
+                            name.push_str(&format!(
+                                "{} {} {:?} {:?}\n",
+                                blob.digest, blob.media_type, blob.title, blob.blake3
+                            ));
+                        }
+                        if let Some(model) = &image.model {
+                            model_fingerprint(model, &mut name);
+                        }
+                    }
                 }
                 uuid::Uuid::new_v5(&UUID_NAMESPACE, name.as_bytes())
             }
@@ -120,7 +141,21 @@ impl Sbom {
     }
 }
 
-/// How to describe a model.
+/// Everything a model description says, for a serial number derived from the content.
+fn model_fingerprint(model: &ModelDescription, out: &mut String) {
+    out.push_str(&format!(
+        "{}\n{:?}\n{:?}\n{}\n",
+        model.name, model.version, model.purl, model.root_digest
+    ));
+    for file in &model.files {
+        out.push_str(&format!(
+            "{} {} {:?}\n",
+            file.name, file.sha256, file.blake3
+        ));
+    }
+}
+
+/// How to describe a model or an image.
 #[derive(Clone, Debug, Default)]
 pub struct DescribeOptions {
     pub name: Option<String>,
@@ -368,11 +403,12 @@ impl HubSnapshot {
     }
 }
 
-/// Percent-encodes a purl segment (everything but unreserved characters).
-fn purl_segment(text: &str) -> String {
+/// Percent-encodes a purl component: everything but unreserved characters and the colon,
+/// which the purl specification says is never encoded.
+pub(super) fn purl_segment(text: &str) -> String {
     text.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'.' | b'-' | b'_' | b'~' => {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'.' | b'-' | b'_' | b'~' | b':' => {
                 (b as char).to_string()
             }
             _ => format!("%{b:02X}"),

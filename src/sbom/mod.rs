@@ -1,9 +1,10 @@
-//! Software bills of materials (CycloneDX 1.6 and SPDX 2.3) for models, and the format
-//! facts they carry ([`formats`]).
+//! Software bills of materials (CycloneDX 1.6 and SPDX 2.3) for models and container
+//! images, and the format facts they carry ([`formats`]).
 
 pub mod cyclonedx;
 pub mod describe;
 pub mod formats;
+pub mod image;
 pub mod inspect;
 pub mod properties;
 pub mod scan;

@@ -10,10 +10,11 @@ pub mod keys;
 mod legacy_pem;
 pub mod x509;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use crate::hash::ReadError;
-use crate::manifest::statement::{self, PAYLOAD_TYPE};
+use crate::manifest::statement::{self, Statement, StatementError, PAYLOAD_TYPE};
 use crate::model::oms::Manifest;
 use crate::report::{Report, Subject, Verdict};
 use bundle::{Bundle, Material};
@@ -180,6 +181,59 @@ pub fn verify_model_signature(
                 SignerPolicy::CertificateChain { .. } => "a certificate chain",
                 SignerPolicy::Keyless(_) => "a Sigstore identity",
             }
+        ))),
+    }
+}
+
+/// What checking an OMS signature bundle before using its payload found.
+pub enum SignatureCheck {
+    /// The signature verified: the statement it signs (parsed from the payload bytes as
+    /// signed), and the `ok` subject that names the bundle and its signer.
+    Verified {
+        statement: Statement,
+        subject: Subject,
+    },
+    /// The signature was refused: a report whose one `rejected` subject names the bundle
+    /// and says why; nothing was compared with its payload.
+    Refused(Report),
+}
+
+/// Reads the OMS signature bundle at `signature` and checks it under `policy`, for a check
+/// of `target`. A bundle that cannot be read or parsed, or a payload in a layout vouch does
+/// not support, is an input error (exit 2); a refused signature or a signed payload that is
+/// no valid statement is a [`SignatureCheck::Refused`] report (exit 1).
+pub fn check_signature(
+    signature: &Path,
+    policy: &SignerPolicy,
+    target: &str,
+) -> crate::error::Result<SignatureCheck> {
+    use crate::error::Error;
+    let started = Instant::now();
+    let bundle = bundle::parse(&crate::manifest::read_input(signature)?)
+        .map_err(|e| Error::input(signature, e))?;
+    let name = signature.display().to_string();
+    let refused = |reason: String| {
+        SignatureCheck::Refused(Report {
+            target: target.to_string(),
+            approval: format!("signature {name}"),
+            subjects: vec![Subject::new(name.clone(), Verdict::Rejected).message(reason)],
+            duration: started.elapsed(),
+            ..Report::default()
+        })
+    };
+    let verified = match verify_model_signature(&bundle, policy) {
+        Ok(verified) => verified,
+        Err(Rejection(reason)) => return Ok(refused(reason)),
+    };
+    match statement::parse(&verified.payload) {
+        Ok(statement) => Ok(SignatureCheck::Verified {
+            statement,
+            subject: Subject::new(name.clone(), Verdict::Ok)
+                .message(format!("signed by {}", verified.signer)),
+        }),
+        Err(StatementError::Unsupported(message)) => Err(Error::input(signature, message)),
+        Err(e) => Ok(refused(format!(
+            "the signed payload is not a valid OMS statement: {e}"
         ))),
     }
 }

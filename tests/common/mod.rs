@@ -8,6 +8,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use serde_json::Value;
+
 /// The vouch binary under test.
 pub fn vouch() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_vouch"));
@@ -244,4 +248,54 @@ pub fn formats_peer(python: &Path, command: &str, arg: &Path) -> serde_json::Val
         ran.stderr
     );
     ran.json()
+}
+
+/// Rewrites the bundle at `from` into `to` after `edit` changes its JSON.
+pub fn edited_bundle(from: &Path, to: &Path, edit: impl Fn(&mut Value)) {
+    let mut bundle: Value = serde_json::from_slice(&std::fs::read(from).unwrap()).unwrap();
+    edit(&mut bundle);
+    std::fs::write(to, serde_json::to_vec(&bundle).unwrap()).unwrap();
+}
+
+/// Changes one hex digit of the first sha256 digest inside the base64 payload.
+pub fn alter_payload(bundle: &mut Value) {
+    let payload = STANDARD
+        .decode(bundle["dsseEnvelope"]["payload"].as_str().unwrap())
+        .unwrap();
+    let mut text = String::from_utf8(payload).unwrap();
+    let at = text.find("\"sha256\"").expect("a sha256 digest") + "\"sha256\"".len();
+    let at = at + text[at..].find(|c: char| c.is_ascii_hexdigit()).unwrap();
+    let digit = if &text[at..=at] == "0" { "1" } else { "0" };
+    text.replace_range(at..=at, digit);
+    bundle["dsseEnvelope"]["payload"] = STANDARD.encode(text).into();
+}
+
+/// The strict CycloneDX 1.6 JSON validator of cyclonedx-python-lib must accept `path`.
+pub fn validate_cyclonedx(python: &Path, path: &Path) {
+    let result = formats_peer(python, "cyclonedx", path);
+    assert_eq!(result["errors"], Value::Null, "{}", result["errors"]);
+}
+
+/// `pyspdxtools -i` must accept `path`.
+pub fn validate_spdx(path: &Path) {
+    let tool = tool("pyspdxtools").expect("pyspdxtools is in the peer venv");
+    let ran = run(Command::new(tool).arg("-i").arg(path));
+    assert_eq!(
+        ran.code,
+        Some(0),
+        "pyspdxtools rejected {}:\n{}{}",
+        path.display(),
+        ran.stdout(),
+        ran.stderr
+    );
+}
+
+/// In a JSON array of objects, the `field` of the first whose `key` is `value`.
+pub fn lookup(array: &Value, key: &str, value: &str, field: &str) -> Option<String> {
+    array
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|item| item[key] == value)
+        .map(|item| item[field].as_str().unwrap().to_string())
 }

@@ -1,7 +1,7 @@
-#![allow(dead_code)] // each test binary uses its own part of this harness
 //! The OCI test harness: Debian's docker-registry (the CNCF distribution registry) on
 //! 127.0.0.1, images built by umoci, pushed and pulled by skopeo, and OCI layouts read and
 //! rewritten as JSON and blobs.
+#![allow(dead_code)] // each test binary uses its own part of this module
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -479,4 +479,50 @@ pub fn test_certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
             .arg(path("cert.pem")),
     );
     (path("ca.pem"), path("cert.pem"), path("key.pem"))
+}
+
+/// A two-layer image built by umoci in `dir`, tagged `tag`; `seed` makes its content unique
+/// (blobs are shared by digest in a registry, so each test corrupts only its own).
+pub fn two_layer_image(dir: &Path, tag: &str, architecture: &str, seed: u64) -> Layout {
+    let weights = pseudo_random(200_000, seed);
+    let settings = format!("threads = {seed}\n");
+    Layout::umoci_image(
+        dir,
+        tag,
+        architecture,
+        &[
+            &[("weights.bin", &weights)],
+            &[("etc/app.conf", settings.as_bytes())],
+        ],
+    )
+}
+
+/// A model directory, its approved manifest (written by `vouch manifest`), and its files.
+pub fn approved_model(dir: &Path) -> (std::path::PathBuf, Vec<(&'static str, Vec<u8>)>) {
+    let files: Vec<(&str, Vec<u8>)> = vec![
+        ("config.json", br#"{"hidden_size": 64}"#.to_vec()),
+        ("model.safetensors", pseudo_random(300_000, 20)),
+        ("tokenizer/vocab.txt", b"hello\nworld\n".to_vec()),
+    ];
+    let model = dir.join("model");
+    let borrowed: Vec<(&str, &[u8])> = files.iter().map(|(n, b)| (*n, b.as_slice())).collect();
+    write_tree(&model, &borrowed);
+    let manifest = dir.join("approved.json");
+    write_manifest(&model, &manifest, &[]);
+    (manifest, files)
+}
+
+/// Pushes `files` as a model artifact (one layer per file) to `registry` at `name`.
+pub fn push_artifact(
+    registry: &Registry,
+    work: &Path,
+    name: &str,
+    files: &[(&str, Vec<u8>)],
+) -> (Layout, String) {
+    let layout = Layout::empty(&work.join(name.replace([':', '/'], "-")));
+    let borrowed: Vec<(&str, &[u8])> = files.iter().map(|(n, b)| (*n, b.as_slice())).collect();
+    layout.put_artifact("v1", &borrowed);
+    let reference = registry.reference(name);
+    skopeo_copy(&layout.reference("v1"), &reference, false);
+    (layout, reference)
 }

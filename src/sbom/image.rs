@@ -1,0 +1,286 @@
+//! What an SBOM says about a container image, or a model stored as an OCI artifact: the
+//! image is read through [`oci::inspect`], so no blob is described that did not match its
+//! descriptor while it was read.
+
+use std::path::Path;
+
+use super::describe::{purl_segment, DescribeOptions, DescribedFile, ModelDescription};
+use crate::error::Result;
+use crate::hash::{Algorithm, Digest, Progress};
+use crate::model::oms;
+use crate::model::paths::{compare_names, IgnoreSet};
+use crate::oci::document::{Descriptor, Platform};
+use crate::oci::{
+    self, titled_layers, Connection, ImageRef, InspectedBlob, InspectedImage, Inspection,
+    TitleProblem, TitledLayers,
+};
+use crate::report::Report;
+
+/// A container image or OCI artifact: its identity, its manifest, configuration and
+/// layers, and the model it holds when its layers are files named by their titles.
+#[derive(Clone, Debug)]
+pub struct ImageDescription {
+    /// `HOST[:PORT]/REPOSITORY` for an image in a registry, the directory's name for an
+    /// image layout; or `--name`.
+    pub name: String,
+    /// `--version`, else the tag, else the digest the reference resolves to.
+    pub version: String,
+    /// `pkg:oci/NAME@DIGEST?…`, or `--purl`.
+    pub purl: String,
+    /// The reference as given.
+    pub reference: String,
+    /// The digest of what the reference resolves to (the index of a multi-platform image).
+    pub root_digest: Digest,
+    /// The image manifest described: digest, size, media type, and the platform it was
+    /// chosen for when it came from an index.
+    pub manifest: Descriptor,
+    pub config: DescribedBlob,
+    pub layers: Vec<DescribedBlob>,
+    /// The model an artifact holds: its files are the layers with a title annotation.
+    pub model: Option<ModelDescription>,
+}
+
+/// A configuration or layer blob, with digests of the bytes read.
+#[derive(Clone, Debug)]
+pub struct DescribedBlob {
+    /// The digest its descriptor names it by (sha256 or sha512).
+    pub digest: Digest,
+    pub media_type: String,
+    pub size: u64,
+    pub sha256: Digest,
+    pub sha1: Digest,
+    pub blake3: Option<Digest>,
+    /// The file name a model artifact's layer carries (`org.opencontainers.image.title`).
+    pub title: Option<String>,
+}
+
+/// What describing an image came to.
+#[derive(Debug)]
+pub enum ImageOutcome {
+    /// Every blob matched its descriptor: the description, and warnings for the user.
+    Described {
+        image: Box<ImageDescription>,
+        warnings: Vec<String>,
+    },
+    /// A blob (or manifest) did not match or could not be read: no SBOM may be made, and
+    /// the report names what failed.
+    Refused(Report),
+}
+
+/// Reads the image `reference` names (through an index, the manifest for `platform`, by
+/// default this machine's) and describes it, checking every blob while hashing it.
+pub fn describe_image(
+    reference: &ImageRef,
+    connection: &Connection,
+    platform: Option<Platform>,
+    options: &DescribeOptions,
+    jobs: usize,
+    progress: &dyn Progress,
+) -> Result<ImageOutcome> {
+    let mut digests = vec![Algorithm::Sha256, Algorithm::Sha1];
+    if options.blake3 {
+        digests.push(Algorithm::Blake3);
+    }
+    let (inspected, mut warnings) =
+        match oci::inspect(reference, connection, platform, &digests, jobs, progress)? {
+            Inspection::Verified { image, warnings } => (image, warnings),
+            Inspection::Failed(report) => return Ok(ImageOutcome::Refused(report)),
+        };
+    let InspectedImage {
+        root_digest,
+        manifest,
+        config,
+        layers,
+    } = *inspected;
+    let titled = titled_layers(
+        layers.iter().map(|layer| &layer.descriptor),
+        &IgnoreSet::with_defaults(),
+    );
+    let layers: Vec<DescribedBlob> = layers.into_iter().map(described_blob).collect();
+    let name = options
+        .name
+        .clone()
+        .unwrap_or_else(|| image_name(reference));
+    let version = options
+        .version
+        .clone()
+        .or_else(|| reference.tag().map(str::to_string))
+        .unwrap_or_else(|| root_digest.prefixed());
+    let purl = options.purl.clone().unwrap_or_else(|| {
+        oci_purl(
+            reference,
+            &root_digest,
+            manifest.platform.as_ref().map(|p| p.architecture.as_str()),
+        )
+    });
+    let model = artifact_model(&name, &version, titled, &layers, &mut warnings);
+    let image = ImageDescription {
+        name,
+        version,
+        purl,
+        reference: reference.to_string(),
+        root_digest,
+        manifest,
+        config: described_blob(config),
+        layers,
+        model,
+    };
+    Ok(ImageOutcome::Described {
+        image: Box::new(image),
+        warnings,
+    })
+}
+
+fn described_blob(blob: InspectedBlob) -> DescribedBlob {
+    let digest = |algorithm| blob.digest(algorithm).cloned();
+    let computed = "oci::inspect computes every digest it is asked for";
+    DescribedBlob {
+        sha256: digest(Algorithm::Sha256).expect(computed),
+        sha1: digest(Algorithm::Sha1).expect(computed),
+        blake3: digest(Algorithm::Blake3),
+        title: blob.descriptor.title().map(str::to_string),
+        digest: blob.descriptor.digest,
+        media_type: blob.descriptor.media_type,
+        size: blob.descriptor.size,
+    }
+}
+
+/// `HOST[:PORT]/REPOSITORY`, or the name of an image layout's directory.
+fn image_name(reference: &ImageRef) -> String {
+    match reference {
+        ImageRef::Registry(image) => format!("{}/{}", image.host, image.repository),
+        ImageRef::Layout(layout) => layout_name(&layout.dir),
+    }
+}
+
+fn layout_name(dir: &Path) -> String {
+    let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    dir.file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "image".to_string())
+}
+
+/// The package URL of an OCI image, as the purl specification's `oci` type builds it:
+/// `pkg:oci/NAME@DIGEST?arch=…&repository_url=…&tag=…`, NAME the lower-cased last segment
+/// of the repository, DIGEST what the reference resolves to, qualifiers sorted by key.
+/// `arch` is given when the image was chosen from an index for its platform.
+fn oci_purl(reference: &ImageRef, digest: &Digest, arch: Option<&str>) -> String {
+    let (name, repository_url) = match reference {
+        ImageRef::Registry(image) => (
+            image
+                .repository
+                .rsplit('/')
+                .next()
+                .unwrap_or(&image.repository)
+                .to_string(),
+            Some(format!("{}/{}", image.host, image.repository)),
+        ),
+        ImageRef::Layout(layout) => (layout_name(&layout.dir), None),
+    };
+    let qualifiers: Vec<String> = [
+        ("arch", arch.map(str::to_string)),
+        ("repository_url", repository_url),
+        ("tag", reference.tag().map(str::to_string)),
+    ]
+    .into_iter()
+    .filter_map(|(key, value)| value.map(|v| format!("{key}={}", purl_segment(&v))))
+    .collect();
+    let mut purl = format!(
+        "pkg:oci/{}@{}",
+        purl_segment(&name.to_lowercase()),
+        purl_segment(&digest.prefixed())
+    );
+    if !qualifiers.is_empty() {
+        purl.push('?');
+        purl.push_str(&qualifiers.join("&"));
+    }
+    purl
+}
+
+/// The model an artifact holds, when its layers carry titles: each titled layer is a file
+/// of it (files left out of `vouch digest` by default are left out here too), and its OMS
+/// root digest is the one `vouch digest` prints for the same files on disk.
+fn artifact_model(
+    name: &str,
+    version: &str,
+    titled: TitledLayers,
+    layers: &[DescribedBlob],
+    warnings: &mut Vec<String>,
+) -> Option<ModelDescription> {
+    if titled.files.is_empty() {
+        return None;
+    }
+    for problem in titled.problems {
+        let layer = |position: usize| format!("layer {} {}", position + 1, layers[position].digest);
+        warnings.push(match problem {
+            TitleProblem::Untitled(position) => format!(
+                "{} has no title annotation: it is not listed as a file of the model",
+                layer(position)
+            ),
+            TitleProblem::Unsafe {
+                position,
+                title,
+                reason,
+            } => format!(
+                "{} has the unsafe title '{title}' ({reason}): it is not listed as a file of the model",
+                layer(position)
+            ),
+            TitleProblem::Ambiguous(title) => format!(
+                "more than one layer carries the title '{title}': no file of the model is listed under it"
+            ),
+        });
+    }
+    let mut files: Vec<DescribedFile> = titled
+        .files
+        .into_iter()
+        .map(|(file_name, position)| {
+            let layer = &layers[position];
+            DescribedFile {
+                name: file_name,
+                size: layer.size,
+                sha1: layer.sha1.clone(),
+                sha256: layer.sha256.clone(),
+                blake3: layer.blake3.clone(),
+                facts: None,
+                external_data_of: None,
+            }
+        })
+        .collect();
+    files.sort_by(|a, b| compare_names(&a.name, &b.name));
+    Some(ModelDescription {
+        name: name.to_string(),
+        version: Some(version.to_string()),
+        purl: None,
+        root_digest: oms::root_digest(files.iter().map(|f| &f.sha256)),
+        files,
+        parameters: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn purls_follow_the_oci_type_of_the_purl_specification() {
+        let digest = Algorithm::Sha256.digest(b"manifest");
+        let hex = digest.hex();
+        let registry = ImageRef::parse("docker://127.0.0.1:5000/team/models/tiny:v1").unwrap();
+        assert_eq!(
+            oci_purl(&registry, &digest, Some("amd64")),
+            format!(
+                "pkg:oci/tiny@sha256:{hex}?arch=amd64&repository_url=127.0.0.1:5000%2Fteam%2Fmodels%2Ftiny&tag=v1"
+            )
+        );
+        let pinned = ImageRef::parse(&format!("docker://ghcr.io/debian@sha256:{hex}")).unwrap();
+        assert_eq!(
+            oci_purl(&pinned, &digest, None),
+            format!("pkg:oci/debian@sha256:{hex}?repository_url=ghcr.io%2Fdebian")
+        );
+        let layout = ImageRef::parse("oci:/tmp/App Image:latest").unwrap();
+        assert_eq!(
+            oci_purl(&layout, &digest, None),
+            format!("pkg:oci/app%20image@sha256:{hex}?tag=latest")
+        );
+    }
+}
