@@ -54,7 +54,22 @@ fn reader(c: &mut Criterion) {
     let len = 512usize << 20;
     let mut file = tempfile::NamedTempFile::new().unwrap();
     file.write_all(&random_bytes(len)).unwrap();
-    let mut group = c.benchmark_group("reader 512 MiB file, page cache, sha256");
+    let hash = |algorithm: Algorithm, config: &ReaderConfig| {
+        let (handle, stamp) = open_regular(file.path(), false).unwrap();
+        black_box(
+            hash_range(
+                &handle,
+                &stamp,
+                0,
+                len as u64,
+                &[algorithm],
+                config,
+                &|_| {},
+            )
+            .unwrap(),
+        )
+    };
+    let mut group = c.benchmark_group("reader 512 MiB file, page cache");
     group
         .throughput(Throughput::Bytes(len as u64))
         .sample_size(10);
@@ -62,50 +77,37 @@ fn reader(c: &mut Criterion) {
         let config = ReaderConfig {
             window,
             small_read_limit: 0,
+            ..ReaderConfig::default()
         };
         group.bench_with_input(
-            BenchmarkId::new("mapped window MiB", window >> 20),
+            BenchmarkId::new("sha256, window MiB", window >> 20),
             &config,
-            |b, config| {
-                b.iter(|| {
-                    let (handle, stamp) = open_regular(file.path(), false).unwrap();
-                    black_box(
-                        hash_range(
-                            &handle,
-                            &stamp,
-                            0,
-                            len as u64,
-                            &[Algorithm::Sha256],
-                            config,
-                            &|_| {},
-                        )
-                        .unwrap(),
-                    )
-                })
-            },
+            |b, config| b.iter(|| hash(Algorithm::Sha256, config)),
         );
     }
     let read_all = ReaderConfig {
-        window: 16 << 20,
         small_read_limit: u64::MAX,
+        ..ReaderConfig::default()
     };
-    group.bench_function("read into one buffer", |b| {
-        b.iter(|| {
-            let (handle, stamp) = open_regular(file.path(), false).unwrap();
-            black_box(
-                hash_range(
-                    &handle,
-                    &stamp,
-                    0,
-                    len as u64,
-                    &[Algorithm::Sha256],
-                    &read_all,
-                    &|_| {},
-                )
-                .unwrap(),
-            )
-        })
+    group.bench_function("sha256, read in 64 KiB pieces", |b| {
+        b.iter(|| hash(Algorithm::Sha256, &read_all))
     });
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap();
+    for window in [16usize << 20, 64 << 20, 128 << 20] {
+        let config = ReaderConfig {
+            parallel_window: window,
+            small_read_limit: 0,
+            ..ReaderConfig::default()
+        };
+        group.bench_with_input(
+            BenchmarkId::new("blake3 on 2 threads, window MiB", window >> 20),
+            &config,
+            |b, config| b.iter(|| pool.install(|| hash(Algorithm::Blake3, config))),
+        );
+    }
     group.finish();
 }
 

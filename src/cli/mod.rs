@@ -116,7 +116,7 @@ impl EngineArgs {
 /// The hashing engine with `jobs` threads (one per core when not given).
 fn engine(jobs: Option<u16>) -> Result<Engine> {
     let jobs = jobs.map(usize::from).unwrap_or_else(default_jobs);
-    Engine::new(jobs, ReaderConfig::default())
+    Engine::new(jobs, ReaderConfig::for_jobs(jobs))
         .map_err(|e| Error::Usage(format!("cannot start {jobs} threads: {e}")))
 }
 
