@@ -6,7 +6,6 @@
 //! changes while it is read (size, inode or timestamps differ before and after, or a mapped
 //! page vanished) is reported as unstable rather than given a digest.
 
-use std::cell::RefCell;
 use std::fs::{File, Metadata, OpenOptions};
 use std::io;
 use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt, OpenOptionsExt};
@@ -152,22 +151,22 @@ pub fn open_regular(path: &Path, follow_symlinks: bool) -> Result<(File, Stamp),
     Ok((file, Stamp::of(&meta)))
 }
 
-/// Sequential digests are fed pieces of this size copied into a buffer that stays in the
-/// L1 cache: SHA-NI hashing from cache is about 25% faster than hashing straight from a
-/// large mapping (measured in `cargo bench --bench engine`), and one copy serves every
-/// digest of the pass.
-const PIECE: usize = 16 << 10;
+/// Sequential digests take mapped bytes this much at a time, while the bytes a little
+/// further on are prefetched into the cache. SHA-NI hashing straight from a large mapping is
+/// bound by cache misses; with the next bytes prefetched the reader ran 12% faster than when
+/// it copied 16 KiB pieces into a cached buffer (1.63 against 1.45 GiB/s, `cargo bench
+/// --bench engine -- "reader 512 MiB file, page cache/sha256, window MiB/16"`).
+const PIECE: usize = 1 << 10;
+/// How far ahead of the piece being hashed the prefetch reaches.
+const PREFETCH_DISTANCE: usize = 4 << 10;
 /// Small ranges are read this much at a time, so the bytes are still cached when hashed.
 const READ_CHUNK: usize = 64 << 10;
 
-thread_local! {
-    static PIECE_BUFFER: RefCell<Vec<u8>> = RefCell::new(vec![0; READ_CHUNK]);
-}
-
 /// Feeds `data` to every hasher: BLAKE3 takes it whole (and may spread it over threads);
-/// the sequential algorithms take it in cache-sized copies.
-fn feed(hashers: &mut [Hasher], data: &[u8], copy: bool) {
-    let (parallel, sequential): (Vec<&mut Hasher>, Vec<&mut Hasher>) = hashers
+/// the sequential algorithms take it piece by piece, the coming bytes prefetched when
+/// `prefetch` says the data is not already in the cache.
+fn feed(hashers: &mut [Hasher], data: &[u8], prefetch: bool) {
+    let (parallel, mut sequential): (Vec<&mut Hasher>, Vec<&mut Hasher>) = hashers
         .iter_mut()
         .partition(|h| h.algorithm() == Algorithm::Blake3);
     for hasher in parallel {
@@ -176,23 +175,37 @@ fn feed(hashers: &mut [Hasher], data: &[u8], copy: bool) {
     if sequential.is_empty() {
         return;
     }
-    let mut sequential = sequential;
-    if !copy {
+    if !prefetch {
         for hasher in sequential.iter_mut() {
             hasher.update(data);
         }
         return;
     }
-    PIECE_BUFFER.with(|buffer| {
-        let mut buffer = buffer.borrow_mut();
-        for piece in data.chunks(PIECE) {
-            let cached = &mut buffer[..piece.len()];
-            cached.copy_from_slice(piece);
-            for hasher in sequential.iter_mut() {
-                hasher.update(cached);
-            }
+    for (index, piece) in data.chunks(PIECE).enumerate() {
+        let ahead = index * PIECE + PREFETCH_DISTANCE;
+        if ahead < data.len() {
+            prefetch_range(&data[ahead..(ahead + PIECE).min(data.len())]);
         }
-    });
+        for hasher in sequential.iter_mut() {
+            hasher.update(piece);
+        }
+    }
+}
+
+/// Asks the CPU to bring `bytes` into its caches.
+fn prefetch_range(bytes: &[u8]) {
+    #[cfg(target_arch = "x86_64")]
+    for line in (0..bytes.len()).step_by(64) {
+        // SAFETY: a prefetch is a hint; it never faults, and SSE is part of x86-64.
+        unsafe {
+            std::arch::x86_64::_mm_prefetch(
+                bytes.as_ptr().add(line) as *const i8,
+                std::arch::x86_64::_MM_HINT_T0,
+            )
+        };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = bytes;
 }
 
 /// Hashes bytes `[start, end)` of `file` with every algorithm in `algorithms`, in one pass.
