@@ -230,7 +230,9 @@ impl Bench {
         Ok(())
     }
 
-    /// Runs every spec `runs` times, interleaved, after one warm-up each.
+    /// Runs every spec `runs` times, interleaved, after one warm-up each. Each round starts
+    /// one spec further on, so that no command always follows the same one (a long run before
+    /// it gives the VM time to page out what it will read).
     fn measure(&self, specs: &[Spec], cold: bool) -> Result<Vec<Measured>, String> {
         let mut results: Vec<Measured> = specs
             .iter()
@@ -248,8 +250,9 @@ impl Bench {
                 timed(spec)?;
             }
         }
-        for _ in 0..rounds {
-            for (spec, result) in specs.iter().zip(results.iter_mut()) {
+        for round in 0..rounds {
+            for index in (0..specs.len()).map(|i| (i + round) % specs.len()) {
+                let (spec, result) = (&specs[index], &mut results[index]);
                 if cold {
                     drop_caches();
                 }
@@ -323,7 +326,7 @@ impl Bench {
         let limit = 2.0 * single_core;
 
         let _ = writeln!(self.out, "# Benchmarks\n");
-        let _ = writeln!(self.out, "Made by `cargo xtask bench` (release build; {} runs per command after a warm-up, interleaved; medians).\n", self.runs);
+        let _ = writeln!(self.out, "Made by `cargo xtask bench` (release build; {} runs per command after a warm-up, interleaved, each round starting one command further on; medians).\n", self.runs);
         let _ = writeln!(self.out, "{}", machine());
         let _ = writeln!(
             self.out,
