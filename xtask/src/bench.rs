@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 use std::fs;
-use std::io::Write as _;
+use std::io::{Read as _, Write as _};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -51,12 +51,46 @@ fn median(times: &[Duration]) -> Duration {
 struct Spec {
     label: String,
     argv: Vec<String>,
+    /// The file or directory the command reads, read into the page cache before each warm
+    /// run: a VM may page out cached pages it finds idle, and a warm run must not pay for it.
+    input: Option<String>,
 }
 
 fn spec(label: &str, argv: &[&str]) -> Spec {
     Spec {
         label: label.to_string(),
         argv: argv.iter().map(|s| s.to_string()).collect(),
+        input: None,
+    }
+}
+
+fn with_input(specs: Vec<Spec>, input: &str) -> Vec<Spec> {
+    specs
+        .into_iter()
+        .map(|spec| Spec {
+            input: Some(input.to_string()),
+            ..spec
+        })
+        .collect()
+}
+
+/// Reads every file under `path` once, so that its pages are in the page cache.
+fn read_into_cache(path: &Path) -> Result<(), String> {
+    let meta = fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if meta.is_dir() {
+        for entry in fs::read_dir(path).map_err(|e| format!("{}: {e}", path.display()))? {
+            read_into_cache(&entry.map_err(|e| e.to_string())?.path())?;
+        }
+        return Ok(());
+    }
+    let mut file = fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut buffer = vec![0; 1 << 20];
+    loop {
+        match file.read(&mut buffer) {
+            Ok(0) => return Ok(()),
+            Ok(_) => {}
+            Err(e) => return Err(format!("{}: {e}", path.display())),
+        }
     }
 }
 
@@ -255,6 +289,8 @@ impl Bench {
                 let (spec, result) = (&specs[index], &mut results[index]);
                 if cold {
                     drop_caches();
+                } else if let Some(input) = &spec.input {
+                    read_into_cache(Path::new(input))?;
                 }
                 let run = timed(spec)?;
                 result.times.push(run.wall);
@@ -347,45 +383,48 @@ impl Bench {
             a_files[0], a_files[1], a_files[2], a_files[3]
         );
         let results = self.measure(
-            &[
-                spec(
-                    "vouch sign (sha256, files)",
-                    &[
-                        &vouch,
-                        "sign",
-                        &a,
-                        "--key",
-                        &key,
-                        "-o",
-                        &sig,
-                        "--progress",
-                        "never",
-                    ],
-                ),
-                spec(
-                    "model_signing sign key",
-                    &[
-                        &ms,
-                        "sign",
-                        "key",
-                        "--private_key",
-                        &key,
-                        "--signature",
-                        &ms_sig,
-                        &a,
-                    ],
-                ),
-                spec(
-                    "vouch hash (sha256)",
-                    &[&vouch, "hash", &a, "--progress", "never"],
-                ),
-                spec("sha256sum", &sha256sum),
-                spec("openssl dgst -sha256", &openssl),
-                spec(
-                    "openssl dgst -sha256, two processes at once",
-                    &["sh", "-c", &two_openssl],
-                ),
-            ],
+            &with_input(
+                vec![
+                    spec(
+                        "vouch sign (sha256, files)",
+                        &[
+                            &vouch,
+                            "sign",
+                            &a,
+                            "--key",
+                            &key,
+                            "-o",
+                            &sig,
+                            "--progress",
+                            "never",
+                        ],
+                    ),
+                    spec(
+                        "model_signing sign key",
+                        &[
+                            &ms,
+                            "sign",
+                            "key",
+                            "--private_key",
+                            &key,
+                            "--signature",
+                            &ms_sig,
+                            &a,
+                        ],
+                    ),
+                    spec(
+                        "vouch hash (sha256)",
+                        &[&vouch, "hash", &a, "--progress", "never"],
+                    ),
+                    spec("sha256sum", &sha256sum),
+                    spec("openssl dgst -sha256", &openssl),
+                    spec(
+                        "openssl dgst -sha256, two processes at once",
+                        &["sh", "-c", &two_openssl],
+                    ),
+                ],
+                &a,
+            ),
             false,
         )?;
         self.table(
@@ -424,39 +463,42 @@ impl Bench {
         // (b) One 4 GiB file.
         let b = self.paths("b-1x4GiB").remove(0);
         let results = self.measure(
-            &[
-                spec(
-                    "vouch hash (sha256, whole file)",
-                    &[&vouch, "hash", &b, "--progress", "never"],
-                ),
-                spec("openssl dgst -sha256", &["openssl", "dgst", "-sha256", &b]),
-                spec("sha256sum", &["sha256sum", &b]),
-                spec(
-                    "vouch digest --shard-size 1000000000",
-                    &[
-                        &vouch,
-                        "digest",
-                        &b,
-                        "--shard-size",
-                        "1000000000",
-                        "--progress",
-                        "never",
-                    ],
-                ),
-                spec(
-                    "vouch hash --algo blake3",
-                    &[
-                        &vouch,
-                        "hash",
-                        "--algo",
-                        "blake3",
-                        &b,
-                        "--progress",
-                        "never",
-                    ],
-                ),
-                spec("b3sum", &["b3sum", &b]),
-            ],
+            &with_input(
+                vec![
+                    spec(
+                        "vouch hash (sha256, whole file)",
+                        &[&vouch, "hash", &b, "--progress", "never"],
+                    ),
+                    spec("openssl dgst -sha256", &["openssl", "dgst", "-sha256", &b]),
+                    spec("sha256sum", &["sha256sum", &b]),
+                    spec(
+                        "vouch digest --shard-size 1000000000",
+                        &[
+                            &vouch,
+                            "digest",
+                            &b,
+                            "--shard-size",
+                            "1000000000",
+                            "--progress",
+                            "never",
+                        ],
+                    ),
+                    spec(
+                        "vouch hash --algo blake3",
+                        &[
+                            &vouch,
+                            "hash",
+                            "--algo",
+                            "blake3",
+                            &b,
+                            "--progress",
+                            "never",
+                        ],
+                    ),
+                    spec("b3sum", &["b3sum", &b]),
+                ],
+                &b,
+            ),
             false,
         )?;
         self.table(
@@ -484,40 +526,43 @@ impl Bench {
         let mut sha256sum = vec!["sha256sum"];
         sha256sum.extend(c_files.iter().map(String::as_str));
         let results = self.measure(
-            &[
-                spec(
-                    "vouch sign (sha256, files)",
-                    &[
-                        &vouch,
-                        "sign",
-                        &c,
-                        "--key",
-                        &key,
-                        "-o",
-                        &sig,
-                        "--progress",
-                        "never",
-                    ],
-                ),
-                spec(
-                    "model_signing sign key",
-                    &[
-                        &ms,
-                        "sign",
-                        "key",
-                        "--private_key",
-                        &key,
-                        "--signature",
-                        &ms_sig,
-                        &c,
-                    ],
-                ),
-                spec(
-                    "vouch hash (sha256)",
-                    &[&vouch, "hash", &c, "--progress", "never"],
-                ),
-                spec("sha256sum", &sha256sum),
-            ],
+            &with_input(
+                vec![
+                    spec(
+                        "vouch sign (sha256, files)",
+                        &[
+                            &vouch,
+                            "sign",
+                            &c,
+                            "--key",
+                            &key,
+                            "-o",
+                            &sig,
+                            "--progress",
+                            "never",
+                        ],
+                    ),
+                    spec(
+                        "model_signing sign key",
+                        &[
+                            &ms,
+                            "sign",
+                            "key",
+                            "--private_key",
+                            &key,
+                            "--signature",
+                            &ms_sig,
+                            &c,
+                        ],
+                    ),
+                    spec(
+                        "vouch hash (sha256)",
+                        &[&vouch, "hash", &c, "--progress", "never"],
+                    ),
+                    spec("sha256sum", &sha256sum),
+                ],
+                &c,
+            ),
             false,
         )?;
         self.table(
@@ -534,40 +579,43 @@ impl Bench {
         let mut sha256sum = vec!["sha256sum"];
         sha256sum.extend(d_files.iter().map(String::as_str));
         let results = self.measure(
-            &[
-                spec(
-                    "vouch sign (sha256, files)",
-                    &[
-                        &vouch,
-                        "sign",
-                        &d,
-                        "--key",
-                        &key,
-                        "-o",
-                        &sig,
-                        "--progress",
-                        "never",
-                    ],
-                ),
-                spec(
-                    "model_signing sign key",
-                    &[
-                        &ms,
-                        "sign",
-                        "key",
-                        "--private_key",
-                        &key,
-                        "--signature",
-                        &ms_sig,
-                        &d,
-                    ],
-                ),
-                spec(
-                    "vouch hash (sha256)",
-                    &[&vouch, "hash", &d, "--progress", "never"],
-                ),
-                spec("sha256sum", &sha256sum),
-            ],
+            &with_input(
+                vec![
+                    spec(
+                        "vouch sign (sha256, files)",
+                        &[
+                            &vouch,
+                            "sign",
+                            &d,
+                            "--key",
+                            &key,
+                            "-o",
+                            &sig,
+                            "--progress",
+                            "never",
+                        ],
+                    ),
+                    spec(
+                        "model_signing sign key",
+                        &[
+                            &ms,
+                            "sign",
+                            "key",
+                            "--private_key",
+                            &key,
+                            "--signature",
+                            &ms_sig,
+                            &d,
+                        ],
+                    ),
+                    spec(
+                        "vouch hash (sha256)",
+                        &[&vouch, "hash", &d, "--progress", "never"],
+                    ),
+                    spec("sha256sum", &sha256sum),
+                ],
+                &d,
+            ),
             false,
         )?;
         self.table(
@@ -586,19 +634,14 @@ impl Bench {
         ];
         let specs: Vec<Spec> = scale
             .iter()
-            .map(|(bytes, dir)| {
-                spec(
+            .map(|(bytes, dir)| Spec {
+                input: Some(dir.clone()),
+                ..spec(
                     &format!("vouch digest, {} GiB", bytes / GIB),
                     &[&vouch, "digest", dir, "--progress", "never"],
                 )
             })
             .collect();
-        // The scale set (15 GiB) and the earlier inputs together exceed the page cache: start
-        // from an empty cache so that the warm-up leaves the whole set resident. (A VM may
-        // still page out cached pages it finds idle; the "read from disk" column shows it.)
-        if self.cold_ok {
-            drop_caches();
-        }
         let results = self.measure(&specs, false)?;
         let _ = writeln!(
             self.out,
