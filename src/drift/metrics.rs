@@ -16,8 +16,12 @@ pub fn write(path: &Path, run: &RunReport, bytes_total: u64) -> Result<()> {
 
 pub fn render(run: &RunReport, bytes_total: u64) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "# HELP vouch_target_verified 1 if the target matched its approval in the last run, else 0.");
-    let _ = writeln!(out, "# TYPE vouch_target_verified gauge");
+    family(
+        &mut out,
+        "vouch_target_verified",
+        "gauge",
+        "1 if the target matched its approval in the last run, else 0.",
+    );
     for t in &run.targets {
         let verified = u8::from(t.report.status() == Status::Verified);
         let _ = writeln!(
@@ -27,11 +31,12 @@ pub fn render(run: &RunReport, bytes_total: u64) -> String {
             label(&t.owner)
         );
     }
-    let _ = writeln!(
-        out,
-        "# HELP vouch_target_failed_subjects Subjects of the target that failed in the last run."
+    family(
+        &mut out,
+        "vouch_target_failed_subjects",
+        "gauge",
+        "Subjects of the target that failed in the last run.",
     );
-    let _ = writeln!(out, "# TYPE vouch_target_failed_subjects gauge");
     for t in &run.targets {
         let _ = writeln!(
             out,
@@ -40,33 +45,39 @@ pub fn render(run: &RunReport, bytes_total: u64) -> String {
             t.report.failures().count()
         );
     }
-    let _ = writeln!(
-        out,
-        "# HELP vouch_last_run_timestamp_seconds When the last run finished (Unix time)."
+    let finished = run.finished_at.as_second();
+    family(
+        &mut out,
+        "vouch_last_run_timestamp_seconds",
+        "gauge",
+        "When the last run finished (Unix time).",
     );
-    let _ = writeln!(out, "# TYPE vouch_last_run_timestamp_seconds gauge");
-    let _ = writeln!(
-        out,
-        "vouch_last_run_timestamp_seconds {}",
-        run.finished_at.as_second()
+    let _ = writeln!(out, "vouch_last_run_timestamp_seconds {finished}");
+    family(
+        &mut out,
+        "vouch_run_duration_seconds",
+        "gauge",
+        "How long the last run took.",
     );
-    let _ = writeln!(
-        out,
-        "# HELP vouch_run_duration_seconds How long the last run took."
-    );
-    let _ = writeln!(out, "# TYPE vouch_run_duration_seconds gauge");
     let _ = writeln!(
         out,
         "vouch_run_duration_seconds {:.3}",
         run.duration.as_secs_f64()
     );
-    let _ = writeln!(
-        out,
-        "# HELP vouch_bytes_hashed_total Bytes hashed by every run recorded in the history."
+    family(
+        &mut out,
+        "vouch_bytes_hashed_total",
+        "counter",
+        "Bytes hashed by every run recorded in the history.",
     );
-    let _ = writeln!(out, "# TYPE vouch_bytes_hashed_total counter");
     let _ = writeln!(out, "vouch_bytes_hashed_total {bytes_total}");
     out
+}
+
+/// Writes the HELP and TYPE lines that open a metric family.
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
 }
 
 /// Escapes a label value as the text exposition format requires.
