@@ -346,18 +346,54 @@ impl Bench {
         found
     }
 
+    /// The commands each model-directory case compares, every one reading the input warm:
+    /// vouch and model_signing signing the directory, vouch hash and sha256sum hashing it.
+    fn model_dir_specs(&self, name: &str) -> Vec<Spec> {
+        let dir = self.input(name).display().to_string();
+        let key = self.input("keys/key.pem").display().to_string();
+        let temp = std::env::temp_dir();
+        let sig = temp.join("vouch-bench.sig").display().to_string();
+        let ms_sig = temp.join("model-signing-bench.sig").display().to_string();
+        let files = self.paths(name);
+        let mut sha256sum = vec!["sha256sum"];
+        sha256sum.extend(files.iter().map(String::as_str));
+        let vouch = self.vouch.as_str();
+        let model_signing = self.model_signing.as_str();
+        let sign = [
+            vouch,
+            "sign",
+            &dir,
+            "--key",
+            &key,
+            "-o",
+            &sig,
+            "--progress",
+            "never",
+        ];
+        let ms_sign = [
+            model_signing,
+            "sign",
+            "key",
+            "--private_key",
+            &key,
+            "--signature",
+            &ms_sig,
+            &dir,
+        ];
+        let specs = vec![
+            spec("vouch sign (sha256, files)", &sign),
+            spec("model_signing sign key", &ms_sign),
+            spec(
+                "vouch hash (sha256)",
+                &[vouch, "hash", &dir, "--progress", "never"],
+            ),
+            spec("sha256sum", &sha256sum),
+        ];
+        with_input(specs, &dir)
+    }
+
     fn report(&mut self) -> Result<(), String> {
         let vouch = self.vouch.clone();
-        let ms = self.model_signing.clone();
-        let key = self.input("keys/key.pem").display().to_string();
-        let sig = std::env::temp_dir()
-            .join("vouch-bench.sig")
-            .display()
-            .to_string();
-        let ms_sig = std::env::temp_dir()
-            .join("model-signing-bench.sig")
-            .display()
-            .to_string();
         let single_core = openssl_sha256_rate()?;
         let limit = 2.0 * single_core;
 
@@ -374,8 +410,6 @@ impl Bench {
         // (a) An LLM's shards: 4 x 1 GiB.
         let a = self.input("a-4x1GiB").display().to_string();
         let a_files = self.paths("a-4x1GiB");
-        let mut sha256sum = vec!["sha256sum"];
-        sha256sum.extend(a_files.iter().map(String::as_str));
         let mut openssl = vec!["openssl", "dgst", "-sha256"];
         openssl.extend(a_files.iter().map(String::as_str));
         let two_openssl = format!(
@@ -384,45 +418,16 @@ impl Bench {
         );
         let results = self.measure(
             &with_input(
-                vec![
-                    spec(
-                        "vouch sign (sha256, files)",
-                        &[
-                            &vouch,
-                            "sign",
-                            &a,
-                            "--key",
-                            &key,
-                            "-o",
-                            &sig,
-                            "--progress",
-                            "never",
-                        ],
-                    ),
-                    spec(
-                        "model_signing sign key",
-                        &[
-                            &ms,
-                            "sign",
-                            "key",
-                            "--private_key",
-                            &key,
-                            "--signature",
-                            &ms_sig,
-                            &a,
-                        ],
-                    ),
-                    spec(
-                        "vouch hash (sha256)",
-                        &[&vouch, "hash", &a, "--progress", "never"],
-                    ),
-                    spec("sha256sum", &sha256sum),
-                    spec("openssl dgst -sha256", &openssl),
-                    spec(
-                        "openssl dgst -sha256, two processes at once",
-                        &["sh", "-c", &two_openssl],
-                    ),
-                ],
+                self.model_dir_specs("a-4x1GiB")
+                    .into_iter()
+                    .chain([
+                        spec("openssl dgst -sha256", &openssl),
+                        spec(
+                            "openssl dgst -sha256, two processes at once",
+                            &["sh", "-c", &two_openssl],
+                        ),
+                    ])
+                    .collect(),
                 &a,
             ),
             false,
@@ -521,50 +526,7 @@ impl Bench {
         );
 
         // (c) Many small files.
-        let c = self.input("c-20000x16KiB").display().to_string();
-        let c_files = self.paths("c-20000x16KiB");
-        let mut sha256sum = vec!["sha256sum"];
-        sha256sum.extend(c_files.iter().map(String::as_str));
-        let results = self.measure(
-            &with_input(
-                vec![
-                    spec(
-                        "vouch sign (sha256, files)",
-                        &[
-                            &vouch,
-                            "sign",
-                            &c,
-                            "--key",
-                            &key,
-                            "-o",
-                            &sig,
-                            "--progress",
-                            "never",
-                        ],
-                    ),
-                    spec(
-                        "model_signing sign key",
-                        &[
-                            &ms,
-                            "sign",
-                            "key",
-                            "--private_key",
-                            &key,
-                            "--signature",
-                            &ms_sig,
-                            &c,
-                        ],
-                    ),
-                    spec(
-                        "vouch hash (sha256)",
-                        &[&vouch, "hash", &c, "--progress", "never"],
-                    ),
-                    spec("sha256sum", &sha256sum),
-                ],
-                &c,
-            ),
-            false,
-        )?;
+        let results = self.measure(&self.model_dir_specs("c-20000x16KiB"), false)?;
         self.table(
             "(c) 20,000 files of 16 KiB, warm cache",
             20_000 * (16 << 10),
@@ -574,50 +536,7 @@ impl Bench {
         let c_ratio = results[1].median().as_secs_f64() / results[0].median().as_secs_f64();
 
         // (d) 256 files of 16 MiB.
-        let d = self.input("d-256x16MiB").display().to_string();
-        let d_files = self.paths("d-256x16MiB");
-        let mut sha256sum = vec!["sha256sum"];
-        sha256sum.extend(d_files.iter().map(String::as_str));
-        let results = self.measure(
-            &with_input(
-                vec![
-                    spec(
-                        "vouch sign (sha256, files)",
-                        &[
-                            &vouch,
-                            "sign",
-                            &d,
-                            "--key",
-                            &key,
-                            "-o",
-                            &sig,
-                            "--progress",
-                            "never",
-                        ],
-                    ),
-                    spec(
-                        "model_signing sign key",
-                        &[
-                            &ms,
-                            "sign",
-                            "key",
-                            "--private_key",
-                            &key,
-                            "--signature",
-                            &ms_sig,
-                            &d,
-                        ],
-                    ),
-                    spec(
-                        "vouch hash (sha256)",
-                        &[&vouch, "hash", &d, "--progress", "never"],
-                    ),
-                    spec("sha256sum", &sha256sum),
-                ],
-                &d,
-            ),
-            false,
-        )?;
+        let results = self.measure(&self.model_dir_specs("d-256x16MiB"), false)?;
         self.table(
             "(d) 256 files of 16 MiB, warm cache",
             256 * 16 * MIB,
