@@ -9,7 +9,7 @@ mod oci_support;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -256,21 +256,10 @@ fn an_unreadable_target_is_exit_3_while_the_others_are_checked() {
         std::fs::Permissions::from_mode(0o000),
     )
     .unwrap();
-    // Root reads anything: as root, run as nobody (setpriv) for the permission to bite.
-    let mut command = if unsafe { libc::geteuid() } == 0 {
-        let Some(setpriv) = require_tool("an_unreadable_target_is_exit_3", "setpriv") else {
-            return;
-        };
-        let mut c = Command::new(setpriv);
-        c.args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            env!("CARGO_BIN_EXE_vouch"),
-        ]);
-        c
-    } else {
-        vouch()
+    let Some(mut command) =
+        vouch_without_privilege("an_unreadable_target_is_exit_3_while_the_others_are_checked")
+    else {
+        return;
     };
     command
         .args(["drift", "run", "--format", "json", "-c"])

@@ -550,24 +550,10 @@ fn a_file_that_cannot_be_read_is_unreadable_with_exit_3() {
     }
     std::fs::set_permissions(&manifest, std::fs::Permissions::from_mode(0o644)).unwrap();
 
-    // Root reads anything, so as root vouch runs as nobody (setpriv) to meet the permission.
-    let mut command = if unsafe { libc::geteuid() } == 0 {
-        let Some(setpriv) = require_tool(
-            "a_file_that_cannot_be_read_is_unreadable_with_exit_3",
-            "setpriv",
-        ) else {
-            return;
-        };
-        let mut c = Command::new(setpriv);
-        c.args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            env!("CARGO_BIN_EXE_vouch"),
-        ]);
-        c
-    } else {
-        vouch()
+    let Some(mut command) =
+        vouch_without_privilege("a_file_that_cannot_be_read_is_unreadable_with_exit_3")
+    else {
+        return;
     };
     command.args([
         "verify".as_ref(),

@@ -19,6 +19,22 @@ pub fn vouch() -> Command {
     command
 }
 
+/// The vouch binary, run as nobody (through `setpriv`) when the tests run as root, so that a
+/// file's permissions bite; `None` (the test skipped) when `setpriv` is missing.
+pub fn vouch_without_privilege(test: &str) -> Option<Command> {
+    if unsafe { libc::geteuid() } != 0 {
+        return Some(vouch());
+    }
+    let mut command = Command::new(require_tool(test, "setpriv")?);
+    command.stdin(Stdio::null()).args([
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        env!("CARGO_BIN_EXE_vouch"),
+    ]);
+    Some(command)
+}
+
 /// What a finished command did.
 pub struct Ran {
     pub code: Option<i32>,

@@ -467,6 +467,15 @@ impl Bench {
 
         // (b) One 4 GiB file.
         let b = self.paths("b-1x4GiB").remove(0);
+        let shards = [
+            vouch.as_str(),
+            "digest",
+            &b,
+            "--shard-size",
+            "1000000000",
+            "--progress",
+            "never",
+        ];
         let results = self.measure(
             &with_input(
                 vec![
@@ -476,18 +485,7 @@ impl Bench {
                     ),
                     spec("openssl dgst -sha256", &["openssl", "dgst", "-sha256", &b]),
                     spec("sha256sum", &["sha256sum", &b]),
-                    spec(
-                        "vouch digest --shard-size 1000000000",
-                        &[
-                            &vouch,
-                            "digest",
-                            &b,
-                            "--shard-size",
-                            "1000000000",
-                            "--progress",
-                            "never",
-                        ],
-                    ),
+                    spec("vouch digest --shard-size 1000000000", &shards),
                     spec(
                         "vouch hash --algo blake3",
                         &[
@@ -660,18 +658,7 @@ impl Bench {
                         "vouch digest (a), cold",
                         &[&vouch, "digest", &a, "--progress", "never"],
                     ),
-                    spec(
-                        "vouch digest --shard-size 1000000000 (b), cold",
-                        &[
-                            &vouch,
-                            "digest",
-                            &b,
-                            "--shard-size",
-                            "1000000000",
-                            "--progress",
-                            "never",
-                        ],
-                    ),
+                    spec("vouch digest --shard-size 1000000000 (b), cold", &shards),
                 ],
                 true,
             )?;
