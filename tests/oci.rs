@@ -962,6 +962,16 @@ fn a_layout_blob_that_is_a_symlink_or_a_corrupt_index_entry_is_caught() {
     let digest = run(vouch().args(["oci", "digest", &layout.reference("v1")])).expect(1);
     assert!(digest.stdout.is_empty());
     assert!(digest.stderr.contains("index.json"), "{}", digest.stderr);
+
+    // A manifest blob larger than any real manifest is refused as such, not read in part.
+    let manifest_blob = layout.blob_path(descriptor["digest"].as_str().unwrap());
+    std::fs::write(&manifest_blob, vec![b' '; (4 << 20) + 1]).unwrap();
+    let report = oci_verify(&layout.reference("v1"), &[]).expect(1).json();
+    assert_eq!(report["subjects"][0]["verdict"], "rejected", "{report:#}");
+    assert!(report["subjects"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("more than the 4194304 bytes a manifest may have"));
 }
 
 #[test]

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use super::document::{Descriptor, Document, MAX_DOCUMENT_BYTES, OCI_INDEX, REF_NAME};
 use super::reference::LayoutRef;
-use super::store::{Fetched, Recorded, Store, Unavailable};
+use super::store::{within_document_limit, Fetched, Recorded, Store, Unavailable};
 use crate::error::{Error, Result};
 use crate::hash::reader::{open_regular, ReadError};
 use crate::hash::Digest;
@@ -142,7 +142,7 @@ impl Layout {
                     relative(&self.dir, &self.blob_path(digest))
                 ))
             })?;
-        Ok(bytes)
+        within_document_limit(bytes, &relative(&self.dir, &self.blob_path(digest)))
     }
 }
 

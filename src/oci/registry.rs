@@ -17,9 +17,9 @@ use oci_client::secrets::RegistryAuth;
 use oci_client::{Reference, RegistryOperation};
 
 use super::auth::Credentials;
-use super::document::{Descriptor, MANIFEST_MEDIA_TYPES, MAX_DOCUMENT_BYTES};
+use super::document::{Descriptor, MANIFEST_MEDIA_TYPES};
 use super::reference::RegistryRef;
-use super::store::{Fetched, Recorded, Store, Unavailable};
+use super::store::{within_document_limit, Fetched, Recorded, Store, Unavailable};
 use super::Connection;
 use crate::error::{Error, Result};
 
@@ -296,13 +296,7 @@ impl Registry {
             self.client
                 .pull_manifest_raw(reference, &self.auth, &MANIFEST_MEDIA_TYPES)
         })?;
-        if bytes.len() as u64 > MAX_DOCUMENT_BYTES {
-            return Err(Unavailable::Refused(format!(
-                "the registry served {} bytes, more than the {MAX_DOCUMENT_BYTES} a manifest may have",
-                bytes.len()
-            )));
-        }
-        Ok(bytes.to_vec())
+        within_document_limit(bytes.to_vec(), "the manifest the registry served")
     }
 }
 

@@ -2,7 +2,7 @@
 
 use std::io::Read;
 
-use super::document::Descriptor;
+use super::document::{Descriptor, MAX_DOCUMENT_BYTES};
 use crate::hash::Digest;
 
 /// The manifest or index a reference names, as fetched.
@@ -51,4 +51,15 @@ pub trait Store: Sync {
 
     /// Things to tell the user about how the store was reached (credentials not used…).
     fn warnings(&self) -> Vec<String>;
+}
+
+/// Refuses a manifest or index larger than any real one (`served` says where it came from),
+/// whichever store served it.
+pub fn within_document_limit(bytes: Vec<u8>, served: &str) -> Result<Vec<u8>, Unavailable> {
+    if bytes.len() as u64 > MAX_DOCUMENT_BYTES {
+        return Err(Unavailable::Refused(format!(
+            "{served} is more than the {MAX_DOCUMENT_BYTES} bytes a manifest may have"
+        )));
+    }
+    Ok(bytes)
 }
