@@ -24,7 +24,8 @@ pub struct ReaderConfig {
     pub window: usize,
     /// Bytes mapped at a time when BLAKE3 spreads a window over threads: each window ends in
     /// a join of all of them, so larger windows pay it less often (16 MiB windows ran 8%
-    /// behind b3sum, 128 MiB ones level with it, in `cargo xtask bench`).
+    /// behind b3sum in `cargo xtask bench`; 96 MiB ones, what each of two workers gets from
+    /// the budget below, level with it).
     pub parallel_window: usize,
     /// Ranges up to this many bytes are read rather than mapped.
     pub small_read_limit: u64,
@@ -166,27 +167,20 @@ const READ_CHUNK: usize = 64 << 10;
 /// the sequential algorithms take it piece by piece, the coming bytes prefetched when
 /// `prefetch` says the data is not already in the cache.
 fn feed(hashers: &mut [Hasher], data: &[u8], prefetch: bool) {
-    let (parallel, mut sequential): (Vec<&mut Hasher>, Vec<&mut Hasher>) = hashers
-        .iter_mut()
-        .partition(|h| h.algorithm() == Algorithm::Blake3);
-    for hasher in parallel {
+    let parallel = |h: &Hasher| h.algorithm() == Algorithm::Blake3;
+    for hasher in hashers.iter_mut().filter(|h| parallel(h)) {
         hasher.update_parallel(data);
     }
-    if sequential.is_empty() {
+    if hashers.iter().all(parallel) {
         return;
     }
-    if !prefetch {
-        for hasher in sequential.iter_mut() {
-            hasher.update(data);
-        }
-        return;
-    }
-    for (index, piece) in data.chunks(PIECE).enumerate() {
-        let ahead = index * PIECE + PREFETCH_DISTANCE;
-        if ahead < data.len() {
+    let pieces = if prefetch { PIECE } else { data.len().max(1) };
+    for (index, piece) in data.chunks(pieces).enumerate() {
+        let ahead = index * pieces + PREFETCH_DISTANCE;
+        if prefetch && ahead < data.len() {
             prefetch_range(&data[ahead..(ahead + PIECE).min(data.len())]);
         }
-        for hasher in sequential.iter_mut() {
+        for hasher in hashers.iter_mut().filter(|h| !parallel(h)) {
             hasher.update(piece);
         }
     }
