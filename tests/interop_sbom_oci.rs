@@ -425,6 +425,7 @@ fn no_sbom_is_written_from_a_blob_that_does_not_match_its_descriptor() {
     let model = work.path().join("img");
     for args in [&["--platform", "linux/amd64"][..], &["--insecure"]] {
         let out = work.path().join("model.cdx.json");
-        sbom(model.to_str().unwrap(), &out, args, None).expect(2);
+        let ran = sbom(model.to_str().unwrap(), &out, args, None).expect(2);
+        assert!(ran.stderr.contains("go with an image"), "{}", ran.stderr);
     }
 }

@@ -692,20 +692,29 @@ fn a_model_artifact_verifies_against_its_signature_before_its_files() {
 
     // Trust flags go with --signature, and --signature with no --manifest.
     let approved = work.path().join("approved.json");
-    for args in [
-        vec!["--key", signer_public.to_str().unwrap()],
-        vec![
-            "--signature",
-            signature_name,
-            "--manifest",
-            approved.to_str().unwrap(),
-            "--key",
-            signer_public.to_str().unwrap(),
-        ],
-        vec!["--signature", signature_name],
+    for (args, says) in [
+        (
+            vec!["--key", signer_public.to_str().unwrap()],
+            "go with --signature",
+        ),
+        (
+            vec![
+                "--signature",
+                signature_name,
+                "--manifest",
+                approved.to_str().unwrap(),
+                "--key",
+                signer_public.to_str().unwrap(),
+            ],
+            "'--signature <FILE>' cannot be used with '--manifest <FILE>'",
+        ),
+        (
+            vec!["--signature", signature_name],
+            "--signature needs exactly one of",
+        ),
     ] {
         let ran = oci_verify(&reference, &args).expect(2);
-        assert!(!ran.stderr.is_empty(), "{args:?}");
+        assert!(ran.stderr.contains(says), "{args:?}: {}", ran.stderr);
     }
 }
 
@@ -878,13 +887,20 @@ fn malformed_references_and_flags_are_usage_errors() {
         .expect(2)
         .stderr
         .contains("no oci-layout file"));
-    for args in [
-        &["--platform", "linux"][..],
-        &["--digest", "sha256:xyz"],
-        &["--platform", "linux/amd64", "--all-platforms"],
-        &["--username", "someone"],
+    for (args, says) in [
+        (&["--platform", "linux"][..], "'linux' is not a platform"),
+        (
+            &["--digest", "sha256:xyz"],
+            "a sha256 digest has 64 hex digits",
+        ),
+        (
+            &["--platform", "linux/amd64", "--all-platforms"],
+            "cannot be used with '--all-platforms'",
+        ),
+        (&["--username", "someone"], "--password-stdin"),
     ] {
-        oci_verify("docker://127.0.0.1:5000/app:v1", args).expect(2);
+        let ran = oci_verify("docker://127.0.0.1:5000/app:v1", args).expect(2);
+        assert!(ran.stderr.contains(says), "{args:?}: {}", ran.stderr);
     }
 }
 
