@@ -7,6 +7,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::config::Alert;
+use crate::error::error_chain;
 use crate::report::Status;
 
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
@@ -100,7 +101,7 @@ fn post(url: &str, body: &[u8]) -> Result<(), String> {
                     return Err(format!("the webhook answered {}", response.status()))
                 }
                 Ok(response) => last = format!("the webhook answered {}", response.status()),
-                Err(e) => last = format!("cannot reach the webhook: {e}"),
+                Err(e) => last = format!("cannot reach the webhook: {}", error_chain(&e)),
             }
         }
         Err(format!("{last} (after {WEBHOOK_ATTEMPTS} attempts)"))

@@ -21,7 +21,7 @@ use super::document::{Descriptor, MANIFEST_MEDIA_TYPES};
 use super::reference::RegistryRef;
 use super::store::{within_document_limit, Fetched, Recorded, Store, Unavailable};
 use super::Connection;
-use crate::error::{Error, Result};
+use crate::error::{error_chain, Error, Result};
 
 /// The first pause between attempts; it doubles after each failure.
 const FIRST_RETRY_DELAY: Duration = Duration::from_millis(250);
@@ -304,22 +304,6 @@ enum Problem {
     /// Worth another try.
     Transient(String),
     Final(Unavailable),
-}
-
-/// An error and its causes, `outer: inner: innermost` (reqwest hides the OS message, such
-/// as "Connection refused", in its sources).
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 impl Store for Registry {
