@@ -582,6 +582,17 @@ fn config_mistakes_are_exit_2_with_the_line() {
             "path = \"adapter.bin\"\nexpire = 3",
             "line 14",
         ),
+        // A trusted root means nothing without a signature checked against an identity.
+        (
+            "manifest = \"llama.oms.json\"\n",
+            "signature = \"llama.sig\"\nkey = \"k.pem\"\ntrusted_root = \"root.json\"\n",
+            "signature needs exactly one of",
+        ),
+        (
+            "manifest = \"artifact.oms.json\"",
+            "manifest = \"artifact.oms.json\"\ntrusted_root = \"root.json\"",
+            "an image is approved by digest",
+        ),
     ] {
         std::fs::write(fleet.config(), good.replacen(from, to, 1)).unwrap();
         let ran = fleet.drift(&["run"]).expect(2);

@@ -25,7 +25,7 @@ use crate::model::oms::Serialization;
 use crate::model::paths::normalize_ignore;
 use crate::model::verify::name_inside;
 use crate::report::{self, Format, Report};
-use crate::sign::{IdentitySpec, TrustSpec};
+use crate::sign::{TrustParts, TrustSpec};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -192,21 +192,21 @@ pub struct TrustArgs {
 }
 
 impl TrustArgs {
-    fn keyless(&self) -> bool {
-        self.identity.is_some()
-            || self.identity_regexp.is_some()
-            || self.issuer.is_some()
-            || self.trusted_root.is_some()
-    }
-
-    fn has_policy(&self) -> bool {
-        self.key.is_some() || !self.certificate_chain.is_empty() || self.keyless()
+    fn parts(&self) -> TrustParts {
+        TrustParts {
+            key: self.key.clone(),
+            certificate_chain: self.certificate_chain.clone(),
+            identity: self.identity.clone(),
+            identity_regexp: self.identity_regexp.clone(),
+            issuer: self.issuer.clone(),
+            trusted_root: self.trusted_root.clone(),
+        }
     }
 
     /// Trust flags mean nothing without a signature to check: refused unless `signed`
     /// (`flags` names the options they go with).
     fn refuse_unless(&self, signed: bool, flags: &str) -> Result<()> {
-        if !signed && self.has_policy() {
+        if !signed && self.parts().is_given() {
             return Err(Error::Usage(format!(
                 "--key, --certificate-chain, --identity, --issuer and --trusted-root go with {flags}"
             )));
@@ -216,41 +216,8 @@ impl TrustArgs {
 
     /// The trust the flags name: exactly one of a key, certificates, or an identity.
     fn spec(&self) -> Result<TrustSpec> {
-        let chosen = [
-            self.key.is_some(),
-            !self.certificate_chain.is_empty(),
-            self.keyless(),
-        ];
-        if chosen.iter().filter(|&&c| c).count() != 1 {
-            return Err(Error::Usage(
-                "--signature needs exactly one of: --key PUBLIC.pem; --certificate-chain ROOT.pem; \
-                 --identity (or --identity-regexp) with --issuer"
-                    .into(),
-            ));
-        }
-        if let Some(path) = &self.key {
-            return Ok(TrustSpec::Key(path.clone()));
-        }
-        if !self.certificate_chain.is_empty() {
-            return Ok(TrustSpec::CertificateChain(self.certificate_chain.clone()));
-        }
-        let identity = match (&self.identity, &self.identity_regexp) {
-            (Some(identity), None) => IdentitySpec::Exact(identity.clone()),
-            (None, Some(pattern)) => IdentitySpec::Pattern(pattern.clone()),
-            _ => {
-                return Err(Error::Usage(
-                    "keyless verification needs --identity or --identity-regexp".into(),
-                ))
-            }
-        };
-        let issuer = self.issuer.clone().ok_or_else(|| {
-            Error::Usage("keyless verification needs --issuer (the signer's OIDC issuer)".into())
-        })?;
-        Ok(TrustSpec::Keyless {
-            identity,
-            issuer,
-            trusted_root: self.trusted_root.clone(),
-        })
+        let flag = |name: &str| format!("--{}", name.replace('_', "-"));
+        self.parts().spec(&flag).map_err(Error::Usage)
     }
 }
 

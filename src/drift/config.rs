@@ -18,7 +18,7 @@ use crate::model::paths::normalize_relative_name;
 use crate::model::verify::Approval;
 use crate::oci::document::{parse_digest, Platform};
 use crate::oci::{ImageRef, Platforms};
-use crate::sign::{IdentitySpec, TrustSpec};
+use crate::sign::TrustParts;
 
 pub const DEFAULT_HISTORY: &str = "vouch-history.sqlite";
 
@@ -324,11 +324,7 @@ fn image_target(
     let reference = ImageRef::parse(image).map_err(|e| format!("target \"{name}\": image {e}"))?;
     let unsupported = raw.signature.is_some()
         || raw.check.is_some()
-        || raw.key.is_some()
-        || !raw.certificate_chain.is_empty()
-        || raw.identity.is_some()
-        || raw.identity_regexp.is_some()
-        || raw.issuer.is_some()
+        || trust_parts(raw, resolve).is_given()
         || raw.algo.is_some()
         || raw.shard_size.is_some()
         || !raw.ignore_paths.is_empty()
@@ -401,20 +397,18 @@ fn approval(
         ),
         None => None,
     };
-    let trust_given = raw.key.is_some()
-        || !raw.certificate_chain.is_empty()
-        || raw.identity.is_some()
-        || raw.identity_regexp.is_some()
-        || raw.issuer.is_some();
-    if raw.signature.is_none() && trust_given {
+    let trust = trust_parts(raw, resolve);
+    if raw.signature.is_none() && trust.is_given() {
         return Err(format!(
-            "target \"{name}\": key, certificate_chain, identity and issuer go with signature"
+            "target \"{name}\": key, certificate_chain, identity, issuer and trusted_root go with signature"
         ));
     }
     if let Some(signature) = &raw.signature {
         return Ok(Approval::Signature {
             bundle: resolve(signature),
-            trust: trust(raw, resolve)?,
+            trust: trust
+                .spec(&|setting| setting.to_string())
+                .map_err(|e| format!("target \"{name}\": {e}"))?,
         });
     }
     if let Some(manifest) = &raw.manifest {
@@ -452,27 +446,15 @@ fn approval(
     })
 }
 
-fn trust(
-    raw: &RawTarget,
-    resolve: &dyn Fn(&str) -> PathBuf,
-) -> std::result::Result<TrustSpec, String> {
-    let name = &raw.name;
-    let keyless = raw.identity.is_some() || raw.identity_regexp.is_some() || raw.issuer.is_some();
-    match (&raw.key, raw.certificate_chain.is_empty(), keyless) {
-        (Some(key), true, false) => Ok(TrustSpec::Key(resolve(key))),
-        (None, false, false) => Ok(TrustSpec::CertificateChain(raw.certificate_chain.iter().map(|c| resolve(c)).collect())),
-        (None, true, true) => {
-            let identity = match (&raw.identity, &raw.identity_regexp) {
-                (Some(i), None) => IdentitySpec::Exact(i.clone()),
-                (None, Some(p)) => IdentitySpec::Pattern(p.clone()),
-                _ => return Err(format!("target \"{name}\": give identity or identity_regexp, not both or neither")),
-            };
-            let issuer = raw.issuer.clone().ok_or(format!("target \"{name}\": keyless signatures need an issuer"))?;
-            Ok(TrustSpec::Keyless { identity, issuer, trusted_root: raw.trusted_root.as_deref().map(resolve) })
-        }
-        _ => Err(format!(
-            "target \"{name}\": a signature needs exactly one of key, certificate_chain, or identity with issuer"
-        )),
+/// The target's trust settings, paths resolved against the config's folder.
+fn trust_parts(raw: &RawTarget, resolve: &dyn Fn(&str) -> PathBuf) -> TrustParts {
+    TrustParts {
+        key: raw.key.as_deref().map(resolve),
+        certificate_chain: raw.certificate_chain.iter().map(|c| resolve(c)).collect(),
+        identity: raw.identity.clone(),
+        identity_regexp: raw.identity_regexp.clone(),
+        issuer: raw.issuer.clone(),
+        trusted_root: raw.trusted_root.as_deref().map(resolve),
     }
 }
 

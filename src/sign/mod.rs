@@ -56,6 +56,81 @@ pub enum IdentitySpec {
     Pattern(String),
 }
 
+/// Trust settings as the user gave them, by flag or config key, before they are checked.
+#[derive(Clone, Debug, Default)]
+pub struct TrustParts {
+    pub key: Option<PathBuf>,
+    pub certificate_chain: Vec<PathBuf>,
+    pub identity: Option<String>,
+    pub identity_regexp: Option<String>,
+    pub issuer: Option<String>,
+    pub trusted_root: Option<PathBuf>,
+}
+
+impl TrustParts {
+    fn keyless(&self) -> bool {
+        self.identity.is_some()
+            || self.identity_regexp.is_some()
+            || self.issuer.is_some()
+            || self.trusted_root.is_some()
+    }
+
+    /// Whether any trust setting was given.
+    pub fn is_given(&self) -> bool {
+        self.key.is_some() || !self.certificate_chain.is_empty() || self.keyless()
+    }
+
+    /// The trust named: exactly one of a key, certificates, or an identity with its issuer
+    /// (a trusted root only with an identity). `setting` spells a setting's name as the user
+    /// writes it (`--trusted-root` or `trusted_root`).
+    pub fn spec(&self, setting: &dyn Fn(&str) -> String) -> Result<TrustSpec, String> {
+        let chosen = [
+            self.key.is_some(),
+            !self.certificate_chain.is_empty(),
+            self.keyless(),
+        ];
+        if chosen.iter().filter(|&&c| c).count() != 1 {
+            return Err(format!(
+                "{} needs exactly one of: {} PUBLIC.pem; {} ROOT.pem; {} (or {}) with {}",
+                setting("signature"),
+                setting("key"),
+                setting("certificate_chain"),
+                setting("identity"),
+                setting("identity_regexp"),
+                setting("issuer"),
+            ));
+        }
+        if let Some(path) = &self.key {
+            return Ok(TrustSpec::Key(path.clone()));
+        }
+        if !self.certificate_chain.is_empty() {
+            return Ok(TrustSpec::CertificateChain(self.certificate_chain.clone()));
+        }
+        let identity = match (&self.identity, &self.identity_regexp) {
+            (Some(identity), None) => IdentitySpec::Exact(identity.clone()),
+            (None, Some(pattern)) => IdentitySpec::Pattern(pattern.clone()),
+            _ => {
+                return Err(format!(
+                    "keyless verification needs {} or {}, not both",
+                    setting("identity"),
+                    setting("identity_regexp")
+                ))
+            }
+        };
+        let issuer = self.issuer.clone().ok_or_else(|| {
+            format!(
+                "keyless verification needs {} (the signer's OIDC issuer)",
+                setting("issuer")
+            )
+        })?;
+        Ok(TrustSpec::Keyless {
+            identity,
+            issuer,
+            trusted_root: self.trusted_root.clone(),
+        })
+    }
+}
+
 impl TrustSpec {
     pub fn load(&self) -> crate::error::Result<SignerPolicy> {
         use crate::error::Error;
