@@ -221,22 +221,27 @@ impl History {
         })
     }
 
-    pub fn finish_run(&mut self, run: i64, status: Status, at: Timestamp) -> Result<()> {
+    /// Marks a run finished: with its status, or `None` when it was stopped (SIGTERM) before
+    /// every target was checked.
+    pub fn finish_run(&mut self, run: i64, status: Option<Status>, at: Timestamp) -> Result<()> {
+        let status = status.map_or("stopped", Status::name);
         self.write(|tx| {
             tx.execute(
                 "UPDATE runs SET finished_at = ?1, status = ?2 WHERE id = ?3",
-                params![stamp(at), status.name(), run],
+                params![stamp(at), status, run],
             )?;
             Ok(())
         })
     }
 
-    /// Bytes hashed by every check ever recorded: a counter for Prometheus.
-    pub fn bytes_hashed_total(&self) -> Result<u64> {
+    /// Bytes hashed by every check recorded for runs of `shard` (each worker of a sharded
+    /// fleet counts its own): a counter for Prometheus.
+    pub fn bytes_hashed_total(&self, shard: Option<&str>) -> Result<u64> {
         self.connection
             .query_row(
-                "SELECT COALESCE(SUM(bytes_hashed), 0) FROM checks",
-                [],
+                "SELECT COALESCE(SUM(bytes_hashed), 0) FROM checks \
+                 WHERE run_id IN (SELECT id FROM runs WHERE shard IS ?1)",
+                params![shard],
                 |r| r.get::<_, i64>(0),
             )
             .map(|n| n as u64)
@@ -360,7 +365,7 @@ mod tests {
                 t0,
             )
             .unwrap();
-        history.finish_run(run, Status::Failed, t0).unwrap();
+        history.finish_run(run, Some(Status::Failed), t0).unwrap();
         let run = history.begin_run(None, t1).unwrap();
         history
             .record_check(
@@ -383,7 +388,7 @@ mod tests {
                 t2,
             )
             .unwrap();
-        history.finish_run(run, Status::Verified, t2).unwrap();
+        history.finish_run(run, Some(Status::Verified), t2).unwrap();
 
         let targets = history.targets(None).unwrap();
         assert_eq!(targets.len(), 1);
@@ -397,6 +402,32 @@ mod tests {
         );
         // The second run never finished.
         assert_eq!(history.incomplete_runs().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_stopped_run_is_finished_and_each_shard_counts_its_own_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut history = History::open(&dir.path().join("h.sqlite")).unwrap();
+        let at: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+        let mut hashed = |shard: Option<&str>, bytes: u64| {
+            let run = history.begin_run(shard, at).unwrap();
+            let report = Report {
+                bytes_hashed: bytes,
+                ..report(vec![Subject::new("a", Verdict::Ok)])
+            };
+            history
+                .record_check(run, "m", "o", &report, &[], at)
+                .unwrap();
+            history.finish_run(run, None, at).unwrap();
+        };
+        hashed(Some("1/2"), 100);
+        hashed(Some("2/2"), 20);
+        hashed(Some("1/2"), 3);
+        hashed(None, 4000);
+        assert!(history.incomplete_runs().unwrap().is_empty());
+        assert_eq!(history.bytes_hashed_total(Some("1/2")).unwrap(), 103);
+        assert_eq!(history.bytes_hashed_total(Some("2/2")).unwrap(), 20);
+        assert_eq!(history.bytes_hashed_total(None).unwrap(), 4000);
     }
 }
 

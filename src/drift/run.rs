@@ -299,7 +299,8 @@ pub fn run(config: &Config, options: &RunOptions, engine: &Engine) -> Result<Run
         std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
     }
     let mut history = History::open(&config.history)?;
-    let run_id = history.begin_run(options.shard.map(|s| s.to_string()).as_deref(), started_at)?;
+    let shard = options.shard.map(|s| s.to_string());
+    let run_id = history.begin_run(shard.as_deref(), started_at)?;
     let history = Mutex::new(history);
 
     let mine: Vec<&Target> = config
@@ -361,11 +362,9 @@ pub fn run(config: &Config, options: &RunOptions, engine: &Engine) -> Result<Run
         report_path: None,
     };
     let mut history = history.into_inner().expect("history lock");
-    if !stopped {
-        history.finish_run(run_id, run.status(), finished_at)?;
-    }
+    history.finish_run(run_id, (!stopped).then(|| run.status()), finished_at)?;
     if let Some(path) = &config.metrics_file {
-        super::metrics::write(path, &run, history.bytes_hashed_total()?)?;
+        super::metrics::write(path, &run, history.bytes_hashed_total(shard.as_deref())?)?;
     }
     Ok(run)
 }
