@@ -36,16 +36,14 @@ impl Measured {
     }
 
     fn median_disk_mb(&self) -> f64 {
-        let mut reads = self.disk_reads.clone();
-        reads.sort();
-        reads[reads.len() / 2] as f64 / 1e6
+        median(&self.disk_reads) as f64 / 1e6
     }
 }
 
-fn median(times: &[Duration]) -> Duration {
-    let mut times = times.to_vec();
-    times.sort();
-    times[times.len() / 2]
+fn median<T: Ord + Copy>(values: &[T]) -> T {
+    let mut values = values.to_vec();
+    values.sort();
+    values[values.len() / 2]
 }
 
 struct Spec {
@@ -417,19 +415,20 @@ impl Bench {
             a_files[0], a_files[1], a_files[2], a_files[3]
         );
         let results = self.measure(
-            &with_input(
-                self.model_dir_specs("a-4x1GiB")
-                    .into_iter()
-                    .chain([
+            &self
+                .model_dir_specs("a-4x1GiB")
+                .into_iter()
+                .chain(with_input(
+                    vec![
                         spec("openssl dgst -sha256", &openssl),
                         spec(
                             "openssl dgst -sha256, two processes at once",
                             &["sh", "-c", &two_openssl],
                         ),
-                    ])
-                    .collect(),
-                &a,
-            ),
+                    ],
+                    &a,
+                ))
+                .collect::<Vec<_>>(),
             false,
         )?;
         self.table(
@@ -755,7 +754,6 @@ fn collect(dir: &Path, out: &mut Vec<String>) {
     }
 }
 
-/// Runs a command to completion and returns its wall time and peak resident memory (KiB).
 /// What one run of a command cost.
 struct Run {
     wall: Duration,
@@ -764,6 +762,7 @@ struct Run {
     peak_rss_kib: u64,
 }
 
+/// Runs a command to completion and measures it.
 fn timed(spec: &Spec) -> Result<Run, String> {
     let started = Instant::now();
     let child = Command::new(&spec.argv[0])
