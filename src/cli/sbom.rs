@@ -7,6 +7,7 @@ use super::oci::{parse_reference, PlatformArgs, RegistryArgs};
 use super::{write_output, EngineArgs};
 use crate::error::{Error, Result};
 use crate::model::verify::name_inside;
+use crate::oci::reference::ImageRef;
 use crate::report;
 use crate::sbom::describe::{check_purl, describe_model, Created, DescribeOptions, Sbom, Subject};
 use crate::sbom::image::{describe_image, ImageOutcome};
@@ -83,7 +84,8 @@ pub fn run(args: SbomArgs) -> Result<u8> {
         ignore: Vec::new(),
     };
     let progress = args.engine.progress();
-    let (subject, warnings) = if is_image_reference(&args.target) {
+    // A model directory whose name starts like a reference is written `./oci:…`.
+    let (subject, warnings) = if ImageRef::is_reference(&args.target) {
         let reference = parse_reference(&args.target)?;
         let outcome = describe_image(
             &reference,
@@ -128,12 +130,6 @@ pub fn run(args: SbomArgs) -> Result<u8> {
     };
     write_output(args.output.as_deref(), &bytes)?;
     Ok(0)
-}
-
-/// Whether TARGET names an image (as `vouch oci verify` takes it) rather than a path; a
-/// model directory whose name starts so is written `./oci:…`.
-fn is_image_reference(target: &str) -> bool {
-    target.starts_with("docker://") || target.starts_with("oci:")
 }
 
 /// Now, or `SOURCE_DATE_EPOCH` (seconds since 1970, UTC) for reproducible output.

@@ -32,14 +32,23 @@ pub struct LayoutRef {
     pub digest: Option<Digest>,
 }
 
+/// How a registry reference and an image-layout reference begin.
+const REGISTRY_PREFIX: &str = "docker://";
+const LAYOUT_PREFIX: &str = "oci:";
+
 impl ImageRef {
+    /// Whether `text` is written as an image reference (well formed or not) rather than a path.
+    pub fn is_reference(text: &str) -> bool {
+        text.starts_with(REGISTRY_PREFIX) || text.starts_with(LAYOUT_PREFIX)
+    }
+
     /// Parses a reference; the message says what is wrong and what was expected.
     pub fn parse(text: &str) -> Result<ImageRef, String> {
-        if let Some(rest) = text.strip_prefix("docker://") {
+        if let Some(rest) = text.strip_prefix(REGISTRY_PREFIX) {
             parse_registry(rest)
                 .map(ImageRef::Registry)
                 .map_err(|e| format!("'{text}': {e}; expected docker://HOST[:PORT]/REPO:TAG or docker://HOST[:PORT]/REPO@sha256:HEX"))
-        } else if let Some(rest) = text.strip_prefix("oci:") {
+        } else if let Some(rest) = text.strip_prefix(LAYOUT_PREFIX) {
             parse_layout(rest).map(ImageRef::Layout).map_err(|e| {
                 format!("'{text}': {e}; expected oci:DIR, oci:DIR:TAG or oci:DIR@sha256:HEX")
             })
