@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use clap::{Args, Subcommand, ValueEnum};
 use serde_json::json;
 
-use super::{engine, write_output};
+use super::{engine, jobs_or_default, write_output};
 use crate::drift::config::Config;
 use crate::drift::history::{History, HistoryView};
 use crate::drift::run::{RunOptions, RunReport, Shard, TargetResult};
@@ -119,7 +119,7 @@ pub fn run(args: DriftArgs) -> Result<u8> {
 
 fn run_once(args: &RunArgs) -> Result<u8> {
     let config = Config::load(&args.config.path)?;
-    let engine = engine(args.run.jobs)?;
+    let engine = engine(jobs_or_default(args.run.jobs))?;
     let stop = AtomicBool::new(false);
     let (run, alerts) = run_checks(&config, &args.run, &engine, &stop, &|_, _| {})?;
     for alert in alerts {
@@ -160,7 +160,7 @@ fn watch(args: &WatchArgs) -> Result<u8> {
         signal_hook::flag::register(signal, Arc::clone(&stop))
             .map_err(|e| Error::Usage(format!("cannot watch for signals: {e}")))?;
     }
-    let engine = engine(args.run.jobs)?;
+    let engine = engine(jobs_or_default(args.run.jobs))?;
     let log_target = |run: i64, t: &TargetResult| log(target_line(run, t));
     while !stop.load(Ordering::SeqCst) {
         let outcome = Config::load(&args.config.path)

@@ -99,13 +99,12 @@ pub struct EngineArgs {
 }
 
 impl EngineArgs {
-    /// `--jobs`, or one per core.
     fn jobs(&self) -> usize {
-        self.jobs.map(usize::from).unwrap_or_else(default_jobs)
+        jobs_or_default(self.jobs)
     }
 
     fn engine(&self) -> Result<Engine> {
-        engine(self.jobs)
+        engine(self.jobs())
     }
 
     fn progress(&self) -> Box<dyn Progress> {
@@ -113,9 +112,13 @@ impl EngineArgs {
     }
 }
 
-/// The hashing engine with `jobs` threads (one per core when not given).
-fn engine(jobs: Option<u16>) -> Result<Engine> {
-    let jobs = jobs.map(usize::from).unwrap_or_else(default_jobs);
+/// `--jobs`, or one per core.
+fn jobs_or_default(jobs: Option<u16>) -> usize {
+    jobs.map(usize::from).unwrap_or_else(default_jobs)
+}
+
+/// The hashing engine with `jobs` threads.
+fn engine(jobs: usize) -> Result<Engine> {
     Engine::new(jobs, ReaderConfig::for_jobs(jobs))
         .map_err(|e| Error::Usage(format!("cannot start {jobs} threads: {e}")))
 }
