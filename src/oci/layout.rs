@@ -152,24 +152,19 @@ fn relative(dir: &Path, path: &Path) -> String {
 
 impl Store for Layout {
     fn root(&self) -> Result<Fetched, Unavailable> {
+        // A digest in the reference is already the pin the caller checks; an index.json
+        // entry is a record of its own.
         let (digest, recorded) = match &self.root {
             Root::Missing(message) => return Err(Unavailable::Missing(message.clone())),
             Root::Entry(entry, source) => (
                 &entry.digest,
-                Recorded {
+                Some(Recorded {
                     digest: entry.digest.clone(),
                     size: Some(entry.size),
                     source,
-                },
+                }),
             ),
-            Root::Digest(digest) => (
-                digest,
-                Recorded {
-                    digest: digest.clone(),
-                    size: None,
-                    source: "the reference",
-                },
-            ),
+            Root::Digest(digest) => (digest, None),
         };
         let media_type = match &self.root {
             Root::Entry(entry, _) => Some(entry.media_type.clone()),
@@ -178,7 +173,7 @@ impl Store for Layout {
         Ok(Fetched {
             bytes: self.read_document(digest)?,
             media_type,
-            recorded: Some(recorded),
+            recorded,
         })
     }
 

@@ -434,9 +434,16 @@ fn resolve_root(
     let actual = algorithm.digest(&root.bytes);
     report.root_digest = Some(actual.prefixed());
     report.bytes_hashed += root.bytes.len() as u64;
+    let hashes_to = |d: &Digest| {
+        if d.algorithm == algorithm {
+            actual == *d
+        } else {
+            d.algorithm.digest(&root.bytes) == *d
+        }
+    };
     let mut problems = Vec::new();
     if let Some(pin) = pin {
-        if pin.algorithm.digest(&root.bytes) != *pin {
+        if !hashes_to(pin) {
             problems.push(match reference.tag() {
                 Some(tag) => format!(
                     "the tag '{tag}' now points to {actual}, not to the pinned {pin}: it was moved"
@@ -446,7 +453,7 @@ fn resolve_root(
         }
     }
     if let Some(recorded) = &root.recorded {
-        if recorded.digest.algorithm.digest(&root.bytes) != recorded.digest {
+        if !hashes_to(&recorded.digest) {
             problems.push(format!(
                 "the content does not hash to {}, the digest {} records",
                 recorded.digest, recorded.source

@@ -19,7 +19,7 @@ use oci_client::{Reference, RegistryOperation};
 use super::auth::Credentials;
 use super::document::{Descriptor, MANIFEST_MEDIA_TYPES};
 use super::reference::RegistryRef;
-use super::store::{within_document_limit, Fetched, Recorded, Store, Unavailable};
+use super::store::{within_document_limit, Fetched, Store, Unavailable};
 use super::Connection;
 use crate::error::{error_chain, Error, Result};
 
@@ -308,20 +308,12 @@ enum Problem {
 
 impl Store for Registry {
     fn root(&self) -> Result<Fetched, Unavailable> {
+        // A digest in the reference is already the pin the caller checks.
         let bytes = self.pull_manifest(&self.image)?;
-        let recorded = self.image.digest().and_then(|d| {
-            super::document::parse_digest(d)
-                .ok()
-                .map(|digest| Recorded {
-                    digest,
-                    size: None,
-                    source: "the reference",
-                })
-        });
         Ok(Fetched {
             bytes,
             media_type: None,
-            recorded,
+            recorded: None,
         })
     }
 

@@ -10,8 +10,8 @@ pub struct Fetched {
     pub bytes: Vec<u8>,
     /// The media type it was served or referred to as.
     pub media_type: Option<String>,
-    /// What the store records for it beyond the user's pin: the entry of a layout's
-    /// `index.json`, or the digest the reference names.
+    /// What the store records for it beyond the pin (`--digest` or the digest the reference
+    /// names): the entry of a layout's `index.json`.
     pub recorded: Option<Recorded>,
 }
 
@@ -19,7 +19,7 @@ pub struct Fetched {
 pub struct Recorded {
     pub digest: Digest,
     pub size: Option<u64>,
-    /// Where the record comes from, in words (`index.json`, `the reference`).
+    /// Where the record comes from, in words (`index.json`).
     pub source: &'static str,
 }
 
