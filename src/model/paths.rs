@@ -61,10 +61,15 @@ impl IgnoreSet {
     /// The set model-signing starts from: `.git`, `.gitattributes`, `.github`, `.gitignore`.
     pub fn with_defaults() -> IgnoreSet {
         let mut set = IgnoreSet::default();
-        for name in DEFAULT_IGNORED {
-            set.insert(name.to_string());
-        }
+        set.add_defaults();
         set
+    }
+
+    /// Adds model-signing's default names, which a recorded set may leave out.
+    pub fn add_defaults(&mut self) {
+        for name in DEFAULT_IGNORED {
+            self.insert(name.to_string());
+        }
     }
 
     /// Adds a name already in normalized form (see [`normalize_ignore`]).

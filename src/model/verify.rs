@@ -227,9 +227,7 @@ fn with_ignores(
     options: &VerifyOptions,
 ) -> Serialization {
     let mut ignore: IgnoreSet = serialization.ignore_paths.clone();
-    for name in IgnoreSet::with_defaults().recorded() {
-        ignore.insert(name);
-    }
+    ignore.add_defaults();
     for name in &options.extra_ignores {
         ignore.insert(name.clone());
     }

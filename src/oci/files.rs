@@ -44,9 +44,7 @@ impl ApprovedFiles {
             ));
         }
         let mut ignore = serialization.ignore_paths.clone();
-        for name in IgnoreSet::with_defaults().recorded() {
-            ignore.insert(name);
-        }
+        ignore.add_defaults();
         Ok(ApprovedFiles {
             files: manifest
                 .resources
