@@ -13,7 +13,7 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::report::{Report, Status};
+use crate::report::{Report, Status, Subject, Verdict};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS runs (
@@ -88,10 +88,7 @@ pub struct IncompleteRun {
 
 impl History {
     pub fn open(path: &Path) -> Result<History> {
-        let sql = |e: rusqlite::Error| Error::Io {
-            path: path.to_path_buf(),
-            source: std::io::Error::other(e),
-        };
+        let sql = |e| sql_error(path, e);
         let connection = Connection::open(path).map_err(sql)?;
         connection.busy_timeout(BUSY_TIMEOUT).map_err(sql)?;
         let mode: String = connection
@@ -115,10 +112,7 @@ impl History {
     }
 
     fn error(&self, e: rusqlite::Error) -> Error {
-        Error::Io {
-            path: self.path.clone(),
-            source: std::io::Error::other(e),
-        }
+        sql_error(&self.path, e)
     }
 
     /// Runs `work` in one immediate (write-locked) transaction.
@@ -127,10 +121,7 @@ impl History {
         work: impl FnOnce(&rusqlite::Transaction) -> rusqlite::Result<T>,
     ) -> Result<T> {
         let path = self.path.clone();
-        let sql = |e: rusqlite::Error| Error::Io {
-            path: path.clone(),
-            source: std::io::Error::other(e),
-        };
+        let sql = |e| sql_error(&path, e);
         let tx = self
             .connection
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -187,11 +178,10 @@ impl History {
                 .prepare("SELECT id, subject FROM drift WHERE target = ?1 AND resolved_at IS NULL")?
                 .query_map(params![target], |r| Ok((r.get(0)?, r.get(1)?)))?
                 .collect::<rusqlite::Result<_>>()?;
-            let drifting = report
-                .subjects
-                .iter()
-                .filter(|s| s.verdict.is_integrity_failure() || hidden.contains(&s.name));
-            for subject in drifting {
+            // A failure (or a waived one) opens or keeps a drift entry; a subject that could
+            // not be read keeps one open but does not open one.
+            let drifting = |s: &&Subject| s.verdict.is_integrity_failure() || hidden.contains(&s.name);
+            for subject in report.subjects.iter().filter(drifting) {
                 let verdict = if hidden.contains(&subject.name) { "waived" } else { subject.verdict.name() };
                 match open.iter().find(|(_, name)| *name == subject.name) {
                     Some((id, _)) => tx.execute(
@@ -207,9 +197,8 @@ impl History {
             }
             for (id, name) in &open {
                 let now_subject = report.subjects.iter().find(|s| &s.name == name);
-                let still_drifting = now_subject.is_some_and(|s| {
-                    s.verdict.is_integrity_failure() || hidden.contains(&s.name) || s.verdict == crate::report::Verdict::Unreadable
-                });
+                let still_drifting =
+                    now_subject.is_some_and(|s| drifting(&s) || s.verdict == Verdict::Unreadable);
                 if !still_drifting {
                     tx.execute(
                         "UPDATE drift SET resolved_at = ?1, resolved_run = ?2 WHERE id = ?3",
@@ -428,6 +417,14 @@ mod tests {
         assert_eq!(history.bytes_hashed_total(Some("1/2")).unwrap(), 103);
         assert_eq!(history.bytes_hashed_total(Some("2/2")).unwrap(), 20);
         assert_eq!(history.bytes_hashed_total(None).unwrap(), 4000);
+    }
+}
+
+/// A database error, as an I/O error on the history file.
+fn sql_error(path: &Path, e: rusqlite::Error) -> Error {
+    Error::Io {
+        path: path.to_path_buf(),
+        source: std::io::Error::other(e),
     }
 }
 
