@@ -97,6 +97,11 @@ struct Composition {
     assemblies: Vec<String>,
 }
 
+/// A property in vouch's namespace about an image or one of its blobs.
+fn oci_property(key: &str, value: String) -> Property {
+    property(format!("{NAMESPACE}:oci:{key}"), value)
+}
+
 fn property(name: impl Into<String>, value: impl Into<String>) -> Property {
     Property {
         name: name.into(),
@@ -225,18 +230,20 @@ fn file_component(file: &DescribedFile) -> Component {
 /// The image as a `container` component: its manifest's digest as its hash, its
 /// configuration and layers nested, then the model an artifact holds.
 fn image_component(image: &ImageDescription) -> Component {
-    let oci = |key: &str, value: String| property(format!("{NAMESPACE}:oci:{key}"), value);
     let manifest = &image.manifest;
     let mut properties = vec![
-        oci("reference", image.reference.clone()),
-        oci("digest", image.root_digest.prefixed()),
-        oci("manifest-digest", manifest.digest.prefixed()),
+        oci_property("reference", image.reference.clone()),
+        oci_property("digest", image.root_digest.prefixed()),
+        oci_property("manifest-digest", manifest.digest.prefixed()),
     ];
     if !manifest.media_type.is_empty() {
-        properties.push(oci("manifest-media-type", manifest.media_type.clone()));
+        properties.push(oci_property(
+            "manifest-media-type",
+            manifest.media_type.clone(),
+        ));
     }
     if let Some(platform) = &manifest.platform {
-        properties.push(oci("platform", platform.to_string()));
+        properties.push(oci_property("platform", platform.to_string()));
     }
     let mut components = vec![blob_component("configuration", "config", &image.config)];
     for (position, layer) in image.layers.iter().enumerate() {
@@ -261,13 +268,12 @@ fn image_component(image: &ImageDescription) -> Component {
 /// A configuration or layer blob: named by its digest, described by its role (`layer 2`),
 /// with its hashes, media type, size and title.
 fn blob_component(role: &str, key: &str, blob: &DescribedBlob) -> Component {
-    let oci = |key: &str, value: String| property(format!("{NAMESPACE}:oci:{key}"), value);
     let mut properties = vec![
-        oci("media-type", blob.media_type.clone()),
-        oci("size", blob.size.to_string()),
+        oci_property("media-type", blob.media_type.clone()),
+        oci_property("size", blob.size.to_string()),
     ];
     if let Some(title) = &blob.title {
-        properties.push(oci("title", title.clone()));
+        properties.push(oci_property("title", title.clone()));
     }
     let hashes = std::iter::once(&blob.sha256)
         .chain((blob.digest.algorithm == Algorithm::Sha512).then_some(&blob.digest))
