@@ -122,16 +122,26 @@ impl Registry {
         };
         // A registry on this machine may speak plain HTTP: TLS is tried once, and only a
         // failure to talk TLS at all (not an HTTP answer) falls back to plain HTTP.
+        // A probe that succeeded has authenticated already; any other failure is retried
+        // and reported by the call below.
+        let mut authenticated = false;
         if !connection.insecure && is_loopback(&reference.host) {
             let probe = registry.runtime.block_on(registry.client.auth(
                 &registry.image,
                 &registry.auth,
                 RegistryOperation::Pull,
             ));
-            if let Err(OciDistributionError::RequestError(e)) = probe {
-                registry.tls_failure = Some(error_chain(&e));
-                registry.client = client(ClientProtocol::Http)?;
+            match probe {
+                Ok(_) => authenticated = true,
+                Err(OciDistributionError::RequestError(e)) => {
+                    registry.tls_failure = Some(error_chain(&e));
+                    registry.client = client(ClientProtocol::Http)?;
+                }
+                Err(_) => {}
             }
+        }
+        if authenticated {
+            return Ok(registry);
         }
         registry
             .call(|| {
