@@ -4,12 +4,17 @@ use clap::Args;
 
 use super::{write_output, EngineArgs, SerializationArgs};
 use crate::error::Result;
+use crate::manifest::digest::manifest_digest;
 use crate::model::build_manifest;
 
 #[derive(Debug, Args)]
 pub struct DigestArgs {
     /// The model: a directory, or a single weights file
     model: PathBuf,
+    /// Print the manifest digest, which binds every file's name and boundaries, instead of
+    /// the OMS root digest (pin it with `vouch verify --manifest-digest`)
+    #[arg(long)]
+    manifest_digest: bool,
     #[command(flatten)]
     serialization: SerializationArgs,
     #[command(flatten)]
@@ -21,9 +26,11 @@ pub fn run(args: DigestArgs) -> Result<u8> {
     let engine = args.engine.engine()?;
     let progress = args.engine.progress();
     let (manifest, _) = build_manifest(&args.model, &serialization, &engine, progress.as_ref())?;
-    write_output(
-        None,
-        format!("{}\n", manifest.root_digest().prefixed()).as_bytes(),
-    )?;
+    let digest = if args.manifest_digest {
+        manifest_digest(&manifest)
+    } else {
+        manifest.root_digest()
+    };
+    write_output(None, format!("{}\n", digest.prefixed()).as_bytes())?;
     Ok(0)
 }

@@ -5,12 +5,12 @@ use clap::{ArgGroup, Args};
 use super::{user_ignores, EngineArgs, OutputArgs, SerializationArgs, TrustArgs};
 use crate::error::{Error, Result};
 use crate::hash::{Algorithm, Digest};
-use crate::model::verify::{check_model, Approval, VerifyOptions};
+use crate::model::verify::{check_model, Approval, Pin, VerifyOptions};
 use crate::report::{self, Report};
 use crate::sign::verify_detached_file;
 
 #[derive(Debug, Args)]
-#[command(group(ArgGroup::new("approval").required(true).args(["manifest", "digest", "check", "signature", "bundle"])))]
+#[command(group(ArgGroup::new("approval").required(true).args(["manifest", "digest", "manifest_digest", "check", "signature", "bundle"])))]
 pub struct VerifyArgs {
     /// The model: a directory, or a single weights file
     model: PathBuf,
@@ -22,6 +22,11 @@ pub struct VerifyArgs {
     /// --algo, --shard-size and --allow-symlinks as it was made)
     #[arg(long, value_name = "sha256:HEX")]
     digest: Option<String>,
+    /// A pinned manifest digest, sha256:HEX, as `vouch digest --manifest-digest` prints it:
+    /// unlike the root digest it binds every file's name and boundaries (serialized with
+    /// --algo, --shard-size and --allow-symlinks as it was made)
+    #[arg(long, value_name = "sha256:HEX")]
+    manifest_digest: Option<String>,
     /// A sha256sum/b3sum check list whose names are relative to the model root (--algo
     /// names its algorithm)
     #[arg(long, value_name = "SUMS")]
@@ -75,7 +80,7 @@ fn check(args: &VerifyArgs) -> Result<Report> {
     } else if let Some(list) = &args.check {
         if flags.shard_size.is_some() {
             return Err(Error::Usage(
-                "a check list holds whole-file digests; --shard-size goes with --digest".into(),
+                "a check list holds whole-file digests; --shard-size goes with --digest or --manifest-digest".into(),
             ));
         }
         Approval::CheckList {
@@ -84,16 +89,13 @@ fn check(args: &VerifyArgs) -> Result<Report> {
             allow_symlinks: flags.allow_symlinks,
         }
     } else {
-        let text = args.digest.as_deref().expect("clap requires one approval");
-        let digest =
-            Digest::from_prefixed(text).map_err(|e| Error::Usage(format!("--digest: {e}")))?;
-        if digest.algorithm != Algorithm::Sha256 {
-            return Err(Error::Usage(
-                "--digest: an OMS root digest is sha256:HEX".into(),
-            ));
-        }
-        Approval::Root {
-            digest,
+        let pin = match (&args.digest, &args.manifest_digest) {
+            (Some(text), _) => Pin::Root(sha256_pin("--digest", text)?),
+            (None, Some(text)) => Pin::Manifest(sha256_pin("--manifest-digest", text)?),
+            (None, None) => unreachable!("clap requires one approval"),
+        };
+        Approval::Pinned {
+            pin,
             serialization: flags.serialization(&args.model, &[])?,
         }
     };
@@ -107,13 +109,24 @@ fn check(args: &VerifyArgs) -> Result<Report> {
     check_model(&args.model, &approval, &options, &engine, progress.as_ref())
 }
 
+/// A pinned digest given as `flag`: `sha256:HEX`.
+fn sha256_pin(flag: &str, text: &str) -> Result<Digest> {
+    let digest = Digest::from_prefixed(text).map_err(|e| Error::Usage(format!("{flag}: {e}")))?;
+    if digest.algorithm != Algorithm::Sha256 {
+        return Err(Error::Usage(format!(
+            "{flag}: a model's pinned digest is sha256:HEX"
+        )));
+    }
+    Ok(digest)
+}
+
 /// A manifest or signature records its own serialization; flags that would change it are
 /// refused rather than silently ignored.
 fn refuse_serialization_flags(flags: &SerializationArgs) -> Result<()> {
     if flags.algo.is_some() || flags.shard_size.is_some() || flags.allow_symlinks {
         return Err(Error::Usage(
             "a manifest or signature records its own serialization; --algo, --shard-size and \
-             --allow-symlinks go with --digest or --check"
+             --allow-symlinks go with --digest, --manifest-digest or --check"
                 .into(),
         ));
     }

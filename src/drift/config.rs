@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::hash::{Algorithm, Digest};
 use crate::model::oms::Serialization;
 use crate::model::paths::normalize_relative_name;
-use crate::model::verify::Approval;
+use crate::model::verify::{Approval, Pin};
 use crate::oci::document::{parse_digest, Platform};
 use crate::oci::{ImageRef, Platforms};
 use crate::sign::TrustParts;
@@ -45,6 +45,7 @@ struct RawTarget {
     manifest: Option<String>,
     signature: Option<String>,
     digest: Option<String>,
+    manifest_digest: Option<String>,
     check: Option<String>,
     key: Option<String>,
     #[serde(default)]
@@ -324,6 +325,7 @@ fn image_target(
     let reference = ImageRef::parse(image).map_err(|e| format!("target \"{name}\": image {e}"))?;
     let unsupported = raw.signature.is_some()
         || raw.check.is_some()
+        || raw.manifest_digest.is_some()
         || trust_parts(raw, resolve).is_given()
         || raw.algo.is_some()
         || raw.shard_size.is_some()
@@ -375,19 +377,25 @@ fn approval(
     resolve: &dyn Fn(&str) -> PathBuf,
 ) -> std::result::Result<Approval, String> {
     let name = &raw.name;
-    let sources = [&raw.manifest, &raw.signature, &raw.digest, &raw.check]
-        .iter()
-        .filter(|s| s.is_some())
-        .count();
+    let sources = [
+        &raw.manifest,
+        &raw.signature,
+        &raw.digest,
+        &raw.manifest_digest,
+        &raw.check,
+    ]
+    .iter()
+    .filter(|s| s.is_some())
+    .count();
     if sources == 0 {
         return Err(format!(
             "target \"{name}\" has no approval source: give manifest, signature (with key, certificate_chain \
-             or identity and issuer), digest or check"
+             or identity and issuer), digest, manifest_digest or check"
         ));
     }
     if sources > 1 {
         return Err(format!(
-            "target \"{name}\" has more than one of manifest, signature, digest and check"
+            "target \"{name}\" has more than one of manifest, signature, digest, manifest_digest and check"
         ));
     }
     let algorithm = match &raw.algo {
@@ -426,24 +434,28 @@ fn approval(
             allow_symlinks: raw.allow_symlinks,
         });
     }
-    let text = raw.digest.as_deref().expect("one source is given");
-    let digest =
-        Digest::from_prefixed(text).map_err(|e| format!("target \"{name}\": digest {e}"))?;
-    if digest.algorithm != Algorithm::Sha256 {
-        return Err(format!(
-            "target \"{name}\": an OMS root digest is sha256:HEX"
-        ));
-    }
+    let sha256 = |key: &str, text: &str| {
+        let digest =
+            Digest::from_prefixed(text).map_err(|e| format!("target \"{name}\": {key} {e}"))?;
+        if digest.algorithm != Algorithm::Sha256 {
+            return Err(format!(
+                "target \"{name}\": {key} is a model's pinned digest, sha256:HEX"
+            ));
+        }
+        Ok(digest)
+    };
+    let pin = match (&raw.digest, &raw.manifest_digest) {
+        (Some(text), _) => Pin::Root(sha256("digest", text)?),
+        (None, Some(text)) => Pin::Manifest(sha256("manifest_digest", text)?),
+        (None, None) => unreachable!("one source is given"),
+    };
     let serialization = Serialization::new(
         algorithm.unwrap_or(Algorithm::Sha256),
         raw.shard_size,
         raw.allow_symlinks,
     )
     .map_err(|e| format!("target \"{name}\": {e}"))?;
-    Ok(Approval::Root {
-        digest,
-        serialization,
-    })
+    Ok(Approval::Pinned { pin, serialization })
 }
 
 /// The target's trust settings, paths resolved against the config's folder.

@@ -3,6 +3,7 @@
 
 pub mod check;
 pub mod checklist;
+pub mod digest;
 pub mod statement;
 
 use std::collections::HashSet;

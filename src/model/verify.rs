@@ -9,12 +9,13 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use super::oms::{self, Method, Resource, ResourceKey, Serialization};
+use super::oms::{Manifest, Method, Resource, ResourceKey, Serialization};
 use super::paths::{compare_names, IgnoreSet, SINGLE_FILE_NAME};
 use super::walk::{self, Model, Problem, ProblemKind};
 use super::{hash_model, walk_options, HashedModel};
 use crate::error::Result;
 use crate::hash::{Algorithm, Digest, Engine, Progress, ReadError};
+use crate::manifest::digest::manifest_digest;
 use crate::manifest::{check_list_expected, load_check_list, load_statement, statement_expected};
 use crate::report::{Report, Subject, Verdict};
 use crate::sign::{check_signature, SignatureCheck, SignerPolicy, TrustSpec};
@@ -46,9 +47,9 @@ pub enum Approval {
     Manifest(PathBuf),
     /// An OMS signature bundle, and who must have signed it.
     Signature { bundle: PathBuf, trust: TrustSpec },
-    /// A pinned root digest, and the serialization it was made with.
-    Root {
-        digest: Digest,
+    /// A pinned digest of the model, and the serialization it was made with.
+    Pinned {
+        pin: Pin,
         serialization: Serialization,
     },
     /// A sha256sum/b3sum list whose names are relative to the model root.
@@ -58,6 +59,22 @@ pub enum Approval {
         allow_symlinks: bool,
     },
 }
+
+/// A digest that pins a whole model.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Pin {
+    /// The OMS root digest (`vouch digest`): it binds the resources' contents but not their
+    /// names or where one file ends and the next begins.
+    Root(Digest),
+    /// The manifest digest (`vouch digest --manifest-digest`): it binds every resource's
+    /// name and digest and the serialization (see [`crate::manifest::digest`]).
+    Manifest(Digest),
+}
+
+/// The warning of a report that checked a root digest only.
+pub const ROOT_DIGEST_BINDS_NO_NAMES: &str = "a root digest binds the files' contents, not their names or boundaries: \
+     a renamed, moved or split file still matches it; pin the manifest digest (vouch digest --manifest-digest) \
+     or verify against a manifest or signature to bind them";
 
 /// Verifies the model at `path` against `approval`: what `vouch verify` and every drift
 /// target run.
@@ -84,10 +101,9 @@ pub fn check_model(
         Approval::Signature { bundle, trust } => {
             verify_signed(path, bundle, &trust.load()?, &options, engine, progress)
         }
-        Approval::Root {
-            digest,
-            serialization,
-        } => verify_root(path, serialization, digest, &options, engine, progress),
+        Approval::Pinned { pin, serialization } => {
+            verify_pinned(path, serialization, pin, &options, engine, progress)
+        }
         Approval::CheckList {
             list,
             algorithm,
@@ -118,7 +134,8 @@ pub fn verify(
         target: path.display().to_string(),
         approval: expected.description.clone(),
         bytes_hashed: hashed.bytes,
-        root_digest: actual_root(&model, &hashed).map(|d| d.prefixed()),
+        root_digest: found_manifest(&model, &serialization, &hashed)
+            .map(|found| found.root_digest().prefixed()),
         ..Report::default()
     };
     // Ignoring a path means not checking it: approved entries under an ignored path are
@@ -147,11 +164,11 @@ pub fn verify(
     Ok(report)
 }
 
-/// Verifies the model at `path` against a pinned root digest, serialized as `serialization`.
-pub fn verify_root(
+/// Verifies the model at `path` against a pinned digest, serialized as `serialization`.
+pub fn verify_pinned(
     path: &Path,
     serialization: &Serialization,
-    root: &Digest,
+    pin: &Pin,
     options: &VerifyOptions,
     engine: &Engine,
     progress: &dyn Progress,
@@ -160,19 +177,23 @@ pub fn verify_root(
     let serialization = with_ignores(path, serialization, options);
     let model = walk::walk(path, &walk_options(&serialization))?;
     let hashed = hash_model(&model, &serialization, engine, progress);
-    let actual = actual_root(&model, &hashed);
+    let found = found_manifest(&model, &serialization, &hashed);
 
     let mut report = Report {
         target: path.display().to_string(),
         approval: format!(
-            "root digest {} ({})",
-            root.prefixed(),
+            "{} {} ({})",
+            pin.kind(),
+            pin.digest(),
             serialization.describe()
         ),
         bytes_hashed: hashed.bytes,
-        root_digest: actual.as_ref().map(Digest::prefixed),
+        root_digest: found.as_ref().map(|m| m.root_digest().prefixed()),
         ..Report::default()
     };
+    if let Pin::Root(_) = pin {
+        report.warnings.push(ROOT_DIGEST_BINDS_NO_NAMES.to_string());
+    }
     let comparison = Comparison {
         model: &model,
         method: serialization.method,
@@ -189,19 +210,24 @@ pub fn verify_root(
                 .push(read_error_subject(comparison.display(key), error));
         }
     }
-    if let Some(actual) = actual {
-        let verdict = if &actual == root {
+    if let Some(found) = found {
+        let actual = match pin {
+            Pin::Root(_) => found.root_digest(),
+            Pin::Manifest(_) => manifest_digest(&found),
+        };
+        let verdict = if &actual == pin.digest() {
             Verdict::Ok
         } else {
             Verdict::Changed
         };
         let mut subject = Subject::new(model.name.clone(), verdict)
-            .expected(root.prefixed())
+            .expected(pin.digest().prefixed())
             .actual(actual.prefixed());
         if verdict == Verdict::Changed {
-            subject = subject.message(
-                "the model's root digest differs from the pinned one; verify against a manifest to see which file changed",
-            );
+            subject = subject.message(format!(
+                "the model's {} differs from the pinned one; verify against a manifest to see which file changed",
+                pin.kind()
+            ));
         }
         report.subjects.push(subject);
     }
@@ -258,20 +284,46 @@ pub fn name_inside(root: &Path, file: &Path) -> Option<String> {
     (!name.is_empty()).then(|| name.join("/"))
 }
 
-/// The root digest of the model as found, if every part of it could be hashed.
-fn actual_root(model: &Model, hashed: &HashedModel) -> Option<Digest> {
+/// The manifest of the model as found, if every part of it could be hashed.
+fn found_manifest(
+    model: &Model,
+    serialization: &Serialization,
+    hashed: &HashedModel,
+) -> Option<Manifest> {
     if !model.problems.is_empty() {
         return None;
     }
-    let mut resources: Vec<(&ResourceKey, &Digest)> = hashed
+    let resources = hashed
         .resources
         .iter()
-        .map(|(key, result)| result.as_ref().ok().map(|digest| (key, digest)))
+        .map(|(key, result)| {
+            result.as_ref().ok().map(|digest| Resource {
+                key: key.clone(),
+                digest: digest.clone(),
+            })
+        })
         .collect::<Option<_>>()?;
-    resources.sort_by(|a, b| a.0.cmp(b.0));
-    Some(oms::root_digest(
-        resources.into_iter().map(|(_, digest)| digest),
+    Some(Manifest::new(
+        model.name.clone(),
+        serialization.clone(),
+        resources,
     ))
+}
+
+impl Pin {
+    pub fn digest(&self) -> &Digest {
+        match self {
+            Pin::Root(digest) | Pin::Manifest(digest) => digest,
+        }
+    }
+
+    /// `root digest` or `manifest digest`, for reports.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Pin::Root(_) => "root digest",
+            Pin::Manifest(_) => "manifest digest",
+        }
+    }
 }
 
 /// A file as found: its size and its resources with their digests.
