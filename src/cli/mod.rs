@@ -22,7 +22,7 @@ use crate::fsio::write_atomically;
 use crate::hash::progress::Bar;
 use crate::hash::{default_jobs, Algorithm, Engine, Progress, ProgressMode, ReaderConfig};
 use crate::model::oms::Serialization;
-use crate::model::paths::normalize_ignore;
+use crate::model::paths::{normalize_ignore, IgnoreSet};
 use crate::model::verify::name_inside;
 use crate::report::{self, Format, Report};
 use crate::sign::{TrustParts, TrustSpec};
@@ -134,9 +134,13 @@ pub struct SerializationArgs {
     #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..))]
     shard_size: Option<u64>,
     /// A path to leave out, relative to the model root (repeatable); .git, .gitattributes,
-    /// .github and .gitignore are always left out
+    /// .github and .gitignore are left out too, unless --no-ignore-git-paths
     #[arg(long = "ignore-paths", value_name = "PATH")]
     ignore_paths: Vec<String>,
+    /// Treat .git, .gitattributes, .github and .gitignore at the model root like any other
+    /// file (as model-signing's flag of that name does)
+    #[arg(long)]
+    no_ignore_git_paths: bool,
     /// Hash symbolic links that stay inside the model as their targets' content
     #[arg(long)]
     allow_symlinks: bool,
@@ -149,6 +153,9 @@ impl SerializationArgs {
         let algorithm = self.algo.unwrap_or(Algorithm::Sha256);
         let mut serialization = Serialization::new(algorithm, self.shard_size, self.allow_symlinks)
             .map_err(|e| Error::Usage(format!("--algo/--shard-size: {e}")))?;
+        if self.no_ignore_git_paths {
+            serialization.ignore_paths = IgnoreSet::default();
+        }
         for name in user_ignores(model, &self.ignore_paths)? {
             serialization.ignore_paths.insert(name);
         }

@@ -11,7 +11,7 @@ use super::store::{within_document_limit, Fetched, Recorded, Store, Unavailable}
 use crate::error::{Error, Result};
 use crate::hash::reader::{open_regular, ReadError};
 use crate::hash::Digest;
-use crate::manifest::read_input;
+use crate::fsio::read_input;
 
 pub struct Layout {
     dir: PathBuf,

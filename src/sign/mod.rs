@@ -134,7 +134,7 @@ impl TrustParts {
 impl TrustSpec {
     pub fn load(&self) -> crate::error::Result<SignerPolicy> {
         use crate::error::Error;
-        use crate::manifest::read_input;
+        use crate::fsio::read_input;
         match self {
             TrustSpec::Key(path) => {
                 let key =
@@ -179,7 +179,7 @@ impl TrustSpec {
         };
         let root = match trusted_root {
             Some(path) => Some(
-                String::from_utf8(crate::manifest::read_input(path)?)
+                String::from_utf8(crate::fsio::read_input(path)?)
                     .map_err(|_| Error::input(path, "is not UTF-8 JSON"))?,
             ),
             None => None,
@@ -284,7 +284,7 @@ pub fn check_signature(
 ) -> crate::error::Result<SignatureCheck> {
     use crate::error::Error;
     let started = Instant::now();
-    let bundle = bundle::parse(&crate::manifest::read_input(signature)?)
+    let bundle = bundle::parse(&crate::fsio::read_input(signature)?)
         .map_err(|e| Error::input(signature, e))?;
     let name = signature.display().to_string();
     let refused = |reason: String| {
@@ -451,7 +451,7 @@ pub fn verify_detached_file(
 ) -> crate::error::Result<Report> {
     use crate::error::Error;
     let started = std::time::Instant::now();
-    let json = String::from_utf8(crate::manifest::read_input(bundle_path)?)
+    let json = String::from_utf8(crate::fsio::read_input(bundle_path)?)
         .map_err(|_| Error::input(bundle_path, "is not UTF-8 text, so not a Sigstore bundle"))?;
     let (handle, stamp) = crate::hash::reader::open_regular(file, true).map_err(|e| match e {
         ReadError::NotRegular(kind) => Error::input(
