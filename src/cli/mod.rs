@@ -187,6 +187,10 @@ pub struct TrustArgs {
     /// Trusted certificates (PEM; repeatable): the signing certificate must chain to one
     #[arg(long = "certificate-chain", value_name = "PEM")]
     certificate_chain: Vec<PathBuf>,
+    /// Let a trusted certificate that is not a self-signed root (an intermediate) end the
+    /// chain; without it the chain must reach a trusted root, as model-signing requires
+    #[arg(long)]
+    allow_partial_chain: bool,
     /// The Sigstore signer identity (e-mail or URI), matched exactly
     #[arg(long, value_name = "ID", conflicts_with = "identity_regexp")]
     identity: Option<String>,
@@ -206,6 +210,7 @@ impl TrustArgs {
         TrustParts {
             key: self.key.clone(),
             certificate_chain: self.certificate_chain.clone(),
+            allow_partial_chain: self.allow_partial_chain,
             identity: self.identity.clone(),
             identity_regexp: self.identity_regexp.clone(),
             issuer: self.issuer.clone(),
@@ -218,7 +223,7 @@ impl TrustArgs {
     fn refuse_unless(&self, signed: bool, flags: &str) -> Result<()> {
         if !signed && self.parts().is_given() {
             return Err(Error::Usage(format!(
-                "--key, --certificate-chain, --identity, --issuer and --trusted-root go with {flags}"
+                "--key, --certificate-chain, --allow-partial-chain, --identity, --issuer and --trusted-root go with {flags}"
             )));
         }
         Ok(())

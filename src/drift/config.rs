@@ -56,6 +56,8 @@ struct RawTarget {
     key: Option<String>,
     #[serde(default)]
     certificate_chain: Vec<String>,
+    #[serde(default)]
+    allow_partial_chain: bool,
     identity: Option<String>,
     identity_regexp: Option<String>,
     issuer: Option<String>,
@@ -485,7 +487,7 @@ fn approval(
     let trust = trust_parts(raw, resolve);
     if raw.signature.is_none() && trust.is_given() {
         return Err(format!(
-            "target \"{name}\": key, certificate_chain, identity, issuer and trusted_root go with signature"
+            "target \"{name}\": key, certificate_chain, allow_partial_chain, identity, issuer and trusted_root go with signature"
         ));
     }
     if let Some(signature) = &raw.signature {
@@ -536,6 +538,7 @@ fn trust_parts(raw: &RawTarget, resolve: &dyn Fn(&str) -> PathBuf) -> TrustParts
     TrustParts {
         key: raw.key.as_deref().map(resolve),
         certificate_chain: raw.certificate_chain.iter().map(|c| resolve(c)).collect(),
+        allow_partial_chain: raw.allow_partial_chain,
         identity: raw.identity.clone(),
         identity_regexp: raw.identity_regexp.clone(),
         issuer: raw.issuer.clone(),
@@ -647,7 +650,7 @@ webhook = "https://hooks.example.com/vouch"
     fn waivers_need_an_owner_a_reason_a_near_expiry_and_a_file_target() {
         let no_owner = GOOD.replace("owner = \"alice@example.com\"", "owner = \" \"");
         let e = error_of(&no_owner);
-        assert!(e.contains("line 20") && e.contains("non-empty owner"), "{e}");
+        assert!(e.contains("line 19") && e.contains("non-empty owner"), "{e}");
         let no_reason = GOOD.replace("\"model card edited after release\"", "\"\"");
         assert!(error_of(&no_reason).contains("non-empty reason"));
 
@@ -675,13 +678,13 @@ webhook = "https://hooks.example.com/vouch"
             &format!("digest = \"sha256:{}\"", "ab".repeat(32)),
         );
         let e = error_of(&pinned);
-        assert!(e.contains("line 20") && e.contains("root digest"), "{e}");
+        assert!(e.contains("line 19") && e.contains("root digest"), "{e}");
         let image = GOOD.replace(
             "path = \"/srv/models/llama\"\nmanifest",
             "image = \"oci:layout:v1\"\nmanifest",
         );
         let e = error_of(&image);
-        assert!(e.contains("line 20") && e.contains("is an image"), "{e}");
+        assert!(e.contains("line 19") && e.contains("is an image"), "{e}");
     }
 
     #[test]
