@@ -509,6 +509,13 @@ impl Comparison<'_> {
             }
         }
         self.shape_warnings(approved, report);
+        if matches!(self.method, Method::Shards { .. }) && !self.model.is_single_file {
+            report.warnings.push(
+                "a shards manifest records nothing for an empty file: an approved empty file that went missing \
+                 cannot be detected (empty files present are named above)"
+                    .to_string(),
+            );
+        }
     }
 
     fn compare_file(
@@ -578,7 +585,8 @@ impl Comparison<'_> {
         if found.resources.is_empty() {
             // Only an empty file has no resource: the shards method records nothing for it.
             report.warnings.push(format!(
-                "{} is empty: a shards manifest records no resource for an empty file, so this file is not protected by it",
+                "{} is empty: a shards manifest records no resource for an empty file, so this file is not protected by it \
+                 (whether it was approved or appeared since cannot be told)",
                 self.display_path(path)
             ));
             return;
