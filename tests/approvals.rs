@@ -30,8 +30,21 @@ fn key_pair(dir: &Path, test: &str) -> Option<(PathBuf, PathBuf)> {
     let private = dir.join("key.pem");
     let public = dir.join("pub.pem");
     let ok = |command: &mut Command| assert!(run(command).code == Some(0), "{command:?}");
-    ok(Command::new(&openssl).args(["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out"]).arg(&private));
-    ok(Command::new(&openssl).args(["ec", "-pubout", "-in"]).arg(&private).arg("-out").arg(&public));
+    ok(Command::new(&openssl)
+        .args([
+            "ecparam",
+            "-name",
+            "prime256v1",
+            "-genkey",
+            "-noout",
+            "-out",
+        ])
+        .arg(&private));
+    ok(Command::new(&openssl)
+        .args(["ec", "-pubout", "-in"])
+        .arg(&private)
+        .arg("-out")
+        .arg(&public));
     Some((private, public))
 }
 
@@ -46,8 +59,15 @@ fn every_approval_input_given_as_a_fifo_is_exit_2_naming_it() {
     write_tree(&d.join("model"), &[("w.bin", &pseudo_random(5000, 1))]);
     let model = d.join("model");
     let signature = d.join("model.sig");
-    vouch_run([os("sign"), model.as_os_str(), os("--key"), private.as_os_str(), os("-o"), signature.as_os_str()])
-        .expect(0);
+    vouch_run([
+        os("sign"),
+        model.as_os_str(),
+        os("--key"),
+        private.as_os_str(),
+        os("-o"),
+        signature.as_os_str(),
+    ])
+    .expect(0);
     let fifo = |name: &str| {
         let path = d.join(name);
         mkfifo(&path);
@@ -73,12 +93,36 @@ fn every_approval_input_given_as_a_fifo_is_exit_2_naming_it() {
     let docker_config = docker.join("config.json");
     mkfifo(&docker_config);
     let cases: Vec<(Vec<OsString>, &Path)> = vec![
-        (verify(vec!["--manifest".into(), manifest.clone().into()]), &manifest),
-        (verify(vec!["--check".into(), sums.clone().into()]), &sums),
-        (verify(vec!["--signature".into(), bundle.clone().into(), "--key".into(), public.clone().into()]), &bundle),
-        (verify(vec!["--signature".into(), signature.clone().into(), "--key".into(), key.clone().into()]), &key),
         (
-            verify(vec!["--signature".into(), signature.clone().into(), "--certificate-chain".into(), chain.clone().into()]),
+            verify(vec!["--manifest".into(), manifest.clone().into()]),
+            &manifest,
+        ),
+        (verify(vec!["--check".into(), sums.clone().into()]), &sums),
+        (
+            verify(vec![
+                "--signature".into(),
+                bundle.clone().into(),
+                "--key".into(),
+                public.clone().into(),
+            ]),
+            &bundle,
+        ),
+        (
+            verify(vec![
+                "--signature".into(),
+                signature.clone().into(),
+                "--key".into(),
+                key.clone().into(),
+            ]),
+            &key,
+        ),
+        (
+            verify(vec![
+                "--signature".into(),
+                signature.clone().into(),
+                "--certificate-chain".into(),
+                chain.clone().into(),
+            ]),
             &chain,
         ),
         (
@@ -133,7 +177,15 @@ fn every_approval_input_given_as_a_fifo_is_exit_2_naming_it() {
             ],
             &certificate,
         ),
-        (vec!["drift".into(), "run".into(), "-c".into(), config.clone().into()], &config),
+        (
+            vec![
+                "drift".into(),
+                "run".into(),
+                "-c".into(),
+                config.clone().into(),
+            ],
+            &config,
+        ),
         (
             vec![
                 "oci".into(),
@@ -146,7 +198,11 @@ fn every_approval_input_given_as_a_fifo_is_exit_2_naming_it() {
         ),
     ];
     for (args, input) in cases {
-        let ran = run_within(vouch().env("DOCKER_CONFIG", &docker).args(&args), Duration::from_secs(10)).expect(2);
+        let ran = run_within(
+            vouch().env("DOCKER_CONFIG", &docker).args(&args),
+            Duration::from_secs(10),
+        )
+        .expect(2);
         assert!(
             ran.stderr.contains(&input.display().to_string()) && ran.stderr.contains("FIFO"),
             "{args:?}: {}",
@@ -157,10 +213,21 @@ fn every_approval_input_given_as_a_fifo_is_exit_2_naming_it() {
 
 /// `payload` signed with `private` in a DSSE bundle shaped like `template` (a bundle vouch
 /// wrote with the same key).
-fn forge_bundle(template: &Path, payload: &[u8], private: &Path, out: &Path, test: &str) -> Option<()> {
+fn forge_bundle(
+    template: &Path,
+    payload: &[u8],
+    private: &Path,
+    out: &Path,
+    test: &str,
+) -> Option<()> {
     let openssl = require_tool(test, "openssl")?;
     let payload_type = "application/vnd.in-toto+json";
-    let mut pae = format!("DSSEv1 {} {payload_type} {} ", payload_type.len(), payload.len()).into_bytes();
+    let mut pae = format!(
+        "DSSEv1 {} {payload_type} {} ",
+        payload_type.len(),
+        payload.len()
+    )
+    .into_bytes();
     pae.extend_from_slice(payload);
     let dir = out.parent().unwrap();
     std::fs::write(dir.join("pae.bin"), &pae).unwrap();
@@ -174,7 +241,8 @@ fn forge_bundle(template: &Path, payload: &[u8], private: &Path, out: &Path, tes
     assert_eq!(ran.code, Some(0), "{}", ran.stderr);
     edited_bundle(template, out, |bundle| {
         bundle["dsseEnvelope"]["payload"] = STANDARD.encode(payload).into();
-        bundle["dsseEnvelope"]["signatures"][0]["sig"] = STANDARD.encode(std::fs::read(&sig).unwrap()).into();
+        bundle["dsseEnvelope"]["signatures"][0]["sig"] =
+            STANDARD.encode(std::fs::read(&sig).unwrap()).into();
     });
     Some(())
 }
@@ -188,7 +256,13 @@ fn a_statement_that_ignores_its_own_file_is_refused_signed_or_not() {
         return;
     };
     let model = d.join("model");
-    write_tree(&model, &[("weights.bin", &pseudo_random(3000, 2)), ("config.json", b"{}")]);
+    write_tree(
+        &model,
+        &[
+            ("weights.bin", &pseudo_random(3000, 2)),
+            ("config.json", b"{}"),
+        ],
+    );
     let manifest = d.join("approved.json");
     write_manifest(&model, &manifest, &[]);
     let mut statement: Value = serde_json::from_slice(&std::fs::read(&manifest).unwrap()).unwrap();
@@ -200,7 +274,13 @@ fn a_statement_that_ignores_its_own_file_is_refused_signed_or_not() {
     std::fs::write(&manifest, &inconsistent).unwrap();
     // A swapped weights file would otherwise pass, skipped as ignored.
     std::fs::write(model.join("weights.bin"), pseudo_random(3000, 3)).unwrap();
-    let ran = vouch_run([os("verify"), model.as_os_str(), os("--manifest"), manifest.as_os_str()]).expect(2);
+    let ran = vouch_run([
+        os("verify"),
+        model.as_os_str(),
+        os("--manifest"),
+        manifest.as_os_str(),
+    ])
+    .expect(2);
     assert!(
         ran.stderr.contains("inconsistent") && ran.stderr.contains("'weights.bin'"),
         "{}",
@@ -208,8 +288,15 @@ fn a_statement_that_ignores_its_own_file_is_refused_signed_or_not() {
     );
 
     let template = d.join("template.sig");
-    vouch_run([os("sign"), model.as_os_str(), os("--key"), private.as_os_str(), os("-o"), template.as_os_str()])
-        .expect(0);
+    vouch_run([
+        os("sign"),
+        model.as_os_str(),
+        os("--key"),
+        private.as_os_str(),
+        os("-o"),
+        template.as_os_str(),
+    ])
+    .expect(0);
     let forged = d.join("forged.sig");
     let Some(()) = forge_bundle(&template, &inconsistent, &private, &forged, test) else {
         return;
@@ -262,9 +349,16 @@ fn skipped_approved_files_are_named_with_where_the_ignore_came_from() {
         "[[target]]\nname = \"m\"\nowner = \"o\"\npath = \"model\"\nmanifest = \"approved.json\"\nignore_paths = [\"notes\"]\n",
     )
     .unwrap();
-    let run = vouch_run([os("drift"), os("run"), os("--format"), os("json"), os("-c"), config.as_os_str()])
-        .expect(0)
-        .json();
+    let run = vouch_run([
+        os("drift"),
+        os("run"),
+        os("--format"),
+        os("json"),
+        os("-c"),
+        config.as_os_str(),
+    ])
+    .expect(0)
+    .json();
     let warnings = run["targets"][0]["report"]["warnings"].to_string();
     assert!(
         warnings.contains("not checked because of the target's ignore_paths: notes/b.txt"),
@@ -282,10 +376,18 @@ fn unlisted_git_paths_are_named_and_no_ignore_git_paths_checks_them() {
     // Dropped in after approval: a filter driver and a workflow nobody approved.
     write_tree(
         &model,
-        &[(".gitattributes", b"*.bin filter=evil\n"), (".github/workflows/x.yml", b"on: push\n")],
+        &[
+            (".gitattributes", b"*.bin filter=evil\n"),
+            (".github/workflows/x.yml", b"on: push\n"),
+        ],
     );
     let verify = |extra: &[&str]| {
-        let mut args = vec![os("verify"), model.as_os_str(), os("--manifest"), manifest.as_os_str()];
+        let mut args = vec![
+            os("verify"),
+            model.as_os_str(),
+            os("--manifest"),
+            manifest.as_os_str(),
+        ];
         args.extend(extra.iter().map(|a| os(a)));
         args.extend([os("--format"), os("json")]);
         vouch_run(args)
@@ -304,7 +406,11 @@ fn unlisted_git_paths_are_named_and_no_ignore_git_paths_checks_them() {
         .filter(|s| s["verdict"] == "extra")
         .map(|s| s["name"].as_str().unwrap())
         .collect();
-    assert_eq!(extra, [".gitattributes", ".github/workflows/x.yml"], "{report:#}");
+    assert_eq!(
+        extra,
+        [".gitattributes", ".github/workflows/x.yml"],
+        "{report:#}"
+    );
 
     // With the flag, a manifest includes them and then verifies them like any file.
     let with_git = dir.path().join("with-git.json");
@@ -312,7 +418,12 @@ fn unlisted_git_paths_are_named_and_no_ignore_git_paths_checks_them() {
     let recorded: Value = serde_json::from_slice(&std::fs::read(&with_git).unwrap()).unwrap();
     assert!(recorded.to_string().contains(".github/workflows/x.yml"));
     std::fs::write(model.join(".gitattributes"), b"*.bin filter=other\n").unwrap();
-    let ran = vouch_run([os("verify"), model.as_os_str(), os("--manifest"), with_git.as_os_str()]);
+    let ran = vouch_run([
+        os("verify"),
+        model.as_os_str(),
+        os("--manifest"),
+        with_git.as_os_str(),
+    ]);
     let ran = ran.expect(1);
     assert!(ran.stdout().contains(".gitattributes"), "{}", ran.stdout());
 }
@@ -344,7 +455,11 @@ fn a_partial_certificate_chain_is_refused_unless_asked_for() {
     };
     verify("ca-cert.pem", &[]).expect(0);
     let ran = verify("int-ca-cert.pem", &[]).expect(1);
-    assert!(ran.stdout().contains("not a self-signed root"), "{}", ran.stdout());
+    assert!(
+        ran.stdout().contains("not a self-signed root"),
+        "{}",
+        ran.stdout()
+    );
     verify("int-ca-cert.pem", &["--allow-partial-chain"]).expect(0);
     let ran = verify("ca-cert.pem", &["--allow-partial-chain", "--key", "k.pem"]).expect(2);
     assert!(ran.stderr.contains("exactly one of"), "{}", ran.stderr);
@@ -364,7 +479,11 @@ fn a_detached_bundle_must_be_a_sigstore_bundle_about_a_file() {
     let mut bytes = Vec::new();
     for name in ["signme-1", "signme-2"] {
         let hex = sha256_hex(&std::fs::read(fixture.join(name)).unwrap());
-        bytes.extend((0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()));
+        bytes.extend(
+            (0..hex.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()),
+        );
     }
     std::fs::write(&file, &bytes).unwrap();
     let root = testdata.join("sigstore/trusted_root.public-good.json");
@@ -384,14 +503,25 @@ fn a_detached_bundle_must_be_a_sigstore_bundle_about_a_file() {
     };
     let ran = verify(&fixture.join("model.sig")).expect(2);
     assert!(
-        ran.stderr.contains("OMS model signature") && ran.stderr.contains("model_signing/signature/v1.0"),
+        ran.stderr.contains("OMS model signature")
+            && ran.stderr.contains("model_signing/signature/v1.0"),
         "{}",
         ran.stderr
     );
-    for media_type in ["application/vnd.dev.sigstore.bundle+json;version=9", "application/json", ""] {
+    for media_type in [
+        "application/vnd.dev.sigstore.bundle+json;version=9",
+        "application/json",
+        "",
+    ] {
         let edited = dir.path().join("edited.sig");
-        edited_bundle(&fixture.join("model.sig"), &edited, |b| b["mediaType"] = media_type.into());
+        edited_bundle(&fixture.join("model.sig"), &edited, |b| {
+            b["mediaType"] = media_type.into()
+        });
         let ran = verify(&edited).expect(2);
-        assert!(ran.stderr.contains("mediaType"), "{media_type}: {}", ran.stderr);
+        assert!(
+            ran.stderr.contains("mediaType"),
+            "{media_type}: {}",
+            ran.stderr
+        );
     }
 }

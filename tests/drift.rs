@@ -634,12 +634,27 @@ fn config_mistakes_are_exit_2_with_the_line() {
         format!("\n[[waiver]]\ntarget = \"{target}\"\npaths = [\"adapter.bin\"]\nreason = \"{reason}\"\nowner = \"{owner}\"\nexpires = \"{expires}\"\n")
     };
     for (waiver, needle) in [
-        (waiver("llama", "", "r", &soon), "line 22: a waiver needs a non-empty owner"),
-        (waiver("llama", "o", " ", &soon), "line 22: a waiver needs a non-empty reason"),
-        (waiver("llama", "o", "r", &days_from_today(91)), "max_waiver_days (90)"),
-        (waiver("adapter", "o", "r", &soon), "approved by a root digest"),
+        (
+            waiver("llama", "", "r", &soon),
+            "line 22: a waiver needs a non-empty owner",
+        ),
+        (
+            waiver("llama", "o", " ", &soon),
+            "line 22: a waiver needs a non-empty reason",
+        ),
+        (
+            waiver("llama", "o", "r", &days_from_today(91)),
+            "max_waiver_days (90)",
+        ),
+        (
+            waiver("adapter", "o", "r", &soon),
+            "approved by a root digest",
+        ),
         (waiver("artifact", "o", "r", &soon), "is an image"),
-        (format!("max_waiver_days = 5\n{}", waiver("llama", "o", "r", &soon)), "max_waiver_days (5)"),
+        (
+            format!("max_waiver_days = 5\n{}", waiver("llama", "o", "r", &soon)),
+            "max_waiver_days (5)",
+        ),
     ] {
         let text = match waiver.strip_prefix("max_waiver_days = 5\n") {
             Some(rest) => format!("max_waiver_days = 5\n{good}{rest}"),
@@ -674,12 +689,20 @@ fn a_target_past_its_deadline_is_an_error_and_the_others_finish() {
     command
         .args(["drift", "run", "--format", "json", "--jobs", "2", "-c"])
         .arg(fleet.config());
-    let run = run_within(&mut command, Duration::from_secs(30)).expect(3).json();
-    assert!(started.elapsed() < Duration::from_secs(20), "{:?}", started.elapsed());
+    let run = run_within(&mut command, Duration::from_secs(30))
+        .expect(3)
+        .json();
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
     let stalled = target(&run, "stalled");
     assert_eq!(stalled["status"], "error", "{run:#}");
     assert!(
-        stalled["report"].to_string().contains("did not finish within 2 s (target_timeout)"),
+        stalled["report"]
+            .to_string()
+            .contains("did not finish within 2 s (target_timeout)"),
         "{stalled:#}"
     );
     for name in ["llama", "adapter", "artifact"] {

@@ -650,7 +650,10 @@ webhook = "https://hooks.example.com/vouch"
     fn waivers_need_an_owner_a_reason_a_near_expiry_and_a_file_target() {
         let no_owner = GOOD.replace("owner = \"alice@example.com\"", "owner = \" \"");
         let e = error_of(&no_owner);
-        assert!(e.contains("line 19") && e.contains("non-empty owner"), "{e}");
+        assert!(
+            e.contains("line 19") && e.contains("non-empty owner"),
+            "{e}"
+        );
         let no_reason = GOOD.replace("\"model card edited after release\"", "\"\"");
         assert!(error_of(&no_reason).contains("non-empty reason"));
 

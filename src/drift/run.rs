@@ -356,7 +356,9 @@ pub fn run(config: &Config, options: &RunOptions) -> Result<RunReport> {
     let workers = options.concurrency.clamp(1, mine.len().max(1));
     // Twice the run's threads in all, so a target whose files are few still keeps the cores
     // busy while another waits on its disk; one target alone has them all.
-    let jobs_per_target = (2 * options.jobs).div_ceil(workers).clamp(1, options.jobs.max(1));
+    let jobs_per_target = (2 * options.jobs)
+        .div_ceil(workers)
+        .clamp(1, options.jobs.max(1));
     std::thread::scope(|scope| {
         for _ in 0..workers {
             scope.spawn(|| loop {

@@ -29,7 +29,11 @@ pub fn load_statement(path: &Path) -> Result<Statement> {
 pub fn check_consistent(statement: &Statement) -> Result<(), String> {
     let manifest = &statement.manifest;
     let ignore = &manifest.serialization.ignore_paths;
-    match manifest.resources.iter().find(|r| ignore.matches(&r.key.path)) {
+    match manifest
+        .resources
+        .iter()
+        .find(|r| ignore.matches(&r.key.path))
+    {
         Some(resource) => Err(format!(
             "inconsistent manifest: its ignore_paths cover '{}', one of its own resources",
             resource.key.path

@@ -324,7 +324,9 @@ impl Ignores {
             IgnoreOrigin::Extra => self.extra_setting,
             IgnoreOrigin::Approval => "the approval's ignore_paths",
             IgnoreOrigin::ApprovalFile => "being the approval's own file",
-            IgnoreOrigin::GitDefault => "the default git ignores (--no-ignore-git-paths checks them)",
+            IgnoreOrigin::GitDefault => {
+                "the default git ignores (--no-ignore-git-paths checks them)"
+            }
         }
     }
 
@@ -332,7 +334,9 @@ impl Ignores {
     fn warn_skipped<'a>(&self, skipped: impl Iterator<Item = &'a str>, report: &mut Report) {
         let mut by_origin: Vec<(&str, Vec<&str>)> = Vec::new();
         for name in skipped {
-            let origin = self.origin(name).map_or("ignore paths", |o| self.describe(o));
+            let origin = self
+                .origin(name)
+                .map_or("ignore paths", |o| self.describe(o));
             match by_origin.iter_mut().find(|(o, _)| *o == origin) {
                 Some((_, names)) if names.last() != Some(&name) => names.push(name),
                 Some(_) => {}

@@ -499,12 +499,22 @@ mod tests {
     #[test]
     fn an_intermediate_ends_the_chain_only_when_partial_chains_are_allowed() {
         let (root, intermediate, leaf) = chain(|_| {}, |_| {}, |_| {});
-        let err = verify_chain(&[leaf.clone()], &[intermediate.clone()], false).unwrap_err();
+        let err = verify_chain(
+            std::slice::from_ref(&leaf),
+            std::slice::from_ref(&intermediate),
+            false,
+        )
+        .unwrap_err();
         assert!(
             err.contains("'CN=intermediate', which is not a self-signed root"),
             "{err}"
         );
-        let leaf_only = verify_chain(&[leaf.clone()], &[intermediate.clone()], true).unwrap();
+        let leaf_only = verify_chain(
+            std::slice::from_ref(&leaf),
+            std::slice::from_ref(&intermediate),
+            true,
+        )
+        .unwrap();
         assert_eq!(leaf_only.subject, "CN=leaf");
         // Trusting both, the path goes on from the intermediate to the root.
         verify_chain(&[leaf], &[intermediate, root], false).unwrap();
