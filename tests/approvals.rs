@@ -525,3 +525,75 @@ fn a_detached_bundle_must_be_a_sigstore_bundle_about_a_file() {
         );
     }
 }
+
+#[test]
+fn model_signing_and_vouch_both_refuse_an_intermediate_as_the_only_trust() {
+    let test = "model_signing_and_vouch_both_refuse_an_intermediate_as_the_only_trust";
+    let Some(python) = peer_python(test) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = |name: &str| dir.path().join(name);
+    write_tree(&d("model"), &[("w.bin", &pseudo_random(4000, 5))]);
+    model_signing(
+        &python,
+        &[os("pki"), dir.path().as_os_str(), os("--curve"), os("p256")],
+    );
+    let signature = d("model.sig");
+    vouch_run([
+        os("sign"),
+        d("model").as_os_str(),
+        os("--key"),
+        d("leaf-key.pem").as_os_str(),
+        os("--certificate"),
+        d("leaf.pem").as_os_str(),
+        os("--certificate-chain"),
+        d("intermediate.pem").as_os_str(),
+        os("-o"),
+        signature.as_os_str(),
+    ])
+    .expect(0);
+    let peer = |anchor: &str| {
+        run(
+            Command::new(python.parent().unwrap().join("model_signing")).args([
+                os("verify"),
+                os("certificate"),
+                os("--certificate_chain"),
+                d(anchor).as_os_str(),
+                os("--signature"),
+                signature.as_os_str(),
+                d("model").as_os_str(),
+            ]),
+        )
+    };
+    let vouch = |anchor: &str, extra: &[&str]| {
+        let mut args: Vec<OsString> = vec![
+            "verify".into(),
+            d("model").into(),
+            "--signature".into(),
+            signature.clone().into(),
+            "--certificate-chain".into(),
+            d(anchor).into(),
+        ];
+        args.extend(extra.iter().map(OsString::from));
+        vouch_run(args).code
+    };
+    let peer_root = peer("root.pem");
+    assert!(
+        peer_root.stdout().contains("succeeded"),
+        "{}",
+        peer_root.stderr
+    );
+    assert_eq!(vouch("root.pem", &[]), Some(0));
+    let peer_intermediate = peer("intermediate.pem");
+    assert!(
+        !peer_intermediate.stdout().contains("succeeded"),
+        "model-signing accepted an intermediate alone: {}",
+        peer_intermediate.stdout()
+    );
+    assert_eq!(vouch("intermediate.pem", &[]), Some(1));
+    assert_eq!(
+        vouch("intermediate.pem", &["--allow-partial-chain"]),
+        Some(0)
+    );
+}
