@@ -1,10 +1,77 @@
-//! Writing outputs so that nobody ever sees half of one.
+//! Reading approval inputs without ever blocking, and writing outputs so that nobody ever
+//! sees half of one.
 
-use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
+use std::fs::{Metadata, OpenOptions};
+use std::io::{Read, Write};
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::io::AsRawFd;
 use std::path::Path;
 
 use crate::error::{Error, Result};
+
+/// Larger inputs are refused rather than read into memory: a manifest of a million files
+/// is about 150 MB.
+pub const MAX_INPUT_BYTES: u64 = 512 << 20;
+
+/// Reads a whole approval input (manifest, signature bundle, check list, key, certificate,
+/// trusted root, config, password file). It is opened without blocking and must be a regular
+/// file: a FIFO, socket or device is an input error naming it, never a read that hangs.
+/// Oversized files are refused.
+pub fn read_input(path: &Path) -> Result<Vec<u8>> {
+    let io = |e: std::io::Error| Error::io(path, e);
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(io)?;
+    let meta = file.metadata().map_err(io)?;
+    if let Some(kind) = special_kind(&meta) {
+        return Err(Error::input(
+            path,
+            format!("is {kind}, not a regular file; it was not read"),
+        ));
+    }
+    // A regular file never blocks, but reads should not see EAGAIN either (a FUSE or
+    // network file system may honour the flag).
+    // SAFETY: fcntl on a descriptor this function owns; no memory is passed.
+    let cleared = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_SETFL, 0) };
+    if cleared == -1 {
+        return Err(io(std::io::Error::last_os_error()));
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_INPUT_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io)?;
+    if bytes.len() as u64 > MAX_INPUT_BYTES {
+        return Err(Error::input(
+            path,
+            format!("is larger than {MAX_INPUT_BYTES} bytes; refusing to read it"),
+        ));
+    }
+    Ok(bytes)
+}
+
+/// What a file that is not a regular file is, in words (`None` for a regular file).
+pub fn special_kind(meta: &Metadata) -> Option<&'static str> {
+    let ft = meta.file_type();
+    if ft.is_file() {
+        None
+    } else if ft.is_dir() {
+        Some("a directory")
+    } else if ft.is_fifo() {
+        Some("a FIFO (named pipe)")
+    } else if ft.is_socket() {
+        Some("a socket")
+    } else if ft.is_block_device() {
+        Some("a block device")
+    } else if ft.is_char_device() {
+        Some("a character device")
+    } else if ft.is_symlink() {
+        Some("a symbolic link")
+    } else {
+        Some("not a regular file")
+    }
+}
 
 /// Writes `bytes` to `path` through a temporary file in the same directory, flushed to disk
 /// and renamed over `path`: readers see the old content or the new, never a mix, and an

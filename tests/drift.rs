@@ -129,6 +129,22 @@ manifest = "artifact.oms.json"
     }
 }
 
+/// The UTC date `days` from today, `YYYY-MM-DD`, as `date` prints it.
+fn days_from_today(days: i64) -> String {
+    let ran = run(std::process::Command::new("date")
+        .arg("-u")
+        .arg("+%Y-%m-%d")
+        .arg(format!("--date=@{}", unix_now() + days * 86_400)));
+    ran.stdout().trim().to_string()
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
 fn target<'a>(run: &'a Value, name: &str) -> &'a Value {
     run["targets"]
         .as_array()
@@ -224,12 +240,13 @@ fn drift_is_caught_remembered_repaired_waived_and_gated() {
     // An active waiver hides the model card's edit, and is listed.
     std::fs::write(fleet.path("llama/README.md"), "# card, edited").unwrap();
     fleet.run_json(1);
-    let waiver = "\n[[waiver]]\ntarget = \"llama\"\npaths = [\"README.md\"]\nreason = \"card edited after release\"\nowner = \"alice@example.com\"\nexpires = \"2999-12-31\"\n";
-    fleet.append(waiver);
+    let expires = days_from_today(30);
+    let waiver = format!("\n[[waiver]]\ntarget = \"llama\"\npaths = [\"README.md\"]\nreason = \"card edited after release\"\nowner = \"alice@example.com\"\nexpires = \"{expires}\"\n");
+    fleet.append(&waiver);
     let run = fleet.run_json(0);
     let warnings = target(&run, "llama")["report"]["warnings"].to_string();
     assert!(
-        warnings.contains("active waiver until 2999-12-31")
+        warnings.contains(&format!("active waiver until {expires}"))
             && warnings.contains("alice@example.com"),
         "{warnings}"
     );
@@ -237,7 +254,7 @@ fn drift_is_caught_remembered_repaired_waived_and_gated() {
     // The same waiver expired: a failure that says so.
     let config = std::fs::read_to_string(fleet.config())
         .unwrap()
-        .replace("2999-12-31", "2020-01-31");
+        .replace(&expires, "2020-01-31");
     std::fs::write(fleet.config(), config).unwrap();
     let run = fleet.run_json(1);
     let report = target(&run, "llama")["report"].to_string();
@@ -609,6 +626,107 @@ fn config_mistakes_are_exit_2_with_the_line() {
         "{}",
         ran.stderr
     );
+
+    // Waivers: an owner and a reason, an expiry within max_waiver_days, files of a model
+    // approved file by file; a root digest or an image's pin is never waived.
+    let soon = days_from_today(10);
+    let waiver = |target: &str, owner: &str, reason: &str, expires: &str| {
+        format!("\n[[waiver]]\ntarget = \"{target}\"\npaths = [\"adapter.bin\"]\nreason = \"{reason}\"\nowner = \"{owner}\"\nexpires = \"{expires}\"\n")
+    };
+    for (waiver, needle) in [
+        (
+            waiver("llama", "", "r", &soon),
+            "line 22: a waiver needs a non-empty owner",
+        ),
+        (
+            waiver("llama", "o", " ", &soon),
+            "line 22: a waiver needs a non-empty reason",
+        ),
+        (
+            waiver("llama", "o", "r", &days_from_today(91)),
+            "max_waiver_days (90)",
+        ),
+        (
+            waiver("adapter", "o", "r", &soon),
+            "approved by a pinned digest",
+        ),
+        (waiver("artifact", "o", "r", &soon), "is an image"),
+        (
+            format!("max_waiver_days = 5\n{}", waiver("llama", "o", "r", &soon)),
+            "max_waiver_days (5)",
+        ),
+    ] {
+        let text = match waiver.strip_prefix("max_waiver_days = 5\n") {
+            Some(rest) => format!("max_waiver_days = 5\n{good}{rest}"),
+            None => format!("{good}{waiver}"),
+        };
+        std::fs::write(fleet.config(), text).unwrap();
+        let ran = fleet.drift(&["run"]).expect(2);
+        assert!(ran.stderr.contains(needle), "{waiver}: {}", ran.stderr);
+    }
+}
+
+#[test]
+fn a_target_past_its_deadline_is_an_error_and_the_others_finish() {
+    let fleet = Fleet::new();
+    // A registry that accepts connections and never answers.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming() {
+            held.push(stream);
+        }
+    });
+    fleet.append(&format!(
+        "\n[[target]]\nname = \"stalled\"\nowner = \"o@example.com\"\nimage = \"docker://{address}/repo:tag\"\ndigest = \"sha256:{}\"\ninsecure = true\n",
+        "ab".repeat(32)
+    ));
+    let config = std::fs::read_to_string(fleet.config()).unwrap();
+    std::fs::write(fleet.config(), format!("target_timeout = 2\n{config}")).unwrap();
+    let started = Instant::now();
+    let mut command = vouch();
+    command
+        .args(["drift", "run", "--format", "json", "--jobs", "2", "-c"])
+        .arg(fleet.config());
+    let run = run_within(&mut command, Duration::from_secs(30))
+        .expect(3)
+        .json();
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+    let stalled = target(&run, "stalled");
+    assert_eq!(stalled["status"], "error", "{run:#}");
+    assert!(
+        stalled["report"]
+            .to_string()
+            .contains("did not finish within 2 s (target_timeout)"),
+        "{stalled:#}"
+    );
+    for name in ["llama", "adapter", "artifact"] {
+        assert_eq!(target(&run, name)["status"], "verified", "{name}: {run:#}");
+    }
+}
+
+#[test]
+fn a_relative_image_layout_is_found_beside_the_config_from_any_directory() {
+    let fleet = Fleet::new();
+    let config = std::fs::read_to_string(fleet.config()).unwrap();
+    let absolute = format!("oci:{}:v1", fleet.path("layout").display());
+    assert!(config.contains(&absolute));
+    std::fs::write(fleet.config(), config.replace(&absolute, "oci:layout:v1")).unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let mut command = vouch();
+    command
+        .current_dir(elsewhere.path())
+        .args(["drift", "run", "--format", "json", "-c"])
+        .arg(fleet.config());
+    let run = run(&mut command).expect(0).json();
+    let artifact = target(&run, "artifact");
+    assert_eq!(artifact["status"], "verified", "{artifact:#}");
+    assert_eq!(artifact["location"], absolute);
 }
 
 #[test]

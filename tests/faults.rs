@@ -459,6 +459,31 @@ fn empty_files_in_a_shards_manifest_are_flagged_as_unprotected() {
         "{warnings}"
     );
 
+    // The approved empty file gone and another appeared: neither can fail the check, and
+    // both are said.
+    std::fs::remove_file(model.join("empty")).unwrap();
+    std::fs::write(model.join("new.txt"), b"").unwrap();
+    let report = vouch_run([
+        "verify".as_ref(),
+        model.as_os_str(),
+        "--manifest".as_ref(),
+        manifest.as_os_str(),
+        "--format".as_ref(),
+        "json".as_ref(),
+    ])
+    .expect(0)
+    .json();
+    let warnings = report["warnings"].to_string();
+    assert!(
+        warnings.contains("new.txt is empty") && warnings.contains("appeared since"),
+        "{warnings}"
+    );
+    assert!(
+        warnings.contains("an approved empty file that went missing cannot be detected"),
+        "{warnings}"
+    );
+    std::fs::remove_file(model.join("new.txt")).unwrap();
+
     // A shard-mode file whose size changed is named with the sizes, not as shard noise.
     std::fs::write(model.join("w.bin"), pseudo_random(1500, 1)).unwrap();
     let ran = vouch_run([

@@ -861,59 +861,6 @@ fn shards_and_blake3_round_trip_through_vouch() {
 }
 
 #[test]
-fn a_detached_sigstore_bundle_verifies_the_file_it_signs() {
-    let Some(testdata) = shared_testdata("a_detached_sigstore_bundle_verifies_the_file_it_signs")
-    else {
-        return;
-    };
-    // A keyless OMS bundle is a DSSE attestation whose subject is the model's root digest,
-    // SHA-256 over the resources' digests: a file holding those digests is what it signs.
-    let fixture = testdata.join("model-signing-fixtures/v1.1.0-sigstore");
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("digests.bin");
-    let mut bytes = Vec::new();
-    for name in ["signme-1", "signme-2"] {
-        bytes.extend(hex_bytes(&sha256_hex(
-            &std::fs::read(fixture.join(name)).unwrap(),
-        )));
-    }
-    std::fs::write(&file, &bytes).unwrap();
-    let bundle = fixture.join("model.sig");
-    let root = testdata.join("sigstore/trusted_root.public-good.json");
-    let verify = |file: &Path, identity: &str| {
-        vouch_run([
-            os("verify"),
-            file.as_os_str(),
-            os("--bundle"),
-            bundle.as_os_str(),
-            os("--identity"),
-            os(identity),
-            os("--issuer"),
-            os(ISSUER),
-            os("--trusted-root"),
-            root.as_os_str(),
-            os("--format"),
-            os("json"),
-        ])
-    };
-    let report = verify(&file, IDENTITY).expect(0).json();
-    assert_eq!(subjects(&report).len(), 2);
-    flip_byte(&file, 5);
-    let report = verify(&file, IDENTITY).expect(1).json();
-    assert_eq!(subjects(&report)[0].1, "changed", "{report:#}");
-    flip_byte(&file, 5);
-    let reason = rejection(verify(&file, "mallory@example.com"));
-    assert!(reason.contains("identity mismatch"), "{reason}");
-}
-
-fn hex_bytes(hex: &str) -> Vec<u8> {
-    (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
-        .collect()
-}
-
-#[test]
 fn signature_flags_are_checked_before_anything_runs() {
     let dir = tempfile::tempdir().unwrap();
     write_tree(dir.path(), &[("m/a", b"a"), ("model.sig", b"{}")]);

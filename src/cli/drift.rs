@@ -7,13 +7,12 @@ use std::time::{Duration, Instant};
 use clap::{Args, Subcommand, ValueEnum};
 use serde_json::json;
 
-use super::{engine, jobs_or_default, write_output};
+use super::{jobs_or_default, write_output};
 use crate::drift::config::Config;
 use crate::drift::history::{History, HistoryView};
 use crate::drift::run::{RunOptions, RunReport, Shard, TargetResult};
 use crate::drift::run_and_publish;
 use crate::error::{Error, Result};
-use crate::hash::Engine;
 use crate::report::{self, Format};
 
 #[derive(Debug, Args)]
@@ -119,9 +118,8 @@ pub fn run(args: DriftArgs) -> Result<u8> {
 
 fn run_once(args: &RunArgs) -> Result<u8> {
     let config = Config::load(&args.config.path)?;
-    let engine = engine(jobs_or_default(args.run.jobs))?;
     let stop = AtomicBool::new(false);
-    let (run, alerts) = run_checks(&config, &args.run, &engine, &stop, &|_, _| {})?;
+    let (run, alerts) = run_checks(&config, &args.run, &stop, &|_, _| {})?;
     for alert in alerts {
         if let Err(e) = alert.result {
             eprintln!("vouch: alert by {} failed: {e}", alert.channel);
@@ -139,17 +137,18 @@ fn run_once(args: &RunArgs) -> Result<u8> {
 fn run_checks(
     config: &Config,
     flags: &RunFlags,
-    engine: &Engine,
     stop: &AtomicBool,
     on_target: &(dyn Fn(i64, &TargetResult) + Sync),
 ) -> Result<(RunReport, Vec<crate::drift::alert::AlertOutcome>)> {
+    let jobs = jobs_or_default(flags.jobs);
     let options = RunOptions {
         shard: flags.shard,
-        concurrency: engine.jobs(),
+        concurrency: jobs,
+        jobs,
         stop,
         on_target,
     };
-    run_and_publish(config, &options, engine, flags.report_dir.as_deref())
+    run_and_publish(config, &options, flags.report_dir.as_deref())
 }
 
 /// Runs until SIGTERM or SIGINT, logging one JSON line per target per run on stderr. A
@@ -160,11 +159,10 @@ fn watch(args: &WatchArgs) -> Result<u8> {
         signal_hook::flag::register(signal, Arc::clone(&stop))
             .map_err(|e| Error::Usage(format!("cannot watch for signals: {e}")))?;
     }
-    let engine = engine(jobs_or_default(args.run.jobs))?;
     let log_target = |run: i64, t: &TargetResult| log(target_line(run, t));
     while !stop.load(Ordering::SeqCst) {
         let outcome = Config::load(&args.config.path)
-            .and_then(|config| run_checks(&config, &args.run, &engine, &stop, &log_target));
+            .and_then(|config| run_checks(&config, &args.run, &stop, &log_target));
         match outcome {
             Ok((run, alerts)) => {
                 for alert in alerts {

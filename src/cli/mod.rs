@@ -22,7 +22,7 @@ use crate::fsio::write_atomically;
 use crate::hash::progress::Bar;
 use crate::hash::{default_jobs, Algorithm, Engine, Progress, ProgressMode, ReaderConfig};
 use crate::model::oms::Serialization;
-use crate::model::paths::normalize_ignore;
+use crate::model::paths::{normalize_ignore, IgnoreSet};
 use crate::model::verify::name_inside;
 use crate::report::{self, Format, Report};
 use crate::sign::{TrustParts, TrustSpec};
@@ -134,9 +134,13 @@ pub struct SerializationArgs {
     #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..))]
     shard_size: Option<u64>,
     /// A path to leave out, relative to the model root (repeatable); .git, .gitattributes,
-    /// .github and .gitignore are always left out
+    /// .github and .gitignore are left out too, unless --no-ignore-git-paths
     #[arg(long = "ignore-paths", value_name = "PATH")]
     ignore_paths: Vec<String>,
+    /// Treat .git, .gitattributes, .github and .gitignore at the model root like any other
+    /// file (as model-signing's flag of that name does)
+    #[arg(long)]
+    no_ignore_git_paths: bool,
     /// Hash symbolic links that stay inside the model as their targets' content
     #[arg(long)]
     allow_symlinks: bool,
@@ -149,6 +153,9 @@ impl SerializationArgs {
         let algorithm = self.algo.unwrap_or(Algorithm::Sha256);
         let mut serialization = Serialization::new(algorithm, self.shard_size, self.allow_symlinks)
             .map_err(|e| Error::Usage(format!("--algo/--shard-size: {e}")))?;
+        if self.no_ignore_git_paths {
+            serialization.ignore_paths = IgnoreSet::default();
+        }
         for name in user_ignores(model, &self.ignore_paths)? {
             serialization.ignore_paths.insert(name);
         }
@@ -180,6 +187,10 @@ pub struct TrustArgs {
     /// Trusted certificates (PEM; repeatable): the signing certificate must chain to one
     #[arg(long = "certificate-chain", value_name = "PEM")]
     certificate_chain: Vec<PathBuf>,
+    /// Let a trusted certificate that is not a self-signed root (an intermediate) end the
+    /// chain; without it the chain must reach a trusted root, as model-signing requires
+    #[arg(long)]
+    allow_partial_chain: bool,
     /// The Sigstore signer identity (e-mail or URI), matched exactly
     #[arg(long, value_name = "ID", conflicts_with = "identity_regexp")]
     identity: Option<String>,
@@ -199,6 +210,7 @@ impl TrustArgs {
         TrustParts {
             key: self.key.clone(),
             certificate_chain: self.certificate_chain.clone(),
+            allow_partial_chain: self.allow_partial_chain,
             identity: self.identity.clone(),
             identity_regexp: self.identity_regexp.clone(),
             issuer: self.issuer.clone(),
@@ -211,7 +223,7 @@ impl TrustArgs {
     fn refuse_unless(&self, signed: bool, flags: &str) -> Result<()> {
         if !signed && self.parts().is_given() {
             return Err(Error::Usage(format!(
-                "--key, --certificate-chain, --identity, --issuer and --trusted-root go with {flags}"
+                "--key, --certificate-chain, --allow-partial-chain, --identity, --issuer and --trusted-root go with {flags}"
             )));
         }
         Ok(())

@@ -4,8 +4,7 @@ use clap::Args;
 
 use super::{EngineArgs, SerializationArgs};
 use crate::error::{Error, Result};
-use crate::fsio::write_atomically;
-use crate::manifest::read_input;
+use crate::fsio::{read_input, write_atomically};
 use crate::model::build_manifest;
 use crate::sign::keys::PrivateKey;
 use crate::sign::x509::pem_certificates;

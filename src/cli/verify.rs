@@ -101,6 +101,8 @@ fn check(args: &VerifyArgs) -> Result<Report> {
     };
     let options = VerifyOptions {
         extra_ignores: user_ignores(&args.model, &flags.ignore_paths)?,
+        extra_ignores_setting: "--ignore-paths",
+        include_git_paths: flags.no_ignore_git_paths,
         approval_files: Vec::new(),
         deny_unsafe_pickle: args.deny_unsafe_pickle,
     };

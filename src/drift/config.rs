@@ -6,6 +6,7 @@
 //! names the file and the line.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use jiff::civil::Date;
 use serde::Deserialize;
@@ -21,6 +22,10 @@ use crate::oci::{ImageRef, Platforms};
 use crate::sign::TrustParts;
 
 pub const DEFAULT_HISTORY: &str = "vouch-history.sqlite";
+/// How far ahead a waiver's `expires` may lie unless `max_waiver_days` says otherwise.
+pub const DEFAULT_MAX_WAIVER_DAYS: i64 = 90;
+/// How long one target may take unless `target_timeout` (seconds) says otherwise.
+pub const DEFAULT_TARGET_TIMEOUT: Duration = Duration::from_secs(3600);
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -28,6 +33,8 @@ struct RawConfig {
     history: Option<String>,
     metrics_file: Option<String>,
     report_dir: Option<String>,
+    max_waiver_days: Option<Spanned<i64>>,
+    target_timeout: Option<Spanned<i64>>,
     #[serde(default, rename = "target")]
     targets: Vec<Spanned<RawTarget>>,
     #[serde(default, rename = "waiver")]
@@ -50,6 +57,8 @@ struct RawTarget {
     key: Option<String>,
     #[serde(default)]
     certificate_chain: Vec<String>,
+    #[serde(default)]
+    allow_partial_chain: bool,
     identity: Option<String>,
     identity_regexp: Option<String>,
     issuer: Option<String>,
@@ -95,6 +104,8 @@ pub struct Config {
     pub history: PathBuf,
     pub metrics_file: Option<PathBuf>,
     pub report_dir: Option<PathBuf>,
+    /// The longest one target's check may take; past it the target is an error.
+    pub target_timeout: Duration,
     pub targets: Vec<Target>,
     pub waivers: Vec<Waiver>,
     pub alert: Alert,
@@ -160,11 +171,16 @@ pub struct Alert {
 
 impl Config {
     pub fn load(path: &Path) -> Result<Config> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        Config::parse(&text, path)
+        let text = String::from_utf8(crate::fsio::read_input(path)?)
+            .map_err(|_| Error::input(path, "is not UTF-8 text, so not a vouch.toml"))?;
+        let today = jiff::Timestamp::now()
+            .to_zoned(jiff::tz::TimeZone::UTC)
+            .date();
+        Config::parse(&text, path, today)
     }
 
-    pub fn parse(text: &str, source: &Path) -> Result<Config> {
+    /// Parses the text of `source`; waiver expiries are checked against `today` (UTC).
+    pub fn parse(text: &str, source: &Path, today: Date) -> Result<Config> {
         let raw: RawConfig =
             toml::from_str(text).map_err(|e| Error::input(source, toml_message(text, &e)))?;
         let dir = source
@@ -195,10 +211,17 @@ impl Config {
             return Err(Error::input(source, "no [[target]]: nothing to check"));
         }
 
+        let max_waiver_days = positive(&raw.max_waiver_days, "max_waiver_days")
+            .map_err(|(span, m)| at(span, m))?
+            .unwrap_or(DEFAULT_MAX_WAIVER_DAYS);
+        let target_timeout = positive(&raw.target_timeout, "target_timeout")
+            .map_err(|(span, m)| at(span, m))?
+            .map_or(DEFAULT_TARGET_TIMEOUT, |s| Duration::from_secs(s as u64));
+
         let mut waivers = Vec::new();
         for spanned in &raw.waivers {
             let raw = spanned.get_ref();
-            if !targets.iter().any(|t| t.name == raw.target) {
+            let Some(waived) = targets.iter().find(|t| t.name == raw.target) else {
                 return Err(at(
                     spanned.span(),
                     format!(
@@ -206,6 +229,15 @@ impl Config {
                         raw.target
                     ),
                 ));
+            };
+            waivable(waived).map_err(|m| at(spanned.span(), m))?;
+            for (field, value) in [("owner", &raw.owner), ("reason", &raw.reason)] {
+                if value.trim().is_empty() {
+                    return Err(at(
+                        spanned.span(),
+                        format!("a waiver needs a non-empty {field}"),
+                    ));
+                }
             }
             let expires: Date = raw.expires.get_ref().parse().map_err(|_| {
                 at(
@@ -216,6 +248,18 @@ impl Config {
                     ),
                 )
             })?;
+            let latest = today
+                .checked_add(jiff::Span::new().days(max_waiver_days))
+                .unwrap_or(Date::MAX);
+            if expires > latest {
+                return Err(at(
+                    raw.expires.span(),
+                    format!(
+                        "expires = \"{expires}\" is more than max_waiver_days ({max_waiver_days}) days ahead \
+                         (the latest allowed today is {latest}); waive for less, and renew"
+                    ),
+                ));
+            }
             let paths = raw
                 .paths
                 .iter()
@@ -255,10 +299,45 @@ impl Config {
             history: resolve(raw.history.as_deref().unwrap_or(DEFAULT_HISTORY)),
             metrics_file: raw.metrics_file.as_deref().map(resolve),
             report_dir: raw.report_dir.as_deref().map(resolve),
+            target_timeout,
             targets,
             waivers,
             alert,
         })
+    }
+}
+
+/// A setting that must be a whole number of at least 1, with where it was written.
+fn positive(
+    value: &Option<Spanned<i64>>,
+    key: &str,
+) -> std::result::Result<Option<i64>, (std::ops::Range<usize>, String)> {
+    match value {
+        None => Ok(None),
+        Some(v) if *v.get_ref() >= 1 => Ok(Some(*v.get_ref())),
+        Some(v) => Err((
+            v.span(),
+            format!("{key} = {} must be at least 1", v.get_ref()),
+        )),
+    }
+}
+
+/// A waiver hides failures of files inside a model approved file by file; a pinned digest,
+/// an image's pins and a signature are never waived.
+fn waivable(target: &Target) -> std::result::Result<(), String> {
+    let name = &target.name;
+    match &target.subject {
+        Deployed::Image(_) => Err(format!(
+            "target \"{name}\" is an image; a waiver covers files of a model path, never an image's pins"
+        )),
+        Deployed::Model {
+            approval: Approval::Pinned { .. },
+            ..
+        } => Err(format!(
+            "target \"{name}\" is approved by a pinned digest, which names no files; a waiver covers files \
+             of a model approved by manifest, signature or check list"
+        )),
+        Deployed::Model { .. } => Ok(()),
     }
 }
 
@@ -322,7 +401,15 @@ fn image_target(
     resolve: &dyn Fn(&str) -> PathBuf,
 ) -> std::result::Result<ImageTarget, String> {
     let name = &raw.name;
-    let reference = ImageRef::parse(image).map_err(|e| format!("target \"{name}\": image {e}"))?;
+    let reference = match ImageRef::parse(image) {
+        // An image layout is a path like any other in the config.
+        Ok(ImageRef::Layout(mut layout)) => {
+            layout.dir = resolve(&layout.dir.to_string_lossy());
+            ImageRef::Layout(layout)
+        }
+        Ok(registry) => registry,
+        Err(e) => return Err(format!("target \"{name}\": image {e}")),
+    };
     let unsupported = raw.signature.is_some()
         || raw.check.is_some()
         || raw.manifest_digest.is_some()
@@ -408,7 +495,7 @@ fn approval(
     let trust = trust_parts(raw, resolve);
     if raw.signature.is_none() && trust.is_given() {
         return Err(format!(
-            "target \"{name}\": key, certificate_chain, identity, issuer and trusted_root go with signature"
+            "target \"{name}\": key, certificate_chain, allow_partial_chain, identity, issuer and trusted_root go with signature"
         ));
     }
     if let Some(signature) = &raw.signature {
@@ -463,6 +550,7 @@ fn trust_parts(raw: &RawTarget, resolve: &dyn Fn(&str) -> PathBuf) -> TrustParts
     TrustParts {
         key: raw.key.as_deref().map(resolve),
         certificate_chain: raw.certificate_chain.iter().map(|c| resolve(c)).collect(),
+        allow_partial_chain: raw.allow_partial_chain,
         identity: raw.identity.clone(),
         identity_regexp: raw.identity_regexp.clone(),
         issuer: raw.issuer.clone(),
@@ -487,6 +575,9 @@ fn toml_message(text: &str, error: &toml::de::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The day the tests' waivers are checked on: GOOD's waiver expires 30 days later.
+    const TODAY: Date = jiff::civil::date(2026, 12, 1);
 
     const GOOD: &str = r#"
 history = "state/history.sqlite"
@@ -520,7 +611,7 @@ webhook = "https://hooks.example.com/vouch"
 
     #[test]
     fn a_full_config_parses_with_paths_resolved() {
-        let config = Config::parse(GOOD, Path::new("/etc/vouch/vouch.toml")).unwrap();
+        let config = Config::parse(GOOD, Path::new("/etc/vouch/vouch.toml"), TODAY).unwrap();
         assert_eq!(config.history, Path::new("/etc/vouch/state/history.sqlite"));
         assert_eq!(config.targets.len(), 2);
         let Deployed::Model { path, approval } = &config.targets[0].subject else {
@@ -535,7 +626,7 @@ webhook = "https://hooks.example.com/vouch"
     }
 
     fn error_of(text: &str) -> String {
-        Config::parse(text, Path::new("vouch.toml"))
+        Config::parse(text, Path::new("vouch.toml"), TODAY)
             .unwrap_err()
             .to_string()
     }
@@ -568,6 +659,63 @@ webhook = "https://hooks.example.com/vouch"
     }
 
     #[test]
+    fn waivers_need_an_owner_a_reason_a_near_expiry_and_a_file_target() {
+        let no_owner = GOOD.replace("owner = \"alice@example.com\"", "owner = \" \"");
+        let e = error_of(&no_owner);
+        assert!(
+            e.contains("line 19") && e.contains("non-empty owner"),
+            "{e}"
+        );
+        let no_reason = GOOD.replace("\"model card edited after release\"", "\"\"");
+        assert!(error_of(&no_reason).contains("non-empty reason"));
+
+        // 2026-12-01 + 90 days is 2027-03-01.
+        let far = GOOD.replace("2026-12-31", "2027-03-02");
+        let e = error_of(&far);
+        assert!(
+            e.contains("line 24") && e.contains("max_waiver_days (90)") && e.contains("2027-03-01"),
+            "{e}"
+        );
+        assert!(Config::parse(
+            &GOOD.replace("2026-12-31", "2027-03-01"),
+            Path::new("vouch.toml"),
+            TODAY
+        )
+        .is_ok());
+        let short = format!("max_waiver_days = 10\n{GOOD}");
+        assert!(error_of(&short).contains("max_waiver_days (10)"));
+        let zero = format!("max_waiver_days = 0\n{GOOD}");
+        let e = error_of(&zero);
+        assert!(e.contains("line 1") && e.contains("at least 1"), "{e}");
+
+        let pinned = GOOD.replace(
+            "manifest = \"approved/llama.oms.json\"",
+            &format!("digest = \"sha256:{}\"", "ab".repeat(32)),
+        );
+        let e = error_of(&pinned);
+        assert!(e.contains("line 19") && e.contains("root digest"), "{e}");
+        let image = GOOD.replace(
+            "path = \"/srv/models/llama\"\nmanifest",
+            "image = \"oci:layout:v1\"\nmanifest",
+        );
+        let e = error_of(&image);
+        assert!(e.contains("line 19") && e.contains("is an image"), "{e}");
+    }
+
+    #[test]
+    fn a_relative_image_layout_is_resolved_against_the_config_folder() {
+        let text = "target_timeout = 5\n[[target]]\nname = \"a\"\nowner = \"o\"\nimage = \"oci:layouts/app:v1\"\ndigest = \"sha256:".to_string()
+            + &"ab".repeat(32)
+            + "\"\n";
+        let config = Config::parse(&text, Path::new("/etc/vouch/vouch.toml"), TODAY).unwrap();
+        let Deployed::Image(image) = &config.targets[0].subject else {
+            panic!("an image target")
+        };
+        assert_eq!(image.reference.to_string(), "oci:/etc/vouch/layouts/app:v1");
+        assert_eq!(config.target_timeout, Duration::from_secs(5));
+    }
+
+    #[test]
     fn the_documented_example_parses() {
         let doc =
             std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/drift.md")).unwrap();
@@ -576,7 +724,7 @@ webhook = "https://hooks.example.com/vouch"
             .expect("docs/drift.md has a toml example")
             + "```toml\n".len();
         let example = &doc[start..start + doc[start..].find("```").unwrap()];
-        let config = Config::parse(example, Path::new("/etc/vouch/vouch.toml")).unwrap();
+        let config = Config::parse(example, Path::new("/etc/vouch/vouch.toml"), TODAY).unwrap();
         assert_eq!(config.targets.len(), 4);
         assert!(matches!(config.targets[3].subject, Deployed::Image(_)));
         assert_eq!(config.waivers.len(), 1);

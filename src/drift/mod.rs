@@ -12,7 +12,6 @@ use std::path::{Path, PathBuf};
 
 use crate::error::Result;
 use crate::fsio::write_atomically;
-use crate::hash::Engine;
 use crate::report::Status;
 use alert::AlertOutcome;
 use config::Config;
@@ -26,10 +25,9 @@ pub const DEFAULT_REPORT_DIR: &str = "vouch-reports";
 pub fn run_and_publish(
     config: &Config,
     options: &RunOptions,
-    engine: &Engine,
     report_dir: Option<&Path>,
 ) -> Result<(RunReport, Vec<AlertOutcome>)> {
-    let mut run = run::run(config, options, engine)?;
+    let mut run = run::run(config, options)?;
     let dir = report_dir
         .map(Path::to_path_buf)
         .or_else(|| config.report_dir.clone())

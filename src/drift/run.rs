@@ -13,7 +13,7 @@ use super::config::{Config, Deployed, ImageTarget, Target};
 use super::history::History;
 use super::waiver;
 use crate::error::{Error, Result};
-use crate::hash::{Engine, Silent};
+use crate::hash::{Engine, ReaderConfig, Silent};
 use crate::model::verify::{check_model, VerifyOptions};
 use crate::oci::{self, ApprovedFiles, Connection};
 use crate::report::{self, Report, Status, Subject, Verdict};
@@ -91,6 +91,8 @@ pub struct RunOptions<'a> {
     pub shard: Option<Shard>,
     /// Targets checked at once.
     pub concurrency: usize,
+    /// Hashing threads for the whole run, shared out among the targets under way.
+    pub jobs: usize,
     /// Set to stop after the targets under way.
     pub stop: &'a AtomicBool,
     /// Told of each target as it finishes (one log line each).
@@ -249,6 +251,8 @@ pub fn check_target(target: &Target, engine: &Engine) -> Report {
         Deployed::Model { path, approval } => {
             let options = VerifyOptions {
                 extra_ignores: target.ignore_paths.clone(),
+                extra_ignores_setting: "the target's ignore_paths",
+                include_git_paths: false,
                 approval_files: Vec::new(),
                 deny_unsafe_pickle: target.deny_unsafe_pickle,
             };
@@ -286,8 +290,46 @@ fn check_image(image: &ImageTarget, engine: &Engine) -> Result<Report> {
 const IMAGE_TIMEOUT: Duration = Duration::from_secs(30);
 const IMAGE_RETRIES: u32 = 3;
 
+/// Checks `target` on a thread of its own, with its own hashing threads, and waits for it at
+/// most `timeout`: a target that takes longer (a hung file system, a registry that trickles)
+/// is an error report, and its check is abandoned — it holds up neither the other targets
+/// nor their hashing threads, and it ends with the process.
+pub fn check_within(target: &Target, jobs: usize, timeout: Duration) -> Report {
+    let (sender, receiver) = std::sync::mpsc::channel();
+    let owned = target.clone();
+    let spawned = std::thread::Builder::new()
+        .name(format!("vouch-target-{}", target.name))
+        .spawn(move || {
+            let report = match Engine::new(jobs, ReaderConfig::for_jobs(jobs)) {
+                Ok(engine) => check_target(&owned, &engine),
+                Err(e) => Report::failed_run(
+                    owned.subject.location(),
+                    format!("cannot start {jobs} hashing threads: {e}"),
+                ),
+            };
+            let _ = sender.send(report);
+        });
+    if let Err(e) = spawned {
+        return Report::failed_run(
+            target.subject.location(),
+            format!("cannot start a thread for the target: {e}"),
+        );
+    }
+    receiver.recv_timeout(timeout).unwrap_or_else(|_| {
+        let mut report = Report::failed_run(
+            target.subject.location(),
+            format!(
+                "the check did not finish within {} s (target_timeout); it was abandoned",
+                timeout.as_secs()
+            ),
+        );
+        report.duration = timeout;
+        report
+    })
+}
+
 /// Runs this worker's share of `config`'s targets and records them in the history.
-pub fn run(config: &Config, options: &RunOptions, engine: &Engine) -> Result<RunReport> {
+pub fn run(config: &Config, options: &RunOptions) -> Result<RunReport> {
     let started = Instant::now();
     let started_at = Timestamp::now();
     let today = started_at.to_zoned(jiff::tz::TimeZone::UTC).date();
@@ -311,16 +353,22 @@ pub fn run(config: &Config, options: &RunOptions, engine: &Engine) -> Result<Run
     let results: Mutex<Vec<(usize, TargetResult)>> = Mutex::new(Vec::new());
     let recording_error: Mutex<Option<Error>> = Mutex::new(None);
     let next = std::sync::atomic::AtomicUsize::new(0);
+    let workers = options.concurrency.clamp(1, mine.len().max(1));
+    // Twice the run's threads in all, so a target whose files are few still keeps the cores
+    // busy while another waits on its disk; one target alone has them all.
+    let jobs_per_target = (2 * options.jobs)
+        .div_ceil(workers)
+        .clamp(1, options.jobs.max(1));
     std::thread::scope(|scope| {
-        for _ in 0..options.concurrency.clamp(1, mine.len().max(1)) {
+        for _ in 0..workers {
             scope.spawn(|| loop {
                 if options.stop.load(Ordering::SeqCst) {
                     break;
                 }
                 let index = next.fetch_add(1, Ordering::SeqCst);
                 let Some(target) = mine.get(index) else { break };
-                let mut report = check_target(target, engine);
-                let hidden = waiver::apply(&mut report, &target.name, &config.waivers, today);
+                let mut report = check_within(target, jobs_per_target, config.target_timeout);
+                let hidden = waiver::apply(&mut report, target, &config.waivers, today);
                 let recorded = history.lock().expect("history lock").record_check(
                     run_id,
                     &target.name,

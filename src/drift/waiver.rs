@@ -4,14 +4,20 @@
 
 use jiff::civil::Date;
 
-use super::config::Waiver;
+use super::config::{Deployed, Target, Waiver};
+use crate::model::verify::Approval;
 use crate::report::{Report, Subject, Verdict};
 
 /// Applies `waivers` (all of them, any target) to `report`, the report of `target`, as of
 /// `today`. Returns the names of the subjects a waiver hid: they are still drift.
-pub fn apply(report: &mut Report, target: &str, waivers: &[Waiver], today: Date) -> Vec<String> {
+///
+/// Only files of a model are waived: the subjects that name the approval itself (its
+/// signature, manifest or check list, and any pin checked against it) never are, whatever
+/// a waiver's paths say. (The config refuses waivers for image and root-digest targets.)
+pub fn apply(report: &mut Report, target: &Target, waivers: &[Waiver], today: Date) -> Vec<String> {
+    let approval_subjects = approval_subjects(target);
     let mut hidden = Vec::new();
-    for waiver in waivers.iter().filter(|w| w.target == target) {
+    for waiver in waivers.iter().filter(|w| w.target == target.name) {
         let paths = waiver.paths.join(", ");
         if today > waiver.expires {
             report.subjects.push(
@@ -28,7 +34,8 @@ pub fn apply(report: &mut Report, target: &str, waivers: &[Waiver], today: Date)
         ));
         for subject in &mut report.subjects {
             // Policy rejections (signatures, unsafe pickles) are never waived.
-            let waivable = !matches!(subject.verdict, Verdict::Ok | Verdict::Rejected);
+            let waivable = !matches!(subject.verdict, Verdict::Ok | Verdict::Rejected)
+                && !approval_subjects.contains(&subject.name);
             if waivable && waiver.paths.iter().any(|p| covers(p, &subject.name)) {
                 let was = subject.verdict.name();
                 subject.verdict = Verdict::Ok;
@@ -41,6 +48,19 @@ pub fn apply(report: &mut Report, target: &str, waivers: &[Waiver], today: Date)
         }
     }
     hidden
+}
+
+/// The names under which a target's report speaks of its approval rather than its files.
+fn approval_subjects(target: &Target) -> Vec<String> {
+    match &target.subject {
+        Deployed::Model { approval, .. } => match approval {
+            Approval::Manifest(file) => vec![file.display().to_string()],
+            Approval::Signature { bundle, .. } => vec![bundle.display().to_string()],
+            Approval::CheckList { list, .. } => vec![list.display().to_string()],
+            Approval::Pinned { .. } => Vec::new(),
+        },
+        Deployed::Image(image) => vec![image.reference.to_string()],
+    }
 }
 
 /// Whether the waiver path `path` covers the subject `name`: the file itself, anything
@@ -62,6 +82,22 @@ fn covers(path: &str, name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn target() -> Target {
+        Target {
+            name: "t".into(),
+            owner: "o".into(),
+            subject: Deployed::Model {
+                path: "m".into(),
+                approval: Approval::Signature {
+                    bundle: "docs/model.sig".into(),
+                    trust: crate::sign::TrustSpec::Key("key.pem".into()),
+                },
+            },
+            ignore_paths: Vec::new(),
+            deny_unsafe_pickle: false,
+        }
+    }
 
     fn waiver(expires: Date) -> Waiver {
         Waiver {
@@ -90,7 +126,7 @@ mod tests {
         let mut r = report();
         let hidden = apply(
             &mut r,
-            "t",
+            &target(),
             &[waiver(jiff::civil::date(2030, 1, 1))],
             jiff::civil::date(2029, 12, 31),
         );
@@ -105,7 +141,7 @@ mod tests {
         let mut r = report();
         let hidden = apply(
             &mut r,
-            "t",
+            &target(),
             &[waiver(jiff::civil::date(2026, 1, 1))],
             jiff::civil::date(2026, 1, 2),
         );
@@ -117,6 +153,21 @@ mod tests {
             .as_deref()
             .unwrap()
             .contains("waiver expired on 2026-01-01, owner alice@example.com"));
+    }
+
+    #[test]
+    fn the_approval_s_own_subject_is_never_waived() {
+        let mut r = report();
+        r.subjects
+            .push(Subject::new("docs/model.sig", Verdict::Changed));
+        let hidden = apply(
+            &mut r,
+            &target(),
+            &[waiver(jiff::civil::date(2030, 1, 1))],
+            jiff::civil::date(2029, 12, 31),
+        );
+        assert_eq!(hidden, ["README.md", "docs/a.md"]);
+        assert_eq!(r.subjects.last().unwrap().verdict, Verdict::Changed);
     }
 
     #[test]

@@ -8,7 +8,7 @@
 
 use std::fs::{File, Metadata, OpenOptions};
 use std::io;
-use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::os::unix::io::AsRawFd;
 use std::path::Path;
 
@@ -109,27 +109,7 @@ impl Stamp {
     }
 }
 
-/// Names the kind of a non-regular file.
-pub fn special_kind(meta: &Metadata) -> Option<&'static str> {
-    let ft = meta.file_type();
-    if ft.is_file() {
-        None
-    } else if ft.is_dir() {
-        Some("a directory")
-    } else if ft.is_fifo() {
-        Some("a FIFO (named pipe)")
-    } else if ft.is_socket() {
-        Some("a socket")
-    } else if ft.is_block_device() {
-        Some("a block device")
-    } else if ft.is_char_device() {
-        Some("a character device")
-    } else if ft.is_symlink() {
-        Some("a symbolic link")
-    } else {
-        Some("not a regular file")
-    }
-}
+pub use crate::fsio::special_kind;
 
 /// Opens a regular file for reading without ever blocking: a FIFO swapped in after the
 /// directory was listed is opened non-blocking and refused, never read.

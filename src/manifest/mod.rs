@@ -7,10 +7,10 @@ pub mod digest;
 pub mod statement;
 
 use std::collections::HashSet;
-use std::io::Read;
 use std::path::Path;
 
 use crate::error::{Error, Result};
+use crate::fsio::read_input;
 use crate::hash::Algorithm;
 use crate::model::oms::{Method, Resource, ResourceKey, Serialization};
 use crate::model::paths::{check_name, normalize_relative_name, IgnoreSet};
@@ -18,40 +18,37 @@ use crate::model::verify::Expected;
 use checklist::CheckEntry;
 use statement::Statement;
 
-/// Larger inputs are refused rather than read into memory: a manifest of a million files
-/// is about 150 MB.
-pub const MAX_INPUT_BYTES: u64 = 512 << 20;
-
-/// Reads a whole input file (manifest, check list, signature), refusing oversized ones.
-pub fn read_input(path: &Path) -> Result<Vec<u8>> {
-    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let meta = file.metadata().map_err(|e| Error::io(path, e))?;
-    if meta.is_dir() {
-        return Err(Error::input(path, "is a directory, not a file"));
-    }
-    let mut bytes = Vec::new();
-    file.take(MAX_INPUT_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| Error::io(path, e))?;
-    if bytes.len() as u64 > MAX_INPUT_BYTES {
-        return Err(Error::input(
-            path,
-            format!("is larger than {MAX_INPUT_BYTES} bytes; refusing to read it"),
-        ));
-    }
-    Ok(bytes)
-}
-
 /// Reads and checks an unsigned OMS statement (exit 2 on anything malformed).
 pub fn load_statement(path: &Path) -> Result<Statement> {
     let bytes = read_input(path)?;
     statement::parse(&bytes).map_err(|e| Error::input(path, e.to_string()))
 }
 
-/// What a statement approves.
-pub fn statement_expected(statement: &Statement, source: &Path) -> Expected {
+/// A statement must not ignore its own resources: model-signing refuses a manifest whose
+/// `ignore_paths` cover a file it lists, since it would be checked or not depending on who
+/// reads it. The message names the first such file.
+pub fn check_consistent(statement: &Statement) -> Result<(), String> {
     let manifest = &statement.manifest;
-    Expected {
+    let ignore = &manifest.serialization.ignore_paths;
+    match manifest
+        .resources
+        .iter()
+        .find(|r| ignore.matches(&r.key.path))
+    {
+        Some(resource) => Err(format!(
+            "inconsistent manifest: its ignore_paths cover '{}', one of its own resources",
+            resource.key.path
+        )),
+        None => Ok(()),
+    }
+}
+
+/// What a statement approves; a statement that ignores one of its own resources is an
+/// input error.
+pub fn statement_expected(statement: &Statement, source: &Path) -> Result<Expected> {
+    check_consistent(statement).map_err(|e| Error::input(source, e))?;
+    let manifest = &statement.manifest;
+    Ok(Expected {
         serialization: manifest.serialization.clone(),
         resources: manifest.resources.clone(),
         description: format!(
@@ -59,7 +56,7 @@ pub fn statement_expected(statement: &Statement, source: &Path) -> Expected {
             source.display(),
             manifest.serialization.describe()
         ),
-    }
+    })
 }
 
 /// Reads a check list whose untagged lines hold `algorithm` digests.

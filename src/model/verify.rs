@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use super::oms::{Manifest, Method, Resource, ResourceKey, Serialization};
-use super::paths::{compare_names, IgnoreSet, SINGLE_FILE_NAME};
+use super::paths::{compare_names, IgnoreSet, DEFAULT_IGNORED, SINGLE_FILE_NAME};
 use super::walk::{self, Model, Problem, ProblemKind};
 use super::{hash_model, walk_options, HashedModel};
 use crate::error::Result;
@@ -34,6 +34,12 @@ pub struct Expected {
 pub struct VerifyOptions {
     /// More paths to ignore, already normalized (`--ignore-paths`).
     pub extra_ignores: Vec<String>,
+    /// How the user wrote those paths (`--ignore-paths`, a target's `ignore_paths`), for
+    /// the warning that names approved files they left unchecked.
+    pub extra_ignores_setting: &'static str,
+    /// Check `.git`, `.gitattributes`, `.github` and `.gitignore` like any other file
+    /// (`--no-ignore-git-paths`) instead of leaving them out.
+    pub include_git_paths: bool,
     /// Files the approval came from; they are ignored when they lie inside the model.
     pub approval_files: Vec<std::path::PathBuf>,
     /// Reject files whose pickles import globals picklescan rates dangerous.
@@ -92,7 +98,7 @@ pub fn check_model(
             options.approval_files.push(file.clone());
             verify(
                 path,
-                &statement_expected(&statement, file),
+                &statement_expected(&statement, file)?,
                 &options,
                 engine,
                 progress,
@@ -126,7 +132,11 @@ pub fn verify(
     progress: &dyn Progress,
 ) -> Result<Report> {
     let started = Instant::now();
-    let serialization = with_ignores(path, &expected.serialization, options);
+    let ignores = Ignores::new(path, &expected.serialization, options, &expected.resources);
+    let serialization = Serialization {
+        ignore_paths: ignores.all(),
+        ..expected.serialization.clone()
+    };
     let model = walk::walk(path, &walk_options(&serialization))?;
     let hashed = hash_model(&model, &serialization, engine, progress);
 
@@ -139,21 +149,14 @@ pub fn verify(
         ..Report::default()
     };
     // Ignoring a path means not checking it: approved entries under an ignored path are
-    // skipped too (and named), not reported missing.
+    // skipped too (and named, with where the ignore came from), not reported missing.
     let (checked, skipped): (Vec<Resource>, Vec<Resource>) = expected
         .resources
         .iter()
         .cloned()
         .partition(|r| !serialization.ignore_paths.matches(&r.key.path));
-    let mut skipped_names: Vec<&str> = skipped.iter().map(|r| r.key.path.as_str()).collect();
-    skipped_names.dedup();
-    if !skipped_names.is_empty() {
-        report.warnings.push(format!(
-            "{} approved file(s) not checked because of --ignore-paths: {}",
-            skipped_names.len(),
-            skipped_names.join(", ")
-        ));
-    }
+    ignores.warn_skipped(skipped.iter().map(|r| r.key.path.as_str()), &mut report);
+    ignores.warn_unlisted_git_paths(&model, &mut report);
     let comparison = Comparison {
         model: &model,
         method: serialization.method,
@@ -174,7 +177,11 @@ pub fn verify_pinned(
     progress: &dyn Progress,
 ) -> Result<Report> {
     let started = Instant::now();
-    let serialization = with_ignores(path, serialization, options);
+    let ignores = Ignores::new(path, serialization, options, &[]);
+    let serialization = Serialization {
+        ignore_paths: ignores.all(),
+        ..serialization.clone()
+    };
     let model = walk::walk(path, &walk_options(&serialization))?;
     let hashed = hash_model(&model, &serialization, engine, progress);
     let found = found_manifest(&model, &serialization, &hashed);
@@ -194,6 +201,7 @@ pub fn verify_pinned(
     if let Pin::Root(_) = pin {
         report.warnings.push(ROOT_DIGEST_BINDS_NO_NAMES.to_string());
     }
+    ignores.warn_unlisted_git_paths(&model, &mut report);
     let comparison = Comparison {
         model: &model,
         method: serialization.method,
@@ -245,26 +253,150 @@ fn apply_pickle_policy(model: &Model, options: &VerifyOptions, report: &mut Repo
     }
 }
 
-/// The approval's serialization, with the default git paths, `--ignore-paths` and the
-/// approval's own files (when inside the model) added to its ignore paths.
-fn with_ignores(
-    path: &Path,
-    serialization: &Serialization,
-    options: &VerifyOptions,
-) -> Serialization {
-    let mut ignore: IgnoreSet = serialization.ignore_paths.clone();
-    ignore.add_defaults();
-    for name in &options.extra_ignores {
-        ignore.insert(name.clone());
-    }
-    for file in &options.approval_files {
-        if let Some(name) = name_inside(path, file) {
-            ignore.insert(name);
+/// The paths a verification leaves out, by where each came from: the approval's own
+/// `ignore_paths`, the user's extra ones, the approval's files when they lie inside the model,
+/// and model-signing's default git names (unless the approval lists a file under one of them,
+/// or `include_git_paths` is set).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum IgnoreOrigin {
+    Extra,
+    Approval,
+    ApprovalFile,
+    GitDefault,
+}
+
+struct Ignores {
+    approval: IgnoreSet,
+    extra: IgnoreSet,
+    extra_setting: &'static str,
+    approval_files: IgnoreSet,
+    git_defaults: IgnoreSet,
+}
+
+impl Ignores {
+    fn new(
+        path: &Path,
+        serialization: &Serialization,
+        options: &VerifyOptions,
+        approved: &[Resource],
+    ) -> Ignores {
+        // A recorded set carries the defaults too; they are decided below.
+        let mut approval = IgnoreSet::default();
+        for entry in serialization.ignore_paths.recorded() {
+            if !DEFAULT_IGNORED.contains(&entry.as_str()) {
+                approval.insert(entry);
+            }
+        }
+        let mut extra = IgnoreSet::default();
+        for name in &options.extra_ignores {
+            extra.insert(name.clone());
+        }
+        let mut approval_files = IgnoreSet::default();
+        for file in &options.approval_files {
+            if let Some(name) = name_inside(path, file) {
+                approval_files.insert(name);
+            }
+        }
+        let mut git_defaults = IgnoreSet::default();
+        if !options.include_git_paths {
+            for name in DEFAULT_IGNORED {
+                let mut one = IgnoreSet::default();
+                one.insert(name.to_string());
+                if !approved.iter().any(|r| one.matches(&r.key.path)) {
+                    git_defaults.insert(name.to_string());
+                }
+            }
+        }
+        Ignores {
+            approval,
+            extra,
+            extra_setting: options.extra_ignores_setting,
+            approval_files,
+            git_defaults,
         }
     }
-    Serialization {
-        ignore_paths: ignore,
-        ..serialization.clone()
+
+    fn all(&self) -> IgnoreSet {
+        let mut all = IgnoreSet::default();
+        for set in [
+            &self.approval,
+            &self.extra,
+            &self.approval_files,
+            &self.git_defaults,
+        ] {
+            for entry in set.recorded() {
+                all.insert(entry);
+            }
+        }
+        all
+    }
+
+    /// Where the ignore that covers `name` came from; `None` when nothing does.
+    fn origin(&self, name: &str) -> Option<IgnoreOrigin> {
+        [
+            (&self.extra, IgnoreOrigin::Extra),
+            (&self.approval, IgnoreOrigin::Approval),
+            (&self.approval_files, IgnoreOrigin::ApprovalFile),
+            (&self.git_defaults, IgnoreOrigin::GitDefault),
+        ]
+        .into_iter()
+        .find(|(set, _)| set.matches(name))
+        .map(|(_, origin)| origin)
+    }
+
+    fn describe(&self, origin: IgnoreOrigin) -> &'static str {
+        match origin {
+            IgnoreOrigin::Extra if self.extra_setting.is_empty() => "the extra ignore paths",
+            IgnoreOrigin::Extra => self.extra_setting,
+            IgnoreOrigin::Approval => "the approval's ignore_paths",
+            IgnoreOrigin::ApprovalFile => "being the approval's own file",
+            IgnoreOrigin::GitDefault => {
+                "the default git ignores (--no-ignore-git-paths checks them)"
+            }
+        }
+    }
+
+    /// Names the approved files left unchecked, grouped by where their ignore came from.
+    fn warn_skipped<'a>(&self, skipped: impl Iterator<Item = &'a str>, report: &mut Report) {
+        let mut by_origin: Vec<(&str, Vec<&str>)> = Vec::new();
+        for name in skipped {
+            let origin = self
+                .origin(name)
+                .map_or("ignore paths", |o| self.describe(o));
+            match by_origin.iter_mut().find(|(o, _)| *o == origin) {
+                Some((_, names)) if names.last() != Some(&name) => names.push(name),
+                Some(_) => {}
+                None => by_origin.push((origin, vec![name])),
+            }
+        }
+        for (origin, names) in by_origin {
+            report.warnings.push(format!(
+                "{} approved file(s) not checked because of {origin}: {}",
+                names.len(),
+                names.join(", ")
+            ));
+        }
+    }
+
+    /// Names what the default git ignores left out of a directory model that the approval
+    /// does not list: it was not checked, and nothing approved it.
+    fn warn_unlisted_git_paths(&self, model: &Model, report: &mut Report) {
+        if model.is_single_file {
+            return;
+        }
+        let present: Vec<&str> = DEFAULT_IGNORED
+            .into_iter()
+            .filter(|name| {
+                self.origin(name) == Some(IgnoreOrigin::GitDefault)
+                    && std::fs::symlink_metadata(model.path.join(name)).is_ok()
+            })
+            .collect();
+        if !present.is_empty() {
+            report.warnings.push(format!(
+                "not checked and not approved, left out by the default git ignores (--no-ignore-git-paths checks them): {}",
+                present.join(", ")
+            ));
+        }
     }
 }
 
@@ -433,6 +565,13 @@ impl Comparison<'_> {
             }
         }
         self.shape_warnings(approved, report);
+        if matches!(self.method, Method::Shards { .. }) && !self.model.is_single_file {
+            report.warnings.push(
+                "a shards manifest records nothing for an empty file: an approved empty file that went missing \
+                 cannot be detected (empty files present are named above)"
+                    .to_string(),
+            );
+        }
     }
 
     fn compare_file(
@@ -502,7 +641,8 @@ impl Comparison<'_> {
         if found.resources.is_empty() {
             // Only an empty file has no resource: the shards method records nothing for it.
             report.warnings.push(format!(
-                "{} is empty: a shards manifest records no resource for an empty file, so this file is not protected by it",
+                "{} is empty: a shards manifest records no resource for an empty file, so this file is not protected by it \
+                 (whether it was approved or appeared since cannot be told)",
                 self.display_path(path)
             ));
             return;
@@ -578,7 +718,7 @@ pub fn verify_signed(
     };
     let mut options = options.clone();
     options.approval_files.push(signature.to_path_buf());
-    let mut expected = statement_expected(&statement, signature);
+    let mut expected = statement_expected(&statement, signature)?;
     expected.description = format!(
         "signature {} ({})",
         signature.display(),

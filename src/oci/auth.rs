@@ -6,7 +6,7 @@ use base64::Engine as _;
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
-use crate::manifest::read_input;
+use crate::fsio::read_input;
 
 /// Who vouch is to the registry.
 #[derive(Clone, PartialEq, Eq)]

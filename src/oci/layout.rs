@@ -9,9 +9,9 @@ use super::document::{Descriptor, Document, MAX_DOCUMENT_BYTES, OCI_INDEX, REF_N
 use super::reference::LayoutRef;
 use super::store::{within_document_limit, Fetched, Recorded, Store, Unavailable};
 use crate::error::{Error, Result};
+use crate::fsio::read_input;
 use crate::hash::reader::{open_regular, ReadError};
 use crate::hash::Digest;
-use crate::manifest::read_input;
 
 pub struct Layout {
     dir: PathBuf,

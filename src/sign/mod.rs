@@ -29,6 +29,8 @@ pub enum SignerPolicy {
     CertificateChain {
         anchors: Vec<Vec<u8>>,
         source: PathBuf,
+        /// A trusted certificate that is not a self-signed root may end the chain.
+        allow_partial: bool,
     },
     /// A Sigstore identity and issuer (`--identity`/`--identity-regexp`, `--issuer`).
     Keyless(Box<KeylessPolicy>),
@@ -40,8 +42,12 @@ pub enum SignerPolicy {
 pub enum TrustSpec {
     /// A public key file (PEM).
     Key(PathBuf),
-    /// Trusted certificate files (PEM).
-    CertificateChain(Vec<PathBuf>),
+    /// Trusted certificate files (PEM), and whether one that is not a self-signed root may
+    /// end a chain.
+    CertificateChain {
+        paths: Vec<PathBuf>,
+        allow_partial: bool,
+    },
     /// A Sigstore identity (exact, or a whole-string pattern) and OIDC issuer.
     Keyless {
         identity: IdentitySpec,
@@ -61,6 +67,8 @@ pub enum IdentitySpec {
 pub struct TrustParts {
     pub key: Option<PathBuf>,
     pub certificate_chain: Vec<PathBuf>,
+    /// Let a trusted intermediate end a certificate chain.
+    pub allow_partial_chain: bool,
     pub identity: Option<String>,
     pub identity_regexp: Option<String>,
     pub issuer: Option<String>,
@@ -77,7 +85,10 @@ impl TrustParts {
 
     /// Whether any trust setting was given.
     pub fn is_given(&self) -> bool {
-        self.key.is_some() || !self.certificate_chain.is_empty() || self.keyless()
+        self.key.is_some()
+            || !self.certificate_chain.is_empty()
+            || self.allow_partial_chain
+            || self.keyless()
     }
 
     /// The trust named: exactly one of a key, certificates, or an identity with its issuer
@@ -100,11 +111,21 @@ impl TrustParts {
                 setting("issuer"),
             ));
         }
+        if self.allow_partial_chain && self.certificate_chain.is_empty() {
+            return Err(format!(
+                "{} goes with {}",
+                setting("allow_partial_chain"),
+                setting("certificate_chain")
+            ));
+        }
         if let Some(path) = &self.key {
             return Ok(TrustSpec::Key(path.clone()));
         }
         if !self.certificate_chain.is_empty() {
-            return Ok(TrustSpec::CertificateChain(self.certificate_chain.clone()));
+            return Ok(TrustSpec::CertificateChain {
+                paths: self.certificate_chain.clone(),
+                allow_partial: self.allow_partial_chain,
+            });
         }
         let identity = match (&self.identity, &self.identity_regexp) {
             (Some(identity), None) => IdentitySpec::Exact(identity.clone()),
@@ -134,14 +155,17 @@ impl TrustParts {
 impl TrustSpec {
     pub fn load(&self) -> crate::error::Result<SignerPolicy> {
         use crate::error::Error;
-        use crate::manifest::read_input;
+        use crate::fsio::read_input;
         match self {
             TrustSpec::Key(path) => {
                 let key =
                     PublicKey::from_pem(&read_input(path)?).map_err(|e| Error::input(path, e))?;
                 Ok(SignerPolicy::Key(key))
             }
-            TrustSpec::CertificateChain(paths) => {
+            TrustSpec::CertificateChain {
+                paths,
+                allow_partial,
+            } => {
                 let mut anchors = Vec::new();
                 for path in paths {
                     anchors.extend(
@@ -152,6 +176,7 @@ impl TrustSpec {
                 Ok(SignerPolicy::CertificateChain {
                     anchors,
                     source: paths[0].clone(),
+                    allow_partial: *allow_partial,
                 })
             }
             TrustSpec::Keyless { .. } => Ok(SignerPolicy::Keyless(Box::new(self.load_keyless()?))),
@@ -179,7 +204,7 @@ impl TrustSpec {
         };
         let root = match trusted_root {
             Some(path) => Some(
-                String::from_utf8(crate::manifest::read_input(path)?)
+                String::from_utf8(crate::fsio::read_input(path)?)
                     .map_err(|_| Error::input(path, "is not UTF-8 JSON"))?,
             ),
             None => None,
@@ -226,8 +251,15 @@ pub fn verify_model_signature(
             let signer = format!("key {} ({})", key.hint(), key.curve.name());
             check_envelope(key, bundle, signer)
         }
-        (SignerPolicy::CertificateChain { anchors, source }, Material::CertificateChain(chain)) => {
-            let leaf = x509::verify_chain(chain, anchors).map_err(|e| {
+        (
+            SignerPolicy::CertificateChain {
+                anchors,
+                source,
+                allow_partial,
+            },
+            Material::CertificateChain(chain),
+        ) => {
+            let leaf = x509::verify_chain(chain, anchors, *allow_partial).map_err(|e| {
                 Rejection(format!(
                     "certificate chain not trusted by {}: {e}",
                     source.display()
@@ -284,7 +316,7 @@ pub fn check_signature(
 ) -> crate::error::Result<SignatureCheck> {
     use crate::error::Error;
     let started = Instant::now();
-    let bundle = bundle::parse(&crate::manifest::read_input(signature)?)
+    let bundle = bundle::parse(&crate::fsio::read_input(signature)?)
         .map_err(|e| Error::input(signature, e))?;
     let name = signature.display().to_string();
     let refused = |reason: String| {
@@ -442,6 +474,63 @@ pub fn sign_manifest(manifest: &Manifest, signer: &Signer) -> Vec<u8> {
     bundle::to_json(&material, &payload, &signature)
 }
 
+/// The media types of Sigstore bundles, v0.1 to v0.3.
+const SIGSTORE_BUNDLE_MEDIA_TYPES: [&str; 4] = [
+    "application/vnd.dev.sigstore.bundle+json;version=0.1",
+    "application/vnd.dev.sigstore.bundle+json;version=0.2",
+    "application/vnd.dev.sigstore.bundle+json;version=0.3",
+    "application/vnd.dev.sigstore.bundle.v0.3+json",
+];
+
+/// A detached bundle must be a Sigstore bundle by its media type, and a DSSE one must carry
+/// an in-toto statement about a file, not an OMS model signature: that signs a model's root
+/// digest (SHA-256 over its files' digests), which a file holding those digests would match.
+fn check_detached_bundle(json: &str) -> Result<(), String> {
+    use serde_json::Value;
+    let bundle: Value =
+        serde_json::from_str(json).map_err(|e| format!("is not a Sigstore bundle: {e}"))?;
+    let media_type = bundle
+        .get("mediaType")
+        .ok_or("is not a Sigstore bundle: mediaType is missing")?;
+    if !media_type
+        .as_str()
+        .is_some_and(|m| SIGSTORE_BUNDLE_MEDIA_TYPES.contains(&m))
+    {
+        return Err(format!(
+            "mediaType {media_type} is not a Sigstore bundle media type (one of {})",
+            SIGSTORE_BUNDLE_MEDIA_TYPES.join(", ")
+        ));
+    }
+    let Some(envelope) = bundle.get("dsseEnvelope") else {
+        return Ok(());
+    };
+    let payload_type = envelope.get("payloadType").and_then(Value::as_str);
+    if payload_type != Some(PAYLOAD_TYPE) {
+        return Err(format!(
+            "the DSSE envelope's payloadType is {}, not {PAYLOAD_TYPE}: no statement names the file",
+            envelope.get("payloadType").unwrap_or(&Value::Null)
+        ));
+    }
+    use base64::Engine as _;
+    let payload = envelope
+        .get("payload")
+        .and_then(Value::as_str)
+        .and_then(|p| base64::engine::general_purpose::STANDARD.decode(p).ok())
+        .ok_or("the DSSE envelope's payload is missing or not base64")?;
+    let statement: Value = serde_json::from_slice(&payload)
+        .map_err(|e| format!("the DSSE payload is not an in-toto statement: {e}"))?;
+    let predicate_type = statement.get("predicateType").and_then(Value::as_str);
+    if let Some(oms) = predicate_type
+        .filter(|p| [statement::PREDICATE_TYPE, statement::PREDICATE_TYPE_V0_2].contains(p))
+    {
+        return Err(format!(
+            "is an OMS model signature (predicate {oms}): it signs a model's root digest, not a file's \
+             digest; verify the model it signs with --signature instead"
+        ));
+    }
+    Ok(())
+}
+
 /// Verifies one file against a detached Sigstore bundle (a message signature or a DSSE
 /// attestation whose subject is the file, as cosign and sigstore-python write them).
 pub fn verify_detached_file(
@@ -451,8 +540,9 @@ pub fn verify_detached_file(
 ) -> crate::error::Result<Report> {
     use crate::error::Error;
     let started = std::time::Instant::now();
-    let json = String::from_utf8(crate::manifest::read_input(bundle_path)?)
+    let json = String::from_utf8(crate::fsio::read_input(bundle_path)?)
         .map_err(|_| Error::input(bundle_path, "is not UTF-8 text, so not a Sigstore bundle"))?;
+    check_detached_bundle(&json).map_err(|e| Error::input(bundle_path, e))?;
     let (handle, stamp) = crate::hash::reader::open_regular(file, true).map_err(|e| match e {
         ReadError::NotRegular(kind) => Error::input(
             file,

@@ -151,6 +151,11 @@ impl Parsed {
         Ok(())
     }
 
+    /// A root: issued by itself, and signed by its own key.
+    fn is_self_signed(&self) -> bool {
+        self.subject() == self.issuer() && self.signed_by(self).unwrap_or(false)
+    }
+
     /// Whether `self` was signed by `issuer`'s key.
     fn signed_by(&self, issuer: &Parsed) -> Result<bool, String> {
         let spki = &issuer.cert.tbs_certificate.subject_public_key_info;
@@ -169,7 +174,16 @@ impl Parsed {
 
 /// Checks `chain` (leaf first, then the bundle's intermediates) against `anchors`, the
 /// certificates the verifier trusts. Returns the leaf's key and subject.
-pub fn verify_chain(chain: &[Vec<u8>], anchors: &[Vec<u8>]) -> Result<VerifiedLeaf, String> {
+///
+/// The path must end in a self-signed trusted root, as OpenSSL (and so model-signing)
+/// requires: a trusted certificate that is not self-signed is one more link whose issuer
+/// must be found too, unless `allow_partial` makes any trusted certificate end the path
+/// (OpenSSL's partial chains).
+pub fn verify_chain(
+    chain: &[Vec<u8>],
+    anchors: &[Vec<u8>],
+    allow_partial: bool,
+) -> Result<VerifiedLeaf, String> {
     let leaf = Parsed::new(&chain[0], "the signing certificate")?;
     let intermediates: Vec<Parsed> = chain[1..]
         .iter()
@@ -191,20 +205,30 @@ pub fn verify_chain(chain: &[Vec<u8>], anchors: &[Vec<u8>]) -> Result<VerifiedLe
     check_leaf(&leaf)?;
     let mut used = vec![false; intermediates.len()];
     let mut current = &leaf;
+    // The last trusted certificate passed that was not a root, for the error.
+    let mut partial: Option<String> = None;
     for depth in 0..MAX_DEPTH {
         current.valid_at(time)?;
         current.check_critical_extensions()?;
         let issuer_name = current.issuer();
-        // A trusted certificate ends the path.
-        for anchor in anchors.iter().filter(|a| a.subject() == issuer_name) {
-            if current.signed_by(anchor)? {
-                anchor.valid_at(time)?;
+        let trusted = anchors
+            .iter()
+            .filter(|a| a.subject() == issuer_name)
+            .find(|a| current.signed_by(a).unwrap_or(false));
+        if let Some(anchor) = trusted {
+            anchor.valid_at(time)?;
+            // A self-signed root (or, with partial chains, any trusted certificate) ends the path.
+            if allow_partial || anchor.is_self_signed() {
                 anchor.check_issuer(depth, true)?;
                 return Ok(VerifiedLeaf {
                     key: leaf_key(&leaf)?,
                     subject: leaf.subject(),
                 });
             }
+            anchor.check_issuer(depth, false)?;
+            partial = Some(anchor.subject());
+            current = anchor;
+            continue;
         }
         let next = intermediates.iter().enumerate().find(|(i, candidate)| {
             !used[*i]
@@ -212,6 +236,13 @@ pub fn verify_chain(chain: &[Vec<u8>], anchors: &[Vec<u8>]) -> Result<VerifiedLe
                 && current.signed_by(candidate).unwrap_or(false)
         });
         let Some((index, issuer)) = next else {
+            if let Some(trusted) = partial {
+                return Err(format!(
+                    "the chain reaches the trusted certificate '{trusted}', which is not a self-signed root, \
+                     and its issuer '{issuer_name}' is neither trusted nor in the bundle's chain; trust the root \
+                     certificate, or allow partial chains to let an intermediate end the chain"
+                ));
+            }
             return Err(format!(
                 "the chain does not lead to a trusted certificate: '{}' was issued by '{}', which is neither \
                  trusted nor in the bundle's chain (or its signature does not verify)",
@@ -383,7 +414,7 @@ mod tests {
 
     fn check(chain: (Vec<u8>, Vec<u8>, Vec<u8>)) -> Result<VerifiedLeaf, String> {
         let (root, intermediate, leaf) = chain;
-        verify_chain(&[leaf, intermediate], &[root])
+        verify_chain(&[leaf, intermediate], &[root], false)
     }
 
     #[test]
@@ -458,10 +489,34 @@ mod tests {
     fn a_chain_to_another_root_does_not_verify() {
         let (_, intermediate, leaf) = chain(|_| {}, |_| {}, |_| {});
         let (other_root, _, _) = chain(|_| {}, |_| {}, |_| {});
-        let err = verify_chain(&[leaf, intermediate], &[other_root]).unwrap_err();
+        let err = verify_chain(&[leaf, intermediate], &[other_root], false).unwrap_err();
         assert!(
             err.contains("does not lead to a trusted certificate"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn an_intermediate_ends_the_chain_only_when_partial_chains_are_allowed() {
+        let (root, intermediate, leaf) = chain(|_| {}, |_| {}, |_| {});
+        let err = verify_chain(
+            std::slice::from_ref(&leaf),
+            std::slice::from_ref(&intermediate),
+            false,
+        )
+        .unwrap_err();
+        assert!(
+            err.contains("'CN=intermediate', which is not a self-signed root"),
+            "{err}"
+        );
+        let leaf_only = verify_chain(
+            std::slice::from_ref(&leaf),
+            std::slice::from_ref(&intermediate),
+            true,
+        )
+        .unwrap();
+        assert_eq!(leaf_only.subject, "CN=leaf");
+        // Trusting both, the path goes on from the intermediate to the root.
+        verify_chain(&[leaf], &[intermediate, root], false).unwrap();
     }
 }
