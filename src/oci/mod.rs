@@ -491,7 +491,7 @@ fn resolve_root(
             if subject.verdict == Verdict::Ok {
                 subject.verdict = Verdict::Rejected;
             }
-            subject = subject.message(format!("malformed: {e}"));
+            subject = subject.message(e.to_string());
             None
         }
     };
@@ -710,9 +710,7 @@ impl Walk<'_> {
             }
             Err(e) => {
                 subject.verdict = Verdict::Rejected;
-                self.report
-                    .subjects
-                    .push(subject.message(format!("malformed: {e}")));
+                self.report.subjects.push(subject.message(e.to_string()));
                 None
             }
         }

@@ -453,6 +453,13 @@ pub fn verify_detached_file(
     let started = std::time::Instant::now();
     let json = String::from_utf8(crate::manifest::read_input(bundle_path)?)
         .map_err(|_| Error::input(bundle_path, "is not UTF-8 text, so not a Sigstore bundle"))?;
+    // The Sigstore types flatten the bundle: the strict reader checks its keys for
+    // duplicates (the fields vouch reads are checked for case variants by bundle::parse).
+    if let Err(ambiguous @ crate::json::JsonError::Ambiguous(_)) =
+        crate::json::from_slice::<sigstore_types::Bundle>(json.as_bytes())
+    {
+        return Err(Error::input(bundle_path, ambiguous.to_string()));
+    }
     let (handle, stamp) = crate::hash::reader::open_regular(file, true).map_err(|e| match e {
         ReadError::NotRegular(kind) => Error::input(
             file,
