@@ -1012,7 +1012,9 @@ fn a_bundle_or_trusted_root_with_an_ambiguous_key_is_an_input_error() {
         let ran = fixture.verify(&testdata, copy.path(), &twice).expect(2);
         assert!(
             ran.stderr.contains("twice.sig")
-                && ran.stderr.contains(r#"dsseEnvelope: duplicate key "payload""#),
+                && ran
+                    .stderr
+                    .contains(r#"dsseEnvelope: duplicate key "payload""#),
             "{}: {}",
             fixture.name,
             ran.stderr
@@ -1021,11 +1023,15 @@ fn a_bundle_or_trusted_root_with_an_ambiguous_key_is_an_input_error() {
     }
 
     let fixture = testdata.join("model-signing-fixtures/v1.1.0-sigstore");
-    let root = std::fs::read_to_string(testdata.join("sigstore/trusted_root.public-good.json"))
-        .unwrap();
+    let root =
+        std::fs::read_to_string(testdata.join("sigstore/trusted_root.public-good.json")).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let variant = dir.path().join("trusted_root.json");
-    std::fs::write(&variant, root.replacen(r#""tlogs""#, r#""Tlogs": [], "tlogs""#, 1)).unwrap();
+    std::fs::write(
+        &variant,
+        root.replacen(r#""tlogs""#, r#""Tlogs": [], "tlogs""#, 1),
+    )
+    .unwrap();
     let ran = vouch_run([
         os("verify"),
         fixture.as_os_str(),
@@ -1041,7 +1047,9 @@ fn a_bundle_or_trusted_root_with_an_ambiguous_key_is_an_input_error() {
     .expect(2);
     assert!(
         ran.stderr.contains("trusted_root.json")
-            && ran.stderr.contains(r#"key "Tlogs" differs from field "tlogs""#),
+            && ran
+                .stderr
+                .contains(r#"key "Tlogs" differs from field "tlogs""#),
         "{}",
         ran.stderr
     );

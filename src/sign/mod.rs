@@ -369,8 +369,14 @@ fn check_envelope(key: &PublicKey, bundle: &Bundle, signer: String) -> Result<Ve
 
 /// The subject digest of an in-toto payload, to bind a keyless signature to.
 fn subject_sha256(payload: &[u8]) -> Result<String, Rejection> {
-    let value: serde_json::Value = serde_json::from_slice(payload)
-        .map_err(|e| Rejection(format!("the signed payload is not JSON: {e}")))?;
+    // Strict: a payload with a key given twice binds no one subject (its case variants are
+    // refused when the statement is parsed).
+    let value: serde_json::Value = crate::json::from_slice(payload).map_err(|e| match e {
+        crate::json::JsonError::Malformed(m) => {
+            Rejection(format!("the signed payload is not JSON: {m}"))
+        }
+        ambiguous => Rejection(format!("the signed payload is {ambiguous}")),
+    })?;
     value
         .pointer("/subject/0/digest/sha256")
         .and_then(serde_json::Value::as_str)
