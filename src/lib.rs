@@ -9,6 +9,7 @@ pub mod drift;
 pub mod error;
 pub mod fsio;
 pub mod hash;
+pub mod json;
 pub mod manifest;
 pub mod model;
 pub mod oci;

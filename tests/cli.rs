@@ -478,3 +478,60 @@ fn progress_goes_to_stderr_only_when_asked_or_on_a_terminal() {
     .expect(0);
     assert_eq!(always.stdout, plain.stdout, "progress never touches stdout");
 }
+
+/// An approved manifest that Python's json (model-signing) or Go's encoding/json reads
+/// otherwise than serde — a key given twice, or a key in another case — is an input error
+/// naming the file, never a verdict on what one reader saw.
+#[test]
+fn an_approval_with_a_duplicate_or_case_variant_key_is_refused() {
+    let root = project_root().join("testdata");
+    let model = root.join("tiny-model");
+    let text = std::fs::read_to_string(root.join("tiny-model.oms.json")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let verify = |name: &str, text: &str| {
+        let manifest = dir.path().join(name);
+        std::fs::write(&manifest, text).unwrap();
+        let ran = vouch_run([
+            "verify".as_ref(),
+            model.as_os_str(),
+            "--manifest".as_ref(),
+            manifest.as_os_str(),
+        ]);
+        (manifest, ran)
+    };
+    let (_, ran) = verify("as-approved.json", &text);
+    ran.expect(0);
+
+    // The last `digest` is the approved one: serde and Python keep it, other readers the first.
+    let digest = text.find(r#""digest": "77ab"#).expect("README.md's digest");
+    let mut twice = text.clone();
+    twice.insert_str(digest, &format!(r#""digest": "{}", "#, "0".repeat(64)));
+    let subject = text.replacen(
+        "{",
+        &format!(
+            r#"{{"Subject": [{{"name": "other", "digest": {{"sha256": "{}"}}}}],"#,
+            "0".repeat(64)
+        ),
+        1,
+    );
+    for (name, text, says) in [
+        (
+            "twice.json",
+            twice,
+            r#"predicate.resources[0]: duplicate key "digest""#,
+        ),
+        (
+            "subject.json",
+            subject,
+            r#"key "Subject" differs from field "subject" only by case"#,
+        ),
+    ] {
+        let (manifest, ran) = verify(name, &text);
+        let ran = ran.expect(2);
+        assert!(
+            ran.stderr.contains(manifest.to_str().unwrap()) && ran.stderr.contains(says),
+            "{name}: {}",
+            ran.stderr
+        );
+    }
+}

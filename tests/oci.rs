@@ -1096,3 +1096,237 @@ fn the_build_has_no_openssl() {
     }
     assert!(lock.contains("name = \"rustls\"\n"));
 }
+
+const TITLE: &str = "org.opencontainers.image.title";
+const EMPTY: &str = "application/vnd.oci.empty.v1+json";
+const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+
+/// The approved model's files with the weights changed by one bit: what an attacker serves.
+fn swapped_files(files: &[(&'static str, Vec<u8>)]) -> Vec<(&'static str, Vec<u8>)> {
+    let mut swapped = files.to_vec();
+    swapped[1].1[0] ^= 1;
+    swapped
+}
+
+/// Layers that hold `files`, titled, written as blobs of `layout`.
+fn titled_layers(layout: &Layout, files: &[(&str, Vec<u8>)]) -> Value {
+    files
+        .iter()
+        .map(|(name, bytes)| {
+            let mut layer = layout.write_blob("application/octet-stream", bytes);
+            layer["annotations"] = json!({ TITLE: name });
+            layer
+        })
+        .collect()
+}
+
+#[test]
+fn a_manifest_whose_layers_go_reads_otherwise_is_refused() {
+    let test = "a_manifest_whose_layers_go_reads_otherwise_is_refused";
+    if require_tool(test, "skopeo").is_none() {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let (approved, files) = approved_model(work.path());
+    let approved = approved.to_str().unwrap();
+    let swapped = swapped_files(&files);
+    let layout = Layout::empty(&work.path().join("artifact"));
+    let config = layout.write_blob(EMPTY, b"{}");
+    // serde reads `layers`; Go's encoding/json reads `Layers` into the same field, last.
+    let text = format!(
+        r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{config},"layers":{},"Layers":{}}}"#,
+        titled_layers(&layout, &files),
+        titled_layers(&layout, &swapped),
+    );
+    let descriptor = layout.write_blob(OCI_MANIFEST, text.as_bytes());
+    layout.tag("v1", &descriptor);
+
+    // skopeo (Go) copies the weights of `Layers`, not the approved ones of `layers`.
+    let copied = work.path().join("copied");
+    skopeo_copy(
+        &layout.reference("v1"),
+        &format!("dir:{}", copied.display()),
+        false,
+    );
+    assert!(copied.join(sha256_hex(&swapped[1].1)).exists());
+    assert!(!copied.join(sha256_hex(&files[1].1)).exists());
+
+    let refused = |target: &str| {
+        let report = oci_verify(target, &["--manifest", approved])
+            .expect(1)
+            .json();
+        assert_eq!(
+            failures(&report),
+            [("manifest".into(), "rejected".into())],
+            "{report:#}"
+        );
+        let message = report["subjects"][0]["message"].as_str().unwrap();
+        assert!(
+            message.contains(r#"key "Layers" differs from field "layers" only by case"#),
+            "{message}"
+        );
+        assert_eq!(
+            report["subjects"][0]["actual"], descriptor["digest"],
+            "the subject names the manifest by its digest"
+        );
+    };
+    refused(&layout.reference("v1"));
+    if registry_peers(test) {
+        let registry = Registry::start();
+        let reference = registry.reference("models/ambiguous:v1");
+        skopeo_copy(&layout.reference("v1"), &reference, false);
+        refused(&reference);
+    }
+}
+
+#[test]
+fn an_index_json_whose_manifests_go_reads_otherwise_is_refused() {
+    let test = "an_index_json_whose_manifests_go_reads_otherwise_is_refused";
+    if require_tool(test, "skopeo").is_none() {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let (approved, files) = approved_model(work.path());
+    let layout = Layout::empty(&work.path().join("artifact"));
+    let borrowed = |files: &[(&str, Vec<u8>)]| -> Vec<(String, Vec<u8>)> {
+        files
+            .iter()
+            .map(|(n, b)| (n.to_string(), b.clone()))
+            .collect()
+    };
+    let put = |tag: &str, files: Vec<(String, Vec<u8>)>| {
+        let files: Vec<(&str, &[u8])> = files
+            .iter()
+            .map(|(n, b)| (n.as_str(), b.as_slice()))
+            .collect();
+        layout.put_artifact(tag, &files)
+    };
+    let good = put("good", borrowed(&files));
+    let bad = put("bad", borrowed(&swapped_files(&files)));
+    let entry = |descriptor: &Value| {
+        let mut entry = descriptor.clone();
+        entry["annotations"] = json!({"org.opencontainers.image.ref.name": "v1"});
+        entry
+    };
+    std::fs::write(
+        layout.dir.join("index.json"),
+        format!(
+            r#"{{"schemaVersion":2,"manifests":[{}],"Manifests":[{}]}}"#,
+            entry(&good),
+            entry(&bad)
+        ),
+    )
+    .unwrap();
+
+    // skopeo (Go) resolves the tag through `Manifests`.
+    let raw = peer(Command::new("skopeo").args(["inspect", "--raw", &layout.reference("v1")]));
+    let bad_manifest =
+        std::fs::read_to_string(layout.blob_path(bad["digest"].as_str().unwrap())).unwrap();
+    assert_eq!(raw.stdout().trim_end(), bad_manifest);
+
+    let report = oci_verify(
+        &layout.reference("v1"),
+        &["--manifest", approved.to_str().unwrap()],
+    )
+    .expect(1)
+    .json();
+    assert_eq!(
+        failures(&report),
+        [("manifest".into(), "rejected".into())],
+        "{report:#}"
+    );
+    let message = report["subjects"][0]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with(r#"index.json: key "Manifests" differs from field "manifests""#),
+        "{message}"
+    );
+    let digest = run(vouch().args(["oci", "digest", &layout.reference("v1")])).expect(1);
+    assert!(digest.stdout.is_empty());
+}
+
+#[test]
+fn every_titled_layer_is_a_file_whatever_its_media_type_or_name() {
+    let work = tempfile::tempdir().unwrap();
+    let model = work.path().join("model");
+    let files: Vec<(&str, Vec<u8>)> = vec![
+        ("config.json", br#"{"hidden_size": 64}"#.to_vec()),
+        ("empty.json", b"{}".to_vec()),
+        ("model.safetensors", pseudo_random(50_000, 21)),
+    ];
+    let borrowed: Vec<(&str, &[u8])> = files.iter().map(|(n, b)| (*n, b.as_slice())).collect();
+    write_tree(&model, &borrowed);
+    let approved = work.path().join("approved.json");
+    write_manifest(&model, &approved, &[]);
+    let approved = approved.to_str().unwrap();
+    let layout = Layout::empty(&work.path().join("artifact"));
+    let manifest = |tag: &str, layers: Vec<Value>| {
+        layout.put_manifest(
+            tag,
+            &json!({
+                "schemaVersion": 2,
+                "mediaType": OCI_MANIFEST,
+                "artifactType": "application/vnd.vouch.model.v1",
+                "config": layout.write_blob(EMPTY, b"{}"),
+                "layers": layers,
+            }),
+        )
+    };
+    let titled = |media_type: &str, name: &str, bytes: &[u8]| {
+        let mut layer = layout.write_blob(media_type, bytes);
+        layer["annotations"] = json!({ TITLE: name });
+        layer
+    };
+    let layers = |extra: Vec<Value>| {
+        let mut layers = vec![
+            titled("application/octet-stream", "config.json", &files[0].1),
+            titled(EMPTY, "empty.json", b"{}"),
+            titled(
+                "application/vnd.vouch.weights",
+                "model.safetensors",
+                &files[2].1,
+            ),
+        ];
+        layers.extend(extra);
+        layers
+    };
+
+    // A titled empty descriptor is the approved file `empty.json`; an untitled one is a
+    // placeholder, no file.
+    manifest("v1", layers(vec![layout.write_blob(EMPTY, b"{}")]));
+    let report = oci_verify(&layout.reference("v1"), &["--manifest", approved])
+        .expect(0)
+        .json();
+    assert_files_ok(&report, &files);
+
+    // Titled layers the approval does not list are extra, whatever their type, and names
+    // ignored in a checkout on disk are no exception in an artifact.
+    manifest(
+        "v2",
+        layers(vec![
+            titled(EMPTY, "more.json", b"{}"),
+            titled("application/vnd.git.config", ".git/config", b"[core]\n"),
+            titled("text/plain", ".gitattributes", b"* -text\n"),
+        ]),
+    );
+    let report = oci_verify(&layout.reference("v2"), &["--manifest", approved])
+        .expect(1)
+        .json();
+    assert_eq!(
+        failures(&report),
+        [
+            (".git/config".into(), "extra".into()),
+            (".gitattributes".into(), "extra".into()),
+            ("more.json".into(), "extra".into()),
+        ],
+        "{report:#}"
+    );
+
+    // A layer typed as the empty descriptor must hold exactly `{}`, titled or not.
+    let not_empty = layout.write_blob(EMPTY, br#"{"a":1}"#);
+    manifest("v3", layers(vec![not_empty.clone()]));
+    let report = oci_verify(&layout.reference("v3"), &["--manifest", approved])
+        .expect(1)
+        .json();
+    let name = format!("layer 4 {}", not_empty["digest"].as_str().unwrap());
+    assert_eq!(failures(&report), [(name, "rejected".into())], "{report:#}");
+}

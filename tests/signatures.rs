@@ -927,3 +927,77 @@ fn signature_flags_are_checked_before_anything_runs() {
         assert!(ran.stderr.contains(needle), "{flags:?}: {}", ran.stderr);
     }
 }
+
+/// A bundle whose DSSE envelope gives `payload` twice, or a trusted root with a key in
+/// another case beside a field, is an input error naming the file: readers that keep the
+/// first key, or fold case as Go does, would verify another document.
+#[test]
+fn a_bundle_or_trusted_root_with_an_ambiguous_key_is_an_input_error() {
+    let Some(testdata) =
+        shared_testdata("a_bundle_or_trusted_root_with_an_ambiguous_key_is_an_input_error")
+    else {
+        return;
+    };
+    for fixture in fixtures(&testdata).iter().filter(|f| f.is_v1()) {
+        let copy = fixture.copy();
+        let original = copy.path().join("model.sig");
+        let bundle: Value = serde_json::from_slice(&std::fs::read(&original).unwrap()).unwrap();
+        let mut forged = bundle.clone();
+        alter_payload(&mut forged);
+        // Compact JSON, with the forged payload first and the signed one last.
+        let text = serde_json::to_string(&bundle).unwrap().replacen(
+            r#""payload":""#,
+            &format!(
+                r#""payload":{},"payload":""#,
+                forged["dsseEnvelope"]["payload"]
+            ),
+            1,
+        );
+        let elsewhere = tempfile::tempdir().unwrap();
+        let twice = elsewhere.path().join("twice.sig");
+        std::fs::write(&twice, text).unwrap();
+        let ran = fixture.verify(&testdata, copy.path(), &twice).expect(2);
+        assert!(
+            ran.stderr.contains("twice.sig")
+                && ran
+                    .stderr
+                    .contains(r#"dsseEnvelope: duplicate key "payload""#),
+            "{}: {}",
+            fixture.name,
+            ran.stderr
+        );
+        fixture.verify(&testdata, copy.path(), &original).expect(0);
+    }
+
+    let fixture = testdata.join("model-signing-fixtures/v1.1.0-sigstore");
+    let root =
+        std::fs::read_to_string(testdata.join("sigstore/trusted_root.public-good.json")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let variant = dir.path().join("trusted_root.json");
+    std::fs::write(
+        &variant,
+        root.replacen(r#""tlogs""#, r#""Tlogs": [], "tlogs""#, 1),
+    )
+    .unwrap();
+    let ran = vouch_run([
+        os("verify"),
+        fixture.as_os_str(),
+        os("--signature"),
+        fixture.join("model.sig").as_os_str(),
+        os("--identity"),
+        os(IDENTITY),
+        os("--issuer"),
+        os(ISSUER),
+        os("--trusted-root"),
+        variant.as_os_str(),
+    ])
+    .expect(2);
+    assert!(
+        ran.stderr.contains("trusted_root.json")
+            && ran
+                .stderr
+                .contains(r#"key "Tlogs" differs from field "tlogs""#),
+        "{}",
+        ran.stderr
+    );
+}

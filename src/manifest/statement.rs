@@ -10,6 +10,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::hash::{Algorithm, Digest};
+use crate::json::{self, JsonError};
 use crate::model::oms::{root_digest, Manifest, Method, Resource, ResourceKey, Serialization};
 use crate::model::paths::{check_name, normalize_relative_name, IgnoreSet, SINGLE_FILE_NAME};
 
@@ -63,20 +64,21 @@ fn invalid(at: &str, message: impl std::fmt::Display) -> StatementError {
 
 /// Parses the bytes of a statement (a file, or a DSSE payload as signed).
 pub fn parse(bytes: &[u8]) -> Result<Statement, StatementError> {
-    let value: Value =
-        serde_json::from_slice(bytes).map_err(|e| StatementError::Syntax(e.to_string()))?;
+    let value: Value = json::from_slice(bytes).map_err(|e| match e {
+        JsonError::Malformed(message) => StatementError::Syntax(message),
+        ambiguous => StatementError::Invalid(ambiguous.to_string()),
+    })?;
     let top = value
         .as_object()
         .ok_or_else(|| StatementError::Invalid("the document is not a JSON object".to_string()))?;
-    if top.contains_key("dsseEnvelope")
-        || top
-            .get("mediaType")
+    if lookup(top, "dsseEnvelope", "")?.is_some()
+        || lookup(top, "mediaType", "")?
             .and_then(Value::as_str)
             .is_some_and(|m| m.starts_with("application/vnd.dev.sigstore.bundle"))
     {
         return Err(StatementError::Signed("a Sigstore signature bundle"));
     }
-    if top.contains_key("payloadType") && top.contains_key("signatures") {
+    if lookup(top, "payloadType", "")?.is_some() && lookup(top, "signatures", "")?.is_some() {
         return Err(StatementError::Signed("a DSSE envelope"));
     }
     expect_str(top, "_type", "")?
@@ -119,8 +121,7 @@ pub fn parse(bytes: &[u8]) -> Result<Statement, StatementError> {
 }
 
 fn parse_subject(top: &Map<String, Value>) -> Result<(String, Digest), StatementError> {
-    let subjects = top
-        .get("subject")
+    let subjects = lookup(top, "subject", "")?
         .and_then(Value::as_array)
         .ok_or_else(|| invalid("subject", "expected an array with one entry"))?;
     if subjects.len() != 1 {
@@ -170,13 +171,12 @@ fn parse_serialization(s: &Map<String, Value>) -> Result<Serialization, Statemen
                 format!("\"{hash_type}\" is not sha256, blake2b or blake3"),
             )
         })?;
-    let allow_symlinks = s
-        .get("allow_symlinks")
+    let allow_symlinks = lookup(s, "allow_symlinks", AT)?
         .and_then(Value::as_bool)
         .ok_or_else(|| invalid(&format!("{AT}.allow_symlinks"), "expected true or false"))?;
     let method = match expect_str(s, "method", AT)? {
         "files" => {
-            if s.contains_key("shard_size") {
+            if lookup(s, "shard_size", AT)?.is_some() {
                 return Err(invalid(
                     &format!("{AT}.shard_size"),
                     "only the shards method has a shard size",
@@ -185,7 +185,7 @@ fn parse_serialization(s: &Map<String, Value>) -> Result<Serialization, Statemen
             Method::Files
         }
         "shards" => Method::Shards {
-            shard_size: shard_size(s.get("shard_size"))?,
+            shard_size: shard_size(lookup(s, "shard_size", AT)?)?,
         },
         other => {
             return Err(invalid(
@@ -195,7 +195,7 @@ fn parse_serialization(s: &Map<String, Value>) -> Result<Serialization, Statemen
         }
     };
     let mut ignore_paths = IgnoreSet::default();
-    if let Some(list) = s.get("ignore_paths") {
+    if let Some(list) = lookup(s, "ignore_paths", AT)? {
         let list = list
             .as_array()
             .ok_or_else(|| invalid(&format!("{AT}.ignore_paths"), "expected an array of paths"))?;
@@ -242,8 +242,7 @@ fn parse_resources(
     predicate: &Map<String, Value>,
     serialization: &Serialization,
 ) -> Result<Vec<Resource>, StatementError> {
-    let list = predicate
-        .get("resources")
+    let list = lookup(predicate, "resources", "predicate")?
         .and_then(Value::as_array)
         .ok_or_else(|| invalid("predicate.resources", "expected an array"))?;
     let expected_algorithm = serialization.resource_algorithm();
@@ -338,12 +337,22 @@ fn field_at(at: &str, key: &str) -> String {
     }
 }
 
+/// The value of `key` in the object at `at`, refusing a key that differs from it only by
+/// case, which Go's encoding/json would read as this field.
+fn lookup<'a>(
+    object: &'a Map<String, Value>,
+    key: &str,
+    at: &str,
+) -> Result<Option<&'a Value>, StatementError> {
+    json::field(object, key, at).map_err(|e| StatementError::Invalid(e.to_string()))
+}
+
 fn expect_str<'a>(
     object: &'a Map<String, Value>,
     key: &str,
     at: &str,
 ) -> Result<&'a str, StatementError> {
-    match object.get(key) {
+    match lookup(object, key, at)? {
         Some(Value::String(s)) if !s.is_empty() => Ok(s),
         Some(Value::String(_)) => Err(invalid(&field_at(at, key), "is empty")),
         Some(_) => Err(invalid(&field_at(at, key), "expected a string")),
@@ -356,7 +365,7 @@ fn expect_object<'a>(
     key: &str,
     at: &str,
 ) -> Result<&'a Map<String, Value>, StatementError> {
-    match object.get(key) {
+    match lookup(object, key, at)? {
         Some(Value::Object(o)) => Ok(o),
         Some(_) => Err(invalid(&field_at(at, key), "expected an object")),
         None => Err(invalid(&field_at(at, key), "is missing")),

@@ -8,6 +8,7 @@ use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
 use crate::hash::{Algorithm, Digest};
+use crate::json::{self, JsonError};
 
 pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -187,51 +188,69 @@ impl Document {
         }
     }
 
-    /// Parses manifest or index bytes. `declared` is the media type the referring
-    /// descriptor (or the registry) gave; a document that says otherwise is refused, as the
-    /// image spec requires.
-    pub fn parse(bytes: &[u8], declared: Option<&str>) -> Result<Document, String> {
-        let value: Value =
-            serde_json::from_slice(bytes).map_err(|e| format!("not valid JSON: {e}"))?;
+    /// Parses manifest or index bytes with the strict reader ([`crate::json`]), so that a
+    /// document Go clients would read differently is refused. `declared` is the media type
+    /// the referring descriptor (or the registry) gave; a document that says otherwise is
+    /// refused, as the image spec requires.
+    pub fn parse(bytes: &[u8], declared: Option<&str>) -> Result<Document, JsonError> {
+        let value: Value = json::from_slice(bytes).map_err(|e| match e {
+            JsonError::Malformed(m) => JsonError::Malformed(format!("not valid JSON: {m}")),
+            ambiguous => ambiguous,
+        })?;
         let object = value
             .as_object()
-            .ok_or("the document is not a JSON object")?;
-        let own = object.get("mediaType").and_then(Value::as_str);
+            .ok_or_else(|| malformed("the document is not a JSON object"))?;
+        let lookup = |key| json::field(object, key, "");
+        let own = lookup("mediaType")?.and_then(Value::as_str);
+        let schema_version = lookup("schemaVersion")?.and_then(Value::as_u64);
+        let has_manifests = lookup("manifests")?.is_some();
         let declared = declared.filter(|d| !d.is_empty() && *d != "application/json");
         if let (Some(own), Some(declared)) = (own, declared) {
             if own != declared {
-                return Err(format!(
+                return Err(malformed(format!(
                     "its mediaType is {own}, but it was referred to as {declared}"
-                ));
+                )));
             }
         }
         let media_type = own.or(declared);
-        if media_type.is_some_and(|m| DOCKER_SCHEMA1.contains(&m))
-            || object.get("schemaVersion").and_then(Value::as_u64) == Some(1)
-        {
-            return Err("Docker image manifest schema 1 is not supported (it has no content digests to verify); re-push the image with schema 2 or OCI".to_string());
+        if media_type.is_some_and(|m| DOCKER_SCHEMA1.contains(&m)) || schema_version == Some(1) {
+            return Err(malformed("Docker image manifest schema 1 is not supported (it has no content digests to verify); re-push the image with schema 2 or OCI"));
         }
-        match object.get("schemaVersion").and_then(Value::as_u64) {
+        match schema_version {
             Some(2) => {}
-            Some(other) => return Err(format!("schemaVersion {other} is not supported")),
-            None => return Err("schemaVersion is missing".to_string()),
+            Some(other) => {
+                return Err(malformed(format!("schemaVersion {other} is not supported")))
+            }
+            None => return Err(malformed("schemaVersion is missing")),
         }
         let is_index = match media_type {
             Some(OCI_INDEX | DOCKER_MANIFEST_LIST) => true,
             Some(OCI_MANIFEST | DOCKER_MANIFEST) => false,
-            Some(other) => return Err(format!("media type {other} is not a manifest or index")),
-            None => object.contains_key("manifests"),
+            Some(other) => {
+                return Err(malformed(format!(
+                    "media type {other} is not a manifest or index"
+                )))
+            }
+            None => has_manifests,
+        };
+        let typed = |kind: &str, e: JsonError| match e {
+            JsonError::Malformed(m) => malformed(format!("malformed {kind}: {m}")),
+            ambiguous => ambiguous,
         };
         if is_index {
-            serde_json::from_value(value)
+            json::from_slice(bytes)
                 .map(Document::Index)
-                .map_err(|e| format!("malformed index: {e}"))
+                .map_err(|e| typed("index", e))
         } else {
-            serde_json::from_value(value)
+            json::from_slice(bytes)
                 .map(Document::Manifest)
-                .map_err(|e| format!("malformed manifest: {e}"))
+                .map_err(|e| typed("manifest", e))
         }
     }
+}
+
+fn malformed(message: impl Into<String>) -> JsonError {
+    JsonError::Malformed(message.into())
 }
 
 /// The `rootfs.diff_ids` of an image configuration: the digests of the uncompressed layers.
@@ -244,8 +263,10 @@ pub fn diff_ids(config: &[u8]) -> Result<Vec<Digest>, String> {
     struct RootFs {
         diff_ids: Vec<String>,
     }
-    let config: Config = serde_json::from_slice(config)
-        .map_err(|e| format!("malformed image configuration: {e}"))?;
+    let config: Config = json::from_slice(config).map_err(|e| match e {
+        JsonError::Malformed(m) => format!("malformed image configuration: {m}"),
+        JsonError::Ambiguous(m) => format!("ambiguous image configuration: {m}"),
+    })?;
     config
         .rootfs
         .diff_ids
@@ -296,11 +317,65 @@ mod tests {
         let lying = format!(r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","manifests":[]}}"#);
         assert!(Document::parse(lying.as_bytes(), Some(OCI_MANIFEST))
             .unwrap_err()
+            .to_string()
             .contains("referred to as"));
         assert!(Document::parse(br#"{"schemaVersion":1}"#, None)
             .unwrap_err()
+            .to_string()
             .contains("schema 1"));
         assert!(Document::parse(b"[1]", None).is_err());
+    }
+
+    /// What Go's encoding/json would read otherwise than serde is refused, whichever part
+    /// of the document carries it.
+    #[test]
+    fn case_variants_and_duplicates_are_ambiguous() {
+        let layer = format!(
+            r#"{{"mediaType":"application/octet-stream","digest":"sha256:{HEX}","size":3}}"#
+        );
+        let sized = layer.replace(r#""size":3"#, r#""size":3,"Size":4"#);
+        let manifest = |rest: &str| {
+            format!(
+                r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{layer},"layers":[{layer}]{rest}}}"#
+            )
+        };
+        let cases = [
+            (
+                manifest(&format!(r#","Layers":[{layer},{layer}]"#)),
+                "key \"Layers\" differs from field \"layers\"",
+            ),
+            (
+                manifest(r#","mediatype":"x""#),
+                "key \"mediatype\" differs from field \"mediaType\"",
+            ),
+            (manifest(r#","SchemaVersion":1"#), "field \"schemaVersion\""),
+            (manifest(r#","layers":[]"#), "duplicate key \"layers\""),
+            (
+                format!(r#"{{"schemaVersion":2,"config":{layer},"layers":[{layer},{sized}]}}"#),
+                "layers[1]: key \"Size\"",
+            ),
+            (
+                format!(r#"{{"schemaVersion":2,"manifests":[],"Manifests":[{layer}]}}"#),
+                "key \"Manifests\"",
+            ),
+        ];
+        for (text, expected) in cases {
+            match Document::parse(text.as_bytes(), None) {
+                Err(JsonError::Ambiguous(message)) => {
+                    assert!(message.contains(expected), "{text}: {message}")
+                }
+                other => panic!("{text}: {other:?}"),
+            }
+        }
+        assert!(matches!(
+            Document::parse(manifest("").as_bytes(), None),
+            Ok(Document::Manifest(m)) if m.layers.len() == 1
+        ));
+        assert!(
+            diff_ids(br#"{"rootfs":{"diff_ids":[],"Diff_IDs":["sha256:00"]}}"#)
+                .unwrap_err()
+                .starts_with("ambiguous image configuration: rootfs: key \"Diff_IDs\"")
+        );
     }
 
     #[test]

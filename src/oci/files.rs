@@ -44,8 +44,9 @@ impl ApprovedFiles {
                 serialization.describe()
             ));
         }
-        let mut ignore = serialization.ignore_paths.clone();
-        ignore.add_defaults();
+        // No default ignore names: unlike a checkout on disk, an artifact has no reason to
+        // carry `.git` and the like, so such a layer is a file like any other.
+        let ignore = serialization.ignore_paths.clone();
         Ok(ApprovedFiles {
             files: manifest
                 .resources
@@ -91,21 +92,39 @@ pub enum TitleProblem {
     },
     /// More than one layer carries this title, so it names no one file.
     Ambiguous(String),
+    /// The layer at this position is typed as the empty descriptor but does not hold `{}`.
+    NotEmpty(usize),
 }
 
-/// Reads the titles of an artifact's layers: empty placeholder layers hold no file, and
-/// titles under an ignored path are left out.
+/// The only content a layer typed as the empty descriptor may have.
+pub const EMPTY_CONTENT: &[u8] = b"{}";
+
+/// Whether a descriptor typed as the empty descriptor describes exactly `{}`.
+fn describes_empty_content(layer: &Descriptor) -> bool {
+    layer.size == EMPTY_CONTENT.len() as u64
+        && layer.digest == layer.digest.algorithm.digest(EMPTY_CONTENT)
+}
+
+/// Reads the titles of an artifact's layers: every titled layer is a file, whatever its media
+/// type; an untitled empty placeholder layer (which must hold `{}`) is none. Titles under an
+/// ignored path are left out, except under the names ignored on disk by default (`.git`...),
+/// which an artifact has no reason to carry.
 pub fn titled_layers<'a>(
     layers: impl IntoIterator<Item = &'a Descriptor>,
     ignore: &IgnoreSet,
 ) -> TitledLayers {
     let mut titled = TitledLayers::default();
     let mut ambiguous = BTreeSet::new();
+    let on_disk_only = IgnoreSet::with_defaults();
     for (position, layer) in layers.into_iter().enumerate() {
-        if layer.media_type == EMPTY {
+        if layer.media_type == EMPTY && !describes_empty_content(layer) {
+            titled.problems.push(TitleProblem::NotEmpty(position));
             continue;
         }
         let Some(title) = layer.title() else {
+            if layer.media_type == EMPTY {
+                continue;
+            }
             titled.problems.push(TitleProblem::Untitled(position));
             continue;
         };
@@ -120,7 +139,7 @@ pub fn titled_layers<'a>(
                 continue;
             }
         };
-        if ignore.matches(&name) {
+        if ignore.matches(&name) && !on_disk_only.matches(&name) {
             continue;
         }
         match titled.files.entry(name) {
@@ -147,6 +166,19 @@ pub fn compare(approved: &ApprovedFiles, layers: &[Layer], prefix: &str) -> Vec<
     let mut ambiguous = BTreeSet::new();
     for problem in titled.problems {
         subjects.push(match problem {
+            TitleProblem::NotEmpty(position) => {
+                let descriptor = layers[position].descriptor;
+                let digest = descriptor.digest.prefixed();
+                Subject::new(
+                    format!("{prefix}layer {} {digest}", position + 1),
+                    Verdict::Rejected,
+                )
+                .actual(digest)
+                .message(format!(
+                    "is typed as the empty descriptor ({EMPTY}) but describes {} bytes other than {{}}",
+                    descriptor.size
+                ))
+            }
             TitleProblem::Untitled(position) => {
                 let digest = layers[position].descriptor.digest.prefixed();
                 Subject::new(

@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::fsio::read_input;
 use crate::hash::reader::{open_regular, ReadError};
 use crate::hash::Digest;
+use crate::json::{self, JsonError};
 
 pub struct Layout {
     dir: PathBuf,
@@ -23,6 +24,8 @@ enum Root {
     Entry(Descriptor, &'static str),
     Digest(Digest),
     Missing(String),
+    /// `index.json` is JSON that Go clients read otherwise than vouch.
+    Ambiguous(String),
 }
 
 impl Layout {
@@ -45,9 +48,15 @@ impl Layout {
                 "is not an OCI image layout: it has no oci-layout file",
             ));
         }
-        let version: serde_json::Value = serde_json::from_slice(&read_input(&marker)?)
-            .map_err(|e| Error::input(&marker, format!("malformed: {e}")))?;
-        if version.get("imageLayoutVersion").and_then(|v| v.as_str()) != Some("1.0.0") {
+        let version: serde_json::Value = json::from_slice(&read_input(&marker)?)
+            .map_err(|e| Error::input(&marker, e.to_string()))?;
+        let version = version
+            .as_object()
+            .map(|object| json::field(object, "imageLayoutVersion", ""))
+            .transpose()
+            .map_err(|e| Error::input(&marker, e.to_string()))?
+            .flatten();
+        if version.and_then(|v| v.as_str()) != Some("1.0.0") {
             return Err(Error::input(
                 &marker,
                 "imageLayoutVersion is not \"1.0.0\", the version vouch reads",
@@ -59,7 +68,14 @@ impl Layout {
             Ok(Document::Manifest(_)) => {
                 return Err(Error::input(&index_path, "is a manifest, not an index"))
             }
-            Err(e) => return Err(Error::input(&index_path, e)),
+            // The layout's content, read otherwise by Go clients: an integrity failure.
+            Err(JsonError::Ambiguous(message)) => {
+                return Ok(Layout {
+                    dir,
+                    root: Root::Ambiguous(format!("index.json: {message}")),
+                })
+            }
+            Err(e) => return Err(Error::input(&index_path, e.to_string())),
         };
         let tags = || {
             let tags: Vec<&str> = index
@@ -156,6 +172,7 @@ impl Store for Layout {
         // entry is a record of its own.
         let (digest, recorded) = match &self.root {
             Root::Missing(message) => return Err(Unavailable::Missing(message.clone())),
+            Root::Ambiguous(message) => return Err(Unavailable::Refused(message.clone())),
             Root::Entry(entry, source) => (
                 &entry.digest,
                 Some(Recorded {

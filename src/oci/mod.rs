@@ -112,11 +112,15 @@ pub fn verify(
             check_diff_ids(image, &plan.blobs, &results, &prefix, &mut report);
         }
         if let Some(approved) = &options.approved {
+            // The manifest's own descriptors: the plan keeps one per blob, and two layers
+            // with the same content (an empty `{}`, the configuration) carry different titles.
             let layers: Vec<files::Layer> = image
+                .manifest
                 .layers
                 .iter()
-                .map(|&i| files::Layer {
-                    descriptor: &plan.blobs[i].descriptor,
+                .zip(&image.layers)
+                .map(|(descriptor, &i)| files::Layer {
+                    descriptor,
                     result: &results[i],
                 })
                 .collect();
@@ -235,9 +239,10 @@ pub fn inspect(
         );
         return Ok(Inspection::Failed(report));
     };
-    // A blob may serve as more than one layer, so its digests are copied, not taken.
-    let take = |i: usize| InspectedBlob {
-        descriptor: plan.blobs[i].descriptor.clone(),
+    // A blob may serve as more than one layer, so its digests are copied, not taken; each
+    // use keeps its own descriptor (the plan keeps the first one, whose title may differ).
+    let take = |i: usize, descriptor: &Descriptor| InspectedBlob {
+        descriptor: descriptor.clone(),
         digests: results[i]
             .as_ref()
             .map(|found| found.digests.clone())
@@ -246,8 +251,14 @@ pub fn inspect(
     let inspected = InspectedImage {
         root_digest,
         manifest: image.descriptor,
-        config: take(image.config),
-        layers: image.layers.iter().map(|&i| take(i)).collect(),
+        config: take(image.config, &image.manifest.config),
+        layers: image
+            .manifest
+            .layers
+            .iter()
+            .zip(&image.layers)
+            .map(|(descriptor, &i)| take(i, descriptor))
+            .collect(),
     };
     Ok(Inspection::Verified {
         image: Box::new(inspected),
@@ -491,7 +502,7 @@ fn resolve_root(
             if subject.verdict == Verdict::Ok {
                 subject.verdict = Verdict::Rejected;
             }
-            subject = subject.message(format!("malformed: {e}"));
+            subject = subject.message(e.to_string());
             None
         }
     };
@@ -710,9 +721,7 @@ impl Walk<'_> {
             }
             Err(e) => {
                 subject.verdict = Verdict::Rejected;
-                self.report
-                    .subjects
-                    .push(subject.message(format!("malformed: {e}")));
+                self.report.subjects.push(subject.message(e.to_string()));
                 None
             }
         }

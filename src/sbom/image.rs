@@ -94,7 +94,7 @@ pub fn describe_image(
     } = *inspected;
     let titled = titled_layers(
         layers.iter().map(|layer| &layer.descriptor),
-        &IgnoreSet::with_defaults(),
+        &IgnoreSet::default(),
     );
     let layers: Vec<DescribedBlob> = layers.into_iter().map(described_blob).collect();
     let name = options
@@ -223,6 +223,10 @@ fn artifact_model(
                 reason,
             } => format!(
                 "{} has the unsafe title '{title}' ({reason}): it is not listed as a file of the model",
+                layer(position)
+            ),
+            TitleProblem::NotEmpty(position) => format!(
+                "{} is typed as the empty descriptor but does not hold {{}}: it is not listed as a file of the model",
                 layer(position)
             ),
             TitleProblem::Ambiguous(title) => format!(

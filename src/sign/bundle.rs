@@ -11,6 +11,7 @@ use base64::Engine as _;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use crate::json::{self, JsonError};
 use crate::manifest::statement::PAYLOAD_TYPE;
 
 pub const BUNDLE_MEDIA_TYPE: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
@@ -58,13 +59,16 @@ pub struct Bundle {
     pub normalized_json: String,
 }
 
-/// Parses a bundle, saying what is missing or malformed and where.
+/// Parses a bundle, saying what is missing or malformed and where. The strict reader
+/// ([`crate::json`]) refuses a duplicate key anywhere, and each field read here refuses a
+/// key that differs from it only by case.
 pub fn parse(bytes: &[u8]) -> Result<Bundle, String> {
-    let mut value: Value =
-        serde_json::from_slice(bytes).map_err(|e| format!("malformed JSON: {e}"))?;
+    let mut value: Value = json::from_slice(bytes).map_err(|e| match e {
+        JsonError::Malformed(message) => format!("malformed JSON: {message}"),
+        ambiguous => ambiguous.to_string(),
+    })?;
     let top = value.as_object().ok_or("the bundle is not a JSON object")?;
-    let media_type = top
-        .get("mediaType")
+    let media_type = get(top, "mediaType", "")?
         .and_then(Value::as_str)
         .ok_or("mediaType is missing")?;
     if !media_type.starts_with("application/vnd.dev.sigstore.bundle") {
@@ -72,13 +76,11 @@ pub fn parse(bytes: &[u8]) -> Result<Bundle, String> {
             "mediaType \"{media_type}\" is not a Sigstore bundle"
         ));
     }
-    let material = top
-        .get("verificationMaterial")
+    let material = get(top, "verificationMaterial", "")?
         .and_then(Value::as_object)
         .ok_or("verificationMaterial is missing")?;
     let material = parse_material(material)?;
-    let envelope = top
-        .get("dsseEnvelope")
+    let envelope = get(top, "dsseEnvelope", "")?
         .and_then(Value::as_object)
         .ok_or("dsseEnvelope is missing: an OMS bundle signs a DSSE envelope")?;
     let envelope = parse_envelope(envelope)?;
@@ -90,13 +92,29 @@ pub fn parse(bytes: &[u8]) -> Result<Bundle, String> {
     })
 }
 
+/// The value of `key` in the object at `at`, refusing a case variant of the key.
+fn get<'a>(
+    object: &'a Map<String, Value>,
+    key: &str,
+    at: &str,
+) -> Result<Option<&'a Value>, String> {
+    json::field(object, key, at).map_err(|e| e.to_string())
+}
+
+/// The object at `at`: each element of a list must be one.
+fn object_at<'a>(value: &'a Value, at: &str) -> Result<&'a Map<String, Value>, String> {
+    value.as_object().ok_or(format!("{at} is not an object"))
+}
+
 fn parse_material(material: &Map<String, Value>) -> Result<Material, String> {
-    if let Some(key) = material.get("publicKey") {
-        let key = key
-            .as_object()
-            .ok_or("verificationMaterial.publicKey is not an object")?;
-        let hint = key.get("hint").and_then(Value::as_str).map(str::to_string);
-        let pem = match key.get("rawBytes").and_then(Value::as_str) {
+    const AT: &str = "verificationMaterial";
+    if let Some(key) = get(material, "publicKey", AT)? {
+        let at = "verificationMaterial.publicKey";
+        let key = object_at(key, at)?;
+        let hint = get(key, "hint", at)?
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        let pem = match get(key, "rawBytes", at)?.and_then(Value::as_str) {
             Some(raw) => Some(decode(raw, "verificationMaterial.publicKey.rawBytes")?),
             None => None,
         };
@@ -105,9 +123,9 @@ fn parse_material(material: &Map<String, Value>) -> Result<Material, String> {
         }
         return Ok(Material::PublicKey { hint, pem });
     }
-    if let Some(chain) = material.get("x509CertificateChain") {
-        let certificates = chain
-            .get("certificates")
+    if let Some(chain) = get(material, "x509CertificateChain", AT)? {
+        let at = "verificationMaterial.x509CertificateChain";
+        let certificates = get(object_at(chain, at)?, "certificates", at)?
             .and_then(Value::as_array)
             .filter(|list| !list.is_empty())
             .ok_or("verificationMaterial.x509CertificateChain.certificates is missing or empty")?;
@@ -115,20 +133,17 @@ fn parse_material(material: &Map<String, Value>) -> Result<Material, String> {
             .iter()
             .enumerate()
             .map(|(i, c)| {
-                let at =
-                    format!("verificationMaterial.x509CertificateChain.certificates[{i}].rawBytes");
-                decode(
-                    c.get("rawBytes")
-                        .and_then(Value::as_str)
-                        .ok_or(format!("{at} is missing"))?,
-                    &at,
-                )
+                let at = format!("verificationMaterial.x509CertificateChain.certificates[{i}]");
+                let raw = get(object_at(c, &at)?, "rawBytes", &at)?
+                    .and_then(Value::as_str)
+                    .ok_or(format!("{at}.rawBytes is missing"))?;
+                decode(raw, &format!("{at}.rawBytes"))
             })
             .collect::<Result<_, _>>()?;
         return Ok(Material::CertificateChain(der));
     }
-    if material.contains_key("certificate") {
-        let entries = material.get("tlogEntries").and_then(Value::as_array);
+    if get(material, "certificate", AT)?.is_some() {
+        let entries = get(material, "tlogEntries", AT)?.and_then(Value::as_array);
         if entries.is_none_or(|e| e.is_empty()) {
             return Err(
                 "verificationMaterial.tlogEntries is missing or empty: a keyless signature needs its \
@@ -142,14 +157,13 @@ fn parse_material(material: &Map<String, Value>) -> Result<Material, String> {
 }
 
 fn parse_envelope(envelope: &Map<String, Value>) -> Result<Envelope, String> {
-    let payload_type = envelope
-        .get("payloadType")
+    const AT: &str = "dsseEnvelope";
+    let payload_type = get(envelope, "payloadType", AT)?
         .and_then(Value::as_str)
         .ok_or("dsseEnvelope.payloadType is missing")?
         .to_string();
     let payload = decode(
-        envelope
-            .get("payload")
+        get(envelope, "payload", AT)?
             .and_then(Value::as_str)
             .ok_or("dsseEnvelope.payload is missing")?,
         "dsseEnvelope.payload",
@@ -157,21 +171,18 @@ fn parse_envelope(envelope: &Map<String, Value>) -> Result<Envelope, String> {
     if payload.is_empty() {
         return Err("dsseEnvelope.payload is empty".into());
     }
-    let signatures = envelope
-        .get("signatures")
+    let signatures = get(envelope, "signatures", AT)?
         .and_then(Value::as_array)
         .filter(|s| !s.is_empty())
         .ok_or("dsseEnvelope.signatures is missing or empty")?
         .iter()
         .enumerate()
         .map(|(i, s)| {
-            let at = format!("dsseEnvelope.signatures[{i}].sig");
-            decode(
-                s.get("sig")
-                    .and_then(Value::as_str)
-                    .ok_or(format!("{at} is missing"))?,
-                &at,
-            )
+            let at = format!("dsseEnvelope.signatures[{i}]");
+            let sig = get(object_at(s, &at)?, "sig", &at)?
+                .and_then(Value::as_str)
+                .ok_or(format!("{at}.sig is missing"))?;
+            decode(sig, &format!("{at}.sig"))
         })
         .collect::<Result<_, _>>()?;
     Ok(Envelope {

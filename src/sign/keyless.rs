@@ -45,8 +45,13 @@ impl KeylessPolicy {
         issuer: String,
         trusted_root: Option<&str>,
     ) -> Result<KeylessPolicy, String> {
-        let root = TrustedRoot::from_json(trusted_root.unwrap_or(SIGSTORE_PRODUCTION_TRUSTED_ROOT))
-            .map_err(|e| format!("not a Sigstore trusted root: {e}"))?;
+        // Read as the crate reads it (TrustedRoot::from_json is serde over these types), by
+        // the strict reader, so that no duplicate or case-variant key goes unnoticed.
+        let text = trusted_root.unwrap_or(SIGSTORE_PRODUCTION_TRUSTED_ROOT);
+        let root: TrustedRoot = crate::json::from_slice(text.as_bytes()).map_err(|e| match e {
+            crate::json::JsonError::Malformed(m) => format!("not a Sigstore trusted root: {m}"),
+            ambiguous => ambiguous.to_string(),
+        })?;
         let verifier = Verifier::new(&root).map_err(|e| format!("unusable trusted root: {e}"))?;
         Ok(KeylessPolicy {
             identity,

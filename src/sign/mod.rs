@@ -401,8 +401,14 @@ fn check_envelope(key: &PublicKey, bundle: &Bundle, signer: String) -> Result<Ve
 
 /// The subject digest of an in-toto payload, to bind a keyless signature to.
 fn subject_sha256(payload: &[u8]) -> Result<String, Rejection> {
-    let value: serde_json::Value = serde_json::from_slice(payload)
-        .map_err(|e| Rejection(format!("the signed payload is not JSON: {e}")))?;
+    // Strict: a payload with a key given twice binds no one subject (its case variants are
+    // refused when the statement is parsed).
+    let value: serde_json::Value = crate::json::from_slice(payload).map_err(|e| match e {
+        crate::json::JsonError::Malformed(m) => {
+            Rejection(format!("the signed payload is not JSON: {m}"))
+        }
+        ambiguous => Rejection(format!("the signed payload is {ambiguous}")),
+    })?;
     value
         .pointer("/subject/0/digest/sha256")
         .and_then(serde_json::Value::as_str)
@@ -542,6 +548,13 @@ pub fn verify_detached_file(
     let started = std::time::Instant::now();
     let json = String::from_utf8(crate::fsio::read_input(bundle_path)?)
         .map_err(|_| Error::input(bundle_path, "is not UTF-8 text, so not a Sigstore bundle"))?;
+    // The Sigstore types flatten the bundle: the strict reader checks its keys for
+    // duplicates (the fields vouch reads are checked for case variants by bundle::parse).
+    if let Err(ambiguous @ crate::json::JsonError::Ambiguous(_)) =
+        crate::json::from_slice::<sigstore_types::Bundle>(json.as_bytes())
+    {
+        return Err(Error::input(bundle_path, ambiguous.to_string()));
+    }
     check_detached_bundle(&json).map_err(|e| Error::input(bundle_path, e))?;
     let (handle, stamp) = crate::hash::reader::open_regular(file, true).map_err(|e| match e {
         ReadError::NotRegular(kind) => Error::input(
