@@ -597,3 +597,43 @@ fn model_signing_and_vouch_both_refuse_an_intermediate_as_the_only_trust() {
         Some(0)
     );
 }
+
+#[test]
+fn a_signature_bundle_with_a_malformed_media_type_is_exit_2() {
+    let test = "a_signature_bundle_with_a_malformed_media_type_is_exit_2";
+    let Some(testdata) = shared_testdata(test) else {
+        return;
+    };
+    let fixture = testdata.join("model-signing-fixtures/v1.1.0-elliptic-key");
+    let key = testdata.join("model-signing-fixtures/keys/certificate/signing-key-pub.pem");
+    let dir = tempfile::tempdir().unwrap();
+    let verify = |signature: &Path| {
+        vouch_run([
+            os("verify"),
+            fixture.as_os_str(),
+            os("--signature"),
+            signature.as_os_str(),
+            os("--key"),
+            key.as_os_str(),
+            os("--ignore-paths"),
+            os("ignore-me"),
+        ])
+    };
+    verify(&fixture.join("model.sig")).expect(0);
+    // The media type is not signed: only its form says what the bundle is.
+    for media_type in [
+        "application/vnd.dev.sigstore.bundle.v9+json",
+        "application/vnd.dev.sigstore.bundlex",
+    ] {
+        let edited = dir.path().join("model.sig");
+        edited_bundle(&fixture.join("model.sig"), &edited, |b| {
+            b["mediaType"] = media_type.into()
+        });
+        let ran = verify(&edited).expect(2);
+        assert!(
+            ran.stderr.contains("is not a Sigstore bundle media type"),
+            "{media_type}: {}",
+            ran.stderr
+        );
+    }
+}

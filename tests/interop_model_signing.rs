@@ -101,6 +101,7 @@ const SERIALIZATIONS: &[(&[&str], &[&str])] = &[
     ),
     (&["--ignore", "README.md"], &["--ignore-paths", "README.md"]),
     (&["--ignore", "a/b"], &["--ignore-paths", "a/b"]),
+    (&["--no-ignore-git-paths"], &["--no-ignore-git-paths"]),
 ];
 
 #[test]

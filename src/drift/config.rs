@@ -69,6 +69,7 @@ struct RawTarget {
     allow_symlinks: bool,
     #[serde(default)]
     ignore_paths: Vec<String>,
+    ignore_git_paths: Option<bool>,
     #[serde(default)]
     deny_unsafe_pickle: bool,
     platform: Option<String>,
@@ -118,6 +119,8 @@ pub struct Target {
     pub subject: Deployed,
     /// Paths left out, relative to the model root.
     pub ignore_paths: Vec<String>,
+    /// `ignore_git_paths = false`: check `.git`, `.gitattributes`, `.github`, `.gitignore`.
+    pub include_git_paths: bool,
     pub deny_unsafe_pickle: bool,
 }
 
@@ -390,6 +393,7 @@ fn target(
         owner: raw.owner.clone(),
         subject,
         ignore_paths,
+        include_git_paths: raw.ignore_git_paths == Some(false),
         deny_unsafe_pickle: raw.deny_unsafe_pickle,
     })
 }
@@ -417,6 +421,7 @@ fn image_target(
         || raw.algo.is_some()
         || raw.shard_size.is_some()
         || !raw.ignore_paths.is_empty()
+        || raw.ignore_git_paths.is_some()
         || raw.deny_unsafe_pickle;
     if unsupported {
         return Err(format!(
@@ -622,6 +627,13 @@ webhook = "https://hooks.example.com/vouch"
             matches!(approval, Approval::Manifest(m) if m == Path::new("/etc/vouch/approved/llama.oms.json"))
         );
         assert_eq!(config.waivers[0].expires, jiff::civil::date(2026, 12, 31));
+        assert!(!config.targets[0].include_git_paths);
+        let checked = GOOD.replace(
+            "manifest = \"approved/llama.oms.json\"",
+            "manifest = \"approved/llama.oms.json\"\nignore_git_paths = false",
+        );
+        let config = Config::parse(&checked, Path::new("/etc/vouch/vouch.toml"), TODAY).unwrap();
+        assert!(config.targets[0].include_git_paths);
         assert_eq!(config.alert.command.as_ref().unwrap().len(), 2);
     }
 

@@ -252,7 +252,7 @@ pub fn check_target(target: &Target, engine: &Engine) -> Report {
             let options = VerifyOptions {
                 extra_ignores: target.ignore_paths.clone(),
                 extra_ignores_setting: "the target's ignore_paths",
-                include_git_paths: false,
+                include_git_paths: target.include_git_paths,
                 approval_files: Vec::new(),
                 deny_unsafe_pickle: target.deny_unsafe_pickle,
             };

@@ -316,8 +316,9 @@ pub fn check_signature(
 ) -> crate::error::Result<SignatureCheck> {
     use crate::error::Error;
     let started = Instant::now();
-    let bundle = bundle::parse(&crate::fsio::read_input(signature)?)
-        .map_err(|e| Error::input(signature, e))?;
+    let bytes = crate::fsio::read_input(signature)?;
+    let bundle = bundle::parse(&bytes).map_err(|e| Error::input(signature, e))?;
+    sigstore_bundle_json(&bytes).map_err(|e| Error::input(signature, e))?;
     let name = signature.display().to_string();
     let refused = |reason: String| {
         SignatureCheck::Refused(Report {
@@ -488,13 +489,10 @@ const SIGSTORE_BUNDLE_MEDIA_TYPES: [&str; 4] = [
     "application/vnd.dev.sigstore.bundle.v0.3+json",
 ];
 
-/// A detached bundle must be a Sigstore bundle by its media type, and a DSSE one must carry
-/// an in-toto statement about a file, not an OMS model signature: that signs a model's root
-/// digest (SHA-256 over its files' digests), which a file holding those digests would match.
-fn check_detached_bundle(json: &str) -> Result<(), String> {
-    use serde_json::Value;
-    let bundle: Value =
-        serde_json::from_str(json).map_err(|e| format!("is not a Sigstore bundle: {e}"))?;
+/// The bundle as JSON, once its `mediaType` shows it is a Sigstore bundle.
+fn sigstore_bundle_json(bytes: &[u8]) -> Result<serde_json::Value, String> {
+    let bundle: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| format!("is not a Sigstore bundle: {e}"))?;
     let media_type = bundle
         .get("mediaType")
         .ok_or("is not a Sigstore bundle: mediaType is missing")?;
@@ -507,6 +505,15 @@ fn check_detached_bundle(json: &str) -> Result<(), String> {
             SIGSTORE_BUNDLE_MEDIA_TYPES.join(", ")
         ));
     }
+    Ok(bundle)
+}
+
+/// A detached bundle must be a Sigstore bundle by its media type, and a DSSE one must carry
+/// an in-toto statement about a file, not an OMS model signature: that signs a model's root
+/// digest (SHA-256 over its files' digests), which a file holding those digests would match.
+fn check_detached_bundle(json: &str) -> Result<(), String> {
+    use serde_json::Value;
+    let bundle = sigstore_bundle_json(json.as_bytes())?;
     let Some(envelope) = bundle.get("dsseEnvelope") else {
         return Ok(());
     };

@@ -6,7 +6,7 @@ Usage:
   model_signing_peer.py pki DIR [--curve C]              -> a root CA, an intermediate CA and a
                                                             code-signing leaf, as PEM files
   model_signing_peer.py sign MODEL SIG KEY [--shard-size N] [--algo A]
-                                     [--ignore P ...] [--allow-symlinks]
+                                     [--ignore P ...] [--allow-symlinks] [--no-ignore-git-paths]
   model_signing_peer.py verify MODEL SIG PUB            -> verifies with the API, which takes the
                                                             serialization from the signature (the
                                                             CLI always hashes files with sha256)
@@ -118,7 +118,9 @@ def sign(args):
         config.use_file_serialization(
             hashing_algorithm=args.algo, allow_symlinks=args.allow_symlinks
         )
-    config.set_ignored_paths(paths=args.ignore, ignore_git_paths=True)
+    config.set_ignored_paths(
+        paths=args.ignore, ignore_git_paths=not args.no_ignore_git_paths
+    )
     config.set_allow_symlinks(args.allow_symlinks)
     signing.Config().use_elliptic_key_signer(private_key=args.key).set_hashing_config(
         config
@@ -149,6 +151,7 @@ def main():
     p.add_argument("--algo", default="sha256")
     p.add_argument("--ignore", action="append", default=[])
     p.add_argument("--allow-symlinks", action="store_true")
+    p.add_argument("--no-ignore-git-paths", action="store_true")
     p = sub.add_parser("verify")
     p.add_argument("model")
     p.add_argument("sig")
