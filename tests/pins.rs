@@ -24,6 +24,25 @@ fn verify_pinned(model: &Path, flag: &str, pin: &str, extra: &[&str]) -> Ran {
         .args(extra))
 }
 
+/// A model whose trainer loads `model.pkl`; `unused.pkl` is never loaded.
+fn write_loaded_and_unused_pickles(model: &Path) {
+    write_tree(
+        model,
+        &[
+            ("config.json", b"{}"),
+            ("model.pkl", &pseudo_random(5000, 1)),
+            ("unused.pkl", &pseudo_random(7000, 2)),
+        ],
+    );
+}
+
+/// The unused pickle takes the name the trainer loads; the digests keep their order, so the
+/// root digest stays the same.
+fn move_unused_pickle_to_the_loaded_name(model: &Path) {
+    std::fs::rename(model.join("model.pkl"), model.join("d.pkl")).unwrap();
+    std::fs::rename(model.join("unused.pkl"), model.join("model.pkl")).unwrap();
+}
+
 fn warnings(ran: &Ran) -> String {
     ran.json()["warnings"].to_string()
 }
@@ -34,14 +53,7 @@ fn warnings(ran: &Ran) -> String {
 fn a_renamed_file_passes_a_root_digest_with_a_warning_and_fails_a_manifest_digest() {
     let dir = tempfile::tempdir().unwrap();
     let model = dir.path().join("model");
-    write_tree(
-        &model,
-        &[
-            ("config.json", b"{}"),
-            ("model.pkl", &pseudo_random(5000, 1)),
-            ("unused.pkl", &pseudo_random(7000, 2)),
-        ],
-    );
+    write_loaded_and_unused_pickles(&model);
     let root = digest_of(&model, &[]);
     let pin = digest_of(&model, &["--manifest-digest"]);
     assert!(pin.starts_with("sha256:") && pin != root, "{pin} {root}");
@@ -53,9 +65,7 @@ fn a_renamed_file_passes_a_root_digest_with_a_warning_and_fails_a_manifest_diges
         ran.stdout()
     );
 
-    // The unused pickle takes the name the trainer loads; the digests keep their order.
-    std::fs::rename(model.join("model.pkl"), model.join("d.pkl")).unwrap();
-    std::fs::rename(model.join("unused.pkl"), model.join("model.pkl")).unwrap();
+    move_unused_pickle_to_the_loaded_name(&model);
 
     let ran = verify_pinned(&model, "--digest", &root, &[]).expect(0);
     assert!(
@@ -164,14 +174,7 @@ fn a_manifest_digest_pin_is_a_sha256_digest_and_excludes_other_approvals() {
 fn drift_targets_take_a_manifest_digest_and_warn_on_a_root_digest() {
     let dir = tempfile::tempdir().unwrap();
     let model = dir.path().join("model");
-    write_tree(
-        &model,
-        &[
-            ("config.json", b"{}"),
-            ("model.pkl", &pseudo_random(5000, 1)),
-            ("unused.pkl", &pseudo_random(7000, 2)),
-        ],
-    );
+    write_loaded_and_unused_pickles(&model);
     let pin = digest_of(&model, &["--manifest-digest"]);
     let root = digest_of(&model, &[]);
     let config = dir.path().join("vouch.toml");
@@ -206,8 +209,7 @@ digest = "{root}"
         "{report}"
     );
 
-    std::fs::rename(model.join("model.pkl"), model.join("d.pkl")).unwrap();
-    std::fs::rename(model.join("unused.pkl"), model.join("model.pkl")).unwrap();
+    move_unused_pickle_to_the_loaded_name(&model);
     let report = drift().expect(1).json();
     let text = report.to_string();
     assert!(text.contains("manifest digest differs"), "{report:#}");

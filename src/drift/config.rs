@@ -705,7 +705,7 @@ webhook = "https://hooks.example.com/vouch"
             &format!("digest = \"sha256:{}\"", "ab".repeat(32)),
         );
         let e = error_of(&pinned);
-        assert!(e.contains("line 19") && e.contains("root digest"), "{e}");
+        assert!(e.contains("line 19") && e.contains("pinned digest"), "{e}");
         let image = GOOD.replace(
             "path = \"/srv/models/llama\"\nmanifest",
             "image = \"oci:layout:v1\"\nmanifest",
