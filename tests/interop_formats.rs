@@ -10,22 +10,22 @@ use std::path::Path;
 use common::*;
 use serde_json::{json, Value};
 
-/// `vouch scan DIR --format json`, its files by name.
-fn scan(dir: &Path, expected_exit: i32) -> BTreeMap<String, Value> {
-    let report = vouch_run([
-        "scan".as_ref(),
-        dir.as_os_str(),
-        "--format".as_ref(),
-        "json".as_ref(),
-    ])
-    .expect(expected_exit)
-    .json();
+/// `vouch scan DIR --format json` (with `extra` arguments), its files by name.
+fn scan_with(dir: &Path, extra: &[&str], expected_exit: i32) -> BTreeMap<String, Value> {
+    let mut args = vec![dir.as_os_str(), "--format".as_ref(), "json".as_ref()];
+    args.insert(0, "scan".as_ref());
+    args.extend(extra.iter().map(std::ffi::OsStr::new));
+    let report = vouch_run(args).expect(expected_exit).json();
     report["files"]
         .as_array()
         .unwrap()
         .iter()
         .map(|f| (f["name"].as_str().unwrap().to_string(), f.clone()))
         .collect()
+}
+
+fn scan(dir: &Path, expected_exit: i32) -> BTreeMap<String, Value> {
+    scan_with(dir, &[], expected_exit)
 }
 
 /// Writes a corpus with the peer package; returns what the package read back.
@@ -92,7 +92,7 @@ fn pickle_verdicts_equal_picklescans() {
     let Some((dir, expected)) = corpus("pickle_verdicts", "pickles") else {
         return;
     };
-    let files = scan(dir.path(), 1);
+    let files = scan_with(dir.path(), &["--pickle-policy", "picklescan"], 1);
     assert_eq!(
         files.keys().collect::<Vec<_>>(),
         expected.as_object().unwrap().keys().collect::<Vec<_>>()

@@ -250,7 +250,7 @@ pub fn check_target(target: &Target, engine: &Engine) -> Report {
             let options = VerifyOptions {
                 extra_ignores: target.ignore_paths.clone(),
                 approval_files: Vec::new(),
-                deny_unsafe_pickle: target.deny_unsafe_pickle,
+                deny_unsafe_pickle: target.deny_unsafe_pickle.then_some(Default::default()),
             };
             check_model(path, approval, &options, engine, &Silent)
         }
