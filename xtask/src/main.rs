@@ -22,6 +22,7 @@ const PYTHON_PEERS: &[&str] = &[
     "gguf==0.19.0",
     "onnx==1.23.2",
     "picklescan==1.0.5",
+    "fickling==0.1.12",
 ];
 /// Debian packages that provide peer commands, with a command each provides. The OCI tests
 /// run docker-registry (the CNCF distribution registry) with images built by umoci and

@@ -149,8 +149,9 @@ const REBUILD_FUNCTIONS: &[&str] = &[
 ];
 
 /// The strict allow-list: the globals PyTorch's `weights_only=True` unpickler allows by
-/// default. Names are matched exactly as the pickle writes them (no module of these is
-/// renamed by Python's protocol-2 import fixes, so the name imported is the name written).
+/// default. Names are matched exactly as the pickle writes them: none of these is renamed by
+/// Python's protocol 0-2 import fixes (`__builtin__` becomes `builtins`), so the name imported
+/// is the name allowed.
 /// NumPy's globals (`numpy.core.multiarray._reconstruct`, `numpy.dtype`) are not allowed:
 /// PyTorch does not allow them by default either, and object arrays unpickle anything.
 pub fn allowed(module: &str, name: &str) -> bool {
@@ -169,7 +170,8 @@ pub fn allowed(module: &str, name: &str) -> bool {
         "torch.nn.parameter" => name == "Parameter",
         "torch.serialization" => name == "_get_layout",
         "_codecs" => name == "encode",
-        "builtins" => matches!(name, "bytearray" | "set" | "complex"),
+        // Protocols 0 to 2 write Python 2's name of builtins; Python 3 imports it as builtins.
+        "builtins" | "__builtin__" => matches!(name, "bytearray" | "set" | "complex"),
         _ => false,
     }
 }
@@ -203,6 +205,9 @@ pub fn allow_list() -> Vec<String> {
             "builtins.bytearray",
             "builtins.set",
             "builtins.complex",
+            "__builtin__.bytearray",
+            "__builtin__.set",
+            "__builtin__.complex",
         ]
         .map(String::from),
     );
