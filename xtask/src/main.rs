@@ -11,7 +11,7 @@ use std::process::{exit, Command};
 /// Python packages the interop tests drive. model-signing 1.1.1 imports pyOpenSSL without
 /// declaring it, hence the second entry. The rest check SBOMs (the official CycloneDX and
 /// SPDX validators), write the weights formats `vouch scan` reads (safetensors with numpy,
-/// gguf, onnx), and give the pickle verdicts vouch must match (picklescan).
+/// gguf, onnx), and give the pickle verdicts vouch must match (picklescan; fickling).
 const PYTHON_PEERS: &[&str] = &[
     "model-signing==1.1.1",
     "pyopenssl",
