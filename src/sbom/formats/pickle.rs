@@ -365,11 +365,13 @@ impl<R: Read> Scanner<R> {
                     self.scan.error = Some("the stream is empty".into());
                     return;
                 }
-                Err(problem) => {
-                    self.scan.error = Some(match problem {
-                        Problem::Malformed(m) => m,
-                        Problem::Io(e) => format!("read error: {e}"),
-                    });
+                Err(Problem::Malformed(m)) => {
+                    self.scan.error = Some(m);
+                    return;
+                }
+                // A read that failed leaves the rest unscanned, unlike bytes Python refuses.
+                Err(Problem::Io(e)) => {
+                    self.limit = Some(format!("a read failed: {e}"));
                     return;
                 }
             }
@@ -835,7 +837,11 @@ impl PickleFacts {
 /// protocols 0 and 1 have no magic, and Python's unpickler takes any opcode first; what
 /// then holds no complete pickle and no import is not a pickle).
 pub fn sniff(head: &[u8]) -> bool {
-    sniff_strong(head) || head.first().is_some_and(|&b| opcode(b).is_some())
+    sniff_strong(head) || starts_with_opcode(head)
+}
+
+fn starts_with_opcode(bytes: &[u8]) -> bool {
+    bytes.first().is_some_and(|&b| opcode(b).is_some())
 }
 
 /// Whether the first bytes can only be read as a pickle container: zip, 7z and `.npy`
@@ -858,8 +864,8 @@ pub fn sniff_strong(head: &[u8]) -> bool {
 /// pickles, and a zip archive appended to a pickle. `None` when it holds no pickle at all.
 /// A container that cannot be read as its loader reads it, or that exceeds a bound of the
 /// scan, is a [`Problem`].
-pub fn scan_file(file: &File, name: &str) -> Parsed<Option<PickleFacts>> {
-    let _ = name;
+/// (`_name` is not looked at: content decides.)
+pub fn scan_file(file: &File, _name: &str) -> Parsed<Option<PickleFacts>> {
     let len = file.metadata()?.len();
     let mut head = vec![0u8; HEAD.min(len as usize)];
     file.read_exact_at(&mut head, 0)?;
@@ -872,27 +878,29 @@ pub fn scan_file(file: &File, name: &str) -> Parsed<Option<PickleFacts>> {
     if !is_zip && !sniff(&head) {
         return Ok(None);
     }
-    let mut streams = Vec::new();
-    let mut container = Container::Zip;
-    if !is_zip {
-        let whole = || std::io::BufReader::new(ReadAt { file, position: 0 });
-        let stream = if head.starts_with(NPY_MAGIC) {
-            container = Container::Npy;
-            npy_body(whole(), len)?
+    let whole = || std::io::BufReader::new(ReadAt { file, position: 0 });
+    // A zip's magic is no pickle a loader reads: its 'P' (PERSID) needs a persistent_load,
+    // and the loaders that have one (torch) read a file with that magic as a zip.
+    let (container, stream) = if is_zip {
+        (Container::Zip, None)
+    } else if head.starts_with(NPY_MAGIC) {
+        (Container::Npy, npy_body(whole(), len)?)
+    } else {
+        let container = if head.starts_with(TORCH_LEGACY_MAGIC) {
+            Container::PytorchLegacy
         } else {
-            container = if head.starts_with(TORCH_LEGACY_MAGIC) {
-                Container::PytorchLegacy
-            } else {
-                Container::Pickle
-            };
-            Some(bounded(scan_stream(whole(), Some(len)), None)?)
+            Container::Pickle
         };
-        streams.extend(
-            stream
-                .filter(StreamScan::is_pickle)
-                .map(|scan| NamedStream { member: None, scan }),
-        );
-    }
+        (
+            container,
+            Some(bounded(scan_stream(whole(), Some(len)), None)?),
+        )
+    };
+    let mut streams: Vec<NamedStream> = stream
+        .filter(StreamScan::is_pickle)
+        .map(|scan| NamedStream { member: None, scan })
+        .into_iter()
+        .collect();
     // The zip Python's zipfile finds from the end, whatever comes before it.
     match zip::open(file, len) {
         Ok(Some(archive)) => streams.extend(scan_members(file, &archive)?),
@@ -962,7 +970,7 @@ fn npy_body(mut reader: impl BufRead, len: u64) -> Parsed<Option<StreamScan>> {
         return Ok(None);
     }
     let body = reader.fill_buf()?;
-    if !body.first().is_some_and(|&b| opcode(b).is_some()) {
+    if !starts_with_opcode(body) {
         return Ok(None);
     }
     bounded(
@@ -991,7 +999,7 @@ fn scan_members(file: &File, archive: &zip::Archive) -> Parsed<Vec<NamedStream>>
         };
         let scan = if head.starts_with(NPY_MAGIC) {
             npy_body(reader, member.size)?
-        } else if head.first().is_some_and(|&b| opcode(b).is_some()) {
+        } else if starts_with_opcode(&head) {
             Some(scan_stream(reader, Some(member.size)))
                 .map(|scan| bounded(scan, Some(&member.name)))
                 .transpose()?
