@@ -97,12 +97,23 @@ fn seeds() -> Vec<(&'static str, Vec<u8>)> {
     let pickle =
         b"\x80\x04\x95\x15\x00\x00\x00\x00\x00\x00\x00\x8c\x05posix\x94\x8c\x06system\x94\x93\x94."
             .to_vec();
+    // A PyTorch-style zip: the pickle deflated, a stored tensor.
+    let mut compress = flate2::Compress::new(flate2::Compression::best(), false);
+    let mut deflated = Vec::with_capacity(256);
+    compress
+        .compress_vec(&pickle, &mut deflated, flate2::FlushCompress::Finish)
+        .unwrap();
+    let zip = zip_archive(&[
+        ("archive/data.pkl".into(), 8, deflated, pickle.len() as u32),
+        ("archive/data/0".into(), 0, vec![7; 16], 16),
+    ]);
     vec![
         ("m.safetensors", safetensors),
         ("m.gguf", gguf),
         ("m.onnx", onnx),
         ("m.pkl", pickle.clone()),
         ("m.pt", pickle),
+        ("m.zip", zip),
     ]
 }
 
@@ -208,7 +219,7 @@ proptest! {
 
     #[test]
     fn corrupted_seeds_never_panic_nor_allocate_much(
-        which in 0..5usize,
+        which in 0..6usize,
         flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..8),
     ) {
         let dir = tempfile::tempdir().unwrap();

@@ -72,7 +72,7 @@ impl Member {
         let raw = At {
             file,
             position: self.data_start,
-            end: self.data_start + self.compressed_size,
+            end: self.data_start.saturating_add(self.compressed_size),
         };
         match self.method {
             DEFLATED => Box::new(flate2::read::DeflateDecoder::new(raw).take(self.size)),
@@ -112,7 +112,7 @@ fn read_at(file: &File, offset: u64, n: usize) -> io::Result<Vec<u8>> {
     At {
         file,
         position: offset,
-        end: offset + n as u64,
+        end: offset.saturating_add(n as u64),
     }
     .read_to_end(&mut buffer)?;
     Ok(buffer)
@@ -386,7 +386,7 @@ fn check_members(
         let local_flags = u16_at(&header, 6);
         let local_name_len = usize::from(u16_at(&header, 26));
         let local_extra_len = u64::from(u16_at(&header, 28));
-        let local_name = read_at(file, *header_offset + 30, local_name_len)?;
+        let local_name = read_at(file, header_offset.saturating_add(30), local_name_len)?;
         if *flags & FLAG_PATCHED != 0 {
             return Err(bad(format!(
                 "is a zip archive whose member {name:?} holds compressed patched data"
@@ -418,7 +418,9 @@ fn check_members(
                 member.size.max(member.compressed_size)
             )));
         }
-        member.data_start = *header_offset + 30 + local_name_len as u64 + local_extra_len;
+        member.data_start = header_offset
+            .saturating_add(30)
+            .saturating_add(local_name_len as u64 + local_extra_len);
         let data_end = member.data_start.saturating_add(member.compressed_size);
         // The next member's header (or the directory) bounds this member's data.
         let next = offsets.partition_point(|o| o <= header_offset);
