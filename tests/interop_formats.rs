@@ -270,6 +270,7 @@ fn hostile_containers_are_scanned_as_python_loads_them_or_refused() {
         ("encrypted.zip", "is encrypted"),
         ("prepended.pt", "can be found in two ways"),
         ("garbage.pt", "not a readable zip archive"),
+        ("model.ckpt", "is a tar archive"),
     ];
     for (name, expected) in refused {
         let problem = &files[name]["problem"];

@@ -339,6 +339,13 @@ def hostile_corpus(out):
     with zipfile.ZipFile(inner, "w") as z:
         z.writestr("archive/data.pkl", evil)
     open(path("prepended.pt"), "wb").write(benign + inner.getvalue())
+    # torch.load's oldest format: a tar whose 'pickle' member it unpickles.
+    import tarfile
+
+    with tarfile.open(path("model.ckpt"), "w", format=tarfile.PAX_FORMAT) as t:
+        info = tarfile.TarInfo("pickle")
+        info.size = len(evil)
+        t.addfile(info, io.BytesIO(evil))
     # Not a zip at all, under a PyTorch name.
     open(path("garbage.pt"), "wb").write(b"PK\x03\x04garbage that is not a zip")
     # A benign pickle with a zip appended by zipfile's append mode (offsets from the file's

@@ -874,6 +874,14 @@ pub fn scan_file(file: &File, _name: &str) -> Parsed<Option<PickleFacts>> {
             "is a 7z archive, which vouch cannot look inside for pickles",
         ));
     }
+    let mut block = vec![0u8; TAR_BLOCK.min(len as usize)];
+    file.read_exact_at(&mut block, 0)?;
+    if is_tar(&block) {
+        return Err(Problem::malformed(
+            "is a tar archive, which torch.load reads as a legacy checkpoint of pickles; \
+             vouch cannot scan tar members",
+        ));
+    }
     let is_zip = head.starts_with(zip::LOCAL_HEADER) || head.starts_with(ZIP_END_MAGIC);
     if !is_zip && !sniff(&head) {
         return Ok(None);
@@ -918,6 +926,40 @@ pub fn scan_file(file: &File, _name: &str) -> Parsed<Option<PickleFacts>> {
         return Ok(None);
     }
     Ok(Some(PickleFacts { container, streams }))
+}
+
+const TAR_BLOCK: usize = 512;
+
+/// Whether Python's tarfile (which `torch.load` tries first on a legacy checkpoint) reads a
+/// tar header in `block`: 512 bytes, not all zero, whose checksum field (octal, or base-256)
+/// equals the sum of its bytes with that field as spaces (unsigned or signed).
+fn is_tar(block: &[u8]) -> bool {
+    if block.len() < TAR_BLOCK || block.iter().all(|&b| b == 0) {
+        return false;
+    }
+    let field = &block[148..156];
+    let recorded = if field[0] == 0o200 || field[0] == 0o377 {
+        // Base-256: a big-endian two's-complement number after the marker byte.
+        let mut n: i64 = if field[0] == 0o377 { -1 } else { 0 };
+        for &b in &field[1..] {
+            n = (n << 8) | i64::from(b);
+        }
+        n
+    } else {
+        let text = field.split(|&b| b == 0).next().unwrap_or(&[]);
+        let Ok(text) = std::str::from_utf8(text) else {
+            return false;
+        };
+        let text = text.trim();
+        match i64::from_str_radix(if text.is_empty() { "0" } else { text }, 8) {
+            Ok(n) => n,
+            Err(_) => return false,
+        }
+    };
+    let rest = block[..148].iter().chain(&block[156..TAR_BLOCK]);
+    let unsigned: i64 = 256 + rest.clone().map(|&b| i64::from(b)).sum::<i64>();
+    let signed: i64 = 256 + rest.map(|&b| i64::from(b as i8)).sum::<i64>();
+    recorded == unsigned || recorded == signed
 }
 
 /// Reads a file from `position` on without moving a shared file offset.
@@ -1193,6 +1235,21 @@ mod tests {
         let result = scan(&pickle);
         assert!(result.error.as_deref().unwrap().contains("truncated"));
         assert!(!result.is_pickle());
+    }
+
+    #[test]
+    fn a_tar_header_is_recognised_by_its_checksum() {
+        let mut block = vec![0u8; TAR_BLOCK];
+        block[..6].copy_from_slice(b"pickle");
+        block[124..135].copy_from_slice(b"00000000010");
+        block[156] = b'0';
+        block[148..156].copy_from_slice(b"        ");
+        let sum: u32 = block.iter().map(|&b| u32::from(b)).sum();
+        block[148..155].copy_from_slice(format!("{sum:06o}\0").as_bytes());
+        assert!(is_tar(&block));
+        block[0] = b'q';
+        assert!(!is_tar(&block));
+        assert!(!is_tar(&[0; TAR_BLOCK]));
     }
 
     #[test]
