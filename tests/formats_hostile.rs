@@ -97,12 +97,23 @@ fn seeds() -> Vec<(&'static str, Vec<u8>)> {
     let pickle =
         b"\x80\x04\x95\x15\x00\x00\x00\x00\x00\x00\x00\x8c\x05posix\x94\x8c\x06system\x94\x93\x94."
             .to_vec();
+    // A PyTorch-style zip: the pickle deflated, a stored tensor.
+    let mut compress = flate2::Compress::new(flate2::Compression::best(), false);
+    let mut deflated = Vec::with_capacity(256);
+    compress
+        .compress_vec(&pickle, &mut deflated, flate2::FlushCompress::Finish)
+        .unwrap();
+    let zip = zip_archive(&[
+        ("archive/data.pkl".into(), 8, deflated, pickle.len() as u32),
+        ("archive/data/0".into(), 0, vec![7; 16], 16),
+    ]);
     vec![
         ("m.safetensors", safetensors),
         ("m.gguf", gguf),
         ("m.onnx", onnx),
         ("m.pkl", pickle.clone()),
         ("m.pt", pickle),
+        ("m.zip", zip),
     ]
 }
 
@@ -208,7 +219,7 @@ proptest! {
 
     #[test]
     fn corrupted_seeds_never_panic_nor_allocate_much(
-        which in 0..5usize,
+        which in 0..6usize,
         flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..8),
     ) {
         let dir = tempfile::tempdir().unwrap();
@@ -254,4 +265,135 @@ fn scan_names_the_file_and_the_problem_and_exits_2() {
             .len(),
         2
     );
+}
+
+/// A zip archive of `members` (name, method, data as stored, declared inflated size), laid
+/// out as zip writers lay it out: local headers and data, the central directory, its end.
+fn zip_archive(members: &[(String, u16, Vec<u8>, u32)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut directory = Vec::new();
+    for (name, method, data, size) in members {
+        let offset = out.len() as u32;
+        let mut common = Vec::new();
+        common.extend_from_slice(&20u16.to_le_bytes()); // version needed
+        common.extend_from_slice(&0u16.to_le_bytes()); // flags
+        common.extend_from_slice(&method.to_le_bytes());
+        common.extend_from_slice(&[0; 4]); // time, date
+        common.extend_from_slice(&0u32.to_le_bytes()); // CRC
+        common.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        common.extend_from_slice(&size.to_le_bytes());
+        common.extend_from_slice(&(name.len() as u16).to_le_bytes());
+        common.extend_from_slice(&0u16.to_le_bytes()); // extra
+        out.extend_from_slice(b"PK\x03\x04");
+        out.extend_from_slice(&common);
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(data);
+        directory.extend_from_slice(b"PK\x01\x02");
+        directory.extend_from_slice(&20u16.to_le_bytes()); // version made by
+        directory.extend_from_slice(&common);
+        directory.extend_from_slice(&[0; 6]); // comment length, disk, internal attributes
+        directory.extend_from_slice(&0u32.to_le_bytes()); // external attributes
+        directory.extend_from_slice(&offset.to_le_bytes());
+        directory.extend_from_slice(name.as_bytes());
+    }
+    let start = out.len() as u32;
+    out.extend_from_slice(&directory);
+    out.extend_from_slice(b"PK\x05\x06\0\0\0\0");
+    let count = members.len().min(0xffff) as u16;
+    out.extend_from_slice(&count.to_le_bytes());
+    out.extend_from_slice(&count.to_le_bytes());
+    out.extend_from_slice(&(directory.len() as u32).to_le_bytes());
+    out.extend_from_slice(&start.to_le_bytes());
+    out.extend_from_slice(&0u16.to_le_bytes());
+    out
+}
+
+/// Raw deflate data that inflates to `mib` MiB of zeros: one fully flushed MiB, repeated.
+fn deflated_zeros(mib: usize) -> Vec<u8> {
+    let mut compress = flate2::Compress::new(flate2::Compression::best(), false);
+    let mut block = Vec::with_capacity(1 << 16);
+    compress
+        .compress_vec(&vec![0u8; 1 << 20], &mut block, flate2::FlushCompress::Full)
+        .unwrap();
+    let mut out = block.repeat(mib);
+    out.extend_from_slice(&[0x03, 0x00]); // a final, empty block
+    out
+}
+
+/// `vouch scan` and `verify --deny-unsafe-pickle` on `model`, each within `limit`: the scan
+/// reports a malformed file naming `expected`, the gate rejects it.
+fn refused_quickly(model: &Path, expected: &str) {
+    let limit = std::time::Duration::from_secs(10);
+    let started = std::time::Instant::now();
+    let ran = run_within(vouch().arg("scan").arg(model), limit).expect(2);
+    assert!(ran.stdout().contains(expected), "{}", ran.stdout());
+    let digest = run_within(vouch().arg("digest").arg(model), limit)
+        .expect(0)
+        .stdout();
+    let ran = run_within(
+        vouch()
+            .arg("verify")
+            .arg(model)
+            .args(["--digest", digest.trim(), "--deny-unsafe-pickle"]),
+        limit,
+    )
+    .expect(1);
+    assert!(
+        ran.stdout().contains("cannot be scanned"),
+        "{}",
+        ran.stdout()
+    );
+    assert!(ran.stdout().contains(expected), "{}", ran.stdout());
+    assert!(started.elapsed() < limit, "{:?}", started.elapsed());
+}
+
+#[test]
+fn a_zip_bomb_is_refused_in_well_under_a_second_never_inflated() {
+    let dir = tempfile::tempdir().unwrap();
+    // About 4 GiB of zeros deflated into a few MiB, under a name that says nothing.
+    let bomb = deflated_zeros(4095);
+    let declared = 4095u32 << 20;
+    let archive = zip_archive(&[("archive/data.pkl".into(), 8, bomb, declared)]);
+    std::fs::write(dir.path().join("weights"), archive).unwrap();
+    refused_quickly(&dir.path().join("weights"), "possible zip bomb");
+}
+
+#[test]
+fn a_zip_of_too_many_members_is_refused_quickly() {
+    let dir = tempfile::tempdir().unwrap();
+    let members: Vec<_> = (0..100_001)
+        .map(|i| (format!("m{i}"), 0, Vec::new(), 0))
+        .collect();
+    std::fs::write(dir.path().join("many.npz"), zip_archive(&members)).unwrap();
+    refused_quickly(&dir.path().join("many.npz"), "more than 100000 members");
+}
+
+#[test]
+fn a_pickle_of_endless_opcodes_is_refused_at_the_opcode_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut pickle = b"N0".repeat(10_000_001);
+    pickle.extend_from_slice(b"N.");
+    std::fs::write(dir.path().join("model.bin"), pickle).unwrap();
+    refused_quickly(
+        &dir.path().join("model.bin"),
+        "more than 20000000 opcodes (bounded work)",
+    );
+}
+
+#[test]
+fn members_that_share_or_overlap_their_data_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let evil = b"\x80\x02cposix\nsystem\nq\x00.".to_vec();
+    let mut archive = zip_archive(&[
+        ("a.pkl".into(), 0, evil.clone(), evil.len() as u32),
+        ("b.pkl".into(), 0, evil.clone(), evil.len() as u32),
+    ]);
+    // Point the second directory entry at the first member's header.
+    let second = archive
+        .windows(4)
+        .rposition(|w| w == b"PK\x01\x02")
+        .unwrap();
+    archive[second + 42..second + 46].copy_from_slice(&0u32.to_le_bytes());
+    std::fs::write(dir.path().join("shared.zip"), archive).unwrap();
+    refused_quickly(&dir.path().join("shared.zip"), "overlaps another member");
 }

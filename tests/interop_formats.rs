@@ -10,22 +10,22 @@ use std::path::Path;
 use common::*;
 use serde_json::{json, Value};
 
-/// `vouch scan DIR --format json`, its files by name.
-fn scan(dir: &Path, expected_exit: i32) -> BTreeMap<String, Value> {
-    let report = vouch_run([
-        "scan".as_ref(),
-        dir.as_os_str(),
-        "--format".as_ref(),
-        "json".as_ref(),
-    ])
-    .expect(expected_exit)
-    .json();
+/// `vouch scan DIR --format json` (with `extra` arguments), its files by name.
+fn scan_with(dir: &Path, extra: &[&str], expected_exit: i32) -> BTreeMap<String, Value> {
+    let mut args = vec![dir.as_os_str(), "--format".as_ref(), "json".as_ref()];
+    args.insert(0, "scan".as_ref());
+    args.extend(extra.iter().map(std::ffi::OsStr::new));
+    let report = vouch_run(args).expect(expected_exit).json();
     report["files"]
         .as_array()
         .unwrap()
         .iter()
         .map(|f| (f["name"].as_str().unwrap().to_string(), f.clone()))
         .collect()
+}
+
+fn scan(dir: &Path, expected_exit: i32) -> BTreeMap<String, Value> {
+    scan_with(dir, &[], expected_exit)
 }
 
 /// Writes a corpus with the peer package; returns what the package read back.
@@ -92,7 +92,7 @@ fn pickle_verdicts_equal_picklescans() {
     let Some((dir, expected)) = corpus("pickle_verdicts", "pickles") else {
         return;
     };
-    let files = scan(dir.path(), 1);
+    let files = scan_with(dir.path(), &["--pickle-policy", "picklescan"], 1);
     assert_eq!(
         files.keys().collect::<Vec<_>>(),
         expected.as_object().unwrap().keys().collect::<Vec<_>>()
@@ -199,4 +199,199 @@ fn deny_unsafe_pickle_fails_verification_naming_the_file_and_the_global() {
     ])
     .expect(1);
     assert!(ran.stdout().contains("builtins.exec"), "{}", ran.stdout());
+}
+
+/// What vouch's scan lists a file importing, over all its streams, as `module.name`.
+fn scanned_imports(file: &Value) -> std::collections::BTreeSet<String> {
+    file["facts"]["streams"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|s| s["globals"].as_array().unwrap())
+        .map(|g| {
+            format!(
+                "{}.{}",
+                g["module"].as_str().unwrap(),
+                g["name"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
+fn dotted(pairs: &Value) -> std::collections::BTreeSet<String> {
+    pairs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| format!("{}.{}", p[0].as_str().unwrap(), p[1].as_str().unwrap()))
+        .collect()
+}
+
+/// `verify MODEL --digest (its own) --format json ARGS`, with the exit status expected.
+fn verify_pinned(model: &Path, extra: &[&str], expected_exit: i32) -> Value {
+    let digest = vouch_run(["digest".as_ref(), model.as_os_str()])
+        .expect(0)
+        .stdout();
+    let mut args: Vec<&std::ffi::OsStr> = vec![
+        "verify".as_ref(),
+        model.as_os_str(),
+        "--digest".as_ref(),
+        digest.trim().as_ref(),
+        "--format".as_ref(),
+        "json".as_ref(),
+    ];
+    args.extend(extra.iter().map(std::ffi::OsStr::new));
+    vouch_run(args).expect(expected_exit).json()
+}
+
+fn rejected_message(report: &Value, name: &str) -> String {
+    report["subjects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == name && s["verdict"] == "rejected")
+        .unwrap_or_else(|| panic!("{name} is not rejected: {report:#}"))["message"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn hostile_containers_are_scanned_as_python_loads_them_or_refused() {
+    let Some((dir, python)) = corpus("hostile_containers", "hostile") else {
+        return;
+    };
+    let files = scan(dir.path(), 1);
+    // What Python's zipfile opens but vouch cannot read as it does: refused, naming why.
+    let refused = [
+        ("lzma.pt", "LZMA, which vouch cannot inflate"),
+        ("bzip2.bin", "bzip2, which vouch cannot inflate"),
+        ("dir_bytes.pt", "directory entry \"archive/data.pk/\" holds"),
+        ("encrypted.zip", "is encrypted"),
+        ("prepended.pt", "can be found in two ways"),
+        ("garbage.pt", "not a readable zip archive"),
+        ("model.ckpt", "is a tar archive"),
+    ];
+    for (name, expected) in refused {
+        let problem = &files[name]["problem"];
+        assert_eq!(problem["kind"], "malformed", "{name}: {problem}");
+        let message = problem["message"].as_str().unwrap();
+        assert!(message.contains(expected), "{name}: {message}");
+    }
+    // Python's zipfile really loads the dangerous member of each (but the encrypted one).
+    for name in ["lzma.pt", "bzip2.bin", "dir_bytes.pt", "prepended.pt"] {
+        let members = python[name]["zipfile"].as_object().unwrap();
+        assert!(
+            members.values().any(|m| dotted(m).contains("posix.system")),
+            "{name}: {members:?}"
+        );
+    }
+    // Everything else: vouch lists exactly what Python's unpickler imports, from the file
+    // and from every member Python's zipfile reads (whatever the names say).
+    let mut compared = 0;
+    for (name, view) in python.as_object().unwrap() {
+        if refused.iter().any(|(r, _)| r == name) {
+            continue;
+        }
+        let mut expected = dotted(&view["imports"]);
+        if let Some(members) = view["zipfile"].as_object() {
+            for imports in members.values() {
+                expected.extend(dotted(imports));
+            }
+        }
+        assert!(!expected.is_empty(), "{name}: Python imports nothing");
+        assert_eq!(scanned_imports(&files[name]), expected, "{name}");
+        compared += 1;
+    }
+    assert!(compared >= 11, "{compared}");
+    // The gate refuses every one of them.
+    let model = dir.path();
+    let report = verify_pinned(model, &["--deny-unsafe-pickle"], 1);
+    for name in python.as_object().unwrap().keys() {
+        let message = rejected_message(&report, name);
+        if refused.iter().any(|(r, _)| r == name) {
+            assert!(message.contains("cannot be scanned"), "{name}: {message}");
+        }
+    }
+    assert!(rejected_message(&report, "weights").contains("posix.system (in archive/data.pkl)"));
+    assert!(rejected_message(&report, "memoize_twice.pkl").contains("builtins.eval"));
+}
+
+#[test]
+fn strict_policy_passes_pytorch_checkpoints_and_refuses_other_globals() {
+    let Some((dir, python)) = corpus("strict_pickle_policy", "checkpoints") else {
+        return;
+    };
+    let files = scan(dir.path(), 1);
+    let checkpoints: Vec<&String> = python
+        .as_object()
+        .unwrap()
+        .keys()
+        .filter(|k| *k != "fix_imports")
+        .collect();
+    for name in &checkpoints {
+        assert_eq!(
+            scanned_imports(&files[*name]),
+            dotted(&python[*name]["imports"]),
+            "{name}"
+        );
+    }
+    let verify = |name: &str, extra: &[&str], exit: i32| {
+        let mut args = vec!["--deny-unsafe-pickle"];
+        args.extend(extra);
+        verify_pinned(&dir.path().join(name), &args, exit)
+    };
+    // What torch.save writes, zip and legacy, passes the strict default.
+    for name in ["good.pt", "good_legacy.pth"] {
+        verify(name, &[], 0);
+        verify(name, &["--pickle-policy", "strict"], 0);
+    }
+    for (name, global) in [
+        ("eval.pt", "__builtin__.eval (in eval/data.pkl)"),
+        (
+            "numpy.pt",
+            "numpy._core.multiarray._reconstruct (in numpy/data.pkl)",
+        ),
+        ("system_legacy.pth", "posix.system"),
+    ] {
+        let message = rejected_message(&verify(name, &[], 1), name);
+        assert!(message.contains(global), "{name}: {message}");
+        assert!(message.contains("strict pickle policy"), "{message}");
+    }
+    // picklescan rates NumPy's reconstruction innocuous; its policy lets that one through.
+    verify("numpy.pt", &["--pickle-policy", "picklescan"], 0);
+    verify("eval.pt", &["--pickle-policy", "picklescan"], 1);
+    // Whatever fickling calls overtly malicious, strict refuses.
+    let mut malicious = 0;
+    for name in &checkpoints {
+        if python[*name]["fickling"]
+            .as_str()
+            .unwrap()
+            .contains("OVERTLY_MALICIOUS")
+        {
+            verify(name, &[], 1);
+            malicious += 1;
+        }
+    }
+    assert!(malicious >= 2, "{python}");
+    // Python renames no allowed module or name at protocols 0-2 (but __builtin__, which
+    // becomes builtins): the name allowed is the name imported.
+    let renamed = &python["fix_imports"];
+    for entry in vouch::sbom::formats::pickle::policy::allow_list() {
+        let (module, _) = entry.rsplit_once('.').unwrap();
+        assert!(
+            !renamed["names"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|n| n == &entry),
+            "{entry}"
+        );
+        let module_renamed = renamed["modules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m == module);
+        assert_eq!(module_renamed, module == "__builtin__", "{entry}");
+    }
 }

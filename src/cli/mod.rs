@@ -87,6 +87,25 @@ fn algorithm_parser() -> impl TypedValueParser<Value = Algorithm> {
     })
 }
 
+/// `--pickle-policy`: which pickle imports `verify --deny-unsafe-pickle` and `scan` refuse.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum PicklePolicyArg {
+    /// Only the globals a weights-only load needs (PyTorch's weights_only allow-list)
+    #[default]
+    Strict,
+    /// What picklescan rates dangerous
+    Picklescan,
+}
+
+impl From<PicklePolicyArg> for crate::sbom::formats::pickle::PicklePolicy {
+    fn from(arg: PicklePolicyArg) -> Self {
+        match arg {
+            PicklePolicyArg::Strict => Self::Strict,
+            PicklePolicyArg::Picklescan => Self::Picklescan,
+        }
+    }
+}
+
 /// `--jobs` and `--progress`, accepted by every command that hashes.
 #[derive(Debug, Args)]
 pub struct EngineArgs {

@@ -2,7 +2,7 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 
-use super::{write_output, EngineArgs};
+use super::{write_output, EngineArgs, PicklePolicyArg};
 use crate::error::Result;
 use crate::sbom::scan::scan_model;
 
@@ -21,6 +21,10 @@ pub struct ScanArgs {
     /// Output format
     #[arg(long, value_enum, default_value_t = ScanFormat::Text)]
     format: ScanFormat,
+    /// Which pickle imports are reported unsafe (and exit 1): strict (only what a
+    /// weights-only load needs) or picklescan (what picklescan rates dangerous)
+    #[arg(long, value_enum, value_name = "POLICY", default_value_t = PicklePolicyArg::Strict)]
+    pickle_policy: PicklePolicyArg,
     #[command(flatten)]
     engine: EngineArgs,
 }
@@ -28,7 +32,12 @@ pub struct ScanArgs {
 pub fn run(args: ScanArgs) -> Result<u8> {
     let engine = args.engine.engine()?;
     let progress = args.engine.progress();
-    let report = scan_model(&args.model, &engine, progress.as_ref())?;
+    let report = scan_model(
+        &args.model,
+        args.pickle_policy.into(),
+        &engine,
+        progress.as_ref(),
+    )?;
     let rendered = match args.format {
         ScanFormat::Text => report.render_text(),
         ScanFormat::Json => report.render_json(),

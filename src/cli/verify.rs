@@ -2,7 +2,7 @@ use std::path::PathBuf;
 
 use clap::{ArgGroup, Args};
 
-use super::{user_ignores, EngineArgs, OutputArgs, SerializationArgs, TrustArgs};
+use super::{user_ignores, EngineArgs, OutputArgs, PicklePolicyArg, SerializationArgs, TrustArgs};
 use crate::error::{Error, Result};
 use crate::hash::{Algorithm, Digest};
 use crate::model::verify::{check_model, Approval, Pin, VerifyOptions};
@@ -31,10 +31,20 @@ pub struct VerifyArgs {
     /// names its algorithm)
     #[arg(long, value_name = "SUMS")]
     check: Option<PathBuf>,
-    /// Fail (exit 1) when a pickle file (.pt, .bin, .pkl, PyTorch zip, ...) imports a
-    /// global picklescan rates dangerous, or cannot be scanned
+    /// Fail (exit 1) when a file holding pickles (chosen by content: pickles, PyTorch zip
+    /// and legacy checkpoints, .npy/.npz, any zip) imports a global the --pickle-policy
+    /// refuses, or cannot be scanned
     #[arg(long)]
     deny_unsafe_pickle: bool,
+    /// What --deny-unsafe-pickle refuses: strict (only what a weights-only load needs) or
+    /// picklescan (what picklescan rates dangerous)
+    #[arg(
+        long,
+        value_enum,
+        value_name = "POLICY",
+        requires = "deny_unsafe_pickle"
+    )]
+    pickle_policy: Option<PicklePolicyArg>,
     #[command(flatten)]
     signatures: SignatureArgs,
     #[command(flatten)]
@@ -104,7 +114,9 @@ fn check(args: &VerifyArgs) -> Result<Report> {
         extra_ignores_setting: "--ignore-paths",
         include_git_paths: flags.no_ignore_git_paths,
         approval_files: Vec::new(),
-        deny_unsafe_pickle: args.deny_unsafe_pickle,
+        deny_unsafe_pickle: args
+            .deny_unsafe_pickle
+            .then(|| args.pickle_policy.unwrap_or_default().into()),
     };
     let engine = args.engine.engine()?;
     let progress = args.engine.progress();

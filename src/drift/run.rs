@@ -254,7 +254,7 @@ pub fn check_target(target: &Target, engine: &Engine) -> Report {
                 extra_ignores_setting: "the target's ignore_paths",
                 include_git_paths: target.include_git_paths,
                 approval_files: Vec::new(),
-                deny_unsafe_pickle: target.deny_unsafe_pickle,
+                deny_unsafe_pickle: target.deny_unsafe_pickle.then_some(Default::default()),
             };
             check_model(path, approval, &options, engine, &Silent)
         }

@@ -42,8 +42,8 @@ pub struct VerifyOptions {
     pub include_git_paths: bool,
     /// Files the approval came from; they are ignored when they lie inside the model.
     pub approval_files: Vec<std::path::PathBuf>,
-    /// Reject files whose pickles import globals picklescan rates dangerous.
-    pub deny_unsafe_pickle: bool,
+    /// Reject files whose pickles import globals this policy refuses (`--deny-unsafe-pickle`).
+    pub deny_unsafe_pickle: Option<crate::sbom::formats::pickle::PicklePolicy>,
 }
 
 /// What a model is checked against.
@@ -246,10 +246,10 @@ pub fn verify_pinned(
 
 /// Under `--deny-unsafe-pickle`, adds a `rejected` subject for each unsafe pickle.
 fn apply_pickle_policy(model: &Model, options: &VerifyOptions, report: &mut Report) {
-    if options.deny_unsafe_pickle {
+    if let Some(policy) = options.deny_unsafe_pickle {
         report
             .subjects
-            .extend(crate::sbom::scan::unsafe_pickle_subjects(model));
+            .extend(crate::sbom::scan::unsafe_pickle_subjects(model, policy));
     }
 }
 

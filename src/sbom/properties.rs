@@ -84,6 +84,7 @@ pub fn fact_properties(facts: &Facts) -> Vec<(String, String)> {
                 Container::Pickle => "pickle",
                 Container::Zip => "zip",
                 Container::PytorchLegacy => "pytorch-legacy",
+                Container::Npy => "npy",
             };
             add("container", container.into());
             let protocol = f.streams.iter().filter_map(|s| s.scan.protocol).max();

@@ -5,10 +5,11 @@
 use std::fmt::Write;
 use std::path::Path;
 
+use rayon::prelude::*;
 use serde::Serialize;
 
-use super::formats::pickle::Global;
-use super::formats::{Facts, Kind};
+use super::formats::pickle::{Global, PicklePolicy};
+use super::formats::{scan_pickles, Facts, Kind, Problem};
 use super::inspect::{display_name, inspect_model, FileProblem, Inspected};
 use super::properties::fact_properties;
 use crate::error::{Result, EXIT_INPUT, EXIT_INTEGRITY, EXIT_OPERATIONAL};
@@ -20,6 +21,8 @@ use crate::report::{Subject, Verdict};
 #[derive(Debug, Serialize)]
 pub struct ScanReport {
     pub target: String,
+    /// The policy `dangerous` applies.
+    pub pickle_policy: PicklePolicy,
     pub files: Vec<ScannedFile>,
     /// Entries that were not scanned (symbolic links, special files), with the reason.
     pub warnings: Vec<String>,
@@ -33,7 +36,7 @@ pub struct ScannedFile {
     pub facts: Option<Facts>,
     /// `malformed` or `unreadable`, with a message.
     pub problem: Option<ProblemView>,
-    /// Imports picklescan rates dangerous, as `module.name` (with the archive member).
+    /// Imports the pickle policy refuses, as `module.name` (with the archive member).
     pub dangerous: Vec<String>,
     /// External-data files an ONNX graph names, hashed.
     pub external_data: Vec<ExternalView>,
@@ -54,7 +57,7 @@ pub struct ExternalView {
 }
 
 impl ScanReport {
-    /// 1 when a file imports a dangerous global, else 3 when one could not be read, else 2
+    /// 1 when a file imports a global the pickle policy refuses, else 3 when one could not be read, else 2
     /// when a header is malformed, else 0.
     pub fn exit_status(&self) -> u8 {
         let any = |f: &dyn Fn(&ScannedFile) -> bool| self.files.iter().any(f);
@@ -105,10 +108,7 @@ impl ScanReport {
                 );
             }
             for global in &file.dangerous {
-                let _ = writeln!(
-                    out,
-                    "    DANGEROUS import {global}: loading this file can run code"
-                );
+                let _ = writeln!(out, "    {}", refusal(self.pickle_policy, global));
             }
         }
         for warning in &self.warnings {
@@ -122,16 +122,35 @@ impl ScanReport {
         let problems = self.files.iter().filter(|f| f.problem.is_some()).count();
         let _ = writeln!(
             out,
-            "vouch: scanned {} files in {}: {dangerous} with dangerous pickle imports, {problems} with unreadable or malformed headers",
+            "vouch: scanned {} files in {}: {dangerous} with unsafe pickle imports ({} policy), {problems} with unreadable or malformed headers",
             self.files.len(),
-            self.target
+            self.target,
+            self.pickle_policy.name()
         );
         out
     }
 }
 
-/// Scans every file of the model at `path`; external-data files are hashed with SHA-256.
-pub fn scan_model(path: &Path, engine: &Engine, progress: &dyn Progress) -> Result<ScanReport> {
+/// How `vouch scan` names an import `policy` refuses.
+fn refusal(policy: PicklePolicy, global: &str) -> String {
+    match policy {
+        PicklePolicy::Strict => format!(
+            "UNSAFE import {global}: not on the strict pickle allow-list; loading this file can run code"
+        ),
+        PicklePolicy::Picklescan => {
+            format!("DANGEROUS import {global}: loading this file can run code")
+        }
+    }
+}
+
+/// Scans every file of the model at `path`, rating pickle imports with `policy`;
+/// external-data files are hashed with SHA-256.
+pub fn scan_model(
+    path: &Path,
+    policy: PicklePolicy,
+    engine: &Engine,
+    progress: &dyn Progress,
+) -> Result<ScanReport> {
     let ignore = IgnoreSet::with_defaults();
     let mut model = walk::walk(
         path,
@@ -188,7 +207,7 @@ pub fn scan_model(path: &Path, engine: &Engine, progress: &dyn Progress) -> Resu
             })
             .collect();
         files.push(ScannedFile {
-            dangerous: dangerous_imports(&inspected)
+            dangerous: refused_imports(&inspected, policy)
                 .map(|(global, member)| describe_import(global, member))
                 .collect(),
             format: inspected.facts.as_ref().map(Facts::kind),
@@ -212,17 +231,21 @@ pub fn scan_model(path: &Path, engine: &Engine, progress: &dyn Progress) -> Resu
         .collect();
     Ok(ScanReport {
         target: path.display().to_string(),
+        pickle_policy: policy,
         files,
         warnings,
     })
 }
 
-fn dangerous_imports(inspected: &Inspected) -> impl Iterator<Item = (&Global, Option<&str>)> {
+fn refused_imports(
+    inspected: &Inspected,
+    policy: PicklePolicy,
+) -> impl Iterator<Item = (&Global, Option<&str>)> {
     let pickle = match &inspected.facts {
         Some(Facts::Pickle(pickle)) => Some(pickle),
         _ => None,
     };
-    pickle.into_iter().flat_map(|p| p.dangerous())
+    pickle.into_iter().flat_map(move |p| p.refused(policy))
 }
 
 fn describe_import(global: &Global, member: Option<&str>) -> String {
@@ -233,39 +256,45 @@ fn describe_import(global: &Global, member: Option<&str>) -> String {
 }
 
 /// `--deny-unsafe-pickle`: a `rejected` subject for each file of `model` that imports a
-/// global picklescan rates dangerous, or that looks like a pickle container but cannot be
-/// scanned; an `unreadable` one for a file whose header cannot be read.
-pub fn unsafe_pickle_subjects(model: &Model) -> Vec<Subject> {
-    let candidates = Model {
-        path: model.path.clone(),
-        name: model.name.clone(),
-        is_single_file: model.is_single_file,
-        files: model
-            .files
-            .iter()
-            .filter(|f| Kind::detect(&display_name(model, f), &[]) == Some(Kind::Pickle))
-            .cloned()
-            .collect(),
-        problems: Vec::new(),
-    };
-    let inspected = inspect_model(&candidates);
+/// global `policy` refuses, or that holds pickles (chosen by content, whatever its name) in a
+/// container that cannot be scanned as its loader reads it; an `unreadable` one for a file
+/// that cannot be read.
+pub fn unsafe_pickle_subjects(model: &Model, policy: PicklePolicy) -> Vec<Subject> {
+    let scanned: Vec<_> = model
+        .files
+        .par_iter()
+        .map(|file| scan_pickles(&file.path, &display_name(model, file)))
+        .collect();
     let mut subjects = Vec::new();
-    for (file, inspected) in candidates.files.iter().zip(&inspected) {
-        let name = display_name(&candidates, file);
-        let imports: Vec<String> = dangerous_imports(inspected)
-            .map(|(global, member)| describe_import(global, member))
-            .collect();
-        let subject = match &inspected.problem {
-            _ if !imports.is_empty() => Subject::new(name, Verdict::Rejected).message(format!(
-                "unsafe pickle: imports {}, which picklescan rates dangerous; loading this file can run code (--deny-unsafe-pickle)",
-                imports.join(", ")
+    for (file, scanned) in model.files.iter().zip(scanned) {
+        let name = display_name(model, file);
+        let subject = match scanned {
+            Ok(Some(facts)) => {
+                let imports: Vec<String> = facts
+                    .refused(policy)
+                    .map(|(global, member)| describe_import(global, member))
+                    .collect();
+                if imports.is_empty() {
+                    continue;
+                }
+                let why = match policy {
+                    PicklePolicy::Strict => {
+                        "which the strict pickle policy does not allow (only what a weights-only load needs)"
+                    }
+                    PicklePolicy::Picklescan => "which picklescan rates dangerous",
+                };
+                Subject::new(name, Verdict::Rejected).message(format!(
+                    "unsafe pickle: imports {}, {why}; loading this file can run code (--deny-unsafe-pickle, --pickle-policy {})",
+                    imports.join(", "),
+                    policy.name()
+                ))
+            }
+            Ok(None) => continue,
+            Err(Problem::Malformed(m)) => Subject::new(name, Verdict::Rejected).message(format!(
+                "cannot be scanned for unsafe pickle imports: {m} (--deny-unsafe-pickle)"
             )),
-            Some(FileProblem::Malformed(m)) => Subject::new(name, Verdict::Rejected).message(
-                format!("cannot be scanned for unsafe pickle imports: {m} (--deny-unsafe-pickle)"),
-            ),
-            Some(FileProblem::Unreadable(m)) => Subject::new(name, Verdict::Unreadable)
-                .message(format!("cannot be scanned for unsafe pickle imports: {m}")),
-            _ => continue,
+            Err(Problem::Io(e)) => Subject::new(name, Verdict::Unreadable)
+                .message(format!("cannot be scanned for unsafe pickle imports: {e}")),
         };
         subjects.push(subject);
     }

@@ -11,7 +11,7 @@ use std::process::{exit, Command};
 /// Python packages the interop tests drive. model-signing 1.1.1 imports pyOpenSSL without
 /// declaring it, hence the second entry. The rest check SBOMs (the official CycloneDX and
 /// SPDX validators), write the weights formats `vouch scan` reads (safetensors with numpy,
-/// gguf, onnx), and give the pickle verdicts vouch must match (picklescan).
+/// gguf, onnx), and give the pickle verdicts vouch must match (picklescan; fickling).
 const PYTHON_PEERS: &[&str] = &[
     "model-signing==1.1.1",
     "pyopenssl",
@@ -22,6 +22,7 @@ const PYTHON_PEERS: &[&str] = &[
     "gguf==0.19.0",
     "onnx==1.23.2",
     "picklescan==1.0.5",
+    "fickling==0.1.12",
 ];
 /// Debian packages that provide peer commands, with a command each provides. The OCI tests
 /// run docker-registry (the CNCF distribution registry) with images built by umoci and

@@ -40,22 +40,40 @@ impl Kind {
         }
     }
 
-    /// The reader for a file of this name whose first bytes are `head`, if any.
+    /// The reader for a file of this name whose first bytes are `head` (at least
+    /// [`HEAD_LEN`] of them when the file has them), if any. Content decides before the
+    /// name: GGUF magic, then a safetensors header under a safetensors name, then anything
+    /// only a pickle container starts with (zip, 7z, `.npy` magic, a PROTO opcode), then the
+    /// name, then a first byte that is a pickle opcode (protocols 0 and 1 have no magic).
     pub fn detect(name: &str, head: &[u8]) -> Option<Kind> {
         let lower = name.to_ascii_lowercase();
-        if lower.ends_with(".safetensors") {
+        let by_name = if lower.ends_with(".safetensors") {
             Some(Kind::Safetensors)
-        } else if lower.ends_with(".gguf") || head.starts_with(gguf::MAGIC) {
+        } else if lower.ends_with(".gguf") {
             Some(Kind::Gguf)
         } else if lower.ends_with(".onnx") {
             Some(Kind::Onnx)
-        } else if pickle::is_candidate(&lower) {
+        } else {
+            None
+        };
+        if head.starts_with(gguf::MAGIC) {
+            Some(Kind::Gguf)
+        } else if by_name == Some(Kind::Safetensors) && head.get(8) == Some(&b'{') {
+            Some(Kind::Safetensors)
+        } else if pickle::sniff_strong(head) {
+            Some(Kind::Pickle)
+        } else if by_name.is_some() {
+            by_name
+        } else if pickle::sniff(head) {
             Some(Kind::Pickle)
         } else {
             None
         }
     }
 }
+
+/// How many first bytes [`Kind::detect`] looks at.
+pub const HEAD_LEN: u64 = 16;
 
 /// What a reader found in a file.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -78,19 +96,30 @@ impl Facts {
     }
 }
 
-/// Reads the header of the file at `path` (named `name` inside its model) with the reader
-/// its name and first bytes call for. `Ok(None)`: no reader applies, or a file with a
-/// pickle extension holds no pickle.
-pub fn inspect(path: &Path, name: &str) -> Result<Option<Facts>, Problem> {
-    // Opened without blocking: a FIFO swapped in for the file is refused, never read.
+/// Opens the file at `path` for reading, with its length. Opened without blocking: a FIFO
+/// swapped in for the file is refused, never read.
+fn open(path: &Path) -> Result<(File, u64), Problem> {
     let (file, stamp) = open_regular(path, true).map_err(|e| match e {
         ReadError::Io(e) => Problem::Io(e),
         ReadError::NotRegular(kind) => Problem::malformed(format!("is {kind}; it was not read")),
         ReadError::Unstable(message) => Problem::malformed(message),
     })?;
-    let len = stamp.len;
-    let mut head = Vec::with_capacity(8);
-    std::io::Read::read_to_end(&mut std::io::Read::take(&file, 8), &mut head)?;
+    Ok((file, stamp.len))
+}
+
+/// The pickles of the file at `path` (named `name`), chosen by content whatever its name:
+/// what the pickle gate reads ([`pickle::scan_file`]).
+pub fn scan_pickles(path: &Path, name: &str) -> Result<Option<pickle::PickleFacts>, Problem> {
+    pickle::scan_file(&open(path)?.0, name)
+}
+
+/// Reads the header of the file at `path` (named `name` inside its model) with the reader
+/// its first bytes and name call for. `Ok(None)`: no reader applies, or a file that could
+/// start a pickle holds none.
+pub fn inspect(path: &Path, name: &str) -> Result<Option<Facts>, Problem> {
+    let (file, len) = open(path)?;
+    let mut head = Vec::with_capacity(HEAD_LEN as usize);
+    std::io::Read::read_to_end(&mut std::io::Read::take(&file, HEAD_LEN), &mut head)?;
     let Some(kind) = Kind::detect(name, &head) else {
         return Ok(None);
     };

@@ -1,41 +1,51 @@
-//! Pickle: an opcode scanner, never an unpickler. It walks the opcode stream of every
-//! pickle in a file (protocols 0 to 5), lists the globals it imports (GLOBAL, INST, and
-//! STACK_GLOBAL with its operands traced through the memo), and rates each one with
-//! picklescan's rules, so that its verdicts are picklescan's.
+//! Pickle: an opcode scanner, never an unpickler. It runs the opcode stream of every pickle
+//! in a file (protocols 0 to 5) on a model of Python's unpickler that tracks only what
+//! names an import: the stack, the marks and the memo, with the strings on them. Every
+//! import (GLOBAL, INST, STACK_GLOBAL with its operands popped from that stack, EXT codes)
+//! is listed with the name Python would import; operands that are not literal strings make
+//! the import `unknown`. Each import is rated by picklescan's rules and by the strict
+//! allow-list ([`policy`]).
 //!
-//! Operands are traced exactly as picklescan traces them: a memo entry holds the argument
-//! of the opcode before the PUT or MEMOIZE, and STACK_GLOBAL takes the two nearest
-//! preceding operands that are not memo writes; one that is neither a string nor a memo
-//! read makes the import `unknown`, which is dangerous.
+//! Files are chosen by content: pickles (any first byte that is an opcode), zip archives
+//! (read as Python's zipfile reads them, [`zip`]), `.npy` arrays (the body after the
+//! header, which numpy unpickles for object arrays), and a zip appended to a pickle.
+//! The work is bounded: opcodes per stream, stack and memo sizes, distinct imports.
+
+pub mod policy;
+pub mod zip;
 
 use std::collections::{BTreeSet, HashMap};
+use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
+use std::os::unix::fs::FileExt;
+use std::rc::Rc;
 
 use serde::Serialize;
 
 use super::source::{Parsed, Problem};
+pub use policy::{PicklePolicy, Safety};
 
-/// Operand strings are kept up to this many bytes (module and attribute names are short).
+/// Operand strings are kept up to this many bytes (module and attribute names are short);
+/// a longer one is not tracked, and an import naming it is `unknown`.
 const KEPT_STRING: usize = 256;
-/// Protocol-0 arguments are lines; longer ones are refused.
+/// Protocol-0 text arguments are kept up to this many bytes.
 const LINE_LIMIT: usize = 64 << 10;
-/// Memo entries tracked per file; a pickle that writes more is refused.
+/// Opcodes read per stream (a file, or an archive member) before scanning is refused.
+pub const OPCODE_LIMIT: u64 = 20_000_000;
+/// Stack entries and memo entries tracked at once.
+const STACK_LIMIT: usize = 1 << 20;
 const MEMO_LIMIT: usize = 1 << 20;
-
-/// How picklescan rates an import.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Safety {
-    Innocuous,
-    Suspicious,
-    Dangerous,
-}
+/// Distinct imports listed per stream.
+const GLOBAL_LIMIT: usize = 10_000;
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub struct Global {
     pub module: String,
     pub name: String,
+    /// picklescan's rating.
     pub safety: Safety,
+    /// Whether the strict allow-list allows it.
+    pub allowed: bool,
 }
 
 impl Global {
@@ -54,42 +64,35 @@ pub struct StreamScan {
     pub protocol: Option<u8>,
     /// Imported globals, sorted, each once.
     pub globals: Vec<Global>,
-    /// Why scanning stopped before the end, when it did.
+    /// Why scanning stopped before the end, when it did (where Python's unpickler stops too).
     pub error: Option<String>,
 }
 
 impl StreamScan {
-    /// picklescan's reading of a stream that failed before any import: not a pickle.
+    /// A stream that failed before any import and any complete pickle is not a pickle.
     pub fn is_pickle(&self) -> bool {
         self.pickles > 0 || !self.globals.is_empty()
     }
 }
 
-/// The argument of an opcode, as far as picklescan's memo tracing can see it.
+/// What the model of the unpickler keeps of a value: a `str`, or anything else.
 #[derive(Clone, Debug)]
+enum Value {
+    Str(Rc<str>),
+    Other,
+}
+
+/// The decoded argument of an opcode, as far as imports need it.
 enum Arg {
-    /// A Python `str` (the string opcodes, and GLOBAL's `module name`).
-    Text(String),
-    /// Anything else, as Python's `str()` would print it.
-    Other(String),
     None,
-}
-
-impl Arg {
-    fn as_text(&self) -> String {
-        match self {
-            Arg::Text(s) | Arg::Other(s) => s.clone(),
-            Arg::None => "None".to_string(),
-        }
-    }
-}
-
-/// What STACK_GLOBAL can find before it.
-#[derive(Clone, Debug)]
-enum Operand {
-    Text(String),
-    MemoRead(u64),
-    Unknown,
+    /// An unsigned integer argument (indexes, protocol, extension codes).
+    Int(u64),
+    /// A memo index written as a decimal line; `None` when Python refuses it.
+    Index(Option<u64>),
+    /// A string: `Some` when it is a `str` fully kept, `None` when it is not tracked.
+    Str(Option<Rc<str>>),
+    /// GLOBAL's and INST's module and name; `None` when too long to keep.
+    Pair(Option<(String, String)>),
 }
 
 /// How an opcode's argument is encoded (pickletools' argument descriptors).
@@ -99,6 +102,7 @@ enum Encoding {
     Fixed(usize),
     /// A signed little-endian integer of this many bytes.
     Signed(usize),
+    /// A decimal line (INT, GET, PUT), or any other line that is only skipped.
     DecimalLine,
     LongLine,
     FloatLine,
@@ -114,7 +118,8 @@ enum Encoding {
 
 #[derive(Clone, Copy, PartialEq)]
 enum Text {
-    Latin1,
+    /// Python 2 `str`: a `str` when ASCII (every loader's encoding agrees then).
+    Ascii,
     Utf8,
     Bytes,
 }
@@ -144,8 +149,8 @@ fn opcode(code: u8) -> Option<Opcode> {
         b'Q' => ("BINPERSID", None),
         b'R' => ("REDUCE", None),
         b'S' => ("STRING", QuotedLine),
-        b'T' => ("BINSTRING", Counted(4, true, Latin1)),
-        b'U' => ("SHORT_BINSTRING", Counted(1, false, Latin1)),
+        b'T' => ("BINSTRING", Counted(4, true, Ascii)),
+        b'U' => ("SHORT_BINSTRING", Counted(1, false, Ascii)),
         b'V' => ("UNICODE", UnicodeLine),
         b'X' => ("BINUNICODE", Counted(4, false, Utf8)),
         b'a' => ("APPEND", None),
@@ -201,10 +206,12 @@ fn opcode(code: u8) -> Option<Opcode> {
     Some(Opcode { name, encoding })
 }
 
-/// Reads one pickle stream, counting bytes for messages.
+/// Reads one stream, counting bytes for messages and knowing how many are left.
 struct Stream<R> {
     inner: R,
     position: u64,
+    /// The stream's length, when known: a declared length past it is refused at once.
+    len: Option<u64>,
 }
 
 /// What ended one pickle.
@@ -212,6 +219,12 @@ enum End {
     Stop,
     /// The stream had no byte left where a pickle would start.
     Exhausted,
+}
+
+fn truncated(what: &str, n: u64, left: u64) -> Problem {
+    Problem::malformed(format!(
+        "{what}: expected {n} bytes, but only {left} remain (truncated)"
+    ))
 }
 
 impl<R: BufRead> Stream<R> {
@@ -226,16 +239,23 @@ impl<R: BufRead> Stream<R> {
         }
     }
 
+    /// Fails at once when `n` bytes cannot be left in the stream.
+    fn check_left(&self, n: u64, what: &str) -> Parsed<()> {
+        match self.len {
+            Some(len) if n > len.saturating_sub(self.position) => {
+                Err(truncated(what, n, len.saturating_sub(self.position)))
+            }
+            _ => Ok(()),
+        }
+    }
+
     fn exact(&mut self, n: usize, what: &str) -> Parsed<Vec<u8>> {
+        self.check_left(n as u64, what)?;
         let mut buffer = vec![0; n];
         let mut filled = 0;
         while filled < n {
             match self.inner.read(&mut buffer[filled..])? {
-                0 => {
-                    return Err(Problem::malformed(format!(
-                        "{what}: expected {n} bytes, but only {filled} remain (truncated)"
-                    )))
-                }
+                0 => return Err(truncated(what, n as u64, filled as u64)),
                 read => filled += read,
             }
         }
@@ -246,334 +266,521 @@ impl<R: BufRead> Stream<R> {
     /// Reads `n` declared bytes, keeping the first `KEPT_STRING` and discarding the rest
     /// as they stream by, so a huge declared length allocates nothing.
     fn counted(&mut self, n: u64, what: &str) -> Parsed<Vec<u8>> {
+        self.check_left(n, what)?;
         let kept = n.min(KEPT_STRING as u64) as usize;
         let head = self.exact(kept, what)?;
         let rest = n - kept as u64;
         let skipped = io::copy(&mut (&mut self.inner).take(rest), &mut io::sink())?;
         self.position += skipped;
         if skipped < rest {
-            return Err(Problem::malformed(format!(
-                "{what}: declares {n} bytes, but only {} remain (truncated)",
-                kept as u64 + skipped
-            )));
+            return Err(truncated(what, n, kept as u64 + skipped));
         }
         Ok(head)
     }
 
-    /// A protocol-0 argument line, without its newline.
-    fn line(&mut self, what: &str) -> Parsed<Vec<u8>> {
+    /// A protocol-0 argument line without its newline, its first `LINE_LIMIT` bytes kept
+    /// (`None` when it was longer), the rest skipped to the newline.
+    fn line(&mut self, what: &str) -> Parsed<Option<Vec<u8>>> {
         let mut line = Vec::new();
-        let read = (&mut self.inner)
-            .take(LINE_LIMIT as u64 + 1)
-            .read_until(b'\n', &mut line)?;
-        self.position += read as u64;
-        if line.last() != Some(&b'\n') {
-            return Err(Problem::malformed(if line.len() > LINE_LIMIT {
-                format!("{what}: a line longer than {LINE_LIMIT} bytes")
-            } else {
-                format!("{what}: no newline found (truncated)")
-            }));
+        let mut complete = true;
+        loop {
+            let buffer = self.inner.fill_buf()?;
+            if buffer.is_empty() {
+                return Err(Problem::malformed(format!(
+                    "{what}: no newline found (truncated)"
+                )));
+            }
+            let (take, done) = match buffer.iter().position(|&b| b == b'\n') {
+                Some(at) => (at + 1, true),
+                None => (buffer.len(), false),
+            };
+            let room = LINE_LIMIT.saturating_sub(line.len());
+            line.extend_from_slice(&buffer[..take.min(room)]);
+            complete &= take <= room;
+            self.inner.consume(take);
+            self.position += take as u64;
+            if done {
+                break;
+            }
+        }
+        if !complete {
+            return Ok(None);
         }
         line.pop();
-        Ok(line)
+        Ok(Some(line))
     }
 }
 
-/// Scans every pickle in `reader` until its end or the first error, as picklescan does.
-pub fn scan_stream(reader: impl Read) -> StreamScan {
-    let mut scanner = Scanner::new(reader);
-    scanner.scan_pickles(u32::MAX);
+/// Scans every pickle of `reader` (of `len` bytes, when known), back to back, until its end
+/// or the first error.
+fn scan_stream(reader: impl Read, len: Option<u64>) -> Result<StreamScan, String> {
+    let mut scanner = Scanner::new(reader, len);
+    scanner.scan_pickles();
     scanner.finish()
 }
 
-/// Walks pickles, tracing imports, across one stream (the memo lives as long as it does).
-pub struct Scanner<R> {
+/// Runs pickles on a model of Python's unpickler, listing what they import.
+struct Scanner<R> {
     stream: Stream<BufReader<R>>,
-    memo: HashMap<u64, Arg>,
+    stack: Vec<Value>,
+    /// Stack lengths at each MARK (Python's metastack).
+    marks: Vec<usize>,
+    memo: HashMap<u64, Value>,
+    opcodes: u64,
     globals: BTreeSet<(String, String)>,
     scan: StreamScan,
+    /// Set when a bound of vouch's (not Python's) stopped the scan: the stream is unscanned.
+    limit: Option<String>,
 }
 
+/// The text Python gives an import whose operands are not literal strings.
+const UNKNOWN: &str = "unknown";
+
 impl<R: Read> Scanner<R> {
-    pub fn new(reader: R) -> Scanner<R> {
+    fn new(reader: R, len: Option<u64>) -> Scanner<R> {
         Scanner {
             stream: Stream {
                 inner: BufReader::with_capacity(64 << 10, reader),
                 position: 0,
+                len,
             },
+            stack: Vec::new(),
+            marks: Vec::new(),
             memo: HashMap::new(),
+            opcodes: 0,
             globals: BTreeSet::new(),
             scan: StreamScan::default(),
+            limit: None,
         }
     }
 
-    /// Reads up to `limit` pickles; stops at the end of the stream or at an error.
-    pub fn scan_pickles(&mut self, limit: u32) {
-        for index in 0..limit {
+    /// Reads pickles to the end of the stream or to the first error. Each starts afresh,
+    /// as each `pickle.load` does (a new stack, memo and protocol).
+    fn scan_pickles(&mut self) {
+        loop {
             match self.pickle() {
                 Ok(End::Stop) => self.scan.pickles += 1,
-                Ok(End::Exhausted) if index > 0 => return,
+                Ok(End::Exhausted) if self.scan.pickles > 0 => return,
                 Ok(End::Exhausted) => {
                     self.scan.error = Some("the stream is empty".into());
                     return;
                 }
-                Err(problem) => {
-                    self.scan.error = Some(match problem {
-                        Problem::Malformed(m) => m,
-                        Problem::Io(e) => format!("read error: {e}"),
-                    });
+                Err(Problem::Malformed(m)) => {
+                    self.scan.error = Some(m);
+                    return;
+                }
+                // A read that failed leaves the rest unscanned, unlike bytes Python refuses.
+                Err(Problem::Io(e)) => {
+                    self.limit = Some(format!("a read failed: {e}"));
                     return;
                 }
             }
         }
     }
 
-    /// Reads up to `count` pickles each on its own, as picklescan reads the pickles of a
-    /// legacy PyTorch file: a fresh memo each, and a failure without imports ignored.
-    fn scan_singles(&mut self, count: u32) {
-        for _ in 0..count {
-            self.memo.clear();
-            let before = self.globals.len();
-            let error = self.scan.error.take();
-            self.scan_pickles(1);
-            if self.globals.len() == before {
-                self.scan.error = error;
-            }
+    /// The imports found, rated; `Err` when a bound stopped the scan.
+    fn finish(mut self) -> Result<StreamScan, String> {
+        if let Some(limit) = self.limit {
+            return Err(limit);
         }
-    }
-
-    /// The imports found, rated.
-    pub fn finish(mut self) -> StreamScan {
         self.scan.globals = self
             .globals
             .into_iter()
             .map(|(module, name)| Global {
-                safety: safety(&module, &name),
+                safety: policy::safety(&module, &name),
+                allowed: policy::allowed(&module, &name),
                 module,
                 name,
             })
             .collect();
-        self.scan
+        Ok(self.scan)
+    }
+
+    fn bound(&mut self, message: String) -> Problem {
+        self.limit = Some(message.clone());
+        Problem::malformed(message)
+    }
+
+    fn import(&mut self, module: String, name: String) -> Parsed<()> {
+        if self.globals.len() >= GLOBAL_LIMIT
+            && !self.globals.contains(&(module.clone(), name.clone()))
+        {
+            return Err(self.bound(format!(
+                "more than {GLOBAL_LIMIT} distinct imports (bounded work)"
+            )));
+        }
+        self.globals.insert((module, name));
+        Ok(())
+    }
+
+    fn push(&mut self, value: Value) -> Parsed<()> {
+        if self.stack.len() >= STACK_LIMIT {
+            return Err(self.bound(format!(
+                "a stack deeper than {STACK_LIMIT} entries (bounded work)"
+            )));
+        }
+        self.stack.push(value);
+        Ok(())
+    }
+
+    /// The bottom of the part of the stack the current MARK leaves visible.
+    fn fence(&self) -> usize {
+        self.marks.last().copied().unwrap_or(0)
+    }
+
+    fn pop(&mut self, at: u64) -> Parsed<Value> {
+        if self.stack.len() <= self.fence() {
+            return Err(underflow(at));
+        }
+        Ok(self.stack.pop().expect("above the fence"))
+    }
+
+    /// Replaces the top of the stack (what REDUCE, BUILD, APPEND ... leave there).
+    fn replace_top(&mut self, at: u64) -> Parsed<()> {
+        self.pop(at)?;
+        self.stack.push(Value::Other);
+        Ok(())
+    }
+
+    fn top(&self, at: u64) -> Parsed<Value> {
+        if self.stack.len() <= self.fence() {
+            return Err(underflow(at));
+        }
+        Ok(self.stack.last().expect("above the fence").clone())
+    }
+
+    /// Pops everything down to the last MARK, and the MARK.
+    fn pop_mark(&mut self, at: u64) -> Parsed<usize> {
+        let Some(mark) = self.marks.pop() else {
+            return Err(Problem::malformed(format!(
+                "byte {at}: no MARK on the stack"
+            )));
+        };
+        let popped = self.stack.len() - mark;
+        self.stack.truncate(mark);
+        Ok(popped)
+    }
+
+    fn memo_put(&mut self, key: u64, at: u64) -> Parsed<()> {
+        let value = self.top(at)?;
+        if self.memo.len() >= MEMO_LIMIT && !self.memo.contains_key(&key) {
+            return Err(self.bound(format!(
+                "more than {MEMO_LIMIT} memo entries (bounded work)"
+            )));
+        }
+        self.memo.insert(key, value);
+        Ok(())
     }
 
     /// One pickle, up to its STOP.
     fn pickle(&mut self) -> Parsed<End> {
-        // The two nearest operands that are not memo writes, nearest first.
-        let mut recent: Vec<Operand> = Vec::with_capacity(2);
-        let mut previous: Option<Arg> = None;
-        let mut ops = 0u64;
+        self.stack.clear();
+        self.marks.clear();
+        self.memo.clear();
+        let mut first = true;
         loop {
             let at = self.stream.position;
             let Some(code) = self.stream.byte()? else {
-                if ops == 0 {
+                if first {
                     return Ok(End::Exhausted);
                 }
                 return Err(Problem::malformed(format!(
                     "the pickle ends at byte {at} before its STOP opcode (truncated)"
                 )));
             };
-            ops += 1;
+            first = false;
+            self.opcodes += 1;
+            if self.opcodes > OPCODE_LIMIT {
+                return Err(self.bound(format!("more than {OPCODE_LIMIT} opcodes (bounded work)")));
+            }
             let op = opcode(code).ok_or_else(|| {
                 Problem::malformed(format!("unknown opcode 0x{code:02x} at byte {at}"))
             })?;
-            let what = format!("{} at byte {at}", op.name);
-            let arg = self.argument(op.encoding, &what)?;
-            match op.name {
-                "STOP" => return Ok(End::Stop),
-                "PROTO" => {
-                    if let Arg::Other(v) = &arg {
-                        let v: u8 = v.parse().unwrap_or(u8::MAX);
-                        self.scan.protocol = self.scan.protocol.max(Some(v));
-                    }
-                }
-                "MEMOIZE" | "PUT" | "BINPUT" | "LONG_BINPUT" => {
-                    if let Some(value) = previous.take() {
-                        let key = if op.name == "MEMOIZE" {
-                            self.memo.len() as u64
-                        } else {
-                            memo_key(&arg)
-                        };
-                        if self.memo.len() >= MEMO_LIMIT && !self.memo.contains_key(&key) {
-                            return Err(Problem::malformed(format!(
-                                "more than {MEMO_LIMIT} memo entries"
-                            )));
-                        }
-                        self.memo.insert(key, value);
-                    }
-                    previous = Some(arg);
-                    continue;
-                }
-                "GLOBAL" | "INST" => {
-                    let text = arg.as_text();
-                    let (module, name) = text.split_once(' ').unwrap_or((&text, ""));
-                    self.globals.insert((module.to_string(), name.to_string()));
-                }
-                "STACK_GLOBAL" => {
-                    if recent.len() < 2 {
-                        return Err(Problem::malformed(format!(
-                            "STACK_GLOBAL at byte {at} has {} operands before it instead of 2",
-                            recent.len()
-                        )));
-                    }
-                    let name = self.resolve(&recent[0]);
-                    let module = self.resolve(&recent[1]);
-                    self.globals.insert((module, name));
-                }
-                _ => {}
+            let arg = self.argument(op.encoding, op.name, at)?;
+            if self.step(op.name, arg, at)? {
+                return Ok(End::Stop);
             }
-            let operand = match (op.name, &arg) {
-                ("GET" | "BINGET" | "LONG_BINGET", arg) => Operand::MemoRead(memo_key(arg)),
-                (
-                    "SHORT_BINUNICODE" | "UNICODE" | "BINUNICODE" | "BINUNICODE8" | "STRING"
-                    | "BINSTRING" | "SHORT_BINSTRING",
-                    Arg::Text(text),
-                ) => Operand::Text(text.clone()),
-                _ => Operand::Unknown,
-            };
-            recent.insert(0, operand);
-            recent.truncate(2);
-            previous = Some(arg);
         }
     }
 
-    fn resolve(&self, operand: &Operand) -> String {
-        match operand {
-            Operand::Text(text) => text.clone(),
-            Operand::MemoRead(key) => match self.memo.get(key) {
-                Some(value) => value.as_text(),
-                None => "unknown".to_string(),
-            },
-            Operand::Unknown => "unknown".to_string(),
+    /// Applies one opcode to the stack and memo as Python's unpickler does; `true` at STOP.
+    fn step(&mut self, op: &str, arg: Arg, at: u64) -> Parsed<bool> {
+        match (op, arg) {
+            ("STOP", _) => {
+                self.pop(at)?;
+                return Ok(true);
+            }
+            ("MARK", _) => {
+                if self.marks.len() >= STACK_LIMIT {
+                    return Err(self.bound(format!("more than {STACK_LIMIT} marks (bounded work)")));
+                }
+                self.marks.push(self.stack.len());
+            }
+            ("PROTO", Arg::Int(protocol)) => {
+                if protocol > 5 {
+                    return Err(Problem::malformed(format!(
+                        "byte {at}: unsupported pickle protocol {protocol}"
+                    )));
+                }
+                let protocol = protocol as u8;
+                self.scan.protocol = self.scan.protocol.max(Some(protocol));
+            }
+            // Frames only group opcodes: the C unpickler refuses a frame longer than what is
+            // left, the pure-Python one (dill's) reads it; neither reads anything else.
+            ("FRAME", _) => {}
+            ("POP", _) => {
+                if self.stack.len() > self.fence() {
+                    self.stack.pop();
+                } else {
+                    self.pop_mark(at)?;
+                }
+            }
+            ("POP_MARK", _) => {
+                self.pop_mark(at)?;
+            }
+            ("DUP", _) => {
+                let top = self.top(at)?;
+                self.push(top)?;
+            }
+            (_, Arg::Str(text)) => self.push(text.map_or(Value::Other, Value::Str))?,
+            ("GET" | "BINGET" | "LONG_BINGET", arg) => {
+                let key = match arg {
+                    Arg::Int(key) | Arg::Index(Some(key)) => key,
+                    _ => return Err(Problem::malformed(format!("byte {at}: a bad GET index"))),
+                };
+                let Some(value) = self.memo.get(&key).cloned() else {
+                    return Err(Problem::malformed(format!(
+                        "byte {at}: memo entry {key} is read before it is written"
+                    )));
+                };
+                self.push(value)?;
+            }
+            ("PUT" | "BINPUT" | "LONG_BINPUT", arg) => {
+                let key = match arg {
+                    Arg::Int(key) | Arg::Index(Some(key)) => key,
+                    _ => return Err(Problem::malformed(format!("byte {at}: a bad PUT index"))),
+                };
+                self.memo_put(key, at)?;
+            }
+            ("MEMOIZE", _) => self.memo_put(self.memo.len() as u64, at)?,
+            ("GLOBAL" | "INST", Arg::Pair(pair)) => {
+                let (module, name) =
+                    pair.unwrap_or_else(|| (UNKNOWN.to_string(), UNKNOWN.to_string()));
+                self.import(module, name)?;
+                if op == "INST" {
+                    self.pop_mark(at)?;
+                }
+                self.push(Value::Other)?;
+            }
+            ("STACK_GLOBAL", _) => {
+                let name = self.pop(at)?;
+                let module = self.pop(at)?;
+                let text = |value: Value| match value {
+                    Value::Str(text) => text.to_string(),
+                    Value::Other => UNKNOWN.to_string(),
+                };
+                self.import(text(module), text(name))?;
+                self.push(Value::Other)?;
+            }
+            ("EXT1" | "EXT2" | "EXT4", Arg::Int(code)) => {
+                // The extension registry names the global; the pickle does not.
+                self.import(format!("{UNKNOWN} extension"), code.to_string())?;
+                self.push(Value::Other)?;
+            }
+            ("BINPERSID" | "REDUCE" | "BUILD" | "APPEND" | "TUPLE1" | "READONLY_BUFFER", _) => {
+                if matches!(op, "TUPLE1" | "READONLY_BUFFER" | "BINPERSID") {
+                    self.replace_top(at)?;
+                } else {
+                    self.pop(at)?;
+                    self.replace_top(at)?;
+                }
+            }
+            ("SETITEM" | "TUPLE2" | "NEWOBJ", _) => {
+                self.pop(at)?;
+                if op == "SETITEM" {
+                    self.pop(at)?;
+                    self.replace_top(at)?;
+                } else {
+                    self.replace_top(at)?;
+                }
+            }
+            ("TUPLE3" | "NEWOBJ_EX", _) => {
+                self.pop(at)?;
+                self.pop(at)?;
+                self.replace_top(at)?;
+            }
+            ("APPENDS" | "SETITEMS" | "ADDITEMS", _) => {
+                self.pop_mark(at)?;
+                self.replace_top(at)?;
+            }
+            ("TUPLE" | "LIST" | "DICT" | "FROZENSET", _) => {
+                self.pop_mark(at)?;
+                self.push(Value::Other)?;
+            }
+            ("OBJ", _) => {
+                if self.pop_mark(at)? == 0 {
+                    return Err(underflow(at));
+                }
+                self.push(Value::Other)?;
+            }
+            // Every other opcode pushes one value that is not a string.
+            _ => self.push(Value::Other)?,
         }
+        Ok(false)
     }
 
-    fn argument(&mut self, encoding: Encoding, what: &str) -> Parsed<Arg> {
+    fn argument(&mut self, encoding: Encoding, op: &str, at: u64) -> Parsed<Arg> {
+        let what = || format!("{op} at byte {at}");
         let stream = &mut self.stream;
         Ok(match encoding {
             Encoding::None => Arg::None,
             Encoding::Fixed(n) => {
-                let bytes = stream.exact(n, what)?;
+                let bytes = stream.exact(n, &what())?;
                 let mut padded = [0u8; 8];
                 padded[..n].copy_from_slice(&bytes);
-                Arg::Other(u64::from_le_bytes(padded).to_string())
+                Arg::Int(u64::from_le_bytes(padded))
             }
             Encoding::Signed(n) => {
-                let bytes = stream.exact(n, what)?;
+                let bytes = stream.exact(n, &what())?;
                 let value = i32::from_le_bytes(bytes[..4].try_into().expect("4 bytes"));
-                Arg::Other(value.to_string())
+                Arg::Int(u64::try_from(value).unwrap_or(0))
             }
             Encoding::DecimalLine => {
-                let line = stream.line(what)?;
-                match line.as_slice() {
-                    b"00" => Arg::Other("False".into()),
-                    b"01" => Arg::Other("True".into()),
-                    digits => Arg::Other(python_int(digits).ok_or_else(|| {
-                        Problem::malformed(format!("{what}: '{}' is not an integer", lossy(digits)))
-                    })?),
+                let line = stream.line(&what())?;
+                match op {
+                    // Python refuses a negative or unparsable index, and one past isize.
+                    "GET" | "PUT" => Arg::Index(
+                        line.as_deref()
+                            .and_then(python_int)
+                            .and_then(|v| v.parse::<u64>().ok())
+                            .filter(|v| *v <= i64::MAX as u64),
+                    ),
+                    _ => Arg::None,
                 }
             }
-            Encoding::LongLine => {
-                let line = stream.line(what)?;
-                let digits = line.strip_suffix(b"L").unwrap_or(&line);
-                Arg::Other(python_int(digits).ok_or_else(|| {
-                    Problem::malformed(format!("{what}: '{}' is not an integer", lossy(digits)))
-                })?)
-            }
-            Encoding::FloatLine => {
-                let line = stream.line(what)?;
-                let value: f64 = lossy(&line).trim().parse().map_err(|_| {
-                    Problem::malformed(format!("{what}: '{}' is not a float", lossy(&line)))
-                })?;
-                Arg::Other(format!("{value:?}"))
+            Encoding::LongLine | Encoding::FloatLine | Encoding::RawLine => {
+                stream.line(&what())?;
+                Arg::None
             }
             Encoding::QuotedLine => {
-                let line = stream.line(what)?;
+                let Some(line) = stream.line(&what())? else {
+                    return Ok(Arg::Str(None));
+                };
                 let inner = unquote(&line).ok_or_else(|| {
-                    Problem::malformed(format!("{what}: the string is not quoted"))
+                    Problem::malformed(format!("{}: the string is not quoted", what()))
                 })?;
-                Arg::Text(ascii(&escape_decode(inner, what)?, what)?)
-            }
-            Encoding::RawLine => {
-                let line = stream.line(what)?;
-                Arg::Text(ascii(&escape_decode(&line, what)?, what)?)
+                let bytes = escape_decode(inner, &what())?;
+                Arg::Str(kept_ascii(&bytes))
             }
             Encoding::UnicodeLine => {
-                let line = stream.line(what)?;
-                Arg::Text(raw_unicode_escape(&line))
+                let line = stream.line(&what())?;
+                Arg::Str(
+                    line.as_deref()
+                        .filter(|l| l.len() <= KEPT_STRING * 10)
+                        .and_then(raw_unicode_escape)
+                        .filter(|s| s.len() <= KEPT_STRING)
+                        .map(Rc::from),
+                )
             }
             Encoding::LinePair => {
-                let module = stream.line(what)?;
-                let name = stream.line(what)?;
-                let module = ascii(&escape_decode(&module, what)?, what)?;
-                let name = ascii(&escape_decode(&name, what)?, what)?;
-                Arg::Text(format!("{module} {name}"))
+                let module = stream.line(&what())?;
+                let name = stream.line(&what())?;
+                // GLOBAL's lines are UTF-8, INST's ASCII, neither escape-decoded.
+                let decode = |line: Vec<u8>| match op {
+                    "GLOBAL" => String::from_utf8(line).unwrap_or_else(|e| lossy(e.as_bytes())),
+                    _ if line.is_ascii() => lossy(&line),
+                    _ => format!("{UNKNOWN} (not ASCII)"),
+                };
+                Arg::Pair(module.zip(name).map(|(m, n)| (decode(m), decode(n))))
             }
             Encoding::Counted(width, signed, kind) => {
-                let prefix = stream.exact(width, what)?;
+                let prefix = stream.exact(width, &what())?;
                 let mut padded = [0u8; 8];
                 padded[..width].copy_from_slice(&prefix);
                 let len = u64::from_le_bytes(padded);
                 if signed && width == 4 && (len as u32 as i32) < 0 {
-                    return Err(Problem::malformed(format!("{what}: negative byte count")));
+                    return Err(Problem::malformed(format!(
+                        "{}: negative byte count",
+                        what()
+                    )));
                 }
-                let bytes = stream.counted(len, what)?;
+                let bytes = stream.counted(len, &what())?;
+                let whole = len as usize == bytes.len();
                 match kind {
-                    Text::Latin1 => Arg::Text(bytes.iter().map(|&b| b as char).collect()),
-                    Text::Utf8 => Arg::Text(utf8_prefix(&bytes, len, what)?),
-                    Text::Bytes => Arg::Other(crate::python::bytes_repr(&bytes)),
+                    Text::Ascii => Arg::Str(kept_ascii(&bytes).filter(|_| whole)),
+                    Text::Utf8 => {
+                        let text = std::str::from_utf8(&bytes).ok().filter(|_| whole);
+                        if text.is_none() && whole {
+                            // Python decodes with surrogatepass; an invalid string stops it.
+                            if !bytes.is_empty() && surrogate_free_invalid(&bytes) {
+                                return Err(Problem::malformed(format!(
+                                    "{}: the string is not UTF-8",
+                                    what()
+                                )));
+                            }
+                        }
+                        Arg::Str(text.map(Rc::from))
+                    }
+                    Text::Bytes => Arg::None,
                 }
             }
             Encoding::Float8 => {
-                let bytes = stream.exact(8, what)?;
-                let value = f64::from_be_bytes(bytes.try_into().expect("8 bytes"));
-                Arg::Other(format!("{value:?}"))
+                stream.exact(8, &what())?;
+                Arg::None
             }
             Encoding::LongBytes(width) => {
-                let prefix = stream.exact(width, what)?;
+                let prefix = stream.exact(width, &what())?;
                 let mut padded = [0u8; 4];
                 padded[..width].copy_from_slice(&prefix);
                 let len = i32::from_le_bytes(padded);
                 if len < 0 {
-                    return Err(Problem::malformed(format!("{what}: negative byte count")));
+                    return Err(Problem::malformed(format!(
+                        "{}: negative byte count",
+                        what()
+                    )));
                 }
-                let bytes = stream.counted(len as u64, what)?;
-                Arg::Other(python_long(&bytes, len as usize))
+                stream.counted(len as u64, &what())?;
+                Arg::None
             }
         })
     }
-
-    /// The first integer argument of the first pickle (the magic number of a legacy
-    /// PyTorch file), as picklescan's PyTorch reader looks for it: the argument of the first
-    /// opcode whose name contains INT or LONG.
-    pub fn first_integer(&mut self) -> Option<String> {
-        loop {
-            let code = self.stream.byte().ok()??;
-            let op = opcode(code)?;
-            let arg = self.argument(op.encoding, op.name).ok()?;
-            if op.name.contains("INT") || op.name.contains("LONG") {
-                return Some(arg.as_text());
-            }
-            if op.name == "STOP" {
-                return None;
-            }
-        }
-    }
 }
 
-/// The magic number a legacy (pre-zip) PyTorch file pickles first.
-const TORCH_MAGIC: &str = "119547037146038801333356";
-/// picklescan reads this many pickles after the magic one in a legacy PyTorch file.
-const TORCH_LEGACY_PICKLES: u32 = 5;
+fn underflow(at: u64) -> Problem {
+    Problem::malformed(format!("byte {at}: the unpickling stack underflows"))
+}
 
-/// Extensions picklescan treats as PyTorch files.
-pub const PYTORCH_EXTENSIONS: [&str; 4] = ["bin", "pt", "pth", "ckpt"];
-/// Extensions picklescan treats as pickles (also inside archives).
-pub const PICKLE_EXTENSIONS: [&str; 5] = ["pkl", "pickle", "joblib", "dat", "data"];
-/// Extensions picklescan treats as archives.
-pub const ARCHIVE_EXTENSIONS: [&str; 3] = ["zip", "npz", "7z"];
+/// A Python 2 string's bytes as a `str`, when every loader decodes them alike (ASCII).
+fn kept_ascii(bytes: &[u8]) -> Option<Rc<str>> {
+    (bytes.is_ascii() && bytes.len() <= KEPT_STRING).then(|| Rc::from(lossy(bytes)))
+}
 
-const ZIP_LOCAL_HEADER: &[u8] = b"PK\x03\x04";
+/// Whether bytes that are not UTF-8 are invalid even with encoded surrogates allowed.
+fn surrogate_free_invalid(bytes: &[u8]) -> bool {
+    let mut rest = bytes;
+    while let Err(e) = std::str::from_utf8(rest) {
+        let bad = &rest[e.valid_up_to()..];
+        // An encoded surrogate: ED A0..BF 80..BF.
+        let surrogate = bad.len() >= 3
+            && bad[0] == 0xED
+            && (0xA0..=0xBF).contains(&bad[1])
+            && (0x80..=0xBF).contains(&bad[2]);
+        if !surrogate {
+            return true;
+        }
+        rest = &bad[3..];
+    }
+    false
+}
+
+/// The pickle a legacy (pre-zip) PyTorch file starts with: its magic number, protocol 2.
+const TORCH_LEGACY_MAGIC: &[u8] = b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19.";
 const SEVEN_ZIP_MAGIC: &[u8] = b"7z\xbc\xaf\x27\x1c";
+/// An empty zip archive starts with its end record.
+const ZIP_END_MAGIC: &[u8] = b"PK\x05\x06";
+const NPY_MAGIC: &[u8] = b"\x93NUMPY";
+/// Bytes of a file or member looked at to choose how it is read.
+const HEAD: usize = 16;
 
 /// How the pickles of a file are packaged.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -581,17 +788,20 @@ const SEVEN_ZIP_MAGIC: &[u8] = b"7z\xbc\xaf\x27\x1c";
 pub enum Container {
     /// One or more pickles, back to back.
     Pickle,
-    /// A zip archive (PyTorch's format since 1.6, or any zip), its pickle members scanned.
+    /// A zip archive (PyTorch's format since 1.6, `.npz`, or any zip), its pickles scanned.
     Zip,
     /// PyTorch's legacy format: a magic-number pickle, then the pickles of the checkpoint.
     PytorchLegacy,
+    /// A NumPy `.npy` array, whose body numpy unpickles when its dtype holds objects.
+    Npy,
 }
 
 /// The pickles of one file.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct PickleFacts {
     pub container: Container,
-    /// One entry per pickle stream: the file itself, or each pickle member of an archive.
+    /// One entry per pickle stream: the file itself, a `.npy` body, or each pickle member
+    /// of an archive (a zip appended to a pickle included).
     pub streams: Vec<NamedStream>,
 }
 
@@ -615,147 +825,237 @@ impl PickleFacts {
         })
     }
 
-    pub fn dangerous(&self) -> impl Iterator<Item = (&Global, Option<&str>)> {
+    /// The imports `policy` refuses, with the stream each is in.
+    pub fn refused(&self, policy: PicklePolicy) -> impl Iterator<Item = (&Global, Option<&str>)> {
         self.globals()
-            .filter(|(global, _)| global.safety == Safety::Dangerous)
+            .filter(move |(g, _)| policy.refuses(&g.module, &g.name, g.safety))
     }
 }
 
-fn extension(name: &str) -> String {
-    let base = name.rsplit('/').next().unwrap_or(name);
-    match base.rfind('.') {
-        Some(dot) if dot > 0 => base[dot + 1..].to_ascii_lowercase(),
-        _ => String::new(),
-    }
+/// Whether bytes starting a file or member are read by the pickle scanner: a zip archive, a
+/// 7z archive, a `.npy` array, or a pickle of any protocol (a first byte that is an opcode:
+/// protocols 0 and 1 have no magic, and Python's unpickler takes any opcode first; what
+/// then holds no complete pickle and no import is not a pickle).
+pub fn sniff(head: &[u8]) -> bool {
+    sniff_strong(head) || starts_with_opcode(head)
 }
 
-/// Whether picklescan would scan a file of this name (in a directory scan).
-pub fn is_candidate(name: &str) -> bool {
-    let ext = extension(name);
-    [
-        &PYTORCH_EXTENSIONS[..],
-        &PICKLE_EXTENSIONS,
-        &ARCHIVE_EXTENSIONS,
-    ]
-    .iter()
-    .any(|list| list.contains(&ext.as_str()))
+fn starts_with_opcode(bytes: &[u8]) -> bool {
+    bytes.first().is_some_and(|&b| opcode(b).is_some())
 }
 
-/// Scans the file `name` as picklescan scans it: PyTorch files (zip or legacy), zip archives
-/// (their pickle members), or plain pickles. `None` when it holds no pickle at all.
-pub fn scan_file(file: &std::fs::File, name: &str) -> Parsed<Option<PickleFacts>> {
-    use std::io::{Seek, SeekFrom};
-    let mut head = Vec::with_capacity(8);
-    let mut reader = file;
-    reader.seek(SeekFrom::Start(0))?;
-    reader.take(8).read_to_end(&mut head)?;
-    fn rewind(mut file: &std::fs::File) -> std::io::Result<&std::fs::File> {
-        file.seek(SeekFrom::Start(0)).map(|_| file)
-    }
-    if PYTORCH_EXTENSIONS.contains(&extension(name).as_str()) {
-        if head.starts_with(ZIP_LOCAL_HEADER) {
-            return scan_zip(rewind(file)?).map(Some);
-        }
-        if head.starts_with(SEVEN_ZIP_MAGIC) {
-            return Err(seven_zip());
-        }
-        let magic = Scanner::new(rewind(file)?).first_integer();
-        let mut scanner = Scanner::new(rewind(file)?);
-        if magic.as_deref() == Some(TORCH_MAGIC) {
-            scanner.scan_singles(TORCH_LEGACY_PICKLES);
-            return Ok(Some(legacy(scanner)));
-        }
-        // picklescan then reads the first pickle as an attempt to bypass the magic check:
-        // with imports it goes on as for a legacy file, without them it starts over.
-        scanner.scan_singles(1);
-        if !scanner.globals.is_empty() {
-            scanner.scan_singles(TORCH_LEGACY_PICKLES);
-            return Ok(Some(legacy(scanner)));
-        }
-    }
-    if zip::ZipArchive::new(rewind(file)?).is_ok() {
-        return scan_zip(rewind(file)?).map(Some);
-    }
+/// Whether the first bytes can only be read as a pickle container: zip, 7z and `.npy`
+/// magic, or a PROTO opcode (0x80, a protocol up to 5) followed by another opcode.
+pub fn sniff_strong(head: &[u8]) -> bool {
+    let proto = head.len() >= 3 && head[0] == 0x80 && head[1] <= 5 && opcode(head[2]).is_some();
+    proto
+        || [
+            zip::LOCAL_HEADER.as_slice(),
+            ZIP_END_MAGIC,
+            SEVEN_ZIP_MAGIC,
+            NPY_MAGIC,
+        ]
+        .iter()
+        .any(|magic| head.starts_with(magic))
+}
+
+/// Scans the file `name` for pickles, chosen by content: a zip archive (every member that
+/// is a pickle or a `.npy` array), a `.npy` array's body, a legacy PyTorch file or plain
+/// pickles, and a zip archive appended to a pickle. `None` when it holds no pickle at all.
+/// A container that cannot be read as its loader reads it, or that exceeds a bound of the
+/// scan, is a [`Problem`].
+/// (`_name` is not looked at: content decides.)
+pub fn scan_file(file: &File, _name: &str) -> Parsed<Option<PickleFacts>> {
+    let len = file.metadata()?.len();
+    let mut head = vec![0u8; HEAD.min(len as usize)];
+    file.read_exact_at(&mut head, 0)?;
     if head.starts_with(SEVEN_ZIP_MAGIC) {
-        return Err(seven_zip());
+        return Err(Problem::malformed(
+            "is a 7z archive, which vouch cannot look inside for pickles",
+        ));
     }
-    let scan = scan_stream(rewind(file)?);
-    Ok(scan.is_pickle().then(|| PickleFacts {
-        container: Container::Pickle,
-        streams: vec![NamedStream { member: None, scan }],
-    }))
+    let mut block = vec![0u8; TAR_BLOCK.min(len as usize)];
+    file.read_exact_at(&mut block, 0)?;
+    if is_tar(&block) {
+        return Err(Problem::malformed(
+            "is a tar archive, which torch.load reads as a legacy checkpoint of pickles; \
+             vouch cannot scan tar members",
+        ));
+    }
+    let is_zip = head.starts_with(zip::LOCAL_HEADER) || head.starts_with(ZIP_END_MAGIC);
+    if !is_zip && !sniff(&head) {
+        return Ok(None);
+    }
+    let whole = || std::io::BufReader::new(ReadAt { file, position: 0 });
+    // A zip's magic is no pickle a loader reads: its 'P' (PERSID) needs a persistent_load,
+    // and the loaders that have one (torch) read a file with that magic as a zip.
+    let (container, stream) = if is_zip {
+        (Container::Zip, None)
+    } else if head.starts_with(NPY_MAGIC) {
+        (Container::Npy, npy_body(whole(), len)?)
+    } else {
+        let container = if head.starts_with(TORCH_LEGACY_MAGIC) {
+            Container::PytorchLegacy
+        } else {
+            Container::Pickle
+        };
+        (
+            container,
+            Some(bounded(scan_stream(whole(), Some(len)), None)?),
+        )
+    };
+    let mut streams: Vec<NamedStream> = stream
+        .filter(StreamScan::is_pickle)
+        .map(|scan| NamedStream { member: None, scan })
+        .into_iter()
+        .collect();
+    // The zip Python's zipfile finds from the end, whatever comes before it.
+    match zip::open(file, len) {
+        Ok(Some(archive)) => streams.extend(scan_members(file, &archive)?),
+        Ok(None) if is_zip => {
+            return Err(Problem::malformed(
+                "is not a readable zip archive: no end of central directory record",
+            ))
+        }
+        // A broken zip after something that is no pickle is no container of pickles.
+        Ok(None) => {}
+        Err(problem) if is_zip || !streams.is_empty() => return Err(problem),
+        Err(_) => {}
+    }
+    if streams.is_empty() && !is_zip {
+        return Ok(None);
+    }
+    Ok(Some(PickleFacts { container, streams }))
 }
 
-fn legacy<R: Read>(scanner: Scanner<R>) -> PickleFacts {
-    PickleFacts {
-        container: Container::PytorchLegacy,
-        streams: vec![NamedStream {
-            member: None,
-            scan: scanner.finish(),
-        }],
+const TAR_BLOCK: usize = 512;
+
+/// Whether Python's tarfile (which `torch.load` tries first on a legacy checkpoint) reads a
+/// tar header in `block`: 512 bytes, not all zero, whose checksum field (octal, or base-256)
+/// equals the sum of its bytes with that field as spaces (unsigned or signed).
+fn is_tar(block: &[u8]) -> bool {
+    if block.len() < TAR_BLOCK || block.iter().all(|&b| b == 0) {
+        return false;
+    }
+    let field = &block[148..156];
+    let recorded = if field[0] == 0o200 || field[0] == 0o377 {
+        // Base-256: a big-endian two's-complement number after the marker byte.
+        let mut n: i64 = if field[0] == 0o377 { -1 } else { 0 };
+        for &b in &field[1..] {
+            n = (n << 8) | i64::from(b);
+        }
+        n
+    } else {
+        let text = field.split(|&b| b == 0).next().unwrap_or(&[]);
+        let Ok(text) = std::str::from_utf8(text) else {
+            return false;
+        };
+        let text = text.trim();
+        match i64::from_str_radix(if text.is_empty() { "0" } else { text }, 8) {
+            Ok(n) => n,
+            Err(_) => return false,
+        }
+    };
+    let rest = block[..148].iter().chain(&block[156..TAR_BLOCK]);
+    let unsigned: i64 = 256 + rest.clone().map(|&b| i64::from(b)).sum::<i64>();
+    let signed: i64 = 256 + rest.map(|&b| i64::from(b as i8)).sum::<i64>();
+    recorded == unsigned || recorded == signed
+}
+
+/// Reads a file from `position` on without moving a shared file offset.
+struct ReadAt<'a> {
+    file: &'a File,
+    position: u64,
+}
+
+impl Read for ReadAt<'_> {
+    fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
+        let read = self.file.read_at(buffer, self.position)?;
+        self.position += read as u64;
+        Ok(read)
     }
 }
 
-fn seven_zip() -> Problem {
-    Problem::malformed("is a 7z archive, which vouch cannot look inside for pickles")
+/// A stream's scan, or the bound it hit as a problem naming where.
+fn bounded(scan: Result<StreamScan, String>, member: Option<&str>) -> Parsed<StreamScan> {
+    scan.map_err(|limit| {
+        Problem::malformed(match member {
+            Some(member) => format!("member {member:?} cannot be scanned: {limit}"),
+            None => format!("cannot be scanned: {limit}"),
+        })
+    })
 }
 
-/// Scans the members of a zip archive that picklescan scans: those with a pickle extension
-/// or starting with a PROTO opcode.
-fn scan_zip(file: &std::fs::File) -> Parsed<PickleFacts> {
-    let mut archive = zip::ZipArchive::new(file)
-        .map_err(|e| Problem::malformed(format!("is not a readable zip archive: {e}")))?;
+/// The pickle numpy reads after a `.npy` header (`reader` is at the magic, `len` bytes long),
+/// when the body starts like one.
+fn npy_body(mut reader: impl BufRead, len: u64) -> Parsed<Option<StreamScan>> {
+    let mut preamble = [0u8; 8];
+    if reader.read_exact(&mut preamble).is_err() {
+        return Ok(None);
+    }
+    let header_len = match preamble[6] {
+        1 => {
+            let mut n = [0u8; 2];
+            reader.read_exact(&mut n)?;
+            10 + u64::from(u16::from_le_bytes(n))
+        }
+        2 | 3 => {
+            let mut n = [0u8; 4];
+            reader.read_exact(&mut n)?;
+            12 + u64::from(u32::from_le_bytes(n))
+        }
+        // numpy refuses other format versions.
+        _ => return Ok(None),
+    };
+    let skip = header_len - if preamble[6] == 1 { 10 } else { 12 };
+    if io::copy(&mut (&mut reader).take(skip), &mut io::sink())? < skip {
+        return Ok(None);
+    }
+    let body = reader.fill_buf()?;
+    if !starts_with_opcode(body) {
+        return Ok(None);
+    }
+    bounded(
+        scan_stream(reader, Some(len.saturating_sub(header_len))),
+        None,
+    )
+    .map(Some)
+}
+
+/// Scans every member of `archive` that is a pickle or a `.npy` array, by content.
+fn scan_members(file: &File, archive: &zip::Archive) -> Parsed<Vec<NamedStream>> {
     let mut streams = Vec::new();
-    for index in 0..archive.len() {
-        let mut member = match archive.by_index(index) {
-            Ok(member) => member,
+    for member in &archive.members {
+        if member.is_directory() {
+            continue;
+        }
+        let mut reader = BufReader::with_capacity(64 << 10, member.open(file));
+        let head = match reader.fill_buf() {
+            Ok(head) => head[..head.len().min(HEAD)].to_vec(),
             Err(e) => {
-                streams.push(NamedStream {
-                    member: Some(format!("#{index}")),
-                    scan: StreamScan {
-                        error: Some(format!("cannot be read from the archive: {e}")),
-                        ..StreamScan::default()
-                    },
-                });
-                continue;
+                return Err(Problem::malformed(format!(
+                    "is a zip archive whose member {:?} cannot be read: {e}",
+                    member.name
+                )))
             }
         };
-        if member.is_dir() {
-            continue;
-        }
-        let name = member.name().to_string();
-        let mut head = Vec::with_capacity(8);
-        if let Err(e) = (&mut member).take(8).read_to_end(&mut head) {
+        let scan = if head.starts_with(NPY_MAGIC) {
+            npy_body(reader, member.size)?
+        } else if starts_with_opcode(&head) {
+            Some(scan_stream(reader, Some(member.size)))
+                .map(|scan| bounded(scan, Some(&member.name)))
+                .transpose()?
+        } else {
+            None
+        };
+        if let Some(scan) = scan.filter(StreamScan::is_pickle) {
             streams.push(NamedStream {
-                member: Some(name),
-                scan: StreamScan {
-                    error: Some(format!("cannot be read from the archive: {e}")),
-                    ..StreamScan::default()
-                },
-            });
-            continue;
-        }
-        let starts_with_proto = head.len() >= 2 && head[0] == 0x80 && head[1] <= 5;
-        if PICKLE_EXTENSIONS.contains(&extension(&name).as_str()) || starts_with_proto {
-            let scan = scan_stream(head.as_slice().chain(member));
-            streams.push(NamedStream {
-                member: Some(name),
+                member: Some(member.name.clone()),
                 scan,
             });
         }
     }
-    Ok(PickleFacts {
-        container: Container::Zip,
-        streams,
-    })
-}
-
-fn memo_key(arg: &Arg) -> u64 {
-    match arg.as_text().as_str() {
-        "False" => 0,
-        "True" => 1,
-        text => text.parse().unwrap_or(u64::MAX),
-    }
+    Ok(streams)
 }
 
 fn lossy(bytes: &[u8]) -> String {
@@ -786,35 +1086,11 @@ fn python_int(text: &[u8]) -> Option<String> {
     Some(format!("{sign}{trimmed}"))
 }
 
-/// The decimal value of a little-endian two's-complement integer (LONG1, LONG4), for the
-/// sizes that fit 128 bits; longer ones are only described.
-fn python_long(bytes: &[u8], declared: usize) -> String {
-    if declared == 0 {
-        return "0".to_string();
-    }
-    if declared > 16 {
-        return format!("<{declared}-byte integer>");
-    }
-    let fill = if bytes[declared - 1] & 0x80 != 0 {
-        0xff
-    } else {
-        0
-    };
-    let mut padded = [fill; 16];
-    padded[..declared].copy_from_slice(bytes);
-    i128::from_le_bytes(padded).to_string()
-}
-
 fn unquote(line: &[u8]) -> Option<&[u8]> {
-    for quote in [b'"', b'\''] {
-        if line.first() == Some(&quote) {
-            return (line.len() >= 2 && line.last() == Some(&quote))
-                .then(|| &line[1..line.len() - 1]);
-        }
-    }
-    None
+    let quoted =
+        line.len() >= 2 && (line[0] == b'"' || line[0] == b'\'') && line.last() == Some(&line[0]);
+    quoted.then(|| &line[1..line.len() - 1])
 }
-
 /// Python's `codecs.escape_decode`: backslash escapes in a byte string.
 fn escape_decode(input: &[u8], what: &str) -> Parsed<Vec<u8>> {
     let mut out = Vec::with_capacity(input.len());
@@ -867,222 +1143,34 @@ fn escape_decode(input: &[u8], what: &str) -> Parsed<Vec<u8>> {
     Ok(out)
 }
 
-fn ascii(bytes: &[u8], what: &str) -> Parsed<String> {
-    if !bytes.is_ascii() {
-        return Err(Problem::malformed(format!("{what}: the text is not ASCII")));
-    }
-    Ok(bytes.iter().map(|&b| b as char).collect())
-}
-
-/// Python's `raw-unicode-escape` decoding: latin-1, with `\uXXXX` and `\UXXXXXXXX`.
-fn raw_unicode_escape(bytes: &[u8]) -> String {
+/// Python's `raw-unicode-escape` decoding: latin-1, with `\uXXXX` and `\UXXXXXXXX` after an
+/// odd run of backslashes. `None` where Python fails, or for a lone surrogate.
+fn raw_unicode_escape(bytes: &[u8]) -> Option<String> {
     let mut out = String::new();
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'\\' {
-            let width = match bytes.get(i + 1) {
-                Some(b'u') => 4,
-                Some(b'U') => 8,
-                _ => 0,
-            };
-            let code = bytes
-                .get(i + 2..i + 2 + width)
-                .filter(|_| width > 0)
-                .and_then(|h| std::str::from_utf8(h).ok())
-                .and_then(|h| u32::from_str_radix(h, 16).ok())
-                .and_then(char::from_u32);
-            if let Some(c) = code {
-                out.push(c);
-                i += 2 + width;
-                continue;
-            }
+        if bytes[i] != b'\\' {
+            out.push(bytes[i] as char);
+            i += 1;
+            continue;
         }
-        out.push(bytes[i] as char);
-        i += 1;
-    }
-    out
-}
-
-/// The kept prefix of a UTF-8 string argument, cut at a character boundary when the
-/// string was longer than what is kept.
-fn utf8_prefix(bytes: &[u8], declared: u64, what: &str) -> Parsed<String> {
-    match std::str::from_utf8(bytes) {
-        Ok(text) => Ok(text.to_string()),
-        Err(e) if declared > bytes.len() as u64 && e.error_len().is_none() => {
-            Ok(String::from_utf8_lossy(&bytes[..e.valid_up_to()]).into_owned())
+        let run = bytes[i..].iter().take_while(|&&b| b == b'\\').count();
+        out.extend(std::iter::repeat_n('\\', run));
+        i += run;
+        let width = match bytes.get(i) {
+            Some(b'u') if run % 2 == 1 => 4,
+            Some(b'U') if run % 2 == 1 => 8,
+            _ => continue,
+        };
+        out.pop();
+        let hex = std::str::from_utf8(bytes.get(i + 1..i + 1 + width)?).ok()?;
+        if !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
         }
-        Err(_) => Err(Problem::malformed(format!(
-            "{what}: the string is not UTF-8"
-        ))),
+        out.push(char::from_u32(u32::from_str_radix(hex, 16).ok()?)?);
+        i += 1 + width;
     }
-}
-
-/// Which names of a module a picklescan rule covers.
-enum Names {
-    All,
-    Only(&'static [&'static str]),
-    /// picklescan tests these with Python's `in` on a string, so any part of it matches.
-    Within(&'static str),
-}
-
-impl Names {
-    fn covers(&self, name: &str) -> bool {
-        match self {
-            Names::All => true,
-            Names::Only(names) => names.contains(&name),
-            Names::Within(text) => text.contains(name),
-        }
-    }
-}
-
-/// Globals picklescan 1.0.5 rates innocuous.
-fn safe_rule(module: &str) -> Option<Names> {
-    const STORAGES: &[&str] = &[
-        "LongStorage",
-        "FloatStorage",
-        "HalfStorage",
-        "QUInt2x4Storage",
-        "QUInt4x2Storage",
-        "QInt32Storage",
-        "QInt8Storage",
-        "QUInt8Storage",
-        "ComplexFloatStorage",
-        "ComplexDoubleStorage",
-        "DoubleStorage",
-        "BFloat16Storage",
-        "BoolStorage",
-        "CharStorage",
-        "ShortStorage",
-        "IntStorage",
-        "ByteStorage",
-    ];
-    Some(match module {
-        "collections" => Names::Only(&["OrderedDict"]),
-        "torch" => Names::Only(STORAGES),
-        "numpy" => Names::Only(&["dtype", "ndarray"]),
-        "numpy._core.multiarray" | "numpy.core.multiarray" => Names::Only(&["_reconstruct"]),
-        "torch._utils" => Names::Only(&["_rebuild_tensor_v2"]),
-        _ => return None,
-    })
-}
-
-/// Globals picklescan 1.0.5 rates dangerous.
-fn unsafe_rule(module: &str) -> Option<Names> {
-    const BUILTINS: &[&str] = &[
-        "eval",
-        "compile",
-        "getattr",
-        "apply",
-        "exec",
-        "open",
-        "breakpoint",
-    ];
-    const GETTERS: &[&str] = &["attrgetter", "itemgetter", "methodcaller"];
-    Some(match module {
-        "__builtin__" | "builtins" => Names::Only(BUILTINS),
-        "cloudpickle.cloudpickle" => Names::Only(&[
-            "_builtin_type",
-            "_make_function",
-            "_function_setstate",
-            "_make_cell",
-            "_make_empty_cell",
-            "subimport",
-        ]),
-        "types" => Names::Only(&["CodeType"]),
-        "functools" => Names::Within("partial"),
-        "logging" => Names::Only(&["FileHandler"]),
-        "_io" => Names::Only(&["FileIO"]),
-        "_operator" | "operator" => Names::Only(GETTERS),
-        "code" => Names::Only(&["InteractiveInterpreter.runcode"]),
-        "doctest" => Names::Only(&["debug_script"]),
-        "ensurepip" => Names::Only(&["_run_pip"]),
-        "idlelib.autocomplete" => {
-            Names::Only(&["AutoComplete.get_entity", "AutoComplete.fetch_completions"])
-        }
-        "idlelib.calltip" => Names::Only(&["Calltip.fetch_tip", "get_entity"]),
-        "idlelib.debugobj" => Names::Only(&["ObjectTreeItem.SetText"]),
-        "idlelib.pyshell" => Names::Only(&[
-            "ModifiedInterpreter.runcode",
-            "ModifiedInterpreter.runcommand",
-        ]),
-        "idlelib.run" => Names::Only(&["Executive.runcode"]),
-        "imaplib" => Names::Only(&["IMAP4_stream"]),
-        "lib2to3.pgen2.grammar" => Names::Only(&["Grammar.loads"]),
-        "lib2to3.pgen2.pgen" => Names::Only(&["ParserGenerator.make_label"]),
-        "pkgutil" => Names::Only(&["resolve_name"]),
-        "torch._dynamo.guards" => Names::Only(&["GuardBuilder.get"]),
-        "torch._inductor.codecache" => Names::Within("compile_file"),
-        "torch.fx.experimental.symbolic_shapes" => {
-            Names::Only(&["ShapeEnv.evaluate_guards_expression"])
-        }
-        "torch.jit.unsupported_tensor_ops" => Names::Only(&["execWrapper"]),
-        "torch.serialization" => Names::Within("load"),
-        "torch.utils._config_module" => Names::Only(&["ConfigModule.load_config"]),
-        "torch.utils.bottleneck.__main__" => Names::Only(&["run_cprofile", "run_autograd_prof"]),
-        "torch.utils.collect_env" => Names::Only(&["run"]),
-        "torch.utils.data.datapipes.utils.decoder" => Names::Only(&["basichandlers"]),
-        "trace" => Names::Only(&["Trace.run", "Trace.runctx"]),
-        "aiohttp"
-        | "asyncio"
-        | "bdb"
-        | "commands"
-        | "ctypes"
-        | "httplib"
-        | "numpy.f2py"
-        | "numpy.testing._private.utils"
-        | "nt"
-        | "posix"
-        | "os"
-        | "requests.api"
-        | "runpy"
-        | "shutil"
-        | "socket"
-        | "ssl"
-        | "subprocess"
-        | "sys"
-        | "cProfile"
-        | "distutils.file_util"
-        | "pdb"
-        | "pickle"
-        | "_pickle"
-        | "pip"
-        | "pty"
-        | "profile"
-        | "pydoc"
-        | "test"
-        | "timeit"
-        | "urllib.request"
-        | "uuid"
-        | "venv"
-        | "webbrowser"
-        | "_osx_support"
-        | "_aix_support"
-        | "_pyrepl" => Names::All,
-        _ => return None,
-    })
-}
-
-/// Rates an import as picklescan 1.0.5 does (without `--strict`).
-pub fn safety(module: &str, name: &str) -> Safety {
-    if module.contains("unknown") || name.contains("unknown") {
-        return Safety::Dangerous;
-    }
-    let mut rule = unsafe_rule(module);
-    if rule.is_none() {
-        // A module under one that is dangerous as a whole is dangerous too.
-        let parts: Vec<&str> = module.split('.').collect();
-        rule = (1..parts.len())
-            .map(|i| parts[..i].join("."))
-            .find(|parent| matches!(unsafe_rule(parent), Some(Names::All)))
-            .map(|_| Names::All);
-    }
-    if rule.is_some_and(|r| r.covers(name)) {
-        return Safety::Dangerous;
-    }
-    if safe_rule(module).is_some_and(|r| r.covers(name)) {
-        return Safety::Innocuous;
-    }
-    Safety::Suspicious
+    Some(out)
 }
 
 #[cfg(test)]
@@ -1090,7 +1178,11 @@ mod tests {
     use super::*;
 
     fn scan(bytes: &[u8]) -> StreamScan {
-        scan_stream(bytes)
+        scan_stream(bytes, Some(bytes.len() as u64)).unwrap()
+    }
+
+    fn imports(bytes: &[u8]) -> Vec<String> {
+        scan(bytes).globals.iter().map(Global::dotted).collect()
     }
 
     #[test]
@@ -1103,38 +1195,70 @@ mod tests {
         let result = scan(&pickle);
         assert_eq!(result.error, None);
         assert_eq!(result.protocol, Some(4));
-        assert_eq!(
-            result.globals,
-            [Global {
-                module: "posix".into(),
-                name: "system".into(),
-                safety: Safety::Dangerous
-            }]
-        );
+        assert_eq!(imports(&pickle), ["posix.system"]);
+        assert_eq!(result.globals[0].safety, Safety::Dangerous);
+        assert!(!result.globals[0].allowed);
     }
 
     #[test]
-    fn rates_imports_as_picklescan_does() {
-        assert_eq!(safety("os", "system"), Safety::Dangerous);
-        assert_eq!(safety("os.path", "join"), Safety::Dangerous);
-        assert_eq!(safety("builtins", "exec"), Safety::Dangerous);
-        assert_eq!(safety("builtins", "print"), Safety::Suspicious);
-        assert_eq!(
-            safety("torch._utils", "_rebuild_tensor_v2"),
-            Safety::Innocuous
-        );
-        assert_eq!(safety("collections", "OrderedDict"), Safety::Innocuous);
-        assert_eq!(safety("unknown", "x"), Safety::Dangerous);
-        assert_eq!(safety("functools", "partial"), Safety::Dangerous);
+    fn memoize_indexes_count_every_entry_and_dup_copies() {
+        // MEMOIZE after MEMOIZE stores the same string again; MEMOIZE after BINGET stores
+        // what BINGET pushed. A model that memoizes opcode arguments names None.eval / 0.eval.
+        let twice = b"\x80\x04\x8c\x08builtins\x94\x94\x8c\x04eval\x94h\x01h\x02\x93.";
+        assert_eq!(imports(twice), ["builtins.eval"]);
+        let after_get = b"\x80\x04\x8c\x08builtins\x94h\x00\x94\x8c\x04eval\x94000h\x01h\x02\x93.";
+        assert_eq!(imports(after_get), ["builtins.eval"]);
+        let dup = b"\x80\x04\x8c\x08builtins\x8c\x04eval2\x94\x93.";
+        // STACK_GLOBAL pops 'eval' (the DUP) and 'eval' below it: Python imports eval.eval.
+        assert_eq!(imports(dup), ["eval.eval"]);
+        // PUT with any index, GET with the same.
+        let put = b"(S'os'\np99999\nS'x'\n0g99999\nS'system'\n\x93.";
+        assert_eq!(imports(put), ["os.system"]);
+        // A GET of an entry never written stops Python; nothing after it is imported.
+        let missing = b"\x80\x04h\x05\x8c\x06system\x93.";
+        assert_eq!(imports(missing), Vec::<String>::new());
+        assert!(scan(missing).error.unwrap().contains("memo entry 5"));
     }
 
     #[test]
-    fn a_huge_declared_string_is_a_finding_without_allocating_it() {
+    fn computed_stack_global_operands_are_unknown() {
+        // The name is what a call returned (a REDUCE), not a literal string.
+        let pickle = b"\x80\x04\x8c\x08builtins\x8c\x01x\x8c\x01y\x85R\x93.";
+        assert_eq!(imports(pickle), ["builtins.unknown"]);
+    }
+
+    #[test]
+    fn a_huge_declared_string_is_truncation_without_reading_or_allocating_it() {
         let mut pickle = vec![0x80, 4, 0x8d];
         pickle.extend_from_slice(&u64::MAX.to_le_bytes());
         pickle.extend_from_slice(b"abc");
         let result = scan(&pickle);
         assert!(result.error.as_deref().unwrap().contains("truncated"));
         assert!(!result.is_pickle());
+    }
+
+    #[test]
+    fn a_tar_header_is_recognised_by_its_checksum() {
+        let mut block = vec![0u8; TAR_BLOCK];
+        block[..6].copy_from_slice(b"pickle");
+        block[124..135].copy_from_slice(b"00000000010");
+        block[156] = b'0';
+        block[148..156].copy_from_slice(b"        ");
+        let sum: u32 = block.iter().map(|&b| u32::from(b)).sum();
+        block[148..155].copy_from_slice(format!("{sum:06o}\0").as_bytes());
+        assert!(is_tar(&block));
+        block[0] = b'q';
+        assert!(!is_tar(&block));
+        assert!(!is_tar(&[0; TAR_BLOCK]));
+    }
+
+    #[test]
+    fn raw_unicode_escape_decodes_as_python() {
+        assert_eq!(raw_unicode_escape(br"a\u0062c").as_deref(), Some("abc"));
+        assert_eq!(
+            raw_unicode_escape(br"a\\u0062").as_deref(),
+            Some(r"a\\u0062")
+        );
+        assert_eq!(raw_unicode_escape(br"\u00"), None);
     }
 }
