@@ -8,13 +8,14 @@
 
 use std::fs::{File, Metadata, OpenOptions};
 use std::io;
-use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::os::unix::io::AsRawFd;
 use std::path::Path;
 
 use memmap2::{Advice, MmapOptions};
 
 use super::algorithm::{Algorithm, Digest, Hasher};
+use super::opening::Identity;
 use super::sigbus;
 
 /// How the reader splits its work; the defaults are what the benchmarks chose.
@@ -94,6 +95,15 @@ impl Stamp {
         }
     }
 
+    /// The file and length this stamp was taken of.
+    pub fn identity(&self) -> Identity {
+        Identity {
+            dev: self.dev,
+            ino: self.ino,
+            len: self.len,
+        }
+    }
+
     /// Describes how `after` differs from `self`, for an `unstable` verdict.
     fn change_to(&self, after: &Stamp) -> Option<String> {
         if self == after {
@@ -111,23 +121,21 @@ impl Stamp {
 
 /// Names the kind of a non-regular file.
 pub fn special_kind(meta: &Metadata) -> Option<&'static str> {
-    let ft = meta.file_type();
-    if ft.is_file() {
-        None
-    } else if ft.is_dir() {
-        Some("a directory")
-    } else if ft.is_fifo() {
-        Some("a FIFO (named pipe)")
-    } else if ft.is_socket() {
-        Some("a socket")
-    } else if ft.is_block_device() {
-        Some("a block device")
-    } else if ft.is_char_device() {
-        Some("a character device")
-    } else if ft.is_symlink() {
-        Some("a symbolic link")
-    } else {
-        Some("not a regular file")
+    special_kind_of_mode(meta.mode())
+}
+
+/// Names the kind of a non-regular file from its `st_mode`.
+pub fn special_kind_of_mode(mode: u32) -> Option<&'static str> {
+    use rustix::fs::FileType;
+    match FileType::from_raw_mode(mode) {
+        FileType::RegularFile => None,
+        FileType::Directory => Some("a directory"),
+        FileType::Fifo => Some("a FIFO (named pipe)"),
+        FileType::Socket => Some("a socket"),
+        FileType::BlockDevice => Some("a block device"),
+        FileType::CharacterDevice => Some("a character device"),
+        FileType::Symlink => Some("a symbolic link"),
+        FileType::Unknown => Some("not a regular file"),
     }
 }
 
@@ -145,6 +153,11 @@ pub fn open_regular(path: &Path, follow_symlinks: bool) -> Result<(File, Stamp),
         }
         Err(e) => return Err(ReadError::Io(e)),
     };
+    regular(file)
+}
+
+/// Stamps an opened file, refusing it unless it is a regular file.
+pub fn regular(file: File) -> Result<(File, Stamp), ReadError> {
     let meta = file.metadata()?;
     if let Some(kind) = special_kind(&meta) {
         return Err(ReadError::NotRegular(kind));
@@ -232,11 +245,18 @@ pub fn hash_range(
         };
         read_mapped(file, start, end, &mut hashers, window, on_bytes)?;
     }
-    let after = Stamp::of(&file.metadata()?);
-    if let Some(change) = before.change_to(&after) {
-        return Err(ReadError::Unstable(change));
-    }
+    check_unchanged(file, before)?;
     Ok(hashers.into_iter().map(Hasher::finalize).collect())
+}
+
+/// `Unstable` when the open `file` no longer matches the stamp `before` taken when it was
+/// opened.
+pub fn check_unchanged(file: &File, before: &Stamp) -> Result<(), ReadError> {
+    let after = Stamp::of(&file.metadata()?);
+    match before.change_to(&after) {
+        Some(change) => Err(ReadError::Unstable(change)),
+        None => Ok(()),
+    }
 }
 
 fn read_small(file: &File, start: u64, end: u64, hashers: &mut [Hasher]) -> Result<(), ReadError> {
