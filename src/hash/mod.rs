@@ -12,4 +12,4 @@ pub use algorithm::{Algorithm, Digest, Hasher};
 pub use opening::{Identity, Location, RootDir};
 pub use progress::{Progress, ProgressMode, Silent};
 pub use reader::{ReadError, ReaderConfig, Stamp};
-pub use scheduler::{default_jobs, Engine, Task};
+pub use scheduler::{default_jobs, Engine, Inspect, Task};

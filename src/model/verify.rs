@@ -11,10 +11,10 @@ use std::time::Instant;
 
 use super::oms::{self, Method, Resource, ResourceKey, Serialization};
 use super::paths::{compare_names, IgnoreSet, SINGLE_FILE_NAME};
-use super::walk::{self, Model, Problem, ProblemKind};
-use super::{hash_model, walk_options, HashedModel};
+use super::walk::{self, Model, ModelFile, Problem, ProblemKind};
+use super::{hash_model, hash_model_inspecting, walk_options, HashedModel};
 use crate::error::Result;
-use crate::hash::{Algorithm, Digest, Engine, Progress, ReadError};
+use crate::hash::{Algorithm, Digest, Engine, Progress, ReadError, Stamp};
 use crate::manifest::{check_list_expected, load_check_list, load_statement, statement_expected};
 use crate::report::{Report, Subject, Verdict};
 use crate::sign::{check_signature, SignatureCheck, SignerPolicy, TrustSpec};
@@ -112,7 +112,8 @@ pub fn verify(
     let started = Instant::now();
     let serialization = with_ignores(path, &expected.serialization, options);
     let model = walk::walk(path, &walk_options(&serialization))?;
-    let hashed = hash_model(&model, &serialization, engine, progress);
+    let (hashed, pickle_subjects) =
+        hash_and_gate(&model, &serialization, options, engine, progress);
 
     let mut report = Report {
         target: path.display().to_string(),
@@ -142,7 +143,7 @@ pub fn verify(
         method: serialization.method,
     };
     comparison.compare(&checked, hashed, &mut report);
-    apply_pickle_policy(&model, options, &mut report);
+    report.subjects.extend(pickle_subjects);
     report.duration = started.elapsed();
     Ok(report)
 }
@@ -159,7 +160,8 @@ pub fn verify_root(
     let started = Instant::now();
     let serialization = with_ignores(path, serialization, options);
     let model = walk::walk(path, &walk_options(&serialization))?;
-    let hashed = hash_model(&model, &serialization, engine, progress);
+    let (hashed, pickle_subjects) =
+        hash_and_gate(&model, &serialization, options, engine, progress);
     let actual = actual_root(&model, &hashed);
 
     let mut report = Report {
@@ -205,18 +207,57 @@ pub fn verify_root(
         }
         report.subjects.push(subject);
     }
-    apply_pickle_policy(&model, options, &mut report);
+    report.subjects.extend(pickle_subjects);
     report.duration = started.elapsed();
     Ok(report)
 }
 
-/// Under `--deny-unsafe-pickle`, adds a `rejected` subject for each unsafe pickle.
-fn apply_pickle_policy(model: &Model, options: &VerifyOptions, report: &mut Report) {
-    if options.deny_unsafe_pickle {
-        report
-            .subjects
-            .extend(crate::sbom::scan::unsafe_pickle_subjects(model));
+/// Hashes the model; under `--deny-unsafe-pickle` its pickles are scanned in the same pass,
+/// from the very handles their digests are computed from, and the gate's subjects (a
+/// `rejected` one for each unsafe pickle) are returned beside the digests.
+fn hash_and_gate(
+    model: &Model,
+    serialization: &Serialization,
+    options: &VerifyOptions,
+    engine: &Engine,
+    progress: &dyn Progress,
+) -> (HashedModel, Vec<Subject>) {
+    if !options.deny_unsafe_pickle {
+        return (
+            hash_model(model, serialization, engine, progress),
+            Vec::new(),
+        );
     }
+    let gate = |file: &ModelFile, open: &std::fs::File, _: &Stamp| {
+        crate::sbom::inspect::pickle_gate(model, file, open)
+    };
+    let hashed = hash_model_inspecting(model, serialization, engine, progress, &gate);
+    let comparison = Comparison {
+        model,
+        method: serialization.method,
+    };
+    let scanned = model
+        .files
+        .iter()
+        .zip(&hashed.inspected)
+        .filter_map(|(file, found)| {
+            Some((
+                comparison.display_path(&file.name),
+                found.as_ref()?.as_ref()?,
+            ))
+        });
+    let mut subjects = crate::sbom::scan::unsafe_pickle_subjects(scanned);
+    for (index, error) in &hashed.unread {
+        let name = comparison.display_path(&model.files[*index].name);
+        subjects.push(read_error_subject(name, error));
+    }
+    let hashed = HashedModel {
+        resources: hashed.resources,
+        bytes: hashed.bytes,
+        inspected: Vec::new(),
+        unread: Vec::new(),
+    };
+    (hashed, subjects)
 }
 
 /// The approval's serialization, with the default git paths, `--ignore-paths` and the
@@ -325,7 +366,7 @@ impl Comparison<'_> {
                 (
                     f.name.clone(),
                     Found {
-                        len: f.len,
+                        len: f.len(),
                         resources: Vec::new(),
                     },
                 )

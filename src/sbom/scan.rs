@@ -9,12 +9,12 @@ use serde::Serialize;
 
 use super::formats::pickle::Global;
 use super::formats::{Facts, Kind};
-use super::inspect::{display_name, inspect_model, FileProblem, Inspected};
+use super::inspect::{display_name, external_task, inspect_model, FileProblem, Inspected};
 use super::properties::fact_properties;
 use crate::error::{Result, EXIT_INPUT, EXIT_INTEGRITY, EXIT_OPERATIONAL};
 use crate::hash::{Algorithm, Engine, Progress, Task};
 use crate::model::paths::{compare_names, IgnoreSet};
-use crate::model::walk::{self, Model, WalkOptions};
+use crate::model::walk::{self, WalkOptions};
 use crate::report::{Subject, Verdict};
 
 #[derive(Debug, Serialize)]
@@ -142,51 +142,47 @@ pub fn scan_model(path: &Path, engine: &Engine, progress: &dyn Progress) -> Resu
         },
     )?;
     model.files.sort_by(|a, b| compare_names(&a.name, &b.name));
-    let inspected = inspect_model(&model);
-    let externals: Vec<Task> = inspected
-        .iter()
-        .flat_map(|i| &i.external)
-        .filter(|e| e.name.is_some() && e.path.is_file())
-        .filter_map(|e| {
-            let len = std::fs::metadata(&e.path).ok()?.len();
-            Some(Task::whole(e.path.clone(), len))
-        })
-        .collect();
-    let (hashed, _) = engine.hash_all(&externals, &[Algorithm::Sha256], progress);
-    let digest_of = |path: &Path| {
-        externals
-            .iter()
-            .zip(&hashed)
-            .find(|(task, _)| task.path == path)
-            .map(|(task, result)| match result {
-                Ok(digests) => (Some(task.end), Some(digests[0].hex()), None),
-                Err(e) => (None, None, Some(format!("cannot be read: {e:?}"))),
-            })
-    };
-    let mut files = Vec::new();
-    for (file, inspected) in model.files.iter().zip(inspected) {
-        let name = display_name(&model, file);
-        let external_data = inspected
-            .external
-            .iter()
-            .map(|e| {
-                let (size, sha256, problem) = match (&e.name, digest_of(&e.path)) {
-                    (None, _) => (
-                        None,
-                        None,
-                        Some("leaves the model directory; it was not read".to_string()),
-                    ),
-                    (Some(_), Some(found)) => found,
-                    (Some(_), None) => (None, None, Some("does not exist".to_string())),
-                };
-                ExternalView {
-                    location: e.location.clone(),
-                    size,
-                    sha256,
-                    problem,
+    let inspected = inspect_model(&model, engine, progress);
+    let mut externals: Vec<Task> = Vec::new();
+    let mut external_views: Vec<Vec<ExternalView>> = Vec::new();
+    for inspected in &inspected {
+        let mut views = Vec::new();
+        for external in &inspected.external {
+            let problem = match external_task(&model, external) {
+                Ok(task) => {
+                    externals.push(task);
+                    None
                 }
-            })
-            .collect();
+                Err(problem) => Some(problem),
+            };
+            views.push(ExternalView {
+                location: external.location.clone(),
+                size: None,
+                sha256: None,
+                problem,
+            });
+        }
+        external_views.push(views);
+    }
+    let (hashed, _) = engine.hash_all(&externals, &[Algorithm::Sha256], progress);
+    let mut hashed = externals.iter().zip(hashed);
+    for view in external_views.iter_mut().flatten() {
+        if view.problem.is_some() {
+            continue;
+        }
+        let (task, result) = hashed.next().expect("one result per external task");
+        match result {
+            Ok(digests) => {
+                view.size = Some(task.end);
+                view.sha256 = Some(digests[0].hex());
+            }
+            Err(e) => view.problem = Some(format!("cannot be read: {e:?}")),
+        }
+    }
+    let mut files = Vec::new();
+    for ((file, inspected), external_data) in model.files.iter().zip(inspected).zip(external_views)
+    {
+        let name = display_name(&model, file);
         files.push(ScannedFile {
             dangerous: dangerous_imports(&inspected)
                 .map(|(global, member)| describe_import(global, member))
@@ -201,7 +197,7 @@ pub fn scan_model(path: &Path, engine: &Engine, progress: &dyn Progress) -> Resu
             }),
             facts: inspected.facts,
             external_data,
-            size: file.len,
+            size: file.len(),
             name,
         });
     }
@@ -232,26 +228,15 @@ fn describe_import(global: &Global, member: Option<&str>) -> String {
     }
 }
 
-/// `--deny-unsafe-pickle`: a `rejected` subject for each file of `model` that imports a
-/// global picklescan rates dangerous, or that looks like a pickle container but cannot be
-/// scanned; an `unreadable` one for a file whose header cannot be read.
-pub fn unsafe_pickle_subjects(model: &Model) -> Vec<Subject> {
-    let candidates = Model {
-        path: model.path.clone(),
-        name: model.name.clone(),
-        is_single_file: model.is_single_file,
-        files: model
-            .files
-            .iter()
-            .filter(|f| Kind::detect(&display_name(model, f), &[]) == Some(Kind::Pickle))
-            .cloned()
-            .collect(),
-        problems: Vec::new(),
-    };
-    let inspected = inspect_model(&candidates);
+/// `--deny-unsafe-pickle`: a `rejected` subject for each file (by display name, with what
+/// was read of it from the handle it was hashed from) that imports a global picklescan
+/// rates dangerous, or that looks like a pickle container but cannot be scanned; an
+/// `unreadable` one for a file whose header cannot be read.
+pub fn unsafe_pickle_subjects<'a>(
+    scanned: impl IntoIterator<Item = (String, &'a Inspected)>,
+) -> Vec<Subject> {
     let mut subjects = Vec::new();
-    for (file, inspected) in candidates.files.iter().zip(&inspected) {
-        let name = display_name(&candidates, file);
+    for (name, inspected) in scanned {
         let imports: Vec<String> = dangerous_imports(inspected)
             .map(|(global, member)| describe_import(global, member))
             .collect();
