@@ -39,6 +39,10 @@ impl Task {
 /// (on its task that starts at 0) with the task's index, the open file and its stamp.
 pub type Inspect<'a, T> = dyn Fn(usize, &File, &Stamp) -> T + Sync + 'a;
 
+/// A task's digests and what its inspection found (for a task that starts at 0), or why
+/// it has none.
+pub type Outcome<T> = Result<(Vec<Digest>, Option<T>), ReadError>;
+
 /// The engine: a thread pool and the reader settings.
 pub struct Engine {
     pool: rayon::ThreadPool,
@@ -95,7 +99,7 @@ impl Engine {
         algorithms: &[Algorithm],
         progress: &dyn Progress,
         inspect: &Inspect<T>,
-    ) -> (Vec<Result<(Vec<Digest>, Option<T>), ReadError>>, u64) {
+    ) -> (Vec<Outcome<T>>, u64) {
         self.run(tasks, algorithms, progress, Some(inspect))
     }
 
@@ -105,12 +109,12 @@ impl Engine {
         algorithms: &[Algorithm],
         progress: &dyn Progress,
         inspect: Option<&Inspect<T>>,
-    ) -> (Vec<Result<(Vec<Digest>, Option<T>), ReadError>>, u64) {
+    ) -> (Vec<Outcome<T>>, u64) {
         let mut order: Vec<usize> = (0..tasks.len()).collect();
         order.sort_by_key(|&i| std::cmp::Reverse(tasks[i].len()));
         progress.begin(tasks.iter().map(Task::len).sum());
 
-        let results: Vec<OnceLock<Result<(Vec<Digest>, Option<T>), ReadError>>> =
+        let results: Vec<OnceLock<Outcome<T>>> =
             (0..tasks.len()).map(|_| OnceLock::new()).collect();
         let next = AtomicUsize::new(0);
         let bytes = AtomicU64::new(0);
@@ -147,7 +151,7 @@ impl Engine {
         algorithms: &[Algorithm],
         on_bytes: &(dyn Fn(u64) + Sync),
         inspect: Option<&Inspect<T>>,
-    ) -> Result<(Vec<Digest>, Option<T>), ReadError> {
+    ) -> Outcome<T> {
         let (file, stamp) = task.location.open()?;
         task.identity.check(&stamp)?;
         let digests = reader::hash_range(

@@ -202,9 +202,9 @@ pub fn plan_file(file: &ModelFile, method: Method) -> Vec<(ResourceKey, Task)> {
                 path: file.name.clone(),
                 range: None,
             },
-            task(0, file.len()),
+            task(0, file.size()),
         )],
-        Method::Shards { shard_size } => shard_ranges(file.len(), shard_size)
+        Method::Shards { shard_size } => shard_ranges(file.size(), shard_size)
             .map(|(start, end)| {
                 (
                     ResourceKey {

@@ -366,7 +366,7 @@ impl Comparison<'_> {
                 (
                     f.name.clone(),
                     Found {
-                        len: f.len(),
+                        len: f.size(),
                         resources: Vec::new(),
                     },
                 )

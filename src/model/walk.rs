@@ -61,7 +61,8 @@ pub struct ModelFile {
 }
 
 impl ModelFile {
-    pub fn len(&self) -> u64 {
+    /// Its size when it was listed.
+    pub fn size(&self) -> u64 {
         self.identity.len
     }
 }

@@ -248,7 +248,7 @@ pub fn describe_model(
         }
         files.push(described(
             name,
-            file.len(),
+            file.size(),
             digests,
             inspected.facts,
             None,

@@ -197,7 +197,7 @@ pub fn scan_model(path: &Path, engine: &Engine, progress: &dyn Progress) -> Resu
             }),
             facts: inspected.facts,
             external_data,
-            size: file.len(),
+            size: file.size(),
             name,
         });
     }
