@@ -9,7 +9,7 @@ use std::io::Write;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use vouch::hash::reader::{hash_range, open_regular};
-use vouch::hash::{Algorithm, Engine, ReaderConfig, Silent, Task};
+use vouch::hash::{Algorithm, Engine, Identity, Location, ReaderConfig, Silent, Task};
 
 fn random_bytes(len: usize) -> Vec<u8> {
     let mut state = 0x9E37_79B9_7F4A_7C15u64;
@@ -119,7 +119,8 @@ fn scheduler(c: &mut Criterion) {
         let len = if i % 500 == 0 { 32 << 20 } else { 16 << 10 };
         let path = dir.path().join(format!("f{i}"));
         std::fs::write(&path, random_bytes(len)).unwrap();
-        tasks.push(Task::whole(path, len as u64));
+        let identity = Identity::of(&std::fs::metadata(&path).unwrap());
+        tasks.push(Task::whole(Location::Given(path), identity));
     }
     let total: u64 = tasks.iter().map(|t| t.end).sum();
     let mut group = c.benchmark_group("scheduler 2000 files, page cache, sha256");

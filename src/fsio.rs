@@ -3,7 +3,7 @@
 
 use std::fs::{Metadata, OpenOptions};
 use std::io::{Read, Write};
-use std::os::unix::fs::{FileTypeExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::os::unix::io::AsRawFd;
 use std::path::Path;
 
@@ -53,23 +53,21 @@ pub fn read_input(path: &Path) -> Result<Vec<u8>> {
 
 /// What a file that is not a regular file is, in words (`None` for a regular file).
 pub fn special_kind(meta: &Metadata) -> Option<&'static str> {
-    let ft = meta.file_type();
-    if ft.is_file() {
-        None
-    } else if ft.is_dir() {
-        Some("a directory")
-    } else if ft.is_fifo() {
-        Some("a FIFO (named pipe)")
-    } else if ft.is_socket() {
-        Some("a socket")
-    } else if ft.is_block_device() {
-        Some("a block device")
-    } else if ft.is_char_device() {
-        Some("a character device")
-    } else if ft.is_symlink() {
-        Some("a symbolic link")
-    } else {
-        Some("not a regular file")
+    special_kind_of_mode(meta.mode())
+}
+
+/// What a file that is not a regular file is, from its `st_mode`.
+pub fn special_kind_of_mode(mode: u32) -> Option<&'static str> {
+    use rustix::fs::FileType;
+    match FileType::from_raw_mode(mode) {
+        FileType::RegularFile => None,
+        FileType::Directory => Some("a directory"),
+        FileType::Fifo => Some("a FIFO (named pipe)"),
+        FileType::Socket => Some("a socket"),
+        FileType::BlockDevice => Some("a block device"),
+        FileType::CharacterDevice => Some("a character device"),
+        FileType::Symlink => Some("a symbolic link"),
+        FileType::Unknown => Some("not a regular file"),
     }
 }
 

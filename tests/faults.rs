@@ -717,3 +717,314 @@ fn outputs_are_replaced_whole_or_not_at_all() {
         }
     }
 }
+
+/// Runs vouch under strace with the first `openat2` of every thread held for two seconds,
+/// and calls `mutate` as soon as the trace shows vouch has looked at `seen` (the walk has
+/// listed it), so the change lands between the walk and the open that follows it. Returns
+/// the run and every path it opened.
+fn race_after_listing(
+    test: &str,
+    args: &[&std::ffi::OsStr],
+    seen: &str,
+    mutate: impl FnOnce(),
+) -> Option<(Ran, String)> {
+    let strace = require_tool(test, "strace")?;
+    let trace = tempfile::NamedTempFile::new().unwrap();
+    let child = Command::new(strace)
+        .args([
+            "-f",
+            "-qq",
+            "-e",
+            "trace=newfstatat,statx,open,openat,openat2",
+        ])
+        .args(["-e", "inject=openat2:delay_enter=2000000:when=1", "-o"])
+        .arg(trace.path())
+        .arg(env!("CARGO_BIN_EXE_vouch"))
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !std::fs::read_to_string(trace.path())
+        .unwrap()
+        .lines()
+        .any(|line| line.contains("stat") && names(line, seen))
+    {
+        assert!(Instant::now() < deadline, "vouch never listed {seen}");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    mutate();
+    let ran = finish(child.wait_with_output().unwrap());
+    Some((ran, std::fs::read_to_string(trace.path()).unwrap()))
+}
+
+/// A file must be read as the walk listed it: one that grew after the walk, or that another
+/// inode with the same bytes replaced, is `unstable` (exit 1), not hashed up to its listed
+/// length or taken as the same file.
+#[test]
+fn a_file_that_grows_or_is_replaced_after_the_walk_is_unstable() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("model");
+    write_tree(&model, &[("weights.bin", b"approved weights")]);
+    let manifest = dir.path().join("approved.json");
+    manifest_of(&model, &manifest);
+    let weights = model.join("weights.bin");
+    let args = [
+        "verify".as_ref(),
+        model.as_os_str(),
+        "--manifest".as_ref(),
+        manifest.as_os_str(),
+        "--format".as_ref(),
+        "json".as_ref(),
+        "--jobs".as_ref(),
+        "1".as_ref(),
+    ];
+    let append = || {
+        use std::io::Write;
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&weights)
+            .unwrap();
+        file.write_all(b" and a payload appended after the walk")
+            .unwrap();
+    };
+    let replace = || {
+        let copy = dir.path().join("copy");
+        std::fs::write(&copy, b"approved weights").unwrap();
+        std::fs::rename(&copy, &weights).unwrap();
+    };
+    for (how, mutate, says) in [
+        ("grown", &append as &dyn Fn(), "size went from 16 to"),
+        ("replaced", &replace, "replaced"),
+    ] {
+        write_tree(&model, &[("weights.bin", b"approved weights")]);
+        let Some((ran, _)) = race_after_listing("grows_after_walk", &args, "weights.bin", mutate)
+        else {
+            return;
+        };
+        assert_eq!(ran.code, Some(1), "{how}: {}\n{}", ran.stdout(), ran.stderr);
+        let report = ran.json();
+        assert_eq!(
+            failures(&report),
+            [("weights.bin".to_string(), "unstable".to_string())],
+            "{how}: {report:#}"
+        );
+        let message = report["subjects"][0]["message"].as_str().unwrap();
+        assert!(message.contains(says), "{how}: {message}");
+    }
+}
+
+/// A directory swapped for a link to a directory outside the model while vouch runs is
+/// refused; nothing outside is opened, and the report names no outside file, size or digest.
+#[test]
+fn a_directory_swapped_for_a_link_during_the_run_is_refused_and_never_followed() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("model");
+    write_tree(&model, &[("top.bin", b"top"), ("sub/a.bin", b"inside")]);
+    write_tree(
+        &dir.path().join("elsewhere"),
+        &[("a.bin", b"OUTSIDE-BYTES"), ("planted.bin", b"planted")],
+    );
+    let manifest = dir.path().join("approved.json");
+    manifest_of(&model, &manifest);
+    let args = [
+        "verify".as_ref(),
+        model.as_os_str(),
+        "--manifest".as_ref(),
+        manifest.as_os_str(),
+        "--format".as_ref(),
+        "json".as_ref(),
+    ];
+    let swap = || {
+        std::fs::rename(model.join("sub"), dir.path().join("sub-aside")).unwrap();
+        std::os::unix::fs::symlink("../elsewhere", model.join("sub")).unwrap();
+    };
+    let Some((ran, trace)) = race_after_listing("dir_swapped", &args, "sub", swap) else {
+        return;
+    };
+    assert_eq!(ran.code, Some(1), "{}\n{}", ran.stdout(), ran.stderr);
+    let report = ran.json();
+    assert!(
+        failures(&report).contains(&("sub".to_string(), "rejected".to_string())),
+        "{report:#}"
+    );
+    let text = ran.stdout();
+    let outside = sha256_hex(b"OUTSIDE-BYTES");
+    assert!(
+        !text.contains("planted") && !text.contains(&outside) && !text.contains("\"size\": 13"),
+        "the report shows a file outside the model: {report:#}"
+    );
+    assert!(
+        !trace.contains("elsewhere") && !trace.contains("planted"),
+        "a file outside the model was opened:\n{trace}"
+    );
+}
+
+/// Whether a traced system call names the file `name`, as a path or beneath a handle.
+fn names(line: &str, name: &str) -> bool {
+    line.contains(&format!("/{name}\"")) || line.contains(&format!("\"{name}\""))
+}
+
+/// Counts the opens of the file `name` in a trace.
+fn opens_of(trace: &str, name: &str) -> usize {
+    trace
+        .lines()
+        .filter(|line| line.contains("open") && names(line, name))
+        .count()
+}
+
+/// The pickle gate and the SBOM facts read the bytes that were hashed: every file of the
+/// model is opened exactly once, so no file can be swapped between its digest and its scan.
+#[test]
+fn content_checks_read_the_very_handle_that_was_hashed() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("model");
+    let tiny = project_root().join("testdata/tiny-model");
+    std::fs::create_dir(&model).unwrap();
+    for name in ["config.json", "model.safetensors"] {
+        std::fs::copy(tiny.join(name), model.join(name)).unwrap();
+    }
+    // A protocol 2 pickle of an empty dict: safe.
+    std::fs::write(model.join("extra.pkl"), b"\x80\x02}q\x00.").unwrap();
+    let manifest = dir.path().join("approved.json");
+    manifest_of(&model, &manifest);
+    let out = dir.path().join("out.cdx.json");
+    let runs: [(&str, Vec<&std::ffi::OsStr>); 2] = [
+        (
+            "verify --deny-unsafe-pickle",
+            vec![
+                "verify".as_ref(),
+                model.as_os_str(),
+                "--manifest".as_ref(),
+                manifest.as_os_str(),
+                "--deny-unsafe-pickle".as_ref(),
+            ],
+        ),
+        (
+            "sbom",
+            vec![
+                "sbom".as_ref(),
+                model.as_os_str(),
+                "-o".as_ref(),
+                out.as_os_str(),
+            ],
+        ),
+    ];
+    for (what, args) in runs {
+        let Some((ran, trace)) = opened_paths(&args) else {
+            return;
+        };
+        assert_eq!(ran.code, Some(0), "{what}: {}", ran.stderr);
+        for name in ["config.json", "model.safetensors", "extra.pkl"] {
+            assert_eq!(
+                opens_of(&trace, name),
+                1,
+                "{what} opened {name} other than once:\n{trace}"
+            );
+        }
+    }
+    // And the gate does look at those bytes: a dangerous pickle is still rejected.
+    std::fs::write(
+        model.join("extra.pkl"),
+        b"\x80\x02cposix\nsystem\nq\x00X\x02\x00\x00\x00idq\x01\x85q\x02Rq\x03.",
+    )
+    .unwrap();
+    let ran = vouch_run([
+        "verify".as_ref(),
+        model.as_os_str(),
+        "--digest".as_ref(),
+        "sha256:0000000000000000000000000000000000000000000000000000000000000000".as_ref(),
+        "--deny-unsafe-pickle".as_ref(),
+        "--format".as_ref(),
+        "json".as_ref(),
+    ])
+    .expect(1);
+    assert!(
+        failures(&ran.json()).contains(&("extra.pkl".to_string(), "rejected".to_string())),
+        "{:#}",
+        ran.json()
+    );
+}
+
+/// Writes `model.onnx` into `dir` with its one tensor stored at `location`, with the peer's
+/// onnx package.
+fn onnx_with_external_data(python: &Path, dir: &Path, location: &str) {
+    let script = r#"
+import sys, numpy as np, onnx
+from onnx import TensorProto, helper, numpy_helper
+w = numpy_helper.from_array(np.arange(16, dtype=np.float32).reshape(4, 4), name="w")
+graph = helper.make_graph(
+    [helper.make_node("MatMul", ["x", "w"], ["y"])], "g",
+    [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+    [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
+    initializer=[w])
+onnx.save_model(helper.make_model(graph), sys.argv[1], save_as_external_data=True,
+                all_tensors_to_one_file=True, location=sys.argv[2], size_threshold=0)
+"#;
+    let ran = run(Command::new(python)
+        .arg("-c")
+        .arg(script)
+        .arg(dir.join("model.onnx"))
+        .arg(location));
+    assert_eq!(ran.code, Some(0), "{}", ran.stderr);
+}
+
+/// An ONNX external-data location that is a symbolic link, or lies under a linked
+/// directory, is refused: never hashed, its target never opened.
+#[test]
+fn onnx_external_data_through_a_symbolic_link_is_refused() {
+    let Some(python) = peer_python("onnx_external_link") else {
+        return;
+    };
+    for location in ["weights.data", "data/weights.data"] {
+        let dir = tempfile::tempdir().unwrap();
+        let model = dir.path().join("model");
+        std::fs::create_dir_all(model.join("data")).unwrap();
+        onnx_with_external_data(&python, &model, location);
+        // The data moves out of the model; a link in the model leads to it.
+        let outside = dir.path().join("outside");
+        std::fs::create_dir(&outside).unwrap();
+        let (linked, target) = match location {
+            "weights.data" => ("weights.data", "../outside/weights.data"),
+            _ => ("data", "../outside"),
+        };
+        std::fs::rename(model.join(location), outside.join("weights.data")).unwrap();
+        if linked == "data" {
+            std::fs::remove_dir(model.join("data")).unwrap();
+        }
+        std::os::unix::fs::symlink(target, model.join(linked)).unwrap();
+        let data_sha256 = sha256_hex(&std::fs::read(outside.join("weights.data")).unwrap());
+        for target in [model.clone(), model.join("model.onnx")] {
+            let args = [
+                "scan".as_ref(),
+                target.as_os_str(),
+                "--format".as_ref(),
+                "json".as_ref(),
+            ];
+            let ran = vouch_run(args).expect(2);
+            let report = ran.json();
+            let external = &report["files"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|f| f["format"] == "onnx")
+                .unwrap()["external_data"][0];
+            assert_eq!(external["location"], location);
+            assert!(external["sha256"].is_null(), "{location}: {report:#}");
+            assert!(
+                external["problem"]
+                    .as_str()
+                    .is_some_and(|p| p.contains("symbolic link")),
+                "{location}: {report:#}"
+            );
+            assert!(!ran.stdout().contains(&data_sha256), "{location}");
+            if let Some((_, trace)) = opened_paths(&args) {
+                assert!(
+                    !trace.contains("outside"),
+                    "{location}: the data outside was opened:\n{trace}"
+                );
+            }
+        }
+    }
+}

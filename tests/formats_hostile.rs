@@ -10,7 +10,7 @@ use std::path::Path;
 
 use common::*;
 use proptest::prelude::*;
-use vouch::sbom::formats::{inspect, Problem};
+use vouch::sbom::formats::{inspect_open, Problem};
 
 struct Counting;
 
@@ -43,8 +43,9 @@ const ALLOCATION_BOUND: usize = 1 << 20;
 fn inspect_bytes(dir: &Path, name: &str, bytes: &[u8]) -> (Result<bool, String>, usize) {
     let path = dir.join(name);
     std::fs::write(&path, bytes).unwrap();
+    let file = std::fs::File::open(&path).unwrap();
     LARGEST.with(|l| l.set(0));
-    let outcome = match inspect(&path, name) {
+    let outcome = match inspect_open(&file, bytes.len() as u64, name) {
         Ok(facts) => Ok(facts.is_some()),
         Err(Problem::Malformed(message)) => Err(message),
         Err(Problem::Io(e)) => panic!("{name}: unexpected I/O error {e}"),

@@ -6,7 +6,7 @@ use clap::Args;
 use super::{algorithm_parser, write_output, EngineArgs, OutputArgs};
 use crate::error::{Error, Result, EXIT_INPUT, EXIT_INTEGRITY, EXIT_OPERATIONAL};
 use crate::hash::reader::special_kind;
-use crate::hash::{Algorithm, ReadError, Task};
+use crate::hash::{Algorithm, Identity, Location, ReadError, Task};
 use crate::manifest::check::check_files;
 use crate::manifest::checklist::format_line;
 use crate::manifest::load_check_list;
@@ -158,10 +158,10 @@ fn list_path(path: &Path, allow_symlinks: bool, items: &mut Vec<Item>, tasks: &m
             display: path.to_path_buf(),
             task: tasks.len(),
         });
-        tasks.push(Task {
-            follow_symlinks: true,
-            ..Task::whole(path.to_path_buf(), meta.len())
-        });
+        tasks.push(Task::whole(
+            Location::Given(path.to_path_buf()),
+            Identity::of(&meta),
+        ));
         return;
     }
     if !meta.is_dir() {
@@ -202,10 +202,7 @@ fn list_path(path: &Path, allow_symlinks: bool, items: &mut Vec<Item>, tasks: &m
             display: path.join(&file.relative),
             task: tasks.len(),
         });
-        tasks.push(Task {
-            follow_symlinks: file.follow,
-            ..Task::whole(file.path, file.len)
-        });
+        tasks.push(Task::whole(file.location, file.identity));
     }
 }
 

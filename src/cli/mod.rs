@@ -50,7 +50,7 @@ pub enum Command {
     /// Sign a model: an OMS signature bundle, as model-signing writes one.
     Sign(sign::SignArgs),
     /// Verify a model against a signature, a manifest, a pinned root digest or a check list.
-    Verify(verify::VerifyArgs),
+    Verify(Box<verify::VerifyArgs>),
     /// Write a CycloneDX 1.6 or SPDX 2.3 SBOM of a model (its files, digests and format
     /// facts) or of a container image (its layers, checked while they are hashed).
     Sbom(sbom::SbomArgs),
@@ -72,7 +72,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Digest(args) => digest::run(args),
         Command::Manifest(args) => manifest::run(args),
         Command::Sign(args) => sign::run(args),
-        Command::Verify(args) => verify::run(args),
+        Command::Verify(args) => verify::run(*args),
         Command::Sbom(args) => sbom::run(args),
         Command::Scan(args) => scan::run(args),
         Command::Oci(args) => oci::run(args),

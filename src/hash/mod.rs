@@ -2,12 +2,14 @@
 //! scheduler and progress reporting.
 
 pub mod algorithm;
+pub mod opening;
 pub mod progress;
 pub mod reader;
 pub mod scheduler;
 mod sigbus;
 
 pub use algorithm::{Algorithm, Digest, Hasher};
+pub use opening::{Identity, Location, RootDir};
 pub use progress::{Progress, ProgressMode, Silent};
-pub use reader::{ReadError, ReaderConfig};
-pub use scheduler::{default_jobs, Engine, Task};
+pub use reader::{ReadError, ReaderConfig, Stamp};
+pub use scheduler::{default_jobs, Engine, Inspect, Task};

@@ -15,6 +15,7 @@ use std::path::Path;
 use memmap2::{Advice, MmapOptions};
 
 use super::algorithm::{Algorithm, Digest, Hasher};
+use super::opening::Identity;
 use super::sigbus;
 
 /// How the reader splits its work; the defaults are what the benchmarks chose.
@@ -94,6 +95,15 @@ impl Stamp {
         }
     }
 
+    /// The file and length this stamp was taken of.
+    pub fn identity(&self) -> Identity {
+        Identity {
+            dev: self.dev,
+            ino: self.ino,
+            len: self.len,
+        }
+    }
+
     /// Describes how `after` differs from `self`, for an `unstable` verdict.
     fn change_to(&self, after: &Stamp) -> Option<String> {
         if self == after {
@@ -109,7 +119,7 @@ impl Stamp {
     }
 }
 
-pub use crate::fsio::special_kind;
+pub use crate::fsio::{special_kind, special_kind_of_mode};
 
 /// Opens a regular file for reading without ever blocking: a FIFO swapped in after the
 /// directory was listed is opened non-blocking and refused, never read.
@@ -125,6 +135,11 @@ pub fn open_regular(path: &Path, follow_symlinks: bool) -> Result<(File, Stamp),
         }
         Err(e) => return Err(ReadError::Io(e)),
     };
+    regular(file)
+}
+
+/// Stamps an opened file, refusing it unless it is a regular file.
+pub fn regular(file: File) -> Result<(File, Stamp), ReadError> {
     let meta = file.metadata()?;
     if let Some(kind) = special_kind(&meta) {
         return Err(ReadError::NotRegular(kind));
@@ -212,11 +227,18 @@ pub fn hash_range(
         };
         read_mapped(file, start, end, &mut hashers, window, on_bytes)?;
     }
-    let after = Stamp::of(&file.metadata()?);
-    if let Some(change) = before.change_to(&after) {
-        return Err(ReadError::Unstable(change));
-    }
+    check_unchanged(file, before)?;
     Ok(hashers.into_iter().map(Hasher::finalize).collect())
+}
+
+/// `Unstable` when the open `file` no longer matches the stamp `before` taken when it was
+/// opened.
+pub fn check_unchanged(file: &File, before: &Stamp) -> Result<(), ReadError> {
+    let after = Stamp::of(&file.metadata()?);
+    match before.change_to(&after) {
+        Some(change) => Err(ReadError::Unstable(change)),
+        None => Ok(()),
+    }
 }
 
 fn read_small(file: &File, start: u64, end: u64, hashers: &mut [Hasher]) -> Result<(), ReadError> {

@@ -1,31 +1,32 @@
 //! Hashes many file ranges at once on a bounded thread pool, largest first.
 
-use std::path::PathBuf;
+use std::fs::File;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
 use super::algorithm::{Algorithm, Digest};
+use super::opening::{Identity, Location};
 use super::progress::Progress;
-use super::reader::{self, ReadError, ReaderConfig};
+use super::reader::{self, ReadError, ReaderConfig, Stamp};
 
-/// One unit of hashing work: bytes `[start, end)` of the file at `path`.
+/// One unit of hashing work: bytes `[start, end)` of the file at `location`, which must
+/// still be the file `identity` describes when it is opened.
 #[derive(Clone, Debug)]
 pub struct Task {
-    pub path: PathBuf,
+    pub location: Location,
     pub start: u64,
     pub end: u64,
-    /// Follow a symbolic link at `path` (only for links already vetted by the caller).
-    pub follow_symlinks: bool,
+    pub identity: Identity,
 }
 
 impl Task {
-    /// The whole of a file whose size, when it was listed, was `len`.
-    pub fn whole(path: PathBuf, len: u64) -> Task {
+    /// The whole of the file that was listed as `identity`.
+    pub fn whole(location: Location, identity: Identity) -> Task {
         Task {
-            path,
+            location,
             start: 0,
-            end: len,
-            follow_symlinks: false,
+            end: identity.len,
+            identity,
         }
     }
 
@@ -33,6 +34,14 @@ impl Task {
         self.end - self.start
     }
 }
+
+/// What a hashing pass may also do with each file while it is open: called once per file
+/// (on its task that starts at 0) with the task's index, the open file and its stamp.
+pub type Inspect<'a, T> = dyn Fn(usize, &File, &Stamp) -> T + Sync + 'a;
+
+/// A task's digests and what its inspection found (for a task that starts at 0), or why
+/// it has none.
+pub type Outcome<T> = Result<(Vec<Digest>, Option<T>), ReadError>;
 
 /// The engine: a thread pool and the reader settings.
 pub struct Engine {
@@ -73,11 +82,39 @@ impl Engine {
         algorithms: &[Algorithm],
         progress: &dyn Progress,
     ) -> (Vec<Result<Vec<Digest>, ReadError>>, u64) {
+        let (results, bytes) = self.run::<()>(tasks, algorithms, progress, None);
+        let digests = results
+            .into_iter()
+            .map(|result| result.map(|(digests, _)| digests))
+            .collect();
+        (digests, bytes)
+    }
+
+    /// As [`Engine::hash_all`], and `inspect` reads each file from the very handle that was
+    /// hashed, before the final check that the file did not change: what it finds is of
+    /// the bytes the digests are of. The result of a task that starts at 0 carries it.
+    pub fn hash_all_inspecting<T: Send + Sync>(
+        &self,
+        tasks: &[Task],
+        algorithms: &[Algorithm],
+        progress: &dyn Progress,
+        inspect: &Inspect<T>,
+    ) -> (Vec<Outcome<T>>, u64) {
+        self.run(tasks, algorithms, progress, Some(inspect))
+    }
+
+    fn run<T: Send + Sync>(
+        &self,
+        tasks: &[Task],
+        algorithms: &[Algorithm],
+        progress: &dyn Progress,
+        inspect: Option<&Inspect<T>>,
+    ) -> (Vec<Outcome<T>>, u64) {
         let mut order: Vec<usize> = (0..tasks.len()).collect();
         order.sort_by_key(|&i| std::cmp::Reverse(tasks[i].len()));
         progress.begin(tasks.iter().map(Task::len).sum());
 
-        let results: Vec<OnceLock<Result<Vec<Digest>, ReadError>>> =
+        let results: Vec<OnceLock<Outcome<T>>> =
             (0..tasks.len()).map(|_| OnceLock::new()).collect();
         let next = AtomicUsize::new(0);
         let bytes = AtomicU64::new(0);
@@ -91,7 +128,8 @@ impl Engine {
                 scope.spawn(|_| loop {
                     let slot = next.fetch_add(1, Ordering::Relaxed);
                     let Some(&index) = order.get(slot) else { break };
-                    let outcome = self.hash_one(&tasks[index], algorithms, &on_bytes);
+                    let outcome =
+                        self.hash_one(index, &tasks[index], algorithms, &on_bytes, inspect);
                     let _ = results[index].set(outcome);
                 });
             }
@@ -104,14 +142,19 @@ impl Engine {
         (results, bytes.into_inner())
     }
 
-    fn hash_one(
+    /// Opens the task's file, checks it is the file that was listed, hashes the range, and
+    /// inspects the open file when asked, checking it did not change meanwhile.
+    fn hash_one<T>(
         &self,
+        index: usize,
         task: &Task,
         algorithms: &[Algorithm],
         on_bytes: &(dyn Fn(u64) + Sync),
-    ) -> Result<Vec<Digest>, ReadError> {
-        let (file, stamp) = reader::open_regular(&task.path, task.follow_symlinks)?;
-        reader::hash_range(
+        inspect: Option<&Inspect<T>>,
+    ) -> Outcome<T> {
+        let (file, stamp) = task.location.open()?;
+        task.identity.check(&stamp)?;
+        let digests = reader::hash_range(
             &file,
             &stamp,
             task.start,
@@ -119,7 +162,16 @@ impl Engine {
             algorithms,
             &self.reader,
             on_bytes,
-        )
+        )?;
+        let inspected = match inspect {
+            Some(inspect) if task.start == 0 => {
+                let inspected = inspect(index, &file, &stamp);
+                reader::check_unchanged(&file, &stamp)?;
+                Some(inspected)
+            }
+            _ => None,
+        };
+        Ok((digests, inspected))
     }
 }
 
@@ -127,6 +179,12 @@ impl Engine {
 mod tests {
     use super::*;
     use crate::hash::progress::Silent;
+    use std::path::PathBuf;
+
+    fn given(path: PathBuf) -> Task {
+        let identity = Identity::of(&std::fs::metadata(&path).unwrap());
+        Task::whole(Location::Given(path), identity)
+    }
 
     #[test]
     fn results_come_back_in_task_order() {
@@ -137,7 +195,7 @@ mod tests {
             let data = vec![i as u8; i * 1000 + (i % 3) * 300_000];
             let path = dir.path().join(format!("f{i}"));
             std::fs::write(&path, &data).unwrap();
-            tasks.push(Task::whole(path, data.len() as u64));
+            tasks.push(given(path));
             expected.push(Algorithm::Sha256.digest(&data));
         }
         let engine = Engine::new(3, ReaderConfig::default()).unwrap();
@@ -152,10 +210,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let good = dir.path().join("good");
         std::fs::write(&good, b"x").unwrap();
-        let tasks = vec![
-            Task::whole(dir.path().join("gone"), 1),
-            Task::whole(good, 1),
-        ];
+        let gone = dir.path().join("gone");
+        std::fs::write(&gone, b"y").unwrap();
+        let tasks = vec![given(gone.clone()), given(good)];
+        std::fs::remove_file(&gone).unwrap();
         let engine = Engine::new(2, ReaderConfig::default()).unwrap();
         let (results, _) = engine.hash_all(&tasks, &[Algorithm::Sha256], &Silent);
         assert!(matches!(results[0], Err(ReadError::Io(_))));

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use super::checklist::CheckEntry;
 use crate::hash::reader::special_kind;
-use crate::hash::{Engine, Progress, ReadError, Task};
+use crate::hash::{Engine, Identity, Location, Progress, ReadError, Task};
 use crate::report::{Report, Subject, Verdict};
 
 pub fn check_files(
@@ -42,10 +42,10 @@ pub fn check_files(
                     .message(format!("is {kind}, not a regular file; it was not opened")),
                 None => {
                     pending.push((report.subjects.len(), entry));
-                    tasks.push(Task {
-                        follow_symlinks: true,
-                        ..Task::whole(path.to_path_buf(), meta.len())
-                    });
+                    tasks.push(Task::whole(
+                        Location::Given(path.to_path_buf()),
+                        Identity::of(&meta),
+                    ));
                     Subject::new(name, Verdict::Ok)
                 }
             },

@@ -6,12 +6,13 @@ pub mod paths;
 pub mod verify;
 pub mod walk;
 
+use std::fs::File;
 use std::path::Path;
 
 use crate::error::{Error, Result};
-use crate::hash::{Digest, Engine, Progress, ReadError, Task};
+use crate::hash::{Digest, Engine, Progress, ReadError, Stamp, Task};
 use oms::{Manifest, ResourceKey, Serialization};
-use walk::{Model, WalkOptions};
+use walk::{Model, ModelFile, WalkOptions};
 
 /// The OMS manifest of the model at `path`, for `vouch digest` and `vouch manifest`.
 ///
@@ -69,10 +70,17 @@ pub fn walk_options(serialization: &Serialization) -> WalkOptions<'_> {
     }
 }
 
-/// Every resource of a listed model with its digest (or why it has none).
-pub struct HashedModel {
+/// Every resource of a listed model with its digest (or why it has none), and what an
+/// inspection found in each file.
+pub struct HashedModel<T = ()> {
     pub resources: Vec<(ResourceKey, Result<Digest, ReadError>)>,
     pub bytes: u64,
+    /// By index in the model's files: what the inspection found, read from the handle the
+    /// file was hashed from (`None` when not inspected, or when it could not be read).
+    pub inspected: Vec<Option<T>>,
+    /// Files with no resource to hash (empty, under the shards method) that could not be
+    /// opened for their inspection, by index in the model's files.
+    pub unread: Vec<(usize, ReadError)>,
 }
 
 /// Hashes every resource of `model` under `serialization`.
@@ -83,14 +91,75 @@ pub fn hash_model(
     progress: &dyn Progress,
 ) -> HashedModel {
     let planned = oms::plan(model, serialization.method);
-    let tasks: Vec<Task> = planned.iter().map(|(_, task)| task.clone()).collect();
+    let tasks: Vec<Task> = planned.iter().map(|(_, _, task)| task.clone()).collect();
     let (results, bytes) = engine.hash_all(&tasks, &[serialization.algorithm], progress);
     let resources = planned
         .into_iter()
         .zip(results)
-        .map(|((key, _), result)| (key, result.map(|mut digests| digests.remove(0))))
+        .map(|((key, _, _), result)| (key, result.map(|mut digests| digests.remove(0))))
         .collect();
-    HashedModel { resources, bytes }
+    HashedModel {
+        resources,
+        bytes,
+        inspected: Vec::new(),
+        unread: Vec::new(),
+    }
+}
+
+/// As [`hash_model`], and `inspect` reads every file from the handle it is hashed from,
+/// in the same pass, so what it finds is of the bytes the digests are of. A file that has
+/// no resource (an empty file under the shards method) is opened once for it alone.
+pub fn hash_model_inspecting<T: Send + Sync>(
+    model: &Model,
+    serialization: &Serialization,
+    engine: &Engine,
+    progress: &dyn Progress,
+    inspect: &(dyn Fn(&ModelFile, &File, &Stamp) -> T + Sync),
+) -> HashedModel<T> {
+    let planned = oms::plan(model, serialization.method);
+    let mut owners: Vec<usize> = planned.iter().map(|(_, owner, _)| *owner).collect();
+    let mut tasks: Vec<Task> = planned.iter().map(|(_, _, task)| task.clone()).collect();
+    let mut has_task = vec![false; model.files.len()];
+    for &owner in &owners {
+        has_task[owner] = true;
+    }
+    for (index, file) in model.files.iter().enumerate() {
+        if !has_task[index] {
+            owners.push(index);
+            tasks.push(Task::whole(file.location.clone(), file.identity));
+        }
+    }
+    let by_task =
+        |task: usize, open: &File, stamp: &Stamp| inspect(&model.files[owners[task]], open, stamp);
+    let (mut results, bytes) =
+        engine.hash_all_inspecting(&tasks, &[serialization.algorithm], progress, &by_task);
+    let mut inspected: Vec<Option<T>> = model.files.iter().map(|_| None).collect();
+    let mut unread = Vec::new();
+    for (task, result) in results.drain(planned.len()..).enumerate() {
+        let owner = owners[planned.len() + task];
+        match result {
+            Ok((_, found)) => inspected[owner] = found,
+            Err(error) => unread.push((owner, error)),
+        }
+    }
+    let mut resources = Vec::with_capacity(planned.len());
+    for ((key, owner, _), result) in planned.into_iter().zip(results) {
+        resources.push((
+            key,
+            result.map(|(mut digests, found)| {
+                if found.is_some() {
+                    inspected[owner] = found;
+                }
+                digests.remove(0)
+            }),
+        ));
+    }
+    HashedModel {
+        resources,
+        bytes,
+        inspected,
+        unread,
+    }
 }
 
 /// The error that stops a complete description when the file `name` of `model` could not

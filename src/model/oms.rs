@@ -191,10 +191,10 @@ pub fn shard_ranges(len: u64, shard_size: u64) -> impl Iterator<Item = (u64, u64
 /// The resources `file` contributes under `method`, each with the task that hashes it.
 pub fn plan_file(file: &ModelFile, method: Method) -> Vec<(ResourceKey, Task)> {
     let task = |start, end| Task {
-        path: file.path.clone(),
+        location: file.location.clone(),
         start,
         end,
-        follow_symlinks: file.follow,
+        identity: file.identity,
     };
     match method {
         Method::Files => vec![(
@@ -202,9 +202,9 @@ pub fn plan_file(file: &ModelFile, method: Method) -> Vec<(ResourceKey, Task)> {
                 path: file.name.clone(),
                 range: None,
             },
-            task(0, file.len),
+            task(0, file.size()),
         )],
-        Method::Shards { shard_size } => shard_ranges(file.len, shard_size)
+        Method::Shards { shard_size } => shard_ranges(file.size(), shard_size)
             .map(|(start, end)| {
                 (
                     ResourceKey {
@@ -218,12 +218,18 @@ pub fn plan_file(file: &ModelFile, method: Method) -> Vec<(ResourceKey, Task)> {
     }
 }
 
-/// Every resource of `model` under `method`, with its hashing task.
-pub fn plan(model: &Model, method: Method) -> Vec<(ResourceKey, Task)> {
+/// Every resource of `model` under `method`, with the index of its file in the model and
+/// its hashing task.
+pub fn plan(model: &Model, method: Method) -> Vec<(ResourceKey, usize, Task)> {
     model
         .files
         .iter()
-        .flat_map(|file| plan_file(file, method))
+        .enumerate()
+        .flat_map(|(index, file)| {
+            plan_file(file, method)
+                .into_iter()
+                .map(move |(key, task)| (key, index, task))
+        })
         .collect()
 }
 

@@ -11,10 +11,10 @@ use std::time::Instant;
 
 use super::oms::{Manifest, Method, Resource, ResourceKey, Serialization};
 use super::paths::{compare_names, IgnoreSet, DEFAULT_IGNORED, SINGLE_FILE_NAME};
-use super::walk::{self, Model, Problem, ProblemKind};
-use super::{hash_model, walk_options, HashedModel};
+use super::walk::{self, Model, ModelFile, Problem, ProblemKind};
+use super::{hash_model, hash_model_inspecting, walk_options, HashedModel};
 use crate::error::Result;
-use crate::hash::{Algorithm, Digest, Engine, Progress, ReadError};
+use crate::hash::{Algorithm, Digest, Engine, Progress, ReadError, Stamp};
 use crate::manifest::digest::manifest_digest;
 use crate::manifest::{check_list_expected, load_check_list, load_statement, statement_expected};
 use crate::report::{Report, Subject, Verdict};
@@ -138,7 +138,8 @@ pub fn verify(
         ..expected.serialization.clone()
     };
     let model = walk::walk(path, &walk_options(&serialization))?;
-    let hashed = hash_model(&model, &serialization, engine, progress);
+    let (hashed, pickle_subjects) =
+        hash_and_gate(&model, &serialization, options, engine, progress);
 
     let mut report = Report {
         target: path.display().to_string(),
@@ -162,7 +163,7 @@ pub fn verify(
         method: serialization.method,
     };
     comparison.compare(&checked, hashed, &mut report);
-    apply_pickle_policy(&model, options, &mut report);
+    report.subjects.extend(pickle_subjects);
     report.duration = started.elapsed();
     Ok(report)
 }
@@ -183,7 +184,8 @@ pub fn verify_pinned(
         ..serialization.clone()
     };
     let model = walk::walk(path, &walk_options(&serialization))?;
-    let hashed = hash_model(&model, &serialization, engine, progress);
+    let (hashed, pickle_subjects) =
+        hash_and_gate(&model, &serialization, options, engine, progress);
     let found = found_manifest(&model, &serialization, &hashed);
 
     let mut report = Report {
@@ -239,18 +241,52 @@ pub fn verify_pinned(
         }
         report.subjects.push(subject);
     }
-    apply_pickle_policy(&model, options, &mut report);
+    report.subjects.extend(pickle_subjects);
     report.duration = started.elapsed();
     Ok(report)
 }
 
-/// Under `--deny-unsafe-pickle`, adds a `rejected` subject for each unsafe pickle.
-fn apply_pickle_policy(model: &Model, options: &VerifyOptions, report: &mut Report) {
-    if let Some(policy) = options.deny_unsafe_pickle {
-        report
-            .subjects
-            .extend(crate::sbom::scan::unsafe_pickle_subjects(model, policy));
+/// Hashes the model; under `--deny-unsafe-pickle` its pickles are scanned in the same pass,
+/// from the very handles their digests are computed from, and the gate's subjects (a
+/// `rejected` one for each unsafe pickle) are returned beside the digests.
+fn hash_and_gate(
+    model: &Model,
+    serialization: &Serialization,
+    options: &VerifyOptions,
+    engine: &Engine,
+    progress: &dyn Progress,
+) -> (HashedModel, Vec<Subject>) {
+    let Some(policy) = options.deny_unsafe_pickle else {
+        return (
+            hash_model(model, serialization, engine, progress),
+            Vec::new(),
+        );
+    };
+    let gate = |file: &ModelFile, open: &std::fs::File, _: &Stamp| {
+        crate::sbom::inspect::pickle_gate(model, file, open)
+    };
+    let hashed = hash_model_inspecting(model, serialization, engine, progress, &gate);
+    let comparison = Comparison {
+        model,
+        method: serialization.method,
+    };
+    let scanned = model
+        .files
+        .iter()
+        .zip(&hashed.inspected)
+        .filter_map(|(file, found)| Some((comparison.display_path(&file.name), found.as_ref()?)));
+    let mut subjects = crate::sbom::scan::unsafe_pickle_subjects(scanned, policy);
+    for (index, error) in &hashed.unread {
+        let name = comparison.display_path(&model.files[*index].name);
+        subjects.push(read_error_subject(name, error));
     }
+    let hashed = HashedModel {
+        resources: hashed.resources,
+        bytes: hashed.bytes,
+        inspected: Vec::new(),
+        unread: Vec::new(),
+    };
+    (hashed, subjects)
 }
 
 /// The paths a verification leaves out, by where each came from: the approval's own
@@ -509,7 +545,7 @@ impl Comparison<'_> {
                 (
                     f.name.clone(),
                     Found {
-                        len: f.len,
+                        len: f.size(),
                         resources: Vec::new(),
                     },
                 )

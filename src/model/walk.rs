@@ -1,17 +1,27 @@
 //! Lists the files of a model without reading them.
 //!
-//! Directories are descended (ignored ones are not entered), regular files are listed with
-//! their sizes, and everything that cannot be part of a model faithfully — symbolic links not
+//! Directories are descended by handle, each opened beneath its parent without following a
+//! link and listed from that handle, so a directory swapped for a link during the walk is
+//! never entered. Regular files are listed with their identity (device, inode, size), which
+//! the reader checks again when it opens them, and everything that cannot be part of a model faithfully — symbolic links not
 //! allowed or leading outside the root, FIFOs, sockets, devices, unlistable directories,
 //! names that are not UTF-8 — is listed as a [`Problem`] and never opened.
 
+use std::ffi::OsString;
 use std::fs;
 use std::io;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustix::fs::{AtFlags, FileType};
 
 use super::paths::{IgnoreSet, SINGLE_FILE_NAME};
 use crate::error::{Error, Result};
-use crate::hash::reader::special_kind;
+use crate::hash::opening::{open_beneath, Resolver, Target};
+use crate::hash::reader::{special_kind, special_kind_of_mode};
+use crate::hash::{Identity, Location, RootDir};
 
 #[derive(Clone, Copy, Debug)]
 pub struct WalkOptions<'a> {
@@ -29,6 +39,9 @@ pub struct Model {
     /// The model's name: the last component of its path, as model-signing records it.
     pub name: String,
     pub is_single_file: bool,
+    /// The handle of the model directory every file is opened beneath (none for a model
+    /// that is a single file).
+    pub root: Option<Arc<RootDir>>,
     pub files: Vec<ModelFile>,
     pub problems: Vec<Problem>,
 }
@@ -40,11 +53,18 @@ pub struct ModelFile {
     /// The relative path as the file system spells it (`name` may be a lossy copy of it
     /// when UTF-8 is not required).
     pub relative: PathBuf,
-    /// Where to read it: inside the root, or the vetted target of an allowed symlink.
-    pub path: PathBuf,
-    pub len: u64,
-    /// The path may be a symlink that was vetted; open it following links.
-    pub follow: bool,
+    /// Where to read it: beneath the root (for an allowed symlink, its vetted target), or
+    /// the path the user gave for a single-file model.
+    pub location: Location,
+    /// What the walk saw; the file opened for reading must still be this one.
+    pub identity: Identity,
+}
+
+impl ModelFile {
+    /// Its size when it was listed.
+    pub fn size(&self) -> u64 {
+        self.identity.len
+    }
 }
 
 #[derive(Debug)]
@@ -55,10 +75,20 @@ pub struct Problem {
 
 #[derive(Debug)]
 pub enum ProblemKind {
-    SymlinkNotAllowed { target: String },
-    SymlinkOutsideRoot { target: String },
-    SymlinkToDirectory { target: String },
-    SymlinkBroken { target: String },
+    SymlinkNotAllowed {
+        target: String,
+    },
+    SymlinkOutsideRoot {
+        target: String,
+    },
+    SymlinkToDirectory {
+        target: String,
+    },
+    SymlinkBroken {
+        target: String,
+    },
+    /// A directory when it was listed, a link by the time it was opened.
+    ReplacedBySymlink,
     Special(&'static str),
     Unreadable(io::Error),
     NameNotUtf8,
@@ -72,6 +102,7 @@ impl ProblemKind {
                 | ProblemKind::SymlinkOutsideRoot { .. }
                 | ProblemKind::SymlinkToDirectory { .. }
                 | ProblemKind::SymlinkBroken { .. }
+                | ProblemKind::ReplacedBySymlink
         )
     }
 }
@@ -92,6 +123,7 @@ impl Problem {
             ProblemKind::SymlinkBroken { target } => {
                 format!("is a symbolic link to {target}, which does not exist")
             }
+            ProblemKind::ReplacedBySymlink => "was replaced by a symbolic link while the model was listed; it is never followed".to_string(),
             ProblemKind::Special(kind) => {
                 format!("is {kind}; special files are never opened and cannot be part of a model")
             }
@@ -111,14 +143,14 @@ pub fn walk(path: &Path, options: &WalkOptions) -> Result<Model> {
         let file = ModelFile {
             name: SINGLE_FILE_NAME.to_string(),
             relative: PathBuf::new(),
-            path: path.to_path_buf(),
-            len: meta.len(),
-            follow: true,
+            location: Location::Given(path.to_path_buf()),
+            identity: Identity::of(&meta),
         };
         return Ok(Model {
             path: path.to_path_buf(),
             name,
             is_single_file: true,
+            root: None,
             files: vec![file],
             problems: vec![],
         });
@@ -130,21 +162,38 @@ pub fn walk(path: &Path, options: &WalkOptions) -> Result<Model> {
             format!("is {kind}; a model is a directory or a regular file"),
         ));
     }
-    let root = path.canonicalize().map_err(|e| Error::io(path, e))?;
+    let root = Arc::new(RootDir::open(path).map_err(|e| Error::io(path, e))?);
+    let canonical = path.canonicalize().map_err(|e| Error::io(path, e))?;
     let mut walker = Walker {
         root: &root,
+        canonical: &canonical,
         options,
         files: Vec::new(),
         problems: Vec::new(),
     };
-    walker.descend(&root, "", Path::new(""))?;
+    let names = read_names(root.fd()).map_err(|e| Error::io(path, e))?;
+    walker.entries(root.fd(), names, "", Path::new(""));
+    let (files, problems) = (walker.files, walker.problems);
     Ok(Model {
         path: path.to_path_buf(),
         name,
         is_single_file: false,
-        files: walker.files,
-        problems: walker.problems,
+        root: Some(root),
+        files,
+        problems,
     })
+}
+
+/// The names in the directory open as `dir`, read from the handle.
+fn read_names(dir: BorrowedFd) -> io::Result<Vec<OsString>> {
+    let mut names = Vec::new();
+    for entry in rustix::fs::Dir::read_from(dir)? {
+        let name = entry?.file_name().to_bytes().to_vec();
+        if name != b"." && name != b".." {
+            names.push(OsString::from_vec(name));
+        }
+    }
+    Ok(names)
 }
 
 /// The last component of the path, or of the resolved path for `.` and `..`.
@@ -160,31 +209,18 @@ pub fn model_name(path: &Path) -> String {
 }
 
 struct Walker<'a> {
-    root: &'a Path,
+    root: &'a Arc<RootDir>,
+    /// The root's resolved path, which an allowed link must resolve under.
+    canonical: &'a Path,
     options: &'a WalkOptions<'a>,
     files: Vec<ModelFile>,
     problems: Vec<Problem>,
 }
 
 impl Walker<'_> {
-    fn descend(&mut self, dir: &Path, prefix: &str, relative: &Path) -> Result<()> {
-        let entries = match fs::read_dir(dir) {
-            Ok(entries) => entries,
-            Err(e) if prefix.is_empty() => return Err(Error::io(dir, e)),
-            Err(e) => {
-                self.problem(prefix.to_string(), ProblemKind::Unreadable(e));
-                return Ok(());
-            }
-        };
-        for entry in entries {
-            let entry = match entry {
-                Ok(entry) => entry,
-                Err(e) => {
-                    self.problem(prefix.to_string(), ProblemKind::Unreadable(e));
-                    continue;
-                }
-            };
-            let file_name = entry.file_name();
+    /// Lists the entries `names` of the directory open as `dir`.
+    fn entries(&mut self, dir: BorrowedFd, names: Vec<OsString>, prefix: &str, relative: &Path) {
+        for file_name in names {
             let part = match file_name.to_str() {
                 Some(part) => part.to_string(),
                 None if self.options.require_utf8 => {
@@ -199,36 +235,60 @@ impl Walker<'_> {
             if self.options.ignore.matches(&name) {
                 continue;
             }
-            let path = entry.path();
-            let meta = match fs::symlink_metadata(&path) {
-                Ok(meta) => meta,
+            let stat = match rustix::fs::statat(dir, &file_name, AtFlags::SYMLINK_NOFOLLOW) {
+                Ok(stat) => stat,
                 Err(e) => {
-                    self.problem(name, ProblemKind::Unreadable(e));
+                    self.problem(name, ProblemKind::Unreadable(e.into()));
                     continue;
                 }
             };
-            let file_type = meta.file_type();
-            if file_type.is_dir() {
-                self.descend(&path, &name, &relative)?;
-            } else if file_type.is_file() {
-                self.files.push(ModelFile {
+            match FileType::from_raw_mode(stat.st_mode) {
+                FileType::Directory => self.descend(dir, &file_name, name, &relative),
+                FileType::RegularFile => self.files.push(ModelFile {
                     name,
+                    location: self.beneath(relative.clone()),
                     relative,
-                    path,
-                    len: meta.len(),
-                    follow: false,
-                });
-            } else if file_type.is_symlink() {
-                self.symlink(name, relative, path);
-            } else {
-                let kind = special_kind(&meta).unwrap_or("not a regular file");
-                self.problem(name, ProblemKind::Special(kind));
+                    identity: Identity::of_stat(&stat),
+                }),
+                FileType::Symlink => self.symlink(name, relative),
+                _ => {
+                    let kind = special_kind_of_mode(stat.st_mode).unwrap_or("not a regular file");
+                    self.problem(name, ProblemKind::Special(kind));
+                }
             }
         }
-        Ok(())
     }
 
-    fn symlink(&mut self, name: String, relative: PathBuf, path: PathBuf) {
+    /// Opens the directory `file_name` of `parent` without following a link, and lists it.
+    fn descend(&mut self, parent: BorrowedFd, file_name: &OsString, name: String, relative: &Path) {
+        let listed = open_beneath(
+            parent,
+            Path::new(file_name),
+            Target::Directory,
+            Resolver::Auto,
+        )
+        .and_then(|dir| Ok((read_names(dir.as_fd())?, dir)));
+        match listed {
+            Ok((names, dir)) => self.entries(dir.as_fd(), names, &name, relative),
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ELOOP) | Some(libc::ENOTDIR)) => {
+                self.problem(name, ProblemKind::ReplacedBySymlink)
+            }
+            Err(e) => self.problem(name, ProblemKind::Unreadable(e)),
+        }
+    }
+
+    fn beneath(&self, relative: PathBuf) -> Location {
+        Location::Beneath {
+            root: Arc::clone(self.root),
+            relative,
+        }
+    }
+
+    /// Vets a link: allowed only by the policy, and only to a regular file under the root.
+    /// It is read as its target's path beneath the root, which is opened with no link on
+    /// the way and must still be the file seen here.
+    fn symlink(&mut self, name: String, relative: PathBuf) {
+        let path = self.root.path().join(&relative);
         let target = fs::read_link(&path)
             .map(|t| t.display().to_string())
             .unwrap_or_else(|_| "?".to_string());
@@ -239,16 +299,15 @@ impl Walker<'_> {
             Ok(resolved) => resolved,
             Err(_) => return self.problem(name, ProblemKind::SymlinkBroken { target }),
         };
-        if !resolved.starts_with(self.root) {
+        let Ok(inside) = resolved.strip_prefix(self.canonical) else {
             return self.problem(name, ProblemKind::SymlinkOutsideRoot { target });
-        }
+        };
         match fs::metadata(&resolved) {
             Ok(meta) if meta.is_file() => self.files.push(ModelFile {
                 name,
                 relative,
-                path: resolved,
-                len: meta.len(),
-                follow: false,
+                location: self.beneath(inside.to_path_buf()),
+                identity: Identity::of(&meta),
             }),
             Ok(meta) if meta.is_dir() => {
                 self.problem(name, ProblemKind::SymlinkToDirectory { target })

@@ -1,6 +1,7 @@
 //! What an SBOM says about a model, gathered once and rendered as CycloneDX or SPDX.
 
 use std::collections::BTreeSet;
+use std::fs::File;
 use std::path::Path;
 use std::time::SystemTime;
 
@@ -8,9 +9,9 @@ use serde_json::Value;
 
 use super::formats::Facts;
 use super::image::ImageDescription;
-use super::inspect::{display_name, inspect_model, FileProblem};
-use crate::error::{Error, Result};
-use crate::hash::{Algorithm, Digest, Engine, Progress, Task};
+use super::inspect::{display_name, external_task, inspect_open, FileProblem};
+use crate::error::Result;
+use crate::hash::{Algorithm, Digest, Engine, Progress, Stamp, Task};
 use crate::model::oms::{self, Method, Serialization};
 use crate::model::paths::{compare_names, IgnoreSet};
 use crate::model::{read_error, read_error_at, walk_faithfully};
@@ -186,86 +187,94 @@ pub fn describe_model(
         ignore_paths: ignore,
     };
     let model = walk_faithfully(path, &serialization)?;
-    let inspected = inspect_model(&model);
-    let mut warnings = Vec::new();
-
-    // The files to hash: the model's own, then external data it names from outside it.
-    let mut entries: Vec<Entry> = Vec::new();
-    let own: BTreeSet<&str> = model.files.iter().map(|f| f.name.as_str()).collect();
-    let mut extra = Vec::new();
-    for (file, inspected) in model.files.iter().zip(inspected) {
-        let name = display_name(&model, file);
-        if let Some(problem) = &inspected.problem {
-            warnings.push(problem_warning(&name, problem));
-        }
-        for external in &inspected.external {
-            match &external.name {
-                None => warnings.push(format!(
-                    "{name}: external data location '{}' leaves the model; it was not read",
-                    external.location
-                )),
-                Some(ext) if !model.is_single_file && own.contains(ext.as_str()) => {}
-                Some(_) if !external.path.is_file() => warnings.push(format!(
-                    "{name}: external data file '{}' does not exist",
-                    external.location
-                )),
-                Some(ext) if model.is_single_file => {
-                    extra.push((ext.clone(), external.path.clone(), name.clone()))
-                }
-                Some(_) => {}
-            }
-        }
-        let task = Task {
-            follow_symlinks: file.follow,
-            ..Task::whole(file.path.clone(), file.len)
-        };
-        entries.push(Entry {
-            name,
-            task,
-            facts: inspected.facts,
-            error_name: Some(file.name.clone()),
-            external_data_of: None,
-        });
-    }
-    for (ext, path, owner) in extra {
-        if entries.iter().any(|e| e.name == ext) {
-            continue;
-        }
-        let len = std::fs::metadata(&path)
-            .map_err(|e| Error::io(&path, e))?
-            .len();
-        entries.push(Entry {
-            name: ext,
-            task: Task::whole(path, len),
-            facts: None,
-            error_name: None,
-            external_data_of: Some(owner),
-        });
-    }
-
     let mut algorithms = vec![Algorithm::Sha256, Algorithm::Sha1];
     if options.blake3 {
         algorithms.push(Algorithm::Blake3);
     }
-    let tasks: Vec<Task> = entries.iter().map(|e| e.task.clone()).collect();
-    let (results, _) = engine.hash_all(&tasks, &algorithms, progress);
-    let mut files = Vec::with_capacity(entries.len());
-    for (entry, result) in entries.into_iter().zip(results) {
-        let mut digests = match (result, &entry.error_name) {
-            (Ok(digests), _) => digests.into_iter(),
-            (Err(e), Some(name)) => return Err(read_error(&model, name, e)),
-            (Err(e), None) => return Err(read_error_at(entry.task.path, e)),
+    // Each file is hashed and its header (and a root `config.json`) read from one handle.
+    let tasks: Vec<Task> = model
+        .files
+        .iter()
+        .map(|file| Task::whole(file.location.clone(), file.identity))
+        .collect();
+    let read = |index: usize, open: &File, stamp: &Stamp| {
+        let file = &model.files[index];
+        let config = (!model.is_single_file && file.name == "config.json")
+            .then(|| read_config(open, stamp.len));
+        (inspect_open(&model, file, open, stamp.len), config)
+    };
+    let (results, _) = engine.hash_all_inspecting(&tasks, &algorithms, progress, &read);
+    let mut warnings = Vec::new();
+    let mut parameters = None;
+    let mut files = Vec::with_capacity(model.files.len());
+    let mut extra = Vec::new();
+    let own: BTreeSet<&str> = model.files.iter().map(|f| f.name.as_str()).collect();
+    for (file, result) in model.files.iter().zip(results) {
+        let (digests, (inspected, config)) = match result {
+            Ok((digests, Some(found))) => (digests, found),
+            Ok((_, None)) => unreachable!("every whole-file task is inspected"),
+            Err(e) => return Err(read_error(&model, &file.name, e)),
         };
-        let mut next = || digests.next().expect("one digest per algorithm");
-        files.push(DescribedFile {
-            name: entry.name,
-            size: entry.task.end,
-            sha256: next(),
-            sha1: next(),
-            blake3: options.blake3.then(&mut next),
-            facts: entry.facts,
-            external_data_of: entry.external_data_of,
-        });
+        let name = display_name(&model, file);
+        if let Some(problem) = &inspected.problem {
+            warnings.push(problem_warning(&name, problem));
+        }
+        match config {
+            Some(Ok(found)) => parameters = found,
+            Some(Err(message)) => {
+                warnings.push(format!("config.json: {message}; no model card parameters"))
+            }
+            None => {}
+        }
+        for external in &inspected.external {
+            if external
+                .name
+                .as_deref()
+                .is_some_and(|ext| !model.is_single_file && own.contains(ext))
+            {
+                continue;
+            }
+            match external_task(&model, external) {
+                Err(problem) => warnings.push(format!(
+                    "{name}: external data location '{}' {problem}",
+                    external.location
+                )),
+                Ok(task) if model.is_single_file => {
+                    let ext = external.name.clone().expect("a task has a name");
+                    extra.push((ext, task, name.clone()))
+                }
+                Ok(_) => {}
+            }
+        }
+        files.push(described(
+            name,
+            file.size(),
+            digests,
+            inspected.facts,
+            None,
+            options,
+        ));
+    }
+    let mut extra_tasks = Vec::new();
+    let mut extra_owners = Vec::new();
+    for (ext, task, owner) in extra {
+        if files.iter().any(|f| f.name == ext) || extra_owners.iter().any(|(e, _)| *e == ext) {
+            continue;
+        }
+        extra_tasks.push(task);
+        extra_owners.push((ext, owner));
+    }
+    let (results, _) = engine.hash_all(&extra_tasks, &algorithms, progress);
+    for ((task, (ext, owner)), result) in extra_tasks.iter().zip(extra_owners).zip(results) {
+        let digests = result.map_err(|e| read_error_at(task.location.path(), e))?;
+        files.push(described(
+            ext,
+            task.end,
+            digests,
+            None,
+            Some(owner),
+            options,
+        ));
     }
     files.sort_by(|a, b| compare_names(&a.name, &b.name));
     let root_digest = oms::root_digest(
@@ -275,17 +284,6 @@ pub fn describe_model(
             .map(|f| &f.sha256),
     );
 
-    let parameters = if model.is_single_file {
-        None
-    } else {
-        match read_config(&path.join("config.json")) {
-            Ok(parameters) => parameters,
-            Err(message) => {
-                warnings.push(format!("config.json: {message}; no model card parameters"));
-                None
-            }
-        }
-    };
     let hub = hub_snapshot(path);
     let description = ModelDescription {
         name: options
@@ -308,14 +306,26 @@ pub fn describe_model(
     Ok((description, warnings))
 }
 
-/// A file to hash for the description.
-struct Entry {
+/// A described file from its digests (SHA-256, SHA-1, then BLAKE3 when asked).
+fn described(
     name: String,
-    task: Task,
+    size: u64,
+    digests: Vec<Digest>,
     facts: Option<Facts>,
-    /// The model-relative name to report a read error under (own files only).
-    error_name: Option<String>,
     external_data_of: Option<String>,
+    options: &DescribeOptions,
+) -> DescribedFile {
+    let mut digests = digests.into_iter();
+    let mut next = || digests.next().expect("one digest per algorithm");
+    DescribedFile {
+        name,
+        size,
+        sha256: next(),
+        sha1: next(),
+        blake3: options.blake3.then(&mut next),
+        facts,
+        external_data_of,
+    }
 }
 
 fn problem_warning(name: &str, problem: &FileProblem) -> String {
@@ -328,16 +338,20 @@ fn problem_warning(name: &str, problem: &FileProblem) -> String {
 /// Largest `config.json` read (real ones are a few kB).
 const CONFIG_LIMIT: u64 = 16 << 20;
 
-/// Model card parameters from a Hugging Face `config.json`, if the file exists.
-fn read_config(path: &Path) -> Result<Option<ModelParameters>, String> {
-    let meta = match std::fs::metadata(path) {
-        Ok(meta) if meta.is_file() => meta,
-        _ => return Ok(None),
-    };
-    if meta.len() > CONFIG_LIMIT {
+/// Model card parameters from a Hugging Face `config.json`, read from the open `file` of
+/// `len` bytes.
+fn read_config(file: &File, len: u64) -> Result<Option<ModelParameters>, String> {
+    if len > CONFIG_LIMIT {
         return Err(format!("larger than {CONFIG_LIMIT} bytes"));
     }
-    let text = std::fs::read(path).map_err(|e| e.to_string())?;
+    let mut text = Vec::with_capacity(len as usize);
+    let mut reader = file;
+    std::io::Seek::rewind(&mut reader).map_err(|e| e.to_string())?;
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(reader, CONFIG_LIMIT + 1),
+        &mut text,
+    )
+    .map_err(|e| e.to_string())?;
     let config: Value = serde_json::from_slice(&text).map_err(|e| format!("invalid JSON: {e}"))?;
     let text_of = |v: &Value| v.as_str().map(str::to_string);
     let model_architecture = config["architectures"].get(0).and_then(text_of);

@@ -1,11 +1,15 @@
 //! Reading the format facts of every file of a model, shared by `vouch sbom`, `vouch scan`
-//! and `vouch verify --deny-unsafe-pickle`.
+//! and `vouch verify --deny-unsafe-pickle`: always from a file already open, the handle
+//! its digest was computed from, never by opening its path a second time.
 
+use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use rayon::prelude::*;
-
-use super::formats::{self, Facts, Problem};
+use super::formats::{self, pickle, Facts, Problem};
+use crate::hash::opening::{open_beneath, Resolver, Target};
+use crate::hash::reader::regular;
+use crate::hash::{Engine, Location, Progress, ReadError, RootDir, Task};
 use crate::model::paths::normalize_relative_name;
 use crate::model::walk::{Model, ModelFile};
 
@@ -36,23 +40,55 @@ impl FileProblem {
 }
 
 /// An external-data file named by an ONNX graph.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct ExternalFile {
     /// Its `location` as the graph writes it.
     pub location: String,
     /// Its name relative to the model root (or to the ONNX file's directory for a model
     /// that is a single file), when the location stays inside it.
     pub name: Option<String>,
-    pub path: PathBuf,
+    /// Where it is opened: beneath the model's root handle, no link on the way.
+    pub opened_at: Option<Location>,
 }
 
-/// Reads the header of every file of `model`, several at once.
-pub fn inspect_model(model: &Model) -> Vec<Inspected> {
-    model
+/// Opens every file of `model` once through its handle and reads its facts from that open
+/// file (for `vouch scan`, which hashes nothing).
+pub fn inspect_model(model: &Model, engine: &Engine, progress: &dyn Progress) -> Vec<Inspected> {
+    let tasks: Vec<Task> = model
         .files
-        .par_iter()
-        .map(|file| inspect_file(model, file))
+        .iter()
+        .map(|file| Task {
+            end: 0,
+            ..Task::whole(file.location.clone(), file.identity)
+        })
+        .collect();
+    let inspect = |index: usize, open: &File, stamp: &crate::hash::Stamp| {
+        inspect_open(model, &model.files[index], open, stamp.len)
+    };
+    let (results, _) = engine.hash_all_inspecting(&tasks, &[], progress, &inspect);
+    results
+        .into_iter()
+        .map(|result| match result {
+            Ok((_, Some(inspected))) => inspected,
+            Ok((_, None)) => unreachable!("every task starts at 0 and is inspected"),
+            Err(error) => Inspected {
+                facts: None,
+                problem: Some(read_problem(error)),
+                external: Vec::new(),
+            },
+        })
         .collect()
+}
+
+/// Why a file could not be opened for its facts.
+pub fn read_problem(error: ReadError) -> FileProblem {
+    match error {
+        ReadError::Io(e) => FileProblem::Unreadable(e.to_string()),
+        ReadError::NotRegular(kind) => {
+            FileProblem::Malformed(format!("is {kind}; it was not read"))
+        }
+        ReadError::Unstable(message) => FileProblem::Malformed(message),
+    }
 }
 
 /// The display name of a model file: its relative name, or the file's own name for a model
@@ -65,24 +101,42 @@ pub fn display_name(model: &Model, file: &ModelFile) -> String {
     }
 }
 
-fn inspect_file(model: &Model, file: &ModelFile) -> Inspected {
+/// The facts of `file` of `model`, read from `open`, `len` bytes long.
+pub fn inspect_open(model: &Model, file: &ModelFile, open: &File, len: u64) -> Inspected {
     let name = display_name(model, file);
-    match formats::inspect(&file.path, &name) {
-        Ok(facts) => {
-            let external = match &facts {
-                Some(Facts::Onnx(onnx)) => onnx
-                    .external_data
+    inspected(
+        formats::inspect_open(open, len, &name),
+        |facts| match facts {
+            Some(Facts::Onnx(onnx)) => {
+                let root = external_root(model);
+                onnx.external_data
                     .iter()
-                    .map(|location| external_file(model, file, location))
-                    .collect(),
-                _ => Vec::new(),
-            };
-            Inspected {
-                facts,
-                problem: None,
-                external,
+                    .map(|location| external_file(model, file, root.as_ref(), location))
+                    .collect()
             }
-        }
+            _ => Vec::new(),
+        },
+    )
+}
+
+/// What `--deny-unsafe-pickle` needs of `file`: the pickles in it, chosen by content
+/// whatever its name, read from `open`.
+pub fn pickle_gate(model: &Model, file: &ModelFile, open: &File) -> Inspected {
+    let name = display_name(model, file);
+    let facts = pickle::scan_file(open, &name).map(|found| found.map(Facts::Pickle));
+    inspected(facts, |_| Vec::new())
+}
+
+fn inspected(
+    facts: Result<Option<Facts>, Problem>,
+    external: impl FnOnce(&Option<Facts>) -> Vec<ExternalFile>,
+) -> Inspected {
+    match facts {
+        Ok(facts) => Inspected {
+            external: external(&facts),
+            facts,
+            problem: None,
+        },
         Err(Problem::Malformed(message)) => Inspected {
             facts: None,
             problem: Some(FileProblem::Malformed(message)),
@@ -96,9 +150,29 @@ fn inspect_file(model: &Model, file: &ModelFile) -> Inspected {
     }
 }
 
+/// The directory external-data locations are opened beneath: the model root, or the
+/// directory of a model that is a single file.
+fn external_root(model: &Model) -> Option<Arc<RootDir>> {
+    if let Some(root) = &model.root {
+        return Some(Arc::clone(root));
+    }
+    let parent = model.path.parent().unwrap_or(Path::new("."));
+    let parent = if parent.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        parent
+    };
+    RootDir::open(parent).ok().map(Arc::new)
+}
+
 /// Resolves an external-data location beside the ONNX file; one that would leave the
 /// model (absolute, or with `..`) gets no name and is never read.
-fn external_file(model: &Model, file: &ModelFile, location: &str) -> ExternalFile {
+fn external_file(
+    model: &Model,
+    file: &ModelFile,
+    root: Option<&Arc<RootDir>>,
+    location: &str,
+) -> ExternalFile {
     let directory = if model.is_single_file {
         ""
     } else {
@@ -110,19 +184,53 @@ fn external_file(model: &Model, file: &ModelFile, location: &str) -> ExternalFil
             "" => relative,
             dir => format!("{dir}/{relative}"),
         });
-    let root: &Path = if model.is_single_file {
-        model.path.parent().unwrap_or(Path::new("."))
-    } else {
-        &model.path
-    };
-    let root = if root.as_os_str().is_empty() {
-        Path::new(".")
-    } else {
-        root
+    let opened_at = match (&name, root) {
+        (Some(name), Some(root)) => Some(Location::Beneath {
+            root: Arc::clone(root),
+            relative: PathBuf::from(name),
+        }),
+        _ => None,
     };
     ExternalFile {
         location: location.to_string(),
-        path: name.as_ref().map(|n| root.join(n)).unwrap_or_default(),
         name,
+        opened_at,
     }
+}
+
+/// The task that hashes an external-data file, opened as every model file is: beneath the
+/// root, no link on the way, a regular file. A location that is also a file of the model
+/// must still be the file the walk listed. `Err` says why it is not read.
+pub fn external_task(model: &Model, external: &ExternalFile) -> Result<Task, String> {
+    let (Some(name), Some(location)) = (&external.name, &external.opened_at) else {
+        return Err("leaves the model directory; it was not read".to_string());
+    };
+    let Location::Beneath { root, relative } = location else {
+        unreachable!("external data is always opened beneath a root");
+    };
+    let listed = model
+        .files
+        .iter()
+        .find(|f| !model.is_single_file && f.name == *name);
+    let identity = match listed {
+        Some(file) => file.identity,
+        None => {
+            let fd = open_beneath(root.fd(), relative, Target::File, Resolver::Auto).map_err(
+                |e| match e.raw_os_error() {
+                    Some(libc::ENOENT) => "does not exist".to_string(),
+                    Some(libc::ELOOP) | Some(libc::ENOTDIR) => {
+                        "is a symbolic link or lies under one; it is never followed".to_string()
+                    }
+                    _ => format!("cannot be opened: {e}"),
+                },
+            )?;
+            let (_, stamp) = regular(File::from(fd)).map_err(|e| match e {
+                ReadError::NotRegular(kind) => format!("is {kind}; it was not read"),
+                ReadError::Unstable(message) => message,
+                ReadError::Io(e) => format!("cannot be read: {e}"),
+            })?;
+            stamp.identity()
+        }
+    };
+    Ok(Task::whole(location.clone(), identity))
 }

@@ -5,17 +5,16 @@
 use std::fmt::Write;
 use std::path::Path;
 
-use rayon::prelude::*;
 use serde::Serialize;
 
 use super::formats::pickle::{Global, PicklePolicy};
-use super::formats::{scan_pickles, Facts, Kind, Problem};
-use super::inspect::{display_name, inspect_model, FileProblem, Inspected};
+use super::formats::{Facts, Kind};
+use super::inspect::{display_name, external_task, inspect_model, FileProblem, Inspected};
 use super::properties::fact_properties;
 use crate::error::{Result, EXIT_INPUT, EXIT_INTEGRITY, EXIT_OPERATIONAL};
 use crate::hash::{Algorithm, Engine, Progress, Task};
 use crate::model::paths::{compare_names, IgnoreSet};
-use crate::model::walk::{self, Model, WalkOptions};
+use crate::model::walk::{self, WalkOptions};
 use crate::report::{Subject, Verdict};
 
 #[derive(Debug, Serialize)]
@@ -161,51 +160,47 @@ pub fn scan_model(
         },
     )?;
     model.files.sort_by(|a, b| compare_names(&a.name, &b.name));
-    let inspected = inspect_model(&model);
-    let externals: Vec<Task> = inspected
-        .iter()
-        .flat_map(|i| &i.external)
-        .filter(|e| e.name.is_some() && e.path.is_file())
-        .filter_map(|e| {
-            let len = std::fs::metadata(&e.path).ok()?.len();
-            Some(Task::whole(e.path.clone(), len))
-        })
-        .collect();
-    let (hashed, _) = engine.hash_all(&externals, &[Algorithm::Sha256], progress);
-    let digest_of = |path: &Path| {
-        externals
-            .iter()
-            .zip(&hashed)
-            .find(|(task, _)| task.path == path)
-            .map(|(task, result)| match result {
-                Ok(digests) => (Some(task.end), Some(digests[0].hex()), None),
-                Err(e) => (None, None, Some(format!("cannot be read: {e:?}"))),
-            })
-    };
-    let mut files = Vec::new();
-    for (file, inspected) in model.files.iter().zip(inspected) {
-        let name = display_name(&model, file);
-        let external_data = inspected
-            .external
-            .iter()
-            .map(|e| {
-                let (size, sha256, problem) = match (&e.name, digest_of(&e.path)) {
-                    (None, _) => (
-                        None,
-                        None,
-                        Some("leaves the model directory; it was not read".to_string()),
-                    ),
-                    (Some(_), Some(found)) => found,
-                    (Some(_), None) => (None, None, Some("does not exist".to_string())),
-                };
-                ExternalView {
-                    location: e.location.clone(),
-                    size,
-                    sha256,
-                    problem,
+    let inspected = inspect_model(&model, engine, progress);
+    let mut externals: Vec<Task> = Vec::new();
+    let mut external_views: Vec<Vec<ExternalView>> = Vec::new();
+    for inspected in &inspected {
+        let mut views = Vec::new();
+        for external in &inspected.external {
+            let problem = match external_task(&model, external) {
+                Ok(task) => {
+                    externals.push(task);
+                    None
                 }
-            })
-            .collect();
+                Err(problem) => Some(problem),
+            };
+            views.push(ExternalView {
+                location: external.location.clone(),
+                size: None,
+                sha256: None,
+                problem,
+            });
+        }
+        external_views.push(views);
+    }
+    let (hashed, _) = engine.hash_all(&externals, &[Algorithm::Sha256], progress);
+    let mut hashed = externals.iter().zip(hashed);
+    for view in external_views.iter_mut().flatten() {
+        if view.problem.is_some() {
+            continue;
+        }
+        let (task, result) = hashed.next().expect("one result per external task");
+        match result {
+            Ok(digests) => {
+                view.size = Some(task.end);
+                view.sha256 = Some(digests[0].hex());
+            }
+            Err(e) => view.problem = Some(format!("cannot be read: {e:?}")),
+        }
+    }
+    let mut files = Vec::new();
+    for ((file, inspected), external_data) in model.files.iter().zip(inspected).zip(external_views)
+    {
+        let name = display_name(&model, file);
         files.push(ScannedFile {
             dangerous: refused_imports(&inspected, policy)
                 .map(|(global, member)| describe_import(global, member))
@@ -220,7 +215,7 @@ pub fn scan_model(
             }),
             facts: inspected.facts,
             external_data,
-            size: file.len,
+            size: file.size(),
             name,
         });
     }
@@ -255,28 +250,22 @@ fn describe_import(global: &Global, member: Option<&str>) -> String {
     }
 }
 
-/// `--deny-unsafe-pickle`: a `rejected` subject for each file of `model` that imports a
-/// global `policy` refuses, or that holds pickles (chosen by content, whatever its name) in a
-/// container that cannot be scanned as its loader reads it; an `unreadable` one for a file
-/// that cannot be read.
-pub fn unsafe_pickle_subjects(model: &Model, policy: PicklePolicy) -> Vec<Subject> {
-    let scanned: Vec<_> = model
-        .files
-        .par_iter()
-        .map(|file| scan_pickles(&file.path, &display_name(model, file)))
-        .collect();
+/// `--deny-unsafe-pickle`: a `rejected` subject for each file (by display name, with what
+/// was read of it from the handle it was hashed from) that imports a global `policy`
+/// refuses, or that holds pickles (chosen by content, whatever its name) in a container that
+/// cannot be scanned as its loader reads it; an `unreadable` one for a file that cannot be
+/// read.
+pub fn unsafe_pickle_subjects<'a>(
+    scanned: impl IntoIterator<Item = (String, &'a Inspected)>,
+    policy: PicklePolicy,
+) -> Vec<Subject> {
     let mut subjects = Vec::new();
-    for (file, scanned) in model.files.iter().zip(scanned) {
-        let name = display_name(model, file);
-        let subject = match scanned {
-            Ok(Some(facts)) => {
-                let imports: Vec<String> = facts
-                    .refused(policy)
-                    .map(|(global, member)| describe_import(global, member))
-                    .collect();
-                if imports.is_empty() {
-                    continue;
-                }
+    for (name, inspected) in scanned {
+        let imports: Vec<String> = refused_imports(inspected, policy)
+            .map(|(global, member)| describe_import(global, member))
+            .collect();
+        let subject = match &inspected.problem {
+            _ if !imports.is_empty() => {
                 let why = match policy {
                     PicklePolicy::Strict => {
                         "which the strict pickle policy does not allow (only what a weights-only load needs)"
@@ -289,12 +278,12 @@ pub fn unsafe_pickle_subjects(model: &Model, policy: PicklePolicy) -> Vec<Subjec
                     policy.name()
                 ))
             }
-            Ok(None) => continue,
-            Err(Problem::Malformed(m)) => Subject::new(name, Verdict::Rejected).message(format!(
-                "cannot be scanned for unsafe pickle imports: {m} (--deny-unsafe-pickle)"
-            )),
-            Err(Problem::Io(e)) => Subject::new(name, Verdict::Unreadable)
-                .message(format!("cannot be scanned for unsafe pickle imports: {e}")),
+            Some(FileProblem::Malformed(m)) => Subject::new(name, Verdict::Rejected).message(
+                format!("cannot be scanned for unsafe pickle imports: {m} (--deny-unsafe-pickle)"),
+            ),
+            Some(FileProblem::Unreadable(m)) => Subject::new(name, Verdict::Unreadable)
+                .message(format!("cannot be scanned for unsafe pickle imports: {m}")),
+            None => continue,
         };
         subjects.push(subject);
     }

@@ -10,10 +10,6 @@ pub mod safetensors;
 mod source;
 
 use std::fs::File;
-use std::path::Path;
-
-use crate::hash::reader::open_regular;
-use crate::hash::ReadError;
 
 use serde::Serialize;
 
@@ -96,42 +92,26 @@ impl Facts {
     }
 }
 
-/// Opens the file at `path` for reading, with its length. Opened without blocking: a FIFO
-/// swapped in for the file is refused, never read.
-fn open(path: &Path) -> Result<(File, u64), Problem> {
-    let (file, stamp) = open_regular(path, true).map_err(|e| match e {
-        ReadError::Io(e) => Problem::Io(e),
-        ReadError::NotRegular(kind) => Problem::malformed(format!("is {kind}; it was not read")),
-        ReadError::Unstable(message) => Problem::malformed(message),
-    })?;
-    Ok((file, stamp.len))
-}
-
-/// The pickles of the file at `path` (named `name`), chosen by content whatever its name:
-/// what the pickle gate reads ([`pickle::scan_file`]).
-pub fn scan_pickles(path: &Path, name: &str) -> Result<Option<pickle::PickleFacts>, Problem> {
-    pickle::scan_file(&open(path)?.0, name)
-}
-
-/// Reads the header of the file at `path` (named `name` inside its model) with the reader
-/// its first bytes and name call for. `Ok(None)`: no reader applies, or a file that could
-/// start a pickle holds none.
-pub fn inspect(path: &Path, name: &str) -> Result<Option<Facts>, Problem> {
-    let (file, len) = open(path)?;
+/// Reads the header of `file`, open and `len` bytes long (named `name` inside its model),
+/// with the reader its first bytes and name call for. `Ok(None)`: no reader applies, or a
+/// file that could start a pickle holds none. The caller opened the file, so what is read
+/// is what the caller hashed.
+pub fn inspect_open(file: &File, len: u64, name: &str) -> Result<Option<Facts>, Problem> {
     let mut head = Vec::with_capacity(HEAD_LEN as usize);
-    std::io::Read::read_to_end(&mut std::io::Read::take(&file, HEAD_LEN), &mut head)?;
+    std::io::Seek::rewind(&mut &*file)?;
+    std::io::Read::read_to_end(&mut std::io::Read::take(file, HEAD_LEN), &mut head)?;
+    let source = || -> std::io::Result<Source<&File>> {
+        std::io::Seek::rewind(&mut &*file)?;
+        Ok(Source::new(file, len))
+    };
     let Some(kind) = Kind::detect(name, &head) else {
         return Ok(None);
-    };
-    let source = || -> std::io::Result<Source<&File>> {
-        std::io::Seek::rewind(&mut &file)?;
-        Ok(Source::new(&file, len))
     };
     Ok(Some(match kind {
         Kind::Safetensors => Facts::Safetensors(safetensors::read(&mut source()?)?),
         Kind::Gguf => Facts::Gguf(gguf::read(&mut source()?)?),
         Kind::Onnx => Facts::Onnx(onnx::read(&mut source()?)?),
-        Kind::Pickle => match pickle::scan_file(&file, name)? {
+        Kind::Pickle => match pickle::scan_file(file, name)? {
             Some(facts) => Facts::Pickle(facts),
             None => return Ok(None),
         },
