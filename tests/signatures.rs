@@ -970,9 +970,39 @@ fn a_bundle_or_trusted_root_with_an_ambiguous_key_is_an_input_error() {
     }
 
     let fixture = testdata.join("model-signing-fixtures/v1.1.0-sigstore");
-    let root =
-        std::fs::read_to_string(testdata.join("sigstore/trusted_root.public-good.json")).unwrap();
+    let root_path = testdata.join("sigstore/trusted_root.public-good.json");
+    let root = std::fs::read_to_string(&root_path).unwrap();
     let dir = tempfile::tempdir().unwrap();
+
+    // A detached bundle, read by the Sigstore types (which flatten it), is checked too.
+    let bundle: Value =
+        serde_json::from_slice(&std::fs::read(fixture.join("model.sig")).unwrap()).unwrap();
+    let detached = dir.path().join("detached.sig");
+    let text = serde_json::to_string(&bundle).unwrap().replacen(
+        r#""rawBytes":"#,
+        r#""rawBytes":"AA==","rawBytes":"#,
+        1,
+    );
+    std::fs::write(&detached, text).unwrap();
+    let ran = vouch_run([
+        os("verify"),
+        fixture.join("signme-1").as_os_str(),
+        os("--bundle"),
+        detached.as_os_str(),
+        os("--identity"),
+        os(IDENTITY),
+        os("--issuer"),
+        os(ISSUER),
+        os("--trusted-root"),
+        root_path.as_os_str(),
+    ])
+    .expect(2);
+    assert!(
+        ran.stderr.contains("detached.sig") && ran.stderr.contains(r#"duplicate key "rawBytes""#),
+        "{}",
+        ran.stderr
+    );
+
     let variant = dir.path().join("trusted_root.json");
     std::fs::write(
         &variant,
