@@ -747,3 +747,38 @@ fn the_run_renders_as_junit_and_sarif() {
     let sarif = fleet.drift(&["run", "--format", "sarif"]).expect(1).json();
     assert_eq!(sarif["runs"][0]["results"].as_array().unwrap().len(), 1);
 }
+
+/// A single-file target's one file is the whole model: a waiver naming it would waive the
+/// target, so it is itself a failure and hides nothing.
+#[test]
+fn a_waiver_never_covers_a_single_file_target() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("model.bin");
+    std::fs::write(&model, b"approved").unwrap();
+    vouch_run([
+        "manifest".as_ref(),
+        model.as_os_str(),
+        "-o".as_ref(),
+        dir.path().join("model.oms.json").as_os_str(),
+    ])
+    .expect(0);
+    std::fs::write(&model, b"tampered").unwrap();
+    let config = dir.path().join("vouch.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "history = \"h.sqlite\"\n\n[[target]]\nname = \"t\"\nowner = \"o@example.com\"\npath = \"model.bin\"\n\
+             manifest = \"model.oms.json\"\n\n[[waiver]]\ntarget = \"t\"\npaths = [\"model.bin\"]\nreason = \"r\"\n\
+             owner = \"a@example.com\"\nexpires = \"{}\"\n",
+            days_from_today(10)
+        ),
+    )
+    .unwrap();
+    let ran = run(vouch()
+        .args(["drift", "run", "--format", "json", "-c"])
+        .arg(&config))
+    .expect(1);
+    let text = ran.stdout();
+    assert!(text.contains("is a single file"), "{text}");
+    assert!(!text.contains("waived until"), "{text}");
+}

@@ -16,9 +16,21 @@ use crate::report::{Report, Subject, Verdict};
 /// a waiver's paths say. (The config refuses waivers for image and root-digest targets.)
 pub fn apply(report: &mut Report, target: &Target, waivers: &[Waiver], today: Date) -> Vec<String> {
     let approval_subjects = approval_subjects(target);
+    let single_file = is_single_file(target);
     let mut hidden = Vec::new();
     for waiver in waivers.iter().filter(|w| w.target == target.name) {
         let paths = waiver.paths.join(", ");
+        if single_file {
+            // The model's one file is the whole model, which no waiver may cover.
+            report.subjects.push(
+                Subject::new(format!("waiver for {paths}"), Verdict::Rejected).message(format!(
+                    "target \"{}\" is a single file, so this waiver (owner {}) would cover the whole \
+                     model; a waiver covers files inside a model directory",
+                    target.name, waiver.owner
+                )),
+            );
+            continue;
+        }
         if today > waiver.expires {
             report.subjects.push(
                 Subject::new(format!("waiver for {paths}"), Verdict::Rejected).message(format!(
@@ -48,6 +60,15 @@ pub fn apply(report: &mut Report, target: &Target, waivers: &[Waiver], today: Da
         }
     }
     hidden
+}
+
+/// Whether the target is a model that is one file (checked on disk when the waivers apply,
+/// right after the check: the config names a path, not a kind).
+fn is_single_file(target: &Target) -> bool {
+    match &target.subject {
+        Deployed::Model { path, .. } => std::fs::metadata(path).map_or(true, |m| !m.is_dir()),
+        Deployed::Image(_) => false,
+    }
 }
 
 /// The names under which a target's report speaks of its approval rather than its files.
