@@ -395,3 +395,99 @@ fn strict_policy_passes_pytorch_checkpoints_and_refuses_other_globals() {
         assert_eq!(module_renamed, module == "__builtin__", "{entry}");
     }
 }
+
+/// `verify` follows what onnx loads besides the graph: external data outside the model, beside
+/// a graph approved alone, or under an ignored path is rejected; inside an approved directory
+/// it is a file like the others.
+#[test]
+fn verify_rejects_onnx_external_data_its_approval_does_not_cover() {
+    let Some(python) = peer_python("verify_rejects_onnx_external_data_its_approval_does_not_cover")
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let script = r#"
+import sys, onnx, numpy as np
+from onnx import helper, numpy_helper, TensorProto
+def graph(path, location):
+    w = numpy_helper.from_array(np.arange(1024, dtype=np.float32).reshape(32, 32), 'W')
+    x = helper.make_tensor_value_info('X', TensorProto.FLOAT, [1, 32])
+    y = helper.make_tensor_value_info('Y', TensorProto.FLOAT, [1, 32])
+    m = helper.make_model(helper.make_graph([helper.make_node('MatMul', ['X', 'W'], ['Y'])], 'g', [x], [y], [w]))
+    onnx.save_model(m, path, save_as_external_data=True, all_tensors_to_one_file=True,
+                    location='weights.bin', size_threshold=0)
+    if location != 'weights.bin':
+        m = onnx.load(path, load_external_data=False)
+        for t in m.graph.initializer:
+            for e in t.external_data:
+                if e.key == 'location':
+                    e.value = location
+        onnx.save_model(m, path)  # onnx 1.16+ refuses '..' on load; older loaders follow it
+    else:
+        onnx.load(path)  # the graph and its external data load
+root = sys.argv[1]
+graph(root + '/inside/model.onnx', 'weights.bin')
+graph(root + '/outside/model.onnx', 'weights.bin')
+graph(root + '/escape/model.onnx', '../outside/weights.bin')
+"#;
+    for sub in ["inside", "outside", "escape"] {
+        std::fs::create_dir(dir.path().join(sub)).unwrap();
+    }
+    run(std::process::Command::new(&python)
+        .arg("-c")
+        .arg(script)
+        .arg(dir.path()))
+    .expect(0);
+    let manifest = |target: &Path, name: &str| {
+        let out = dir.path().join(name);
+        write_manifest(target, &out, &[]);
+        out
+    };
+    let verify = |target: &Path, approval: &Path, extra: &[&str]| {
+        run(vouch()
+            .arg("verify")
+            .arg(target)
+            .arg("--manifest")
+            .arg(approval)
+            .args(["--format", "json"])
+            .args(extra))
+    };
+    let rejected = |ran: &Ran| -> String {
+        ran.json()["subjects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["verdict"] == "rejected")
+            .map(|s| s["message"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+
+    let inside = dir.path().join("inside");
+    let approved = manifest(&inside, "inside.json");
+    verify(&inside, &approved, &[]).expect(0);
+    let ran = verify(&inside, &approved, &["--ignore-paths", "weights.bin"]).expect(1);
+    assert!(
+        rejected(&ran).contains("which this check ignores"),
+        "{}",
+        ran.stdout()
+    );
+
+    let graph = dir.path().join("outside/model.onnx");
+    let approved = manifest(&graph, "graph.json");
+    let ran = verify(&graph, &approved, &[]).expect(1);
+    assert!(
+        rejected(&ran).contains("weights.bin: beside the graph"),
+        "{}",
+        ran.stdout()
+    );
+
+    let escape = dir.path().join("escape");
+    let approved = manifest(&escape, "escape.json");
+    let ran = verify(&escape, &approved, &[]).expect(1);
+    assert!(
+        rejected(&ran).contains("../outside/weights.bin: outside the model"),
+        "{}",
+        ran.stdout()
+    );
+}

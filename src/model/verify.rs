@@ -246,9 +246,10 @@ pub fn verify_pinned(
     Ok(report)
 }
 
-/// Hashes the model; under `--deny-unsafe-pickle` its pickles are scanned in the same pass,
-/// from the very handles their digests are computed from, and the gate's subjects (a
-/// `rejected` one for each unsafe pickle) are returned beside the digests.
+/// Hashes the model and, in the same pass, from the very handles the digests are computed
+/// from, checks what loading it would read besides: under `--deny-unsafe-pickle` the pickles
+/// of every file, and always the external data of every ONNX graph (`*.onnx`). Returns the
+/// digests and the subjects of those checks.
 fn hash_and_gate(
     model: &Model,
     serialization: &Serialization,
@@ -256,26 +257,40 @@ fn hash_and_gate(
     engine: &Engine,
     progress: &dyn Progress,
 ) -> (HashedModel, Vec<Subject>) {
-    let Some(policy) = options.deny_unsafe_pickle else {
+    let policy = options.deny_unsafe_pickle;
+    if policy.is_none() && !model.files.iter().any(|f| is_onnx_graph(&f.name, model)) {
         return (
             hash_model(model, serialization, engine, progress),
             Vec::new(),
         );
-    };
-    let gate = |file: &ModelFile, open: &std::fs::File, _: &Stamp| {
-        crate::sbom::inspect::pickle_gate(model, file, open)
-    };
-    let hashed = hash_model_inspecting(model, serialization, engine, progress, &gate);
+    }
     let comparison = Comparison {
         model,
         method: serialization.method,
     };
-    let scanned = model
-        .files
-        .iter()
-        .zip(&hashed.inspected)
-        .filter_map(|(file, found)| Some((comparison.display_path(&file.name), found.as_ref()?)));
-    let mut subjects = crate::sbom::scan::unsafe_pickle_subjects(scanned, policy);
+    let gate = |file: &ModelFile, open: &std::fs::File, stamp: &Stamp| {
+        let name = comparison.display_path(&file.name);
+        let mut subjects = Vec::new();
+        if let Some(policy) = policy {
+            let scanned = crate::sbom::inspect::pickle_gate(model, file, open);
+            subjects.extend(crate::sbom::scan::unsafe_pickle_subjects(
+                [(name.clone(), &scanned)],
+                policy,
+            ));
+        }
+        if is_onnx_graph(&file.name, model) {
+            let inspected = crate::sbom::inspect::inspect_open(model, file, open, stamp.len);
+            subjects.extend(crate::sbom::scan::uncovered_external_data(
+                &name,
+                &inspected,
+                model.is_single_file,
+                &serialization.ignore_paths,
+            ));
+        }
+        subjects
+    };
+    let hashed = hash_model_inspecting(model, serialization, engine, progress, &gate);
+    let mut subjects: Vec<Subject> = hashed.inspected.into_iter().flatten().flatten().collect();
     for (index, error) in &hashed.unread {
         let name = comparison.display_path(&model.files[*index].name);
         subjects.push(read_error_subject(name, error));
@@ -287,6 +302,16 @@ fn hash_and_gate(
         unread: Vec::new(),
     };
     (hashed, subjects)
+}
+
+/// Whether the model file `name` is an ONNX graph, which may load external data.
+fn is_onnx_graph(name: &str, model: &Model) -> bool {
+    let name = if model.is_single_file {
+        model.name.as_str()
+    } else {
+        name
+    };
+    name.to_ascii_lowercase().ends_with(".onnx")
 }
 
 /// The paths a verification leaves out, by where each came from: the approval's own

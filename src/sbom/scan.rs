@@ -250,6 +250,45 @@ fn describe_import(global: &Global, member: Option<&str>) -> String {
     }
 }
 
+/// A `rejected` subject for each external-data file the ONNX graph `name` (as `inspected`
+/// from the hashed handle) loads that its approval cannot cover: one outside the model (an
+/// absolute location or one with `..`), any beside a model that is the graph alone, or one
+/// under an ignored path. One inside a directory model is a file of it, checked like the
+/// others. A malformed graph is rejected too: what it loads is unknown.
+pub fn uncovered_external_data(
+    name: &str,
+    inspected: &Inspected,
+    single_file: bool,
+    ignored: &IgnoreSet,
+) -> Vec<Subject> {
+    if let Some(FileProblem::Malformed(problem)) = &inspected.problem {
+        return vec![Subject::new(name, Verdict::Rejected).message(format!(
+            "an ONNX graph whose external data cannot be known: {problem}"
+        ))];
+    }
+    let mut subjects = Vec::new();
+    for external in &inspected.external {
+        let location = &external.location;
+        let why = match &external.name {
+            None => "outside the model, where the approval does not reach".to_string(),
+            Some(_) if single_file => {
+                "beside the graph, which a single-file approval does not cover; \
+                 verify the directory that holds both"
+                    .to_string()
+            }
+            Some(file) if ignored.matches(file) => {
+                format!("{file}, which this check ignores")
+            }
+            Some(_) => continue,
+        };
+        subjects.push(
+            Subject::new(name, Verdict::Rejected)
+                .message(format!("loads external data from {location}: {why}")),
+        );
+    }
+    subjects
+}
+
 /// `--deny-unsafe-pickle`: a `rejected` subject for each file (by display name, with what
 /// was read of it from the handle it was hashed from) that imports a global `policy`
 /// refuses, or that holds pickles (chosen by content, whatever its name) in a container that
