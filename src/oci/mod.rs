@@ -48,7 +48,13 @@ pub struct Connection {
     pub timeout: Duration,
     /// How many more times to try a request that failed for a reason that may pass.
     pub retries: u32,
+    /// The slowest transfer accepted, in bytes per second: each request and each blob must
+    /// be done within `timeout` plus its size at this rate.
+    pub min_rate: u64,
 }
+
+/// The default of `--min-rate` and `min_rate`: 1 MiB/s.
+pub const DEFAULT_MIN_RATE: u64 = 1 << 20;
 
 /// Which manifests of an index to verify.
 #[derive(Clone, Debug)]

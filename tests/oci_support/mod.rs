@@ -3,6 +3,8 @@
 //! rewritten as JSON and blobs.
 #![allow(dead_code)] // each test binary uses its own part of this module
 
+pub mod hostile;
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;

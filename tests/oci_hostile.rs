@@ -1,0 +1,216 @@
+//! `vouch oci verify` against a registry written to misbehave (a small HTTP server on
+//! 127.0.0.1, tests/oci_support/hostile.rs): endless documents are read only to their limit,
+//! in little memory; a registry that dribbles is given up at a deadline.
+
+mod common;
+mod oci_support;
+
+use std::time::Duration;
+
+use common::*;
+use oci_support::hostile::{run_measured, Hostile, Measured, Reply, Request};
+use serde_json::json;
+
+const MANIFEST_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
+
+/// The most memory vouch may take against an endless answer.
+const PEAK_RSS_LIMIT: u64 = 64 << 20;
+
+/// `vouch oci verify` of `reference` with `args`, anonymously, measured.
+fn verify(reference: &str, args: &[&str]) -> Measured {
+    run_measured(
+        vouch()
+            .args([
+                "oci",
+                "verify",
+                reference,
+                "--format",
+                "json",
+                "--retries",
+                "0",
+            ])
+            .args(args)
+            .env("DOCKER_CONFIG", "/nonexistent/vouch-test-docker-config"),
+        Duration::from_secs(60),
+    )
+}
+
+fn endless(content_type: &str) -> Reply {
+    Reply::Endless {
+        head: format!("HTTP/1.1 200 OK\r\nContent-Type: {content_type}"),
+    }
+}
+
+/// A bearer challenge sending clients to `/token` on the server itself, over plain HTTP.
+fn challenge(request: &Request) -> Reply {
+    Reply::status(
+        "401 Unauthorized",
+        &format!(
+            "\r\nWWW-Authenticate: Bearer realm=\"http://{}/token\",service=\"hostile\"",
+            request.header("host").unwrap()
+        ),
+    )
+}
+
+fn assert_small(measured: &Measured) {
+    assert!(
+        measured.peak_rss_bytes < PEAK_RSS_LIMIT,
+        "peak RSS {} bytes\n{}",
+        measured.peak_rss_bytes,
+        measured.ran.stderr
+    );
+}
+
+#[test]
+fn an_endless_manifest_is_read_to_its_limit_and_refused_in_little_memory() {
+    let registry = Hostile::start(|request| match request.target.as_str() {
+        "/v2/" => Reply::ok("application/json", b"{}"),
+        _ => endless(MANIFEST_TYPE),
+    });
+    let measured = verify(&registry.reference("app:v1"), &[]);
+    assert_small(&measured);
+    let report = measured.ran.expect(1).json();
+    let manifest = &report["subjects"][0];
+    assert_eq!(manifest["verdict"], "rejected", "{report}");
+    let message = manifest["message"].as_str().unwrap();
+    assert!(
+        message.contains("the manifest v1") && message.contains("4194304 bytes"),
+        "{message}"
+    );
+}
+
+#[test]
+fn an_endless_token_is_read_to_its_limit_and_refused_in_little_memory() {
+    let registry = Hostile::start(|request| match request.target.as_str() {
+        "/v2/" => challenge(request),
+        _ => endless("application/json"),
+    });
+    let measured = verify(&registry.reference("app:v1"), &[]);
+    assert_small(&measured);
+    let ran = measured.ran.expect(3);
+    assert!(
+        ran.stderr.contains("token response") && ran.stderr.contains("/token"),
+        "{}",
+        ran.stderr
+    );
+}
+
+/// A model artifact whose one layer `layer` is served by `serve_layer`: the manifest and
+/// configuration come whole.
+fn artifact_registry(layer: &'static [u8], serve_layer: fn(&[u8]) -> Reply) -> (Hostile, String) {
+    let layer_digest = format!("sha256:{}", sha256_hex(layer));
+    let config_digest = format!("sha256:{}", sha256_hex(b"{}"));
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": MANIFEST_TYPE,
+        "artifactType": "application/vnd.vouch.model.v1",
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": config_digest, "size": 2},
+        "layers": [{
+            "mediaType": "application/octet-stream",
+            "digest": layer_digest,
+            "size": layer.len(),
+            "annotations": {"org.opencontainers.image.title": "weights.bin"},
+        }],
+    })
+    .to_string();
+    let (config_path, layer_path) = (
+        format!("/v2/app/blobs/{config_digest}"),
+        format!("/v2/app/blobs/{layer_digest}"),
+    );
+    let registry = Hostile::start(move |request| match request.target.as_str() {
+        "/v2/" => Reply::ok("application/json", b"{}"),
+        "/v2/app/manifests/v1" => Reply::ok(MANIFEST_TYPE, manifest.as_bytes()),
+        path if path == config_path => Reply::ok("application/octet-stream", b"{}"),
+        path if path == layer_path => serve_layer(layer),
+        _ => Reply::status("404 Not Found", ""),
+    });
+    (registry, layer_digest)
+}
+
+fn dribble(head: &str, body: &[u8]) -> Reply {
+    Reply::Dribble {
+        head: head.to_string(),
+        body: body.to_vec(),
+        pause: Duration::from_millis(500),
+    }
+}
+
+#[test]
+fn a_dribbled_blob_is_given_up_at_its_deadline_naming_it() {
+    const LAYER: &[u8] = &[7; 200];
+    let (whole, _) = artifact_registry(LAYER, |layer| Reply::ok("application/octet-stream", layer));
+    verify(&whole.reference("app:v1"), &["--timeout", "1"])
+        .ran
+        .expect(0);
+
+    // One byte every half second: each read is well within the timeout, the blob never ends.
+    let (dribbling, digest) = artifact_registry(LAYER, |layer| {
+        dribble(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream",
+            layer,
+        )
+    });
+    let measured = verify(&dribbling.reference("app:v1"), &["--timeout", "1"]);
+    assert!(
+        measured.took < Duration::from_secs(20),
+        "{:?}",
+        measured.took
+    );
+    let report = measured.ran.expect(3).json();
+    let blob = report["subjects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"].as_str().unwrap().contains(&digest))
+        .unwrap();
+    assert_eq!(blob["verdict"], "unreadable", "{report}");
+    let message = blob["message"].as_str().unwrap();
+    assert!(
+        message.contains(&digest) && message.contains("deadline"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_dribbled_manifest_is_given_up_at_its_deadline() {
+    let registry = Hostile::start(|request| match request.target.as_str() {
+        "/v2/" => Reply::ok("application/json", b"{}"),
+        _ => dribble(
+            &format!("HTTP/1.1 200 OK\r\nContent-Type: {MANIFEST_TYPE}"),
+            &[b' '; 1000],
+        ),
+    });
+    // The deadline: the 1 s timeout plus 4 MiB at 1 MiB/s.
+    let measured = verify(&registry.reference("app:v1"), &["--timeout", "1"]);
+    assert!(
+        measured.took < Duration::from_secs(20),
+        "{:?}",
+        measured.took
+    );
+    let ran = measured.ran.expect(3);
+    assert!(
+        ran.stderr.contains("the manifest v1") && ran.stderr.contains("deadline"),
+        "{}",
+        ran.stderr
+    );
+}
+
+#[test]
+fn min_rate_must_be_positive() {
+    let ran = run_within(
+        vouch().args([
+            "oci",
+            "verify",
+            "docker://127.0.0.1:1/app:v1",
+            "--min-rate",
+            "0",
+        ]),
+        Duration::from_secs(30),
+    )
+    .expect(2);
+    assert!(
+        ran.stderr.contains("invalid value '0' for '--min-rate"),
+        "{}",
+        ran.stderr
+    );
+}

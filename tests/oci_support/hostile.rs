@@ -1,0 +1,251 @@
+//! A registry written to misbehave: a plain HTTP server on 127.0.0.1 whose every answer a
+//! test chooses (an endless body, a body dribbled a byte at a time), recording what it was
+//! sent. It stops when dropped, and by itself after [`LIFETIME`].
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// The longest the server runs, whatever the test does.
+pub const LIFETIME: Duration = Duration::from_secs(120);
+
+/// One request as received.
+#[derive(Clone, Debug)]
+pub struct Request {
+    /// The path and query.
+    pub target: String,
+    /// `(lower-case name, value)`.
+    pub headers: Vec<(String, String)>,
+}
+
+impl Request {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// How to answer a request.
+pub enum Reply {
+    /// A complete answer: status line and headers (without the blank line), and a body.
+    Whole { head: String, body: Vec<u8> },
+    /// These headers, then bytes without end (until the client goes away).
+    Endless { head: String },
+    /// These headers (with the body's Content-Length), then the body a byte at a time with
+    /// `pause` between bytes.
+    Dribble {
+        head: String,
+        body: Vec<u8>,
+        pause: Duration,
+    },
+}
+
+impl Reply {
+    /// `200 OK` with `body` of `content_type`.
+    pub fn ok(content_type: &str, body: &[u8]) -> Reply {
+        Reply::Whole {
+            head: format!("HTTP/1.1 200 OK\r\nContent-Type: {content_type}"),
+            body: body.to_vec(),
+        }
+    }
+
+    pub fn status(line: &str, headers: &str) -> Reply {
+        Reply::Whole {
+            head: format!("HTTP/1.1 {line}{headers}"),
+            body: Vec::new(),
+        }
+    }
+}
+
+type Answer = dyn Fn(&Request) -> Reply + Send + Sync;
+
+pub struct Hostile {
+    pub port: u16,
+    requests: Arc<Mutex<Vec<Request>>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Hostile {
+    pub fn start(answer: impl Fn(&Request) -> Reply + Send + Sync + 'static) -> Hostile {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let answer: Arc<Answer> = Arc::new(answer);
+        let thread = {
+            let (requests, stop) = (requests.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let started = Instant::now();
+                while !stop.load(Ordering::Relaxed) && started.elapsed() < LIFETIME {
+                    match listener.accept() {
+                        Ok((stream, _)) => {
+                            let (requests, stop, answer) =
+                                (requests.clone(), stop.clone(), answer.clone());
+                            std::thread::spawn(move || {
+                                serve(stream, &requests, &stop, started, &*answer)
+                            });
+                        }
+                        Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                    }
+                }
+            })
+        };
+        Hostile {
+            port,
+            requests,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// `docker://127.0.0.1:PORT/NAME`.
+    pub fn reference(&self, name: &str) -> String {
+        format!("docker://127.0.0.1:{}/{name}", self.port)
+    }
+
+    pub fn requests(&self) -> Vec<Request> {
+        self.requests.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Hostile {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Answers the requests of one connection until the client or the server stops.
+fn serve(
+    stream: TcpStream,
+    requests: &Mutex<Vec<Request>>,
+    stop: &AtomicBool,
+    started: Instant,
+    answer: &Answer,
+) {
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut writer = stream;
+    // A TLS client hello: this server speaks plain HTTP only.
+    if reader.fill_buf().map_or(true, |b| b.first() == Some(&0x16)) {
+        return;
+    }
+    let running = || !stop.load(Ordering::Relaxed) && started.elapsed() < LIFETIME;
+    while running() {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        let target = line.split_whitespace().nth(1).unwrap_or("").to_string();
+        let mut headers = Vec::new();
+        let mut length = 0usize;
+        loop {
+            let mut header = String::new();
+            if reader.read_line(&mut header).unwrap_or(0) == 0 {
+                return;
+            }
+            let header = header.trim_end();
+            if header.is_empty() {
+                break;
+            }
+            if let Some((name, value)) = header.split_once(':') {
+                let name = name.trim().to_ascii_lowercase();
+                if name == "content-length" {
+                    length = value.trim().parse().unwrap_or(0);
+                }
+                headers.push((name, value.trim().to_string()));
+            }
+        }
+        let _ = (&mut reader)
+            .take(length as u64)
+            .read_to_end(&mut Vec::new());
+        let request = Request { target, headers };
+        requests.lock().unwrap().push(request.clone());
+        let written = match answer(&request) {
+            Reply::Whole { head, body } => writer
+                .write_all(format!("{head}\r\nContent-Length: {}\r\n\r\n", body.len()).as_bytes())
+                .and_then(|()| writer.write_all(&body)),
+            Reply::Endless { head } => {
+                let _ = writer.write_all(format!("{head}\r\nConnection: close\r\n\r\n").as_bytes());
+                let filler = vec![b' '; 64 << 10];
+                while running() && writer.write_all(&filler).is_ok() {}
+                return;
+            }
+            Reply::Dribble { head, body, pause } => {
+                let _ = writer.write_all(
+                    format!("{head}\r\nContent-Length: {}\r\n\r\n", body.len()).as_bytes(),
+                );
+                for byte in body {
+                    if !running() || writer.write_all(&[byte]).is_err() {
+                        return;
+                    }
+                    std::thread::sleep(pause);
+                }
+                Ok(())
+            }
+        };
+        if written.is_err() {
+            return;
+        }
+    }
+}
+
+/// The peak resident memory of a child, from the kernel's accounting when it is reaped.
+pub struct Measured {
+    pub ran: crate::common::Ran,
+    pub peak_rss_bytes: u64,
+    pub took: Duration,
+}
+
+/// Runs `command` (its output to files), killing it after `limit`, and reports its peak RSS
+/// as `wait4` gives it.
+pub fn run_measured(command: &mut std::process::Command, limit: Duration) -> Measured {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, err) = (dir.path().join("out"), dir.path().join("err"));
+    let child = command
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
+        .expect("start vouch");
+    let pid = child.id() as libc::pid_t;
+    let started = Instant::now();
+    let mut status = 0;
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    loop {
+        let reaped = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut usage) };
+        assert!(reaped >= 0, "wait4 failed");
+        if reaped == pid {
+            break;
+        }
+        if started.elapsed() > limit {
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+            panic!(
+                "{command:?} did not finish within {limit:?}; peak RSS {} KiB",
+                usage.ru_maxrss
+            );
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let code = libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
+    let signal = libc::WIFSIGNALED(status).then(|| libc::WTERMSIG(status));
+    Measured {
+        ran: crate::common::Ran {
+            code,
+            signal,
+            stdout: std::fs::read(&out).unwrap(),
+            stderr: String::from_utf8_lossy(&std::fs::read(&err).unwrap()).into_owned(),
+        },
+        peak_rss_bytes: usage.ru_maxrss as u64 * 1024,
+        took: started.elapsed(),
+    }
+}
