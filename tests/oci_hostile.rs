@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use common::*;
 use oci_support::hostile::{run_measured, Hostile, Measured, Reply, Request};
+use oci_support::{registry_peers, test_certificates, Registry};
 use serde_json::json;
 
 const MANIFEST_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -212,5 +213,56 @@ fn min_rate_must_be_positive() {
         ran.stderr.contains("invalid value '0' for '--min-rate"),
         "{}",
         ran.stderr
+    );
+}
+
+#[test]
+fn credentials_never_go_to_a_plain_http_token_realm_of_a_tls_registry() {
+    const TEST: &str = "credentials_never_go_to_a_plain_http_token_realm_of_a_tls_registry";
+    if !registry_peers(TEST) || require_tool(TEST, "openssl").is_none() {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let (authority, certificate, key) = test_certificates(work.path());
+    // The token service a compromised registry names: it would take the credentials.
+    let thief = Hostile::start(|_| Reply::ok("application/json", br#"{"token":"t"}"#));
+    let realm = format!("http://127.0.0.1:{}/token", thief.port);
+    let registry =
+        Registry::start_with_tls_and_token_realm(&certificate, &key, &realm, &certificate);
+    let docker = work.path().join("docker");
+    std::fs::create_dir(&docker).unwrap();
+    // base64("vouch:s3cret")
+    std::fs::write(
+        docker.join("config.json"),
+        format!(
+            r#"{{"auths":{{"127.0.0.1:{}":{{"auth":"dm91Y2g6czNjcmV0"}}}}}}"#,
+            registry.port
+        ),
+    )
+    .unwrap();
+    let ran = run_within(
+        vouch()
+            .args([
+                "oci",
+                "verify",
+                &registry.reference("app:v1"),
+                "--retries",
+                "0",
+            ])
+            .env("DOCKER_CONFIG", &docker)
+            .env_remove("SSL_CERT_DIR")
+            .env("SSL_CERT_FILE", &authority),
+        Duration::from_secs(60),
+    )
+    .expect(3);
+    assert!(
+        ran.stderr.contains(&realm) && ran.stderr.contains("is not HTTPS"),
+        "{}",
+        ran.stderr
+    );
+    let sent: Vec<Request> = thief.requests();
+    assert!(
+        sent.iter().all(|r| r.header("authorization").is_none()),
+        "credentials went to {realm}: {sent:?}"
     );
 }

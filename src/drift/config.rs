@@ -367,10 +367,12 @@ fn target(
             path: resolve(path),
             approval: approval(raw, resolve)?,
         },
-        (Some(_), None) => return Err(format!(
+        (Some(_), None) => {
+            return Err(format!(
             "target \"{}\": platform, all_platforms, diff_ids, insecure and min_rate go with image",
             raw.name
-        )),
+        ))
+        }
         (None, Some(image)) => Deployed::Image(Box::new(image_target(raw, image, resolve)?)),
         (Some(_), Some(_)) => {
             return Err(format!(
