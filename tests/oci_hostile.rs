@@ -266,3 +266,116 @@ fn credentials_never_go_to_a_plain_http_token_realm_of_a_tls_registry() {
         "credentials went to {realm}: {sent:?}"
     );
 }
+
+#[test]
+fn a_token_realm_on_another_host_gets_the_credentials_over_tls_and_is_named() {
+    const TEST: &str = "a_token_realm_on_another_host_gets_the_credentials_over_tls_and_is_named";
+    if require_tool(TEST, "openssl").is_none() {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let (authority, certificate, key) = test_certificates(work.path());
+    const LAYER: &[u8] = b"weights";
+    let (plain, _) = artifact_registry(LAYER, |layer| Reply::ok("application/octet-stream", layer));
+    // The same registry over TLS, behind a bearer challenge whose realm is this server under
+    // another name (localhost, not 127.0.0.1); its blobs redirected to the plain server.
+    let plain_port = plain.port;
+    let registry = Hostile::start_tls(&certificate, &key, move |request| {
+        let bearer = request.header("authorization") == Some("Bearer t");
+        match request.target.as_str() {
+            token if token.starts_with("/token?") => match request.header("authorization") {
+                Some(basic) if basic.starts_with("Basic ") => {
+                    Reply::ok("application/json", br#"{"token":"t"}"#)
+                }
+                _ => Reply::status("401 Unauthorized", ""),
+            },
+            _ if !bearer => Reply::status(
+                "401 Unauthorized",
+                &format!(
+                    "\r\nWWW-Authenticate: Bearer realm=\"https://localhost:{}/token\",service=\"hostile\"",
+                    request.header("host").unwrap().rsplit(':').next().unwrap()
+                ),
+            ),
+            path if path.starts_with("/v2/app/blobs/") => Reply::status(
+                "307 Temporary Redirect",
+                &format!("\r\nLocation: http://127.0.0.1:{plain_port}{path}"),
+            ),
+            path => proxy(plain_port, path),
+        }
+    });
+    let docker = work.path().join("docker");
+    std::fs::create_dir(&docker).unwrap();
+    // base64("vouch:s3cret")
+    std::fs::write(
+        docker.join("config.json"),
+        format!(
+            r#"{{"auths":{{"127.0.0.1:{}":{{"auth":"dm91Y2g6czNjcmV0"}}}}}}"#,
+            registry.port
+        ),
+    )
+    .unwrap();
+    let ran = run_within(
+        vouch()
+            .args([
+                "oci",
+                "verify",
+                &registry.reference("app:v1"),
+                "--format",
+                "json",
+            ])
+            .env("DOCKER_CONFIG", &docker)
+            .env_remove("SSL_CERT_DIR")
+            .env("SSL_CERT_FILE", &authority),
+        Duration::from_secs(60),
+    )
+    .expect(0);
+    let warnings = ran.json()["warnings"].to_string();
+    assert!(warnings.contains("were sent to localhost"), "{warnings}");
+    let token_requests: Vec<Request> = registry
+        .requests()
+        .into_iter()
+        .filter(|r| r.target.starts_with("/token?"))
+        .collect();
+    assert_eq!(token_requests.len(), 1, "{token_requests:?}");
+    assert!(token_requests[0]
+        .target
+        .contains("scope=repository%3Aapp%3Apull"));
+    // The redirected blob downloads came without credentials.
+    let redirected = plain.requests();
+    assert!(
+        redirected
+            .iter()
+            .any(|r| r.target.starts_with("/v2/app/blobs/")),
+        "{redirected:?}"
+    );
+    assert!(
+        redirected
+            .iter()
+            .all(|r| r.header("authorization").is_none()),
+        "{redirected:?}"
+    );
+}
+
+/// What the plain server on `port` answers to GET `path`, as a whole reply.
+fn proxy(port: u16, path: &str) -> Reply {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    let split = answer.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&answer[..split]).into_owned();
+    let head = head
+        .lines()
+        .filter(|l| !l.to_ascii_lowercase().starts_with("content-length"))
+        .collect::<Vec<_>>()
+        .join("\r\n");
+    Reply::Whole {
+        head,
+        body: answer[split + 4..].to_vec(),
+    }
+}

@@ -1,5 +1,5 @@
-//! A registry written to misbehave: a plain HTTP server on 127.0.0.1 whose every answer a
-//! test chooses (an endless body, a body dribbled a byte at a time), recording what it was
+//! A registry written to misbehave: an HTTP server (plain, or over TLS) on 127.0.0.1 whose
+//! every answer a test chooses (an endless body, a body dribbled a byte at a time), recording what it was
 //! sent. It stops when dropped, and by itself after [`LIFETIME`].
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -72,7 +72,39 @@ pub struct Hostile {
 }
 
 impl Hostile {
+    /// A server speaking plain HTTP.
     pub fn start(answer: impl Fn(&Request) -> Reply + Send + Sync + 'static) -> Hostile {
+        Hostile::start_with(None, answer)
+    }
+
+    /// A server speaking HTTPS only, with this certificate and key (PEM files).
+    pub fn start_tls(
+        certificate: &std::path::Path,
+        key: &std::path::Path,
+        answer: impl Fn(&Request) -> Reply + Send + Sync + 'static,
+    ) -> Hostile {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let chain = CertificateDer::pem_file_iter(certificate)
+            .unwrap()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        let key = PrivateKeyDer::from_pem_file(key).unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .unwrap();
+        Hostile::start_with(Some(Arc::new(config)), answer)
+    }
+
+    fn start_with(
+        tls: Option<Arc<rustls::ServerConfig>>,
+        answer: impl Fn(&Request) -> Reply + Send + Sync + 'static,
+    ) -> Hostile {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
         let port = listener.local_addr().unwrap().port();
@@ -86,10 +118,29 @@ impl Hostile {
                 while !stop.load(Ordering::Relaxed) && started.elapsed() < LIFETIME {
                     match listener.accept() {
                         Ok((stream, _)) => {
-                            let (requests, stop, answer) =
-                                (requests.clone(), stop.clone(), answer.clone());
+                            let (requests, stop, answer, tls) =
+                                (requests.clone(), stop.clone(), answer.clone(), tls.clone());
                             std::thread::spawn(move || {
-                                serve(stream, &requests, &stop, started, &*answer)
+                                let _ = stream.set_nonblocking(false);
+                                let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+                                let server = Server {
+                                    requests: &requests,
+                                    stop: &stop,
+                                    started,
+                                    answer: &*answer,
+                                };
+                                match tls {
+                                    Some(config) => {
+                                        let Ok(connection) = rustls::ServerConnection::new(config)
+                                        else {
+                                            return;
+                                        };
+                                        server.serve(rustls::StreamOwned::new(connection, stream))
+                                    }
+                                    // A TLS client hello: this server speaks plain HTTP only.
+                                    None if first_byte(&stream) == Some(0x16) => {}
+                                    None => server.serve(stream),
+                                }
                             });
                         }
                         Err(_) => std::thread::sleep(Duration::from_millis(10)),
@@ -124,77 +175,91 @@ impl Drop for Hostile {
     }
 }
 
-/// Answers the requests of one connection until the client or the server stops.
-fn serve(
-    stream: TcpStream,
-    requests: &Mutex<Vec<Request>>,
-    stop: &AtomicBool,
+/// The first byte a client sent, without taking it.
+fn first_byte(stream: &TcpStream) -> Option<u8> {
+    let mut byte = [0u8; 1];
+    (stream.peek(&mut byte).ok()? == 1).then_some(byte[0])
+}
+
+struct Server<'a> {
+    requests: &'a Mutex<Vec<Request>>,
+    stop: &'a AtomicBool,
     started: Instant,
-    answer: &Answer,
-) {
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut writer = stream;
-    // A TLS client hello: this server speaks plain HTTP only.
-    if reader.fill_buf().map_or(true, |b| b.first() == Some(&0x16)) {
-        return;
+    answer: &'a Answer,
+}
+
+impl Server<'_> {
+    fn running(&self) -> bool {
+        !self.stop.load(Ordering::Relaxed) && self.started.elapsed() < LIFETIME
     }
-    let running = || !stop.load(Ordering::Relaxed) && started.elapsed() < LIFETIME;
-    while running() {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-            return;
-        }
-        let target = line.split_whitespace().nth(1).unwrap_or("").to_string();
-        let mut headers = Vec::new();
-        let mut length = 0usize;
-        loop {
-            let mut header = String::new();
-            if reader.read_line(&mut header).unwrap_or(0) == 0 {
+
+    /// Answers the requests of one connection until the client or the server stops.
+    fn serve(&self, stream: impl Read + Write) {
+        let mut reader = BufReader::new(stream);
+        while self.running() {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
                 return;
             }
-            let header = header.trim_end();
-            if header.is_empty() {
-                break;
-            }
-            if let Some((name, value)) = header.split_once(':') {
-                let name = name.trim().to_ascii_lowercase();
-                if name == "content-length" {
-                    length = value.trim().parse().unwrap_or(0);
+            let target = line.split_whitespace().nth(1).unwrap_or("").to_string();
+            let mut headers = Vec::new();
+            let mut length = 0u64;
+            loop {
+                let mut header = String::new();
+                if reader.read_line(&mut header).unwrap_or(0) == 0 {
+                    return;
                 }
-                headers.push((name, value.trim().to_string()));
-            }
-        }
-        let _ = (&mut reader)
-            .take(length as u64)
-            .read_to_end(&mut Vec::new());
-        let request = Request { target, headers };
-        requests.lock().unwrap().push(request.clone());
-        let written = match answer(&request) {
-            Reply::Whole { head, body } => writer
-                .write_all(format!("{head}\r\nContent-Length: {}\r\n\r\n", body.len()).as_bytes())
-                .and_then(|()| writer.write_all(&body)),
-            Reply::Endless { head } => {
-                let _ = writer.write_all(format!("{head}\r\nConnection: close\r\n\r\n").as_bytes());
-                let filler = vec![b' '; 64 << 10];
-                while running() && writer.write_all(&filler).is_ok() {}
-                return;
-            }
-            Reply::Dribble { head, body, pause } => {
-                let _ = writer.write_all(
-                    format!("{head}\r\nContent-Length: {}\r\n\r\n", body.len()).as_bytes(),
-                );
-                for byte in body {
-                    if !running() || writer.write_all(&[byte]).is_err() {
-                        return;
+                let header = header.trim_end();
+                if header.is_empty() {
+                    break;
+                }
+                if let Some((name, value)) = header.split_once(':') {
+                    let name = name.trim().to_ascii_lowercase();
+                    if name == "content-length" {
+                        length = value.trim().parse().unwrap_or(0);
                     }
-                    std::thread::sleep(pause);
+                    headers.push((name, value.trim().to_string()));
                 }
-                Ok(())
             }
-        };
-        if written.is_err() {
-            return;
+            let _ = (&mut reader).take(length).read_to_end(&mut Vec::new());
+            let request = Request { target, headers };
+            self.requests.lock().unwrap().push(request.clone());
+            let writer = reader.get_mut();
+            let written = match (self.answer)(&request) {
+                Reply::Whole { head, body } => writer
+                    .write_all(
+                        format!("{head}\r\nContent-Length: {}\r\n\r\n", body.len()).as_bytes(),
+                    )
+                    .and_then(|()| writer.write_all(&body))
+                    .and_then(|()| writer.flush()),
+                Reply::Endless { head } => {
+                    let _ =
+                        writer.write_all(format!("{head}\r\nConnection: close\r\n\r\n").as_bytes());
+                    let filler = vec![b' '; 64 << 10];
+                    while self.running() && writer.write_all(&filler).is_ok() {}
+                    return;
+                }
+                Reply::Dribble { head, body, pause } => {
+                    let _ = writer.write_all(
+                        format!("{head}\r\nContent-Length: {}\r\n\r\n", body.len()).as_bytes(),
+                    );
+                    for byte in body {
+                        if !self.running()
+                            || writer
+                                .write_all(&[byte])
+                                .and_then(|()| writer.flush())
+                                .is_err()
+                        {
+                            return;
+                        }
+                        std::thread::sleep(pause);
+                    }
+                    Ok(())
+                }
+            };
+            if written.is_err() {
+                return;
+            }
         }
     }
 }
