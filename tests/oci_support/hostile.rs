@@ -276,6 +276,8 @@ pub struct Measured {
 pub fn run_measured(command: &mut std::process::Command, limit: Duration) -> Measured {
     let dir = tempfile::tempdir().unwrap();
     let (out, err) = (dir.path().join("out"), dir.path().join("err"));
+    // Reaped by wait4 below, which gives the rusage `Child::wait` does not.
+    #[allow(clippy::zombie_processes)]
     let child = command
         .stdout(std::fs::File::create(&out).unwrap())
         .stderr(std::fs::File::create(&err).unwrap())
