@@ -379,3 +379,71 @@ fn proxy(port: u16, path: &str) -> Reply {
         body: answer[split + 4..].to_vec(),
     }
 }
+
+#[test]
+fn an_expired_bearer_token_is_fetched_again() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    const LAYER: &[u8] = b"weights";
+    let (plain, _) = artifact_registry(LAYER, |layer| Reply::ok("application/octet-stream", layer));
+    let plain_port = plain.port;
+    let issued = AtomicUsize::new(0);
+    // Token N is "tN"; blobs take any but the first token, as if it had expired.
+    let registry = Hostile::start(move |request| {
+        let authorization = request.header("authorization").unwrap_or_default();
+        let path = request.target.as_str();
+        if path.starts_with("/token?") {
+            let n = issued.fetch_add(1, Ordering::SeqCst) + 1;
+            return Reply::ok(
+                "application/json",
+                format!(r#"{{"token":"t{n}"}}"#).as_bytes(),
+            );
+        }
+        let taken = if path.starts_with("/v2/app/blobs/") {
+            authorization.starts_with("Bearer t") && authorization != "Bearer t1"
+        } else {
+            authorization.starts_with("Bearer t")
+        };
+        match taken {
+            true => proxy(plain_port, path),
+            false => challenge(request),
+        }
+    });
+    verify(&registry.reference("app:v1"), &[]).ran.expect(0);
+    let tokens = registry
+        .requests()
+        .iter()
+        .filter(|r| r.target.starts_with("/token?"))
+        .count();
+    // One at the start, and one again for each blob read at once with the first.
+    assert!((2..=3).contains(&tokens), "{tokens} tokens");
+}
+
+#[test]
+fn credentials_are_not_sent_over_plain_http_to_another_machine() {
+    let mut child = vouch()
+        .args([
+            "oci",
+            "verify",
+            "docker://registry.invalid/app:v1",
+            "--insecure",
+            "--username",
+            "u",
+            "--password-stdin",
+        ])
+        .env("DOCKER_CONFIG", "/nonexistent/vouch-test-docker-config")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        writeln!(child.stdin.take().unwrap(), "pw").unwrap();
+    }
+    let ran = finish(child.wait_with_output().unwrap()).expect(3);
+    assert!(
+        ran.stderr.contains("go only over TLS") && ran.stderr.contains("--username"),
+        "{}",
+        ran.stderr
+    );
+}

@@ -46,8 +46,9 @@ pub struct Registry {
     repository: String,
     /// The tag or digest the reference names.
     reference: String,
-    /// What goes in the Authorization header of requests to the registry.
-    authorization: Option<HeaderValue>,
+    /// What goes in the Authorization header of requests to the registry (a bearer token
+    /// is fetched again when the registry no longer takes it).
+    authorization: std::sync::Mutex<Option<HeaderValue>>,
     credentials: Credentials,
     /// Where the credentials came from, for messages (`--username`, a config.json).
     credentials_from: Option<String>,
@@ -222,7 +223,7 @@ impl Registry {
                 (None, Some(digest)) => digest.prefixed(),
                 (None, None) => unreachable!("a registry reference names a tag or a digest"),
             },
-            authorization: None,
+            authorization: Default::default(),
             credentials,
             credentials_from,
             retries: connection.retries,
@@ -259,7 +260,7 @@ impl Registry {
                     }
                 })?,
         };
-        registry.authorization = authorization;
+        registry.authorization = std::sync::Mutex::new(authorization);
         Ok(registry)
     }
 
@@ -495,14 +496,28 @@ impl Registry {
         })
     }
 
-    /// A GET of `path` at the registry, with its credentials; the status checked.
+    /// A GET of `path` at the registry, with its credentials; the status checked. A bearer
+    /// token the registry refuses (it expired) is fetched again, once.
     async fn get(&self, path: &str, accept: &str) -> Result<reqwest::Response, Failure> {
         let url = self.url(path);
-        let mut request = self.http.get(url.clone()).header(ACCEPT, accept);
-        if let Some(authorization) = &self.authorization {
-            request = request.header(AUTHORIZATION, authorization.clone());
+        let send = |authorization: Option<HeaderValue>| {
+            let request = self.http.get(url.clone()).header(ACCEPT, accept);
+            match authorization {
+                Some(value) => request.header(AUTHORIZATION, value),
+                None => request,
+            }
+            .send()
+        };
+        let current = self.current_authorization();
+        let mut response = send(current.clone()).await?;
+        let is_bearer = current
+            .as_ref()
+            .is_some_and(|v| v.as_bytes().starts_with(b"Bearer "));
+        if response.status() == StatusCode::UNAUTHORIZED && is_bearer {
+            let renewed = self.authenticate().await?;
+            *self.authorization.lock().unwrap_or_else(|e| e.into_inner()) = renewed.clone();
+            response = send(renewed).await?;
         }
-        let response = request.send().await?;
         let status = response.status();
         if status.is_success() {
             return Ok(response);
@@ -513,6 +528,13 @@ impl Registry {
             url: url.to_string(),
             message: String::from_utf8_lossy(&text).into_owned(),
         })
+    }
+
+    fn current_authorization(&self) -> Option<HeaderValue> {
+        self.authorization
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// The manifest or index `reference` (a tag or a digest) names, bounded in size and

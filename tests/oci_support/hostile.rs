@@ -257,7 +257,7 @@ impl Server<'_> {
                     Ok(())
                 }
             };
-            if written.is_err() {
+            if written.is_err() || request.header("connection") == Some("close") {
                 return;
             }
         }
