@@ -17,19 +17,17 @@ const MANIFEST_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
 /// The most memory vouch may take against an endless answer.
 const PEAK_RSS_LIMIT: u64 = 64 << 20;
 
-/// `vouch oci verify` of `reference` with `args`, anonymously, measured.
+/// `vouch oci verify` of `reference` with `args`, anonymously, measured; no retries unless
+/// `args` give them.
 fn verify(reference: &str, args: &[&str]) -> Measured {
+    let retries: &[&str] = match args.contains(&"--retries") {
+        true => &[],
+        false => &["--retries", "0"],
+    };
     run_measured(
         vouch()
-            .args([
-                "oci",
-                "verify",
-                reference,
-                "--format",
-                "json",
-                "--retries",
-                "0",
-            ])
+            .args(["oci", "verify", reference, "--format", "json"])
+            .args(retries)
             .args(args)
             .env("DOCKER_CONFIG", "/nonexistent/vouch-test-docker-config"),
         Duration::from_secs(60),
@@ -151,7 +149,10 @@ fn a_dribbled_blob_is_given_up_at_its_deadline_naming_it() {
             layer,
         )
     });
-    let measured = verify(&dribbling.reference("app:v1"), &["--timeout", "1"]);
+    let measured = verify(
+        &dribbling.reference("app:v1"),
+        &["--timeout", "1", "--retries", "2"],
+    );
     assert!(
         measured.took < Duration::from_secs(20),
         "{:?}",
@@ -170,6 +171,13 @@ fn a_dribbled_blob_is_given_up_at_its_deadline_naming_it() {
         message.contains(&digest) && message.contains("deadline"),
         "{message}"
     );
+    // A blob past its deadline is not asked for again.
+    let asked = dribbling
+        .requests()
+        .iter()
+        .filter(|r| r.target.ends_with(&digest))
+        .count();
+    assert_eq!(asked, 1);
 }
 
 #[test]

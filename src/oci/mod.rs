@@ -809,7 +809,8 @@ fn check_blobs(
         .collect()
 }
 
-/// Reads one blob, trying again (from the start) when the transfer breaks off.
+/// Reads one blob, trying again (from the start) when the transfer breaks off, but not
+/// when it ran past its deadline (a registry that slow is not waited for again).
 fn check_blob(
     store: &dyn Store,
     blob: &PlannedBlob,
@@ -821,7 +822,7 @@ fn check_blob(
         let reader = store.blob(&blob.descriptor)?;
         match blob::check(reader, &blob.wanted, progress) {
             Ok(found) => return Ok(found),
-            Err(_) if attempt < attempts => {
+            Err(e) if attempt < attempts && e.kind() != std::io::ErrorKind::TimedOut => {
                 std::thread::sleep(Duration::from_millis(250) * attempt);
                 attempt += 1;
             }
