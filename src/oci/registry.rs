@@ -333,12 +333,15 @@ impl Registry {
                 ));
             }
         }
-        let scope = format!("repository:{}:pull", self.repository);
-        let mut query = vec![("scope", scope.as_str())];
-        if let Some(service) = &challenge.service {
-            query.push(("service", service));
+        let mut token_url = realm.clone();
+        {
+            let mut query = token_url.query_pairs_mut();
+            query.append_pair("scope", &format!("repository:{}:pull", self.repository));
+            if let Some(service) = &challenge.service {
+                query.append_pair("service", service);
+            }
         }
-        let mut request = self.http.get(realm.clone()).query(&query);
+        let mut request = self.http.get(token_url);
         if let Some(basic) = basic {
             request = request.header(AUTHORIZATION, basic);
         }
