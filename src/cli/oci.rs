@@ -114,6 +114,12 @@ pub(super) struct RegistryArgs {
     #[arg(long, value_name = "N", default_value_t = 3,
           value_parser = clap::value_parser!(u32).range(0..=10))]
     retries: u32,
+    /// The slowest transfer accepted, in bytes per second: each request and each blob must
+    /// be done within --timeout plus its size at this rate [default: 1048576]
+    #[arg(long, value_name = "BYTES_PER_SECOND", default_value_t = oci::DEFAULT_MIN_RATE,
+          hide_default_value = true,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    min_rate: u64,
 }
 
 impl RegistryArgs {
@@ -135,6 +141,7 @@ impl RegistryArgs {
             insecure: self.insecure,
             timeout: Duration::from_secs(self.timeout),
             retries: self.retries,
+            min_rate: self.min_rate,
         })
     }
 }

@@ -79,6 +79,7 @@ struct RawTarget {
     diff_ids: bool,
     #[serde(default)]
     insecure: bool,
+    min_rate: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -144,6 +145,8 @@ pub struct ImageTarget {
     pub platforms: Platforms,
     pub diff_ids: bool,
     pub insecure: bool,
+    /// The slowest registry transfer accepted, in bytes per second.
+    pub min_rate: u64,
 }
 
 impl Deployed {
@@ -354,7 +357,11 @@ fn target(
     if raw.owner.trim().is_empty() {
         return Err(format!("target \"{}\" needs an owner", raw.name));
     }
-    let image_only = raw.platform.is_some() || raw.all_platforms || raw.diff_ids || raw.insecure;
+    let image_only = raw.platform.is_some()
+        || raw.all_platforms
+        || raw.diff_ids
+        || raw.insecure
+        || raw.min_rate.is_some();
     let subject = match (&raw.path, &raw.image) {
         (Some(path), None) if !image_only => Deployed::Model {
             path: resolve(path),
@@ -362,9 +369,9 @@ fn target(
         },
         (Some(_), None) => {
             return Err(format!(
-                "target \"{}\": platform, all_platforms, diff_ids and insecure go with image",
-                raw.name
-            ))
+            "target \"{}\": platform, all_platforms, diff_ids, insecure and min_rate go with image",
+            raw.name
+        ))
         }
         (None, Some(image)) => Deployed::Image(Box::new(image_target(raw, image, resolve)?)),
         (Some(_), Some(_)) => {
@@ -453,6 +460,11 @@ fn image_target(
         (None, true) => Platforms::All,
         (None, false) => Platforms::Host,
     };
+    let min_rate = match raw.min_rate {
+        None => crate::oci::DEFAULT_MIN_RATE,
+        Some(0) => return Err(format!("target \"{name}\": min_rate must be at least 1")),
+        Some(rate) => rate,
+    };
     Ok(ImageTarget {
         reference,
         pinned,
@@ -460,6 +472,7 @@ fn image_target(
         platforms,
         diff_ids: raw.diff_ids,
         insecure: raw.insecure,
+        min_rate,
     })
 }
 
@@ -725,6 +738,28 @@ webhook = "https://hooks.example.com/vouch"
         };
         assert_eq!(image.reference.to_string(), "oci:/etc/vouch/layouts/app:v1");
         assert_eq!(config.target_timeout, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn min_rate_is_an_image_setting_of_at_least_one() {
+        let image = "[[target]]\nname = \"a\"\nowner = \"o\"\nimage = \"docker://reg.example/app:v1\"\ndigest = \"sha256:".to_string()
+            + &"ab".repeat(32)
+            + "\"\n";
+        let min_rate = |text: &str| match &Config::parse(text, Path::new("vouch.toml"), TODAY)
+            .unwrap()
+            .targets[0]
+            .subject
+        {
+            Deployed::Image(image) => image.min_rate,
+            Deployed::Model { .. } => panic!("an image target"),
+        };
+        assert_eq!(min_rate(&image), crate::oci::DEFAULT_MIN_RATE);
+        assert_eq!(min_rate(&format!("{image}min_rate = 4096\n")), 4096);
+        let e = error_of(&format!("{image}min_rate = 0\n"));
+        assert!(e.contains("min_rate must be at least 1"), "{e}");
+        let model = "[[target]]\nname = \"m\"\nowner = \"o\"\npath = \"/srv/m\"\nmanifest = \"m.json\"\nmin_rate = 10\n";
+        let e = error_of(model);
+        assert!(e.contains("min_rate go with image"), "{e}");
     }
 
     #[test]

@@ -282,6 +282,7 @@ fn check_image(image: &ImageTarget, engine: &Engine) -> Result<Report> {
         insecure: image.insecure,
         timeout: IMAGE_TIMEOUT,
         retries: IMAGE_RETRIES,
+        min_rate: image.min_rate,
     };
     oci::verify(&image.reference, &connection, &options, &Silent)
 }

@@ -48,7 +48,13 @@ pub struct Connection {
     pub timeout: Duration,
     /// How many more times to try a request that failed for a reason that may pass.
     pub retries: u32,
+    /// The slowest transfer accepted, in bytes per second: each request and each blob must
+    /// be done within `timeout` plus its size at this rate.
+    pub min_rate: u64,
 }
+
+/// The default of `--min-rate` and `min_rate`: 1 MiB/s.
+pub const DEFAULT_MIN_RATE: u64 = 1 << 20;
 
 /// Which manifests of an index to verify.
 #[derive(Clone, Debug)]
@@ -803,7 +809,8 @@ fn check_blobs(
         .collect()
 }
 
-/// Reads one blob, trying again (from the start) when the transfer breaks off.
+/// Reads one blob, trying again (from the start) when the transfer breaks off, but not
+/// when it ran past its deadline (a registry that slow is not waited for again).
 fn check_blob(
     store: &dyn Store,
     blob: &PlannedBlob,
@@ -815,7 +822,7 @@ fn check_blob(
         let reader = store.blob(&blob.descriptor)?;
         match blob::check(reader, &blob.wanted, progress) {
             Ok(found) => return Ok(found),
-            Err(_) if attempt < attempts => {
+            Err(e) if attempt < attempts && e.kind() != std::io::ErrorKind::TimedOut => {
                 std::thread::sleep(Duration::from_millis(250) * attempt);
                 attempt += 1;
             }

@@ -1,23 +1,26 @@
-//! A registry reached through `oci-client` (the distribution API, the bearer-token flow,
-//! TLS by rustls, trusting the system's roots or those `SSL_CERT_FILE` names).
+//! A registry reached over the distribution API with reqwest (the bearer-token flow, TLS by
+//! rustls, trusting the system's roots or those `SSL_CERT_FILE` names).
 //!
-//! oci-client is async; tokio stays inside this file. The registry owns a small runtime,
-//! and every call blocks on it, so the rest of vouch stays synchronous: a blob is handed
-//! out as a plain [`Read`] that pulls the HTTP body chunk by chunk.
+//! reqwest is async; tokio stays inside this file. The registry owns a small runtime, and
+//! every call blocks on it, so the rest of vouch stays synchronous: a blob is handed out as a
+//! plain [`Read`] that pulls the HTTP body chunk by chunk.
+//!
+//! A registry may be hostile. Every body vouch parses (a manifest, an index, a token) is read
+//! up to its limit and one byte more, never buffered whole; every request and every blob has
+//! a deadline (the timeout plus its size at the minimum rate), not just a read timeout; and
+//! credentials go only over TLS, or over plain HTTP to this machine.
 
 use std::future::Future;
 use std::io::{self, Read};
 use std::net::IpAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
-use oci_client::client::{ClientConfig, ClientProtocol, LayerDescriptor, SizedStream};
-use oci_client::errors::{OciDistributionError, OciErrorCode};
-use oci_client::secrets::RegistryAuth;
-use oci_client::{Reference, RegistryOperation};
+use base64::Engine as _;
+use reqwest::header::{HeaderValue, ACCEPT, AUTHORIZATION, WWW_AUTHENTICATE};
+use reqwest::{StatusCode, Url};
 
 use super::auth::Credentials;
-use super::document::{Descriptor, MANIFEST_MEDIA_TYPES};
+use super::document::{parse_digest, Descriptor, MANIFEST_MEDIA_TYPES, MAX_DOCUMENT_BYTES};
 use super::reference::RegistryRef;
 use super::store::{within_document_limit, Fetched, Store, Unavailable};
 use super::Connection;
@@ -26,15 +29,35 @@ use crate::error::{error_chain, Error, Result};
 /// The first pause between attempts; it doubles after each failure.
 const FIRST_RETRY_DELAY: Duration = Duration::from_millis(250);
 
+/// The most a token response may hold.
+const MAX_TOKEN_BYTES: u64 = 1 << 20;
+
+/// The header in which a registry names the digest of the manifest it serves.
+const DOCKER_CONTENT_DIGEST: &str = "docker-content-digest";
+
+/// The most of an error body quoted in a message.
+const MAX_ERROR_BYTES: u64 = 4 << 10;
+
 pub struct Registry {
     runtime: tokio::runtime::Runtime,
-    client: oci_client::Client,
-    image: Reference,
-    auth: RegistryAuth,
+    http: reqwest::Client,
+    /// `https://HOST` or, for a registry on this machine without TLS, `http://HOST`.
+    base: Url,
+    repository: String,
+    /// The tag or digest the reference names.
+    reference: String,
+    /// What goes in the Authorization header of requests to the registry (a bearer token
+    /// is fetched again when the registry no longer takes it).
+    authorization: std::sync::Mutex<Option<HeaderValue>>,
+    credentials: Credentials,
     /// Where the credentials came from, for messages (`--username`, a config.json).
     credentials_from: Option<String>,
     retries: u32,
+    timeout: Duration,
+    min_rate: u64,
     warnings: Vec<String>,
+    /// Warnings learnt while talking to the registry (where credentials went).
+    notes: std::sync::Mutex<Vec<String>>,
     /// Why TLS failed, when a registry on this machine is reached over plain HTTP instead.
     tls_failure: Option<String>,
 }
@@ -48,6 +71,98 @@ pub fn is_loopback(host: &str) -> bool {
     };
     name.eq_ignore_ascii_case("localhost")
         || name.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Why one request failed.
+enum Failure {
+    Request(reqwest::Error),
+    Status {
+        code: StatusCode,
+        url: String,
+        message: String,
+    },
+    /// The request did not finish within its deadline.
+    Deadline(String),
+    Final(Unavailable),
+}
+
+impl From<reqwest::Error> for Failure {
+    fn from(error: reqwest::Error) -> Failure {
+        Failure::Request(error)
+    }
+}
+
+/// The time a transfer of `bytes` may take: `timeout`, plus the bytes at `min_rate`.
+pub fn deadline_for(bytes: u64, timeout: Duration, min_rate: u64) -> Duration {
+    timeout + Duration::from_secs_f64(bytes as f64 / min_rate.max(1) as f64)
+}
+
+/// Reads at most `limit + 1` bytes of a body: a longer one is cut there, and the caller,
+/// seeing more than `limit`, refuses it.
+async fn read_limited(response: reqwest::Response, limit: u64) -> Result<Vec<u8>, Failure> {
+    let mut response = response;
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        let room = (limit + 1).saturating_sub(body.len() as u64) as usize;
+        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if body.len() as u64 > limit {
+            break;
+        }
+    }
+    Ok(body)
+}
+
+/// Runs `future` within `deadline`, naming `what` when it does not finish.
+async fn within<T>(
+    deadline: Duration,
+    what: &str,
+    future: impl Future<Output = Result<T, Failure>>,
+) -> Result<T, Failure> {
+    match tokio::time::timeout(deadline, future).await {
+        Ok(result) => result,
+        Err(_) => Err(Failure::Deadline(format!(
+            "{what} did not arrive within its deadline of {:.0} s",
+            deadline.as_secs_f64()
+        ))),
+    }
+}
+
+/// A bearer challenge: where to ask for a token, and for which service.
+struct Challenge {
+    realm: String,
+    service: Option<String>,
+}
+
+/// The `realm` and `service` of a `Bearer` WWW-Authenticate header (`None` for another scheme).
+fn bearer_challenge(header: &str) -> Option<Challenge> {
+    let (scheme, rest) = header.trim().split_once(char::is_whitespace)?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return None;
+    }
+    let mut realm = None;
+    let mut service = None;
+    let mut rest = rest.trim();
+    while !rest.is_empty() {
+        let (key, after) = rest.split_once('=')?;
+        let after = after.trim_start();
+        let (value, remainder) = match after.strip_prefix('"') {
+            Some(quoted) => {
+                let end = quoted.find('"')?;
+                (&quoted[..end], &quoted[end + 1..])
+            }
+            None => after.split_once(',').unwrap_or((after, "")),
+        };
+        match key.trim().to_ascii_lowercase().as_str() {
+            "realm" => realm = Some(value.to_string()),
+            "service" => service = Some(value.to_string()),
+            _ => {}
+        }
+        rest = remainder.trim_start().trim_start_matches(',').trim_start();
+    }
+    Some(Challenge {
+        realm: realm?,
+        service,
+    })
 }
 
 impl Registry {
@@ -66,98 +181,223 @@ impl Registry {
             target: target.clone(),
             message,
         };
-        let client = |protocol| {
-            oci_client::Client::try_from(ClientConfig {
-                protocol,
-                platform_resolver: None,
-                read_timeout: Some(connection.timeout),
-                connect_timeout: Some(connection.timeout),
-                user_agent: concat!("vouch/", env!("CARGO_PKG_VERSION")),
-                ..ClientConfig::default()
-            })
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("vouch/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(connection.timeout)
+            .read_timeout(connection.timeout)
+            .build()
             .map_err(|e| {
                 remote(format!(
                     "cannot set up the HTTP client: {}",
                     error_chain(&e)
                 ))
-            })
-        };
-        let client_first = client(if connection.insecure {
-            ClientProtocol::Http
-        } else {
-            ClientProtocol::Https
-        })?;
+            })?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("vouch-oci")
             .enable_all()
             .build()
             .map_err(|e| remote(format!("cannot start the network runtime: {e}")))?;
-        let image = match (&reference.tag, &reference.digest) {
-            (Some(tag), _) => Reference::with_tag(
-                reference.host.clone(),
-                reference.repository.clone(),
-                tag.clone(),
-            ),
-            (None, Some(digest)) => Reference::with_digest(
-                reference.host.clone(),
-                reference.repository.clone(),
-                digest.prefixed(),
-            ),
-            (None, None) => unreachable!("a registry reference names a tag or a digest"),
+        let base = |scheme: &str| {
+            let host = match reference.host.as_str() {
+                "docker.io" => "index.docker.io",
+                host => host,
+            };
+            Url::parse(&format!("{scheme}://{host}"))
+                .map_err(|e| remote(format!("not a registry address: {e}")))
         };
-        let auth = match credentials {
-            Credentials::Anonymous => RegistryAuth::Anonymous,
-            Credentials::Basic { username, password } => RegistryAuth::Basic(username, password),
-        };
+        let loopback = is_loopback(&reference.host);
+        if connection.insecure && !loopback && credentials != Credentials::Anonymous {
+            return Err(remote(format!(
+                "credentials from {} go only over TLS, or over plain HTTP to this machine; drop --insecure or the credentials",
+                credentials_from.as_deref().unwrap_or("the Docker configuration")
+            )));
+        }
         let mut registry = Registry {
             runtime,
-            client: client_first,
-            image,
-            auth,
+            http,
+            base: base(if connection.insecure { "http" } else { "https" })?,
+            repository: reference.repository.clone(),
+            reference: match (&reference.tag, &reference.digest) {
+                (Some(tag), _) => tag.clone(),
+                (None, Some(digest)) => digest.prefixed(),
+                (None, None) => unreachable!("a registry reference names a tag or a digest"),
+            },
+            authorization: Default::default(),
+            credentials,
             credentials_from,
             retries: connection.retries,
+            timeout: connection.timeout,
+            min_rate: connection.min_rate,
             warnings,
+            notes: Default::default(),
             tls_failure: None,
         };
         // A registry on this machine may speak plain HTTP: TLS is tried once, and only a
         // failure to talk TLS at all (not an HTTP answer) falls back to plain HTTP.
-        // A probe that succeeded has authenticated already; any other failure is retried
-        // and reported by the call below.
-        let mut authenticated = false;
-        if !connection.insecure && is_loopback(&reference.host) {
-            let probe = registry.runtime.block_on(registry.client.auth(
-                &registry.image,
-                &registry.auth,
-                RegistryOperation::Pull,
-            ));
-            match probe {
-                Ok(_) => authenticated = true,
-                Err(OciDistributionError::RequestError(e)) => {
+        // Any other failure is retried and reported by the call below.
+        let mut authorization = None;
+        if !connection.insecure && loopback {
+            match registry.runtime.block_on(registry.authenticate()) {
+                Ok(found) => authorization = Some(found),
+                Err(Failure::Request(e)) => {
                     registry.tls_failure = Some(error_chain(&e));
-                    registry.client = client(ClientProtocol::Http)?;
+                    registry.base = base("http")?;
                 }
                 Err(_) => {}
             }
         }
-        if authenticated {
-            return Ok(registry);
-        }
-        registry
-            .call(|| {
-                registry
-                    .client
-                    .auth(&registry.image, &registry.auth, RegistryOperation::Pull)
-            })
-            .map_err(|failure| match failure {
-                Unavailable::Missing(m) | Unavailable::Failed(m) | Unavailable::Refused(m) => {
-                    remote(m)
-                }
-                Unavailable::Changed { expected, actual } => {
-                    remote(format!("unexpected digest {actual} (expected {expected})"))
-                }
-            })?;
+        let authorization = match authorization {
+            Some(found) => found,
+            None => registry
+                .call(|| registry.authenticate())
+                .map_err(|failure| match failure {
+                    Unavailable::Missing(m) | Unavailable::Failed(m) | Unavailable::Refused(m) => {
+                        remote(m)
+                    }
+                    Unavailable::Changed { expected, actual } => {
+                        remote(format!("unexpected digest {actual} (expected {expected})"))
+                    }
+                })?,
+        };
+        registry.authorization = std::sync::Mutex::new(authorization);
         Ok(registry)
+    }
+
+    /// Asks the registry how to authenticate (`GET /v2/`) and does it: the Authorization
+    /// header for its requests, if any.
+    async fn authenticate(&self) -> Result<Option<HeaderValue>, Failure> {
+        let url = self.url("v2/");
+        let what = format!("the answer of {url}");
+        let response = within(self.timeout, &what, async {
+            Ok(self.http.get(url.clone()).send().await?)
+        })
+        .await?;
+        if response.status() != StatusCode::UNAUTHORIZED {
+            // Nothing to authenticate, or a failure to report once a document is asked for.
+            return Ok(None);
+        }
+        let header = response
+            .headers()
+            .get(WWW_AUTHENTICATE)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or_default();
+        match bearer_challenge(header) {
+            Some(challenge) => self.token(&challenge).await.map(Some),
+            None => Ok(self.basic()),
+        }
+    }
+
+    /// `Basic` and the credentials, if there are any.
+    fn basic(&self) -> Option<HeaderValue> {
+        match &self.credentials {
+            Credentials::Anonymous => None,
+            Credentials::Basic { username, password } => {
+                let encoded = base64::engine::general_purpose::STANDARD
+                    .encode(format!("{username}:{password}"));
+                let mut value = HeaderValue::from_str(&format!("Basic {encoded}")).ok()?;
+                value.set_sensitive(true);
+                Some(value)
+            }
+        }
+    }
+
+    /// Fetches a pull token for the repository from the challenge's realm, sending the
+    /// credentials there only over TLS (or to this machine over plain HTTP when the registry
+    /// itself is reached so).
+    async fn token(&self, challenge: &Challenge) -> Result<HeaderValue, Failure> {
+        let refuse = |message: String| Failure::Final(Unavailable::Failed(message));
+        let realm = Url::parse(&challenge.realm).map_err(|e| {
+            refuse(format!(
+                "the registry's token realm {} is not a URL: {e}",
+                challenge.realm
+            ))
+        })?;
+        let basic = self.basic();
+        if basic.is_some() {
+            let plain_to_this_machine = realm.scheme() == "http"
+                && self.base.scheme() == "http"
+                && realm.host_str().is_some_and(is_loopback);
+            if realm.scheme() != "https" && !plain_to_this_machine {
+                return Err(refuse(format!(
+                    "the registry's token realm {realm} is not HTTPS: the credentials from {} go only over TLS (or over plain HTTP to this machine)",
+                    self.credentials_source()
+                )));
+            }
+            if realm.host_str() != self.base.host_str() {
+                self.note(format!(
+                    "the credentials from {} were sent to {}, the token service the registry {} named",
+                    self.credentials_source(),
+                    realm.host_str().unwrap_or_default(),
+                    self.base.host_str().unwrap_or_default()
+                ));
+            }
+        }
+        let mut token_url = realm.clone();
+        {
+            let mut query = token_url.query_pairs_mut();
+            query.append_pair("scope", &format!("repository:{}:pull", self.repository));
+            if let Some(service) = &challenge.service {
+                query.append_pair("service", service);
+            }
+        }
+        let mut request = self.http.get(token_url);
+        if let Some(basic) = basic {
+            request = request.header(AUTHORIZATION, basic);
+        }
+        let what = format!("the token from {realm}");
+        let deadline = deadline_for(MAX_TOKEN_BYTES, self.timeout, self.min_rate);
+        let body = within(deadline, &what, async {
+            let response = request.send().await?;
+            let status = response.status();
+            if !status.is_success() {
+                let text = read_limited(response, MAX_ERROR_BYTES).await?;
+                return Err(Failure::Status {
+                    code: status,
+                    url: realm.to_string(),
+                    message: String::from_utf8_lossy(&text).into_owned(),
+                });
+            }
+            read_limited(response, MAX_TOKEN_BYTES).await
+        })
+        .await?;
+        if body.len() as u64 > MAX_TOKEN_BYTES {
+            return Err(refuse(format!(
+                "the token response of {realm} is more than the {MAX_TOKEN_BYTES} bytes a token may have"
+            )));
+        }
+        #[derive(serde::Deserialize)]
+        struct Token {
+            token: Option<String>,
+            access_token: Option<String>,
+        }
+        let token = serde_json::from_slice::<Token>(&body)
+            .ok()
+            .and_then(|t| t.token.or(t.access_token))
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| refuse(format!("the token response of {realm} holds no token")))?;
+        let mut value = HeaderValue::from_str(&format!("Bearer {token}"))
+            .map_err(|_| refuse(format!("the token from {realm} is not a header value")))?;
+        value.set_sensitive(true);
+        Ok(value)
+    }
+
+    fn credentials_source(&self) -> &str {
+        self.credentials_from
+            .as_deref()
+            .unwrap_or("the Docker configuration")
+    }
+
+    /// Adds a warning for the report (once).
+    fn note(&self, warning: String) {
+        let mut notes = self.notes.lock().unwrap_or_else(|e| e.into_inner());
+        if !notes.contains(&warning) {
+            notes.push(warning);
+        }
+    }
+
+    fn url(&self, path: &str) -> Url {
+        self.base.join(path).expect("a path joins a registry URL")
     }
 
     /// Runs one registry call, retrying what may pass (network errors, timeouts, 5xx,
@@ -165,7 +405,7 @@ impl Registry {
     fn call<T, F, Fut>(&self, operation: F) -> Result<T, Unavailable>
     where
         F: Fn() -> Fut,
-        Fut: Future<Output = Result<T, OciDistributionError>>,
+        Fut: Future<Output = Result<T, Failure>>,
     {
         self.call_with_retries(operation)
             .map_err(|failure| match (failure, &self.tls_failure) {
@@ -179,14 +419,14 @@ impl Registry {
     fn call_with_retries<T, F, Fut>(&self, operation: F) -> Result<T, Unavailable>
     where
         F: Fn() -> Fut,
-        Fut: Future<Output = Result<T, OciDistributionError>>,
+        Fut: Future<Output = Result<T, Failure>>,
     {
         let mut delay = FIRST_RETRY_DELAY;
         let mut attempt = 1;
         loop {
             match self.runtime.block_on(operation()) {
                 Ok(value) => return Ok(value),
-                Err(error) => match self.classify(&error) {
+                Err(error) => match self.classify(error) {
                     Problem::Transient(_) if attempt <= self.retries => {
                         std::thread::sleep(delay);
                         delay *= 2;
@@ -207,10 +447,9 @@ impl Registry {
         }
     }
 
-    fn classify(&self, error: &OciDistributionError) -> Problem {
-        use OciDistributionError as E;
-        match error {
-            E::RequestError(e) => {
+    fn classify(&self, failure: Failure) -> Problem {
+        match failure {
+            Failure::Request(e) => {
                 let what = if e.is_timeout() {
                     "timed out"
                 } else if e.is_connect() {
@@ -218,14 +457,14 @@ impl Registry {
                 } else {
                     "request failed"
                 };
-                let message = format!("{what}: {}", error_chain(e));
+                let message = format!("{what}: {}", error_chain(&e));
                 if e.is_timeout() || e.is_connect() || e.is_request() || e.is_body() {
                     Problem::Transient(message)
                 } else {
                     Problem::Final(Unavailable::Failed(message))
                 }
             }
-            E::ServerError { code, url, message } => match code {
+            Failure::Status { code, url, message } => match code.as_u16() {
                 404 => Problem::Final(Unavailable::Missing(format!(
                     "the registry does not have it (HTTP 404 at {url})"
                 ))),
@@ -238,45 +477,12 @@ impl Registry {
                     message.trim()
                 ))),
             },
-            E::RegistryError { envelope, url } => {
-                let message = envelope
-                    .errors
-                    .iter()
-                    .map(|e| format!("{:?}: {}", e.code, e.message))
-                    .collect::<Vec<_>>()
-                    .join("; ");
-                let codes: Vec<&OciErrorCode> = envelope.errors.iter().map(|e| &e.code).collect();
-                let any = |wanted: &[OciErrorCode]| codes.iter().any(|c| wanted.contains(c));
-                if any(&[
-                    OciErrorCode::BlobUnknown,
-                    OciErrorCode::ManifestUnknown,
-                    OciErrorCode::ManifestBlobUnknown,
-                    OciErrorCode::NameUnknown,
-                    OciErrorCode::NotFound,
-                ]) {
-                    Problem::Final(Unavailable::Missing(format!(
-                        "the registry does not have it ({message})"
-                    )))
-                } else if any(&[OciErrorCode::Unauthorized, OciErrorCode::Denied]) {
-                    Problem::Final(self.denied(&message))
-                } else if any(&[OciErrorCode::Toomanyrequests]) {
-                    Problem::Transient(message)
-                } else {
-                    Problem::Final(Unavailable::Failed(format!("{message} ({url})")))
-                }
-            }
-            E::UnauthorizedError { url } => {
-                Problem::Final(self.denied(&format!("HTTP 401 at {url}")))
-            }
-            E::AuthenticationFailure(reason) => Problem::Final(self.denied(reason.trim())),
-            E::DigestError(oci_client::errors::DigestError::VerificationError {
-                expected,
-                actual,
-            }) => Problem::Final(Unavailable::Changed {
-                expected: expected.clone(),
-                actual: actual.clone(),
-            }),
-            other => Problem::Final(Unavailable::Failed(error_chain(other))),
+            Failure::Deadline(message) => Problem::Final(Unavailable::Failed(format!(
+                "{message} (at the minimum rate of {} bytes per second, after the {} s timeout)",
+                self.min_rate,
+                self.timeout.as_secs()
+            ))),
+            Failure::Final(unavailable) => Problem::Final(unavailable),
         }
     }
 
@@ -284,29 +490,95 @@ impl Registry {
         Unavailable::Failed(match &self.credentials_from {
             Some(source) => format!(
                 "the registry refused the credentials from {source} for {}: {detail}",
-                self.image.repository()
+                self.repository
             ),
             None => format!(
                 "the registry refused anonymous access to {} ({detail}); give --username with --password-stdin, or log in so that Docker's config.json holds credentials",
-                self.image.repository()
+                self.repository
             ),
         })
     }
 
-    fn by_digest(&self, digest: String) -> Reference {
-        Reference::with_digest(
-            self.image.registry().to_string(),
-            self.image.repository().to_string(),
-            digest,
-        )
+    /// A GET of `path` at the registry, with its credentials; the status checked. A bearer
+    /// token the registry refuses (it expired) is fetched again, once.
+    async fn get(&self, path: &str, accept: &str) -> Result<reqwest::Response, Failure> {
+        let url = self.url(path);
+        let send = |authorization: Option<HeaderValue>| {
+            let request = self.http.get(url.clone()).header(ACCEPT, accept);
+            match authorization {
+                Some(value) => request.header(AUTHORIZATION, value),
+                None => request,
+            }
+            .send()
+        };
+        let current = self.current_authorization();
+        let mut response = send(current.clone()).await?;
+        let is_bearer = current
+            .as_ref()
+            .is_some_and(|v| v.as_bytes().starts_with(b"Bearer "));
+        if response.status() == StatusCode::UNAUTHORIZED && is_bearer {
+            let renewed = self.authenticate().await?;
+            *self.authorization.lock().unwrap_or_else(|e| e.into_inner()) = renewed.clone();
+            response = send(renewed).await?;
+        }
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        let text = read_limited(response, MAX_ERROR_BYTES).await?;
+        Err(Failure::Status {
+            code: status,
+            url: url.to_string(),
+            message: String::from_utf8_lossy(&text).into_owned(),
+        })
     }
 
-    fn pull_manifest(&self, reference: &Reference) -> Result<Vec<u8>, Unavailable> {
-        let (bytes, _) = self.call(|| {
-            self.client
-                .pull_manifest_raw(reference, &self.auth, &MANIFEST_MEDIA_TYPES)
+    fn current_authorization(&self) -> Option<HeaderValue> {
+        self.authorization
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The manifest or index `reference` (a tag or a digest) names, bounded in size and
+    /// time; bytes that do not hash to the digest asked for, or to the digest the registry
+    /// says it served (`Docker-Content-Digest`), are [`Unavailable::Changed`].
+    fn pull_manifest(&self, reference: &str) -> Result<Vec<u8>, Unavailable> {
+        let path = format!("v2/{}/manifests/{reference}", self.repository);
+        let accept = MANIFEST_MEDIA_TYPES.join(", ");
+        let what = format!("the manifest {reference}");
+        let deadline = deadline_for(MAX_DOCUMENT_BYTES, self.timeout, self.min_rate);
+        let (bytes, served_as) = self.call(|| {
+            within(deadline, &what, async {
+                let response = self.get(&path, &accept).await?;
+                let served_as = response
+                    .headers()
+                    .get(DOCKER_CONTENT_DIGEST)
+                    .and_then(|h| h.to_str().ok())
+                    .map(str::to_string);
+                Ok((read_limited(response, MAX_DOCUMENT_BYTES).await?, served_as))
+            })
         })?;
-        within_document_limit(bytes.to_vec(), "the manifest the registry served")
+        let bytes = within_document_limit(
+            bytes,
+            &format!("the manifest {reference} the registry served"),
+        )?;
+        let asked = reference.contains(':').then_some(reference);
+        for expected in asked.into_iter().chain(served_as.as_deref()) {
+            let digest = parse_digest(expected).map_err(|e| {
+                Unavailable::Failed(format!(
+                    "the registry served the manifest {reference} as {e}"
+                ))
+            })?;
+            let actual = digest.algorithm.digest(&bytes);
+            if actual != digest {
+                return Err(Unavailable::Changed {
+                    expected: digest.prefixed(),
+                    actual: actual.prefixed(),
+                });
+            }
+        }
+        Ok(bytes)
     }
 }
 
@@ -319,7 +591,7 @@ enum Problem {
 impl Store for Registry {
     fn root(&self) -> Result<Fetched, Unavailable> {
         // A digest in the reference is already the pin the caller checks.
-        let bytes = self.pull_manifest(&self.image)?;
+        let bytes = self.pull_manifest(&self.reference)?;
         Ok(Fetched {
             bytes,
             media_type: None,
@@ -328,22 +600,31 @@ impl Store for Registry {
     }
 
     fn manifest(&self, descriptor: &Descriptor) -> Result<Vec<u8>, Unavailable> {
-        self.pull_manifest(&self.by_digest(descriptor.digest.prefixed()))
+        self.pull_manifest(&descriptor.digest.prefixed())
     }
 
     fn blob(&self, descriptor: &Descriptor) -> Result<Box<dyn Read + Send + '_>, Unavailable> {
+        // Only the registry's own blob URL: a descriptor's foreign `urls` are never followed,
+        // and reqwest drops the credentials on a redirect to another host, port or scheme.
         let digest = descriptor.digest.prefixed();
-        // No `urls`: a descriptor's foreign URLs are never followed.
-        let layer = LayerDescriptor {
-            digest: &digest,
-            urls: &None,
-        };
-        let stream = self.call(|| self.client.pull_blob_stream(&self.image, &layer))?;
+        let path = format!("v2/{}/blobs/{digest}", self.repository);
+        let deadline = deadline_for(descriptor.size, self.timeout, self.min_rate);
+        let started = Instant::now();
+        let what = format!("the blob {digest}");
+        let response = self.call(|| within(deadline, &what, self.get(&path, "*/*")))?;
         Ok(Box::new(BodyReader {
             runtime: &self.runtime,
-            stream,
+            response,
             chunk: bytes::Bytes::new(),
             done: false,
+            deadline: started + deadline,
+            what: format!(
+                "the blob {digest} ({} bytes) did not arrive within its deadline of {:.0} s (the {} s timeout plus its size at the minimum rate of {} bytes per second)",
+                descriptor.size,
+                deadline.as_secs_f64(),
+                self.timeout.as_secs(),
+                self.min_rate
+            ),
         }))
     }
 
@@ -352,17 +633,28 @@ impl Store for Registry {
     }
 
     fn warnings(&self) -> Vec<String> {
-        self.warnings.clone()
+        let mut warnings = self.warnings.clone();
+        warnings.extend(
+            self.notes
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .cloned(),
+        );
+        warnings
     }
 }
 
-/// An HTTP body as a blocking reader.
+/// An HTTP body as a blocking reader that gives up at its deadline.
 struct BodyReader<'a> {
     runtime: &'a tokio::runtime::Runtime,
-    stream: SizedStream,
+    response: reqwest::Response,
     chunk: bytes::Bytes,
     /// The body has ended; the stream is not polled again.
     done: bool,
+    deadline: Instant,
+    /// What to say when the deadline passes.
+    what: String,
 }
 
 impl Read for BodyReader<'_> {
@@ -371,25 +663,21 @@ impl Read for BodyReader<'_> {
             if self.done {
                 return Ok(0);
             }
-            match self.runtime.block_on(self.stream.next()) {
-                Some(Ok(chunk)) => self.chunk = chunk,
-                // oci-client checks the digest itself at the end of the body; vouch has
-                // computed its own from the same bytes and reports the difference as a verdict.
-                Some(Err(e)) if is_digest_mismatch(&e) => self.done = true,
-                Some(Err(e)) => return Err(io::Error::new(e.kind(), error_chain(&e))),
-                None => self.done = true,
+            let remaining = self.deadline.saturating_duration_since(Instant::now());
+            // The timer is made inside the runtime, whose clock it needs.
+            let response = &mut self.response;
+            let next = async move { tokio::time::timeout(remaining, response.chunk()).await };
+            match self.runtime.block_on(next) {
+                Err(_) => return Err(io::Error::new(io::ErrorKind::TimedOut, self.what.clone())),
+                Ok(Ok(Some(chunk))) => self.chunk = chunk,
+                Ok(Ok(None)) => self.done = true,
+                Ok(Err(e)) => return Err(io::Error::other(error_chain(&e))),
             }
         }
         let n = buf.len().min(self.chunk.len());
         buf[..n].copy_from_slice(&self.chunk.split_to(n));
         Ok(n)
     }
-}
-
-fn is_digest_mismatch(error: &io::Error) -> bool {
-    error
-        .get_ref()
-        .is_some_and(|inner| inner.is::<oci_client::errors::DigestError>())
 }
 
 #[cfg(test)]
@@ -415,5 +703,32 @@ mod tests {
         ] {
             assert!(!is_loopback(host), "{host}");
         }
+    }
+
+    #[test]
+    fn bearer_challenges_are_parsed_and_other_schemes_are_not() {
+        let challenge = bearer_challenge(
+            r#"Bearer realm="https://auth.example/token",service="registry.example",scope="repository:a:pull""#,
+        )
+        .unwrap();
+        assert_eq!(challenge.realm, "https://auth.example/token");
+        assert_eq!(challenge.service.as_deref(), Some("registry.example"));
+        let bare = bearer_challenge("bearer realm=https://auth.example/t, service=s").unwrap();
+        assert_eq!(bare.realm, "https://auth.example/t");
+        assert_eq!(bare.service.as_deref(), Some("s"));
+        assert!(bearer_challenge(r#"Basic realm="registry""#).is_none());
+        assert!(bearer_challenge(r#"Bearer service="no realm""#).is_none());
+        assert!(bearer_challenge(r#"Bearer realm="unterminated"#).is_none());
+    }
+
+    #[test]
+    fn a_deadline_is_the_timeout_plus_the_size_at_the_minimum_rate() {
+        let timeout = Duration::from_secs(30);
+        assert_eq!(deadline_for(0, timeout, 1 << 20), timeout);
+        assert_eq!(
+            deadline_for(10 << 20, timeout, 1 << 20),
+            Duration::from_secs(40)
+        );
+        assert_eq!(deadline_for(5, timeout, 0), Duration::from_secs(35));
     }
 }

@@ -3,6 +3,8 @@
 //! rewritten as JSON and blobs.
 #![allow(dead_code)] // each test binary uses its own part of this module
 
+pub mod hostile;
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
@@ -32,24 +34,39 @@ pub struct Registry {
 
 impl Registry {
     pub fn start() -> Registry {
-        Registry::start_with(None, None)
+        Registry::start_with(Auth::None, None)
     }
 
     /// A registry that requires HTTP basic authentication for the one user of `htpasswd`.
     pub fn start_with_htpasswd(htpasswd: &str) -> Registry {
-        Registry::start_with(Some(htpasswd), None)
+        Registry::start_with(Auth::Htpasswd(htpasswd), None)
     }
 
     /// A registry that speaks only TLS, with this certificate and key (PEM files).
     pub fn start_with_tls(certificate: &Path, key: &Path) -> Registry {
-        Registry::start_with(None, Some((certificate, key)))
+        Registry::start_with(Auth::None, Some((certificate, key)))
     }
 
-    fn start_with(htpasswd: Option<&str>, tls: Option<(&Path, &Path)>) -> Registry {
+    /// A registry that speaks only TLS and sends clients for tokens to `realm` (tokens it
+    /// checks against the certificates in `bundle`).
+    pub fn start_with_tls_and_token_realm(
+        certificate: &Path,
+        key: &Path,
+        realm: &str,
+        bundle: &Path,
+    ) -> Registry {
+        Registry::start_with(Auth::Token { realm, bundle }, Some((certificate, key)))
+    }
+
+    fn start_with(auth: Auth, tls: Option<(&Path, &Path)>) -> Registry {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
-        let auth = match htpasswd {
-            Some(line) => {
+        let auth = match auth {
+            Auth::Token { realm, bundle } => format!(
+                "auth:\n  token:\n    realm: {realm}\n    service: vouch-test\n    issuer: vouch-test\n    rootcertbundle: {}\n",
+                bundle.display()
+            ),
+            Auth::Htpasswd(line) => {
                 let path = dir.path().join("htpasswd");
                 std::fs::write(&path, format!("{line}\n")).unwrap();
                 format!(
@@ -57,7 +74,7 @@ impl Registry {
                     path.display()
                 )
             }
-            None => String::new(),
+            Auth::None => String::new(),
         };
         let tls = match tls {
             Some((certificate, key)) => format!(
@@ -158,6 +175,18 @@ impl Drop for Registry {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// How a test registry authenticates clients.
+enum Auth<'a> {
+    None,
+    /// HTTP basic authentication of the one user of this htpasswd line.
+    Htpasswd(&'a str),
+    /// Bearer tokens from `realm`, signed by a certificate of `bundle`.
+    Token {
+        realm: &'a str,
+        bundle: &'a Path,
+    },
 }
 
 fn free_port() -> u16 {
