@@ -1330,3 +1330,88 @@ fn every_titled_layer_is_a_file_whatever_its_media_type_or_name() {
     let name = format!("layer 4 {}", not_empty["digest"].as_str().unwrap());
     assert_eq!(failures(&report), [(name, "rejected".into())], "{report:#}");
 }
+
+#[test]
+fn a_manifest_that_is_also_an_index_or_an_index_that_is_also_a_manifest_is_refused() {
+    let test = "a_manifest_that_is_also_an_index_or_an_index_that_is_also_a_manifest_is_refused";
+    let work = tempfile::tempdir().unwrap();
+    let (approved, files) = approved_model(work.path());
+    let approved = approved.to_str().unwrap();
+    let layout = Layout::empty(&work.path().join("artifact"));
+    let good = layout.put_artifact(
+        "good",
+        &files
+            .iter()
+            .map(|(n, b)| (*n, b.as_slice()))
+            .collect::<Vec<_>>(),
+    );
+    let swapped = swapped_files(&files);
+    let bad = layout.put_artifact(
+        "bad",
+        &swapped
+            .iter()
+            .map(|(n, b)| (*n, b.as_slice()))
+            .collect::<Vec<_>>(),
+    );
+    let config = layout.write_blob(EMPTY, b"{}");
+    let mut entry = bad.clone();
+    entry["platform"] = json!({"os": "linux", "architecture": "amd64"});
+    let manifest = |media_type: Option<&str>| {
+        let mut document = json!({
+            "schemaVersion": 2,
+            "config": config,
+            "layers": titled_layers(&layout, &files),
+            "manifests": [entry],
+        });
+        if let Some(media_type) = media_type {
+            document["mediaType"] = json!(media_type);
+        }
+        document
+    };
+    // A manifest that also lists manifests, typed or not (Go's guess reads the untyped one
+    // as an index), and an index that also carries layers.
+    let mut index = json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [good],
+        "layers": titled_layers(&layout, &swapped),
+    });
+    index["manifests"][0]["platform"] = json!({"os": "linux", "architecture": "amd64"});
+    let cases = [
+        ("typed", manifest(Some(OCI_MANIFEST)), OCI_MANIFEST),
+        ("untyped", manifest(None), OCI_MANIFEST),
+        ("index", index, "application/vnd.oci.image.index.v1+json"),
+    ];
+    for (tag, document, media_type) in cases {
+        let descriptor = layout.write_blob(media_type, document.to_string().as_bytes());
+        layout.tag(tag, &descriptor);
+        if require_tool(test, "skopeo").is_some() {
+            let ran = run(Command::new("skopeo").args(["inspect", &layout.reference(tag)]));
+            assert_ne!(ran.code, Some(0), "{tag}: skopeo read it");
+        }
+        let report = oci_verify(&layout.reference(tag), &["--manifest", approved])
+            .expect(1)
+            .json();
+        let failed = failures(&report);
+        assert_eq!(failed.len(), 1, "{tag}: {report:#}");
+        assert_eq!(failed[0].1, "rejected", "{tag}: {report:#}");
+        let subject = &report["subjects"][0];
+        assert_eq!(subject["actual"], descriptor["digest"], "{tag}: {report:#}");
+        let message = subject["message"].as_str().unwrap();
+        assert!(message.contains("that also carries"), "{tag}: {message}");
+    }
+    // A case variant of the foreign field is the field, as Go reads it.
+    let mut variant = manifest(Some(OCI_MANIFEST));
+    variant["Manifests"] = variant["manifests"].take();
+    variant.as_object_mut().unwrap().remove("manifests");
+    let descriptor = layout.write_blob(OCI_MANIFEST, variant.to_string().as_bytes());
+    layout.tag("variant", &descriptor);
+    let report = oci_verify(&layout.reference("variant"), &["--manifest", approved])
+        .expect(1)
+        .json();
+    assert_eq!(
+        failures(&report),
+        [("manifest".into(), "rejected".into())],
+        "{report:#}"
+    );
+}

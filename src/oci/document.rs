@@ -36,6 +36,11 @@ pub const EMPTY: &str = "application/vnd.oci.empty.v1+json";
 
 /// The annotation that names the file a layer holds (as oras writes it).
 pub const TITLE: &str = "org.opencontainers.image.title";
+/// The annotation ModelPack tools (modctl) place a layer's file by, and its older key.
+pub const MODEL_FILEPATH: &str = "org.cncf.model.filepath";
+pub const CNAI_MODEL_FILEPATH: &str = "org.cnai.model.filepath";
+/// Every annotation that names the file a descriptor holds: each is a name of the file.
+pub const NAME_ANNOTATIONS: [&str; 3] = [TITLE, MODEL_FILEPATH, CNAI_MODEL_FILEPATH];
 /// The annotation that tags a manifest in an image layout's `index.json`.
 pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
 
@@ -87,6 +92,15 @@ pub struct Descriptor {
 impl Descriptor {
     pub fn title(&self) -> Option<&str> {
         self.annotations.get(TITLE).map(String::as_str)
+    }
+
+    /// The file names the descriptor's annotations give ([`NAME_ANNOTATIONS`]), with
+    /// their keys.
+    pub fn names(&self) -> Vec<(&'static str, &str)> {
+        NAME_ANNOTATIONS
+            .iter()
+            .filter_map(|&key| self.annotations.get(key).map(|name| (key, name.as_str())))
+            .collect()
     }
 }
 
@@ -233,6 +247,21 @@ impl Document {
             }
             None => has_manifests,
         };
+        // A document that also carries the other kind's fields reads as either kind, as
+        // clients guess it (CVE-2021-41190); containers/image refuses it too.
+        let (kind, foreign): (&str, &[&str]) = if is_index {
+            ("index", &["config", "layers"])
+        } else {
+            ("manifest", &["manifests"])
+        };
+        for key in foreign {
+            if lookup(key)?.is_some_and(|v| !v.is_null()) {
+                return Err(JsonError::Ambiguous(format!(
+                    "an image {kind} that also carries \"{key}\", a field of an image {}, reads as either; it is refused",
+                    if is_index { "manifest" } else { "index" }
+                )));
+            }
+        }
         let typed = |kind: &str, e: JsonError| match e {
             JsonError::Malformed(m) => malformed(format!("malformed {kind}: {m}")),
             ambiguous => ambiguous,

@@ -1,5 +1,6 @@
 //! A model stored as an OCI artifact, one layer per file named by the annotation
-//! `org.opencontainers.image.title`, compared file by file with an approved OMS manifest.
+//! `org.opencontainers.image.title` (or ModelPack's `org.cncf.model.filepath`), compared
+//! file by file with an approved OMS manifest.
 
 use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
@@ -63,37 +64,61 @@ impl ApprovedFiles {
     }
 }
 
-/// One layer of an artifact and what reading it found.
+/// One layer (or the configuration) of an artifact and what reading it found.
 pub struct Layer<'a> {
     pub descriptor: &'a Descriptor,
     pub result: &'a Result<Found, Unavailable>,
 }
 
-/// The files an artifact's layers hold, named by their titles.
+/// Where a descriptor sits in its manifest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Part {
+    Config,
+    /// The layer at this position (from 0).
+    Layer(usize),
+}
+
+impl std::fmt::Display for Part {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Part::Config => write!(f, "config"),
+            Part::Layer(position) => write!(f, "layer {}", position + 1),
+        }
+    }
+}
+
+/// The files an artifact's layers (and a titled configuration) hold, named by their
+/// name annotations.
 #[derive(Debug, Default)]
 pub struct TitledLayers {
-    /// Each usable title (normalized, not ignored, carried by one layer only) with the
-    /// position of its layer.
-    pub files: BTreeMap<String, usize>,
-    /// Layers that hold no file of the model, in layer order, then titles carried twice.
+    /// Each usable name (normalized, not ignored, carried by one descriptor only) with the
+    /// part that holds it.
+    pub files: BTreeMap<String, Part>,
+    /// Parts that hold no file of the model, in manifest order, then names carried twice.
     pub problems: Vec<TitleProblem>,
 }
 
 /// Why a layer of an artifact is no file of its model.
 #[derive(Debug, PartialEq, Eq)]
 pub enum TitleProblem {
-    /// The layer at this position has no title annotation.
+    /// The layer at this position has no name annotation.
     Untitled(usize),
-    /// The layer at this position has a title that is no safe relative path.
+    /// The part has a name that is no safe relative path.
     Unsafe {
-        position: usize,
+        part: Part,
+        key: &'static str,
         title: String,
         reason: String,
     },
-    /// More than one layer carries this title, so it names no one file.
+    /// The part's name annotations name different files: clients place it under either.
+    Disagree {
+        part: Part,
+        names: [(&'static str, String); 2],
+    },
+    /// More than one part carries this name, so it names no one file.
     Ambiguous(String),
-    /// The layer at this position is typed as the empty descriptor but does not hold `{}`.
-    NotEmpty(usize),
+    /// The part is typed as the empty descriptor but does not hold `{}`.
+    NotEmpty(Part),
 }
 
 /// The only content a layer typed as the empty descriptor may have.
@@ -105,37 +130,67 @@ fn describes_empty_content(layer: &Descriptor) -> bool {
         && layer.digest == layer.digest.algorithm.digest(EMPTY_CONTENT)
 }
 
-/// Reads the titles of an artifact's layers: every titled layer is a file, whatever its media
-/// type; an untitled empty placeholder layer (which must hold `{}`) is none. Titles under an
-/// ignored path are left out, except under the names ignored on disk by default (`.git`...),
-/// which an artifact has no reason to carry.
+/// The one file name a descriptor's name annotations give (`None` without any), or why
+/// they give none.
+fn file_name(part: Part, descriptor: &Descriptor) -> Result<Option<String>, TitleProblem> {
+    let mut named: Option<(&'static str, &str, String)> = None;
+    for (key, title) in descriptor.names() {
+        let name = normalize_relative_name(title)
+            .and_then(|n| check_name(&n).map(|_| n))
+            .map_err(|reason| TitleProblem::Unsafe {
+                part,
+                key,
+                title: title.to_string(),
+                reason: reason.to_string(),
+            })?;
+        match &named {
+            None => named = Some((key, title, name)),
+            Some((first_key, first, first_name)) if *first_name != name => {
+                return Err(TitleProblem::Disagree {
+                    part,
+                    names: [(first_key, first.to_string()), (key, title.to_string())],
+                })
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(named.map(|(_, _, name)| name))
+}
+
+/// Reads the names of an artifact's layers and configuration: every layer a name
+/// annotation ([`super::document::NAME_ANNOTATIONS`]) names is a file, whatever its media type, and so is
+/// a configuration that carries one; an untitled empty placeholder layer (which must hold
+/// `{}`) is none. Names under an ignored path are left out, except under the names ignored
+/// on disk by default (`.git`...), which an artifact has no reason to carry.
 pub fn titled_layers<'a>(
+    config: &'a Descriptor,
     layers: impl IntoIterator<Item = &'a Descriptor>,
     ignore: &IgnoreSet,
 ) -> TitledLayers {
     let mut titled = TitledLayers::default();
     let mut ambiguous = BTreeSet::new();
     let on_disk_only = IgnoreSet::with_defaults();
-    for (position, layer) in layers.into_iter().enumerate() {
-        if layer.media_type == EMPTY && !describes_empty_content(layer) {
-            titled.problems.push(TitleProblem::NotEmpty(position));
+    let parts = std::iter::once((Part::Config, config)).chain(
+        layers
+            .into_iter()
+            .enumerate()
+            .map(|(position, layer)| (Part::Layer(position), layer)),
+    );
+    for (part, descriptor) in parts {
+        if descriptor.media_type == EMPTY && !describes_empty_content(descriptor) {
+            titled.problems.push(TitleProblem::NotEmpty(part));
             continue;
         }
-        let Some(title) = layer.title() else {
-            if layer.media_type == EMPTY {
+        let name = match file_name(part, descriptor) {
+            Ok(Some(name)) => name,
+            Ok(None) => {
+                if let (Part::Layer(position), false) = (part, descriptor.media_type == EMPTY) {
+                    titled.problems.push(TitleProblem::Untitled(position));
+                }
                 continue;
             }
-            titled.problems.push(TitleProblem::Untitled(position));
-            continue;
-        };
-        let name = match normalize_relative_name(title).and_then(|n| check_name(&n).map(|_| n)) {
-            Ok(name) => name,
-            Err(reason) => {
-                titled.problems.push(TitleProblem::Unsafe {
-                    position,
-                    title: title.to_string(),
-                    reason: reason.to_string(),
-                });
+            Err(problem) => {
+                titled.problems.push(problem);
                 continue;
             }
         };
@@ -144,7 +199,7 @@ pub fn titled_layers<'a>(
         }
         match titled.files.entry(name) {
             Entry::Vacant(vacant) => {
-                vacant.insert(position);
+                vacant.insert(part);
             }
             Entry::Occupied(taken) => {
                 ambiguous.insert(taken.key().clone());
@@ -158,23 +213,34 @@ pub fn titled_layers<'a>(
     titled
 }
 
-/// Compares the layers of one artifact with the approved files. Subject names are the
-/// file names, after `prefix` (the platform, when an index holds several manifests).
-pub fn compare(approved: &ApprovedFiles, layers: &[Layer], prefix: &str) -> Vec<Subject> {
+/// Compares the configuration and layers of one artifact with the approved files. Subject
+/// names are the file names, after `prefix` (the platform, when an index holds several
+/// manifests).
+pub fn compare(
+    approved: &ApprovedFiles,
+    config: &Layer,
+    layers: &[Layer],
+    prefix: &str,
+) -> Vec<Subject> {
     let mut subjects = Vec::new();
-    let titled = titled_layers(layers.iter().map(|l| l.descriptor), &approved.ignore);
+    let titled = titled_layers(
+        config.descriptor,
+        layers.iter().map(|l| l.descriptor),
+        &approved.ignore,
+    );
+    let at = |part: Part| match part {
+        Part::Config => config,
+        Part::Layer(position) => &layers[position],
+    };
     let mut ambiguous = BTreeSet::new();
     for problem in titled.problems {
         subjects.push(match problem {
-            TitleProblem::NotEmpty(position) => {
-                let descriptor = layers[position].descriptor;
+            TitleProblem::NotEmpty(part) => {
+                let descriptor = at(part).descriptor;
                 let digest = descriptor.digest.prefixed();
-                Subject::new(
-                    format!("{prefix}layer {} {digest}", position + 1),
-                    Verdict::Rejected,
-                )
-                .actual(digest)
-                .message(format!(
+                Subject::new(format!("{prefix}{part} {digest}"), Verdict::Rejected)
+                    .actual(digest)
+                    .message(format!(
                     "is typed as the empty descriptor ({EMPTY}) but describes {} bytes other than {{}}",
                     descriptor.size
                 ))
@@ -187,18 +253,23 @@ pub fn compare(approved: &ApprovedFiles, layers: &[Layer], prefix: &str) -> Vec<
                 )
                 .actual(digest)
                 .message(format!(
-                    "has no {TITLE} annotation, so it is no file of the approved model"
+                    "has no {TITLE} (or ModelPack filepath) annotation, so it is no file of the approved model"
                 ))
             }
             TitleProblem::Unsafe {
-                position,
+                part,
+                key,
                 title,
                 reason,
-            } => Subject::new(format!("{prefix}{title}"), Verdict::Rejected).message(format!(
-                "layer {} has an unsafe title: {reason}",
-                position + 1
+            } => Subject::new(format!("{prefix}{title}"), Verdict::Rejected)
+                .message(format!("{part} has an unsafe title ({key}): {reason}")),
+            TitleProblem::Disagree {
+                part,
+                names: [(first_key, first), (other_key, other)],
+            } => Subject::new(format!("{prefix}{first}"), Verdict::Rejected).message(format!(
+                "{part} is named '{first}' by {first_key} but '{other}' by {other_key}; clients place it under either"
             )),
-            // A title carried twice names no one file: neither layer is taken for it.
+            // A name carried twice names no one file: neither layer is taken for it.
             TitleProblem::Ambiguous(name) => {
                 let subject = Subject::new(format!("{prefix}{name}"), Verdict::Rejected)
                     .message("more than one layer carries this title; the artifact is ambiguous");
@@ -207,16 +278,12 @@ pub fn compare(approved: &ApprovedFiles, layers: &[Layer], prefix: &str) -> Vec<
             }
         });
     }
-    let mut by_name: BTreeMap<String, &Layer> = titled
-        .files
-        .into_iter()
-        .map(|(name, position)| (name, &layers[position]))
-        .collect();
+    let mut by_name: BTreeMap<String, Part> = titled.files;
     if approved.is_single_file() && by_name.len() == 1 {
         // A model that is one file is approved under the name `.`, whatever its file name.
-        let (name, layer) = by_name.pop_first().expect("one entry");
+        let (name, part) = by_name.pop_first().expect("one entry");
         let digest = &approved.files[0].1;
-        subjects.push(file_subject(format!("{prefix}{name}"), digest, layer));
+        subjects.push(file_subject(format!("{prefix}{name}"), digest, at(part)));
         return subjects;
     }
     for (name, digest) in &approved.files {
@@ -224,7 +291,7 @@ pub fn compare(approved: &ApprovedFiles, layers: &[Layer], prefix: &str) -> Vec<
             continue;
         }
         match by_name.remove(name) {
-            Some(layer) => subjects.push(file_subject(format!("{prefix}{name}"), digest, layer)),
+            Some(part) => subjects.push(file_subject(format!("{prefix}{name}"), digest, at(part))),
             None => subjects.push(
                 Subject::new(format!("{prefix}{name}"), Verdict::Missing)
                     .expected(digest.prefixed())
@@ -232,10 +299,13 @@ pub fn compare(approved: &ApprovedFiles, layers: &[Layer], prefix: &str) -> Vec<
             ),
         }
     }
-    for (name, layer) in by_name {
-        let mut subject = Subject::new(format!("{prefix}{name}"), Verdict::Extra)
-            .message("a layer of the artifact, but not in the approved manifest");
-        if let Ok(found) = layer.result {
+    for (name, part) in by_name {
+        let message = match part {
+            Part::Config => "the artifact's configuration is named as this file, but it is not in the approved manifest",
+            Part::Layer(_) => "a layer of the artifact, but not in the approved manifest",
+        };
+        let mut subject = Subject::new(format!("{prefix}{name}"), Verdict::Extra).message(message);
+        if let Ok(found) = at(part).result {
             if let Some(sha256) = found.digest(Algorithm::Sha256) {
                 subject = subject.actual(sha256.prefixed());
             }

@@ -94,17 +94,25 @@ impl Layout {
                 Some(entry) => Root::Entry(entry.clone(), "index.json"),
                 None => Root::Digest(digest.clone()),
             },
-            (Some(tag), None) => match index
-                .manifests
-                .iter()
-                .find(|m| m.annotations.get(REF_NAME) == Some(tag))
-            {
-                Some(entry) => Root::Entry(entry.clone(), "index.json"),
-                None => Root::Missing(format!(
-                    "index.json has no manifest tagged '{tag}' (tags: {})",
-                    tags()
-                )),
-            },
+            (Some(tag), None) => {
+                let tagged: Vec<&Descriptor> = index
+                    .manifests
+                    .iter()
+                    .filter(|m| m.annotations.get(REF_NAME) == Some(tag))
+                    .collect();
+                match tagged.as_slice() {
+                    [entry] => Root::Entry((*entry).clone(), "index.json"),
+                    [] => Root::Missing(format!(
+                        "index.json has no manifest tagged '{tag}' (tags: {})",
+                        tags()
+                    )),
+                    // Clients take the first or the last: the tag names no one manifest.
+                    many => Root::Ambiguous(format!(
+                        "index.json tags {} manifests '{tag}': the tag is ambiguous",
+                        many.len()
+                    )),
+                }
+            }
             (None, None) => match index.manifests.as_slice() {
                 [only] => Root::Entry(only.clone(), "index.json"),
                 [] => return Err(Error::input(&index_path, "lists no manifests")),

@@ -34,7 +34,7 @@ use blob::{Found, Wanted};
 use document::{Descriptor, Document, ImageManifest, Index, Platform};
 use store::{Store, Unavailable};
 
-pub use files::{titled_layers, ApprovedFiles, TitleProblem, TitledLayers};
+pub use files::{titled_layers, ApprovedFiles, Part, TitleProblem, TitledLayers};
 pub use reference::ImageRef;
 
 /// How to reach a registry (unused for image layouts).
@@ -130,9 +130,13 @@ pub fn verify(
                     result: &results[i],
                 })
                 .collect();
+            let config = files::Layer {
+                descriptor: &image.manifest.config,
+                result: &results[image.config],
+            };
             report
                 .subjects
-                .extend(files::compare(approved, &layers, &prefix));
+                .extend(files::compare(approved, &config, &layers, &prefix));
         }
     }
     report.duration = started.elapsed();

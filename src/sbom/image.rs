@@ -11,7 +11,7 @@ use crate::model::oms;
 use crate::model::paths::{compare_names, IgnoreSet};
 use crate::oci::document::{Descriptor, Platform};
 use crate::oci::{
-    self, titled_layers, Connection, ImageRef, InspectedBlob, InspectedImage, Inspection,
+    self, titled_layers, Connection, ImageRef, InspectedBlob, InspectedImage, Inspection, Part,
     TitleProblem, TitledLayers,
 };
 use crate::report::Report;
@@ -93,10 +93,12 @@ pub fn describe_image(
         layers,
     } = *inspected;
     let titled = titled_layers(
+        &config.descriptor,
         layers.iter().map(|layer| &layer.descriptor),
         &IgnoreSet::default(),
     );
     let layers: Vec<DescribedBlob> = layers.into_iter().map(described_blob).collect();
+    let config = described_blob(config);
     let name = options
         .name
         .clone()
@@ -113,7 +115,7 @@ pub fn describe_image(
             manifest.platform.as_ref().map(|p| p.architecture.as_str()),
         )
     });
-    let model = artifact_model(&name, &version, titled, &layers, &mut warnings);
+    let model = artifact_model(&name, &version, titled, &config, &layers, &mut warnings);
     let image = ImageDescription {
         name,
         version,
@@ -121,7 +123,7 @@ pub fn describe_image(
         reference: reference.to_string(),
         root_digest,
         manifest,
-        config: described_blob(config),
+        config,
         layers,
         model,
     };
@@ -204,30 +206,40 @@ fn artifact_model(
     name: &str,
     version: &str,
     titled: TitledLayers,
+    config: &DescribedBlob,
     layers: &[DescribedBlob],
     warnings: &mut Vec<String>,
 ) -> Option<ModelDescription> {
     if titled.files.is_empty() {
         return None;
     }
+    let blob = |part: Part| match part {
+        Part::Config => config,
+        Part::Layer(position) => &layers[position],
+    };
     for problem in titled.problems {
-        let layer = |position: usize| format!("layer {} {}", position + 1, layers[position].digest);
+        let layer = |part: Part| format!("{part} {}", blob(part).digest);
         warnings.push(match problem {
             TitleProblem::Untitled(position) => format!(
                 "{} has no title annotation: it is not listed as a file of the model",
-                layer(position)
+                layer(Part::Layer(position))
             ),
             TitleProblem::Unsafe {
-                position,
-                title,
-                reason,
+                part, title, reason, ..
             } => format!(
                 "{} has the unsafe title '{title}' ({reason}): it is not listed as a file of the model",
-                layer(position)
+                layer(part)
             ),
-            TitleProblem::NotEmpty(position) => format!(
+            TitleProblem::Disagree {
+                part,
+                names: [(first_key, first), (other_key, other)],
+            } => format!(
+                "{} is named '{first}' by {first_key} but '{other}' by {other_key}: it is not listed as a file of the model",
+                layer(part)
+            ),
+            TitleProblem::NotEmpty(part) => format!(
                 "{} is typed as the empty descriptor but does not hold {{}}: it is not listed as a file of the model",
-                layer(position)
+                layer(part)
             ),
             TitleProblem::Ambiguous(title) => format!(
                 "more than one layer carries the title '{title}': no file of the model is listed under it"
@@ -237,8 +249,8 @@ fn artifact_model(
     let mut files: Vec<DescribedFile> = titled
         .files
         .into_iter()
-        .map(|(file_name, position)| {
-            let layer = &layers[position];
+        .map(|(file_name, part)| {
+            let layer = blob(part);
             DescribedFile {
                 name: file_name,
                 size: layer.size,
