@@ -398,3 +398,134 @@ fn members_that_share_or_overlap_their_data_are_refused() {
     std::fs::write(dir.path().join("shared.zip"), archive).unwrap();
     refused_quickly(&dir.path().join("shared.zip"), "overlaps another member");
 }
+
+/// `vouch verify MODEL --digest (its own) --deny-unsafe-pickle ARGS`, with the exit expected.
+fn gate(model: &Path, extra: &[&str], expected_exit: i32) -> Ran {
+    let digest = vouch_run(["digest".as_ref(), model.as_os_str()])
+        .expect(0)
+        .stdout();
+    let mut args: Vec<&std::ffi::OsStr> = vec![
+        "verify".as_ref(),
+        model.as_os_str(),
+        "--digest".as_ref(),
+        digest.trim().as_ref(),
+        "--deny-unsafe-pickle".as_ref(),
+    ];
+    args.extend(extra.iter().map(std::ffi::OsStr::new));
+    vouch_run(args).expect(expected_exit)
+}
+
+/// An import a pickle makes, then bytes after which the scanner stops (or is derailed), then
+/// `posix.system`: what a loader with its own unpickler (joblib's) may read on to.
+#[test]
+fn a_pickle_that_stops_before_its_stop_or_wraps_joblib_arrays_is_unscannable() {
+    let dir = tempfile::tempdir().unwrap();
+    let evil: &[u8] = b"\x8c\x05posix\x8c\x06system\x93\x8c\x04true\x85R.";
+    let import = |module: &str, name: &str| {
+        let mut bytes = vec![0x80, 4, 0x8c, module.len() as u8];
+        bytes.extend_from_slice(module.as_bytes());
+        bytes.extend_from_slice(&[0x8c, name.len() as u8]);
+        bytes.extend_from_slice(name.as_bytes());
+        bytes.push(0x93);
+        bytes
+    };
+    // An allowed import, then an opcode Python does not know, then the call.
+    let mut stopped = import("collections", "OrderedDict");
+    stopped.extend_from_slice(b")R\x03");
+    stopped.extend_from_slice(evil);
+    // joblib: the wrapper's BUILD, raw array bytes that end the pickle, then the call.
+    let mut joblib = import("joblib.numpy_pickle", "NumpyArrayWrapper");
+    joblib.extend_from_slice(b")\x81}b.\x8e");
+    joblib.extend_from_slice(&(1u64 << 40).to_le_bytes());
+    joblib.extend_from_slice(evil);
+    for (name, bytes, expected) in [
+        ("stopped.pkl", &stopped, "stops before its STOP opcode"),
+        ("model.joblib", &joblib, "joblib's own unpickler"),
+    ] {
+        let model = dir.path().join(name.replace('.', "_"));
+        write_tree(&model, &[(name, bytes)]);
+        for policy in ["strict", "picklescan"] {
+            let ran = gate(&model, &["--pickle-policy", policy], 1);
+            let out = format!("{}{}", ran.stdout(), ran.stderr);
+            assert!(out.contains(expected), "{name} {policy}: {out}");
+        }
+    }
+    // A complete pickle followed by bytes that are no pickle (a legacy checkpoint's storage
+    // data, an appended zip) is read to its STOP and passes.
+    let mut trailing = import("collections", "OrderedDict");
+    trailing.extend_from_slice(b")R.K\x03raw storage bytes");
+    let model = dir.path().join("trailing");
+    write_tree(&model, &[("model.pkl", &trailing)]);
+    gate(&model, &[], 0);
+}
+
+/// A pickle under a name whose reader refuses it is read as the pickle it is by `vouch scan`.
+#[test]
+fn scan_reads_a_misnamed_pickle_as_a_pickle_and_reports_its_imports() {
+    let dir = tempfile::tempdir().unwrap();
+    let evil: &[u8] = b"cposix\nsystem\n(S'id'\ntR.";
+    let mut safetensors = b"S'abcdef{'\n0".to_vec();
+    safetensors.extend_from_slice(evil);
+    write_tree(
+        dir.path(),
+        &[
+            ("evil.onnx", evil),
+            ("evil.gguf", evil),
+            ("model.safetensors", &safetensors),
+        ],
+    );
+    let ran = vouch_run(["scan".as_ref(), dir.path().as_os_str()]).expect(1);
+    let report = vouch_run([
+        "scan".as_ref(),
+        dir.path().as_os_str(),
+        "--format".as_ref(),
+        "json".as_ref(),
+    ])
+    .expect(1)
+    .json();
+    for file in report["files"].as_array().unwrap() {
+        assert_eq!(file["format"], "pickle", "{file}");
+        assert_eq!(
+            file["dangerous"],
+            serde_json::json!(["posix.system"]),
+            "{file}"
+        );
+    }
+    assert!(
+        ran.stdout().contains("3 with unsafe pickle imports"),
+        "{}",
+        ran.stdout()
+    );
+}
+
+/// zstd (which pandas.read_pickle inflates by extension) is inflated and scanned; a
+/// decompression bomb is refused at the inflate bound, never written out whole.
+#[test]
+fn zstd_pickles_are_inflated_and_bombs_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let evil: &[u8] = b"\x80\x02cposix\nsystem\nX\x04\x00\x00\x00true\x85R.";
+    let bomb = zstd::encode_all(&vec![b'N'; 64 << 20][..], 3).unwrap();
+    write_tree(
+        dir.path(),
+        &[
+            ("model.pkl.zst", &zstd::encode_all(evil, 3).unwrap()),
+            ("bomb.pkl.zst", &bomb),
+        ],
+    );
+    let report = vouch_run([
+        "scan".as_ref(),
+        dir.path().as_os_str(),
+        "--format".as_ref(),
+        "json".as_ref(),
+    ])
+    .expect(1)
+    .json();
+    let files = report["files"].as_array().unwrap();
+    let find = |name: &str| files.iter().find(|f| f["name"] == name).unwrap();
+    assert_eq!(
+        find("model.pkl.zst")["dangerous"],
+        serde_json::json!(["posix.system"])
+    );
+    let bomb = find("bomb.pkl.zst")["problem"]["message"].as_str().unwrap();
+    assert!(bomb.contains("possible decompression bomb"), "{bomb}");
+}

@@ -491,3 +491,55 @@ graph(root + '/escape/model.onnx', '../outside/weights.bin')
         ran.stdout()
     );
 }
+
+#[test]
+fn compressed_pickles_are_inflated_and_scanned_or_refused_as_unscannable() {
+    let Some((dir, python)) = corpus("compressed_pickles", "compressed") else {
+        return;
+    };
+    let files = scan(dir.path(), 1);
+    // What vouch inflates (gzip, zlib as joblib writes it): scanned as any file, a zip in it too.
+    for name in ["model.pkl.gz", "model.joblib", "checkpoint.pt.gz"] {
+        let expected = dotted(&python[name]["imports"]);
+        assert!(expected.contains("posix.system"), "{name}: {expected:?}");
+        assert_eq!(scanned_imports(&files[name]), expected, "{name}");
+        assert!(!files[name]["dangerous"].as_array().unwrap().is_empty());
+    }
+    // What it cannot inflate: refused, naming the compression Python's loaders inflate.
+    for (name, compression) in [
+        ("model.pkl.bz2", "bzip2"),
+        ("model.pkl.xz", "xz"),
+        ("model.pkl.lzma", "lzma"),
+    ] {
+        assert!(dotted(&python[name]["imports"]).contains("posix.system"));
+        let problem = &files[name]["problem"];
+        assert_eq!(problem["kind"], "malformed", "{name}: {problem}");
+        let message = problem["message"].as_str().unwrap();
+        assert!(
+            message.contains(&format!("vouch cannot inflate {compression}")),
+            "{name}: {message}"
+        );
+    }
+    // Compressed text holds no pickle: no finding.
+    assert!(files["notes.txt.gz"]["problem"].is_null());
+    assert!(files["notes.txt.gz"]["dangerous"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+    let report = verify_pinned(dir.path(), &["--deny-unsafe-pickle"], 1);
+    for name in python.as_object().unwrap().keys() {
+        if name == "notes.txt.gz" {
+            continue;
+        }
+        rejected_message(&report, name);
+    }
+    let text = &report["subjects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["name"] == "notes.txt.gz")
+        .map(|s| s["verdict"].clone())
+        .collect::<Vec<_>>();
+    assert!(!text.contains(&json!("rejected")), "{report:#}");
+    assert!(rejected_message(&report, "checkpoint.pt.gz").contains("posix.system"));
+}

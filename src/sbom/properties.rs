@@ -87,6 +87,9 @@ pub fn fact_properties(facts: &Facts) -> Vec<(String, String)> {
                 Container::Npy => "npy",
             };
             add("container", container.into());
+            if let Some(compression) = f.compression {
+                add("compression", compression.name().into());
+            }
             let protocol = f.streams.iter().filter_map(|s| s.scan.protocol).max();
             if let Some(p) = protocol {
                 add("protocol", p.to_string());

@@ -390,6 +390,38 @@ def hostile_corpus(out):
     return facts
 
 
+def compressed_corpus(out):
+    """Pickles in compressed streams, as pandas.read_pickle (by extension) and joblib.load
+    (by magic) inflate and unpickle them; what Python imports loading each after inflating."""
+    import bz2, gzip, lzma, zlib
+
+    evil = pickle.dumps(Reduce(os.system, ("true",)), protocol=2)
+    zipped = os.path.join(out, "zipped.pt")
+    torch_like_zip(zipped, {"w": Reduce(os.system, ("true",))})
+    zipped_bytes = open(zipped, "rb").read()
+    os.remove(zipped)
+    files = {
+        "model.pkl.gz": (gzip.compress(evil), gzip.decompress),
+        "model.pkl.bz2": (bz2.compress(evil), bz2.decompress),
+        "model.pkl.xz": (lzma.compress(evil), lzma.decompress),
+        "model.pkl.lzma": (lzma.compress(evil, format=lzma.FORMAT_ALONE), lzma.decompress),
+        "model.joblib": (zlib.compress(evil), zlib.decompress),
+        "checkpoint.pt.gz": (gzip.compress(zipped_bytes), gzip.decompress),
+        "notes.txt.gz": (gzip.compress(b"plain text, no pickle\n" * 100), gzip.decompress),
+    }
+    facts = {}
+    for name, (data, inflate) in files.items():
+        open(os.path.join(out, name), "wb").write(data)
+        inflated = inflate(data)
+        imports = set(map(tuple, python_imports(inflated)))
+        if inflated.startswith(b"PK"):
+            with zipfile.ZipFile(io.BytesIO(inflated)) as z:
+                for info in z.infolist():
+                    imports.update(map(tuple, python_imports(z.read(info))))
+        facts[name] = {"imports": sorted(imports)}
+    return facts
+
+
 def fake_torch():
     """Modules named as PyTorch's, so that pickle writes the globals torch.save writes."""
     import types
@@ -571,6 +603,7 @@ def main():
         "onnx": onnx_corpus,
         "pickles": pickle_corpus,
         "hostile": hostile_corpus,
+        "compressed": compressed_corpus,
         "checkpoints": checkpoint_corpus,
         "cyclonedx": cyclonedx,
     }[command]

@@ -107,13 +107,21 @@ pub fn inspect_open(file: &File, len: u64, name: &str) -> Result<Option<Facts>, 
     let Some(kind) = Kind::detect(name, &head) else {
         return Ok(None);
     };
-    Ok(Some(match kind {
-        Kind::Safetensors => Facts::Safetensors(safetensors::read(&mut source()?)?),
-        Kind::Gguf => Facts::Gguf(gguf::read(&mut source()?)?),
-        Kind::Onnx => Facts::Onnx(onnx::read(&mut source()?)?),
-        Kind::Pickle => match pickle::scan_file(file, name)? {
-            Some(facts) => Facts::Pickle(facts),
-            None => return Ok(None),
+    let read = match kind {
+        Kind::Safetensors => safetensors::read(&mut source()?).map(Facts::Safetensors),
+        Kind::Gguf => gguf::read(&mut source()?).map(Facts::Gguf),
+        Kind::Onnx => onnx::read(&mut source()?).map(Facts::Onnx),
+        Kind::Pickle => {
+            return Ok(pickle::scan_file(file, name)?.map(Facts::Pickle));
+        }
+    };
+    match read {
+        // A file its name's reader refuses that starts like a pickle is read as loaders
+        // that go by content read it: its pickles (and their imports) are what it holds.
+        Err(Problem::Malformed(_)) if pickle::sniff(&head) => match pickle::scan_file(file, name) {
+            Ok(Some(facts)) => Ok(Some(Facts::Pickle(facts))),
+            _ => read.map(Some),
         },
-    }))
+        read => read.map(Some),
+    }
 }

@@ -66,6 +66,9 @@ pub struct StreamScan {
     pub globals: Vec<Global>,
     /// Why scanning stopped before the end, when it did (where Python's unpickler stops too).
     pub error: Option<String>,
+    /// Whether it stopped inside the stream's first pickle, before any STOP.
+    #[serde(skip)]
+    pub stopped_in_first: bool,
 }
 
 impl StreamScan {
@@ -331,6 +334,8 @@ struct Scanner<R> {
     scan: StreamScan,
     /// Set when a bound of vouch's (not Python's) stopped the scan: the stream is unscanned.
     limit: Option<String>,
+    /// Whether the current pickle's first opcode was read.
+    opened: bool,
 }
 
 /// The text Python gives an import whose operands are not literal strings.
@@ -351,6 +356,7 @@ impl<R: Read> Scanner<R> {
             globals: BTreeSet::new(),
             scan: StreamScan::default(),
             limit: None,
+            opened: false,
         }
     }
 
@@ -367,6 +373,7 @@ impl<R: Read> Scanner<R> {
                 }
                 Err(Problem::Malformed(m)) => {
                     self.scan.error = Some(m);
+                    self.scan.stopped_in_first = self.scan.pickles == 0 && self.opened;
                     return;
                 }
                 // A read that failed leaves the rest unscanned, unlike bytes Python refuses.
@@ -477,6 +484,7 @@ impl<R: Read> Scanner<R> {
         self.stack.clear();
         self.marks.clear();
         self.memo.clear();
+        self.opened = false;
         let mut first = true;
         loop {
             let at = self.stream.position;
@@ -496,6 +504,7 @@ impl<R: Read> Scanner<R> {
             let op = opcode(code).ok_or_else(|| {
                 Problem::malformed(format!("unknown opcode 0x{code:02x} at byte {at}"))
             })?;
+            self.opened = true;
             let arg = self.argument(op.encoding, op.name, at)?;
             if self.step(op.name, arg, at)? {
                 return Ok(End::Stop);
@@ -800,6 +809,9 @@ pub enum Container {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct PickleFacts {
     pub container: Container,
+    /// The compression the file was inflated from, when it was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compression: Option<Compression>,
     /// One entry per pickle stream: the file itself, a `.npy` body, or each pickle member
     /// of an archive (a zip appended to a pickle included).
     pub streams: Vec<NamedStream>,
@@ -837,7 +849,7 @@ impl PickleFacts {
 /// protocols 0 and 1 have no magic, and Python's unpickler takes any opcode first; what
 /// then holds no complete pickle and no import is not a pickle).
 pub fn sniff(head: &[u8]) -> bool {
-    sniff_strong(head) || starts_with_opcode(head)
+    sniff_strong(head) || starts_with_opcode(head) || Compression::detect(head).is_some()
 }
 
 fn starts_with_opcode(bytes: &[u8]) -> bool {
@@ -845,10 +857,13 @@ fn starts_with_opcode(bytes: &[u8]) -> bool {
 }
 
 /// Whether the first bytes can only be read as a pickle container: zip, 7z and `.npy`
-/// magic, or a PROTO opcode (0x80, a protocol up to 5) followed by another opcode.
+/// magic, a PROTO opcode (0x80, a protocol up to 5) followed by another opcode, or the magic
+/// of a compressed stream (zlib's two-byte header, which text can start with, is weak).
 pub fn sniff_strong(head: &[u8]) -> bool {
     let proto = head.len() >= 3 && head[0] == 0x80 && head[1] <= 5 && opcode(head[2]).is_some();
+    let compressed = Compression::detect(head).is_some_and(|c| c != Compression::Zlib);
     proto
+        || compressed
         || [
             zip::LOCAL_HEADER.as_slice(),
             ZIP_END_MAGIC,
@@ -869,6 +884,15 @@ pub fn scan_file(file: &File, _name: &str) -> Parsed<Option<PickleFacts>> {
     let len = file.metadata()?.len();
     let mut head = vec![0u8; HEAD.min(len as usize)];
     file.read_exact_at(&mut head, 0)?;
+    match Compression::detect(&head) {
+        Some(compression) => scan_compressed(file, len, compression),
+        None => scan_content(file, len, &head),
+    }
+}
+
+/// The pickles of `file` (`len` bytes, starting with `head`), read as a loader reads it.
+fn scan_content(file: &File, len: u64, head: &[u8]) -> Parsed<Option<PickleFacts>> {
+    let head = head.to_vec();
     if head.starts_with(SEVEN_ZIP_MAGIC) {
         return Err(Problem::malformed(
             "is a 7z archive, which vouch cannot look inside for pickles",
@@ -901,7 +925,7 @@ pub fn scan_file(file: &File, _name: &str) -> Parsed<Option<PickleFacts>> {
         };
         (
             container,
-            Some(bounded(scan_stream(whole(), Some(len)), None)?),
+            Some(scanned(scan_stream(whole(), Some(len)), None)?),
         )
     };
     let mut streams: Vec<NamedStream> = stream
@@ -925,7 +949,130 @@ pub fn scan_file(file: &File, _name: &str) -> Parsed<Option<PickleFacts>> {
     if streams.is_empty() && !is_zip {
         return Ok(None);
     }
-    Ok(Some(PickleFacts { container, streams }))
+    Ok(Some(PickleFacts {
+        container,
+        compression: None,
+        streams,
+    }))
+}
+
+/// A compressed stream, which loaders inflate before they unpickle: `pandas.read_pickle` by
+/// the file's extension, `joblib.load` by its magic number, `pickle.load(gzip.open(..))`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    Gzip,
+    /// A zlib stream, as joblib writes it.
+    Zlib,
+    Zstd,
+    Bzip2,
+    Xz,
+    /// The legacy `.lzma` format ("LZMA-alone").
+    Lzma,
+    /// An LZ4 frame.
+    Lz4,
+}
+
+impl Compression {
+    /// The compression `head`, a file's first bytes, starts with.
+    pub fn detect(head: &[u8]) -> Option<Compression> {
+        let zlib = head.len() >= 2
+            && head[0] == 0x78
+            && (u16::from(head[0]) * 256 + u16::from(head[1])) % 31 == 0;
+        let lzma_alone = head.len() >= 5 && head[..3] == [0x5D, 0, 0] && {
+            // liblzma takes a dictionary size of 2^n or 2^n + 2^(n-1).
+            let dictionary = u32::from_le_bytes(head[1..5].try_into().expect("4 bytes"));
+            let low = dictionary >> dictionary.trailing_zeros();
+            low == 1 || low == 3
+        };
+        if head.starts_with(b"\x1f\x8b\x08") {
+            Some(Compression::Gzip)
+        } else if zlib {
+            Some(Compression::Zlib)
+        } else if head.starts_with(b"\x28\xb5\x2f\xfd") {
+            Some(Compression::Zstd)
+        } else if head.len() >= 4 && head.starts_with(b"BZh") && (b'1'..=b'9').contains(&head[3]) {
+            Some(Compression::Bzip2)
+        } else if head.starts_with(b"\xfd7zXZ\x00") {
+            Some(Compression::Xz)
+        } else if lzma_alone {
+            Some(Compression::Lzma)
+        } else if head.starts_with(b"\x04\x22\x4d\x18") {
+            Some(Compression::Lz4)
+        } else {
+            None
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Compression::Gzip => "gzip",
+            Compression::Zlib => "zlib",
+            Compression::Zstd => "zstd",
+            Compression::Bzip2 => "bzip2",
+            Compression::Xz => "xz",
+            Compression::Lzma => "lzma",
+            Compression::Lz4 => "lz4",
+        }
+    }
+}
+
+/// Inflates a compressed file (gzip, zlib, zstd) into an unnamed temporary file, bounded as
+/// a deflated zip member is (absolutely, and against the compressed size), and scans what
+/// it holds as any file is scanned; once only (no loader inflates twice). What vouch cannot
+/// inflate is refused. A stream corrupt part way is scanned as far as it inflates (what a
+/// loader unpickles before it fails); one that inflates to nothing holds no pickle.
+fn scan_compressed(file: &File, len: u64, compression: Compression) -> Parsed<Option<PickleFacts>> {
+    let name = compression.name();
+    let raw = ReadAt { file, position: 0 };
+    let mut decoder: Box<dyn Read> = match compression {
+        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(raw)),
+        Compression::Zlib => Box::new(flate2::read::ZlibDecoder::new(raw)),
+        Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(raw)?),
+        _ => {
+            return Err(Problem::malformed(format!(
+                "is {name}-compressed, which loaders (pandas.read_pickle, joblib.load) inflate \
+                 and unpickle; vouch cannot inflate {name}, so it cannot be scanned"
+            )))
+        }
+    };
+    let limit =
+        zip::INFLATED_MEMBER_LIMIT.min(len.saturating_mul(zip::RATIO_LIMIT).max(zip::RATIO_FLOOR));
+    let mut inflated = tempfile::tempfile()?;
+    match io::copy(&mut (&mut decoder).take(limit + 1), &mut inflated) {
+        Ok(n) if n > limit => {
+            return Err(Problem::malformed(format!(
+                "is {name}-compressed and inflates to more than {limit} bytes from {len} (more \
+                 than {} to 1, or over {} bytes): a possible decompression bomb, not scanned \
+                 (bounded work)",
+                zip::RATIO_LIMIT,
+                zip::INFLATED_MEMBER_LIMIT
+            )))
+        }
+        Ok(_) => {}
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::InvalidData
+                    | io::ErrorKind::InvalidInput
+                    | io::ErrorKind::UnexpectedEof
+                    | io::ErrorKind::Other
+            ) => {}
+        Err(e) => return Err(Problem::Io(e)),
+    }
+    let inflated_len = inflated.metadata()?.len();
+    let mut head = vec![0u8; HEAD.min(inflated_len as usize)];
+    inflated.read_exact_at(&mut head, 0)?;
+    match scan_content(&inflated, inflated_len, &head) {
+        Ok(facts) => Ok(facts.map(|facts| PickleFacts {
+            compression: Some(compression),
+            ..facts
+        })),
+        Err(Problem::Malformed(m)) => Err(Problem::malformed(format!(
+            "is {name}-compressed; inflated, it {m}"
+        ))),
+        Err(problem) => Err(problem),
+    }
 }
 
 const TAR_BLOCK: usize = 512;
@@ -976,14 +1123,47 @@ impl Read for ReadAt<'_> {
     }
 }
 
-/// A stream's scan, or the bound it hit as a problem naming where.
-fn bounded(scan: Result<StreamScan, String>, member: Option<&str>) -> Parsed<StreamScan> {
-    scan.map_err(|limit| {
+/// A stream's scan, or why it cannot be trusted as a problem naming where: a bound it hit;
+/// a pickle that stops inside its first pickle, before any STOP (Python's unpickler stops
+/// there too, but a loader with its own unpickler may read on, and what it reads next is
+/// unseen); a pickle importing joblib's array wrapper, after which `joblib.load` reads raw
+/// array bytes inside the stream with its own unpickler, which vouch does not model.
+fn scanned(scan: Result<StreamScan, String>, member: Option<&str>) -> Parsed<StreamScan> {
+    let unscannable = |why: String| {
         Problem::malformed(match member {
-            Some(member) => format!("member {member:?} cannot be scanned: {limit}"),
-            None => format!("cannot be scanned: {limit}"),
+            Some(member) => format!("member {member:?} cannot be scanned: {why}"),
+            None => format!("cannot be scanned: {why}"),
         })
-    })
+    };
+    let scan = scan.map_err(unscannable)?;
+    if !scan.is_pickle() {
+        return Ok(scan);
+    }
+    if let Some(wrapper) = scan.globals.iter().find(|g| is_joblib_array_wrapper(g)) {
+        return Err(unscannable(format!(
+            "its pickle imports {}, after which joblib.load reads raw array bytes inside the \
+             pickle stream with joblib's own unpickler, which vouch does not model",
+            wrapper.dotted()
+        )));
+    }
+    match (&scan.error, scan.stopped_in_first) {
+        (Some(error), true) => Err(unscannable(format!(
+            "its pickle stops before its STOP opcode ({error}); a loader with its own unpickler \
+             (joblib's reads NumpyArrayWrapper array bytes there) may read on, unseen"
+        ))),
+        _ => Ok(scan),
+    }
+}
+
+/// joblib's wrappers of NumPy arrays whose bytes follow them raw in the pickle stream.
+fn is_joblib_array_wrapper(global: &Global) -> bool {
+    let joblib =
+        global.module == "joblib.numpy_pickle" || global.module.ends_with(".joblib.numpy_pickle");
+    joblib
+        && matches!(
+            global.name.as_str(),
+            "NumpyArrayWrapper" | "NDArrayWrapper" | "ZNDArrayWrapper"
+        )
 }
 
 /// The pickle numpy reads after a `.npy` header (`reader` is at the magic, `len` bytes long),
@@ -1015,7 +1195,7 @@ fn npy_body(mut reader: impl BufRead, len: u64) -> Parsed<Option<StreamScan>> {
     if !starts_with_opcode(body) {
         return Ok(None);
     }
-    bounded(
+    scanned(
         scan_stream(reader, Some(len.saturating_sub(header_len))),
         None,
     )
@@ -1043,7 +1223,7 @@ fn scan_members(file: &File, archive: &zip::Archive) -> Parsed<Vec<NamedStream>>
             npy_body(reader, member.size)?
         } else if starts_with_opcode(&head) {
             Some(scan_stream(reader, Some(member.size)))
-                .map(|scan| bounded(scan, Some(&member.name)))
+                .map(|scan| scanned(scan, Some(&member.name)))
                 .transpose()?
         } else {
             None

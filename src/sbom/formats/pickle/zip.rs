@@ -39,7 +39,7 @@ pub const INFLATED_TOTAL_LIMIT: u64 = 16 << 30;
 /// How far a deflated member may declare it inflates beyond its compressed size, once it
 /// declares more than [`RATIO_FLOOR`] bytes.
 pub const RATIO_LIMIT: u64 = 256;
-const RATIO_FLOOR: u64 = 1 << 20;
+pub const RATIO_FLOOR: u64 = 1 << 20;
 
 const STORED: u16 = 0;
 const DEFLATED: u16 = 8;
