@@ -66,7 +66,7 @@ pub fn apply(report: &mut Report, target: &Target, waivers: &[Waiver], today: Da
 /// right after the check: the config names a path, not a kind).
 fn is_single_file(target: &Target) -> bool {
     match &target.subject {
-        Deployed::Model { path, .. } => std::fs::metadata(path).map_or(true, |m| !m.is_dir()),
+        Deployed::Model { path, .. } => std::fs::metadata(path).is_ok_and(|m| !m.is_dir()),
         Deployed::Image(_) => false,
     }
 }
