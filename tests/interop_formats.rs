@@ -99,6 +99,13 @@ fn pickle_verdicts_equal_picklescans() {
     );
     let mut dangerous_files = 0;
     for (name, verdicts) in expected.as_object().unwrap() {
+        // A pickle that stops before its STOP is refused whole as unscannable (picklescan
+        // lists what it read up to the stop; vouch names no import of a half-read stream).
+        let problem = files[name]["problem"]["message"].as_str().unwrap_or("");
+        if problem.contains("before its STOP") {
+            assert_eq!(files[name]["problem"]["kind"], "malformed", "{name}");
+            continue;
+        }
         let facts = &files[name]["facts"];
         let mut found: Vec<Value> = match facts["streams"].as_array() {
             Some(streams) => streams
