@@ -9,7 +9,7 @@ use std::io::Write;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use vouch::hash::reader::{hash_range, open_regular};
-use vouch::hash::{Algorithm, Engine, Identity, Location, ReaderConfig, Silent, Task};
+use vouch::hash::{Algorithm, Engine, Identity, Location, ReaderConfig, Task};
 
 fn random_bytes(len: usize) -> Vec<u8> {
     let mut state = 0x9E37_79B9_7F4A_7C15u64;
@@ -128,7 +128,7 @@ fn scheduler(c: &mut Criterion) {
     for jobs in [1usize, 2] {
         let engine = Engine::new(jobs, ReaderConfig::default()).unwrap();
         group.bench_with_input(BenchmarkId::new("jobs", jobs), &engine, |b, engine| {
-            b.iter(|| black_box(engine.hash_all(&tasks, &[Algorithm::Sha256], &Silent)))
+            b.iter(|| black_box(engine.hash_all(&tasks, &[Algorithm::Sha256])))
         });
     }
     group.finish();

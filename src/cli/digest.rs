@@ -24,8 +24,7 @@ pub struct DigestArgs {
 pub fn run(args: DigestArgs) -> Result<u8> {
     let serialization = args.serialization.serialization(&args.model, &[])?;
     let engine = args.engine.engine()?;
-    let progress = args.engine.progress();
-    let (manifest, _) = build_manifest(&args.model, &serialization, &engine, progress.as_ref())?;
+    let (manifest, _) = build_manifest(&args.model, &serialization, &engine)?;
     let digest = if args.manifest_digest {
         manifest_digest(&manifest)
     } else {

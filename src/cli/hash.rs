@@ -49,8 +49,7 @@ pub fn run(args: HashArgs) -> Result<u8> {
 fn check(args: &HashArgs, list: &Path) -> Result<u8> {
     let entries = load_check_list(list, args.algo)?;
     let engine = args.engine.engine()?;
-    let progress = args.engine.progress();
-    let report = check_files(&entries, list, &engine, progress.as_ref());
+    let report = check_files(&entries, list, &engine);
     let status = args.output.emit(&report, render_check_lines)?;
     for warning in check_warnings(&report) {
         eprintln!("vouch: WARNING: {warning}");
@@ -105,8 +104,7 @@ fn hash(args: &HashArgs) -> Result<u8> {
         list_path(path, args.allow_symlinks, &mut items, &mut tasks);
     }
     let engine = args.engine.engine()?;
-    let progress = args.engine.progress();
-    let (results, _) = engine.hash_all(&tasks, &[args.algo], progress.as_ref());
+    let (results, _) = engine.hash_all(&tasks, &[args.algo]);
 
     let mut out = Vec::new();
     let mut status = 0;

@@ -25,8 +25,7 @@ pub fn run(args: ManifestArgs) -> Result<u8> {
     let outputs: Vec<&std::path::Path> = args.output.iter().map(PathBuf::as_path).collect();
     let serialization = args.serialization.serialization(&args.model, &outputs)?;
     let engine = args.engine.engine()?;
-    let progress = args.engine.progress();
-    let (manifest, _) = build_manifest(&args.model, &serialization, &engine, progress.as_ref())?;
+    let (manifest, _) = build_manifest(&args.model, &serialization, &engine)?;
     write_output(args.output.as_deref(), &statement::to_json(&manifest))?;
     Ok(0)
 }

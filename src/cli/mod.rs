@@ -6,6 +6,7 @@ mod drift;
 mod hash;
 mod manifest;
 mod oci;
+mod progress;
 mod sbom;
 mod scan;
 mod sign;
@@ -19,13 +20,13 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::error::{Error, Result};
 use crate::fsio::write_atomically;
-use crate::hash::progress::Bar;
-use crate::hash::{default_jobs, Algorithm, Engine, Progress, ProgressMode, ReaderConfig};
+use crate::hash::{default_jobs, Algorithm, Engine, ReaderConfig};
 use crate::model::oms::Serialization;
 use crate::model::paths::{normalize_ignore, IgnoreSet};
 use crate::model::verify::name_inside;
 use crate::report::{self, Format, Report};
 use crate::sign::{TrustParts, TrustSpec};
+use progress::{Bar, ProgressMode};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -122,12 +123,9 @@ impl EngineArgs {
         jobs_or_default(self.jobs)
     }
 
+    /// The engine, reporting progress as `--progress` asks.
     fn engine(&self) -> Result<Engine> {
-        engine(self.jobs())
-    }
-
-    fn progress(&self) -> Box<dyn Progress> {
-        Bar::for_mode(self.progress, "hashing")
+        Ok(engine(self.jobs())?.with_progress(Bar::for_mode(self.progress, "hashing")))
     }
 }
 

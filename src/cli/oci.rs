@@ -210,10 +210,9 @@ fn check(args: &VerifyArgs) -> Result<Report> {
         pinned,
         diff_ids: args.diff_ids,
         approved,
-        jobs: args.engine.jobs(),
     };
     let connection = args.registry.connection()?;
-    let progress = args.engine.progress();
+    let engine = args.engine.engine()?;
     match signer_policy {
         Some((signature, policy)) => oci::verify_signed(
             &reference,
@@ -221,9 +220,9 @@ fn check(args: &VerifyArgs) -> Result<Report> {
             &options,
             signature,
             &policy,
-            progress.as_ref(),
+            &engine,
         ),
-        None => oci::verify(&reference, &connection, &options, progress.as_ref()),
+        None => oci::verify(&reference, &connection, &options, &engine),
     }
 }
 

@@ -83,7 +83,7 @@ pub fn run(args: SbomArgs) -> Result<u8> {
         blake3: args.algo == Some(ExtraAlgorithm::Blake3),
         ignore: Vec::new(),
     };
-    let progress = args.engine.progress();
+    let engine = args.engine.engine()?;
     // A model directory whose name starts like a reference is written `./oci:…`.
     let (subject, warnings) = if ImageRef::is_reference(&args.target) {
         let reference = parse_reference(&args.target)?;
@@ -92,8 +92,7 @@ pub fn run(args: SbomArgs) -> Result<u8> {
             &args.registry.connection()?,
             args.platform.platform()?,
             &options,
-            args.engine.jobs(),
-            progress.as_ref(),
+            &engine,
         )?;
         match outcome {
             ImageOutcome::Described { image, warnings } => (Subject::Image(image), warnings),
@@ -116,8 +115,7 @@ pub fn run(args: SbomArgs) -> Result<u8> {
             .iter()
             .filter_map(|output| name_inside(target, output))
             .collect();
-        let engine = args.engine.engine()?;
-        let (model, warnings) = describe_model(target, &options, &engine, progress.as_ref())?;
+        let (model, warnings) = describe_model(target, &options, &engine)?;
         (Subject::Model(model), warnings)
     };
     for warning in warnings {

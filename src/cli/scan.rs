@@ -31,13 +31,7 @@ pub struct ScanArgs {
 
 pub fn run(args: ScanArgs) -> Result<u8> {
     let engine = args.engine.engine()?;
-    let progress = args.engine.progress();
-    let report = scan_model(
-        &args.model,
-        args.pickle_policy.into(),
-        &engine,
-        progress.as_ref(),
-    )?;
+    let report = scan_model(&args.model, args.pickle_policy.into(), &engine)?;
     let rendered = match args.format {
         ScanFormat::Text => report.render_text(),
         ScanFormat::Json => report.render_json(),

@@ -46,8 +46,7 @@ pub fn run(args: SignArgs) -> Result<u8> {
         .serialization
         .serialization(&args.model, &[&args.output])?;
     let engine = args.engine.engine()?;
-    let progress = args.engine.progress();
-    let (manifest, _) = build_manifest(&args.model, &serialization, &engine, progress.as_ref())?;
+    let (manifest, _) = build_manifest(&args.model, &serialization, &engine)?;
     write_atomically(&args.output, &sign_manifest(&manifest, &signer))?;
     eprintln!(
         "vouch: signed {} (root {}) into {}",

@@ -119,8 +119,7 @@ fn check(args: &VerifyArgs) -> Result<Report> {
             .then(|| args.pickle_policy.unwrap_or_default().into()),
     };
     let engine = args.engine.engine()?;
-    let progress = args.engine.progress();
-    check_model(&args.model, &approval, &options, &engine, progress.as_ref())
+    check_model(&args.model, &approval, &options, &engine)
 }
 
 /// A pinned digest given as `flag`: `sha256:HEX`.

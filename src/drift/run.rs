@@ -13,7 +13,7 @@ use super::config::{Config, Deployed, ImageTarget, Target};
 use super::history::History;
 use super::waiver;
 use crate::error::{Error, Result};
-use crate::hash::{Engine, ReaderConfig, Silent};
+use crate::hash::{Engine, ReaderConfig};
 use crate::model::verify::{check_model, VerifyOptions};
 use crate::oci::{self, ApprovedFiles, Connection};
 use crate::report::{self, Report, Status, Subject, Verdict};
@@ -256,7 +256,7 @@ pub fn check_target(target: &Target, engine: &Engine) -> Report {
                 approval_files: Vec::new(),
                 deny_unsafe_pickle: target.deny_unsafe_pickle.then_some(Default::default()),
             };
-            check_model(path, approval, &options, engine, &Silent)
+            check_model(path, approval, &options, engine)
         }
         Deployed::Image(image) => check_image(image, engine),
     };
@@ -275,7 +275,6 @@ fn check_image(image: &ImageTarget, engine: &Engine) -> Result<Report> {
         pinned: image.pinned.clone(),
         diff_ids: image.diff_ids,
         approved,
-        jobs: engine.jobs(),
     };
     let connection = Connection {
         credentials: None,
@@ -284,7 +283,7 @@ fn check_image(image: &ImageTarget, engine: &Engine) -> Result<Report> {
         retries: IMAGE_RETRIES,
         min_rate: image.min_rate,
     };
-    oci::verify(&image.reference, &connection, &options, &Silent)
+    oci::verify(&image.reference, &connection, &options, engine)
 }
 
 /// Registry requests of an image target: the defaults of `vouch oci verify`.

@@ -10,6 +10,6 @@ mod sigbus;
 
 pub use algorithm::{Algorithm, Digest, Hasher};
 pub use opening::{Identity, Location, RootDir};
-pub use progress::{Progress, ProgressMode, Silent};
+pub use progress::{Progress, Silent};
 pub use reader::{ReadError, ReaderConfig, Stamp};
 pub use scheduler::{default_jobs, Engine, Inspect, Task};

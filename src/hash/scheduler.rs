@@ -43,10 +43,11 @@ pub type Inspect<'a, T> = dyn Fn(usize, &File, &Stamp) -> T + Sync + 'a;
 /// it has none.
 pub type Outcome<T> = Result<(Vec<Digest>, Option<T>), ReadError>;
 
-/// The engine: a thread pool and the reader settings.
+/// The engine: a thread pool, the reader settings and where progress is reported.
 pub struct Engine {
     pool: rayon::ThreadPool,
     reader: ReaderConfig,
+    progress: Box<dyn Progress>,
 }
 
 /// How many threads to use when `--jobs` is not given: one per core.
@@ -64,7 +65,21 @@ impl Engine {
             .thread_name(|i| format!("vouch-hash-{i}"))
             .build()
             .map_err(std::io::Error::other)?;
-        Ok(Engine { pool, reader })
+        Ok(Engine {
+            pool,
+            reader,
+            progress: Box::new(super::progress::Silent),
+        })
+    }
+
+    /// The same engine, reporting its progress to `progress`.
+    pub fn with_progress(self, progress: Box<dyn Progress>) -> Engine {
+        Engine { progress, ..self }
+    }
+
+    /// Where this engine reports progress: for work that streams beside the hash pool.
+    pub fn progress(&self) -> &dyn Progress {
+        self.progress.as_ref()
     }
 
     pub fn jobs(&self) -> usize {
@@ -80,9 +95,8 @@ impl Engine {
         &self,
         tasks: &[Task],
         algorithms: &[Algorithm],
-        progress: &dyn Progress,
     ) -> (Vec<Result<Vec<Digest>, ReadError>>, u64) {
-        let (results, bytes) = self.run::<()>(tasks, algorithms, progress, None);
+        let (results, bytes) = self.run::<()>(tasks, algorithms, None);
         let digests = results
             .into_iter()
             .map(|result| result.map(|(digests, _)| digests))
@@ -97,19 +111,18 @@ impl Engine {
         &self,
         tasks: &[Task],
         algorithms: &[Algorithm],
-        progress: &dyn Progress,
         inspect: &Inspect<T>,
     ) -> (Vec<Outcome<T>>, u64) {
-        self.run(tasks, algorithms, progress, Some(inspect))
+        self.run(tasks, algorithms, Some(inspect))
     }
 
     fn run<T: Send + Sync>(
         &self,
         tasks: &[Task],
         algorithms: &[Algorithm],
-        progress: &dyn Progress,
         inspect: Option<&Inspect<T>>,
     ) -> (Vec<Outcome<T>>, u64) {
+        let progress = self.progress();
         let mut order: Vec<usize> = (0..tasks.len()).collect();
         order.sort_by_key(|&i| std::cmp::Reverse(tasks[i].len()));
         progress.begin(tasks.iter().map(Task::len).sum());
@@ -178,7 +191,6 @@ impl Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hash::progress::Silent;
     use std::path::PathBuf;
 
     fn given(path: PathBuf) -> Task {
@@ -199,7 +211,7 @@ mod tests {
             expected.push(Algorithm::Sha256.digest(&data));
         }
         let engine = Engine::new(3, ReaderConfig::default()).unwrap();
-        let (results, bytes) = engine.hash_all(&tasks, &[Algorithm::Sha256], &Silent);
+        let (results, bytes) = engine.hash_all(&tasks, &[Algorithm::Sha256]);
         let got: Vec<Digest> = results.into_iter().map(|r| r.unwrap().remove(0)).collect();
         assert_eq!(got, expected);
         assert_eq!(bytes, tasks.iter().map(|t| t.end).sum::<u64>());
@@ -215,7 +227,7 @@ mod tests {
         let tasks = vec![given(gone.clone()), given(good)];
         std::fs::remove_file(&gone).unwrap();
         let engine = Engine::new(2, ReaderConfig::default()).unwrap();
-        let (results, _) = engine.hash_all(&tasks, &[Algorithm::Sha256], &Silent);
+        let (results, _) = engine.hash_all(&tasks, &[Algorithm::Sha256]);
         assert!(matches!(results[0], Err(ReadError::Io(_))));
         assert!(results[1].is_ok());
     }

@@ -8,15 +8,10 @@ use std::time::Instant;
 
 use super::checklist::CheckEntry;
 use crate::hash::reader::special_kind;
-use crate::hash::{Engine, Identity, Location, Progress, ReadError, Task};
+use crate::hash::{Engine, Identity, Location, ReadError, Task};
 use crate::report::{Report, Subject, Verdict};
 
-pub fn check_files(
-    entries: &[CheckEntry],
-    source: &Path,
-    engine: &Engine,
-    progress: &dyn Progress,
-) -> Report {
+pub fn check_files(entries: &[CheckEntry], source: &Path, engine: &Engine) -> Report {
     let started = Instant::now();
     let mut report = Report {
         target: source.display().to_string(),
@@ -58,7 +53,7 @@ pub fn check_files(
         all.dedup();
         all
     };
-    let (results, bytes) = engine.hash_all(&tasks, &algorithms, progress);
+    let (results, bytes) = engine.hash_all(&tasks, &algorithms);
     for ((index, entry), result) in pending.into_iter().zip(results) {
         let subject = &mut report.subjects[index];
         match result {

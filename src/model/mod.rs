@@ -10,7 +10,7 @@ use std::fs::File;
 use std::path::Path;
 
 use crate::error::{Error, Result};
-use crate::hash::{Digest, Engine, Progress, ReadError, Stamp, Task};
+use crate::hash::{Digest, Engine, ReadError, Stamp, Task};
 use oms::{Manifest, ResourceKey, Serialization};
 use walk::{Model, ModelFile, WalkOptions};
 
@@ -23,10 +23,9 @@ pub fn build_manifest(
     path: &Path,
     serialization: &Serialization,
     engine: &Engine,
-    progress: &dyn Progress,
 ) -> Result<(Manifest, u64)> {
     let model = walk_faithfully(path, serialization)?;
-    let hashed = hash_model(&model, serialization, engine, progress);
+    let hashed = hash_model(&model, serialization, engine);
     let mut resources = Vec::with_capacity(hashed.resources.len());
     for (key, result) in hashed.resources {
         match result {
@@ -84,15 +83,10 @@ pub struct HashedModel<T = ()> {
 }
 
 /// Hashes every resource of `model` under `serialization`.
-pub fn hash_model(
-    model: &Model,
-    serialization: &Serialization,
-    engine: &Engine,
-    progress: &dyn Progress,
-) -> HashedModel {
+pub fn hash_model(model: &Model, serialization: &Serialization, engine: &Engine) -> HashedModel {
     let planned = oms::plan(model, serialization.method);
     let tasks: Vec<Task> = planned.iter().map(|(_, _, task)| task.clone()).collect();
-    let (results, bytes) = engine.hash_all(&tasks, &[serialization.algorithm], progress);
+    let (results, bytes) = engine.hash_all(&tasks, &[serialization.algorithm]);
     let resources = planned
         .into_iter()
         .zip(results)
@@ -113,7 +107,6 @@ pub fn hash_model_inspecting<T: Send + Sync>(
     model: &Model,
     serialization: &Serialization,
     engine: &Engine,
-    progress: &dyn Progress,
     inspect: &(dyn Fn(&ModelFile, &File, &Stamp) -> T + Sync),
 ) -> HashedModel<T> {
     let planned = oms::plan(model, serialization.method);
@@ -132,7 +125,7 @@ pub fn hash_model_inspecting<T: Send + Sync>(
     let by_task =
         |task: usize, open: &File, stamp: &Stamp| inspect(&model.files[owners[task]], open, stamp);
     let (mut results, bytes) =
-        engine.hash_all_inspecting(&tasks, &[serialization.algorithm], progress, &by_task);
+        engine.hash_all_inspecting(&tasks, &[serialization.algorithm], &by_task);
     let mut inspected: Vec<Option<T>> = model.files.iter().map(|_| None).collect();
     let mut unread = Vec::new();
     for (task, result) in results.drain(planned.len()..).enumerate() {

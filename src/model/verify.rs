@@ -14,7 +14,7 @@ use super::paths::{compare_names, IgnoreSet, DEFAULT_IGNORED, SINGLE_FILE_NAME};
 use super::walk::{self, Model, ModelFile, Problem, ProblemKind};
 use super::{hash_model, hash_model_inspecting, walk_options, HashedModel};
 use crate::error::Result;
-use crate::hash::{Algorithm, Digest, Engine, Progress, ReadError, Stamp};
+use crate::hash::{Algorithm, Digest, Engine, ReadError, Stamp};
 use crate::manifest::digest::manifest_digest;
 use crate::manifest::{check_list_expected, load_check_list, load_statement, statement_expected};
 use crate::report::{Report, Subject, Verdict};
@@ -89,7 +89,6 @@ pub fn check_model(
     approval: &Approval,
     options: &VerifyOptions,
     engine: &Engine,
-    progress: &dyn Progress,
 ) -> Result<Report> {
     let mut options = options.clone();
     match approval {
@@ -101,14 +100,13 @@ pub fn check_model(
                 &statement_expected(&statement, file)?,
                 &options,
                 engine,
-                progress,
             )
         }
         Approval::Signature { bundle, trust } => {
-            verify_signed(path, bundle, &trust.load()?, &options, engine, progress)
+            verify_signed(path, bundle, &trust.load()?, &options, engine)
         }
         Approval::Pinned { pin, serialization } => {
-            verify_pinned(path, serialization, pin, &options, engine, progress)
+            verify_pinned(path, serialization, pin, &options, engine)
         }
         Approval::CheckList {
             list,
@@ -118,7 +116,7 @@ pub fn check_model(
             let entries = load_check_list(list, *algorithm)?;
             let expected = check_list_expected(&entries, list, *allow_symlinks)?;
             options.approval_files.push(list.clone());
-            verify(path, &expected, &options, engine, progress)
+            verify(path, &expected, &options, engine)
         }
     }
 }
@@ -129,7 +127,6 @@ pub fn verify(
     expected: &Expected,
     options: &VerifyOptions,
     engine: &Engine,
-    progress: &dyn Progress,
 ) -> Result<Report> {
     let started = Instant::now();
     let ignores = Ignores::new(path, &expected.serialization, options, &expected.resources);
@@ -138,8 +135,7 @@ pub fn verify(
         ..expected.serialization.clone()
     };
     let model = walk::walk(path, &walk_options(&serialization))?;
-    let (hashed, pickle_subjects) =
-        hash_and_gate(&model, &serialization, options, engine, progress);
+    let (hashed, pickle_subjects) = hash_and_gate(&model, &serialization, options, engine);
 
     let mut report = Report {
         target: path.display().to_string(),
@@ -175,7 +171,6 @@ pub fn verify_pinned(
     pin: &Pin,
     options: &VerifyOptions,
     engine: &Engine,
-    progress: &dyn Progress,
 ) -> Result<Report> {
     let started = Instant::now();
     let ignores = Ignores::new(path, serialization, options, &[]);
@@ -184,8 +179,7 @@ pub fn verify_pinned(
         ..serialization.clone()
     };
     let model = walk::walk(path, &walk_options(&serialization))?;
-    let (hashed, pickle_subjects) =
-        hash_and_gate(&model, &serialization, options, engine, progress);
+    let (hashed, pickle_subjects) = hash_and_gate(&model, &serialization, options, engine);
     let found = found_manifest(&model, &serialization, &hashed);
 
     let mut report = Report {
@@ -255,14 +249,10 @@ fn hash_and_gate(
     serialization: &Serialization,
     options: &VerifyOptions,
     engine: &Engine,
-    progress: &dyn Progress,
 ) -> (HashedModel, Vec<Subject>) {
     let policy = options.deny_unsafe_pickle;
     if policy.is_none() && !model.files.iter().any(|f| is_onnx_graph(&f.name, model)) {
-        return (
-            hash_model(model, serialization, engine, progress),
-            Vec::new(),
-        );
+        return (hash_model(model, serialization, engine), Vec::new());
     }
     let comparison = Comparison {
         model,
@@ -289,7 +279,7 @@ fn hash_and_gate(
         }
         subjects
     };
-    let hashed = hash_model_inspecting(model, serialization, engine, progress, &gate);
+    let hashed = hash_model_inspecting(model, serialization, engine, &gate);
     let mut subjects: Vec<Subject> = hashed.inspected.into_iter().flatten().flatten().collect();
     for (index, error) in &hashed.unread {
         let name = comparison.display_path(&model.files[*index].name);
@@ -769,7 +759,6 @@ pub fn verify_signed(
     policy: &SignerPolicy,
     options: &VerifyOptions,
     engine: &Engine,
-    progress: &dyn Progress,
 ) -> Result<Report> {
     let started = Instant::now();
     let target = path.display().to_string();
@@ -785,7 +774,7 @@ pub fn verify_signed(
         signature.display(),
         statement.manifest.serialization.describe()
     );
-    let mut report = verify(path, &expected, &options, engine, progress)?;
+    let mut report = verify(path, &expected, &options, engine)?;
     report.subjects.insert(0, signature_subject);
     report.duration = started.elapsed();
     Ok(report)

@@ -26,7 +26,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
-use crate::hash::{Algorithm, Digest, Progress};
+use crate::hash::{Algorithm, Digest, Engine};
 use crate::report::{Report, Status, Subject, Verdict};
 use crate::sign::{check_signature, SignatureCheck, SignerPolicy};
 use auth::Credentials;
@@ -75,8 +75,6 @@ pub struct Options {
     pub diff_ids: bool,
     /// The files of a model artifact, from an approved OMS manifest.
     pub approved: Option<ApprovedFiles>,
-    /// Blobs read at once.
-    pub jobs: usize,
 }
 
 /// Indexes nested deeper than this are refused (a cycle could not end otherwise).
@@ -87,7 +85,7 @@ pub fn verify(
     reference: &ImageRef,
     connection: &Connection,
     options: &Options,
-    progress: &dyn Progress,
+    engine: &Engine,
 ) -> Result<Report> {
     let started = Instant::now();
     // The files of a model artifact are compared by the SHA-256 of the bytes read.
@@ -100,7 +98,7 @@ pub fn verify(
         plan,
         results,
         ..
-    } = check(reference, connection, options, &digests, progress)?;
+    } = check(reference, connection, options, &digests, engine)?;
     if reference.digest().is_none() && options.pinned.is_none() {
         if let Some(tag) = reference.tag() {
             report.warnings.push(format!(
@@ -156,7 +154,7 @@ pub fn verify_signed(
     options: &Options,
     signature: &Path,
     policy: &SignerPolicy,
-    progress: &dyn Progress,
+    engine: &Engine,
 ) -> Result<Report> {
     let started = Instant::now();
     let (statement, signature_subject) =
@@ -171,7 +169,7 @@ pub fn verify_signed(
         approved: Some(approved),
         ..options.clone()
     };
-    let mut report = verify(reference, connection, &options, progress)?;
+    let mut report = verify(reference, connection, &options, engine)?;
     report.subjects.insert(0, signature_subject);
     report.duration = started.elapsed();
     Ok(report)
@@ -224,22 +222,20 @@ pub fn inspect(
     connection: &Connection,
     platform: Option<Platform>,
     digests: &[Algorithm],
-    jobs: usize,
-    progress: &dyn Progress,
+    engine: &Engine,
 ) -> Result<Inspection> {
     let options = Options {
         platforms: platform.map_or(Platforms::Host, Platforms::Only),
         pinned: None,
         diff_ids: false,
         approved: None,
-        jobs,
     };
     let Checked {
         mut report,
         root_digest,
         mut plan,
         results,
-    } = check(reference, connection, &options, digests, progress)?;
+    } = check(reference, connection, &options, digests, engine)?;
     if report.status() != Status::Verified {
         return Ok(Inspection::Failed(report));
     }
@@ -293,7 +289,7 @@ fn check(
     connection: &Connection,
     options: &Options,
     digests: &[Algorithm],
-    progress: &dyn Progress,
+    engine: &Engine,
 ) -> Result<Checked> {
     let pin = pin(reference, options.pinned.as_ref())?;
     let store = open(reference, connection)?;
@@ -332,7 +328,7 @@ fn check(
     walk.document(document, descriptor, None, 0);
     let plan = walk.plan;
 
-    let results = check_blobs(store.as_ref(), &plan.blobs, options.jobs, progress);
+    let results = check_blobs(store.as_ref(), &plan.blobs, engine);
     report.bytes_hashed += results
         .iter()
         .filter_map(|r| r.as_ref().ok())
@@ -784,13 +780,14 @@ impl Walk<'_> {
     }
 }
 
-/// Reads every planned blob, `jobs` at a time, largest first; results in plan order.
+/// Reads every planned blob, as many at a time as the engine has threads, largest first;
+/// results in plan order.
 fn check_blobs(
     store: &dyn Store,
     blobs: &[PlannedBlob],
-    jobs: usize,
-    progress: &dyn Progress,
+    engine: &Engine,
 ) -> Vec<Result<Found, Unavailable>> {
+    let (jobs, progress) = (engine.jobs(), engine.progress());
     let mut order: Vec<usize> = (0..blobs.len()).collect();
     order.sort_by_key(|&i| std::cmp::Reverse(blobs[i].descriptor.size));
     progress.begin(blobs.iter().map(|b| b.descriptor.size).sum());
@@ -818,7 +815,7 @@ fn check_blobs(
 fn check_blob(
     store: &dyn Store,
     blob: &PlannedBlob,
-    progress: &dyn Progress,
+    progress: &dyn crate::hash::Progress,
 ) -> Result<Found, Unavailable> {
     let attempts = store.attempts().max(1);
     let mut attempt = 1;

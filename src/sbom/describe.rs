@@ -11,7 +11,7 @@ use super::formats::Facts;
 use super::image::ImageDescription;
 use super::inspect::{display_name, external_task, inspect_open, FileProblem};
 use crate::error::Result;
-use crate::hash::{Algorithm, Digest, Engine, Progress, Stamp, Task};
+use crate::hash::{Algorithm, Digest, Engine, Stamp, Task};
 use crate::model::oms::{self, Method, Serialization};
 use crate::model::paths::{compare_names, IgnoreSet};
 use crate::model::{read_error, read_error_at, walk_faithfully};
@@ -174,7 +174,6 @@ pub fn describe_model(
     path: &Path,
     options: &DescribeOptions,
     engine: &Engine,
-    progress: &dyn Progress,
 ) -> Result<(ModelDescription, Vec<String>)> {
     let mut ignore = IgnoreSet::with_defaults();
     for name in &options.ignore {
@@ -203,7 +202,7 @@ pub fn describe_model(
             .then(|| read_config(open, stamp.len));
         (inspect_open(&model, file, open, stamp.len), config)
     };
-    let (results, _) = engine.hash_all_inspecting(&tasks, &algorithms, progress, &read);
+    let (results, _) = engine.hash_all_inspecting(&tasks, &algorithms, &read);
     let mut warnings = Vec::new();
     let mut parameters = None;
     let mut files = Vec::with_capacity(model.files.len());
@@ -264,7 +263,7 @@ pub fn describe_model(
         extra_tasks.push(task);
         extra_owners.push((ext, owner));
     }
-    let (results, _) = engine.hash_all(&extra_tasks, &algorithms, progress);
+    let (results, _) = engine.hash_all(&extra_tasks, &algorithms);
     for ((task, (ext, owner)), result) in extra_tasks.iter().zip(extra_owners).zip(results) {
         let digests = result.map_err(|e| read_error_at(task.location.path(), e))?;
         files.push(described(

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use super::describe::{purl_segment, DescribeOptions, DescribedFile, ModelDescription};
 use crate::error::Result;
-use crate::hash::{Algorithm, Digest, Progress};
+use crate::hash::{Algorithm, Digest, Engine};
 use crate::model::oms;
 use crate::model::paths::{compare_names, IgnoreSet};
 use crate::oci::document::{Descriptor, Platform};
@@ -74,15 +74,14 @@ pub fn describe_image(
     connection: &Connection,
     platform: Option<Platform>,
     options: &DescribeOptions,
-    jobs: usize,
-    progress: &dyn Progress,
+    engine: &Engine,
 ) -> Result<ImageOutcome> {
     let mut digests = vec![Algorithm::Sha256, Algorithm::Sha1];
     if options.blake3 {
         digests.push(Algorithm::Blake3);
     }
     let (inspected, mut warnings) =
-        match oci::inspect(reference, connection, platform, &digests, jobs, progress)? {
+        match oci::inspect(reference, connection, platform, &digests, engine)? {
             Inspection::Verified { image, warnings } => (image, warnings),
             Inspection::Failed(report) => return Ok(ImageOutcome::Refused(report)),
         };

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use super::formats::{self, pickle, Facts, Problem};
 use crate::hash::opening::{open_beneath, Resolver, Target};
 use crate::hash::reader::regular;
-use crate::hash::{Engine, Location, Progress, ReadError, RootDir, Task};
+use crate::hash::{Engine, Location, ReadError, RootDir, Task};
 use crate::model::paths::normalize_relative_name;
 use crate::model::walk::{Model, ModelFile};
 
@@ -53,7 +53,7 @@ pub struct ExternalFile {
 
 /// Opens every file of `model` once through its handle and reads its facts from that open
 /// file (for `vouch scan`, which hashes nothing).
-pub fn inspect_model(model: &Model, engine: &Engine, progress: &dyn Progress) -> Vec<Inspected> {
+pub fn inspect_model(model: &Model, engine: &Engine) -> Vec<Inspected> {
     let tasks: Vec<Task> = model
         .files
         .iter()
@@ -65,7 +65,7 @@ pub fn inspect_model(model: &Model, engine: &Engine, progress: &dyn Progress) ->
     let inspect = |index: usize, open: &File, stamp: &crate::hash::Stamp| {
         inspect_open(model, &model.files[index], open, stamp.len)
     };
-    let (results, _) = engine.hash_all_inspecting(&tasks, &[], progress, &inspect);
+    let (results, _) = engine.hash_all_inspecting(&tasks, &[], &inspect);
     results
         .into_iter()
         .map(|result| match result {

@@ -12,7 +12,7 @@ use super::formats::{Facts, Kind};
 use super::inspect::{display_name, external_task, inspect_model, FileProblem, Inspected};
 use super::properties::fact_properties;
 use crate::error::{Result, EXIT_INPUT, EXIT_INTEGRITY, EXIT_OPERATIONAL};
-use crate::hash::{Algorithm, Engine, Progress, Task};
+use crate::hash::{Algorithm, Engine, Task};
 use crate::model::paths::{compare_names, IgnoreSet};
 use crate::model::walk::{self, WalkOptions};
 use crate::report::{Subject, Verdict};
@@ -144,12 +144,7 @@ fn refusal(policy: PicklePolicy, global: &str) -> String {
 
 /// Scans every file of the model at `path`, rating pickle imports with `policy`;
 /// external-data files are hashed with SHA-256.
-pub fn scan_model(
-    path: &Path,
-    policy: PicklePolicy,
-    engine: &Engine,
-    progress: &dyn Progress,
-) -> Result<ScanReport> {
+pub fn scan_model(path: &Path, policy: PicklePolicy, engine: &Engine) -> Result<ScanReport> {
     let ignore = IgnoreSet::with_defaults();
     let mut model = walk::walk(
         path,
@@ -160,7 +155,7 @@ pub fn scan_model(
         },
     )?;
     model.files.sort_by(|a, b| compare_names(&a.name, &b.name));
-    let inspected = inspect_model(&model, engine, progress);
+    let inspected = inspect_model(&model, engine);
     let mut externals: Vec<Task> = Vec::new();
     let mut external_views: Vec<Vec<ExternalView>> = Vec::new();
     for inspected in &inspected {
@@ -182,7 +177,7 @@ pub fn scan_model(
         }
         external_views.push(views);
     }
-    let (hashed, _) = engine.hash_all(&externals, &[Algorithm::Sha256], progress);
+    let (hashed, _) = engine.hash_all(&externals, &[Algorithm::Sha256]);
     let mut hashed = externals.iter().zip(hashed);
     for view in external_views.iter_mut().flatten() {
         if view.problem.is_some() {
