@@ -4,9 +4,11 @@
 //! [`manifest`], [`oci`]), which hash through [`hash`] and describe their findings as a
 //! [`report::Report`]. Only `main` decides what the user sees and the exit status.
 
+pub mod approval;
 pub mod cli;
 pub mod drift;
 pub mod error;
+pub mod formats;
 pub mod fsio;
 pub mod hash;
 pub mod json;
@@ -17,5 +19,6 @@ pub mod python;
 pub mod report;
 pub mod sbom;
 pub mod sign;
+pub mod verify;
 
 pub use error::{Error, Result};

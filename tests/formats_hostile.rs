@@ -10,7 +10,7 @@ use std::path::Path;
 
 use common::*;
 use proptest::prelude::*;
-use vouch::sbom::formats::{inspect_open, Problem};
+use vouch::formats::{inspect_open, Problem};
 
 struct Counting;
 

@@ -384,7 +384,7 @@ fn strict_policy_passes_pytorch_checkpoints_and_refuses_other_globals() {
     // Python renames no allowed module or name at protocols 0-2 (but __builtin__, which
     // becomes builtins): the name allowed is the name imported.
     let renamed = &python["fix_imports"];
-    for entry in vouch::sbom::formats::pickle::policy::allow_list() {
+    for entry in vouch::formats::pickle::policy::allow_list() {
         let (module, _) = entry.rsplit_once('.').unwrap();
         assert!(
             !renamed["names"]

@@ -7,12 +7,12 @@ use super::{algorithm_parser, write_output, EngineArgs, OutputArgs};
 use crate::error::{Error, Result, EXIT_INPUT, EXIT_INTEGRITY, EXIT_OPERATIONAL};
 use crate::hash::reader::special_kind;
 use crate::hash::{Algorithm, Identity, Location, ReadError, Task};
-use crate::manifest::check::check_files;
 use crate::manifest::checklist::format_line;
 use crate::manifest::load_check_list;
 use crate::model::paths::IgnoreSet;
 use crate::model::walk::{walk, WalkOptions};
 use crate::report::{render_check_lines, Report, Verdict};
+use crate::verify::checklist::check_files;
 
 #[derive(Debug, Args)]
 pub struct HashArgs {

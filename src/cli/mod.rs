@@ -18,14 +18,14 @@ use std::path::{Path, PathBuf};
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand};
 
+use crate::approval::{TrustParts, TrustSpec};
 use crate::error::{Error, Result};
 use crate::fsio::write_atomically;
 use crate::hash::{default_jobs, Algorithm, Engine, ReaderConfig};
 use crate::model::oms::Serialization;
+use crate::model::paths::name_inside;
 use crate::model::paths::{normalize_ignore, IgnoreSet};
-use crate::model::verify::name_inside;
 use crate::report::{self, Format, Report};
-use crate::sign::{TrustParts, TrustSpec};
 use progress::{Bar, ProgressMode};
 
 #[derive(Debug, Parser)]
@@ -98,7 +98,7 @@ pub enum PicklePolicyArg {
     Picklescan,
 }
 
-impl From<PicklePolicyArg> for crate::sbom::formats::pickle::PicklePolicy {
+impl From<PicklePolicyArg> for crate::formats::pickle::PicklePolicy {
     fn from(arg: PicklePolicyArg) -> Self {
         match arg {
             PicklePolicyArg::Strict => Self::Strict,

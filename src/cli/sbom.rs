@@ -6,7 +6,7 @@ use clap::{Args, ValueEnum};
 use super::oci::{parse_reference, PlatformArgs, RegistryArgs};
 use super::{write_output, EngineArgs};
 use crate::error::{Error, Result};
-use crate::model::verify::name_inside;
+use crate::model::paths::name_inside;
 use crate::oci::reference::ImageRef;
 use crate::report;
 use crate::sbom::describe::{check_purl, describe_model, Created, DescribeOptions, Sbom, Subject};

@@ -4,7 +4,7 @@ use clap::{Args, ValueEnum};
 
 use super::{write_output, EngineArgs, PicklePolicyArg};
 use crate::error::Result;
-use crate::sbom::scan::scan_model;
+use crate::verify::scan::scan_model;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum ScanFormat {

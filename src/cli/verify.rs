@@ -3,11 +3,12 @@ use std::path::PathBuf;
 use clap::{ArgGroup, Args};
 
 use super::{user_ignores, EngineArgs, OutputArgs, PicklePolicyArg, SerializationArgs, TrustArgs};
+use crate::approval::{Approval, Pin};
 use crate::error::{Error, Result};
 use crate::hash::{Algorithm, Digest};
-use crate::model::verify::{check_model, Approval, Pin, VerifyOptions};
 use crate::report::{self, Report};
 use crate::sign::verify_detached_file;
+use crate::verify::model::{check_model, VerifyOptions};
 
 #[derive(Debug, Args)]
 #[command(group(ArgGroup::new("approval").required(true).args(["manifest", "digest", "manifest_digest", "check", "signature", "bundle"])))]

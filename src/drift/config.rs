@@ -12,14 +12,14 @@ use jiff::civil::Date;
 use serde::Deserialize;
 use serde_spanned::Spanned;
 
+use crate::approval::TrustParts;
+use crate::approval::{Approval, Pin};
 use crate::error::{Error, Result};
 use crate::hash::{Algorithm, Digest};
 use crate::model::oms::Serialization;
 use crate::model::paths::normalize_relative_name;
-use crate::model::verify::{Approval, Pin};
 use crate::oci::document::{parse_digest, Platform};
 use crate::oci::{ImageRef, Platforms};
-use crate::sign::TrustParts;
 
 pub const DEFAULT_HISTORY: &str = "vouch-history.sqlite";
 /// How far ahead a waiver's `expires` may lie unless `max_waiver_days` says otherwise.

@@ -14,9 +14,9 @@ use super::history::History;
 use super::waiver;
 use crate::error::{Error, Result};
 use crate::hash::{Engine, ReaderConfig};
-use crate::model::verify::{check_model, VerifyOptions};
 use crate::oci::{self, ApprovedFiles, Connection};
 use crate::report::{self, Report, Status, Subject, Verdict};
+use crate::verify::model::{check_model, VerifyOptions};
 
 /// A stable share of the targets: `index` of `count` (1-based), for N workers that cover a
 /// fleet together. A target's share depends only on its name.

@@ -5,7 +5,7 @@
 use jiff::civil::Date;
 
 use super::config::{Deployed, Target, Waiver};
-use crate::model::verify::Approval;
+use crate::approval::Approval;
 use crate::report::{Report, Subject, Verdict};
 
 /// Applies `waivers` (all of them, any target) to `report`, the report of `target`, as of
@@ -112,7 +112,7 @@ mod tests {
                 path: "m".into(),
                 approval: Approval::Signature {
                     bundle: "docs/model.sig".into(),
-                    trust: crate::sign::TrustSpec::Key("key.pem".into()),
+                    trust: crate::approval::TrustSpec::Key("key.pem".into()),
                 },
             },
             ignore_paths: Vec::new(),

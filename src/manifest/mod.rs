@@ -1,7 +1,6 @@
 //! Approved manifests: OMS statements, sha256sum/b3sum check lists, and pinned digests,
 //! read strictly and turned into what a model must match.
 
-pub mod check;
 pub mod checklist;
 pub mod digest;
 pub mod statement;
@@ -12,9 +11,9 @@ use std::path::Path;
 use crate::error::{Error, Result};
 use crate::fsio::read_input;
 use crate::hash::Algorithm;
+use crate::model::compare::Expected;
 use crate::model::oms::{Method, Resource, ResourceKey, Serialization};
 use crate::model::paths::{check_name, normalize_relative_name, IgnoreSet};
-use crate::model::verify::Expected;
 use checklist::CheckEntry;
 use statement::Statement;
 

@@ -1,9 +1,9 @@
 //! Models on disk: listing their files, serializing them the OMS way, and checking them
 //! against what was approved.
 
+pub mod compare;
 pub mod oms;
 pub mod paths;
-pub mod verify;
 pub mod walk;
 
 use std::fs::File;

@@ -148,6 +148,22 @@ pub fn normalize_relative_name(given: &str) -> Result<String, String> {
     Ok(parts.join("/"))
 }
 
+/// The model-relative name of `file` when it lies inside the model directory `root`.
+pub fn name_inside(root: &Path, file: &Path) -> Option<String> {
+    let root = root.canonicalize().ok()?;
+    if !root.is_dir() {
+        return None;
+    }
+    let parent = file
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let file = parent.canonicalize().ok()?.join(file.file_name()?);
+    let relative = file.strip_prefix(&root).ok()?;
+    let name: Vec<&str> = relative.iter().map(|c| c.to_str()).collect::<Option<_>>()?;
+    (!name.is_empty()).then(|| name.join("/"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,14 +7,14 @@ use std::time::SystemTime;
 
 use serde_json::Value;
 
-use super::formats::Facts;
 use super::image::ImageDescription;
-use super::inspect::{display_name, external_task, inspect_open, FileProblem};
 use crate::error::Result;
+use crate::formats::Facts;
 use crate::hash::{Algorithm, Digest, Engine, Stamp, Task};
 use crate::model::oms::{self, Method, Serialization};
 use crate::model::paths::{compare_names, IgnoreSet};
 use crate::model::{read_error, read_error_at, walk_faithfully};
+use crate::verify::inspect::{display_name, external_task, inspect_open, FileProblem};
 
 /// What an SBOM describes.
 #[derive(Clone, Debug)]

@@ -3,9 +3,5 @@
 
 pub mod cyclonedx;
 pub mod describe;
-pub mod formats;
 pub mod image;
-pub mod inspect;
-pub mod properties;
-pub mod scan;
 pub mod spdx;

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::describe::{DescribedFile, ModelDescription, Sbom, Subject};
 use super::image::{DescribedBlob, ImageDescription};
-use super::properties::fact_properties;
+use crate::formats::properties::fact_properties;
 use crate::hash::{Algorithm, Digest};
 
 #[derive(Serialize)]

@@ -6,9 +6,9 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::time::Instant;
 
-use super::checklist::CheckEntry;
 use crate::hash::reader::special_kind;
 use crate::hash::{Engine, Identity, Location, ReadError, Task};
+use crate::manifest::checklist::CheckEntry;
 use crate::report::{Report, Subject, Verdict};
 
 pub fn check_files(entries: &[CheckEntry], source: &Path, engine: &Engine) -> Report {

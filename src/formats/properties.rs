@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 use std::fmt::Display;
 
-use super::formats::pickle::{Container, Safety};
-use super::formats::Facts;
+use super::pickle::{Container, Safety};
+use super::Facts;
 
 /// The namespace of vouch's property names.
 pub const NAMESPACE: &str = "vouch";

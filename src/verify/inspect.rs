@@ -6,7 +6,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::formats::{self, pickle, Facts, Problem};
+use crate::formats::{self, pickle, Facts, Problem};
 use crate::hash::opening::{open_beneath, Resolver, Target};
 use crate::hash::reader::regular;
 use crate::hash::{Engine, Location, ReadError, RootDir, Task};

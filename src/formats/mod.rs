@@ -6,6 +6,7 @@
 pub mod gguf;
 pub mod onnx;
 pub mod pickle;
+pub mod properties;
 pub mod safetensors;
 mod source;
 

@@ -7,11 +7,11 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use super::formats::pickle::{Global, PicklePolicy};
-use super::formats::{Facts, Kind};
 use super::inspect::{display_name, external_task, inspect_model, FileProblem, Inspected};
-use super::properties::fact_properties;
 use crate::error::{Result, EXIT_INPUT, EXIT_INTEGRITY, EXIT_OPERATIONAL};
+use crate::formats::pickle::{Global, PicklePolicy};
+use crate::formats::properties::fact_properties;
+use crate::formats::{Facts, Kind};
 use crate::hash::{Algorithm, Engine, Task};
 use crate::model::paths::{compare_names, IgnoreSet};
 use crate::model::walk::{self, WalkOptions};

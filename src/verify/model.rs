@@ -5,29 +5,21 @@
 //! file by file, so that each difference is named: changed (with both digests, or the size
 //! change for shards), missing, extra, unreadable, unstable, or rejected by policy.
 
-use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
-use super::oms::{Manifest, Method, Resource, ResourceKey, Serialization};
-use super::paths::{compare_names, IgnoreSet, DEFAULT_IGNORED, SINGLE_FILE_NAME};
-use super::walk::{self, Model, ModelFile, Problem, ProblemKind};
-use super::{hash_model, hash_model_inspecting, walk_options, HashedModel};
+use crate::approval::{Approval, Pin, ROOT_DIGEST_BINDS_NO_NAMES};
 use crate::error::Result;
-use crate::hash::{Algorithm, Digest, Engine, ReadError, Stamp};
+use crate::hash::{Engine, Stamp};
 use crate::manifest::digest::manifest_digest;
 use crate::manifest::{check_list_expected, load_check_list, load_statement, statement_expected};
+use crate::model::compare::{found_manifest, read_error_subject, Comparison, Expected};
+use crate::model::oms::{Resource, Serialization};
+use crate::model::paths::{name_inside, IgnoreSet, DEFAULT_IGNORED};
+use crate::model::walk::{self, Model, ModelFile};
+use crate::model::{hash_model, hash_model_inspecting, walk_options, HashedModel};
 use crate::report::{Report, Subject, Verdict};
-use crate::sign::{check_signature, SignatureCheck, SignerPolicy, TrustSpec};
-
-/// What a model must match: resources under a serialization.
-#[derive(Clone, Debug)]
-pub struct Expected {
-    pub serialization: Serialization,
-    pub resources: Vec<Resource>,
-    /// In words, for reports: `manifest approved.json (files, sha256)`.
-    pub description: String,
-}
+use crate::sign::{check_signature, SignatureCheck, SignerPolicy};
 
 /// Settings of a verification that do not come from the approval.
 #[derive(Clone, Debug, Default)]
@@ -43,44 +35,8 @@ pub struct VerifyOptions {
     /// Files the approval came from; they are ignored when they lie inside the model.
     pub approval_files: Vec<std::path::PathBuf>,
     /// Reject files whose pickles import globals this policy refuses (`--deny-unsafe-pickle`).
-    pub deny_unsafe_pickle: Option<crate::sbom::formats::pickle::PicklePolicy>,
+    pub deny_unsafe_pickle: Option<crate::formats::pickle::PicklePolicy>,
 }
-
-/// What a model is checked against.
-#[derive(Clone, Debug)]
-pub enum Approval {
-    /// An unsigned OMS statement.
-    Manifest(PathBuf),
-    /// An OMS signature bundle, and who must have signed it.
-    Signature { bundle: PathBuf, trust: TrustSpec },
-    /// A pinned digest of the model, and the serialization it was made with.
-    Pinned {
-        pin: Pin,
-        serialization: Serialization,
-    },
-    /// A sha256sum/b3sum list whose names are relative to the model root.
-    CheckList {
-        list: PathBuf,
-        algorithm: Algorithm,
-        allow_symlinks: bool,
-    },
-}
-
-/// A digest that pins a whole model.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Pin {
-    /// The OMS root digest (`vouch digest`): it binds the resources' contents but not their
-    /// names or where one file ends and the next begins.
-    Root(Digest),
-    /// The manifest digest (`vouch digest --manifest-digest`): it binds every resource's
-    /// name and digest and the serialization (see [`crate::manifest::digest`]).
-    Manifest(Digest),
-}
-
-/// The warning of a report that checked a root digest only.
-pub const ROOT_DIGEST_BINDS_NO_NAMES: &str = "a root digest binds the files' contents, not their names or boundaries: \
-     a renamed, moved or split file still matches it; pin the manifest digest (vouch digest --manifest-digest) \
-     or verify against a manifest or signature to bind them";
 
 /// Verifies the model at `path` against `approval`: what `vouch verify` and every drift
 /// target run.
@@ -262,15 +218,15 @@ fn hash_and_gate(
         let name = comparison.display_path(&file.name);
         let mut subjects = Vec::new();
         if let Some(policy) = policy {
-            let scanned = crate::sbom::inspect::pickle_gate(model, file, open);
-            subjects.extend(crate::sbom::scan::unsafe_pickle_subjects(
+            let scanned = crate::verify::inspect::pickle_gate(model, file, open);
+            subjects.extend(crate::verify::scan::unsafe_pickle_subjects(
                 [(name.clone(), &scanned)],
                 policy,
             ));
         }
         if is_onnx_graph(&file.name, model) {
-            let inspected = crate::sbom::inspect::inspect_open(model, file, open, stamp.len);
-            subjects.extend(crate::sbom::scan::uncovered_external_data(
+            let inspected = crate::verify::inspect::inspect_open(model, file, open, stamp.len);
+            subjects.extend(crate::verify::scan::uncovered_external_data(
                 &name,
                 &inspected,
                 model.is_single_file,
@@ -448,303 +404,6 @@ impl Ignores {
                 present.join(", ")
             ));
         }
-    }
-}
-
-/// The model-relative name of `file` when it lies inside the model directory `root`.
-pub fn name_inside(root: &Path, file: &Path) -> Option<String> {
-    let root = root.canonicalize().ok()?;
-    if !root.is_dir() {
-        return None;
-    }
-    let parent = file
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let file = parent.canonicalize().ok()?.join(file.file_name()?);
-    let relative = file.strip_prefix(&root).ok()?;
-    let name: Vec<&str> = relative.iter().map(|c| c.to_str()).collect::<Option<_>>()?;
-    (!name.is_empty()).then(|| name.join("/"))
-}
-
-/// The manifest of the model as found, if every part of it could be hashed.
-fn found_manifest(
-    model: &Model,
-    serialization: &Serialization,
-    hashed: &HashedModel,
-) -> Option<Manifest> {
-    if !model.problems.is_empty() {
-        return None;
-    }
-    let resources = hashed
-        .resources
-        .iter()
-        .map(|(key, result)| {
-            result.as_ref().ok().map(|digest| Resource {
-                key: key.clone(),
-                digest: digest.clone(),
-            })
-        })
-        .collect::<Option<_>>()?;
-    Some(Manifest::new(
-        model.name.clone(),
-        serialization.clone(),
-        resources,
-    ))
-}
-
-impl Pin {
-    pub fn digest(&self) -> &Digest {
-        match self {
-            Pin::Root(digest) | Pin::Manifest(digest) => digest,
-        }
-    }
-
-    /// `root digest` or `manifest digest`, for reports.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Pin::Root(_) => "root digest",
-            Pin::Manifest(_) => "manifest digest",
-        }
-    }
-}
-
-/// A file as found: its size and its resources with their digests.
-struct Found {
-    len: u64,
-    resources: Vec<(ResourceKey, Result<Digest, ReadError>)>,
-}
-
-struct Comparison<'a> {
-    model: &'a Model,
-    method: Method,
-}
-
-impl Comparison<'_> {
-    /// The name a report shows: the model's own name stands in for `.`.
-    fn display(&self, key: &ResourceKey) -> String {
-        let path = if key.path == SINGLE_FILE_NAME {
-            self.model.name.as_str()
-        } else {
-            key.path.as_str()
-        };
-        match key.range {
-            None => path.to_string(),
-            Some((start, end)) => format!("{path}:{start}:{end}"),
-        }
-    }
-
-    fn display_path(&self, path: &str) -> String {
-        self.display(&ResourceKey {
-            path: path.to_string(),
-            range: None,
-        })
-    }
-
-    fn compare(&self, approved: &[Resource], hashed: HashedModel, report: &mut Report) {
-        let mut approved_by_path: HashMap<&str, Vec<&Resource>> = HashMap::new();
-        for resource in approved {
-            approved_by_path
-                .entry(&resource.key.path)
-                .or_default()
-                .push(resource);
-        }
-        for resources in approved_by_path.values_mut() {
-            resources.sort_by(|a, b| a.key.cmp(&b.key));
-        }
-        let mut found: HashMap<String, Found> = self
-            .model
-            .files
-            .iter()
-            .map(|f| {
-                (
-                    f.name.clone(),
-                    Found {
-                        len: f.size(),
-                        resources: Vec::new(),
-                    },
-                )
-            })
-            .collect();
-        for (key, result) in hashed.resources {
-            if let Some(file) = found.get_mut(&key.path) {
-                file.resources.push((key, result));
-            }
-        }
-
-        let mut covered: HashSet<&str> = HashSet::new();
-        let mut unreadable_dirs: Vec<&str> = Vec::new();
-        for problem in &self.model.problems {
-            covered.insert(&problem.name);
-            if matches!(problem.kind, ProblemKind::Unreadable(_)) {
-                unreadable_dirs.push(&problem.name);
-            }
-            report.subjects.push(self.problem_subject(
-                problem,
-                approved_by_path.contains_key(problem.name.as_str()),
-            ));
-        }
-        let under_unreadable = |path: &str| {
-            unreadable_dirs.iter().any(|dir| {
-                path.len() > dir.len()
-                    && path.starts_with(dir)
-                    && path.as_bytes()[dir.len()] == b'/'
-            })
-        };
-
-        let mut paths: Vec<&str> = approved_by_path
-            .keys()
-            .copied()
-            .chain(found.keys().map(String::as_str))
-            .collect();
-        paths.sort_by(|a, b| compare_names(a, b));
-        paths.dedup();
-        for path in paths {
-            if covered.contains(path) {
-                continue;
-            }
-            match (approved_by_path.get(path), found.get(path)) {
-                (Some(approved), Some(found)) => {
-                    self.compare_file(path, approved, found, &mut report.subjects)
-                }
-                (Some(approved), None) if !under_unreadable(path) => {
-                    report.subjects.push(self.missing_subject(path, approved));
-                }
-                (Some(_), None) => {}
-                (None, Some(found)) => self.extra_file(path, found, report),
-                (None, None) => unreachable!("every path comes from one side"),
-            }
-        }
-        self.shape_warnings(approved, report);
-        if matches!(self.method, Method::Shards { .. }) && !self.model.is_single_file {
-            report.warnings.push(
-                "a shards manifest records nothing for an empty file: an approved empty file that went missing \
-                 cannot be detected (empty files present are named above)"
-                    .to_string(),
-            );
-        }
-    }
-
-    fn compare_file(
-        &self,
-        path: &str,
-        approved: &[&Resource],
-        found: &Found,
-        subjects: &mut Vec<Subject>,
-    ) {
-        if let Some(error) = found.resources.iter().find_map(|(_, r)| r.as_ref().err()) {
-            subjects.push(read_error_subject(self.display_path(path), error));
-            return;
-        }
-        let same_layout = approved.len() == found.resources.len()
-            && approved
-                .iter()
-                .zip(&found.resources)
-                .all(|(a, (key, _))| a.key == *key);
-        if !same_layout {
-            let approved_len = approved
-                .iter()
-                .filter_map(|r| r.key.range.map(|(_, end)| end))
-                .max()
-                .unwrap_or(0);
-            subjects.push(
-                Subject::new(self.display_path(path), Verdict::Changed).message(format!(
-                    "size changed: approved {approved_len} bytes, found {} bytes",
-                    found.len
-                )),
-            );
-            return;
-        }
-        for (resource, (key, result)) in approved.iter().zip(&found.resources) {
-            let actual = result.as_ref().expect("read errors were handled above");
-            let verdict = if *actual == resource.digest {
-                Verdict::Ok
-            } else {
-                Verdict::Changed
-            };
-            subjects.push(
-                Subject::new(self.display(key), verdict)
-                    .expected(resource.digest.prefixed())
-                    .actual(actual.prefixed()),
-            );
-        }
-    }
-
-    fn missing_subject(&self, path: &str, approved: &[&Resource]) -> Subject {
-        let subject = Subject::new(self.display_path(path), Verdict::Missing);
-        match self.method {
-            Method::Files => subject.expected(approved[0].digest.prefixed()),
-            Method::Shards { .. } => {
-                let len = approved
-                    .iter()
-                    .filter_map(|r| r.key.range.map(|(_, end)| end))
-                    .max()
-                    .unwrap_or(0);
-                subject.message(format!(
-                    "approved as {len} bytes in {} shards",
-                    approved.len()
-                ))
-            }
-        }
-    }
-
-    fn extra_file(&self, path: &str, found: &Found, report: &mut Report) {
-        if found.resources.is_empty() {
-            // Only an empty file has no resource: the shards method records nothing for it.
-            report.warnings.push(format!(
-                "{} is empty: a shards manifest records no resource for an empty file, so this file is not protected by it \
-                 (whether it was approved or appeared since cannot be told)",
-                self.display_path(path)
-            ));
-            return;
-        }
-        let mut subject = Subject::new(self.display_path(path), Verdict::Extra)
-            .message("present in the model but not in the approved manifest");
-        if let (Method::Files, [(_, Ok(digest))]) = (self.method, found.resources.as_slice()) {
-            subject = subject.actual(digest.prefixed());
-        }
-        report.subjects.push(subject);
-    }
-
-    fn problem_subject(&self, problem: &Problem, approved: bool) -> Subject {
-        let verdict = match &problem.kind {
-            kind if kind.is_symlink() => Verdict::Rejected,
-            ProblemKind::Unreadable(_) => Verdict::Unreadable,
-            ProblemKind::Special(_) if approved => Verdict::Changed,
-            _ => Verdict::Extra,
-        };
-        Subject::new(self.display_path(&problem.name), verdict).message(problem.describe())
-    }
-
-    fn shape_warnings(&self, approved: &[Resource], report: &mut Report) {
-        let approves_single_file =
-            !approved.is_empty() && approved.iter().all(|r| r.key.path == SINGLE_FILE_NAME);
-        if self.model.is_single_file && !approves_single_file && !approved.is_empty() {
-            report.warnings.push(
-                "the model is a single file, but the approval lists the files of a directory"
-                    .to_string(),
-            );
-        } else if !self.model.is_single_file && approves_single_file {
-            report
-                .warnings
-                .push("the approval describes a model that is a single file, but the model is a directory".to_string());
-        }
-    }
-}
-
-fn read_error_subject(name: String, error: &ReadError) -> Subject {
-    match error {
-        ReadError::Unstable(message) => {
-            Subject::new(name, Verdict::Unstable).message(message.clone())
-        }
-        ReadError::NotRegular(kind) => {
-            Subject::new(name, Verdict::Changed).message(format!("is now {kind}; it was not read"))
-        }
-        ReadError::Io(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            Subject::new(name, Verdict::Unstable)
-                .message("was removed while the model was being read")
-        }
-        ReadError::Io(e) => Subject::new(name, Verdict::Unreadable).message(e.to_string()),
     }
 }
 

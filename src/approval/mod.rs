@@ -1,0 +1,62 @@
+//! What approves a target: the kinds of approval, the trust a signature is checked under,
+//! and the rules that turn settings (flags or `vouch.toml` keys) into an [`Approval`].
+
+pub mod trust;
+
+use std::path::PathBuf;
+
+use crate::hash::{Algorithm, Digest};
+use crate::model::oms::Serialization;
+pub use trust::{IdentitySpec, TrustParts, TrustSpec};
+
+/// What a model is checked against.
+#[derive(Clone, Debug)]
+pub enum Approval {
+    /// An unsigned OMS statement.
+    Manifest(PathBuf),
+    /// An OMS signature bundle, and who must have signed it.
+    Signature { bundle: PathBuf, trust: TrustSpec },
+    /// A pinned digest of the model, and the serialization it was made with.
+    Pinned {
+        pin: Pin,
+        serialization: Serialization,
+    },
+    /// A sha256sum/b3sum list whose names are relative to the model root.
+    CheckList {
+        list: PathBuf,
+        algorithm: Algorithm,
+        allow_symlinks: bool,
+    },
+}
+
+/// A digest that pins a whole model.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Pin {
+    /// The OMS root digest (`vouch digest`): it binds the resources' contents but not their
+    /// names or where one file ends and the next begins.
+    Root(Digest),
+    /// The manifest digest (`vouch digest --manifest-digest`): it binds every resource's
+    /// name and digest and the serialization (see [`crate::manifest::digest`]).
+    Manifest(Digest),
+}
+
+/// The warning of a report that checked a root digest only.
+pub const ROOT_DIGEST_BINDS_NO_NAMES: &str = "a root digest binds the files' contents, not their names or boundaries: \
+     a renamed, moved or split file still matches it; pin the manifest digest (vouch digest --manifest-digest) \
+     or verify against a manifest or signature to bind them";
+
+impl Pin {
+    pub fn digest(&self) -> &Digest {
+        match self {
+            Pin::Root(digest) | Pin::Manifest(digest) => digest,
+        }
+    }
+
+    /// `root digest` or `manifest digest`, for reports.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Pin::Root(_) => "root digest",
+            Pin::Manifest(_) => "manifest digest",
+        }
+    }
+}

@@ -1,0 +1,191 @@
+//! Who must have signed an approval: the trust settings as given (by flag or config key),
+//! checked into one [`TrustSpec`], and loaded into the policy signatures are verified under.
+
+use std::path::PathBuf;
+
+use crate::error::{Error, Result};
+use crate::fsio::read_input;
+use crate::sign::keyless::{IdentityRule, KeylessPolicy};
+use crate::sign::keys::PublicKey;
+use crate::sign::x509::pem_certificates;
+use crate::sign::SignerPolicy;
+
+/// Where trust comes from, as named on the command line or in a drift config; loading it
+/// reads the keys, certificates or trusted root.
+#[derive(Clone, Debug)]
+pub enum TrustSpec {
+    /// A public key file (PEM).
+    Key(PathBuf),
+    /// Trusted certificate files (PEM), and whether one that is not a self-signed root may
+    /// end a chain.
+    CertificateChain {
+        paths: Vec<PathBuf>,
+        allow_partial: bool,
+    },
+    /// A Sigstore identity (exact, or a whole-string pattern) and OIDC issuer.
+    Keyless {
+        identity: IdentitySpec,
+        issuer: String,
+        trusted_root: Option<PathBuf>,
+    },
+}
+
+#[derive(Clone, Debug)]
+pub enum IdentitySpec {
+    Exact(String),
+    Pattern(String),
+}
+
+/// Trust settings as the user gave them, by flag or config key, before they are checked.
+#[derive(Clone, Debug, Default)]
+pub struct TrustParts {
+    pub key: Option<PathBuf>,
+    pub certificate_chain: Vec<PathBuf>,
+    /// Let a trusted intermediate end a certificate chain.
+    pub allow_partial_chain: bool,
+    pub identity: Option<String>,
+    pub identity_regexp: Option<String>,
+    pub issuer: Option<String>,
+    pub trusted_root: Option<PathBuf>,
+}
+
+impl TrustParts {
+    fn keyless(&self) -> bool {
+        self.identity.is_some()
+            || self.identity_regexp.is_some()
+            || self.issuer.is_some()
+            || self.trusted_root.is_some()
+    }
+
+    /// Whether any trust setting was given.
+    pub fn is_given(&self) -> bool {
+        self.key.is_some()
+            || !self.certificate_chain.is_empty()
+            || self.allow_partial_chain
+            || self.keyless()
+    }
+
+    /// The trust named: exactly one of a key, certificates, or an identity with its issuer
+    /// (a trusted root only with an identity). `setting` spells a setting's name as the user
+    /// writes it (`--trusted-root` or `trusted_root`).
+    pub fn spec(&self, setting: &dyn Fn(&str) -> String) -> Result<TrustSpec, String> {
+        let chosen = [
+            self.key.is_some(),
+            !self.certificate_chain.is_empty(),
+            self.keyless(),
+        ];
+        if chosen.iter().filter(|&&c| c).count() != 1 {
+            return Err(format!(
+                "{} needs exactly one of: {} PUBLIC.pem; {} ROOT.pem; {} (or {}) with {}",
+                setting("signature"),
+                setting("key"),
+                setting("certificate_chain"),
+                setting("identity"),
+                setting("identity_regexp"),
+                setting("issuer"),
+            ));
+        }
+        if self.allow_partial_chain && self.certificate_chain.is_empty() {
+            return Err(format!(
+                "{} goes with {}",
+                setting("allow_partial_chain"),
+                setting("certificate_chain")
+            ));
+        }
+        if let Some(path) = &self.key {
+            return Ok(TrustSpec::Key(path.clone()));
+        }
+        if !self.certificate_chain.is_empty() {
+            return Ok(TrustSpec::CertificateChain {
+                paths: self.certificate_chain.clone(),
+                allow_partial: self.allow_partial_chain,
+            });
+        }
+        let identity = match (&self.identity, &self.identity_regexp) {
+            (Some(identity), None) => IdentitySpec::Exact(identity.clone()),
+            (None, Some(pattern)) => IdentitySpec::Pattern(pattern.clone()),
+            _ => {
+                return Err(format!(
+                    "keyless verification needs {} or {}, not both",
+                    setting("identity"),
+                    setting("identity_regexp")
+                ))
+            }
+        };
+        let issuer = self.issuer.clone().ok_or_else(|| {
+            format!(
+                "keyless verification needs {} (the signer's OIDC issuer)",
+                setting("issuer")
+            )
+        })?;
+        Ok(TrustSpec::Keyless {
+            identity,
+            issuer,
+            trusted_root: self.trusted_root.clone(),
+        })
+    }
+}
+
+impl TrustSpec {
+    pub fn load(&self) -> Result<SignerPolicy> {
+        match self {
+            TrustSpec::Key(path) => {
+                let key =
+                    PublicKey::from_pem(&read_input(path)?).map_err(|e| Error::input(path, e))?;
+                Ok(SignerPolicy::Key(key))
+            }
+            TrustSpec::CertificateChain {
+                paths,
+                allow_partial,
+            } => {
+                let mut anchors = Vec::new();
+                for path in paths {
+                    anchors.extend(
+                        pem_certificates(&read_input(path)?).map_err(|e| Error::input(path, e))?,
+                    );
+                }
+                Ok(SignerPolicy::CertificateChain {
+                    anchors,
+                    source: paths[0].clone(),
+                    allow_partial: *allow_partial,
+                })
+            }
+            TrustSpec::Keyless { .. } => Ok(SignerPolicy::Keyless(Box::new(self.load_keyless()?))),
+        }
+    }
+
+    /// The keyless policy; an error for the other kinds of trust.
+    pub fn load_keyless(&self) -> Result<KeylessPolicy> {
+        let TrustSpec::Keyless {
+            identity,
+            issuer,
+            trusted_root,
+        } = self
+        else {
+            return Err(Error::Usage(
+                "a detached Sigstore bundle is verified with an identity and issuer".into(),
+            ));
+        };
+        let identity = match identity {
+            IdentitySpec::Exact(identity) => IdentityRule::Exact(identity.clone()),
+            IdentitySpec::Pattern(pattern) => {
+                IdentityRule::pattern(pattern).map_err(Error::Usage)?
+            }
+        };
+        let root = match trusted_root {
+            Some(path) => Some(
+                String::from_utf8(read_input(path)?)
+                    .map_err(|_| Error::input(path, "is not UTF-8 JSON"))?,
+            ),
+            None => None,
+        };
+        KeylessPolicy::new(identity, issuer.clone(), root.as_deref()).map_err(|e| {
+            Error::input(
+                trusted_root
+                    .as_deref()
+                    .unwrap_or(std::path::Path::new("<built-in trusted root>")),
+                e,
+            )
+        })
+    }
+}

@@ -1,0 +1,7 @@
+//! The pipelines: each walks a target, hashes it, compares it with what its approval
+//! expects, applies the content policy and produces the one outcome [`crate::report::Report`].
+
+pub mod checklist;
+pub mod inspect;
+pub mod model;
+pub mod scan;
