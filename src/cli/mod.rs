@@ -6,13 +6,13 @@ mod drift;
 mod hash;
 mod manifest;
 mod oci;
+mod output;
 mod progress;
 mod sbom;
 mod scan;
 mod sign;
 mod verify;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use clap::builder::{PossibleValuesParser, TypedValueParser};
@@ -20,12 +20,11 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::approval::{TrustParts, TrustSpec};
 use crate::error::{Error, Result};
-use crate::fsio::write_atomically;
 use crate::hash::{default_jobs, Algorithm, Engine, ReaderConfig};
 use crate::model::oms::Serialization;
 use crate::model::paths::name_inside;
 use crate::model::paths::{normalize_ignore, IgnoreSet};
-use crate::report::{self, Format, Report};
+use output::{write_output, OutputArgs, Target};
 use progress::{Bar, ProgressMode};
 
 #[derive(Debug, Parser)]
@@ -250,54 +249,5 @@ impl TrustArgs {
     fn spec(&self) -> Result<TrustSpec> {
         let flag = |name: &str| format!("--{}", name.replace('_', "-"));
         self.parts().spec(&flag).map_err(Error::Usage)
-    }
-}
-
-/// `--format` and `--output`, for commands that produce a report.
-#[derive(Debug, Args)]
-pub struct OutputArgs {
-    /// Report format
-    #[arg(long, value_enum, default_value_t = Format::Text)]
-    format: Format,
-    /// Write the report to FILE (atomically) instead of stdout
-    #[arg(long, value_name = "FILE")]
-    output: Option<PathBuf>,
-}
-
-impl OutputArgs {
-    /// Writes a rendered report and returns the report's exit status.
-    fn emit(&self, report: &Report, text: impl Fn(&Report) -> String) -> Result<u8> {
-        let rendered = match self.format {
-            Format::Text => text(report),
-            format => report::render(report, format),
-        };
-        write_output(self.output.as_deref(), rendered.as_bytes())?;
-        Ok(report.exit_status())
-    }
-
-    /// On an error before any verdict, machine-readable formats still get a report that
-    /// says so (status `error`), so a pipeline parsing it is never left with nothing.
-    fn emit_error(&self, target: &Path, error: &Error) {
-        if self.format != Format::Text {
-            let report = Report::failed_run(target.display().to_string(), error.to_string());
-            let _ = write_output(
-                self.output.as_deref(),
-                report::render(&report, self.format).as_bytes(),
-            );
-        }
-    }
-}
-
-/// Writes to `path` atomically, or to stdout when there is no path.
-fn write_output(path: Option<&Path>, bytes: &[u8]) -> Result<()> {
-    match path {
-        Some(path) => write_atomically(path, bytes),
-        None => {
-            let mut stdout = std::io::stdout().lock();
-            stdout
-                .write_all(bytes)
-                .and_then(|_| stdout.flush())
-                .map_err(|e| Error::io("<stdout>", e))
-        }
     }
 }

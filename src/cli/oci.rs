@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 
-use super::{write_output, EngineArgs, OutputArgs, TrustArgs};
+use super::{write_output, EngineArgs, OutputArgs, Target, TrustArgs};
 use crate::error::{Error, Result};
 use crate::oci::auth::Credentials;
 use crate::oci::document::{parse_digest, Platform};
@@ -170,9 +170,14 @@ pub(super) fn parse_reference(text: &str) -> Result<ImageRef> {
 pub fn run(args: OciArgs) -> Result<u8> {
     match args.command {
         OciCommand::Verify(args) => match check(&args) {
-            Ok(report) => args
-                .output
-                .emit(&report, |r| report::render(r, report::Format::Text)),
+            Ok(report) => {
+                let target = Target::Image {
+                    reference: &args.reference,
+                    approval: args.manifest.as_deref().or(args.signature.as_deref()),
+                };
+                args.output
+                    .emit(&report, target, |r| report::render(r, report::Format::Text))
+            }
             Err(error) => {
                 args.output.emit_error(Path::new(&args.reference), &error);
                 Err(error)

@@ -2,7 +2,9 @@ use std::path::PathBuf;
 
 use clap::{ArgGroup, Args};
 
-use super::{user_ignores, EngineArgs, OutputArgs, PicklePolicyArg, SerializationArgs, TrustArgs};
+use super::{
+    user_ignores, EngineArgs, OutputArgs, PicklePolicyArg, SerializationArgs, Target, TrustArgs,
+};
 use crate::approval::{Approval, Pin};
 use crate::error::{Error, Result};
 use crate::hash::{Algorithm, Digest};
@@ -58,9 +60,9 @@ pub struct VerifyArgs {
 
 pub fn run(args: VerifyArgs) -> Result<u8> {
     match check(&args) {
-        Ok(report) => args
-            .output
-            .emit(&report, |r| report::render(r, report::Format::Text)),
+        Ok(report) => args.output.emit(&report, Target::Model(&args.model), |r| {
+            report::render(r, report::Format::Text)
+        }),
         Err(error) => {
             args.output.emit_error(&args.model, &error);
             Err(error)
