@@ -53,6 +53,13 @@ fn output_spec(text: &str) -> std::result::Result<OutputSpec, String> {
     })
 }
 
+/// Where the outputs of one run go: the file that takes stdout's place (a plain
+/// `--output FILE`), and the files of the named formats.
+struct Destinations<'a> {
+    stdout: Option<&'a Path>,
+    files: Vec<(Format, &'a Path)>,
+}
+
 /// What a report's subject names are relative to, for locating them as files.
 pub enum Target<'a> {
     /// A model: a directory (names inside it) or a single file.
@@ -76,7 +83,7 @@ impl OutputArgs {
         target: Target,
         text: impl Fn(&Report) -> String,
     ) -> Result<u8> {
-        let (stdout, files) = self.destinations()?;
+        let Destinations { stdout, files } = self.destinations()?;
         let locations = self.locations(report, &target);
         let render = |format: Format| match format {
             Format::Text => text(report),
@@ -96,7 +103,7 @@ impl OutputArgs {
     /// On an error before any verdict, machine-readable outputs still get a report that says
     /// so (status `error`), so a pipeline parsing one is never left with nothing.
     pub fn emit_error(&self, target: &Path, error: &Error) {
-        let Ok((stdout, files)) = self.destinations() else {
+        let Ok(Destinations { stdout, files }) = self.destinations() else {
             return;
         };
         let report = Report::failed_run(target.display().to_string(), error.to_string());
@@ -115,7 +122,7 @@ impl OutputArgs {
     }
 
     /// The file that takes stdout's place (a plain `--output FILE`), and the other outputs.
-    fn destinations(&self) -> Result<(Option<&Path>, Vec<(Format, &Path)>)> {
+    fn destinations(&self) -> Result<Destinations<'_>> {
         let plain: Vec<&Path> = self
             .output
             .iter()
@@ -134,7 +141,10 @@ impl OutputArgs {
             .iter()
             .filter_map(|o| o.format.map(|f| (f, o.path.as_path())))
             .collect();
-        Ok((plain.first().copied(), files))
+        Ok(Destinations {
+            stdout: plain.first().copied(),
+            files,
+        })
     }
 
     /// Whether any output is GitHub's workflow commands.
