@@ -23,7 +23,7 @@ pub enum Setting {
 }
 
 /// The settings that say who signed: they go with a signature.
-pub const TRUST_SETTINGS: [Setting; 7] = [
+const TRUST_SETTINGS: [Setting; 7] = [
     Setting::Key,
     Setting::CertificateChain,
     Setting::AllowPartialChain,

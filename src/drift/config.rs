@@ -420,18 +420,24 @@ fn image_target(
         Ok(registry) => registry,
         Err(e) => return Err(format!("target \"{name}\": image {e}")),
     };
-    let unsupported = raw.check.is_some()
-        || raw.manifest_digest.is_some()
-        || raw.algo.is_some()
-        || raw.shard_size.is_some()
-        || raw.allow_symlinks
-        || !raw.ignore_paths.is_empty()
-        || raw.ignore_git_paths.is_some()
-        || raw.deny_unsafe_pickle;
-    if unsupported {
+    let model_only: Vec<&str> = [
+        ("check", raw.check.is_some()),
+        ("manifest_digest", raw.manifest_digest.is_some()),
+        ("algo", raw.algo.is_some()),
+        ("shard_size", raw.shard_size.is_some()),
+        ("allow_symlinks", raw.allow_symlinks),
+        ("ignore_paths", !raw.ignore_paths.is_empty()),
+        ("ignore_git_paths", raw.ignore_git_paths.is_some()),
+        ("deny_unsafe_pickle", raw.deny_unsafe_pickle),
+    ]
+    .into_iter()
+    .filter_map(|(key, given)| given.then_some(key))
+    .collect();
+    if !model_only.is_empty() {
         return Err(format!(
-            "target \"{name}\": an image is approved by digest (pinned) and/or the manifest or signature of the \
-             model an artifact holds (with its trust keys); the other approval settings are for model paths"
+            "target \"{name}\": {}: an image is approved by digest (pinned) and/or the manifest or signature of \
+             the model an artifact holds (with its trust keys); the other approval settings are for model paths",
+            model_only.join(", ")
         ));
     }
     let approval = ImageApprovalParts {
@@ -538,6 +544,7 @@ fn toml_message(text: &str, error: &toml::de::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::approval::{ArtifactFiles, TrustSpec};
 
     /// The day the tests' waivers are checked on: GOOD's waiver expires 30 days later.
     const TODAY: Date = jiff::civil::date(2026, 12, 1);
@@ -683,6 +690,32 @@ webhook = "https://hooks.example.com/vouch"
         };
         assert_eq!(image.reference.to_string(), "oci:/etc/vouch/layouts/app:v1");
         assert_eq!(config.target_timeout, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn an_image_target_takes_a_signature_and_its_trust_with_paths_resolved() {
+        let text = "[[target]]\nname = \"a\"\nowner = \"o\"\nimage = \"oci:layout:v1\"\nsignature = \"a.sig\"\nkey = \"keys/pub.pem\"\n";
+        let config = Config::parse(text, Path::new("/etc/vouch/vouch.toml"), TODAY).unwrap();
+        let Deployed::Image(image) = &config.targets[0].subject else {
+            panic!("an image target")
+        };
+        let Some(ArtifactFiles::Signature { bundle, trust }) = &image.approval.files else {
+            panic!("a signature: {:?}", image.approval)
+        };
+        assert_eq!(bundle, Path::new("/etc/vouch/a.sig"));
+        assert!(
+            matches!(trust, TrustSpec::Key(key) if key == Path::new("/etc/vouch/keys/pub.pem"))
+        );
+        let e = error_of(&text.replace("key = \"keys/pub.pem\"\n", ""));
+        assert!(
+            e.contains("target \"a\"") && e.contains("signature needs exactly one of"),
+            "{e}"
+        );
+        let e = error_of(&format!("{text}shard_size = 4096\n"));
+        assert!(
+            e.contains("target \"a\": shard_size: an image is approved by digest"),
+            "{e}"
+        );
     }
 
     #[test]
