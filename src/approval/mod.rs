@@ -1,6 +1,8 @@
 //! What approves a target: the kinds of approval, the trust a signature is checked under,
 //! and the rules that turn settings (flags or `vouch.toml` keys) into an [`Approval`].
 
+pub mod rules;
+pub mod setting;
 pub mod trust;
 
 use std::path::PathBuf;
@@ -27,6 +29,25 @@ pub enum Approval {
         algorithm: Algorithm,
         allow_symlinks: bool,
     },
+}
+
+/// What an image or model artifact is checked against, besides every blob's descriptor.
+#[derive(Clone, Debug, Default)]
+pub struct ImageApproval {
+    /// The approved digest of the manifest or index the reference resolves to.
+    pub pinned: Option<Digest>,
+    /// What the files of a model artifact must match.
+    pub files: Option<ArtifactFiles>,
+}
+
+/// The approval of a model artifact's files, one layer per file.
+#[derive(Clone, Debug)]
+pub enum ArtifactFiles {
+    /// An unsigned OMS statement.
+    Manifest(PathBuf),
+    /// An OMS signature bundle, and who must have signed it; its statement is used as a
+    /// manifest once the signature has been checked.
+    Signature { bundle: PathBuf, trust: TrustSpec },
 }
 
 /// A digest that pins a whole model.

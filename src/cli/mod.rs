@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand};
 
+use crate::approval::setting::{RuleError, Spelling};
 use crate::approval::{TrustParts, TrustSpec};
 use crate::error::{Error, Result};
 use crate::hash::{default_jobs, Algorithm, Engine, ReaderConfig};
@@ -167,8 +168,18 @@ impl SerializationArgs {
     /// vouch is about to write, left out when they lie inside the model.
     fn serialization(&self, model: &Path, outputs: &[&Path]) -> Result<Serialization> {
         let algorithm = self.algo.unwrap_or(Algorithm::Sha256);
-        let mut serialization = Serialization::new(algorithm, self.shard_size, self.allow_symlinks)
-            .map_err(|e| Error::Usage(format!("--algo/--shard-size: {e}")))?;
+        let serialization = Serialization::new(algorithm, self.shard_size, self.allow_symlinks)
+            .map_err(|e| refused(RuleError::Serialization(e)))?;
+        self.with_ignores(serialization, model, outputs)
+    }
+
+    /// `serialization` leaving out what these flags leave out, and `outputs` inside the model.
+    fn with_ignores(
+        &self,
+        mut serialization: Serialization,
+        model: &Path,
+        outputs: &[&Path],
+    ) -> Result<Serialization> {
         if self.no_ignore_git_paths {
             serialization.ignore_paths = IgnoreSet::default();
         }
@@ -234,20 +245,13 @@ impl TrustArgs {
         }
     }
 
-    /// Trust flags mean nothing without a signature to check: refused unless `signed`
-    /// (`flags` names the options they go with).
-    fn refuse_unless(&self, signed: bool, flags: &str) -> Result<()> {
-        if !signed && self.parts().is_given() {
-            return Err(Error::Usage(format!(
-                "--key, --certificate-chain, --allow-partial-chain, --identity, --issuer and --trusted-root go with {flags}"
-            )));
-        }
-        Ok(())
-    }
-
     /// The trust the flags name: exactly one of a key, certificates, or an identity.
     fn spec(&self) -> Result<TrustSpec> {
-        let flag = |name: &str| format!("--{}", name.replace('_', "-"));
-        self.parts().spec(&flag).map_err(Error::Usage)
+        self.parts().spec().map_err(refused)
     }
+}
+
+/// Approval flags the rules refused, as a usage error that names the flags.
+fn refused(error: RuleError) -> Error {
+    Error::Usage(error.spelled(Spelling::Flag))
 }

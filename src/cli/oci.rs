@@ -4,10 +4,12 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 
-use super::{write_output, EngineArgs, OutputArgs, Target, TrustArgs};
+use super::{refused, write_output, EngineArgs, OutputArgs, Target, TrustArgs};
+use crate::approval::rules::ImageApprovalParts;
+use crate::approval::ArtifactFiles;
 use crate::error::{Error, Result};
 use crate::oci::auth::Credentials;
-use crate::oci::document::{parse_digest, Platform};
+use crate::oci::document::Platform;
 use crate::oci::{self, ApprovedFiles, Connection, ImageRef, Options, Platforms};
 use crate::report::{self, Report};
 
@@ -189,41 +191,38 @@ pub fn run(args: OciArgs) -> Result<u8> {
 
 fn check(args: &VerifyArgs) -> Result<Report> {
     let reference = parse_reference(&args.reference)?;
-    let pinned = args
-        .digest
-        .as_deref()
-        .map(|text| parse_digest(text).map_err(|e| Error::Usage(format!("--digest: {e}"))))
-        .transpose()?;
     let platforms = match (args.platform.platform()?, args.all_platforms) {
         (Some(platform), _) => Platforms::Only(platform),
         (None, true) => Platforms::All,
         (None, false) => Platforms::Host,
     };
-    args.trust
-        .refuse_unless(args.signature.is_some(), "--signature")?;
-    let signer_policy = match &args.signature {
-        Some(signature) => Some((signature, args.trust.spec()?.load()?)),
-        None => None,
+    let approval = ImageApprovalParts {
+        digest: args.digest.clone(),
+        manifest: args.manifest.clone(),
+        signature: args.signature.clone(),
+        trust: args.trust.parts(),
+    }
+    .approval()
+    .map_err(refused)?;
+    let (approved, signed) = match approval.files {
+        Some(ArtifactFiles::Manifest(manifest)) => (Some(ApprovedFiles::load(&manifest)?), None),
+        Some(ArtifactFiles::Signature { bundle, trust }) => (None, Some((bundle, trust.load()?))),
+        None => (None, None),
     };
-    let approved = args
-        .manifest
-        .as_deref()
-        .map(ApprovedFiles::load)
-        .transpose()?;
     let options = Options {
         platforms,
-        pinned,
+        pinned: approval.pinned,
         diff_ids: args.diff_ids,
         approved,
     };
     let connection = args.registry.connection()?;
     let engine = args.engine.engine()?;
-    match signer_policy {
+    match signed {
         Some((signature, policy)) => oci::verify_signed(
             &reference,
             &connection,
             &options,
-            signature,
+            &signature,
             &policy,
             &engine,
         ),

@@ -12,6 +12,7 @@ use serde::Serialize;
 use super::config::{Config, Deployed, ImageTarget, Target};
 use super::history::History;
 use super::waiver;
+use crate::approval::ArtifactFiles;
 use crate::error::{Error, Result};
 use crate::hash::{Engine, ReaderConfig};
 use crate::oci::{self, ApprovedFiles, Connection};
@@ -265,14 +266,13 @@ pub fn check_target(target: &Target, engine: &Engine) -> Report {
 
 /// Verifies an image target as `vouch oci verify` would, with Docker's stored credentials.
 fn check_image(image: &ImageTarget, engine: &Engine) -> Result<Report> {
-    let approved = image
-        .manifest
-        .as_deref()
-        .map(ApprovedFiles::load)
-        .transpose()?;
+    let approved = match &image.approval.files {
+        Some(ArtifactFiles::Manifest(manifest)) => Some(ApprovedFiles::load(manifest)?),
+        _ => None,
+    };
     let options = oci::Options {
         platforms: image.platforms.clone(),
-        pinned: image.pinned.clone(),
+        pinned: image.approval.pinned.clone(),
         diff_ids: image.diff_ids,
         approved,
     };
@@ -283,7 +283,17 @@ fn check_image(image: &ImageTarget, engine: &Engine) -> Result<Report> {
         retries: IMAGE_RETRIES,
         min_rate: image.min_rate,
     };
-    oci::verify(&image.reference, &connection, &options, engine)
+    match &image.approval.files {
+        Some(ArtifactFiles::Signature { bundle, trust }) => oci::verify_signed(
+            &image.reference,
+            &connection,
+            &options,
+            bundle,
+            &trust.load()?,
+            engine,
+        ),
+        _ => oci::verify(&image.reference, &connection, &options, engine),
+    }
 }
 
 /// Registry requests of an image target: the defaults of `vouch oci verify`.
