@@ -143,3 +143,70 @@ fn post(url: &str, body: &[u8]) -> Result<(), AlertError> {
         })
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+
+    /// A webhook that answers `status` to each of `requests` requests, and counts them.
+    fn webhook(status: &'static str, requests: usize) -> (String, std::thread::JoinHandle<usize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        let server = std::thread::spawn(move || {
+            for served in 0..requests {
+                let Ok((mut stream, _)) = listener.accept() else {
+                    return served;
+                };
+                let mut request = Vec::new();
+                let mut buffer = [0; 4096];
+                // The request is small: read its head and its body, then answer.
+                while !request.ends_with(b"{}") {
+                    let n = stream.read(&mut buffer).unwrap();
+                    if n == 0 {
+                        break;
+                    }
+                    request.extend_from_slice(&buffer[..n]);
+                }
+                let answer =
+                    format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+                stream.write_all(answer.as_bytes()).unwrap();
+            }
+            requests
+        });
+        (url, server)
+    }
+
+    #[test]
+    fn a_webhook_refusal_is_not_retried_and_a_server_error_is() {
+        let (url, server) = webhook("404 Not Found", 1);
+        let error = post(&url, b"{}").unwrap_err();
+        assert_eq!(error.to_string(), "the webhook answered 404 Not Found");
+        assert_eq!(server.join().unwrap(), 1);
+
+        let (url, server) = webhook("503 Service Unavailable", 3);
+        let error = post(&url, b"{}").unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "the webhook answered 503 Service Unavailable (after 3 attempts)"
+        );
+        assert_eq!(server.join().unwrap(), 3);
+    }
+
+    #[test]
+    fn a_command_that_cannot_start_or_fails_says_so() {
+        let missing = ["/nonexistent/page-oncall".to_string()];
+        let error = run_command(&missing, Status::Failed, Path::new("r.json")).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .starts_with("cannot start /nonexistent/page-oncall: "),
+            "{error}"
+        );
+        let failing = ["sh", "-c", "test \"$VOUCH_STATUS\" != error || exit 4"].map(String::from);
+        let error = run_command(&failing, Status::Error, Path::new("r.json")).unwrap_err();
+        assert_eq!(error.to_string(), "sh exited with exit status: 4");
+        assert!(run_command(&failing, Status::Failed, Path::new("r.json")).is_ok());
+    }
+}

@@ -61,3 +61,93 @@ pub fn publish(config: &Config, run: &RunReport, report_dir: Option<&Path>) -> R
         alerts,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::drift::outcome::{Shard, TargetResult};
+    use crate::report::{Report, Subject, Verdict};
+    use std::time::Duration;
+
+    fn run_of(shard: Option<Shard>, verdict: Verdict) -> RunReport {
+        let at: jiff::Timestamp = "2026-12-01T08:00:00Z".parse().unwrap();
+        RunReport {
+            run_id: 7,
+            started_at: at,
+            finished_at: at,
+            duration: Duration::from_millis(1500),
+            shard,
+            targets: vec![TargetResult {
+                name: "m".into(),
+                owner: "ops@example.com".into(),
+                location: "/srv/m".into(),
+                report: Report {
+                    subjects: vec![Subject::new("w.bin", verdict)],
+                    ..Report::default()
+                },
+                hidden: Vec::new(),
+            }],
+            stopped: false,
+        }
+    }
+
+    #[test]
+    fn a_run_is_published_as_its_report_file_its_metrics_and_its_alerts() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = r#"
+metrics_file = "vouch.prom"
+report_dir = "reports"
+
+[[target]]
+name = "m"
+owner = "ops@example.com"
+path = "/srv/m"
+manifest = "m.oms.json"
+
+[alert]
+command = ["sh", "-c", "exit 3"]
+"#;
+        let today = jiff::civil::date(2026, 12, 1);
+        let config = Config::parse(text, &dir.path().join("vouch.toml"), today).unwrap();
+        // The metrics count the bytes of every run of this worker's shard in the history.
+        let mut history = History::open(&config.history).unwrap();
+        let at = "2026-11-30T08:00:00Z".parse().unwrap();
+        for (shard, bytes) in [(Some("1/2"), 100), (Some("2/2"), 20), (Some("1/2"), 3)] {
+            let run = history.begin_run(shard, at).unwrap();
+            let report = Report {
+                bytes_hashed: bytes,
+                ..Report::default()
+            };
+            history
+                .record_check(run, "m", "o", &report, &[], at)
+                .unwrap();
+        }
+        drop(history);
+
+        let shard = Shard::parse("1/2").ok();
+        let verified = run_of(shard, Verdict::Ok);
+        let published = publish(&config, &verified, None).unwrap();
+        assert_eq!(
+            published.report,
+            dir.path()
+                .join("reports/vouch-drift-20261201T080000Z-run7.json")
+        );
+        let written = std::fs::read_to_string(&published.report).unwrap();
+        assert_eq!(written, render::to_json(&verified));
+        assert!(published.alerts.is_empty(), "{:?}", published.alerts);
+        let metrics = std::fs::read_to_string(dir.path().join("vouch.prom")).unwrap();
+        assert_eq!(metrics, metrics::render(&verified, 103));
+
+        // A failed run raises the alert, whose failure is an outcome, not an error.
+        let other_dir = dir.path().join("elsewhere");
+        let failed = run_of(shard, Verdict::Changed);
+        let published = publish(&config, &failed, Some(&other_dir)).unwrap();
+        assert!(published.report.starts_with(&other_dir));
+        let [alert] = published.alerts.as_slice() else {
+            panic!("one alert: {:?}", published.alerts)
+        };
+        assert_eq!(alert.channel, "command sh");
+        let message = alert.result.as_ref().unwrap_err().to_string();
+        assert_eq!(message, "sh exited with exit status: 3");
+    }
+}

@@ -34,14 +34,6 @@ impl<R: Send + Sync> Queue<R> {
         }
     }
 
-    pub fn len(&self) -> usize {
-        self.order.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.order.is_empty()
-    }
-
     /// One worker's loop: takes items until none is left, or until `stop` is set (checked
     /// before each item), and keeps what `work` makes of each.
     pub fn work(&self, stop: &AtomicBool, work: impl Fn(usize) -> R) {
@@ -69,7 +61,7 @@ pub fn run_until<R: Send + Sync>(
     work: impl Fn(usize) -> R + Sync,
 ) -> Vec<Option<R>> {
     std::thread::scope(|scope| {
-        for _ in 0..workers.clamp(1, queue.len().max(1)) {
+        for _ in 0..workers.clamp(1, queue.order.len().max(1)) {
             scope.spawn(|| queue.work(stop, &work));
         }
     });
