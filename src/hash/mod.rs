@@ -1,9 +1,10 @@
 //! The hashing engine: digest algorithms, the windowed file reader, the parallel
-//! scheduler and progress reporting.
+//! scheduler, the work queue it shares with the other pools, and progress reporting.
 
 pub mod algorithm;
 pub mod opening;
 pub mod progress;
+pub mod queue;
 pub mod reader;
 pub mod scheduler;
 mod sigbus;

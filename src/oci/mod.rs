@@ -21,8 +21,6 @@ mod store;
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
@@ -787,27 +785,15 @@ fn check_blobs(
     blobs: &[PlannedBlob],
     engine: &Engine,
 ) -> Vec<Result<Found, Unavailable>> {
+    use crate::hash::queue::{self, Queue};
     let (jobs, progress) = (engine.jobs(), engine.progress());
-    let mut order: Vec<usize> = (0..blobs.len()).collect();
-    order.sort_by_key(|&i| std::cmp::Reverse(blobs[i].descriptor.size));
-    progress.begin(blobs.iter().map(|b| b.descriptor.size).sum());
-    let results: Vec<OnceLock<Result<Found, Unavailable>>> =
-        blobs.iter().map(|_| OnceLock::new()).collect();
-    let next = AtomicUsize::new(0);
-    std::thread::scope(|scope| {
-        for _ in 0..jobs.clamp(1, blobs.len().max(1)) {
-            scope.spawn(|| {
-                while let Some(&i) = order.get(next.fetch_add(1, Ordering::Relaxed)) {
-                    let _ = results[i].set(check_blob(store, &blobs[i], progress));
-                }
-            });
-        }
+    let sizes: Vec<u64> = blobs.iter().map(|b| b.descriptor.size).collect();
+    progress.begin(sizes.iter().sum());
+    let results = queue::run(Queue::largest_first(&sizes), jobs, |i| {
+        check_blob(store, &blobs[i], progress)
     });
     progress.finish();
     results
-        .into_iter()
-        .map(|r| r.into_inner().expect("every blob is checked"))
-        .collect()
 }
 
 /// Reads one blob, trying again (from the start) when the transfer breaks off, but not
