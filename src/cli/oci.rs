@@ -5,11 +5,13 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 
 use super::{write_output, EngineArgs, OutputArgs, TrustArgs};
+use crate::approval::{Approval, Locator};
 use crate::error::{Error, Result};
 use crate::oci::auth::Credentials;
 use crate::oci::document::{parse_digest, Platform};
-use crate::oci::{self, ApprovedFiles, Connection, ImageRef, Options, Platforms};
+use crate::oci::{self, Connection, ImageRef, Options, Platforms};
 use crate::report::{self, Report};
+use crate::verify::image::check_image;
 
 #[derive(Debug, Args)]
 pub struct OciArgs {
@@ -196,34 +198,28 @@ fn check(args: &VerifyArgs) -> Result<Report> {
     };
     args.trust
         .refuse_unless(args.signature.is_some(), "--signature")?;
-    let signer_policy = match &args.signature {
-        Some(signature) => Some((signature, args.trust.spec()?.load()?)),
-        None => None,
+    let approval = match (&args.signature, &args.manifest) {
+        (Some(signature), _) => Some(Approval::Signature {
+            bundle: Locator::File(signature.clone()),
+            trust: args.trust.spec()?,
+        }),
+        (None, Some(manifest)) => Some(Approval::Manifest(Locator::File(manifest.clone()))),
+        (None, None) => None,
     };
-    let approved = args
-        .manifest
-        .as_deref()
-        .map(ApprovedFiles::load)
-        .transpose()?;
     let options = Options {
         platforms,
         pinned,
         diff_ids: args.diff_ids,
-        approved,
     };
     let connection = args.registry.connection()?;
     let engine = args.engine.engine()?;
-    match signer_policy {
-        Some((signature, policy)) => oci::verify_signed(
-            &reference,
-            &connection,
-            &options,
-            signature,
-            &policy,
-            &engine,
-        ),
-        None => oci::verify(&reference, &connection, &options, &engine),
-    }
+    check_image(
+        &reference,
+        &connection,
+        &options,
+        approval.as_ref(),
+        &engine,
+    )
 }
 
 fn digest(args: &DigestArgs) -> Result<u8> {

@@ -3,11 +3,11 @@ use std::path::PathBuf;
 use clap::{ArgGroup, Args};
 
 use super::{user_ignores, EngineArgs, OutputArgs, PicklePolicyArg, SerializationArgs, TrustArgs};
-use crate::approval::{Approval, Pin};
+use crate::approval::{Approval, Locator, Pin};
 use crate::error::{Error, Result};
 use crate::hash::{Algorithm, Digest};
 use crate::report::{self, Report};
-use crate::sign::verify_detached_file;
+use crate::verify::detached::verify_detached_file;
 use crate::verify::model::{check_model, VerifyOptions};
 
 #[derive(Debug, Args)]
@@ -82,12 +82,12 @@ fn check(args: &VerifyArgs) -> Result<Report> {
     let approval = if let Some(bundle) = &signatures.signature {
         refuse_serialization_flags(flags)?;
         Approval::Signature {
-            bundle: bundle.clone(),
+            bundle: Locator::File(bundle.clone()),
             trust: trust.spec()?,
         }
     } else if let Some(manifest) = &args.manifest {
         refuse_serialization_flags(flags)?;
-        Approval::Manifest(manifest.clone())
+        Approval::Manifest(Locator::File(manifest.clone()))
     } else if let Some(list) = &args.check {
         if flags.shard_size.is_some() {
             return Err(Error::Usage(
@@ -95,7 +95,7 @@ fn check(args: &VerifyArgs) -> Result<Report> {
             ));
         }
         Approval::CheckList {
-            list: list.clone(),
+            list: Locator::File(list.clone()),
             algorithm: flags.algo.unwrap_or(Algorithm::Sha256),
             allow_symlinks: flags.allow_symlinks,
         }

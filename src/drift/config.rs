@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_spanned::Spanned;
 
 use crate::approval::TrustParts;
-use crate::approval::{Approval, Pin};
+use crate::approval::{Approval, Locator, Pin};
 use crate::error::{Error, Result};
 use crate::hash::{Algorithm, Digest};
 use crate::model::oms::Serialization;
@@ -518,7 +518,7 @@ fn approval(
     }
     if let Some(signature) = &raw.signature {
         return Ok(Approval::Signature {
-            bundle: resolve(signature),
+            bundle: Locator::File(resolve(signature)),
             trust: trust
                 .spec(&|setting| setting.to_string())
                 .map_err(|e| format!("target \"{name}\": {e}"))?,
@@ -530,11 +530,11 @@ fn approval(
                 "target \"{name}\": a manifest records its own algo and shard_size"
             ));
         }
-        return Ok(Approval::Manifest(resolve(manifest)));
+        return Ok(Approval::Manifest(Locator::File(resolve(manifest))));
     }
     if let Some(list) = &raw.check {
         return Ok(Approval::CheckList {
-            list: resolve(list),
+            list: Locator::File(resolve(list)),
             algorithm: algorithm.unwrap_or(Algorithm::Sha256),
             allow_symlinks: raw.allow_symlinks,
         });
@@ -637,7 +637,7 @@ webhook = "https://hooks.example.com/vouch"
         };
         assert_eq!(path, Path::new("/srv/models/llama"));
         assert!(
-            matches!(approval, Approval::Manifest(m) if m == Path::new("/etc/vouch/approved/llama.oms.json"))
+            matches!(approval, Approval::Manifest(m) if m.path() == Path::new("/etc/vouch/approved/llama.oms.json"))
         );
         assert_eq!(config.waivers[0].expires, jiff::civil::date(2026, 12, 31));
         assert!(!config.targets[0].include_git_paths);

@@ -12,9 +12,10 @@ use serde::Serialize;
 use super::config::{Config, Deployed, ImageTarget, Target};
 use super::history::History;
 use super::waiver;
+use crate::approval::{Approval, Locator};
 use crate::error::{Error, Result};
 use crate::hash::{Engine, ReaderConfig};
-use crate::oci::{self, ApprovedFiles, Connection};
+use crate::oci::{self, Connection};
 use crate::report::{self, Report, Status, Subject, Verdict};
 use crate::verify::model::{check_model, VerifyOptions};
 
@@ -265,16 +266,14 @@ pub fn check_target(target: &Target, engine: &Engine) -> Report {
 
 /// Verifies an image target as `vouch oci verify` would, with Docker's stored credentials.
 fn check_image(image: &ImageTarget, engine: &Engine) -> Result<Report> {
-    let approved = image
+    let approval = image
         .manifest
-        .as_deref()
-        .map(ApprovedFiles::load)
-        .transpose()?;
+        .clone()
+        .map(|m| Approval::Manifest(Locator::File(m)));
     let options = oci::Options {
         platforms: image.platforms.clone(),
         pinned: image.pinned.clone(),
         diff_ids: image.diff_ids,
-        approved,
     };
     let connection = Connection {
         credentials: None,
@@ -283,7 +282,13 @@ fn check_image(image: &ImageTarget, engine: &Engine) -> Result<Report> {
         retries: IMAGE_RETRIES,
         min_rate: image.min_rate,
     };
-    oci::verify(&image.reference, &connection, &options, engine)
+    crate::verify::image::check_image(
+        &image.reference,
+        &connection,
+        &options,
+        approval.as_ref(),
+        engine,
+    )
 }
 
 /// Registry requests of an image target: the defaults of `vouch oci verify`.
