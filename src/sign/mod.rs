@@ -237,7 +237,7 @@ pub enum SignerError {
     #[error("no signing certificate")]
     NoCertificate,
     #[error("{0}")]
-    Certificate(String),
+    Certificate(x509::CertificateError),
     #[error("the certificate's public key does not match the private key")]
     KeyMismatch,
 }
