@@ -72,3 +72,53 @@ fn approved_files(expected: &Expected, source: &Path) -> Result<ApprovedFiles> {
         expected.description.clone(),
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::approval::{Locator, Pin};
+    use crate::hash::{Digest, ReaderConfig};
+    use crate::model::oms::Serialization;
+    use crate::oci::Platforms;
+
+    #[test]
+    fn a_model_pin_or_check_list_approves_no_image_and_nothing_is_read() {
+        // The layout does not exist: reaching it would be another error.
+        let reference = ImageRef::parse("oci:/nonexistent/vouch-layout:v1").unwrap();
+        let connection = Connection {
+            credentials: None,
+            insecure: false,
+            timeout: Duration::from_secs(1),
+            retries: 0,
+            min_rate: oci::DEFAULT_MIN_RATE,
+        };
+        let options = Options {
+            platforms: Platforms::Host,
+            pinned: None,
+            diff_ids: false,
+        };
+        let engine = Engine::new(1, ReaderConfig::default()).unwrap();
+        let digest = Digest::from_prefixed(&format!("sha256:{}", "0".repeat(64))).unwrap();
+        let approvals = [
+            Approval::Pinned {
+                pin: Pin::Root(digest),
+                serialization: Serialization::new(Algorithm::Sha256, None, false).unwrap(),
+            },
+            Approval::CheckList {
+                list: Locator::File("/nonexistent/SHA256SUMS".into()),
+                algorithm: Algorithm::Sha256,
+                allow_symlinks: false,
+            },
+        ];
+        for approval in &approvals {
+            let error = check_image(&reference, &connection, &options, Some(approval), &engine)
+                .unwrap_err();
+            assert!(
+                matches!(&error, Error::Usage(m) if m == NOT_AN_IMAGE_APPROVAL),
+                "{approval:?}: {error}"
+            );
+        }
+    }
+}
