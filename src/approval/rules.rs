@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use super::setting::{RuleError, Setting};
 use super::trust::TrustParts;
-use super::{Approval, ArtifactFiles, ImageApproval, Pin};
+use super::{Approval, ImageApproval, Locator, Pin};
 use crate::hash::{Algorithm, Digest};
 use crate::model::oms::Serialization;
 use crate::oci::document::parse_digest;
@@ -63,12 +63,12 @@ impl ApprovalParts {
         }
         if let Some(manifest) = &self.manifest {
             self.refuse_serialization(Setting::Manifest)?;
-            return Ok(Approval::Manifest(manifest.clone()));
+            return Ok(Approval::Manifest(Locator::File(manifest.clone())));
         }
         if let Some(bundle) = &self.signature {
             self.refuse_serialization(Setting::Signature)?;
             return Ok(Approval::Signature {
-                bundle: bundle.clone(),
+                bundle: Locator::File(bundle.clone()),
                 trust: self.trust.spec()?,
             });
         }
@@ -78,7 +78,7 @@ impl ApprovalParts {
                 return Err(RuleError::ShardSizeWithCheckList);
             }
             return Ok(Approval::CheckList {
-                list: list.clone(),
+                list: Locator::File(list.clone()),
                 algorithm,
                 allow_symlinks: self.allow_symlinks,
             });
@@ -136,9 +136,9 @@ impl ImageApprovalParts {
             })
             .transpose()?;
         let files = match (&self.manifest, &self.signature) {
-            (Some(manifest), _) => Some(ArtifactFiles::Manifest(manifest.clone())),
-            (None, Some(bundle)) => Some(ArtifactFiles::Signature {
-                bundle: bundle.clone(),
+            (Some(manifest), _) => Some(Approval::Manifest(Locator::File(manifest.clone()))),
+            (None, Some(bundle)) => Some(Approval::Signature {
+                bundle: Locator::File(bundle.clone()),
                 trust: self.trust.spec()?,
             }),
             (None, None) => None,
@@ -380,7 +380,7 @@ mod tests {
         assert_eq!(approval.pinned.unwrap().prefixed(), sha256());
         assert!(matches!(
             approval.files,
-            Some(ArtifactFiles::Signature { .. })
+            Some(Approval::Signature { .. })
         ));
         let both = ImageApprovalParts {
             manifest: Some("m.json".into()),

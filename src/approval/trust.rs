@@ -107,8 +107,8 @@ impl TrustSpec {
     pub fn load(&self) -> Result<SignerPolicy> {
         match self {
             TrustSpec::Key(path) => {
-                let key =
-                    PublicKey::from_pem(&read_input(path)?).map_err(|e| Error::input(path, e))?;
+                let key = PublicKey::from_pem(&read_input(path)?)
+                    .map_err(|e| Error::input(path, e.to_string()))?;
                 Ok(SignerPolicy::Key(key))
             }
             TrustSpec::CertificateChain {
@@ -118,7 +118,8 @@ impl TrustSpec {
                 let mut anchors = Vec::new();
                 for path in paths {
                     anchors.extend(
-                        pem_certificates(&read_input(path)?).map_err(|e| Error::input(path, e))?,
+                        pem_certificates(&read_input(path)?)
+                            .map_err(|e| Error::input(path, e.to_string()))?,
                     );
                 }
                 Ok(SignerPolicy::CertificateChain {
@@ -146,7 +147,7 @@ impl TrustSpec {
         let identity = match identity {
             IdentitySpec::Exact(identity) => IdentityRule::Exact(identity.clone()),
             IdentitySpec::Pattern(pattern) => {
-                IdentityRule::pattern(pattern).map_err(Error::Usage)?
+                IdentityRule::pattern(pattern).map_err(|e| Error::Usage(e.to_string()))?
             }
         };
         let root = match trusted_root {
@@ -161,7 +162,7 @@ impl TrustSpec {
                 trusted_root
                     .as_deref()
                     .unwrap_or(std::path::Path::new("<built-in trusted root>")),
-                e,
+                e.to_string(),
             )
         })
     }

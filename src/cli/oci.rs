@@ -6,12 +6,12 @@ use clap::{Args, Subcommand};
 
 use super::{refused, write_output, EngineArgs, OutputArgs, Target, TrustArgs};
 use crate::approval::rules::ImageApprovalParts;
-use crate::approval::ArtifactFiles;
 use crate::error::{Error, Result};
 use crate::oci::auth::Credentials;
 use crate::oci::document::Platform;
-use crate::oci::{self, ApprovedFiles, Connection, ImageRef, Options, Platforms};
+use crate::oci::{self, Connection, ImageRef, Options, Platforms};
 use crate::report::{self, Report};
+use crate::verify::image::check_image;
 
 #[derive(Debug, Args)]
 pub struct OciArgs {
@@ -204,30 +204,20 @@ fn check(args: &VerifyArgs) -> Result<Report> {
     }
     .approval()
     .map_err(refused)?;
-    let (approved, signed) = match approval.files {
-        Some(ArtifactFiles::Manifest(manifest)) => (Some(ApprovedFiles::load(&manifest)?), None),
-        Some(ArtifactFiles::Signature { bundle, trust }) => (None, Some((bundle, trust.load()?))),
-        None => (None, None),
-    };
     let options = Options {
         platforms,
         pinned: approval.pinned,
         diff_ids: args.diff_ids,
-        approved,
     };
     let connection = args.registry.connection()?;
     let engine = args.engine.engine()?;
-    match signed {
-        Some((signature, policy)) => oci::verify_signed(
-            &reference,
-            &connection,
-            &options,
-            &signature,
-            &policy,
-            &engine,
-        ),
-        None => oci::verify(&reference, &connection, &options, &engine),
-    }
+    check_image(
+        &reference,
+        &connection,
+        &options,
+        approval.files.as_ref(),
+        &engine,
+    )
 }
 
 fn digest(args: &DigestArgs) -> Result<u8> {

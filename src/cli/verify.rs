@@ -11,7 +11,7 @@ use crate::approval::setting::{RuleError, Spelling};
 use crate::approval::Approval;
 use crate::error::{Error, Result};
 use crate::report::{self, Report};
-use crate::sign::verify_detached_file;
+use crate::verify::detached::verify_detached_file;
 use crate::verify::model::{check_model, VerifyOptions};
 
 #[derive(Debug, Args)]

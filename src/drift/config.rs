@@ -544,7 +544,7 @@ fn toml_message(text: &str, error: &toml::de::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::approval::{ArtifactFiles, TrustSpec};
+    use crate::approval::{Approval, Locator, TrustSpec};
 
     /// The day the tests' waivers are checked on: GOOD's waiver expires 30 days later.
     const TODAY: Date = jiff::civil::date(2026, 12, 1);
@@ -589,7 +589,7 @@ webhook = "https://hooks.example.com/vouch"
         };
         assert_eq!(path, Path::new("/srv/models/llama"));
         assert!(
-            matches!(approval, Approval::Manifest(m) if m == Path::new("/etc/vouch/approved/llama.oms.json"))
+            matches!(approval, Approval::Manifest(m) if m.path() == Path::new("/etc/vouch/approved/llama.oms.json"))
         );
         assert_eq!(config.waivers[0].expires, jiff::civil::date(2026, 12, 31));
         assert!(!config.targets[0].include_git_paths);
@@ -699,7 +699,11 @@ webhook = "https://hooks.example.com/vouch"
         let Deployed::Image(image) = &config.targets[0].subject else {
             panic!("an image target")
         };
-        let Some(ArtifactFiles::Signature { bundle, trust }) = &image.approval.files else {
+        let Some(Approval::Signature {
+            bundle: Locator::File(bundle),
+            trust,
+        }) = &image.approval.files
+        else {
             panic!("a signature: {:?}", image.approval)
         };
         assert_eq!(bundle, Path::new("/etc/vouch/a.sig"));

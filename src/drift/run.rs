@@ -12,11 +12,10 @@ use super::config::{Config, Deployed, ImageTarget, Target};
 use super::history::History;
 use super::outcome::{RunReport, Shard, TargetResult};
 use super::waiver;
-use crate::approval::ArtifactFiles;
 use crate::error::{Error, Result};
 use crate::hash::queue::{self, Queue};
 use crate::hash::{Engine, ReaderConfig};
-use crate::oci::{self, ApprovedFiles, Connection};
+use crate::oci::{self, Connection};
 use crate::report::Report;
 use crate::verify::model::{check_model, VerifyOptions};
 
@@ -52,15 +51,10 @@ pub fn check_target(target: &Target, engine: &Engine) -> Report {
 
 /// Verifies an image target as `vouch oci verify` would, with Docker's stored credentials.
 fn check_image(image: &ImageTarget, engine: &Engine) -> Result<Report> {
-    let approved = match &image.approval.files {
-        Some(ArtifactFiles::Manifest(manifest)) => Some(ApprovedFiles::load(manifest)?),
-        _ => None,
-    };
     let options = oci::Options {
         platforms: image.platforms.clone(),
         pinned: image.approval.pinned.clone(),
         diff_ids: image.diff_ids,
-        approved,
     };
     let connection = Connection {
         credentials: None,
@@ -69,17 +63,13 @@ fn check_image(image: &ImageTarget, engine: &Engine) -> Result<Report> {
         retries: IMAGE_RETRIES,
         min_rate: image.min_rate,
     };
-    match &image.approval.files {
-        Some(ArtifactFiles::Signature { bundle, trust }) => oci::verify_signed(
-            &image.reference,
-            &connection,
-            &options,
-            bundle,
-            &trust.load()?,
-            engine,
-        ),
-        _ => oci::verify(&image.reference, &connection, &options, engine),
-    }
+    crate::verify::image::check_image(
+        &image.reference,
+        &connection,
+        &options,
+        image.approval.files.as_ref(),
+        engine,
+    )
 }
 
 /// Registry requests of an image target: the defaults of `vouch oci verify`.

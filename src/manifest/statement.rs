@@ -18,7 +18,6 @@ pub const STATEMENT_TYPE: &str = "https://in-toto.io/Statement/v1";
 pub const PREDICATE_TYPE: &str = "https://model_signing/signature/v1.0";
 /// The experimental layout of model-signing 0.2 (one subject per file).
 pub const PREDICATE_TYPE_V0_2: &str = "https://model_signing/Digests/v0.1";
-pub const PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
 
 /// A parsed, consistent OMS statement.
 #[derive(Clone, Debug)]
