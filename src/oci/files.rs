@@ -36,7 +36,7 @@ impl ApprovedFiles {
     /// `source` says what it came from, for reports (`manifest approved.json`, `signature
     /// model.sig`).
     pub fn from_statement(statement: &Statement, source: &str) -> Result<ApprovedFiles, String> {
-        crate::manifest::check_consistent(statement)?;
+        crate::manifest::check_consistent(statement).map_err(|e| e.to_string())?;
         let manifest = &statement.manifest;
         let serialization = &manifest.serialization;
         if serialization.method != Method::Files || serialization.algorithm != Algorithm::Sha256 {
