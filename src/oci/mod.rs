@@ -913,7 +913,7 @@ fn check_diff_ids(
         Err(e) => {
             report
                 .subjects
-                .push(Subject::new(name, Verdict::Rejected).message(e));
+                .push(Subject::new(name, Verdict::Rejected).message(e.to_string()));
             return;
         }
     };
@@ -954,7 +954,7 @@ fn check_diff_ids(
                 verdict: Verdict::Changed,
                 ..subject
             }
-            .message(message.clone()),
+            .message(message.to_string()),
             None => continue,
         };
         report.subjects.push(subject);
