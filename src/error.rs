@@ -124,3 +124,33 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
     }
     text
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hinted_error_reads_and_exits_as_the_error_it_wraps() {
+        let plain = Error::Unstable {
+            path: "model/w.bin".into(),
+            message: "grew while it was read".into(),
+        };
+        let hinted =
+            Error::input("model", "cannot be serialized faithfully").with_hint(Hint::LeaveOut {
+                or_allow_symlinks: true,
+            });
+        assert_eq!(plain.hint(), None);
+        assert_eq!(
+            hinted.hint(),
+            Some(Hint::LeaveOut {
+                or_allow_symlinks: true
+            })
+        );
+        assert_eq!(hinted.to_string(), "model: cannot be serialized faithfully");
+        assert_eq!(hinted.exit_status(), EXIT_INPUT);
+        assert_eq!(
+            plain.with_hint(Hint::CheckSignature).exit_status(),
+            EXIT_INTEGRITY
+        );
+    }
+}
