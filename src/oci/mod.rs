@@ -432,10 +432,14 @@ fn resolve_root(
     let root = match store.root() {
         Ok(root) => root,
         Err(Unavailable::Failed(message)) => {
-            return Err(Error::Remote {
+            let error = Error::Remote {
                 target: reference.to_string(),
                 message,
-            })
+            };
+            return Err(match store.hint() {
+                Some(hint) => error.with_hint(hint),
+                None => error,
+            });
         }
         Err(unavailable) => {
             let expected = pin.map(Digest::prefixed);

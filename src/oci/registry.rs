@@ -267,10 +267,9 @@ impl Registry {
                             remote(format!("unexpected digest {actual} (expected {expected})"))
                         }
                     };
-                    if registry.refused_anonymous.load(Ordering::Relaxed) {
-                        error.with_hint(Hint::GiveCredentials)
-                    } else {
-                        error
+                    match registry.hint() {
+                        Some(hint) => error.with_hint(hint),
+                        None => error,
                     }
                 })?,
         };
@@ -647,6 +646,12 @@ impl Store for Registry {
 
     fn attempts(&self) -> u32 {
         self.retries + 1
+    }
+
+    fn hint(&self) -> Option<Hint> {
+        self.refused_anonymous
+            .load(Ordering::Relaxed)
+            .then_some(Hint::GiveCredentials)
     }
 
     fn warnings(&self) -> Vec<String> {
