@@ -539,3 +539,43 @@ fn an_approval_with_a_duplicate_or_case_variant_key_is_refused() {
         );
     }
 }
+
+/// The library says what is wrong; the command line adds how to get past it, in flags.
+#[test]
+fn input_errors_end_with_a_hint_in_flag_words() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("model");
+    write_tree(&model, &[("w.bin", b"weights")]);
+
+    let bundle = dir.path().join("model.sig");
+    std::fs::write(
+        &bundle,
+        br#"{"mediaType":"application/vnd.dev.sigstore.bundle.v0.3+json","dsseEnvelope":{}}"#,
+    )
+    .unwrap();
+    let ran = vouch_run([
+        "verify".as_ref(),
+        model.as_os_str(),
+        "--manifest".as_ref(),
+        bundle.as_os_str(),
+    ])
+    .expect(2);
+    assert!(
+        ran.stderr
+            .contains("is a Sigstore signature bundle, not a manifest")
+            && ran.stderr.contains("\nhint: pass it with --signature"),
+        "{}",
+        ran.stderr
+    );
+
+    let list = dir.path().join("SHA512SUMS");
+    std::fs::write(&list, format!("{}  w.bin\n", "ab".repeat(64))).unwrap();
+    let ran = vouch_run(["hash".as_ref(), "--check".as_ref(), list.as_os_str()]).expect(2);
+    assert!(
+        ran.stderr
+            .contains("line 1: a sha256 digest has 64 hex digits, found 128")
+            && ran.stderr.contains("\nhint: pass --algo sha512"),
+        "{}",
+        ran.stderr
+    );
+}

@@ -812,7 +812,10 @@ fn registry_credentials_from_stdin_and_docker_config() {
 
     let anonymous = oci_verify(&reference, &[]).expect(3);
     assert!(
-        anonymous.stderr.contains("refused anonymous access"),
+        anonymous.stderr.contains("refused anonymous access")
+            && anonymous
+                .stderr
+                .contains("\nhint: give --username with --password-stdin"),
         "{}",
         anonymous.stderr
     );

@@ -450,7 +450,11 @@ fn credentials_are_not_sent_over_plain_http_to_another_machine() {
     }
     let ran = finish(child.wait_with_output().unwrap()).expect(3);
     assert!(
-        ran.stderr.contains("go only over TLS") && ran.stderr.contains("--username"),
+        ran.stderr.contains("go only over TLS")
+            && ran.stderr.contains("--username")
+            && ran
+                .stderr
+                .contains("\nhint: drop --insecure or the credentials"),
         "{}",
         ran.stderr
     );

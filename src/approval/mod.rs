@@ -2,10 +2,10 @@
 //! signature is checked under, the rules that turn settings (flags or `vouch.toml` keys)
 //! into an [`Approval`], and its resolution into what a target must match.
 
-pub mod rules;
-pub mod setting;
 pub mod locator;
 pub mod resolve;
+pub mod rules;
+pub mod setting;
 pub mod trust;
 
 use crate::hash::{Algorithm, Digest};

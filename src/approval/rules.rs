@@ -131,7 +131,7 @@ impl ImageApprovalParts {
             .map(|text| {
                 parse_digest(text).map_err(|message| RuleError::Digest {
                     setting: Setting::Digest,
-                    message,
+                    message: message.to_string(),
                 })
             })
             .transpose()?;
@@ -149,8 +149,10 @@ impl ImageApprovalParts {
 
 /// A model's pinned digest given as `setting`: `sha256:HEX`.
 fn sha256_pin(setting: Setting, text: &str) -> Result<Digest, RuleError> {
-    let digest =
-        Digest::from_prefixed(text).map_err(|message| RuleError::Digest { setting, message })?;
+    let digest = Digest::from_prefixed(text).map_err(|message| RuleError::Digest {
+        setting,
+        message: message.to_string(),
+    })?;
     if digest.algorithm != Algorithm::Sha256 {
         return Err(RuleError::NotSha256(setting));
     }
@@ -378,10 +380,7 @@ mod tests {
         };
         let approval = signed.approval().unwrap();
         assert_eq!(approval.pinned.unwrap().prefixed(), sha256());
-        assert!(matches!(
-            approval.files,
-            Some(Approval::Signature { .. })
-        ));
+        assert!(matches!(approval.files, Some(Approval::Signature { .. })));
         let both = ImageApprovalParts {
             manifest: Some("m.json".into()),
             ..signed.clone()

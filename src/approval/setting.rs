@@ -119,8 +119,8 @@ pub enum RuleError {
     },
     /// A model's pinned digest in another algorithm than sha256.
     NotSha256(Setting),
-    /// Serialization settings that cannot go together; `message` says why.
-    Serialization(String),
+    /// Serialization settings that cannot go together.
+    Serialization(crate::model::oms::SerializationError),
 }
 
 impl RuleError {

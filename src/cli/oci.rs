@@ -166,7 +166,7 @@ fn read_password() -> Result<String> {
 }
 
 pub(super) fn parse_reference(text: &str) -> Result<ImageRef> {
-    ImageRef::parse(text).map_err(Error::Usage)
+    ImageRef::parse(text).map_err(|e| Error::Usage(e.to_string()))
 }
 
 pub fn run(args: OciArgs) -> Result<u8> {

@@ -106,7 +106,7 @@ impl OutputArgs {
         let Ok(Destinations { stdout, files }) = self.destinations() else {
             return;
         };
-        let report = Report::failed_run(target.display().to_string(), error.to_string());
+        let report = Report::failed_run(target.display().to_string(), super::describe_error(error));
         let locations = Locations::by_name(&report);
         for (format, path) in files.iter().chain(stdout.map(|p| (self.format, p)).iter()) {
             if *format != Format::Text {

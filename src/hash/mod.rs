@@ -9,7 +9,7 @@ pub mod reader;
 pub mod scheduler;
 mod sigbus;
 
-pub use algorithm::{Algorithm, Digest, Hasher};
+pub use algorithm::{Algorithm, Digest, DigestError, Hasher};
 pub use opening::{Identity, Location, RootDir};
 pub use progress::{Progress, Silent};
 pub use reader::{ReadError, ReaderConfig, Stamp};

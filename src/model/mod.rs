@@ -9,7 +9,7 @@ pub mod walk;
 use std::fs::File;
 use std::path::Path;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Hint, Result};
 use crate::hash::{Digest, Engine, ReadError, Stamp, Task};
 use oms::{Manifest, ResourceKey, Serialization};
 use walk::{Model, ModelFile, WalkOptions};
@@ -49,13 +49,18 @@ pub fn walk_faithfully(path: &Path, serialization: &Serialization) -> Result<Mod
             .iter()
             .map(|p| format!("\n  {}: {}", p.name, p.describe()))
             .collect();
+        let or_allow_symlinks = model
+            .problems
+            .iter()
+            .any(|p| matches!(p.kind, walk::ProblemKind::SymlinkNotAllowed { .. }));
         return Err(Error::input(
             path,
             format!(
-                "cannot be serialized faithfully (remove these or pass --ignore-paths):{}",
+                "cannot be serialized faithfully (remove these or leave them out):{}",
                 lines.concat()
             ),
-        ));
+        )
+        .with_hint(Hint::LeaveOut { or_allow_symlinks }));
     }
     Ok(model)
 }

@@ -392,10 +392,14 @@ fn resolve_root(
     let root = match store.root() {
         Ok(root) => root,
         Err(Unavailable::Failed(message)) => {
-            return Err(Error::Remote {
+            let error = Error::Remote {
                 target: reference.to_string(),
                 message,
-            })
+            };
+            return Err(match store.hint() {
+                Some(hint) => error.with_hint(hint),
+                None => error,
+            });
         }
         Err(unavailable) => {
             let expected = pin.map(Digest::prefixed);
@@ -861,7 +865,7 @@ fn check_diff_ids(
         Err(e) => {
             report
                 .subjects
-                .push(Subject::new(name, Verdict::Rejected).message(e));
+                .push(Subject::new(name, Verdict::Rejected).message(e.to_string()));
             return;
         }
     };
@@ -902,7 +906,7 @@ fn check_diff_ids(
                 verdict: Verdict::Changed,
                 ..subject
             }
-            .message(message.clone()),
+            .message(message.to_string()),
             None => continue,
         };
         report.subjects.push(subject);

@@ -337,21 +337,31 @@ fn problem_warning(name: &str, problem: &FileProblem) -> String {
 /// Largest `config.json` read (real ones are a few kB).
 const CONFIG_LIMIT: u64 = 16 << 20;
 
+/// Why a `config.json` gives no model card parameters.
+#[derive(Debug, thiserror::Error)]
+enum ConfigProblem {
+    #[error("larger than {CONFIG_LIMIT} bytes")]
+    TooLarge,
+    #[error("{0}")]
+    Read(#[from] std::io::Error),
+    #[error("invalid JSON: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
 /// Model card parameters from a Hugging Face `config.json`, read from the open `file` of
 /// `len` bytes.
-fn read_config(file: &File, len: u64) -> Result<Option<ModelParameters>, String> {
+fn read_config(file: &File, len: u64) -> Result<Option<ModelParameters>, ConfigProblem> {
     if len > CONFIG_LIMIT {
-        return Err(format!("larger than {CONFIG_LIMIT} bytes"));
+        return Err(ConfigProblem::TooLarge);
     }
     let mut text = Vec::with_capacity(len as usize);
     let mut reader = file;
-    std::io::Seek::rewind(&mut reader).map_err(|e| e.to_string())?;
+    std::io::Seek::rewind(&mut reader)?;
     std::io::Read::read_to_end(
         &mut std::io::Read::take(reader, CONFIG_LIMIT + 1),
         &mut text,
-    )
-    .map_err(|e| e.to_string())?;
-    let config: Value = serde_json::from_slice(&text).map_err(|e| format!("invalid JSON: {e}"))?;
+    )?;
+    let config: Value = serde_json::from_slice(&text)?;
     let text_of = |v: &Value| v.as_str().map(str::to_string);
     let model_architecture = config["architectures"].get(0).and_then(text_of);
     let parameters = ModelParameters {
@@ -449,20 +459,31 @@ fn hub_snapshot(path: &Path) -> Option<HubSnapshot> {
     })
 }
 
-/// Checks a `--purl` value: `pkg:TYPE/NAME...`.
-pub fn check_purl(purl: &str) -> Result<(), String> {
+/// Why a text is not a package URL.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PurlError {
+    #[error("'{0}' is not a package URL (it must start with 'pkg:')")]
+    NoScheme(String),
+    #[error("'{0}' has no type and name (pkg:TYPE/NAME)")]
+    NoName(String),
+    #[error("'{0}' is not a package URL (pkg:TYPE/NAME)")]
+    Malformed(String),
+}
+
+/// Checks a package URL a user gives for the model: `pkg:TYPE/NAME...`.
+pub fn check_purl(purl: &str) -> Result<(), PurlError> {
     let rest = purl
         .strip_prefix("pkg:")
-        .ok_or_else(|| format!("'{purl}' is not a package URL (it must start with 'pkg:')"))?;
+        .ok_or_else(|| PurlError::NoScheme(purl.to_string()))?;
     let (kind, name) = rest
         .split_once('/')
-        .ok_or_else(|| format!("'{purl}' has no type and name (pkg:TYPE/NAME)"))?;
+        .ok_or_else(|| PurlError::NoName(purl.to_string()))?;
     let valid_type = kind.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
         && kind
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || ".+-".contains(c));
     if !valid_type || name.is_empty() {
-        return Err(format!("'{purl}' is not a package URL (pkg:TYPE/NAME)"));
+        return Err(PurlError::Malformed(purl.to_string()));
     }
     Ok(())
 }
@@ -500,8 +521,17 @@ mod tests {
     #[test]
     fn purls_are_checked() {
         assert!(check_purl("pkg:huggingface/org/model@abc").is_ok());
-        assert!(check_purl("huggingface/org/model").is_err());
-        assert!(check_purl("pkg:/model").is_err());
-        assert!(check_purl("pkg:huggingface").is_err());
+        assert_eq!(
+            check_purl("huggingface/org/model"),
+            Err(PurlError::NoScheme("huggingface/org/model".into()))
+        );
+        assert_eq!(
+            check_purl("pkg:/model"),
+            Err(PurlError::Malformed("pkg:/model".into()))
+        );
+        assert_eq!(
+            check_purl("pkg:huggingface"),
+            Err(PurlError::NoName("pkg:huggingface".into()))
+        );
     }
 }
