@@ -5,9 +5,9 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
 use super::algorithm::{Algorithm, Digest};
-use super::opening::{Identity, Location};
+use super::opening::Location;
 use super::progress::Progress;
-use super::reader::{self, ReadError, ReaderConfig, Stamp};
+use super::reader::{self, Identity, ReadError, ReaderConfig, Stamp};
 
 /// One unit of hashing work: bytes `[start, end)` of the file at `location`, which must
 /// still be the file `identity` describes when it is opened.

@@ -330,7 +330,7 @@ fn described(
 fn problem_warning(name: &str, problem: &FileProblem) -> String {
     match problem {
         FileProblem::Malformed(m) => format!("{name}: {m}; no format facts recorded"),
-        FileProblem::Unreadable(m) => format!("{name}: cannot read its header: {m}"),
+        FileProblem::Unread(_, m) => format!("{name}: cannot read its header: {m}"),
     }
 }
 

@@ -204,7 +204,7 @@ pub fn scan_model(path: &Path, policy: PicklePolicy, engine: &Engine) -> Result<
             problem: inspected.problem.as_ref().map(|p| ProblemView {
                 kind: match p {
                     FileProblem::Malformed(_) => "malformed",
-                    FileProblem::Unreadable(_) => "unreadable",
+                    FileProblem::Unread(verdict, _) => verdict.name(),
                 },
                 message: p.message().to_string(),
             }),
@@ -287,8 +287,8 @@ pub fn uncovered_external_data(
 /// `--deny-unsafe-pickle`: a `rejected` subject for each file (by display name, with what
 /// was read of it from the handle it was hashed from) that imports a global `policy`
 /// refuses, or that holds pickles (chosen by content, whatever its name) in a container that
-/// cannot be scanned as its loader reads it; an `unreadable` one for a file that cannot be
-/// read.
+/// cannot be scanned as its loader reads it; for a file that cannot be read, one with the
+/// verdict its read error maps to.
 pub fn unsafe_pickle_subjects<'a>(
     scanned: impl IntoIterator<Item = (String, &'a Inspected)>,
     policy: PicklePolicy,
@@ -315,7 +315,7 @@ pub fn unsafe_pickle_subjects<'a>(
             Some(FileProblem::Malformed(m)) => Subject::new(name, Verdict::Rejected).message(
                 format!("cannot be scanned for unsafe pickle imports: {m} (--deny-unsafe-pickle)"),
             ),
-            Some(FileProblem::Unreadable(m)) => Subject::new(name, Verdict::Unreadable)
+            Some(FileProblem::Unread(verdict, m)) => Subject::new(name, *verdict)
                 .message(format!("cannot be scanned for unsafe pickle imports: {m}")),
             None => continue,
         };
