@@ -31,8 +31,14 @@ fn the_checker_catches_each_kind_of_import_and_ignores_comments_and_strings() {
              //! low\n//! ```\n\npub mod cli;\npub mod low;\npub mod mid;\npub mod peer;\n\
              pub mod top;\npub use low::Base;\n",
         ),
-        ("main.rs", "use vouch::low;\nfn main() { vouch::cli::run(); }\n"),
-        ("cli.rs", "use crate::top::Top;\npub fn run() { crate::low::f(); }\n"),
+        (
+            "main.rs",
+            "use vouch::low;\nfn main() { vouch::cli::run(); }\n",
+        ),
+        (
+            "cli.rs",
+            "use crate::top::Top;\npub fn run() { crate::low::f(); }\n",
+        ),
         (
             "top.rs",
             "use crate::{low::Base, cli::run};\n\
@@ -59,7 +65,10 @@ fn the_checker_catches_each_kind_of_import_and_ignores_comments_and_strings() {
             "mid/a.rs",
             "use super::{Mid, B};\nuse super::super::top::Top;\npub fn g() {}\n",
         ),
-        ("mid/b.rs", "pub struct B;\npub fn h() {\n    super::a::g();\n}\n"),
+        (
+            "mid/b.rs",
+            "pub struct B;\npub fn h() {\n    super::a::g();\n}\n",
+        ),
     ];
     for (name, text) in files {
         let path = src.join(name);
@@ -145,7 +154,12 @@ fn check(src: &Path) -> Result<Vec<String>, String> {
             let Some(target_top) = files[to].module.first() else {
                 continue;
             };
-            let shown = format!("{}:{}: `{}`", file.shown, import.line, import.path.join("::"));
+            let shown = format!(
+                "{}:{}: `{}`",
+                file.shown,
+                import.line,
+                import.path.join("::")
+            );
             if target_top == top {
                 if to != index {
                     edges.entry((index, to)).or_default().push(shown);
@@ -181,7 +195,11 @@ fn check(src: &Path) -> Result<Vec<String>, String> {
 /// The file that defines what the module path `target` names: the deepest file module it
 /// lies in, and on through that file's own `use` declarations when the item is imported
 /// there (`super::Report` re-exported by `report/mod.rs` from `report/outcome.rs`).
-fn locate(files: &[SourceFile], modules: &BTreeMap<&[String], usize>, target: &[String]) -> Option<usize> {
+fn locate(
+    files: &[SourceFile],
+    modules: &BTreeMap<&[String], usize>,
+    target: &[String],
+) -> Option<usize> {
     let mut target = target.to_vec();
     for _ in 0..16 {
         let (len, file) = (0..=target.len())
@@ -197,7 +215,10 @@ fn locate(files: &[SourceFile], modules: &BTreeMap<&[String], usize>, target: &[
         });
         match reexported {
             Some(path) if path != target[..=len] => {
-                target = path.into_iter().chain(target[len + 1..].iter().cloned()).collect();
+                target = path
+                    .into_iter()
+                    .chain(target[len + 1..].iter().cloned())
+                    .collect();
             }
             _ => return Some(file),
         }
@@ -285,7 +306,10 @@ fn source_files(src: &Path) -> Result<Vec<SourceFile>, String> {
     paths.sort();
     let mut files = Vec::new();
     for path in paths {
-        let relative = path.strip_prefix(src).expect("found under src").to_path_buf();
+        let relative = path
+            .strip_prefix(src)
+            .expect("found under src")
+            .to_path_buf();
         if relative == Path::new("main.rs") {
             continue;
         }
@@ -297,7 +321,8 @@ fn source_files(src: &Path) -> Result<Vec<SourceFile>, String> {
         if relative == Path::new("lib.rs") || module.last().is_some_and(|m| m == "mod") {
             module.pop();
         }
-        let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let text =
+            std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
         let imports = imports(&tokens(&blank_non_code(&text)), &module);
         files.push(SourceFile {
             shown: format!("src/{}", relative.display()),
@@ -314,7 +339,10 @@ fn source_files(src: &Path) -> Result<Vec<SourceFile>, String> {
 /// the folder above it. The folder's own module (`mod.rs`, or `formats/pickle.rs` for
 /// `formats/pickle/`) declares, re-exports and dispatches to its files and is left out:
 /// an item it re-exports counts as the file that defines it.
-fn folder_circles(files: &[SourceFile], edges: &BTreeMap<(usize, usize), Vec<String>>) -> Vec<String> {
+fn folder_circles(
+    files: &[SourceFile],
+    edges: &BTreeMap<(usize, usize), Vec<String>>,
+) -> Vec<String> {
     let folders: BTreeSet<&Path> = files
         .iter()
         .filter(|f| f.module.len() > 1 || f.shown.ends_with("/mod.rs"))
@@ -336,7 +364,12 @@ fn folder_circles(files: &[SourceFile], edges: &BTreeMap<(usize, usize), Vec<Str
         for (&(from, to), shown) in edges {
             if let (Some(a), Some(b)) = (node(&files[from]), node(&files[to])) {
                 if a != b {
-                    graph.entry(a).or_default().entry(b).or_default().extend(shown.iter().cloned());
+                    graph
+                        .entry(a)
+                        .or_default()
+                        .entry(b)
+                        .or_default()
+                        .extend(shown.iter().cloned());
                 }
             }
         }
@@ -463,7 +496,9 @@ fn blank_non_code(text: &str) -> String {
         let c = chars[i];
         let after_ident = i > 0 && (chars[i - 1].is_alphanumeric() || chars[i - 1] == '_');
         let end = if c == '/' && at(i + 1) == Some('/') {
-            (i..chars.len()).find(|&j| chars[j] == '\n').unwrap_or(chars.len())
+            (i..chars.len())
+                .find(|&j| chars[j] == '\n')
+                .unwrap_or(chars.len())
         } else if c == '/' && at(i + 1) == Some('*') {
             let (mut j, mut depth) = (i + 2, 1);
             while j < chars.len() && depth > 0 {
@@ -613,7 +648,8 @@ fn imports(tokens: &[(Token, usize)], module: &[String]) -> Vec<Import> {
                 });
             }
         } else if let Some(first) = ident(i) {
-            let starts_path = matches!(first, "crate" | "super" | "self") || children.contains(first);
+            let starts_path =
+                matches!(first, "crate" | "super" | "self") || children.contains(first);
             if starts_path && path_sep(i + 1) && !(i > 0 && path_sep(i - 1)) {
                 let line = tokens[i].1;
                 let mut path = vec![first.to_string()];
@@ -643,7 +679,12 @@ fn imports(tokens: &[(Token, usize)], module: &[String]) -> Vec<Import> {
 
 /// Expands the use tree starting at `tokens[*i]` under `prefix` into its paths, each with
 /// the line of its last segment.
-fn use_tree(tokens: &[(Token, usize)], i: &mut usize, prefix: Vec<String>, out: &mut Vec<(Vec<String>, usize)>) {
+fn use_tree(
+    tokens: &[(Token, usize)],
+    i: &mut usize,
+    prefix: Vec<String>,
+    out: &mut Vec<(Vec<String>, usize)>,
+) {
     let mut path = prefix;
     let mut line = tokens.get(*i).map_or(0, |t| t.1);
     while let Some((token, at)) = tokens.get(*i) {
