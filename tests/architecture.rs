@@ -245,8 +245,7 @@ fn layer_table(lib: &str) -> Result<BTreeMap<&str, usize>, String> {
             .ok_or("the `# Layers` section of src/lib.rs has no ```text block")?
         + 1;
     let mut table = BTreeMap::new();
-    let mut layer = 0;
-    for line in &docs[start..] {
+    for (layer, line) in docs[start..].iter().enumerate() {
         if *line == "```" {
             return if table.is_empty() {
                 Err("the layer table in src/lib.rs is empty".to_string())
@@ -259,7 +258,6 @@ fn layer_table(lib: &str) -> Result<BTreeMap<&str, usize>, String> {
                 return Err(format!("{name} is on two layers of src/lib.rs's table"));
             }
         }
-        layer += 1;
     }
     Err("the layer table in src/lib.rs is not closed by ```".to_string())
 }

@@ -760,10 +760,10 @@ fn race_after_listing(
 }
 
 /// A file removed between the listing and its open has one verdict whichever check reads
-/// it: `unstable`, with the same message, from `verify` (the walk listed it) and from
-/// `hash --check` (the check list named it and it was there).
+/// it: `unstable`, with the same message, from `verify` and `scan` (the walk listed it) and
+/// from `hash --check` (the check list named it and it was there).
 #[test]
-fn a_file_removed_after_it_was_listed_is_unstable_for_verify_and_hash_check_alike() {
+fn a_file_removed_after_it_was_listed_is_unstable_for_verify_hash_check_and_scan_alike() {
     let test = "removed_after_listing";
     let dir = tempfile::tempdir().unwrap();
     let model = dir.path().join("model");
@@ -798,6 +798,14 @@ fn a_file_removed_after_it_was_listed_is_unstable_for_verify_and_hash_check_alik
         "--format".as_ref(),
         "json".as_ref(),
     ];
+    let scan: [&std::ffi::OsStr; 6] = [
+        "scan".as_ref(),
+        model.as_os_str(),
+        "--format".as_ref(),
+        "json".as_ref(),
+        "--jobs".as_ref(),
+        "1".as_ref(),
+    ];
     let weights_path = weights.to_str().unwrap();
     // The check list's file is opened by its path with openat: hold only that open.
     let hold_check = [
@@ -806,10 +814,10 @@ fn a_file_removed_after_it_was_listed_is_unstable_for_verify_and_hash_check_alik
         "-e",
         "inject=openat:delay_enter=2000000:when=1",
     ];
-    let mut messages = Vec::new();
     for (how, hold, args) in [
         ("verify", HOLD_OPENAT2, &verify[..]),
         ("hash --check", &hold_check[..], &check[..]),
+        ("scan", HOLD_OPENAT2, &scan[..]),
     ] {
         // A run whose timing missed the window (the file read before it was removed) is
         // tried again.
@@ -827,36 +835,29 @@ fn a_file_removed_after_it_was_listed_is_unstable_for_verify_and_hash_check_alik
         };
         assert_eq!(ran.code, Some(1), "{how}: {}\n{}", ran.stdout(), ran.stderr);
         let report = ran.json();
-        let unread: Vec<(String, String)> = failures(&report)
-            .into_iter()
-            .map(|(name, verdict)| {
-                (
-                    Path::new(&name)
-                        .file_name()
-                        .unwrap()
-                        .to_string_lossy()
-                        .into_owned(),
-                    verdict,
-                )
-            })
-            .collect();
-        assert_eq!(
-            unread,
-            [("weights.bin".to_string(), "unstable".to_string())],
+        // verify and hash --check list subjects with verdicts; scan lists files with problems.
+        let (entries, verdict, message) = match how {
+            "scan" => ("files", "/problem/kind", "/problem/message"),
+            _ => ("subjects", "/verdict", "/message"),
+        };
+        let entries = report[entries].as_array().unwrap();
+        assert_eq!(entries.len(), 1, "{how}: {report:#}");
+        let entry = &entries[0];
+        assert!(
+            entry["name"].as_str().unwrap().ends_with("weights.bin"),
             "{how}: {report:#}"
         );
-        messages.push(
-            report["subjects"][0]["message"]
-                .as_str()
-                .unwrap()
-                .to_string(),
+        assert_eq!(
+            entry.pointer(verdict).unwrap(),
+            "unstable",
+            "{how}: {report:#}"
+        );
+        assert_eq!(
+            entry.pointer(message).unwrap(),
+            "was removed after it was listed",
+            "{how}: {report:#}"
         );
     }
-    assert_eq!(messages[0], "was removed after it was listed");
-    assert_eq!(
-        messages[0], messages[1],
-        "verify and hash --check say the same"
-    );
 }
 
 /// A file must be read as the walk listed it: one that grew after the walk, or that another

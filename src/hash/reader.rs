@@ -405,8 +405,16 @@ mod tests {
         let denied = io::Error::from_raw_os_error(libc::EACCES);
         let denied_message = denied.to_string();
         let cases = [
-            (ReadError::Io(gone), Verdict::Unstable, "was removed after it was listed"),
-            (ReadError::Io(denied), Verdict::Unreadable, denied_message.as_str()),
+            (
+                ReadError::Io(gone),
+                Verdict::Unstable,
+                "was removed after it was listed",
+            ),
+            (
+                ReadError::Io(denied),
+                Verdict::Unreadable,
+                denied_message.as_str(),
+            ),
             (
                 ReadError::NotRegular("a FIFO (named pipe)"),
                 Verdict::Changed,
@@ -422,7 +430,11 @@ mod tests {
             assert_eq!(error.verdict(), (verdict, message.to_string()), "{error:?}");
             let subject = error.subject("w.bin");
             assert_eq!(
-                (subject.name.as_str(), subject.verdict, subject.message.as_deref()),
+                (
+                    subject.name.as_str(),
+                    subject.verdict,
+                    subject.message.as_deref()
+                ),
                 ("w.bin", verdict, Some(message))
             );
         }

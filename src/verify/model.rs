@@ -165,9 +165,7 @@ pub fn verify_pinned(
     }
     for (key, result) in &hashed.resources {
         if let Err(error) = result {
-            report
-                .subjects
-                .push(error.subject(comparison.display(key)));
+            report.subjects.push(error.subject(comparison.display(key)));
         }
     }
     if let Some(found) = found {

@@ -56,11 +56,16 @@ pub struct ExternalView {
 }
 
 impl ScanReport {
-    /// 1 when a file imports a global the pickle policy refuses, else 3 when one could not be read, else 2
-    /// when a header is malformed, else 0.
+    /// 1 when a file imports a global the pickle policy refuses, or changed or went away after
+    /// it was listed (`unstable`, `changed`), else 3 when one could not be read, else 2 when a
+    /// header is malformed, else 0.
     pub fn exit_status(&self) -> u8 {
         let any = |f: &dyn Fn(&ScannedFile) -> bool| self.files.iter().any(f);
-        if any(&|f| !f.dangerous.is_empty()) {
+        let integrity =
+            |kind: &str| kind == Verdict::Unstable.name() || kind == Verdict::Changed.name();
+        if any(&|f| {
+            !f.dangerous.is_empty() || f.problem.as_ref().is_some_and(|p| integrity(p.kind))
+        }) {
             EXIT_INTEGRITY
         } else if any(&|f| f.problem.as_ref().is_some_and(|p| p.kind == "unreadable")) {
             EXIT_OPERATIONAL
