@@ -129,7 +129,10 @@ fn check(src: &Path) -> Result<Vec<String>, String> {
         .collect();
     for top in &tops {
         if !layers.contains_key(*top) {
-            let file = &files[modules[[top.to_string()].as_slice()]];
+            let file = files
+                .iter()
+                .find(|f| f.module.first().is_some_and(|m| m == top))
+                .expect("a top-level module has a file");
             violations.push(format!(
                 "{}: module {top} is not in the layer table",
                 file.shown
@@ -194,7 +197,7 @@ fn check(src: &Path) -> Result<Vec<String>, String> {
 
 /// The file that defines what the module path `target` names: the deepest file module it
 /// lies in, and on through that file's own `use` declarations when the item is imported
-/// there (`super::Report` re-exported by `report/mod.rs` from `report/outcome.rs`).
+/// there (`super::Thing` that a folder's `mod.rs` re-exports from one of its files).
 fn locate(
     files: &[SourceFile],
     modules: &BTreeMap<&[String], usize>,
