@@ -579,3 +579,28 @@ fn input_errors_end_with_a_hint_in_flag_words() {
         ran.stderr
     );
 }
+
+/// The harness reads a child's stdout and stderr while it waits: a child writing far more
+/// than a pipe holds (64 KiB) to both finishes at once instead of blocking until the cap.
+#[test]
+fn the_harness_reads_a_chatty_child_while_it_runs() {
+    const BYTES: usize = 8 << 20;
+    let started = std::time::Instant::now();
+    let ran = run_within(
+        std::process::Command::new("sh").args([
+            "-c",
+            &format!("head -c {BYTES} /dev/zero >&2; head -c {BYTES} /dev/zero; echo done >&2"),
+        ]),
+        std::time::Duration::from_secs(60),
+    )
+    .expect(0);
+    assert_eq!(ran.stdout.len(), BYTES);
+    assert!(ran.stdout.iter().all(|&b| b == 0));
+    assert_eq!(ran.stderr.len(), BYTES + "done\n".len());
+    assert!(ran.stderr.ends_with("done\n"));
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "took {:?}",
+        started.elapsed()
+    );
+}

@@ -490,27 +490,16 @@ fn integrity_check(path: &Path) -> String {
 fn two_runs_at_once_share_one_history_safely() {
     let fleet = Fleet::new();
     let spawn = || {
-        vouch()
-            .args([
-                "drift".as_ref(),
-                "run".as_ref(),
-                "-c".as_ref(),
-                fleet.config().as_os_str(),
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap()
+        start(vouch().args([
+            "drift".as_ref(),
+            "run".as_ref(),
+            "-c".as_ref(),
+            fleet.config().as_os_str(),
+        ]))
     };
     let children: Vec<_> = (0..4).map(|_| spawn()).collect();
     for child in children {
-        let output = child.wait_with_output().unwrap();
-        assert_eq!(
-            output.status.code(),
-            Some(0),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        child.finish_within(Duration::from_secs(300)).expect(0);
     }
     let history = fleet.path("vouch-history.sqlite");
     assert_eq!(integrity_check(&history), "ok");

@@ -206,12 +206,17 @@ fn list_path(path: &Path, allow_symlinks: bool, items: &mut Vec<Item>, tasks: &m
     }
 }
 
+/// The message and exit status for a listed file that could not be hashed, from the verdict
+/// its read error maps to.
 fn describe(error: &ReadError) -> (String, u8) {
-    match error {
-        ReadError::Unstable(message) => (message.clone(), EXIT_INTEGRITY),
-        ReadError::NotRegular(kind) => (format!("is {kind}; it was not read"), EXIT_INPUT),
-        ReadError::Io(e) => (e.to_string(), EXIT_OPERATIONAL),
-    }
+    let (verdict, message) = error.verdict();
+    let status = match verdict {
+        Verdict::Unstable => EXIT_INTEGRITY,
+        Verdict::Unreadable => EXIT_OPERATIONAL,
+        // No longer a regular file.
+        _ => EXIT_INPUT,
+    };
+    (message, status)
 }
 
 fn error_message(error: &Error) -> String {

@@ -10,7 +10,7 @@ pub mod scheduler;
 mod sigbus;
 
 pub use algorithm::{Algorithm, Digest, DigestError, Hasher};
-pub use opening::{Identity, Location, RootDir};
+pub use opening::{Location, RootDir};
 pub use progress::{Progress, Silent};
-pub use reader::{ReadError, ReaderConfig, Stamp};
+pub use reader::{Identity, ReadError, ReaderConfig, Stamp};
 pub use scheduler::{default_jobs, Engine, Inspect, Task};

@@ -4,10 +4,10 @@ use std::fs::File;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use super::algorithm::{Algorithm, Digest};
-use super::opening::{Identity, Location};
+use super::opening::Location;
 use super::progress::Progress;
 use super::queue::Queue;
-use super::reader::{self, ReadError, ReaderConfig, Stamp};
+use super::reader::{self, Identity, ReadError, ReaderConfig, Stamp};
 
 /// One unit of hashing work: bytes `[start, end)` of the file at `location`, which must
 /// still be the file `identity` describes when it is opened.

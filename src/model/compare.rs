@@ -170,7 +170,7 @@ impl Comparison<'_> {
         subjects: &mut Vec<Subject>,
     ) {
         if let Some(error) = found.resources.iter().find_map(|(_, r)| r.as_ref().err()) {
-            subjects.push(read_error_subject(self.display_path(path), error));
+            subjects.push(error.subject(self.display_path(path)));
             return;
         }
         let same_layout = approved.len() == found.resources.len()
@@ -266,22 +266,6 @@ impl Comparison<'_> {
                 .warnings
                 .push("the approval describes a model that is a single file, but the model is a directory".to_string());
         }
-    }
-}
-
-pub fn read_error_subject(name: String, error: &ReadError) -> Subject {
-    match error {
-        ReadError::Unstable(message) => {
-            Subject::new(name, Verdict::Unstable).message(message.clone())
-        }
-        ReadError::NotRegular(kind) => {
-            Subject::new(name, Verdict::Changed).message(format!("is now {kind}; it was not read"))
-        }
-        ReadError::Io(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            Subject::new(name, Verdict::Unstable)
-                .message("was removed while the model was being read")
-        }
-        ReadError::Io(e) => Subject::new(name, Verdict::Unreadable).message(e.to_string()),
     }
 }
 

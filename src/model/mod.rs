@@ -11,6 +11,7 @@ use std::path::Path;
 
 use crate::error::{Error, Hint, Result};
 use crate::hash::{Digest, Engine, ReadError, Stamp, Task};
+use crate::report::Verdict;
 use oms::{Manifest, ResourceKey, Serialization};
 use walk::{Model, ModelFile, WalkOptions};
 
@@ -173,13 +174,9 @@ pub fn read_error(model: &Model, name: &str, error: ReadError) -> Error {
 
 /// The error that stops a complete description when the file at `path` could not be read.
 pub fn read_error_at(path: std::path::PathBuf, error: ReadError) -> Error {
-    match error {
-        ReadError::Unstable(message) => Error::Unstable { path, message },
-        ReadError::NotRegular(kind) => Error::input(path, format!("is {kind}; it was not read")),
-        ReadError::Io(source) if source.kind() == std::io::ErrorKind::NotFound => Error::Unstable {
-            path,
-            message: "was removed while the model was being read".to_string(),
-        },
-        ReadError::Io(source) => Error::io(path, source),
+    match (error.verdict(), error) {
+        ((Verdict::Unreadable, _), ReadError::Io(source)) => Error::io(path, source),
+        ((Verdict::Unstable, message), _) => Error::Unstable { path, message },
+        ((_, message), _) => Error::input(path, message),
     }
 }

@@ -12,7 +12,7 @@ use crate::approval::{resolve, Approval, Pin, Resolution, ROOT_DIGEST_BINDS_NO_N
 use crate::error::Result;
 use crate::hash::{Engine, Stamp};
 use crate::manifest::digest::manifest_digest;
-use crate::model::compare::{found_manifest, read_error_subject, Comparison, Expected};
+use crate::model::compare::{found_manifest, Comparison, Expected};
 use crate::model::oms::{Resource, Serialization};
 use crate::model::paths::{name_inside, IgnoreSet, DEFAULT_IGNORED};
 use crate::model::walk::{self, Model, ModelFile};
@@ -152,9 +152,7 @@ fn verify_pinned(
     }
     for (key, result) in &hashed.resources {
         if let Err(error) = result {
-            report
-                .subjects
-                .push(read_error_subject(comparison.display(key), error));
+            report.subjects.push(error.subject(comparison.display(key)));
         }
     }
     if let Some(found) = found {
@@ -225,7 +223,7 @@ fn hash_and_gate(
     let mut subjects: Vec<Subject> = hashed.inspected.into_iter().flatten().flatten().collect();
     for (index, error) in &hashed.unread {
         let name = comparison.display_path(&model.files[*index].name);
-        subjects.push(read_error_subject(name, error));
+        subjects.push(error.subject(name));
     }
     let hashed = HashedModel {
         resources: hashed.resources,
