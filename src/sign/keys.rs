@@ -39,14 +39,9 @@ pub enum KeyError {
     MalformedEncrypted(String),
     #[error("cannot decrypt the key: wrong password, or an unsupported cipher")]
     Pkcs8Decryption,
-    /// OpenSSL's traditional encryption: what is wrong with its headers.
-    #[error("{0}")]
-    MalformedLegacyHeader(&'static str),
-    /// OpenSSL's traditional encryption with a cipher other than AES-CBC.
-    #[error("the key is encrypted with {0}; vouch reads AES-128/192/256-CBC")]
-    UnsupportedCipher(String),
-    #[error("cannot decrypt the key: wrong password")]
-    WrongPassword,
+    /// OpenSSL's traditional encryption could not be undone.
+    #[error(transparent)]
+    Legacy(#[from] super::legacy_pem::LegacyPemError),
 }
 
 pub const ID_EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
