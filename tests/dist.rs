@@ -1,0 +1,163 @@
+//! What `cargo xtask dist` ships: the OCI image of vouch (built here by the same code from
+//! the binary under test, stripped of its debug info to keep the test quick) and the
+//! completion scripts.
+
+mod common;
+
+#[path = "../xtask/src/image.rs"]
+mod image;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::*;
+
+#[test]
+fn the_image_of_vouch_verifies_inspects_and_runs_its_entrypoint() {
+    let test = "the_image_of_vouch_verifies_inspects_and_runs_its_entrypoint";
+    let (Some(_), Some(skopeo), Some(strip), Some(_), Some(chroot)) = (
+        require_tool(test, "umoci"),
+        require_tool(test, "skopeo"),
+        require_tool(test, "strip"),
+        require_tool(test, "ldd"),
+        require_tool(test, "chroot"),
+    ) else {
+        return;
+    };
+    if unsafe { libc::geteuid() } != 0 {
+        skip(test, "chroot into the unpacked image needs root");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let binary = dir.path().join("vouch");
+    run(Command::new(strip)
+        .arg("--strip-debug")
+        .arg("-o")
+        .arg(&binary)
+        .arg(env!("CARGO_BIN_EXE_vouch")))
+    .expect(0);
+    let layout = dir.path().join("layout");
+    image::build_image(&binary, &layout, "test", &dir.path().join("work")).unwrap();
+    let reference = format!("oci:{}:test", layout.display());
+
+    let verified = vouch_run([
+        "oci",
+        "verify",
+        &reference,
+        "--diff-ids",
+        "--format",
+        "json",
+    ])
+    .expect(0);
+    let report = verified.json();
+    assert_eq!(report["status"], "verified");
+    let names: Vec<&str> = report["subjects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names.len(),
+        4,
+        "manifest, config, one layer and its diff_id: {names:?}"
+    );
+    assert!(names[3].starts_with("layer 1 diff_id"), "{names:?}");
+
+    let inspected = run(Command::new(&skopeo).args(["inspect", &reference])).expect(0);
+    let inspected = inspected.json();
+    let digest = vouch_run(["oci", "digest", &reference]).expect(0).stdout();
+    assert_eq!(inspected["Digest"], digest.trim());
+    assert_eq!(inspected["Os"], "linux");
+    assert_eq!(
+        inspected["Layers"].as_array().unwrap().len(),
+        1,
+        "{inspected}"
+    );
+
+    // Unpacked as a runtime would, the image holds the binary, the files ldd names for it
+    // and the CA bundle, nothing else; its entrypoint runs there alone.
+    let bundle = dir.path().join("bundle");
+    run(Command::new("umoci")
+        .args(["unpack", "--image", &format!("{}:test", layout.display())])
+        .arg(&bundle))
+    .expect(0);
+    let rootfs = bundle.join("rootfs");
+    let mut expected: BTreeSet<PathBuf> = image::needed_libraries(&binary)
+        .unwrap()
+        .into_iter()
+        .collect();
+    expected.insert(PathBuf::from(image::ENTRYPOINT));
+    let ca_bundle = Path::new("/etc/ssl/certs/ca-certificates.crt");
+    if ca_bundle.is_file() {
+        expected.insert(ca_bundle.to_path_buf());
+    }
+    assert_eq!(files_under(&rootfs, Path::new("/")), expected);
+
+    let runtime: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(bundle.join("config.json")).unwrap()).unwrap();
+    let entrypoint = runtime["process"]["args"][0].as_str().unwrap();
+    assert_eq!(entrypoint, image::ENTRYPOINT);
+    let inside = run(Command::new(chroot)
+        .arg(&rootfs)
+        .args([entrypoint, "--version"])
+        .env_clear())
+    .expect(0);
+    let outside = vouch_run(["--version"]).expect(0);
+    assert_eq!(inside.stdout(), outside.stdout());
+    assert!(inside.stdout().starts_with("vouch "), "{}", inside.stdout());
+}
+
+/// Every file (not directory) under `dir`, as the absolute path it has in the image.
+fn files_under(dir: &Path, image_path: &Path) -> BTreeSet<PathBuf> {
+    let mut files = BTreeSet::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        let path = image_path.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            files.extend(files_under(&entry.path(), &path));
+        } else {
+            files.insert(path);
+        }
+    }
+    files
+}
+
+#[test]
+fn the_bash_completion_script_loads_and_completes_vouch() {
+    let test = "the_bash_completion_script_loads_and_completes_vouch";
+    let Some(bash) = require_tool(test, "bash") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("vouch.bash");
+    std::fs::write(&script, vouch_run(["completions", "bash"]).expect(0).stdout).unwrap();
+    run(Command::new(&bash).arg("-n").arg(&script)).expect(0);
+
+    // Sourced, it registers a completion for vouch that offers the subcommands and the
+    // flags of one.
+    let probe = r#"source "$1"
+complete -p vouch
+COMP_WORDS=(vouch ve); COMP_CWORD=1; _vouch vouch ve vouch; echo "words: ${COMPREPLY[*]}"
+COMP_WORDS=(vouch oci verify --dif); COMP_CWORD=3; _vouch vouch --dif verify; echo "flags: ${COMPREPLY[*]}""#;
+    let ran = run(Command::new(&bash)
+        .args(["-c", probe, "probe"])
+        .arg(&script))
+    .expect(0);
+    let out = ran.stdout();
+    assert!(out.contains("-F _vouch vouch"), "{out}");
+    assert!(out.contains("words: verify"), "{out}");
+    assert!(out.contains("flags: --diff-ids"), "{out}");
+}
+
+#[test]
+fn every_shell_gets_a_completion_script_and_others_are_refused() {
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+        let script = vouch_run(["completions", shell]).expect(0).stdout();
+        assert!(script.contains("vouch"), "{shell}: {script}");
+        assert!(script.contains("--manifest-digest"), "{shell} lacks a flag");
+    }
+    let refused = vouch_run(["completions", "tcsh"]).expect(2);
+    assert!(refused.stderr.contains("tcsh"), "{}", refused.stderr);
+}
