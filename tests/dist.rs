@@ -161,3 +161,61 @@ fn every_shell_gets_a_completion_script_and_others_are_refused() {
     let refused = vouch_run(["completions", "tcsh"]).expect(2);
     assert!(refused.stderr.contains("tcsh"), "{}", refused.stderr);
 }
+
+/// `check-jsonschema --builtin-schema SCHEMA FILES…`, which must exit `code`; its output.
+fn schema_check(checker: &Path, schema: &str, files: &[&Path], code: i32) -> String {
+    let ran = run(Command::new(checker)
+        .args(["--builtin-schema", schema])
+        .args(files));
+    let output = format!("{}{}", ran.stdout(), ran.stderr);
+    assert_eq!(ran.code, Some(code), "{schema} on {files:?}:\n{output}");
+    output
+}
+
+/// The fenced block of README.md whose first line is `first_line`.
+fn readme_block(first_line: &str) -> String {
+    let readme = std::fs::read_to_string(project_root().join("README.md")).unwrap();
+    let start = readme
+        .find(&format!("```yaml\n{first_line}\n"))
+        .unwrap_or_else(|| panic!("README.md has no yaml block starting with {first_line}"));
+    let body = &readme[start + "```yaml\n".len()..];
+    body[..body.find("```").unwrap()].to_string()
+}
+
+#[test]
+fn the_action_and_the_gitlab_template_and_their_readme_examples_pass_the_platform_schemas() {
+    let test =
+        "the_action_and_the_gitlab_template_and_their_readme_examples_pass_the_platform_schemas";
+    let Some(checker) = require_tool(test, "check-jsonschema") else {
+        return;
+    };
+    let root = project_root();
+    let dir = tempfile::tempdir().unwrap();
+    let workflow = dir.path().join("model-gate.yml");
+    std::fs::write(
+        &workflow,
+        readme_block("# .github/workflows/model-gate.yml"),
+    )
+    .unwrap();
+    let pipeline = dir.path().join("gitlab-ci.yml");
+    std::fs::write(&pipeline, readme_block("# .gitlab-ci.yml")).unwrap();
+    let action = root.join("action.yml");
+    let template = root.join("ci/vouch.gitlab-ci.yml");
+    schema_check(&checker, "vendor.gitlab-ci", &[&template, &pipeline], 0);
+    schema_check(&checker, "vendor.github-workflows", &[&workflow], 0);
+
+    // The action passes beside a copy that runs on an unknown runtime, which the schema
+    // refuses: the errors name the copy alone.
+    let broken = dir.path().join("action.yml");
+    let text = std::fs::read_to_string(&action).unwrap();
+    std::fs::write(&broken, text.replace("using: composite", "using: compost")).unwrap();
+    let output = schema_check(&checker, "vendor.github-actions", &[&action, &broken], 1);
+    assert!(
+        output.contains(&format!("{}::$.runs", broken.display())) && output.contains("compost"),
+        "{output}"
+    );
+    assert!(
+        !output.contains(&format!("{}::", action.display())),
+        "{output}"
+    );
+}

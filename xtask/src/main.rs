@@ -16,7 +16,8 @@ use clap::CommandFactory;
 /// Python packages the interop tests drive. model-signing 1.1.1 imports pyOpenSSL without
 /// declaring it, hence the second entry. The rest check SBOMs (the official CycloneDX and
 /// SPDX validators), write the weights formats `vouch scan` reads (safetensors with numpy,
-/// gguf, onnx), and give the pickle verdicts vouch must match (picklescan; fickling).
+/// gguf, onnx), give the pickle verdicts vouch must match (picklescan; fickling), and check
+/// action.yml and the GitLab CI template against the platforms' schemas (check-jsonschema).
 const PYTHON_PEERS: &[&str] = &[
     "model-signing==1.1.1",
     "pyopenssl",
@@ -28,6 +29,7 @@ const PYTHON_PEERS: &[&str] = &[
     "onnx==1.23.2",
     "picklescan==1.0.5",
     "fickling==0.1.12",
+    "check-jsonschema==0.39.0",
 ];
 /// Debian packages that provide peer commands, with a command each provides. The OCI tests
 /// run docker-registry (the CNCF distribution registry) with images built by umoci and
