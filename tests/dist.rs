@@ -8,6 +8,7 @@ mod common;
 mod image;
 
 use std::collections::BTreeSet;
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -217,5 +218,170 @@ fn the_action_and_the_gitlab_template_and_their_readme_examples_pass_the_platfor
     assert!(
         !output.contains(&format!("{}::", action.display())),
         "{output}"
+    );
+}
+
+/// `expression` (Python, over the document `d`) evaluated on the YAML file `file`, as read by
+/// the YAML parser check-jsonschema uses.
+fn yaml_query(python: &Path, file: &Path, expression: &str) -> String {
+    let read = "import sys\nfrom ruamel.yaml import YAML\n\
+                d = YAML(typ='safe').load(open(sys.argv[1]))\n\
+                print(eval(sys.argv[2]), end='')";
+    run(Command::new(python)
+        .args(["-c", read])
+        .arg(file)
+        .arg(expression))
+    .expect(0)
+    .stdout()
+}
+
+/// The `run` script of the action's step `id`.
+fn action_step(python: &Path, id: &str) -> String {
+    let expression = format!("next(s['run'] for s in d['runs']['steps'] if s.get('id') == '{id}')");
+    yaml_query(python, &project_root().join("action.yml"), &expression)
+}
+
+/// Runs an action step's script as the runner runs `shell: bash` (`bash --noprofile --norc
+/// -eo pipefail FILE`), with `env` and a fresh `$GITHUB_OUTPUT`; the run and what the step
+/// wrote to its outputs.
+fn run_step(bash: &Path, script: &str, env: &[(&str, &OsStr)], dir: &Path) -> (Ran, String) {
+    let file = dir.join("step.sh");
+    std::fs::write(&file, script).unwrap();
+    let outputs = dir.join("github-output");
+    std::fs::write(&outputs, "").unwrap();
+    let ran = run(Command::new(bash)
+        .args(["--noprofile", "--norc", "-eo", "pipefail"])
+        .arg(&file)
+        .envs(env.iter().copied())
+        .env("GITHUB_OUTPUT", &outputs));
+    (ran, std::fs::read_to_string(&outputs).unwrap())
+}
+
+#[test]
+fn the_actions_steps_run_vouch_with_the_arguments_and_keep_its_exit_status_and_sarif() {
+    let test = "the_actions_steps_run_vouch_with_the_arguments_and_keep_its_exit_status_and_sarif";
+    let (Some(python), Some(bash)) = (peer_python(test), require_tool(test, "bash")) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let vouch = OsStr::new(env!("CARGO_BIN_EXE_vouch"));
+
+    // With `path`, the install step installs nothing and hands the binary on.
+    let install = action_step(&python, "install");
+    let (ran, outputs) = run_step(
+        &bash,
+        &install,
+        &[("VOUCH_PATH", vouch), ("VOUCH_VERSION", "".as_ref())],
+        dir.path(),
+    );
+    let ran = ran.expect(0);
+    assert!(ran.stdout().starts_with("vouch "), "{}", ran.stdout());
+    assert_eq!(outputs, format!("binary={}\n", vouch.to_str().unwrap()));
+
+    let step = action_step(&python, "run");
+    let root = project_root();
+    let model = dir.path().join("model");
+    run(Command::new("cp")
+        .arg("-r")
+        .arg(root.join("testdata/tiny-model"))
+        .arg(&model))
+    .expect(0);
+    let manifest = root.join("testdata/tiny-model.oms.json");
+    // One argument per line; a path with a space stays one argument.
+    let spaced = dir.path().join("approved manifest.json");
+    std::fs::copy(&manifest, &spaced).unwrap();
+    let args = format!("{}\n--manifest\n{}\n", model.display(), spaced.display());
+    let sarif = dir.path().join("vouch.sarif");
+    let env = |command: &'static str| {
+        [
+            ("VOUCH", vouch),
+            ("VOUCH_COMMAND", OsStr::new(command)),
+            ("VOUCH_ARGS", OsStr::new(&args)),
+            ("VOUCH_SARIF", sarif.as_os_str()),
+        ]
+    };
+
+    let verify = env("verify");
+    let (ran, outputs) = run_step(&bash, &step, &verify, dir.path());
+    ran.expect(0);
+    assert_eq!(outputs, "exit-code=0\n");
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&sarif).unwrap()).unwrap();
+    assert_eq!(report["version"], "2.1.0");
+    assert_eq!(report["runs"][0]["results"].as_array().unwrap().len(), 0);
+
+    flip_byte(&model.join("model.safetensors"), 100);
+    let (ran, outputs) = run_step(&bash, &step, &verify, dir.path());
+    ran.expect(1);
+    assert_eq!(outputs, "exit-code=1\n");
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&sarif).unwrap()).unwrap();
+    let results = report["runs"][0]["results"].as_array().unwrap();
+    assert_eq!(results.len(), 1, "{report}");
+    assert!(
+        results[0].to_string().contains("model.safetensors"),
+        "{report}"
+    );
+
+    let hash = env("hash");
+    let (ran, outputs) = run_step(&bash, &step, &hash, dir.path());
+    let ran = ran.expect(2);
+    assert!(
+        ran.stderr
+            .contains("command must be verify, oci verify or drift run"),
+        "{}",
+        ran.stderr
+    );
+    assert_eq!(outputs, "");
+}
+
+#[test]
+fn the_gitlab_templates_script_runs_vouch_and_writes_the_junit_report() {
+    let test = "the_gitlab_templates_script_runs_vouch_and_writes_the_junit_report";
+    let (Some(python), Some(sh)) = (peer_python(test), require_tool(test, "sh")) else {
+        return;
+    };
+    // The runner runs the script's lines in one shell that stops at the first failing one.
+    let template = project_root().join("ci/vouch.gitlab-ci.yml");
+    let script = yaml_query(&python, &template, "'\\n'.join(d['.vouch']['script'])");
+    let dir = tempfile::tempdir().unwrap();
+    let root = project_root();
+    let report = dir.path().join("vouch-junit.xml");
+    let job = |args: String| {
+        run(Command::new(&sh)
+            .args(["-e", "-c", &script])
+            .env("VOUCH_BINARY", env!("CARGO_BIN_EXE_vouch"))
+            .env("VOUCH_COMMAND", "verify")
+            .env("VOUCH_ARGS", args)
+            .env("VOUCH_REPORT", &report))
+    };
+    let approved = root.join("testdata/tiny-model.oms.json");
+    job(format!(
+        "{} --manifest {}",
+        root.join("testdata/tiny-model").display(),
+        approved.display()
+    ))
+    .expect(0);
+    let xml = std::fs::read_to_string(&report).unwrap();
+    let doc = roxmltree::Document::parse(&xml).unwrap();
+    let cases = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("testcase"))
+        .count();
+    assert_eq!(cases, 4, "one test case per file: {xml}");
+
+    // A model that is not the approved one fails the job, and the report says which file.
+    let other = dir.path().join("other");
+    write_tree(&other, &[("config.json", b"{}")]);
+    job(format!(
+        "{} --manifest {}",
+        other.display(),
+        approved.display()
+    ))
+    .expect(1);
+    let xml = std::fs::read_to_string(&report).unwrap();
+    assert!(
+        xml.contains("<failure") && xml.contains("model.safetensors"),
+        "{xml}"
     );
 }
