@@ -39,6 +39,27 @@ pub enum Error {
     /// an answer outside the protocol.
     #[error("{target}: {message}")]
     Remote { target: String, message: String },
+
+    /// An error and what the user can change to get past it. It reads as the inner error;
+    /// the top adds the hint in the user's own words (a flag, a vouch.toml key).
+    #[error("{error}")]
+    Hinted { error: Box<Error>, hint: Hint },
+}
+
+/// A setting that gets past an error, named by what it does rather than how it is spelled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hint {
+    /// Leave the named files out of the model; when `or_allow_symlinks`, allowing symbolic
+    /// links that stay inside the model would take some of them in.
+    LeaveOut { or_allow_symlinks: bool },
+    /// The document is signed: give it as a signature, with who must have signed it.
+    CheckSignature,
+    /// The check list's digests are of the algorithm of this name.
+    Algorithm(&'static str),
+    /// The registry wants credentials.
+    GiveCredentials,
+    /// Credentials and plain HTTP to another machine do not go together.
+    PlainHttpWithCredentials,
 }
 
 impl Error {
@@ -59,12 +80,29 @@ impl Error {
         }
     }
 
+    /// The same error, with what the user can change to get past it.
+    pub fn with_hint(self, hint: Hint) -> Error {
+        Error::Hinted {
+            error: Box::new(self),
+            hint,
+        }
+    }
+
+    /// What the user can change to get past this error, if the library knows.
+    pub fn hint(&self) -> Option<Hint> {
+        match self {
+            Error::Hinted { hint, .. } => Some(*hint),
+            _ => None,
+        }
+    }
+
     /// The exit status DESIGN.md assigns to this error.
     pub fn exit_status(&self) -> u8 {
         match self {
             Error::Usage(_) | Error::NotFound(_) | Error::Input { .. } => EXIT_INPUT,
             Error::Io { .. } | Error::Remote { .. } => EXIT_OPERATIONAL,
             Error::Unstable { .. } => EXIT_INTEGRITY,
+            Error::Hinted { error, .. } => error.exit_status(),
         }
     }
 }
@@ -85,4 +123,34 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hinted_error_reads_and_exits_as_the_error_it_wraps() {
+        let plain = Error::Unstable {
+            path: "model/w.bin".into(),
+            message: "grew while it was read".into(),
+        };
+        let hinted =
+            Error::input("model", "cannot be serialized faithfully").with_hint(Hint::LeaveOut {
+                or_allow_symlinks: true,
+            });
+        assert_eq!(plain.hint(), None);
+        assert_eq!(
+            hinted.hint(),
+            Some(Hint::LeaveOut {
+                or_allow_symlinks: true
+            })
+        );
+        assert_eq!(hinted.to_string(), "model: cannot be serialized faithfully");
+        assert_eq!(hinted.exit_status(), EXIT_INPUT);
+        assert_eq!(
+            plain.with_hint(Hint::CheckSignature).exit_status(),
+            EXIT_INTEGRITY
+        );
+    }
 }

@@ -1,8 +1,28 @@
 //! vouch: model and artifact integrity verification.
 //!
-//! Data flows one way: [`cli`] parses arguments and calls the domain modules ([`model`],
-//! [`manifest`], [`oci`]), which hash through [`hash`] and describe their findings as a
-//! [`report::Report`]. Only `main` decides what the user sees and the exit status.
+//! Only `main` decides what the user sees and the exit status: below [`cli`] the library
+//! prints nothing, reads no arguments and returns values and typed errors.
+//!
+//! # Layers
+//!
+//! Data flows down only. Each line below is a layer, the top first; a module imports only
+//! modules on lines below its own, and modules on one line are peers that do not import each
+//! other. `main.rs` and [`cli`] may import anything. `tests/architecture.rs` reads this table
+//! and fails on any import against it, and on any import circle between the files of one
+//! folder.
+//!
+//! ```text
+//! cli
+//! drift, sbom
+//! verify
+//! approval
+//! oci, registry, sign, manifest
+//! formats, model
+//! hash
+//! report
+//! fsio, json, python
+//! error
+//! ```
 
 pub mod approval;
 pub mod cli;

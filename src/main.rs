@@ -11,7 +11,7 @@ fn main() -> ExitCode {
     match vouch::cli::run(cli) {
         Ok(status) => ExitCode::from(status),
         Err(error) => {
-            eprintln!("vouch: {error}");
+            eprintln!("vouch: {}", vouch::cli::describe_error(&error));
             ExitCode::from(error.exit_status())
         }
     }

@@ -131,16 +131,20 @@ fn github_format_prints_an_error_annotation_per_failure() {
         .filter(|l| l.starts_with("::error file="))
         .collect();
     assert_eq!(errors.len(), 3, "{out}");
+    // The model lies outside the repository (the current directory): its absolute path.
+    let file = format!("{}/a.bin", model.display()).replace(':', "%3A");
     assert!(
-        errors[0].starts_with("::error file=a.bin,title=vouch%3A changed::a.bin differs"),
+        errors[0].starts_with(&format!(
+            "::error file={file},title=vouch%3A changed::a.bin differs"
+        )),
         "{out}"
     );
     assert!(
         out.lines()
-            .last()
+            .next()
             .unwrap()
             .starts_with("::error title=vouch::"),
-        "{out}"
+        "the summary comes first: {out}"
     );
 }
 
@@ -534,4 +538,69 @@ fn an_approval_with_a_duplicate_or_case_variant_key_is_refused() {
             ran.stderr
         );
     }
+}
+
+/// The library says what is wrong; the command line adds how to get past it, in flags.
+#[test]
+fn input_errors_end_with_a_hint_in_flag_words() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("model");
+    write_tree(&model, &[("w.bin", b"weights")]);
+
+    let bundle = dir.path().join("model.sig");
+    std::fs::write(
+        &bundle,
+        br#"{"mediaType":"application/vnd.dev.sigstore.bundle.v0.3+json","dsseEnvelope":{}}"#,
+    )
+    .unwrap();
+    let ran = vouch_run([
+        "verify".as_ref(),
+        model.as_os_str(),
+        "--manifest".as_ref(),
+        bundle.as_os_str(),
+    ])
+    .expect(2);
+    assert!(
+        ran.stderr
+            .contains("is a Sigstore signature bundle, not a manifest")
+            && ran.stderr.contains("\nhint: pass it with --signature"),
+        "{}",
+        ran.stderr
+    );
+
+    let list = dir.path().join("SHA512SUMS");
+    std::fs::write(&list, format!("{}  w.bin\n", "ab".repeat(64))).unwrap();
+    let ran = vouch_run(["hash".as_ref(), "--check".as_ref(), list.as_os_str()]).expect(2);
+    assert!(
+        ran.stderr
+            .contains("line 1: a sha256 digest has 64 hex digits, found 128")
+            && ran.stderr.contains("\nhint: pass --algo sha512"),
+        "{}",
+        ran.stderr
+    );
+}
+
+/// The harness reads a child's stdout and stderr while it waits: a child writing far more
+/// than a pipe holds (64 KiB) to both finishes at once instead of blocking until the cap.
+#[test]
+fn the_harness_reads_a_chatty_child_while_it_runs() {
+    const BYTES: usize = 8 << 20;
+    let started = std::time::Instant::now();
+    let ran = run_within(
+        std::process::Command::new("sh").args([
+            "-c",
+            &format!("head -c {BYTES} /dev/zero >&2; head -c {BYTES} /dev/zero; echo done >&2"),
+        ]),
+        std::time::Duration::from_secs(60),
+    )
+    .expect(0);
+    assert_eq!(ran.stdout.len(), BYTES);
+    assert!(ran.stdout.iter().all(|&b| b == 0));
+    assert_eq!(ran.stderr.len(), BYTES + "done\n".len());
+    assert!(ran.stderr.ends_with("done\n"));
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "took {:?}",
+        started.elapsed()
+    );
 }

@@ -490,27 +490,16 @@ fn integrity_check(path: &Path) -> String {
 fn two_runs_at_once_share_one_history_safely() {
     let fleet = Fleet::new();
     let spawn = || {
-        vouch()
-            .args([
-                "drift".as_ref(),
-                "run".as_ref(),
-                "-c".as_ref(),
-                fleet.config().as_os_str(),
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap()
+        start(vouch().args([
+            "drift".as_ref(),
+            "run".as_ref(),
+            "-c".as_ref(),
+            fleet.config().as_os_str(),
+        ]))
     };
     let children: Vec<_> = (0..4).map(|_| spawn()).collect();
     for child in children {
-        let output = child.wait_with_output().unwrap();
-        assert_eq!(
-            output.status.code(),
-            Some(0),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        child.finish_within(Duration::from_secs(300)).expect(0);
     }
     let history = fleet.path("vouch-history.sqlite");
     assert_eq!(integrity_check(&history), "ok");
@@ -605,9 +594,15 @@ fn config_mistakes_are_exit_2_with_the_line() {
             "signature = \"llama.sig\"\nkey = \"k.pem\"\ntrusted_root = \"root.json\"\n",
             "signature needs exactly one of",
         ),
+        // Trust keys go with a signature, on an image target as on a model path.
         (
             "manifest = \"artifact.oms.json\"",
             "manifest = \"artifact.oms.json\"\ntrusted_root = \"root.json\"",
+            "trusted_root go with signature",
+        ),
+        (
+            "manifest = \"artifact.oms.json\"",
+            "manifest = \"artifact.oms.json\"\nshard_size = 4096",
             "an image is approved by digest",
         ),
     ] {
@@ -781,4 +776,176 @@ fn a_waiver_never_covers_a_single_file_target() {
     let text = ran.stdout();
     assert!(text.contains("is a single file"), "{text}");
     assert!(!text.contains("waived until"), "{text}");
+}
+
+/// An EC P-256 key pair made by openssl in `dir`: `(NAME.pem, NAME.pub.pem)`.
+fn key_pair(test: &str, dir: &Path, name: &str) -> Option<(PathBuf, PathBuf)> {
+    let openssl = require_tool(test, "openssl")?;
+    let private = dir.join(format!("{name}.pem"));
+    let public = dir.join(format!("{name}.pub.pem"));
+    run(std::process::Command::new(&openssl)
+        .args([
+            "ecparam",
+            "-name",
+            "prime256v1",
+            "-genkey",
+            "-noout",
+            "-out",
+        ])
+        .arg(&private))
+    .expect(0);
+    run(std::process::Command::new(&openssl)
+        .args(["ec", "-pubout", "-in"])
+        .arg(&private)
+        .arg("-out")
+        .arg(&public))
+    .expect(0);
+    Some((private, public))
+}
+
+/// Signs the model at `model` with `private` into `signature`, as `vouch sign` does.
+fn sign(model: &Path, private: &Path, signature: &Path) {
+    vouch_run([
+        "sign".as_ref(),
+        model.as_os_str(),
+        "--key".as_ref(),
+        private.as_os_str(),
+        "-o".as_ref(),
+        signature.as_os_str(),
+    ])
+    .expect(0);
+}
+
+#[test]
+fn serialization_keys_beside_a_signature_or_manifest_are_refused_naming_key_and_target() {
+    let test =
+        "serialization_keys_beside_a_signature_or_manifest_are_refused_naming_key_and_target";
+    let fleet = Fleet::new();
+    let Some((private, _)) = key_pair(test, fleet.dir.path(), "signer") else {
+        return;
+    };
+    sign(&fleet.path("llama"), &private, &fleet.path("llama.sig"));
+    let good = std::fs::read_to_string(fleet.config()).unwrap();
+    let signed = good.replacen(
+        "manifest = \"llama.oms.json\"\n",
+        "signature = \"llama.sig\"\nkey = \"signer.pub.pem\"\n",
+        1,
+    );
+    // The signed target verifies as configured: only the added key is refused below.
+    std::fs::write(fleet.config(), &signed).unwrap();
+    assert_eq!(target(&fleet.run_json(0), "llama")["status"], "verified");
+    for (base, key, named) in [
+        (&signed, "algo = \"sha256\"\n", "(given: algo)"),
+        (&signed, "shard_size = 1000000\n", "(given: shard_size)"),
+        (
+            &signed,
+            "allow_symlinks = true\n",
+            "(given: allow_symlinks)",
+        ),
+        (&good, "allow_symlinks = true\n", "(given: allow_symlinks)"),
+        (&good, "algo = \"blake3\"\n", "(given: algo)"),
+    ] {
+        let config = base.replacen("path = \"llama\"\n", &format!("path = \"llama\"\n{key}"), 1);
+        assert_ne!(&config, base);
+        std::fs::write(fleet.config(), config).unwrap();
+        let ran = fleet.drift(&["run"]).expect(2);
+        assert!(
+            ran.stderr.contains("vouch.toml")
+                && ran.stderr.contains("target \"llama\"")
+                && ran.stderr.contains("records its own serialization")
+                && ran.stderr.contains(named),
+            "{key}: {}",
+            ran.stderr
+        );
+    }
+}
+
+#[test]
+fn an_image_target_verifies_against_a_signature_and_its_trust_keys() {
+    let test = "an_image_target_verifies_against_a_signature_and_its_trust_keys";
+    let fleet = Fleet::new();
+    let dir = fleet.dir.path();
+    let (Some((signer, signer_public)), Some((_, other_public))) =
+        (key_pair(test, dir, "signer"), key_pair(test, dir, "other"))
+    else {
+        return;
+    };
+    sign(
+        &fleet.path("artifact-files"),
+        &signer,
+        &fleet.path("artifact.sig"),
+    );
+    let good = std::fs::read_to_string(fleet.config()).unwrap();
+    let signed_with = |key: &Path| {
+        let config = good.replacen(
+            "manifest = \"artifact.oms.json\"",
+            &format!("signature = \"artifact.sig\"\nkey = \"{}\"", key.display()),
+            1,
+        );
+        assert_ne!(config, good);
+        std::fs::write(fleet.config(), config).unwrap();
+    };
+
+    // The signature is checked first and named first; then every file against its payload.
+    signed_with(&signer_public);
+    let run = fleet.run_json(0);
+    let artifact = target(&run, "artifact");
+    assert_eq!(artifact["status"], "verified", "{artifact:#}");
+    let subjects = artifact["report"]["subjects"].as_array().unwrap();
+    assert_eq!(
+        subjects[0]["name"],
+        fleet.path("artifact.sig").to_str().unwrap(),
+        "{artifact:#}"
+    );
+    assert!(
+        subjects[0]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("signed by key "),
+        "{artifact:#}"
+    );
+    for file in ["weights.bin", "tokenizer.json"] {
+        assert!(
+            subjects
+                .iter()
+                .any(|s| s["name"] == file && s["verdict"] == "ok"),
+            "{file}: {artifact:#}"
+        );
+    }
+
+    // Another key: the signature is rejected, and the run fails (exit 1).
+    signed_with(&other_public);
+    let run = fleet.run_json(1);
+    let artifact = target(&run, "artifact");
+    assert_eq!(artifact["status"], "failed", "{artifact:#}");
+    let report = &artifact["report"];
+    assert_eq!(report["subjects"][0]["verdict"], "rejected", "{report:#}");
+    assert!(
+        report["subjects"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("wrong key"),
+        "{report:#}"
+    );
+    assert_eq!(target(&run, "llama")["status"], "verified");
+
+    // A manifest and a signature at once are refused, as `oci verify` refuses them.
+    let both = good.replacen(
+        "manifest = \"artifact.oms.json\"",
+        &format!(
+            "manifest = \"artifact.oms.json\"\nsignature = \"artifact.sig\"\nkey = \"{}\"",
+            signer_public.display()
+        ),
+        1,
+    );
+    std::fs::write(fleet.config(), both).unwrap();
+    let ran = fleet.drift(&["run"]).expect(2);
+    assert!(
+        ran.stderr.contains("target \"artifact\"")
+            && ran
+                .stderr
+                .contains("manifest and signature each approve on their own"),
+        "{}",
+        ran.stderr
+    );
 }

@@ -89,11 +89,7 @@ fn a_file_truncated_or_rewritten_while_hashed_is_unstable_never_a_crash() {
     for i in 0..runs {
         std::fs::write(&weights, &content).unwrap();
         let delay = baseline.mul_f64(1.2 * i as f64 / runs as f64);
-        let child = verify()
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
+        let child = start(&mut verify());
         std::thread::sleep(delay);
         if i % 6 == 5 {
             // Rewrite in place: same size, new bytes.
@@ -112,7 +108,7 @@ fn a_file_truncated_or_rewritten_while_hashed_is_unstable_never_a_crash() {
                 .set_len((SIZE / 3) as u64)
                 .unwrap();
         }
-        let ran = finish(child.wait_with_output().unwrap());
+        let ran = child.finish_within(Duration::from_secs(300));
         assert_eq!(
             ran.signal, None,
             "run {i} died by signal {:?}; stderr: {}",
@@ -718,33 +714,37 @@ fn outputs_are_replaced_whole_or_not_at_all() {
     }
 }
 
-/// Runs vouch under strace with the first `openat2` of every thread held for two seconds,
+/// The strace options that hold the first `openat2` of every thread for two seconds: the
+/// open of a model's file beneath its root.
+const HOLD_OPENAT2: &[&str] = &["-e", "inject=openat2:delay_enter=2000000:when=1"];
+
+/// Runs vouch under strace with the open that `hold` chooses held (see [`HOLD_OPENAT2`]),
 /// and calls `mutate` as soon as the trace shows vouch has looked at `seen` (the walk has
 /// listed it), so the change lands between the walk and the open that follows it. Returns
 /// the run and every path it opened.
 fn race_after_listing(
     test: &str,
+    hold: &[&str],
     args: &[&std::ffi::OsStr],
     seen: &str,
     mutate: impl FnOnce(),
 ) -> Option<(Ran, String)> {
     let strace = require_tool(test, "strace")?;
     let trace = tempfile::NamedTempFile::new().unwrap();
-    let child = Command::new(strace)
-        .args([
-            "-f",
-            "-qq",
-            "-e",
-            "trace=newfstatat,statx,open,openat,openat2",
-        ])
-        .args(["-e", "inject=openat2:delay_enter=2000000:when=1", "-o"])
-        .arg(trace.path())
-        .arg(env!("CARGO_BIN_EXE_vouch"))
-        .args(args)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = start(
+        Command::new(strace)
+            .args([
+                "-f",
+                "-qq",
+                "-e",
+                "trace=newfstatat,statx,open,openat,openat2",
+            ])
+            .args(hold)
+            .arg("-o")
+            .arg(trace.path())
+            .arg(env!("CARGO_BIN_EXE_vouch"))
+            .args(args),
+    );
     let deadline = Instant::now() + Duration::from_secs(20);
     while !std::fs::read_to_string(trace.path())
         .unwrap()
@@ -755,8 +755,109 @@ fn race_after_listing(
         std::thread::sleep(Duration::from_millis(2));
     }
     mutate();
-    let ran = finish(child.wait_with_output().unwrap());
+    let ran = child.finish_within(Duration::from_secs(300));
     Some((ran, std::fs::read_to_string(trace.path()).unwrap()))
+}
+
+/// A file removed between the listing and its open has one verdict whichever check reads
+/// it: `unstable`, with the same message, from `verify` and `scan` (the walk listed it) and
+/// from `hash --check` (the check list named it and it was there).
+#[test]
+fn a_file_removed_after_it_was_listed_is_unstable_for_verify_hash_check_and_scan_alike() {
+    let test = "removed_after_listing";
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("model");
+    let weights = model.join("weights.bin");
+    let manifest = dir.path().join("approved.json");
+    write_tree(&model, &[("weights.bin", b"approved weights")]);
+    manifest_of(&model, &manifest);
+    let list = dir.path().join("weights.sha256");
+    std::fs::write(
+        &list,
+        format!(
+            "{}  {}\n",
+            sha256_hex(b"approved weights"),
+            weights.display()
+        ),
+    )
+    .unwrap();
+    let verify: [&std::ffi::OsStr; 8] = [
+        "verify".as_ref(),
+        model.as_os_str(),
+        "--manifest".as_ref(),
+        manifest.as_os_str(),
+        "--format".as_ref(),
+        "json".as_ref(),
+        "--jobs".as_ref(),
+        "1".as_ref(),
+    ];
+    let check: [&std::ffi::OsStr; 5] = [
+        "hash".as_ref(),
+        "--check".as_ref(),
+        list.as_os_str(),
+        "--format".as_ref(),
+        "json".as_ref(),
+    ];
+    let scan: [&std::ffi::OsStr; 6] = [
+        "scan".as_ref(),
+        model.as_os_str(),
+        "--format".as_ref(),
+        "json".as_ref(),
+        "--jobs".as_ref(),
+        "1".as_ref(),
+    ];
+    let weights_path = weights.to_str().unwrap();
+    // The check list's file is opened by its path with openat: hold only that open.
+    let hold_check = [
+        "-P",
+        weights_path,
+        "-e",
+        "inject=openat:delay_enter=2000000:when=1",
+    ];
+    for (how, hold, args) in [
+        ("verify", HOLD_OPENAT2, &verify[..]),
+        ("hash --check", &hold_check[..], &check[..]),
+        ("scan", HOLD_OPENAT2, &scan[..]),
+    ] {
+        // A run whose timing missed the window (the file read before it was removed) is
+        // tried again.
+        let mut attempt = 0;
+        let ran = loop {
+            attempt += 1;
+            write_tree(&model, &[("weights.bin", b"approved weights")]);
+            let remove = || std::fs::remove_file(&weights).unwrap();
+            let Some((ran, _)) = race_after_listing(test, hold, args, "weights.bin", remove) else {
+                return;
+            };
+            if ran.code == Some(1) || attempt == 3 {
+                break ran;
+            }
+        };
+        assert_eq!(ran.code, Some(1), "{how}: {}\n{}", ran.stdout(), ran.stderr);
+        let report = ran.json();
+        // verify and hash --check list subjects with verdicts; scan lists files with problems.
+        let (entries, verdict, message) = match how {
+            "scan" => ("files", "/problem/kind", "/problem/message"),
+            _ => ("subjects", "/verdict", "/message"),
+        };
+        let entries = report[entries].as_array().unwrap();
+        assert_eq!(entries.len(), 1, "{how}: {report:#}");
+        let entry = &entries[0];
+        assert!(
+            entry["name"].as_str().unwrap().ends_with("weights.bin"),
+            "{how}: {report:#}"
+        );
+        assert_eq!(
+            entry.pointer(verdict).unwrap(),
+            "unstable",
+            "{how}: {report:#}"
+        );
+        assert_eq!(
+            entry.pointer(message).unwrap(),
+            "was removed after it was listed",
+            "{how}: {report:#}"
+        );
+    }
 }
 
 /// A file must be read as the walk listed it: one that grew after the walk, or that another
@@ -805,9 +906,13 @@ fn a_file_that_grows_or_is_replaced_after_the_walk_is_unstable() {
         let ran = loop {
             attempt += 1;
             write_tree(&model, &[("weights.bin", b"approved weights")]);
-            let Some((ran, _)) =
-                race_after_listing("grows_after_walk", &args, "weights.bin", mutate)
-            else {
+            let Some((ran, _)) = race_after_listing(
+                "grows_after_walk",
+                HOLD_OPENAT2,
+                &args,
+                "weights.bin",
+                mutate,
+            ) else {
                 return;
             };
             if ran.code == Some(1) || attempt == 3 {
@@ -851,7 +956,8 @@ fn a_directory_swapped_for_a_link_during_the_run_is_refused_and_never_followed()
         std::fs::rename(model.join("sub"), dir.path().join("sub-aside")).unwrap();
         std::os::unix::fs::symlink("../elsewhere", model.join("sub")).unwrap();
     };
-    let Some((ran, trace)) = race_after_listing("dir_swapped", &args, "sub", swap) else {
+    let Some((ran, trace)) = race_after_listing("dir_swapped", HOLD_OPENAT2, &args, "sub", swap)
+    else {
         return;
     };
     assert_eq!(ran.code, Some(1), "{}\n{}", ran.stdout(), ran.stderr);

@@ -812,29 +812,30 @@ fn registry_credentials_from_stdin_and_docker_config() {
 
     let anonymous = oci_verify(&reference, &[]).expect(3);
     assert!(
-        anonymous.stderr.contains("refused anonymous access"),
+        anonymous.stderr.contains("refused anonymous access")
+            && anonymous
+                .stderr
+                .contains("\nhint: give --username with --password-stdin"),
         "{}",
         anonymous.stderr
     );
 
     let with_password = |password: &str| {
-        let mut child = vouch()
-            .args([
-                "oci",
-                "verify",
-                &reference,
-                "--username",
-                "vouch",
-                "--password-stdin",
-            ])
-            .env("DOCKER_CONFIG", work.path().join("no-docker-config"))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
-        finish(child.wait_with_output().unwrap())
+        let mut child = start(
+            vouch()
+                .args([
+                    "oci",
+                    "verify",
+                    &reference,
+                    "--username",
+                    "vouch",
+                    "--password-stdin",
+                ])
+                .env("DOCKER_CONFIG", work.path().join("no-docker-config"))
+                .stdin(Stdio::piped()),
+        );
+        writeln!(child.stdin(), "{password}").unwrap();
+        child.finish_within(Duration::from_secs(300))
     };
     with_password("s3cret").expect(0);
     let refused = with_password("wrong").expect(3);

@@ -428,29 +428,31 @@ fn an_expired_bearer_token_is_fetched_again() {
 
 #[test]
 fn credentials_are_not_sent_over_plain_http_to_another_machine() {
-    let mut child = vouch()
-        .args([
-            "oci",
-            "verify",
-            "docker://registry.invalid/app:v1",
-            "--insecure",
-            "--username",
-            "u",
-            "--password-stdin",
-        ])
-        .env("DOCKER_CONFIG", "/nonexistent/vouch-test-docker-config")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = start(
+        vouch()
+            .args([
+                "oci",
+                "verify",
+                "docker://registry.invalid/app:v1",
+                "--insecure",
+                "--username",
+                "u",
+                "--password-stdin",
+            ])
+            .env("DOCKER_CONFIG", "/nonexistent/vouch-test-docker-config")
+            .stdin(std::process::Stdio::piped()),
+    );
     {
         use std::io::Write;
-        writeln!(child.stdin.take().unwrap(), "pw").unwrap();
+        writeln!(child.stdin(), "pw").unwrap();
     }
-    let ran = finish(child.wait_with_output().unwrap()).expect(3);
+    let ran = child.finish_within(Duration::from_secs(300)).expect(3);
     assert!(
-        ran.stderr.contains("go only over TLS") && ran.stderr.contains("--username"),
+        ran.stderr.contains("go only over TLS")
+            && ran.stderr.contains("--username")
+            && ran
+                .stderr
+                .contains("\nhint: drop --insecure or the credentials"),
         "{}",
         ran.stderr
     );

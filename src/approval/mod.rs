@@ -1,21 +1,26 @@
-//! What approves a target: the kinds of approval, the trust a signature is checked under,
-//! and the rules that turn settings (flags or `vouch.toml` keys) into an [`Approval`].
+//! What approves a target: the kinds of approval, where each is read from, the trust a
+//! signature is checked under, the rules that turn settings (flags or `vouch.toml` keys)
+//! into an [`Approval`], and its resolution into what a target must match.
 
+pub mod locator;
+pub mod resolve;
+pub mod rules;
+pub mod setting;
 pub mod trust;
-
-use std::path::PathBuf;
 
 use crate::hash::{Algorithm, Digest};
 use crate::model::oms::Serialization;
+pub use locator::Locator;
+pub use resolve::{resolve, Refusal, Resolution, Resolved};
 pub use trust::{IdentitySpec, TrustParts, TrustSpec};
 
 /// What a model is checked against.
 #[derive(Clone, Debug)]
 pub enum Approval {
     /// An unsigned OMS statement.
-    Manifest(PathBuf),
+    Manifest(Locator),
     /// An OMS signature bundle, and who must have signed it.
-    Signature { bundle: PathBuf, trust: TrustSpec },
+    Signature { bundle: Locator, trust: TrustSpec },
     /// A pinned digest of the model, and the serialization it was made with.
     Pinned {
         pin: Pin,
@@ -23,10 +28,21 @@ pub enum Approval {
     },
     /// A sha256sum/b3sum list whose names are relative to the model root.
     CheckList {
-        list: PathBuf,
+        list: Locator,
         algorithm: Algorithm,
         allow_symlinks: bool,
     },
+}
+
+/// What an image or model artifact is checked against, besides every blob's descriptor.
+#[derive(Clone, Debug, Default)]
+pub struct ImageApproval {
+    /// The approved digest of the manifest or index the reference resolves to.
+    pub pinned: Option<Digest>,
+    /// What the files of a model artifact must match, one layer per file: an
+    /// [`Approval::Manifest`] or an [`Approval::Signature`] (whose statement is used as a
+    /// manifest once the signature has been checked); the rules admit no other kind.
+    pub files: Option<Approval>,
 }
 
 /// A digest that pins a whole model.

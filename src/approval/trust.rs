@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use super::setting::RuleError;
 use crate::error::{Error, Result};
 use crate::fsio::read_input;
 use crate::sign::keyless::{IdentityRule, KeylessPolicy};
@@ -66,31 +67,18 @@ impl TrustParts {
     }
 
     /// The trust named: exactly one of a key, certificates, or an identity with its issuer
-    /// (a trusted root only with an identity). `setting` spells a setting's name as the user
-    /// writes it (`--trusted-root` or `trusted_root`).
-    pub fn spec(&self, setting: &dyn Fn(&str) -> String) -> Result<TrustSpec, String> {
+    /// (a trusted root only with an identity).
+    pub fn spec(&self) -> Result<TrustSpec, RuleError> {
         let chosen = [
             self.key.is_some(),
             !self.certificate_chain.is_empty(),
             self.keyless(),
         ];
         if chosen.iter().filter(|&&c| c).count() != 1 {
-            return Err(format!(
-                "{} needs exactly one of: {} PUBLIC.pem; {} ROOT.pem; {} (or {}) with {}",
-                setting("signature"),
-                setting("key"),
-                setting("certificate_chain"),
-                setting("identity"),
-                setting("identity_regexp"),
-                setting("issuer"),
-            ));
+            return Err(RuleError::NotOneTrust);
         }
         if self.allow_partial_chain && self.certificate_chain.is_empty() {
-            return Err(format!(
-                "{} goes with {}",
-                setting("allow_partial_chain"),
-                setting("certificate_chain")
-            ));
+            return Err(RuleError::AllowPartialChainWithoutChain);
         }
         if let Some(path) = &self.key {
             return Ok(TrustSpec::Key(path.clone()));
@@ -104,20 +92,9 @@ impl TrustParts {
         let identity = match (&self.identity, &self.identity_regexp) {
             (Some(identity), None) => IdentitySpec::Exact(identity.clone()),
             (None, Some(pattern)) => IdentitySpec::Pattern(pattern.clone()),
-            _ => {
-                return Err(format!(
-                    "keyless verification needs {} or {}, not both",
-                    setting("identity"),
-                    setting("identity_regexp")
-                ))
-            }
+            _ => return Err(RuleError::IdentityAndPattern),
         };
-        let issuer = self.issuer.clone().ok_or_else(|| {
-            format!(
-                "keyless verification needs {} (the signer's OIDC issuer)",
-                setting("issuer")
-            )
-        })?;
+        let issuer = self.issuer.clone().ok_or(RuleError::NoIssuer)?;
         Ok(TrustSpec::Keyless {
             identity,
             issuer,
@@ -130,8 +107,8 @@ impl TrustSpec {
     pub fn load(&self) -> Result<SignerPolicy> {
         match self {
             TrustSpec::Key(path) => {
-                let key =
-                    PublicKey::from_pem(&read_input(path)?).map_err(|e| Error::input(path, e))?;
+                let key = PublicKey::from_pem(&read_input(path)?)
+                    .map_err(|e| Error::input(path, e.to_string()))?;
                 Ok(SignerPolicy::Key(key))
             }
             TrustSpec::CertificateChain {
@@ -141,7 +118,8 @@ impl TrustSpec {
                 let mut anchors = Vec::new();
                 for path in paths {
                     anchors.extend(
-                        pem_certificates(&read_input(path)?).map_err(|e| Error::input(path, e))?,
+                        pem_certificates(&read_input(path)?)
+                            .map_err(|e| Error::input(path, e.to_string()))?,
                     );
                 }
                 Ok(SignerPolicy::CertificateChain {
@@ -169,7 +147,7 @@ impl TrustSpec {
         let identity = match identity {
             IdentitySpec::Exact(identity) => IdentityRule::Exact(identity.clone()),
             IdentitySpec::Pattern(pattern) => {
-                IdentityRule::pattern(pattern).map_err(Error::Usage)?
+                IdentityRule::pattern(pattern).map_err(|e| Error::Usage(e.to_string()))?
             }
         };
         let root = match trusted_root {
@@ -184,7 +162,7 @@ impl TrustSpec {
                 trusted_root
                     .as_deref()
                     .unwrap_or(std::path::Path::new("<built-in trusted root>")),
-                e,
+                e.to_string(),
             )
         })
     }

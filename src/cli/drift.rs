@@ -10,8 +10,10 @@ use serde_json::json;
 use super::{jobs_or_default, write_output};
 use crate::drift::config::Config;
 use crate::drift::history::{History, HistoryView};
-use crate::drift::run::{RunOptions, RunReport, Shard, TargetResult};
-use crate::drift::run_and_publish;
+use crate::drift::outcome::{RunReport, Shard, TargetResult};
+use crate::drift::publish::{publish, Published};
+use crate::drift::render;
+use crate::drift::run::{self as drift_run, RunOptions};
 use crate::error::{Error, Result};
 use crate::report::{self, Format};
 
@@ -47,7 +49,7 @@ struct ConfigArg {
 struct RunFlags {
     /// Check only share I of N (1-based), a stable split by target name, so that N workers
     /// cover the fleet together
-    #[arg(long, value_name = "I/N", value_parser = Shard::parse)]
+    #[arg(long, value_name = "I/N", value_parser = shard)]
     shard: Option<Shard>,
     /// Where to write the JSON report of each run [default: the config's report_dir, or
     /// vouch-reports beside the config]
@@ -103,6 +105,10 @@ struct HistoryArgs {
     format: HistoryFormat,
 }
 
+fn shard(text: &str) -> std::result::Result<Shard, String> {
+    Shard::parse(text).map_err(|e| format!("--shard {e}"))
+}
+
 fn duration(text: &str) -> std::result::Result<Duration, String> {
     humantime::parse_duration(text)
         .map_err(|e| format!("'{text}' is not a duration (e.g. 24h, 10m, 30s): {e}"))
@@ -119,16 +125,16 @@ pub fn run(args: DriftArgs) -> Result<u8> {
 fn run_once(args: &RunArgs) -> Result<u8> {
     let config = Config::load(&args.config.path)?;
     let stop = AtomicBool::new(false);
-    let (run, alerts) = run_checks(&config, &args.run, &stop, &|_, _| {})?;
-    for alert in alerts {
+    let (run, published) = run_checks(&config, &args.run, &stop, &|_, _| {})?;
+    for alert in published.alerts {
         if let Err(e) = alert.result {
             eprintln!("vouch: alert by {} failed: {e}", alert.channel);
         }
     }
     let rendered = match args.format {
-        Format::Text => run.to_text(),
-        Format::Json => run.to_json(),
-        other => report::render(&run.flatten(), other),
+        Format::Text => render::to_text(&run),
+        Format::Json => render::to_json(&run),
+        other => report::render(&render::flatten(&run), other),
     };
     write_output(args.output.as_deref(), rendered.as_bytes())?;
     Ok(run.exit_status())
@@ -139,7 +145,7 @@ fn run_checks(
     flags: &RunFlags,
     stop: &AtomicBool,
     on_target: &(dyn Fn(i64, &TargetResult) + Sync),
-) -> Result<(RunReport, Vec<crate::drift::alert::AlertOutcome>)> {
+) -> Result<(RunReport, Published)> {
     let jobs = jobs_or_default(flags.jobs);
     let options = RunOptions {
         shard: flags.shard,
@@ -148,7 +154,9 @@ fn run_checks(
         stop,
         on_target,
     };
-    run_and_publish(config, &options, flags.report_dir.as_deref())
+    let run = drift_run::run(config, &options)?;
+    let published = publish(config, &run, flags.report_dir.as_deref())?;
+    Ok((run, published))
 }
 
 /// Runs until SIGTERM or SIGINT, logging one JSON line per target per run on stderr. A
@@ -164,11 +172,11 @@ fn watch(args: &WatchArgs) -> Result<u8> {
         let outcome = Config::load(&args.config.path)
             .and_then(|config| run_checks(&config, &args.run, &stop, &log_target));
         match outcome {
-            Ok((run, alerts)) => {
-                for alert in alerts {
+            Ok((run, published)) => {
+                for alert in published.alerts {
                     if let Err(e) = alert.result {
                         log(
-                            json!({"event": "alert_failed", "run": run.run_id, "channel": alert.channel, "message": e}),
+                            json!({"event": "alert_failed", "run": run.run_id, "channel": alert.channel, "message": e.to_string()}),
                         );
                     }
                 }
@@ -179,7 +187,7 @@ fn watch(args: &WatchArgs) -> Result<u8> {
                     "targets": run.targets.len(),
                     "stopped": run.stopped,
                     "duration_seconds": run.duration.as_secs_f64(),
-                    "report": run.report_path.as_ref().map(|p| p.display().to_string()),
+                    "report": published.report.display().to_string(),
                 }));
             }
             Err(e) => log(json!({"event": "run_failed", "message": e.to_string()})),

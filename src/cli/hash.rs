@@ -3,7 +3,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 
-use super::{algorithm_parser, write_output, EngineArgs, OutputArgs};
+use super::{algorithm_parser, write_output, EngineArgs, OutputArgs, Target};
 use crate::error::{Error, Result, EXIT_INPUT, EXIT_INTEGRITY, EXIT_OPERATIONAL};
 use crate::hash::reader::special_kind;
 use crate::hash::{Algorithm, Identity, Location, ReadError, Task};
@@ -50,7 +50,9 @@ fn check(args: &HashArgs, list: &Path) -> Result<u8> {
     let entries = load_check_list(list, args.algo)?;
     let engine = args.engine.engine()?;
     let report = check_files(&entries, list, &engine);
-    let status = args.output.emit(&report, render_check_lines)?;
+    let status = args
+        .output
+        .emit(&report, Target::Files, render_check_lines)?;
     for warning in check_warnings(&report) {
         eprintln!("vouch: WARNING: {warning}");
     }
@@ -204,12 +206,17 @@ fn list_path(path: &Path, allow_symlinks: bool, items: &mut Vec<Item>, tasks: &m
     }
 }
 
+/// The message and exit status for a listed file that could not be hashed, from the verdict
+/// its read error maps to.
 fn describe(error: &ReadError) -> (String, u8) {
-    match error {
-        ReadError::Unstable(message) => (message.clone(), EXIT_INTEGRITY),
-        ReadError::NotRegular(kind) => (format!("is {kind}; it was not read"), EXIT_INPUT),
-        ReadError::Io(e) => (e.to_string(), EXIT_OPERATIONAL),
-    }
+    let (verdict, message) = error.verdict();
+    let status = match verdict {
+        Verdict::Unstable => EXIT_INTEGRITY,
+        Verdict::Unreadable => EXIT_OPERATIONAL,
+        // No longer a regular file.
+        _ => EXIT_INPUT,
+    };
+    (message, status)
 }
 
 fn error_message(error: &Error) -> String {

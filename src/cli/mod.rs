@@ -7,26 +7,26 @@ mod drift;
 mod hash;
 mod manifest;
 mod oci;
+mod output;
 mod progress;
 mod sbom;
 mod scan;
 mod sign;
 mod verify;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand};
 
+use crate::approval::setting::{RuleError, Spelling};
 use crate::approval::{TrustParts, TrustSpec};
-use crate::error::{Error, Result};
-use crate::fsio::write_atomically;
+use crate::error::{Error, Hint, Result};
 use crate::hash::{default_jobs, Algorithm, Engine, ReaderConfig};
 use crate::model::oms::Serialization;
 use crate::model::paths::name_inside;
 use crate::model::paths::{normalize_ignore, IgnoreSet};
-use crate::report::{self, Format, Report};
+use output::{write_output, OutputArgs, Target};
 use progress::{Bar, ProgressMode};
 
 #[derive(Debug, Parser)]
@@ -82,6 +82,29 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Oci(args) => oci::run(args),
         Command::Drift(args) => drift::run(args),
         Command::Completions(args) => completions::run(args),
+    }
+}
+
+/// An error as the command line says it: the library's message, then the hint in flags.
+pub fn describe_error(error: &Error) -> String {
+    match error.hint() {
+        Some(hint) => format!("{error}\nhint: {}", hint_in_flags(hint)),
+        None => error.to_string(),
+    }
+}
+
+fn hint_in_flags(hint: Hint) -> String {
+    match hint {
+        Hint::LeaveOut {
+            or_allow_symlinks: false,
+        } => "leave them out with --ignore-paths".to_string(),
+        Hint::LeaveOut {
+            or_allow_symlinks: true,
+        } => "leave them out with --ignore-paths, or hash links that stay inside the model with --allow-symlinks".to_string(),
+        Hint::CheckSignature => "pass it with --signature (and --key, --certificate-chain or --identity/--issuer)".to_string(),
+        Hint::Algorithm(name) => format!("pass --algo {name}"),
+        Hint::GiveCredentials => "give --username with --password-stdin".to_string(),
+        Hint::PlainHttpWithCredentials => "drop --insecure or the credentials".to_string(),
     }
 }
 
@@ -172,8 +195,18 @@ impl SerializationArgs {
     /// vouch is about to write, left out when they lie inside the model.
     fn serialization(&self, model: &Path, outputs: &[&Path]) -> Result<Serialization> {
         let algorithm = self.algo.unwrap_or(Algorithm::Sha256);
-        let mut serialization = Serialization::new(algorithm, self.shard_size, self.allow_symlinks)
-            .map_err(|e| Error::Usage(format!("--algo/--shard-size: {e}")))?;
+        let serialization = Serialization::new(algorithm, self.shard_size, self.allow_symlinks)
+            .map_err(|e| refused(RuleError::Serialization(e)))?;
+        self.with_ignores(serialization, model, outputs)
+    }
+
+    /// `serialization` leaving out what these flags leave out, and `outputs` inside the model.
+    fn with_ignores(
+        &self,
+        mut serialization: Serialization,
+        model: &Path,
+        outputs: &[&Path],
+    ) -> Result<Serialization> {
         if self.no_ignore_git_paths {
             serialization.ignore_paths = IgnoreSet::default();
         }
@@ -239,69 +272,13 @@ impl TrustArgs {
         }
     }
 
-    /// Trust flags mean nothing without a signature to check: refused unless `signed`
-    /// (`flags` names the options they go with).
-    fn refuse_unless(&self, signed: bool, flags: &str) -> Result<()> {
-        if !signed && self.parts().is_given() {
-            return Err(Error::Usage(format!(
-                "--key, --certificate-chain, --allow-partial-chain, --identity, --issuer and --trusted-root go with {flags}"
-            )));
-        }
-        Ok(())
-    }
-
     /// The trust the flags name: exactly one of a key, certificates, or an identity.
     fn spec(&self) -> Result<TrustSpec> {
-        let flag = |name: &str| format!("--{}", name.replace('_', "-"));
-        self.parts().spec(&flag).map_err(Error::Usage)
+        self.parts().spec().map_err(refused)
     }
 }
 
-/// `--format` and `--output`, for commands that produce a report.
-#[derive(Debug, Args)]
-pub struct OutputArgs {
-    /// Report format
-    #[arg(long, value_enum, default_value_t = Format::Text)]
-    format: Format,
-    /// Write the report to FILE (atomically) instead of stdout
-    #[arg(long, value_name = "FILE")]
-    output: Option<PathBuf>,
-}
-
-impl OutputArgs {
-    /// Writes a rendered report and returns the report's exit status.
-    fn emit(&self, report: &Report, text: impl Fn(&Report) -> String) -> Result<u8> {
-        let rendered = match self.format {
-            Format::Text => text(report),
-            format => report::render(report, format),
-        };
-        write_output(self.output.as_deref(), rendered.as_bytes())?;
-        Ok(report.exit_status())
-    }
-
-    /// On an error before any verdict, machine-readable formats still get a report that
-    /// says so (status `error`), so a pipeline parsing it is never left with nothing.
-    fn emit_error(&self, target: &Path, error: &Error) {
-        if self.format != Format::Text {
-            let report = Report::failed_run(target.display().to_string(), error.to_string());
-            let _ = write_output(
-                self.output.as_deref(),
-                report::render(&report, self.format).as_bytes(),
-            );
-        }
-    }
-}
-
-/// Writes to `path` atomically, or to stdout when there is no path.
-fn write_output(path: Option<&Path>, bytes: &[u8]) -> Result<()> {
-    match path {
-        Some(path) => write_atomically(path, bytes),
-        None => {
-            let mut stdout = std::io::stdout().lock();
-            stdout
-                .write_all(bytes)
-                .and_then(|_| stdout.flush())
-                .map_err(|e| Error::io("<stdout>", e))
-        }
-    }
+/// Approval flags the rules refused, as a usage error that names the flags.
+fn refused(error: RuleError) -> Error {
+    Error::Usage(error.spelled(Spelling::Flag))
 }

@@ -4,12 +4,14 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 
-use super::{write_output, EngineArgs, OutputArgs, TrustArgs};
+use super::{refused, write_output, EngineArgs, OutputArgs, Target, TrustArgs};
+use crate::approval::rules::ImageApprovalParts;
 use crate::error::{Error, Result};
 use crate::oci::auth::Credentials;
-use crate::oci::document::{parse_digest, Platform};
-use crate::oci::{self, ApprovedFiles, Connection, ImageRef, Options, Platforms};
+use crate::oci::document::Platform;
+use crate::oci::{self, Connection, ImageRef, Options, Platforms};
 use crate::report::{self, Report};
+use crate::verify::image::check_image;
 
 #[derive(Debug, Args)]
 pub struct OciArgs {
@@ -164,15 +166,20 @@ fn read_password() -> Result<String> {
 }
 
 pub(super) fn parse_reference(text: &str) -> Result<ImageRef> {
-    ImageRef::parse(text).map_err(Error::Usage)
+    ImageRef::parse(text).map_err(|e| Error::Usage(e.to_string()))
 }
 
 pub fn run(args: OciArgs) -> Result<u8> {
     match args.command {
         OciCommand::Verify(args) => match check(&args) {
-            Ok(report) => args
-                .output
-                .emit(&report, |r| report::render(r, report::Format::Text)),
+            Ok(report) => {
+                let target = Target::Image {
+                    reference: &args.reference,
+                    approval: args.manifest.as_deref().or(args.signature.as_deref()),
+                };
+                args.output
+                    .emit(&report, target, |r| report::render(r, report::Format::Text))
+            }
             Err(error) => {
                 args.output.emit_error(Path::new(&args.reference), &error);
                 Err(error)
@@ -184,46 +191,33 @@ pub fn run(args: OciArgs) -> Result<u8> {
 
 fn check(args: &VerifyArgs) -> Result<Report> {
     let reference = parse_reference(&args.reference)?;
-    let pinned = args
-        .digest
-        .as_deref()
-        .map(|text| parse_digest(text).map_err(|e| Error::Usage(format!("--digest: {e}"))))
-        .transpose()?;
     let platforms = match (args.platform.platform()?, args.all_platforms) {
         (Some(platform), _) => Platforms::Only(platform),
         (None, true) => Platforms::All,
         (None, false) => Platforms::Host,
     };
-    args.trust
-        .refuse_unless(args.signature.is_some(), "--signature")?;
-    let signer_policy = match &args.signature {
-        Some(signature) => Some((signature, args.trust.spec()?.load()?)),
-        None => None,
-    };
-    let approved = args
-        .manifest
-        .as_deref()
-        .map(ApprovedFiles::load)
-        .transpose()?;
+    let approval = ImageApprovalParts {
+        digest: args.digest.clone(),
+        manifest: args.manifest.clone(),
+        signature: args.signature.clone(),
+        trust: args.trust.parts(),
+    }
+    .approval()
+    .map_err(refused)?;
     let options = Options {
         platforms,
-        pinned,
+        pinned: approval.pinned,
         diff_ids: args.diff_ids,
-        approved,
     };
     let connection = args.registry.connection()?;
     let engine = args.engine.engine()?;
-    match signer_policy {
-        Some((signature, policy)) => oci::verify_signed(
-            &reference,
-            &connection,
-            &options,
-            signature,
-            &policy,
-            &engine,
-        ),
-        None => oci::verify(&reference, &connection, &options, &engine),
-    }
+    check_image(
+        &reference,
+        &connection,
+        &options,
+        approval.files.as_ref(),
+        &engine,
+    )
 }
 
 fn digest(args: &DigestArgs) -> Result<u8> {

@@ -9,8 +9,10 @@ use crate::error::{Error, Result};
 use crate::model::paths::name_inside;
 use crate::oci::reference::ImageRef;
 use crate::report;
-use crate::sbom::describe::{check_purl, describe_model, Created, DescribeOptions, Sbom, Subject};
+use crate::sbom::document::{Created, Sbom, Subject};
 use crate::sbom::image::{describe_image, ImageOutcome};
+use crate::sbom::model::{describe_model, DescribeOptions};
+use crate::sbom::purl;
 use crate::sbom::{cyclonedx, spdx};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -73,7 +75,7 @@ pub fn run(args: SbomArgs) -> Result<u8> {
         ));
     }
     if let Some(purl) = &args.purl {
-        check_purl(purl).map_err(|e| Error::Usage(format!("--purl: {e}")))?;
+        purl::check(purl).map_err(|e| Error::Usage(format!("--purl: {e}")))?;
     }
     let created = created()?;
     let mut options = DescribeOptions {

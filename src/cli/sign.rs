@@ -5,10 +5,11 @@ use clap::Args;
 use super::{EngineArgs, SerializationArgs};
 use crate::error::{Error, Result};
 use crate::fsio::{read_input, write_atomically};
+use crate::manifest::statement;
 use crate::model::build_manifest;
-use crate::sign::keys::PrivateKey;
+use crate::sign::keys::{KeyError, PrivateKey};
 use crate::sign::x509::pem_certificates;
-use crate::sign::{sign_manifest, Signer};
+use crate::sign::{sign_payload, Signer};
 
 #[derive(Debug, Args)]
 pub struct SignArgs {
@@ -47,7 +48,8 @@ pub fn run(args: SignArgs) -> Result<u8> {
         .serialization(&args.model, &[&args.output])?;
     let engine = args.engine.engine()?;
     let (manifest, _) = build_manifest(&args.model, &serialization, &engine)?;
-    write_atomically(&args.output, &sign_manifest(&manifest, &signer))?;
+    let payload = statement::to_json(&manifest);
+    write_atomically(&args.output, &sign_payload(&payload, &signer))?;
     eprintln!(
         "vouch: signed {} (root {}) into {}",
         args.model.display(),
@@ -66,8 +68,15 @@ fn signer(args: &SignArgs) -> Result<Signer> {
         }
         None => None,
     };
-    let key = PrivateKey::from_pem(&read_input(&args.key)?, password.as_deref())
-        .map_err(|e| Error::input(&args.key, e))?;
+    let key = PrivateKey::from_pem(&read_input(&args.key)?, password.as_deref()).map_err(|e| {
+        let message = match e {
+            KeyError::PasswordNeeded => {
+                "the key is encrypted: give its password with --password-file".to_string()
+            }
+            other => other.to_string(),
+        };
+        Error::input(&args.key, message)
+    })?;
     let Some(leaf) = &args.certificate else {
         return Ok(Signer {
             key,
@@ -75,11 +84,12 @@ fn signer(args: &SignArgs) -> Result<Signer> {
         });
     };
     let mut certificates =
-        pem_certificates(&read_input(leaf)?).map_err(|e| Error::input(leaf, e))?;
+        pem_certificates(&read_input(leaf)?).map_err(|e| Error::input(leaf, e.to_string()))?;
     certificates.truncate(1);
     for path in &args.certificate_chain {
-        certificates
-            .extend(pem_certificates(&read_input(path)?).map_err(|e| Error::input(path, e))?);
+        certificates.extend(
+            pem_certificates(&read_input(path)?).map_err(|e| Error::input(path, e.to_string()))?,
+        );
     }
-    Signer::with_certificates(key, certificates).map_err(|e| Error::input(leaf, e))
+    Signer::with_certificates(key, certificates).map_err(|e| Error::input(leaf, e.to_string()))
 }

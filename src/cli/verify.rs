@@ -2,12 +2,16 @@ use std::path::PathBuf;
 
 use clap::{ArgGroup, Args};
 
-use super::{user_ignores, EngineArgs, OutputArgs, PicklePolicyArg, SerializationArgs, TrustArgs};
-use crate::approval::{Approval, Pin};
+use super::{
+    refused, user_ignores, EngineArgs, OutputArgs, PicklePolicyArg, SerializationArgs, Target,
+    TrustArgs,
+};
+use crate::approval::rules::ApprovalParts;
+use crate::approval::setting::{RuleError, Spelling};
+use crate::approval::Approval;
 use crate::error::{Error, Result};
-use crate::hash::{Algorithm, Digest};
 use crate::report::{self, Report};
-use crate::sign::verify_detached_file;
+use crate::verify::detached::verify_detached_file;
 use crate::verify::model::{check_model, VerifyOptions};
 
 #[derive(Debug, Args)]
@@ -58,9 +62,9 @@ pub struct VerifyArgs {
 
 pub fn run(args: VerifyArgs) -> Result<u8> {
     match check(&args) {
-        Ok(report) => args
-            .output
-            .emit(&report, |r| report::render(r, report::Format::Text)),
+        Ok(report) => args.output.emit(&report, Target::Model(&args.model), |r| {
+            report::render(r, report::Format::Text)
+        }),
         Err(error) => {
             args.output.emit_error(&args.model, &error);
             Err(error)
@@ -71,44 +75,38 @@ pub fn run(args: VerifyArgs) -> Result<u8> {
 fn check(args: &VerifyArgs) -> Result<Report> {
     let flags = &args.serialization;
     let signatures = &args.signatures;
-    let trust = &signatures.trust;
-    trust.refuse_unless(
-        signatures.signature.is_some() || signatures.bundle.is_some(),
-        "--signature or --bundle",
-    )?;
     if let Some(bundle) = &signatures.bundle {
-        return verify_detached_file(&args.model, bundle, &trust.spec()?.load_keyless()?);
+        return verify_detached_file(
+            &args.model,
+            bundle,
+            &signatures.trust.spec()?.load_keyless()?,
+        );
     }
-    let approval = if let Some(bundle) = &signatures.signature {
-        refuse_serialization_flags(flags)?;
-        Approval::Signature {
-            bundle: bundle.clone(),
-            trust: trust.spec()?,
+    let parts = ApprovalParts {
+        manifest: args.manifest.clone(),
+        signature: signatures.signature.clone(),
+        digest: args.digest.clone(),
+        manifest_digest: args.manifest_digest.clone(),
+        check: args.check.clone(),
+        algorithm: flags.algo,
+        shard_size: flags.shard_size,
+        allow_symlinks: flags.allow_symlinks,
+        trust: signatures.trust.parts(),
+    };
+    let approval = parts.approval().map_err(|error| match error {
+        // Trust flags also go with --bundle, which is no model approval.
+        RuleError::TrustWithoutSignature => {
+            Error::Usage(format!("{} or --bundle", error.spelled(Spelling::Flag)))
         }
-    } else if let Some(manifest) = &args.manifest {
-        refuse_serialization_flags(flags)?;
-        Approval::Manifest(manifest.clone())
-    } else if let Some(list) = &args.check {
-        if flags.shard_size.is_some() {
-            return Err(Error::Usage(
-                "a check list holds whole-file digests; --shard-size goes with --digest or --manifest-digest".into(),
-            ));
-        }
-        Approval::CheckList {
-            list: list.clone(),
-            algorithm: flags.algo.unwrap_or(Algorithm::Sha256),
-            allow_symlinks: flags.allow_symlinks,
-        }
-    } else {
-        let pin = match (&args.digest, &args.manifest_digest) {
-            (Some(text), _) => Pin::Root(sha256_pin("--digest", text)?),
-            (None, Some(text)) => Pin::Manifest(sha256_pin("--manifest-digest", text)?),
-            (None, None) => unreachable!("clap requires one approval"),
-        };
-        Approval::Pinned {
+        error => refused(error),
+    })?;
+    let approval = match approval {
+        // A pin is made with the ignores in its serialization, as `vouch digest` makes it.
+        Approval::Pinned { pin, serialization } => Approval::Pinned {
             pin,
-            serialization: flags.serialization(&args.model, &[])?,
-        }
+            serialization: flags.with_ignores(serialization, &args.model, &[])?,
+        },
+        approval => approval,
     };
     let options = VerifyOptions {
         extra_ignores: user_ignores(&args.model, &flags.ignore_paths)?,
@@ -121,30 +119,6 @@ fn check(args: &VerifyArgs) -> Result<Report> {
     };
     let engine = args.engine.engine()?;
     check_model(&args.model, &approval, &options, &engine)
-}
-
-/// A pinned digest given as `flag`: `sha256:HEX`.
-fn sha256_pin(flag: &str, text: &str) -> Result<Digest> {
-    let digest = Digest::from_prefixed(text).map_err(|e| Error::Usage(format!("{flag}: {e}")))?;
-    if digest.algorithm != Algorithm::Sha256 {
-        return Err(Error::Usage(format!(
-            "{flag}: a model's pinned digest is sha256:HEX"
-        )));
-    }
-    Ok(digest)
-}
-
-/// A manifest or signature records its own serialization; flags that would change it are
-/// refused rather than silently ignored.
-fn refuse_serialization_flags(flags: &SerializationArgs) -> Result<()> {
-    if flags.algo.is_some() || flags.shard_size.is_some() || flags.allow_symlinks {
-        return Err(Error::Usage(
-            "a manifest or signature records its own serialization; --algo, --shard-size and \
-             --allow-symlinks go with --digest, --manifest-digest or --check"
-                .into(),
-        ));
-    }
-    Ok(())
 }
 
 /// Signatures and who must have made them.

@@ -12,13 +12,13 @@ use jiff::civil::Date;
 use serde::Deserialize;
 use serde_spanned::Spanned;
 
-use crate::approval::TrustParts;
-use crate::approval::{Approval, Pin};
+use crate::approval::rules::{ApprovalParts, ImageApprovalParts};
+use crate::approval::setting::{RuleError, Spelling};
+use crate::approval::{Approval, ImageApproval, TrustParts};
 use crate::error::{Error, Result};
-use crate::hash::{Algorithm, Digest};
-use crate::model::oms::Serialization;
+use crate::hash::Algorithm;
 use crate::model::paths::normalize_relative_name;
-use crate::oci::document::{parse_digest, Platform};
+use crate::oci::document::Platform;
 use crate::oci::{ImageRef, Platforms};
 
 pub const DEFAULT_HISTORY: &str = "vouch-history.sqlite";
@@ -137,11 +137,9 @@ pub enum Deployed {
 #[derive(Clone, Debug)]
 pub struct ImageTarget {
     pub reference: ImageRef,
-    /// The approved digest of what the reference resolves to (from `digest`, or the
-    /// reference's own `@sha256:…`).
-    pub pinned: Option<Digest>,
-    /// An approved OMS manifest of the model the artifact holds.
-    pub manifest: Option<PathBuf>,
+    /// The approved digest of what the reference resolves to, and the approved manifest or
+    /// signature of the model an artifact holds.
+    pub approval: ImageApproval,
     pub platforms: Platforms,
     pub diff_ids: bool,
     pub insecure: bool,
@@ -405,7 +403,8 @@ fn target(
     })
 }
 
-/// An image target: a reference, and a pinned digest and/or approved manifest.
+/// An image target: a reference, and a pinned digest and/or an approved manifest or
+/// signature.
 fn image_target(
     raw: &RawTarget,
     image: &str,
@@ -421,31 +420,38 @@ fn image_target(
         Ok(registry) => registry,
         Err(e) => return Err(format!("target \"{name}\": image {e}")),
     };
-    let unsupported = raw.signature.is_some()
-        || raw.check.is_some()
-        || raw.manifest_digest.is_some()
-        || trust_parts(raw, resolve).is_given()
-        || raw.algo.is_some()
-        || raw.shard_size.is_some()
-        || !raw.ignore_paths.is_empty()
-        || raw.ignore_git_paths.is_some()
-        || raw.deny_unsafe_pickle;
-    if unsupported {
+    let model_only: Vec<&str> = [
+        ("check", raw.check.is_some()),
+        ("manifest_digest", raw.manifest_digest.is_some()),
+        ("algo", raw.algo.is_some()),
+        ("shard_size", raw.shard_size.is_some()),
+        ("allow_symlinks", raw.allow_symlinks),
+        ("ignore_paths", !raw.ignore_paths.is_empty()),
+        ("ignore_git_paths", raw.ignore_git_paths.is_some()),
+        ("deny_unsafe_pickle", raw.deny_unsafe_pickle),
+    ]
+    .into_iter()
+    .filter_map(|(key, given)| given.then_some(key))
+    .collect();
+    if !model_only.is_empty() {
         return Err(format!(
-            "target \"{name}\": an image is approved by digest (pinned) and/or manifest (a model artifact's OMS \
-             manifest); the other approval settings are for model paths"
+            "target \"{name}\": {}: an image is approved by digest (pinned) and/or the manifest or signature of \
+             the model an artifact holds (with its trust keys); the other approval settings are for model paths",
+            model_only.join(", ")
         ));
     }
-    let pinned = match &raw.digest {
-        Some(text) => {
-            Some(parse_digest(text).map_err(|e| format!("target \"{name}\": digest {e}"))?)
-        }
-        None => None,
-    };
-    if pinned.is_none() && raw.manifest.is_none() && reference.digest().is_none() {
+    let approval = ImageApprovalParts {
+        digest: raw.digest.clone(),
+        manifest: raw.manifest.as_deref().map(resolve),
+        signature: raw.signature.as_deref().map(resolve),
+        trust: trust_parts(raw, resolve),
+    }
+    .approval()
+    .map_err(|e| refused(name, e))?;
+    if approval.pinned.is_none() && approval.files.is_none() && reference.digest().is_none() {
         return Err(format!(
             "target \"{name}\" has no approval source: pin the image (digest = \"sha256:…\", or image = \"…@sha256:…\") \
-             or give the manifest of the model artifact"
+             or give the manifest or signature of the model artifact"
         ));
     }
     let platforms = match (&raw.platform, raw.all_platforms) {
@@ -467,8 +473,7 @@ fn image_target(
     };
     Ok(ImageTarget {
         reference,
-        pinned,
-        manifest: raw.manifest.as_deref().map(resolve),
+        approval,
         platforms,
         diff_ids: raw.diff_ids,
         insecure: raw.insecure,
@@ -482,85 +487,31 @@ fn approval(
     resolve: &dyn Fn(&str) -> PathBuf,
 ) -> std::result::Result<Approval, String> {
     let name = &raw.name;
-    let sources = [
-        &raw.manifest,
-        &raw.signature,
-        &raw.digest,
-        &raw.manifest_digest,
-        &raw.check,
-    ]
-    .iter()
-    .filter(|s| s.is_some())
-    .count();
-    if sources == 0 {
-        return Err(format!(
-            "target \"{name}\" has no approval source: give manifest, signature (with key, certificate_chain \
-             or identity and issuer), digest, manifest_digest or check"
-        ));
-    }
-    if sources > 1 {
-        return Err(format!(
-            "target \"{name}\" has more than one of manifest, signature, digest, manifest_digest and check"
-        ));
-    }
     let algorithm = match &raw.algo {
         Some(a) => Some(
             a.parse::<Algorithm>()
-                .map_err(|e| format!("target \"{name}\": {e}"))?,
+                .map_err(|e| format!("target \"{name}\": algo: {e}"))?,
         ),
         None => None,
     };
-    let trust = trust_parts(raw, resolve);
-    if raw.signature.is_none() && trust.is_given() {
-        return Err(format!(
-            "target \"{name}\": key, certificate_chain, allow_partial_chain, identity, issuer and trusted_root go with signature"
-        ));
+    ApprovalParts {
+        manifest: raw.manifest.as_deref().map(resolve),
+        signature: raw.signature.as_deref().map(resolve),
+        digest: raw.digest.clone(),
+        manifest_digest: raw.manifest_digest.clone(),
+        check: raw.check.as_deref().map(resolve),
+        algorithm,
+        shard_size: raw.shard_size,
+        allow_symlinks: raw.allow_symlinks,
+        trust: trust_parts(raw, resolve),
     }
-    if let Some(signature) = &raw.signature {
-        return Ok(Approval::Signature {
-            bundle: resolve(signature),
-            trust: trust
-                .spec(&|setting| setting.to_string())
-                .map_err(|e| format!("target \"{name}\": {e}"))?,
-        });
-    }
-    if let Some(manifest) = &raw.manifest {
-        if algorithm.is_some() || raw.shard_size.is_some() {
-            return Err(format!(
-                "target \"{name}\": a manifest records its own algo and shard_size"
-            ));
-        }
-        return Ok(Approval::Manifest(resolve(manifest)));
-    }
-    if let Some(list) = &raw.check {
-        return Ok(Approval::CheckList {
-            list: resolve(list),
-            algorithm: algorithm.unwrap_or(Algorithm::Sha256),
-            allow_symlinks: raw.allow_symlinks,
-        });
-    }
-    let sha256 = |key: &str, text: &str| {
-        let digest =
-            Digest::from_prefixed(text).map_err(|e| format!("target \"{name}\": {key} {e}"))?;
-        if digest.algorithm != Algorithm::Sha256 {
-            return Err(format!(
-                "target \"{name}\": {key} is a model's pinned digest, sha256:HEX"
-            ));
-        }
-        Ok(digest)
-    };
-    let pin = match (&raw.digest, &raw.manifest_digest) {
-        (Some(text), _) => Pin::Root(sha256("digest", text)?),
-        (None, Some(text)) => Pin::Manifest(sha256("manifest_digest", text)?),
-        (None, None) => unreachable!("one source is given"),
-    };
-    let serialization = Serialization::new(
-        algorithm.unwrap_or(Algorithm::Sha256),
-        raw.shard_size,
-        raw.allow_symlinks,
-    )
-    .map_err(|e| format!("target \"{name}\": {e}"))?;
-    Ok(Approval::Pinned { pin, serialization })
+    .approval()
+    .map_err(|e| refused(name, e))
+}
+
+/// A target's approval keys the rules refused, named as keys, with the target's name.
+fn refused(target: &str, error: RuleError) -> String {
+    format!("target \"{target}\": {}", error.spelled(Spelling::Key))
 }
 
 /// The target's trust settings, paths resolved against the config's folder.
@@ -593,6 +544,7 @@ fn toml_message(text: &str, error: &toml::de::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::approval::{Approval, Locator, TrustSpec};
 
     /// The day the tests' waivers are checked on: GOOD's waiver expires 30 days later.
     const TODAY: Date = jiff::civil::date(2026, 12, 1);
@@ -637,7 +589,7 @@ webhook = "https://hooks.example.com/vouch"
         };
         assert_eq!(path, Path::new("/srv/models/llama"));
         assert!(
-            matches!(approval, Approval::Manifest(m) if m == Path::new("/etc/vouch/approved/llama.oms.json"))
+            matches!(approval, Approval::Manifest(m) if m.path() == Path::new("/etc/vouch/approved/llama.oms.json"))
         );
         assert_eq!(config.waivers[0].expires, jiff::civil::date(2026, 12, 31));
         assert!(!config.targets[0].include_git_paths);
@@ -738,6 +690,36 @@ webhook = "https://hooks.example.com/vouch"
         };
         assert_eq!(image.reference.to_string(), "oci:/etc/vouch/layouts/app:v1");
         assert_eq!(config.target_timeout, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn an_image_target_takes_a_signature_and_its_trust_with_paths_resolved() {
+        let text = "[[target]]\nname = \"a\"\nowner = \"o\"\nimage = \"oci:layout:v1\"\nsignature = \"a.sig\"\nkey = \"keys/pub.pem\"\n";
+        let config = Config::parse(text, Path::new("/etc/vouch/vouch.toml"), TODAY).unwrap();
+        let Deployed::Image(image) = &config.targets[0].subject else {
+            panic!("an image target")
+        };
+        let Some(Approval::Signature {
+            bundle: Locator::File(bundle),
+            trust,
+        }) = &image.approval.files
+        else {
+            panic!("a signature: {:?}", image.approval)
+        };
+        assert_eq!(bundle, Path::new("/etc/vouch/a.sig"));
+        assert!(
+            matches!(trust, TrustSpec::Key(key) if key == Path::new("/etc/vouch/keys/pub.pem"))
+        );
+        let e = error_of(&text.replace("key = \"keys/pub.pem\"\n", ""));
+        assert!(
+            e.contains("target \"a\"") && e.contains("signature needs exactly one of"),
+            "{e}"
+        );
+        let e = error_of(&format!("{text}shard_size = 4096\n"));
+        assert!(
+            e.contains("target \"a\": shard_size: an image is approved by digest"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use std::fmt::Write;
 use std::path::Path;
 
-use super::run::RunReport;
+use super::outcome::RunReport;
 use crate::error::Result;
 use crate::fsio::write_atomically;
 use crate::report::Status;

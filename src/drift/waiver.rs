@@ -75,9 +75,9 @@ fn is_single_file(target: &Target) -> bool {
 fn approval_subjects(target: &Target) -> Vec<String> {
     match &target.subject {
         Deployed::Model { approval, .. } => match approval {
-            Approval::Manifest(file) => vec![file.display().to_string()],
-            Approval::Signature { bundle, .. } => vec![bundle.display().to_string()],
-            Approval::CheckList { list, .. } => vec![list.display().to_string()],
+            Approval::Manifest(file) => vec![file.to_string()],
+            Approval::Signature { bundle, .. } => vec![bundle.to_string()],
+            Approval::CheckList { list, .. } => vec![list.to_string()],
             Approval::Pinned { .. } => Vec::new(),
         },
         Deployed::Image(image) => vec![image.reference.to_string()],
@@ -111,7 +111,7 @@ mod tests {
             subject: Deployed::Model {
                 path: "m".into(),
                 approval: Approval::Signature {
-                    bundle: "docs/model.sig".into(),
+                    bundle: crate::approval::Locator::File("docs/model.sig".into()),
                     trust: crate::approval::TrustSpec::Key("key.pem".into()),
                 },
             },

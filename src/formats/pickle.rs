@@ -314,9 +314,19 @@ impl<R: BufRead> Stream<R> {
     }
 }
 
+/// Why a stream was left unscanned, so that nothing it holds can be vouched for.
+#[derive(Debug, thiserror::Error)]
+enum Unscanned {
+    /// A bound of vouch's (not Python's) stopped the scan.
+    #[error("{0}")]
+    Bound(String),
+    #[error("a read failed: {0}")]
+    ReadFailed(io::Error),
+}
+
 /// Scans every pickle of `reader` (of `len` bytes, when known), back to back, until its end
 /// or the first error.
-fn scan_stream(reader: impl Read, len: Option<u64>) -> Result<StreamScan, String> {
+fn scan_stream(reader: impl Read, len: Option<u64>) -> Result<StreamScan, Unscanned> {
     let mut scanner = Scanner::new(reader, len);
     scanner.scan_pickles();
     scanner.finish()
@@ -332,8 +342,8 @@ struct Scanner<R> {
     opcodes: u64,
     globals: BTreeSet<(String, String)>,
     scan: StreamScan,
-    /// Set when a bound of vouch's (not Python's) stopped the scan: the stream is unscanned.
-    limit: Option<String>,
+    /// Set when a bound of vouch's or a failed read stopped the scan: the stream is unscanned.
+    limit: Option<Unscanned>,
     /// Whether the current pickle's first opcode was read.
     opened: bool,
 }
@@ -378,7 +388,7 @@ impl<R: Read> Scanner<R> {
                 }
                 // A read that failed leaves the rest unscanned, unlike bytes Python refuses.
                 Err(Problem::Io(e)) => {
-                    self.limit = Some(format!("a read failed: {e}"));
+                    self.limit = Some(Unscanned::ReadFailed(e));
                     return;
                 }
             }
@@ -386,7 +396,7 @@ impl<R: Read> Scanner<R> {
     }
 
     /// The imports found, rated; `Err` when a bound stopped the scan.
-    fn finish(mut self) -> Result<StreamScan, String> {
+    fn finish(mut self) -> Result<StreamScan, Unscanned> {
         if let Some(limit) = self.limit {
             return Err(limit);
         }
@@ -404,7 +414,7 @@ impl<R: Read> Scanner<R> {
     }
 
     fn bound(&mut self, message: String) -> Problem {
-        self.limit = Some(message.clone());
+        self.limit = Some(Unscanned::Bound(message.clone()));
         Problem::malformed(message)
     }
 
@@ -1128,14 +1138,14 @@ impl Read for ReadAt<'_> {
 /// there too, but a loader with its own unpickler may read on, and what it reads next is
 /// unseen); a pickle importing joblib's array wrapper, after which `joblib.load` reads raw
 /// array bytes inside the stream with its own unpickler, which vouch does not model.
-fn scanned(scan: Result<StreamScan, String>, member: Option<&str>) -> Parsed<StreamScan> {
+fn scanned(scan: Result<StreamScan, Unscanned>, member: Option<&str>) -> Parsed<StreamScan> {
     let unscannable = |why: String| {
         Problem::malformed(match member {
             Some(member) => format!("member {member:?} cannot be scanned: {why}"),
             None => format!("cannot be scanned: {why}"),
         })
     };
-    let scan = scan.map_err(unscannable)?;
+    let scan = scan.map_err(|e| unscannable(e.to_string()))?;
     if !scan.is_pickle() {
         return Ok(scan);
     }

@@ -88,18 +88,29 @@ impl fmt::Display for Algorithm {
 }
 
 impl FromStr for Algorithm {
-    type Err = String;
+    type Err = DigestError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Algorithm::ALL
             .into_iter()
             .find(|a| a.name() == s)
-            .ok_or_else(|| {
-                format!(
-                    "unknown digest algorithm '{s}' (expected sha256, sha512, blake3 or blake2b)"
-                )
-            })
+            .ok_or_else(|| DigestError::UnknownAlgorithm(s.to_string()))
     }
+}
+
+/// Why a text is not a digest (or an algorithm's name).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DigestError {
+    #[error("unknown digest algorithm '{0}' (expected sha256, sha512, blake3 or blake2b)")]
+    UnknownAlgorithm(String),
+    #[error("a {algorithm} digest has {} hex digits, found {found}", algorithm.digest_len() * 2)]
+    Length { algorithm: Algorithm, found: usize },
+    #[error("'{0}' is not hexadecimal")]
+    NotHex(String),
+    #[error("'{0}' is not of the form ALGORITHM:HEX (e.g. sha256:…)")]
+    NotPrefixed(String),
+    #[error("digests are written in lower-case hex")]
+    UpperCase,
 }
 
 /// Streaming state of one digest computation.
@@ -170,24 +181,32 @@ pub struct Digest {
 
 impl Digest {
     /// Parses lower- or upper-case hex of the right length for `algorithm`.
-    pub fn from_hex(algorithm: Algorithm, text: &str) -> Result<Digest, String> {
+    pub fn from_hex(algorithm: Algorithm, text: &str) -> Result<Digest, DigestError> {
         if text.len() != algorithm.digest_len() * 2 {
-            return Err(format!(
-                "a {} digest has {} hex digits, found {}",
+            return Err(DigestError::Length {
                 algorithm,
-                algorithm.digest_len() * 2,
-                text.len()
-            ));
+                found: text.len(),
+            });
         }
-        let bytes = hex::decode(text).map_err(|_| format!("'{text}' is not hexadecimal"))?;
+        let bytes = hex::decode(text).map_err(|_| DigestError::NotHex(text.to_string()))?;
         Ok(Digest { algorithm, bytes })
     }
 
+    /// Like [`Digest::from_hex`], but only lower-case hex, as documents that fix one
+    /// spelling of a digest (OMS manifests) write it.
+    pub fn from_lower_hex(algorithm: Algorithm, text: &str) -> Result<Digest, DigestError> {
+        let digest = Digest::from_hex(algorithm, text)?;
+        if text.bytes().any(|b| b.is_ascii_uppercase()) {
+            return Err(DigestError::UpperCase);
+        }
+        Ok(digest)
+    }
+
     /// Parses `algorithm:hex`, e.g. `sha256:9f86…`.
-    pub fn from_prefixed(text: &str) -> Result<Digest, String> {
+    pub fn from_prefixed(text: &str) -> Result<Digest, DigestError> {
         let (name, hex) = text
             .split_once(':')
-            .ok_or_else(|| format!("'{text}' is not of the form ALGORITHM:HEX (e.g. sha256:…)"))?;
+            .ok_or_else(|| DigestError::NotPrefixed(text.to_string()))?;
         let algorithm: Algorithm = name.parse()?;
         Digest::from_hex(algorithm, hex)
     }
@@ -264,12 +283,29 @@ mod tests {
         )
         .unwrap();
         assert_eq!(d, Algorithm::Sha256.digest(b"abc"));
-        assert!(Digest::from_prefixed("sha256:abcd")
-            .unwrap_err()
-            .contains("64 hex digits"));
+        let short = Digest::from_prefixed("sha256:abcd").unwrap_err();
+        assert_eq!(
+            short,
+            DigestError::Length {
+                algorithm: Algorithm::Sha256,
+                found: 4
+            }
+        );
+        assert_eq!(
+            short.to_string(),
+            "a sha256 digest has 64 hex digits, found 4"
+        );
         assert!(Digest::from_prefixed("md5:00")
             .unwrap_err()
+            .to_string()
             .contains("unknown"));
-        assert!(Digest::from_prefixed("nocolon").is_err());
+        assert_eq!(
+            Digest::from_prefixed(&format!("sha256:{}", "g".repeat(64))).unwrap_err(),
+            DigestError::NotHex("g".repeat(64))
+        );
+        assert_eq!(
+            Digest::from_prefixed("nocolon").unwrap_err(),
+            DigestError::NotPrefixed("nocolon".into())
+        );
     }
 }

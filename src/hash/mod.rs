@@ -1,15 +1,16 @@
 //! The hashing engine: digest algorithms, the windowed file reader, the parallel
-//! scheduler and progress reporting.
+//! scheduler, the work queue it shares with the other pools, and progress reporting.
 
 pub mod algorithm;
 pub mod opening;
 pub mod progress;
+pub mod queue;
 pub mod reader;
 pub mod scheduler;
 mod sigbus;
 
-pub use algorithm::{Algorithm, Digest, Hasher};
-pub use opening::{Identity, Location, RootDir};
+pub use algorithm::{Algorithm, Digest, DigestError, Hasher};
+pub use opening::{Location, RootDir};
 pub use progress::{Progress, Silent};
-pub use reader::{ReadError, ReaderConfig, Stamp};
+pub use reader::{Identity, ReadError, ReaderConfig, Stamp};
 pub use scheduler::{default_jobs, Engine, Inspect, Task};

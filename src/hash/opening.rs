@@ -7,10 +7,9 @@
 //! kernel lacks it (`ENOSYS`) or a seccomp filter refuses it (`EPERM`), the path is walked
 //! one component at a time with `openat(O_NOFOLLOW)`, directories with `O_DIRECTORY`.
 
-use std::fs::{File, Metadata};
+use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -44,50 +43,6 @@ impl RootDir {
     /// The path the directory was opened by, for messages.
     pub fn path(&self) -> &Path {
         &self.path
-    }
-}
-
-/// What the walk saw of a file: if the file opened for reading is not this one, with this
-/// length, it changed after it was listed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Identity {
-    pub dev: u64,
-    pub ino: u64,
-    pub len: u64,
-}
-
-impl Identity {
-    pub fn of(meta: &Metadata) -> Identity {
-        Identity {
-            dev: meta.dev(),
-            ino: meta.ino(),
-            len: meta.len(),
-        }
-    }
-
-    pub fn of_stat(stat: &rustix::fs::Stat) -> Identity {
-        Identity {
-            dev: stat.st_dev,
-            ino: stat.st_ino,
-            len: stat.st_size as u64,
-        }
-    }
-
-    /// `Unstable` when the opened file (stamped `opened`) is not the file that was listed.
-    pub fn check(&self, opened: &Stamp) -> Result<(), ReadError> {
-        let found = opened.identity();
-        if found == *self {
-            Ok(())
-        } else if (found.dev, found.ino) != (self.dev, self.ino) {
-            Err(ReadError::Unstable(
-                "was replaced by another file after it was listed".to_string(),
-            ))
-        } else {
-            Err(ReadError::Unstable(format!(
-                "changed after it was listed: size went from {} to {} bytes",
-                self.len, found.len
-            )))
-        }
     }
 }
 
@@ -213,6 +168,7 @@ pub fn open_beneath(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::hash::reader::Identity;
 
     fn tree() -> (tempfile::TempDir, RootDir) {
         let dir = tempfile::tempdir().unwrap();

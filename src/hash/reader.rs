@@ -15,8 +15,8 @@ use std::path::Path;
 use memmap2::{Advice, MmapOptions};
 
 use super::algorithm::{Algorithm, Digest, Hasher};
-use super::opening::Identity;
 use super::sigbus;
+use crate::report::{Subject, Verdict};
 
 /// How the reader splits its work; the defaults are what the benchmarks chose.
 #[derive(Clone, Copy, Debug)]
@@ -67,9 +67,79 @@ pub enum ReadError {
     Io(io::Error),
 }
 
+impl ReadError {
+    /// The verdict on a file that was listed, or named, as a regular file and then could not
+    /// be read, with its message: the one mapping every check uses. A file gone when it is
+    /// opened was removed after it was listed, which is `unstable` like a file that changed
+    /// while it was read; one that is no longer a regular file is `changed`.
+    pub fn verdict(&self) -> (Verdict, String) {
+        match self {
+            ReadError::Unstable(message) => (Verdict::Unstable, message.clone()),
+            ReadError::NotRegular(kind) => {
+                (Verdict::Changed, format!("is now {kind}; it was not read"))
+            }
+            ReadError::Io(e) if e.kind() == io::ErrorKind::NotFound => (
+                Verdict::Unstable,
+                "was removed after it was listed".to_string(),
+            ),
+            ReadError::Io(e) => (Verdict::Unreadable, e.to_string()),
+        }
+    }
+
+    /// The subject `name` with this error's verdict and message.
+    pub fn subject(&self, name: impl Into<String>) -> Subject {
+        let (verdict, message) = self.verdict();
+        Subject::new(name, verdict).message(message)
+    }
+}
+
 impl From<io::Error> for ReadError {
     fn from(e: io::Error) -> Self {
         ReadError::Io(e)
+    }
+}
+
+/// What the walk saw of a file: if the file opened for reading is not this one, with this
+/// length, it changed after it was listed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Identity {
+    pub dev: u64,
+    pub ino: u64,
+    pub len: u64,
+}
+
+impl Identity {
+    pub fn of(meta: &Metadata) -> Identity {
+        Identity {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            len: meta.len(),
+        }
+    }
+
+    pub fn of_stat(stat: &rustix::fs::Stat) -> Identity {
+        Identity {
+            dev: stat.st_dev,
+            ino: stat.st_ino,
+            len: stat.st_size as u64,
+        }
+    }
+
+    /// `Unstable` when the opened file (stamped `opened`) is not the file that was listed.
+    pub fn check(&self, opened: &Stamp) -> Result<(), ReadError> {
+        let found = opened.identity();
+        if found == *self {
+            Ok(())
+        } else if (found.dev, found.ino) != (self.dev, self.ino) {
+            Err(ReadError::Unstable(
+                "was replaced by another file after it was listed".to_string(),
+            ))
+        } else {
+            Err(ReadError::Unstable(format!(
+                "changed after it was listed: size went from {} to {} bytes",
+                self.len, found.len
+            )))
+        }
     }
 }
 
@@ -327,6 +397,47 @@ mod tests {
     fn digest_of(path: &Path, start: u64, end: u64, config: &ReaderConfig) -> Vec<Digest> {
         let (file, stamp) = open_regular(path, false).unwrap();
         hash_range(&file, &stamp, start, end, &Algorithm::ALL, config, &|_| {}).unwrap()
+    }
+
+    #[test]
+    fn each_read_error_has_one_verdict() {
+        let gone = io::Error::from(io::ErrorKind::NotFound);
+        let denied = io::Error::from_raw_os_error(libc::EACCES);
+        let denied_message = denied.to_string();
+        let cases = [
+            (
+                ReadError::Io(gone),
+                Verdict::Unstable,
+                "was removed after it was listed",
+            ),
+            (
+                ReadError::Io(denied),
+                Verdict::Unreadable,
+                denied_message.as_str(),
+            ),
+            (
+                ReadError::NotRegular("a FIFO (named pipe)"),
+                Verdict::Changed,
+                "is now a FIFO (named pipe); it was not read",
+            ),
+            (
+                ReadError::Unstable("changed while being read".to_string()),
+                Verdict::Unstable,
+                "changed while being read",
+            ),
+        ];
+        for (error, verdict, message) in cases {
+            assert_eq!(error.verdict(), (verdict, message.to_string()), "{error:?}");
+            let subject = error.subject("w.bin");
+            assert_eq!(
+                (
+                    subject.name.as_str(),
+                    subject.verdict,
+                    subject.message.as_deref()
+                ),
+                ("w.bin", verdict, Some(message))
+            );
+        }
     }
 
     #[test]

@@ -1,13 +1,13 @@
 //! Hashes many file ranges at once on a bounded thread pool, largest first.
 
 use std::fs::File;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use super::algorithm::{Algorithm, Digest};
-use super::opening::{Identity, Location};
+use super::opening::Location;
 use super::progress::Progress;
-use super::reader::{self, ReadError, ReaderConfig, Stamp};
+use super::queue::Queue;
+use super::reader::{self, Identity, ReadError, ReaderConfig, Stamp};
 
 /// One unit of hashing work: bytes `[start, end)` of the file at `location`, which must
 /// still be the file `identity` describes when it is opened.
@@ -89,7 +89,7 @@ impl Engine {
     /// Hashes every task with every algorithm and returns the results in task order,
     /// along with the number of bytes read.
     ///
-    /// Workers take tasks largest first from a shared queue, so one huge file starts at
+    /// Workers take tasks largest first from one [`Queue`], so one huge file starts at
     /// once instead of being left for last; BLAKE3 tasks also split inside a file.
     pub fn hash_all(
         &self,
@@ -123,34 +123,30 @@ impl Engine {
         inspect: Option<&Inspect<T>>,
     ) -> (Vec<Outcome<T>>, u64) {
         let progress = self.progress();
-        let mut order: Vec<usize> = (0..tasks.len()).collect();
-        order.sort_by_key(|&i| std::cmp::Reverse(tasks[i].len()));
-        progress.begin(tasks.iter().map(Task::len).sum());
+        let sizes: Vec<u64> = tasks.iter().map(Task::len).collect();
+        progress.begin(sizes.iter().sum());
 
-        let results: Vec<OnceLock<Outcome<T>>> =
-            (0..tasks.len()).map(|_| OnceLock::new()).collect();
-        let next = AtomicUsize::new(0);
+        let queue = Queue::largest_first(&sizes);
+        let no_stop = AtomicBool::new(false);
         let bytes = AtomicU64::new(0);
         let on_bytes = |n: u64| {
             bytes.fetch_add(n, Ordering::Relaxed);
             progress.advance(n);
         };
+        let hash =
+            |index: usize| self.hash_one(index, &tasks[index], algorithms, &on_bytes, inspect);
         let workers = self.jobs().min(tasks.len());
+        // The pool's own threads, not scoped ones: BLAKE3 splits a file across this pool.
         self.pool.scope(|scope| {
             for _ in 0..workers {
-                scope.spawn(|_| loop {
-                    let slot = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(&index) = order.get(slot) else { break };
-                    let outcome =
-                        self.hash_one(index, &tasks[index], algorithms, &on_bytes, inspect);
-                    let _ = results[index].set(outcome);
-                });
+                scope.spawn(|_| queue.work(&no_stop, &hash));
             }
         });
         progress.finish();
-        let results = results
+        let results = queue
+            .into_results()
             .into_iter()
-            .map(|cell| cell.into_inner().expect("every task was taken by a worker"))
+            .map(|result| result.expect("every task was taken by a worker"))
             .collect();
         (results, bytes.into_inner())
     }

@@ -5,7 +5,7 @@
 //! GNU coreutils escapes `\\`, `\n` and `\r` and writes other bytes raw; b3sum escapes `\\`
 //! and `\n` only and writes names as UTF-8, replacing invalid sequences.
 
-use crate::hash::{Algorithm, Digest};
+use crate::hash::{Algorithm, Digest, DigestError};
 
 /// One line of a check list.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -17,10 +17,60 @@ pub struct CheckEntry {
     pub digest: Digest,
 }
 
+/// Why a check list cannot be read.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CheckListError {
+    #[error("line {line}: {problem}")]
+    Line { line: usize, problem: LineProblem },
+    #[error("the check list has no entries")]
+    Empty,
+}
+
+impl CheckListError {
+    /// The algorithm whose digests the list seems to hold, when a digest has the length of
+    /// another algorithm's than the one it was read as.
+    pub fn likely_algorithm(&self) -> Option<Algorithm> {
+        match self {
+            CheckListError::Line {
+                problem: LineProblem::Digest { fits, .. },
+                ..
+            } => fits.first().copied(),
+            _ => None,
+        }
+    }
+}
+
+/// What is wrong with one line of a check list.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum LineProblem {
+    #[error("expected '<{hex_digits} hex digits>  <file name>' (two spaces between)")]
+    Form { hex_digits: usize },
+    #[error("expected '{tag} (<file name>) = <hex digest>'")]
+    TaggedForm { tag: &'static str },
+    #[error("the digest is not hexadecimal")]
+    NotText,
+    /// A digest that does not parse; `fits` are the other algorithms of its length.
+    #[error("{error}{}", length_of(fits))]
+    Digest {
+        error: DigestError,
+        fits: Vec<Algorithm>,
+    },
+    #[error("the file name has an invalid escape (only \\\\, \\n and \\r exist)")]
+    Escape,
+}
+
+fn length_of(fits: &[Algorithm]) -> String {
+    if fits.is_empty() {
+        return String::new();
+    }
+    let names: Vec<&str> = fits.iter().map(|a| a.name()).collect();
+    format!(" (the length of {} digests)", names.join(" or "))
+}
+
 /// Parses a whole check list. Lines without a tag hold digests of `algorithm`; tagged lines
 /// name their own. Blank lines are skipped; anything else malformed is an error naming the
 /// line and what was expected.
-pub fn parse(text: &[u8], algorithm: Algorithm) -> Result<Vec<CheckEntry>, String> {
+pub fn parse(text: &[u8], algorithm: Algorithm) -> Result<Vec<CheckEntry>, CheckListError> {
     let mut entries = Vec::new();
     for (index, raw) in text.split(|&b| b == b'\n').enumerate() {
         let line = index + 1;
@@ -28,7 +78,8 @@ pub fn parse(text: &[u8], algorithm: Algorithm) -> Result<Vec<CheckEntry>, Strin
         if raw.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        let entry = parse_line(raw, algorithm).map_err(|e| format!("line {line}: {e}"))?;
+        let entry =
+            parse_line(raw, algorithm).map_err(|problem| CheckListError::Line { line, problem })?;
         entries.push(CheckEntry {
             line,
             name: entry.0,
@@ -36,12 +87,12 @@ pub fn parse(text: &[u8], algorithm: Algorithm) -> Result<Vec<CheckEntry>, Strin
         });
     }
     if entries.is_empty() {
-        return Err("the check list has no entries".to_string());
+        return Err(CheckListError::Empty);
     }
     Ok(entries)
 }
 
-fn parse_line(raw: &[u8], algorithm: Algorithm) -> Result<(Vec<u8>, Digest), String> {
+fn parse_line(raw: &[u8], algorithm: Algorithm) -> Result<(Vec<u8>, Digest), LineProblem> {
     let (escaped, body) = match raw.strip_prefix(b"\\") {
         Some(rest) => (true, rest),
         None => (false, raw),
@@ -55,19 +106,23 @@ fn parse_line(raw: &[u8], algorithm: Algorithm) -> Result<(Vec<u8>, Digest), Str
     let name = match rest {
         [b' ', b' ' | b'*', name @ ..] if !name.is_empty() => name,
         _ => {
-            return Err(format!(
-                "expected '<{} hex digits>  <file name>' (two spaces between)",
-                algorithm.digest_len() * 2
-            ))
+            return Err(LineProblem::Form {
+                hex_digits: algorithm.digest_len() * 2,
+            })
         }
     };
-    let digest =
-        Digest::from_hex(algorithm, hex).map_err(|e| with_hint(e, hex.len(), algorithm))?;
+    let digest = Digest::from_hex(algorithm, hex).map_err(|error| LineProblem::Digest {
+        error,
+        fits: Algorithm::ALL
+            .into_iter()
+            .filter(|a| a.digest_len() * 2 == hex.len() && *a != algorithm)
+            .collect(),
+    })?;
     Ok((unescape_if(name, escaped)?, digest))
 }
 
 /// `TAG (NAME) = HEX`, as `sha256sum --tag` and `b2sum --tag` write it.
-fn parse_tagged(body: &[u8], escaped: bool) -> Result<Option<(Vec<u8>, Digest)>, String> {
+fn parse_tagged(body: &[u8], escaped: bool) -> Result<Option<(Vec<u8>, Digest)>, LineProblem> {
     let Some(open) = body.windows(2).position(|w| w == b" (") else {
         return Ok(None);
     };
@@ -81,31 +136,18 @@ fn parse_tagged(body: &[u8], escaped: bool) -> Result<Option<(Vec<u8>, Digest)>,
     let close = rest
         .windows(4)
         .rposition(|w| w == b") = ")
-        .ok_or_else(|| format!("expected '{tag} (<file name>) = <hex digest>'"))?;
-    let hex = std::str::from_utf8(&rest[close + 4..])
-        .map_err(|_| "the digest is not hexadecimal".to_string())?;
-    let digest = Digest::from_hex(algorithm, hex)?;
+        .ok_or(LineProblem::TaggedForm {
+            tag: algorithm.bsd_tag(),
+        })?;
+    let hex = std::str::from_utf8(&rest[close + 4..]).map_err(|_| LineProblem::NotText)?;
+    let digest = Digest::from_hex(algorithm, hex).map_err(|error| LineProblem::Digest {
+        error,
+        fits: Vec::new(),
+    })?;
     Ok(Some((unescape_if(&rest[..close], escaped)?, digest)))
 }
 
-fn with_hint(error: String, hex_len: usize, algorithm: Algorithm) -> String {
-    let fits: Vec<&str> = Algorithm::ALL
-        .into_iter()
-        .filter(|a| a.digest_len() * 2 == hex_len && *a != algorithm)
-        .map(Algorithm::name)
-        .collect();
-    if fits.is_empty() {
-        error
-    } else {
-        format!(
-            "{error}; for {} digests pass --algo {}",
-            fits.join(" or "),
-            fits[0]
-        )
-    }
-}
-
-fn unescape_if(name: &[u8], escaped: bool) -> Result<Vec<u8>, String> {
+fn unescape_if(name: &[u8], escaped: bool) -> Result<Vec<u8>, LineProblem> {
     if !escaped {
         return Ok(name.to_vec());
     }
@@ -120,12 +162,7 @@ fn unescape_if(name: &[u8], escaped: bool) -> Result<Vec<u8>, String> {
             Some(b'\\') => out.push(b'\\'),
             Some(b'n') => out.push(b'\n'),
             Some(b'r') => out.push(b'\r'),
-            _ => {
-                return Err(
-                    "the file name has an invalid escape (only \\\\, \\n and \\r exist)"
-                        .to_string(),
-                )
-            }
+            _ => return Err(LineProblem::Escape),
         }
     }
     Ok(out)
@@ -185,10 +222,12 @@ mod tests {
     #[test]
     fn malformed_lines_are_named() {
         let d = sha(b"x").hex();
-        assert!(
-            parse(format!("{d} one-space\n").as_bytes(), Algorithm::Sha256)
-                .unwrap_err()
-                .starts_with("line 1")
+        assert_eq!(
+            parse(format!("{d} one-space\n").as_bytes(), Algorithm::Sha256).unwrap_err(),
+            CheckListError::Line {
+                line: 1,
+                problem: LineProblem::Form { hex_digits: 64 }
+            }
         );
         let sha512_line = format!("{}  f\n", Algorithm::Sha512.digest(b"x").hex());
         let err = parse(
@@ -196,14 +235,24 @@ mod tests {
             Algorithm::Sha256,
         )
         .unwrap_err();
-        assert!(
-            err.starts_with("line 2") && err.contains("--algo sha512"),
-            "{err}"
+        assert_eq!(err.likely_algorithm(), Some(Algorithm::Sha512));
+        assert_eq!(
+            err.to_string(),
+            "line 2: a sha256 digest has 64 hex digits, found 128 (the length of sha512 or blake2b digests)"
         );
-        assert!(parse(b"", Algorithm::Sha256)
-            .unwrap_err()
-            .contains("no entries"));
-        assert!(parse(format!("\\{d}  bad\\q\n").as_bytes(), Algorithm::Sha256).is_err());
+        assert_eq!(
+            parse(b"", Algorithm::Sha256).unwrap_err(),
+            CheckListError::Empty
+        );
+        let bad_escape = parse(format!("\\{d}  bad\\q\n").as_bytes(), Algorithm::Sha256);
+        assert!(matches!(
+            bad_escape,
+            Err(CheckListError::Line {
+                problem: LineProblem::Escape,
+                ..
+            })
+        ));
+        assert_eq!(bad_escape.unwrap_err().likely_algorithm(), None);
     }
 
     #[test]

@@ -18,7 +18,6 @@ pub const STATEMENT_TYPE: &str = "https://in-toto.io/Statement/v1";
 pub const PREDICATE_TYPE: &str = "https://model_signing/signature/v1.0";
 /// The experimental layout of model-signing 0.2 (one subject per file).
 pub const PREDICATE_TYPE_V0_2: &str = "https://model_signing/Digests/v0.1";
-pub const PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
 
 /// A parsed, consistent OMS statement.
 #[derive(Clone, Debug)]
@@ -49,8 +48,7 @@ impl std::fmt::Display for StatementError {
             StatementError::Syntax(m) => write!(f, "malformed JSON: {m}"),
             StatementError::Signed(what) => write!(
                 f,
-                "is {what}, not a manifest: its signature must be checked before its payload is trusted; \
-                 pass it with --signature (and --key, --certificate-chain or --identity/--issuer)"
+                "is {what}, not a manifest: its signature must be checked before its payload is trusted"
             ),
             StatementError::Unsupported(m) | StatementError::Invalid(m) => f.write_str(m),
             StatementError::Inconsistent(m) => write!(f, "inconsistent manifest: {m}"),
@@ -139,8 +137,7 @@ fn parse_subject(top: &Map<String, Value>) -> Result<(String, Digest), Statement
     let name = expect_str(subject, "name", "subject[0]")?.to_string();
     let digests = expect_object(subject, "digest", "subject[0]")?;
     let hex = expect_str(digests, "sha256", "subject[0].digest")?;
-    let digest = Digest::from_hex(Algorithm::Sha256, hex)
-        .and_then(lower_hex(hex))
+    let digest = Digest::from_lower_hex(Algorithm::Sha256, hex)
         .map_err(|e| invalid("subject[0].digest.sha256", e))?;
     Ok((name, digest))
 }
@@ -268,8 +265,7 @@ fn parse_resources(
             ));
         }
         let hex = expect_str(entry, "digest", &at)?;
-        let digest = Digest::from_hex(serialization.algorithm, hex)
-            .and_then(lower_hex(hex))
+        let digest = Digest::from_lower_hex(serialization.algorithm, hex)
             .map_err(|e| invalid(&format!("{at}.digest"), format!("\"{name}\": {e}")))?;
         resources.push(Resource { key, digest });
     }
@@ -317,16 +313,6 @@ fn check_shards_tile(
         }
     }
     Ok(())
-}
-
-fn lower_hex(hex: &str) -> impl Fn(Digest) -> Result<Digest, String> + '_ {
-    move |d| {
-        if hex.bytes().any(|b| b.is_ascii_uppercase()) {
-            Err("digests are written in lower-case hex".to_string())
-        } else {
-            Ok(d)
-        }
-    }
 }
 
 fn field_at(at: &str, key: &str) -> String {
@@ -580,10 +566,12 @@ mod tests {
     fn bundles_and_old_layouts_are_refused_with_directions() {
         let bundle =
             br#"{"mediaType":"application/vnd.dev.sigstore.bundle.v0.3+json","dsseEnvelope":{}}"#;
-        assert!(parse(bundle)
-            .unwrap_err()
-            .to_string()
-            .contains("--signature"));
+        let refused = parse(bundle).unwrap_err();
+        assert_eq!(
+            refused,
+            StatementError::Signed("a Sigstore signature bundle")
+        );
+        assert!(refused.to_string().contains("signature must be checked"));
         let old = br#"{"_type":"https://in-toto.io/Statement/v1","predicateType":"https://model_signing/Digests/v0.1","subject":[]}"#;
         assert!(matches!(parse(old), Err(StatementError::Unsupported(_))));
         assert!(

@@ -9,8 +9,9 @@ pub mod walk;
 use std::fs::File;
 use std::path::Path;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Hint, Result};
 use crate::hash::{Digest, Engine, ReadError, Stamp, Task};
+use crate::report::Verdict;
 use oms::{Manifest, ResourceKey, Serialization};
 use walk::{Model, ModelFile, WalkOptions};
 
@@ -49,13 +50,18 @@ pub fn walk_faithfully(path: &Path, serialization: &Serialization) -> Result<Mod
             .iter()
             .map(|p| format!("\n  {}: {}", p.name, p.describe()))
             .collect();
+        let or_allow_symlinks = model
+            .problems
+            .iter()
+            .any(|p| matches!(p.kind, walk::ProblemKind::SymlinkNotAllowed { .. }));
         return Err(Error::input(
             path,
             format!(
-                "cannot be serialized faithfully (remove these or pass --ignore-paths):{}",
+                "cannot be serialized faithfully (remove these or leave them out):{}",
                 lines.concat()
             ),
-        ));
+        )
+        .with_hint(Hint::LeaveOut { or_allow_symlinks }));
     }
     Ok(model)
 }
@@ -168,13 +174,9 @@ pub fn read_error(model: &Model, name: &str, error: ReadError) -> Error {
 
 /// The error that stops a complete description when the file at `path` could not be read.
 pub fn read_error_at(path: std::path::PathBuf, error: ReadError) -> Error {
-    match error {
-        ReadError::Unstable(message) => Error::Unstable { path, message },
-        ReadError::NotRegular(kind) => Error::input(path, format!("is {kind}; it was not read")),
-        ReadError::Io(source) if source.kind() == std::io::ErrorKind::NotFound => Error::Unstable {
-            path,
-            message: "was removed while the model was being read".to_string(),
-        },
-        ReadError::Io(source) => Error::io(path, source),
+    match (error.verdict(), error) {
+        ((Verdict::Unreadable, _), ReadError::Io(source)) => Error::io(path, source),
+        ((Verdict::Unstable, message), _) => Error::Unstable { path, message },
+        ((_, message), _) => Error::input(path, message),
     }
 }

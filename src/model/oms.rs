@@ -19,6 +19,32 @@ pub enum Method {
     Shards { shard_size: u64 },
 }
 
+/// Settings OMS or model-signing cannot take.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SerializationError {
+    #[error("{0} is not an OMS algorithm; model manifests use sha256, blake2b or blake3")]
+    NotOms(Algorithm),
+    #[error(
+        "shards with blake3: BLAKE3 already hashes a file in parallel, and model-signing \
+         silently drops sharding for blake3, so such a manifest could not be verified by it; \
+         drop the shard size"
+    )]
+    ShardedBlake3,
+    #[error("the shard size must be at least one byte")]
+    EmptyShards,
+}
+
+/// Why a resource name is not a shard name.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ShardNameError {
+    #[error("a shard name must be PATH:START:END")]
+    Form,
+    #[error("'{0}' is not a byte offset in shard name PATH:START:END")]
+    Offset(String),
+    #[error("shard {start}..{end} is empty or reversed")]
+    Empty { start: u64, end: u64 },
+}
+
 /// How a model was turned into resources; recorded in a manifest so it can be redone.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Serialization {
@@ -35,20 +61,15 @@ impl Serialization {
         algorithm: Algorithm,
         shard_size: Option<u64>,
         allow_symlinks: bool,
-    ) -> Result<Serialization, String> {
+    ) -> Result<Serialization, SerializationError> {
         if !algorithm.is_oms() {
-            return Err(format!(
-                "{algorithm} is not an OMS algorithm; model manifests use sha256, blake2b or blake3"
-            ));
+            return Err(SerializationError::NotOms(algorithm));
         }
         if algorithm == Algorithm::Blake3 && shard_size.is_some() {
-            return Err("shards with blake3: BLAKE3 already hashes a file in parallel, and model-signing \
-                        silently drops sharding for blake3, so such a manifest could not be verified by it; \
-                        drop the shard size"
-                .to_string());
+            return Err(SerializationError::ShardedBlake3);
         }
         if shard_size == Some(0) {
-            return Err("the shard size must be at least one byte".to_string());
+            return Err(SerializationError::EmptyShards);
         }
         Ok(Serialization {
             method: shard_size.map_or(Method::Files, |shard_size| Method::Shards { shard_size }),
@@ -87,7 +108,7 @@ pub struct ResourceKey {
 impl ResourceKey {
     /// Parses a resource name as written under `method`. Shard names split at their last
     /// two colons, so a path containing `:` survives.
-    pub fn parse(name: &str, method: Method) -> Result<ResourceKey, String> {
+    pub fn parse(name: &str, method: Method) -> Result<ResourceKey, ShardNameError> {
         match method {
             Method::Files => Ok(ResourceKey {
                 path: name.to_string(),
@@ -97,16 +118,15 @@ impl ResourceKey {
                 let mut parts = name.rsplitn(3, ':');
                 let (end, start, path) = match (parts.next(), parts.next(), parts.next()) {
                     (Some(end), Some(start), Some(path)) => (end, start, path),
-                    _ => return Err("a shard name must be PATH:START:END".to_string()),
+                    _ => return Err(ShardNameError::Form),
                 };
                 let number = |s: &str| {
-                    s.parse::<u64>().map_err(|_| {
-                        format!("'{s}' is not a byte offset in shard name PATH:START:END")
-                    })
+                    s.parse::<u64>()
+                        .map_err(|_| ShardNameError::Offset(s.to_string()))
                 };
                 let (start, end) = (number(start)?, number(end)?);
                 if start >= end {
-                    return Err(format!("shard {start}..{end} is empty or reversed"));
+                    return Err(ShardNameError::Empty { start, end });
                 }
                 Ok(ResourceKey {
                     path: path.to_string(),
@@ -254,9 +274,15 @@ mod tests {
         assert_eq!(key.path, "dir/a:b");
         assert_eq!(key.range, Some((0, 10)));
         assert_eq!(key.to_string(), "dir/a:b:0:10");
-        assert!(ResourceKey::parse("a:10:0", method).is_err());
-        assert!(ResourceKey::parse("a:x:1", method).is_err());
-        assert!(ResourceKey::parse("a", method).is_err());
+        assert_eq!(
+            ResourceKey::parse("a:10:0", method),
+            Err(ShardNameError::Empty { start: 10, end: 0 })
+        );
+        assert_eq!(
+            ResourceKey::parse("a:x:1", method),
+            Err(ShardNameError::Offset("x".into()))
+        );
+        assert_eq!(ResourceKey::parse("a", method), Err(ShardNameError::Form));
     }
 
     #[test]

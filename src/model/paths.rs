@@ -4,7 +4,7 @@
 //! `.` for a model that is a single file, as model-signing writes them.
 
 use std::cmp::Ordering;
-use std::path::{Component, Path};
+use std::path::{Component, Path, PathBuf};
 
 /// The name of the single resource of a model that is one file.
 pub const SINGLE_FILE_NAME: &str = ".";
@@ -12,33 +12,56 @@ pub const SINGLE_FILE_NAME: &str = ".";
 /// Paths model-signing ignores unless told otherwise.
 pub const DEFAULT_IGNORED: [&str; 4] = [".git", ".gitattributes", ".github", ".gitignore"];
 
+/// Why a name or a path does not name a file inside the model.
+#[derive(Debug, thiserror::Error)]
+pub enum NameError {
+    #[error("the name is empty")]
+    Empty,
+    #[error("the name contains a NUL byte")]
+    Nul,
+    #[error("the name is an absolute path; names must be relative to the model root")]
+    Absolute,
+    #[error("the name has an empty component ('//' or a trailing '/')")]
+    EmptyComponent,
+    #[error("the name has a '.' component; names must be normalized")]
+    CurrentDir,
+    #[error("the name has a '..' component, which would leave the model root")]
+    ParentDir,
+    #[error("cannot resolve the model root: {0}")]
+    RootUnresolved(std::io::Error),
+    #[error("'{given}' is not inside the model root {}", root.display())]
+    OutsideRoot { given: String, root: PathBuf },
+    #[error("'{0}' is not valid UTF-8")]
+    NotUtf8(String),
+    #[error("'{0}' uses '..'; it must name something inside the model")]
+    PathLeavesRoot(String),
+    #[error("'{0}' is an absolute path; it must be relative to the model root")]
+    PathAbsolute(String),
+    #[error("'{0}' names the whole model")]
+    WholeModel(String),
+}
+
 /// Checks that `name` is a normalized relative path that stays inside the model root.
 ///
-/// The message explains the first rule broken; callers add which file and entry it was.
-pub fn check_name(name: &str) -> Result<(), String> {
+/// The error is the first rule broken; callers add which file and entry it was.
+pub fn check_name(name: &str) -> Result<(), NameError> {
     if name.is_empty() {
-        return Err("the name is empty".into());
+        return Err(NameError::Empty);
     }
     if name == SINGLE_FILE_NAME {
         return Ok(());
     }
     if name.contains('\0') {
-        return Err("the name contains a NUL byte".into());
+        return Err(NameError::Nul);
     }
     if name.starts_with('/') {
-        return Err(
-            "the name is an absolute path; names must be relative to the model root".into(),
-        );
+        return Err(NameError::Absolute);
     }
     for component in name.split('/') {
         match component {
-            "" => return Err("the name has an empty component ('//' or a trailing '/')".into()),
-            "." => return Err("the name has a '.' component; names must be normalized".into()),
-            ".." => {
-                return Err(
-                    "the name has a '..' component, which would leave the model root".into(),
-                )
-            }
+            "" => return Err(NameError::EmptyComponent),
+            "." => return Err(NameError::CurrentDir),
+            ".." => return Err(NameError::ParentDir),
             _ => {}
         }
     }
@@ -100,50 +123,45 @@ impl IgnoreSet {
 ///
 /// A relative path is taken relative to the model root (`README.md`, `./docs/`); an absolute
 /// path must lie inside the root.
-pub fn normalize_ignore(root: &Path, given: &str) -> Result<String, String> {
+pub fn normalize_ignore(root: &Path, given: &str) -> Result<String, NameError> {
     let path = Path::new(given);
     if !path.is_absolute() {
         return normalize_relative_name(given);
     }
-    let canonical_root = root
-        .canonicalize()
-        .map_err(|e| format!("cannot resolve the model root: {e}"))?;
+    let canonical_root = root.canonicalize().map_err(NameError::RootUnresolved)?;
     let relative = path
         .strip_prefix(root)
         .or_else(|_| path.strip_prefix(&canonical_root))
-        .map_err(|_| format!("'{given}' is not inside the model root {}", root.display()))?;
+        .map_err(|_| NameError::OutsideRoot {
+            given: given.to_string(),
+            root: root.to_path_buf(),
+        })?;
     let relative = relative
         .to_str()
-        .ok_or_else(|| format!("'{given}' is not valid UTF-8"))?;
+        .ok_or_else(|| NameError::NotUtf8(given.to_string()))?;
     normalize_relative_name(relative)
 }
 
 /// Normalizes a relative path inside the model (`./a//b/` becomes `a/b`); `..` and absolute
 /// paths are refused, since they would name something outside the model.
-pub fn normalize_relative_name(given: &str) -> Result<String, String> {
+pub fn normalize_relative_name(given: &str) -> Result<String, NameError> {
     let mut parts = Vec::new();
     for component in Path::new(given).components() {
         match component {
             Component::CurDir => {}
             Component::Normal(part) => parts.push(
                 part.to_str()
-                    .ok_or_else(|| format!("'{given}' is not valid UTF-8"))?
+                    .ok_or_else(|| NameError::NotUtf8(given.to_string()))?
                     .to_string(),
             ),
-            Component::ParentDir => {
-                return Err(format!(
-                    "'{given}' uses '..'; it must name something inside the model"
-                ))
-            }
+            Component::ParentDir => return Err(NameError::PathLeavesRoot(given.to_string())),
             Component::RootDir | Component::Prefix(_) => {
-                return Err(format!(
-                    "'{given}' is an absolute path; it must be relative to the model root"
-                ))
+                return Err(NameError::PathAbsolute(given.to_string()))
             }
         }
     }
     if parts.is_empty() {
-        return Err(format!("'{given}' names the whole model"));
+        return Err(NameError::WholeModel(given.to_string()));
     }
     Ok(parts.join("/"))
 }
@@ -218,8 +236,17 @@ mod tests {
             normalize_ignore(root, inside.to_str().unwrap()).unwrap(),
             "x/y"
         );
-        assert!(normalize_ignore(root, "/elsewhere").is_err());
-        assert!(normalize_ignore(root, "../x").is_err());
-        assert!(normalize_ignore(root, ".").is_err());
+        assert!(matches!(
+            normalize_ignore(root, "/elsewhere"),
+            Err(NameError::OutsideRoot { .. })
+        ));
+        assert!(matches!(
+            normalize_ignore(root, "../x"),
+            Err(NameError::PathLeavesRoot(given)) if given == "../x"
+        ));
+        assert_eq!(
+            normalize_ignore(root, ".").unwrap_err().to_string(),
+            "'.' names the whole model"
+        );
     }
 }

@@ -112,7 +112,7 @@ impl Problem {
     pub fn describe(&self) -> String {
         match &self.kind {
             ProblemKind::SymlinkNotAllowed { target } => format!(
-                "is a symbolic link (to {target}); links are refused unless --allow-symlinks is given"
+                "is a symbolic link (to {target}); links are refused unless symbolic links are allowed"
             ),
             ProblemKind::SymlinkOutsideRoot { target } => {
                 format!("is a symbolic link that leads outside the model root (to {target}); it is never followed")

@@ -93,7 +93,7 @@ pub fn from_docker_config(path: &Path, host: &str) -> Result<Found> {
         let warnings = helper
             .map(|helper| {
                 vec![format!(
-                    "{}: credentials for {host} may be held by the credential helper docker-credential-{helper}, which vouch does not run; pass --username and --password-stdin",
+                    "{}: credentials for {host} may be held by the credential helper docker-credential-{helper}, which vouch does not run; give vouch the credentials itself",
                     path.display()
                 )]
             })
@@ -133,7 +133,7 @@ pub fn from_docker_config(path: &Path, host: &str) -> Result<Found> {
             "no username and password"
         };
         return Ok(anonymous(vec![format!(
-            "{}: the entry for {host} holds {what}; going on anonymously (pass --username and --password-stdin)",
+            "{}: the entry for {host} holds {what}; going on anonymously (give vouch the credentials itself)",
             path.display()
         )]));
     };

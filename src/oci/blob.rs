@@ -33,8 +33,13 @@ pub struct Found {
     pub size: u64,
     pub content: Option<Vec<u8>>,
     /// The diff_id, or why the blob could not be decompressed.
-    pub diff_id: Option<Result<Digest, String>>,
+    pub diff_id: Option<Result<Digest, Undecompressable>>,
 }
+
+/// A layer whose content could not be decompressed, with the decompressor's reason.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot decompress the layer: {0}")]
+pub struct Undecompressable(#[source] io::Error);
 
 impl Found {
     pub fn digest(&self, algorithm: Algorithm) -> Option<&Digest> {
@@ -70,7 +75,7 @@ pub fn check(reader: impl Read, wanted: &Wanted, progress: &dyn Progress) -> io:
         digests: tee.hashers.into_iter().map(Hasher::finalize).collect(),
         size: tee.read,
         content: tee.kept,
-        diff_id: diff_id.map(|d| d.map_err(|e| format!("cannot decompress the layer: {e}"))),
+        diff_id: diff_id.map(|d| d.map_err(Undecompressable)),
     })
 }
 
@@ -213,7 +218,8 @@ mod tests {
             .diff_id
             .unwrap()
             .unwrap_err()
-            .contains("cannot decompress"));
+            .to_string()
+            .starts_with("cannot decompress the layer: "));
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
-use crate::hash::{Algorithm, Digest};
+use crate::hash::{Algorithm, Digest, DigestError};
 use crate::json::{self, JsonError};
 
 pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
@@ -47,26 +47,41 @@ pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
 /// Manifests, indexes and configurations larger than this are refused, as registries do.
 pub const MAX_DOCUMENT_BYTES: u64 = 4 << 20;
 
+/// Why a text is not an OCI digest.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum OciDigestError {
+    #[error("'{0}' is not a digest (ALGORITHM:HEX, e.g. sha256:…)")]
+    Form(String),
+    #[error("'{text}': OCI digests use sha256 or sha512, not '{algorithm}'")]
+    Algorithm { text: String, algorithm: String },
+    #[error("'{0}': OCI digests are written in lower-case hex")]
+    UpperCase(String),
+    #[error("'{text}': {error}")]
+    Hex { text: String, error: DigestError },
+}
+
 /// Parses an OCI digest: `sha256:` or `sha512:` and lower-case hex of the right length.
-pub fn parse_digest(text: &str) -> Result<Digest, String> {
+pub fn parse_digest(text: &str) -> Result<Digest, OciDigestError> {
     let (name, hex) = text
         .split_once(':')
-        .ok_or_else(|| format!("'{text}' is not a digest (ALGORITHM:HEX, e.g. sha256:…)"))?;
+        .ok_or_else(|| OciDigestError::Form(text.to_string()))?;
     let algorithm = match name {
         "sha256" => Algorithm::Sha256,
         "sha512" => Algorithm::Sha512,
         _ => {
-            return Err(format!(
-                "'{text}': OCI digests use sha256 or sha512, not '{name}'"
-            ))
+            return Err(OciDigestError::Algorithm {
+                text: text.to_string(),
+                algorithm: name.to_string(),
+            })
         }
     };
     if hex.bytes().any(|b| b.is_ascii_uppercase()) {
-        return Err(format!(
-            "'{text}': OCI digests are written in lower-case hex"
-        ));
+        return Err(OciDigestError::UpperCase(text.to_string()));
     }
-    Digest::from_hex(algorithm, hex).map_err(|e| format!("'{text}': {e}"))
+    Digest::from_hex(algorithm, hex).map_err(|error| OciDigestError::Hex {
+        text: text.to_string(),
+        error,
+    })
 }
 
 fn digest_field<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Digest, D::Error> {
@@ -104,6 +119,13 @@ impl Descriptor {
     }
 }
 
+/// A text that is not `OS/ARCH[/VARIANT]`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "'{0}' is not a platform: write OS/ARCH or OS/ARCH/VARIANT (e.g. linux/amd64, linux/arm/v7)"
+)]
+pub struct NotAPlatform(pub String);
+
 /// The platform an index entry is built for.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 pub struct Platform {
@@ -114,13 +136,11 @@ pub struct Platform {
 }
 
 impl Platform {
-    /// Parses `OS/ARCH[/VARIANT]`, as `--platform` takes it.
-    pub fn parse(text: &str) -> Result<Platform, String> {
+    /// Parses `OS/ARCH[/VARIANT]`, as a user names the platform to verify.
+    pub fn parse(text: &str) -> Result<Platform, NotAPlatform> {
         let parts: Vec<&str> = text.split('/').collect();
         if parts.iter().any(|p| p.is_empty()) || !(2..=3).contains(&parts.len()) {
-            return Err(format!(
-                "'{text}' is not a platform: write OS/ARCH or OS/ARCH/VARIANT (e.g. linux/amd64, linux/arm/v7)"
-            ));
+            return Err(NotAPlatform(text.to_string()));
         }
         Ok(Platform {
             os: parts[0].to_string(),
@@ -282,8 +302,19 @@ fn malformed(message: impl Into<String>) -> JsonError {
     JsonError::Malformed(message.into())
 }
 
+/// Why an image configuration gives no diff_ids.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("malformed image configuration: {0}")]
+    Malformed(String),
+    #[error("ambiguous image configuration: {0}")]
+    Ambiguous(String),
+    #[error("rootfs.diff_ids[{index}]: {error}")]
+    DiffId { index: usize, error: OciDigestError },
+}
+
 /// The `rootfs.diff_ids` of an image configuration: the digests of the uncompressed layers.
-pub fn diff_ids(config: &[u8]) -> Result<Vec<Digest>, String> {
+pub fn diff_ids(config: &[u8]) -> Result<Vec<Digest>, ConfigError> {
     #[derive(Deserialize)]
     struct Config {
         rootfs: RootFs,
@@ -293,15 +324,17 @@ pub fn diff_ids(config: &[u8]) -> Result<Vec<Digest>, String> {
         diff_ids: Vec<String>,
     }
     let config: Config = json::from_slice(config).map_err(|e| match e {
-        JsonError::Malformed(m) => format!("malformed image configuration: {m}"),
-        JsonError::Ambiguous(m) => format!("ambiguous image configuration: {m}"),
+        JsonError::Malformed(m) => ConfigError::Malformed(m),
+        JsonError::Ambiguous(m) => ConfigError::Ambiguous(m),
     })?;
     config
         .rootfs
         .diff_ids
         .iter()
         .enumerate()
-        .map(|(i, text)| parse_digest(text).map_err(|e| format!("rootfs.diff_ids[{i}]: {e}")))
+        .map(|(index, text)| {
+            parse_digest(text).map_err(|error| ConfigError::DiffId { index, error })
+        })
         .collect()
 }
 
@@ -317,16 +350,23 @@ mod tests {
             parse_digest(&format!("sha256:{HEX}")).unwrap(),
             Algorithm::Sha256.digest(b"abc")
         );
-        assert!(parse_digest(&format!("sha256:{}", HEX.to_uppercase()))
-            .unwrap_err()
-            .contains("lower-case"));
+        let upper = format!("sha256:{}", HEX.to_uppercase());
+        assert_eq!(
+            parse_digest(&upper),
+            Err(OciDigestError::UpperCase(upper.clone()))
+        );
         assert!(parse_digest(&format!("md5:{HEX}"))
             .unwrap_err()
+            .to_string()
             .contains("sha256 or sha512"));
-        assert!(parse_digest("sha512:abcd")
-            .unwrap_err()
-            .contains("128 hex digits"));
-        assert!(parse_digest("sha256").is_err());
+        assert_eq!(
+            parse_digest("sha512:abcd").unwrap_err().to_string(),
+            "'sha512:abcd': a sha512 digest has 128 hex digits, found 4"
+        );
+        assert_eq!(
+            parse_digest("sha256"),
+            Err(OciDigestError::Form("sha256".into()))
+        );
     }
 
     #[test]
@@ -403,6 +443,7 @@ mod tests {
         assert!(
             diff_ids(br#"{"rootfs":{"diff_ids":[],"Diff_IDs":["sha256:00"]}}"#)
                 .unwrap_err()
+                .to_string()
                 .starts_with("ambiguous image configuration: rootfs: key \"Diff_IDs\"")
         );
     }
@@ -414,7 +455,7 @@ mod tests {
         assert!(arm64.accepts(&arm64_v8));
         assert!(!arm64_v8.accepts(&arm64));
         assert_eq!(arm64_v8.to_string(), "linux/arm64/v8");
-        assert!(Platform::parse("linux").is_err());
+        assert_eq!(Platform::parse("linux"), Err(NotAPlatform("linux".into())));
         assert!(Platform::parse("linux//v7").is_err());
     }
 
@@ -425,8 +466,8 @@ mod tests {
             diff_ids(config.as_bytes()).unwrap(),
             [Algorithm::Sha256.digest(b"abc")]
         );
-        assert!(diff_ids(br#"{"rootfs":{"diff_ids":["nope"]}}"#)
-            .unwrap_err()
-            .contains("rootfs.diff_ids[0]"));
+        let bad = diff_ids(br#"{"rootfs":{"diff_ids":["nope"]}}"#).unwrap_err();
+        assert!(matches!(bad, ConfigError::DiffId { index: 0, .. }));
+        assert!(bad.to_string().starts_with("rootfs.diff_ids[0]: 'nope'"));
     }
 }

@@ -1,6 +1,6 @@
 //! A model stored as an OCI artifact, one layer per file named by the annotation
 //! `org.opencontainers.image.title` (or ModelPack's `org.cncf.model.filepath`), compared
-//! file by file with an approved OMS manifest.
+//! file by file with the approved files and their SHA-256 digests.
 
 use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
@@ -10,8 +10,6 @@ use super::document::{Descriptor, EMPTY, TITLE};
 use super::store::Unavailable;
 use super::unavailable_subject;
 use crate::hash::{Algorithm, Digest};
-use crate::manifest::statement::Statement;
-use crate::model::oms::Method;
 use crate::model::paths::{check_name, normalize_relative_name, IgnoreSet, SINGLE_FILE_NAME};
 use crate::report::{Subject, Verdict};
 
@@ -25,38 +23,14 @@ pub struct ApprovedFiles {
 }
 
 impl ApprovedFiles {
-    /// The files of the unsigned OMS manifest at `path`.
-    pub fn load(path: &std::path::Path) -> crate::error::Result<ApprovedFiles> {
-        let statement = crate::manifest::load_statement(path)?;
-        ApprovedFiles::from_statement(&statement, &format!("manifest {}", path.display()))
-            .map_err(|e| crate::error::Error::input(path, e))
-    }
-
-    /// The files of an OMS statement, unsigned or taken from a verified signature.
-    /// `source` says what it came from, for reports (`manifest approved.json`, `signature
-    /// model.sig`).
-    pub fn from_statement(statement: &Statement, source: &str) -> Result<ApprovedFiles, String> {
-        crate::manifest::check_consistent(statement)?;
-        let manifest = &statement.manifest;
-        let serialization = &manifest.serialization;
-        if serialization.method != Method::Files || serialization.algorithm != Algorithm::Sha256 {
-            return Err(format!(
-                "an OCI artifact stores whole files under their SHA-256 digests, but this manifest is serialized as {}; make it with `vouch manifest` without --shard-size and --algo",
-                serialization.describe()
-            ));
-        }
-        // No default ignore names: unlike a checkout on disk, an artifact has no reason to
-        // carry `.git` and the like, so such a layer is a file like any other.
-        let ignore = serialization.ignore_paths.clone();
-        Ok(ApprovedFiles {
-            files: manifest
-                .resources
-                .iter()
-                .map(|r| (r.key.path.clone(), r.digest.clone()))
-                .collect(),
+    /// The approved files, each with its SHA-256 digest; names under `ignore` are not
+    /// looked for among the layers. `description` names the approval in reports.
+    pub fn new(files: Vec<(String, Digest)>, ignore: IgnoreSet, description: String) -> Self {
+        ApprovedFiles {
+            files,
             ignore,
-            description: format!("{source} ({})", serialization.describe()),
-        })
+            description,
+        }
     }
 
     fn is_single_file(&self) -> bool {

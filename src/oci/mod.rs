@@ -4,8 +4,8 @@
 //! platforms), checks the manifest's digest against a pin, then streams the configuration
 //! and every layer, checking each blob's digest and size against its descriptor, with
 //! bounded concurrency and never a whole blob in memory. On request it also checks each
-//! layer's diff_id, and compares the files of a model artifact with an approved OMS
-//! manifest or signature ([`verify_signed`]). [`inspect`] reads one image the same way to
+//! layer's diff_id, and compares the files of a model artifact with the approved files
+//! ([`ApprovedFiles`]). [`inspect`] reads one image the same way to
 //! describe it (an SBOM), returning it only when every blob matched. Everything found becomes
 //! a [`Report`]; only what stops the check early (a malformed reference, an unreachable
 //! registry) is an [`Error`].
@@ -20,15 +20,11 @@ mod registry;
 mod store;
 
 use std::collections::HashMap;
-use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::hash::{Algorithm, Digest, Engine};
 use crate::report::{Report, Status, Subject, Verdict};
-use crate::sign::{check_signature, SignatureCheck, SignerPolicy};
 use auth::Credentials;
 use blob::{Found, Wanted};
 use document::{Descriptor, Document, ImageManifest, Index, Platform};
@@ -73,23 +69,22 @@ pub struct Options {
     pub pinned: Option<Digest>,
     /// Also decompress each layer and check it against the configuration's diff_ids.
     pub diff_ids: bool,
-    /// The files of a model artifact, from an approved OMS manifest.
-    pub approved: Option<ApprovedFiles>,
 }
 
 /// Indexes nested deeper than this are refused (a cycle could not end otherwise).
 const MAX_NESTING: usize = 8;
 
-/// Verifies the image or artifact `reference` names.
+/// Verifies the image or artifact `reference` names; with `approved`, it is a model
+/// artifact whose layers hold those files. The report's duration is the caller's to set.
 pub fn verify(
     reference: &ImageRef,
     connection: &Connection,
     options: &Options,
+    approved: Option<&ApprovedFiles>,
     engine: &Engine,
 ) -> Result<Report> {
-    let started = Instant::now();
     // The files of a model artifact are compared by the SHA-256 of the bytes read.
-    let digests = match options.approved {
+    let digests = match approved {
         Some(_) => vec![Algorithm::Sha256],
         None => Vec::new(),
     };
@@ -98,7 +93,7 @@ pub fn verify(
         plan,
         results,
         ..
-    } = check(reference, connection, options, &digests, engine)?;
+    } = check(reference, connection, options, approved, &digests, engine)?;
     if reference.digest().is_none() && options.pinned.is_none() {
         if let Some(tag) = reference.tag() {
             report.warnings.push(format!(
@@ -115,7 +110,7 @@ pub fn verify(
         if options.diff_ids {
             check_diff_ids(image, &plan.blobs, &results, &prefix, &mut report);
         }
-        if let Some(approved) = &options.approved {
+        if let Some(approved) = approved {
             // The manifest's own descriptors: the plan keeps one per blob, and two layers
             // with the same content (an empty `{}`, the configuration) carry different titles.
             let layers: Vec<files::Layer> = image
@@ -137,41 +132,6 @@ pub fn verify(
                 .extend(files::compare(approved, &config, &layers, &prefix));
         }
     }
-    report.duration = started.elapsed();
-    Ok(report)
-}
-
-/// Verifies a model artifact against the OMS signature bundle at `signature`: the signature
-/// is checked under `policy` first, and only the statement of a valid signature approves
-/// the artifact's files (as an unsigned manifest does in [`Options::approved`]).
-///
-/// A refused signature is a report with one `rejected` subject (exit 1), and no blob is
-/// read; a signed statement in a layout vouch does not support, or one whose serialization
-/// cannot describe an artifact's whole-file layers, is an input error (exit 2).
-pub fn verify_signed(
-    reference: &ImageRef,
-    connection: &Connection,
-    options: &Options,
-    signature: &Path,
-    policy: &SignerPolicy,
-    engine: &Engine,
-) -> Result<Report> {
-    let started = Instant::now();
-    let (statement, signature_subject) =
-        match check_signature(signature, policy, &reference.to_string())? {
-            SignatureCheck::Verified { statement, subject } => (statement, subject),
-            SignatureCheck::Refused(report) => return Ok(report),
-        };
-    let approved =
-        ApprovedFiles::from_statement(&statement, &format!("signature {}", signature.display()))
-            .map_err(|e| Error::input(signature, e))?;
-    let options = Options {
-        approved: Some(approved),
-        ..options.clone()
-    };
-    let mut report = verify(reference, connection, &options, engine)?;
-    report.subjects.insert(0, signature_subject);
-    report.duration = started.elapsed();
     Ok(report)
 }
 
@@ -228,14 +188,13 @@ pub fn inspect(
         platforms: platform.map_or(Platforms::Host, Platforms::Only),
         pinned: None,
         diff_ids: false,
-        approved: None,
     };
     let Checked {
         mut report,
         root_digest,
         mut plan,
         results,
-    } = check(reference, connection, &options, digests, engine)?;
+    } = check(reference, connection, &options, None, digests, engine)?;
     if report.status() != Status::Verified {
         return Ok(Inspection::Failed(report));
     }
@@ -288,6 +247,7 @@ fn check(
     reference: &ImageRef,
     connection: &Connection,
     options: &Options,
+    approved: Option<&ApprovedFiles>,
     digests: &[Algorithm],
     engine: &Engine,
 ) -> Result<Checked> {
@@ -295,7 +255,7 @@ fn check(
     let store = open(reference, connection)?;
     let mut report = Report {
         target: reference.to_string(),
-        approval: approval(pin.as_ref(), options),
+        approval: approval(pin.as_ref(), approved, options.diff_ids),
         warnings: store.warnings(),
         ..Report::default()
     };
@@ -371,15 +331,15 @@ fn pin(reference: &ImageRef, pinned: Option<&Digest>) -> Result<Option<Digest>> 
     }
 }
 
-fn approval(pin: Option<&Digest>, options: &Options) -> String {
+fn approval(pin: Option<&Digest>, approved: Option<&ApprovedFiles>, diff_ids: bool) -> String {
     let mut parts = Vec::new();
     if let Some(pin) = pin {
         parts.push(format!("pinned digest {pin}"));
     }
-    if let Some(approved) = &options.approved {
+    if let Some(approved) = approved {
         parts.push(approved.description.clone());
     }
-    parts.push(if options.diff_ids {
+    parts.push(if diff_ids {
         "descriptor digests and diff_ids".to_string()
     } else {
         "descriptor digests".to_string()
@@ -432,10 +392,14 @@ fn resolve_root(
     let root = match store.root() {
         Ok(root) => root,
         Err(Unavailable::Failed(message)) => {
-            return Err(Error::Remote {
+            let error = Error::Remote {
                 target: reference.to_string(),
                 message,
-            })
+            };
+            return Err(match store.hint() {
+                Some(hint) => error.with_hint(hint),
+                None => error,
+            });
         }
         Err(unavailable) => {
             let expected = pin.map(Digest::prefixed);
@@ -787,27 +751,15 @@ fn check_blobs(
     blobs: &[PlannedBlob],
     engine: &Engine,
 ) -> Vec<Result<Found, Unavailable>> {
+    use crate::hash::queue::{self, Queue};
     let (jobs, progress) = (engine.jobs(), engine.progress());
-    let mut order: Vec<usize> = (0..blobs.len()).collect();
-    order.sort_by_key(|&i| std::cmp::Reverse(blobs[i].descriptor.size));
-    progress.begin(blobs.iter().map(|b| b.descriptor.size).sum());
-    let results: Vec<OnceLock<Result<Found, Unavailable>>> =
-        blobs.iter().map(|_| OnceLock::new()).collect();
-    let next = AtomicUsize::new(0);
-    std::thread::scope(|scope| {
-        for _ in 0..jobs.clamp(1, blobs.len().max(1)) {
-            scope.spawn(|| {
-                while let Some(&i) = order.get(next.fetch_add(1, Ordering::Relaxed)) {
-                    let _ = results[i].set(check_blob(store, &blobs[i], progress));
-                }
-            });
-        }
+    let sizes: Vec<u64> = blobs.iter().map(|b| b.descriptor.size).collect();
+    progress.begin(sizes.iter().sum());
+    let results = queue::run(Queue::largest_first(&sizes), jobs, |i| {
+        check_blob(store, &blobs[i], progress)
     });
     progress.finish();
     results
-        .into_iter()
-        .map(|r| r.into_inner().expect("every blob is checked"))
-        .collect()
 }
 
 /// Reads one blob, trying again (from the start) when the transfer breaks off, but not
@@ -913,7 +865,7 @@ fn check_diff_ids(
         Err(e) => {
             report
                 .subjects
-                .push(Subject::new(name, Verdict::Rejected).message(e));
+                .push(Subject::new(name, Verdict::Rejected).message(e.to_string()));
             return;
         }
     };
@@ -954,7 +906,7 @@ fn check_diff_ids(
                 verdict: Verdict::Changed,
                 ..subject
             }
-            .message(message.clone()),
+            .message(message.to_string()),
             None => continue,
         };
         report.subjects.push(subject);

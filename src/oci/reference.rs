@@ -4,7 +4,7 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use super::document::parse_digest;
+use super::document::{parse_digest, OciDigestError};
 use crate::hash::Digest;
 
 /// What `vouch oci` verifies.
@@ -32,6 +32,51 @@ pub struct LayoutRef {
     pub digest: Option<Digest>,
 }
 
+/// Why a text is not an image reference: the problem, and the forms expected.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ReferenceError {
+    #[error("'{text}': {problem}; expected docker://HOST[:PORT]/REPO:TAG or docker://HOST[:PORT]/REPO@sha256:HEX")]
+    Registry {
+        text: String,
+        problem: ReferenceProblem,
+    },
+    #[error("'{text}': {problem}; expected oci:DIR, oci:DIR:TAG or oci:DIR@sha256:HEX")]
+    Layout {
+        text: String,
+        problem: ReferenceProblem,
+    },
+    #[error("'{0}' is not an image reference: write docker://HOST[:PORT]/REPO:TAG (a registry) or oci:DIR[:TAG] (an OCI image layout)")]
+    Neither(String),
+}
+
+/// The part of a reference that breaks a rule.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ReferenceProblem {
+    #[error("no repository after the registry host")]
+    NoRepository,
+    #[error("name a tag (:TAG) or a digest (@sha256:HEX); vouch does not assume :latest")]
+    Unpinned,
+    #[error("the layout directory is empty")]
+    NoDirectory,
+    #[error("registry host '{0}' has an unclosed '['")]
+    UnclosedBracket(String),
+    #[error("'{0}' is not an IPv6 address")]
+    NotIpv6(String),
+    #[error("'{0}' is not a registry host name")]
+    Host(String),
+    #[error("'{0}' is not a port number")]
+    Port(String),
+    #[error("repository '{repository}' {rule}")]
+    Repository {
+        repository: String,
+        rule: &'static str,
+    },
+    #[error("'{0}' is not a tag (letters, digits, '_', '.' and '-', at most 128, not starting with '.' or '-')")]
+    Tag(String),
+    #[error(transparent)]
+    Digest(#[from] OciDigestError),
+}
+
 /// How a registry reference and an image-layout reference begin.
 const REGISTRY_PREFIX: &str = "docker://";
 const LAYOUT_PREFIX: &str = "oci:";
@@ -42,20 +87,24 @@ impl ImageRef {
         text.starts_with(REGISTRY_PREFIX) || text.starts_with(LAYOUT_PREFIX)
     }
 
-    /// Parses a reference; the message says what is wrong and what was expected.
-    pub fn parse(text: &str) -> Result<ImageRef, String> {
+    /// Parses a reference; the error says what is wrong and what was expected.
+    pub fn parse(text: &str) -> Result<ImageRef, ReferenceError> {
         if let Some(rest) = text.strip_prefix(REGISTRY_PREFIX) {
             parse_registry(rest)
                 .map(ImageRef::Registry)
-                .map_err(|e| format!("'{text}': {e}; expected docker://HOST[:PORT]/REPO:TAG or docker://HOST[:PORT]/REPO@sha256:HEX"))
+                .map_err(|problem| ReferenceError::Registry {
+                    text: text.to_string(),
+                    problem,
+                })
         } else if let Some(rest) = text.strip_prefix(LAYOUT_PREFIX) {
-            parse_layout(rest).map(ImageRef::Layout).map_err(|e| {
-                format!("'{text}': {e}; expected oci:DIR, oci:DIR:TAG or oci:DIR@sha256:HEX")
-            })
+            parse_layout(rest)
+                .map(ImageRef::Layout)
+                .map_err(|problem| ReferenceError::Layout {
+                    text: text.to_string(),
+                    problem,
+                })
         } else {
-            Err(format!(
-                "'{text}' is not an image reference: write docker://HOST[:PORT]/REPO:TAG (a registry) or oci:DIR[:TAG] (an OCI image layout)"
-            ))
+            Err(ReferenceError::Neither(text.to_string()))
         }
     }
 
@@ -93,10 +142,8 @@ impl fmt::Display for ImageRef {
     }
 }
 
-fn parse_registry(rest: &str) -> Result<RegistryRef, String> {
-    let (host, path) = rest
-        .split_once('/')
-        .ok_or("no repository after the registry host")?;
+fn parse_registry(rest: &str) -> Result<RegistryRef, ReferenceProblem> {
+    let (host, path) = rest.split_once('/').ok_or(ReferenceProblem::NoRepository)?;
     check_host(host)?;
     let (name, digest) = split_digest(path)?;
     let (repository, tag) = match name.rsplit_once(':') {
@@ -108,9 +155,7 @@ fn parse_registry(rest: &str) -> Result<RegistryRef, String> {
         check_tag(tag)?;
     }
     if tag.is_none() && digest.is_none() {
-        return Err(
-            "name a tag (:TAG) or a digest (@sha256:HEX); vouch does not assume :latest".into(),
-        );
+        return Err(ReferenceProblem::Unpinned);
     }
     Ok(RegistryRef {
         host: host.to_string(),
@@ -120,14 +165,14 @@ fn parse_registry(rest: &str) -> Result<RegistryRef, String> {
     })
 }
 
-fn parse_layout(rest: &str) -> Result<LayoutRef, String> {
+fn parse_layout(rest: &str) -> Result<LayoutRef, ReferenceProblem> {
     let (path, digest) = split_digest(rest)?;
     let (dir, tag) = match (digest.is_some(), path.split_once(':')) {
         (false, Some((dir, tag))) => (dir, Some(tag)),
         _ => (path, None),
     };
     if dir.is_empty() {
-        return Err("the layout directory is empty".into());
+        return Err(ReferenceProblem::NoDirectory);
     }
     if let Some(tag) = tag {
         check_tag(tag)?;
@@ -140,21 +185,21 @@ fn parse_layout(rest: &str) -> Result<LayoutRef, String> {
 }
 
 /// Splits `NAME@ALGORITHM:HEX` into the name and the parsed digest.
-fn split_digest(text: &str) -> Result<(&str, Option<Digest>), String> {
+fn split_digest(text: &str) -> Result<(&str, Option<Digest>), ReferenceProblem> {
     match text.rsplit_once('@') {
         Some((name, digest)) => Ok((name, Some(parse_digest(digest)?))),
         None => Ok((text, None)),
     }
 }
 
-fn check_host(host: &str) -> Result<(), String> {
+fn check_host(host: &str) -> Result<(), ReferenceProblem> {
     let (name, port) = if let Some(v6) = host.strip_prefix('[') {
         let (address, after) = v6
             .split_once(']')
-            .ok_or_else(|| format!("registry host '{host}' has an unclosed '['"))?;
+            .ok_or_else(|| ReferenceProblem::UnclosedBracket(host.to_string()))?;
         address
             .parse::<std::net::Ipv6Addr>()
-            .map_err(|_| format!("'{address}' is not an IPv6 address"))?;
+            .map_err(|_| ReferenceProblem::NotIpv6(address.to_string()))?;
         (None, after.strip_prefix(':'))
     } else {
         match host.split_once(':') {
@@ -173,12 +218,12 @@ fn check_host(host: &str) -> Result<(), String> {
                         .all(|b| b.is_ascii_alphanumeric() || b == b'-')
             });
         if !valid {
-            return Err(format!("'{host}' is not a registry host name"));
+            return Err(ReferenceProblem::Host(host.to_string()));
         }
     }
     if let Some(port) = port {
         if port.parse::<u16>().map_or(true, |p| p == 0) {
-            return Err(format!("'{port}' is not a port number"));
+            return Err(ReferenceProblem::Port(port.to_string()));
         }
     }
     Ok(())
@@ -186,8 +231,13 @@ fn check_host(host: &str) -> Result<(), String> {
 
 /// Repository names as the distribution spec defines them: lower-case components of
 /// letters and digits, joined by `.`, `_`, `__` or runs of `-`, separated by `/`.
-fn check_repository(repository: &str) -> Result<(), String> {
-    let bad = |why: &str| Err(format!("repository '{repository}' {why}"));
+fn check_repository(repository: &str) -> Result<(), ReferenceProblem> {
+    let bad = |rule: &'static str| {
+        Err(ReferenceProblem::Repository {
+            repository: repository.to_string(),
+            rule,
+        })
+    };
     if repository.is_empty() {
         return bad("is empty");
     }
@@ -213,7 +263,7 @@ fn check_repository(repository: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn check_tag(tag: &str) -> Result<(), String> {
+fn check_tag(tag: &str) -> Result<(), ReferenceProblem> {
     let bytes = tag.as_bytes();
     let valid = !bytes.is_empty()
         && bytes.len() <= 128
@@ -224,9 +274,7 @@ fn check_tag(tag: &str) -> Result<(), String> {
     if valid {
         Ok(())
     } else {
-        Err(format!(
-            "'{tag}' is not a tag (letters, digits, '_', '.' and '-', at most 128, not starting with '.' or '-')"
-        ))
+        Err(ReferenceProblem::Tag(tag.to_string()))
     }
 }
 
@@ -272,7 +320,7 @@ mod tests {
             ("docker://host/a@md5:abc", "sha256 or sha512"),
             ("registry/app:v1", "not an image reference"),
         ] {
-            let err = ImageRef::parse(text).unwrap_err();
+            let err = ImageRef::parse(text).unwrap_err().to_string();
             assert!(err.contains(why), "{text}: {err}");
         }
     }
@@ -291,7 +339,19 @@ mod tests {
         assert_eq!((plain.tag(), plain.digest()), (None, None));
         let by_digest = ImageRef::parse(&format!("oci:images/app@{DIGEST}")).unwrap();
         assert_eq!(by_digest.to_string(), format!("oci:images/app@{DIGEST}"));
-        assert!(ImageRef::parse("oci:").is_err());
-        assert!(ImageRef::parse("oci:dir:bad/tag").is_err());
+        assert_eq!(
+            ImageRef::parse("oci:"),
+            Err(ReferenceError::Layout {
+                text: "oci:".into(),
+                problem: ReferenceProblem::NoDirectory
+            })
+        );
+        assert!(matches!(
+            ImageRef::parse("oci:dir:bad/tag"),
+            Err(ReferenceError::Layout {
+                problem: ReferenceProblem::Tag(_),
+                ..
+            })
+        ));
     }
 }

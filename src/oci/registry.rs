@@ -13,6 +13,7 @@
 use std::future::Future;
 use std::io::{self, Read};
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -24,7 +25,7 @@ use super::document::{parse_digest, Descriptor, MANIFEST_MEDIA_TYPES, MAX_DOCUME
 use super::reference::RegistryRef;
 use super::store::{within_document_limit, Fetched, Store, Unavailable};
 use super::Connection;
-use crate::error::{error_chain, Error, Result};
+use crate::error::{error_chain, Error, Hint, Result};
 
 /// The first pause between attempts; it doubles after each failure.
 const FIRST_RETRY_DELAY: Duration = Duration::from_millis(250);
@@ -60,6 +61,8 @@ pub struct Registry {
     notes: std::sync::Mutex<Vec<String>>,
     /// Why TLS failed, when a registry on this machine is reached over plain HTTP instead.
     tls_failure: Option<String>,
+    /// Set when the registry refused a request made without credentials.
+    refused_anonymous: AtomicBool,
 }
 
 /// Whether a registry host is this machine, where plain HTTP is allowed without `--insecure`
@@ -209,9 +212,12 @@ impl Registry {
         let loopback = is_loopback(&reference.host);
         if connection.insecure && !loopback && credentials != Credentials::Anonymous {
             return Err(remote(format!(
-                "credentials from {} go only over TLS, or over plain HTTP to this machine; drop --insecure or the credentials",
-                credentials_from.as_deref().unwrap_or("the Docker configuration")
-            )));
+                "credentials from {} go only over TLS, or over plain HTTP to this machine",
+                credentials_from
+                    .as_deref()
+                    .unwrap_or("the Docker configuration")
+            ))
+            .with_hint(Hint::PlainHttpWithCredentials));
         }
         let mut registry = Registry {
             runtime,
@@ -232,6 +238,7 @@ impl Registry {
             warnings,
             notes: Default::default(),
             tls_failure: None,
+            refused_anonymous: AtomicBool::new(false),
         };
         // A registry on this machine may speak plain HTTP: TLS is tried once, and only a
         // failure to talk TLS at all (not an HTTP answer) falls back to plain HTTP.
@@ -251,12 +258,18 @@ impl Registry {
             Some(found) => found,
             None => registry
                 .call(|| registry.authenticate())
-                .map_err(|failure| match failure {
-                    Unavailable::Missing(m) | Unavailable::Failed(m) | Unavailable::Refused(m) => {
-                        remote(m)
-                    }
-                    Unavailable::Changed { expected, actual } => {
-                        remote(format!("unexpected digest {actual} (expected {expected})"))
+                .map_err(|failure| {
+                    let error = match failure {
+                        Unavailable::Missing(m)
+                        | Unavailable::Failed(m)
+                        | Unavailable::Refused(m) => remote(m),
+                        Unavailable::Changed { expected, actual } => {
+                            remote(format!("unexpected digest {actual} (expected {expected})"))
+                        }
+                    };
+                    match registry.hint() {
+                        Some(hint) => error.with_hint(hint),
+                        None => error,
                     }
                 })?,
         };
@@ -492,10 +505,13 @@ impl Registry {
                 "the registry refused the credentials from {source} for {}: {detail}",
                 self.repository
             ),
-            None => format!(
-                "the registry refused anonymous access to {} ({detail}); give --username with --password-stdin, or log in so that Docker's config.json holds credentials",
-                self.repository
-            ),
+            None => {
+                self.refused_anonymous.store(true, Ordering::Relaxed);
+                format!(
+                    "the registry refused anonymous access to {} ({detail}); give credentials, or log in so that Docker's config.json holds them",
+                    self.repository
+                )
+            }
         })
     }
 
@@ -630,6 +646,12 @@ impl Store for Registry {
 
     fn attempts(&self) -> u32 {
         self.retries + 1
+    }
+
+    fn hint(&self) -> Option<Hint> {
+        self.refused_anonymous
+            .load(Ordering::Relaxed)
+            .then_some(Hint::GiveCredentials)
     }
 
     fn warnings(&self) -> Vec<String> {

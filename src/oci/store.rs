@@ -3,6 +3,7 @@
 use std::io::Read;
 
 use super::document::{Descriptor, MAX_DOCUMENT_BYTES};
+use crate::error::Hint;
 use crate::hash::Digest;
 
 /// The manifest or index a reference names, as fetched.
@@ -51,6 +52,11 @@ pub trait Store: Sync {
 
     /// Things to tell the user about how the store was reached (credentials not used…).
     fn warnings(&self) -> Vec<String>;
+
+    /// What would get past the failures so far (credentials a registry asked for), if any.
+    fn hint(&self) -> Option<Hint> {
+        None
+    }
 }
 
 /// Refuses a manifest or index larger than any real one (`served` says where it came from),

@@ -1,48 +1,29 @@
-//! GitHub Actions workflow commands: an `::error` per failure and a summary notice.
+//! GitHub Actions workflow commands: the summary first (GitHub shows only the first ten
+//! annotations of each kind per step), then an `::error` per failure pointing at its file,
+//! then the warnings.
 
-use super::{Report, Status};
+use super::{Locations, Report, Status};
 
-pub fn render(report: &Report) -> String {
-    let mut out = String::new();
-    for subject in report.failures() {
-        let mut message = format!("{} {}", subject.name, subject.verdict.meaning());
-        if let (Some(expected), Some(actual)) = (&subject.expected, &subject.actual) {
-            message.push_str(&format!(": expected {expected}, found {actual}"));
-        }
-        if let Some(text) = &subject.message {
-            message.push_str(&format!(" ({text})"));
-        }
+pub fn render(report: &Report, locations: &Locations) -> String {
+    let command = match (report.status(), &report.error) {
+        (Status::Verified, None) => "notice",
+        _ => "error",
+    };
+    let mut out = format!(
+        "::{command} title=vouch::{}\n",
+        data(&report.summary_line())
+    );
+    for (index, subject) in report.indexed_failures() {
         out.push_str(&format!(
             "::error file={},title={}::{}\n",
-            property(&subject.name),
+            property(locations.of(index)),
             property(&format!("vouch: {}", subject.verdict.name())),
-            data(&message)
+            data(&Report::describe_failure(subject))
         ));
     }
     for warning in &report.warnings {
         out.push_str(&format!("::warning title=vouch::{}\n", data(warning)));
     }
-    let (command, summary) = match (report.status(), &report.error) {
-        (_, Some(error)) => ("error", format!("{}: {}", report.target, error)),
-        (Status::Verified, _) => (
-            "notice",
-            format!(
-                "verified {} ({} subjects)",
-                report.target,
-                report.subjects.len()
-            ),
-        ),
-        (_, None) => (
-            "error",
-            format!(
-                "{} failed verification ({} of {} subjects)",
-                report.target,
-                report.failures().count(),
-                report.subjects.len()
-            ),
-        ),
-    };
-    out.push_str(&format!("::{command} title=vouch::{}\n", data(&summary)));
     out
 }
 

@@ -7,6 +7,7 @@
 mod github;
 mod json;
 mod junit;
+mod markdown;
 mod sarif;
 mod text;
 
@@ -204,6 +205,44 @@ impl Report {
     pub fn failures(&self) -> impl Iterator<Item = &Subject> {
         self.subjects.iter().filter(|s| s.verdict != Verdict::Ok)
     }
+
+    /// The failures with their index among the subjects.
+    pub fn indexed_failures(&self) -> impl Iterator<Item = (usize, &Subject)> {
+        self.subjects
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.verdict != Verdict::Ok)
+    }
+
+    /// One line for a failing subject: what it is, both digests, the message.
+    pub fn describe_failure(subject: &Subject) -> String {
+        let mut text = format!("{} {}", subject.name, subject.verdict.meaning());
+        if let (Some(expected), Some(actual)) = (&subject.expected, &subject.actual) {
+            text.push_str(&format!(": expected {expected}, found {actual}"));
+        }
+        if let Some(message) = &subject.message {
+            text.push_str(&format!(" ({message})"));
+        }
+        text
+    }
+
+    /// The one-line outcome: verified, failed (how many), or the error that stopped it.
+    pub fn summary_line(&self) -> String {
+        match (self.status(), &self.error) {
+            (_, Some(error)) => format!("{}: {}", self.target, error),
+            (Status::Verified, _) => format!(
+                "verified {} ({} subjects)",
+                self.target,
+                self.subjects.len()
+            ),
+            (_, None) => format!(
+                "{} failed verification ({} of {} subjects)",
+                self.target,
+                self.failures().count(),
+                self.subjects.len()
+            ),
+        }
+    }
 }
 
 /// `--format`.
@@ -222,14 +261,59 @@ pub enum Format {
     Github,
 }
 
-/// Renders `report` in `format`.
+/// Renders `report` in `format`, its subjects located by their names alone.
 pub fn render(report: &Report, format: Format) -> String {
+    render_located(report, format, &Locations::by_name(report))
+}
+
+/// Renders `report` in `format`; the formats that point at files (SARIF, GitHub
+/// annotations) point each subject at `locations`.
+pub fn render_located(report: &Report, format: Format, locations: &Locations) -> String {
     match format {
         Format::Text => text::render(report),
         Format::Json => json::render(report),
         Format::Junit => junit::render(report),
-        Format::Sarif => sarif::render(report),
-        Format::Github => github::render(report),
+        Format::Sarif => sarif::render(report, locations),
+        Format::Github => github::render(report, locations),
+    }
+}
+
+/// A Markdown summary of `report` (a heading, the totals and a table of what failed), as a
+/// CI job's summary page shows it.
+pub fn render_markdown(report: &Report) -> String {
+    markdown::render(report)
+}
+
+/// Where the subjects of a report are, for the renderers that point at files: paths
+/// relative to the repository root (or wherever the caller anchors them), one per subject,
+/// and the path a result about the whole target points at. The caller, which knows the
+/// file system, builds it; renderers only read it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Locations {
+    /// One per subject of the report, in order.
+    pub subjects: Vec<String>,
+    /// What a result about the whole target points at: the model, or the approval file.
+    pub target: String,
+    /// The directory the paths are relative to, as an absolute `file://` URI ending in `/`,
+    /// when it is known.
+    pub root_uri: Option<String>,
+}
+
+impl Locations {
+    /// Each subject located by its own name, the target by the report's target.
+    pub fn by_name(report: &Report) -> Locations {
+        Locations {
+            subjects: report.subjects.iter().map(|s| s.name.clone()).collect(),
+            target: report.target.clone(),
+            root_uri: None,
+        }
+    }
+
+    /// Where subject `index` is.
+    fn of(&self, index: usize) -> &str {
+        self.subjects
+            .get(index)
+            .map_or(self.target.as_str(), String::as_str)
     }
 }
 

@@ -1,10 +1,15 @@
-//! SARIF 2.1.0: one result per failing subject, one rule per verdict.
+//! SARIF 2.1.0: one result per failing subject, one rule per verdict. Every result has a
+//! location (GitHub's code scanning refuses results without one): the file the subject is,
+//! or, for what concerns the whole target, the model or its approval.
 
-use serde_json::json;
+use serde_json::{json, Value};
 
-use super::{Report, Verdict};
+use super::{Locations, Report, Verdict};
 
-pub fn render(report: &Report) -> String {
+/// The base the relative URIs of a run are resolved against.
+const ROOT_BASE_ID: &str = "SRCROOT";
+
+pub fn render(report: &Report, locations: &Locations) -> String {
     let rules: Vec<_> = Verdict::ALL
         .into_iter()
         .filter(|v| *v != Verdict::Ok)
@@ -13,27 +18,21 @@ pub fn render(report: &Report) -> String {
                 "id": v.name(),
                 "name": v.name(),
                 "shortDescription": { "text": format!("The artifact {}", v.meaning()) },
+                "fullDescription": { "text": format!("The artifact {}.", v.meaning()) },
+                "help": { "text": help(v) },
                 "defaultConfiguration": { "level": level(v) },
             })
         })
         .collect();
+    let based = locations.root_uri.is_some();
     let mut results: Vec<_> = report
-        .failures()
-        .map(|s| {
-            let mut text = format!("{} {}", s.name, s.verdict.meaning());
-            if let (Some(expected), Some(actual)) = (&s.expected, &s.actual) {
-                text.push_str(&format!(": expected {expected}, found {actual}"));
-            }
-            if let Some(message) = &s.message {
-                text.push_str(&format!(" ({message})"));
-            }
+        .indexed_failures()
+        .map(|(index, s)| {
             json!({
                 "ruleId": s.verdict.name(),
                 "level": level(s.verdict),
-                "message": { "text": text },
-                "locations": [{
-                    "physicalLocation": { "artifactLocation": { "uri": uri(&s.name) } }
-                }],
+                "message": { "text": Report::describe_failure(s) },
+                "locations": [location(locations.of(index), based)],
             })
         })
         .collect();
@@ -42,24 +41,60 @@ pub fn render(report: &Report) -> String {
             "ruleId": Verdict::Unreadable.name(),
             "level": "error",
             "message": { "text": error },
+            "locations": [location(&locations.target, based)],
         }));
+    }
+    let mut run = json!({
+        "tool": { "driver": {
+            "name": "vouch",
+            "version": env!("CARGO_PKG_VERSION"),
+            "rules": rules,
+        }},
+        "results": results,
+    });
+    if let Some(root) = &locations.root_uri {
+        run["originalUriBaseIds"] = json!({ ROOT_BASE_ID: { "uri": root } });
     }
     let log = json!({
         "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
         "version": "2.1.0",
-        "runs": [{
-            "tool": { "driver": {
-                "name": "vouch",
-                "version": env!("CARGO_PKG_VERSION"),
-                "rules": rules,
-            }},
-            "originalUriBaseIds": { "TARGET": { "description": { "text": report.target } } },
-            "results": results,
-        }],
+        "runs": [run],
     });
     let mut out = serde_json::to_string_pretty(&log).expect("SARIF always serializes");
     out.push('\n');
     out
+}
+
+/// A result's location: a path relative to the run's root (or an absolute path).
+fn location(path: &str, based: bool) -> Value {
+    let artifact = if path.starts_with('/') {
+        json!({ "uri": format!("file://{}", uri(path)) })
+    } else if based {
+        json!({ "uri": uri(path), "uriBaseId": ROOT_BASE_ID })
+    } else {
+        json!({ "uri": uri(path) })
+    };
+    json!({ "physicalLocation": { "artifactLocation": artifact } })
+}
+
+/// What to do about a verdict, for a rule's help text.
+fn help(verdict: Verdict) -> &'static str {
+    match verdict {
+        Verdict::Ok => "Nothing to do.",
+        Verdict::Changed | Verdict::Missing | Verdict::Extra => {
+            "The artifact is not what was approved: find out who changed it, then restore the \
+             approved file or approve the new content."
+        }
+        Verdict::Unreadable => {
+            "Check the file's permissions and the storage it is on, then verify again."
+        }
+        Verdict::Unstable => {
+            "Something wrote to the artifact while it was read: verify again once it is at rest."
+        }
+        Verdict::Rejected => {
+            "A signature or policy check refused it: see the message for which and why."
+        }
+    }
 }
 
 fn level(verdict: Verdict) -> &'static str {

@@ -2,9 +2,8 @@
 //! image is read through [`oci::inspect`], so no blob is described that did not match its
 //! descriptor while it was read.
 
-use std::path::Path;
-
-use super::describe::{purl_segment, DescribeOptions, DescribedFile, ModelDescription};
+use super::model::{DescribeOptions, DescribedFile, ModelDescription};
+use super::purl::{self, layout_name};
 use crate::error::Result;
 use crate::hash::{Algorithm, Digest, Engine};
 use crate::model::oms;
@@ -108,7 +107,7 @@ pub fn describe_image(
         .or_else(|| reference.tag().map(str::to_string))
         .unwrap_or_else(|| root_digest.prefixed());
     let purl = options.purl.clone().unwrap_or_else(|| {
-        oci_purl(
+        purl::oci(
             reference,
             &root_digest,
             manifest.platform.as_ref().map(|p| p.architecture.as_str()),
@@ -152,50 +151,6 @@ fn image_name(reference: &ImageRef) -> String {
         ImageRef::Registry(image) => format!("{}/{}", image.host, image.repository),
         ImageRef::Layout(layout) => layout_name(&layout.dir),
     }
-}
-
-fn layout_name(dir: &Path) -> String {
-    let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
-    dir.file_name()
-        .map(|name| name.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "image".to_string())
-}
-
-/// The package URL of an OCI image, as the purl specification's `oci` type builds it:
-/// `pkg:oci/NAME@DIGEST?arch=…&repository_url=…&tag=…`, NAME the lower-cased last segment
-/// of the repository, DIGEST what the reference resolves to, qualifiers sorted by key.
-/// `arch` is given when the image was chosen from an index for its platform.
-fn oci_purl(reference: &ImageRef, digest: &Digest, arch: Option<&str>) -> String {
-    let (name, repository_url) = match reference {
-        ImageRef::Registry(image) => (
-            image
-                .repository
-                .rsplit('/')
-                .next()
-                .unwrap_or(&image.repository)
-                .to_string(),
-            Some(format!("{}/{}", image.host, image.repository)),
-        ),
-        ImageRef::Layout(layout) => (layout_name(&layout.dir), None),
-    };
-    let qualifiers: Vec<String> = [
-        ("arch", arch.map(str::to_string)),
-        ("repository_url", repository_url),
-        ("tag", reference.tag().map(str::to_string)),
-    ]
-    .into_iter()
-    .filter_map(|(key, value)| value.map(|v| format!("{key}={}", purl_segment(&v))))
-    .collect();
-    let mut purl = format!(
-        "pkg:oci/{}@{}",
-        purl_segment(&name.to_lowercase()),
-        purl_segment(&digest.prefixed())
-    );
-    if !qualifiers.is_empty() {
-        purl.push('?');
-        purl.push_str(&qualifiers.join("&"));
-    }
-    purl
 }
 
 /// The model an artifact holds, when its layers carry titles: each titled layer is a file
@@ -270,32 +225,4 @@ fn artifact_model(
         files,
         parameters: None,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn purls_follow_the_oci_type_of_the_purl_specification() {
-        let digest = Algorithm::Sha256.digest(b"manifest");
-        let hex = digest.hex();
-        let registry = ImageRef::parse("docker://127.0.0.1:5000/team/models/tiny:v1").unwrap();
-        assert_eq!(
-            oci_purl(&registry, &digest, Some("amd64")),
-            format!(
-                "pkg:oci/tiny@sha256:{hex}?arch=amd64&repository_url=127.0.0.1:5000%2Fteam%2Fmodels%2Ftiny&tag=v1"
-            )
-        );
-        let pinned = ImageRef::parse(&format!("docker://ghcr.io/debian@sha256:{hex}")).unwrap();
-        assert_eq!(
-            oci_purl(&pinned, &digest, None),
-            format!("pkg:oci/debian@sha256:{hex}?repository_url=ghcr.io%2Fdebian")
-        );
-        let layout = ImageRef::parse("oci:/tmp/App Image:latest").unwrap();
-        assert_eq!(
-            oci_purl(&layout, &digest, None),
-            format!("pkg:oci/app%20image@sha256:{hex}?tag=latest")
-        );
-    }
 }

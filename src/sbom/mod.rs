@@ -2,6 +2,8 @@
 //! images, and the format facts they carry ([`formats`]).
 
 pub mod cyclonedx;
-pub mod describe;
+pub mod document;
 pub mod image;
+pub mod model;
+pub mod purl;
 pub mod spdx;

@@ -6,8 +6,9 @@
 
 use serde::Serialize;
 
-use super::describe::{DescribedFile, ModelDescription, Sbom, Subject};
+use super::document::{Sbom, Subject};
 use super::image::{DescribedBlob, ImageDescription};
+use super::model::{DescribedFile, ModelDescription};
 use crate::formats::properties::fact_properties;
 use crate::hash::{Algorithm, Digest};
 

@@ -12,9 +12,31 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::json::{self, JsonError};
-use crate::manifest::statement::PAYLOAD_TYPE;
 
 pub const BUNDLE_MEDIA_TYPE: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
+/// The payload type of an in-toto statement in a DSSE envelope.
+pub const PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
+
+/// Why a document is no signature bundle vouch can check.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum BundleError {
+    /// Not JSON: the parser's message, with line and column.
+    #[error("malformed JSON: {0}")]
+    Syntax(String),
+    /// JSON another reader would read differently (a key given twice, or in two spellings).
+    #[error("{0}")]
+    Ambiguous(JsonError),
+    /// Not a Sigstore bundle by its media type.
+    #[error("{0}")]
+    NotSigstore(String),
+    /// A Sigstore bundle whose content is missing, empty or malformed: what, and where.
+    #[error("{0}")]
+    Malformed(String),
+}
+
+pub(super) fn malformed(message: impl Into<String>) -> BundleError {
+    BundleError::Malformed(message.into())
+}
 
 /// How the signer is identified.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -62,27 +84,29 @@ pub struct Bundle {
 /// Parses a bundle, saying what is missing or malformed and where. The strict reader
 /// ([`crate::json`]) refuses a duplicate key anywhere, and each field read here refuses a
 /// key that differs from it only by case.
-pub fn parse(bytes: &[u8]) -> Result<Bundle, String> {
+pub fn parse(bytes: &[u8]) -> Result<Bundle, BundleError> {
     let mut value: Value = json::from_slice(bytes).map_err(|e| match e {
-        JsonError::Malformed(message) => format!("malformed JSON: {message}"),
-        ambiguous => ambiguous.to_string(),
+        JsonError::Malformed(message) => BundleError::Syntax(message),
+        ambiguous => BundleError::Ambiguous(ambiguous),
     })?;
-    let top = value.as_object().ok_or("the bundle is not a JSON object")?;
+    let top = value
+        .as_object()
+        .ok_or_else(|| malformed("the bundle is not a JSON object"))?;
     let media_type = get(top, "mediaType", "")?
         .and_then(Value::as_str)
-        .ok_or("mediaType is missing")?;
+        .ok_or_else(|| malformed("mediaType is missing"))?;
     if !media_type.starts_with("application/vnd.dev.sigstore.bundle") {
-        return Err(format!(
+        return Err(BundleError::NotSigstore(format!(
             "mediaType \"{media_type}\" is not a Sigstore bundle"
-        ));
+        )));
     }
     let material = get(top, "verificationMaterial", "")?
         .and_then(Value::as_object)
-        .ok_or("verificationMaterial is missing")?;
+        .ok_or_else(|| malformed("verificationMaterial is missing"))?;
     let material = parse_material(material)?;
     let envelope = get(top, "dsseEnvelope", "")?
         .and_then(Value::as_object)
-        .ok_or("dsseEnvelope is missing: an OMS bundle signs a DSSE envelope")?;
+        .ok_or_else(|| malformed("dsseEnvelope is missing: an OMS bundle signs a DSSE envelope"))?;
     let envelope = parse_envelope(envelope)?;
     drop_null_key_ids(&mut value);
     Ok(Bundle {
@@ -97,16 +121,18 @@ fn get<'a>(
     object: &'a Map<String, Value>,
     key: &str,
     at: &str,
-) -> Result<Option<&'a Value>, String> {
-    json::field(object, key, at).map_err(|e| e.to_string())
+) -> Result<Option<&'a Value>, BundleError> {
+    json::field(object, key, at).map_err(BundleError::Ambiguous)
 }
 
 /// The object at `at`: each element of a list must be one.
-fn object_at<'a>(value: &'a Value, at: &str) -> Result<&'a Map<String, Value>, String> {
-    value.as_object().ok_or(format!("{at} is not an object"))
+fn object_at<'a>(value: &'a Value, at: &str) -> Result<&'a Map<String, Value>, BundleError> {
+    value
+        .as_object()
+        .ok_or_else(|| malformed(format!("{at} is not an object")))
 }
 
-fn parse_material(material: &Map<String, Value>) -> Result<Material, String> {
+fn parse_material(material: &Map<String, Value>) -> Result<Material, BundleError> {
     const AT: &str = "verificationMaterial";
     if let Some(key) = get(material, "publicKey", AT)? {
         let at = "verificationMaterial.publicKey";
@@ -119,7 +145,9 @@ fn parse_material(material: &Map<String, Value>) -> Result<Material, String> {
             None => None,
         };
         if hint.is_none() && pem.is_none() {
-            return Err("verificationMaterial.publicKey has neither hint nor rawBytes".into());
+            return Err(malformed(
+                "verificationMaterial.publicKey has neither hint nor rawBytes",
+            ));
         }
         return Ok(Material::PublicKey { hint, pem });
     }
@@ -128,7 +156,11 @@ fn parse_material(material: &Map<String, Value>) -> Result<Material, String> {
         let certificates = get(object_at(chain, at)?, "certificates", at)?
             .and_then(Value::as_array)
             .filter(|list| !list.is_empty())
-            .ok_or("verificationMaterial.x509CertificateChain.certificates is missing or empty")?;
+            .ok_or_else(|| {
+                malformed(
+                    "verificationMaterial.x509CertificateChain.certificates is missing or empty",
+                )
+            })?;
         let der = certificates
             .iter()
             .enumerate()
@@ -136,7 +168,7 @@ fn parse_material(material: &Map<String, Value>) -> Result<Material, String> {
                 let at = format!("verificationMaterial.x509CertificateChain.certificates[{i}]");
                 let raw = get(object_at(c, &at)?, "rawBytes", &at)?
                     .and_then(Value::as_str)
-                    .ok_or(format!("{at}.rawBytes is missing"))?;
+                    .ok_or_else(|| malformed(format!("{at}.rawBytes is missing")))?;
                 decode(raw, &format!("{at}.rawBytes"))
             })
             .collect::<Result<_, _>>()?;
@@ -145,43 +177,44 @@ fn parse_material(material: &Map<String, Value>) -> Result<Material, String> {
     if get(material, "certificate", AT)?.is_some() {
         let entries = get(material, "tlogEntries", AT)?.and_then(Value::as_array);
         if entries.is_none_or(|e| e.is_empty()) {
-            return Err(
+            return Err(malformed(
                 "verificationMaterial.tlogEntries is missing or empty: a keyless signature needs its \
-                 transparency-log entry"
-                    .into(),
-            );
+                 transparency-log entry",
+            ));
         }
         return Ok(Material::Keyless);
     }
-    Err("verificationMaterial has no publicKey, x509CertificateChain or certificate".into())
+    Err(malformed(
+        "verificationMaterial has no publicKey, x509CertificateChain or certificate",
+    ))
 }
 
-fn parse_envelope(envelope: &Map<String, Value>) -> Result<Envelope, String> {
+fn parse_envelope(envelope: &Map<String, Value>) -> Result<Envelope, BundleError> {
     const AT: &str = "dsseEnvelope";
     let payload_type = get(envelope, "payloadType", AT)?
         .and_then(Value::as_str)
-        .ok_or("dsseEnvelope.payloadType is missing")?
+        .ok_or_else(|| malformed("dsseEnvelope.payloadType is missing"))?
         .to_string();
     let payload = decode(
         get(envelope, "payload", AT)?
             .and_then(Value::as_str)
-            .ok_or("dsseEnvelope.payload is missing")?,
+            .ok_or_else(|| malformed("dsseEnvelope.payload is missing"))?,
         "dsseEnvelope.payload",
     )?;
     if payload.is_empty() {
-        return Err("dsseEnvelope.payload is empty".into());
+        return Err(malformed("dsseEnvelope.payload is empty"));
     }
     let signatures = get(envelope, "signatures", AT)?
         .and_then(Value::as_array)
         .filter(|s| !s.is_empty())
-        .ok_or("dsseEnvelope.signatures is missing or empty")?
+        .ok_or_else(|| malformed("dsseEnvelope.signatures is missing or empty"))?
         .iter()
         .enumerate()
         .map(|(i, s)| {
             let at = format!("dsseEnvelope.signatures[{i}]");
             let sig = get(object_at(s, &at)?, "sig", &at)?
                 .and_then(Value::as_str)
-                .ok_or(format!("{at}.sig is missing"))?;
+                .ok_or_else(|| malformed(format!("{at}.sig is missing")))?;
             decode(sig, &format!("{at}.sig"))
         })
         .collect::<Result<_, _>>()?;
@@ -192,10 +225,10 @@ fn parse_envelope(envelope: &Map<String, Value>) -> Result<Envelope, String> {
     })
 }
 
-fn decode(text: &str, at: &str) -> Result<Vec<u8>, String> {
+fn decode(text: &str, at: &str) -> Result<Vec<u8>, BundleError> {
     STANDARD
         .decode(text)
-        .map_err(|e| format!("{at} is not base64: {e}"))
+        .map_err(|e| malformed(format!("{at} is not base64: {e}")))
 }
 
 /// model-signing before 1.1 wrote `"keyid": null`, which the Sigstore types refuse; the
@@ -333,7 +366,7 @@ mod tests {
             ),
         ];
         for (text, needle) in cases {
-            let err = parse(text.as_bytes()).unwrap_err();
+            let err = parse(text.as_bytes()).unwrap_err().to_string();
             assert!(err.contains(needle), "{text}: {err}");
         }
     }

@@ -12,6 +12,21 @@ use sigstore_verify::{Error as SigstoreError, VerificationPolicy, VerificationRe
 
 use super::bundle::Bundle;
 use super::Rejection;
+use crate::json::JsonError;
+
+/// Why a keyless policy cannot be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum KeylessError {
+    #[error("--identity-regexp is not a valid pattern: {0}")]
+    Pattern(#[from] regex::Error),
+    #[error("not a Sigstore trusted root: {0}")]
+    TrustedRootSyntax(String),
+    /// The trusted root has a key given twice, or in two spellings.
+    #[error("{0}")]
+    TrustedRootAmbiguous(JsonError),
+    #[error("unusable trusted root: {0}")]
+    UnusableTrustedRoot(String),
+}
 
 /// Who the signer must be.
 #[derive(Debug)]
@@ -24,10 +39,8 @@ pub enum IdentityRule {
 
 impl IdentityRule {
     /// A pattern anchored at both ends, so `.*@example.com` cannot match a longer identity.
-    pub fn pattern(text: &str) -> Result<IdentityRule, String> {
-        Regex::new(&format!("^(?:{text})$"))
-            .map(IdentityRule::Pattern)
-            .map_err(|e| format!("--identity-regexp is not a valid pattern: {e}"))
+    pub fn pattern(text: &str) -> Result<IdentityRule, KeylessError> {
+        Ok(IdentityRule::Pattern(Regex::new(&format!("^(?:{text})$"))?))
     }
 }
 
@@ -44,15 +57,16 @@ impl KeylessPolicy {
         identity: IdentityRule,
         issuer: String,
         trusted_root: Option<&str>,
-    ) -> Result<KeylessPolicy, String> {
+    ) -> Result<KeylessPolicy, KeylessError> {
         // Read as the crate reads it (TrustedRoot::from_json is serde over these types), by
         // the strict reader, so that no duplicate or case-variant key goes unnoticed.
         let text = trusted_root.unwrap_or(SIGSTORE_PRODUCTION_TRUSTED_ROOT);
         let root: TrustedRoot = crate::json::from_slice(text.as_bytes()).map_err(|e| match e {
-            crate::json::JsonError::Malformed(m) => format!("not a Sigstore trusted root: {m}"),
-            ambiguous => ambiguous.to_string(),
+            JsonError::Malformed(m) => KeylessError::TrustedRootSyntax(m),
+            ambiguous => KeylessError::TrustedRootAmbiguous(ambiguous),
         })?;
-        let verifier = Verifier::new(&root).map_err(|e| format!("unusable trusted root: {e}"))?;
+        let verifier =
+            Verifier::new(&root).map_err(|e| KeylessError::UnusableTrustedRoot(e.to_string()))?;
         Ok(KeylessPolicy {
             identity,
             issuer,

@@ -12,6 +12,38 @@ use x509_cert::spki::SubjectPublicKeyInfoOwned;
 
 use crate::hash::Algorithm;
 
+/// Why a PEM file holds no key vouch can use.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum KeyError {
+    #[error("not PEM: {0}")]
+    NotPem(String),
+    #[error("no PEM block found (expected -----BEGIN ...-----)")]
+    NoPemBlock,
+    #[error("no PUBLIC KEY block in the PEM file")]
+    NoPublicKeyBlock,
+    #[error("no PRIVATE KEY, ENCRYPTED PRIVATE KEY or EC PRIVATE KEY block in the PEM file")]
+    NoPrivateKeyBlock,
+    #[error("not a public key: {0}")]
+    NotPublicKey(String),
+    /// The key's algorithm (an object identifier) is not elliptic-curve.
+    #[error("the key's algorithm {0} is not an elliptic-curve key (model signing uses P-256, P-384 or P-521)")]
+    NotElliptic(String),
+    #[error("the key's curve is not P-256, P-384 or P-521")]
+    UnsupportedCurve,
+    #[error("the key is not a P-256, P-384 or P-521 elliptic-curve private key")]
+    NotEcPrivateKey,
+    /// The key is encrypted and no password was given (the caller says how to give one).
+    #[error("the key is encrypted and no password was given")]
+    PasswordNeeded,
+    #[error("malformed encrypted PKCS#8 key: {0}")]
+    MalformedEncrypted(String),
+    #[error("cannot decrypt the key: wrong password, or an unsupported cipher")]
+    Pkcs8Decryption,
+    /// OpenSSL's traditional encryption could not be undone.
+    #[error(transparent)]
+    Legacy(#[from] super::legacy_pem::LegacyPemError),
+}
+
 pub const ID_EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
 const SECP256R1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
 const SECP384R1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.34");
@@ -84,14 +116,11 @@ pub struct PublicKey {
 
 impl PublicKey {
     /// Reads a SubjectPublicKeyInfo (DER) holding a P-256, P-384 or P-521 key.
-    pub fn from_spki(der: &[u8]) -> Result<PublicKey, String> {
+    pub fn from_spki(der: &[u8]) -> Result<PublicKey, KeyError> {
         let info = SubjectPublicKeyInfoOwned::from_der(der)
-            .map_err(|e| format!("not a public key: {e}"))?;
+            .map_err(|e| KeyError::NotPublicKey(e.to_string()))?;
         if info.algorithm.oid != ID_EC_PUBLIC_KEY {
-            return Err(format!(
-                "the key's algorithm {} is not an elliptic-curve key (model signing uses P-256, P-384 or P-521)",
-                info.algorithm.oid
-            ));
+            return Err(KeyError::NotElliptic(info.algorithm.oid.to_string()));
         }
         let curve = info
             .algorithm
@@ -99,7 +128,7 @@ impl PublicKey {
             .as_ref()
             .and_then(|p| p.decode_as::<ObjectIdentifier>().ok())
             .and_then(|oid| Curve::from_oid(&oid))
-            .ok_or("the key's curve is not P-256, P-384 or P-521")?;
+            .ok_or(KeyError::UnsupportedCurve)?;
         let point = info.subject_public_key.raw_bytes().to_vec();
         Ok(PublicKey {
             curve,
@@ -109,11 +138,11 @@ impl PublicKey {
     }
 
     /// Reads a `PUBLIC KEY` PEM.
-    pub fn from_pem(text: &[u8]) -> Result<PublicKey, String> {
+    pub fn from_pem(text: &[u8]) -> Result<PublicKey, KeyError> {
         let block = pem_blocks(text)?
             .into_iter()
             .find(|b| b.tag() == "PUBLIC KEY")
-            .ok_or("no PUBLIC KEY block in the PEM file")?;
+            .ok_or(KeyError::NoPublicKeyBlock)?;
         PublicKey::from_spki(block.contents())
     }
 
@@ -161,7 +190,7 @@ impl std::fmt::Debug for PrivateKey {
 impl PrivateKey {
     /// Reads a private key PEM: `PRIVATE KEY` (PKCS#8), `ENCRYPTED PRIVATE KEY` (PKCS#8,
     /// PBES2), or `EC PRIVATE KEY` (SEC1, optionally with OpenSSL's legacy encryption).
-    pub fn from_pem(text: &[u8], password: Option<&[u8]>) -> Result<PrivateKey, String> {
+    pub fn from_pem(text: &[u8], password: Option<&[u8]>) -> Result<PrivateKey, KeyError> {
         let blocks = pem_blocks(text)?;
         let block = blocks
             .iter()
@@ -171,20 +200,14 @@ impl PrivateKey {
                     "PRIVATE KEY" | "ENCRYPTED PRIVATE KEY" | "EC PRIVATE KEY"
                 )
             })
-            .ok_or(
-                "no PRIVATE KEY, ENCRYPTED PRIVATE KEY or EC PRIVATE KEY block in the PEM file",
-            )?;
+            .ok_or(KeyError::NoPrivateKeyBlock)?;
         let der = match block.tag() {
             "ENCRYPTED PRIVATE KEY" => {
-                let password = password
-                    .ok_or("the key is encrypted: give its password with --password-file")?;
+                let password = password.ok_or(KeyError::PasswordNeeded)?;
                 let info = pkcs8::EncryptedPrivateKeyInfo::try_from(block.contents())
-                    .map_err(|e| format!("malformed encrypted PKCS#8 key: {e}"))?;
+                    .map_err(|e| KeyError::MalformedEncrypted(e.to_string()))?;
                 info.decrypt(password)
-                    .map_err(|_| {
-                        "cannot decrypt the key: wrong password, or an unsupported cipher"
-                            .to_string()
-                    })?
+                    .map_err(|_| KeyError::Pkcs8Decryption)?
                     .as_bytes()
                     .to_vec()
             }
@@ -194,8 +217,7 @@ impl PrivateKey {
                     .get("Proc-Type")
                     .is_some_and(|p| p.contains("ENCRYPTED")) =>
             {
-                let password = password
-                    .ok_or("the key is encrypted: give its password with --password-file")?;
+                let password = password.ok_or(KeyError::PasswordNeeded)?;
                 super::legacy_pem::decrypt(block, password)?
             }
             _ => block.contents().to_vec(),
@@ -207,7 +229,7 @@ impl PrivateKey {
                     .ok()
                     .map(|p| (curve, p))
             })
-            .ok_or("the key is not a P-256, P-384 or P-521 elliptic-curve private key")?;
+            .ok_or(KeyError::NotEcPrivateKey)?;
         Ok(PrivateKey { pair, curve })
     }
 
@@ -237,10 +259,10 @@ impl PrivateKey {
 }
 
 /// The PEM blocks of a file, with a message that says what went wrong.
-pub fn pem_blocks(text: &[u8]) -> Result<Vec<pem::Pem>, String> {
-    let blocks = pem::parse_many(text).map_err(|e| format!("not PEM: {e}"))?;
+pub fn pem_blocks(text: &[u8]) -> Result<Vec<pem::Pem>, KeyError> {
+    let blocks = pem::parse_many(text).map_err(|e| KeyError::NotPem(e.to_string()))?;
     if blocks.is_empty() {
-        return Err("no PEM block found (expected -----BEGIN ...-----)".to_string());
+        return Err(KeyError::NoPemBlock);
     }
     Ok(blocks)
 }
@@ -269,17 +291,20 @@ mod tests {
 
     #[test]
     fn bad_keys_are_explained() {
-        assert!(PrivateKey::from_pem(b"garbage", None)
-            .unwrap_err()
-            .contains("PEM"));
+        assert!(matches!(
+            PrivateKey::from_pem(b"garbage", None),
+            Err(KeyError::NotPem(_) | KeyError::NoPemBlock)
+        ));
         let cert_only = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
-        assert!(PrivateKey::from_pem(cert_only.as_bytes(), None)
-            .unwrap_err()
-            .contains("no PRIVATE KEY"));
+        assert_eq!(
+            PrivateKey::from_pem(cert_only.as_bytes(), None).unwrap_err(),
+            KeyError::NoPrivateKeyBlock
+        );
         let encrypted =
             "-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n";
-        assert!(PrivateKey::from_pem(encrypted.as_bytes(), None)
-            .unwrap_err()
-            .contains("--password-file"));
+        assert_eq!(
+            PrivateKey::from_pem(encrypted.as_bytes(), None).unwrap_err(),
+            KeyError::PasswordNeeded
+        );
     }
 }

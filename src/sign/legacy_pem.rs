@@ -7,30 +7,44 @@
 use aes::cipher::{block_padding::Pkcs7, BlockDecryptMut, KeyIvInit};
 use md5::{Digest, Md5};
 
+/// Why a traditionally encrypted key could not be decrypted.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum LegacyPemError {
+    /// What is wrong with its headers.
+    #[error("{0}")]
+    MalformedHeader(&'static str),
+    /// A cipher other than AES-CBC.
+    #[error("the key is encrypted with {0}; vouch reads AES-128/192/256-CBC")]
+    UnsupportedCipher(String),
+    #[error("cannot decrypt the key: wrong password")]
+    WrongPassword,
+}
+
 /// Decrypts the body of an encrypted `EC PRIVATE KEY` block to its DER.
-pub fn decrypt(block: &pem::Pem, password: &[u8]) -> Result<Vec<u8>, String> {
+pub fn decrypt(block: &pem::Pem, password: &[u8]) -> Result<Vec<u8>, LegacyPemError> {
+    let malformed_iv = LegacyPemError::MalformedHeader("malformed IV in the DEK-Info header");
     let info = block
         .headers()
         .get("DEK-Info")
-        .ok_or("the encrypted key has no DEK-Info header")?;
-    let (cipher, iv_hex) = info.split_once(',').ok_or("malformed DEK-Info header")?;
-    let iv = hex::decode(iv_hex.trim()).map_err(|_| "malformed IV in the DEK-Info header")?;
+        .ok_or(LegacyPemError::MalformedHeader(
+            "the encrypted key has no DEK-Info header",
+        ))?;
+    let (cipher, iv_hex) = info
+        .split_once(',')
+        .ok_or(LegacyPemError::MalformedHeader("malformed DEK-Info header"))?;
+    let iv = hex::decode(iv_hex.trim()).map_err(|_| malformed_iv.clone())?;
     if iv.len() != 16 {
-        return Err("malformed IV in the DEK-Info header".to_string());
+        return Err(malformed_iv);
     }
     let key_len = match cipher.trim() {
         "AES-128-CBC" => 16,
         "AES-192-CBC" => 24,
         "AES-256-CBC" => 32,
-        other => {
-            return Err(format!(
-                "the key is encrypted with {other}; vouch reads AES-128/192/256-CBC"
-            ))
-        }
+        other => return Err(LegacyPemError::UnsupportedCipher(other.to_string())),
     };
     let key = bytes_to_key(password, &iv[..8], key_len);
     let mut body = block.contents().to_vec();
-    let wrong = |_| "cannot decrypt the key: wrong password".to_string();
+    let wrong = |_| LegacyPemError::WrongPassword;
     let plain = match key_len {
         16 => cbc::Decryptor::<aes::Aes128>::new(key[..].into(), iv[..].into())
             .decrypt_padded_mut::<Pkcs7>(&mut body)

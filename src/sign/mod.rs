@@ -1,8 +1,10 @@
-//! Signatures: OMS bundles (DSSE envelopes in Sigstore bundles) signed with a key, a
-//! certificate or Sigstore keyless signing; and signing with a key or certificate.
+//! Signatures over bytes: DSSE envelopes in Sigstore bundles signed with a key, a
+//! certificate or Sigstore keyless signing; detached Sigstore bundles over a file; and
+//! signing with a key or certificate.
 //!
 //! A signature is checked before anything in its payload is used; the payload is returned
-//! as the bytes that were signed, never re-serialized.
+//! as the bytes that were signed, never re-serialized. What the payload says is for the
+//! caller to read.
 
 pub mod bundle;
 pub mod keyless;
@@ -10,14 +12,9 @@ pub mod keys;
 mod legacy_pem;
 pub mod x509;
 
-use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::path::PathBuf;
 
-use crate::hash::ReadError;
-use crate::manifest::statement::{self, Statement, StatementError, PAYLOAD_TYPE};
-use crate::model::oms::Manifest;
-use crate::report::{Report, Subject, Verdict};
-use bundle::{Bundle, Material};
+use bundle::{malformed, Bundle, BundleError, Material, PAYLOAD_TYPE};
 use keyless::KeylessPolicy;
 use keys::{PrivateKey, PublicKey};
 
@@ -49,11 +46,9 @@ pub struct Verified {
 #[derive(Debug, PartialEq, Eq)]
 pub struct Rejection(pub String);
 
-/// Checks an OMS bundle's signature under `policy` and returns its payload.
-pub fn verify_model_signature(
-    bundle: &Bundle,
-    policy: &SignerPolicy,
-) -> Result<Verified, Rejection> {
+/// Checks a bundle's signature over its in-toto payload under `policy` and returns the
+/// payload as signed, and who signed it.
+pub fn verify_bundle(bundle: &Bundle, policy: &SignerPolicy) -> Result<Verified, Rejection> {
     let envelope = &bundle.envelope;
     if envelope.payload_type != PAYLOAD_TYPE {
         return Err(Rejection(format!(
@@ -108,58 +103,12 @@ pub fn verify_model_signature(
     }
 }
 
-/// What checking an OMS signature bundle before using its payload found.
-pub enum SignatureCheck {
-    /// The signature verified: the statement it signs (parsed from the payload bytes as
-    /// signed), and the `ok` subject that names the bundle and its signer.
-    Verified {
-        statement: Statement,
-        subject: Subject,
-    },
-    /// The signature was refused: a report whose one `rejected` subject names the bundle
-    /// and says why; nothing was compared with its payload.
-    Refused(Report),
-}
-
-/// Reads the OMS signature bundle at `signature` and checks it under `policy`, for a check
-/// of `target`. A bundle that cannot be read or parsed, or a payload in a layout vouch does
-/// not support, is an input error (exit 2); a refused signature or a signed payload that is
-/// no valid statement is a [`SignatureCheck::Refused`] report (exit 1).
-pub fn check_signature(
-    signature: &Path,
-    policy: &SignerPolicy,
-    target: &str,
-) -> crate::error::Result<SignatureCheck> {
-    use crate::error::Error;
-    let started = Instant::now();
-    let bytes = crate::fsio::read_input(signature)?;
-    let bundle = bundle::parse(&bytes).map_err(|e| Error::input(signature, e))?;
-    sigstore_bundle_json(&bytes).map_err(|e| Error::input(signature, e))?;
-    let name = signature.display().to_string();
-    let refused = |reason: String| {
-        SignatureCheck::Refused(Report {
-            target: target.to_string(),
-            approval: format!("signature {name}"),
-            subjects: vec![Subject::new(name.clone(), Verdict::Rejected).message(reason)],
-            duration: started.elapsed(),
-            ..Report::default()
-        })
-    };
-    let verified = match verify_model_signature(&bundle, policy) {
-        Ok(verified) => verified,
-        Err(Rejection(reason)) => return Ok(refused(reason)),
-    };
-    match statement::parse(&verified.payload) {
-        Ok(statement) => Ok(SignatureCheck::Verified {
-            statement,
-            subject: Subject::new(name.clone(), Verdict::Ok)
-                .message(format!("signed by {}", verified.signer)),
-        }),
-        Err(StatementError::Unsupported(message)) => Err(Error::input(signature, message)),
-        Err(e) => Ok(refused(format!(
-            "the signed payload is not a valid OMS statement: {e}"
-        ))),
-    }
+/// Reads a Sigstore bundle around a DSSE envelope, before its signature is checked.
+/// Malformed or not a Sigstore bundle by its media type: an input error.
+pub fn read_bundle(bytes: &[u8]) -> Result<Bundle, BundleError> {
+    let bundle = bundle::parse(bytes)?;
+    sigstore_bundle_json(bytes)?;
+    Ok(bundle)
 }
 
 /// The bundle must name the verifier's key: model-signing records its PEM's SHA-256 as a
@@ -272,20 +221,30 @@ impl Signer {
     pub fn with_certificates(
         key: PrivateKey,
         certificates: Vec<Vec<u8>>,
-    ) -> Result<Signer, String> {
-        let leaf = certificates.first().ok_or("no signing certificate")?;
-        let cert_key = x509::certificate_key(leaf)?;
+    ) -> Result<Signer, SignerError> {
+        let leaf = certificates.first().ok_or(SignerError::NoCertificate)?;
+        let cert_key = x509::certificate_key(leaf).map_err(SignerError::Certificate)?;
         if cert_key.spki != key.public_key().spki {
-            return Err("the certificate's public key does not match the private key".to_string());
+            return Err(SignerError::KeyMismatch);
         }
         Ok(Signer { key, certificates })
     }
 }
 
-/// Signs `manifest` as an OMS bundle, as model-signing writes one.
-pub fn sign_manifest(manifest: &Manifest, signer: &Signer) -> Vec<u8> {
-    let payload = statement::to_json(manifest);
-    let signature = signer.key.sign(&pae(PAYLOAD_TYPE, &payload));
+/// Why a key and certificates make no signer.
+#[derive(Debug, thiserror::Error)]
+pub enum SignerError {
+    #[error("no signing certificate")]
+    NoCertificate,
+    #[error("{0}")]
+    Certificate(x509::CertificateError),
+    #[error("the certificate's public key does not match the private key")]
+    KeyMismatch,
+}
+
+/// Signs the in-toto statement `payload` into a bundle, as model-signing writes one.
+pub fn sign_payload(payload: &[u8], signer: &Signer) -> Vec<u8> {
+    let signature = signer.key.sign(&pae(PAYLOAD_TYPE, payload));
     let material = if signer.certificates.is_empty() {
         Material::PublicKey {
             hint: Some(signer.key.public_key().hint()),
@@ -294,7 +253,7 @@ pub fn sign_manifest(manifest: &Manifest, signer: &Signer) -> Vec<u8> {
     } else {
         Material::CertificateChain(signer.certificates.clone())
     };
-    bundle::to_json(&material, &payload, &signature)
+    bundle::to_json(&material, payload, &signature)
 }
 
 /// The media types of Sigstore bundles, v0.1 to v0.3.
@@ -306,115 +265,86 @@ const SIGSTORE_BUNDLE_MEDIA_TYPES: [&str; 4] = [
 ];
 
 /// The bundle as JSON, once its `mediaType` shows it is a Sigstore bundle.
-fn sigstore_bundle_json(bytes: &[u8]) -> Result<serde_json::Value, String> {
-    let bundle: serde_json::Value =
-        serde_json::from_slice(bytes).map_err(|e| format!("is not a Sigstore bundle: {e}"))?;
-    let media_type = bundle
-        .get("mediaType")
-        .ok_or("is not a Sigstore bundle: mediaType is missing")?;
+fn sigstore_bundle_json(bytes: &[u8]) -> Result<serde_json::Value, BundleError> {
+    let not_sigstore = BundleError::NotSigstore;
+    let bundle: serde_json::Value = serde_json::from_slice(bytes)
+        .map_err(|e| not_sigstore(format!("is not a Sigstore bundle: {e}")))?;
+    let media_type = bundle.get("mediaType").ok_or_else(|| {
+        not_sigstore("is not a Sigstore bundle: mediaType is missing".to_string())
+    })?;
     if !media_type
         .as_str()
         .is_some_and(|m| SIGSTORE_BUNDLE_MEDIA_TYPES.contains(&m))
     {
-        return Err(format!(
+        return Err(not_sigstore(format!(
             "mediaType {media_type} is not a Sigstore bundle media type (one of {})",
             SIGSTORE_BUNDLE_MEDIA_TYPES.join(", ")
-        ));
+        )));
     }
     Ok(bundle)
 }
 
-/// A detached bundle must be a Sigstore bundle by its media type, and a DSSE one must carry
-/// an in-toto statement about a file, not an OMS model signature: that signs a model's root
-/// digest (SHA-256 over its files' digests), which a file holding those digests would match.
-fn check_detached_bundle(json: &str) -> Result<(), String> {
+/// A detached Sigstore bundle, read but not yet checked.
+pub struct DetachedBundle {
+    json: String,
+    /// The predicate type of the in-toto statement a DSSE bundle signs (`None` for a
+    /// message signature, or a statement without one).
+    pub predicate_type: Option<String>,
+}
+
+/// Reads a detached bundle: it must be a Sigstore bundle by its media type, and a DSSE one
+/// must carry an in-toto statement (whose subject names the file).
+pub fn read_detached_bundle(bytes: Vec<u8>) -> Result<DetachedBundle, BundleError> {
     use serde_json::Value;
+    let json = String::from_utf8(bytes).map_err(|_| {
+        BundleError::NotSigstore("is not UTF-8 text, so not a Sigstore bundle".to_string())
+    })?;
+    // The Sigstore types flatten the bundle: the strict reader checks its keys for
+    // duplicates (the fields vouch reads are checked for case variants by bundle::parse).
+    if let Err(ambiguous @ crate::json::JsonError::Ambiguous(_)) =
+        crate::json::from_slice::<sigstore_types::Bundle>(json.as_bytes())
+    {
+        return Err(BundleError::Ambiguous(ambiguous));
+    }
     let bundle = sigstore_bundle_json(json.as_bytes())?;
     let Some(envelope) = bundle.get("dsseEnvelope") else {
-        return Ok(());
+        return Ok(DetachedBundle {
+            json,
+            predicate_type: None,
+        });
     };
     let payload_type = envelope.get("payloadType").and_then(Value::as_str);
     if payload_type != Some(PAYLOAD_TYPE) {
-        return Err(format!(
+        return Err(malformed(format!(
             "the DSSE envelope's payloadType is {}, not {PAYLOAD_TYPE}: no statement names the file",
             envelope.get("payloadType").unwrap_or(&Value::Null)
-        ));
+        )));
     }
     use base64::Engine as _;
     let payload = envelope
         .get("payload")
         .and_then(Value::as_str)
         .and_then(|p| base64::engine::general_purpose::STANDARD.decode(p).ok())
-        .ok_or("the DSSE envelope's payload is missing or not base64")?;
+        .ok_or_else(|| malformed("the DSSE envelope's payload is missing or not base64"))?;
     let statement: Value = serde_json::from_slice(&payload)
-        .map_err(|e| format!("the DSSE payload is not an in-toto statement: {e}"))?;
-    let predicate_type = statement.get("predicateType").and_then(Value::as_str);
-    if let Some(oms) = predicate_type
-        .filter(|p| [statement::PREDICATE_TYPE, statement::PREDICATE_TYPE_V0_2].contains(p))
-    {
-        return Err(format!(
-            "is an OMS model signature (predicate {oms}): it signs a model's root digest, not a file's \
-             digest; verify the model it signs with --signature instead"
-        ));
-    }
-    Ok(())
+        .map_err(|e| malformed(format!("the DSSE payload is not an in-toto statement: {e}")))?;
+    let predicate_type = statement
+        .get("predicateType")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    Ok(DetachedBundle {
+        json,
+        predicate_type,
+    })
 }
 
-/// Verifies one file against a detached Sigstore bundle (a message signature or a DSSE
-/// attestation whose subject is the file, as cosign and sigstore-python write them).
-pub fn verify_detached_file(
-    file: &std::path::Path,
-    bundle_path: &std::path::Path,
+/// Verifies the bytes `artifact` reads against a detached bundle under a keyless policy.
+pub fn verify_detached(
+    bundle: &DetachedBundle,
+    artifact: impl std::io::Read,
     policy: &KeylessPolicy,
-) -> crate::error::Result<Report> {
-    use crate::error::Error;
-    let started = std::time::Instant::now();
-    let json = String::from_utf8(crate::fsio::read_input(bundle_path)?)
-        .map_err(|_| Error::input(bundle_path, "is not UTF-8 text, so not a Sigstore bundle"))?;
-    // The Sigstore types flatten the bundle: the strict reader checks its keys for
-    // duplicates (the fields vouch reads are checked for case variants by bundle::parse).
-    if let Err(ambiguous @ crate::json::JsonError::Ambiguous(_)) =
-        crate::json::from_slice::<sigstore_types::Bundle>(json.as_bytes())
-    {
-        return Err(Error::input(bundle_path, ambiguous.to_string()));
-    }
-    check_detached_bundle(&json).map_err(|e| Error::input(bundle_path, e))?;
-    let (handle, stamp) = crate::hash::reader::open_regular(file, true).map_err(|e| match e {
-        ReadError::NotRegular(kind) => Error::input(
-            file,
-            format!("is {kind}; a signed artifact is a regular file"),
-        ),
-        ReadError::Io(e) => Error::io(file, e),
-        ReadError::Unstable(message) => Error::Unstable {
-            path: file.to_path_buf(),
-            message,
-        },
-    })?;
-    let bundle_name = bundle_path.display().to_string();
-    let file_name = file.display().to_string();
-    let subjects = match keyless::verify_detached(&json, std::io::BufReader::new(handle), policy) {
-        Ok(signer) => vec![
-            Subject::new(bundle_name, Verdict::Ok)
-                .message(format!("signed by {}", signer.describe())),
-            Subject::new(file_name, Verdict::Ok).message("matches the signed digest"),
-        ],
-        Err(keyless::KeylessFailure::ArtifactMismatch(detail)) => {
-            vec![Subject::new(file_name, Verdict::Changed).message(format!(
-                "the bundle signs other content than this file ({detail})"
-            ))]
-        }
-        Err(keyless::KeylessFailure::Rejected(Rejection(reason))) => {
-            vec![Subject::new(bundle_name, Verdict::Rejected).message(reason)]
-        }
-    };
-    Ok(Report {
-        target: file.display().to_string(),
-        approval: format!("Sigstore bundle {}", bundle_path.display()),
-        subjects,
-        bytes_hashed: stamp.len,
-        duration: started.elapsed(),
-        ..Report::default()
-    })
+) -> Result<keyless::KeylessSigner, keyless::KeylessFailure> {
+    keyless::verify_detached(&bundle.json, artifact, policy)
 }
 
 #[cfg(test)]

@@ -16,7 +16,68 @@ use x509_cert::der::{Decode, Encode, Header, Reader, SliceReader};
 use x509_cert::ext::pkix::{BasicConstraints, ExtendedKeyUsage, KeyUsage, KeyUsages};
 use x509_cert::Certificate;
 
-use super::keys::{PublicKey, ID_EC_PUBLIC_KEY};
+use super::keys::{KeyError, PublicKey, ID_EC_PUBLIC_KEY};
+
+/// Why a certificate or a chain of them is not trusted or not usable. Certificates are
+/// named by their subjects.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CertificateError {
+    /// `what` (e.g. `trusted certificate 2`) is not DER X.509.
+    #[error("{what} is not a valid certificate: {detail}")]
+    Invalid { what: String, detail: String },
+    #[error("'{subject}' has a malformed extension {oid}: {detail}")]
+    MalformedExtension {
+        subject: String,
+        oid: String,
+        detail: String,
+    },
+    #[error("'{subject}' is not valid at the signing certificate's issue time (valid {not_before} to {not_after})")]
+    NotValidAtIssue {
+        subject: String,
+        not_before: String,
+        not_after: String,
+    },
+    #[error("'{0}' has name constraints, which vouch does not evaluate")]
+    NameConstraints(String),
+    #[error("'{subject}' has an unknown critical extension {oid}")]
+    UnknownCriticalExtension { subject: String, oid: String },
+    #[error("'{subject}' allows {limit} CA certificates below it")]
+    PathLength { subject: String, limit: u8 },
+    #[error("'{0}' issued a certificate but is not a CA")]
+    NotCa(String),
+    #[error("'{0}' issued a certificate but its key usage excludes keyCertSign")]
+    NoKeyCertSign(String),
+    #[error("'{issuer}' signed with algorithm {algorithm} and key type {key_type}, which vouch does not verify")]
+    UnsupportedAlgorithm {
+        issuer: String,
+        algorithm: String,
+        key_type: String,
+    },
+    /// The path reached a trusted certificate that is no root, whose issuer is not found.
+    #[error(
+        "the chain reaches the trusted certificate '{trusted}', which is not a self-signed root, \
+         and its issuer '{issuer}' is neither trusted nor in the bundle's chain; trust the root \
+         certificate, or allow partial chains to let an intermediate end the chain"
+    )]
+    EndsBelowRoot { trusted: String, issuer: String },
+    #[error(
+        "the chain does not lead to a trusted certificate: '{subject}' was issued by '{issuer}', which is neither \
+         trusted nor in the bundle's chain (or its signature does not verify)"
+    )]
+    Untrusted { subject: String, issuer: String },
+    #[error("the certificate chain is longer than {MAX_DEPTH}")]
+    TooLong,
+    #[error("the signing certificate '{0}' allows neither digitalSignature nor codeSigning")]
+    LeafCannotSign(String),
+    #[error("the signing certificate's key does not encode: {0}")]
+    LeafKeyEncoding(String),
+    #[error("the signing certificate's key: {0}")]
+    LeafKey(KeyError),
+    #[error("{0}")]
+    Pem(KeyError),
+    #[error("no CERTIFICATE block in the PEM file")]
+    NoCertificateBlock,
+}
 
 const BASIC_CONSTRAINTS: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.19");
 const KEY_USAGE: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.15");
@@ -50,10 +111,13 @@ struct Parsed {
 }
 
 impl Parsed {
-    fn new(der: &[u8], what: &str) -> Result<Parsed, String> {
-        let cert = Certificate::from_der(der)
-            .map_err(|e| format!("{what} is not a valid certificate: {e}"))?;
-        let tbs = raw_tbs(der).map_err(|e| format!("{what} is not a valid certificate: {e}"))?;
+    fn new(der: &[u8], what: &str) -> Result<Parsed, CertificateError> {
+        let invalid = |e: x509_cert::der::Error| CertificateError::Invalid {
+            what: what.to_string(),
+            detail: e.to_string(),
+        };
+        let cert = Certificate::from_der(der).map_err(invalid)?;
+        let tbs = raw_tbs(der).map_err(invalid)?;
         Ok(Parsed { cert, tbs })
     }
 
@@ -65,7 +129,10 @@ impl Parsed {
         self.cert.tbs_certificate.issuer.to_string()
     }
 
-    fn extension<T: for<'a> Decode<'a>>(&self, oid: ObjectIdentifier) -> Result<Option<T>, String> {
+    fn extension<T: for<'a> Decode<'a>>(
+        &self,
+        oid: ObjectIdentifier,
+    ) -> Result<Option<T>, CertificateError> {
         let Some(extensions) = &self.cert.tbs_certificate.extensions else {
             return Ok(None);
         };
@@ -73,45 +140,39 @@ impl Parsed {
             None => Ok(None),
             Some(e) => T::from_der(e.extn_value.as_bytes())
                 .map(Some)
-                .map_err(|err| {
-                    format!(
-                        "'{}' has a malformed extension {oid}: {err}",
-                        self.subject()
-                    )
+                .map_err(|err| CertificateError::MalformedExtension {
+                    subject: self.subject(),
+                    oid: oid.to_string(),
+                    detail: err.to_string(),
                 }),
         }
     }
 
-    fn valid_at(&self, time: SystemTime) -> Result<(), String> {
+    fn valid_at(&self, time: SystemTime) -> Result<(), CertificateError> {
         let validity = &self.cert.tbs_certificate.validity;
         if time < validity.not_before.to_system_time() || time > validity.not_after.to_system_time()
         {
-            return Err(format!(
-                "'{}' is not valid at the signing certificate's issue time (valid {} to {})",
-                self.subject(),
-                validity.not_before,
-                validity.not_after
-            ));
+            return Err(CertificateError::NotValidAtIssue {
+                subject: self.subject(),
+                not_before: validity.not_before.to_string(),
+                not_after: validity.not_after.to_string(),
+            });
         }
         Ok(())
     }
 
-    fn check_critical_extensions(&self) -> Result<(), String> {
+    fn check_critical_extensions(&self) -> Result<(), CertificateError> {
         for extension in self.cert.tbs_certificate.extensions.iter().flatten() {
             if extension.extn_id == NAME_CONSTRAINTS {
-                return Err(format!(
-                    "'{}' has name constraints, which vouch does not evaluate",
-                    self.subject()
-                ));
+                return Err(CertificateError::NameConstraints(self.subject()));
             }
             if extension.critical
                 && !KNOWN_CRITICAL.contains(&extension.extn_id.to_string().as_str())
             {
-                return Err(format!(
-                    "'{}' has an unknown critical extension {}",
-                    self.subject(),
-                    extension.extn_id
-                ));
+                return Err(CertificateError::UnknownCriticalExtension {
+                    subject: self.subject(),
+                    oid: extension.extn_id.to_string(),
+                });
             }
         }
         Ok(())
@@ -119,33 +180,25 @@ impl Parsed {
 
     /// This certificate may issue others: CA, keyCertSign if key usage is given, and a path
     /// length limit that allows `below` more CA certificates beneath it.
-    fn check_issuer(&self, below: usize, anchor: bool) -> Result<(), String> {
+    fn check_issuer(&self, below: usize, anchor: bool) -> Result<(), CertificateError> {
         match self.extension::<BasicConstraints>(BASIC_CONSTRAINTS)? {
             Some(bc) if bc.ca => {
                 if let Some(limit) = bc.path_len_constraint {
                     if below > usize::from(limit) {
-                        return Err(format!(
-                            "'{}' allows {limit} CA certificates below it",
-                            self.subject()
-                        ));
+                        return Err(CertificateError::PathLength {
+                            subject: self.subject(),
+                            limit,
+                        });
                     }
                 }
             }
             // A trust anchor without basic constraints (an X.509 v1 root) is accepted, as OpenSSL does.
             None if anchor => {}
-            _ => {
-                return Err(format!(
-                    "'{}' issued a certificate but is not a CA",
-                    self.subject()
-                ))
-            }
+            _ => return Err(CertificateError::NotCa(self.subject())),
         }
         if let Some(usage) = self.extension::<KeyUsage>(KEY_USAGE)? {
             if !usage.0.contains(KeyUsages::KeyCertSign) {
-                return Err(format!(
-                    "'{}' issued a certificate but its key usage excludes keyCertSign",
-                    self.subject()
-                ));
+                return Err(CertificateError::NoKeyCertSign(self.subject()));
             }
         }
         Ok(())
@@ -157,7 +210,7 @@ impl Parsed {
     }
 
     /// Whether `self` was signed by `issuer`'s key.
-    fn signed_by(&self, issuer: &Parsed) -> Result<bool, String> {
+    fn signed_by(&self, issuer: &Parsed) -> Result<bool, CertificateError> {
         let spki = &issuer.cert.tbs_certificate.subject_public_key_info;
         let key = spki.subject_public_key.raw_bytes();
         let algorithm = signature_algorithm(
@@ -183,7 +236,7 @@ pub fn verify_chain(
     chain: &[Vec<u8>],
     anchors: &[Vec<u8>],
     allow_partial: bool,
-) -> Result<VerifiedLeaf, String> {
+) -> Result<VerifiedLeaf, CertificateError> {
     let leaf = Parsed::new(&chain[0], "the signing certificate")?;
     let intermediates: Vec<Parsed> = chain[1..]
         .iter()
@@ -237,28 +290,25 @@ pub fn verify_chain(
         });
         let Some((index, issuer)) = next else {
             if let Some(trusted) = partial {
-                return Err(format!(
-                    "the chain reaches the trusted certificate '{trusted}', which is not a self-signed root, \
-                     and its issuer '{issuer_name}' is neither trusted nor in the bundle's chain; trust the root \
-                     certificate, or allow partial chains to let an intermediate end the chain"
-                ));
+                return Err(CertificateError::EndsBelowRoot {
+                    trusted,
+                    issuer: issuer_name,
+                });
             }
-            return Err(format!(
-                "the chain does not lead to a trusted certificate: '{}' was issued by '{}', which is neither \
-                 trusted nor in the bundle's chain (or its signature does not verify)",
-                current.subject(),
-                issuer_name
-            ));
+            return Err(CertificateError::Untrusted {
+                subject: current.subject(),
+                issuer: issuer_name,
+            });
         };
         issuer.check_issuer(depth, false)?;
         used[index] = true;
         current = issuer;
     }
-    Err(format!("the certificate chain is longer than {MAX_DEPTH}"))
+    Err(CertificateError::TooLong)
 }
 
 /// The leaf must allow signing, by model-signing's rule.
-fn check_leaf(leaf: &Parsed) -> Result<(), String> {
+fn check_leaf(leaf: &Parsed) -> Result<(), CertificateError> {
     let signs = leaf
         .extension::<KeyUsage>(KEY_USAGE)?
         .is_some_and(|usage| usage.0.contains(KeyUsages::DigitalSignature));
@@ -268,21 +318,18 @@ fn check_leaf(leaf: &Parsed) -> Result<(), String> {
     if signs || code_signing {
         Ok(())
     } else {
-        Err(format!(
-            "the signing certificate '{}' allows neither digitalSignature nor codeSigning",
-            leaf.subject()
-        ))
+        Err(CertificateError::LeafCannotSign(leaf.subject()))
     }
 }
 
-fn leaf_key(leaf: &Parsed) -> Result<PublicKey, String> {
+fn leaf_key(leaf: &Parsed) -> Result<PublicKey, CertificateError> {
     let spki = leaf
         .cert
         .tbs_certificate
         .subject_public_key_info
         .to_der()
-        .map_err(|e| format!("the signing certificate's key does not encode: {e}"))?;
-    PublicKey::from_spki(&spki).map_err(|e| format!("the signing certificate's key: {e}"))
+        .map_err(|e| CertificateError::LeafKeyEncoding(e.to_string()))?;
+    PublicKey::from_spki(&spki).map_err(CertificateError::LeafKey)
 }
 
 /// The raw bytes of the TBSCertificate, exactly as signed (never re-encoded).
@@ -297,7 +344,7 @@ fn signature_algorithm(
     oid: &ObjectIdentifier,
     issuer_key: &x509_cert::spki::AlgorithmIdentifierOwned,
     issuer: &str,
-) -> Result<&'static dyn VerificationAlgorithm, String> {
+) -> Result<&'static dyn VerificationAlgorithm, CertificateError> {
     let curve = || {
         (issuer_key.oid == ID_EC_PUBLIC_KEY)
             .then(|| {
@@ -332,29 +379,31 @@ fn signature_algorithm(
             ("1.2.840.10045.4.3.4", _, Some("1.3.132.0.35")) => &signature::ECDSA_P521_SHA512_ASN1,
             ("1.3.101.112", _, _) if issuer_key.oid == ED25519 => &signature::ED25519,
             (other, _, _) => {
-                return Err(format!(
-            "'{issuer}' signed with algorithm {other} and key type {}, which vouch does not verify",
-            issuer_key.oid
-        ))
+                return Err(CertificateError::UnsupportedAlgorithm {
+                    issuer: issuer.to_string(),
+                    algorithm: other.to_string(),
+                    key_type: issuer_key.oid.to_string(),
+                })
             }
         };
     Ok(algorithm)
 }
 
 /// The public key a certificate (DER) holds.
-pub fn certificate_key(der: &[u8]) -> Result<PublicKey, String> {
+pub fn certificate_key(der: &[u8]) -> Result<PublicKey, CertificateError> {
     leaf_key(&Parsed::new(der, "the signing certificate")?)
 }
 
 /// The certificates (DER) of a PEM file, in order.
-pub fn pem_certificates(text: &[u8]) -> Result<Vec<Vec<u8>>, String> {
-    let certificates: Vec<Vec<u8>> = super::keys::pem_blocks(text)?
+pub fn pem_certificates(text: &[u8]) -> Result<Vec<Vec<u8>>, CertificateError> {
+    let certificates: Vec<Vec<u8>> = super::keys::pem_blocks(text)
+        .map_err(CertificateError::Pem)?
         .into_iter()
         .filter(|block| block.tag() == "CERTIFICATE")
         .map(pem::Pem::into_contents)
         .collect();
     if certificates.is_empty() {
-        return Err("no CERTIFICATE block in the PEM file".to_string());
+        return Err(CertificateError::NoCertificateBlock);
     }
     Ok(certificates)
 }
@@ -412,7 +461,7 @@ mod tests {
         (root_der, int_der, leaf_der)
     }
 
-    fn check(chain: (Vec<u8>, Vec<u8>, Vec<u8>)) -> Result<VerifiedLeaf, String> {
+    fn check(chain: (Vec<u8>, Vec<u8>, Vec<u8>)) -> Result<VerifiedLeaf, CertificateError> {
         let (root, intermediate, leaf) = chain;
         verify_chain(&[leaf, intermediate], &[root], false)
     }
@@ -425,7 +474,7 @@ mod tests {
 
     #[test]
     fn each_broken_rule_is_named() {
-        let cases: Vec<(Result<VerifiedLeaf, String>, &str)> = vec![
+        let cases: Vec<(Result<VerifiedLeaf, CertificateError>, &str)> = vec![
             (
                 check(chain(
                     |_| {},
@@ -480,7 +529,7 @@ mod tests {
             ),
         ];
         for (result, needle) in cases {
-            let err = result.expect_err(needle);
+            let err = result.expect_err(needle).to_string();
             assert!(err.contains(needle), "expected '{needle}' in: {err}");
         }
     }
@@ -491,7 +540,7 @@ mod tests {
         let (other_root, _, _) = chain(|_| {}, |_| {}, |_| {});
         let err = verify_chain(&[leaf, intermediate], &[other_root], false).unwrap_err();
         assert!(
-            err.contains("does not lead to a trusted certificate"),
+            matches!(&err, CertificateError::Untrusted { subject, .. } if subject == "CN=intermediate"),
             "{err}"
         );
     }
@@ -506,7 +555,7 @@ mod tests {
         )
         .unwrap_err();
         assert!(
-            err.contains("'CN=intermediate', which is not a self-signed root"),
+            matches!(&err, CertificateError::EndsBelowRoot { trusted, .. } if trusted == "CN=intermediate"),
             "{err}"
         );
         let leaf_only = verify_chain(

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use crate::hash::reader::special_kind;
-use crate::hash::{Engine, Identity, Location, ReadError, Task};
+use crate::hash::{Engine, Identity, Location, Task};
 use crate::manifest::checklist::CheckEntry;
 use crate::report::{Report, Subject, Verdict};
 
@@ -70,17 +70,10 @@ pub fn check_files(entries: &[CheckEntry], source: &Path, engine: &Engine) -> Re
                 subject.expected = Some(entry.digest.prefixed());
                 subject.actual = Some(actual.prefixed());
             }
-            Err(ReadError::Unstable(message)) => {
-                subject.verdict = Verdict::Unstable;
+            Err(error) => {
+                let (verdict, message) = error.verdict();
+                subject.verdict = verdict;
                 subject.message = Some(message);
-            }
-            Err(ReadError::NotRegular(kind)) => {
-                subject.verdict = Verdict::Changed;
-                subject.message = Some(format!("is now {kind}; it was not read"));
-            }
-            Err(ReadError::Io(e)) => {
-                subject.verdict = Verdict::Unreadable;
-                subject.message = Some(e.to_string());
             }
         }
     }

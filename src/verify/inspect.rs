@@ -12,6 +12,7 @@ use crate::hash::reader::regular;
 use crate::hash::{Engine, Location, ReadError, RootDir, Task};
 use crate::model::paths::normalize_relative_name;
 use crate::model::walk::{Model, ModelFile};
+use crate::report::Verdict;
 
 /// The facts of one file, or why there are none.
 #[derive(Debug)]
@@ -27,14 +28,15 @@ pub struct Inspected {
 pub enum FileProblem {
     /// Malformed, truncated or hostile: the message says what is wrong.
     Malformed(String),
-    /// The operating system refused the read.
-    Unreadable(String),
+    /// The file could not be read: the verdict its read error maps to
+    /// ([`ReadError::verdict`]), with the message.
+    Unread(Verdict, String),
 }
 
 impl FileProblem {
     pub fn message(&self) -> &str {
         match self {
-            FileProblem::Malformed(m) | FileProblem::Unreadable(m) => m,
+            FileProblem::Malformed(m) | FileProblem::Unread(_, m) => m,
         }
     }
 }
@@ -82,13 +84,8 @@ pub fn inspect_model(model: &Model, engine: &Engine) -> Vec<Inspected> {
 
 /// Why a file could not be opened for its facts.
 pub fn read_problem(error: ReadError) -> FileProblem {
-    match error {
-        ReadError::Io(e) => FileProblem::Unreadable(e.to_string()),
-        ReadError::NotRegular(kind) => {
-            FileProblem::Malformed(format!("is {kind}; it was not read"))
-        }
-        ReadError::Unstable(message) => FileProblem::Malformed(message),
-    }
+    let (verdict, message) = error.verdict();
+    FileProblem::Unread(verdict, message)
 }
 
 /// The display name of a model file: its relative name, or the file's own name for a model
@@ -144,7 +141,7 @@ fn inspected(
         },
         Err(Problem::Io(e)) => Inspected {
             facts: None,
-            problem: Some(FileProblem::Unreadable(e.to_string())),
+            problem: Some(FileProblem::Unread(Verdict::Unreadable, e.to_string())),
             external: Vec::new(),
         },
     }

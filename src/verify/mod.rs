@@ -2,6 +2,8 @@
 //! expects, applies the content policy and produces the one outcome [`crate::report::Report`].
 
 pub mod checklist;
+pub mod detached;
+pub mod image;
 pub mod inspect;
 pub mod model;
 pub mod scan;

@@ -8,18 +8,16 @@
 use std::path::Path;
 use std::time::Instant;
 
-use crate::approval::{Approval, Pin, ROOT_DIGEST_BINDS_NO_NAMES};
+use crate::approval::{resolve, Approval, Pin, Resolution, ROOT_DIGEST_BINDS_NO_NAMES};
 use crate::error::Result;
 use crate::hash::{Engine, Stamp};
 use crate::manifest::digest::manifest_digest;
-use crate::manifest::{check_list_expected, load_check_list, load_statement, statement_expected};
-use crate::model::compare::{found_manifest, read_error_subject, Comparison, Expected};
+use crate::model::compare::{found_manifest, Comparison, Expected};
 use crate::model::oms::{Resource, Serialization};
 use crate::model::paths::{name_inside, IgnoreSet, DEFAULT_IGNORED};
 use crate::model::walk::{self, Model, ModelFile};
 use crate::model::{hash_model, hash_model_inspecting, walk_options, HashedModel};
 use crate::report::{Report, Subject, Verdict};
-use crate::sign::{check_signature, SignatureCheck, SignerPolicy};
 
 /// Settings of a verification that do not come from the approval.
 #[derive(Clone, Debug, Default)]
@@ -39,52 +37,43 @@ pub struct VerifyOptions {
 }
 
 /// Verifies the model at `path` against `approval`: what `vouch verify` and every drift
-/// target run.
+/// target run. A signed approval's signature is checked first: a refused one is a report
+/// with one `rejected` subject (exit 1), and the model is not read.
 pub fn check_model(
     path: &Path,
     approval: &Approval,
     options: &VerifyOptions,
     engine: &Engine,
 ) -> Result<Report> {
-    let mut options = options.clone();
-    match approval {
-        Approval::Manifest(file) => {
-            let statement = load_statement(file)?;
-            options.approval_files.push(file.clone());
-            verify(
-                path,
-                &statement_expected(&statement, file)?,
-                &options,
-                engine,
-            )
+    let started = Instant::now();
+    let mut report = match resolve(approval)? {
+        Resolution::Expected(resolved) => {
+            let mut options = options.clone();
+            options
+                .approval_files
+                .push(resolved.source.path().to_path_buf());
+            let mut report = verify(path, &resolved.expected, &options, engine)?;
+            if let Some(signature) = resolved.signature {
+                report.subjects.insert(0, signature);
+            }
+            report
         }
-        Approval::Signature { bundle, trust } => {
-            verify_signed(path, bundle, &trust.load()?, &options, engine)
+        Resolution::Pinned { pin, serialization } => {
+            verify_pinned(path, serialization, pin, options, engine)?
         }
-        Approval::Pinned { pin, serialization } => {
-            verify_pinned(path, serialization, pin, &options, engine)
-        }
-        Approval::CheckList {
-            list,
-            algorithm,
-            allow_symlinks,
-        } => {
-            let entries = load_check_list(list, *algorithm)?;
-            let expected = check_list_expected(&entries, list, *allow_symlinks)?;
-            options.approval_files.push(list.clone());
-            verify(path, &expected, &options, engine)
-        }
-    }
+        Resolution::Refused(refusal) => refusal.report(path.display().to_string()),
+    };
+    report.duration = started.elapsed();
+    Ok(report)
 }
 
 /// Verifies the model at `path` against `expected`.
-pub fn verify(
+fn verify(
     path: &Path,
     expected: &Expected,
     options: &VerifyOptions,
     engine: &Engine,
 ) -> Result<Report> {
-    let started = Instant::now();
     let ignores = Ignores::new(path, &expected.serialization, options, &expected.resources);
     let serialization = Serialization {
         ignore_paths: ignores.all(),
@@ -116,19 +105,17 @@ pub fn verify(
     };
     comparison.compare(&checked, hashed, &mut report);
     report.subjects.extend(pickle_subjects);
-    report.duration = started.elapsed();
     Ok(report)
 }
 
 /// Verifies the model at `path` against a pinned digest, serialized as `serialization`.
-pub fn verify_pinned(
+fn verify_pinned(
     path: &Path,
     serialization: &Serialization,
     pin: &Pin,
     options: &VerifyOptions,
     engine: &Engine,
 ) -> Result<Report> {
-    let started = Instant::now();
     let ignores = Ignores::new(path, serialization, options, &[]);
     let serialization = Serialization {
         ignore_paths: ignores.all(),
@@ -165,9 +152,7 @@ pub fn verify_pinned(
     }
     for (key, result) in &hashed.resources {
         if let Err(error) = result {
-            report
-                .subjects
-                .push(read_error_subject(comparison.display(key), error));
+            report.subjects.push(error.subject(comparison.display(key)));
         }
     }
     if let Some(found) = found {
@@ -192,7 +177,6 @@ pub fn verify_pinned(
         report.subjects.push(subject);
     }
     report.subjects.extend(pickle_subjects);
-    report.duration = started.elapsed();
     Ok(report)
 }
 
@@ -239,7 +223,7 @@ fn hash_and_gate(
     let mut subjects: Vec<Subject> = hashed.inspected.into_iter().flatten().flatten().collect();
     for (index, error) in &hashed.unread {
         let name = comparison.display_path(&model.files[*index].name);
-        subjects.push(read_error_subject(name, error));
+        subjects.push(error.subject(name));
     }
     let hashed = HashedModel {
         resources: hashed.resources,
@@ -405,36 +389,4 @@ impl Ignores {
             ));
         }
     }
-}
-
-/// Verifies the model at `path` against the OMS signature bundle at `signature`: the
-/// signature is checked under `policy` first, and only a payload that passed is used.
-///
-/// A refused signature is a report with one `rejected` subject (exit 1) and the model is not
-/// read; a signed payload in a layout vouch does not support is an input error (exit 2).
-pub fn verify_signed(
-    path: &Path,
-    signature: &Path,
-    policy: &SignerPolicy,
-    options: &VerifyOptions,
-    engine: &Engine,
-) -> Result<Report> {
-    let started = Instant::now();
-    let target = path.display().to_string();
-    let (statement, signature_subject) = match check_signature(signature, policy, &target)? {
-        SignatureCheck::Verified { statement, subject } => (statement, subject),
-        SignatureCheck::Refused(report) => return Ok(report),
-    };
-    let mut options = options.clone();
-    options.approval_files.push(signature.to_path_buf());
-    let mut expected = statement_expected(&statement, signature)?;
-    expected.description = format!(
-        "signature {} ({})",
-        signature.display(),
-        statement.manifest.serialization.describe()
-    );
-    let mut report = verify(path, &expected, &options, engine)?;
-    report.subjects.insert(0, signature_subject);
-    report.duration = started.elapsed();
-    Ok(report)
 }

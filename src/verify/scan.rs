@@ -56,11 +56,16 @@ pub struct ExternalView {
 }
 
 impl ScanReport {
-    /// 1 when a file imports a global the pickle policy refuses, else 3 when one could not be read, else 2
-    /// when a header is malformed, else 0.
+    /// 1 when a file imports a global the pickle policy refuses, or changed or went away after
+    /// it was listed (`unstable`, `changed`), else 3 when one could not be read, else 2 when a
+    /// header is malformed, else 0.
     pub fn exit_status(&self) -> u8 {
         let any = |f: &dyn Fn(&ScannedFile) -> bool| self.files.iter().any(f);
-        if any(&|f| !f.dangerous.is_empty()) {
+        let integrity =
+            |kind: &str| kind == Verdict::Unstable.name() || kind == Verdict::Changed.name();
+        if any(&|f| {
+            !f.dangerous.is_empty() || f.problem.as_ref().is_some_and(|p| integrity(p.kind))
+        }) {
             EXIT_INTEGRITY
         } else if any(&|f| f.problem.as_ref().is_some_and(|p| p.kind == "unreadable")) {
             EXIT_OPERATIONAL
@@ -204,7 +209,7 @@ pub fn scan_model(path: &Path, policy: PicklePolicy, engine: &Engine) -> Result<
             problem: inspected.problem.as_ref().map(|p| ProblemView {
                 kind: match p {
                     FileProblem::Malformed(_) => "malformed",
-                    FileProblem::Unreadable(_) => "unreadable",
+                    FileProblem::Unread(verdict, _) => verdict.name(),
                 },
                 message: p.message().to_string(),
             }),
@@ -287,8 +292,8 @@ pub fn uncovered_external_data(
 /// `--deny-unsafe-pickle`: a `rejected` subject for each file (by display name, with what
 /// was read of it from the handle it was hashed from) that imports a global `policy`
 /// refuses, or that holds pickles (chosen by content, whatever its name) in a container that
-/// cannot be scanned as its loader reads it; an `unreadable` one for a file that cannot be
-/// read.
+/// cannot be scanned as its loader reads it; for a file that cannot be read, one with the
+/// verdict its read error maps to.
 pub fn unsafe_pickle_subjects<'a>(
     scanned: impl IntoIterator<Item = (String, &'a Inspected)>,
     policy: PicklePolicy,
@@ -315,7 +320,7 @@ pub fn unsafe_pickle_subjects<'a>(
             Some(FileProblem::Malformed(m)) => Subject::new(name, Verdict::Rejected).message(
                 format!("cannot be scanned for unsafe pickle imports: {m} (--deny-unsafe-pickle)"),
             ),
-            Some(FileProblem::Unreadable(m)) => Subject::new(name, Verdict::Unreadable)
+            Some(FileProblem::Unread(verdict, m)) => Subject::new(name, *verdict)
                 .message(format!("cannot be scanned for unsafe pickle imports: {m}")),
             None => continue,
         };

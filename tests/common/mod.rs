@@ -1,11 +1,33 @@
 //! Helpers shared by the integration tests: running the real binary, finding peer tools,
 //! and building model directories from real bytes.
+//!
+//! Where each kind of test goes (unit tests of one module's logic stay beside it in `src/`):
+//! - `cli.rs`: the command line as a pipeline sees it: report formats, exit statuses,
+//!   `--jobs`, `--progress`, usage errors; and this harness's own checks.
+//! - `approvals.rs`: reading approval inputs (manifests, bundles, keys, certificates, check
+//!   lists) and what they may claim.
+//! - `pins.rs`: `--digest` and `--manifest-digest` pins of a whole model.
+//! - `signatures.rs`: signature formats, their fixtures, forged and altered variants.
+//! - `faults.rs`: files that change while read, special files, links, races between the walk
+//!   and the open (strace), unreadable files, half-written outputs.
+//! - `formats_hostile.rs`: header readers against random, truncated and hostile bytes.
+//! - `interop_*.rs`: the same input through vouch and a peer tool or validator (`hash`,
+//!   `formats`, `model_signing`, `sbom`, `sbom_oci`); peers come from `cargo xtask peers`.
+//! - `oci.rs`: `vouch oci` against a real registry and OCI layouts (`oci_support/`).
+//! - `oci_hostile.rs`: a registry written to misbehave (`oci_support/hostile.rs`).
+//! - `drift.rs`: `vouch drift` runs, history, waivers, metrics, alerts, `watch`.
+//! - `readme.rs`: the README's commands on a fresh clone.
+//! - `architecture.rs`: the layer table of `src/lib.rs`, checked against every import.
+//!
+//! Children run through [`run`], [`run_within`] or [`start`]: their stdout and stderr are
+//! read while they run, under a time cap.
 #![allow(dead_code)] // each test binary uses its own part of this module
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::STANDARD;
@@ -73,38 +95,103 @@ impl Ran {
     }
 }
 
-/// Runs `command`, failing the test if it takes longer than `limit` (then it is killed).
-pub fn run_within(command: &mut Command, limit: Duration) -> Ran {
+/// A started child whose stdout and stderr are read (each by a thread) while it runs, so a
+/// child writing more than a pipe holds never waits on the test.
+pub struct Running {
+    child: Child,
+    stdout: Receiver<Vec<u8>>,
+    stderr: Receiver<Vec<u8>>,
+    shown: String,
+}
+
+/// Starts `command` with its stdout and stderr piped and read as it runs.
+pub fn start(command: &mut Command) -> Running {
     let mut child = command
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start {command:?}: {e}"));
-    let started = Instant::now();
-    loop {
-        if let Some(_status) = child.try_wait().expect("wait") {
-            break;
-        }
-        if started.elapsed() > limit {
-            let _ = child.kill();
-            panic!("{command:?} did not finish within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(5));
+    let stdout = read_all(child.stdout.take().expect("stdout is piped"));
+    let stderr = read_all(child.stderr.take().expect("stderr is piped"));
+    Running {
+        child,
+        stdout,
+        stderr,
+        shown: format!("{command:?}"),
     }
-    finish(child.wait_with_output().expect("collect output"))
+}
+
+/// Everything `stream` gives until it closes, sent when it does.
+fn read_all(mut stream: impl Read + Send + 'static) -> Receiver<Vec<u8>> {
+    let (sender, receiver) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = stream.read_to_end(&mut bytes);
+        let _ = sender.send(bytes);
+    });
+    receiver
+}
+
+impl Running {
+    /// The child's process id.
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The child's stdin, when the command piped it.
+    pub fn stdin(&mut self) -> ChildStdin {
+        self.child.stdin.take().expect("the command pipes stdin")
+    }
+
+    /// Waits for the child and its output, failing the test (the child killed) if that takes
+    /// longer than `limit` from now.
+    pub fn finish_within(mut self, limit: Duration) -> Ran {
+        let deadline = Instant::now() + limit;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                let stderr = self
+                    .stderr
+                    .recv_timeout(Duration::from_secs(1))
+                    .unwrap_or_default();
+                panic!(
+                    "{} did not finish within {limit:?}; stderr:\n{}",
+                    self.shown,
+                    String::from_utf8_lossy(&stderr)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        // A descendant that kept the pipes open holds them past the child's exit.
+        let collect = |stream: &Receiver<Vec<u8>>, name: &str| {
+            stream
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .unwrap_or_else(|_| {
+                    panic!("the {name} of {} stayed open after it exited", self.shown)
+                })
+        };
+        let stdout = collect(&self.stdout, "stdout");
+        let stderr = collect(&self.stderr, "stderr");
+        Ran {
+            code: status.code(),
+            signal: status.signal(),
+            stdout,
+            stderr: String::from_utf8_lossy(&stderr).into_owned(),
+        }
+    }
+}
+
+/// Runs `command`, failing the test if it takes longer than `limit` (then it is killed).
+pub fn run_within(command: &mut Command, limit: Duration) -> Ran {
+    start(command).finish_within(limit)
 }
 
 pub fn run(command: &mut Command) -> Ran {
     run_within(command, Duration::from_secs(300))
-}
-
-pub fn finish(output: Output) -> Ran {
-    Ran {
-        code: output.status.code(),
-        signal: output.status.signal(),
-        stdout: output.stdout,
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
 }
 
 /// Runs vouch with `args`.

@@ -44,6 +44,16 @@ const DEBIAN_PEERS: &[(&str, &str)] = &[
     ("openssl", "openssl"),
 ];
 
+/// npm packages that provide peer commands: the package, the directory (under the install
+/// prefix) that holds its command, and the command. Microsoft's SARIF Multitool validates
+/// SARIF against the schema and GitHub code scanning's ingestion rules. npm no longer runs
+/// install scripts by default, so the command is made executable here.
+const NPM_PEERS: &[(&str, &str, &str)] = &[(
+    "@microsoft/sarif-multitool-linux@5.7.0",
+    "node_modules/@microsoft/sarif-multitool-linux",
+    "Sarif.Multitool",
+)];
+
 fn main() {
     let args: Vec<String> = env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
@@ -96,11 +106,10 @@ fn test(extra: &[String]) -> Result<(), String> {
         "-D",
         "warnings",
     ]))?;
-    let path = format!(
-        "{}:{}",
-        venv.join("bin").display(),
-        env::var("PATH").unwrap_or_default()
-    );
+    let mut path = vec![venv.join("bin")];
+    path.extend(npm_peers()?);
+    path.extend(env::split_paths(&env::var_os("PATH").unwrap_or_default()));
+    let path = env::join_paths(path).map_err(|e| format!("cannot build PATH: {e}"))?;
     run(Command::new("cargo")
         .current_dir(&root)
         .args(["test", "--workspace"])
@@ -186,6 +195,7 @@ fn dist() -> Result<(), String> {
 /// Installs what the interop tests compare against and returns the Python venv.
 fn peers() -> Result<PathBuf, String> {
     install_debian_peers()?;
+    npm_peers()?;
     python_peers()
 }
 
@@ -233,6 +243,43 @@ fn python_peers() -> Result<PathBuf, String> {
         .args(PYTHON_PEERS))?;
     std::fs::write(&stamp, wanted).map_err(|e| format!("cannot write {}: {e}", stamp.display()))?;
     Ok(venv)
+}
+
+/// Installs the npm peers under target/peers/npm and returns the directories of their
+/// commands.
+fn npm_peers() -> Result<Vec<PathBuf>, String> {
+    let prefix = root().join("target/peers/npm");
+    let stamp = prefix.join("vouch-peers.txt");
+    let wanted: Vec<&str> = NPM_PEERS.iter().map(|(package, _, _)| *package).collect();
+    let wanted_text = wanted.join("\n");
+    if std::fs::read_to_string(&stamp).ok().as_deref() != Some(wanted_text.as_str()) {
+        std::fs::create_dir_all(&prefix)
+            .map_err(|e| format!("cannot create {}: {e}", prefix.display()))?;
+        run(Command::new("npm")
+            .args([
+                "install",
+                "--no-save",
+                "--no-audit",
+                "--no-fund",
+                "--prefix",
+            ])
+            .arg(&prefix)
+            .args(&wanted))?;
+        for (_, dir, command) in NPM_PEERS {
+            let command = prefix.join(dir).join(command);
+            std::fs::set_permissions(
+                &command,
+                std::os::unix::fs::PermissionsExt::from_mode(0o755),
+            )
+            .map_err(|e| format!("cannot make {} executable: {e}", command.display()))?;
+        }
+        std::fs::write(&stamp, wanted_text)
+            .map_err(|e| format!("cannot write {}: {e}", stamp.display()))?;
+    }
+    Ok(NPM_PEERS
+        .iter()
+        .map(|(_, dir, _)| prefix.join(dir))
+        .collect())
 }
 
 fn on_path(command: &str) -> bool {

@@ -1,13 +1,13 @@
-//! What an SBOM says about a model, gathered once and rendered as CycloneDX or SPDX.
+//! What an SBOM says about a model: every file hashed once, its header read, and the
+//! identity a Hugging Face hub cache snapshot gives it.
 
 use std::collections::BTreeSet;
 use std::fs::File;
 use std::path::Path;
-use std::time::SystemTime;
 
 use serde_json::Value;
 
-use super::image::ImageDescription;
+use super::purl;
 use crate::error::Result;
 use crate::formats::Facts;
 use crate::hash::{Algorithm, Digest, Engine, Stamp, Task};
@@ -15,24 +15,6 @@ use crate::model::oms::{self, Method, Serialization};
 use crate::model::paths::{compare_names, IgnoreSet};
 use crate::model::{read_error, read_error_at, walk_faithfully};
 use crate::verify::inspect::{display_name, external_task, inspect_open, FileProblem};
-
-/// What an SBOM describes.
-#[derive(Clone, Debug)]
-pub enum Subject {
-    Model(ModelDescription),
-    /// A container image or OCI artifact, with the model it may hold.
-    Image(Box<ImageDescription>),
-}
-
-impl Subject {
-    /// The name and version the document is named after.
-    pub fn name_and_version(&self) -> (&str, Option<&str>) {
-        match self {
-            Subject::Model(model) => (&model.name, model.version.as_deref()),
-            Subject::Image(image) => (&image.name, Some(&image.version)),
-        }
-    }
-}
 
 /// A model: its identity, its files with their digests and format facts.
 #[derive(Clone, Debug)]
@@ -70,90 +52,6 @@ pub struct ModelParameters {
     pub model_architecture: Option<String>,
     /// The Hugging Face task its architecture's head implies (`text-generation`).
     pub task: Option<String>,
-}
-
-/// An SBOM to render: the subject, when it was made, and how its serial number is chosen.
-#[derive(Clone, Debug)]
-pub struct Sbom {
-    pub subject: Subject,
-    pub created: Created,
-}
-
-/// The moment an SBOM is made.
-#[derive(Clone, Copy, Debug)]
-pub enum Created {
-    /// Now, with a random serial number.
-    Now(SystemTime),
-    /// `SOURCE_DATE_EPOCH`: this time, and serial numbers derived from the content, so the
-    /// same input gives the same bytes.
-    Reproducible(SystemTime),
-}
-
-impl Created {
-    pub fn time(self) -> SystemTime {
-        match self {
-            Created::Now(t) | Created::Reproducible(t) => t,
-        }
-    }
-
-    /// RFC 3339 in UTC, to the second.
-    pub fn timestamp(self) -> String {
-        humantime::format_rfc3339_seconds(self.time()).to_string()
-    }
-}
-
-/// Namespace of vouch's name-based (v5) UUIDs.
-const UUID_NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x5c0b_7a61_4d0e_4e7e_9b55_8f0c_2a1d_6e33);
-
-impl Sbom {
-    /// A unique id for this document: random, or under `SOURCE_DATE_EPOCH` derived from
-    /// everything the document says (`format` tells the two SBOM formats apart).
-    pub fn serial(&self, format: &str) -> uuid::Uuid {
-        match self.created {
-            Created::Now(_) => uuid::Uuid::new_v4(),
-            Created::Reproducible(_) => {
-                let mut name = format!("{format}\n{}\n", self.created.timestamp());
-                match &self.subject {
-                    Subject::Model(model) => model_fingerprint(model, &mut name),
-                    Subject::Image(image) => {
-                        name.push_str(&format!(
-                            "{}\n{}\n{}\n{}\n{}\n{}\n",
-                            image.name,
-                            image.version,
-                            image.purl,
-                            image.reference,
-                            image.root_digest,
-                            image.manifest.digest
-                        ));
-                        for blob in std::iter::once(&image.config).chain(&image.layers) {
-                            name.push_str(&format!(
-                                "{} {} {:?} {:?}\n",
-                                blob.digest, blob.media_type, blob.title, blob.blake3
-                            ));
-                        }
-                        if let Some(model) = &image.model {
-                            model_fingerprint(model, &mut name);
-                        }
-                    }
-                }
-                uuid::Uuid::new_v5(&UUID_NAMESPACE, name.as_bytes())
-            }
-        }
-    }
-}
-
-/// Everything a model description says, for a serial number derived from the content.
-fn model_fingerprint(model: &ModelDescription, out: &mut String) {
-    out.push_str(&format!(
-        "{}\n{:?}\n{:?}\n{}\n",
-        model.name, model.version, model.purl, model.root_digest
-    ));
-    for file in &model.files {
-        out.push_str(&format!(
-            "{} {} {:?}\n",
-            file.name, file.sha256, file.blake3
-        ));
-    }
 }
 
 /// How to describe a model or an image.
@@ -330,28 +228,38 @@ fn described(
 fn problem_warning(name: &str, problem: &FileProblem) -> String {
     match problem {
         FileProblem::Malformed(m) => format!("{name}: {m}; no format facts recorded"),
-        FileProblem::Unreadable(m) => format!("{name}: cannot read its header: {m}"),
+        FileProblem::Unread(_, m) => format!("{name}: cannot read its header: {m}"),
     }
 }
 
 /// Largest `config.json` read (real ones are a few kB).
 const CONFIG_LIMIT: u64 = 16 << 20;
 
+/// Why a `config.json` gives no model card parameters.
+#[derive(Debug, thiserror::Error)]
+enum ConfigProblem {
+    #[error("larger than {CONFIG_LIMIT} bytes")]
+    TooLarge,
+    #[error("{0}")]
+    Read(#[from] std::io::Error),
+    #[error("invalid JSON: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
 /// Model card parameters from a Hugging Face `config.json`, read from the open `file` of
 /// `len` bytes.
-fn read_config(file: &File, len: u64) -> Result<Option<ModelParameters>, String> {
+fn read_config(file: &File, len: u64) -> Result<Option<ModelParameters>, ConfigProblem> {
     if len > CONFIG_LIMIT {
-        return Err(format!("larger than {CONFIG_LIMIT} bytes"));
+        return Err(ConfigProblem::TooLarge);
     }
     let mut text = Vec::with_capacity(len as usize);
     let mut reader = file;
-    std::io::Seek::rewind(&mut reader).map_err(|e| e.to_string())?;
+    std::io::Seek::rewind(&mut reader)?;
     std::io::Read::read_to_end(
         &mut std::io::Read::take(reader, CONFIG_LIMIT + 1),
         &mut text,
-    )
-    .map_err(|e| e.to_string())?;
-    let config: Value = serde_json::from_slice(&text).map_err(|e| format!("invalid JSON: {e}"))?;
+    )?;
+    let config: Value = serde_json::from_slice(&text)?;
     let text_of = |v: &Value| v.as_str().map(str::to_string);
     let model_architecture = config["architectures"].get(0).and_then(text_of);
     let parameters = ModelParameters {
@@ -401,32 +309,10 @@ impl HubSnapshot {
         }
     }
 
-    /// `pkg:huggingface/NS/NAME@REVISION`, as the purl specification writes Hugging Face
-    /// models.
+    /// Its package URL.
     fn purl(&self) -> String {
-        let mut purl = "pkg:huggingface/".to_string();
-        if let Some(ns) = &self.namespace {
-            purl.push_str(&purl_segment(ns));
-            purl.push('/');
-        }
-        purl.push_str(&purl_segment(&self.name));
-        purl.push('@');
-        purl.push_str(&purl_segment(&self.revision.to_ascii_lowercase()));
-        purl
+        purl::huggingface(self.namespace.as_deref(), &self.name, &self.revision)
     }
-}
-
-/// Percent-encodes a purl component: everything but unreserved characters and the colon,
-/// which the purl specification says is never encoded.
-pub(super) fn purl_segment(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'.' | b'-' | b'_' | b'~' | b':' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// Recognizes a model inside the Hugging Face hub cache layout.
@@ -447,24 +333,6 @@ fn hub_snapshot(path: &Path) -> Option<HubSnapshot> {
         name,
         revision,
     })
-}
-
-/// Checks a `--purl` value: `pkg:TYPE/NAME...`.
-pub fn check_purl(purl: &str) -> Result<(), String> {
-    let rest = purl
-        .strip_prefix("pkg:")
-        .ok_or_else(|| format!("'{purl}' is not a package URL (it must start with 'pkg:')"))?;
-    let (kind, name) = rest
-        .split_once('/')
-        .ok_or_else(|| format!("'{purl}' has no type and name (pkg:TYPE/NAME)"))?;
-    let valid_type = kind.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
-        && kind
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || ".+-".contains(c));
-    if !valid_type || name.is_empty() {
-        return Err(format!("'{purl}' is not a package URL (pkg:TYPE/NAME)"));
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -495,13 +363,5 @@ mod tests {
         );
         assert_eq!(task_of("BertForMaskedLM").as_deref(), Some("fill-mask"));
         assert_eq!(task_of("BertModel"), None);
-    }
-
-    #[test]
-    fn purls_are_checked() {
-        assert!(check_purl("pkg:huggingface/org/model@abc").is_ok());
-        assert!(check_purl("huggingface/org/model").is_err());
-        assert!(check_purl("pkg:/model").is_err());
-        assert!(check_purl("pkg:huggingface").is_err());
     }
 }

@@ -1,0 +1,419 @@
+//! The one rule set that turns approval settings, as the command line's flags or a
+//! `vouch.toml` target's keys gave them, into an [`Approval`] or [`ImageApproval`].
+
+use std::path::PathBuf;
+
+use super::setting::{RuleError, Setting};
+use super::trust::TrustParts;
+use super::{Approval, ImageApproval, Locator, Pin};
+use crate::hash::{Algorithm, Digest};
+use crate::model::oms::Serialization;
+use crate::oci::document::parse_digest;
+
+/// A model's approval settings exactly as given, none checked yet.
+#[derive(Clone, Debug, Default)]
+pub struct ApprovalParts {
+    pub manifest: Option<PathBuf>,
+    pub signature: Option<PathBuf>,
+    /// A pinned OMS root digest, as written (`sha256:HEX`).
+    pub digest: Option<String>,
+    /// A pinned manifest digest, as written (`sha256:HEX`).
+    pub manifest_digest: Option<String>,
+    /// A sha256sum/b3sum check list.
+    pub check: Option<PathBuf>,
+    pub algorithm: Option<Algorithm>,
+    pub shard_size: Option<u64>,
+    pub allow_symlinks: bool,
+    pub trust: TrustParts,
+}
+
+/// An image's approval settings exactly as given, none checked yet.
+#[derive(Clone, Debug, Default)]
+pub struct ImageApprovalParts {
+    /// The approved digest of what the reference resolves to, as written.
+    pub digest: Option<String>,
+    pub manifest: Option<PathBuf>,
+    pub signature: Option<PathBuf>,
+    pub trust: TrustParts,
+}
+
+impl ApprovalParts {
+    /// The approval these settings give: exactly one of a manifest, a signature (with
+    /// exactly one kind of trust), a pinned root or manifest digest (sha256) or a check
+    /// list. Serialization settings go with a pin (all of them) or a check list (all but
+    /// the shard size), trust settings only with a signature.
+    pub fn approval(&self) -> Result<Approval, RuleError> {
+        let given: Vec<Setting> = [
+            (Setting::Manifest, self.manifest.is_some()),
+            (Setting::Signature, self.signature.is_some()),
+            (Setting::Digest, self.digest.is_some()),
+            (Setting::ManifestDigest, self.manifest_digest.is_some()),
+            (Setting::Check, self.check.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(setting, is_given)| is_given.then_some(setting))
+        .collect();
+        match given.len() {
+            0 => return Err(RuleError::NoApproval),
+            1 => {}
+            _ => return Err(RuleError::MoreThanOne(given)),
+        }
+        if self.signature.is_none() && self.trust.is_given() {
+            return Err(RuleError::TrustWithoutSignature);
+        }
+        if let Some(manifest) = &self.manifest {
+            self.refuse_serialization(Setting::Manifest)?;
+            return Ok(Approval::Manifest(Locator::File(manifest.clone())));
+        }
+        if let Some(bundle) = &self.signature {
+            self.refuse_serialization(Setting::Signature)?;
+            return Ok(Approval::Signature {
+                bundle: Locator::File(bundle.clone()),
+                trust: self.trust.spec()?,
+            });
+        }
+        let algorithm = self.algorithm.unwrap_or(Algorithm::Sha256);
+        if let Some(list) = &self.check {
+            if self.shard_size.is_some() {
+                return Err(RuleError::ShardSizeWithCheckList);
+            }
+            return Ok(Approval::CheckList {
+                list: Locator::File(list.clone()),
+                algorithm,
+                allow_symlinks: self.allow_symlinks,
+            });
+        }
+        let pin = match (&self.digest, &self.manifest_digest) {
+            (Some(text), _) => Pin::Root(sha256_pin(Setting::Digest, text)?),
+            (None, Some(text)) => Pin::Manifest(sha256_pin(Setting::ManifestDigest, text)?),
+            (None, None) => return Err(RuleError::NoApproval),
+        };
+        let serialization = Serialization::new(algorithm, self.shard_size, self.allow_symlinks)
+            .map_err(RuleError::Serialization)?;
+        Ok(Approval::Pinned { pin, serialization })
+    }
+
+    /// A manifest or signature records its own serialization: settings that would change
+    /// it are refused rather than silently ignored.
+    fn refuse_serialization(&self, approval: Setting) -> Result<(), RuleError> {
+        let given: Vec<Setting> = [
+            (Setting::Algo, self.algorithm.is_some()),
+            (Setting::ShardSize, self.shard_size.is_some()),
+            (Setting::AllowSymlinks, self.allow_symlinks),
+        ]
+        .into_iter()
+        .filter_map(|(setting, is_given)| is_given.then_some(setting))
+        .collect();
+        if given.is_empty() {
+            return Ok(());
+        }
+        Err(RuleError::OwnSerialization { approval, given })
+    }
+}
+
+impl ImageApprovalParts {
+    /// The approval these settings give: an optional pinned digest (an OCI digest), and at
+    /// most one of a manifest and a signature (with exactly one kind of trust) for the
+    /// files of a model artifact; trust settings only with a signature.
+    pub fn approval(&self) -> Result<ImageApproval, RuleError> {
+        if self.manifest.is_some() && self.signature.is_some() {
+            return Err(RuleError::MoreThanOne(vec![
+                Setting::Manifest,
+                Setting::Signature,
+            ]));
+        }
+        if self.signature.is_none() && self.trust.is_given() {
+            return Err(RuleError::TrustWithoutSignature);
+        }
+        let pinned = self
+            .digest
+            .as_deref()
+            .map(|text| {
+                parse_digest(text).map_err(|message| RuleError::Digest {
+                    setting: Setting::Digest,
+                    message: message.to_string(),
+                })
+            })
+            .transpose()?;
+        let files = match (&self.manifest, &self.signature) {
+            (Some(manifest), _) => Some(Approval::Manifest(Locator::File(manifest.clone()))),
+            (None, Some(bundle)) => Some(Approval::Signature {
+                bundle: Locator::File(bundle.clone()),
+                trust: self.trust.spec()?,
+            }),
+            (None, None) => None,
+        };
+        Ok(ImageApproval { pinned, files })
+    }
+}
+
+/// A model's pinned digest given as `setting`: `sha256:HEX`.
+fn sha256_pin(setting: Setting, text: &str) -> Result<Digest, RuleError> {
+    let digest = Digest::from_prefixed(text).map_err(|message| RuleError::Digest {
+        setting,
+        message: message.to_string(),
+    })?;
+    if digest.algorithm != Algorithm::Sha256 {
+        return Err(RuleError::NotSha256(setting));
+    }
+    Ok(digest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::approval::TrustSpec;
+
+    fn sha256() -> String {
+        format!("sha256:{}", "ab".repeat(32))
+    }
+
+    fn keyed() -> TrustParts {
+        TrustParts {
+            key: Some("pub.pem".into()),
+            ..TrustParts::default()
+        }
+    }
+
+    #[test]
+    fn exactly_one_kind_of_approval() {
+        assert_eq!(
+            ApprovalParts::default().approval().unwrap_err(),
+            RuleError::NoApproval
+        );
+        let two = ApprovalParts {
+            manifest: Some("m.json".into()),
+            check: Some("SUMS".into()),
+            ..ApprovalParts::default()
+        };
+        assert_eq!(
+            two.approval().unwrap_err(),
+            RuleError::MoreThanOne(vec![Setting::Manifest, Setting::Check])
+        );
+        let one = ApprovalParts {
+            check: Some("SUMS".into()),
+            algorithm: Some(Algorithm::Blake3),
+            allow_symlinks: true,
+            ..ApprovalParts::default()
+        };
+        assert!(matches!(
+            one.approval().unwrap(),
+            Approval::CheckList {
+                algorithm: Algorithm::Blake3,
+                allow_symlinks: true,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn serialization_settings_go_with_a_pin_or_a_check_list_only() {
+        for (approval, parts) in [
+            (
+                Setting::Signature,
+                ApprovalParts {
+                    signature: Some("model.sig".into()),
+                    trust: keyed(),
+                    ..ApprovalParts::default()
+                },
+            ),
+            (
+                Setting::Manifest,
+                ApprovalParts {
+                    manifest: Some("m.json".into()),
+                    ..ApprovalParts::default()
+                },
+            ),
+        ] {
+            assert!(parts.approval().is_ok());
+            for (setting, with) in [
+                (
+                    Setting::Algo,
+                    ApprovalParts {
+                        algorithm: Some(Algorithm::Sha256),
+                        ..parts.clone()
+                    },
+                ),
+                (
+                    Setting::ShardSize,
+                    ApprovalParts {
+                        shard_size: Some(1 << 20),
+                        ..parts.clone()
+                    },
+                ),
+                (
+                    Setting::AllowSymlinks,
+                    ApprovalParts {
+                        allow_symlinks: true,
+                        ..parts.clone()
+                    },
+                ),
+            ] {
+                assert_eq!(
+                    with.approval().unwrap_err(),
+                    RuleError::OwnSerialization {
+                        approval,
+                        given: vec![setting]
+                    }
+                );
+            }
+        }
+        let sharded_list = ApprovalParts {
+            check: Some("SUMS".into()),
+            shard_size: Some(4096),
+            ..ApprovalParts::default()
+        };
+        assert_eq!(
+            sharded_list.approval().unwrap_err(),
+            RuleError::ShardSizeWithCheckList
+        );
+        let sharded_pin = ApprovalParts {
+            manifest_digest: Some(sha256()),
+            shard_size: Some(4096),
+            allow_symlinks: true,
+            ..ApprovalParts::default()
+        };
+        let Approval::Pinned { pin, serialization } = sharded_pin.approval().unwrap() else {
+            panic!("a pin")
+        };
+        assert!(matches!(pin, Pin::Manifest(_)));
+        assert!(serialization.allow_symlinks);
+        let blake3_shards = ApprovalParts {
+            algorithm: Some(Algorithm::Blake3),
+            ..sharded_pin
+        };
+        assert!(matches!(
+            blake3_shards.approval().unwrap_err(),
+            RuleError::Serialization(_)
+        ));
+    }
+
+    #[test]
+    fn a_pin_is_sha256_hex() {
+        let pin = |digest: &str| {
+            ApprovalParts {
+                digest: Some(digest.into()),
+                ..ApprovalParts::default()
+            }
+            .approval()
+        };
+        assert!(matches!(
+            pin(&sha256()).unwrap(),
+            Approval::Pinned {
+                pin: Pin::Root(_),
+                ..
+            }
+        ));
+        assert!(matches!(
+            pin("ab12").unwrap_err(),
+            RuleError::Digest {
+                setting: Setting::Digest,
+                ..
+            }
+        ));
+        assert_eq!(
+            pin(&format!("blake3:{}", "ab".repeat(32))).unwrap_err(),
+            RuleError::NotSha256(Setting::Digest)
+        );
+    }
+
+    #[test]
+    fn trust_goes_with_a_signature_and_is_one_kind() {
+        let pinned_with_key = ApprovalParts {
+            digest: Some(sha256()),
+            trust: keyed(),
+            ..ApprovalParts::default()
+        };
+        assert_eq!(
+            pinned_with_key.approval().unwrap_err(),
+            RuleError::TrustWithoutSignature
+        );
+        let signed = |trust: TrustParts| {
+            ApprovalParts {
+                signature: Some("model.sig".into()),
+                trust,
+                ..ApprovalParts::default()
+            }
+            .approval()
+        };
+        assert_eq!(
+            signed(TrustParts::default()).unwrap_err(),
+            RuleError::NotOneTrust
+        );
+        assert_eq!(
+            signed(TrustParts {
+                issuer: Some("https://issuer.example".into()),
+                ..keyed()
+            })
+            .unwrap_err(),
+            RuleError::NotOneTrust
+        );
+        assert_eq!(
+            signed(TrustParts {
+                identity: Some("a@example.com".into()),
+                ..TrustParts::default()
+            })
+            .unwrap_err(),
+            RuleError::NoIssuer
+        );
+        assert_eq!(
+            signed(TrustParts {
+                allow_partial_chain: true,
+                ..keyed()
+            })
+            .unwrap_err(),
+            RuleError::AllowPartialChainWithoutChain
+        );
+        let Approval::Signature { trust, .. } = signed(keyed()).unwrap() else {
+            panic!("a signature")
+        };
+        assert!(matches!(trust, TrustSpec::Key(path) if path == std::path::Path::new("pub.pem")));
+    }
+
+    #[test]
+    fn an_image_takes_a_pin_and_a_manifest_or_a_signature() {
+        let signed = ImageApprovalParts {
+            digest: Some(sha256()),
+            signature: Some("model.sig".into()),
+            trust: keyed(),
+            ..ImageApprovalParts::default()
+        };
+        let approval = signed.approval().unwrap();
+        assert_eq!(approval.pinned.unwrap().prefixed(), sha256());
+        assert!(matches!(approval.files, Some(Approval::Signature { .. })));
+        let both = ImageApprovalParts {
+            manifest: Some("m.json".into()),
+            ..signed.clone()
+        };
+        assert_eq!(
+            both.approval().unwrap_err(),
+            RuleError::MoreThanOne(vec![Setting::Manifest, Setting::Signature])
+        );
+        let unsigned_key = ImageApprovalParts {
+            signature: None,
+            ..signed.clone()
+        };
+        assert_eq!(
+            unsigned_key.approval().unwrap_err(),
+            RuleError::TrustWithoutSignature
+        );
+        let no_trust = ImageApprovalParts {
+            trust: TrustParts::default(),
+            ..signed.clone()
+        };
+        assert_eq!(no_trust.approval().unwrap_err(), RuleError::NotOneTrust);
+        let bad_pin = ImageApprovalParts {
+            digest: Some("md5:00".into()),
+            ..signed
+        };
+        assert!(matches!(
+            bad_pin.approval().unwrap_err(),
+            RuleError::Digest {
+                setting: Setting::Digest,
+                ..
+            }
+        ));
+        let nothing = ImageApprovalParts::default().approval().unwrap();
+        assert!(nothing.pinned.is_none() && nothing.files.is_none());
+    }
+}

@@ -1,0 +1,234 @@
+//! The settings an approval is given by, and why a set of them is refused. Errors name
+//! settings, not flags or keys: the command line spells them as flags (`--shard-size`), a
+//! drift config as keys (`shard_size`), each adding its own context.
+
+/// One approval setting, whether given by flag or by `vouch.toml` key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Setting {
+    Manifest,
+    Signature,
+    Digest,
+    ManifestDigest,
+    Check,
+    Algo,
+    ShardSize,
+    AllowSymlinks,
+    Key,
+    CertificateChain,
+    AllowPartialChain,
+    Identity,
+    IdentityRegexp,
+    Issuer,
+    TrustedRoot,
+}
+
+/// The settings that say who signed: they go with a signature.
+const TRUST_SETTINGS: [Setting; 7] = [
+    Setting::Key,
+    Setting::CertificateChain,
+    Setting::AllowPartialChain,
+    Setting::Identity,
+    Setting::IdentityRegexp,
+    Setting::Issuer,
+    Setting::TrustedRoot,
+];
+
+impl Setting {
+    /// The name as a `vouch.toml` key.
+    pub fn key(self) -> &'static str {
+        match self {
+            Setting::Manifest => "manifest",
+            Setting::Signature => "signature",
+            Setting::Digest => "digest",
+            Setting::ManifestDigest => "manifest_digest",
+            Setting::Check => "check",
+            Setting::Algo => "algo",
+            Setting::ShardSize => "shard_size",
+            Setting::AllowSymlinks => "allow_symlinks",
+            Setting::Key => "key",
+            Setting::CertificateChain => "certificate_chain",
+            Setting::AllowPartialChain => "allow_partial_chain",
+            Setting::Identity => "identity",
+            Setting::IdentityRegexp => "identity_regexp",
+            Setting::Issuer => "issuer",
+            Setting::TrustedRoot => "trusted_root",
+        }
+    }
+
+    /// The name as a command-line flag.
+    pub fn flag(self) -> String {
+        format!("--{}", self.key().replace('_', "-"))
+    }
+}
+
+/// How settings are written where the user wrote them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Spelling {
+    /// `--shard-size`
+    Flag,
+    /// `shard_size`
+    Key,
+}
+
+impl Spelling {
+    pub fn name(self, setting: Setting) -> String {
+        match self {
+            Spelling::Flag => setting.flag(),
+            Spelling::Key => setting.key().to_string(),
+        }
+    }
+
+    /// `a, b and c` (or `a, b or c` with `last` = "or").
+    fn list(self, settings: &[Setting], last: &str) -> String {
+        let names: Vec<String> = settings.iter().map(|s| self.name(*s)).collect();
+        match names.split_last() {
+            None => String::new(),
+            Some((only, [])) => only.clone(),
+            Some((tail, init)) => format!("{} {last} {tail}", init.join(", ")),
+        }
+    }
+}
+
+/// Why approval settings were refused. `Display` spells settings as keys; the command line
+/// uses [`RuleError::spelled`] with [`Spelling::Flag`].
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{}", self.spelled(Spelling::Key))]
+pub enum RuleError {
+    /// No approval setting at all.
+    NoApproval,
+    /// More than one kind of approval: each named.
+    MoreThanOne(Vec<Setting>),
+    /// Serialization settings beside a manifest or signature, which record their own.
+    OwnSerialization {
+        approval: Setting,
+        given: Vec<Setting>,
+    },
+    /// A shard size beside a check list of whole-file digests.
+    ShardSizeWithCheckList,
+    /// Trust settings without the signature they would check.
+    TrustWithoutSignature,
+    /// A signature without exactly one kind of trust.
+    NotOneTrust,
+    AllowPartialChainWithoutChain,
+    IdentityAndPattern,
+    NoIssuer,
+    /// A digest that does not parse; `message` says why.
+    Digest {
+        setting: Setting,
+        message: String,
+    },
+    /// A model's pinned digest in another algorithm than sha256.
+    NotSha256(Setting),
+    /// Serialization settings that cannot go together.
+    Serialization(crate::model::oms::SerializationError),
+}
+
+impl RuleError {
+    /// The message, with settings written as `spelling` does.
+    pub fn spelled(&self, spelling: Spelling) -> String {
+        let name = |setting| spelling.name(setting);
+        match self {
+            RuleError::NoApproval => format!(
+                "no approval source: give {}, {} (with {}, {} or {} and {}), {}, {} or {}",
+                name(Setting::Manifest),
+                name(Setting::Signature),
+                name(Setting::Key),
+                name(Setting::CertificateChain),
+                name(Setting::Identity),
+                name(Setting::Issuer),
+                name(Setting::Digest),
+                name(Setting::ManifestDigest),
+                name(Setting::Check),
+            ),
+            RuleError::MoreThanOne(given) => format!(
+                "{} each approve on their own; give one",
+                spelling.list(given, "and")
+            ),
+            RuleError::OwnSerialization { approval, given } => format!(
+                "a manifest or signature records its own serialization; {} go with {}, {} or {}, not with {} \
+                 (given: {})",
+                spelling.list(&[Setting::Algo, Setting::ShardSize, Setting::AllowSymlinks], "and"),
+                name(Setting::Digest),
+                name(Setting::ManifestDigest),
+                name(Setting::Check),
+                name(*approval),
+                spelling.list(given, "and"),
+            ),
+            RuleError::ShardSizeWithCheckList => format!(
+                "a check list holds whole-file digests; {} goes with {} or {}",
+                name(Setting::ShardSize),
+                name(Setting::Digest),
+                name(Setting::ManifestDigest),
+            ),
+            RuleError::TrustWithoutSignature => format!(
+                "{} go with {}",
+                spelling.list(&TRUST_SETTINGS, "and"),
+                name(Setting::Signature)
+            ),
+            RuleError::NotOneTrust => format!(
+                "{} needs exactly one of: {} PUBLIC.pem; {} ROOT.pem; {} (or {}) with {}",
+                name(Setting::Signature),
+                name(Setting::Key),
+                name(Setting::CertificateChain),
+                name(Setting::Identity),
+                name(Setting::IdentityRegexp),
+                name(Setting::Issuer),
+            ),
+            RuleError::AllowPartialChainWithoutChain => format!(
+                "{} goes with {}",
+                name(Setting::AllowPartialChain),
+                name(Setting::CertificateChain)
+            ),
+            RuleError::IdentityAndPattern => format!(
+                "keyless verification needs {} or {}, not both",
+                name(Setting::Identity),
+                name(Setting::IdentityRegexp)
+            ),
+            RuleError::NoIssuer => format!(
+                "keyless verification needs {} (the signer's OIDC issuer)",
+                name(Setting::Issuer)
+            ),
+            RuleError::Digest { setting, message } => format!("{}: {message}", name(*setting)),
+            RuleError::NotSha256(setting) => {
+                format!("{}: a model's pinned digest is sha256:HEX", name(*setting))
+            }
+            RuleError::Serialization(message) => format!(
+                "{}/{}: {message}",
+                name(Setting::Algo),
+                name(Setting::ShardSize)
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_are_spelled_as_flags_or_keys() {
+        let error = RuleError::ShardSizeWithCheckList;
+        assert_eq!(
+            error.spelled(Spelling::Flag),
+            "a check list holds whole-file digests; --shard-size goes with --digest or --manifest-digest"
+        );
+        assert_eq!(
+            error.to_string(),
+            "a check list holds whole-file digests; shard_size goes with digest or manifest_digest"
+        );
+        let error = RuleError::OwnSerialization {
+            approval: Setting::Signature,
+            given: vec![Setting::Algo, Setting::AllowSymlinks],
+        };
+        assert!(
+            error
+                .spelled(Spelling::Flag)
+                .ends_with("not with --signature (given: --algo and --allow-symlinks)"),
+            "{}",
+            error.spelled(Spelling::Flag)
+        );
+        assert!(error.to_string().contains(
+            "algo, shard_size and allow_symlinks go with digest, manifest_digest or check"
+        ));
+    }
+}

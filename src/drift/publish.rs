@@ -1,0 +1,153 @@
+//! Publishing a run once it is over: the metrics textfile, the JSON report file, and the
+//! alerts when the run did not verify.
+
+use std::path::{Path, PathBuf};
+
+use super::alert::{self, AlertOutcome};
+use super::config::Config;
+use super::history::History;
+use super::metrics;
+use super::outcome::RunReport;
+use super::render;
+use crate::error::{Error, Result};
+use crate::fsio::write_atomically;
+use crate::report::Status;
+
+/// Where run reports go unless the command line or `report_dir` says otherwise.
+pub const DEFAULT_REPORT_DIR: &str = "vouch-reports";
+
+/// Where a run was published.
+#[derive(Debug)]
+pub struct Published {
+    /// The JSON report file.
+    pub report: PathBuf,
+    /// What became of each alert (none when the run verified).
+    pub alerts: Vec<AlertOutcome>,
+}
+
+/// Writes the metrics (when configured) and the JSON report of `run` into `report_dir` (or
+/// the configured one), and raises the alerts when the run did not verify. A failed alert is
+/// in [`Published::alerts`], never an error.
+pub fn publish(config: &Config, run: &RunReport, report_dir: Option<&Path>) -> Result<Published> {
+    if let Some(path) = &config.metrics_file {
+        let shard = run.shard.map(|s| s.to_string());
+        let bytes_total = History::open(&config.history)?.bytes_hashed_total(shard.as_deref())?;
+        metrics::write(path, run, bytes_total)?;
+    }
+    let dir = report_dir
+        .map(Path::to_path_buf)
+        .or_else(|| config.report_dir.clone())
+        .unwrap_or_else(|| {
+            config
+                .source
+                .parent()
+                .unwrap_or(Path::new("."))
+                .join(DEFAULT_REPORT_DIR)
+        });
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+    let path = dir.join(format!(
+        "vouch-drift-{}-run{}.json",
+        run.started_at.strftime("%Y%m%dT%H%M%SZ"),
+        run.run_id
+    ));
+    let json = render::to_json(run);
+    write_atomically(&path, json.as_bytes())?;
+    let alerts = match run.status() {
+        Status::Verified => Vec::new(),
+        status => alert::raise(&config.alert, status, &path, json.as_bytes()),
+    };
+    Ok(Published {
+        report: path,
+        alerts,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::drift::outcome::{Shard, TargetResult};
+    use crate::report::{Report, Subject, Verdict};
+    use std::time::Duration;
+
+    fn run_of(shard: Option<Shard>, verdict: Verdict) -> RunReport {
+        let at: jiff::Timestamp = "2026-12-01T08:00:00Z".parse().unwrap();
+        RunReport {
+            run_id: 7,
+            started_at: at,
+            finished_at: at,
+            duration: Duration::from_millis(1500),
+            shard,
+            targets: vec![TargetResult {
+                name: "m".into(),
+                owner: "ops@example.com".into(),
+                location: "/srv/m".into(),
+                report: Report {
+                    subjects: vec![Subject::new("w.bin", verdict)],
+                    ..Report::default()
+                },
+                hidden: Vec::new(),
+            }],
+            stopped: false,
+        }
+    }
+
+    #[test]
+    fn a_run_is_published_as_its_report_file_its_metrics_and_its_alerts() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = r#"
+metrics_file = "vouch.prom"
+report_dir = "reports"
+
+[[target]]
+name = "m"
+owner = "ops@example.com"
+path = "/srv/m"
+manifest = "m.oms.json"
+
+[alert]
+command = ["sh", "-c", "exit 3"]
+"#;
+        let today = jiff::civil::date(2026, 12, 1);
+        let config = Config::parse(text, &dir.path().join("vouch.toml"), today).unwrap();
+        // The metrics count the bytes of every run of this worker's shard in the history.
+        let mut history = History::open(&config.history).unwrap();
+        let at = "2026-11-30T08:00:00Z".parse().unwrap();
+        for (shard, bytes) in [(Some("1/2"), 100), (Some("2/2"), 20), (Some("1/2"), 3)] {
+            let run = history.begin_run(shard, at).unwrap();
+            let report = Report {
+                bytes_hashed: bytes,
+                ..Report::default()
+            };
+            history
+                .record_check(run, "m", "o", &report, &[], at)
+                .unwrap();
+        }
+        drop(history);
+
+        let shard = Shard::parse("1/2").ok();
+        let verified = run_of(shard, Verdict::Ok);
+        let published = publish(&config, &verified, None).unwrap();
+        assert_eq!(
+            published.report,
+            dir.path()
+                .join("reports/vouch-drift-20261201T080000Z-run7.json")
+        );
+        let written = std::fs::read_to_string(&published.report).unwrap();
+        assert_eq!(written, render::to_json(&verified));
+        assert!(published.alerts.is_empty(), "{:?}", published.alerts);
+        let metrics = std::fs::read_to_string(dir.path().join("vouch.prom")).unwrap();
+        assert_eq!(metrics, metrics::render(&verified, 103));
+
+        // A failed run raises the alert, whose failure is an outcome, not an error.
+        let other_dir = dir.path().join("elsewhere");
+        let failed = run_of(shard, Verdict::Changed);
+        let published = publish(&config, &failed, Some(&other_dir)).unwrap();
+        assert!(published.report.starts_with(&other_dir));
+        let [alert] = published.alerts.as_slice() else {
+            panic!("one alert: {:?}", published.alerts)
+        };
+        assert_eq!(alert.channel, "command sh");
+        let message = alert.result.as_ref().unwrap_err().to_string();
+        assert_eq!(message, "sh exited with exit status: 3");
+    }
+}
