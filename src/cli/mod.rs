@@ -1,6 +1,7 @@
 //! The command line: argument definitions (one file per subcommand) and the glue that
 //! calls the library and writes what it returns. `main` maps the result to an exit status.
 
+mod completions;
 mod digest;
 mod drift;
 mod hash;
@@ -64,6 +65,8 @@ pub enum Command {
     /// Verify container images and model artifacts in OCI registries and image layouts.
     #[command(subcommand_required = true)]
     Oci(oci::OciArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
+    Completions(completions::CompletionsArgs),
 }
 
 /// Runs a parsed command line and returns the exit status.
@@ -78,6 +81,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Scan(args) => scan::run(args),
         Command::Oci(args) => oci::run(args),
         Command::Drift(args) => drift::run(args),
+        Command::Completions(args) => completions::run(args),
     }
 }
 

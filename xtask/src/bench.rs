@@ -115,7 +115,7 @@ pub fn run(args: &[String], root: &Path, venv: &Path) -> Result<(), String> {
         "build",
         "--release",
         "--package",
-        "vouch",
+        "vouch-cli",
     ]))?;
     let mut bench = Bench {
         root: root.to_path_buf(),

@@ -1,17 +1,23 @@
 //! Project tasks: `cargo xtask test` sets up the peer tools and runs every check with peers
 //! required; `cargo xtask bench` times whole commands against the peers and writes
-//! BENCHMARKS.md; `cargo xtask peers` only sets the peers up.
+//! BENCHMARKS.md; `cargo xtask peers` only sets the peers up; `cargo xtask dist` builds what
+//! a release ships into target/dist/.
 
 mod bench;
+mod image;
 
 use std::env;
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{exit, Command};
+
+use clap::CommandFactory;
 
 /// Python packages the interop tests drive. model-signing 1.1.1 imports pyOpenSSL without
 /// declaring it, hence the second entry. The rest check SBOMs (the official CycloneDX and
 /// SPDX validators), write the weights formats `vouch scan` reads (safetensors with numpy,
-/// gguf, onnx), and give the pickle verdicts vouch must match (picklescan; fickling).
+/// gguf, onnx), give the pickle verdicts vouch must match (picklescan; fickling), and check
+/// action.yml and the GitLab CI template against the platforms' schemas (check-jsonschema).
 const PYTHON_PEERS: &[&str] = &[
     "model-signing==1.1.1",
     "pyopenssl",
@@ -23,6 +29,7 @@ const PYTHON_PEERS: &[&str] = &[
     "onnx==1.23.2",
     "picklescan==1.0.5",
     "fickling==0.1.12",
+    "check-jsonschema==0.39.0",
 ];
 /// Debian packages that provide peer commands, with a command each provides. The OCI tests
 /// run docker-registry (the CNCF distribution registry) with images built by umoci and
@@ -53,8 +60,9 @@ fn main() {
         Some("test") => test(&args[1..]),
         Some("peers") => peers().map(|_| ()),
         Some("bench") => peers().and_then(|venv| bench::run(&args[1..], &root(), &venv)),
+        Some("dist") => dist(),
         _ => {
-            eprintln!("usage: cargo xtask test [-- CARGO TEST ARGS] | cargo xtask bench [--runs N] | cargo xtask peers");
+            eprintln!("usage: cargo xtask test [-- CARGO TEST ARGS] | cargo xtask bench [--runs N] | cargo xtask peers | cargo xtask dist");
             exit(2);
         }
     };
@@ -109,6 +117,79 @@ fn test(extra: &[String]) -> Result<(), String> {
         .env("VOUCH_REQUIRE_PEERS", "1")
         .env("VOUCH_PEER_PYTHON", venv.join("bin/python"))
         .env("PATH", path))
+}
+
+/// The completion script of each shell `vouch completions` knows, under the name the shell
+/// looks for.
+const COMPLETIONS: &[(&str, &str)] = &[
+    ("bash", "vouch.bash"),
+    ("zsh", "_vouch"),
+    ("fish", "vouch.fish"),
+    ("elvish", "vouch.elv"),
+    ("powershell", "_vouch.ps1"),
+];
+
+/// Builds the release binary, then writes into target/dist/ the binary, its completion
+/// scripts (completions/), man pages for it and each subcommand (man/), and an OCI image
+/// layout holding vouch (oci/, tagged with the version).
+fn dist() -> Result<(), String> {
+    let root = root();
+    run(Command::new("cargo").current_dir(&root).args([
+        "build",
+        "--release",
+        "--locked",
+        "--package",
+        "vouch-cli",
+        "--bin",
+        "vouch",
+    ]))?;
+    let dist = root.join("target/dist");
+    if dist.exists() {
+        fs::remove_dir_all(&dist).map_err(|e| format!("cannot remove {}: {e}", dist.display()))?;
+    }
+    let completions = dist.join("completions");
+    let man = dist.join("man");
+    for dir in [&completions, &man] {
+        fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    let binary = dist.join("vouch");
+    fs::copy(root.join("target/release/vouch"), &binary)
+        .map_err(|e| format!("cannot copy the release binary: {e}"))?;
+
+    for (shell, file) in COMPLETIONS {
+        let output = Command::new(&binary)
+            .args(["completions", shell])
+            .output()
+            .map_err(|e| format!("cannot run {}: {e}", binary.display()))?;
+        if !output.status.success() {
+            return Err(format!(
+                "vouch completions {shell} failed with {}",
+                output.status
+            ));
+        }
+        let path = completions.join(file);
+        fs::write(&path, output.stdout)
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    }
+
+    let command = vouch::cli::Cli::command();
+    let version = command
+        .get_version()
+        .expect("the command line declares its version")
+        .to_string();
+    clap_mangen::generate_to(command, &man)
+        .map_err(|e| format!("cannot write the man pages into {}: {e}", man.display()))?;
+
+    let layout = dist.join("oci");
+    let work = dist.join("image-work");
+    image::build_image(&binary, &layout, &version, &work)?;
+    fs::remove_dir_all(&work).map_err(|e| format!("cannot remove {}: {e}", work.display()))?;
+    eprintln!(
+        "xtask: wrote {} (vouch {version}, completions/, man/, oci/ as oci:{}:{version})",
+        dist.display(),
+        layout.display()
+    );
+    Ok(())
 }
 
 /// Installs what the interop tests compare against and returns the Python venv.
