@@ -55,6 +55,10 @@ pub fn apply(report: &mut Report, target: &Target, waivers: &[Waiver], today: Da
                     "waived until {} by {} ({}); was {was}",
                     waiver.expires, waiver.owner, waiver.reason
                 ));
+                subject.waived = Some(format!(
+                    "waived until {} by {}",
+                    waiver.expires, waiver.owner
+                ));
                 hidden.push(subject.name.clone());
             }
         }
