@@ -173,7 +173,16 @@ fn sarif_passes_the_sarif_multitool_under_githubs_ingestion_rules() {
     .current_dir(dir.path()))
     .expect(2);
 
-    for log in [&drifted, &pinned, &stopped] {
+    // A drift run: a drifted directory, a file off its pin, an image that cannot be read.
+    let fleet = tempfile::tempdir().unwrap();
+    let config = drifted_fleet(fleet.path());
+    let drift = logs.join("drift.sarif");
+    run(drift_run(&config, &["--format", "sarif", "--output"])
+        .arg(&drift)
+        .current_dir(fleet.path()))
+    .expect(1);
+
+    for log in [&drifted, &pinned, &stopped, &drift] {
         let sarif: Value = serde_json::from_slice(&std::fs::read(log).unwrap()).unwrap();
         let results = sarif["runs"][0]["results"].as_array().unwrap();
         assert!(!results.is_empty(), "{}", log.display());
@@ -185,17 +194,10 @@ fn sarif_passes_the_sarif_multitool_under_githubs_ingestion_rules() {
         assert!(errors.is_empty(), "{}: {errors:#?}", log.display());
     }
     let drifted: Value = serde_json::from_slice(&std::fs::read(&drifted).unwrap()).unwrap();
-    let uris: Vec<&str> = drifted["runs"][0]["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
-                .as_str()
-                .unwrap()
-        })
-        .collect();
-    assert_eq!(uris, ["models/m/a.bin", "models/m/b.bin", "models/m/e.bin"]);
+    assert_eq!(
+        result_uris(&drifted),
+        ["models/m/a.bin", "models/m/b.bin", "models/m/e.bin"]
+    );
 
     // The validator is no rubber stamp: a result without a location fails GitHub's rules.
     let mut broken = drifted.clone();
@@ -210,6 +212,111 @@ fn sarif_passes_the_sarif_multitool_under_githubs_ingestion_rules() {
         errors.iter().any(|e| e.contains("locations")),
         "the Multitool let a result without a location through: {errors:#?}"
     );
+}
+
+/// A repository whose `vouch.toml` names a drifted model directory, a single file that no
+/// longer matches its pin, and an image whose layout is gone.
+fn drifted_fleet(root: &Path) -> PathBuf {
+    drifted_repository(root);
+    std::fs::write(root.join("w.bin"), b"weights").unwrap();
+    let config = root.join("vouch.toml");
+    let pin = format!("sha256:{}", "0".repeat(64));
+    std::fs::write(
+        &config,
+        format!(
+            r#"report_dir = "reports"
+
+[[target]]
+name = "m"
+owner = "ml@example.com"
+path = "models/m"
+manifest = "approved.json"
+
+[[target]]
+name = "w"
+owner = "ml@example.com"
+path = "w.bin"
+digest = "{pin}"
+
+[[target]]
+name = "app"
+owner = "ops@example.com"
+image = "oci:gone-layout:v1"
+digest = "{pin}"
+"#
+        ),
+    )
+    .unwrap();
+    config
+}
+
+fn drift_run(config: &Path, extra: &[&str]) -> std::process::Command {
+    let mut command = vouch();
+    command
+        .args(["drift", "run", "-c"])
+        .arg(config)
+        .args(extra)
+        .env_remove("GITHUB_WORKSPACE")
+        .env_remove("GITHUB_STEP_SUMMARY");
+    command
+}
+
+/// The URIs of a SARIF log's results, in order.
+fn result_uris(sarif: &Value) -> Vec<&str> {
+    sarif["runs"][0]["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+                .as_str()
+                .unwrap_or_else(|| panic!("a result without a location: {r}"))
+        })
+        .collect()
+}
+
+#[test]
+fn a_drift_run_locates_its_subjects_as_repository_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = drifted_fleet(dir.path());
+    let summary = dir.path().join("step-summary.md");
+    let sarif = dir.path().join("drift.sarif");
+    let ran = run(drift_run(
+        &config,
+        &[
+            "--format",
+            "github",
+            "--output",
+            &format!("sarif={}", sarif.display()),
+        ],
+    )
+    .current_dir("/")
+    .env("GITHUB_WORKSPACE", dir.path())
+    .env("GITHUB_STEP_SUMMARY", &summary))
+    .expect(1);
+    let out = ran.stdout();
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(
+        lines[0].starts_with("::error title=vouch::drift run"),
+        "the summary comes first:\n{out}"
+    );
+    let files: Vec<&str> = lines
+        .iter()
+        .filter_map(|l| l.strip_prefix("::error file="))
+        .map(|l| l.split(',').next().unwrap())
+        .collect();
+    let expected = [
+        "models/m/a.bin",
+        "models/m/b.bin",
+        "models/m/e.bin",
+        "w.bin",
+        "vouch.toml",
+    ];
+    assert_eq!(files, expected, "{out}");
+    let sarif: Value = serde_json::from_slice(&std::fs::read(&sarif).unwrap()).unwrap();
+    assert_eq!(result_uris(&sarif), expected);
+    let page = std::fs::read_to_string(&summary).unwrap();
+    assert!(page.contains("`m: a.bin`"), "{page}");
 }
 
 /// The error-level findings of `Sarif.Multitool validate` with the SARIF and GitHub rules.

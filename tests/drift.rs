@@ -739,8 +739,97 @@ fn the_run_renders_as_junit_and_sarif() {
         .map(|n| n.attribute("name").unwrap())
         .collect();
     assert_eq!(failed, ["llama: config.json"]);
+    // One testsuite per target, each with the time its check took.
+    let suites: Vec<(&str, f64)> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("testsuite"))
+        .map(|n| {
+            let time = n
+                .attribute("time")
+                .expect("a suite's time")
+                .parse()
+                .unwrap();
+            (n.attribute("name").unwrap(), time)
+        })
+        .collect();
+    let names: Vec<&str> = suites.iter().map(|(name, _)| *name).collect();
+    assert_eq!(names, ["llama", "adapter", "artifact"], "{junit}");
+    assert!(suites.iter().all(|(_, time)| *time >= 0.0), "{junit}");
+    let run_time: f64 = doc
+        .root_element()
+        .attribute("time")
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        run_time >= suites.iter().map(|(_, t)| *t).fold(0.0, f64::max),
+        "{junit}"
+    );
     let sarif = fleet.drift(&["run", "--format", "sarif"]).expect(1).json();
     assert_eq!(sarif["runs"][0]["results"].as_array().unwrap().len(), 1);
+}
+
+/// A subject an active waiver accepts is a skipped testcase that says until when and by
+/// whom; the text summary stays on stdout while the other formats go to their files.
+#[test]
+fn a_waived_subject_is_a_skipped_testcase() {
+    let fleet = Fleet::new();
+    std::fs::write(fleet.path("llama/README.md"), "# card, edited").unwrap();
+    let expires = days_from_today(30);
+    fleet.append(&format!("\n[[waiver]]\ntarget = \"llama\"\npaths = [\"README.md\"]\nreason = \"card edited after release\"\nowner = \"alice@example.com\"\nexpires = \"{expires}\"\n"));
+    let junit = fleet.path("out/run.xml");
+    let json = fleet.path("out/run.json");
+    std::fs::create_dir(fleet.path("out")).unwrap();
+    let ran = fleet
+        .drift(&[
+            "run",
+            "--output",
+            &format!("junit={}", junit.display()),
+            "--output",
+            &format!("json={}", json.display()),
+        ])
+        .expect(0);
+    assert!(
+        ran.stdout().contains("all 3 targets verified"),
+        "{}",
+        ran.stdout()
+    );
+    let run: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(
+        target(&run, "llama")["waived"],
+        serde_json::json!(["README.md"])
+    );
+
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    let doc = roxmltree::Document::parse(&xml).unwrap();
+    let skipped: Vec<(&str, &str)> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("skipped"))
+        .map(|n| {
+            (
+                n.parent().unwrap().attribute("name").unwrap(),
+                n.attribute("message").unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        skipped,
+        [(
+            "llama: README.md",
+            format!("waived until {expires} by alice@example.com").as_str()
+        )],
+        "{xml}"
+    );
+    let llama = doc
+        .descendants()
+        .find(|n| n.has_tag_name("testsuite") && n.attribute("name") == Some("llama"))
+        .unwrap();
+    assert_eq!(
+        (llama.attribute("skipped"), llama.attribute("failures")),
+        (Some("1"), Some("0")),
+        "{xml}"
+    );
+    assert_eq!(doc.root_element().attribute("skipped"), Some("1"), "{xml}");
 }
 
 /// A single-file target's one file is the whole model: a waiver naming it would waive the

@@ -7,15 +7,17 @@ use std::time::{Duration, Instant};
 use clap::{Args, Subcommand, ValueEnum};
 use serde_json::json;
 
-use super::{jobs_or_default, write_output};
-use crate::drift::config::Config;
+use super::output::{self, Outputs};
+use super::{jobs_or_default, write_output, Target};
+use crate::approval::Approval;
+use crate::drift::config::{Config, Deployed, Target as ConfigTarget};
 use crate::drift::history::{History, HistoryView};
 use crate::drift::outcome::{RunReport, Shard, TargetResult};
 use crate::drift::publish::{publish, Published};
 use crate::drift::render;
 use crate::drift::run::{self as drift_run, RunOptions};
 use crate::error::{Error, Result};
-use crate::report::{self, Format};
+use crate::report::{self, Format, Report};
 
 #[derive(Debug, Args)]
 pub struct DriftArgs {
@@ -66,12 +68,8 @@ struct RunArgs {
     config: ConfigArg,
     #[command(flatten)]
     run: RunFlags,
-    /// Report format on stdout
-    #[arg(long, value_enum, default_value_t = Format::Text)]
-    format: Format,
-    /// Write the report to FILE (atomically) instead of stdout
-    #[arg(long, value_name = "FILE")]
-    output: Option<PathBuf>,
+    #[command(flatten)]
+    output: Outputs,
 }
 
 #[derive(Debug, Args)]
@@ -123,6 +121,7 @@ pub fn run(args: DriftArgs) -> Result<u8> {
 }
 
 fn run_once(args: &RunArgs) -> Result<u8> {
+    args.output.check()?;
     let config = Config::load(&args.config.path)?;
     let stop = AtomicBool::new(false);
     let (run, published) = run_checks(&config, &args.run, &stop, &|_, _| {})?;
@@ -131,13 +130,56 @@ fn run_once(args: &RunArgs) -> Result<u8> {
             eprintln!("vouch: alert by {} failed: {e}", alert.channel);
         }
     }
-    let rendered = match args.format {
+    let flat = render::flatten(&run);
+    let located: Vec<(&Report, Target)> = run
+        .targets
+        .iter()
+        .map(|t| (&t.report, located_as(&config, t)))
+        .collect();
+    let locations = output::locate_parts(&located, &config.source);
+    args.output.write(&flat, |format| match format {
         Format::Text => render::to_text(&run),
         Format::Json => render::to_json(&run),
-        other => report::render(&render::flatten(&run), other),
-    };
-    write_output(args.output.as_deref(), rendered.as_bytes())?;
+        Format::Junit => render::to_junit(&run),
+        format => report::render_located(&flat, format, &locations),
+    })?;
     Ok(run.exit_status())
+}
+
+/// What a target's subject names are relative to: a model's path; for an image, its
+/// approval file, or the configuration that pins it.
+fn located_as<'a>(config: &'a Config, result: &'a TargetResult) -> Target<'a> {
+    match config.targets.iter().find(|t| t.name == result.name) {
+        Some(ConfigTarget {
+            subject: Deployed::Model { path, .. },
+            ..
+        }) => Target::Model(path),
+        Some(ConfigTarget {
+            subject: Deployed::Image(image),
+            ..
+        }) => Target::Image {
+            reference: &result.location,
+            approval: Some(
+                image
+                    .approval
+                    .files
+                    .as_ref()
+                    .and_then(approval_file)
+                    .unwrap_or(&config.source),
+            ),
+        },
+        None => Target::Model(&config.source),
+    }
+}
+
+/// The file an approval is read from; a pin has none.
+fn approval_file(approval: &Approval) -> Option<&Path> {
+    match approval {
+        Approval::Manifest(file)
+        | Approval::Signature { bundle: file, .. }
+        | Approval::CheckList { list: file, .. } => Some(file.path()),
+        Approval::Pinned { .. } => None,
+    }
 }
 
 fn run_checks(

@@ -12,8 +12,9 @@ use crate::error::{Error, Result};
 use crate::fsio::write_atomically;
 use crate::report::{self, Format, Locations, Report, Subject, Verdict};
 
+/// `--format` and `--output`: where any report goes.
 #[derive(Debug, Args)]
-pub struct OutputArgs {
+pub struct Outputs {
     /// Report format on stdout (or in a plain --output FILE)
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
@@ -21,6 +22,13 @@ pub struct OutputArgs {
     /// sarif=vouch.sarif) writes that format to FILE besides what stdout shows; repeatable
     #[arg(long, value_name = "[FORMAT=]FILE", value_parser = output_spec)]
     output: Vec<OutputSpec>,
+}
+
+/// The outputs of a report about one target, and where that target is in the repository.
+#[derive(Debug, Args)]
+pub struct OutputArgs {
+    #[command(flatten)]
+    outputs: Outputs,
     /// The target's path from the repository root, for the file locations in SARIF and
     /// GitHub annotations [default: from $GITHUB_WORKSPACE, else the current directory]
     #[arg(long, value_name = "PATH")]
@@ -83,42 +91,53 @@ impl OutputArgs {
         target: Target,
         text: impl Fn(&Report) -> String,
     ) -> Result<u8> {
-        let Destinations { stdout, files } = self.destinations()?;
-        let locations = self.locations(report, &target);
-        let render = |format: Format| match format {
+        let locations = locate(report, &target, self.path_prefix.as_deref());
+        self.outputs.write(report, |format| match format {
             Format::Text => text(report),
             format => report::render_located(report, format, &locations),
-        };
-        for (format, path) in &files {
-            write_output(Some(path), render(*format).as_bytes())?;
-        }
-        match stdout {
-            Some(path) => write_output(Some(path), render(self.format).as_bytes())?,
-            None => write_output(None, render(self.format).as_bytes())?,
-        }
-        self.append_job_summary(report)?;
+        })?;
         Ok(report.exit_status())
     }
 
     /// On an error before any verdict, machine-readable outputs still get a report that says
     /// so (status `error`), so a pipeline parsing one is never left with nothing.
     pub fn emit_error(&self, target: &Path, error: &Error) {
-        let Ok(Destinations { stdout, files }) = self.destinations() else {
+        let Ok(Destinations { stdout, files }) = self.outputs.destinations() else {
             return;
         };
+        let format = self.outputs.format;
         let report = Report::failed_run(target.display().to_string(), super::describe_error(error));
         let locations = Locations::by_name(&report);
-        for (format, path) in files.iter().chain(stdout.map(|p| (self.format, p)).iter()) {
+        for (format, path) in files.iter().chain(stdout.map(|p| (format, p)).iter()) {
             if *format != Format::Text {
                 let rendered = report::render_located(&report, *format, &locations);
                 let _ = write_output(Some(path), rendered.as_bytes());
             }
         }
-        if stdout.is_none() && self.format != Format::Text {
-            let rendered = report::render_located(&report, self.format, &locations);
+        if stdout.is_none() && format != Format::Text {
+            let rendered = report::render_located(&report, format, &locations);
             let _ = write_output(None, rendered.as_bytes());
         }
-        let _ = self.append_job_summary(&report);
+        let _ = self.outputs.append_job_summary(&report);
+    }
+}
+
+impl Outputs {
+    /// Refuses outputs that cannot all be written (two that take stdout's place), so that a
+    /// command can say so before it does anything.
+    pub fn check(&self) -> Result<()> {
+        self.destinations().map(|_| ())
+    }
+
+    /// Writes `render(format)` to every output, and the job summary of `summary` (the
+    /// report as one list) when GitHub annotations are asked for.
+    pub fn write(&self, summary: &Report, render: impl Fn(Format) -> String) -> Result<()> {
+        let Destinations { stdout, files } = self.destinations()?;
+        for (format, path) in &files {
+            write_output(Some(path), render(*format).as_bytes())?;
+        }
+        write_output(stdout, render(self.format).as_bytes())?;
+        self.append_job_summary(summary)
     }
 
     /// The file that takes stdout's place (a plain `--output FILE`), and the other outputs.
@@ -171,41 +190,61 @@ impl OutputArgs {
             .and_then(|mut file| file.write_all(report::render_markdown(report).as_bytes()))
             .map_err(|e| Error::io(&path, e))
     }
+}
 
-    /// Where each subject is, relative to the repository root.
-    fn locations(&self, report: &Report, target: &Target) -> Locations {
-        let root = repository_root();
-        let from_root = |path: &Path| relative_to(&root, path);
-        let prefix = self.path_prefix.as_deref();
-        let shown = match target {
-            Target::Model(path) => prefix.map_or_else(|| from_root(path), str::to_string),
-            Target::Files => prefix.unwrap_or(".").to_string(),
-            Target::Image {
-                reference,
-                approval,
-            } => approval.map_or_else(|| reference.to_string(), from_root),
-        };
-        let locate = |subject: &Subject| match target {
-            Target::Model(dir) if dir.is_dir() => match file_name_of(&subject.name) {
-                Some(name)
-                    if subject.verdict == Verdict::Missing
-                        || dir.join(name).symlink_metadata().is_ok() =>
-                {
-                    join(&shown, name)
-                }
-                _ => shown.clone(),
-            },
-            Target::Files => match prefix {
-                Some(prefix) => join(prefix, &subject.name),
-                None => from_root(Path::new(&subject.name)),
-            },
-            Target::Model(_) | Target::Image { .. } => shown.clone(),
-        };
-        Locations {
-            subjects: report.subjects.iter().map(locate).collect(),
-            target: shown.clone(),
-            root_uri: Some(file_uri(&root)),
+/// Where each subject of `report`, a report about `target`, is, relative to the repository
+/// root; `prefix` is the target's path from the root when the caller knows it.
+fn locate(report: &Report, target: &Target, prefix: Option<&str>) -> Locations {
+    let root = repository_root();
+    let from_root = |path: &Path| relative_to(&root, path);
+    let shown = match target {
+        Target::Model(path) => prefix.map_or_else(|| from_root(path), str::to_string),
+        Target::Files => prefix.unwrap_or(".").to_string(),
+        Target::Image {
+            reference,
+            approval,
+        } => approval.map_or_else(|| reference.to_string(), from_root),
+    };
+    let locate = |subject: &Subject| match target {
+        Target::Model(dir) if dir.is_dir() => match file_name_of(&subject.name) {
+            Some(name)
+                if subject.verdict == Verdict::Missing
+                    || dir.join(name).symlink_metadata().is_ok() =>
+            {
+                join(&shown, name)
+            }
+            _ => shown.clone(),
+        },
+        Target::Files => match prefix {
+            Some(prefix) => join(prefix, &subject.name),
+            None => from_root(Path::new(&subject.name)),
+        },
+        Target::Model(_) | Target::Image { .. } => shown.clone(),
+    };
+    Locations {
+        subjects: report.subjects.iter().map(locate).collect(),
+        target: shown.clone(),
+        root_uri: Some(file_uri(&root)),
+    }
+}
+
+/// The locations of several reports rendered as one, their subjects in order and then, for
+/// a report that stopped with an error, one more at its target (as a drift run flattens its
+/// targets); a result about the whole points at `whole` (a drift run's configuration).
+pub fn locate_parts(parts: &[(&Report, Target)], whole: &Path) -> Locations {
+    let root = repository_root();
+    let mut subjects = Vec::new();
+    for (report, target) in parts {
+        let located = locate(report, target, None);
+        subjects.extend(located.subjects);
+        if report.error.is_some() {
+            subjects.push(located.target);
         }
+    }
+    Locations {
+        subjects,
+        target: relative_to(&root, whole),
+        root_uri: Some(file_uri(&root)),
     }
 }
 

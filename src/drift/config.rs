@@ -13,12 +13,13 @@ use serde::Deserialize;
 use serde_spanned::Spanned;
 
 use crate::approval::rules::{ApprovalParts, ImageApprovalParts};
-use crate::approval::setting::{RuleError, Spelling};
+use crate::approval::setting::RuleError;
 use crate::approval::{Approval, ImageApproval, TrustParts};
 use crate::error::{Error, Result};
-use crate::hash::Algorithm;
-use crate::model::paths::normalize_relative_name;
-use crate::oci::document::Platform;
+use crate::hash::{Algorithm, DigestError};
+use crate::model::paths::{normalize_relative_name, NameError};
+use crate::oci::document::{NotAPlatform, Platform};
+use crate::oci::reference::ReferenceError;
 use crate::oci::{ImageRef, Platforms};
 
 pub const DEFAULT_HISTORY: &str = "vouch-history.sqlite";
@@ -202,7 +203,8 @@ impl Config {
         let mut targets: Vec<Target> = Vec::new();
         for spanned in &raw.targets {
             let span = spanned.span();
-            let target = target(spanned.get_ref(), &resolve).map_err(|m| at(span.clone(), m))?;
+            let target =
+                target(spanned.get_ref(), &resolve).map_err(|e| at(span.clone(), e.to_string()))?;
             if targets.iter().any(|t| t.name == target.name) {
                 return Err(at(
                     span,
@@ -234,7 +236,7 @@ impl Config {
                     ),
                 ));
             };
-            waivable(waived).map_err(|m| at(spanned.span(), m))?;
+            waivable(waived).map_err(|e| at(spanned.span(), e.to_string()))?;
             for (field, value) in [("owner", &raw.owner), ("reason", &raw.reason)] {
                 if value.trim().is_empty() {
                     return Err(at(
@@ -326,21 +328,70 @@ fn positive(
     }
 }
 
+/// Why a `[[target]]` (or a `[[waiver]]` of it) is refused; each message names the target.
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    #[error("a target needs a name")]
+    NoName,
+    #[error("target \"{0}\" needs an owner")]
+    NoOwner(String),
+    #[error(
+        "target \"{0}\": platform, all_platforms, diff_ids, insecure and min_rate go with image"
+    )]
+    ImageSettingsOnPath(String),
+    #[error("target \"{0}\" has both path and image; give one")]
+    PathAndImage(String),
+    #[error("target \"{0}\" has neither path nor image")]
+    NeitherPathNorImage(String),
+    #[error("target \"{target}\": ignore_paths {error}")]
+    IgnorePath { target: String, error: NameError },
+    #[error("target \"{target}\": image {error}")]
+    Image {
+        target: String,
+        error: ReferenceError,
+    },
+    #[error(
+        "target \"{target}\": {keys}: an image is approved by digest (pinned) and/or the manifest or signature of \
+         the model an artifact holds (with its trust keys); the other approval settings are for model paths"
+    )]
+    ModelSettingsOnImage { target: String, keys: String },
+    /// The approval rules refused the target's keys (named as keys).
+    #[error("target \"{target}\": {error}")]
+    Rules { target: String, error: RuleError },
+    #[error(
+        "target \"{0}\" has no approval source: pin the image (digest = \"sha256:…\", or image = \"…@sha256:…\") \
+         or give the manifest or signature of the model artifact"
+    )]
+    NoImageApproval(String),
+    #[error("target \"{0}\": give platform or all_platforms, not both")]
+    PlatformAndAllPlatforms(String),
+    #[error("target \"{target}\": platform {error}")]
+    Platform { target: String, error: NotAPlatform },
+    #[error("target \"{0}\": min_rate must be at least 1")]
+    ZeroMinRate(String),
+    #[error("target \"{target}\": algo: {error}")]
+    Algorithm { target: String, error: DigestError },
+    #[error(
+        "target \"{0}\" is an image; a waiver covers files of a model path, never an image's pins"
+    )]
+    WaiverOnImage(String),
+    #[error(
+        "target \"{0}\" is approved by a pinned digest, which names no files; a waiver covers files \
+         of a model approved by manifest, signature or check list"
+    )]
+    WaiverOnPin(String),
+}
+
 /// A waiver hides failures of files inside a model approved file by file; a pinned digest,
 /// an image's pins and a signature are never waived.
-fn waivable(target: &Target) -> std::result::Result<(), String> {
-    let name = &target.name;
+fn waivable(target: &Target) -> std::result::Result<(), TargetError> {
+    let name = target.name.clone();
     match &target.subject {
-        Deployed::Image(_) => Err(format!(
-            "target \"{name}\" is an image; a waiver covers files of a model path, never an image's pins"
-        )),
+        Deployed::Image(_) => Err(TargetError::WaiverOnImage(name)),
         Deployed::Model {
             approval: Approval::Pinned { .. },
             ..
-        } => Err(format!(
-            "target \"{name}\" is approved by a pinned digest, which names no files; a waiver covers files \
-             of a model approved by manifest, signature or check list"
-        )),
+        } => Err(TargetError::WaiverOnPin(name)),
         Deployed::Model { .. } => Ok(()),
     }
 }
@@ -348,12 +399,12 @@ fn waivable(target: &Target) -> std::result::Result<(), String> {
 fn target(
     raw: &RawTarget,
     resolve: &dyn Fn(&str) -> PathBuf,
-) -> std::result::Result<Target, String> {
+) -> std::result::Result<Target, TargetError> {
     if raw.name.trim().is_empty() {
-        return Err("a target needs a name".into());
+        return Err(TargetError::NoName);
     }
     if raw.owner.trim().is_empty() {
-        return Err(format!("target \"{}\" needs an owner", raw.name));
+        return Err(TargetError::NoOwner(raw.name.clone()));
     }
     let image_only = raw.platform.is_some()
         || raw.all_platforms
@@ -365,32 +416,19 @@ fn target(
             path: resolve(path),
             approval: approval(raw, resolve)?,
         },
-        (Some(_), None) => {
-            return Err(format!(
-            "target \"{}\": platform, all_platforms, diff_ids, insecure and min_rate go with image",
-            raw.name
-        ))
-        }
+        (Some(_), None) => return Err(TargetError::ImageSettingsOnPath(raw.name.clone())),
         (None, Some(image)) => Deployed::Image(Box::new(image_target(raw, image, resolve)?)),
-        (Some(_), Some(_)) => {
-            return Err(format!(
-                "target \"{}\" has both path and image; give one",
-                raw.name
-            ))
-        }
-        (None, None) => {
-            return Err(format!(
-                "target \"{}\" has neither path nor image",
-                raw.name
-            ))
-        }
+        (Some(_), Some(_)) => return Err(TargetError::PathAndImage(raw.name.clone())),
+        (None, None) => return Err(TargetError::NeitherPathNorImage(raw.name.clone())),
     };
     let ignore_paths = raw
         .ignore_paths
         .iter()
         .map(|p| {
-            normalize_relative_name(p)
-                .map_err(|m| format!("target \"{}\": ignore_paths {m}", raw.name))
+            normalize_relative_name(p).map_err(|error| TargetError::IgnorePath {
+                target: raw.name.clone(),
+                error,
+            })
         })
         .collect::<std::result::Result<_, _>>()?;
     Ok(Target {
@@ -409,8 +447,8 @@ fn image_target(
     raw: &RawTarget,
     image: &str,
     resolve: &dyn Fn(&str) -> PathBuf,
-) -> std::result::Result<ImageTarget, String> {
-    let name = &raw.name;
+) -> std::result::Result<ImageTarget, TargetError> {
+    let name = || raw.name.clone();
     let reference = match ImageRef::parse(image) {
         // An image layout is a path like any other in the config.
         Ok(ImageRef::Layout(mut layout)) => {
@@ -418,7 +456,12 @@ fn image_target(
             ImageRef::Layout(layout)
         }
         Ok(registry) => registry,
-        Err(e) => return Err(format!("target \"{name}\": image {e}")),
+        Err(error) => {
+            return Err(TargetError::Image {
+                target: name(),
+                error,
+            })
+        }
     };
     let model_only: Vec<&str> = [
         ("check", raw.check.is_some()),
@@ -434,11 +477,10 @@ fn image_target(
     .filter_map(|(key, given)| given.then_some(key))
     .collect();
     if !model_only.is_empty() {
-        return Err(format!(
-            "target \"{name}\": {}: an image is approved by digest (pinned) and/or the manifest or signature of \
-             the model an artifact holds (with its trust keys); the other approval settings are for model paths",
-            model_only.join(", ")
-        ));
+        return Err(TargetError::ModelSettingsOnImage {
+            target: name(),
+            keys: model_only.join(", "),
+        });
     }
     let approval = ImageApprovalParts {
         digest: raw.digest.clone(),
@@ -447,28 +489,29 @@ fn image_target(
         trust: trust_parts(raw, resolve),
     }
     .approval()
-    .map_err(|e| refused(name, e))?;
+    .map_err(|error| TargetError::Rules {
+        target: name(),
+        error,
+    })?;
     if approval.pinned.is_none() && approval.files.is_none() && reference.digest().is_none() {
-        return Err(format!(
-            "target \"{name}\" has no approval source: pin the image (digest = \"sha256:…\", or image = \"…@sha256:…\") \
-             or give the manifest or signature of the model artifact"
-        ));
+        return Err(TargetError::NoImageApproval(name()));
     }
     let platforms = match (&raw.platform, raw.all_platforms) {
-        (Some(_), true) => {
-            return Err(format!(
-                "target \"{name}\": give platform or all_platforms, not both"
-            ))
+        (Some(_), true) => return Err(TargetError::PlatformAndAllPlatforms(name())),
+        (Some(text), false) => {
+            Platforms::Only(
+                Platform::parse(text).map_err(|error| TargetError::Platform {
+                    target: name(),
+                    error,
+                })?,
+            )
         }
-        (Some(text), false) => Platforms::Only(
-            Platform::parse(text).map_err(|e| format!("target \"{name}\": platform {e}"))?,
-        ),
         (None, true) => Platforms::All,
         (None, false) => Platforms::Host,
     };
     let min_rate = match raw.min_rate {
         None => crate::oci::DEFAULT_MIN_RATE,
-        Some(0) => return Err(format!("target \"{name}\": min_rate must be at least 1")),
+        Some(0) => return Err(TargetError::ZeroMinRate(name())),
         Some(rate) => rate,
     };
     Ok(ImageTarget {
@@ -485,12 +528,14 @@ fn image_target(
 fn approval(
     raw: &RawTarget,
     resolve: &dyn Fn(&str) -> PathBuf,
-) -> std::result::Result<Approval, String> {
-    let name = &raw.name;
+) -> std::result::Result<Approval, TargetError> {
     let algorithm = match &raw.algo {
         Some(a) => Some(
             a.parse::<Algorithm>()
-                .map_err(|e| format!("target \"{name}\": algo: {e}"))?,
+                .map_err(|error| TargetError::Algorithm {
+                    target: raw.name.clone(),
+                    error,
+                })?,
         ),
         None => None,
     };
@@ -506,12 +551,10 @@ fn approval(
         trust: trust_parts(raw, resolve),
     }
     .approval()
-    .map_err(|e| refused(name, e))
-}
-
-/// A target's approval keys the rules refused, named as keys, with the target's name.
-fn refused(target: &str, error: RuleError) -> String {
-    format!("target \"{target}\": {}", error.spelled(Spelling::Key))
+    .map_err(|error| TargetError::Rules {
+        target: raw.name.clone(),
+        error,
+    })
 }
 
 /// The target's trust settings, paths resolved against the config's folder.

@@ -3,39 +3,73 @@
 
 use serde::Serialize;
 
-use super::outcome::RunReport;
-use crate::report::{self, Report, Status, Subject, Verdict};
+use super::outcome::{RunReport, TargetResult};
+use crate::report::{self, JunitSuite, Report, Status, Subject, Verdict};
 
 /// Every target's subjects in one report, named `target: subject`, for the renderers
-/// that take one list (JUnit, SARIF, GitHub annotations).
+/// that take one list (SARIF, GitHub annotations): the subjects of [`by_target`] in order.
 pub fn flatten(run: &RunReport) -> Report {
     let mut flat = Report {
         target: format!("drift run {}", run.run_id),
         duration: run.duration,
         ..Report::default()
     };
-    for t in &run.targets {
-        let owner = format!("owner {}", t.owner);
-        for s in &t.report.subjects {
-            let mut subject = s.clone();
-            subject.name = format!("{}: {}", t.name, s.name);
-            subject.message = Some(match &s.message {
-                Some(m) => format!("{m} ({owner})"),
-                None => owner.clone(),
-            });
-            flat.subjects.push(subject);
-        }
-        if let Some(error) = &t.report.error {
-            flat.subjects.push(
-                Subject::new(t.name.clone(), Verdict::Unreadable)
-                    .message(format!("{error} ({owner})")),
-            );
-        }
-        flat.warnings
-            .extend(t.report.warnings.iter().map(|w| format!("{}: {w}", t.name)));
-        flat.bytes_hashed += t.report.bytes_hashed;
+    for part in by_target(run) {
+        flat.subjects.extend(part.subjects);
+        flat.warnings.extend(part.warnings);
+        flat.bytes_hashed += part.bytes_hashed;
     }
     flat
+}
+
+/// Each target's report as flattened: subjects named `target: subject`, the owner in their
+/// messages, and a check that stopped as one unreadable subject named by the target.
+fn by_target(run: &RunReport) -> Vec<Report> {
+    run.targets.iter().map(flatten_target).collect()
+}
+
+fn flatten_target(t: &TargetResult) -> Report {
+    let owner = format!("owner {}", t.owner);
+    let mut flat = Report {
+        target: t.name.clone(),
+        duration: t.report.duration,
+        bytes_hashed: t.report.bytes_hashed,
+        ..Report::default()
+    };
+    for s in &t.report.subjects {
+        let mut subject = s.clone();
+        subject.name = format!("{}: {}", t.name, s.name);
+        subject.message = Some(match &s.message {
+            Some(m) => format!("{m} ({owner})"),
+            None => owner.clone(),
+        });
+        flat.subjects.push(subject);
+    }
+    if let Some(error) = &t.report.error {
+        flat.subjects.push(
+            Subject::new(t.name.clone(), Verdict::Unreadable).message(format!("{error} ({owner})")),
+        );
+    }
+    flat.warnings = t
+        .report
+        .warnings
+        .iter()
+        .map(|w| format!("{}: {w}", t.name))
+        .collect();
+    flat
+}
+
+/// JUnit: one testsuite per target, with the target's time; waived subjects are skipped.
+pub fn to_junit(run: &RunReport) -> String {
+    let parts = by_target(run);
+    let suites: Vec<JunitSuite> = parts
+        .iter()
+        .map(|report| JunitSuite {
+            name: &report.target,
+            report,
+        })
+        .collect();
+    report::render_junit(&suites, run.duration)
 }
 
 pub fn to_json(run: &RunReport) -> String {

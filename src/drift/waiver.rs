@@ -9,7 +9,8 @@ use crate::approval::Approval;
 use crate::report::{Report, Subject, Verdict};
 
 /// Applies `waivers` (all of them, any target) to `report`, the report of `target`, as of
-/// `today`. Returns the names of the subjects a waiver hid: they are still drift.
+/// `today`. A hidden subject's verdict becomes Ok and its `waived` says until when and by
+/// whom. Returns the names of the subjects a waiver hid: they are still drift.
 ///
 /// Only files of a model are waived: the subjects that name the approval itself (its
 /// signature, manifest or check list, and any pin checked against it) never are, whatever
@@ -54,6 +55,10 @@ pub fn apply(report: &mut Report, target: &Target, waivers: &[Waiver], today: Da
                 subject.message = Some(format!(
                     "waived until {} by {} ({}); was {was}",
                     waiver.expires, waiver.owner, waiver.reason
+                ));
+                subject.waived = Some(format!(
+                    "waived until {} by {}",
+                    waiver.expires, waiver.owner
                 ));
                 hidden.push(subject.name.clone());
             }
@@ -153,6 +158,9 @@ mod tests {
             jiff::civil::date(2029, 12, 31),
         );
         assert_eq!(hidden, ["README.md", "docs/a.md"]);
+        let waived: Vec<Option<&str>> = r.subjects.iter().map(|s| s.waived.as_deref()).collect();
+        let by_alice = Some("waived until 2030-01-01 by alice@example.com");
+        assert_eq!(waived, [by_alice, by_alice, None, None]);
         let failing: Vec<&str> = r.failures().map(|s| s.name.as_str()).collect();
         assert_eq!(failing, ["weights.bin", "README.md.bak"]);
         assert!(r.warnings[0].contains("active waiver until 2030-01-01"));

@@ -86,6 +86,10 @@ pub struct Subject {
     pub expected: Option<String>,
     pub actual: Option<String>,
     pub message: Option<String>,
+    /// Set when an active waiver accepted this subject's failure (its verdict is then Ok):
+    /// until when and by whom (`waived until 2026-12-31 by alice@example.com`), as JUnit
+    /// shows it skipped. No check sets it; the waiver that overrides the verdict does.
+    pub waived: Option<String>,
 }
 
 impl Subject {
@@ -96,6 +100,7 @@ impl Subject {
             expected: None,
             actual: None,
             message: None,
+            waived: None,
         }
     }
 
@@ -259,6 +264,17 @@ pub enum Format {
     Sarif,
     /// GitHub Actions workflow commands (`::error` annotations).
     Github,
+}
+
+/// One report as a JUnit testsuite named `name`, e.g. one target of a drift run.
+pub struct JunitSuite<'a> {
+    pub name: &'a str,
+    pub report: &'a Report,
+}
+
+/// JUnit XML with one testsuite per report; `duration` is the whole run's.
+pub fn render_junit(suites: &[JunitSuite], duration: Duration) -> String {
+    junit::render_suites(suites, duration)
 }
 
 /// Renders `report` in `format`, its subjects located by their names alone.
