@@ -62,6 +62,7 @@ struct RawTarget {
     identity: Option<String>,
     identity_regexp: Option<String>,
     issuer: Option<String>,
+    issuer_regexp: Option<String>,
     trusted_root: Option<String>,
     algo: Option<String>,
     shard_size: Option<u64>,
@@ -523,6 +524,7 @@ fn trust_parts(raw: &RawTarget, resolve: &dyn Fn(&str) -> PathBuf) -> TrustParts
         identity: raw.identity.clone(),
         identity_regexp: raw.identity_regexp.clone(),
         issuer: raw.issuer.clone(),
+        issuer_regexp: raw.issuer_regexp.clone(),
         trusted_root: raw.trusted_root.as_deref().map(resolve),
     }
 }
