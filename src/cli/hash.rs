@@ -31,17 +31,17 @@ pub struct HashArgs {
     check: Option<PathBuf>,
     /// With --check: leave out listed files that do not exist, instead of failing them (if
     /// none exists, the check fails: no file was verified)
-    #[arg(long, requires = "check")]
+    #[arg(long)]
     ignore_missing: bool,
     /// With --check: print no line for a file that checks out
-    #[arg(long, requires = "check")]
+    #[arg(long)]
     quiet: bool,
     /// With --check: print nothing; the exit status says the outcome
-    #[arg(long, requires = "check", conflicts_with = "format")]
+    #[arg(long, conflicts_with = "format")]
     status: bool,
     /// With --check: fail on an improperly formatted line. vouch always does (exit 2), so this
     /// is accepted for sha256sum's sake; sha256sum without it warns and skips such lines
-    #[arg(long, requires = "check")]
+    #[arg(long)]
     strict: bool,
     /// Digest algorithm
     #[arg(long, value_name = "ALGORITHM", value_parser = algorithm_parser(), default_value = "sha256")]
@@ -145,6 +145,11 @@ enum Item {
 }
 
 fn hash(args: &HashArgs) -> Result<u8> {
+    if args.ignore_missing || args.quiet || args.status || args.strict {
+        return Err(Error::Usage(
+            "--ignore-missing, --quiet, --status and --strict go with --check".into(),
+        ));
+    }
     if args.output.is_given() {
         return Err(Error::Usage(
             "--format, --output and --path-prefix go with --check: a listing is printed as \
