@@ -629,7 +629,11 @@ fn a_single_file_is_checked_against_its_own_line_of_a_release_list() {
     let report = in_dir(&["verify", "dist/vouch.tar.gz", "--check", "SHA256SUMS"])
         .expect(0)
         .json();
-    assert_eq!(report["subjects"].as_array().unwrap().len(), 1, "{report:#}");
+    assert_eq!(
+        report["subjects"].as_array().unwrap().len(),
+        1,
+        "{report:#}"
+    );
     assert_eq!(report["subjects"][0]["verdict"], "ok", "{report:#}");
     // Or by the path as listed (`sha256sum dist/*`), `./` aside.
     let by_path = line(b"other", "./dist/vouch.zip") + &line(b"release", "dist/vouch.tar.gz");
@@ -663,13 +667,17 @@ fn a_directory_listing_from_hash_round_trips_through_verify() {
     let dir = tempfile::tempdir().unwrap();
     write_tree(
         dir.path(),
-        &[("models/m/a.bin", b"alpha"), ("models/m/sub/b.bin", b"beta")],
+        &[
+            ("models/m/a.bin", b"alpha"),
+            ("models/m/sub/b.bin", b"beta"),
+        ],
     );
-    let listing = run(vouch()
-        .current_dir(dir.path())
-        .args(["hash", "models/m/"]))
-    .expect(0);
-    assert!(listing.stdout().contains("  models/m/sub/b.bin\n"), "{}", listing.stdout());
+    let listing = run(vouch().current_dir(dir.path()).args(["hash", "models/m/"])).expect(0);
+    assert!(
+        listing.stdout().contains("  models/m/sub/b.bin\n"),
+        "{}",
+        listing.stdout()
+    );
     std::fs::write(dir.path().join("SUMS"), &listing.stdout).unwrap();
     let verify = |model: &str| {
         run(vouch()
@@ -677,7 +685,11 @@ fn a_directory_listing_from_hash_round_trips_through_verify() {
             .args(["verify", model, "--check", "SUMS", "--format", "json"]))
     };
     let report = verify("models/m").expect(0).json();
-    assert_eq!(report["subjects"].as_array().unwrap().len(), 2, "{report:#}");
+    assert_eq!(
+        report["subjects"].as_array().unwrap().len(),
+        2,
+        "{report:#}"
+    );
     assert!(
         report["approval"]
             .as_str()
@@ -697,7 +709,10 @@ fn a_directory_listing_from_hash_round_trips_through_verify() {
         .collect();
     assert_eq!(changed, ["sub/b.bin"], "{report:#}");
     // A model that also holds its own path inside makes the reading ambiguous.
-    write_tree(&dir.path().join("models/m"), &[("models/m/a.bin", b"alpha")]);
+    write_tree(
+        &dir.path().join("models/m"),
+        &[("models/m/a.bin", b"alpha")],
+    );
     let ran = verify("models/m").expect(2);
     assert!(ran.stderr.contains("ambiguous"), "{}", ran.stderr);
 }

@@ -242,7 +242,11 @@ fn check_options_mean_what_sha256sum_makes_them_mean() {
     let (ours, theirs) = (ours.expect(1), theirs.expect(1));
     assert_eq!(ours.stdout(), "a: FAILED\n");
     assert_eq!(ours.stdout, theirs.stdout);
-    assert!(ours.stderr.contains("1 computed checksum did NOT match"), "{}", ours.stderr);
+    assert!(
+        ours.stderr.contains("1 computed checksum did NOT match"),
+        "{}",
+        ours.stderr
+    );
 
     // --status: nothing at all, the exit status says it; for a mismatch and a missing file.
     let (ours, theirs) = both_check(dir.path(), &sha256sum, &["--status"]);
@@ -257,8 +261,16 @@ fn check_options_mean_what_sha256sum_makes_them_mean() {
     let (ours, theirs) = both_check(dir.path(), &sha256sum, &["--ignore-missing"]);
     let (ours, theirs) = (ours.expect(1), theirs.expect(1));
     assert_eq!(ours.stdout, theirs.stdout);
-    assert!(ours.stderr.contains("SUMS: no file was verified"), "{}", ours.stderr);
-    assert!(theirs.stderr.contains("SUMS: no file was verified"), "{}", theirs.stderr);
+    assert!(
+        ours.stderr.contains("SUMS: no file was verified"),
+        "{}",
+        ours.stderr
+    );
+    assert!(
+        theirs.stderr.contains("SUMS: no file was verified"),
+        "{}",
+        theirs.stderr
+    );
 
     // --strict: an improperly formatted line fails the check. sha256sum exits 1; vouch
     // refuses the list as bad input (exit 2), with or without --strict.
@@ -266,12 +278,20 @@ fn check_options_mean_what_sha256sum_makes_them_mean() {
     std::fs::write(dir.path().join("SUMS"), &malformed).unwrap();
     let (ours, theirs) = both_check(dir.path(), &sha256sum, &["--strict"]);
     let (ours, _) = (ours.expect(2), theirs.expect(1));
-    assert!(ours.stderr.contains("SUMS") && ours.stderr.contains("line 2"), "{}", ours.stderr);
+    assert!(
+        ours.stderr.contains("SUMS") && ours.stderr.contains("line 2"),
+        "{}",
+        ours.stderr
+    );
     let (ours, theirs) = both_check(dir.path(), &sha256sum, &[]);
     ours.expect(2);
     // Without --strict sha256sum only warns and checks the rest.
     let theirs = theirs.expect(0);
-    assert!(theirs.stderr.contains("improperly formatted"), "{}", theirs.stderr);
+    assert!(
+        theirs.stderr.contains("improperly formatted"),
+        "{}",
+        theirs.stderr
+    );
 }
 
 #[test]
