@@ -26,7 +26,8 @@ pub struct HashArgs {
     )]
     paths: Vec<PathBuf>,
     /// Check the files listed in SUMS (sha256sum/b3sum format, names relative to the
-    /// current directory), as `sha256sum -c` does
+    /// current directory), as `sha256sum -c` does; --format, --output and --path-prefix go
+    /// with it (a listing is printed as sha256sum prints it)
     #[arg(short = 'c', long, value_name = "SUMS")]
     check: Option<PathBuf>,
     /// With --check: leave out listed files that do not exist, instead of failing them (if
