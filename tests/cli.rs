@@ -604,3 +604,136 @@ fn the_harness_reads_a_chatty_child_while_it_runs() {
         started.elapsed()
     );
 }
+
+#[test]
+fn a_single_file_is_checked_against_its_own_line_of_a_release_list() {
+    let dir = tempfile::tempdir().unwrap();
+    write_tree(
+        dir.path(),
+        &[
+            ("dist/vouch.tar.gz", b"release"),
+            ("dist/vouch.zip", b"other"),
+            ("dist/notes.txt", b"notes"),
+        ],
+    );
+    let line = |data: &[u8], name: &str| format!("{}  {name}\n", sha256_hex(data));
+    let in_dir = |args: &[&str]| {
+        run(vouch()
+            .current_dir(dir.path())
+            .args(args)
+            .args(["--format", "json"]))
+    };
+    // A release SHA256SUMS names files by base name; the other lines are not "missing".
+    let release = line(b"release", "vouch.tar.gz") + &line(b"other", "vouch.zip");
+    std::fs::write(dir.path().join("SHA256SUMS"), &release).unwrap();
+    let report = in_dir(&["verify", "dist/vouch.tar.gz", "--check", "SHA256SUMS"])
+        .expect(0)
+        .json();
+    assert_eq!(
+        report["subjects"].as_array().unwrap().len(),
+        1,
+        "{report:#}"
+    );
+    assert_eq!(report["subjects"][0]["verdict"], "ok", "{report:#}");
+    // Or by the path as listed (`sha256sum dist/*`), `./` aside.
+    let by_path = line(b"other", "./dist/vouch.zip") + &line(b"release", "dist/vouch.tar.gz");
+    std::fs::write(dir.path().join("PATHS"), &by_path).unwrap();
+    in_dir(&["verify", "./dist/vouch.tar.gz", "--check", "PATHS"]).expect(0);
+    // The line still binds the content.
+    std::fs::write(dir.path().join("dist/vouch.zip"), b"tampered").unwrap();
+    let report = in_dir(&["verify", "dist/vouch.zip", "--check", "SHA256SUMS"])
+        .expect(1)
+        .json();
+    assert_eq!(report["subjects"][0]["verdict"], "changed", "{report:#}");
+    // A file the list does not name, and a file named twice, are refused clearly.
+    let ran = in_dir(&["verify", "dist/notes.txt", "--check", "SHA256SUMS"]).expect(2);
+    assert!(
+        ran.stderr.contains("SHA256SUMS") && ran.stderr.contains("no line names dist/notes.txt"),
+        "{}",
+        ran.stderr
+    );
+    let twice = line(b"release", "vouch.tar.gz") + &line(b"release", "dist/vouch.tar.gz");
+    std::fs::write(dir.path().join("TWICE"), &twice).unwrap();
+    let ran = in_dir(&["verify", "dist/vouch.tar.gz", "--check", "TWICE"]).expect(2);
+    assert!(
+        ran.stderr.contains("lines 1, 2") && ran.stderr.contains("ambiguous"),
+        "{}",
+        ran.stderr
+    );
+}
+
+#[test]
+fn a_directory_listing_from_hash_round_trips_through_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    write_tree(
+        dir.path(),
+        &[
+            ("models/m/a.bin", b"alpha"),
+            ("models/m/sub/b.bin", b"beta"),
+        ],
+    );
+    let listing = run(vouch().current_dir(dir.path()).args(["hash", "models/m/"])).expect(0);
+    assert!(
+        listing.stdout().contains("  models/m/sub/b.bin\n"),
+        "{}",
+        listing.stdout()
+    );
+    std::fs::write(dir.path().join("SUMS"), &listing.stdout).unwrap();
+    let verify = |model: &str| {
+        run(vouch()
+            .current_dir(dir.path())
+            .args(["verify", model, "--check", "SUMS", "--format", "json"]))
+    };
+    let report = verify("models/m").expect(0).json();
+    assert_eq!(
+        report["subjects"].as_array().unwrap().len(),
+        2,
+        "{report:#}"
+    );
+    assert!(
+        report["approval"]
+            .as_str()
+            .unwrap()
+            .contains("names start with models/m/"),
+        "{report:#}"
+    );
+    verify("./models/m").expect(0);
+    std::fs::write(dir.path().join("models/m/sub/b.bin"), b"BETA").unwrap();
+    let report = verify("models/m").expect(1).json();
+    let changed: Vec<_> = report["subjects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["verdict"] == "changed")
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(changed, ["sub/b.bin"], "{report:#}");
+    // A model that also holds its own path inside makes the reading ambiguous.
+    write_tree(
+        &dir.path().join("models/m"),
+        &[("models/m/a.bin", b"alpha")],
+    );
+    let ran = verify("models/m").expect(2);
+    assert!(ran.stderr.contains("ambiguous"), "{}", ran.stderr);
+}
+
+#[test]
+fn report_options_go_with_hash_check_only() {
+    let dir = tempfile::tempdir().unwrap();
+    write_tree(dir.path(), &[("a", b"alpha")]);
+    for options in [&["--format", "json"][..], &["--output", "out.txt"]] {
+        let ran = run(vouch()
+            .current_dir(dir.path())
+            .args(["hash", "a"])
+            .args(options))
+        .expect(2);
+        assert!(ran.stderr.contains("go with --check"), "{}", ran.stderr);
+        assert!(ran.stdout.is_empty());
+    }
+    assert!(!dir.path().join("out.txt").exists());
+    let ran = run(vouch()
+        .current_dir(dir.path())
+        .args(["hash", "a", "--quiet"]))
+    .expect(2);
+    assert!(ran.stderr.contains("--check"), "{}", ran.stderr);
+}

@@ -198,3 +198,129 @@ fn hash_check_reports_changed_and_missing_files_like_sha256sum() {
         .collect();
     assert_eq!(verdicts, ["changed", "ok", "missing"]);
 }
+
+/// `vouch hash --check` and `sha256sum -c` with the same options, on the same list and files.
+fn both_check(dir: &Path, sha256sum: &Path, options: &[&str]) -> (Ran, Ran) {
+    let ours = run(vouch()
+        .current_dir(dir)
+        .args(["hash", "--check", "SUMS"])
+        .args(options));
+    let theirs = run(Command::new(sha256sum)
+        .current_dir(dir)
+        .args(["-c", "SUMS"])
+        .args(options));
+    (ours, theirs)
+}
+
+#[test]
+fn check_options_mean_what_sha256sum_makes_them_mean() {
+    let test = "check_options_mean_what_sha256sum_makes_them_mean";
+    let Some(sha256sum) = require_tool(test, "sha256sum") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    write_tree(
+        dir.path(),
+        &[("a", b"alpha"), ("b", b"beta"), ("c", b"gamma")],
+    );
+    let listed = run(Command::new(&sha256sum)
+        .current_dir(dir.path())
+        .args(["a", "b", "c"]))
+    .expect(0);
+    std::fs::write(dir.path().join("SUMS"), &listed.stdout).unwrap();
+
+    // --ignore-missing: a missing file is neither printed nor a failure.
+    std::fs::remove_file(dir.path().join("c")).unwrap();
+    let (ours, theirs) = both_check(dir.path(), &sha256sum, &["--ignore-missing"]);
+    let (ours, theirs) = (ours.expect(0), theirs.expect(0));
+    assert_eq!(ours.stdout(), "a: OK\nb: OK\n");
+    assert_eq!(ours.stdout, theirs.stdout);
+
+    // --quiet: only the failures are printed.
+    flip_byte(&dir.path().join("a"), 0);
+    let (ours, theirs) = both_check(dir.path(), &sha256sum, &["--quiet", "--ignore-missing"]);
+    let (ours, theirs) = (ours.expect(1), theirs.expect(1));
+    assert_eq!(ours.stdout(), "a: FAILED\n");
+    assert_eq!(ours.stdout, theirs.stdout);
+    assert!(
+        ours.stderr.contains("1 computed checksum did NOT match"),
+        "{}",
+        ours.stderr
+    );
+
+    // --status: nothing at all, the exit status says it; for a mismatch and a missing file.
+    let (ours, theirs) = both_check(dir.path(), &sha256sum, &["--status"]);
+    let (ours, theirs) = (ours.expect(1), theirs.expect(1));
+    assert_eq!((ours.stdout().as_str(), ours.stderr.as_str()), ("", ""));
+    assert_eq!(ours.stdout, theirs.stdout);
+    // sha256sum still names the file it could not open; it prints no warning either.
+    assert!(
+        theirs.stderr.contains("c: No such file"),
+        "{}",
+        theirs.stderr
+    );
+    assert!(!theirs.stderr.contains("WARNING"), "{}", theirs.stderr);
+
+    // --ignore-missing when no listed file exists: nothing verified is a failure.
+    let only_c = format!("{}  c\n", sha256_hex(b"gamma"));
+    std::fs::write(dir.path().join("SUMS"), &only_c).unwrap();
+    let (ours, theirs) = both_check(dir.path(), &sha256sum, &["--ignore-missing"]);
+    let (ours, theirs) = (ours.expect(1), theirs.expect(1));
+    assert_eq!(ours.stdout, theirs.stdout);
+    assert!(
+        ours.stderr.contains("SUMS: no file was verified"),
+        "{}",
+        ours.stderr
+    );
+    assert!(
+        theirs.stderr.contains("SUMS: no file was verified"),
+        "{}",
+        theirs.stderr
+    );
+
+    // --strict: an improperly formatted line fails the check. sha256sum exits 1; vouch
+    // refuses the list as bad input (exit 2), with or without --strict.
+    let malformed = format!("{}  b\nnot a checksum line\n", sha256_hex(b"beta"));
+    std::fs::write(dir.path().join("SUMS"), &malformed).unwrap();
+    let (ours, theirs) = both_check(dir.path(), &sha256sum, &["--strict"]);
+    let (ours, _) = (ours.expect(2), theirs.expect(1));
+    assert!(
+        ours.stderr.contains("SUMS") && ours.stderr.contains("line 2"),
+        "{}",
+        ours.stderr
+    );
+    let (ours, theirs) = both_check(dir.path(), &sha256sum, &[]);
+    ours.expect(2);
+    // Without --strict sha256sum only warns and checks the rest.
+    let theirs = theirs.expect(0);
+    assert!(
+        theirs.stderr.contains("improperly formatted"),
+        "{}",
+        theirs.stderr
+    );
+}
+
+#[test]
+fn hash_of_standard_input_is_printed_as_sha256sum_prints_it() {
+    let test = "hash_of_standard_input_is_printed_as_sha256sum_prints_it";
+    let Some(sha256sum) = require_tool(test, "sha256sum") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("input");
+    std::fs::write(&input, pseudo_random(200_000, 7)).unwrap();
+    std::fs::write(dir.path().join("f"), b"file").unwrap();
+    let stdin = || std::fs::File::open(&input).unwrap();
+    let ours = run(vouch()
+        .current_dir(dir.path())
+        .args(["hash", "f", "-"])
+        .stdin(stdin()))
+    .expect(0);
+    let theirs = run(Command::new(&sha256sum)
+        .current_dir(dir.path())
+        .args(["f", "-"])
+        .stdin(stdin()))
+    .expect(0);
+    assert!(ours.stdout().ends_with("  -\n"), "{}", ours.stdout());
+    assert_eq!(ours.stdout, theirs.stdout);
+}

@@ -1031,3 +1031,119 @@ fn a_bundle_or_trusted_root_with_an_ambiguous_key_is_an_input_error() {
         ran.stderr
     );
 }
+
+#[test]
+fn cosign_spellings_and_an_issuer_pattern_verify_keyless_signatures() {
+    let test = "cosign_spellings_and_an_issuer_pattern_verify_keyless_signatures";
+    let Some(testdata) = shared_testdata(test) else {
+        return;
+    };
+    let root = testdata.join("sigstore/trusted_root.public-good.json");
+    let keyless: Vec<Fixture> = fixtures(&testdata)
+        .into_iter()
+        .filter(|f| f.method == Method::Sigstore && f.is_v1())
+        .collect();
+    assert!(!keyless.is_empty(), "no v1 keyless fixture");
+    for fixture in keyless {
+        let verify_with = |trust: &[&str]| {
+            let mut args: Vec<OsString> = vec![
+                "verify".into(),
+                fixture.model_in(&fixture.dir).into(),
+                "--signature".into(),
+                fixture.dir.join("model.sig").into(),
+                "--trusted-root".into(),
+                root.clone().into(),
+                "--ignore-paths".into(),
+                "ignore-me".into(),
+                "--format".into(),
+                "json".into(),
+            ];
+            args.extend(trust.iter().map(OsString::from));
+            vouch_run(args)
+        };
+        // cosign's and model-signing's spellings mean what vouch's own do.
+        verify_with(&[
+            "--certificate-identity",
+            IDENTITY,
+            "--certificate-oidc-issuer",
+            ISSUER,
+        ])
+        .expect(0);
+        verify_with(&[
+            "--certificate-identity-regexp",
+            r".*@us\.ibm\.com",
+            "--certificate-oidc-issuer-regexp",
+            r"https://sigstore\.verify\.ibm\.com/.*",
+        ])
+        .expect(0);
+        verify_with(&[
+            "--identity",
+            IDENTITY,
+            "--issuer-regexp",
+            r"https://[a-z.]+\.ibm\.com/oauth2",
+        ])
+        .expect(0);
+        let reason = rejection(verify_with(&[
+            "--certificate-identity",
+            "someone@example.com",
+            "--certificate-oidc-issuer",
+            ISSUER,
+        ]));
+        assert!(
+            reason.contains("identity mismatch"),
+            "{}: {reason}",
+            fixture.name
+        );
+        // An issuer pattern must match the whole issuer.
+        let reason = rejection(verify_with(&[
+            "--identity",
+            IDENTITY,
+            "--issuer-regexp",
+            r"https://sigstore\.verify\.ibm\.com",
+        ]));
+        assert!(
+            reason.contains("issuer mismatch") && reason.contains(ISSUER),
+            "{}: {reason}",
+            fixture.name
+        );
+        let reason = rejection(verify_with(&[
+            "--identity",
+            IDENTITY,
+            "--issuer-regexp",
+            r"https://accounts\.google\.com",
+        ]));
+        assert!(
+            reason.contains("issuer mismatch"),
+            "{}: {reason}",
+            fixture.name
+        );
+    }
+    // An exact issuer and a pattern together are refused before anything is read.
+    let both = vouch_run([
+        "verify",
+        "model",
+        "--signature",
+        "model.sig",
+        "--identity",
+        IDENTITY,
+        "--issuer",
+        ISSUER,
+        "--issuer-regexp",
+        ".*",
+    ])
+    .expect(2);
+    assert!(both.stderr.contains("--issuer-regexp"), "{}", both.stderr);
+    // A bad pattern is a usage error naming the problem.
+    let bad = vouch_run([
+        "verify",
+        "model",
+        "--signature",
+        "model.sig",
+        "--identity",
+        IDENTITY,
+        "--issuer-regexp",
+        "(",
+    ]);
+    let bad = bad.expect(2);
+    assert!(bad.stderr.contains("issuer pattern"), "{}", bad.stderr);
+}

@@ -1,10 +1,15 @@
 //! Resolving an approval: reading it from where its locator says, checking its signature
 //! first when it is signed, and turning it into what a target must match.
 
+use std::path::Path;
+
 use crate::error::{Error, Result};
 use crate::fsio::read_input;
 use crate::manifest::statement::{self, StatementError};
-use crate::manifest::{check_list_expected, load_check_list, load_statement, statement_expected};
+use crate::manifest::{
+    check_list_expected, check_list_expected_for_file, load_check_list, load_statement,
+    relative_to_directory, statement_expected,
+};
 use crate::model::compare::Expected;
 use crate::model::oms::Serialization;
 use crate::report::{Report, Subject, Verdict};
@@ -56,8 +61,10 @@ impl Refusal {
 /// Reads `approval` and turns it into what a target must match. A malformed approval, a
 /// signed payload in a layout vouch does not support, or trust that cannot be loaded is an
 /// error (exit 2); a refused signature, or a signed payload that is no valid statement, is
-/// a [`Resolution::Refused`] (exit 1).
-pub fn resolve(approval: &Approval) -> Result<Resolution<'_>> {
+/// a [`Resolution::Refused`] (exit 1). A check list is read against the model `target`: for
+/// a single file, only its own line counts; for a directory, names may carry the directory's
+/// path as `vouch hash DIR` writes them.
+pub fn resolve<'a>(approval: &'a Approval, target: Option<&Path>) -> Result<Resolution<'a>> {
     match approval {
         Approval::Manifest(source) => {
             let path = source.path();
@@ -77,8 +84,25 @@ pub fn resolve(approval: &Approval) -> Result<Resolution<'_>> {
         } => {
             let path = list.path();
             let entries = load_check_list(path, *algorithm)?;
+            let expected = match target.and_then(|t| Some((t, t.metadata().ok()?))) {
+                Some((file, meta)) if meta.is_file() => {
+                    check_list_expected_for_file(&entries, path, file, *allow_symlinks)?
+                }
+                Some((dir, meta)) if meta.is_dir() => {
+                    match relative_to_directory(&entries, path, dir)? {
+                        Some((relative, read_as)) => {
+                            let mut expected =
+                                check_list_expected(&relative, path, *allow_symlinks)?;
+                            expected.description = format!("{}; {read_as}", expected.description);
+                            expected
+                        }
+                        None => check_list_expected(&entries, path, *allow_symlinks)?,
+                    }
+                }
+                _ => check_list_expected(&entries, path, *allow_symlinks)?,
+            };
             Ok(Resolution::Expected(Resolved {
-                expected: check_list_expected(&entries, path, *allow_symlinks)?,
+                expected,
                 source: list.clone(),
                 signature: None,
             }))

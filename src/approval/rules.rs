@@ -162,7 +162,7 @@ fn sha256_pin(setting: Setting, text: &str) -> Result<Digest, RuleError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::approval::TrustSpec;
+    use crate::approval::{IdentitySpec, TrustSpec};
 
     fn sha256() -> String {
         format!("sha256:{}", "ab".repeat(32))
@@ -356,6 +356,28 @@ mod tests {
             .unwrap_err(),
             RuleError::NoIssuer
         );
+        assert_eq!(
+            signed(TrustParts {
+                identity: Some("a@example.com".into()),
+                issuer: Some("https://issuer.example".into()),
+                issuer_regexp: Some("https://.*".into()),
+                ..TrustParts::default()
+            })
+            .unwrap_err(),
+            RuleError::IssuerAndPattern
+        );
+        let Approval::Signature { trust, .. } = signed(TrustParts {
+            identity: Some("a@example.com".into()),
+            issuer_regexp: Some("https://.*".into()),
+            ..TrustParts::default()
+        })
+        .unwrap() else {
+            panic!("a signature")
+        };
+        assert!(matches!(
+            trust,
+            TrustSpec::Keyless { issuer: IdentitySpec::Pattern(p), .. } if p == "https://.*"
+        ));
         assert_eq!(
             signed(TrustParts {
                 allow_partial_chain: true,

@@ -19,17 +19,19 @@ pub enum Setting {
     Identity,
     IdentityRegexp,
     Issuer,
+    IssuerRegexp,
     TrustedRoot,
 }
 
 /// The settings that say who signed: they go with a signature.
-const TRUST_SETTINGS: [Setting; 7] = [
+const TRUST_SETTINGS: [Setting; 8] = [
     Setting::Key,
     Setting::CertificateChain,
     Setting::AllowPartialChain,
     Setting::Identity,
     Setting::IdentityRegexp,
     Setting::Issuer,
+    Setting::IssuerRegexp,
     Setting::TrustedRoot,
 ];
 
@@ -51,6 +53,7 @@ impl Setting {
             Setting::Identity => "identity",
             Setting::IdentityRegexp => "identity_regexp",
             Setting::Issuer => "issuer",
+            Setting::IssuerRegexp => "issuer_regexp",
             Setting::TrustedRoot => "trusted_root",
         }
     }
@@ -111,6 +114,7 @@ pub enum RuleError {
     NotOneTrust,
     AllowPartialChainWithoutChain,
     IdentityAndPattern,
+    IssuerAndPattern,
     NoIssuer,
     /// A digest that does not parse; `message` says why.
     Digest {
@@ -184,9 +188,15 @@ impl RuleError {
                 name(Setting::Identity),
                 name(Setting::IdentityRegexp)
             ),
+            RuleError::IssuerAndPattern => format!(
+                "keyless verification needs {} or {}, not both",
+                name(Setting::Issuer),
+                name(Setting::IssuerRegexp)
+            ),
             RuleError::NoIssuer => format!(
-                "keyless verification needs {} (the signer's OIDC issuer)",
-                name(Setting::Issuer)
+                "keyless verification needs {} or {} (the signer's OIDC issuer)",
+                name(Setting::Issuer),
+                name(Setting::IssuerRegexp)
             ),
             RuleError::Digest { setting, message } => format!("{}: {message}", name(*setting)),
             RuleError::NotSha256(setting) => {

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use super::setting::RuleError;
 use crate::error::{Error, Result};
 use crate::fsio::read_input;
-use crate::sign::keyless::{IdentityRule, KeylessPolicy};
+use crate::sign::keyless::{IdentityRule, IssuerRule, KeylessPolicy};
 use crate::sign::keys::PublicKey;
 use crate::sign::x509::pem_certificates;
 use crate::sign::SignerPolicy;
@@ -23,14 +23,16 @@ pub enum TrustSpec {
         paths: Vec<PathBuf>,
         allow_partial: bool,
     },
-    /// A Sigstore identity (exact, or a whole-string pattern) and OIDC issuer.
+    /// A Sigstore identity and OIDC issuer, each exact or a whole-string pattern.
     Keyless {
         identity: IdentitySpec,
-        issuer: String,
+        issuer: IdentitySpec,
         trusted_root: Option<PathBuf>,
     },
 }
 
+/// A value a certificate field must have: exactly this text, or matching this pattern as a
+/// whole.
 #[derive(Clone, Debug)]
 pub enum IdentitySpec {
     Exact(String),
@@ -47,6 +49,8 @@ pub struct TrustParts {
     pub identity: Option<String>,
     pub identity_regexp: Option<String>,
     pub issuer: Option<String>,
+    /// A pattern the whole OIDC issuer must match.
+    pub issuer_regexp: Option<String>,
     pub trusted_root: Option<PathBuf>,
 }
 
@@ -55,6 +59,7 @@ impl TrustParts {
         self.identity.is_some()
             || self.identity_regexp.is_some()
             || self.issuer.is_some()
+            || self.issuer_regexp.is_some()
             || self.trusted_root.is_some()
     }
 
@@ -94,7 +99,12 @@ impl TrustParts {
             (None, Some(pattern)) => IdentitySpec::Pattern(pattern.clone()),
             _ => return Err(RuleError::IdentityAndPattern),
         };
-        let issuer = self.issuer.clone().ok_or(RuleError::NoIssuer)?;
+        let issuer = match (&self.issuer, &self.issuer_regexp) {
+            (Some(issuer), None) => IdentitySpec::Exact(issuer.clone()),
+            (None, Some(pattern)) => IdentitySpec::Pattern(pattern.clone()),
+            (None, None) => return Err(RuleError::NoIssuer),
+            (Some(_), Some(_)) => return Err(RuleError::IssuerAndPattern),
+        };
         Ok(TrustSpec::Keyless {
             identity,
             issuer,
@@ -150,6 +160,12 @@ impl TrustSpec {
                 IdentityRule::pattern(pattern).map_err(|e| Error::Usage(e.to_string()))?
             }
         };
+        let issuer = match issuer {
+            IdentitySpec::Exact(issuer) => IssuerRule::Exact(issuer.clone()),
+            IdentitySpec::Pattern(pattern) => {
+                IssuerRule::pattern(pattern).map_err(|e| Error::Usage(e.to_string()))?
+            }
+        };
         let root = match trusted_root {
             Some(path) => Some(
                 String::from_utf8(read_input(path)?)
@@ -157,7 +173,7 @@ impl TrustSpec {
             ),
             None => None,
         };
-        KeylessPolicy::new(identity, issuer.clone(), root.as_deref()).map_err(|e| {
+        KeylessPolicy::new(identity, issuer, root.as_deref()).map_err(|e| {
             Error::input(
                 trusted_root
                     .as_deref()

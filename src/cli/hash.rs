@@ -1,3 +1,4 @@
+use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -6,7 +7,7 @@ use clap::Args;
 use super::{algorithm_parser, write_output, EngineArgs, OutputArgs, Target};
 use crate::error::{Error, Result, EXIT_INPUT, EXIT_INTEGRITY, EXIT_OPERATIONAL};
 use crate::hash::reader::special_kind;
-use crate::hash::{Algorithm, Identity, Location, ReadError, Task};
+use crate::hash::{Algorithm, Digest, Identity, Location, ReadError, Task};
 use crate::manifest::checklist::format_line;
 use crate::manifest::load_check_list;
 use crate::model::paths::IgnoreSet;
@@ -16,7 +17,8 @@ use crate::verify::checklist::check_files;
 
 #[derive(Debug, Args)]
 pub struct HashArgs {
-    /// Files and directories to hash; directories are walked recursively, in sorted order
+    /// Files and directories to hash; directories are walked recursively, in sorted order,
+    /// and their files named by the directory as given (DIR/a.bin); `-` is standard input
     #[arg(
         value_name = "PATH",
         required_unless_present = "check",
@@ -24,9 +26,24 @@ pub struct HashArgs {
     )]
     paths: Vec<PathBuf>,
     /// Check the files listed in SUMS (sha256sum/b3sum format, names relative to the
-    /// current directory), as `sha256sum -c` does
+    /// current directory), as `sha256sum -c` does; --format, --output and --path-prefix go
+    /// with it (a listing is printed as sha256sum prints it)
     #[arg(short = 'c', long, value_name = "SUMS")]
     check: Option<PathBuf>,
+    /// With --check: leave out listed files that do not exist, instead of failing them (if
+    /// none exists, the check fails: no file was verified)
+    #[arg(long)]
+    ignore_missing: bool,
+    /// With --check: print no line for a file that checks out
+    #[arg(long)]
+    quiet: bool,
+    /// With --check: print nothing; the exit status says the outcome
+    #[arg(long, conflicts_with = "format")]
+    status: bool,
+    /// With --check: fail on an improperly formatted line. vouch always does (exit 2), so this
+    /// is accepted for sha256sum's sake; sha256sum without it warns and skips such lines
+    #[arg(long)]
+    strict: bool,
     /// Digest algorithm
     #[arg(long, value_name = "ALGORITHM", value_parser = algorithm_parser(), default_value = "sha256")]
     algo: Algorithm,
@@ -49,12 +66,39 @@ pub fn run(args: HashArgs) -> Result<u8> {
 fn check(args: &HashArgs, list: &Path) -> Result<u8> {
     let entries = load_check_list(list, args.algo)?;
     let engine = args.engine.engine()?;
-    let report = check_files(&entries, list, &engine);
-    let status = args
-        .output
-        .emit(&report, Target::Files, render_check_lines)?;
-    for warning in check_warnings(&report) {
-        eprintln!("vouch: WARNING: {warning}");
+    let mut report = check_files(&entries, list, &engine);
+    if args.ignore_missing {
+        report.subjects.retain(|s| s.verdict != Verdict::Missing);
+        if report.subjects.is_empty() {
+            // As sha256sum: a check that verified nothing is no success.
+            if !args.status {
+                eprintln!("vouch: {}: no file was verified", list.display());
+            }
+            return Ok(EXIT_INTEGRITY);
+        }
+    }
+    let status = args.output.emit(&report, Target::Files, |report| {
+        if args.status {
+            return String::new();
+        }
+        if !args.quiet {
+            return render_check_lines(report);
+        }
+        let failures = Report {
+            subjects: report
+                .subjects
+                .iter()
+                .filter(|s| s.verdict != Verdict::Ok)
+                .cloned()
+                .collect(),
+            ..report.clone()
+        };
+        render_check_lines(&failures)
+    })?;
+    if !args.status {
+        for warning in check_warnings(&report) {
+            eprintln!("vouch: WARNING: {warning}");
+        }
     }
     Ok(status)
 }
@@ -86,8 +130,10 @@ fn check_warnings(report: &Report) -> Vec<String> {
     warnings
 }
 
-/// One output line to be: a file to hash, or a problem to report in its place.
+/// One output line to be: a file to hash, standard input, or a problem to report in its
+/// place.
 enum Item {
+    Stdin,
     File {
         display: PathBuf,
         task: usize,
@@ -100,9 +146,25 @@ enum Item {
 }
 
 fn hash(args: &HashArgs) -> Result<u8> {
+    if args.ignore_missing || args.quiet || args.status || args.strict {
+        return Err(Error::Usage(
+            "--ignore-missing, --quiet, --status and --strict go with --check".into(),
+        ));
+    }
+    if args.output.is_given() {
+        return Err(Error::Usage(
+            "--format, --output and --path-prefix go with --check: a listing is printed as \
+             sha256sum prints it (redirect it to a file)"
+                .into(),
+        ));
+    }
     let mut items = Vec::new();
     let mut tasks = Vec::new();
     for path in &args.paths {
+        if path.as_os_str() == "-" {
+            items.push(Item::Stdin);
+            continue;
+        }
         list_path(path, args.allow_symlinks, &mut items, &mut tasks);
     }
     let engine = args.engine.engine()?;
@@ -122,6 +184,13 @@ fn hash(args: &HashArgs) -> Result<u8> {
                     (display.display().to_string(), message, status)
                 }
             },
+            Item::Stdin => match hash_stdin(args.algo) {
+                Ok(digest) => {
+                    out.extend(format_line(&digest, b"-"));
+                    continue;
+                }
+                Err(e) => ("-".to_string(), e.to_string(), EXIT_OPERATIONAL),
+            },
             Item::Problem {
                 display,
                 message,
@@ -133,6 +202,21 @@ fn hash(args: &HashArgs) -> Result<u8> {
     }
     write_output(None, &out)?;
     Ok(status)
+}
+
+/// The digest of everything on standard input, read to its end.
+fn hash_stdin(algorithm: Algorithm) -> std::io::Result<Digest> {
+    let mut hasher = algorithm.hasher();
+    let mut stdin = std::io::stdin().lock();
+    let mut buffer = vec![0; 1 << 16];
+    loop {
+        match stdin.read(&mut buffer) {
+            Ok(0) => return Ok(hasher.finalize()),
+            Ok(n) => hasher.update(&buffer[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// Adds the lines `path` produces: itself if a file, its files (sorted) if a directory.

@@ -236,7 +236,7 @@ fn user_ignores(model: &Path, given: &[String]) -> Result<Vec<String>> {
 #[derive(Debug, Args)]
 pub struct TrustArgs {
     /// The signer's public key (PEM), for signatures made with a key
-    #[arg(long, value_name = "PUBLIC.pem")]
+    #[arg(long, visible_alias = "public-key", value_name = "PUBLIC.pem")]
     key: Option<PathBuf>,
     /// Trusted certificates (PEM; repeatable): the signing certificate must chain to one
     #[arg(long = "certificate-chain", value_name = "PEM")]
@@ -246,14 +246,35 @@ pub struct TrustArgs {
     #[arg(long)]
     allow_partial_chain: bool,
     /// The Sigstore signer identity (e-mail or URI), matched exactly
-    #[arg(long, value_name = "ID", conflicts_with = "identity_regexp")]
+    #[arg(
+        long,
+        visible_alias = "certificate-identity",
+        value_name = "ID",
+        conflicts_with = "identity_regexp"
+    )]
     identity: Option<String>,
     /// A pattern the whole Sigstore signer identity must match
-    #[arg(long, value_name = "REGEX")]
+    #[arg(
+        long,
+        visible_alias = "certificate-identity-regexp",
+        value_name = "REGEX"
+    )]
     identity_regexp: Option<String>,
     /// The OIDC issuer of the Sigstore identity, matched exactly
-    #[arg(long, value_name = "URL")]
+    #[arg(
+        long,
+        visible_alias = "certificate-oidc-issuer",
+        value_name = "URL",
+        conflicts_with = "issuer_regexp"
+    )]
     issuer: Option<String>,
+    /// A pattern the whole OIDC issuer of the Sigstore identity must match
+    #[arg(
+        long,
+        visible_alias = "certificate-oidc-issuer-regexp",
+        value_name = "REGEX"
+    )]
+    issuer_regexp: Option<String>,
     /// A Sigstore trusted_root.json [default: the public-good root shipped with vouch]
     #[arg(long, value_name = "FILE")]
     trusted_root: Option<PathBuf>,
@@ -268,6 +289,7 @@ impl TrustArgs {
             identity: self.identity.clone(),
             identity_regexp: self.identity_regexp.clone(),
             issuer: self.issuer.clone(),
+            issuer_regexp: self.issuer_regexp.clone(),
             trusted_root: self.trusted_root.clone(),
         }
     }

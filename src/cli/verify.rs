@@ -32,8 +32,10 @@ pub struct VerifyArgs {
     /// --algo, --shard-size and --allow-symlinks as it was made)
     #[arg(long, value_name = "sha256:HEX")]
     manifest_digest: Option<String>,
-    /// A sha256sum/b3sum check list whose names are relative to the model root (--algo
-    /// names its algorithm)
+    /// A sha256sum/b3sum check list (--algo names its algorithm). For a directory, names
+    /// are relative to it, or all start with its path as given (as `vouch hash DIR` writes
+    /// them). For a single file, only the one line naming it counts, by its base name or its
+    /// path as given (a release's SHA256SUMS); no such line, or two, is exit 2
     #[arg(long, value_name = "SUMS")]
     check: Option<PathBuf>,
     /// Fail (exit 1) when a file holding pickles (chosen by content: pickles, PyTorch zip
@@ -125,11 +127,11 @@ fn check(args: &VerifyArgs) -> Result<Report> {
 #[derive(Debug, Args)]
 struct SignatureArgs {
     /// An OMS signature bundle (model-signing's model.sig); needs --key, --certificate-chain,
-    /// or --identity/--identity-regexp with --issuer
+    /// or --identity/--identity-regexp with --issuer/--issuer-regexp
     #[arg(long, value_name = "FILE")]
     signature: Option<PathBuf>,
     /// A detached Sigstore bundle over MODEL, a single file (as cosign and sigstore-python
-    /// write them); needs --identity/--identity-regexp and --issuer
+    /// write them); needs --identity/--identity-regexp and --issuer/--issuer-regexp
     #[arg(long, value_name = "FILE")]
     bundle: Option<PathBuf>,
     #[command(flatten)]

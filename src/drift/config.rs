@@ -63,6 +63,7 @@ struct RawTarget {
     identity: Option<String>,
     identity_regexp: Option<String>,
     issuer: Option<String>,
+    issuer_regexp: Option<String>,
     trusted_root: Option<String>,
     algo: Option<String>,
     shard_size: Option<u64>,
@@ -566,6 +567,7 @@ fn trust_parts(raw: &RawTarget, resolve: &dyn Fn(&str) -> PathBuf) -> TrustParts
         identity: raw.identity.clone(),
         identity_regexp: raw.identity_regexp.clone(),
         issuer: raw.issuer.clone(),
+        issuer_regexp: raw.issuer_regexp.clone(),
         trusted_root: raw.trusted_root.as_deref().map(resolve),
     }
 }
@@ -587,7 +589,7 @@ fn toml_message(text: &str, error: &toml::de::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::approval::{Approval, Locator, TrustSpec};
+    use crate::approval::{Approval, IdentitySpec, Locator, TrustSpec};
 
     /// The day the tests' waivers are checked on: GOOD's waiver expires 30 days later.
     const TODAY: Date = jiff::civil::date(2026, 12, 1);
@@ -676,6 +678,35 @@ webhook = "https://hooks.example.com/vouch"
 
         let no_issuer = GOOD.replace("issuer = \"https://accounts.example.com\"\n", "");
         assert!(error_of(&no_issuer).contains("issuer"));
+    }
+
+    #[test]
+    fn an_issuer_pattern_is_a_key_of_its_own() {
+        let pattern = GOOD.replace(
+            "issuer = \"https://accounts.example.com\"",
+            "issuer_regexp = \"https://accounts\\\\.example\\\\.(com|org)\"",
+        );
+        let config = Config::parse(&pattern, Path::new("vouch.toml"), TODAY).unwrap();
+        let Deployed::Model { approval, .. } = &config.targets[1].subject else {
+            panic!("a model target")
+        };
+        let Approval::Signature {
+            trust: TrustSpec::Keyless { issuer, .. },
+            ..
+        } = approval
+        else {
+            panic!("a keyless signature: {approval:?}")
+        };
+        assert!(
+            matches!(issuer, IdentitySpec::Pattern(p) if p == r"https://accounts\.example\.(com|org)"),
+            "{issuer:?}"
+        );
+        let both = GOOD.replace(
+            "issuer = \"https://accounts.example.com\"",
+            "issuer = \"https://accounts.example.com\"\nissuer_regexp = \".*\"",
+        );
+        let e = error_of(&both);
+        assert!(e.contains("issuer_regexp") && e.contains("not both"), "{e}");
     }
 
     #[test]

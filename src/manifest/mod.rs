@@ -6,6 +6,8 @@ pub mod digest;
 pub mod statement;
 
 use std::collections::HashSet;
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use crate::error::{Error, Hint, Result};
@@ -13,7 +15,7 @@ use crate::fsio::read_input;
 use crate::hash::Algorithm;
 use crate::model::compare::Expected;
 use crate::model::oms::{Method, Resource, ResourceKey, Serialization};
-use crate::model::paths::{check_name, normalize_relative_name, IgnoreSet};
+use crate::model::paths::{check_name, normalize_relative_name, IgnoreSet, SINGLE_FILE_NAME};
 use checklist::CheckEntry;
 use statement::{Statement, StatementError};
 
@@ -83,6 +85,143 @@ pub fn load_check_list(path: &Path, algorithm: Algorithm) -> Result<Vec<CheckEnt
     })
 }
 
+/// A path as bytes with `./` components and trailing slashes dropped, for comparing the
+/// names in a check list with a path given on the command line.
+fn plain_path(path: &[u8]) -> Vec<u8> {
+    let parts: Vec<&[u8]> = path
+        .split(|&b| b == b'/')
+        .filter(|part| !part.is_empty() && *part != b".")
+        .collect();
+    let joined = parts.join(&b'/');
+    if path.starts_with(b"/") {
+        [b"/".as_slice(), &joined].concat()
+    } else {
+        joined
+    }
+}
+
+/// What the one entry of a check list that names the single file `file` approves: a line
+/// whose name is the file's base name, or its path as given (`./` aside). Lines for other
+/// files are left out, as a release's `SHA256SUMS` lists many. None, or more than one, is
+/// an error (exit 2).
+pub fn check_list_expected_for_file(
+    entries: &[CheckEntry],
+    source: &Path,
+    file: &Path,
+    allow_symlinks: bool,
+) -> Result<Expected> {
+    let entry = entry_for_file(entries, source, file)?;
+    let algorithm = entry.digest.algorithm;
+    let mut expected = list_expected(
+        vec![Resource {
+            key: ResourceKey {
+                path: SINGLE_FILE_NAME.to_string(),
+                range: None,
+            },
+            digest: entry.digest.clone(),
+        }],
+        source,
+        algorithm,
+        allow_symlinks,
+    );
+    expected.description = format!("{}, line {}", expected.description, entry.line);
+    Ok(expected)
+}
+
+fn entry_for_file<'a>(
+    entries: &'a [CheckEntry],
+    source: &Path,
+    file: &Path,
+) -> Result<&'a CheckEntry> {
+    let given = plain_path(file.as_os_str().as_bytes());
+    let base = file
+        .file_name()
+        .map(|n| n.as_bytes().to_vec())
+        .unwrap_or_default();
+    let matching: Vec<&CheckEntry> = entries
+        .iter()
+        .filter(|e| {
+            let name = plain_path(&e.name);
+            name == base || name == given
+        })
+        .collect();
+    let shown = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+    match matching.as_slice() {
+        [entry] => Ok(entry),
+        [] => Err(Error::input(
+            source,
+            format!(
+                "no line names {} (by its base name '{}', or as '{}')",
+                file.display(),
+                shown(&base),
+                shown(&given)
+            ),
+        )),
+        several => {
+            let lines: Vec<String> = several.iter().map(|e| e.line.to_string()).collect();
+            Err(Error::input(
+                source,
+                format!(
+                    "lines {} all name {}; which one approves it is ambiguous",
+                    lines.join(", "),
+                    file.display()
+                ),
+            ))
+        }
+    }
+}
+
+/// A check list made by `vouch hash DIR` (or `sha256sum DIR/*`) names files as `DIR/a.bin`,
+/// relative to the current directory. When every name starts with `dir` as given, the names
+/// are read with that prefix dropped, relative to `dir`; the returned note says so. A name
+/// that also exists inside `dir` with its prefix kept makes the reading ambiguous (exit 2).
+pub fn relative_to_directory(
+    entries: &[CheckEntry],
+    source: &Path,
+    dir: &Path,
+) -> Result<Option<(Vec<CheckEntry>, String)>> {
+    let mut prefix = plain_path(dir.as_os_str().as_bytes());
+    if prefix.is_empty() {
+        return Ok(None);
+    }
+    if prefix != b"/" {
+        prefix.push(b'/');
+    }
+    let mut stripped = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let name = plain_path(&entry.name);
+        let Some(rest) = name.strip_prefix(prefix.as_slice()) else {
+            return Ok(None);
+        };
+        stripped.push(CheckEntry {
+            name: rest.to_vec(),
+            ..entry.clone()
+        });
+    }
+    let shown = String::from_utf8_lossy(&prefix).into_owned();
+    if let Some(entry) = entries.iter().find(|e| {
+        dir.join(OsStr::from_bytes(&e.name))
+            .symlink_metadata()
+            .is_ok()
+    }) {
+        return Err(Error::input(
+            source,
+            format!(
+                "line {}: every name starts with {shown}, as `vouch hash {}` writes them, but \
+                 '{}' also exists inside {}; which file the list means is ambiguous",
+                entry.line,
+                dir.display(),
+                String::from_utf8_lossy(&entry.name),
+                dir.display()
+            ),
+        ));
+    }
+    Ok(Some((
+        stripped,
+        format!("names start with {shown} and are read relative to it"),
+    )))
+}
+
 /// What a check list approves when its names are relative to a model root: every name
 /// must be a normalized path inside the root, listed once, with one algorithm throughout.
 pub fn check_list_expected(
@@ -116,7 +255,16 @@ pub fn check_list_expected(
             digest: entry.digest.clone(),
         });
     }
-    Ok(Expected {
+    Ok(list_expected(resources, source, algorithm, allow_symlinks))
+}
+
+fn list_expected(
+    resources: Vec<Resource>,
+    source: &Path,
+    algorithm: Algorithm,
+    allow_symlinks: bool,
+) -> Expected {
+    Expected {
         serialization: Serialization {
             method: Method::Files,
             algorithm,
@@ -125,5 +273,5 @@ pub fn check_list_expected(
         },
         resources,
         description: format!("check list {} ({algorithm})", source.display()),
-    })
+    }
 }

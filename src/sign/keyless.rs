@@ -1,7 +1,7 @@
 //! Sigstore keyless signatures, verified by the sigstore-verify crate: the Fulcio certificate
 //! chain to the trusted root, its SCT, the Rekor inclusion proof, checkpoint and signed entry
 //! timestamp, the certificate's validity at the logged time, and the signer's identity and
-//! OIDC issuer, matched exactly (or the identity against a whole-string pattern).
+//! OIDC issuer, each matched exactly or against a whole-string pattern.
 
 use std::io::Read;
 
@@ -19,6 +19,8 @@ use crate::json::JsonError;
 pub enum KeylessError {
     #[error("--identity-regexp is not a valid pattern: {0}")]
     Pattern(#[from] regex::Error),
+    #[error("the issuer pattern is not valid: {0}")]
+    IssuerPattern(regex::Error),
     #[error("not a Sigstore trusted root: {0}")]
     TrustedRootSyntax(String),
     /// The trusted root has a key given twice, or in two spellings.
@@ -44,9 +46,27 @@ impl IdentityRule {
     }
 }
 
+/// Which OIDC issuer the signer's certificate must name.
+#[derive(Debug)]
+pub enum IssuerRule {
+    /// `--issuer`: this exact issuer URL.
+    Exact(String),
+    /// `--issuer-regexp`: a pattern the whole issuer must match.
+    Pattern(Regex),
+}
+
+impl IssuerRule {
+    /// A pattern anchored at both ends, as [`IdentityRule::pattern`].
+    pub fn pattern(text: &str) -> Result<IssuerRule, KeylessError> {
+        Regex::new(&format!("^(?:{text})$"))
+            .map(IssuerRule::Pattern)
+            .map_err(KeylessError::IssuerPattern)
+    }
+}
+
 pub struct KeylessPolicy {
     identity: IdentityRule,
-    issuer: String,
+    issuer: IssuerRule,
     verifier: Verifier,
 }
 
@@ -55,7 +75,7 @@ impl KeylessPolicy {
     /// public-good root that ships with the Sigstore crates is used.
     pub fn new(
         identity: IdentityRule,
-        issuer: String,
+        issuer: IssuerRule,
         trusted_root: Option<&str>,
     ) -> Result<KeylessPolicy, KeylessError> {
         // Read as the crate reads it (TrustedRoot::from_json is serde over these types), by
@@ -75,7 +95,12 @@ impl KeylessPolicy {
     }
 
     fn sigstore_policy(&self) -> VerificationPolicy {
-        let policy = VerificationPolicy::any_identity().require_issuer(self.issuer.clone());
+        let policy = match &self.issuer {
+            IssuerRule::Exact(issuer) => {
+                VerificationPolicy::any_identity().require_issuer(issuer.clone())
+            }
+            IssuerRule::Pattern(_) => VerificationPolicy::any_identity(),
+        };
         match &self.identity {
             IdentityRule::Exact(identity) => policy.require_identity(identity.as_str()),
             IdentityRule::Pattern(_) => policy,
@@ -102,9 +127,18 @@ impl KeylessPolicy {
                 ))));
             }
         }
+        let issuer = result.issuer().unwrap_or_default().to_string();
+        if let IssuerRule::Pattern(pattern) = &self.issuer {
+            if !pattern.is_match(&issuer) {
+                return Err(KeylessFailure::Rejected(Rejection(format!(
+                    "issuer mismatch: the certificate names the OIDC issuer {issuer}, which does not match {}",
+                    pattern.as_str()
+                ))));
+            }
+        }
         Ok(KeylessSigner {
             identity,
-            issuer: result.issuer().unwrap_or_default().to_string(),
+            issuer,
             logged_at: result.integrated_time().map(|t| t.to_string()),
         })
     }

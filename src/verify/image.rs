@@ -30,7 +30,7 @@ pub fn check_image(
     if let Some(Approval::Pinned { .. } | Approval::CheckList { .. }) = approval {
         return Err(Error::Usage(NOT_AN_IMAGE_APPROVAL.into()));
     }
-    let mut report = match approval.map(resolve).transpose()? {
+    let mut report = match approval.map(|a| resolve(a, None)).transpose()? {
         None => oci::verify(reference, connection, options, None, engine)?,
         Some(Resolution::Expected(resolved)) => {
             let approved = approved_files(&resolved.expected, resolved.source.path())?;

@@ -46,7 +46,7 @@ pub fn check_model(
     engine: &Engine,
 ) -> Result<Report> {
     let started = Instant::now();
-    let mut report = match resolve(approval)? {
+    let mut report = match resolve(approval, Some(path))? {
         Resolution::Expected(resolved) => {
             let mut options = options.clone();
             options
