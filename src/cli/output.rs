@@ -86,7 +86,9 @@ impl OutputArgs {
     /// Whether any report option was given: `--format` other than text, `--output` or
     /// `--path-prefix`.
     pub fn is_given(&self) -> bool {
-        self.format != Format::Text || !self.output.is_empty() || self.path_prefix.is_some()
+        self.outputs.format != Format::Text
+            || !self.outputs.output.is_empty()
+            || self.path_prefix.is_some()
     }
 
     /// Writes the report to every output, and returns the report's exit status. `text` renders
