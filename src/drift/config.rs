@@ -784,18 +784,27 @@ webhook = "https://hooks.example.com/vouch"
         assert_eq!(beside.history, Path::new("/etc/vouch/vouch-history.sqlite"));
         assert_eq!(beside.report_dir, Path::new("/etc/vouch/vouch-reports"));
         let stated = parse(bare, Some("/var/lib/vouch"));
-        assert_eq!(stated.history, Path::new("/var/lib/vouch/vouch-history.sqlite"));
+        assert_eq!(
+            stated.history,
+            Path::new("/var/lib/vouch/vouch-history.sqlite")
+        );
         assert_eq!(stated.report_dir, Path::new("/var/lib/vouch/vouch-reports"));
 
         let placed = format!("history = \"/srv/state/h.sqlite\"\n{bare}");
         let beside_history = parse(&placed, None);
         assert_eq!(beside_history.history, Path::new("/srv/state/h.sqlite"));
-        assert_eq!(beside_history.report_dir, Path::new("/srv/state/vouch-reports"));
+        assert_eq!(
+            beside_history.report_dir,
+            Path::new("/srv/state/vouch-reports")
+        );
         let both = parse(&placed, Some("/var/lib/vouch"));
         assert_eq!(both.history, Path::new("/srv/state/h.sqlite"));
         assert_eq!(both.report_dir, Path::new("/var/lib/vouch/vouch-reports"));
         // What the config places stays where it says, relative to the config.
-        let reports = parse(&format!("report_dir = \"r\"\n{bare}"), Some("/var/lib/vouch"));
+        let reports = parse(
+            &format!("report_dir = \"r\"\n{bare}"),
+            Some("/var/lib/vouch"),
+        );
         assert_eq!(reports.report_dir, Path::new("/etc/vouch/r"));
     }
 

@@ -31,7 +31,10 @@ pub fn check_writable(config: &Config, report_dir: &Path) -> Result<()> {
     for dir in std::iter::once(report_dir).chain(metrics_dir) {
         let unwritable = |e: std::io::Error| Error::Io {
             path: dir.to_path_buf(),
-            source: std::io::Error::new(e.kind(), format!("cannot write the run's state here: {e}")),
+            source: std::io::Error::new(
+                e.kind(),
+                format!("cannot write the run's state here: {e}"),
+            ),
         };
         std::fs::create_dir_all(dir).map_err(unwritable)?;
         tempfile::Builder::new()

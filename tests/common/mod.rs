@@ -53,11 +53,11 @@ pub fn vouch_without_privilege(test: &str) -> Option<Command> {
         .stdin(Stdio::null())
         .env_remove("STATE_DIRECTORY")
         .args([
-        "--reuid=65534",
-        "--regid=65534",
-        "--clear-groups",
-        env!("CARGO_BIN_EXE_vouch"),
-    ]);
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            env!("CARGO_BIN_EXE_vouch"),
+        ]);
     Some(command)
 }
 
