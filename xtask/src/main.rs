@@ -11,7 +11,8 @@ use std::process::{exit, Command};
 /// Python packages the interop tests drive. model-signing 1.1.1 imports pyOpenSSL without
 /// declaring it, hence the second entry. The rest check SBOMs (the official CycloneDX and
 /// SPDX validators), write the weights formats `vouch scan` reads (safetensors with numpy,
-/// gguf, onnx), and give the pickle verdicts vouch must match (picklescan; fickling).
+/// gguf, onnx), give the pickle verdicts vouch must match (picklescan; fickling), and
+/// validate the Kubernetes recipes of docs/drift.md (kubernetes-validate).
 const PYTHON_PEERS: &[&str] = &[
     "model-signing==1.1.1",
     "pyopenssl",
@@ -23,10 +24,12 @@ const PYTHON_PEERS: &[&str] = &[
     "onnx==1.23.2",
     "picklescan==1.0.5",
     "fickling==0.1.12",
+    "kubernetes-validate==1.37.0",
 ];
 /// Debian packages that provide peer commands, with a command each provides. The OCI tests
 /// run docker-registry (the CNCF distribution registry) with images built by umoci and
-/// moved by skopeo, compress layers with zstd and make a test certificate with openssl.
+/// moved by skopeo, compress layers with zstd and make a test certificate with openssl;
+/// systemd-analyze verifies the systemd recipe of docs/drift.md.
 const DEBIAN_PEERS: &[(&str, &str)] = &[
     ("b3sum", "b3sum"),
     ("strace", "strace"),
@@ -35,6 +38,7 @@ const DEBIAN_PEERS: &[(&str, &str)] = &[
     ("umoci", "umoci"),
     ("zstd", "zstd"),
     ("openssl", "openssl"),
+    ("systemd", "systemd-analyze"),
 ];
 
 /// npm packages that provide peer commands: the package, the directory (under the install
