@@ -83,8 +83,7 @@ struct WatchArgs {
     /// Time between runs, e.g. 24h, 30m; at least 1m
     #[arg(long, value_name = "DURATION", value_parser = duration)]
     every: Duration,
-    /// Accept an --every under one minute (for tests: a fleet checked that often only
-    /// hashes)
+    /// Accept an --every under one minute (for tests)
     #[arg(long)]
     allow_short_interval: bool,
     /// A random extra wait of up to this much before each run, so a fleet does not run at once
