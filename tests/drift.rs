@@ -378,6 +378,7 @@ fn watch_runs_every_interval_and_stops_cleanly_on_sigterm() {
             "watch".as_ref(),
             "--every".as_ref(),
             "1s".as_ref(),
+            "--allow-short-interval".as_ref(),
             "-c".as_ref(),
             fleet.config().as_os_str(),
         ])
@@ -428,6 +429,22 @@ fn watch_runs_every_interval_and_stops_cleanly_on_sigterm() {
         );
         std::thread::sleep(Duration::from_millis(10));
     }
+}
+
+#[test]
+fn watch_refuses_an_interval_under_a_minute_unless_allowed() {
+    let fleet = Fleet::new();
+    let ran = fleet.drift(&["watch", "--every", "59s"]).expect(2);
+    assert!(
+        ran.stderr.contains("--every 59s is under one minute")
+            && ran.stderr.contains("--allow-short-interval"),
+        "{}",
+        ran.stderr
+    );
+    assert!(
+        !fleet.path("vouch-history.sqlite").exists(),
+        "a refused watch ran nothing"
+    );
 }
 
 #[test]

@@ -13,7 +13,7 @@ use crate::approval::Approval;
 use crate::drift::config::{Config, Deployed, Target as ConfigTarget};
 use crate::drift::history::{History, HistoryView};
 use crate::drift::outcome::{RunReport, Shard, TargetResult};
-use crate::drift::publish::{publish, Published};
+use crate::drift::publish::{check_writable, publish, Published};
 use crate::drift::render;
 use crate::drift::run::{self as drift_run, RunOptions};
 use crate::error::{Error, Result};
@@ -54,7 +54,7 @@ struct RunFlags {
     #[arg(long, value_name = "I/N", value_parser = shard)]
     shard: Option<Shard>,
     /// Where to write the JSON report of each run [default: the config's report_dir, or
-    /// vouch-reports beside the config]
+    /// vouch-reports in $STATE_DIRECTORY, or beside the history]
     #[arg(long, value_name = "DIR")]
     report_dir: Option<PathBuf>,
     /// Hashing threads, and targets checked at once [default: one per core]
@@ -78,9 +78,12 @@ struct WatchArgs {
     config: ConfigArg,
     #[command(flatten)]
     run: RunFlags,
-    /// Time between runs, e.g. 24h, 30m, 1s
+    /// Time between runs, e.g. 24h, 30m; at least 1m
     #[arg(long, value_name = "DURATION", value_parser = duration)]
     every: Duration,
+    /// Accept an --every under one minute (for tests)
+    #[arg(long)]
+    allow_short_interval: bool,
     /// A random extra wait of up to this much before each run, so a fleet does not run at once
     #[arg(long, value_name = "DURATION", value_parser = duration, default_value = "0s")]
     jitter: Duration,
@@ -107,6 +110,19 @@ fn shard(text: &str) -> std::result::Result<Shard, String> {
     Shard::parse(text).map_err(|e| format!("--shard {e}"))
 }
 
+/// The shortest `--every` accepted without `--allow-short-interval`.
+const SHORTEST_INTERVAL: Duration = Duration::from_secs(60);
+
+/// systemd's `$STATE_DIRECTORY` (the first, when `StateDirectory=` names several).
+fn state_directory() -> Option<PathBuf> {
+    let value = std::env::var_os("STATE_DIRECTORY")?;
+    std::env::split_paths(&value).find(|dir| !dir.as_os_str().is_empty())
+}
+
+fn load(config: &ConfigArg) -> Result<Config> {
+    Config::load(&config.path, state_directory().as_deref())
+}
+
 fn duration(text: &str) -> std::result::Result<Duration, String> {
     humantime::parse_duration(text)
         .map_err(|e| format!("'{text}' is not a duration (e.g. 24h, 10m, 30s): {e}"))
@@ -122,7 +138,7 @@ pub fn run(args: DriftArgs) -> Result<u8> {
 
 fn run_once(args: &RunArgs) -> Result<u8> {
     args.output.check()?;
-    let config = Config::load(&args.config.path)?;
+    let config = load(&args.config)?;
     let stop = AtomicBool::new(false);
     let (run, published) = run_checks(&config, &args.run, &stop, &|_, _| {})?;
     for alert in published.alerts {
@@ -196,14 +212,23 @@ fn run_checks(
         stop,
         on_target,
     };
+    let report_dir = flags.report_dir.as_ref().unwrap_or(&config.report_dir);
+    check_writable(config, report_dir)?;
     let run = drift_run::run(config, &options)?;
-    let published = publish(config, &run, flags.report_dir.as_deref())?;
+    let published = publish(config, &run, report_dir)?;
     Ok((run, published))
 }
 
 /// Runs until SIGTERM or SIGINT, logging one JSON line per target per run on stderr. A
 /// failed run (or a config that no longer parses) is logged and the loop goes on.
 fn watch(args: &WatchArgs) -> Result<u8> {
+    if args.every < SHORTEST_INTERVAL && !args.allow_short_interval {
+        return Err(Error::Usage(format!(
+            "--every {} is under one minute: each run hashes every target again, so check at most \
+             once a minute (--allow-short-interval lifts this, for tests)",
+            humantime::format_duration(args.every)
+        )));
+    }
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(signal, Arc::clone(&stop))
@@ -211,7 +236,7 @@ fn watch(args: &WatchArgs) -> Result<u8> {
     }
     let log_target = |run: i64, t: &TargetResult| log(target_line(run, t));
     while !stop.load(Ordering::SeqCst) {
-        let outcome = Config::load(&args.config.path)
+        let outcome = load(&args.config)
             .and_then(|config| run_checks(&config, &args.run, &stop, &log_target));
         match outcome {
             Ok((run, published)) => {
@@ -284,7 +309,7 @@ fn random_up_to(max: Duration) -> Duration {
 }
 
 fn history(args: &HistoryArgs) -> Result<u8> {
-    let config = Config::load(&args.config.path)?;
+    let config = load(&args.config)?;
     if !config.history.exists() {
         return Err(Error::input(
             &config.history,

@@ -23,6 +23,8 @@ use crate::oci::reference::ReferenceError;
 use crate::oci::{ImageRef, Platforms};
 
 pub const DEFAULT_HISTORY: &str = "vouch-history.sqlite";
+/// The folder of run reports unless `report_dir` (or the command line) says otherwise.
+pub const DEFAULT_REPORT_DIR: &str = "vouch-reports";
 /// How far ahead a waiver's `expires` may lie unless `max_waiver_days` says otherwise.
 pub const DEFAULT_MAX_WAIVER_DAYS: i64 = 90;
 /// How long one target may take unless `target_timeout` (seconds) says otherwise.
@@ -107,7 +109,8 @@ pub struct Config {
     pub source: PathBuf,
     pub history: PathBuf,
     pub metrics_file: Option<PathBuf>,
-    pub report_dir: Option<PathBuf>,
+    /// Where each run's JSON report goes (the command line may say otherwise).
+    pub report_dir: PathBuf,
     /// The longest one target's check may take; past it the target is an error.
     pub target_timeout: Duration,
     pub targets: Vec<Target>,
@@ -176,17 +179,32 @@ pub struct Alert {
 }
 
 impl Config {
-    pub fn load(path: &Path) -> Result<Config> {
+    /// Reads and parses `path`. State the config does not place (the history, the report
+    /// folder) goes into `state_directory` when one is given (systemd's `StateDirectory=`).
+    pub fn load(path: &Path, state_directory: Option<&Path>) -> Result<Config> {
         let text = String::from_utf8(crate::fsio::read_input(path)?)
             .map_err(|_| Error::input(path, "is not UTF-8 text, so not a vouch.toml"))?;
         let today = jiff::Timestamp::now()
             .to_zoned(jiff::tz::TimeZone::UTC)
             .date();
-        Config::parse(&text, path, today)
+        Config::parse_with_state(&text, path, today, state_directory)
     }
 
     /// Parses the text of `source`; waiver expiries are checked against `today` (UTC).
+    /// State the config does not place goes beside it.
     pub fn parse(text: &str, source: &Path, today: Date) -> Result<Config> {
+        Config::parse_with_state(text, source, today, None)
+    }
+
+    /// [`Config::parse`], with the history and the report folder defaulting into
+    /// `state_directory` when one is given; else the history defaults beside the config and
+    /// the report folder beside the history.
+    pub fn parse_with_state(
+        text: &str,
+        source: &Path,
+        today: Date,
+        state_directory: Option<&Path>,
+    ) -> Result<Config> {
         let raw: RawConfig =
             toml::from_str(text).map_err(|e| Error::input(source, toml_message(text, &e)))?;
         let dir = source
@@ -301,11 +319,22 @@ impl Config {
                 "[alert] command is empty: give the program and its arguments",
             ));
         }
+        let history = match &raw.history {
+            Some(history) => resolve(history),
+            None => state_directory.unwrap_or(dir).join(DEFAULT_HISTORY),
+        };
+        let report_dir = match &raw.report_dir {
+            Some(report_dir) => resolve(report_dir),
+            None => state_directory
+                .or(history.parent())
+                .unwrap_or(dir)
+                .join(DEFAULT_REPORT_DIR),
+        };
         Ok(Config {
             source: source.to_path_buf(),
-            history: resolve(raw.history.as_deref().unwrap_or(DEFAULT_HISTORY)),
+            history,
             metrics_file: raw.metrics_file.as_deref().map(resolve),
-            report_dir: raw.report_dir.as_deref().map(resolve),
+            report_dir,
             target_timeout,
             targets,
             waivers,
@@ -816,6 +845,41 @@ webhook = "https://hooks.example.com/vouch"
         let model = "[[target]]\nname = \"m\"\nowner = \"o\"\npath = \"/srv/m\"\nmanifest = \"m.json\"\nmin_rate = 10\n";
         let e = error_of(model);
         assert!(e.contains("min_rate go with image"), "{e}");
+    }
+
+    #[test]
+    fn state_defaults_into_the_state_directory_else_beside_the_config_and_the_history() {
+        let bare = "[[target]]\nname = \"m\"\nowner = \"o\"\npath = \"m\"\nmanifest = \"m.json\"\n";
+        let source = Path::new("/etc/vouch/vouch.toml");
+        let parse = |text: &str, state: Option<&str>| {
+            Config::parse_with_state(text, source, TODAY, state.map(Path::new)).unwrap()
+        };
+        let beside = parse(bare, None);
+        assert_eq!(beside.history, Path::new("/etc/vouch/vouch-history.sqlite"));
+        assert_eq!(beside.report_dir, Path::new("/etc/vouch/vouch-reports"));
+        let stated = parse(bare, Some("/var/lib/vouch"));
+        assert_eq!(
+            stated.history,
+            Path::new("/var/lib/vouch/vouch-history.sqlite")
+        );
+        assert_eq!(stated.report_dir, Path::new("/var/lib/vouch/vouch-reports"));
+
+        let placed = format!("history = \"/srv/state/h.sqlite\"\n{bare}");
+        let beside_history = parse(&placed, None);
+        assert_eq!(beside_history.history, Path::new("/srv/state/h.sqlite"));
+        assert_eq!(
+            beside_history.report_dir,
+            Path::new("/srv/state/vouch-reports")
+        );
+        let both = parse(&placed, Some("/var/lib/vouch"));
+        assert_eq!(both.history, Path::new("/srv/state/h.sqlite"));
+        assert_eq!(both.report_dir, Path::new("/var/lib/vouch/vouch-reports"));
+        // What the config places stays where it says, relative to the config.
+        let reports = parse(
+            &format!("report_dir = \"r\"\n{bare}"),
+            Some("/var/lib/vouch"),
+        );
+        assert_eq!(reports.report_dir, Path::new("/etc/vouch/r"));
     }
 
     #[test]

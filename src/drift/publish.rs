@@ -1,5 +1,5 @@
 //! Publishing a run once it is over: the metrics textfile, the JSON report file, and the
-//! alerts when the run did not verify.
+//! alerts when the run did not verify; and, before it starts, the check that it can.
 
 use std::path::{Path, PathBuf};
 
@@ -13,9 +13,6 @@ use crate::error::{Error, Result};
 use crate::fsio::write_atomically;
 use crate::report::Status;
 
-/// Where run reports go unless the command line or `report_dir` says otherwise.
-pub const DEFAULT_REPORT_DIR: &str = "vouch-reports";
-
 /// Where a run was published.
 #[derive(Debug)]
 pub struct Published {
@@ -25,27 +22,47 @@ pub struct Published {
     pub alerts: Vec<AlertOutcome>,
 }
 
-/// Writes the metrics (when configured) and the JSON report of `run` into `report_dir` (or
-/// the configured one), and raises the alerts when the run did not verify. A failed alert is
-/// in [`Published::alerts`], never an error.
-pub fn publish(config: &Config, run: &RunReport, report_dir: Option<&Path>) -> Result<Published> {
+/// Checks, before a run checks anything, that it can publish: creates `report_dir` and the
+/// metrics file's folder and writes (and removes) a file in each, so that a run never
+/// records a verdict in the history that it then cannot report. A place that cannot be
+/// written is an operational error naming it.
+pub fn check_writable(config: &Config, report_dir: &Path) -> Result<()> {
+    let metrics_dir = config.metrics_file.as_deref().map(folder_of);
+    for dir in std::iter::once(report_dir).chain(metrics_dir) {
+        let unwritable = |e: std::io::Error| Error::Io {
+            path: dir.to_path_buf(),
+            source: std::io::Error::new(
+                e.kind(),
+                format!("cannot write the run's state here: {e}"),
+            ),
+        };
+        std::fs::create_dir_all(dir).map_err(unwritable)?;
+        tempfile::Builder::new()
+            .prefix(".vouch-probe-")
+            .tempfile_in(dir)
+            .map_err(unwritable)?;
+    }
+    Ok(())
+}
+
+/// The folder a file is written into.
+fn folder_of(path: &Path) -> &Path {
+    path.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+}
+
+/// Writes the metrics (when configured) and the JSON report of `run` into `report_dir`, and
+/// raises the alerts when the run did not verify. A failed alert is in
+/// [`Published::alerts`], never an error.
+pub fn publish(config: &Config, run: &RunReport, report_dir: &Path) -> Result<Published> {
     if let Some(path) = &config.metrics_file {
         let shard = run.shard.map(|s| s.to_string());
         let bytes_total = History::open(&config.history)?.bytes_hashed_total(shard.as_deref())?;
         metrics::write(path, run, bytes_total)?;
     }
-    let dir = report_dir
-        .map(Path::to_path_buf)
-        .or_else(|| config.report_dir.clone())
-        .unwrap_or_else(|| {
-            config
-                .source
-                .parent()
-                .unwrap_or(Path::new("."))
-                .join(DEFAULT_REPORT_DIR)
-        });
-    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-    let path = dir.join(format!(
+    std::fs::create_dir_all(report_dir).map_err(|e| Error::io(report_dir, e))?;
+    let path = report_dir.join(format!(
         "vouch-drift-{}-run{}.json",
         run.started_at.strftime("%Y%m%dT%H%M%SZ"),
         run.run_id
@@ -126,7 +143,8 @@ command = ["sh", "-c", "exit 3"]
 
         let shard = Shard::parse("1/2").ok();
         let verified = run_of(shard, Verdict::Ok);
-        let published = publish(&config, &verified, None).unwrap();
+        check_writable(&config, &config.report_dir).unwrap();
+        let published = publish(&config, &verified, &config.report_dir).unwrap();
         assert_eq!(
             published.report,
             dir.path()
@@ -141,7 +159,7 @@ command = ["sh", "-c", "exit 3"]
         // A failed run raises the alert, whose failure is an outcome, not an error.
         let other_dir = dir.path().join("elsewhere");
         let failed = run_of(shard, Verdict::Changed);
-        let published = publish(&config, &failed, Some(&other_dir)).unwrap();
+        let published = publish(&config, &failed, &other_dir).unwrap();
         assert!(published.report.starts_with(&other_dir));
         let [alert] = published.alerts.as_slice() else {
             panic!("one alert: {:?}", published.alerts)
@@ -149,5 +167,31 @@ command = ["sh", "-c", "exit 3"]
         assert_eq!(alert.channel, "command sh");
         let message = alert.result.as_ref().unwrap_err().to_string();
         assert_eq!(message, "sh exited with exit status: 3");
+    }
+
+    #[test]
+    fn a_place_that_cannot_be_written_is_an_operational_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = "metrics_file = \"metrics/vouch.prom\"\n[[target]]\nname = \"m\"\nowner = \"o\"\npath = \"/srv/m\"\nmanifest = \"m.json\"\n";
+        let today = jiff::civil::date(2026, 12, 1);
+        let config = Config::parse(text, &dir.path().join("vouch.toml"), today).unwrap();
+        check_writable(&config, &config.report_dir).unwrap();
+        // Both folders are made, and the probes leave nothing behind.
+        for made in ["vouch-reports", "metrics"] {
+            let entries = std::fs::read_dir(dir.path().join(made)).unwrap().count();
+            assert_eq!(entries, 0, "{made} holds a leftover probe");
+        }
+
+        // A folder below a regular file cannot be made, whoever runs the test.
+        std::fs::write(dir.path().join("plain"), b"").unwrap();
+        let blocked = dir.path().join("plain/reports");
+        let error = check_writable(&config, &blocked).unwrap_err();
+        assert_eq!(error.exit_status(), crate::error::EXIT_OPERATIONAL);
+        let message = error.to_string();
+        assert!(
+            message.contains(&blocked.display().to_string())
+                && message.contains("cannot write the run's state here"),
+            "{message}"
+        );
     }
 }

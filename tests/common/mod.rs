@@ -37,7 +37,8 @@ use serde_json::Value;
 /// The vouch binary under test.
 pub fn vouch() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_vouch"));
-    command.stdin(Stdio::null());
+    // State goes beside the config unless a test gives systemd's state directory itself.
+    command.stdin(Stdio::null()).env_remove("STATE_DIRECTORY");
     command
 }
 
@@ -48,12 +49,15 @@ pub fn vouch_without_privilege(test: &str) -> Option<Command> {
         return Some(vouch());
     }
     let mut command = Command::new(require_tool(test, "setpriv")?);
-    command.stdin(Stdio::null()).args([
-        "--reuid=65534",
-        "--regid=65534",
-        "--clear-groups",
-        env!("CARGO_BIN_EXE_vouch"),
-    ]);
+    command
+        .stdin(Stdio::null())
+        .env_remove("STATE_DIRECTORY")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            env!("CARGO_BIN_EXE_vouch"),
+        ]);
     Some(command)
 }
 

@@ -16,8 +16,9 @@ use clap::CommandFactory;
 /// Python packages the interop tests drive. model-signing 1.1.1 imports pyOpenSSL without
 /// declaring it, hence the second entry. The rest check SBOMs (the official CycloneDX and
 /// SPDX validators), write the weights formats `vouch scan` reads (safetensors with numpy,
-/// gguf, onnx), give the pickle verdicts vouch must match (picklescan; fickling), and check
-/// action.yml and the GitLab CI template against the platforms' schemas (check-jsonschema).
+/// gguf, onnx), give the pickle verdicts vouch must match (picklescan; fickling), check
+/// action.yml and the GitLab CI template against the platforms' schemas (check-jsonschema),
+/// and validate the Kubernetes recipes of docs/drift.md (kubernetes-validate).
 const PYTHON_PEERS: &[&str] = &[
     "model-signing==1.1.1",
     "pyopenssl",
@@ -30,10 +31,12 @@ const PYTHON_PEERS: &[&str] = &[
     "picklescan==1.0.5",
     "fickling==0.1.12",
     "check-jsonschema==0.39.0",
+    "kubernetes-validate==1.37.0",
 ];
 /// Debian packages that provide peer commands, with a command each provides. The OCI tests
 /// run docker-registry (the CNCF distribution registry) with images built by umoci and
-/// moved by skopeo, compress layers with zstd and make a test certificate with openssl.
+/// moved by skopeo, compress layers with zstd and make a test certificate with openssl;
+/// systemd-analyze verifies the systemd recipe of docs/drift.md.
 const DEBIAN_PEERS: &[(&str, &str)] = &[
     ("b3sum", "b3sum"),
     ("strace", "strace"),
@@ -42,6 +45,7 @@ const DEBIAN_PEERS: &[(&str, &str)] = &[
     ("umoci", "umoci"),
     ("zstd", "zstd"),
     ("openssl", "openssl"),
+    ("systemd", "systemd-analyze"),
 ];
 
 /// npm packages that provide peer commands: the package, the directory (under the install
