@@ -328,7 +328,7 @@ fn pin(reference: &ImageRef, pinned: Option<&Digest>) -> Result<Option<Digest>> 
             "the pinned digest {pinned} differs from the digest the reference names ({named})"
         ))
         .with_hint(Hint::OnePin)),
-        (flag, named) => Ok(flag.or(named).cloned()),
+        (pinned, named) => Ok(pinned.or(named).cloned()),
     }
 }
 
