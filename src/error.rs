@@ -60,6 +60,11 @@ pub enum Hint {
     GiveCredentials,
     /// Credentials and plain HTTP to another machine do not go together.
     PlainHttpWithCredentials,
+    /// The pinned digest and the one the image reference names differ: give one, or both
+    /// the same.
+    OnePin,
+    /// The signer's identity pattern is not a regular expression.
+    IdentityPattern,
 }
 
 impl Error {

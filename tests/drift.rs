@@ -291,6 +291,36 @@ fn an_unreadable_target_is_exit_3_while_the_others_are_checked() {
     assert_eq!(target(&run, "artifact")["status"], "verified");
 }
 
+/// A target's error that the library gives a hint for says the hint in `vouch.toml` keys,
+/// not in flags: here a "manifest" that is a signed envelope, to be given as a signature.
+#[test]
+fn a_hinted_error_names_the_config_keys_that_get_past_it() {
+    let fleet = Fleet::new();
+    std::fs::write(
+        fleet.path("llama.oms.json"),
+        r#"{"payloadType":"application/vnd.in-toto+json","payload":"e30=","signatures":[]}"#,
+    )
+    .unwrap();
+    let run = fleet.run_json(3);
+    let llama = target(&run, "llama");
+    assert_eq!(llama["status"], "error", "{llama:#}");
+    let error = llama["report"]["error"].as_str().unwrap();
+    assert!(
+        error.contains("is a DSSE envelope, not a manifest")
+            && error.ends_with(
+                "; hint: give it as signature (with key, certificate_chain or identity/issuer)"
+            )
+            && !error.contains("--"),
+        "{error}"
+    );
+    assert_eq!(target(&run, "adapter")["status"], "verified");
+    let text = fleet.drift(&["run"]).expect(3).stdout();
+    assert!(
+        text.contains("hint: give it as signature (with key"),
+        "{text}"
+    );
+}
+
 /// A one-shot HTTP server on 127.0.0.1 that records the first request's body.
 fn webhook_server() -> (String, std::thread::JoinHandle<(String, Vec<u8>)>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();

@@ -113,6 +113,31 @@ fn an_image_verifies_by_tag_and_by_digest() {
     );
 }
 
+/// Two pins that disagree are refused before anything is read (the layout does not exist):
+/// the message names the pinned digest in words, and the hint names the flag.
+#[test]
+fn a_digest_flag_that_differs_from_the_references_digest_is_a_usage_error() {
+    let (named, pinned) = (
+        format!("sha256:{}", "a".repeat(64)),
+        format!("sha256:{}", "b".repeat(64)),
+    );
+    let ran = run(vouch().args([
+        "oci",
+        "verify",
+        &format!("oci:/nonexistent/layout@{named}"),
+        "--digest",
+        &pinned,
+    ]))
+    .expect(2);
+    assert!(
+        ran.stderr.contains(&format!(
+            "the pinned digest {pinned} differs from the digest the reference names ({named})\nhint: leave out --digest or the reference's @digest"
+        )),
+        "{}",
+        ran.stderr
+    );
+}
+
 #[test]
 fn a_blob_corrupted_in_the_registry_fails_naming_the_layer() {
     let Some(Pushed {
@@ -842,7 +867,7 @@ fn registry_credentials_from_stdin_and_docker_config() {
     assert!(
         refused
             .stderr
-            .contains("refused the credentials from --username"),
+            .contains("refused the credentials from the given username and password"),
         "{}",
         refused.stderr
     );

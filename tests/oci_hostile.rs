@@ -449,7 +449,9 @@ fn credentials_are_not_sent_over_plain_http_to_another_machine() {
     let ran = child.finish_within(Duration::from_secs(300)).expect(3);
     assert!(
         ran.stderr.contains("go only over TLS")
-            && ran.stderr.contains("--username")
+            && ran
+                .stderr
+                .contains("credentials from the given username and password")
             && ran
                 .stderr
                 .contains("\nhint: drop --insecure or the credentials"),

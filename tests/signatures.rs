@@ -906,7 +906,7 @@ fn signature_flags_are_checked_before_anything_runs() {
                 os("--issuer"),
                 os("y"),
             ],
-            "not a valid pattern",
+            "identity pattern is not a valid regular expression",
         ),
         (
             vec![
@@ -925,6 +925,15 @@ fn signature_flags_are_checked_before_anything_runs() {
         args.extend(flags.iter().copied());
         let ran = vouch_run(&args).expect(2);
         assert!(ran.stderr.contains(needle), "{flags:?}: {}", ran.stderr);
+        // The library names no flag; the command line adds the one to change.
+        if needle.contains("identity pattern") {
+            assert!(
+                ran.stderr
+                    .ends_with("\nhint: give --identity-regexp a regular expression the whole identity must match\n"),
+                "{}",
+                ran.stderr
+            );
+        }
     }
 }
 

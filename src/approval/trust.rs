@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use super::setting::RuleError;
-use crate::error::{Error, Result};
+use crate::error::{Error, Hint, Result};
 use crate::fsio::read_input;
 use crate::sign::keyless::{IdentityRule, IssuerRule, KeylessPolicy};
 use crate::sign::keys::PublicKey;
@@ -156,9 +156,8 @@ impl TrustSpec {
         };
         let identity = match identity {
             IdentitySpec::Exact(identity) => IdentityRule::Exact(identity.clone()),
-            IdentitySpec::Pattern(pattern) => {
-                IdentityRule::pattern(pattern).map_err(|e| Error::Usage(e.to_string()))?
-            }
+            IdentitySpec::Pattern(pattern) => IdentityRule::pattern(pattern)
+                .map_err(|e| Error::Usage(e.to_string()).with_hint(Hint::IdentityPattern))?,
         };
         let issuer = match issuer {
             IdentitySpec::Exact(issuer) => IssuerRule::Exact(issuer.clone()),

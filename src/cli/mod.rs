@@ -105,6 +105,8 @@ fn hint_in_flags(hint: Hint) -> String {
         Hint::Algorithm(name) => format!("pass --algo {name}"),
         Hint::GiveCredentials => "give --username with --password-stdin".to_string(),
         Hint::PlainHttpWithCredentials => "drop --insecure or the credentials".to_string(),
+        Hint::OnePin => "leave out --digest or the reference's @digest, or give the same digest in both".to_string(),
+        Hint::IdentityPattern => "give --identity-regexp a regular expression the whole identity must match".to_string(),
     }
 }
 

@@ -22,7 +22,7 @@ mod store;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Hint, Result};
 use crate::hash::{Algorithm, Digest, Engine};
 use crate::report::{Report, Status, Subject, Verdict};
 use auth::Credentials;
@@ -97,7 +97,7 @@ pub fn verify(
     if reference.digest().is_none() && options.pinned.is_none() {
         if let Some(tag) = reference.tag() {
             report.warnings.push(format!(
-                "the tag '{tag}' is not pinned: it was verified as it is now; pin it with --digest (`vouch oci digest` prints it)"
+                "the tag '{tag}' is not pinned: it was verified as it is now; pin its digest (`vouch oci digest` prints it)"
             ));
         }
     }
@@ -273,7 +273,7 @@ fn check(
         (&document, &options.platforms)
     {
         report.warnings.push(
-            "the reference names a single manifest, not an index: --platform and --all-platforms have no effect"
+            "the reference names a single manifest, not an index: a platform choice has no effect"
                 .to_string(),
         );
     }
@@ -324,10 +324,11 @@ pub fn digest(reference: &ImageRef, connection: &Connection) -> Result<Report> {
 /// The pin: `--digest`, or the digest the reference names; they must agree.
 fn pin(reference: &ImageRef, pinned: Option<&Digest>) -> Result<Option<Digest>> {
     match (pinned, reference.digest()) {
-        (Some(flag), Some(named)) if flag != named => Err(Error::Usage(format!(
-            "--digest {flag} differs from the digest the reference names ({named})"
-        ))),
-        (flag, named) => Ok(flag.or(named).cloned()),
+        (Some(pinned), Some(named)) if pinned != named => Err(Error::Usage(format!(
+            "the pinned digest {pinned} differs from the digest the reference names ({named})"
+        ))
+        .with_hint(Hint::OnePin)),
+        (pinned, named) => Ok(pinned.or(named).cloned()),
     }
 }
 
@@ -354,7 +355,7 @@ fn open(reference: &ImageRef, connection: &Connection) -> Result<Box<dyn Store>>
             let (credentials, source, warnings) = match &connection.credentials {
                 Some(credentials) => (
                     credentials.clone(),
-                    Some("--username/--password-stdin".to_string()),
+                    Some("the given username and password".to_string()),
                     Vec::new(),
                 ),
                 None => match auth::docker_config_path() {
@@ -644,7 +645,7 @@ impl Walk<'_> {
         let hint = if explicit {
             ""
         } else {
-            "; choose with --platform OS/ARCH or --all-platforms"
+            "; choose one of them, or all platforms"
         };
         Err((
             wanted.to_string(),

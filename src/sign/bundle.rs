@@ -57,9 +57,13 @@ impl Material {
     /// The signing method in words, for messages.
     pub fn method(&self) -> &'static str {
         match self {
-            Material::PublicKey { .. } => "a private key (verify with --key)",
-            Material::CertificateChain(_) => "a certificate (verify with --certificate-chain)",
-            Material::Keyless => "Sigstore keyless signing (verify with --identity and --issuer)",
+            Material::PublicKey { .. } => "a private key (verify it with the public key)",
+            Material::CertificateChain(_) => {
+                "a certificate (verify it with the certificate chain it chains to)"
+            }
+            Material::Keyless => {
+                "Sigstore keyless signing (verify it with the signer's identity and OIDC issuer)"
+            }
         }
     }
 }

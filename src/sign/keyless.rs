@@ -17,7 +17,7 @@ use crate::json::JsonError;
 /// Why a keyless policy cannot be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum KeylessError {
-    #[error("--identity-regexp is not a valid pattern: {0}")]
+    #[error("the signer's identity pattern is not a valid regular expression: {0}")]
     Pattern(#[from] regex::Error),
     #[error("the issuer pattern is not valid: {0}")]
     IssuerPattern(regex::Error),

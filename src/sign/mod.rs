@@ -121,7 +121,7 @@ fn check_key_identity(
     if let Some(hint) = hint {
         if !hint.is_empty() && hint != key.hint() {
             return Err(Rejection(format!(
-                "wrong key: the signature names key {hint}, but --key is {}",
+                "wrong key: the signature names key {hint}, but the verifying key is {}",
                 key.hint()
             )));
         }
@@ -131,7 +131,7 @@ fn check_key_identity(
             .map_err(|e| Rejection(format!("the bundle's public key: {e}")))?;
         if theirs.spki != key.spki {
             return Err(Rejection(format!(
-                "wrong key: the signature carries key {}, but --key is {}",
+                "wrong key: the signature carries key {}, but the verifying key is {}",
                 theirs.hint(),
                 key.hint()
             )));

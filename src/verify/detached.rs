@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::Instant;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Hint, Result};
 use crate::hash::ReadError;
 use crate::manifest::statement::{PREDICATE_TYPE, PREDICATE_TYPE_V0_2};
 use crate::report::{Report, Subject, Verdict};
@@ -31,9 +31,10 @@ pub fn verify_detached_file(
             bundle_path,
             format!(
                 "is an OMS model signature (predicate {oms}): it signs a model's root digest, not a file's \
-                 digest; verify the model it signs with --signature instead"
+                 digest; verify the model it signs against it as a signature instead"
             ),
-        ));
+        )
+        .with_hint(Hint::CheckSignature));
     }
     let (handle, stamp) = crate::hash::reader::open_regular(file, true).map_err(|e| match e {
         ReadError::NotRegular(kind) => Error::input(

@@ -56,7 +56,7 @@ fn approved_files(expected: &Expected, source: &Path) -> Result<ApprovedFiles> {
     let serialization = &expected.serialization;
     if serialization.method != Method::Files || serialization.algorithm != Algorithm::Sha256 {
         return Err(Error::input(source, format!(
-            "an OCI artifact stores whole files under their SHA-256 digests, but this manifest is serialized as {}; make it with `vouch manifest` without --shard-size and --algo",
+            "an OCI artifact stores whole files under their SHA-256 digests, but this manifest is serialized as {}; make it with `vouch manifest`'s default serialization (whole files, SHA-256)",
             serialization.describe()
         )));
     }

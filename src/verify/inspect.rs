@@ -195,12 +195,33 @@ fn external_file(
     }
 }
 
+/// Why an external-data file is not read; it reads as the end of a sentence that starts
+/// with the file's location.
+#[derive(Debug, thiserror::Error)]
+pub enum ExternalUnread {
+    #[error("leaves the model directory; it was not read")]
+    OutsideModel,
+    #[error("does not exist")]
+    Missing,
+    #[error("is a symbolic link or lies under one; it is never followed")]
+    Link,
+    #[error("cannot be opened: {0}")]
+    Open(std::io::Error),
+    #[error("is {0}; it was not read")]
+    NotRegular(&'static str),
+    /// It changed while it was opened; the message says how.
+    #[error("{0}")]
+    Unstable(String),
+    #[error("cannot be read: {0}")]
+    Read(std::io::Error),
+}
+
 /// The task that hashes an external-data file, opened as every model file is: beneath the
 /// root, no link on the way, a regular file. A location that is also a file of the model
-/// must still be the file the walk listed. `Err` says why it is not read.
-pub fn external_task(model: &Model, external: &ExternalFile) -> Result<Task, String> {
+/// must still be the file the walk listed.
+pub fn external_task(model: &Model, external: &ExternalFile) -> Result<Task, ExternalUnread> {
     let (Some(name), Some(location)) = (&external.name, &external.opened_at) else {
-        return Err("leaves the model directory; it was not read".to_string());
+        return Err(ExternalUnread::OutsideModel);
     };
     let Location::Beneath { root, relative } = location else {
         unreachable!("external data is always opened beneath a root");
@@ -214,17 +235,15 @@ pub fn external_task(model: &Model, external: &ExternalFile) -> Result<Task, Str
         None => {
             let fd = open_beneath(root.fd(), relative, Target::File, Resolver::Auto).map_err(
                 |e| match e.raw_os_error() {
-                    Some(libc::ENOENT) => "does not exist".to_string(),
-                    Some(libc::ELOOP) | Some(libc::ENOTDIR) => {
-                        "is a symbolic link or lies under one; it is never followed".to_string()
-                    }
-                    _ => format!("cannot be opened: {e}"),
+                    Some(libc::ENOENT) => ExternalUnread::Missing,
+                    Some(libc::ELOOP) | Some(libc::ENOTDIR) => ExternalUnread::Link,
+                    _ => ExternalUnread::Open(e),
                 },
             )?;
             let (_, stamp) = regular(File::from(fd)).map_err(|e| match e {
-                ReadError::NotRegular(kind) => format!("is {kind}; it was not read"),
-                ReadError::Unstable(message) => message,
-                ReadError::Io(e) => format!("cannot be read: {e}"),
+                ReadError::NotRegular(kind) => ExternalUnread::NotRegular(kind),
+                ReadError::Unstable(message) => ExternalUnread::Unstable(message),
+                ReadError::Io(e) => ExternalUnread::Read(e),
             })?;
             stamp.identity()
         }

@@ -341,9 +341,7 @@ impl Ignores {
             IgnoreOrigin::Extra => self.extra_setting,
             IgnoreOrigin::Approval => "the approval's ignore_paths",
             IgnoreOrigin::ApprovalFile => "being the approval's own file",
-            IgnoreOrigin::GitDefault => {
-                "the default git ignores (--no-ignore-git-paths checks them)"
-            }
+            IgnoreOrigin::GitDefault => "the default git ignores (turning them off checks them)",
         }
     }
 
@@ -384,7 +382,7 @@ impl Ignores {
             .collect();
         if !present.is_empty() {
             report.warnings.push(format!(
-                "not checked and not approved, left out by the default git ignores (--no-ignore-git-paths checks them): {}",
+                "not checked and not approved, left out by the default git ignores (turning them off checks them): {}",
                 present.join(", ")
             ));
         }

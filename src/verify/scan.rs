@@ -171,7 +171,7 @@ pub fn scan_model(path: &Path, policy: PicklePolicy, engine: &Engine) -> Result<
                     externals.push(task);
                     None
                 }
-                Err(problem) => Some(problem),
+                Err(unread) => Some(unread.to_string()),
             };
             views.push(ExternalView {
                 location: external.location.clone(),
@@ -309,16 +309,17 @@ pub fn unsafe_pickle_subjects<'a>(
                     PicklePolicy::Strict => {
                         "which the strict pickle policy does not allow (only what a weights-only load needs)"
                     }
-                    PicklePolicy::Picklescan => "which picklescan rates dangerous",
+                    PicklePolicy::Picklescan => {
+                        "which the picklescan pickle policy refuses (what picklescan rates dangerous)"
+                    }
                 };
                 Subject::new(name, Verdict::Rejected).message(format!(
-                    "unsafe pickle: imports {}, {why}; loading this file can run code (--deny-unsafe-pickle, --pickle-policy {})",
+                    "unsafe pickle: imports {}, {why}; loading this file can run code",
                     imports.join(", "),
-                    policy.name()
                 ))
             }
             Some(FileProblem::Malformed(m)) => Subject::new(name, Verdict::Rejected).message(
-                format!("cannot be scanned for unsafe pickle imports: {m} (--deny-unsafe-pickle)"),
+                format!("cannot be scanned for unsafe pickle imports: {m}; the unsafe pickle check refuses what it cannot scan"),
             ),
             Some(FileProblem::Unread(verdict, m)) => Subject::new(name, *verdict)
                 .message(format!("cannot be scanned for unsafe pickle imports: {m}")),
