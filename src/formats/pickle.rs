@@ -992,8 +992,8 @@ impl Compression {
         let lzma_alone = head.len() >= 5 && head[..3] == [0x5D, 0, 0] && {
             // liblzma takes a dictionary size of 2^n or 2^n + 2^(n-1).
             let dictionary = u32::from_le_bytes(head[1..5].try_into().expect("4 bytes"));
-            let low = dictionary >> dictionary.trailing_zeros();
-            low == 1 || low == 3
+            let low = dictionary.checked_shr(dictionary.trailing_zeros());
+            matches!(low, Some(1 | 3))
         };
         if head.starts_with(b"\x1f\x8b\x08") {
             Some(Compression::Gzip)
@@ -1373,6 +1373,20 @@ mod tests {
 
     fn imports(bytes: &[u8]) -> Vec<String> {
         scan(bytes).globals.iter().map(Global::dotted).collect()
+    }
+
+    /// Regression: an LZMA-alone header whose dictionary size is 0 once overflowed a shift.
+    #[test]
+    fn an_lzma_header_with_no_dictionary_is_no_lzma() {
+        assert_eq!(Compression::detect(&[0x5D, 0, 0, 0, 0, 0xff]), None);
+        assert_eq!(
+            Compression::detect(&[0x5D, 0, 0, 0x80, 0, 0xff]),
+            Some(Compression::Lzma)
+        );
+        assert_eq!(
+            Compression::detect(&[0x5D, 0, 0, 0xC0, 0, 0xff]),
+            Some(Compression::Lzma)
+        );
     }
 
     #[test]
