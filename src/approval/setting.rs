@@ -2,6 +2,8 @@
 //! settings, not flags or keys: the command line spells them as flags (`--shard-size`), a
 //! drift config as keys (`shard_size`), each adding its own context.
 
+use crate::error::Hint;
+
 /// One approval setting, whether given by flag or by `vouch.toml` key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Setting {
@@ -21,6 +23,10 @@ pub enum Setting {
     Issuer,
     IssuerRegexp,
     TrustedRoot,
+    /// Not an approval setting, but named by hints: paths left out of the model.
+    IgnorePaths,
+    /// Not an approval setting, but named by hints: plain HTTP to a registry.
+    Insecure,
 }
 
 /// The settings that say who signed: they go with a signature.
@@ -55,6 +61,8 @@ impl Setting {
             Setting::Issuer => "issuer",
             Setting::IssuerRegexp => "issuer_regexp",
             Setting::TrustedRoot => "trusted_root",
+            Setting::IgnorePaths => "ignore_paths",
+            Setting::Insecure => "insecure",
         }
     }
 
@@ -78,6 +86,75 @@ impl Spelling {
         match self {
             Spelling::Flag => setting.flag(),
             Spelling::Key => setting.key().to_string(),
+        }
+    }
+
+    /// A switch turned on: `--allow-symlinks`, `allow_symlinks = true`.
+    fn on(self, setting: Setting) -> String {
+        match self {
+            Spelling::Flag => setting.flag(),
+            Spelling::Key => format!("{} = true", setting.key()),
+        }
+    }
+
+    /// A setting given a value: `pass --algo sha512`, `set algo = "sha512"`.
+    fn set(self, setting: Setting, value: &str) -> String {
+        match self {
+            Spelling::Flag => format!("pass {} {value}", setting.flag()),
+            Spelling::Key => format!("set {} = \"{value}\"", setting.key()),
+        }
+    }
+
+    /// What gets past an error, in the words of where the user gave the settings.
+    pub fn hint(self, hint: Hint) -> String {
+        let name = |setting| self.name(setting);
+        match hint {
+            Hint::LeaveOut { or_allow_symlinks } => {
+                let mut text = format!("leave them out with {}", name(Setting::IgnorePaths));
+                if or_allow_symlinks {
+                    text.push_str(&format!(
+                        ", or hash links that stay inside the model with {}",
+                        self.on(Setting::AllowSymlinks)
+                    ));
+                }
+                text
+            }
+            Hint::CheckSignature => format!(
+                "{} {} (with {}, {} or {}/{})",
+                match self {
+                    Spelling::Flag => "pass it with",
+                    Spelling::Key => "give it as",
+                },
+                name(Setting::Signature),
+                name(Setting::Key),
+                name(Setting::CertificateChain),
+                name(Setting::Identity),
+                name(Setting::Issuer)
+            ),
+            Hint::Algorithm(algorithm) => self.set(Setting::Algo, algorithm),
+            // A drift run reads credentials from Docker's config.json only.
+            Hint::GiveCredentials => match self {
+                Spelling::Flag => "give --username with --password-stdin".to_string(),
+                Spelling::Key => {
+                    "log in so that Docker's config.json holds credentials for the registry"
+                        .to_string()
+                }
+            },
+            Hint::PlainHttpWithCredentials => match self {
+                Spelling::Flag => "drop --insecure or the credentials".to_string(),
+                Spelling::Key => {
+                    "drop insecure, or the registry's credentials from Docker's config.json"
+                        .to_string()
+                }
+            },
+            Hint::OnePin => format!(
+                "leave out {} or the reference's @digest, or give the same digest in both",
+                name(Setting::Digest)
+            ),
+            Hint::IdentityPattern => format!(
+                "give {} a regular expression the whole identity must match",
+                name(Setting::IdentityRegexp)
+            ),
         }
     }
 

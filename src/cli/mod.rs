@@ -21,7 +21,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::approval::setting::{RuleError, Spelling};
 use crate::approval::{TrustParts, TrustSpec};
-use crate::error::{Error, Hint, Result};
+use crate::error::{Error, Result};
 use crate::hash::{default_jobs, Algorithm, Engine, ReaderConfig};
 use crate::model::oms::Serialization;
 use crate::model::paths::name_inside;
@@ -88,25 +88,8 @@ pub fn run(cli: Cli) -> Result<u8> {
 /// An error as the command line says it: the library's message, then the hint in flags.
 pub fn describe_error(error: &Error) -> String {
     match error.hint() {
-        Some(hint) => format!("{error}\nhint: {}", hint_in_flags(hint)),
+        Some(hint) => format!("{error}\nhint: {}", Spelling::Flag.hint(hint)),
         None => error.to_string(),
-    }
-}
-
-fn hint_in_flags(hint: Hint) -> String {
-    match hint {
-        Hint::LeaveOut {
-            or_allow_symlinks: false,
-        } => "leave them out with --ignore-paths".to_string(),
-        Hint::LeaveOut {
-            or_allow_symlinks: true,
-        } => "leave them out with --ignore-paths, or hash links that stay inside the model with --allow-symlinks".to_string(),
-        Hint::CheckSignature => "pass it with --signature (and --key, --certificate-chain or --identity/--issuer)".to_string(),
-        Hint::Algorithm(name) => format!("pass --algo {name}"),
-        Hint::GiveCredentials => "give --username with --password-stdin".to_string(),
-        Hint::PlainHttpWithCredentials => "drop --insecure or the credentials".to_string(),
-        Hint::OnePin => "leave out --digest or the reference's @digest, or give the same digest in both".to_string(),
-        Hint::IdentityPattern => "give --identity-regexp a regular expression the whole identity must match".to_string(),
     }
 }
 

@@ -12,7 +12,8 @@ use super::config::{Config, Deployed, ImageTarget, Target};
 use super::history::History;
 use super::outcome::{RunReport, Shard, TargetResult};
 use super::waiver;
-use crate::error::{Error, Hint, Result};
+use crate::approval::setting::Spelling;
+use crate::error::{Error, Result};
 use crate::hash::queue::{self, Queue};
 use crate::hash::{Engine, ReaderConfig};
 use crate::oci::{self, Connection};
@@ -53,27 +54,8 @@ pub fn check_target(target: &Target, engine: &Engine) -> Report {
 /// `vouch.toml`, on one line.
 fn describe_error(error: &Error) -> String {
     match error.hint() {
-        Some(hint) => format!("{error}; hint: {}", hint_in_keys(hint)),
+        Some(hint) => format!("{error}; hint: {}", Spelling::Key.hint(hint)),
         None => error.to_string(),
-    }
-}
-
-/// What gets past an error, in the target's `vouch.toml` keys (the command line says it in
-/// flags).
-fn hint_in_keys(hint: Hint) -> String {
-    match hint {
-        Hint::LeaveOut {
-            or_allow_symlinks: false,
-        } => "leave them out with ignore_paths".to_string(),
-        Hint::LeaveOut {
-            or_allow_symlinks: true,
-        } => "leave them out with ignore_paths, or hash links that stay inside the model with allow_symlinks = true".to_string(),
-        Hint::CheckSignature => "give it as signature (with key, certificate_chain or identity/issuer)".to_string(),
-        Hint::Algorithm(name) => format!("set algo = \"{name}\""),
-        Hint::GiveCredentials => "log in so that Docker's config.json holds credentials for the registry".to_string(),
-        Hint::PlainHttpWithCredentials => "drop insecure, or the registry's credentials from Docker's config.json".to_string(),
-        Hint::OnePin => "leave out digest or the image's @digest, or give the same digest in both".to_string(),
-        Hint::IdentityPattern => "give identity_regexp a regular expression the whole identity must match".to_string(),
     }
 }
 
