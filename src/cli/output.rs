@@ -110,23 +110,12 @@ impl OutputArgs {
     /// On an error before any verdict, machine-readable outputs still get a report that says
     /// so (status `error`), so a pipeline parsing one is never left with nothing.
     pub fn emit_error(&self, target: &Path, error: &Error) {
-        let Ok(Destinations { stdout, files }) = self.outputs.destinations() else {
-            return;
-        };
-        let format = self.outputs.format;
         let report = Report::failed_run(target.display().to_string(), super::describe_error(error));
         let locations = Locations::by_name(&report);
-        for (format, path) in files.iter().chain(stdout.map(|p| (format, p)).iter()) {
-            if *format != Format::Text {
-                let rendered = report::render_located(&report, *format, &locations);
-                let _ = write_output(Some(path), rendered.as_bytes());
-            }
-        }
-        if stdout.is_none() && format != Format::Text {
-            let rendered = report::render_located(&report, format, &locations);
-            let _ = write_output(None, rendered.as_bytes());
-        }
-        let _ = self.outputs.append_job_summary(&report);
+        // The text form of an error is main's message on stderr.
+        let _ = self.outputs.write_each(&report, |format| {
+            (format != Format::Text).then(|| report::render_located(&report, format, &locations))
+        });
     }
 }
 
@@ -140,11 +129,24 @@ impl Outputs {
     /// Writes `render(format)` to every output, and the job summary of `summary` (the
     /// report as one list) when GitHub annotations are asked for.
     pub fn write(&self, summary: &Report, render: impl Fn(Format) -> String) -> Result<()> {
+        self.write_each(summary, |format| Some(render(format)))
+    }
+
+    /// As [`Outputs::write`], leaving out the outputs whose format `render` gives nothing for.
+    fn write_each(
+        &self,
+        summary: &Report,
+        render: impl Fn(Format) -> Option<String>,
+    ) -> Result<()> {
         let Destinations { stdout, files } = self.destinations()?;
-        for (format, path) in &files {
-            write_output(Some(path), render(*format).as_bytes())?;
+        for (format, path) in files {
+            if let Some(rendered) = render(format) {
+                write_output(Some(path), rendered.as_bytes())?;
+            }
         }
-        write_output(stdout, render(self.format).as_bytes())?;
+        if let Some(rendered) = render(self.format) {
+            write_output(stdout, rendered.as_bytes())?;
+        }
         self.append_job_summary(summary)
     }
 
