@@ -36,6 +36,7 @@ pub mod manifest;
 pub mod model;
 pub mod oci;
 pub mod python;
+pub mod registry;
 pub mod report;
 pub mod sbom;
 pub mod sign;

@@ -32,6 +32,7 @@ const PYTHON_PEERS: &[&str] = &[
     "fickling==0.1.12",
     "check-jsonschema==0.39.0",
     "kubernetes-validate==1.37.0",
+    "mlflow==3.17.2",
 ];
 /// Debian packages that provide peer commands, with a command each provides. The OCI tests
 /// run docker-registry (the CNCF distribution registry) with images built by umoci and
