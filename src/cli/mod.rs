@@ -9,6 +9,7 @@ mod manifest;
 mod oci;
 mod output;
 mod progress;
+mod registry;
 mod sbom;
 mod scan;
 mod sign;
@@ -53,6 +54,12 @@ pub enum Command {
     Sign(sign::SignArgs),
     /// Verify a model against a signature, a manifest, a pinned root digest or a check list.
     Verify(Box<verify::VerifyArgs>),
+    /// Approve a model version in an MLflow model registry: store its manifest (or
+    /// signature) with the version and tag it with the digests.
+    Approve(registry::ApproveArgs),
+    /// Verify a model against its registry approval and, only when it verifies, move an
+    /// alias (production, champion) to the version.
+    Promote(Box<registry::PromoteArgs>),
     /// Write a CycloneDX 1.6 or SPDX 2.3 SBOM of a model (its files, digests and format
     /// facts) or of a container image (its layers, checked while they are hashed).
     Sbom(sbom::SbomArgs),
@@ -77,6 +84,8 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Manifest(args) => manifest::run(args),
         Command::Sign(args) => sign::run(args),
         Command::Verify(args) => verify::run(*args),
+        Command::Approve(args) => registry::approve(args),
+        Command::Promote(args) => registry::promote(*args),
         Command::Sbom(args) => sbom::run(args),
         Command::Scan(args) => scan::run(args),
         Command::Oci(args) => oci::run(args),

@@ -8,6 +8,7 @@ use super::{
 };
 use crate::approval::rules::ApprovalParts;
 use crate::approval::setting::{RuleError, Spelling};
+use super::registry::{Fetch, Fetched};
 use crate::approval::Approval;
 use crate::error::{Error, Result};
 use crate::report::{self, Report};
@@ -15,7 +16,7 @@ use crate::verify::detached::verify_detached_file;
 use crate::verify::model::{check_model, VerifyOptions};
 
 #[derive(Debug, Args)]
-#[command(group(ArgGroup::new("approval").required(true).args(["manifest", "digest", "manifest_digest", "check", "signature", "bundle"])))]
+#[command(group(ArgGroup::new("approval").required(true).args(["manifest", "digest", "manifest_digest", "check", "signature", "bundle", "registry"])))]
 pub struct VerifyArgs {
     /// The model: a directory, or a single weights file
     model: PathBuf,
@@ -38,6 +39,14 @@ pub struct VerifyArgs {
     /// path as given (a release's SHA256SUMS); no such line, or two, is exit 2
     #[arg(long, value_name = "SUMS")]
     check: Option<PathBuf>,
+    /// Verify against the approval kept with a model version in an MLflow registry:
+    /// models:/NAME/VERSION or models:/NAME@ALIAS (see the README's "Model registry")
+    #[arg(long, value_name = "models:/NAME/VERSION|@ALIAS", conflicts_with_all = ["manifest", "digest", "manifest_digest", "check"])]
+    pub(super) registry: Option<String>,
+    /// The tracking server of --registry (http(s):// or azureml://) [default:
+    /// $MLFLOW_TRACKING_URI]
+    #[arg(long, value_name = "URI", requires = "registry")]
+    pub(super) tracking_uri: Option<String>,
     /// Fail (exit 1) when a file holding pickles (chosen by content: pickles, PyTorch zip
     /// and legacy checkpoints, .npy/.npz, any zip) imports a global the --pickle-policy
     /// refuses, or cannot be scanned
@@ -63,7 +72,35 @@ pub struct VerifyArgs {
 }
 
 pub fn run(args: VerifyArgs) -> Result<u8> {
-    match check(&args) {
+    if let Some(registry) = &args.registry {
+        return match super::registry::fetch_approval(registry, args.tracking_uri.as_deref()) {
+            Ok(Fetch::Approval(fetched)) => run_with(&args, &fetched),
+            Ok(Fetch::Tampered { why, .. }) => {
+                eprintln!("vouch: rejected: {why}");
+                Ok(1)
+            }
+            Err(error) => {
+                args.output.emit_error(&args.model, &error);
+                Err(error)
+            }
+        };
+    }
+    emit(&args, check(&args, None))
+}
+
+/// Verifies the model against an approval fetched from a registry, and says which version
+/// it checked.
+pub(super) fn run_with(args: &VerifyArgs, fetched: &Fetched) -> Result<u8> {
+    eprintln!(
+        "vouch: checking against the {} kept with {}",
+        fetched.kind,
+        fetched.version.uri()
+    );
+    emit(args, check(args, Some(fetched)))
+}
+
+fn emit(args: &VerifyArgs, result: Result<Report>) -> Result<u8> {
+    match result {
         Ok(report) => args.output.emit(&report, Target::Model(&args.model), |r| {
             report::render(r, report::Format::Text)
         }),
@@ -74,9 +111,14 @@ pub fn run(args: VerifyArgs) -> Result<u8> {
     }
 }
 
-fn check(args: &VerifyArgs) -> Result<Report> {
+fn check(args: &VerifyArgs, fetched: Option<&Fetched>) -> Result<Report> {
     let flags = &args.serialization;
     let signatures = &args.signatures;
+    let from_registry = |kind: &str| {
+        fetched
+            .filter(|f| f.kind == kind)
+            .map(|f| f.file.to_path_buf())
+    };
     if let Some(bundle) = &signatures.bundle {
         return verify_detached_file(
             &args.model,
@@ -85,8 +127,8 @@ fn check(args: &VerifyArgs) -> Result<Report> {
         );
     }
     let parts = ApprovalParts {
-        manifest: args.manifest.clone(),
-        signature: signatures.signature.clone(),
+        manifest: from_registry("manifest").or_else(|| args.manifest.clone()),
+        signature: from_registry("signature").or_else(|| signatures.signature.clone()),
         digest: args.digest.clone(),
         manifest_digest: args.manifest_digest.clone(),
         check: args.check.clone(),
