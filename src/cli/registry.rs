@@ -80,7 +80,11 @@ pub fn approve(args: ApproveArgs) -> Result<u8> {
     client.set_tag(&version, tags::APPROVAL_URI, &location)?;
     client.set_tag(&version, tags::APPROVAL_KIND, kind)?;
     client.set_tag(&version, tags::APPROVAL_SHA256, &sha)?;
-    client.set_tag(&version, tags::ROOT_DIGEST, &manifest.root_digest().prefixed())?;
+    client.set_tag(
+        &version,
+        tags::ROOT_DIGEST,
+        &manifest.root_digest().prefixed(),
+    )?;
     client.set_tag(
         &version,
         tags::MANIFEST_DIGEST,
@@ -208,7 +212,9 @@ pub fn promote(args: PromoteArgs) -> Result<u8> {
     client.set_tag(
         &version,
         tags::VERIFIED_AT,
-        &jiff::Timestamp::now().round(jiff::Unit::Second).map_or_else(|_| jiff::Timestamp::now().to_string(), |t| t.to_string()),
+        &jiff::Timestamp::now()
+            .round(jiff::Unit::Second)
+            .map_or_else(|_| jiff::Timestamp::now().to_string(), |t| t.to_string()),
     )?;
     client.set_tag(&version, tags::RESULT, &result)?;
     client.set_tag(&version, tags::VERSION, env!("CARGO_PKG_VERSION"))?;
@@ -235,6 +241,10 @@ pub fn promote(args: PromoteArgs) -> Result<u8> {
             ),
         });
     }
-    eprintln!("vouch: promoted {}: {alias} -> version {}", version.uri(), now.version);
+    eprintln!(
+        "vouch: promoted {}: {alias} -> version {}",
+        version.uri(),
+        now.version
+    );
     Ok(0)
 }

@@ -2,13 +2,13 @@ use std::path::PathBuf;
 
 use clap::{ArgGroup, Args};
 
+use super::registry::{Fetch, Fetched};
 use super::{
     refused, user_ignores, EngineArgs, OutputArgs, PicklePolicyArg, SerializationArgs, Target,
     TrustArgs,
 };
 use crate::approval::rules::ApprovalParts;
 use crate::approval::setting::{RuleError, Spelling};
-use super::registry::{Fetch, Fetched};
 use crate::approval::Approval;
 use crate::error::{Error, Result};
 use crate::report::{self, Report};

@@ -76,8 +76,7 @@ impl ModelUri {
             });
         }
         let (name, version) = rest.rsplit_once('/').ok_or_else(|| bad("no version"))?;
-        if name.is_empty() || version.is_empty() || !version.bytes().all(|b| b.is_ascii_digit())
-        {
+        if name.is_empty() || version.is_empty() || !version.bytes().all(|b| b.is_ascii_digit()) {
             return Err(bad("the version is not a number"));
         }
         Ok(ModelUri {
@@ -137,7 +136,10 @@ impl Auth {
         if let Some(token) = var("MLFLOW_TRACKING_TOKEN") {
             return Auth::Bearer(token);
         }
-        match (var("MLFLOW_TRACKING_USERNAME"), var("MLFLOW_TRACKING_PASSWORD")) {
+        match (
+            var("MLFLOW_TRACKING_USERNAME"),
+            var("MLFLOW_TRACKING_PASSWORD"),
+        ) {
             (Some(user), Some(password)) => Auth::Basic(user, password),
             _ => Auth::None,
         }
@@ -371,7 +373,11 @@ impl Client {
                 return Err(Error::Usage(format!(
                     "{what}: not in the registry at {} ({})",
                     self.base,
-                    if message.is_empty() { status.as_str() } else { message }
+                    if message.is_empty() {
+                        status.as_str()
+                    } else {
+                        message
+                    }
                 )));
             }
             return Err(self.remote(format!(
@@ -500,7 +506,9 @@ impl Client {
             )?;
             for file in answer.files {
                 if file.path.is_empty() || file.path.split('/').any(|p| p == ".." || p == ".") {
-                    return Err(self.remote(format!("{uri}: the store lists a bad name {:?}", file.path)));
+                    return Err(
+                        self.remote(format!("{uri}: the store lists a bad name {:?}", file.path))
+                    );
                 }
                 let relative = match dir.as_str() {
                     "" => file.path.clone(),
@@ -571,8 +579,17 @@ mod tests {
         let a = ModelUri::parse("models:/team/fraud@champion").unwrap();
         assert_eq!(a.name, "team/fraud");
         assert_eq!(a.target, Target::Alias("champion".into()));
-        for bad in ["fraud/3", "models:/fraud", "models:/fraud/x", "models:/@a", "models:/f@"] {
-            assert!(matches!(ModelUri::parse(bad), Err(Error::Usage(_))), "{bad}");
+        for bad in [
+            "fraud/3",
+            "models:/fraud",
+            "models:/fraud/x",
+            "models:/@a",
+            "models:/f@",
+        ] {
+            assert!(
+                matches!(ModelUri::parse(bad), Err(Error::Usage(_))),
+                "{bad}"
+            );
         }
     }
 

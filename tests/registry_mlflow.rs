@@ -1,0 +1,361 @@
+//! `vouch approve/verify/promote --registry` against a real MLflow tracking server (SQLite
+//! backend, artifacts served through its proxy), with models registered, read and altered
+//! by MLflow's own Python client.
+
+mod common;
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+struct Server {
+    uri: String,
+    python: PathBuf,
+    _dir: tempfile::TempDir,
+    /// The server's stdin: when the test binary exits it closes, and the shell that started
+    /// the server ends the server's whole process group.
+    _stdin: std::sync::Mutex<std::process::ChildStdin>,
+    _child: std::sync::Mutex<Running>,
+}
+
+/// One server per test binary: it takes seconds to start.
+fn server(test: &str) -> Option<&'static Server> {
+    static SERVER: OnceLock<Option<Server>> = OnceLock::new();
+    let python = peer_python(test)?;
+    let mlflow = python.with_file_name("mlflow");
+    if !mlflow.is_file() {
+        skip(test, "mlflow is not in the peer venv");
+        return None;
+    }
+    SERVER
+        .get_or_init(|| {
+            let dir = tempfile::tempdir().unwrap();
+            let port = TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let mut command = Command::new("sh");
+            command.args(["-c", "\"$@\" & read _; kill 0", "sh"]);
+            // SAFETY: setsid is async-signal-safe; the child gets its own process group.
+            unsafe {
+                std::os::unix::process::CommandExt::pre_exec(&mut command, || {
+                    libc::setsid();
+                    Ok(())
+                });
+            }
+            let mut child = start(
+                command
+                    .stdin(std::process::Stdio::piped())
+                    .arg(&mlflow)
+                    .current_dir(dir.path())
+                    .arg("server")
+                    .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+                    .arg("--backend-store-uri")
+                    .arg(format!(
+                        "sqlite:///{}",
+                        dir.path().join("mlflow.db").display()
+                    ))
+                    .arg("--artifacts-destination")
+                    .arg(dir.path().join("artifacts"))
+                    .args(["--serve-artifacts", "--workers", "1"]),
+            );
+            let stdin = child.stdin();
+            let uri = format!("http://127.0.0.1:{port}");
+            // Readiness, with a cap so a broken server fails rather than hangs.
+            let cap = Instant::now() + Duration::from_secs(120);
+            loop {
+                if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    let ready = client(&python, &uri, "c.search_registered_models()");
+                    if ready.code == Some(0) {
+                        break;
+                    }
+                }
+                assert!(Instant::now() < cap, "mlflow server did not start");
+                std::thread::sleep(Duration::from_millis(300));
+            }
+            Some(Server {
+                uri,
+                python,
+                _dir: dir,
+                _stdin: std::sync::Mutex::new(stdin),
+                _child: std::sync::Mutex::new(child),
+            })
+        })
+        .as_ref()
+}
+
+/// Runs `body` in Python with `c`, an MlflowClient of the server.
+fn client(python: &Path, uri: &str, body: &str) -> Ran {
+    let script = format!(
+        "import mlflow, json, sys\nfrom mlflow import MlflowClient\nmlflow.set_tracking_uri({uri:?})\nc = MlflowClient()\n{body}\n"
+    );
+    run(Command::new(python).arg("-c").arg(script))
+}
+
+fn py(server: &Server, body: &str) -> String {
+    let ran = client(&server.python, &server.uri, body);
+    assert_eq!(ran.code, Some(0), "python failed: {}", ran.stderr);
+    String::from_utf8_lossy(&ran.stdout).trim().to_string()
+}
+
+fn register(server: &Server, name: &str, versions: u32) {
+    py(
+        server,
+        &format!(
+            "import tempfile, os\nc.create_registered_model({name:?})\nfor i in range({versions}):\n    d = tempfile.mkdtemp()\n    open(os.path.join(d, 'w.bin'), 'w').write(str(i))\n    with mlflow.start_run() as r:\n        mlflow.log_artifact(os.path.join(d, 'w.bin'), 'model')\n    c.create_model_version({name:?}, source=r.info.artifact_uri + '/model', run_id=r.info.run_id)"
+        ),
+    );
+}
+
+fn model(dir: &Path) -> PathBuf {
+    let model = dir.join("model");
+    write_tree(
+        &model,
+        &[
+            ("weights.bin", &pseudo_random(300_000, 7)),
+            ("config.json", b"{\"layers\": 2}"),
+        ],
+    );
+    model
+}
+
+fn vouch_at(server: &Server, args: &[&str]) -> Ran {
+    run(vouch()
+        .env_remove("MLFLOW_TRACKING_TOKEN")
+        .env("MLFLOW_TRACKING_URI", &server.uri)
+        .args(args))
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn approve_is_read_back_by_mlflow_and_verify_names_a_flipped_file() {
+    let Some(server) = server("approve_is_read_back_by_mlflow_and_verify_names_a_flipped_file")
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let model = model(dir.path());
+    register(server, "fraud", 1);
+    let ran = vouch_at(
+        server,
+        &["approve", path(&model), "--registry", "models:/fraud/1"],
+    );
+    assert_eq!(ran.code, Some(0), "{}", ran.stderr);
+
+    // MLflow's client reads the tags and the stored approval; the tag pins its bytes.
+    let read = py(
+        server,
+        "v = c.get_model_version('fraud', '1')\nimport hashlib\np = mlflow.artifacts.download_artifacts(artifact_uri=v.tags['vouch.approval_uri'])\nb = open(p, 'rb').read()\nprint(json.dumps({'tags': v.tags, 'sha': 'sha256:' + hashlib.sha256(b).hexdigest(), 'type': json.loads(b)['_type']}))",
+    );
+    let read: serde_json::Value = serde_json::from_str(&read).unwrap();
+    assert_eq!(read["tags"]["vouch.approval_sha256"], read["sha"]);
+    assert_eq!(read["tags"]["vouch.approval_kind"], "manifest");
+    assert_eq!(read["type"], "https://in-toto.io/Statement/v1");
+    let digest = run(vouch().args(["digest", path(&model)]));
+    assert_eq!(
+        read["tags"]["vouch.root_digest"].as_str().unwrap(),
+        String::from_utf8_lossy(&digest.stdout).trim()
+    );
+    let pin = run(vouch().args(["digest", "--manifest-digest", path(&model)]));
+    assert_eq!(
+        read["tags"]["vouch.manifest_digest"].as_str().unwrap(),
+        String::from_utf8_lossy(&pin.stdout).trim()
+    );
+
+    let ran = vouch_at(
+        server,
+        &["verify", path(&model), "--registry", "models:/fraud/1"],
+    );
+    assert_eq!(ran.code, Some(0), "{}", ran.stderr);
+    assert!(ran.stderr.contains("models:/fraud/1"), "{}", ran.stderr);
+
+    flip_byte(&model.join("weights.bin"), 1000);
+    let ran = vouch_at(
+        server,
+        &["verify", path(&model), "--registry", "models:/fraud/1"],
+    );
+    assert_eq!(ran.code, Some(1), "{}", ran.stderr);
+    assert!(
+        String::from_utf8_lossy(&ran.stdout).contains("weights.bin"),
+        "{}",
+        String::from_utf8_lossy(&ran.stdout)
+    );
+}
+
+#[test]
+fn promote_moves_the_alias_only_when_verified() {
+    let Some(server) = server("promote_moves_the_alias_only_when_verified") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let model = model(dir.path());
+    register(server, "ranker", 2);
+    for v in ["1", "2"] {
+        let uri = format!("models:/ranker/{v}");
+        let ran = vouch_at(server, &["approve", path(&model), "--registry", &uri]);
+        assert_eq!(ran.code, Some(0), "{}", ran.stderr);
+    }
+    let alias = |server: &Server| {
+        py(
+            server,
+            "try:\n    print(c.get_model_version_by_alias('ranker', 'production').version)\nexcept Exception:\n    print('none')",
+        )
+    };
+    let ran = vouch_at(
+        server,
+        &[
+            "promote",
+            path(&model),
+            "--registry",
+            "models:/ranker/1",
+            "--alias",
+            "production",
+        ],
+    );
+    assert_eq!(ran.code, Some(0), "{}", ran.stderr);
+    assert_eq!(alias(server), "1");
+    let tags = py(
+        server,
+        "print(json.dumps(c.get_model_version('ranker', '1').tags))",
+    );
+    let tags: serde_json::Value = serde_json::from_str(&tags).unwrap();
+    assert_eq!(tags["vouch.result"], "verified");
+    assert!(tags["vouch.verified_at"].is_string());
+    assert_eq!(tags["vouch.version"], env!("CARGO_PKG_VERSION"));
+
+    // A changed copy: version 2 is not promoted, the alias stays on 1, the tag says why.
+    flip_byte(&model.join("config.json"), 3);
+    let ran = vouch_at(
+        server,
+        &[
+            "promote",
+            path(&model),
+            "--registry",
+            "models:/ranker/2",
+            "--alias",
+            "production",
+        ],
+    );
+    assert_eq!(ran.code, Some(1), "{}", ran.stderr);
+    assert_eq!(alias(server), "1");
+    let result = py(
+        server,
+        "print(c.get_model_version('ranker', '2').tags['vouch.result'])",
+    );
+    assert!(result.starts_with("failed:"), "{result}");
+
+    // verify through the alias says which version it checked.
+    flip_byte(&model.join("config.json"), 3);
+    let ran = vouch_at(
+        server,
+        &[
+            "verify",
+            path(&model),
+            "--registry",
+            "models:/ranker@production",
+        ],
+    );
+    assert_eq!(ran.code, Some(0), "{}", ran.stderr);
+    assert!(ran.stderr.contains("models:/ranker/1"), "{}", ran.stderr);
+}
+
+#[test]
+fn an_approval_or_tag_altered_with_mlflows_client_is_rejected() {
+    let Some(server) = server("an_approval_or_tag_altered_with_mlflows_client_is_rejected") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let model = model(dir.path());
+    register(server, "tamper", 2);
+    for v in ["1", "2"] {
+        let uri = format!("models:/tamper/{v}");
+        let ran = vouch_at(server, &["approve", path(&model), "--registry", &uri]);
+        assert_eq!(ran.code, Some(0), "{}", ran.stderr);
+    }
+    // The digest tag altered.
+    py(
+        server,
+        "c.set_model_version_tag('tamper', '1', 'vouch.approval_sha256', 'sha256:' + '0' * 64)",
+    );
+    let ran = vouch_at(
+        server,
+        &["verify", path(&model), "--registry", "models:/tamper/1"],
+    );
+    assert_eq!(ran.code, Some(1), "{}", ran.stderr);
+    assert!(ran.stderr.contains("tampered approval"), "{}", ran.stderr);
+
+    // The stored approval swapped for other bytes (an approval of another model), uploaded
+    // with MLflow's artifact client to where the tag points.
+    let other = dir.path().join("other");
+    write_tree(&other, &[("weights.bin", b"something else")]);
+    let manifest = dir.path().join("other.json");
+    write_manifest(&other, &manifest, &[]);
+    py(
+        server,
+        &format!(
+            "from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository\nimport posixpath, shutil, os, tempfile\nu = c.get_model_version('tamper', '2').tags['vouch.approval_uri']\nd = tempfile.mkdtemp()\nshutil.copy({:?}, os.path.join(d, posixpath.basename(u)))\nget_artifact_repository(posixpath.dirname(u)).log_artifact(os.path.join(d, posixpath.basename(u)))",
+            manifest.display().to_string()
+        ),
+    );
+    let ran = vouch_at(
+        server,
+        &["verify", path(&model), "--registry", "models:/tamper/2"],
+    );
+    assert_eq!(ran.code, Some(1), "{}", ran.stderr);
+    assert!(ran.stderr.contains("tampered approval"), "{}", ran.stderr);
+    let ran = vouch_at(
+        server,
+        &[
+            "promote",
+            path(&model),
+            "--registry",
+            "models:/tamper/2",
+            "--alias",
+            "prod",
+        ],
+    );
+    assert_eq!(ran.code, Some(1), "{}", ran.stderr);
+    assert_eq!(
+        py(server, "print(c.get_registered_model('tamper').aliases)"),
+        "{}"
+    );
+}
+
+#[test]
+fn unknown_names_are_exit_2_and_an_unreachable_server_exit_3() {
+    let Some(server) = server("unknown_names_are_exit_2_and_an_unreachable_server_exit_3") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let model = model(dir.path());
+    register(server, "known", 1);
+    for (uri, named) in [
+        ("models:/nosuch/1", "models:/nosuch/1"),
+        ("models:/known/9", "models:/known/9"),
+        ("models:/known@nosuch", "models:/known@nosuch"),
+    ] {
+        let ran = vouch_at(server, &["verify", path(&model), "--registry", uri]);
+        assert_eq!(ran.code, Some(2), "{uri}: {}", ran.stderr);
+        assert!(ran.stderr.contains(named), "{}", ran.stderr);
+    }
+    // No server on this port (a stopped one).
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let ran = run(vouch()
+        .env_remove("MLFLOW_TRACKING_URI")
+        .args(["verify", path(&model), "--registry", "models:/known/1"])
+        .args(["--tracking-uri", &format!("http://127.0.0.1:{port}")]));
+    assert_eq!(ran.code, Some(3), "{}", ran.stderr);
+    assert!(ran.stderr.contains("cannot reach"), "{}", ran.stderr);
+}
