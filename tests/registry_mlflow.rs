@@ -17,7 +17,7 @@ struct Server {
     python: PathBuf,
     _dir: tempfile::TempDir,
     /// The server's stdin: when the test binary exits it closes, and the shell that started
-    /// the server ends the server's whole process group.
+    /// the server kills the server's whole process group (it and its job consumers).
     _stdin: std::sync::Mutex<std::process::ChildStdin>,
     _child: std::sync::Mutex<Running>,
 }
@@ -40,7 +40,7 @@ fn server(test: &str) -> Option<&'static Server> {
                 .unwrap()
                 .port();
             let mut command = Command::new("sh");
-            command.args(["-c", "\"$@\" & read _; kill 0", "sh"]);
+            command.args(["-c", "\"$@\" & read _; kill -KILL 0", "sh"]);
             // SAFETY: setsid is async-signal-safe; the child gets its own process group.
             unsafe {
                 std::os::unix::process::CommandExt::pre_exec(&mut command, || {
