@@ -4,6 +4,7 @@
 mod completions;
 mod digest;
 mod drift;
+mod fetch;
 mod hash;
 mod manifest;
 mod oci;

@@ -2,7 +2,7 @@ use std::path::PathBuf;
 
 use clap::{ArgGroup, Args};
 
-use super::registry::{Fetch, Fetched};
+use super::fetch::{Fetch, Fetched};
 use super::{
     refused, user_ignores, EngineArgs, OutputArgs, PicklePolicyArg, SerializationArgs, Target,
     TrustArgs,
@@ -73,7 +73,7 @@ pub struct VerifyArgs {
 
 pub fn run(args: VerifyArgs) -> Result<u8> {
     if let Some(registry) = &args.registry {
-        return match super::registry::fetch_approval(registry, args.tracking_uri.as_deref()) {
+        return match super::fetch::fetch_approval(registry, args.tracking_uri.as_deref()) {
             Ok(Fetch::Approval(fetched)) => run_with(&args, &fetched),
             Ok(Fetch::Tampered { why, .. }) => {
                 eprintln!("vouch: rejected: {why}");
