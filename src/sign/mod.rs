@@ -10,6 +10,7 @@ pub mod bundle;
 pub mod keyless;
 pub mod keys;
 mod legacy_pem;
+pub mod notation;
 pub mod x509;
 
 use std::path::PathBuf;
