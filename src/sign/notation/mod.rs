@@ -2,8 +2,11 @@
 //! chain against a trust store's certificates, the `io.cncf.notary.*` protected headers,
 //! expiry and the signed `targetArtifact`.
 //!
-//! Not done yet: COSE envelopes, RFC 3161 timestamps (a signature whose certificate has
-//! expired is refused, there is no timestamp to rescue it), trust-policy documents.
+//! Not wired to any command yet, and not to be until the chain check also holds each issuer
+//! to basicConstraints CA, key usage and the leaf to the codeSigning EKU (today a trusted leaf
+//! could issue a certificate that passes). Not done either: COSE envelopes, RFC 3161
+//! timestamps (a signature whose certificate has expired is refused, there is no timestamp to
+//! rescue it), trust-policy documents.
 
 use aws_lc_rs::signature;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
