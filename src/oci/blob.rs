@@ -7,6 +7,7 @@
 use std::io::{self, BufRead, BufReader, Read, Write};
 
 use super::document::MAX_DOCUMENT_BYTES;
+use super::tarlayer::{self, Compression, TarContent};
 use crate::hash::{Algorithm, Digest, Hasher, Progress};
 
 const BUFFER_BYTES: usize = 256 << 10;
@@ -22,6 +23,8 @@ pub struct Wanted {
     pub keep: bool,
     /// Decompress it and compute the SHA-256 of the result.
     pub diff_id: bool,
+    /// A ModelPack tar layer, so compressed: read the files of its entries.
+    pub tar: Option<Compression>,
 }
 
 /// What a blob turned out to be.
@@ -34,6 +37,8 @@ pub struct Found {
     pub content: Option<Vec<u8>>,
     /// The diff_id, or why the blob could not be decompressed.
     pub diff_id: Option<Result<Digest, Undecompressable>>,
+    /// The files of a ModelPack tar layer, or why it could not be read as one.
+    pub tar: Option<Result<TarContent, Undecompressable>>,
 }
 
 /// A layer whose content could not be decompressed, with the decompressor's reason.
@@ -59,7 +64,12 @@ pub fn check(reader: impl Read, wanted: &Wanted, progress: &dyn Progress) -> io:
         failure: None,
         progress,
     };
-    let (diff_id, drained) = if wanted.diff_id {
+    let mut tar = None;
+    let (diff_id, drained) = if let Some(compression) = wanted.tar {
+        let mut buffered = BufReader::with_capacity(BUFFER_BYTES, &mut tee);
+        tar = Some(tarlayer::read(&mut buffered, compression));
+        (None, drain(&mut buffered))
+    } else if wanted.diff_id {
         let mut buffered = BufReader::with_capacity(BUFFER_BYTES, &mut tee);
         let decompressed = decompressed_digest(&mut buffered);
         (Some(decompressed), drain(&mut buffered))
@@ -76,6 +86,7 @@ pub fn check(reader: impl Read, wanted: &Wanted, progress: &dyn Progress) -> io:
         size: tee.read,
         content: tee.kept,
         diff_id: diff_id.map(|d| d.map_err(Undecompressable)),
+        tar: tar.map(|t| t.map_err(Undecompressable)),
     })
 }
 
@@ -173,6 +184,7 @@ mod tests {
             size,
             keep: false,
             diff_id,
+            tar: None,
         }
     }
 

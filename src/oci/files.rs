@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::blob::Found;
 use super::document::{Descriptor, EMPTY, TITLE};
 use super::store::Unavailable;
+use super::tarlayer::TarFile;
 use super::unavailable_subject;
 use crate::hash::{Algorithm, Digest};
 use crate::model::paths::{check_name, normalize_relative_name, IgnoreSet, SINGLE_FILE_NAME};
@@ -151,6 +152,10 @@ pub fn titled_layers<'a>(
             .map(|(position, layer)| (Part::Layer(position), layer)),
     );
     for (part, descriptor) in parts {
+        // A ModelPack tar layer holds the files of its entries, not one file.
+        if part != Part::Config && super::tarlayer::tar_layer(&descriptor.media_type).is_some() {
+            continue;
+        }
         if descriptor.media_type == EMPTY && !describes_empty_content(descriptor) {
             titled.problems.push(TitleProblem::NotEmpty(part));
             continue;
@@ -253,7 +258,10 @@ pub fn compare(
         });
     }
     let mut by_name: BTreeMap<String, Part> = titled.files;
-    if approved.is_single_file() && by_name.len() == 1 {
+    let (mut from_tar, tar_subjects) =
+        tar_files(approved, layers, prefix, &mut by_name, &mut ambiguous);
+    subjects.extend(tar_subjects);
+    if approved.is_single_file() && by_name.len() == 1 && from_tar.is_empty() {
         // A model that is one file is approved under the name `.`, whatever its file name.
         let (name, part) = by_name.pop_first().expect("one entry");
         let digest = &approved.files[0].1;
@@ -264,6 +272,20 @@ pub fn compare(
         if ambiguous.contains(name) {
             continue;
         }
+        if let Some((position, file)) = from_tar.remove(name) {
+            let verdict = if &file.sha256 == digest {
+                Verdict::Ok
+            } else {
+                Verdict::Changed
+            };
+            subjects.push(
+                Subject::new(format!("{prefix}{name}"), verdict)
+                    .expected(digest.prefixed())
+                    .actual(file.sha256.prefixed())
+                    .message(format!("from the tar layer {}", position + 1)),
+            );
+            continue;
+        }
         match by_name.remove(name) {
             Some(part) => subjects.push(file_subject(format!("{prefix}{name}"), digest, at(part))),
             None => subjects.push(
@@ -272,6 +294,16 @@ pub fn compare(
                     .message("approved, but no layer of the artifact carries this title"),
             ),
         }
+    }
+    for (name, (position, file)) in from_tar {
+        subjects.push(
+            Subject::new(format!("{prefix}{name}"), Verdict::Extra)
+                .actual(file.sha256.prefixed())
+                .message(format!(
+                    "a file of the tar layer {}, but not in the approved manifest",
+                    position + 1
+                )),
+        );
     }
     for (name, part) in by_name {
         let message = match part {
@@ -318,4 +350,72 @@ fn file_subject(name: String, approved: &Digest, layer: &Layer) -> Subject {
         Verdict::Changed
     };
     Subject { verdict, ..subject }.actual(actual.prefixed())
+}
+
+/// The files of the artifact's ModelPack tar layers, by name with the layer's position,
+/// and the subjects for what they hold that is no file (unsafe entries, links, a layer
+/// that cannot be read, a name also carried elsewhere). A name carried by two layers, or
+/// by a tar entry and a titled layer, names no one file: it goes to `ambiguous`.
+fn tar_files(
+    approved: &ApprovedFiles,
+    layers: &[Layer],
+    prefix: &str,
+    titled: &mut BTreeMap<String, Part>,
+    ambiguous: &mut BTreeSet<String>,
+) -> (BTreeMap<String, (usize, TarFile)>, Vec<Subject>) {
+    let mut files: BTreeMap<String, (usize, TarFile)> = BTreeMap::new();
+    let mut subjects = Vec::new();
+    let on_disk_only = IgnoreSet::with_defaults();
+    for (position, layer) in layers.iter().enumerate() {
+        if super::tarlayer::tar_layer(&layer.descriptor.media_type).is_none() {
+            continue;
+        }
+        let digest = layer.descriptor.digest.prefixed();
+        let layer_name = format!("{prefix}layer {} {digest}", position + 1);
+        let content = match layer.result {
+            Err(unavailable) => {
+                subjects.push(unavailable_subject(layer_name, None, unavailable));
+                continue;
+            }
+            Ok(found) => match &found.tar {
+                Some(Ok(content)) => content,
+                Some(Err(problem)) => {
+                    subjects.push(
+                        Subject::new(layer_name, Verdict::Rejected)
+                            .actual(digest)
+                            .message(format!("is typed as a ModelPack tar layer, but {problem}")),
+                    );
+                    continue;
+                }
+                None => unreachable!("a tar layer is read as one"),
+            },
+        };
+        for (written, reason) in &content.problems {
+            subjects.push(
+                Subject::new(format!("{prefix}{written}"), Verdict::Rejected).message(format!(
+                    "an entry of the tar layer {}: {reason}",
+                    position + 1
+                )),
+            );
+        }
+        for file in &content.files {
+            if approved.ignore.matches(&file.name) && !on_disk_only.matches(&file.name) {
+                continue;
+            }
+            if ambiguous.contains(&file.name) {
+                continue;
+            }
+            if titled.remove(&file.name).is_some() || files.remove(&file.name).is_some() {
+                ambiguous.insert(file.name.clone());
+                subjects.push(
+                    Subject::new(format!("{prefix}{}", file.name), Verdict::Rejected).message(
+                        "more than one layer carries this file; the artifact is ambiguous",
+                    ),
+                );
+                continue;
+            }
+            files.insert(file.name.clone(), (position, file.clone()));
+        }
+    }
+    (files, subjects)
 }

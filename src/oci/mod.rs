@@ -18,6 +18,7 @@ mod layout;
 pub mod reference;
 mod registry;
 mod store;
+mod tarlayer;
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -715,6 +716,7 @@ impl Walk<'_> {
                 size: manifest.config.size,
                 keep: diff_ids,
                 diff_id: false,
+                tar: None,
             },
         );
         let layers = manifest
@@ -731,6 +733,7 @@ impl Walk<'_> {
                         size: layer.size,
                         keep: false,
                         diff_id: diff_ids,
+                        tar: tarlayer::tar_layer(&layer.media_type),
                     },
                 )
             })

@@ -1,0 +1,233 @@
+//! The files a ModelPack tar layer (`application/vnd.cncf.model.*.v1.tar[+gzip|+zstd]`)
+//! holds, read entry by entry as the layer streams: each regular file's SHA-256 and size.
+//! Entry paths are held to the rules of manifest names (no `..`, no absolute path, no
+//! name twice), and a link, device or other special entry is no file of the model.
+
+use std::collections::BTreeSet;
+use std::io::{self, BufRead, Read, Write};
+
+use crate::hash::{Algorithm, Digest, Hasher};
+use crate::model::paths::{check_name, normalize_relative_name};
+
+/// How a tar layer is compressed, from its media type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Compression {
+    None,
+    Gzip,
+    Zstd,
+}
+
+/// The compression of a ModelPack tar layer, or `None` for any other media type.
+pub fn tar_layer(media_type: &str) -> Option<Compression> {
+    let rest = media_type
+        .strip_prefix("application/vnd.cncf.model.")
+        .or_else(|| media_type.strip_prefix("application/vnd.cnai.model."))?;
+    if rest.ends_with(".tar") {
+        Some(Compression::None)
+    } else if rest.ends_with(".tar+gzip") {
+        Some(Compression::Gzip)
+    } else if rest.ends_with(".tar+zstd") {
+        Some(Compression::Zstd)
+    } else {
+        None
+    }
+}
+
+/// One regular file of a tar layer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TarFile {
+    pub name: String,
+    pub sha256: Digest,
+    pub size: u64,
+}
+
+/// What a tar layer holds: its usable files, and the entries that are no file of the
+/// model, each as (the entry's path as written, why).
+#[derive(Clone, Debug, Default)]
+pub struct TarContent {
+    pub files: Vec<TarFile>,
+    pub problems: Vec<(String, String)>,
+}
+
+/// Reads a tar layer to its end. An error is a stream that cannot be decompressed or is
+/// no tar archive.
+pub fn read(compressed: &mut impl BufRead, compression: Compression) -> io::Result<TarContent> {
+    match compression {
+        Compression::None => entries(compressed),
+        Compression::Gzip => entries(flate2::bufread::MultiGzDecoder::new(compressed)),
+        Compression::Zstd => entries(zstd::stream::read::Decoder::with_buffer(compressed)?),
+    }
+}
+
+fn entries(stream: impl Read) -> io::Result<TarContent> {
+    let mut content = TarContent::default();
+    let mut seen = BTreeSet::new();
+    let mut archive = tar::Archive::new(stream);
+    for entry in archive.entries()? {
+        let mut entry = entry?;
+        let written = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        let kind = entry.header().entry_type();
+        if kind.is_dir() {
+            continue;
+        }
+        let name = match std::str::from_utf8(&entry.path_bytes()) {
+            Err(_) => Err("the path is not UTF-8".to_string()),
+            Ok(path) => normalize_relative_name(path)
+                .and_then(|n| check_name(&n).map(|_| n))
+                .map_err(|reason| format!("the path is no safe relative name: {reason}")),
+        };
+        let name = match name {
+            Ok(name) => name,
+            Err(reason) => {
+                content.problems.push((written, reason));
+                continue;
+            }
+        };
+        if kind.is_symlink() || kind.is_hard_link() {
+            let target = entry
+                .link_name_bytes()
+                .map(|t| String::from_utf8_lossy(&t).into_owned())
+                .unwrap_or_default();
+            content.problems.push((
+                written,
+                format!("is a link to '{target}'; vouch follows no link in a model layer"),
+            ));
+            continue;
+        }
+        if !(kind.is_file() || kind.is_contiguous()) {
+            content.problems.push((
+                written,
+                format!("is a special entry (tar type {:?}), no regular file", kind),
+            ));
+            continue;
+        }
+        if !seen.insert(name.clone()) {
+            content.problems.push((
+                written,
+                "the layer holds this name more than once; it names no one file".to_string(),
+            ));
+            continue;
+        }
+        let mut out = HashingWriter(Algorithm::Sha256.hasher(), 0);
+        io::copy(&mut entry, &mut out)?;
+        content.files.push(TarFile {
+            name,
+            sha256: out.0.finalize(),
+            size: out.1,
+        });
+    }
+    // A name given twice is taken from neither entry.
+    let twice: BTreeSet<String> = content
+        .problems
+        .iter()
+        .filter(|(_, why)| why.starts_with("the layer holds this name more than once"))
+        .filter_map(|(written, _)| normalize_relative_name(written).ok())
+        .collect();
+    content.files.retain(|f| !twice.contains(&f.name));
+    Ok(content)
+}
+
+struct HashingWriter(Hasher, u64);
+
+impl Write for HashingWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.update(buf);
+        self.1 += buf.len() as u64;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(path: &str, kind: tar::EntryType, size: u64) -> tar::Header {
+        let mut header = tar::Header::new_gnu();
+        // set_path refuses `..`; write the raw name as a hostile packer would.
+        let name = &mut header.as_old_mut().name;
+        name[..path.len()].copy_from_slice(path.as_bytes());
+        header.set_entry_type(kind);
+        header.set_size(size);
+        header.set_mode(0o644);
+        header.set_cksum();
+        header
+    }
+
+    fn archive(entries: &[(&str, tar::EntryType, &[u8])]) -> Vec<u8> {
+        let mut builder = tar::Builder::new(Vec::new());
+        for (path, kind, data) in entries {
+            let header = header(path, *kind, data.len() as u64);
+            builder.append(&header, *data).unwrap();
+        }
+        builder.into_inner().unwrap()
+    }
+
+    #[test]
+    fn media_types() {
+        assert_eq!(
+            tar_layer("application/vnd.cncf.model.weight.v1.tar+zstd"),
+            Some(Compression::Zstd)
+        );
+        assert_eq!(
+            tar_layer("application/vnd.cncf.model.doc.v1.tar"),
+            Some(Compression::None)
+        );
+        assert_eq!(
+            tar_layer("application/vnd.cncf.model.dataset.v1.tar+gzip"),
+            Some(Compression::Gzip)
+        );
+        assert_eq!(tar_layer("application/vnd.cncf.model.weight.v1.raw"), None);
+        assert_eq!(tar_layer("application/vnd.oci.image.layer.v1.tar"), None);
+    }
+
+    #[test]
+    fn hashes_files_and_rejects_unsafe_entries() {
+        use tar::EntryType::*;
+        let bytes = archive(&[
+            ("w/", Directory, b""),
+            ("./w/a.bin", Regular, b"alpha"),
+            ("../x", Regular, b"out"),
+            ("/etc/passwd", Regular, b"abs"),
+            ("w/link", Symlink, b""),
+            ("dup", Regular, b"1"),
+            ("dup", Regular, b"2"),
+        ]);
+        for compression in [Compression::None, Compression::Gzip, Compression::Zstd] {
+            let blob = match compression {
+                Compression::None => bytes.clone(),
+                Compression::Gzip => {
+                    let mut e =
+                        flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+                    e.write_all(&bytes).unwrap();
+                    e.finish().unwrap()
+                }
+                Compression::Zstd => zstd::encode_all(bytes.as_slice(), 3).unwrap(),
+            };
+            let content = read(&mut blob.as_slice(), compression).unwrap();
+            assert_eq!(
+                content.files,
+                vec![TarFile {
+                    name: "w/a.bin".into(),
+                    sha256: Algorithm::Sha256.digest(b"alpha"),
+                    size: 5
+                }]
+            );
+            let paths: Vec<&str> = content.problems.iter().map(|(p, _)| p.as_str()).collect();
+            assert_eq!(
+                paths,
+                ["../x", "/etc/passwd", "w/link", "dup"],
+                "{content:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_truncated_archive_is_an_error() {
+        let bytes = archive(&[("a", tar::EntryType::Regular, &[7u8; 4096])]);
+        assert!(read(&mut &bytes[..1000], Compression::None).is_err());
+    }
+}
