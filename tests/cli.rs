@@ -737,3 +737,101 @@ fn report_options_go_with_hash_check_only() {
     .expect(2);
     assert!(ran.stderr.contains("--check"), "{}", ran.stderr);
 }
+
+/// `verify --cache` with a manifest of a fresh two-file model, in `dir`.
+fn cached_verify(model: &Path, manifest: &Path, cache: &Path) -> Ran {
+    vouch_run([
+        "verify".as_ref(),
+        model.as_os_str(),
+        "--manifest".as_ref(),
+        manifest.as_os_str(),
+        "--cache".as_ref(),
+        cache.as_os_str(),
+        "--format".as_ref(),
+        "json".as_ref(),
+    ])
+}
+
+fn cached_model(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let model = dir.join("model");
+    std::fs::create_dir(&model).unwrap();
+    std::fs::write(model.join("a.bin"), vec![7u8; 200_000]).unwrap();
+    std::fs::write(model.join("b.bin"), vec![9u8; 200_000]).unwrap();
+    let manifest = dir.join("approved.json");
+    vouch_run([
+        "manifest".as_ref(),
+        model.as_os_str(),
+        "-o".as_ref(),
+        manifest.as_os_str(),
+    ])
+    .expect(0);
+    (model, manifest, dir.join("cache.json"))
+}
+
+fn from_cache(ran: &Ran) -> u64 {
+    let json: serde_json::Value = serde_json::from_slice(&ran.stdout).unwrap();
+    json["bytes_from_cache"].as_u64().unwrap()
+}
+
+#[test]
+fn hash_cache_change_with_mtime_set_back_is_caught_by_ctime() {
+    let dir = tempfile::tempdir().unwrap();
+    let (model, manifest, cache) = cached_model(dir.path());
+    cached_verify(&model, &manifest, &cache).expect(0);
+    // The first run was a full one; the second takes one file from the cache.
+    let second = cached_verify(&model, &manifest, &cache).expect(0);
+    assert_eq!(from_cache(&second), 200_000);
+    let reference = dir.path().join("reference");
+    std::fs::copy(model.join("a.bin"), &reference).unwrap();
+    let times = std::fs::metadata(model.join("a.bin"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    std::fs::File::open(&reference)
+        .unwrap()
+        .set_modified(times)
+        .unwrap();
+    let mut edited = vec![7u8; 200_000];
+    edited[10] = 0;
+    std::fs::write(model.join("a.bin"), edited).unwrap();
+    std::fs::write(model.join("b.bin"), {
+        let mut b = vec![9u8; 200_000];
+        b[5] = 0;
+        b
+    })
+    .unwrap();
+    for name in ["a.bin", "b.bin"] {
+        std::fs::File::options()
+            .write(true)
+            .open(model.join(name))
+            .unwrap()
+            .set_modified(times)
+            .unwrap();
+    }
+    let ran = cached_verify(&model, &manifest, &cache).expect(1);
+    assert_eq!(from_cache(&ran), 0);
+}
+
+#[test]
+fn hash_cache_entry_edited_by_hand_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (model, manifest, cache) = cached_model(dir.path());
+    cached_verify(&model, &manifest, &cache).expect(0);
+    let text = std::fs::read_to_string(&cache).unwrap();
+    let mut stored: serde_json::Value = serde_json::from_str(&text).unwrap();
+    for entry in stored["entries"].as_object_mut().unwrap().values_mut() {
+        entry["value"] = serde_json::json!(format!("sha256:{}", "00".repeat(32)));
+    }
+    std::fs::write(&cache, stored.to_string()).unwrap();
+    let ran = cached_verify(&model, &manifest, &cache).expect(0);
+    assert_eq!(from_cache(&ran), 0, "a forged entry vouched for a file");
+    assert!(String::from_utf8_lossy(&ran.stdout).contains("HMAC"));
+}
+
+#[test]
+fn hash_cache_inside_the_model_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (model, manifest, _) = cached_model(dir.path());
+    let ran = cached_verify(&model, &manifest, &model.join("cache.json")).expect(2);
+    assert!(ran.stderr.contains("inside the model"), "{}", ran.stderr);
+}

@@ -61,6 +61,11 @@ pub struct VerifyArgs {
         requires = "deny_unsafe_pickle"
     )]
     pickle_policy: Option<PicklePolicyArg>,
+    /// A tamper-aware hash cache (HMAC key in FILE.key, created 0600): unchanged files are
+    /// taken from it, a random 1% sample is re-hashed, and all of them weekly. Never used
+    /// unless given; it must lie outside the model
+    #[arg(long, value_name = "FILE")]
+    cache: Option<PathBuf>,
     #[command(flatten)]
     signatures: SignatureArgs,
     #[command(flatten)]
@@ -161,8 +166,28 @@ fn check(args: &VerifyArgs, fetched: Option<&Fetched>) -> Result<Report> {
             .deny_unsafe_pickle
             .then(|| args.pickle_policy.unwrap_or_default().into()),
     };
-    let engine = args.engine.engine()?;
-    check_model(&args.model, &approval, &options, &engine)
+    let mut engine = args.engine.engine()?;
+    if let Some(path) = &args.cache {
+        let settings = crate::hash::cache::CacheSettings::at(path.clone());
+        settings.refuse_inside(&args.model)?;
+        let scope = std::path::absolute(&args.model).unwrap_or_else(|_| args.model.clone());
+        engine = engine.with_cache(crate::hash::cache::Cache::open(
+            &settings,
+            &scope.to_string_lossy(),
+        )?);
+    }
+    let mut report = check_model(&args.model, &approval, &options, &engine)?;
+    if let Some(cache) = engine.cache() {
+        let used = cache.used();
+        report.bytes_from_cache = used.bytes_from_cache;
+        if let Some(note) = used.note {
+            report.warnings.push(format!(
+                "hash cache not used: {note}; every file was hashed"
+            ));
+        }
+        cache.save()?;
+    }
+    Ok(report)
 }
 
 /// Signatures and who must have made them.

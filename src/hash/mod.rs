@@ -2,6 +2,7 @@
 //! scheduler, the work queue it shares with the other pools, and progress reporting.
 
 pub mod algorithm;
+pub mod cache;
 pub mod opening;
 pub mod progress;
 pub mod queue;

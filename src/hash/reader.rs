@@ -165,6 +165,21 @@ impl Stamp {
         }
     }
 
+    /// What a hash cache keys a file's digest by: device, inode, size, and the
+    /// modification and change times in nanoseconds (the change time cannot be set from
+    /// user space, so a file edited with its mtime set back still misses).
+    pub fn cache_key(&self) -> String {
+        let ns = |(s, n): (i64, i64)| i128::from(s) * 1_000_000_000 + i128::from(n);
+        format!(
+            "{}:{}:{}:{}:{}",
+            self.dev,
+            self.ino,
+            self.len,
+            ns(self.mtime),
+            ns(self.ctime)
+        )
+    }
+
     /// The file and length this stamp was taken of.
     pub fn identity(&self) -> Identity {
         Identity {

@@ -48,6 +48,7 @@ pub struct Engine {
     pool: rayon::ThreadPool,
     reader: ReaderConfig,
     progress: Box<dyn Progress>,
+    cache: Option<super::cache::Cache>,
 }
 
 /// How many threads to use when `--jobs` is not given: one per core.
@@ -69,12 +70,26 @@ impl Engine {
             pool,
             reader,
             progress: Box::new(super::progress::Silent),
+            cache: None,
         })
     }
 
     /// The same engine, reporting its progress to `progress`.
     pub fn with_progress(self, progress: Box<dyn Progress>) -> Engine {
         Engine { progress, ..self }
+    }
+
+    /// The same engine, taking digests of unchanged files from `cache`.
+    pub fn with_cache(self, cache: super::cache::Cache) -> Engine {
+        Engine {
+            cache: Some(cache),
+            ..self
+        }
+    }
+
+    /// The hash cache, when this engine uses one.
+    pub fn cache(&self) -> Option<&super::cache::Cache> {
+        self.cache.as_ref()
     }
 
     /// Where this engine reports progress: for work that streams beside the hash pool.
@@ -92,6 +107,18 @@ impl Engine {
     /// Workers take tasks largest first from one [`Queue`], so one huge file starts at
     /// once instead of being left for last; BLAKE3 tasks also split inside a file.
     pub fn hash_all(
+        &self,
+        tasks: &[Task],
+        algorithms: &[Algorithm],
+    ) -> (Vec<Result<Vec<Digest>, ReadError>>, u64) {
+        match &self.cache {
+            Some(cache) => cache.hash_all(self, tasks, algorithms),
+            None => self.hash_uncached(tasks, algorithms),
+        }
+    }
+
+    /// As [`Engine::hash_all`], reading every file whatever the cache holds.
+    pub(super) fn hash_uncached(
         &self,
         tasks: &[Task],
         algorithms: &[Algorithm],

@@ -13,6 +13,7 @@ struct JsonReport<'a> {
     subjects: Vec<JsonSubject<'a>>,
     warnings: &'a [String],
     bytes_hashed: u64,
+    bytes_from_cache: u64,
     duration_seconds: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<&'a str>,
@@ -57,6 +58,7 @@ fn view(report: &Report) -> JsonReport<'_> {
             .collect(),
         warnings: &report.warnings,
         bytes_hashed: report.bytes_hashed,
+        bytes_from_cache: report.bytes_from_cache,
         duration_seconds: report.duration.as_secs_f64(),
         error: report.error.as_deref(),
     }

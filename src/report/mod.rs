@@ -160,6 +160,8 @@ pub struct Report {
     /// Things the user should know that are not failures.
     pub warnings: Vec<String>,
     pub bytes_hashed: u64,
+    /// Bytes whose digests a hash cache vouched for instead of a read.
+    pub bytes_from_cache: u64,
     pub duration: Duration,
     /// Set when the check could not run to the end; the message says why.
     pub error: Option<String>,
