@@ -343,3 +343,18 @@ fn the_sig_tags_skopeo_wrote_verify_as_cases_json_says() {
         vec![Err(Refusal::WrongKey)]
     );
 }
+
+#[test]
+fn cosign_public_keys_of_each_kind_are_read() {
+    let Some(dir) = fixtures("cosign_public_keys_of_each_kind_are_read") else {
+        return;
+    };
+    let keys = dir.join("containers-image-cosign/keys");
+    assert!(matches!(key(&keys.join("cosign.pub")), CosignKey::Ecdsa(_)));
+    assert!(matches!(
+        key(&keys.join("some-rsa-key.pub")),
+        CosignKey::Rsa(_)
+    ));
+    let error = CosignKey::from_pem(b"not a key").unwrap_err();
+    assert!(!error.to_string().is_empty());
+}
