@@ -102,6 +102,9 @@ pub struct Descriptor {
     pub annotations: BTreeMap<String, String>,
     #[serde(default)]
     pub platform: Option<Platform>,
+    /// What kind of artifact the descriptor points to (OCI 1.1: a referrer's type).
+    #[serde(default)]
+    pub artifact_type: Option<String>,
 }
 
 impl Descriptor {
@@ -187,10 +190,19 @@ impl std::fmt::Display for Platform {
 
 /// An image manifest: a configuration and layers.
 #[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ImageManifest {
     pub config: Descriptor,
     #[serde(default)]
     pub layers: Vec<Descriptor>,
+    /// OCI 1.1: the kind of artifact a manifest that is not an image holds.
+    #[serde(default)]
+    pub artifact_type: Option<String>,
+    /// OCI 1.1: the manifest this one refers to (a signature's image).
+    #[serde(default)]
+    pub subject: Option<Box<Descriptor>>,
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
 }
 
 impl ImageManifest {
@@ -207,6 +219,8 @@ pub struct Index {
 }
 
 /// A manifest or an index.
+// A document is parsed once per manifest read; boxing the manifest buys nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug)]
 pub enum Document {
     Index(Index),

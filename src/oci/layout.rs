@@ -17,6 +17,8 @@ use crate::json::{self, JsonError};
 pub struct Layout {
     dir: PathBuf,
     root: Root,
+    /// The entries of `index.json` (none when it could not be read unambiguously).
+    entries: Vec<Descriptor>,
 }
 
 /// What the reference picks out of `index.json`.
@@ -73,6 +75,7 @@ impl Layout {
                 return Ok(Layout {
                     dir,
                     root: Root::Ambiguous(format!("index.json: {message}")),
+                    entries: Vec::new(),
                 })
             }
             Err(e) => return Err(Error::input(&index_path, e.to_string())),
@@ -126,7 +129,11 @@ impl Layout {
                 }
             },
         };
-        Ok(Layout { dir, root })
+        Ok(Layout {
+            dir,
+            root,
+            entries: index.manifests,
+        })
     }
 
     fn blob_path(&self, digest: &Digest) -> PathBuf {
@@ -208,6 +215,60 @@ impl Store for Layout {
 
     fn blob(&self, descriptor: &Descriptor) -> Result<Box<dyn Read + Send + '_>, Unavailable> {
         Ok(Box::new(self.open_blob(&descriptor.digest)?))
+    }
+
+    fn tagged(&self, tag: &str) -> Result<Option<Vec<u8>>, Unavailable> {
+        let tagged: Vec<&Descriptor> = self
+            .entries
+            .iter()
+            .filter(|m| m.annotations.get(REF_NAME).map(String::as_str) == Some(tag))
+            .collect();
+        match tagged.as_slice() {
+            [] => Ok(None),
+            [entry] => self.read_document(&entry.digest).map(Some),
+            many => Err(Unavailable::Refused(format!(
+                "index.json tags {} manifests '{tag}': the tag is ambiguous",
+                many.len()
+            ))),
+        }
+    }
+
+    fn referrers(&self, subject: &Digest) -> Result<Option<Vec<Descriptor>>, Unavailable> {
+        // A layout has no referrers API: every manifest index.json lists is read, and the
+        // ones whose subject is `subject` are its referrers.
+        let mut found: Vec<Descriptor> = Vec::new();
+        for entry in &self.entries {
+            if &entry.digest == subject || found.iter().any(|f| f.digest == entry.digest) {
+                continue;
+            }
+            let bytes = match self.read_document(&entry.digest) {
+                Ok(bytes) => bytes,
+                Err(Unavailable::Missing(_)) => continue,
+                Err(other) => return Err(other),
+            };
+            if entry.digest.algorithm.digest(&bytes) != entry.digest {
+                continue;
+            }
+            let Ok(Document::Manifest(manifest)) = Document::parse(&bytes, Some(&entry.media_type))
+            else {
+                continue;
+            };
+            if manifest.subject.as_ref().map(|s| &s.digest) != Some(subject) {
+                continue;
+            }
+            found.push(Descriptor {
+                media_type: entry.media_type.clone(),
+                digest: entry.digest.clone(),
+                size: bytes.len() as u64,
+                annotations: manifest.annotations.clone(),
+                platform: None,
+                artifact_type: manifest
+                    .artifact_type
+                    .clone()
+                    .or_else(|| Some(manifest.config.media_type.clone())),
+            });
+        }
+        Ok(Some(found))
     }
 
     fn attempts(&self) -> u32 {

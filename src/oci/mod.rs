@@ -16,6 +16,7 @@ pub mod document;
 mod files;
 mod layout;
 pub mod reference;
+pub mod referrers;
 mod registry;
 mod store;
 mod tarlayer;
@@ -467,6 +468,7 @@ fn resolve_root(
         size: root.bytes.len() as u64,
         annotations: Default::default(),
         platform: None,
+        artifact_type: None,
     };
     let document = match parsed {
         Ok(document) => Some((document, descriptor)),

@@ -21,11 +21,14 @@ use reqwest::header::{HeaderValue, ACCEPT, AUTHORIZATION, WWW_AUTHENTICATE};
 use reqwest::{StatusCode, Url};
 
 use super::auth::Credentials;
-use super::document::{parse_digest, Descriptor, MANIFEST_MEDIA_TYPES, MAX_DOCUMENT_BYTES};
+use super::document::{
+    parse_digest, Descriptor, Document, MANIFEST_MEDIA_TYPES, MAX_DOCUMENT_BYTES, OCI_INDEX,
+};
 use super::reference::RegistryRef;
 use super::store::{within_document_limit, Fetched, Store, Unavailable};
 use super::Connection;
 use crate::error::{error_chain, Error, Hint, Result};
+use crate::hash::Digest;
 
 /// The first pause between attempts; it doubles after each failure.
 const FIRST_RETRY_DELAY: Duration = Duration::from_millis(250);
@@ -642,6 +645,42 @@ impl Store for Registry {
                 self.min_rate
             ),
         }))
+    }
+
+    fn tagged(&self, tag: &str) -> Result<Option<Vec<u8>>, Unavailable> {
+        match self.pull_manifest(tag) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(Unavailable::Missing(_)) => Ok(None),
+            Err(other) => Err(other),
+        }
+    }
+
+    fn referrers(&self, subject: &Digest) -> Result<Option<Vec<Descriptor>>, Unavailable> {
+        let digest = subject.prefixed();
+        let path = format!("v2/{}/referrers/{digest}", self.repository);
+        let what = format!("the referrers of {digest}");
+        let deadline = deadline_for(MAX_DOCUMENT_BYTES, self.timeout, self.min_rate);
+        let bytes = match self.call(|| {
+            within(deadline, &what, async {
+                let response = self.get(&path, OCI_INDEX).await?;
+                read_limited(response, MAX_DOCUMENT_BYTES).await
+            })
+        }) {
+            Ok(bytes) => bytes,
+            // A registry without the API (docker-registry 2.8) has no such route.
+            Err(Unavailable::Missing(_)) => return Ok(None),
+            Err(other) => return Err(other),
+        };
+        let bytes = within_document_limit(bytes, &format!("the referrers list of {digest}"))?;
+        match Document::parse(&bytes, Some(OCI_INDEX)) {
+            Ok(Document::Index(index)) => Ok(Some(index.manifests)),
+            Ok(Document::Manifest(_)) => Err(Unavailable::Refused(format!(
+                "the registry served a manifest, not an index, as the referrers of {digest}"
+            ))),
+            Err(e) => Err(Unavailable::Refused(format!(
+                "the referrers list of {digest} the registry served: {e}"
+            ))),
+        }
     }
 
     fn attempts(&self) -> u32 {

@@ -47,6 +47,15 @@ pub trait Store: Sync {
     /// A blob, streamed.
     fn blob(&self, descriptor: &Descriptor) -> Result<Box<dyn Read + Send + '_>, Unavailable>;
 
+    /// The manifest or index a tag names (cosign's `sha256-HEX.sig` tag, the referrers
+    /// tag-schema fallback `sha256-HEX`), or `None` when nothing has that tag.
+    fn tagged(&self, tag: &str) -> Result<Option<Vec<u8>>, Unavailable>;
+
+    /// The manifests whose `subject` is `subject`, as the OCI 1.1 referrers API lists them
+    /// (a layout: the manifests of `index.json` that name it), or `None` when the store has
+    /// no such API (a registry answering 404).
+    fn referrers(&self, subject: &Digest) -> Result<Option<Vec<Descriptor>>, Unavailable>;
+
     /// How many times to try reading a blob before calling it unreadable.
     fn attempts(&self) -> u32;
 

@@ -7,6 +7,7 @@
 //! caller to read.
 
 pub mod bundle;
+pub mod cosign;
 pub mod keyless;
 pub mod keys;
 mod legacy_pem;
