@@ -299,12 +299,12 @@ impl Cache {
             ..CacheUse::default()
         };
         let mut out = Vec::with_capacity(tasks.len());
-        for index in 0..tasks.len() {
+        for (index, task) in tasks.iter().enumerate() {
             match results.remove(&index) {
                 Some(result) => out.push(result),
                 None => {
                     let (_, digest) = hits.iter().find(|(i, _)| *i == index).expect("a hit");
-                    used.bytes_from_cache += tasks[index].end - tasks[index].start;
+                    used.bytes_from_cache += task.end - task.start;
                     used.files_from_cache += 1;
                     out.push(Ok(vec![digest.clone()]));
                 }
