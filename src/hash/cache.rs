@@ -25,7 +25,12 @@ use serde::{Deserialize, Serialize};
 
 use super::algorithm::{Algorithm, Digest};
 use super::reader::{ReadError, Stamp};
-use super::scheduler::{Engine, Task};
+use super::task::Task;
+
+/// Hashes the given tasks without the cache: the engine's own pass, handed in so that the
+/// cache does not depend on the scheduler that holds it.
+pub(super) type HashUncached<'a> =
+    dyn Fn(&[Task], &[Algorithm]) -> (Vec<Result<Vec<Digest>, ReadError>>, u64) + 'a;
 use crate::error::{Error, Result};
 
 /// How much each run re-reads of what the cache would vouch for.
@@ -217,15 +222,15 @@ impl Cache {
         })
     }
 
-    /// As [`Engine::hash_all`], taking whole-file digests from the cache where it can.
+    /// As the engine's `hash_all`, taking whole-file digests from the cache where it can.
     pub(super) fn hash_all(
         &self,
-        engine: &Engine,
+        hash_uncached: &HashUncached,
         tasks: &[Task],
         algorithms: &[Algorithm],
     ) -> (Vec<Result<Vec<Digest>, ReadError>>, u64) {
         if algorithms.len() != 1 {
-            return engine.hash_uncached(tasks, algorithms);
+            return hash_uncached(tasks, algorithms);
         }
         let algorithm = algorithms[0];
         // What the cache says of each whole-file task, from the file as it is now.
@@ -265,7 +270,7 @@ impl Cache {
         let mut to_hash: Vec<usize> = (0..tasks.len())
             .filter(|i| note.is_some() || sample.contains(i) || !hits.iter().any(|(h, _)| h == i))
             .collect();
-        let (mut results, mut bytes) = self.hash_some(engine, tasks, &to_hash, algorithms);
+        let (mut results, mut bytes) = self.hash_some(hash_uncached, tasks, &to_hash, algorithms);
         let mut files_sampled = 0;
         if note.is_none() {
             for (index, cached) in &hits {
@@ -288,7 +293,7 @@ impl Cache {
                     .map(|(i, _)| *i)
                     .filter(|i| !sample.contains(i))
                     .collect();
-                let (more, more_bytes) = self.hash_some(engine, tasks, &rest, algorithms);
+                let (more, more_bytes) = self.hash_some(hash_uncached, tasks, &rest, algorithms);
                 results.extend(more);
                 bytes += more_bytes;
                 to_hash.extend(rest);
@@ -358,13 +363,13 @@ impl Cache {
 
     fn hash_some(
         &self,
-        engine: &Engine,
+        hash_uncached: &HashUncached,
         tasks: &[Task],
         indices: &[usize],
         algorithms: &[Algorithm],
     ) -> (HashMap<usize, Result<Vec<Digest>, ReadError>>, u64) {
         let some: Vec<Task> = indices.iter().map(|&i| tasks[i].clone()).collect();
-        let (results, bytes) = engine.hash_uncached(&some, algorithms);
+        let (results, bytes) = hash_uncached(&some, algorithms);
         (indices.iter().copied().zip(results).collect(), bytes)
     }
 

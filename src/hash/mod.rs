@@ -9,9 +9,11 @@ pub mod queue;
 pub mod reader;
 pub mod scheduler;
 mod sigbus;
+mod task;
 
 pub use algorithm::{Algorithm, Digest, DigestError, Hasher};
 pub use opening::{Location, RootDir};
 pub use progress::{Progress, Silent};
 pub use reader::{Identity, ReadError, ReaderConfig, Stamp};
-pub use scheduler::{default_jobs, Engine, Inspect, Task};
+pub use scheduler::{default_jobs, Engine, Inspect};
+pub use task::Task;

@@ -4,36 +4,10 @@ use std::fs::File;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use super::algorithm::{Algorithm, Digest};
-use super::opening::Location;
 use super::progress::Progress;
 use super::queue::Queue;
-use super::reader::{self, Identity, ReadError, ReaderConfig, Stamp};
-
-/// One unit of hashing work: bytes `[start, end)` of the file at `location`, which must
-/// still be the file `identity` describes when it is opened.
-#[derive(Clone, Debug)]
-pub struct Task {
-    pub location: Location,
-    pub start: u64,
-    pub end: u64,
-    pub identity: Identity,
-}
-
-impl Task {
-    /// The whole of the file that was listed as `identity`.
-    pub fn whole(location: Location, identity: Identity) -> Task {
-        Task {
-            location,
-            start: 0,
-            end: identity.len,
-            identity,
-        }
-    }
-
-    fn len(&self) -> u64 {
-        self.end - self.start
-    }
-}
+use super::reader::{self, ReadError, ReaderConfig, Stamp};
+use super::task::Task;
 
 /// What a hashing pass may also do with each file while it is open: called once per file
 /// (on its task that starts at 0) with the task's index, the open file and its stamp.
@@ -112,7 +86,11 @@ impl Engine {
         algorithms: &[Algorithm],
     ) -> (Vec<Result<Vec<Digest>, ReadError>>, u64) {
         match &self.cache {
-            Some(cache) => cache.hash_all(self, tasks, algorithms),
+            Some(cache) => cache.hash_all(
+                &|some, wanted| self.hash_uncached(some, wanted),
+                tasks,
+                algorithms,
+            ),
             None => self.hash_uncached(tasks, algorithms),
         }
     }
@@ -214,6 +192,8 @@ impl Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::hash::opening::Location;
+    use crate::hash::reader::Identity;
     use std::path::PathBuf;
 
     fn given(path: PathBuf) -> Task {
