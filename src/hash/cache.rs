@@ -11,7 +11,7 @@
 //! is hashed. What defeats it: root with raw disk or clock access can change bytes without
 //! moving ctime; the sample and the full runs bound how long that can go unseen.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -235,7 +235,7 @@ impl Cache {
         let algorithm = algorithms[0];
         // What the cache says of each whole-file task, from the file as it is now.
         let mut keys: Vec<Option<(String, Stamp)>> = Vec::with_capacity(tasks.len());
-        let mut hits: Vec<(usize, Digest)> = Vec::new();
+        let mut hits: BTreeMap<usize, Digest> = BTreeMap::new();
         let mut forged = false;
         for (index, task) in tasks.iter().enumerate() {
             let stamp = (task.start == 0 && task.end == task.identity.len)
@@ -249,7 +249,9 @@ impl Cache {
             };
             let key = format!("{}:{}", algorithm.name(), stamp.cache_key());
             match self.lookup(&key) {
-                Lookup::Hit(digest) if digest.algorithm == algorithm => hits.push((index, digest)),
+                Lookup::Hit(digest) if digest.algorithm == algorithm => {
+                    hits.insert(index, digest);
+                }
                 Lookup::Hit(_) | Lookup::Forged => forged = true,
                 Lookup::Miss => {}
             }
@@ -268,7 +270,7 @@ impl Cache {
         };
         // Hash what missed, the sample, and (with the cache off) everything.
         let mut to_hash: Vec<usize> = (0..tasks.len())
-            .filter(|i| note.is_some() || sample.contains(i) || !hits.iter().any(|(h, _)| h == i))
+            .filter(|i| note.is_some() || sample.contains(i) || !hits.contains_key(i))
             .collect();
         let (mut results, mut bytes) = self.hash_some(hash_uncached, tasks, &to_hash, algorithms);
         let mut files_sampled = 0;
@@ -289,8 +291,8 @@ impl Cache {
             }
             if note.is_some() {
                 let rest: Vec<usize> = hits
-                    .iter()
-                    .map(|(i, _)| *i)
+                    .keys()
+                    .copied()
                     .filter(|i| !sample.contains(i))
                     .collect();
                 let (more, more_bytes) = self.hash_some(hash_uncached, tasks, &rest, algorithms);
@@ -308,7 +310,7 @@ impl Cache {
             match results.remove(&index) {
                 Some(result) => out.push(result),
                 None => {
-                    let (_, digest) = hits.iter().find(|(i, _)| *i == index).expect("a hit");
+                    let digest = &hits[&index];
                     used.bytes_from_cache += task.end - task.start;
                     used.files_from_cache += 1;
                     out.push(Ok(vec![digest.clone()]));
@@ -333,7 +335,7 @@ impl Cache {
     /// Cached files chosen uniformly at random, within the byte budget, at least one.
     fn choose_sample(
         &self,
-        hits: &[(usize, Digest)],
+        hits: &BTreeMap<usize, Digest>,
         tasks: &[Task],
         total: u64,
     ) -> HashSet<usize> {
@@ -341,7 +343,7 @@ impl Cache {
             Budget::Fraction(f) => (total as f64 * f) as u64,
             Budget::Bytes(b) => b,
         };
-        let mut order: Vec<usize> = hits.iter().map(|(i, _)| *i).collect();
+        let mut order: Vec<usize> = hits.keys().copied().collect();
         let random = SystemRandom::new();
         for i in (1..order.len()).rev() {
             let mut bytes = [0u8; 8];
