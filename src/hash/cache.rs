@@ -347,7 +347,11 @@ impl Cache {
         let random = SystemRandom::new();
         for i in (1..order.len()).rev() {
             let mut bytes = [0u8; 8];
-            let _ = random.fill(&mut bytes);
+            if random.fill(&mut bytes).is_err() {
+                // No randomness: a predictable sample would let a tamperer avoid it, so
+                // every cached file is re-hashed.
+                return hits.keys().copied().collect();
+            }
             let j = (u64::from_le_bytes(bytes) % (i as u64 + 1)) as usize;
             order.swap(i, j);
         }
