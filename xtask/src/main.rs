@@ -18,7 +18,8 @@ use clap::CommandFactory;
 /// SPDX validators), write the weights formats `vouch scan` reads (safetensors with numpy,
 /// gguf, onnx), give the pickle verdicts vouch must match (picklescan; fickling), check
 /// action.yml and the GitLab CI template against the platforms' schemas (check-jsonschema),
-/// and validate the Kubernetes recipes of docs/drift.md (kubernetes-validate).
+/// validate the Kubernetes recipes of docs/drift.md (kubernetes-validate), serve the model
+/// registry (mlflow) and push CNCF ModelPack artifacts (modelpack-client).
 const PYTHON_PEERS: &[&str] = &[
     "model-signing==1.1.1",
     "pyopenssl",
@@ -33,6 +34,7 @@ const PYTHON_PEERS: &[&str] = &[
     "check-jsonschema==0.39.0",
     "kubernetes-validate==1.37.0",
     "mlflow==3.17.2",
+    "modelpack-client==0.1.0",
 ];
 /// Debian packages that provide peer commands, with a command each provides. The OCI tests
 /// run docker-registry (the CNCF distribution registry) with images built by umoci and

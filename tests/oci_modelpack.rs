@@ -1,0 +1,312 @@
+//! CNCF ModelPack artifacts pushed by the real `modelpack-client` (PyPI) to Debian's
+//! docker-registry on loopback: raw layers and directories packed as tar, tar+gzip and
+//! tar+zstd layers, compared file by file with the OMS manifest of the same files on disk.
+//! Hostile tar layers (which modelpack-client refuses to write) are written with Python's
+//! own tarfile into an image layout and carried to the registry by skopeo.
+
+mod common;
+mod oci_support;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::*;
+use oci_support::*;
+use serde_json::json;
+
+const RAW: &str = "application/vnd.cncf.model.weight.v1.raw";
+const CONFIG_RAW: &str = "application/vnd.cncf.model.weight.config.v1.raw";
+const TAR: &str = "application/vnd.cncf.model.weight.v1.tar";
+const TAR_GZIP: &str = "application/vnd.cncf.model.weight.v1.tar+gzip";
+const TAR_ZSTD: &str = "application/vnd.cncf.model.weight.v1.tar+zstd";
+
+/// The peers every test here needs: the registry tools and modelpack-client's command.
+fn modelpack_peers(test: &str) -> bool {
+    registry_peers(test) && require_tool(test, "modelpack").is_some()
+}
+
+/// The model every test pushes: a raw weights file, a raw config, and three directories
+/// that modelpack-client packs as tar layers of each compression.
+fn model_files() -> Vec<(&'static str, Vec<u8>)> {
+    vec![
+        ("config.json", br#"{"hidden_size": 64}"#.to_vec()),
+        ("model.safetensors", pseudo_random(300_000, 31)),
+        ("tokenizer/vocab.txt", b"hello\nworld\n".to_vec()),
+        ("tokenizer/merges.txt", b"h e\nl l\n".to_vec()),
+        ("shards/part-1.bin", pseudo_random(70_000, 32)),
+        ("docs/README.md", b"# tiny\n".to_vec()),
+    ]
+}
+
+/// `modelpack push` of the directory `model` with the given `--layer` arguments (paths
+/// relative to `model`, each optionally `:MEDIA_TYPE`).
+fn modelpack_push(model: &Path, reference: &str, layers: &[&str]) {
+    let config = model.parent().unwrap().join("modelpack-config.json");
+    std::fs::write(
+        &config,
+        json!({
+            "descriptor": {"name": "tiny", "version": "1.0.0"},
+            "config": {"format": "safetensors"},
+            "modelfs": {"type": "layers", "diffIds": []},
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let mut command = Command::new("modelpack");
+    command
+        .current_dir(model)
+        .args(["--insecure", "push", "--config"])
+        .arg(&config);
+    for layer in layers {
+        command.args(["--layer", layer]);
+    }
+    command.arg(reference.strip_prefix("docker://").unwrap());
+    peer(&mut command);
+}
+
+/// The manifest `reference` names, as skopeo reads it from the registry.
+fn oci_manifest(reference: &str) -> serde_json::Value {
+    let ran =
+        peer(Command::new("skopeo").args(["inspect", "--raw", "--tls-verify=false", reference]));
+    serde_json::from_str(&ran.stdout()).unwrap()
+}
+
+fn every_shape() -> Vec<String> {
+    vec![
+        "model.safetensors".to_string(),
+        format!("config.json:{CONFIG_RAW}"),
+        format!("tokenizer:{TAR_ZSTD}"),
+        format!("shards:{TAR_GZIP}"),
+        format!("docs:{TAR}"),
+    ]
+}
+
+fn borrowed<'a>(files: &'a [(&'static str, Vec<u8>)]) -> Vec<(&'static str, &'a [u8])> {
+    files.iter().map(|(n, b)| (*n, b.as_slice())).collect()
+}
+
+#[test]
+fn a_modelpack_artifact_with_raw_and_tar_layers_is_compared_file_by_file() {
+    let test = "a_modelpack_artifact_with_raw_and_tar_layers_is_compared_file_by_file";
+    if !modelpack_peers(test) {
+        return;
+    }
+    let registry = Registry::start();
+    let work = tempfile::tempdir().unwrap();
+    let files = model_files();
+    let model = work.path().join("model");
+    write_tree(&model, &borrowed(&files));
+    let approved = work.path().join("approved.json");
+    write_manifest(&model, &approved, &[]);
+    let approved = approved.to_str().unwrap();
+
+    let reference = registry.reference("models/tiny:v1");
+    let shapes = every_shape();
+    let layers: Vec<&str> = shapes.iter().map(String::as_str).collect();
+    modelpack_push(&model, &reference, &layers);
+
+    // What modelpack-client wrote is what this test is about: each compression once.
+    let manifest = oci_manifest(&reference);
+    assert_eq!(
+        manifest["artifactType"], "application/vnd.cncf.model.manifest.v1+json",
+        "{manifest:#}"
+    );
+    let media_types: Vec<&str> = manifest["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["mediaType"].as_str().unwrap())
+        .collect();
+    assert_eq!(media_types, [RAW, CONFIG_RAW, TAR_ZSTD, TAR_GZIP, TAR]);
+
+    let report = oci_verify(&reference, &["--manifest", approved])
+        .expect(0)
+        .json();
+    for (name, bytes) in &files {
+        let subject = subjects_named(&report, name)
+            .into_iter()
+            .find(|s| s["name"] == *name)
+            .unwrap_or_else(|| panic!("no subject {name}: {report:#}"));
+        assert_eq!(subject["verdict"], "ok", "{name}: {report:#}");
+        assert_eq!(subject["actual"], format!("sha256:{}", sha256_hex(bytes)));
+    }
+
+    // A file changed inside a tar layer (one flipped bit), as modelpack-client packs it.
+    let mut drifted_files = files.clone();
+    drifted_files[4].1[60_000] ^= 1;
+    let drifted = work.path().join("drifted");
+    write_tree(&drifted, &borrowed(&drifted_files));
+    let drifted_reference = registry.reference("models/tiny:v2");
+    modelpack_push(&drifted, &drifted_reference, &layers);
+    let report = oci_verify(&drifted_reference, &["--manifest", approved])
+        .expect(1)
+        .json();
+    assert_eq!(
+        failures(&report),
+        [("shards/part-1.bin".into(), "changed".into())],
+        "{report:#}"
+    );
+
+    // A layer left out (the tokenizer) and one added (a file nobody approved).
+    std::fs::write(drifted.join("notes.txt"), b"not approved").unwrap();
+    let third = registry.reference("models/tiny:v3");
+    modelpack_push(
+        &model,
+        &third,
+        &[
+            "model.safetensors",
+            &format!("config.json:{CONFIG_RAW}"),
+            &format!("shards:{TAR_GZIP}"),
+            &format!("docs:{TAR}"),
+            &format!("../drifted/notes.txt:{RAW}"),
+        ],
+    );
+    let report = oci_verify(&third, &["--manifest", approved])
+        .expect(1)
+        .json();
+    assert_eq!(
+        failures(&report),
+        [
+            ("notes.txt".into(), "extra".into()),
+            ("tokenizer/merges.txt".into(), "missing".into()),
+            ("tokenizer/vocab.txt".into(), "missing".into()),
+        ],
+        "{report:#}"
+    );
+
+    // The content of a tar layer's blob, not only its descriptor, is what is compared.
+    let tar_layer = manifest["layers"][2]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    flip_byte(&registry.blob_data(&tar_layer), 20);
+    let ran = oci_verify(&reference, &["--manifest", approved]);
+    let report = ran.expect(1).json();
+    assert!(
+        failures(&report)
+            .iter()
+            .any(|(name, verdict)| name.contains(&tar_layer) && verdict != "ok"),
+        "{report:#}"
+    );
+}
+
+/// A tar layer written by Python's tarfile with the entries `entries` (a Python list of
+/// `(name, kind, target)` tuples: `file` with content `target`, `symlink` or `hardlink` to
+/// `target`), compressed as `media_type` says.
+fn python_tar(python: &Path, out: &Path, entries: &str, media_type: &str) {
+    let mode = if media_type.ends_with("+gzip") {
+        "w:gz"
+    } else {
+        "w"
+    };
+    let script = format!(
+        r#"
+import io, tarfile, sys
+with tarfile.open(sys.argv[1], "{mode}") as tar:
+    for name, kind, target in {entries}:
+        info = tarfile.TarInfo(name)
+        if kind == "file":
+            data = target.encode()
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        else:
+            info.type = tarfile.SYMTYPE if kind == "symlink" else tarfile.LNKTYPE
+            info.linkname = target
+            tar.addfile(info)
+"#
+    );
+    peer(Command::new(python).arg("-c").arg(script).arg(out));
+}
+
+#[test]
+fn hostile_tar_layers_are_rejected_naming_the_entry() {
+    let test = "hostile_tar_layers_are_rejected_naming_the_entry";
+    if !registry_peers(test) {
+        return;
+    }
+    let Some(python) = peer_python(test) else {
+        return;
+    };
+    let registry = Registry::start();
+    let work = tempfile::tempdir().unwrap();
+    let model = work.path().join("model");
+    write_tree(
+        &model,
+        &[
+            ("config.json", b"{}".as_slice()),
+            ("tokenizer/vocab.txt", b"hello\n".as_slice()),
+        ],
+    );
+    let approved = work.path().join("approved.json");
+    write_manifest(&model, &approved, &[]);
+    let approved = approved.to_str().unwrap();
+
+    let cases = [
+        (
+            "parent",
+            r#"[("tokenizer/vocab.txt", "file", "hello\n"), ("../x", "file", "escaped")]"#,
+            "../x",
+        ),
+        (
+            "absolute",
+            r#"[("tokenizer/vocab.txt", "file", "hello\n"), ("/etc/x", "file", "escaped")]"#,
+            "/etc/x",
+        ),
+        (
+            "symlink-out",
+            r#"[("tokenizer/vocab.txt", "symlink", "../../../etc/passwd")]"#,
+            "tokenizer/vocab.txt",
+        ),
+        (
+            "hardlink",
+            r#"[("tokenizer/a.txt", "file", "hello\n"), ("tokenizer/vocab.txt", "hardlink", "tokenizer/a.txt")]"#,
+            "tokenizer/vocab.txt",
+        ),
+        (
+            "duplicate",
+            r#"[("tokenizer/vocab.txt", "file", "hello\n"), ("tokenizer/vocab.txt", "file", "other\n")]"#,
+            "tokenizer/vocab.txt",
+        ),
+    ];
+    let layout = Layout::empty(&work.path().join("layout"));
+    for (tag, entries, named) in cases {
+        for media_type in [TAR, TAR_GZIP] {
+            let tar = work.path().join(format!("{tag}.tar"));
+            python_tar(&python, &tar, entries, media_type);
+            let config = layout.write_blob(
+                "application/vnd.cncf.model.config.v1+json",
+                br#"{"descriptor":{"name":"tiny"},"config":{},"modelfs":{"type":"layers","diffIds":[]}}"#,
+            );
+            let mut raw = layout.write_blob(RAW, b"{}");
+            raw["annotations"] = json!({"org.cncf.model.filepath": "config.json"});
+            let mut layer = layout.write_blob(media_type, &std::fs::read(&tar).unwrap());
+            layer["annotations"] = json!({"org.cncf.model.filepath": "tokenizer"});
+            let full_tag = format!("{tag}-{}", media_type.len());
+            layout.put_manifest(
+                &full_tag,
+                &json!({
+                    "schemaVersion": 2,
+                    "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                    "artifactType": "application/vnd.cncf.model.manifest.v1+json",
+                    "config": config,
+                    "layers": [raw, layer],
+                }),
+            );
+            let reference = registry.reference(&format!("models/hostile:{full_tag}"));
+            skopeo_copy(&layout.reference(&full_tag), &reference, false);
+            for target in [reference.clone(), layout.reference(&full_tag)] {
+                let report = oci_verify(&target, &["--manifest", approved])
+                    .expect(1)
+                    .json();
+                let rejected: Vec<_> = failures(&report)
+                    .into_iter()
+                    .filter(|(_, verdict)| verdict == "rejected")
+                    .collect();
+                assert!(
+                    rejected.iter().any(|(name, _)| name.contains(named)),
+                    "{target} ({tag}, {media_type}): no rejected subject naming {named}: {report:#}"
+                );
+            }
+        }
+    }
+}
