@@ -310,3 +310,96 @@ fn hostile_tar_layers_are_rejected_naming_the_entry() {
         }
     }
 }
+
+/// The `GET`s of blobs the registry's access log records.
+fn blob_requests(registry: &Registry) -> Vec<String> {
+    registry
+        .log()
+        .lines()
+        .filter(|line| line.contains("\"GET /v2/") && line.contains("/blobs/"))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn no_pull_compares_raw_layer_digests_and_reads_no_blob() {
+    let test = "no_pull_compares_raw_layer_digests_and_reads_no_blob";
+    if !modelpack_peers(test) {
+        return;
+    }
+    let registry = Registry::start();
+    let work = tempfile::tempdir().unwrap();
+    let files = model_files()[..2].to_vec();
+    let model = work.path().join("model");
+    write_tree(&model, &borrowed(&files));
+    let approved = work.path().join("approved.json");
+    write_manifest(&model, &approved, &[]);
+    let approved = approved.to_str().unwrap();
+    let raw_layers = ["model.safetensors", &format!("config.json:{CONFIG_RAW}")];
+    let reference = registry.reference("models/raw:v1");
+    modelpack_push(&model, &reference, &raw_layers);
+    let pushed = blob_requests(&registry).len();
+
+    let report = oci_verify(&reference, &["--manifest", approved, "--no-pull"])
+        .expect(0)
+        .json();
+    assert!(
+        report["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w.as_str().unwrap().contains("no blob was read")),
+        "{report:#}"
+    );
+    for (name, bytes) in &files {
+        let subject = subjects_named(&report, name)
+            .into_iter()
+            .find(|s| s["name"] == *name)
+            .unwrap_or_else(|| panic!("no subject {name}: {report:#}"));
+        assert_eq!(subject["verdict"], "ok");
+        assert_eq!(subject["actual"], format!("sha256:{}", sha256_hex(bytes)));
+    }
+    assert!(report["approval"]
+        .as_str()
+        .unwrap()
+        .contains("no blob read"));
+    assert_eq!(blob_requests(&registry).len(), pushed, "a blob was fetched");
+    // The access log does record blob reads: a verify without the flag makes some.
+    oci_verify(&reference, &["--manifest", approved]).expect(0);
+    assert!(blob_requests(&registry).len() > pushed);
+
+    // A manifest that names another digest for a file is caught, still reading no blob.
+    let mut changed = files.clone();
+    changed[1].1[1_000] ^= 1;
+    let drifted = work.path().join("drifted");
+    write_tree(&drifted, &borrowed(&changed));
+    let drifted_reference = registry.reference("models/raw:v2");
+    modelpack_push(&drifted, &drifted_reference, &raw_layers);
+    let pushed = blob_requests(&registry).len();
+    let report = oci_verify(&drifted_reference, &["--manifest", approved, "--no-pull"])
+        .expect(1)
+        .json();
+    assert_eq!(
+        failures(&report),
+        [("model.safetensors".into(), "changed".into())]
+    );
+    assert_eq!(blob_requests(&registry).len(), pushed, "a blob was fetched");
+
+    // A tar layer's files are known only by reading it: a usage error naming the layer.
+    let tarred = registry.reference("models/raw:tar");
+    modelpack_push(
+        &model,
+        &tarred,
+        &[
+            &format!("model.safetensors:{TAR}"),
+            &format!("config.json:{CONFIG_RAW}"),
+        ],
+    );
+    let ran = oci_verify(&tarred, &["--manifest", approved, "--no-pull"]);
+    assert!(
+        ran.stderr.contains("--no-pull cannot check layer 1") && ran.stderr.contains("tar layer"),
+        "{}",
+        ran.stderr
+    );
+    ran.expect(2);
+}

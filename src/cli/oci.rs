@@ -59,6 +59,11 @@ pub struct VerifyArgs {
     /// configuration's rootfs.diff_ids
     #[arg(long)]
     diff_ids: bool,
+    /// Read no blob: compare the approved files with the digests the manifest gives its
+    /// raw layers (each a file's SHA-256). Only the manifests are transferred; a corrupted
+    /// blob store is caught only without this flag
+    #[arg(long, conflicts_with = "diff_ids")]
+    no_pull: bool,
     #[command(flatten)]
     registry: RegistryArgs,
     #[command(flatten)]
@@ -208,6 +213,7 @@ fn check(args: &VerifyArgs) -> Result<Report> {
         platforms,
         pinned: approval.pinned,
         diff_ids: args.diff_ids,
+        no_pull: args.no_pull,
     };
     let connection = args.registry.connection()?;
     let engine = args.engine.engine()?;

@@ -98,6 +98,7 @@ mod tests {
             platforms: Platforms::Host,
             pinned: None,
             diff_ids: false,
+            no_pull: false,
         };
         let engine = Engine::new(1, ReaderConfig::default()).unwrap();
         let digest = Digest::from_prefixed(&format!("sha256:{}", "0".repeat(64))).unwrap();

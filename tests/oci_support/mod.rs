@@ -143,7 +143,8 @@ impl Registry {
         }
     }
 
-    fn log(&self) -> String {
+    /// What the registry has logged, its access log among it (one line per request).
+    pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default()
     }
 
