@@ -7,6 +7,7 @@
 mod common;
 mod oci_support;
 
+use std::ffi::OsStr;
 use std::path::Path;
 use std::process::Command;
 
@@ -402,4 +403,93 @@ fn no_pull_compares_raw_layer_digests_and_reads_no_blob() {
         ran.stderr
     );
     ran.expect(2);
+}
+
+#[test]
+fn manifest_and_digest_of_an_artifact_equal_those_of_its_files_and_pull_only_tar_layers() {
+    let test =
+        "manifest_and_digest_of_an_artifact_equal_those_of_its_files_and_pull_only_tar_layers";
+    if !modelpack_peers(test) {
+        return;
+    }
+    let Some(python) = peer_python(test) else {
+        return;
+    };
+    let registry = Registry::start();
+    let work = tempfile::tempdir().unwrap();
+    let files = model_files();
+    // Named as the repository's last component, as the artifact's manifest names its model.
+    let model = work.path().join("tiny");
+    write_tree(&model, &borrowed(&files));
+    let reference = registry.reference("models/tiny:v1");
+    let shapes = every_shape();
+    let layers: Vec<&str> = shapes.iter().map(String::as_str).collect();
+    modelpack_push(&model, &reference, &layers);
+    let pushed = blob_requests(&registry).len();
+
+    let from_files = vouch_run([OsStr::new("manifest"), model.as_os_str()]).expect(0);
+    let from_artifact = vouch_run(["manifest", &reference]).expect(0);
+    assert_eq!(from_artifact.stdout(), from_files.stdout());
+    // Only the three tar layers were read, never a raw one.
+    let read = blob_requests(&registry);
+    assert_eq!(read.len() - pushed, 3, "{read:#?}");
+    let raw_digests: Vec<String> = oci_manifest(&reference)["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["mediaType"] == RAW || l["mediaType"] == CONFIG_RAW)
+        .map(|l| l["digest"].as_str().unwrap().to_string())
+        .collect();
+    for line in &read[pushed..] {
+        assert!(
+            raw_digests.iter().all(|d| !line.contains(d.as_str())),
+            "a raw layer was read: {line}"
+        );
+    }
+
+    // The root digest is the one model-signing signs for the files.
+    let keys = tempfile::tempdir().unwrap();
+    model_signing(&python, &[OsStr::new("keygen"), keys.path().as_os_str()]);
+    let signature = keys.path().join("model.sig");
+    model_signing(
+        &python,
+        &[
+            OsStr::new("sign"),
+            model.as_os_str(),
+            signature.as_os_str(),
+            keys.path().join("key.pem").as_os_str(),
+        ],
+    );
+    let signed = model_signing(&python, &[OsStr::new("subject"), signature.as_os_str()]);
+    let digest = vouch_run(["digest", &reference]).expect(0);
+    assert_eq!(
+        digest.stdout(),
+        format!("sha256:{}\n", signed.stdout().trim())
+    );
+
+    // An artifact whose files cannot all be named (an untitled layer) is no manifest.
+    let work_layout = Layout::empty(&work.path().join("layout"));
+    let config = work_layout.write_blob("application/vnd.cncf.model.config.v1+json", b"{}");
+    let named = {
+        let mut layer = work_layout.write_blob(RAW, b"weights");
+        layer["annotations"] = json!({"org.cncf.model.filepath": "w.bin"});
+        layer
+    };
+    let untitled = work_layout.write_blob(RAW, b"who am I");
+    work_layout.put_manifest(
+        "v1",
+        &json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "artifactType": "application/vnd.cncf.model.manifest.v1+json",
+            "config": config,
+            "layers": [named, untitled],
+        }),
+    );
+    let ran = vouch_run(["manifest", &work_layout.reference("v1")]);
+    assert!(ran.stdout().is_empty());
+    assert!(ran.stderr.contains("layer 2"), "{}", ran.stderr);
+    ran.expect(1);
+    // Shards or another algorithm cannot be read off layer digests.
+    vouch_run(["manifest", &reference, "--shard-size", "1000"]).expect(2);
 }

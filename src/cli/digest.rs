@@ -2,14 +2,15 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use super::manifest::{model_manifest, ArtifactArgs};
 use super::{write_output, EngineArgs, SerializationArgs};
 use crate::error::Result;
 use crate::manifest::digest::manifest_digest;
-use crate::model::build_manifest;
 
 #[derive(Debug, Args)]
 pub struct DigestArgs {
-    /// The model: a directory, or a single weights file
+    /// The model: a directory, a single weights file, or a model artifact in a registry or
+    /// image layout (docker://HOST[:PORT]/REPO(:TAG|@DIGEST), oci:DIR[:TAG|@DIGEST])
     model: PathBuf,
     /// Print the manifest digest, which binds every file's name and boundaries, instead of
     /// the OMS root digest (pin it with `vouch verify --manifest-digest`)
@@ -18,13 +19,18 @@ pub struct DigestArgs {
     #[command(flatten)]
     serialization: SerializationArgs,
     #[command(flatten)]
+    artifact: ArtifactArgs,
+    #[command(flatten)]
     engine: EngineArgs,
 }
 
 pub fn run(args: DigestArgs) -> Result<u8> {
     let serialization = args.serialization.serialization(&args.model, &[])?;
     let engine = args.engine.engine()?;
-    let (manifest, _) = build_manifest(&args.model, &serialization, &engine)?;
+    let manifest = match model_manifest(&args.model, &serialization, &args.artifact, &engine)? {
+        Ok(manifest) => manifest,
+        Err(status) => return Ok(status),
+    };
     let digest = if args.manifest_digest {
         manifest_digest(&manifest)
     } else {

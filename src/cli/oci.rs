@@ -9,7 +9,7 @@ use crate::approval::rules::ImageApprovalParts;
 use crate::error::{Error, Result};
 use crate::oci::auth::Credentials;
 use crate::oci::document::Platform;
-use crate::oci::{self, Connection, ImageRef, Options, Platforms};
+use crate::oci::{self, Connection, ImageRef, Options, Platforms, Reading};
 use crate::report::{self, Report};
 use crate::verify::image::check_image;
 
@@ -213,7 +213,11 @@ fn check(args: &VerifyArgs) -> Result<Report> {
         platforms,
         pinned: approval.pinned,
         diff_ids: args.diff_ids,
-        no_pull: args.no_pull,
+        reading: if args.no_pull {
+            Reading::None
+        } else {
+            Reading::Every
+        },
     };
     let connection = args.registry.connection()?;
     let engine = args.engine.engine()?;

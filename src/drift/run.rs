@@ -65,7 +65,7 @@ fn check_image(image: &ImageTarget, engine: &Engine) -> Result<Report> {
         platforms: image.platforms.clone(),
         pinned: image.approval.pinned.clone(),
         diff_ids: image.diff_ids,
-        no_pull: false,
+        reading: oci::Reading::Every,
     };
     let connection = Connection {
         credentials: None,

@@ -321,6 +321,62 @@ pub fn compare(
     subjects
 }
 
+/// The files one artifact holds, named and with their SHA-256 digests: what a comparison
+/// with an approval of no files finds extra. When any part cannot be taken faithfully as a
+/// file (an unsafe, disagreeing or twice-given name, an untitled layer, a tar entry that is
+/// a link, a layer that could not be read), the subjects that say so instead.
+pub fn held(
+    config: &Layer,
+    layers: &[Layer],
+    ignore: &IgnoreSet,
+) -> Result<Vec<(String, Digest)>, Vec<Subject>> {
+    let none = ApprovedFiles::new(Vec::new(), ignore.clone(), String::new());
+    let untitled: BTreeSet<String> = titled_layers(
+        config.descriptor,
+        layers.iter().map(|l| l.descriptor),
+        ignore,
+    )
+    .problems
+    .iter()
+    .filter_map(|problem| match problem {
+        TitleProblem::Untitled(position) => Some(format!(
+            "layer {} {}",
+            position + 1,
+            layers[*position].descriptor.digest.prefixed()
+        )),
+        _ => None,
+    })
+    .collect();
+    let mut files = Vec::new();
+    let mut problems = Vec::new();
+    for subject in compare(&none, config, layers, "") {
+        let digest = subject
+            .actual
+            .as_deref()
+            .and_then(|d| Digest::from_prefixed(d).ok());
+        match digest {
+            Some(digest) if subject.verdict == Verdict::Extra && !untitled.contains(&subject.name) => {
+                files.push((subject.name, digest))
+            }
+            _ if untitled.contains(&subject.name) => problems.push(
+                Subject {
+                    verdict: Verdict::Rejected,
+                    ..subject
+                }
+                .message(format!(
+                    "has no {TITLE} (or ModelPack filepath) annotation, so no file of the model can be named after it"
+                )),
+            ),
+            _ => problems.push(subject),
+        }
+    }
+    if problems.is_empty() {
+        Ok(files)
+    } else {
+        Err(problems)
+    }
+}
+
 /// The verdict on one approved file: the SHA-256 of the bytes actually read against the
 /// approved one (so a corrupt blob is caught here too, not only against its descriptor).
 fn file_subject(name: String, approved: &Digest, layer: &Layer) -> Subject {

@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, Hint, Result};
 use crate::hash::{Algorithm, Digest, Engine};
+use crate::model::paths::IgnoreSet;
 use crate::report::{Report, Status, Subject, Verdict};
 use auth::Credentials;
 use blob::{Found, Wanted};
@@ -71,9 +72,21 @@ pub struct Options {
     pub pinned: Option<Digest>,
     /// Also decompress each layer and check it against the configuration's diff_ids.
     pub diff_ids: bool,
-    /// Read no blob: the approved files are compared with the digests the (verified)
+    /// Which blobs to read.
+    pub reading: Reading,
+}
+
+/// Which blobs a check reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reading {
+    /// Every blob, against its descriptor.
+    Every,
+    /// None (`--no-pull`): the approved files are compared with the digests the verified
     /// manifest gives its raw layers, which are the files' SHA-256 digests.
-    pub no_pull: bool,
+    None,
+    /// Only those whose descriptor does not say what the check needs (ModelPack tar
+    /// layers, layers not addressed by SHA-256): for writing a manifest of an artifact.
+    Undescribed,
 }
 
 /// Indexes nested deeper than this are refused (a cycle could not end otherwise).
@@ -140,6 +153,72 @@ pub fn verify(
     Ok(report)
 }
 
+/// The files of the model artifact `reference` names, each with its SHA-256, reading only
+/// the blobs whose descriptors cannot tell (ModelPack tar layers; a raw layer's digest is
+/// its file's SHA-256): what `vouch manifest REF` states. `Err` holds the report of an
+/// artifact whose files cannot all be named faithfully, or whose manifest or read blobs
+/// do not match their descriptors.
+pub fn held_files(
+    reference: &ImageRef,
+    connection: &Connection,
+    platforms: Platforms,
+    ignore: &IgnoreSet,
+    engine: &Engine,
+) -> Result<std::result::Result<(Report, Vec<(String, Digest)>), Report>> {
+    let none = ApprovedFiles::new(Vec::new(), ignore.clone(), "its layers' names".into());
+    let options = Options {
+        platforms,
+        pinned: None,
+        diff_ids: false,
+        reading: Reading::Undescribed,
+    };
+    let Checked {
+        mut report,
+        plan,
+        results,
+        ..
+    } = check(
+        reference,
+        connection,
+        &options,
+        Some(&none),
+        &[Algorithm::Sha256],
+        engine,
+    )?;
+    let image = match plan.images.as_slice() {
+        [image] => image,
+        [] => return Ok(Err(report)),
+        several => {
+            return Err(Error::Usage(format!(
+                "{reference} resolves to {} manifests; choose the platform whose model to describe",
+                several.len()
+            )))
+        }
+    };
+    let layers: Vec<files::Layer> = image
+        .manifest
+        .layers
+        .iter()
+        .zip(&image.layers)
+        .map(|(descriptor, &i)| files::Layer {
+            descriptor,
+            result: &results[i],
+        })
+        .collect();
+    let config = files::Layer {
+        descriptor: &image.manifest.config,
+        result: &results[image.config],
+    };
+    match files::held(&config, &layers, ignore) {
+        Ok(files) if report.status() == Status::Verified => Ok(Ok((report, files))),
+        Ok(_) => Ok(Err(report)),
+        Err(problems) => {
+            report.subjects.extend(problems);
+            Ok(Err(report))
+        }
+    }
+}
+
 /// An image whose manifest and blobs all matched their descriptors, read for describing
 /// it (an SBOM).
 #[derive(Debug)]
@@ -193,7 +272,7 @@ pub fn inspect(
         platforms: platform.map_or(Platforms::Host, Platforms::Only),
         pinned: None,
         diff_ids: false,
-        no_pull: false,
+        reading: Reading::Every,
     };
     let Checked {
         mut report,
@@ -294,28 +373,47 @@ fn check(
     walk.document(document, descriptor, None, 0);
     let plan = walk.plan;
 
-    if options.no_pull {
-        let results = described_blobs(&plan.blobs, approved.is_some())?;
-        report.warnings.push(format!(
-            "--no-pull: no blob was read, only the manifests ({} bytes transferred); the files were compared with the digests the manifest gives its layers, which registries and pullers check on transfer, but a corrupted blob store is caught only by a verify that reads the blobs",
-            report.bytes_hashed
-        ));
-        return Ok(Checked {
-            report,
-            root_digest,
-            plan,
-            results,
-        });
+    let files_approved = approved.is_some();
+    let to_read: Vec<usize> = match options.reading {
+        Reading::Every => (0..plan.blobs.len()).collect(),
+        Reading::None => {
+            if let Some((blob, why)) = plan
+                .blobs
+                .iter()
+                .find_map(|b| described(b, files_approved).err().map(|why| (b, why)))
+            {
+                return Err(Error::Usage(format!(
+                    "--no-pull cannot check {}: {why}; verify without --no-pull",
+                    blob.name
+                )));
+            }
+            report.warnings.push(format!(
+                "--no-pull: no blob was read, only the manifests ({} bytes transferred); the files were compared with the digests the manifest gives its layers, which registries and pullers check on transfer, but a blob corrupted in the registry's store is caught only by a verify that reads it",
+                report.bytes_hashed
+            ));
+            Vec::new()
+        }
+        Reading::Undescribed => (0..plan.blobs.len())
+            .filter(|&i| described(&plan.blobs[i], files_approved).is_err())
+            .collect(),
+    };
+    let read = check_blobs(store.as_ref(), &plan.blobs, &to_read, engine);
+    let mut results: Vec<Option<Result<Found, Unavailable>>> =
+        (0..plan.blobs.len()).map(|_| None).collect();
+    for (&i, result) in to_read.iter().zip(read) {
+        report.bytes_hashed += result.as_ref().map_or(0, |f| f.size);
+        report.subjects.push(blob_subject(&plan.blobs[i], &result));
+        results[i] = Some(result);
     }
-    let results = check_blobs(store.as_ref(), &plan.blobs, engine);
-    report.bytes_hashed += results
-        .iter()
-        .filter_map(|r| r.as_ref().ok())
-        .map(|f| f.size)
-        .sum::<u64>();
-    for (blob, result) in plan.blobs.iter().zip(&results) {
-        report.subjects.push(blob_subject(blob, result));
-    }
+    let results = results
+        .into_iter()
+        .zip(&plan.blobs)
+        .map(|(result, blob)| {
+            result.unwrap_or_else(|| {
+                Ok(described(blob, files_approved).expect("only described blobs go unread"))
+            })
+        })
+        .collect();
     Ok(Checked {
         report,
         root_digest,
@@ -359,7 +457,7 @@ fn approval(pin: Option<&Digest>, approved: Option<&ApprovedFiles>, options: &Op
     if let Some(approved) = approved {
         parts.push(approved.description.clone());
     }
-    parts.push(if options.no_pull {
+    parts.push(if options.reading == Reading::None {
         "descriptor digests (no blob read)".to_string()
     } else if options.diff_ids {
         "descriptor digests and diff_ids".to_string()
@@ -769,66 +867,54 @@ impl Walk<'_> {
     }
 }
 
-/// Reads every planned blob, as many at a time as the engine has threads, largest first;
-/// results in plan order.
+/// Reads the planned blobs `which` names, as many at a time as the engine has threads,
+/// largest first; results in the order of `which`.
 fn check_blobs(
     store: &dyn Store,
     blobs: &[PlannedBlob],
+    which: &[usize],
     engine: &Engine,
 ) -> Vec<Result<Found, Unavailable>> {
     use crate::hash::queue::{self, Queue};
     let (jobs, progress) = (engine.jobs(), engine.progress());
-    let sizes: Vec<u64> = blobs.iter().map(|b| b.descriptor.size).collect();
+    let sizes: Vec<u64> = which.iter().map(|&i| blobs[i].descriptor.size).collect();
     progress.begin(sizes.iter().sum());
-    let results = queue::run(Queue::largest_first(&sizes), jobs, |i| {
-        check_blob(store, &blobs[i], progress)
+    let results = queue::run(Queue::largest_first(&sizes), jobs, |k| {
+        check_blob(store, &blobs[which[k]], progress)
     });
     progress.finish();
     results
 }
 
-/// What each planned blob is known to be from its descriptor alone, for `--no-pull`: only
-/// a raw layer (or configuration) whose descriptor gives every digest the check needs.
-/// Without approved files, no blob's content is needed.
-fn described_blobs(
-    blobs: &[PlannedBlob],
-    files_approved: bool,
-) -> Result<Vec<Result<Found, Unavailable>>> {
-    blobs
+/// What a planned blob is known to be from its descriptor alone, or why only its content
+/// can say: a ModelPack tar layer whose files are wanted, a diff_id, a digest of another
+/// algorithm than the descriptor's.
+fn described(blob: &PlannedBlob, files_approved: bool) -> Result<Found, String> {
+    let descriptor = &blob.descriptor;
+    if blob.wanted.tar.is_some() && files_approved {
+        return Err("it is a tar layer, whose files are known only by reading it".into());
+    }
+    if blob.wanted.diff_id {
+        return Err("its diff_id is known only by decompressing it".into());
+    }
+    if let Some(other) = blob
+        .wanted
+        .algorithms
         .iter()
-        .map(|blob| {
-            let descriptor = &blob.descriptor;
-            let needs_content = if blob.wanted.tar.is_some() && files_approved {
-                Some("it is a tar layer, whose files are known only by reading it".to_string())
-            } else if blob.wanted.diff_id {
-                Some("its diff_id is known only by decompressing it".to_string())
-            } else {
-                blob.wanted
-                    .algorithms
-                    .iter()
-                    .find(|&&a| a != descriptor.digest.algorithm)
-                    .map(|a| {
-                        format!(
-                            "its descriptor gives a {} digest, and the approval needs {a}",
-                            descriptor.digest.algorithm
-                        )
-                    })
-            };
-            if let Some(why) = needs_content {
-                return Err(Error::Usage(format!(
-                    "--no-pull cannot check {}: {why}; verify without --no-pull",
-                    blob.name
-                )));
-            }
-            Ok(Ok(Found {
-                digests: vec![descriptor.digest.clone(); blob.wanted.algorithms.len()],
-                size: descriptor.size,
-                content: None,
-                diff_id: None,
-                tar: None,
-            }))
-        })
-        .collect()
+        .find(|&&a| a != descriptor.digest.algorithm)
+    {
+        return Err(format!(
+            "its descriptor gives a {} digest, and the files are compared by {other}",
+            descriptor.digest.algorithm
+        ));
+    }
+    Ok(Found {
+        digests: vec![descriptor.digest.clone(); blob.wanted.algorithms.len()],
+        size: descriptor.size,
+        content: None,
+        diff_id: None,
+        tar: None,
+    })
 }
 
 /// Reads one blob, trying again (from the start) when the transfer breaks off, but not

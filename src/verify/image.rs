@@ -9,7 +9,7 @@ use crate::approval::{resolve, Approval, Resolution};
 use crate::error::{Error, Result};
 use crate::hash::{Algorithm, Engine};
 use crate::model::compare::Expected;
-use crate::model::oms::Method;
+use crate::model::oms::{Manifest, Method, Resource, ResourceKey, Serialization};
 use crate::oci::{self, ApprovedFiles, Connection, ImageRef, Options};
 use crate::report::Report;
 
@@ -45,6 +45,59 @@ pub fn check_image(
     };
     report.duration = started.elapsed();
     Ok(report)
+}
+
+/// The OMS manifest of the model artifact `reference` names, built from its layers' digests
+/// (a raw layer's digest is its file's SHA-256; a tar layer is streamed for its entries), as
+/// `vouch manifest` states the same files on disk. The model is named as a directory of its
+/// files would be: after the repository's last component (an image layout: its directory).
+/// `Err` holds the report of an artifact that cannot be described faithfully.
+pub fn artifact_manifest(
+    reference: &ImageRef,
+    connection: &Connection,
+    platforms: oci::Platforms,
+    serialization: &Serialization,
+    engine: &Engine,
+) -> Result<std::result::Result<(Manifest, Report), Report>> {
+    if serialization.method != Method::Files || serialization.algorithm != Algorithm::Sha256 {
+        return Err(Error::Usage(format!(
+            "an OCI artifact's layer digests are whole-file SHA-256 digests, so its manifest is serialized as files, sha256, not {}",
+            serialization.describe()
+        )));
+    }
+    let started = Instant::now();
+    let held = oci::held_files(
+        reference,
+        connection,
+        platforms,
+        &serialization.ignore_paths,
+        engine,
+    )?;
+    let (mut report, files) = match held {
+        Ok(held) => held,
+        Err(mut report) => {
+            report.duration = started.elapsed();
+            return Ok(Err(report));
+        }
+    };
+    report.duration = started.elapsed();
+    let resources = files
+        .into_iter()
+        .map(|(path, digest)| Resource {
+            key: ResourceKey { path, range: None },
+            digest,
+        })
+        .collect();
+    let name = match reference {
+        ImageRef::Registry(image) => image.repository.rsplit('/').next(),
+        ImageRef::Layout(layout) => layout.dir.file_name().and_then(|n| n.to_str()),
+    }
+    .unwrap_or_default()
+    .to_string();
+    Ok(Ok((
+        Manifest::new(name, serialization.clone(), resources),
+        report,
+    )))
 }
 
 const NOT_AN_IMAGE_APPROVAL: &str = "an image is approved by its digest, and a model artifact by an OMS manifest or \
@@ -98,7 +151,7 @@ mod tests {
             platforms: Platforms::Host,
             pinned: None,
             diff_ids: false,
-            no_pull: false,
+            reading: crate::oci::Reading::Every,
         };
         let engine = Engine::new(1, ReaderConfig::default()).unwrap();
         let digest = Digest::from_prefixed(&format!("sha256:{}", "0".repeat(64))).unwrap();
