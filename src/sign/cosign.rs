@@ -31,7 +31,7 @@ const ED25519: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.101.112");
 
 /// A cosign public key (`cosign.pub`): ECDSA P-256/P-384/P-521 (with the curve's hash),
 /// RSA (PKCS#1 v1.5, SHA-256) or Ed25519.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CosignKey {
     Ecdsa(PublicKey),
     Rsa(Vec<u8>),
