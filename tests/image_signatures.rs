@@ -1063,3 +1063,48 @@ fn a_rekor_set_is_checked_against_the_trusted_roots_log_and_must_log_this_signat
         "{message}"
     );
 }
+
+/// A `vouch drift` image target takes the key policy as `oci verify --key` does.
+#[test]
+fn a_drift_image_target_with_a_key_checks_the_images_signatures() {
+    let Some(dir) = fixtures("a_drift_image_target_with_a_key_checks_the_images_signatures") else {
+        return;
+    };
+    let sets = skopeo_sets(&dir);
+    let work = tempfile::tempdir().unwrap();
+    let config = work.path().join("vouch.toml");
+    let run = |key: &str, repository: &str| {
+        std::fs::write(
+            &config,
+            format!(
+                "[[target]]\nname = \"app\"\nowner = \"ops@example.com\"\nimage = \"oci:{}:v1\"\nkey = \"{}\"\nsigned_repository = \"{repository}\"\n",
+                sets.join("signed").display(),
+                sets.join("keys").join(key).display()
+            ),
+        )
+        .unwrap();
+        common::run(
+            common::vouch()
+                .args(["drift", "run", "--format", "json", "-c"])
+                .arg(&config),
+        )
+    };
+    let report = run("vouch-test.pub", "127.0.0.1:5123/vouch/signed")
+        .expect(0)
+        .json();
+    assert!(report.to_string().contains("signed by the key"), "{report}");
+    let report = run("other.pub", "127.0.0.1:5123/vouch/signed")
+        .expect(1)
+        .json();
+    assert!(
+        report.to_string().contains("does not verify with the key"),
+        "{report}"
+    );
+    let ran = run("vouch-test.pub", "127.0.0.1:5123/vouch/signed:v1").expect(2);
+    assert!(
+        ran.stderr
+            .contains("signed_repository '127.0.0.1:5123/vouch/signed:v1'"),
+        "{}",
+        ran.stderr
+    );
+}

@@ -265,11 +265,14 @@ impl RuleError {
                 name(Setting::Issuer),
             ),
             RuleError::ImageKeyOnly => format!(
-                "an image's own signatures are checked with {} (cosign's key policy, with {} for its Rekor keys); \
-                 {} go with {} (an OMS signature of the model an artifact holds)",
+                "an image's own signatures are checked with {} (cosign's key policy; {} beside it gives \
+                 the Rekor keys); {}, and {} without {}, go with {} (an OMS signature of the model an \
+                 artifact holds)",
                 name(Setting::Key),
                 name(Setting::TrustedRoot),
                 spelling.list(&TRUST_SETTINGS[1..7], "and"),
+                name(Setting::TrustedRoot),
+                name(Setting::Key),
                 name(Setting::Signature)
             ),
             RuleError::SignedRepositoryWithoutKey => format!(
