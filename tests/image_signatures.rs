@@ -1108,3 +1108,62 @@ fn a_drift_image_target_with_a_key_checks_the_images_signatures() {
         ran.stderr
     );
 }
+
+/// A `.sig` layer that cannot be read is `unreadable`, and with no other signature the image
+/// is not verified: exit 3, naming the layer; one good signature beside it still counts.
+#[test]
+fn an_unreadable_signature_layer_is_exit_3_unless_another_counts() {
+    let Some(dir) = fixtures("an_unreadable_signature_layer_is_exit_3_unless_another_counts")
+    else {
+        return;
+    };
+    let sets = skopeo_sets(&dir);
+    let work = tempfile::tempdir().unwrap();
+    let copy = |layout: &str| {
+        let to = work.path().join(layout);
+        let ran = common::run(
+            std::process::Command::new("cp")
+                .arg("-r")
+                .arg(sets.join(layout))
+                .arg(&to),
+        );
+        assert_eq!(ran.code, Some(0), "{}", ran.stderr);
+        oci_support::Layout::at(&to)
+    };
+    let key = sets.join("keys/vouch-test.pub").display().to_string();
+    let sig_tag = format!("sha256-{}.sig", &SKOPEO_V1[7..]);
+    let signed = copy("signed");
+    let layer = signed.manifest(&sig_tag)["layers"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    std::fs::remove_file(signed.blob_path(&layer)).unwrap();
+    let report = oci_support::oci_verify(&signed.reference("v1"), &["--key", &key])
+        .expect(3)
+        .json();
+    assert_eq!(
+        oci_support::failures(&report),
+        vec![
+            (
+                format!("cosign signature {sig_tag} layer 1 ({layer})"),
+                "unreadable".to_string()
+            ),
+            (NO_SIGNATURE_SUBJECT.to_string(), "unreadable".to_string()),
+        ],
+        "{report}"
+    );
+    // two-sigs: layer 1 (by other.pub) made unreadable by a descriptor size its blob does
+    // not have (both layers share one payload blob, which cannot be removed for one alone);
+    // layer 2 counts, and layer 1 is named in a warning.
+    let two = copy("two-sigs");
+    let mut manifest = two.manifest(&sig_tag);
+    manifest["layers"][0]["size"] = json!(1);
+    two.put_manifest(&sig_tag, &manifest);
+    let report = oci_support::oci_verify(&two.reference("v1"), &["--key", &key])
+        .expect(0)
+        .json();
+    assert!(
+        report["warnings"].to_string().contains("layer 1"),
+        "{report}"
+    );
+}
