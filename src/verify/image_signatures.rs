@@ -166,10 +166,7 @@ pub fn judge(discovery: &Discovery, resolved: &Digest, policy: &KeyPolicy, repor
             cosign_signature_tag(resolved)
         )
     } else {
-        format!(
-            "none of the {found} signatures found for {resolved} satisfies {}",
-            policy.describe()
-        )
+        format!("{found} signature(s) of {resolved} found; none satisfies the policy")
     };
     // Only what could not be read may stand between the image and a signature that counts.
     let verdict = if unreadable {
