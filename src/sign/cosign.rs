@@ -7,8 +7,8 @@
 //! spelling cosign and containers/image use) and, when a repository is given, its
 //! `critical.identity.docker-reference` names that repository (with or without a tag).
 //!
-//! Not here yet: Rekor SETs, keyless (Fulcio) and private-PKI certificates, bundle v0.3
-//! referrers.
+//! Rekor SETs of these signatures are checked in [`super::rekor`]. Not here yet: keyless
+//! (Fulcio) and private-PKI certificates, bundle v0.3 referrers.
 
 use aws_lc_rs::signature;
 use base64::Engine as _;
