@@ -7,7 +7,8 @@
 //! digitalSignature, no CA, and codeSigning when it limits its extended key usage. Not wired
 //! to any command yet. Not done either: COSE envelopes, RFC 3161 timestamps (a signature
 //! whose certificate has expired is refused, there is no timestamp to rescue it),
-//! trust-policy documents, and the envelope is not yet read by the strict JSON reader.
+//! trust-policy documents. The envelope, its protected header and its payload are read by
+//! the strict JSON reader (a key given twice is refused).
 
 use aws_lc_rs::signature;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
@@ -144,7 +145,7 @@ pub fn verify_jws(
     now: SystemTime,
     permissive: bool,
 ) -> Result<Verified, Refusal> {
-    let doc: serde_json::Value = serde_json::from_slice(envelope)
+    let doc: serde_json::Value = crate::json::from_slice(envelope)
         .map_err(|e| Refusal::Integrity(format!("the envelope is not JSON: {e}")))?;
     let field = |name: &str| {
         doc.get(name)
@@ -154,8 +155,9 @@ pub fn verify_jws(
     let protected_b64 = field("protected")?;
     let payload_b64 = field("payload")?;
     let signature = b64url("signature", field("signature")?)?;
-    let protected: serde_json::Value = serde_json::from_slice(&b64url("protected", protected_b64)?)
-        .map_err(|e| Refusal::Integrity(format!("the protected header is not JSON: {e}")))?;
+    let protected: serde_json::Value =
+        crate::json::from_slice(&b64url("protected", protected_b64)?)
+            .map_err(|e| Refusal::Integrity(format!("the protected header is not JSON: {e}")))?;
     let x5c: Vec<Vec<u8>> = doc
         .pointer("/header/x5c")
         .and_then(|v| v.as_array())
@@ -327,7 +329,7 @@ pub fn verify_jws(
         }
     }
 
-    let payload: serde_json::Value = serde_json::from_slice(&b64url("payload", payload_b64)?)
+    let payload: serde_json::Value = crate::json::from_slice(&b64url("payload", payload_b64)?)
         .map_err(|e| Refusal::Integrity(format!("the payload is not JSON: {e}")))?;
     let t = payload
         .get("targetArtifact")
