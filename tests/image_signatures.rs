@@ -358,3 +358,812 @@ fn cosign_public_keys_of_each_kind_are_read() {
     let error = CosignKey::from_pem(b"not a key").unwrap_err();
     assert!(!error.to_string().is_empty());
 }
+
+// ---------------------------------------------------------------------------------------
+// The cosign key policy of `vouch oci verify --key` (issue 13): discovery, then every
+// signature judged, one subject each.
+
+mod oci_support;
+
+use serde_json::{json, Value};
+use vouch::report::{Report, Status, Verdict};
+use vouch::sign::rekor::RekorLogs;
+use vouch::verify::image_signatures::{judge, KeyPolicy, NO_SIGNATURE_SUBJECT};
+
+/// An OCI layout holding what a registry holds for a containers/image `dir:` fixture:
+/// the image manifest tagged `v1` (when there is one) and its signatures as the layers of
+/// a manifest tagged `sha256-HEX.sig` (HEX: the digest `subject`), with the layer media
+/// types and annotations of the `signature-N` files and skopeo's config.
+fn layout_of_dir_fixture(
+    dir: &Path,
+    manifest: Option<&[u8]>,
+    subject: &str,
+    signatures: &[PathBuf],
+) -> oci_support::Layout {
+    let layout = oci_support::Layout::empty(dir);
+    if let Some(manifest) = manifest {
+        let media_type = serde_json::from_slice::<Value>(manifest)
+            .ok()
+            .and_then(|m| m["mediaType"].as_str().map(str::to_string))
+            .unwrap_or_else(|| "application/vnd.oci.image.manifest.v1+json".into());
+        let descriptor = layout.write_blob(&media_type, manifest);
+        layout.tag("v1", &descriptor);
+    }
+    let layers: Vec<Value> = signatures
+        .iter()
+        .map(|path| {
+            let bytes = std::fs::read(path).unwrap();
+            let value: Value =
+                serde_json::from_slice(bytes.strip_prefix(b"\x00sigstore-json\n").unwrap())
+                    .unwrap();
+            use base64::Engine as _;
+            let payload = base64::engine::general_purpose::STANDARD
+                .decode(value["payload"].as_str().unwrap())
+                .unwrap();
+            let mut layer = layout.write_blob(value["mimeType"].as_str().unwrap(), &payload);
+            layer["annotations"] = value["annotations"].clone();
+            layer
+        })
+        .collect();
+    let diff_ids: Vec<Value> = layers.iter().map(|l| l["digest"].clone()).collect();
+    let config = layout.write_blob(
+        "application/vnd.oci.image.config.v1+json",
+        json!({"architecture":"","os":"","config":{},"rootfs":{"type":"layers","diff_ids":diff_ids}})
+            .to_string()
+            .as_bytes(),
+    );
+    layout.put_manifest(
+        &format!("sha256-{}.sig", &subject[7..]),
+        &json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": config,
+            "layers": layers,
+        }),
+    );
+    layout
+}
+
+/// A report judged under `policy` for the signatures attached to `subject` in `layout`.
+fn judged(layout: &Path, subject: &str, policy: &KeyPolicy) -> Report {
+    let found = found_in(layout, subject);
+    let mut report = Report::default();
+    judge(&found, &digest(subject), policy, &mut report);
+    report
+}
+
+fn key_policy(path: &Path, repository: Option<&str>) -> KeyPolicy {
+    KeyPolicy::new(
+        key(path),
+        path,
+        repository.map(str::to_string),
+        RekorLogs::public_good().unwrap(),
+    )
+}
+
+/// The repository a signed identity names (its tag dropped).
+fn repository_of(identity: &str) -> &str {
+    match identity.rfind(':') {
+        Some(colon) if !identity[colon..].contains('/') => &identity[..colon],
+        _ => identity,
+    }
+}
+
+#[test]
+fn every_key_case_of_cases_json_is_judged_as_it_says_after_discovery() {
+    let Some(dir) = fixtures("every_key_case_of_cases_json_is_judged_as_it_says_after_discovery")
+    else {
+        return;
+    };
+    let cases: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("cases.json")).unwrap()).unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let mut checked = Vec::new();
+    for case in cases["cosign_legacy_dir_format"].as_array().unwrap() {
+        let id = case["id"].as_str().unwrap();
+        let (Some(key_path), Some(manifest)) =
+            (case["key"].as_str(), case["image_manifest"].as_str())
+        else {
+            // Keyless and private-PKI cases; the case without a manifest is a CLI test.
+            continue;
+        };
+        let manifest = std::fs::read(dir.join(manifest)).unwrap();
+        let subject = format!("sha256:{}", common::sha256_hex(&manifest));
+        let signatures: Vec<PathBuf> = case["signatures"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| dir.join(s.as_str().unwrap()))
+            .collect();
+        let layout = work.path().join(id);
+        layout_of_dir_fixture(&layout, Some(&manifest), &subject, &signatures);
+        let repository = case["signed_identity"].as_str().map(repository_of);
+        let report = judged(
+            &layout,
+            &subject,
+            &key_policy(&dir.join(key_path), repository),
+        );
+        let expect = case["expect"].as_str().unwrap();
+        let signature_subjects: Vec<_> = report
+            .subjects
+            .iter()
+            .filter(|s| s.name.starts_with("cosign signature "))
+            .collect();
+        if expect.starts_with("valid") {
+            assert_eq!(report.status(), Status::Verified, "{id}: {report:?}");
+            assert!(!signature_subjects.is_empty(), "{id}: {report:?}");
+            assert!(
+                signature_subjects.iter().all(|s| s.verdict == Verdict::Ok),
+                "{id}: {report:?}"
+            );
+            // Every other signature found is named, with why it did not count.
+            assert_eq!(
+                signature_subjects.len() + report.warnings.len(),
+                signatures.len(),
+                "{id}: {report:?}"
+            );
+        } else {
+            assert_eq!(report.status(), Status::Failed, "{id}: {report:?}");
+            assert_eq!(
+                signature_subjects.len(),
+                signatures.len(),
+                "{id}: {report:?}"
+            );
+            let reason = match id {
+                "cimg-key-wrong-key" | "cimg-key-unknown-signer" => "does not verify with the key",
+                "cimg-key-modified-manifest" | "cimg-key-schema1-manifest" => {
+                    "not the image's digest"
+                }
+                "cimg-other-attachment" => "is text/plain, not a simple-signing payload",
+                other => panic!("{other}: no reason is known for this refusal"),
+            };
+            for s in &signature_subjects {
+                assert_eq!(s.verdict, Verdict::Rejected, "{id}: {s:?}");
+                assert!(
+                    s.message.as_deref().unwrap().contains(reason),
+                    "{id}: {s:?}"
+                );
+            }
+            let summary = report
+                .subjects
+                .iter()
+                .find(|s| s.name == NO_SIGNATURE_SUBJECT)
+                .unwrap_or_else(|| panic!("{id}: {report:?}"));
+            assert_eq!(summary.verdict, Verdict::Rejected);
+        }
+        checked.push(id.to_string());
+    }
+    assert_eq!(checked.len(), 10, "{checked:?}");
+}
+
+#[test]
+fn a_signature_naming_another_repository_is_refused_and_the_mixed_case_names_both() {
+    let Some(dir) =
+        fixtures("a_signature_naming_another_repository_is_refused_and_the_mixed_case_names_both")
+    else {
+        return;
+    };
+    let cimg = dir.join("containers-image-cosign");
+    let work = tempfile::tempdir().unwrap();
+    let image = cimg.join("images/dir-img-cosign-mixed");
+    let manifest = std::fs::read(image.join("manifest.json")).unwrap();
+    let subject = format!("sha256:{}", common::sha256_hex(&manifest));
+    let layout = work.path().join("mixed");
+    layout_of_dir_fixture(
+        &layout,
+        Some(&manifest),
+        &subject,
+        &[image.join("signature-1"), image.join("signature-2")],
+    );
+    let key_file = cimg.join("keys/cosign.pub");
+    let report = judged(
+        &layout,
+        &subject,
+        &key_policy(
+            &key_file,
+            Some("192.168.64.2:5000/cosign-signed-single-sample"),
+        ),
+    );
+    assert_eq!(report.status(), Status::Verified, "{report:?}");
+    let ok: Vec<_> = report.subjects.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(ok.len(), 1, "{report:?}");
+    assert!(ok[0].contains("layer 2"), "{ok:?}");
+    assert_eq!(report.warnings.len(), 1, "{report:?}");
+    assert!(
+        report.warnings[0].contains("layer 1") && report.warnings[0].contains("does not verify"),
+        "{:?}",
+        report.warnings
+    );
+    assert!(
+        report.approval.contains("cosign.pub"),
+        "{}",
+        report.approval
+    );
+    // The same good signature, for another repository: refused, saying which it names.
+    let report = judged(
+        &layout,
+        &subject,
+        &key_policy(&key_file, Some("192.168.64.2:5000/cosign-signed")),
+    );
+    assert_eq!(report.status(), Status::Failed, "{report:?}");
+    let layer2 = report
+        .subjects
+        .iter()
+        .find(|s| s.name.contains("layer 2"))
+        .unwrap();
+    assert_eq!(layer2.verdict, Verdict::Rejected);
+    assert!(
+        layer2
+            .message
+            .as_deref()
+            .unwrap()
+            .contains("names the image 192.168.64.2:5000/cosign-signed-single-sample, not the repository 192.168.64.2:5000/cosign-signed"),
+        "{layer2:?}"
+    );
+}
+
+fn skopeo_sets(dir: &Path) -> PathBuf {
+    dir.join("skopeo-registry-legacy-sig")
+}
+
+/// `vouch oci verify` on the layouts skopeo dumped from a real registry, as cases.json says.
+#[test]
+fn oci_verify_with_a_key_checks_the_sig_tags_skopeo_wrote() {
+    let Some(dir) = fixtures("oci_verify_with_a_key_checks_the_sig_tags_skopeo_wrote") else {
+        return;
+    };
+    let sets = skopeo_sets(&dir);
+    let keys = sets.join("keys");
+    let key_arg = |name: &str| keys.join(name).display().to_string();
+    let verify = |layout: &str, key: &str, repository: Option<&str>| {
+        let reference = format!("oci:{}:v1", sets.join(layout).display());
+        let mut args = vec!["--key".to_string(), key.to_string()];
+        if let Some(repository) = repository {
+            args.extend(["--signed-repository".to_string(), repository.to_string()]);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        oci_support::oci_verify(&reference, &args)
+    };
+    let signed = "127.0.0.1:5123/vouch/signed";
+    let ran = verify("signed", &key_arg("vouch-test.pub"), Some(signed)).expect(0);
+    let report = ran.json();
+    let good = oci_support::subjects_named(&report, "cosign signature");
+    assert_eq!(good.len(), 1, "{report}");
+    assert_eq!(good[0]["verdict"], "ok");
+    assert!(
+        good[0]["message"].as_str().unwrap().contains(signed),
+        "{report}"
+    );
+    assert!(oci_support::failures(&report).is_empty(), "{report}");
+    // Without a repository, a layout's signatures are checked but their repository is not,
+    // and the report says so.
+    let ran = verify("signed", &key_arg("vouch-test.pub"), None).expect(0);
+    let warnings = ran.json()["warnings"].to_string();
+    assert!(warnings.contains("was not checked"), "{warnings}");
+    // Another repository, another key, a tampered payload: each fails and says why.
+    for (layout, key, repository, why) in [
+        (
+            "signed",
+            key_arg("vouch-test.pub"),
+            "127.0.0.1:5123/vouch/other",
+            "not the repository",
+        ),
+        ("signed", key_arg("other.pub"), signed, "does not verify"),
+        (
+            "tampered",
+            key_arg("vouch-test.pub"),
+            signed,
+            "does not verify",
+        ),
+        (
+            "two-sigs",
+            dir.join("containers-image-cosign/keys/cosign.pub")
+                .display()
+                .to_string(),
+            "127.0.0.1:5123/vouch/two-sigs",
+            "does not verify",
+        ),
+    ] {
+        let report = verify(layout, &key, Some(repository)).expect(1).json();
+        let refused = oci_support::subjects_named(&report, "cosign signature");
+        assert!(!refused.is_empty(), "{layout}: {report}");
+        for subject in refused {
+            assert_eq!(subject["verdict"], "rejected", "{layout}: {report}");
+            assert!(
+                subject["message"].as_str().unwrap().contains(why),
+                "{layout}: {report}"
+            );
+        }
+        let summary = oci_support::subjects_named(&report, NO_SIGNATURE_SUBJECT);
+        assert_eq!(summary.len(), 1, "{layout}: {report}");
+        assert_eq!(summary[0]["verdict"], "rejected");
+    }
+    // Two signatures in one .sig manifest, one by each key: either key passes.
+    for key in ["vouch-test.pub", "other.pub"] {
+        let report = verify(
+            "two-sigs",
+            &key_arg(key),
+            Some("127.0.0.1:5123/vouch/two-sigs"),
+        )
+        .expect(0)
+        .json();
+        assert_eq!(
+            oci_support::subjects_named(&report, "cosign signature").len(),
+            1
+        );
+        assert!(
+            report["warnings"].to_string().contains("was not counted"),
+            "{report}"
+        );
+    }
+}
+
+#[test]
+fn oci_verify_with_a_key_fails_an_unsigned_image_and_a_signature_without_its_image() {
+    let Some(dir) =
+        fixtures("oci_verify_with_a_key_fails_an_unsigned_image_and_a_signature_without_its_image")
+    else {
+        return;
+    };
+    let key_file = dir.join("containers-image-cosign/keys/cosign.pub");
+    let key_arg = key_file.display().to_string();
+    // Notation's unsigned image: nothing attached.
+    let unsigned = dir.join("notation-e2e-oci-layouts/registry/oci_layout/e2e");
+    let report = oci_support::oci_verify(
+        &format!("oci:{}:v1", unsigned.display()),
+        &["--key", &key_arg],
+    )
+    .expect(1)
+    .json();
+    let summary = oci_support::subjects_named(&report, NO_SIGNATURE_SUBJECT);
+    assert_eq!(summary.len(), 1, "{report}");
+    assert!(
+        summary[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no signature of sha256:"),
+        "{report}"
+    );
+    // Notation-signed: its signatures are named, and none counts under a cosign key.
+    let notation = dir.join("notation-e2e-oci-layouts/registry/oci_layout/e2e-valid-signature");
+    let report = oci_support::oci_verify(
+        &format!("oci:{}:v1", notation.display()),
+        &["--key", &key_arg],
+    )
+    .expect(1)
+    .json();
+    let referrers = oci_support::subjects_named(&report, "referrer ");
+    assert!(!referrers.is_empty(), "{report}");
+    assert!(
+        referrers.iter().all(|r| r["verdict"] == "rejected"),
+        "{report}"
+    );
+    // A good signature whose image is not there (cases.json cimg-key-no-manifest).
+    let work = tempfile::tempdir().unwrap();
+    let signed = "sha256:634a8f35b5f16dcf4aaa0822adc0b1964bb786fca12f6831de8ddc45e5986a00";
+    let layout = layout_of_dir_fixture(
+        &work.path().join("no-manifest"),
+        None,
+        signed,
+        &[dir.join("containers-image-cosign/images/dir-img-cosign-no-manifest/signature-1")],
+    );
+    let reference = format!("oci:{}@{signed}", layout.dir.display());
+    let report = oci_support::oci_verify(&reference, &["--key", &key_arg])
+        .expect(1)
+        .json();
+    assert_eq!(
+        oci_support::failures(&report),
+        vec![
+            (NO_SIGNATURE_SUBJECT.to_string(), "unreadable".to_string()),
+            ("manifest".to_string(), "missing".to_string())
+        ],
+        "{report}"
+    );
+}
+
+#[test]
+fn a_bad_key_or_policy_setting_is_an_input_error_naming_it() {
+    let Some(dir) = fixtures("a_bad_key_or_policy_setting_is_an_input_error_naming_it") else {
+        return;
+    };
+    let layout = skopeo_sets(&dir).join("signed");
+    let reference = format!("oci:{}:v1", layout.display());
+    let work = tempfile::tempdir().unwrap();
+    let not_a_key = work.path().join("not-a-key.pem");
+    std::fs::write(&not_a_key, "hello\n").unwrap();
+    let ran =
+        oci_support::oci_verify(&reference, &["--key", not_a_key.to_str().unwrap()]).expect(2);
+    assert!(ran.stderr.contains("not-a-key.pem"), "{}", ran.stderr);
+    assert!(
+        ran.stderr.contains("not a cosign public key"),
+        "{}",
+        ran.stderr
+    );
+    let missing = work.path().join("absent.pub");
+    let ran = oci_support::oci_verify(&reference, &["--key", missing.to_str().unwrap()]).expect(2);
+    assert!(ran.stderr.contains("absent.pub"), "{}", ran.stderr);
+    let good_key = skopeo_sets(&dir).join("keys/vouch-test.pub");
+    let ran = oci_support::oci_verify(
+        &reference,
+        &[
+            "--key",
+            good_key.to_str().unwrap(),
+            "--signed-repository",
+            "host/app:v1",
+        ],
+    )
+    .expect(2);
+    assert!(
+        ran.stderr.contains("--signed-repository 'host/app:v1'"),
+        "{}",
+        ran.stderr
+    );
+    let ran = oci_support::oci_verify(&reference, &["--signed-repository", "host/app"]).expect(2);
+    assert!(
+        ran.stderr.contains("--signed-repository goes with --key"),
+        "{}",
+        ran.stderr
+    );
+    let ran = oci_support::oci_verify(
+        &reference,
+        &[
+            "--identity",
+            "a@example.com",
+            "--issuer",
+            "https://issuer.example",
+        ],
+    )
+    .expect(2);
+    assert!(
+        ran.stderr
+            .contains("checked with --key (cosign's key policy"),
+        "{}",
+        ran.stderr
+    );
+}
+
+/// Writes the cosign signatures of the layout's `.sig` tag as containers/image `dir:`
+/// `signature-N` files into `dir`, which skopeo pushes as a `.sig` tag again.
+fn write_dir_signatures(layout: &oci_support::Layout, subject: &str, dir: &Path) {
+    let manifest = layout.manifest(&format!("sha256-{}.sig", &subject[7..]));
+    for (i, layer) in manifest["layers"].as_array().unwrap().iter().enumerate() {
+        use base64::Engine as _;
+        let payload = std::fs::read(layout.blob_path(layer["digest"].as_str().unwrap())).unwrap();
+        let body = json!({
+            "mimeType": layer["mediaType"],
+            "payload": base64::engine::general_purpose::STANDARD.encode(payload),
+            "annotations": layer["annotations"],
+        });
+        let mut bytes = b"\x00sigstore-json\n".to_vec();
+        bytes.extend_from_slice(body.to_string().as_bytes());
+        std::fs::write(dir.join(format!("signature-{}", i + 1)), bytes).unwrap();
+    }
+}
+
+/// skopeo with `use-sigstore-attachments` for the registry at `port`.
+fn skopeo_with_attachments(registries_d: &Path, from: &str, to: &str) {
+    oci_support::peer(std::process::Command::new("skopeo").args([
+        "--insecure-policy",
+        "--registries.d",
+        registries_d.to_str().unwrap(),
+        "copy",
+        "--quiet",
+        "--src-tls-verify=false",
+        "--dest-tls-verify=false",
+        from,
+        to,
+    ]));
+}
+
+/// The skopeo-made signatures pushed by skopeo into a real docker-registry (as `.sig`
+/// tags, through `use-sigstore-attachments`) and verified there; a moved tag fails, and so
+/// does the old signature copied to the new digest's tag.
+#[test]
+fn cosign_signatures_pushed_by_skopeo_verify_in_a_real_registry_until_the_tag_moves() {
+    let test = "cosign_signatures_pushed_by_skopeo_verify_in_a_real_registry_until_the_tag_moves";
+    let Some(dir) = fixtures(test) else {
+        return;
+    };
+    if !oci_support::registry_peers(test) {
+        return;
+    }
+    let registry = oci_support::Registry::start();
+    let work = tempfile::tempdir().unwrap();
+    let registries_d = work.path().join("registries.d");
+    std::fs::create_dir_all(&registries_d).unwrap();
+    std::fs::write(
+        registries_d.join("default.yaml"),
+        format!(
+            "docker:\n  127.0.0.1:{}:\n    use-sigstore-attachments: true\n",
+            registry.port
+        ),
+    )
+    .unwrap();
+    let sets = skopeo_sets(&dir);
+    let layout = oci_support::Layout::at(&sets.join("signed"));
+    let image_dir = work.path().join("dir-image");
+    oci_support::skopeo_copy(
+        &layout.reference("v1"),
+        &format!("dir:{}", image_dir.display()),
+        false,
+    );
+    write_dir_signatures(&layout, SKOPEO_V1, &image_dir);
+    let reference = registry.reference("vouch/signed:v1");
+    skopeo_with_attachments(
+        &registries_d,
+        &format!("dir:{}", image_dir.display()),
+        &reference,
+    );
+    assert_eq!(oci_support::oci_digest(&reference), SKOPEO_V1);
+    let key = sets.join("keys/vouch-test.pub").display().to_string();
+    let signed_as = "127.0.0.1:5123/vouch/signed";
+    let verify = |args: &[&str]| {
+        let mut all = vec!["--key", key.as_str()];
+        all.extend_from_slice(args);
+        oci_support::oci_verify(&reference, &all)
+    };
+    let report = verify(&["--signed-repository", signed_as]).expect(0).json();
+    let good = oci_support::subjects_named(&report, "cosign signature");
+    assert_eq!(good.len(), 1, "{report}");
+    assert!(
+        good[0]["name"].as_str().unwrap().contains(".sig"),
+        "{report}"
+    );
+    // The signature names the registry it was made for, not this one.
+    let report = verify(&[]).expect(1).json();
+    let refused = oci_support::subjects_named(&report, "cosign signature");
+    assert!(
+        refused[0]["message"].as_str().unwrap().contains(&format!(
+            "not the repository 127.0.0.1:{}/vouch/signed",
+            registry.port
+        )),
+        "{report}"
+    );
+    // The tag moves to another image: it has no signature.
+    let other =
+        oci_support::two_layer_image(&work.path().join("other.signature"), "v2", "amd64", 13);
+    oci_support::skopeo_copy(&other.reference("v2"), &reference, false);
+    let moved = oci_support::oci_digest(&reference);
+    assert_ne!(moved, SKOPEO_V1);
+    let report = verify(&["--signed-repository", signed_as]).expect(1).json();
+    assert!(oci_support::subjects_named(&report, "cosign signature").is_empty());
+    let summary = oci_support::subjects_named(&report, NO_SIGNATURE_SUBJECT);
+    assert!(
+        summary[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("no signature of {moved} was found")),
+        "{report}"
+    );
+    // The old signature copied to the new digest's tag signs the old digest only.
+    oci_support::skopeo_copy(
+        &registry.reference(&format!("vouch/signed:sha256-{}.sig", &SKOPEO_V1[7..])),
+        &registry.reference(&format!("vouch/signed:sha256-{}.sig", &moved[7..])),
+        false,
+    );
+    let report = verify(&["--signed-repository", signed_as]).expect(1).json();
+    let refused = oci_support::subjects_named(&report, "cosign signature");
+    assert_eq!(refused.len(), 1, "{report}");
+    assert!(
+        refused[0]["message"].as_str().unwrap().contains(&format!(
+            "signs {SKOPEO_V1}, not the image's digest {moved}"
+        )),
+        "{report}"
+    );
+}
+
+/// A copy of a `signature-N` file (in `dir`) with its annotations edited.
+fn edited_signature(from: &Path, to: &Path, edit: impl Fn(&mut Value)) -> PathBuf {
+    let bytes = std::fs::read(from).unwrap();
+    let mut value: Value =
+        serde_json::from_slice(bytes.strip_prefix(b"\x00sigstore-json\n").unwrap()).unwrap();
+    edit(&mut value["annotations"]);
+    let mut out = b"\x00sigstore-json\n".to_vec();
+    out.extend_from_slice(value.to_string().as_bytes());
+    std::fs::write(to, out).unwrap();
+    to.to_path_buf()
+}
+
+/// The Rekor SET of cases.json cimg-key-rekor, checked against the public-good trusted
+/// root's log key; an edited entry, a root without that log or with another key for it,
+/// and a valid SET of another entry are each refused.
+#[test]
+fn a_rekor_set_is_checked_against_the_trusted_roots_log_and_must_log_this_signature() {
+    let Some(dir) = fixtures(
+        "a_rekor_set_is_checked_against_the_trusted_roots_log_and_must_log_this_signature",
+    ) else {
+        return;
+    };
+    let cimg = dir.join("containers-image-cosign");
+    let image = cimg.join("images/dir-img-cosign-key-rekor-valid");
+    let manifest = std::fs::read(image.join("manifest.json")).unwrap();
+    let subject = format!("sha256:{}", common::sha256_hex(&manifest));
+    let key_file = cimg.join("keys/cosign2.pub");
+    let work = tempfile::tempdir().unwrap();
+    let outcome = |name: &str, signature: &Path, rekor: RekorLogs| {
+        let layout = work.path().join(name);
+        layout_of_dir_fixture(
+            &layout,
+            Some(&manifest),
+            &subject,
+            &[signature.to_path_buf()],
+        );
+        let policy = KeyPolicy::new(key(&key_file), &key_file, None, rekor);
+        let report = judged(&layout, &subject, &policy);
+        let first = report.subjects[0].clone();
+        (report.status(), first.message.unwrap_or_default())
+    };
+    let public_good = || RekorLogs::public_good().unwrap();
+    let original = image.join("signature-1");
+    let (status, message) = outcome("valid", &original, public_good());
+    assert_eq!(status, Status::Verified, "{message}");
+    assert!(
+        message.contains("logged in Rekor at index 11608800 on 2023-01-20T21:57:39Z"),
+        "{message}"
+    );
+    // The integrated time moved by a second.
+    let later = edited_signature(
+        &original,
+        &work.path().join("later.signature"),
+        |annotations| {
+            let mut bundle: Value =
+                serde_json::from_str(annotations["dev.sigstore.cosign/bundle"].as_str().unwrap())
+                    .unwrap();
+            bundle["Payload"]["integratedTime"] = json!(1674251860);
+            annotations["dev.sigstore.cosign/bundle"] = json!(bundle.to_string());
+        },
+    );
+    let (status, message) = outcome("later", &later, public_good());
+    assert_eq!(status, Status::Failed);
+    assert!(
+        message.contains("does not verify with the log's key"),
+        "{message}"
+    );
+    // A valid SET, of another entry (containers/image's rekor-set sample).
+    let sample = std::fs::read_to_string(cimg.join("rekor-set-sample/rekor-set")).unwrap();
+    let other = edited_signature(
+        &original,
+        &work.path().join("other.signature"),
+        |annotations| {
+            annotations["dev.sigstore.cosign/bundle"] = json!(sample.trim_end());
+        },
+    );
+    let (status, message) = outcome("other-entry", &other, public_good());
+    assert_eq!(status, Status::Failed);
+    assert!(
+        message.contains("logs another payload, not this signature"),
+        "{message}"
+    );
+    // A trusted root that gives the log another key (cosign.pub), or lacks the log.
+    let root: Value =
+        serde_json::from_str(sigstore_trust_root::SIGSTORE_PRODUCTION_TRUSTED_ROOT).unwrap();
+    let cosign_pub = std::fs::read_to_string(cimg.join("keys/cosign.pub")).unwrap();
+    let der: String = cosign_pub
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect();
+    let mut swapped = root.clone();
+    for tlog in swapped["tlogs"].as_array_mut().unwrap() {
+        tlog["publicKey"]["rawBytes"] = json!(der);
+    }
+    let rekor = RekorLogs::from_trusted_root(&swapped.to_string()).unwrap();
+    let (status, message) = outcome("swapped-key", &original, rekor);
+    assert_eq!(status, Status::Failed);
+    assert!(
+        message.contains("does not verify with the log's key"),
+        "{message}"
+    );
+    let mut without = root;
+    without["tlogs"] = json!([]);
+    let rekor = RekorLogs::from_trusted_root(&without.to_string()).unwrap();
+    let (status, message) = outcome("no-log", &original, rekor);
+    assert_eq!(status, Status::Failed);
+    assert!(
+        message.contains("c0d23d6ad406973f9559f3ba2d1ca01f84147d8ffc5b8445c224f98b9591801d, which the trusted root does not name"),
+        "{message}"
+    );
+}
+
+/// A `vouch drift` image target takes the key policy as `oci verify --key` does.
+#[test]
+fn a_drift_image_target_with_a_key_checks_the_images_signatures() {
+    let Some(dir) = fixtures("a_drift_image_target_with_a_key_checks_the_images_signatures") else {
+        return;
+    };
+    let sets = skopeo_sets(&dir);
+    let work = tempfile::tempdir().unwrap();
+    let config = work.path().join("vouch.toml");
+    let run = |key: &str, repository: &str| {
+        std::fs::write(
+            &config,
+            format!(
+                "[[target]]\nname = \"app\"\nowner = \"ops@example.com\"\nimage = \"oci:{}:v1\"\nkey = \"{}\"\nsigned_repository = \"{repository}\"\n",
+                sets.join("signed").display(),
+                sets.join("keys").join(key).display()
+            ),
+        )
+        .unwrap();
+        common::run(
+            common::vouch()
+                .args(["drift", "run", "--format", "json", "-c"])
+                .arg(&config),
+        )
+    };
+    let report = run("vouch-test.pub", "127.0.0.1:5123/vouch/signed")
+        .expect(0)
+        .json();
+    assert!(report.to_string().contains("signed by the key"), "{report}");
+    let report = run("other.pub", "127.0.0.1:5123/vouch/signed")
+        .expect(1)
+        .json();
+    assert!(
+        report.to_string().contains("does not verify with the key"),
+        "{report}"
+    );
+    let ran = run("vouch-test.pub", "127.0.0.1:5123/vouch/signed:v1").expect(2);
+    assert!(
+        ran.stderr
+            .contains("signed_repository '127.0.0.1:5123/vouch/signed:v1'"),
+        "{}",
+        ran.stderr
+    );
+}
+
+/// A `.sig` layer that cannot be read is `unreadable`, and with no other signature the image
+/// is not verified: exit 3, naming the layer; one good signature beside it still counts.
+#[test]
+fn an_unreadable_signature_layer_is_exit_3_unless_another_counts() {
+    let Some(dir) = fixtures("an_unreadable_signature_layer_is_exit_3_unless_another_counts")
+    else {
+        return;
+    };
+    let sets = skopeo_sets(&dir);
+    let work = tempfile::tempdir().unwrap();
+    let copy = |layout: &str| {
+        let to = work.path().join(layout);
+        let ran = common::run(
+            std::process::Command::new("cp")
+                .arg("-r")
+                .arg(sets.join(layout))
+                .arg(&to),
+        );
+        assert_eq!(ran.code, Some(0), "{}", ran.stderr);
+        oci_support::Layout::at(&to)
+    };
+    let key = sets.join("keys/vouch-test.pub").display().to_string();
+    let sig_tag = format!("sha256-{}.sig", &SKOPEO_V1[7..]);
+    let signed = copy("signed");
+    let layer = signed.manifest(&sig_tag)["layers"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    std::fs::remove_file(signed.blob_path(&layer)).unwrap();
+    let report = oci_support::oci_verify(&signed.reference("v1"), &["--key", &key])
+        .expect(3)
+        .json();
+    assert_eq!(
+        oci_support::failures(&report),
+        vec![
+            (
+                format!("cosign signature {sig_tag} layer 1 ({layer})"),
+                "unreadable".to_string()
+            ),
+            (NO_SIGNATURE_SUBJECT.to_string(), "unreadable".to_string()),
+        ],
+        "{report}"
+    );
+    // two-sigs: layer 1 (by other.pub) made unreadable by a descriptor size its blob does
+    // not have (both layers share one payload blob, which cannot be removed for one alone);
+    // layer 2 counts, and layer 1 is named in a warning.
+    let two = copy("two-sigs");
+    let mut manifest = two.manifest(&sig_tag);
+    manifest["layers"][0]["size"] = json!(1);
+    two.put_manifest(&sig_tag, &manifest);
+    let report = oci_support::oci_verify(&two.reference("v1"), &["--key", &key])
+        .expect(0)
+        .json();
+    assert!(
+        report["warnings"].to_string().contains("layer 1"),
+        "{report}"
+    );
+}

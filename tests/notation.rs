@@ -237,3 +237,18 @@ fn nt_expired_cert_strict_and_permissive() {
 fn nt_unsigned_has_no_signature() {
     assert!(layout_signatures("e2e", V1).is_empty());
 }
+
+/// The envelope is read by the strict JSON reader: a second `payload` key (Go's reader keeps
+/// the last one) is refused rather than one of them silently chosen.
+#[test]
+fn an_envelope_with_a_key_given_twice_is_refused() {
+    let good = envelope("notation-go-envelopes/envelopes/ca_valid_sig_env.json");
+    let text = String::from_utf8(good).unwrap();
+    let body = text.trim_start().strip_prefix('{').unwrap();
+    let doubled = format!("{{\"payload\":\"e30\",{body}");
+    let r = verify_jws(doubled.as_bytes(), &store(CA), SystemTime::now(), false);
+    match r {
+        Err(Refusal::Integrity(m)) => assert!(m.contains("ambiguous"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+}

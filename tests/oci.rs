@@ -715,11 +715,17 @@ fn a_model_artifact_verifies_against_its_signature_before_its_files() {
         ]
     );
 
-    // Trust flags go with --signature, and --signature with no --manifest.
+    // Trust flags go with --signature (a key alone is the image's cosign key policy), and
+    // --signature with no --manifest.
     let approved = work.path().join("approved.json");
     for (args, says) in [
         (
-            vec!["--key", signer_public.to_str().unwrap()],
+            vec![
+                "--identity",
+                "a@example.com",
+                "--issuer",
+                "https://issuer.example",
+            ],
             "go with --signature",
         ),
         (

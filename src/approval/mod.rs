@@ -8,6 +8,8 @@ pub mod rules;
 pub mod setting;
 pub mod trust;
 
+use std::path::PathBuf;
+
 use crate::hash::{Algorithm, Digest};
 use crate::model::oms::Serialization;
 pub use locator::Locator;
@@ -43,6 +45,23 @@ pub struct ImageApproval {
     /// [`Approval::Manifest`] or an [`Approval::Signature`] (whose statement is used as a
     /// manifest once the signature has been checked); the rules admit no other kind.
     pub files: Option<Approval>,
+    /// Who must have signed the image: at least one signature attached to the digest the
+    /// reference resolves to must satisfy this policy.
+    pub signers: Option<ImageSigners>,
+}
+
+/// An image signature policy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ImageSigners {
+    /// cosign's key policy (`cosign verify --key`): a public key file (PEM), the
+    /// repository (`HOST/PATH`) a signature must name (without one, the reference's own; an
+    /// image layout names none, so it is then not checked), and the trusted root whose
+    /// Rekor keys check signed entry timestamps (without one, the shipped public-good root).
+    CosignKey {
+        key: PathBuf,
+        repository: Option<String>,
+        trusted_root: Option<PathBuf>,
+    },
 }
 
 /// A digest that pins a whole model.

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use super::setting::{RuleError, Setting};
 use super::trust::TrustParts;
-use super::{Approval, ImageApproval, Locator, Pin};
+use super::{Approval, ImageApproval, ImageSigners, Locator, Pin};
 use crate::hash::{Algorithm, Digest};
 use crate::model::oms::Serialization;
 use crate::oci::document::parse_digest;
@@ -35,6 +35,8 @@ pub struct ImageApprovalParts {
     pub manifest: Option<PathBuf>,
     pub signature: Option<PathBuf>,
     pub trust: TrustParts,
+    /// The repository an image signature must name, as written (`HOST/PATH`).
+    pub signed_repository: Option<String>,
 }
 
 impl ApprovalParts {
@@ -112,9 +114,10 @@ impl ApprovalParts {
 }
 
 impl ImageApprovalParts {
-    /// The approval these settings give: an optional pinned digest (an OCI digest), and at
+    /// The approval these settings give: an optional pinned digest (an OCI digest), at
     /// most one of a manifest and a signature (with exactly one kind of trust) for the
-    /// files of a model artifact; trust settings only with a signature.
+    /// files of a model artifact, and, when a key is given without a signature, cosign's
+    /// key policy for the image's own signatures (with the repository they must name).
     pub fn approval(&self) -> Result<ImageApproval, RuleError> {
         if self.manifest.is_some() && self.signature.is_some() {
             return Err(RuleError::MoreThanOne(vec![
@@ -122,8 +125,32 @@ impl ImageApprovalParts {
                 Setting::Signature,
             ]));
         }
-        if self.signature.is_none() && self.trust.is_given() {
-            return Err(RuleError::TrustWithoutSignature);
+        let trust = &self.trust;
+        let signers = match (&self.signature, &trust.key) {
+            (Some(_), _) => None,
+            (None, _) if !trust.is_given() => None,
+            (None, Some(key))
+                if trust.certificate_chain.is_empty()
+                    && !trust.allow_partial_chain
+                    && trust.identity.is_none()
+                    && trust.identity_regexp.is_none()
+                    && trust.issuer.is_none()
+                    && trust.issuer_regexp.is_none() =>
+            {
+                Some(ImageSigners::CosignKey {
+                    key: key.clone(),
+                    repository: self
+                        .signed_repository
+                        .as_deref()
+                        .map(signed_repository)
+                        .transpose()?,
+                    trusted_root: trust.trusted_root.clone(),
+                })
+            }
+            (None, _) => return Err(RuleError::ImageKeyOnly),
+        };
+        if self.signed_repository.is_some() && signers.is_none() {
+            return Err(RuleError::SignedRepositoryWithoutKey);
         }
         let pinned = self
             .digest
@@ -143,8 +170,29 @@ impl ImageApprovalParts {
             }),
             (None, None) => None,
         };
-        Ok(ImageApproval { pinned, files })
+        Ok(ImageApproval {
+            pinned,
+            files,
+            signers,
+        })
     }
+}
+
+/// A repository as a signature names it: `HOST[:PORT]/PATH`, no scheme, tag or digest.
+fn signed_repository(text: &str) -> Result<String, RuleError> {
+    let refused = || RuleError::SignedRepository(text.to_string());
+    let (host, path) = text.split_once('/').ok_or_else(refused)?;
+    let well_formed = !host.is_empty()
+        && !path.is_empty()
+        && !text.contains("://")
+        && !text.contains('@')
+        && !path.contains(':')
+        && !path.split('/').any(str::is_empty)
+        && !text.chars().any(|c| c.is_whitespace() || c.is_control());
+    if !well_formed {
+        return Err(refused());
+    }
+    Ok(text.to_string())
 }
 
 /// A model's pinned digest given as `setting`: `sha256:HEX`.
@@ -411,19 +459,12 @@ mod tests {
             both.approval().unwrap_err(),
             RuleError::MoreThanOne(vec![Setting::Manifest, Setting::Signature])
         );
-        let unsigned_key = ImageApprovalParts {
-            signature: None,
-            ..signed.clone()
-        };
-        assert_eq!(
-            unsigned_key.approval().unwrap_err(),
-            RuleError::TrustWithoutSignature
-        );
         let no_trust = ImageApprovalParts {
             trust: TrustParts::default(),
             ..signed.clone()
         };
         assert_eq!(no_trust.approval().unwrap_err(), RuleError::NotOneTrust);
+        assert!(approval.signers.is_none(), "the key is the OMS signature's");
         let bad_pin = ImageApprovalParts {
             digest: Some("md5:00".into()),
             ..signed
@@ -436,6 +477,98 @@ mod tests {
             }
         ));
         let nothing = ImageApprovalParts::default().approval().unwrap();
-        assert!(nothing.pinned.is_none() && nothing.files.is_none());
+        assert!(nothing.pinned.is_none() && nothing.files.is_none() && nothing.signers.is_none());
+    }
+
+    #[test]
+    fn a_key_without_a_signature_is_the_images_cosign_key_policy() {
+        let keyed_image = ImageApprovalParts {
+            manifest: Some("m.json".into()),
+            trust: keyed(),
+            ..ImageApprovalParts::default()
+        };
+        let approval = keyed_image.approval().unwrap();
+        assert!(matches!(approval.files, Some(Approval::Manifest(_))));
+        assert_eq!(
+            approval.signers,
+            Some(ImageSigners::CosignKey {
+                key: "pub.pem".into(),
+                repository: None,
+                trusted_root: None,
+            })
+        );
+        let named = ImageApprovalParts {
+            signed_repository: Some("127.0.0.1:5000/team/app".into()),
+            ..keyed_image.clone()
+        };
+        assert_eq!(
+            named.approval().unwrap().signers,
+            Some(ImageSigners::CosignKey {
+                key: "pub.pem".into(),
+                repository: Some("127.0.0.1:5000/team/app".into()),
+                trusted_root: None,
+            })
+        );
+        for bad in [
+            "app",
+            "docker://h/app",
+            "h/app:v1",
+            "h/app@sha256:00",
+            "h//app",
+            "/app",
+        ] {
+            let parts = ImageApprovalParts {
+                signed_repository: Some(bad.into()),
+                ..keyed_image.clone()
+            };
+            assert_eq!(
+                parts.approval().unwrap_err(),
+                RuleError::SignedRepository(bad.into()),
+                "{bad}"
+            );
+        }
+        let rooted = ImageApprovalParts {
+            trust: TrustParts {
+                trusted_root: Some("root.json".into()),
+                ..keyed()
+            },
+            ..ImageApprovalParts::default()
+        };
+        assert!(matches!(
+            rooted.approval().unwrap().signers,
+            Some(ImageSigners::CosignKey {
+                trusted_root: Some(_),
+                ..
+            })
+        ));
+        let unkeyed = ImageApprovalParts {
+            signed_repository: Some("h/app".into()),
+            ..ImageApprovalParts::default()
+        };
+        assert_eq!(
+            unkeyed.approval().unwrap_err(),
+            RuleError::SignedRepositoryWithoutKey
+        );
+        for trust in [
+            TrustParts {
+                identity: Some("a@example.com".into()),
+                issuer: Some("https://issuer.example".into()),
+                ..TrustParts::default()
+            },
+            TrustParts {
+                certificate_chain: vec!["ca.pem".into()],
+                ..TrustParts::default()
+            },
+            TrustParts {
+                issuer: Some("https://issuer.example".into()),
+                ..keyed()
+            },
+        ] {
+            let parts = ImageApprovalParts {
+                trust,
+                ..ImageApprovalParts::default()
+            };
+            assert_eq!(parts.approval().unwrap_err(), RuleError::ImageKeyOnly);
+        }
     }
 }

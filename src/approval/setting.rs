@@ -23,6 +23,8 @@ pub enum Setting {
     Issuer,
     IssuerRegexp,
     TrustedRoot,
+    /// The repository an image signature must name.
+    SignedRepository,
     /// Not an approval setting, but named by hints: paths left out of the model.
     IgnorePaths,
     /// Not an approval setting, but named by hints: plain HTTP to a registry.
@@ -61,6 +63,7 @@ impl Setting {
             Setting::Issuer => "issuer",
             Setting::IssuerRegexp => "issuer_regexp",
             Setting::TrustedRoot => "trusted_root",
+            Setting::SignedRepository => "signed_repository",
             Setting::IgnorePaths => "ignore_paths",
             Setting::Insecure => "insecure",
         }
@@ -189,6 +192,12 @@ pub enum RuleError {
     TrustWithoutSignature,
     /// A signature without exactly one kind of trust.
     NotOneTrust,
+    /// Trust settings other than a key, on an image without an OMS signature.
+    ImageKeyOnly,
+    /// A signed repository without an image signature policy.
+    SignedRepositoryWithoutKey,
+    /// A signed repository that is not `HOST/PATH`.
+    SignedRepository(String),
     AllowPartialChainWithoutChain,
     IdentityAndPattern,
     IssuerAndPattern,
@@ -254,6 +263,27 @@ impl RuleError {
                 name(Setting::Identity),
                 name(Setting::IdentityRegexp),
                 name(Setting::Issuer),
+            ),
+            RuleError::ImageKeyOnly => format!(
+                "an image's own signatures are checked with {} (cosign's key policy; {} beside it gives \
+                 the Rekor keys); {}, and {} without {}, go with {} (an OMS signature of the model an \
+                 artifact holds)",
+                name(Setting::Key),
+                name(Setting::TrustedRoot),
+                spelling.list(&TRUST_SETTINGS[1..7], "and"),
+                name(Setting::TrustedRoot),
+                name(Setting::Key),
+                name(Setting::Signature)
+            ),
+            RuleError::SignedRepositoryWithoutKey => format!(
+                "{} goes with {} (without {}): the repository an image signature must name",
+                name(Setting::SignedRepository),
+                name(Setting::Key),
+                name(Setting::Signature)
+            ),
+            RuleError::SignedRepository(given) => format!(
+                "{} '{given}': write HOST[:PORT]/PATH, without a scheme, tag or digest",
+                name(Setting::SignedRepository)
             ),
             RuleError::AllowPartialChainWithoutChain => format!(
                 "{} goes with {}",

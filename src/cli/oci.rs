@@ -22,8 +22,8 @@ pub struct OciArgs {
 #[derive(Debug, Subcommand)]
 enum OciCommand {
     /// Verify an image or model artifact: its manifest against a pinned digest, every blob
-    /// against its descriptor, and optionally diff_ids and an approved OMS manifest or
-    /// signature
+    /// against its descriptor, and optionally its cosign signatures (--key), diff_ids and an
+    /// approved OMS manifest or signature
     Verify(Box<VerifyArgs>),
     /// Print the digest of the manifest or index REF resolves to, to pin with --digest
     Digest(DigestArgs),
@@ -50,6 +50,11 @@ pub struct VerifyArgs {
     signature: Option<PathBuf>,
     #[command(flatten)]
     trust: TrustArgs,
+    /// The repository the image's cosign signatures must name
+    /// (critical.identity.docker-reference), with --key and without --signature [default:
+    /// REF's repository; an image layout names none, so it is then not checked]
+    #[arg(long, value_name = "HOST[:PORT]/PATH")]
+    signed_repository: Option<String>,
     #[command(flatten)]
     platform: PlatformArgs,
     /// Verify every manifest of a multi-platform image
@@ -206,6 +211,7 @@ fn check(args: &VerifyArgs) -> Result<Report> {
         manifest: args.manifest.clone(),
         signature: args.signature.clone(),
         trust: args.trust.parts(),
+        signed_repository: args.signed_repository.clone(),
     }
     .approval()
     .map_err(refused)?;
@@ -226,6 +232,7 @@ fn check(args: &VerifyArgs) -> Result<Report> {
         &connection,
         &options,
         approval.files.as_ref(),
+        approval.signers.as_ref(),
         &engine,
     )
 }

@@ -67,6 +67,7 @@ struct RawTarget {
     issuer: Option<String>,
     issuer_regexp: Option<String>,
     trusted_root: Option<String>,
+    signed_repository: Option<String>,
     algo: Option<String>,
     shard_size: Option<u64>,
     #[serde(default)]
@@ -366,7 +367,7 @@ pub enum TargetError {
     #[error("target \"{0}\" needs an owner")]
     NoOwner(String),
     #[error(
-        "target \"{0}\": platform, all_platforms, diff_ids, insecure and min_rate go with image"
+        "target \"{0}\": platform, all_platforms, diff_ids, insecure, min_rate and signed_repository go with image"
     )]
     ImageSettingsOnPath(String),
     #[error("target \"{0}\" has both path and image; give one")]
@@ -389,8 +390,8 @@ pub enum TargetError {
     #[error("target \"{target}\": {error}")]
     Rules { target: String, error: RuleError },
     #[error(
-        "target \"{0}\" has no approval source: pin the image (digest = \"sha256:…\", or image = \"…@sha256:…\") \
-         or give the manifest or signature of the model artifact"
+        "target \"{0}\" has no approval source: pin the image (digest = \"sha256:…\", or image = \"…@sha256:…\"), \
+         give the manifest or signature of the model artifact, or the key the image is signed with"
     )]
     NoImageApproval(String),
     #[error("target \"{0}\": give platform or all_platforms, not both")]
@@ -440,7 +441,8 @@ fn target(
         || raw.all_platforms
         || raw.diff_ids
         || raw.insecure
-        || raw.min_rate.is_some();
+        || raw.min_rate.is_some()
+        || raw.signed_repository.is_some();
     let subject = match (&raw.path, &raw.image) {
         (Some(path), None) if !image_only => Deployed::Model {
             path: resolve(path),
@@ -517,13 +519,18 @@ fn image_target(
         manifest: raw.manifest.as_deref().map(resolve),
         signature: raw.signature.as_deref().map(resolve),
         trust: trust_parts(raw, resolve),
+        signed_repository: raw.signed_repository.clone(),
     }
     .approval()
     .map_err(|error| TargetError::Rules {
         target: name(),
         error,
     })?;
-    if approval.pinned.is_none() && approval.files.is_none() && reference.digest().is_none() {
+    if approval.pinned.is_none()
+        && approval.files.is_none()
+        && approval.signers.is_none()
+        && reference.digest().is_none()
+    {
         return Err(TargetError::NoImageApproval(name()));
     }
     let platforms = match (&raw.platform, raw.all_platforms) {
@@ -844,7 +851,10 @@ webhook = "https://hooks.example.com/vouch"
         assert!(e.contains("min_rate must be at least 1"), "{e}");
         let model = "[[target]]\nname = \"m\"\nowner = \"o\"\npath = \"/srv/m\"\nmanifest = \"m.json\"\nmin_rate = 10\n";
         let e = error_of(model);
-        assert!(e.contains("min_rate go with image"), "{e}");
+        assert!(
+            e.contains("min_rate and signed_repository go with image"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -79,6 +79,7 @@ fn check_image(image: &ImageTarget, engine: &Engine) -> Result<Report> {
         &connection,
         &options,
         image.approval.files.as_ref(),
+        image.approval.signers.as_ref(),
         engine,
     )
 }

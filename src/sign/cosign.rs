@@ -7,8 +7,8 @@
 //! spelling cosign and containers/image use) and, when a repository is given, its
 //! `critical.identity.docker-reference` names that repository (with or without a tag).
 //!
-//! Not here yet: Rekor SETs, keyless (Fulcio) and private-PKI certificates, bundle v0.3
-//! referrers.
+//! Rekor SETs of these signatures are checked in [`super::rekor`]. Not here yet: keyless
+//! (Fulcio) and private-PKI certificates, bundle v0.3 referrers.
 
 use aws_lc_rs::signature;
 use base64::Engine as _;
@@ -31,7 +31,7 @@ const ED25519: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.101.112");
 
 /// A cosign public key (`cosign.pub`): ECDSA P-256/P-384/P-521 (with the curve's hash),
 /// RSA (PKCS#1 v1.5, SHA-256) or Ed25519.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CosignKey {
     Ecdsa(PublicKey),
     Rsa(Vec<u8>),

@@ -12,6 +12,7 @@ pub mod keyless;
 pub mod keys;
 mod legacy_pem;
 pub mod notation;
+pub mod rekor;
 pub mod x509;
 
 use std::path::PathBuf;

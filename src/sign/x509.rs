@@ -333,7 +333,7 @@ fn leaf_key(leaf: &Parsed) -> Result<PublicKey, CertificateError> {
 }
 
 /// The raw bytes of the TBSCertificate, exactly as signed (never re-encoded).
-fn raw_tbs(der: &[u8]) -> x509_cert::der::Result<Vec<u8>> {
+pub(super) fn raw_tbs(der: &[u8]) -> x509_cert::der::Result<Vec<u8>> {
     let mut reader = SliceReader::new(der)?;
     Header::decode(&mut reader)?;
     Ok(reader.tlv_bytes()?.to_vec())

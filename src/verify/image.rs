@@ -5,31 +5,40 @@
 use std::path::Path;
 use std::time::Instant;
 
-use crate::approval::{resolve, Approval, Resolution};
+use super::image_signatures::{check_signatures, KeyPolicy, NO_SIGNATURE_SUBJECT};
+use crate::approval::{resolve, Approval, ImageSigners, Resolution};
 use crate::error::{Error, Result};
 use crate::hash::{Algorithm, Engine};
 use crate::model::compare::Expected;
 use crate::model::oms::{Manifest, Method, Resource, ResourceKey, Serialization};
+use crate::oci::document::parse_digest;
 use crate::oci::{self, ApprovedFiles, Connection, ImageRef, Options};
-use crate::report::Report;
+use crate::report::{Report, Subject, Verdict};
 
 /// Verifies the image or artifact `reference` names; with an `approval` (an OMS manifest or
-/// signature of the model it holds), its layers are compared with the approved files.
+/// signature of the model it holds), its layers are compared with the approved files; with
+/// `signers`, at least one signature attached to the digest it resolved to must satisfy
+/// them.
 ///
 /// A refused signature is a report with one `rejected` subject (exit 1), and no blob is
 /// read; a signed statement in a layout vouch does not support, or one whose serialization
-/// cannot describe an artifact's whole-file layers, is an input error (exit 2).
+/// cannot describe an artifact's whole-file layers, is an input error (exit 2), and so is
+/// a malformed key.
 pub fn check_image(
     reference: &ImageRef,
     connection: &Connection,
     options: &Options,
     approval: Option<&Approval>,
+    signers: Option<&ImageSigners>,
     engine: &Engine,
 ) -> Result<Report> {
     let started = Instant::now();
     if let Some(Approval::Pinned { .. } | Approval::CheckList { .. }) = approval {
         return Err(Error::Usage(NOT_AN_IMAGE_APPROVAL.into()));
     }
+    let policy = signers
+        .map(|signers| KeyPolicy::load(signers, reference))
+        .transpose()?;
     let mut report = match approval.map(|a| resolve(a, None)).transpose()? {
         None => oci::verify(reference, connection, options, None, engine)?,
         Some(Resolution::Expected(resolved)) => {
@@ -43,6 +52,20 @@ pub fn check_image(
         Some(Resolution::Refused(refusal)) => refusal.report(reference.to_string()),
         Some(Resolution::Pinned { .. }) => unreachable!("a pin is refused above"),
     };
+    if let Some(policy) = &policy {
+        // Signatures name the digest that was resolved and checked, not the tag, which
+        // may have moved since.
+        match report.root_digest.as_deref().map(parse_digest) {
+            Some(Ok(resolved)) => {
+                check_signatures(reference, connection, &resolved, policy, &mut report)?
+            }
+            _ => report.subjects.push(
+                Subject::new(NO_SIGNATURE_SUBJECT, Verdict::Unreadable)
+                    .expected(policy.describe())
+                    .message("not checked: the image was not resolved to a digest"),
+            ),
+        }
+    }
     report.duration = started.elapsed();
     Ok(report)
 }
@@ -167,8 +190,15 @@ mod tests {
             },
         ];
         for approval in &approvals {
-            let error = check_image(&reference, &connection, &options, Some(approval), &engine)
-                .unwrap_err();
+            let error = check_image(
+                &reference,
+                &connection,
+                &options,
+                Some(approval),
+                None,
+                &engine,
+            )
+            .unwrap_err();
             assert!(
                 matches!(&error, Error::Usage(m) if m == NOT_AN_IMAGE_APPROVAL),
                 "{approval:?}: {error}"

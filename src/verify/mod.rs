@@ -4,6 +4,7 @@
 pub mod checklist;
 pub mod detached;
 pub mod image;
+pub mod image_signatures;
 pub mod inspect;
 pub mod model;
 pub mod scan;

@@ -2,18 +2,22 @@
 //! chain against a trust store's certificates, the `io.cncf.notary.*` protected headers,
 //! expiry and the signed `targetArtifact`.
 //!
-//! Not wired to any command yet, and not to be until the chain check also holds each issuer
-//! to basicConstraints CA, key usage and the leaf to the codeSigning EKU (today a trusted leaf
-//! could issue a certificate that passes). Not done either: COSE envelopes, RFC 3161
-//! timestamps (a signature whose certificate has expired is refused, there is no timestamp to
-//! rescue it), trust-policy documents.
+//! The chain is checked over each certificate's TBSCertificate as signed, each issuer held
+//! to basicConstraints CA (with its path length) and keyCertSign, the leaf to
+//! digitalSignature, no CA, and codeSigning when it limits its extended key usage. Not wired
+//! to any command yet. Not done either: COSE envelopes, RFC 3161 timestamps (a signature
+//! whose certificate has expired is refused, there is no timestamp to rescue it),
+//! trust-policy documents. The envelope, its protected header and its payload are read by
+//! the strict JSON reader (a key given twice is refused).
 
 use aws_lc_rs::signature;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 use std::path::Path;
 use std::time::SystemTime;
-use x509_cert::der::{Decode, Encode};
+use x509_cert::der::asn1::ObjectIdentifier;
+use x509_cert::der::Decode;
+use x509_cert::ext::pkix::{BasicConstraints, ExtendedKeyUsage, KeyUsage, KeyUsages};
 use x509_cert::Certificate;
 
 /// Why a Notation signature was refused.
@@ -141,7 +145,7 @@ pub fn verify_jws(
     now: SystemTime,
     permissive: bool,
 ) -> Result<Verified, Refusal> {
-    let doc: serde_json::Value = serde_json::from_slice(envelope)
+    let doc: serde_json::Value = crate::json::from_slice(envelope)
         .map_err(|e| Refusal::Integrity(format!("the envelope is not JSON: {e}")))?;
     let field = |name: &str| {
         doc.get(name)
@@ -151,8 +155,9 @@ pub fn verify_jws(
     let protected_b64 = field("protected")?;
     let payload_b64 = field("payload")?;
     let signature = b64url("signature", field("signature")?)?;
-    let protected: serde_json::Value = serde_json::from_slice(&b64url("protected", protected_b64)?)
-        .map_err(|e| Refusal::Integrity(format!("the protected header is not JSON: {e}")))?;
+    let protected: serde_json::Value =
+        crate::json::from_slice(&b64url("protected", protected_b64)?)
+            .map_err(|e| Refusal::Integrity(format!("the protected header is not JSON: {e}")))?;
     let x5c: Vec<Vec<u8>> = doc
         .pointer("/header/x5c")
         .and_then(|v| v.as_array())
@@ -274,8 +279,14 @@ pub fn verify_jws(
         }
     }
 
-    // The chain: each certificate is signed by the next, and the last one is in the store.
-    for (i, pair) in certs.windows(2).enumerate() {
+    // The chain: each certificate is signed by the next (over its TBSCertificate as
+    // signed), the leaf may sign code and every issuer may issue, and the last one is in
+    // the store.
+    check_leaf(&certs[0])?;
+    for (i, issuer) in certs.iter().enumerate().skip(1) {
+        check_issuer(issuer, i - 1)?;
+    }
+    for (i, pair) in x5c.windows(2).enumerate() {
         if !cert_signed_by(&pair[0], &pair[1]) {
             return Err(Refusal::Authenticity(format!(
                 "x5c certificate {} is not signed by certificate {}",
@@ -285,12 +296,16 @@ pub fn verify_jws(
         }
     }
     let last = certs.last().expect("non-empty");
+    let last_der = x5c.last().expect("non-empty");
+    // The store's certificate ends the chain: the last x5c certificate itself, or its
+    // issuer, which must then be allowed to issue too.
     let trusted = anchors.iter().any(|a| {
-        a == x5c.last().expect("non-empty")
+        a == last_der
             || Certificate::from_der(a)
                 .map(|anchor| {
                     anchor.tbs_certificate.subject == last.tbs_certificate.issuer
-                        && cert_signed_by(last, &anchor)
+                        && cert_signed_by(last_der, a)
+                        && check_issuer(&anchor, certs.len() - 1).is_ok()
                 })
                 .unwrap_or(false)
     });
@@ -314,7 +329,7 @@ pub fn verify_jws(
         }
     }
 
-    let payload: serde_json::Value = serde_json::from_slice(&b64url("payload", payload_b64)?)
+    let payload: serde_json::Value = crate::json::from_slice(&b64url("payload", payload_b64)?)
         .map_err(|e| Refusal::Integrity(format!("the payload is not JSON: {e}")))?;
     let t = payload
         .get("targetArtifact")
@@ -359,11 +374,87 @@ pub fn check_target(v: &Verified, expected: &TargetArtifact) -> Result<(), Refus
     Ok(())
 }
 
-fn cert_signed_by(cert: &Certificate, issuer: &Certificate) -> bool {
+/// The signing certificate: no CA, key usage with digitalSignature, and if it limits its
+/// extended key usage, codeSigning among them (Notation's rules for a signing certificate).
+fn check_leaf(leaf: &Certificate) -> Result<(), Refusal> {
+    let subject = leaf.tbs_certificate.subject.to_string();
+    let refuse =
+        |why: &str| Refusal::Authenticity(format!("the signing certificate {subject} {why}"));
+    if extension::<BasicConstraints>(leaf, BASIC_CONSTRAINTS)
+        .map_err(|e| refuse(&e))?
+        .is_some_and(|bc| bc.ca)
+    {
+        return Err(refuse("is a CA certificate"));
+    }
+    match extension::<KeyUsage>(leaf, KEY_USAGE).map_err(|e| refuse(&e))? {
+        Some(usage) if usage.0.contains(KeyUsages::DigitalSignature) => {}
+        _ => return Err(refuse("has no key usage digitalSignature")),
+    }
+    if let Some(eku) = extension::<ExtendedKeyUsage>(leaf, EXT_KEY_USAGE).map_err(|e| refuse(&e))? {
+        if !eku.0.contains(&CODE_SIGNING) {
+            return Err(refuse("has extended key usages without codeSigning"));
+        }
+    }
+    Ok(())
+}
+
+/// A certificate that issued another: CA, keyCertSign, and a path length limit that allows
+/// the `below` CA certificates beneath it.
+fn check_issuer(issuer: &Certificate, below: usize) -> Result<(), Refusal> {
+    let subject = issuer.tbs_certificate.subject.to_string();
+    let refuse =
+        |why: &str| Refusal::Authenticity(format!("the issuing certificate {subject} {why}"));
+    match extension::<BasicConstraints>(issuer, BASIC_CONSTRAINTS).map_err(|e| refuse(&e))? {
+        Some(bc) if bc.ca => {
+            if bc
+                .path_len_constraint
+                .is_some_and(|limit| below > usize::from(limit))
+            {
+                return Err(refuse("allows fewer CA certificates beneath it"));
+            }
+        }
+        _ => return Err(refuse("is not a CA (basicConstraints)")),
+    }
+    match extension::<KeyUsage>(issuer, KEY_USAGE).map_err(|e| refuse(&e))? {
+        Some(usage) if usage.0.contains(KeyUsages::KeyCertSign) => Ok(()),
+        _ => Err(refuse("has no key usage keyCertSign")),
+    }
+}
+
+const BASIC_CONSTRAINTS: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.19");
+const KEY_USAGE: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.15");
+const EXT_KEY_USAGE: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.37");
+const CODE_SIGNING: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.3");
+
+/// A certificate's extension `oid`, decoded; a malformed one is an error, in words.
+fn extension<T: for<'a> Decode<'a>>(
+    cert: &Certificate,
+    oid: ObjectIdentifier,
+) -> Result<Option<T>, String> {
+    let Some(extensions) = &cert.tbs_certificate.extensions else {
+        return Ok(None);
+    };
+    match extensions.iter().find(|e| e.extn_id == oid) {
+        None => Ok(None),
+        Some(e) => T::from_der(e.extn_value.as_bytes())
+            .map(Some)
+            .map_err(|err| format!("has a malformed extension {oid}: {err}")),
+    }
+}
+
+/// Whether the certificate `cert_der` was signed by the key of `issuer_der`, over its
+/// TBSCertificate exactly as signed.
+fn cert_signed_by(cert_der: &[u8], issuer_der: &[u8]) -> bool {
+    let (Ok(cert), Ok(issuer)) = (
+        Certificate::from_der(cert_der),
+        Certificate::from_der(issuer_der),
+    ) else {
+        return false;
+    };
     if cert.tbs_certificate.issuer != issuer.tbs_certificate.subject {
         return false;
     }
-    let Ok(tbs) = cert.tbs_certificate.to_der() else {
+    let Ok(tbs) = super::x509::raw_tbs(cert_der) else {
         return false;
     };
     let key = issuer
@@ -386,4 +477,84 @@ fn cert_signed_by(cert: &Certificate, issuer: &Certificate) -> bool {
     signature::UnparsedPublicKey::new(alg, key)
         .verify(&tbs, sig)
         .is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rcgen::{
+        BasicConstraints as Constraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa,
+        Issuer, KeyPair, KeyUsagePurpose,
+    };
+
+    /// A CA and a leaf it signed, each editable before signing: (ca, leaf), DER.
+    fn pair(
+        edit_ca: impl Fn(&mut CertificateParams),
+        edit_leaf: impl Fn(&mut CertificateParams),
+    ) -> (Vec<u8>, Vec<u8>) {
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.distinguished_name.push(DnType::CommonName, "ca");
+        ca.is_ca = IsCa::Ca(Constraints::Unconstrained);
+        ca.key_usages = vec![KeyUsagePurpose::KeyCertSign];
+        edit_ca(&mut ca);
+        let ca_der = ca.self_signed(&ca_key).unwrap().der().to_vec();
+        let leaf_key = KeyPair::generate().unwrap();
+        let mut leaf = CertificateParams::new(Vec::<String>::new()).unwrap();
+        leaf.distinguished_name.push(DnType::CommonName, "leaf");
+        leaf.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::CodeSigning];
+        edit_leaf(&mut leaf);
+        let leaf_der = leaf
+            .signed_by(&leaf_key, &Issuer::from_params(&ca, &ca_key))
+            .unwrap()
+            .der()
+            .to_vec();
+        (ca_der, leaf_der)
+    }
+
+    fn cert(der: &[u8]) -> Certificate {
+        Certificate::from_der(der).unwrap()
+    }
+
+    #[test]
+    fn a_code_signing_leaf_under_a_ca_passes_the_chain_rules() {
+        let (ca, leaf) = pair(|_| {}, |_| {});
+        assert!(cert_signed_by(&leaf, &ca));
+        assert!(!cert_signed_by(&ca, &leaf));
+        check_leaf(&cert(&leaf)).unwrap();
+        check_issuer(&cert(&ca), 0).unwrap();
+    }
+
+    #[test]
+    fn each_broken_chain_rule_is_refused() {
+        let refused = |result: Result<(), Refusal>, says: &str| match result {
+            Err(Refusal::Authenticity(m)) => assert!(m.contains(says), "{m}"),
+            other => panic!("{says}: {other:?}"),
+        };
+        let (ca, _) = pair(|ca| ca.is_ca = IsCa::ExplicitNoCa, |_| {});
+        refused(check_issuer(&cert(&ca), 0), "is not a CA");
+        let (ca, _) = pair(
+            |ca| ca.key_usages = vec![KeyUsagePurpose::DigitalSignature],
+            |_| {},
+        );
+        refused(check_issuer(&cert(&ca), 0), "keyCertSign");
+        let (ca, _) = pair(
+            |ca| ca.is_ca = IsCa::Ca(Constraints::Constrained(0)),
+            |_| {},
+        );
+        refused(check_issuer(&cert(&ca), 1), "fewer CA certificates");
+        let (_, leaf) = pair(
+            |_| {},
+            |leaf| leaf.is_ca = IsCa::Ca(Constraints::Unconstrained),
+        );
+        refused(check_leaf(&cert(&leaf)), "is a CA");
+        let (_, leaf) = pair(|_| {}, |leaf| leaf.key_usages = vec![]);
+        refused(check_leaf(&cert(&leaf)), "digitalSignature");
+        let (_, leaf) = pair(
+            |_| {},
+            |leaf| leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth],
+        );
+        refused(check_leaf(&cert(&leaf)), "without codeSigning");
+    }
 }
