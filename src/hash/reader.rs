@@ -644,6 +644,7 @@ mod tests {
             window: 65_536 * 3,
             parallel_window: 65_536 * 5,
             small_read_limit: 0,
+            direct: false,
         };
         let all_read = ReaderConfig {
             small_read_limit: u64::MAX,
