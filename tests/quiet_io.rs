@@ -92,6 +92,40 @@ fn a_direct_drift_run_checks_unaligned_shards() {
     assert_eq!(failed, ["a.bin:3000009:4000012"], "{run}");
 }
 
+#[test]
+fn verify_reads_direct_when_asked_and_still_catches_a_change() {
+    let dir = disk_dir();
+    let model = dir.path().join("model");
+    write_tree(
+        &model,
+        &[
+            ("w.bin", &pseudo_random((9 << 20) + 1, 12)),
+            ("c.json", b"{}"),
+        ],
+    );
+    let manifest = dir.path().join("model.oms.json");
+    vouch_run([
+        "manifest".as_ref(),
+        model.as_os_str(),
+        "-o".as_ref(),
+        manifest.as_os_str(),
+    ])
+    .expect(0);
+    let verify = || {
+        vouch_run([
+            "verify".as_ref(),
+            model.as_os_str(),
+            "--manifest".as_ref(),
+            manifest.as_os_str(),
+            "--io".as_ref(),
+            "direct".as_ref(),
+        ])
+    };
+    verify().expect(0);
+    flip_byte(&model.join("w.bin"), 9 << 20);
+    verify().expect(1);
+}
+
 fn drift_config(dir: &Path, extra: &str) -> PathBuf {
     let config = dir.join("vouch.toml");
     std::fs::write(

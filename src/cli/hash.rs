@@ -172,10 +172,8 @@ fn hash(args: &HashArgs) -> Result<u8> {
     }
     let engine = args.engine.engine_reading(args.io)?;
     let (results, _) = engine.hash_all(&tasks, &[args.algo]);
-    for (path, message) in engine.direct_refused() {
-        eprintln!(
-            "vouch: {path}: the file system refused O_DIRECT ({message}); it was read through the page cache"
-        );
+    for refused in engine.direct_refused() {
+        eprintln!("vouch: {refused}");
     }
 
     let mut out = Vec::new();

@@ -110,9 +110,7 @@ impl Watcher {
     /// Places the watches of target `name` again, after its tree changed (a directory
     /// was made or moved in).
     fn place(&mut self, name: &str) -> Option<Unwatched> {
-        let Some((path, approval)) = self.roots.get(name).cloned() else {
-            return None;
-        };
+        let (path, approval) = self.roots.get(name).cloned()?;
         for owners in self.owners.values_mut() {
             owners.retain(|(target, _)| target != name);
         }

@@ -111,7 +111,7 @@ pub fn check_within(
                         None => engine,
                     };
                     let mut report = check_target(&owned, &engine);
-                    report.warnings.extend(direct_refused(&engine));
+                    report.warnings.extend(engine.direct_refused());
                     report
                 }
                 Err(e) => Report::failed_run(
@@ -137,17 +137,6 @@ pub fn check_within(
         );
         report.duration = timeout;
         report
-    })
-}
-
-/// A warning for each file read through the page cache although `io = "direct"` asked for
-/// direct reads, because its file system refused them.
-fn direct_refused(engine: &Engine) -> impl Iterator<Item = String> {
-    engine.direct_refused().into_iter().map(|(path, message)| {
-        format!(
-            "io = \"direct\": the file system of {path} refused O_DIRECT ({message}); it was read \
-             through the page cache"
-        )
     })
 }
 

@@ -76,10 +76,19 @@ impl Engine {
         }
     }
 
-    /// The files read through the page cache although direct I/O was asked for, because
-    /// their file system refused `O_DIRECT`, each with the system's message.
-    pub fn direct_refused(&self) -> Vec<(String, String)> {
-        self.direct_refused.lock().expect("refusals lock").clone()
+    /// A sentence for each file read through the page cache although direct I/O was asked
+    /// for, because its file system refused `O_DIRECT`.
+    pub fn direct_refused(&self) -> Vec<String> {
+        let refused = self.direct_refused.lock().expect("refusals lock");
+        refused
+            .iter()
+            .map(|(path, message)| {
+                format!(
+                    "{path}: the file system refused O_DIRECT ({message}); it was read through \
+                     the page cache"
+                )
+            })
+            .collect()
     }
 
     /// The hash cache, when this engine uses one.

@@ -111,16 +111,26 @@ pub fn run(args: &[String], root: &Path, venv: &Path) -> Result<(), String> {
             .ok_or("--runs takes a number")?,
         None => 7,
     };
-    super::run(Command::new("cargo").current_dir(root).args([
-        "build",
-        "--release",
-        "--package",
-        "vouch-cli",
-    ]))?;
+    // `--only quiet --dev` measures the dev build, for a quick look without a release build.
+    let dev = args.iter().any(|a| a == "--dev");
+    let mut build = Command::new("cargo");
+    build
+        .current_dir(root)
+        .args(["build", "--package", "vouch-cli"]);
+    if !dev {
+        build.arg("--release");
+    }
+    super::run(&mut build)?;
+    let profile = if dev { "debug" } else { "release" };
     let mut bench = Bench {
         root: root.to_path_buf(),
         data: root.join("target/bench-data"),
-        vouch: root.join("target/release/vouch").display().to_string(),
+        vouch: root
+            .join("target")
+            .join(profile)
+            .join("vouch")
+            .display()
+            .to_string(),
         model_signing: venv.join("bin/model_signing").display().to_string(),
         python: venv.join("bin/python").display().to_string(),
         runs,
@@ -132,6 +142,12 @@ pub fn run(args: &[String], root: &Path, venv: &Path) -> Result<(), String> {
     if args.windows(2).any(|w| w[0] == "--only" && w[1] == "quiet") {
         let mut section = String::new();
         let rows = bench.quiet().section(&mut section)?;
+        let _ = writeln!(
+            section,
+            "\nMade by `cargo xtask bench --only quiet{}` ({} build of vouch).",
+            if dev { " --dev" } else { "" },
+            profile
+        );
         for (target, measured, ok) in rows {
             let _ = writeln!(
                 section,
