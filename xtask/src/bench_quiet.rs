@@ -173,7 +173,7 @@ impl Quiet<'_> {
         let dir = self.dir("direct")?;
         let file = dir.join("big.bin");
         let size = 2048 * MIB;
-        if fs::metadata(&file).map(|m| m.len()) != Ok(size) {
+        if fs::metadata(&file).map(|m| m.len()).ok() != Some(size) {
             super::bench::write_random(&file, size, 77)?;
         }
         let path = file.display().to_string();
@@ -275,7 +275,7 @@ impl Quiet<'_> {
             "",
         )?;
         let hot = dir.join("hot.bin");
-        if fs::metadata(&hot).map(|m| m.len()) != Ok(512 * MIB) {
+        if fs::metadata(&hot).map(|m| m.len()).ok() != Some(512 * MIB) {
             super::bench::write_random(&hot, 512 * MIB, 99)?;
         }
         let model_files = [dir.join("model/a.bin"), dir.join("model/b.bin")];
