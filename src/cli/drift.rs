@@ -11,12 +11,14 @@ use super::output::{self, Outputs};
 use super::{jobs_or_default, write_output, Target};
 use crate::approval::Approval;
 use crate::drift::config::{Config, Deployed, Target as ConfigTarget};
+use crate::drift::events::{Wake, Watcher};
 use crate::drift::history::{History, HistoryView};
 use crate::drift::outcome::{RunReport, Shard, TargetResult};
-use crate::drift::publish::{check_writable, publish, Published};
+use crate::drift::publish::{check_writable, publish, publish_changes, Published};
 use crate::drift::render;
 use crate::drift::run::{self as drift_run, RunOptions};
 use crate::error::{Error, Result};
+use crate::hash::Io;
 use crate::report::{self, Format, Report};
 
 #[derive(Debug, Args)]
@@ -60,6 +62,10 @@ struct RunFlags {
     /// Hashing threads, and targets checked at once [default: one per core]
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     jobs: Option<u16>,
+    /// How to read every target's files: direct (O_DIRECT, past the page cache, so the
+    /// pages a server relies on stay) or buffered [default: the config's io, else buffered]
+    #[arg(long, value_enum, value_name = "MODE")]
+    io: Option<Io>,
 }
 
 #[derive(Debug, Args)]
@@ -87,6 +93,13 @@ struct WatchArgs {
     /// A random extra wait of up to this much before each run, so a fleet does not run at once
     #[arg(long, value_name = "DURATION", value_parser = duration, default_value = "0s")]
     jitter: Duration,
+    /// Also check a target again as soon as its files change (inotify), between the runs
+    #[arg(long)]
+    on_change: bool,
+    /// Keep the normal I/O and CPU priority (by default the watcher runs at idle I/O
+    /// priority and nice 10)
+    #[arg(long)]
+    normal_priority: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -119,8 +132,14 @@ fn state_directory() -> Option<PathBuf> {
     std::env::split_paths(&value).find(|dir| !dir.as_os_str().is_empty())
 }
 
-fn load(config: &ConfigArg) -> Result<Config> {
-    Config::load(&config.path, state_directory().as_deref())
+fn load(config: &ConfigArg, flags: &RunFlags) -> Result<Config> {
+    let mut loaded = Config::load(&config.path, state_directory().as_deref())?;
+    if let Some(io) = flags.io {
+        for target in &mut loaded.targets {
+            target.io = io;
+        }
+    }
+    Ok(loaded)
 }
 
 fn duration(text: &str) -> std::result::Result<Duration, String> {
@@ -138,9 +157,9 @@ pub fn run(args: DriftArgs) -> Result<u8> {
 
 fn run_once(args: &RunArgs) -> Result<u8> {
     args.output.check()?;
-    let config = load(&args.config)?;
+    let config = load(&args.config, &args.run)?;
     let stop = AtomicBool::new(false);
-    let (run, published) = run_checks(&config, &args.run, &stop, &|_, _| {})?;
+    let (run, published) = run_checks(&config, &args.run, None, &stop, &|_, _| {})?;
     for alert in published.alerts {
         if let Err(e) = alert.result {
             eprintln!("vouch: alert by {} failed: {e}", alert.channel);
@@ -198,15 +217,19 @@ fn approval_file(approval: &Approval) -> Option<&Path> {
     }
 }
 
+/// Runs the checks (of the `only` targets, when a change event named them) and publishes
+/// them; `standing` is what the other targets' last checks found, for the metrics.
 fn run_checks(
     config: &Config,
     flags: &RunFlags,
+    only: Option<(&[String], &[TargetResult])>,
     stop: &AtomicBool,
     on_target: &(dyn Fn(i64, &TargetResult) + Sync),
 ) -> Result<(RunReport, Published)> {
     let jobs = jobs_or_default(flags.jobs);
     let options = RunOptions {
         shard: flags.shard,
+        only: only.map(|(names, _)| names),
         concurrency: jobs,
         jobs,
         stop,
@@ -215,12 +238,16 @@ fn run_checks(
     let report_dir = flags.report_dir.as_ref().unwrap_or(&config.report_dir);
     check_writable(config, report_dir)?;
     let run = drift_run::run(config, &options)?;
-    let published = publish(config, &run, report_dir)?;
+    let published = match only {
+        Some((_, standing)) => publish_changes(config, &run, standing, report_dir)?,
+        None => publish(config, &run, report_dir)?,
+    };
     Ok((run, published))
 }
 
 /// Runs until SIGTERM or SIGINT, logging one JSON line per target per run on stderr. A
-/// failed run (or a config that no longer parses) is logged and the loop goes on.
+/// failed run (or a config that no longer parses) is logged and the loop goes on. With
+/// `--on-change`, a change to a target's files checks that target again at once.
 fn watch(args: &WatchArgs) -> Result<u8> {
     if args.every < SHORTEST_INTERVAL && !args.allow_short_interval {
         return Err(Error::Usage(format!(
@@ -229,15 +256,55 @@ fn watch(args: &WatchArgs) -> Result<u8> {
             humantime::format_duration(args.every)
         )));
     }
+    if !args.normal_priority {
+        // Before any thread starts: the threads inherit it.
+        if let Err(e) = crate::drift::quiet::lower_priority() {
+            log(json!({"event": "priority_kept", "message": e.to_string()}));
+        }
+    }
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(signal, Arc::clone(&stop))
             .map_err(|e| Error::Usage(format!("cannot watch for signals: {e}")))?;
     }
-    let log_target = |run: i64, t: &TargetResult| log(target_line(run, t));
+    let mut watcher = match args.on_change {
+        true => Some(
+            Watcher::new()
+                .map_err(|e| Error::Usage(format!("--on-change: cannot start inotify: {e}")))?,
+        ),
+        false => None,
+    };
+    // What each target's last check found, for the metrics of a run of a few targets.
+    let mut standing: Vec<TargetResult> = Vec::new();
+    let mut wake = Wake::Due;
+    let mut next_due = Instant::now();
     while !stop.load(Ordering::SeqCst) {
-        let outcome = load(&args.config)
-            .and_then(|config| run_checks(&config, &args.run, &stop, &log_target));
+        let (trigger, only) = match &wake {
+            Wake::Changed(names) => ("change", Some(names.as_slice())),
+            Wake::FullRun(_) => ("events_lost", None),
+            _ => ("schedule", None),
+        };
+        if let Wake::FullRun(reason) = &wake {
+            log(json!({"event": "events_lost", "message": reason, "fallback": "full run"}));
+        }
+        let log_target = |run: i64, t: &TargetResult| {
+            let mut line = target_line(run, t);
+            line["trigger"] = json!(trigger);
+            log(line)
+        };
+        let outcome = load(&args.config, &args.run).and_then(|config| {
+            if let (Some(watcher), None) = (watcher.as_mut(), only) {
+                // Watches first: a change made during the run is an event after it.
+                watch_all(watcher, &config);
+            }
+            run_checks(
+                &config,
+                &args.run,
+                only.map(|names| (names, standing.as_slice())),
+                &stop,
+                &log_target,
+            )
+        });
         match outcome {
             Ok((run, published)) => {
                 for alert in published.alerts {
@@ -250,19 +317,55 @@ fn watch(args: &WatchArgs) -> Result<u8> {
                 log(json!({
                     "event": "run",
                     "run": run.run_id,
+                    "trigger": trigger,
                     "status": run.status().name(),
                     "targets": run.targets.len(),
                     "stopped": run.stopped,
                     "duration_seconds": run.duration.as_secs_f64(),
                     "report": published.report.display().to_string(),
                 }));
+                standing.retain(|s| !run.targets.iter().any(|t| t.name == s.name));
+                standing.extend(run.targets);
             }
-            Err(e) => log(json!({"event": "run_failed", "message": e.to_string()})),
+            Err(e) => {
+                log(json!({"event": "run_failed", "trigger": trigger, "message": e.to_string()}))
+            }
         }
-        sleep_unless_stopped(args.every + random_up_to(args.jitter), &stop);
+        if only.is_none() {
+            next_due = Instant::now() + args.every + random_up_to(args.jitter);
+        }
+        wake = match watcher.as_mut() {
+            Some(watcher) => watcher.wait(next_due, &stop).unwrap_or_else(|e| {
+                Wake::FullRun(format!("reading the inotify events failed: {e}"))
+            }),
+            None => {
+                sleep_unless_stopped(next_due.saturating_duration_since(Instant::now()), &stop);
+                Wake::Due
+            }
+        };
     }
     log(json!({"event": "stopped"}));
     Ok(0)
+}
+
+/// Places the watches of every model target, and says how many, or which targets only the
+/// full runs cover.
+fn watch_all(watcher: &mut Watcher, config: &Config) {
+    match watcher.watch_all(&config.targets) {
+        Ok(unwatched) => {
+            for u in &unwatched {
+                log(
+                    json!({"event": "watch_incomplete", "target": u.target, "message": u.reason, "fallback": "full runs"}),
+                );
+            }
+            log(
+                json!({"event": "watching", "watches": watcher.watches(), "incomplete": unwatched.len()}),
+            );
+        }
+        Err(e) => log(
+            json!({"event": "watch_incomplete", "message": format!("cannot start inotify: {e}"), "fallback": "full runs"}),
+        ),
+    }
 }
 
 fn target_line(run: i64, t: &TargetResult) -> serde_json::Value {
@@ -309,7 +412,7 @@ fn random_up_to(max: Duration) -> Duration {
 }
 
 fn history(args: &HistoryArgs) -> Result<u8> {
-    let config = load(&args.config)?;
+    let config = Config::load(&args.config.path, state_directory().as_deref())?;
     if !config.history.exists() {
         return Err(Error::input(
             &config.history,

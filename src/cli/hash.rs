@@ -7,7 +7,7 @@ use clap::Args;
 use super::{algorithm_parser, write_output, EngineArgs, OutputArgs, Target};
 use crate::error::{Error, Result, EXIT_INPUT, EXIT_INTEGRITY, EXIT_OPERATIONAL};
 use crate::hash::reader::special_kind;
-use crate::hash::{Algorithm, Digest, Identity, Location, ReadError, Task};
+use crate::hash::{Algorithm, Digest, Identity, Io, Location, ReadError, Task};
 use crate::manifest::checklist::format_line;
 use crate::manifest::load_check_list;
 use crate::model::paths::IgnoreSet;
@@ -50,6 +50,9 @@ pub struct HashArgs {
     /// Inside directories, hash symbolic links that stay in the directory as their targets
     #[arg(long)]
     allow_symlinks: bool,
+    /// Read with O_DIRECT, past the page cache (direct), or through it (buffered)
+    #[arg(long, value_enum, value_name = "MODE", default_value = "buffered")]
+    io: Io,
     #[command(flatten)]
     output: OutputArgs,
     #[command(flatten)]
@@ -167,8 +170,11 @@ fn hash(args: &HashArgs) -> Result<u8> {
         }
         list_path(path, args.allow_symlinks, &mut items, &mut tasks);
     }
-    let engine = args.engine.engine()?;
+    let engine = args.engine.engine_reading(args.io)?;
     let (results, _) = engine.hash_all(&tasks, &[args.algo]);
+    for refused in engine.direct_refused() {
+        eprintln!("vouch: {refused}");
+    }
 
     let mut out = Vec::new();
     let mut status = 0;

@@ -147,19 +147,21 @@ impl EngineArgs {
 
     /// The engine, reporting progress as `--progress` asks.
     fn engine(&self) -> Result<Engine> {
-        Ok(engine(self.jobs())?.with_progress(Bar::for_mode(self.progress, "hashing")))
+        self.engine_reading(crate::hash::Io::Buffered)
+    }
+
+    /// [`EngineArgs::engine`], reading files as `io` says.
+    fn engine_reading(&self, io: crate::hash::Io) -> Result<Engine> {
+        let jobs = self.jobs();
+        Ok(Engine::new(jobs, ReaderConfig::for_jobs(jobs).with_io(io))
+            .map_err(|e| Error::Usage(format!("cannot start {jobs} threads: {e}")))?
+            .with_progress(Bar::for_mode(self.progress, "hashing")))
     }
 }
 
 /// `--jobs`, or one per core.
 fn jobs_or_default(jobs: Option<u16>) -> usize {
     jobs.map(usize::from).unwrap_or_else(default_jobs)
-}
-
-/// The hashing engine with `jobs` threads.
-fn engine(jobs: usize) -> Result<Engine> {
-    Engine::new(jobs, ReaderConfig::for_jobs(jobs))
-        .map_err(|e| Error::Usage(format!("cannot start {jobs} threads: {e}")))
 }
 
 /// How a model is serialized: shared by `digest`, `manifest` and `verify --digest`.

@@ -66,6 +66,9 @@ pub struct VerifyArgs {
     /// unless given; it must lie outside the model
     #[arg(long, value_name = "FILE")]
     cache: Option<PathBuf>,
+    /// Read with O_DIRECT, past the page cache (direct), or through it (buffered)
+    #[arg(long, value_enum, value_name = "MODE", default_value = "buffered")]
+    io: crate::hash::Io,
     #[command(flatten)]
     signatures: SignatureArgs,
     #[command(flatten)]
@@ -166,7 +169,7 @@ fn check(args: &VerifyArgs, fetched: Option<&Fetched>) -> Result<Report> {
             .deny_unsafe_pickle
             .then(|| args.pickle_policy.unwrap_or_default().into()),
     };
-    let mut engine = args.engine.engine()?;
+    let mut engine = args.engine.engine_reading(args.io)?;
     if let Some(path) = &args.cache {
         let settings = crate::hash::cache::CacheSettings::at(path.clone());
         settings.refuse_inside(&args.model)?;
@@ -177,6 +180,7 @@ fn check(args: &VerifyArgs, fetched: Option<&Fetched>) -> Result<Report> {
         )?);
     }
     let mut report = check_model(&args.model, &approval, &options, &engine)?;
+    report.warnings.extend(engine.direct_refused());
     if let Some(cache) = engine.cache() {
         let used = cache.used();
         report.bytes_from_cache = used.bytes_from_cache;

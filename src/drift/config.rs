@@ -16,7 +16,7 @@ use crate::approval::rules::{ApprovalParts, ImageApprovalParts};
 use crate::approval::setting::RuleError;
 use crate::approval::{Approval, ImageApproval, TrustParts};
 use crate::error::{Error, Result};
-use crate::hash::{Algorithm, DigestError};
+use crate::hash::{Algorithm, DigestError, Io};
 use crate::model::paths::{normalize_relative_name, NameError};
 use crate::oci::document::{NotAPlatform, Platform};
 use crate::oci::reference::ReferenceError;
@@ -38,6 +38,8 @@ struct RawConfig {
     report_dir: Option<String>,
     max_waiver_days: Option<Spanned<i64>>,
     target_timeout: Option<Spanned<i64>>,
+    io: Option<Io>,
+    max_rate: Option<Spanned<i64>>,
     #[serde(default, rename = "target")]
     targets: Vec<Spanned<RawTarget>>,
     #[serde(default, rename = "waiver")]
@@ -85,6 +87,7 @@ struct RawTarget {
     #[serde(default)]
     insecure: bool,
     min_rate: Option<u64>,
+    io: Option<Io>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -114,6 +117,8 @@ pub struct Config {
     pub report_dir: PathBuf,
     /// The longest one target's check may take; past it the target is an error.
     pub target_timeout: Duration,
+    /// `max_rate`: the most bytes per second a run reads, over all its targets.
+    pub max_rate: Option<u64>,
     pub targets: Vec<Target>,
     pub waivers: Vec<Waiver>,
     pub alert: Alert,
@@ -129,6 +134,8 @@ pub struct Target {
     /// `ignore_git_paths = false`: check `.git`, `.gitattributes`, `.github`, `.gitignore`.
     pub include_git_paths: bool,
     pub deny_unsafe_pickle: bool,
+    /// How the target's files are read: its `io`, else the config's.
+    pub io: Io,
 }
 
 /// What is deployed, and what it must match.
@@ -223,8 +230,11 @@ impl Config {
         let mut targets: Vec<Target> = Vec::new();
         for spanned in &raw.targets {
             let span = spanned.span();
-            let target =
+            let mut target =
                 target(spanned.get_ref(), &resolve).map_err(|e| at(span.clone(), e.to_string()))?;
+            if spanned.get_ref().io.is_none() {
+                target.io = raw.io.unwrap_or_default();
+            }
             if targets.iter().any(|t| t.name == target.name) {
                 return Err(at(
                     span,
@@ -243,6 +253,9 @@ impl Config {
         let target_timeout = positive(&raw.target_timeout, "target_timeout")
             .map_err(|(span, m)| at(span, m))?
             .map_or(DEFAULT_TARGET_TIMEOUT, |s| Duration::from_secs(s as u64));
+        let max_rate = positive(&raw.max_rate, "max_rate")
+            .map_err(|(span, m)| at(span, m))?
+            .map(|rate| rate as u64);
 
         let mut waivers = Vec::new();
         for spanned in &raw.waivers {
@@ -337,6 +350,7 @@ impl Config {
             metrics_file: raw.metrics_file.as_deref().map(resolve),
             report_dir,
             target_timeout,
+            max_rate,
             targets,
             waivers,
             alert,
@@ -470,6 +484,7 @@ fn target(
         ignore_paths,
         include_git_paths: raw.ignore_git_paths == Some(false),
         deny_unsafe_pickle: raw.deny_unsafe_pickle,
+        io: raw.io.unwrap_or_default(),
     })
 }
 
@@ -504,6 +519,7 @@ fn image_target(
         ("ignore_paths", !raw.ignore_paths.is_empty()),
         ("ignore_git_paths", raw.ignore_git_paths.is_some()),
         ("deny_unsafe_pickle", raw.deny_unsafe_pickle),
+        ("io", raw.io.is_some()),
     ]
     .into_iter()
     .filter_map(|(key, given)| given.then_some(key))

@@ -7,10 +7,12 @@
 
 pub mod alert;
 pub mod config;
+pub mod events;
 pub mod history;
 pub mod metrics;
 pub mod outcome;
 pub mod publish;
+pub mod quiet;
 pub mod render;
 pub mod run;
 pub mod waiver;

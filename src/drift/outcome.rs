@@ -64,7 +64,7 @@ impl std::fmt::Display for Shard {
 }
 
 /// One target's outcome in a run.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct TargetResult {
     pub name: String,
     pub owner: String,
@@ -75,7 +75,7 @@ pub struct TargetResult {
 }
 
 /// A whole run.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct RunReport {
     pub run_id: i64,
     pub started_at: Timestamp,

@@ -7,7 +7,7 @@ use super::alert::{self, AlertOutcome};
 use super::config::Config;
 use super::history::History;
 use super::metrics;
-use super::outcome::RunReport;
+use super::outcome::{RunReport, TargetResult};
 use super::render;
 use crate::error::{Error, Result};
 use crate::fsio::write_atomically;
@@ -56,10 +56,40 @@ fn folder_of(path: &Path) -> &Path {
 /// raises the alerts when the run did not verify. A failed alert is in
 /// [`Published::alerts`], never an error.
 pub fn publish(config: &Config, run: &RunReport, report_dir: &Path) -> Result<Published> {
+    publish_with(config, run, run, report_dir)
+}
+
+/// As [`publish`], for a run of only the targets a change event named: the metrics still
+/// cover every target, the others (`standing`) as their last check left them.
+pub fn publish_changes(
+    config: &Config,
+    run: &RunReport,
+    standing: &[TargetResult],
+    report_dir: &Path,
+) -> Result<Published> {
+    let mut everything = run.clone();
+    everything.targets.extend(
+        standing
+            .iter()
+            .filter(|s| !run.targets.iter().any(|t| t.name == s.name))
+            .cloned(),
+    );
+    everything
+        .targets
+        .sort_by_key(|t| config.targets.iter().position(|c| c.name == t.name));
+    publish_with(config, run, &everything, report_dir)
+}
+
+fn publish_with(
+    config: &Config,
+    run: &RunReport,
+    measured: &RunReport,
+    report_dir: &Path,
+) -> Result<Published> {
     if let Some(path) = &config.metrics_file {
         let shard = run.shard.map(|s| s.to_string());
         let bytes_total = History::open(&config.history)?.bytes_hashed_total(shard.as_deref())?;
-        metrics::write(path, run, bytes_total)?;
+        metrics::write(path, measured, bytes_total)?;
     }
     std::fs::create_dir_all(report_dir).map_err(|e| Error::io(report_dir, e))?;
     let path = report_dir.join(format!(
@@ -82,7 +112,7 @@ pub fn publish(config: &Config, run: &RunReport, report_dir: &Path) -> Result<Pu
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::drift::outcome::{Shard, TargetResult};
+    use crate::drift::outcome::Shard;
     use crate::report::{Report, Subject, Verdict};
     use std::time::Duration;
 

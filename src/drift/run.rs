@@ -3,7 +3,7 @@
 //! it (the report file, metrics, alerts) is `publish`'s part.
 
 use std::sync::atomic::AtomicBool;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
@@ -15,13 +15,15 @@ use super::waiver;
 use crate::approval::setting::Spelling;
 use crate::error::{Error, Result};
 use crate::hash::queue::{self, Queue};
-use crate::hash::{Engine, ReaderConfig};
+use crate::hash::{Engine, ReaderConfig, Throttle};
 use crate::oci::{self, Connection};
 use crate::report::Report;
 use crate::verify::model::{check_model, VerifyOptions};
 
 pub struct RunOptions<'a> {
     pub shard: Option<Shard>,
+    /// Only these targets (those a change event named); all of them when `None`.
+    pub only: Option<&'a [String]>,
     /// Targets checked at once.
     pub concurrency: usize,
     /// Hashing threads for the whole run, shared out among the targets under way.
@@ -92,14 +94,28 @@ const IMAGE_RETRIES: u32 = 3;
 /// most `timeout`: a target that takes longer (a hung file system, a registry that trickles)
 /// is an error report, and its check is abandoned — it holds up neither the other targets
 /// nor their hashing threads, and it ends with the process.
-pub fn check_within(target: &Target, jobs: usize, timeout: Duration) -> Report {
+pub fn check_within(
+    target: &Target,
+    jobs: usize,
+    timeout: Duration,
+    throttle: Option<Arc<Throttle>>,
+) -> Report {
     let (sender, receiver) = std::sync::mpsc::channel();
     let owned = target.clone();
     let spawned = std::thread::Builder::new()
         .name(format!("vouch-target-{}", target.name))
         .spawn(move || {
-            let report = match Engine::new(jobs, ReaderConfig::for_jobs(jobs)) {
-                Ok(engine) => check_target(&owned, &engine),
+            let reader = ReaderConfig::for_jobs(jobs).with_io(owned.io);
+            let report = match Engine::new(jobs, reader) {
+                Ok(engine) => {
+                    let engine = match throttle {
+                        Some(throttle) => engine.with_throttle(throttle),
+                        None => engine,
+                    };
+                    let mut report = check_target(&owned, &engine);
+                    report.warnings.extend(engine.direct_refused());
+                    report
+                }
                 Err(e) => Report::failed_run(
                     owned.subject.location(),
                     format!("cannot start {jobs} hashing threads: {e}"),
@@ -147,7 +163,9 @@ pub fn run(config: &Config, options: &RunOptions) -> Result<RunReport> {
         .targets
         .iter()
         .filter(|t| options.shard.is_none_or(|s| s.takes(&t.name)))
+        .filter(|t| options.only.is_none_or(|only| only.contains(&t.name)))
         .collect();
+    let throttle = config.max_rate.map(|rate| Arc::new(Throttle::new(rate)));
     let recording_error: Mutex<Option<Error>> = Mutex::new(None);
     let workers = options.concurrency.clamp(1, mine.len().max(1));
     // Twice the run's threads in all, so a target whose files are few still keeps the cores
@@ -157,7 +175,12 @@ pub fn run(config: &Config, options: &RunOptions) -> Result<RunReport> {
         .clamp(1, options.jobs.max(1));
     let results = queue::run_until(Queue::in_order(mine.len()), workers, options.stop, |i| {
         let target = mine[i];
-        let mut report = check_within(target, jobs_per_target, config.target_timeout);
+        let mut report = check_within(
+            target,
+            jobs_per_target,
+            config.target_timeout,
+            throttle.clone(),
+        );
         let hidden = waiver::apply(&mut report, target, &config.waivers, today);
         let recorded = history.lock().expect("history lock").record_check(
             run_id,

@@ -10,10 +10,12 @@ pub mod reader;
 pub mod scheduler;
 mod sigbus;
 mod task;
+pub mod throttle;
 
 pub use algorithm::{Algorithm, Digest, DigestError, Hasher};
 pub use opening::{Location, RootDir};
 pub use progress::{Progress, Silent};
-pub use reader::{Identity, ReadError, ReaderConfig, Stamp};
+pub use reader::{Identity, Io, ReadError, ReaderConfig, Stamp};
 pub use scheduler::{default_jobs, Engine, Inspect};
 pub use task::Task;
+pub use throttle::Throttle;

@@ -30,6 +30,19 @@ pub struct ReaderConfig {
     pub parallel_window: usize,
     /// Ranges up to this many bytes are read rather than mapped.
     pub small_read_limit: u64,
+    /// Read with `O_DIRECT` in aligned windows, past the page cache (`io = "direct"`).
+    pub direct: bool,
+}
+
+/// How files are read: `io` in vouch.toml, `--io` on the command line.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Io {
+    /// Through the page cache: mapped in windows, read ahead.
+    #[default]
+    Buffered,
+    /// With `O_DIRECT`, past the page cache, so the pages a serving process relies on stay.
+    Direct,
 }
 
 /// Mapped bytes all workers may hold at once, which bounds resident memory.
@@ -44,6 +57,14 @@ impl ReaderConfig {
             ..base
         }
     }
+
+    /// The same settings, reading as `io` says.
+    pub fn with_io(self, io: Io) -> ReaderConfig {
+        ReaderConfig {
+            direct: io == Io::Direct,
+            ..self
+        }
+    }
 }
 
 impl Default for ReaderConfig {
@@ -52,6 +73,7 @@ impl Default for ReaderConfig {
             window: 16 << 20,
             parallel_window: 128 << 20,
             small_read_limit: 1 << 20,
+            direct: false,
         }
     }
 }
@@ -301,7 +323,9 @@ pub fn hash_range(
         )));
     }
     let mut hashers: Vec<Hasher> = algorithms.iter().map(|a| a.hasher()).collect();
-    if end - start <= config.small_read_limit {
+    if config.direct {
+        read_direct(file, start, end, &mut hashers, on_bytes)?;
+    } else if end - start <= config.small_read_limit {
         read_small(file, start, end, &mut hashers)?;
         on_bytes(end - start);
     } else {
@@ -391,6 +415,161 @@ fn read_mapped(
     Ok(())
 }
 
+/// Direct reads are aligned to this (a page: a multiple of every disk's logical block).
+const DIRECT_ALIGN: usize = 4096;
+/// Bytes read per direct request: large requests keep the disk busy without read-ahead.
+const DIRECT_WINDOW: usize = 8 << 20;
+
+/// Turns `O_DIRECT` on or off for the open `file`. `Err` is the file system's refusal
+/// (`EINVAL` where it has no direct I/O, as procfs and some FUSE file systems).
+pub fn set_direct(file: &File, on: bool) -> io::Result<()> {
+    let fd = file.as_raw_fd();
+    // SAFETY: fcntl on a descriptor this function borrows; no memory is passed.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if flags < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let wanted = if on {
+        flags | libc::O_DIRECT
+    } else {
+        flags & !libc::O_DIRECT
+    };
+    if unsafe { libc::fcntl(fd, libc::F_SETFL, wanted) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// A zeroed buffer whose address is aligned for `O_DIRECT`.
+struct AlignedBuffer {
+    ptr: std::ptr::NonNull<u8>,
+    layout: std::alloc::Layout,
+}
+
+impl AlignedBuffer {
+    fn new(len: usize) -> AlignedBuffer {
+        let layout = std::alloc::Layout::from_size_align(len.max(DIRECT_ALIGN), DIRECT_ALIGN)
+            .expect("a page-aligned layout");
+        // SAFETY: the layout has a non-zero size.
+        let ptr = unsafe { std::alloc::alloc_zeroed(layout) };
+        let ptr =
+            std::ptr::NonNull::new(ptr).unwrap_or_else(|| std::alloc::handle_alloc_error(layout));
+        AlignedBuffer { ptr, layout }
+    }
+
+    fn as_mut_slice(&mut self) -> &mut [u8] {
+        // SAFETY: the allocation is `layout.size()` initialised bytes, owned by `self`.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.layout.size()) }
+    }
+}
+
+impl Drop for AlignedBuffer {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `new` with this layout.
+        unsafe { std::alloc::dealloc(self.ptr.as_ptr(), self.layout) }
+    }
+}
+
+// SAFETY: the buffer owns its allocation alone; moving it to another thread moves that.
+unsafe impl Send for AlignedBuffer {}
+
+/// One direct request: where it read, what came back, and the buffer it filled.
+type Filled = (u64, io::Result<u64>, AlignedBuffer);
+
+/// Reads `[start, end)` of `file` (switched to `O_DIRECT`) in aligned requests into aligned
+/// buffers: the first request starts at the page below `start` and the bytes before
+/// `start` are skipped; the last may return less than it asked, at the end of the file,
+/// and only the bytes before `end` are hashed. The bytes hashed are the bytes read. With
+/// no read-ahead from the kernel, a second buffer is read (by a thread of its own) while
+/// the first is hashed.
+fn read_direct(
+    file: &File,
+    start: u64,
+    end: u64,
+    hashers: &mut [Hasher],
+    on_bytes: &(dyn Fn(u64) + Sync),
+) -> Result<(), ReadError> {
+    if start == end {
+        return Ok(());
+    }
+    let align = DIRECT_ALIGN as u64;
+    let first = start - start % align;
+    let span = (end - first).div_ceil(align) * align;
+    let size = (span as usize).min(DIRECT_WINDOW);
+    let read = |offset: u64, mut buffer: AlignedBuffer| -> Filled {
+        loop {
+            match file.read_at(buffer.as_mut_slice(), offset) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                result => return (offset, result.map(|n| n as u64), buffer),
+            }
+        }
+    };
+    // What a request that returned `n` bytes at `offset` leaves to do: hash its part of
+    // `[start, end)`, and go on unless the file ended.
+    let mut hash = |offset: u64, n: u64, buffer: &mut AlignedBuffer| -> Result<(), ReadError> {
+        let usable = n.min(end.saturating_sub(offset));
+        if usable == 0 || (offset + n < end && n % align != 0) {
+            return Err(ReadError::Unstable(format!(
+                "changed while being read: it ended after {} of {} bytes",
+                (offset + usable).saturating_sub(start),
+                end - start
+            )));
+        }
+        let skip = start.saturating_sub(offset).min(usable);
+        feed(
+            hashers,
+            &buffer.as_mut_slice()[skip as usize..usable as usize],
+            false,
+        );
+        on_bytes(usable - skip);
+        Ok(())
+    };
+    if span as usize <= DIRECT_WINDOW {
+        let (offset, n, mut buffer) = read(first, AlignedBuffer::new(size));
+        return hash(offset, n?, &mut buffer);
+    }
+    std::thread::scope(|scope| {
+        let (filled_tx, filled_rx) = std::sync::mpsc::sync_channel::<Filled>(1);
+        let (empty_tx, empty_rx) = std::sync::mpsc::sync_channel::<AlignedBuffer>(2);
+        for _ in 0..2 {
+            empty_tx
+                .send(AlignedBuffer::new(size))
+                .expect("the channel holds two buffers");
+        }
+        scope.spawn(move || {
+            let mut offset = first;
+            while offset < end {
+                let Ok(buffer) = empty_rx.recv() else { return };
+                let filled = read(offset, buffer);
+                let stop = !matches!(filled.1, Ok(n) if n == size as u64);
+                offset += *filled.1.as_ref().unwrap_or(&0);
+                if filled_tx.send(filled).is_err() || stop {
+                    return;
+                }
+            }
+        });
+        let mut done = first;
+        while done < end {
+            let Ok((offset, n, mut buffer)) = filled_rx.recv() else {
+                break;
+            };
+            let n = n?;
+            hash(offset, n, &mut buffer)?;
+            done = offset + n;
+            // The reader may have stopped already: a buffer it no longer needs is dropped.
+            let _ = empty_tx.send(buffer);
+        }
+        if done < end {
+            return Err(ReadError::Unstable(format!(
+                "changed while being read: it ended after {} of {} bytes",
+                done.saturating_sub(start),
+                end - start
+            )));
+        }
+        Ok(())
+    })
+}
+
 /// Asks the kernel to start reading `[offset, offset + len)` into the page cache.
 fn advise_willneed(fd: libc::c_int, offset: u64, len: u64) {
     // Advice only: a failure changes nothing but speed.
@@ -465,6 +644,7 @@ mod tests {
             window: 65_536 * 3,
             parallel_window: 65_536 * 5,
             small_read_limit: 0,
+            direct: false,
         };
         let all_read = ReaderConfig {
             small_read_limit: u64::MAX,
@@ -479,6 +659,54 @@ mod tests {
             assert_eq!(digest_of(tmp.path(), start, end, &tiny_windows), expected);
             assert_eq!(digest_of(tmp.path(), start, end, &all_read), expected);
         }
+    }
+
+    #[test]
+    fn direct_reads_agree_with_in_memory_digests_on_unaligned_ranges() {
+        let data: Vec<u8> = (0..(17 << 20) + 5u32).map(|i| (i % 251) as u8).collect();
+        let mut tmp = tempfile::NamedTempFile::new().unwrap();
+        tmp.write_all(&data).unwrap();
+        let direct = ReaderConfig::default().with_io(Io::Direct);
+        let len = data.len() as u64;
+        for (start, end) in [(0, len), (12_345, len - 1), (4096, 4097), (5, 5), (0, 4095)] {
+            let (file, stamp) = open_regular(tmp.path(), false).unwrap();
+            set_direct(&file, true).expect("this file system takes O_DIRECT");
+            let got =
+                hash_range(&file, &stamp, start, end, &Algorithm::ALL, &direct, &|_| {}).unwrap();
+            let expected: Vec<Digest> = Algorithm::ALL
+                .iter()
+                .map(|a| a.digest(&data[start as usize..end as usize]))
+                .collect();
+            assert_eq!(got, expected, "[{start}, {end})");
+        }
+    }
+
+    #[test]
+    fn a_direct_read_of_a_file_that_shrank_is_unstable() {
+        let mut tmp = tempfile::NamedTempFile::new().unwrap();
+        tmp.write_all(&vec![3u8; 20 << 20]).unwrap();
+        let (file, stamp) = open_regular(tmp.path(), false).unwrap();
+        tmp.as_file().set_len((9 << 20) + 1).unwrap();
+        set_direct(&file, true).unwrap();
+        let direct = ReaderConfig::default().with_io(Io::Direct);
+        let err = hash_range(
+            &file,
+            &stamp,
+            0,
+            20 << 20,
+            &[Algorithm::Sha256],
+            &direct,
+            &|_| {},
+        )
+        .unwrap_err();
+        assert!(matches!(err, ReadError::Unstable(m) if m.contains("ended after")));
+    }
+
+    #[test]
+    fn procfs_refuses_o_direct() {
+        let file = File::open("/proc/version").unwrap();
+        let refused = set_direct(&file, true).unwrap_err();
+        assert_eq!(refused.raw_os_error(), Some(libc::EINVAL));
     }
 
     #[test]

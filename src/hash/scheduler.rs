@@ -2,12 +2,14 @@
 
 use std::fs::File;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use super::algorithm::{Algorithm, Digest};
 use super::progress::Progress;
 use super::queue::Queue;
 use super::reader::{self, ReadError, ReaderConfig, Stamp};
 use super::task::Task;
+use super::throttle::Throttle;
 
 /// What a hashing pass may also do with each file while it is open: called once per file
 /// (on its task that starts at 0) with the task's index, the open file and its stamp.
@@ -23,6 +25,9 @@ pub struct Engine {
     reader: ReaderConfig,
     progress: Box<dyn Progress>,
     cache: Option<super::cache::Cache>,
+    throttle: Option<Arc<Throttle>>,
+    /// Files whose file system refused `O_DIRECT`, with its message: read buffered.
+    direct_refused: Mutex<Vec<(String, String)>>,
 }
 
 /// How many threads to use when `--jobs` is not given: one per core.
@@ -45,6 +50,8 @@ impl Engine {
             reader,
             progress: Box::new(super::progress::Silent),
             cache: None,
+            throttle: None,
+            direct_refused: Mutex::new(Vec::new()),
         })
     }
 
@@ -59,6 +66,29 @@ impl Engine {
             cache: Some(cache),
             ..self
         }
+    }
+
+    /// The same engine, reading no faster than `throttle` allows.
+    pub fn with_throttle(self, throttle: Arc<Throttle>) -> Engine {
+        Engine {
+            throttle: Some(throttle),
+            ..self
+        }
+    }
+
+    /// A sentence for each file read through the page cache although direct I/O was asked
+    /// for, because its file system refused `O_DIRECT`.
+    pub fn direct_refused(&self) -> Vec<String> {
+        let refused = self.direct_refused.lock().expect("refusals lock");
+        refused
+            .iter()
+            .map(|(path, message)| {
+                format!(
+                    "{path}: the file system refused O_DIRECT ({message}); it was read through \
+                     the page cache"
+                )
+            })
+            .collect()
     }
 
     /// The hash cache, when this engine uses one.
@@ -137,6 +167,9 @@ impl Engine {
         let on_bytes = |n: u64| {
             bytes.fetch_add(n, Ordering::Relaxed);
             progress.advance(n);
+            if let Some(throttle) = &self.throttle {
+                throttle.pace(n);
+            }
         };
         let hash =
             |index: usize| self.hash_one(index, &tasks[index], algorithms, &on_bytes, inspect);
@@ -168,17 +201,26 @@ impl Engine {
     ) -> Outcome<T> {
         let (file, stamp) = task.location.open()?;
         task.identity.check(&stamp)?;
+        let mut config = self.reader;
+        if config.direct {
+            if let Err(e) = reader::set_direct(&file, true) {
+                config.direct = false;
+                let path = task.location.path().display().to_string();
+                let mut refused = self.direct_refused.lock().expect("refusals lock");
+                if !refused.iter().any(|(p, _)| *p == path) {
+                    refused.push((path, e.to_string()));
+                }
+            }
+        }
         let digests = reader::hash_range(
-            &file,
-            &stamp,
-            task.start,
-            task.end,
-            algorithms,
-            &self.reader,
-            on_bytes,
+            &file, &stamp, task.start, task.end, algorithms, &config, on_bytes,
         )?;
         let inspected = match inspect {
             Some(inspect) if task.start == 0 => {
+                // What inspects the file reads small, unaligned pieces: through the cache.
+                if config.direct {
+                    reader::set_direct(&file, false)?;
+                }
                 let inspected = inspect(index, &file, &stamp);
                 reader::check_unchanged(&file, &stamp)?;
                 Some(inspected)

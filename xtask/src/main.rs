@@ -4,6 +4,7 @@
 //! a release ships into target/dist/.
 
 mod bench;
+mod bench_quiet;
 mod image;
 
 use std::env;
@@ -49,6 +50,9 @@ const DEBIAN_PEERS: &[(&str, &str)] = &[
     ("zstd", "zstd"),
     ("openssl", "openssl"),
     ("systemd", "systemd-analyze"),
+    ("util-linux", "fincore"),
+    ("util-linux", "ionice"),
+    ("procps", "ps"),
 ];
 
 /// npm packages that provide peer commands: the package, the directory (under the install
@@ -69,7 +73,7 @@ fn main() {
         Some("bench") => peers().and_then(|venv| bench::run(&args[1..], &root(), &venv)),
         Some("dist") => dist(),
         _ => {
-            eprintln!("usage: cargo xtask test [-- CARGO TEST ARGS] | cargo xtask bench [--runs N] | cargo xtask peers | cargo xtask dist");
+            eprintln!("usage: cargo xtask test [-- CARGO TEST ARGS] | cargo xtask bench [--runs N] [--only quiet] | cargo xtask peers | cargo xtask dist");
             exit(2);
         }
     };
