@@ -2,15 +2,18 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::{write_output, EngineArgs, SerializationArgs};
+use super::{RevisionArg, write_output, EngineArgs, SerializationArgs};
 use crate::error::Result;
 use crate::manifest::digest::manifest_digest;
 use crate::model::build_manifest;
 
 #[derive(Debug, Args)]
 pub struct DigestArgs {
-    /// The model: a directory, or a single weights file
+    /// The model: a directory, a single weights file, a Hugging Face cache snapshot or
+    /// hf://ORG/NAME[@REV] (see the README's "Hugging Face caches")
     model: PathBuf,
+    #[command(flatten)]
+    revision: RevisionArg,
     /// Print the manifest digest, which binds every file's name and boundaries, instead of
     /// the OMS root digest (pin it with `vouch verify --manifest-digest`)
     #[arg(long)]
@@ -21,7 +24,8 @@ pub struct DigestArgs {
     engine: EngineArgs,
 }
 
-pub fn run(args: DigestArgs) -> Result<u8> {
+pub fn run(mut args: DigestArgs) -> Result<u8> {
+    args.model = args.revision.resolve(&args.model)?;
     let serialization = args.serialization.serialization(&args.model, &[])?;
     let engine = args.engine.engine()?;
     let (manifest, _) = build_manifest(&args.model, &serialization, &engine)?;

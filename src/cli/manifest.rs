@@ -2,15 +2,18 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::{write_output, EngineArgs, SerializationArgs};
+use super::{RevisionArg, write_output, EngineArgs, SerializationArgs};
 use crate::error::Result;
 use crate::manifest::statement;
 use crate::model::build_manifest;
 
 #[derive(Debug, Args)]
 pub struct ManifestArgs {
-    /// The model: a directory, or a single weights file
+    /// The model: a directory, a single weights file, a Hugging Face cache snapshot or
+    /// hf://ORG/NAME[@REV] (see the README's "Hugging Face caches")
     model: PathBuf,
+    #[command(flatten)]
+    revision: RevisionArg,
     /// Write the manifest to FILE (atomically) instead of stdout; a FILE inside the model
     /// is left out of the manifest
     #[arg(short = 'o', long, value_name = "FILE")]
@@ -21,7 +24,8 @@ pub struct ManifestArgs {
     engine: EngineArgs,
 }
 
-pub fn run(args: ManifestArgs) -> Result<u8> {
+pub fn run(mut args: ManifestArgs) -> Result<u8> {
+    args.model = args.revision.resolve(&args.model)?;
     let outputs: Vec<&std::path::Path> = args.output.iter().map(PathBuf::as_path).collect();
     let serialization = args.serialization.serialization(&args.model, &outputs)?;
     let engine = args.engine.engine()?;

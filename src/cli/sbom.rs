@@ -31,10 +31,13 @@ pub enum ExtraAlgorithm {
 
 #[derive(Debug, Args)]
 pub struct SbomArgs {
-    /// The model: a directory or a single weights file; or an image:
+    /// The model: a directory, a single weights file, a Hugging Face cache snapshot or
+    /// hf://ORG/NAME[@REV]; or an image:
     /// docker://HOST[:PORT]/REPO(:TAG|@DIGEST) or oci:DIR[:TAG|@DIGEST]
     #[arg(value_name = "TARGET")]
     target: String,
+    #[command(flatten)]
+    revision: super::RevisionArg,
     /// SBOM format
     #[arg(long, value_enum, default_value_t = SbomFormat::Cyclonedx)]
     format: SbomFormat,
@@ -111,7 +114,7 @@ pub fn run(args: SbomArgs) -> Result<u8> {
                     .into(),
             ));
         }
-        let target = Path::new(&args.target);
+        let target = &args.revision.resolve(Path::new(&args.target))?;
         options.ignore = args
             .output
             .iter()

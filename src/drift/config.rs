@@ -443,7 +443,12 @@ fn target(
         || raw.min_rate.is_some();
     let subject = match (&raw.path, &raw.image) {
         (Some(path), None) if !image_only => Deployed::Model {
-            path: resolve(path),
+            // A Hugging Face model (hf://ORG/NAME[@REV]) is looked up in the hub cache
+            // when it is checked.
+            path: match path.starts_with("hf://") {
+                true => PathBuf::from(path),
+                false => resolve(path),
+            },
             approval: approval(raw, resolve)?,
         },
         (Some(_), None) => return Err(TargetError::ImageSettingsOnPath(raw.name.clone())),
