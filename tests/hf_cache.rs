@@ -63,14 +63,12 @@ fn git_blob_sha1(content: &[u8]) -> String {
 /// A hub cache holding one snapshot of `acme/tiny`, with `refs/main` naming it.
 struct Cache {
     dir: tempfile::TempDir,
-    layout: Layout,
 }
 
 impl Cache {
     fn new(layout: Layout) -> Cache {
         let cache = Cache {
             dir: tempfile::tempdir().unwrap(),
-            layout,
         };
         let repo = cache.repo();
         for sub in ["blobs", "refs", "snapshots"] {
@@ -303,14 +301,14 @@ fn snapshot_links_that_leave_the_repository_blobs_are_rejected_and_named() {
     let clean = Cache::new(Layout::Classic);
     clean.confirm(&python);
     let manifest = manifest_of(&clean.plain_copy(), &clean.dir.path().join("m.json"));
-    let config = br#"{"architectures":["LlamaForCausalLM"],"model_type":"llama"}"#;
+    const CONFIG: &[u8] = br#"{"architectures":["LlamaForCausalLM"],"model_type":"llama"}"#;
     type Repoint = fn(&Cache) -> String;
     let cases: [(&str, Repoint, &str); 7] = [
         ("out of blobs/", |_| "../../refs/main".into(), "does not land directly"),
         (
             "out of the cache",
             |c| {
-                std::fs::write(c.dir.path().join("outside.json"), config).unwrap();
+                std::fs::write(c.dir.path().join("outside.json"), CONFIG).unwrap();
                 "../../../../outside.json".into()
             },
             "leads out of the hub cache",
@@ -320,8 +318,8 @@ fn snapshot_links_that_leave_the_repository_blobs_are_rejected_and_named() {
             |c| {
                 let other = c.hub().join("models--evil--x/blobs");
                 std::fs::create_dir_all(&other).unwrap();
-                std::fs::write(other.join(git_blob_sha1(config)), config).unwrap();
-                format!("../../../models--evil--x/blobs/{}", git_blob_sha1(config))
+                std::fs::write(other.join(git_blob_sha1(CONFIG)), CONFIG).unwrap();
+                format!("../../../models--evil--x/blobs/{}", git_blob_sha1(CONFIG))
             },
             "another repository",
         ),
