@@ -224,18 +224,58 @@ fn a_clean_snapshot_verifies_by_path_hf_uri_revision_and_its_own_names() {
             vec![os("verify"), snapshot.as_os_str(), os("--manifest"), m],
             vec![os("verify"), os(&uri), os("--manifest"), m],
             vec![os("verify"), os(&pinned), os("--manifest"), m],
-            vec![os("verify"), os(&uri), os("--revision"), os("main"), os("--manifest"), m],
-            vec![os("verify"), repo.as_os_str(), os("--revision"), os("main"), os("--manifest"), m],
-            vec![os("verify"), repo.as_os_str(), os("--revision"), os(COMMIT), os("--manifest"), m],
+            vec![
+                os("verify"),
+                os(&uri),
+                os("--revision"),
+                os("main"),
+                os("--manifest"),
+                m,
+            ],
+            vec![
+                os("verify"),
+                repo.as_os_str(),
+                os("--revision"),
+                os("main"),
+                os("--manifest"),
+                m,
+            ],
+            vec![
+                os("verify"),
+                repo.as_os_str(),
+                os("--revision"),
+                os(COMMIT),
+                os("--manifest"),
+                m,
+            ],
             vec![os("verify"), snapshot.as_os_str(), os("--hf-blobs")],
-            vec![os("verify"), snapshot.as_os_str(), os("--hf-blobs"), os("--manifest"), m],
+            vec![
+                os("verify"),
+                snapshot.as_os_str(),
+                os("--hf-blobs"),
+                os("--manifest"),
+                m,
+            ],
         ] {
             let ran = vouch_in(&cache, &args).expect(0);
-            assert!(ran.stdout().contains("verified"), "{layout:?} {args:?}: {}", ran.stdout());
+            assert!(
+                ran.stdout().contains("verified"),
+                "{layout:?} {args:?}: {}",
+                ran.stdout()
+            );
         }
-        let blobs = vouch_in(&cache, &[os("verify"), snapshot.as_os_str(), os("--hf-blobs"), os("--format"), os("json")])
-            .expect(0)
-            .json();
+        let blobs = vouch_in(
+            &cache,
+            &[
+                os("verify"),
+                snapshot.as_os_str(),
+                os("--hf-blobs"),
+                os("--format"),
+                os("json"),
+            ],
+        )
+        .expect(0)
+        .json();
         assert_eq!(subject(&blobs, "refs/main")["verdict"], "ok");
         assert_eq!(
             subject(&blobs, "config.json")["expected"],
@@ -246,7 +286,10 @@ fn a_clean_snapshot_verifies_by_path_hf_uri_revision_and_its_own_names() {
             format!("sha256:{}", cache.blob_name("model.safetensors"))
         );
         let warnings = blobs["warnings"].to_string();
-        assert!(warnings.contains("cannot catch a malicious upstream"), "{warnings}");
+        assert!(
+            warnings.contains("cannot catch a malicious upstream"),
+            "{warnings}"
+        );
         // HF_HOME/hub is where huggingface_hub looks without HF_HUB_CACHE.
         run(vouch()
             .env_remove("HF_HUB_CACHE")
@@ -267,16 +310,39 @@ fn a_flipped_blob_byte_names_the_snapshot_file_and_hf_blobs_names_the_blob() {
         flip_byte(&cache.landing("weights/extra.bin"), 100);
         flip_byte(&cache.landing("config.json"), 3);
         let snapshot = cache.snapshot();
-        let report = vouch_in(&cache, &[os("verify"), snapshot.as_os_str(), os("--manifest"), manifest.as_os_str(), os("--format"), os("json")])
-            .expect(1)
-            .json();
-        assert_eq!(subject(&report, "weights/extra.bin")["verdict"], "changed", "{layout:?}");
+        let report = vouch_in(
+            &cache,
+            &[
+                os("verify"),
+                snapshot.as_os_str(),
+                os("--manifest"),
+                manifest.as_os_str(),
+                os("--format"),
+                os("json"),
+            ],
+        )
+        .expect(1)
+        .json();
+        assert_eq!(
+            subject(&report, "weights/extra.bin")["verdict"],
+            "changed",
+            "{layout:?}"
+        );
         assert_eq!(subject(&report, "config.json")["verdict"], "changed");
         assert_eq!(subject(&report, "model.safetensors")["verdict"], "ok");
 
-        let report = vouch_in(&cache, &[os("verify"), snapshot.as_os_str(), os("--hf-blobs"), os("--format"), os("json")])
-            .expect(1)
-            .json();
+        let report = vouch_in(
+            &cache,
+            &[
+                os("verify"),
+                snapshot.as_os_str(),
+                os("--hf-blobs"),
+                os("--format"),
+                os("json"),
+            ],
+        )
+        .expect(1)
+        .json();
         for name in ["weights/extra.bin", "config.json"] {
             let flipped = subject(&report, name);
             assert_eq!(flipped["verdict"], "changed", "{layout:?} {name}");
@@ -285,9 +351,12 @@ fn a_flipped_blob_byte_names_the_snapshot_file_and_hf_blobs_names_the_blob() {
             assert!(message.contains(&blob), "{message}");
         }
         assert_eq!(subject(&report, "model.safetensors")["verdict"], "ok");
-        let text = vouch_in(&cache, &[os("verify"), snapshot.as_os_str(), os("--hf-blobs")])
-            .expect(1)
-            .stdout();
+        let text = vouch_in(
+            &cache,
+            &[os("verify"), snapshot.as_os_str(), os("--hf-blobs")],
+        )
+        .expect(1)
+        .stdout();
         assert!(text.contains("weights/extra.bin"), "{text}");
     }
 }
@@ -304,7 +373,11 @@ fn snapshot_links_that_leave_the_repository_blobs_are_rejected_and_named() {
     const CONFIG: &[u8] = br#"{"architectures":["LlamaForCausalLM"],"model_type":"llama"}"#;
     type Repoint = fn(&Cache) -> String;
     let cases: [(&str, Repoint, &str); 7] = [
-        ("out of blobs/", |_| "../../refs/main".into(), "does not land directly"),
+        (
+            "out of blobs/",
+            |_| "../../refs/main".into(),
+            "does not land directly",
+        ),
         (
             "out of the cache",
             |c| {
@@ -328,7 +401,11 @@ fn snapshot_links_that_leave_the_repository_blobs_are_rejected_and_named() {
             |c| c.landing("config.json").display().to_string(),
             "is absolute",
         ),
-        ("dangling", |_| format!("../../blobs/{}", "0".repeat(40)), "does not exist"),
+        (
+            "dangling",
+            |_| format!("../../blobs/{}", "0".repeat(40)),
+            "does not exist",
+        ),
         (
             "a longer chain",
             |c| {
@@ -354,17 +431,43 @@ fn snapshot_links_that_leave_the_repository_blobs_are_rejected_and_named() {
         std::fs::remove_file(&link).unwrap();
         symlink(&target, &link).unwrap();
         let snapshot = cache.snapshot();
-        let report = vouch_in(&cache, &[os("verify"), snapshot.as_os_str(), os("--manifest"), manifest.as_os_str(), os("--format"), os("json")])
-            .expect(1)
-            .json();
+        let report = vouch_in(
+            &cache,
+            &[
+                os("verify"),
+                snapshot.as_os_str(),
+                os("--manifest"),
+                manifest.as_os_str(),
+                os("--format"),
+                os("json"),
+            ],
+        )
+        .expect(1)
+        .json();
         let refused = subject(&report, "config.json");
         assert_eq!(refused["verdict"], "rejected", "{case}: {report:#}");
         let message = refused["message"].as_str().unwrap();
-        assert!(message.contains(why) && message.contains(&target), "{case}: {message}");
-        let blobs = vouch_in(&cache, &[os("verify"), snapshot.as_os_str(), os("--hf-blobs"), os("--format"), os("json")])
-            .expect(1)
-            .json();
-        assert_eq!(subject(&blobs, "config.json")["verdict"], "rejected", "{case}");
+        assert!(
+            message.contains(why) && message.contains(&target),
+            "{case}: {message}"
+        );
+        let blobs = vouch_in(
+            &cache,
+            &[
+                os("verify"),
+                snapshot.as_os_str(),
+                os("--hf-blobs"),
+                os("--format"),
+                os("json"),
+            ],
+        )
+        .expect(1)
+        .json();
+        assert_eq!(
+            subject(&blobs, "config.json")["verdict"],
+            "rejected",
+            "{case}"
+        );
         let ran = vouch_in(&cache, &[os("manifest"), snapshot.as_os_str()]).expect(2);
         assert!(ran.stderr.contains("config.json"), "{case}: {}", ran.stderr);
     }
@@ -384,17 +487,36 @@ fn manifest_digest_and_signatures_equal_model_signing_on_a_plain_copy() {
         let sig = keys.join("copy.sig");
         let key = keys.join("key.pem");
         let public = keys.join("pub.pem");
-        model_signing(&python, &[os("sign"), copy.as_os_str(), sig.as_os_str(), key.as_os_str()]);
+        model_signing(
+            &python,
+            &[
+                os("sign"),
+                copy.as_os_str(),
+                sig.as_os_str(),
+                key.as_os_str(),
+            ],
+        );
         let subject = model_signing(&python, &[os("subject"), sig.as_os_str()]).stdout();
         let snapshot = cache.snapshot();
 
-        let digest = vouch_in(&cache, &[os("digest"), snapshot.as_os_str()]).expect(0).stdout();
-        assert_eq!(digest.trim(), format!("sha256:{}", subject.trim()), "{layout:?}");
+        let digest = vouch_in(&cache, &[os("digest"), snapshot.as_os_str()])
+            .expect(0)
+            .stdout();
+        assert_eq!(
+            digest.trim(),
+            format!("sha256:{}", subject.trim()),
+            "{layout:?}"
+        );
 
         let payload = keys.join("payload.json");
-        model_signing(&python, &[os("payload"), sig.as_os_str(), payload.as_os_str()]);
+        model_signing(
+            &python,
+            &[os("payload"), sig.as_os_str(), payload.as_os_str()],
+        );
         let theirs: Value = serde_json::from_slice(&std::fs::read(&payload).unwrap()).unwrap();
-        let ours = vouch_in(&cache, &[os("manifest"), snapshot.as_os_str()]).expect(0).json();
+        let ours = vouch_in(&cache, &[os("manifest"), snapshot.as_os_str()])
+            .expect(0)
+            .json();
         let resources = |statement: &Value| {
             let mut list: Vec<String> = statement["predicate"]["resources"]
                 .as_array()
@@ -408,12 +530,40 @@ fn manifest_digest_and_signatures_equal_model_signing_on_a_plain_copy() {
         assert_eq!(resources(&ours), resources(&theirs), "{layout:?}");
         assert_eq!(ours["subject"], theirs["subject"]);
 
-        vouch_in(&cache, &[os("verify"), snapshot.as_os_str(), os("--signature"), sig.as_os_str(), os("--key"), public.as_os_str()])
-            .expect(0);
+        vouch_in(
+            &cache,
+            &[
+                os("verify"),
+                snapshot.as_os_str(),
+                os("--signature"),
+                sig.as_os_str(),
+                os("--key"),
+                public.as_os_str(),
+            ],
+        )
+        .expect(0);
         let ours_sig = keys.join("snapshot.sig");
-        vouch_in(&cache, &[os("sign"), snapshot.as_os_str(), os("--key"), key.as_os_str(), os("-o"), ours_sig.as_os_str()])
-            .expect(0);
-        model_signing(&python, &[os("verify"), copy.as_os_str(), ours_sig.as_os_str(), public.as_os_str()]);
+        vouch_in(
+            &cache,
+            &[
+                os("sign"),
+                snapshot.as_os_str(),
+                os("--key"),
+                key.as_os_str(),
+                os("-o"),
+                ours_sig.as_os_str(),
+            ],
+        )
+        .expect(0);
+        model_signing(
+            &python,
+            &[
+                os("verify"),
+                copy.as_os_str(),
+                ours_sig.as_os_str(),
+                public.as_os_str(),
+            ],
+        );
     }
 }
 
@@ -425,7 +575,16 @@ fn sbom_and_scan_read_the_snapshot_files() {
     };
     let snapshot = cache.snapshot();
     let sbom = cache.dir.path().join("sbom.json");
-    vouch_in(&cache, &[os("sbom"), os(&format!("hf://{REPO_ID}")), os("-o"), sbom.as_os_str()]).expect(0);
+    vouch_in(
+        &cache,
+        &[
+            os("sbom"),
+            os(&format!("hf://{REPO_ID}")),
+            os("-o"),
+            sbom.as_os_str(),
+        ],
+    )
+    .expect(0);
     validate_cyclonedx(&python, &sbom);
     let document: Value = serde_json::from_slice(&std::fs::read(&sbom).unwrap()).unwrap();
     let text = document.to_string();
@@ -434,13 +593,19 @@ fn sbom_and_scan_read_the_snapshot_files() {
             continue;
         }
         assert!(text.contains(name), "{name} not in the SBOM");
-        assert!(text.contains(&sha256_hex(&content)), "{name}'s SHA-256 not in the SBOM");
+        assert!(
+            text.contains(&sha256_hex(&content)),
+            "{name}'s SHA-256 not in the SBOM"
+        );
     }
     assert!(text.contains("pkg:huggingface/acme/tiny@"), "{text}");
 
-    let scan = vouch_in(&cache, &[os("scan"), snapshot.as_os_str(), os("--format"), os("json")])
-        .expect(0)
-        .json();
+    let scan = vouch_in(
+        &cache,
+        &[os("scan"), snapshot.as_os_str(), os("--format"), os("json")],
+    )
+    .expect(0)
+    .json();
     let files = scan["files"].as_array().unwrap();
     let weights = files
         .iter()
@@ -470,7 +635,17 @@ fn a_drift_target_of_kind_hf_is_checked_in_the_hub_cache() {
     )
     .unwrap();
     let drift = || {
-        vouch_in(&cache, &[os("drift"), os("run"), os("--format"), os("json"), os("-c"), config.as_os_str()])
+        vouch_in(
+            &cache,
+            &[
+                os("drift"),
+                os("run"),
+                os("--format"),
+                os("json"),
+                os("-c"),
+                config.as_os_str(),
+            ],
+        )
     };
     let run = drift().expect(0).json();
     assert_eq!(run["targets"].as_array().unwrap().len(), 2, "{run:#}");
@@ -490,9 +665,18 @@ fn hf_blobs_checks_refs_and_a_local_dir_download_and_its_metadata() {
     std::fs::create_dir_all(cache.repo().join("refs/pr")).unwrap();
     std::fs::write(cache.repo().join("refs/pr/1"), missing).unwrap();
     let snapshot = cache.snapshot();
-    let report = vouch_in(&cache, &[os("verify"), snapshot.as_os_str(), os("--hf-blobs"), os("--format"), os("json")])
-        .expect(1)
-        .json();
+    let report = vouch_in(
+        &cache,
+        &[
+            os("verify"),
+            snapshot.as_os_str(),
+            os("--hf-blobs"),
+            os("--format"),
+            os("json"),
+        ],
+    )
+    .expect(1)
+    .json();
     let pr = subject(&report, "refs/pr/1");
     assert_eq!(pr["verdict"], "missing");
     assert!(pr["message"].as_str().unwrap().contains(missing));
@@ -523,19 +707,44 @@ fn hf_blobs_checks_refs_and_a_local_dir_download_and_its_metadata() {
     let local_arg = local.as_os_str();
     vouch_in(&cache, &[os("verify"), local_arg, os("--hf-blobs")]).expect(0);
     // Its metadata is not part of the model: the manifest is a plain copy's.
-    let ours = vouch_in(&cache, &[os("digest"), local_arg]).expect(0).stdout();
-    let copy = vouch_in(&cache, &[os("digest"), cache.plain_copy().as_os_str()]).expect(0).stdout();
+    let ours = vouch_in(&cache, &[os("digest"), local_arg])
+        .expect(0)
+        .stdout();
+    let copy = vouch_in(&cache, &[os("digest"), cache.plain_copy().as_os_str()])
+        .expect(0)
+        .stdout();
     assert_eq!(ours, copy);
     let manifest = manifest_of(&cache.plain_copy(), &cache.dir.path().join("m.json"));
-    vouch_in(&cache, &[os("verify"), local_arg, os("--manifest"), manifest.as_os_str()]).expect(0);
+    vouch_in(
+        &cache,
+        &[
+            os("verify"),
+            local_arg,
+            os("--manifest"),
+            manifest.as_os_str(),
+        ],
+    )
+    .expect(0);
 
     std::fs::write(local.join("tokenizer/vocab.txt"), b"a\nc\n").unwrap();
     std::fs::remove_file(local.join("weights/extra.bin")).unwrap();
     write_tree(&local, &[("unlisted.txt", b"no metadata")]);
-    let report = vouch_in(&cache, &[os("verify"), local_arg, os("--hf-blobs"), os("--format"), os("json")])
-        .expect(1)
-        .json();
-    assert_eq!(subject(&report, "tokenizer/vocab.txt")["verdict"], "changed");
+    let report = vouch_in(
+        &cache,
+        &[
+            os("verify"),
+            local_arg,
+            os("--hf-blobs"),
+            os("--format"),
+            os("json"),
+        ],
+    )
+    .expect(1)
+    .json();
+    assert_eq!(
+        subject(&report, "tokenizer/vocab.txt")["verdict"],
+        "changed"
+    );
     assert_eq!(subject(&report, "weights/extra.bin")["verdict"], "missing");
     assert_eq!(subject(&report, "unlisted.txt")["verdict"], "rejected");
     assert_eq!(subject(&report, "config.json")["verdict"], "ok");
@@ -548,14 +757,49 @@ fn bad_hugging_face_targets_are_input_errors_that_say_why() {
     let manifest = manifest_of(&plain, &cache.dir.path().join("m.json"));
     let m = manifest.as_os_str();
     for (args, says) in [
-        (vec![os("verify"), os("hf://a/b/c"), os("--manifest"), m], "hf://ORG/NAME"),
-        (vec![os("verify"), os("hf://acme/absent"), os("--manifest"), m], "not in the hub cache"),
-        (vec![os("verify"), os("hf://acme/tiny@nope"), os("--manifest"), m], "no snapshot or ref named nope"),
-        (vec![os("verify"), os("hf://acme/tiny@main"), os("--revision"), os(COMMIT), os("--manifest"), m], "give one"),
-        (vec![os("verify"), plain.as_os_str(), os("--revision"), os("main"), os("--manifest"), m], "--revision goes with"),
-        (vec![os("verify"), plain.as_os_str(), os("--hf-blobs")], "neither a Hugging Face cache snapshot"),
+        (
+            vec![os("verify"), os("hf://a/b/c"), os("--manifest"), m],
+            "hf://ORG/NAME",
+        ),
+        (
+            vec![os("verify"), os("hf://acme/absent"), os("--manifest"), m],
+            "not in the hub cache",
+        ),
+        (
+            vec![os("verify"), os("hf://acme/tiny@nope"), os("--manifest"), m],
+            "no snapshot or ref named nope",
+        ),
+        (
+            vec![
+                os("verify"),
+                os("hf://acme/tiny@main"),
+                os("--revision"),
+                os(COMMIT),
+                os("--manifest"),
+                m,
+            ],
+            "give one",
+        ),
+        (
+            vec![
+                os("verify"),
+                plain.as_os_str(),
+                os("--revision"),
+                os("main"),
+                os("--manifest"),
+                m,
+            ],
+            "--revision goes with",
+        ),
+        (
+            vec![os("verify"), plain.as_os_str(), os("--hf-blobs")],
+            "neither a Hugging Face cache snapshot",
+        ),
         (vec![os("verify"), plain.as_os_str()], "give an approval"),
-        (vec![os("digest"), os("hf://acme/tiny@../../x")], "not a commit or a ref name"),
+        (
+            vec![os("digest"), os("hf://acme/tiny@../../x")],
+            "not a commit or a ref name",
+        ),
     ] {
         let ran = vouch_in(&cache, &args).expect(2);
         assert!(ran.stderr.contains(says), "{args:?}: {}", ran.stderr);
@@ -563,4 +807,44 @@ fn bad_hugging_face_targets_are_input_errors_that_say_why() {
     std::fs::write(cache.repo().join("refs/main"), "not a commit").unwrap();
     let ran = vouch_in(&cache, &[os("digest"), os("hf://acme/tiny")]).expect(2);
     assert!(ran.stderr.contains("refs/main"), "{}", ran.stderr);
+}
+
+#[test]
+fn a_shared_store_without_its_layout_marker_is_not_followed() {
+    let cache = Cache::new(Layout::SharedXet);
+    let manifest = manifest_of(&cache.plain_copy(), &cache.dir.path().join("m.json"));
+    let snapshot = cache.snapshot();
+    vouch_in(
+        &cache,
+        &[
+            os("verify"),
+            snapshot.as_os_str(),
+            os("--manifest"),
+            manifest.as_os_str(),
+        ],
+    )
+    .expect(0);
+    std::fs::remove_file(cache.hub().join("blobs/.huggingface-shared-blobs")).unwrap();
+    let report = vouch_in(
+        &cache,
+        &[
+            os("verify"),
+            snapshot.as_os_str(),
+            os("--manifest"),
+            manifest.as_os_str(),
+            os("--format"),
+            os("json"),
+        ],
+    )
+    .expect(1)
+    .json();
+    for name in ["model.safetensors", "weights/extra.bin"] {
+        let refused = subject(&report, name);
+        assert_eq!(refused["verdict"], "rejected", "{report:#}");
+        assert!(refused["message"]
+            .as_str()
+            .unwrap()
+            .contains("layout-1 marker"));
+    }
+    assert_eq!(subject(&report, "config.json")["verdict"], "ok");
 }

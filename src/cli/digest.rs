@@ -2,7 +2,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::{RevisionArg, write_output, EngineArgs, SerializationArgs};
+use super::{write_output, EngineArgs, RevisionArg, SerializationArgs};
 use crate::error::Result;
 use crate::manifest::digest::manifest_digest;
 use crate::model::build_manifest;

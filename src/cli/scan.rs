@@ -2,7 +2,7 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 
-use super::{RevisionArg, write_output, EngineArgs, PicklePolicyArg};
+use super::{write_output, EngineArgs, PicklePolicyArg, RevisionArg};
 use crate::error::Result;
 use crate::verify::scan::scan_model;
 

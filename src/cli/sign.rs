@@ -2,7 +2,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::{RevisionArg, EngineArgs, SerializationArgs};
+use super::{EngineArgs, RevisionArg, SerializationArgs};
 use crate::error::{Error, Result};
 use crate::fsio::{read_input, write_atomically};
 use crate::manifest::statement;

@@ -3,9 +3,9 @@ use std::path::PathBuf;
 use clap::{ArgGroup, Args};
 
 use super::fetch::{Fetch, Fetched};
-use super::{RevisionArg, 
-    refused, user_ignores, EngineArgs, OutputArgs, PicklePolicyArg, SerializationArgs, Target,
-    TrustArgs,
+use super::{
+    refused, user_ignores, EngineArgs, OutputArgs, PicklePolicyArg, RevisionArg, SerializationArgs,
+    Target, TrustArgs,
 };
 use crate::approval::rules::ApprovalParts;
 use crate::approval::setting::{RuleError, Spelling};
@@ -153,11 +153,7 @@ fn check(args: &VerifyArgs, fetched: Option<&Fetched>) -> Result<Report> {
             .map(|f| f.file.to_path_buf())
     };
     if let Some(bundle) = &signatures.bundle {
-        return verify_detached_file(
-            &model,
-            bundle,
-            &signatures.trust.spec()?.load_keyless()?,
-        );
+        return verify_detached_file(&model, bundle, &signatures.trust.spec()?.load_keyless()?);
     }
     let parts = ApprovalParts {
         manifest: from_registry("manifest").or_else(|| args.manifest.clone()),

@@ -6,7 +6,7 @@
 //! or on the one further link huggingface_hub 2.x makes for Xet files, `blobs/ETAG` ->
 //! `CACHE/blobs/HH/XETHASH` (the shared store, layout version 1), a regular file. The landing
 //! file is opened beneath the cache's handle with no link followed, so the bytes hashed are
-//! the blob's. Anything else is a [`ProblemKind::HfLink`], never followed.
+//! the blob's. Anything else is a [`Refusal`], never followed.
 
 use std::ffi::{OsStr, OsString};
 use std::io;
@@ -17,7 +17,6 @@ use std::path::{Component, Path, PathBuf};
 use rustix::fs::{AtFlags, FileType};
 
 use super::paths::IgnoreSet;
-use super::walk::ProblemKind;
 use crate::error::{Error, Result};
 use crate::hash::opening::{open_beneath, open_file_beneath, Resolver, Target};
 use crate::hash::reader::special_kind_of_mode;
@@ -77,6 +76,24 @@ pub fn is_repo_dir_name(name: &str) -> bool {
         .any(|prefix| name.len() > prefix.len() && name.starts_with(prefix))
 }
 
+/// Why a snapshot link is not followed.
+#[derive(Debug)]
+pub enum Refusal {
+    /// It does not land where huggingface_hub puts blobs; `why` says where it leads.
+    Link {
+        target: String,
+        why: &'static str,
+    },
+    Dangling {
+        target: String,
+    },
+    Directory {
+        target: String,
+    },
+    Special(&'static str),
+    Unreadable(io::Error),
+}
+
 /// A snapshot file's link, resolved: where its blob is read beneath the cache, the blob's
 /// name (what `--hf-blobs` checks the content against) and what the file is.
 #[derive(Debug)]
@@ -94,12 +111,12 @@ pub fn resolve_link(
     dir: BorrowedFd,
     file_name: &OsStr,
     link_dir: &Path,
-) -> std::result::Result<Landing, ProblemKind> {
+) -> std::result::Result<Landing, Refusal> {
     let target = rustix::fs::readlinkat(dir, file_name, Vec::new())
-        .map_err(|e| ProblemKind::Unreadable(e.into()))?;
+        .map_err(|e| Refusal::Unreadable(e.into()))?;
     let target = PathBuf::from(OsStr::from_bytes(target.as_bytes()));
     let shown = target.display().to_string();
-    let refused = |why: &'static str| ProblemKind::HfLink {
+    let refused = |why: &'static str| Refusal::Link {
         target: shown.clone(),
         why,
     };
@@ -118,13 +135,11 @@ pub fn resolve_link(
     let blob = parts[2].to_string_lossy().into_owned();
     let blobs_dir = Path::new(repo).join("blobs");
     let blobs = open_beneath(cache, &blobs_dir, Target::Directory, Resolver::Auto)
-        .map_err(|e| ProblemKind::Unreadable(link_error(e)))?;
+        .map_err(|e| Refusal::Unreadable(link_error(e)))?;
     let stat = match rustix::fs::statat(&blobs, parts[2], AtFlags::SYMLINK_NOFOLLOW) {
         Ok(stat) => stat,
-        Err(e) if e == rustix::io::Errno::NOENT => {
-            return Err(ProblemKind::SymlinkBroken { target: shown })
-        }
-        Err(e) => return Err(ProblemKind::Unreadable(e.into())),
+        Err(e) if e == rustix::io::Errno::NOENT => return Err(Refusal::Dangling { target: shown }),
+        Err(e) => return Err(Refusal::Unreadable(e.into())),
     };
     match FileType::from_raw_mode(stat.st_mode) {
         FileType::RegularFile => Ok(Landing {
@@ -144,8 +159,8 @@ pub fn resolve_link(
                 identity,
             })
         }
-        FileType::Directory => Err(ProblemKind::SymlinkToDirectory { target: shown }),
-        _ => Err(ProblemKind::Special(
+        FileType::Directory => Err(Refusal::Directory { target: shown }),
+        _ => Err(Refusal::Special(
             special_kind_of_mode(stat.st_mode).unwrap_or("not a regular file"),
         )),
     }
@@ -156,7 +171,7 @@ const NOT_IN_BLOBS: &str = "does not land directly in the repository's blobs/";
 
 enum SharedRefusal {
     Why(&'static str),
-    Problem(ProblemKind),
+    Problem(Refusal),
 }
 
 /// Follows the repository blob `name`, a link, into the shared Xet store: only
@@ -170,7 +185,7 @@ fn shared_blob(
 ) -> std::result::Result<(PathBuf, Identity), SharedRefusal> {
     use SharedRefusal::{Problem, Why};
     let target = rustix::fs::readlinkat(blobs, name, Vec::new())
-        .map_err(|e| Problem(ProblemKind::Unreadable(e.into())))?;
+        .map_err(|e| Problem(Refusal::Unreadable(e.into())))?;
     let target = PathBuf::from(OsStr::from_bytes(target.as_bytes()));
     let landed = lexical(blobs_dir, &target).ok_or(Why(ESCAPES))?;
     let parts: Vec<&str> = landed.iter().filter_map(OsStr::to_str).collect();
@@ -207,23 +222,23 @@ fn shared_blob(
         Target::Directory,
         Resolver::Auto,
     )
-    .map_err(|e| Problem(ProblemKind::Unreadable(link_error(e))))?;
+    .map_err(|e| Problem(Refusal::Unreadable(link_error(e))))?;
     let stat = match rustix::fs::statat(&dir, *hash, AtFlags::SYMLINK_NOFOLLOW) {
         Ok(stat) => stat,
         Err(e) if e == rustix::io::Errno::NOENT => {
-            return Err(Problem(ProblemKind::SymlinkBroken {
+            return Err(Problem(Refusal::Dangling {
                 target: target.display().to_string(),
             }))
         }
-        Err(e) => return Err(Problem(ProblemKind::Unreadable(e.into()))),
+        Err(e) => return Err(Problem(Refusal::Unreadable(e.into()))),
     };
     match FileType::from_raw_mode(stat.st_mode) {
         FileType::RegularFile => Ok((landed, Identity::of_stat(&stat))),
         FileType::Symlink => Err(Why("is a chain of more links than huggingface_hub makes")),
-        FileType::Directory => Err(Problem(ProblemKind::SymlinkToDirectory {
+        FileType::Directory => Err(Problem(Refusal::Directory {
             target: target.display().to_string(),
         })),
-        _ => Err(Problem(ProblemKind::Special(
+        _ => Err(Problem(Refusal::Special(
             special_kind_of_mode(stat.st_mode).unwrap_or("not a regular file"),
         ))),
     }

@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use rustix::fs::{AtFlags, FileType};
 
-use super::hf::Snapshot;
+use super::hf::{Refusal, Snapshot};
 use super::paths::{IgnoreSet, SINGLE_FILE_NAME};
 use crate::error::{Error, Result};
 use crate::hash::opening::{open_beneath, Resolver, Target};
@@ -345,7 +345,16 @@ impl Walker<'_> {
                 identity: landing.identity,
                 blob: Some(landing.blob),
             }),
-            Err(kind) => self.problem(name, kind),
+            Err(refusal) => {
+                let kind = match refusal {
+                    Refusal::Link { target, why } => ProblemKind::HfLink { target, why },
+                    Refusal::Dangling { target } => ProblemKind::SymlinkBroken { target },
+                    Refusal::Directory { target } => ProblemKind::SymlinkToDirectory { target },
+                    Refusal::Special(kind) => ProblemKind::Special(kind),
+                    Refusal::Unreadable(e) => ProblemKind::Unreadable(e),
+                };
+                self.problem(name, kind)
+            }
         }
     }
 

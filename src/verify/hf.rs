@@ -116,17 +116,21 @@ pub fn check_blobs(path: &Path, engine: &Engine) -> Result<Report> {
                 }
                 Ok(None) => None,
                 Err(message) => {
-                    report.subjects.push(
-                        Subject::new(file.name.clone(), Verdict::Rejected).message(message),
-                    );
+                    report
+                        .subjects
+                        .push(Subject::new(file.name.clone(), Verdict::Rejected).message(message));
                     continue;
                 }
             },
         };
         let Some(expected) = expected else {
             let why = match snapshot {
-                Some(_) => "is not a link to a blob, so its content has no name to be checked against",
-                None => "has no download metadata, so its content has no name to be checked against",
+                Some(_) => {
+                    "is not a link to a blob, so its content has no name to be checked against"
+                }
+                None => {
+                    "has no download metadata, so its content has no name to be checked against"
+                }
             };
             report
                 .subjects
@@ -264,13 +268,18 @@ fn local_metadata(
         }
     };
     let mut text = String::new();
-    io::Read::read_to_string(&mut io::Read::take(file, 4096), &mut text)
-        .map_err(|e| format!("its download metadata {} cannot be read: {e}", relative.display()))?;
+    io::Read::read_to_string(&mut io::Read::take(file, 4096), &mut text).map_err(|e| {
+        format!(
+            "its download metadata {} cannot be read: {e}",
+            relative.display()
+        )
+    })?;
     let mut lines = text.lines().map(str::trim);
     match (lines.next(), lines.next()) {
-        (Some(commit), Some(etag)) if !etag.is_empty() => {
-            Ok(Some((commit.to_string(), etag.trim_matches('"').to_string())))
-        }
+        (Some(commit), Some(etag)) if !etag.is_empty() => Ok(Some((
+            commit.to_string(),
+            etag.trim_matches('"').to_string(),
+        ))),
         _ => Err(format!(
             "its download metadata {} is not huggingface_hub's (commit, etag, timestamp lines)",
             relative.display()
@@ -297,11 +306,13 @@ fn missing_local_files(model: &Model, report: &mut Report) -> Result<()> {
         if !model.files.iter().any(|f| f.name == name)
             && !model.problems.iter().any(|p| p.name == name)
         {
-            report.subjects.push(
-                Subject::new(name.to_string(), Verdict::Missing).message(format!(
-                    "{DOWNLOAD_METADATA}/{name}.metadata records it, but the file is not there"
-                )),
-            );
+            report
+                .subjects
+                .push(
+                    Subject::new(name.to_string(), Verdict::Missing).message(format!(
+                        "{DOWNLOAD_METADATA}/{name}.metadata records it, but the file is not there"
+                    )),
+                );
         }
     }
     Ok(())
