@@ -797,6 +797,15 @@ fn bad_hugging_face_targets_are_input_errors_that_say_why() {
         ),
         (vec![os("verify"), plain.as_os_str()], "give an approval"),
         (
+            vec![
+                os("sbom"),
+                os("oci:/nonexistent"),
+                os("--revision"),
+                os("main"),
+            ],
+            "not an image",
+        ),
+        (
             vec![os("digest"), os("hf://acme/tiny@../../x")],
             "not a commit or a ref name",
         ),

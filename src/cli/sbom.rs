@@ -91,6 +91,11 @@ pub fn run(args: SbomArgs) -> Result<u8> {
     let engine = args.engine.engine()?;
     // A model directory whose name starts like a reference is written `./oci:…`.
     let (subject, warnings) = if ImageRef::is_reference(&args.target) {
+        if args.revision.revision.is_some() {
+            return Err(Error::Usage(
+                "--revision goes with a Hugging Face model, not an image".into(),
+            ));
+        }
         let reference = parse_reference(&args.target)?;
         let outcome = describe_image(
             &reference,
