@@ -813,6 +813,22 @@ fn bad_hugging_face_targets_are_input_errors_that_say_why() {
         let ran = vouch_in(&cache, &args).expect(2);
         assert!(ran.stderr.contains(says), "{args:?}: {}", ran.stderr);
     }
+    let config = cache.dir.path().join("vouch.toml");
+    std::fs::write(
+        &config,
+        "[[target]]\nname = \"bad\"\nowner = \"ml@example.com\"\npath = \"hf://a/b/c\"\nmanifest = \"m.json\"\n",
+    )
+    .unwrap();
+    let ran = vouch_in(
+        &cache,
+        &[os("drift"), os("run"), os("-c"), config.as_os_str()],
+    )
+    .expect(2);
+    assert!(
+        ran.stderr.contains("target \"bad\": path hf://a/b/c"),
+        "{}",
+        ran.stderr
+    );
     std::fs::write(cache.repo().join("refs/main"), "not a commit").unwrap();
     let ran = vouch_in(&cache, &[os("digest"), os("hf://acme/tiny")]).expect(2);
     assert!(ran.stderr.contains("refs/main"), "{}", ran.stderr);

@@ -373,6 +373,8 @@ pub enum TargetError {
     PathAndImage(String),
     #[error("target \"{0}\" has neither path nor image")]
     NeitherPathNorImage(String),
+    #[error("target \"{target}\": path {message}")]
+    HfModel { target: String, message: String },
     #[error("target \"{target}\": ignore_paths {error}")]
     IgnorePath { target: String, error: NameError },
     #[error("target \"{target}\": image {error}")]
@@ -445,9 +447,15 @@ fn target(
         (Some(path), None) if !image_only => Deployed::Model {
             // A Hugging Face model (hf://ORG/NAME[@REV]) is looked up in the hub cache
             // when it is checked.
-            path: match path.starts_with("hf://") {
-                true => PathBuf::from(path),
-                false => resolve(path),
+            path: match crate::model::hf::parse_uri(path) {
+                Some(Ok(_)) => PathBuf::from(path),
+                Some(Err(message)) => {
+                    return Err(TargetError::HfModel {
+                        target: raw.name.clone(),
+                        message,
+                    })
+                }
+                None => resolve(path),
             },
             approval: approval(raw, resolve)?,
         },

@@ -293,12 +293,9 @@ pub fn hub_cache() -> Option<PathBuf> {
 /// cache directory with `revision`, or any other path as it is.
 pub fn resolve_target(given: &Path, revision: Option<&str>) -> Result<PathBuf> {
     let text = given.to_str().unwrap_or("");
-    if let Some(rest) = text.strip_prefix("hf://") {
-        let (repo_id, at) = match rest.split_once('@') {
-            Some((id, rev)) => (id, Some(rev)),
-            None => (rest, None),
-        };
-        let revision = match (at, revision) {
+    if let Some(parsed) = parse_uri(text) {
+        let (dir, at) = parsed.map_err(Error::Usage)?;
+        let revision = match (at.as_deref(), revision) {
             (Some(a), Some(b)) if a != b => {
                 return Err(Error::Usage(format!(
                     "{text} names revision {a}, --revision names {b}; give one"
@@ -306,11 +303,6 @@ pub fn resolve_target(given: &Path, revision: Option<&str>) -> Result<PathBuf> {
             }
             (a, b) => a.or(b).unwrap_or("main"),
         };
-        let dir = repo_dir_name(repo_id).ok_or_else(|| {
-            Error::Usage(format!(
-                "{text}: a Hugging Face model is hf://ORG/NAME or hf://NAME, optionally @REVISION"
-            ))
-        })?;
         let cache = hub_cache().ok_or_else(|| {
             Error::Usage(format!(
                 "{text}: no hub cache to look in (set HF_HUB_CACHE or HF_HOME)"
@@ -344,6 +336,35 @@ pub fn resolve_target(given: &Path, revision: Option<&str>) -> Result<PathBuf> {
     }
 }
 
+/// `hf://ORG/NAME[@REV]` as its repository directory name and revision, or why it is
+/// malformed; `None` for anything else.
+pub fn parse_uri(text: &str) -> Option<std::result::Result<(String, Option<String>), String>> {
+    let rest = text.strip_prefix("hf://")?;
+    let (repo_id, at) = match rest.split_once('@') {
+        Some((id, rev)) => (id, Some(rev)),
+        None => (rest, None),
+    };
+    let Some(dir) = repo_dir_name(repo_id) else {
+        return Some(Err(format!(
+            "{text}: a Hugging Face model is hf://ORG/NAME or hf://NAME, optionally @REVISION"
+        )));
+    };
+    match at {
+        Some(rev) if !is_plain_revision(rev) => Some(Err(format!(
+            "{text}: revision {rev:?} is not a commit or a ref name"
+        ))),
+        at => Some(Ok((dir, at.map(str::to_string)))),
+    }
+}
+
+/// A commit or a ref name: plain path components only.
+fn is_plain_revision(revision: &str) -> bool {
+    !revision.is_empty()
+        && Path::new(revision)
+            .components()
+            .all(|c| matches!(c, Component::Normal(_)))
+}
+
 /// `models--ORG--NAME` for `ORG/NAME` (or `models--NAME`), when the id is well formed.
 fn repo_dir_name(repo_id: &str) -> Option<String> {
     let parts: Vec<&str> = repo_id.split('/').collect();
@@ -362,11 +383,7 @@ fn repo_dir_name(repo_id: &str) -> Option<String> {
 /// snapshot, or a ref (`main`, `refs/pr/1`) in `refs/` naming one.
 pub fn snapshot_of(repo: &Path, revision: &str) -> Result<PathBuf> {
     let root = RootDir::open(repo).map_err(|e| Error::io(repo, e))?;
-    let plain = !revision.is_empty()
-        && Path::new(revision)
-            .components()
-            .all(|c| matches!(c, Component::Normal(_)));
-    if !plain {
+    if !is_plain_revision(revision) {
         return Err(Error::Usage(format!(
             "revision {revision:?} is not a commit or a ref name"
         )));
