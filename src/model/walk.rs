@@ -6,6 +6,9 @@
 //! the reader checks again when it opens them, and everything that cannot be part of a model faithfully — symbolic links not
 //! allowed or leading outside the root, FIFOs, sockets, devices, unlistable directories,
 //! names that are not UTF-8 — is listed as a [`Problem`] and never opened.
+//!
+//! A Hugging Face snapshot (`models--ORG--NAME/snapshots/REV`) is listed under its files'
+//! snapshot names, each read from the blob its link lands on by the rules of [`super::hf`].
 
 use std::ffi::OsString;
 use std::fs;
