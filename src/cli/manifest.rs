@@ -3,7 +3,7 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 
 use super::oci::{parse_reference, PlatformArgs, RegistryArgs};
-use super::{write_output, EngineArgs, SerializationArgs};
+use super::{write_output, EngineArgs, RevisionArg, SerializationArgs};
 use crate::error::{Error, Result};
 use crate::hash::Engine;
 use crate::manifest::statement;
@@ -15,9 +15,12 @@ use crate::verify::image::artifact_manifest;
 
 #[derive(Debug, Args)]
 pub struct ManifestArgs {
-    /// The model: a directory, a single weights file, or a model artifact in a registry or
-    /// image layout (docker://HOST[:PORT]/REPO(:TAG|@DIGEST), oci:DIR[:TAG|@DIGEST])
+    /// The model: a directory, a single weights file, a Hugging Face cache snapshot or
+    /// hf://ORG/NAME[@REV] (see the README's "Hugging Face caches"), or a model artifact in
+    /// a registry or image layout (docker://HOST[:PORT]/REPO(:TAG|@DIGEST), oci:DIR[:TAG|@DIGEST])
     model: PathBuf,
+    #[command(flatten)]
+    revision: RevisionArg,
     /// Write the manifest to FILE (atomically) instead of stdout; a FILE inside the model
     /// is left out of the manifest
     #[arg(short = 'o', long, value_name = "FILE")]
@@ -39,7 +42,8 @@ pub(super) struct ArtifactArgs {
     registry: RegistryArgs,
 }
 
-pub fn run(args: ManifestArgs) -> Result<u8> {
+pub fn run(mut args: ManifestArgs) -> Result<u8> {
+    args.model = args.revision.resolve(&args.model)?;
     let outputs: Vec<&Path> = args.output.iter().map(PathBuf::as_path).collect();
     let serialization = args.serialization.serialization(&args.model, &outputs)?;
     let engine = args.engine.engine()?;

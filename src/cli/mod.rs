@@ -164,6 +164,23 @@ fn jobs_or_default(jobs: Option<u16>) -> usize {
     jobs.map(usize::from).unwrap_or_else(default_jobs)
 }
 
+/// `--revision`: which snapshot of a Hugging Face cache repository a command reads.
+#[derive(Debug, Args)]
+pub struct RevisionArg {
+    /// With a hub cache repository directory (models--ORG--NAME) or hf://ORG/NAME: the
+    /// snapshot to read, a commit or a ref in refs/ (main, refs/pr/1) [default for hf://:
+    /// main]
+    #[arg(long, value_name = "REV|REF")]
+    revision: Option<String>,
+}
+
+impl RevisionArg {
+    /// The model path `given` names: a snapshot for `hf://…` or a repository directory.
+    fn resolve(&self, given: &Path) -> Result<PathBuf> {
+        crate::model::hf::resolve_target(given, self.revision.as_deref())
+    }
+}
+
 /// How a model is serialized: shared by `digest`, `manifest` and `verify --digest`.
 #[derive(Debug, Args)]
 pub struct SerializationArgs {
@@ -215,6 +232,7 @@ impl SerializationArgs {
                 serialization.ignore_paths.insert(name);
             }
         }
+        crate::model::hf::ignore_local_dir_metadata(model, &mut serialization.ignore_paths);
         Ok(serialization)
     }
 }

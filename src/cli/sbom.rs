@@ -31,10 +31,13 @@ pub enum ExtraAlgorithm {
 
 #[derive(Debug, Args)]
 pub struct SbomArgs {
-    /// The model: a directory or a single weights file; or an image:
+    /// The model: a directory, a single weights file, a Hugging Face cache snapshot or
+    /// hf://ORG/NAME[@REV]; or an image:
     /// docker://HOST[:PORT]/REPO(:TAG|@DIGEST) or oci:DIR[:TAG|@DIGEST]
     #[arg(value_name = "TARGET")]
     target: String,
+    #[command(flatten)]
+    revision: super::RevisionArg,
     /// SBOM format
     #[arg(long, value_enum, default_value_t = SbomFormat::Cyclonedx)]
     format: SbomFormat,
@@ -88,6 +91,11 @@ pub fn run(args: SbomArgs) -> Result<u8> {
     let engine = args.engine.engine()?;
     // A model directory whose name starts like a reference is written `./oci:…`.
     let (subject, warnings) = if ImageRef::is_reference(&args.target) {
+        if args.revision.revision.is_some() {
+            return Err(Error::Usage(
+                "--revision goes with a Hugging Face model, not an image".into(),
+            ));
+        }
         let reference = parse_reference(&args.target)?;
         let outcome = describe_image(
             &reference,
@@ -111,7 +119,7 @@ pub fn run(args: SbomArgs) -> Result<u8> {
                     .into(),
             ));
         }
-        let target = Path::new(&args.target);
+        let target = &args.revision.resolve(Path::new(&args.target))?;
         options.ignore = args
             .output
             .iter()

@@ -2,7 +2,7 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 
-use super::{write_output, EngineArgs, PicklePolicyArg};
+use super::{write_output, EngineArgs, PicklePolicyArg, RevisionArg};
 use crate::error::Result;
 use crate::verify::scan::scan_model;
 
@@ -16,8 +16,11 @@ pub enum ScanFormat {
 
 #[derive(Debug, Args)]
 pub struct ScanArgs {
-    /// The model: a directory, or a single weights file
+    /// The model: a directory, a single weights file, a Hugging Face cache snapshot or
+    /// hf://ORG/NAME[@REV] (see the README's "Hugging Face caches")
     model: PathBuf,
+    #[command(flatten)]
+    revision: RevisionArg,
     /// Output format
     #[arg(long, value_enum, default_value_t = ScanFormat::Text)]
     format: ScanFormat,
@@ -29,7 +32,8 @@ pub struct ScanArgs {
     engine: EngineArgs,
 }
 
-pub fn run(args: ScanArgs) -> Result<u8> {
+pub fn run(mut args: ScanArgs) -> Result<u8> {
+    args.model = args.revision.resolve(&args.model)?;
     let engine = args.engine.engine()?;
     let report = scan_model(&args.model, args.pickle_policy.into(), &engine)?;
     let rendered = match args.format {

@@ -2,7 +2,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::{EngineArgs, SerializationArgs};
+use super::{EngineArgs, RevisionArg, SerializationArgs};
 use crate::error::{Error, Result};
 use crate::fsio::{read_input, write_atomically};
 use crate::manifest::statement;
@@ -13,8 +13,11 @@ use crate::sign::{sign_payload, Signer};
 
 #[derive(Debug, Args)]
 pub struct SignArgs {
-    /// The model: a directory, or a single weights file
+    /// The model: a directory, a single weights file, a Hugging Face cache snapshot or
+    /// hf://ORG/NAME[@REV] (see the README's "Hugging Face caches")
     model: PathBuf,
+    #[command(flatten)]
+    revision: RevisionArg,
     /// The EC private key (PEM: PKCS#8 or SEC1, encrypted or not; P-256, P-384 or P-521)
     #[arg(long, value_name = "PRIVATE.pem")]
     key: PathBuf,
@@ -41,7 +44,8 @@ pub struct SignArgs {
     engine: EngineArgs,
 }
 
-pub fn run(args: SignArgs) -> Result<u8> {
+pub fn run(mut args: SignArgs) -> Result<u8> {
+    args.model = args.revision.resolve(&args.model)?;
     let signer = signer(&args)?;
     let serialization = args
         .serialization

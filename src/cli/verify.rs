@@ -4,8 +4,8 @@ use clap::{ArgGroup, Args};
 
 use super::fetch::{Fetch, Fetched};
 use super::{
-    refused, user_ignores, EngineArgs, OutputArgs, PicklePolicyArg, SerializationArgs, Target,
-    TrustArgs,
+    refused, user_ignores, EngineArgs, OutputArgs, PicklePolicyArg, RevisionArg, SerializationArgs,
+    Target, TrustArgs,
 };
 use crate::approval::rules::ApprovalParts;
 use crate::approval::setting::{RuleError, Spelling};
@@ -16,10 +16,13 @@ use crate::verify::detached::verify_detached_file;
 use crate::verify::model::{check_model, VerifyOptions};
 
 #[derive(Debug, Args)]
-#[command(group(ArgGroup::new("approval").required(true).args(["manifest", "digest", "manifest_digest", "check", "signature", "bundle", "registry"])))]
+#[command(group(ArgGroup::new("approval").args(["manifest", "digest", "manifest_digest", "check", "signature", "bundle", "registry"])))]
 pub struct VerifyArgs {
-    /// The model: a directory, or a single weights file
+    /// The model: a directory, a single weights file, a Hugging Face cache snapshot or
+    /// hf://ORG/NAME[@REV] (see the README's "Hugging Face caches")
     model: PathBuf,
+    #[command(flatten)]
+    revision: RevisionArg,
     /// An approved OMS manifest (an unsigned in-toto statement, e.g. from `vouch manifest`
     /// or the payload of a model-signing signature); it records its own serialization
     #[arg(long, value_name = "FILE")]
@@ -52,6 +55,11 @@ pub struct VerifyArgs {
     /// refuses, or cannot be scanned
     #[arg(long)]
     deny_unsafe_pickle: bool,
+    /// Check a Hugging Face cache snapshot (or --local-dir download) against its own names:
+    /// each file's content against its blob's name (SHA-256 or git blob SHA-1), and refs/
+    /// against the snapshots. Alone, or with another approval (both must pass)
+    #[arg(long, conflicts_with = "bundle")]
+    hf_blobs: bool,
     /// What --deny-unsafe-pickle refuses: strict (only what a weights-only load needs) or
     /// picklescan (what picklescan rates dangerous)
     #[arg(
@@ -96,6 +104,17 @@ pub fn run(args: VerifyArgs) -> Result<u8> {
     emit(&args, check(&args, None))
 }
 
+/// Whether any approval but `--hf-blobs` was given.
+fn has_approval(args: &VerifyArgs) -> bool {
+    args.manifest.is_some()
+        || args.digest.is_some()
+        || args.manifest_digest.is_some()
+        || args.check.is_some()
+        || args.registry.is_some()
+        || args.signatures.signature.is_some()
+        || args.signatures.bundle.is_some()
+}
+
 /// Verifies the model against an approval fetched from a registry, and says which version
 /// it checked.
 pub(super) fn run_with(args: &VerifyArgs, fetched: &Fetched) -> Result<u8> {
@@ -120,6 +139,15 @@ fn emit(args: &VerifyArgs, result: Result<Report>) -> Result<u8> {
 }
 
 fn check(args: &VerifyArgs, fetched: Option<&Fetched>) -> Result<Report> {
+    let model = args.revision.resolve(&args.model)?;
+    if !has_approval(args) {
+        if !args.hf_blobs {
+            return Err(Error::Usage(
+                "give an approval: --manifest, --signature, --digest, --manifest-digest, --check, --bundle, --registry or --hf-blobs".into(),
+            ));
+        }
+        return crate::verify::hf::check_blobs(&model, &args.engine.engine()?);
+    }
     let flags = &args.serialization;
     let signatures = &args.signatures;
     let from_registry = |kind: &str| {
@@ -128,11 +156,7 @@ fn check(args: &VerifyArgs, fetched: Option<&Fetched>) -> Result<Report> {
             .map(|f| f.file.to_path_buf())
     };
     if let Some(bundle) = &signatures.bundle {
-        return verify_detached_file(
-            &args.model,
-            bundle,
-            &signatures.trust.spec()?.load_keyless()?,
-        );
+        return verify_detached_file(&model, bundle, &signatures.trust.spec()?.load_keyless()?);
     }
     let parts = ApprovalParts {
         manifest: from_registry("manifest").or_else(|| args.manifest.clone()),
@@ -156,12 +180,12 @@ fn check(args: &VerifyArgs, fetched: Option<&Fetched>) -> Result<Report> {
         // A pin is made with the ignores in its serialization, as `vouch digest` makes it.
         Approval::Pinned { pin, serialization } => Approval::Pinned {
             pin,
-            serialization: flags.with_ignores(serialization, &args.model, &[])?,
+            serialization: flags.with_ignores(serialization, &model, &[])?,
         },
         approval => approval,
     };
     let options = VerifyOptions {
-        extra_ignores: user_ignores(&args.model, &flags.ignore_paths)?,
+        extra_ignores: user_ignores(&model, &flags.ignore_paths)?,
         extra_ignores_setting: "--ignore-paths",
         include_git_paths: flags.no_ignore_git_paths,
         approval_files: Vec::new(),
@@ -172,15 +196,23 @@ fn check(args: &VerifyArgs, fetched: Option<&Fetched>) -> Result<Report> {
     let mut engine = args.engine.engine_reading(args.io)?;
     if let Some(path) = &args.cache {
         let settings = crate::hash::cache::CacheSettings::at(path.clone());
-        settings.refuse_inside(&args.model)?;
-        let scope = std::path::absolute(&args.model).unwrap_or_else(|_| args.model.clone());
+        settings.refuse_inside(&model)?;
+        let scope = std::path::absolute(&model).unwrap_or_else(|_| model.clone());
         engine = engine.with_cache(crate::hash::cache::Cache::open(
             &settings,
             &scope.to_string_lossy(),
         )?);
     }
-    let mut report = check_model(&args.model, &approval, &options, &engine)?;
+    let mut report = check_model(&model, &approval, &options, &engine)?;
     report.warnings.extend(engine.direct_refused());
+    if args.hf_blobs {
+        let blobs = crate::verify::hf::check_blobs(&model, &engine)?;
+        report.approval = format!("{}, and {}", report.approval, blobs.approval);
+        report.subjects.extend(blobs.subjects);
+        report.warnings.extend(blobs.warnings);
+        report.bytes_hashed += blobs.bytes_hashed;
+        report.duration += blobs.duration;
+    }
     if let Some(cache) = engine.cache() {
         let used = cache.used();
         report.bytes_from_cache = used.bytes_from_cache;

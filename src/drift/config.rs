@@ -388,6 +388,8 @@ pub enum TargetError {
     PathAndImage(String),
     #[error("target \"{0}\" has neither path nor image")]
     NeitherPathNorImage(String),
+    #[error("target \"{target}\": path {message}")]
+    HfModel { target: String, message: String },
     #[error("target \"{target}\": ignore_paths {error}")]
     IgnorePath { target: String, error: NameError },
     #[error("target \"{target}\": image {error}")]
@@ -459,7 +461,18 @@ fn target(
         || raw.signed_repository.is_some();
     let subject = match (&raw.path, &raw.image) {
         (Some(path), None) if !image_only => Deployed::Model {
-            path: resolve(path),
+            // A Hugging Face model (hf://ORG/NAME[@REV]) is looked up in the hub cache
+            // when it is checked.
+            path: match crate::model::hf::parse_uri(path) {
+                Some(Ok(_)) => PathBuf::from(path),
+                Some(Err(message)) => {
+                    return Err(TargetError::HfModel {
+                        target: raw.name.clone(),
+                        message,
+                    })
+                }
+                None => resolve(path),
+            },
             approval: approval(raw, resolve)?,
         },
         (Some(_), None) => return Err(TargetError::ImageSettingsOnPath(raw.name.clone())),

@@ -45,7 +45,8 @@ pub fn check_target(target: &Target, engine: &Engine) -> Report {
                 approval_files: Vec::new(),
                 deny_unsafe_pickle: target.deny_unsafe_pickle.then_some(Default::default()),
             };
-            check_model(path, approval, &options, engine)
+            crate::model::hf::resolve_target(path, None)
+                .and_then(|path| check_model(&path, approval, &options, engine))
         }
         Deployed::Image(image) => check_image(image, engine),
     };

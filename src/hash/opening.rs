@@ -36,6 +36,16 @@ impl RootDir {
         })
     }
 
+    /// Opens the directory `relative` beneath `parent` with no link followed; `path` is how
+    /// messages name it.
+    pub fn beneath(parent: &RootDir, relative: &Path, path: &Path) -> io::Result<RootDir> {
+        let fd = open_beneath(parent.fd(), relative, Target::Directory, Resolver::Auto)?;
+        Ok(RootDir {
+            fd,
+            path: path.to_path_buf(),
+        })
+    }
+
     pub fn fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
     }

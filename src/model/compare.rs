@@ -313,6 +313,7 @@ mod tests {
                 ino: 1,
                 len,
             },
+            blob: None,
         }
     }
 

@@ -2,6 +2,7 @@
 //! against what was approved.
 
 pub mod compare;
+pub mod hf;
 pub mod oms;
 pub mod paths;
 pub mod walk;

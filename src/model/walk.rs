@@ -6,6 +6,9 @@
 //! the reader checks again when it opens them, and everything that cannot be part of a model faithfully — symbolic links not
 //! allowed or leading outside the root, FIFOs, sockets, devices, unlistable directories,
 //! names that are not UTF-8 — is listed as a [`Problem`] and never opened.
+//!
+//! A Hugging Face snapshot (`models--ORG--NAME/snapshots/REV`) is listed under its files'
+//! snapshot names, each read from the blob its link lands on by the rules of [`super::hf`].
 
 use std::ffi::OsString;
 use std::fs;
@@ -17,6 +20,7 @@ use std::sync::Arc;
 
 use rustix::fs::{AtFlags, FileType};
 
+use super::hf::{Refusal, Snapshot};
 use super::paths::{IgnoreSet, SINGLE_FILE_NAME};
 use crate::error::{Error, Result};
 use crate::hash::opening::{open_beneath, Resolver, Target};
@@ -58,6 +62,8 @@ pub struct ModelFile {
     pub location: Location,
     /// What the walk saw; the file opened for reading must still be this one.
     pub identity: Identity,
+    /// For a Hugging Face snapshot file, the name of the blob its link lands on.
+    pub blob: Option<String>,
 }
 
 impl ModelFile {
@@ -89,6 +95,11 @@ pub enum ProblemKind {
     },
     /// A directory when it was listed, a link by the time it was opened.
     ReplacedBySymlink,
+    /// A Hugging Face snapshot link that does not land where huggingface_hub puts blobs.
+    HfLink {
+        target: String,
+        why: &'static str,
+    },
     Special(&'static str),
     Unreadable(io::Error),
     NameNotUtf8,
@@ -103,6 +114,7 @@ impl ProblemKind {
                 | ProblemKind::SymlinkToDirectory { .. }
                 | ProblemKind::SymlinkBroken { .. }
                 | ProblemKind::ReplacedBySymlink
+                | ProblemKind::HfLink { .. }
         )
     }
 }
@@ -123,6 +135,9 @@ impl Problem {
             ProblemKind::SymlinkBroken { target } => {
                 format!("is a symbolic link to {target}, which does not exist")
             }
+            ProblemKind::HfLink { target, why } => format!(
+                "is a Hugging Face snapshot link to {target}, which {why}; it is never followed"
+            ),
             ProblemKind::ReplacedBySymlink => "was replaced by a symbolic link while the model was listed; it is never followed".to_string(),
             ProblemKind::Special(kind) => {
                 format!("is {kind}; special files are never opened and cannot be part of a model")
@@ -145,6 +160,7 @@ pub fn walk(path: &Path, options: &WalkOptions) -> Result<Model> {
             relative: PathBuf::new(),
             location: Location::Given(path.to_path_buf()),
             identity: Identity::of(&meta),
+            blob: None,
         };
         return Ok(Model {
             path: path.to_path_buf(),
@@ -162,10 +178,25 @@ pub fn walk(path: &Path, options: &WalkOptions) -> Result<Model> {
             format!("is {kind}; a model is a directory or a regular file"),
         ));
     }
-    let root = Arc::new(RootDir::open(path).map_err(|e| Error::io(path, e))?);
     let canonical = path.canonicalize().map_err(|e| Error::io(path, e))?;
+    let snapshot = Snapshot::recognize(path);
+    // A snapshot's files are read from the cache's blobs, so beneath the cache's handle.
+    let (root, opened_beneath, prefix) = match &snapshot {
+        Some(snapshot) => {
+            let cache = RootDir::open(&snapshot.cache).map_err(|e| Error::io(path, e))?;
+            let root = RootDir::beneath(&cache, &snapshot.relative(), path)
+                .map_err(|e| Error::io(path, e))?;
+            (Arc::new(root), Arc::new(cache), snapshot.relative())
+        }
+        None => {
+            let root = Arc::new(RootDir::open(path).map_err(|e| Error::io(path, e))?);
+            (Arc::clone(&root), root, PathBuf::new())
+        }
+    };
     let mut walker = Walker {
-        root: &root,
+        root: &opened_beneath,
+        prefix: &prefix,
+        snapshot: snapshot.as_ref(),
         canonical: &canonical,
         options,
         files: Vec::new(),
@@ -209,7 +240,11 @@ pub fn model_name(path: &Path) -> String {
 }
 
 struct Walker<'a> {
+    /// The handle files are opened beneath: the model root, or a snapshot's hub cache.
     root: &'a Arc<RootDir>,
+    /// The model root's path beneath `root`.
+    prefix: &'a Path,
+    snapshot: Option<&'a Snapshot>,
     /// The root's resolved path, which an allowed link must resolve under.
     canonical: &'a Path,
     options: &'a WalkOptions<'a>,
@@ -246,11 +281,17 @@ impl Walker<'_> {
                 FileType::Directory => self.descend(dir, &file_name, name, &relative),
                 FileType::RegularFile => self.files.push(ModelFile {
                     name,
-                    location: self.beneath(relative.clone()),
+                    location: self.beneath(self.prefix.join(&relative)),
                     relative,
                     identity: Identity::of_stat(&stat),
+                    blob: None,
                 }),
-                FileType::Symlink => self.symlink(name, relative),
+                FileType::Symlink => match self.snapshot {
+                    Some(snapshot) => {
+                        self.snapshot_link(dir, &file_name, name, relative, &snapshot.repo)
+                    }
+                    None => self.symlink(name, relative),
+                },
                 _ => {
                     let kind = special_kind_of_mode(stat.st_mode).unwrap_or("not a regular file");
                     self.problem(name, ProblemKind::Special(kind));
@@ -284,6 +325,42 @@ impl Walker<'_> {
         }
     }
 
+    /// Resolves a snapshot link to its blob by the rules of [`super::hf`].
+    fn snapshot_link(
+        &mut self,
+        dir: BorrowedFd,
+        file_name: &OsString,
+        name: String,
+        relative: PathBuf,
+        repo: &str,
+    ) {
+        let link_dir = self
+            .prefix
+            .join(&relative)
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        match super::hf::resolve_link(self.root.fd(), repo, dir, file_name, &link_dir) {
+            Ok(landing) => self.files.push(ModelFile {
+                name,
+                relative,
+                location: self.beneath(landing.relative),
+                identity: landing.identity,
+                blob: Some(landing.blob),
+            }),
+            Err(refusal) => {
+                let kind = match refusal {
+                    Refusal::Link { target, why } => ProblemKind::HfLink { target, why },
+                    Refusal::Dangling { target } => ProblemKind::SymlinkBroken { target },
+                    Refusal::Directory { target } => ProblemKind::SymlinkToDirectory { target },
+                    Refusal::Special(kind) => ProblemKind::Special(kind),
+                    Refusal::Unreadable(e) => ProblemKind::Unreadable(e),
+                };
+                self.problem(name, kind)
+            }
+        }
+    }
+
     /// Vets a link: allowed only by the policy, and only to a regular file under the root.
     /// It is read as its target's path beneath the root, which is opened with no link on
     /// the way and must still be the file seen here.
@@ -308,6 +385,7 @@ impl Walker<'_> {
                 relative,
                 location: self.beneath(inside.to_path_buf()),
                 identity: Identity::of(&meta),
+                blob: None,
             }),
             Ok(meta) if meta.is_dir() => {
                 self.problem(name, ProblemKind::SymlinkToDirectory { target })

@@ -77,6 +77,7 @@ pub fn describe_model(
     for name in &options.ignore {
         ignore.insert(name.clone());
     }
+    crate::model::hf::ignore_local_dir_metadata(path, &mut ignore);
     let serialization = Serialization {
         method: Method::Files,
         algorithm: Algorithm::Sha256,

@@ -181,7 +181,13 @@ fn external_file(
             "" => relative,
             dir => format!("{dir}/{relative}"),
         });
+    // A listed file is read where the walk found it (a snapshot file from its blob).
+    let listed = name
+        .as_deref()
+        .filter(|_| !model.is_single_file)
+        .and_then(|name| model.files.iter().find(|f| f.name == name));
     let opened_at = match (&name, root) {
+        _ if listed.is_some() => listed.map(|f| f.location.clone()),
         (Some(name), Some(root)) => Some(Location::Beneath {
             root: Arc::clone(root),
             relative: PathBuf::from(name),

@@ -3,6 +3,7 @@
 
 pub mod checklist;
 pub mod detached;
+pub mod hf;
 pub mod image;
 pub mod image_signatures;
 pub mod inspect;

@@ -254,6 +254,7 @@ enum IgnoreOrigin {
     Approval,
     ApprovalFile,
     GitDefault,
+    LocalDirMetadata,
 }
 
 struct Ignores {
@@ -262,6 +263,7 @@ struct Ignores {
     extra_setting: &'static str,
     approval_files: IgnoreSet,
     git_defaults: IgnoreSet,
+    local_dir: IgnoreSet,
 }
 
 impl Ignores {
@@ -298,12 +300,15 @@ impl Ignores {
                 }
             }
         }
+        let mut local_dir = IgnoreSet::default();
+        crate::model::hf::ignore_local_dir_metadata(path, &mut local_dir);
         Ignores {
             approval,
             extra,
             extra_setting: options.extra_ignores_setting,
             approval_files,
             git_defaults,
+            local_dir,
         }
     }
 
@@ -314,6 +319,7 @@ impl Ignores {
             &self.extra,
             &self.approval_files,
             &self.git_defaults,
+            &self.local_dir,
         ] {
             for entry in set.recorded() {
                 all.insert(entry);
@@ -329,6 +335,7 @@ impl Ignores {
             (&self.approval, IgnoreOrigin::Approval),
             (&self.approval_files, IgnoreOrigin::ApprovalFile),
             (&self.git_defaults, IgnoreOrigin::GitDefault),
+            (&self.local_dir, IgnoreOrigin::LocalDirMetadata),
         ]
         .into_iter()
         .find(|(set, _)| set.matches(name))
@@ -342,6 +349,7 @@ impl Ignores {
             IgnoreOrigin::Approval => "the approval's ignore_paths",
             IgnoreOrigin::ApprovalFile => "being the approval's own file",
             IgnoreOrigin::GitDefault => "the default git ignores (turning them off checks them)",
+            IgnoreOrigin::LocalDirMetadata => "being huggingface_hub's download metadata",
         }
     }
 

@@ -150,7 +150,8 @@ fn refusal(policy: PicklePolicy, global: &str) -> String {
 /// Scans every file of the model at `path`, rating pickle imports with `policy`;
 /// external-data files are hashed with SHA-256.
 pub fn scan_model(path: &Path, policy: PicklePolicy, engine: &Engine) -> Result<ScanReport> {
-    let ignore = IgnoreSet::with_defaults();
+    let mut ignore = IgnoreSet::with_defaults();
+    crate::model::hf::ignore_local_dir_metadata(path, &mut ignore);
     let mut model = walk::walk(
         path,
         &WalkOptions {
