@@ -6,4 +6,5 @@ pub mod detached;
 pub mod image;
 pub mod inspect;
 pub mod model;
+pub mod registry;
 pub mod scan;
