@@ -847,7 +847,10 @@ webhook = "https://hooks.example.com/vouch"
             kept.tracking_uri.as_deref(),
             Some("https://mlflow.example.com")
         );
-        let e = error_of(&text.replace("registry = \"models:/fraud@production\"\n", ""));
+        let e = error_of(&text.replace(
+            "registry = \"models:/fraud@production\"",
+            "manifest = \"m.json\"",
+        ));
         assert!(e.contains("tracking_uri goes with registry"), "{e}");
         let e = error_of(&text.replace("models:/fraud@production", "fraud"));
         assert!(e.contains("line 1") && e.contains("registry: fraud"), "{e}");
