@@ -452,6 +452,41 @@ fn verify_without_model_streams_the_registry_copy_and_names_a_replaced_file() {
         String::from_utf8_lossy(&digest.stdout).trim()
     );
 
+    // Approved in shards: each shard of the stream is compared.
+    register_files(server, "copy", &model);
+    let ran = vouch_at(
+        server,
+        &[
+            "approve",
+            path(&model),
+            "--registry",
+            "models:/copy/2",
+            "--shard-size",
+            "100000",
+        ],
+    );
+    assert_eq!(ran.code, Some(0), "{}", ran.stderr);
+    let ran = vouch_at(
+        server,
+        &["verify", "--registry", "models:/copy/2", "--format", "json"],
+    );
+    assert_eq!(ran.code, Some(0), "{}\n{}", ran.stdout(), ran.stderr);
+    let shards: Vec<String> = ran.json()["subjects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap().to_string())
+        .filter(|name| name.starts_with("weights.bin:"))
+        .collect();
+    assert_eq!(
+        shards,
+        [
+            "weights.bin:0:100000",
+            "weights.bin:100000:200000",
+            "weights.bin:200000:300000"
+        ]
+    );
+
     // weights.bin replaced in the artifact store with MLflow's client.
     let other = dir.path().join("weights.bin");
     std::fs::write(&other, pseudo_random(300_000, 8)).unwrap();

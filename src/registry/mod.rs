@@ -492,10 +492,16 @@ impl Client {
     /// request deadline. Returns the number of bytes.
     pub fn stream(&self, uri: &str, sink: &mut dyn FnMut(&[u8])) -> Result<u64> {
         let path = self.artifact_path(uri)?;
-        let url = self
+        let mut url = self
             .base
-            .join(&format!("api/2.0/mlflow-artifacts/artifacts/{path}"))
-            .map_err(|e| self.remote(format!("bad artifact path {path}: {e}")))?;
+            .join("api/2.0/mlflow-artifacts/artifacts/")
+            .map_err(|e| self.remote(format!("bad endpoint: {e}")))?;
+        // Each name component percent-encoded: a stored name holding `?`, `#` or `%` names
+        // that file, never a query or another one.
+        url.path_segments_mut()
+            .map_err(|()| self.remote("the endpoint cannot take a path".to_string()))?
+            .pop_if_empty()
+            .extend(path.split('/'));
         let mut request = self.http.get(url);
         if let Some(value) = &self.authorization {
             request = request.header(AUTHORIZATION, value.clone());

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use crate::approval::{resolve, Approval, Locator, Resolution};
 use crate::error::{Error, Result};
-use crate::hash::{Digest, Hasher};
+use crate::hash::{Algorithm, Digest, Hasher};
 use crate::model::compare::Expected;
 use crate::model::oms::{root_digest, Method, Resource, ResourceKey};
 use crate::model::paths::SINGLE_FILE_NAME;
@@ -135,8 +135,7 @@ fn compare(client: &Client, source: &str, expected: &Expected, report: &mut Repo
     Ok(())
 }
 
-/// The resources of the file at `uri` (approved as `path`), hashed as its bytes stream in:
-/// the whole file, or each shard as its last byte arrives.
+/// The resources of the file at `uri` (approved as `path`), hashed as its bytes stream in.
 fn hash_stream(
     client: &Client,
     uri: &str,
@@ -144,49 +143,86 @@ fn hash_stream(
     expected: &Expected,
     bytes_hashed: &mut u64,
 ) -> Result<Vec<Resource>> {
-    let algorithm = expected.serialization.algorithm;
-    let shard_size = match expected.serialization.method {
-        Method::Files => u64::MAX,
-        Method::Shards { shard_size } => shard_size,
-    };
-    let mut done: Vec<(u64, u64, Digest)> = Vec::new();
-    let mut hasher: Hasher = algorithm.hasher();
-    let (mut start, mut offset) = (0u64, 0u64);
-    let total = client.stream(uri, &mut |mut chunk: &[u8]| {
+    let mut hasher = Streamed::new(
+        expected.serialization.algorithm,
+        expected.serialization.method,
+    );
+    *bytes_hashed += client.stream(uri, &mut |chunk| hasher.update(chunk))?;
+    Ok(hasher
+        .finish()
+        .into_iter()
+        .map(|(range, digest)| Resource {
+            key: ResourceKey {
+                path: path.to_string(),
+                range,
+            },
+            digest,
+        })
+        .collect())
+}
+
+/// The digests of one file whose bytes arrive in chunks of any size: the whole file, or
+/// each shard as its last byte arrives (as [`crate::model::oms::shard_ranges`] splits it).
+struct Streamed {
+    algorithm: Algorithm,
+    shard_size: Option<u64>,
+    hasher: Hasher,
+    start: u64,
+    offset: u64,
+    done: Vec<(Option<(u64, u64)>, Digest)>,
+}
+
+impl Streamed {
+    fn new(algorithm: Algorithm, method: Method) -> Streamed {
+        Streamed {
+            algorithm,
+            shard_size: match method {
+                Method::Files => None,
+                Method::Shards { shard_size } => Some(shard_size),
+            },
+            hasher: algorithm.hasher(),
+            start: 0,
+            offset: 0,
+            done: Vec::new(),
+        }
+    }
+
+    fn update(&mut self, mut chunk: &[u8]) {
+        let Some(shard_size) = self.shard_size else {
+            self.hasher.update(chunk);
+            return;
+        };
         while !chunk.is_empty() {
-            let room = (start.saturating_add(shard_size) - offset).min(chunk.len() as u64) as usize;
-            hasher.update(&chunk[..room]);
-            offset += room as u64;
-            chunk = &chunk[room..];
-            if offset - start == shard_size {
-                let full = std::mem::replace(&mut hasher, algorithm.hasher());
-                done.push((start, offset, full.finalize()));
-                start = offset;
+            let left = self.start + shard_size - self.offset;
+            let take = left.min(chunk.len() as u64) as usize;
+            self.hasher.update(&chunk[..take]);
+            self.offset += take as u64;
+            chunk = &chunk[take..];
+            if self.offset - self.start == shard_size {
+                self.finish_shard();
             }
         }
-    })?;
-    *bytes_hashed += total;
-    let key = |range| ResourceKey {
-        path: path.to_string(),
-        range,
-    };
-    Ok(match expected.serialization.method {
-        Method::Files => vec![Resource {
-            key: key(None),
-            digest: hasher.finalize(),
-        }],
-        Method::Shards { .. } => {
-            if offset > start {
-                done.push((start, offset, hasher.finalize()));
+    }
+
+    fn finish_shard(&mut self) {
+        let hasher = std::mem::replace(&mut self.hasher, self.algorithm.hasher());
+        self.done
+            .push((Some((self.start, self.offset)), hasher.finalize()));
+        self.start = self.offset;
+    }
+
+    /// The digests: one for the whole file, or one a shard (none for an empty file).
+    fn finish(mut self) -> Vec<(Option<(u64, u64)>, Digest)> {
+        match self.shard_size {
+            None => vec![(None, self.hasher.finalize())],
+            Some(_) => {
+                if self.offset > self.start {
+                    self.finish_shard();
+                }
+                self.done
             }
-            done.into_iter()
-                .map(|(start, end, digest)| Resource {
-                    key: key(Some((start, end))),
-                    digest,
-                })
-                .collect()
         }
-    })
+    }
 }
 
 /// The subjects of one file: each approved resource ok or changed, or the whole file changed
@@ -233,5 +269,40 @@ fn compare_file(name: &str, wanted: &[&Resource], found: &[Resource], report: &m
             subject = subject.message("the registry's copy differs from the approved one");
         }
         report.subjects.push(subject);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::oms::shard_ranges;
+
+    /// Chunks of every size give the digests of the whole file, or of each shard as
+    /// `shard_ranges` cuts it.
+    #[test]
+    fn streamed_digests_do_not_depend_on_the_chunks() {
+        let bytes: Vec<u8> = (0..10_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        for chunk in [1, 7, 999, 1000, 1001, 4096, 20_000] {
+            let mut whole = Streamed::new(Algorithm::Sha256, Method::Files);
+            bytes.chunks(chunk).for_each(|c| whole.update(c));
+            assert_eq!(
+                whole.finish(),
+                [(None, Algorithm::Sha256.digest(&bytes))],
+                "chunks of {chunk}"
+            );
+            let mut sharded = Streamed::new(Algorithm::Sha256, Method::Shards { shard_size: 1000 });
+            bytes[..9_500].chunks(chunk).for_each(|c| sharded.update(c));
+            let expected: Vec<_> = shard_ranges(9_500, 1000)
+                .map(|(start, end)| {
+                    (
+                        Some((start, end)),
+                        Algorithm::Sha256.digest(&bytes[start as usize..end as usize]),
+                    )
+                })
+                .collect();
+            assert_eq!(sharded.finish(), expected, "chunks of {chunk}");
+        }
+        let empty = Streamed::new(Algorithm::Sha256, Method::Shards { shard_size: 1000 });
+        assert!(empty.finish().is_empty());
     }
 }
