@@ -39,7 +39,7 @@ pub struct Resolved {
     /// Where the approval was read from (left out of a model it lies inside).
     pub source: Locator,
     /// The model version it was kept with, when it came from a registry (an alias resolved).
-    pub version: Option<ModelVersion>,
+    pub version: Option<Box<ModelVersion>>,
     /// The `ok` subject that names the signature and its signer, when it was signed.
     pub signature: Option<Subject>,
 }
@@ -153,7 +153,7 @@ fn resolve_signature(bundle: &Locator, trust: &TrustSpec) -> Result<Resolution<'
         Resolution::Refused(Refusal {
             approval: format!("signature {name}"),
             subject: Subject::new(name.clone(), Verdict::Rejected).message(reason),
-            version: version.as_ref().map(ModelVersion::uri),
+            version: version.as_ref().map(|v| v.uri()),
         })
     };
     let verified = match verify_bundle(&parsed, &policy) {
@@ -188,7 +188,7 @@ fn resolve_signature(bundle: &Locator, trust: &TrustSpec) -> Result<Resolution<'
 enum Read {
     Bytes {
         bytes: Vec<u8>,
-        version: Option<ModelVersion>,
+        version: Option<Box<ModelVersion>>,
     },
     Refused(Refusal),
 }
@@ -236,7 +236,7 @@ fn read(locator: &Locator, kind: Kind) -> Result<Read> {
         )),
         _ => Ok(Read::Bytes {
             bytes: kept.bytes,
-            version: Some(kept.version),
+            version: Some(Box::new(kept.version)),
         }),
     }
 }
