@@ -684,3 +684,96 @@ fn drift_follows_an_alias_moved_between_runs_and_records_each_version() {
         "{history}"
     );
 }
+
+/// An EC P-256 key pair made by openssl in `dir`: `(NAME.pem, NAME.pub.pem)`.
+fn key_pair(test: &str, dir: &Path, name: &str) -> Option<(PathBuf, PathBuf)> {
+    let openssl = require_tool(test, "openssl")?;
+    let private = dir.join(format!("{name}.pem"));
+    let public = dir.join(format!("{name}.pub.pem"));
+    let ok = |command: &mut Command| assert_eq!(run(command).code, Some(0), "{command:?}");
+    ok(Command::new(&openssl)
+        .args([
+            "ecparam",
+            "-name",
+            "prime256v1",
+            "-genkey",
+            "-noout",
+            "-out",
+        ])
+        .arg(&private));
+    ok(Command::new(&openssl)
+        .args(["ec", "-pubout", "-in"])
+        .arg(&private)
+        .arg("-out")
+        .arg(&public));
+    Some((private, public))
+}
+
+#[test]
+fn a_kept_signature_is_checked_under_the_trust_given_and_never_stood_in_for() {
+    let test = "a_kept_signature_is_checked_under_the_trust_given_and_never_stood_in_for";
+    let Some(server) = server(test) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (Some((private, public)), Some((_, other))) = (
+        key_pair(test, dir.path(), "signer"),
+        key_pair(test, dir.path(), "other"),
+    ) else {
+        return;
+    };
+    let model = model(dir.path());
+    register(server, "signed", 2);
+    let ran = vouch_at(
+        server,
+        &[
+            "approve",
+            path(&model),
+            "--registry",
+            "models:/signed/1",
+            "--key",
+            path(&private),
+        ],
+    );
+    assert_eq!(ran.code, Some(0), "{}", ran.stderr);
+    let ran = vouch_at(
+        server,
+        &["approve", path(&model), "--registry", "models:/signed/2"],
+    );
+    assert_eq!(ran.code, Some(0), "{}", ran.stderr);
+    let verify = |version: &str, key: Option<&Path>| {
+        let uri = format!("models:/signed/{version}");
+        let mut args = vec!["verify", path(&model), "--registry", &uri];
+        if let Some(key) = key {
+            args.extend(["--key", path(key)]);
+        }
+        vouch_at(server, &args)
+    };
+    let ran = verify("1", Some(&public));
+    assert_eq!(ran.code, Some(0), "{}\n{}", ran.stdout(), ran.stderr);
+    assert!(
+        ran.stdout()
+            .contains("signature kept with models:/signed/1"),
+        "{}",
+        ran.stdout()
+    );
+    // A signature needs who signed it.
+    let ran = verify("1", None);
+    assert_eq!(ran.code, Some(2), "{}", ran.stderr);
+    assert!(
+        ran.stderr.contains("keeps an OMS signature"),
+        "{}",
+        ran.stderr
+    );
+    // Signed by another key: rejected.
+    let ran = verify("1", Some(&other));
+    assert_eq!(ran.code, Some(1), "{}\n{}", ran.stdout(), ran.stderr);
+    // With trust given, an unsigned manifest does not stand in for the signature.
+    let ran = verify("2", Some(&public));
+    assert_eq!(ran.code, Some(1), "{}\n{}", ran.stdout(), ran.stderr);
+    assert!(
+        ran.stdout().contains("unsigned manifest"),
+        "{}",
+        ran.stdout()
+    );
+}
