@@ -401,6 +401,28 @@ fn unknown_names_are_exit_2_and_an_unreachable_server_exit_3() {
         assert_eq!(ran.code, Some(2), "{uri}: {}", ran.stderr);
         assert!(ran.stderr.contains(named), "{}", ran.stderr);
     }
+    // Not a models:/ URI, and flags of a MODEL without one: exit 2, saying so.
+    let ran = vouch_at(server, &["verify", path(&model), "--registry", "fraud/3"]);
+    assert_eq!(ran.code, Some(2), "{}", ran.stderr);
+    assert!(ran.stderr.contains("--registry: fraud/3"), "{}", ran.stderr);
+    let cache = dir.path().join("cache");
+    let ran = vouch_at(
+        server,
+        &[
+            "verify",
+            "--registry",
+            "models:/known/1",
+            "--cache",
+            path(&cache),
+        ],
+    );
+    assert_eq!(ran.code, Some(2), "{}", ran.stderr);
+    assert!(
+        ran.stderr.contains("--cache goes with MODEL"),
+        "{}",
+        ran.stderr
+    );
+
     // No server on this port (a stopped one).
     let port = TcpListener::bind("127.0.0.1:0")
         .unwrap()
