@@ -2,6 +2,7 @@
 //! signature is checked under, the rules that turn settings (flags or `vouch.toml` keys)
 //! into an [`Approval`], and its resolution into what a target must match.
 
+pub mod kept;
 pub mod locator;
 pub mod resolve;
 pub mod rules;
@@ -12,7 +13,7 @@ use std::path::PathBuf;
 
 use crate::hash::{Algorithm, Digest};
 use crate::model::oms::Serialization;
-pub use locator::Locator;
+pub use locator::{Locator, RegistryLocator};
 pub use resolve::{resolve, Refusal, Resolution, Resolved};
 pub use trust::{IdentitySpec, TrustParts, TrustSpec};
 

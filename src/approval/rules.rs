@@ -5,10 +5,11 @@ use std::path::PathBuf;
 
 use super::setting::{RuleError, Setting};
 use super::trust::TrustParts;
-use super::{Approval, ImageApproval, ImageSigners, Locator, Pin};
+use super::{Approval, ImageApproval, ImageSigners, Locator, Pin, RegistryLocator};
 use crate::hash::{Algorithm, Digest};
 use crate::model::oms::Serialization;
 use crate::oci::document::parse_digest;
+use crate::registry::ModelUri;
 
 /// A model's approval settings exactly as given, none checked yet.
 #[derive(Clone, Debug, Default)]
@@ -25,6 +26,11 @@ pub struct ApprovalParts {
     pub shard_size: Option<u64>,
     pub allow_symlinks: bool,
     pub trust: TrustParts,
+    /// The model version whose kept approval this is: `models:/NAME/VERSION` or
+    /// `models:/NAME@ALIAS`, as written.
+    pub registry: Option<String>,
+    /// The tracking server of `registry`, when not `MLFLOW_TRACKING_URI`.
+    pub tracking_uri: Option<String>,
 }
 
 /// An image's approval settings exactly as given, none checked yet.
@@ -41,9 +47,10 @@ pub struct ImageApprovalParts {
 
 impl ApprovalParts {
     /// The approval these settings give: exactly one of a manifest, a signature (with
-    /// exactly one kind of trust), a pinned root or manifest digest (sha256) or a check
-    /// list. Serialization settings go with a pin (all of them) or a check list (all but
-    /// the shard size), trust settings only with a signature.
+    /// exactly one kind of trust), a pinned root or manifest digest (sha256), a check list
+    /// or a registry version (whose kept approval is a signature when trust is given, else
+    /// a manifest). Serialization settings go with a pin (all of them) or a check list (all
+    /// but the shard size), trust settings only with a signature or a registry version.
     pub fn approval(&self) -> Result<Approval, RuleError> {
         let given: Vec<Setting> = [
             (Setting::Manifest, self.manifest.is_some()),
@@ -51,6 +58,7 @@ impl ApprovalParts {
             (Setting::Digest, self.digest.is_some()),
             (Setting::ManifestDigest, self.manifest_digest.is_some()),
             (Setting::Check, self.check.is_some()),
+            (Setting::Registry, self.registry.is_some()),
         ]
         .into_iter()
         .filter_map(|(setting, is_given)| is_given.then_some(setting))
@@ -60,8 +68,25 @@ impl ApprovalParts {
             1 => {}
             _ => return Err(RuleError::MoreThanOne(given)),
         }
-        if self.signature.is_none() && self.trust.is_given() {
+        if self.signature.is_none() && self.registry.is_none() && self.trust.is_given() {
             return Err(RuleError::TrustWithoutSignature);
+        }
+        if self.registry.is_none() && self.tracking_uri.is_some() {
+            return Err(RuleError::TrackingUriWithoutRegistry);
+        }
+        if let Some(text) = &self.registry {
+            self.refuse_serialization(Setting::Registry)?;
+            let kept = Locator::Registry(RegistryLocator {
+                model: ModelUri::parse(text).map_err(|e| RuleError::ModelUri(e.to_string()))?,
+                tracking_uri: self.tracking_uri.clone(),
+            });
+            return Ok(match self.trust.is_given() {
+                true => Approval::Signature {
+                    bundle: kept,
+                    trust: self.trust.spec()?,
+                },
+                false => Approval::Manifest(kept),
+            });
         }
         if let Some(manifest) = &self.manifest {
             self.refuse_serialization(Setting::Manifest)?;
@@ -438,6 +463,71 @@ mod tests {
             panic!("a signature")
         };
         assert!(matches!(trust, TrustSpec::Key(path) if path == std::path::Path::new("pub.pem")));
+    }
+
+    #[test]
+    fn a_registry_version_keeps_a_manifest_or_with_trust_a_signature() {
+        let kept = |trust: TrustParts| ApprovalParts {
+            registry: Some("models:/fraud@production".into()),
+            tracking_uri: Some("http://127.0.0.1:5000".into()),
+            trust,
+            ..ApprovalParts::default()
+        };
+        let Approval::Manifest(Locator::Registry(locator)) =
+            kept(TrustParts::default()).approval().unwrap()
+        else {
+            panic!("a manifest kept in the registry")
+        };
+        assert_eq!(locator.model.to_string(), "models:/fraud@production");
+        assert_eq!(
+            locator.tracking_uri.as_deref(),
+            Some("http://127.0.0.1:5000")
+        );
+        assert!(matches!(
+            kept(keyed()).approval().unwrap(),
+            Approval::Signature {
+                bundle: Locator::Registry(_),
+                trust: TrustSpec::Key(_)
+            }
+        ));
+        let two = ApprovalParts {
+            manifest: Some("m.json".into()),
+            ..kept(TrustParts::default())
+        };
+        assert_eq!(
+            two.approval().unwrap_err(),
+            RuleError::MoreThanOne(vec![Setting::Manifest, Setting::Registry])
+        );
+        let sharded = ApprovalParts {
+            shard_size: Some(4096),
+            ..kept(TrustParts::default())
+        };
+        assert!(matches!(
+            sharded.approval().unwrap_err(),
+            RuleError::OwnSerialization {
+                approval: Setting::Registry,
+                ..
+            }
+        ));
+        let stray = ApprovalParts {
+            tracking_uri: Some("http://127.0.0.1:5000".into()),
+            manifest: Some("m.json".into()),
+            ..ApprovalParts::default()
+        };
+        assert_eq!(
+            stray.approval().unwrap_err(),
+            RuleError::TrackingUriWithoutRegistry
+        );
+        let bad = ApprovalParts {
+            registry: Some("fraud/3".into()),
+            ..ApprovalParts::default()
+        };
+        let error = bad.approval().unwrap_err();
+        assert!(matches!(error, RuleError::ModelUri(_)), "{error:?}");
+        assert!(
+            error.to_string().starts_with("registry: fraud/3"),
+            "{error}"
+        );
     }
 
     #[test]

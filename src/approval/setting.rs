@@ -12,6 +12,8 @@ pub enum Setting {
     Digest,
     ManifestDigest,
     Check,
+    Registry,
+    TrackingUri,
     Algo,
     ShardSize,
     AllowSymlinks,
@@ -52,6 +54,8 @@ impl Setting {
             Setting::Digest => "digest",
             Setting::ManifestDigest => "manifest_digest",
             Setting::Check => "check",
+            Setting::Registry => "registry",
+            Setting::TrackingUri => "tracking_uri",
             Setting::Algo => "algo",
             Setting::ShardSize => "shard_size",
             Setting::AllowSymlinks => "allow_symlinks",
@@ -209,6 +213,10 @@ pub enum RuleError {
     },
     /// A model's pinned digest in another algorithm than sha256.
     NotSha256(Setting),
+    /// A tracking server without the registry version it would be asked about.
+    TrackingUriWithoutRegistry,
+    /// A registry version that is no `models:/` URI; the message says why.
+    ModelUri(String),
     /// Serialization settings that cannot go together.
     Serialization(crate::model::oms::SerializationError),
 }
@@ -219,7 +227,7 @@ impl RuleError {
         let name = |setting| spelling.name(setting);
         match self {
             RuleError::NoApproval => format!(
-                "no approval source: give {}, {} (with {}, {} or {} and {}), {}, {} or {}",
+                "no approval source: give {}, {} (with {}, {} or {} and {}), {}, {}, {} or {}",
                 name(Setting::Manifest),
                 name(Setting::Signature),
                 name(Setting::Key),
@@ -229,6 +237,7 @@ impl RuleError {
                 name(Setting::Digest),
                 name(Setting::ManifestDigest),
                 name(Setting::Check),
+                name(Setting::Registry),
             ),
             RuleError::MoreThanOne(given) => format!(
                 "{} each approve on their own; give one",
@@ -306,6 +315,12 @@ impl RuleError {
                 name(Setting::IssuerRegexp)
             ),
             RuleError::Digest { setting, message } => format!("{}: {message}", name(*setting)),
+            RuleError::TrackingUriWithoutRegistry => format!(
+                "{} goes with {}",
+                name(Setting::TrackingUri),
+                name(Setting::Registry)
+            ),
+            RuleError::ModelUri(message) => format!("{}: {message}", name(Setting::Registry)),
             RuleError::NotSha256(setting) => {
                 format!("{}: a model's pinned digest is sha256:HEX", name(*setting))
             }

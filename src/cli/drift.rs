@@ -207,12 +207,12 @@ fn located_as<'a>(config: &'a Config, result: &'a TargetResult) -> Target<'a> {
     }
 }
 
-/// The file an approval is read from; a pin has none.
+/// The file an approval is read from; a pin and a registry approval have none.
 fn approval_file(approval: &Approval) -> Option<&Path> {
     match approval {
         Approval::Manifest(file)
         | Approval::Signature { bundle: file, .. }
-        | Approval::CheckList { list: file, .. } => Some(file.path()),
+        | Approval::CheckList { list: file, .. } => file.file(),
         Approval::Pinned { .. } => None,
     }
 }

@@ -4,7 +4,6 @@
 mod completions;
 mod digest;
 mod drift;
-mod fetch;
 mod hash;
 mod manifest;
 mod oci;

@@ -1,14 +1,13 @@
 //! `vouch approve --registry` and `vouch promote`: approvals kept with a model version in an
 //! MLflow model registry (or an Azure ML workspace), and the promotion gate that moves an
-//! alias only to a verified version. `verify --registry` fetches the approval through
-//! [`fetch_approval`].
+//! alias only to a verified version. `verify --registry` reads the approval through the
+//! approval layer's registry locator.
 
 use std::path::PathBuf;
 
 use clap::Args;
 use sha2::{Digest as _, Sha256};
 
-use super::fetch::{fetch_for, Fetch};
 use super::verify::VerifyArgs;
 use super::{EngineArgs, SerializationArgs};
 use crate::error::{Error, Result};
@@ -116,6 +115,11 @@ pub fn promote(args: PromoteArgs) -> Result<u8> {
             "promote needs --registry models:/NAME/VERSION".to_string(),
         ));
     };
+    let Some(model) = args.verify.model.clone() else {
+        return Err(Error::Usage(
+            "promote needs MODEL, the copy that is to be deployed".to_string(),
+        ));
+    };
     let uri = ModelUri::parse(&registry)?;
     if !matches!(uri.target, crate::registry::Target::Version(_)) {
         return Err(Error::Usage(format!(
@@ -124,20 +128,24 @@ pub fn promote(args: PromoteArgs) -> Result<u8> {
     }
     let client = Client::connect(args.verify.tracking_uri.as_deref())?;
     let version = client.resolve(&uri)?;
-    let (status, why) = match fetch_for(&client, version.clone())? {
-        Fetch::Tampered { why, .. } => {
-            eprintln!("vouch: rejected: {why}");
-            (1, why)
-        }
-        Fetch::Approval(fetched) => {
-            let status = super::verify::run_with(&args.verify, &fetched)?;
-            let why = match status {
+    let checked = super::verify::check(&args.verify, &model);
+    let (status, why) = match &checked {
+        Ok(report) => {
+            super::verify::say_version(report);
+            let why = match report.exit_status() {
                 0 => String::new(),
-                1 => "the model does not match its approval".to_string(),
-                _ => "the model could not be checked".to_string(),
+                _ => match report.failures().next() {
+                    Some(first) => format!(
+                        "{} ({} failing)",
+                        crate::report::Report::describe_failure(first),
+                        report.failures().count()
+                    ),
+                    None => report.summary_line(),
+                },
             };
-            (status, why)
+            (report.exit_status(), why)
         }
+        Err(error) => (error.exit_status(), error.to_string()),
     };
     let result = if status == 0 {
         "verified".to_string()
@@ -153,6 +161,10 @@ pub fn promote(args: PromoteArgs) -> Result<u8> {
     )?;
     client.set_tag(&version, tags::RESULT, &result)?;
     client.set_tag(&version, tags::VERSION, env!("CARGO_PKG_VERSION"))?;
+    let status = match checked {
+        Ok(report) => super::verify::emit(&args.verify, &model, Ok(report))?,
+        Err(error) => return super::verify::emit(&args.verify, &model, Err(error)),
+    };
     if status != 0 {
         eprintln!(
             "vouch: {} not promoted: alias {} left where it was",

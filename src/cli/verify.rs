@@ -1,8 +1,7 @@
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{ArgGroup, Args};
 
-use super::fetch::{Fetch, Fetched};
 use super::{
     refused, user_ignores, EngineArgs, OutputArgs, PicklePolicyArg, RevisionArg, SerializationArgs,
     Target, TrustArgs,
@@ -19,8 +18,10 @@ use crate::verify::model::{check_model, VerifyOptions};
 #[command(group(ArgGroup::new("approval").args(["manifest", "digest", "manifest_digest", "check", "signature", "bundle", "registry"])))]
 pub struct VerifyArgs {
     /// The model: a directory, a single weights file, a Hugging Face cache snapshot or
-    /// hf://ORG/NAME[@REV] (see the README's "Hugging Face caches")
-    model: PathBuf,
+    /// hf://ORG/NAME[@REV] (see the README's "Hugging Face caches"). Without it, --registry
+    /// checks the registry's own copy of the version's files
+    #[arg(required_unless_present = "registry")]
+    pub(super) model: Option<PathBuf>,
     #[command(flatten)]
     revision: RevisionArg,
     /// An approved OMS manifest (an unsigned in-toto statement, e.g. from `vouch manifest`
@@ -43,8 +44,9 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "SUMS")]
     check: Option<PathBuf>,
     /// Verify against the approval kept with a model version in an MLflow registry:
-    /// models:/NAME/VERSION or models:/NAME@ALIAS (see the README's "Model registry")
-    #[arg(long, value_name = "models:/NAME/VERSION|@ALIAS", conflicts_with_all = ["manifest", "digest", "manifest_digest", "check"])]
+    /// models:/NAME/VERSION or models:/NAME@ALIAS (see the README's "Model registry"); a
+    /// kept signature needs --key, --certificate-chain or --identity/--issuer
+    #[arg(long, value_name = "models:/NAME/VERSION|@ALIAS", conflicts_with_all = ["manifest", "digest", "manifest_digest", "check", "bundle"])]
     pub(super) registry: Option<String>,
     /// The tracking server of --registry (http(s):// or azureml://) [default:
     /// $MLFLOW_TRACKING_URI]
@@ -88,20 +90,14 @@ pub struct VerifyArgs {
 }
 
 pub fn run(args: VerifyArgs) -> Result<u8> {
-    if let Some(registry) = &args.registry {
-        return match super::fetch::fetch_approval(registry, args.tracking_uri.as_deref()) {
-            Ok(Fetch::Approval(fetched)) => run_with(&args, &fetched),
-            Ok(Fetch::Tampered { why, .. }) => {
-                eprintln!("vouch: rejected: {why}");
-                Ok(1)
-            }
-            Err(error) => {
-                args.output.emit_error(&args.model, &error);
-                Err(error)
-            }
-        };
+    let Some(model) = &args.model else {
+        return registry_copy(&args);
+    };
+    let result = check(&args, model);
+    if let Ok(report) = &result {
+        say_version(report);
     }
-    emit(&args, check(&args, None))
+    emit(&args, model, result)
 }
 
 /// Whether any approval but `--hf-blobs` was given.
@@ -115,52 +111,69 @@ fn has_approval(args: &VerifyArgs) -> bool {
         || args.signatures.bundle.is_some()
 }
 
-/// Verifies the model against an approval fetched from a registry, and says which version
-/// it checked.
-pub(super) fn run_with(args: &VerifyArgs, fetched: &Fetched) -> Result<u8> {
-    eprintln!(
-        "vouch: checking against the {} kept with {}",
-        fetched.kind,
-        fetched.version.uri()
-    );
-    emit(args, check(args, Some(fetched)))
+/// On stderr, which registry version's approval a report checked against.
+pub(super) fn say_version(report: &Report) {
+    if let Some(version) = &report.approval_version {
+        eprintln!("vouch: checked against the approval kept with {version}");
+    }
 }
 
-fn emit(args: &VerifyArgs, result: Result<Report>) -> Result<u8> {
+/// `verify --registry` without MODEL: the registry's own copy of the version's files.
+fn registry_copy(args: &VerifyArgs) -> Result<u8> {
+    let registry = args.registry.as_deref().unwrap_or_default();
+    let flags = &args.serialization;
+    for (flag, given) in [
+        ("--ignore-paths", !flags.ignore_paths.is_empty()),
+        ("--no-ignore-git-paths", flags.no_ignore_git_paths),
+        ("--cache", args.cache.is_some()),
+        ("--deny-unsafe-pickle", args.deny_unsafe_pickle),
+    ] {
+        if given {
+            return Err(Error::Usage(format!(
+                "{flag} goes with MODEL; the registry's copy is checked as its approval says"
+            )));
+        }
+    }
+    let result = approval(args, None)
+        .and_then(|approval| crate::verify::registry::check_registry_copy(&approval));
     match result {
-        Ok(report) => args.output.emit(&report, Target::Model(&args.model), |r| {
-            report::render(r, report::Format::Text)
-        }),
+        Ok(report) => {
+            say_version(&report);
+            args.output.emit(
+                &report,
+                Target::Image {
+                    reference: registry,
+                    approval: None,
+                },
+                |r| report::render(r, report::Format::Text),
+            )
+        }
         Err(error) => {
-            args.output.emit_error(&args.model, &error);
+            args.output.emit_error(Path::new(registry), &error);
             Err(error)
         }
     }
 }
 
-fn check(args: &VerifyArgs, fetched: Option<&Fetched>) -> Result<Report> {
-    let model = args.revision.resolve(&args.model)?;
-    if !has_approval(args) {
-        if !args.hf_blobs {
-            return Err(Error::Usage(
-                "give an approval: --manifest, --signature, --digest, --manifest-digest, --check, --bundle, --registry or --hf-blobs".into(),
-            ));
+pub(super) fn emit(args: &VerifyArgs, model: &Path, result: Result<Report>) -> Result<u8> {
+    match result {
+        Ok(report) => args.output.emit(&report, Target::Model(model), |r| {
+            report::render(r, report::Format::Text)
+        }),
+        Err(error) => {
+            args.output.emit_error(model, &error);
+            Err(error)
         }
-        return crate::verify::hf::check_blobs(&model, &args.engine.engine()?);
     }
+}
+
+/// The approval the flags give; a pin is serialized with the ignores of `model`.
+fn approval(args: &VerifyArgs, model: Option<&Path>) -> Result<Approval> {
     let flags = &args.serialization;
     let signatures = &args.signatures;
-    let from_registry = |kind: &str| {
-        fetched
-            .filter(|f| f.kind == kind)
-            .map(|f| f.file.to_path_buf())
-    };
-    if let Some(bundle) = &signatures.bundle {
-        return verify_detached_file(&model, bundle, &signatures.trust.spec()?.load_keyless()?);
-    }
     let parts = ApprovalParts {
-        manifest: from_registry("manifest").or_else(|| args.manifest.clone()),
-        signature: from_registry("signature").or_else(|| signatures.signature.clone()),
+        manifest: args.manifest.clone(),
+        signature: signatures.signature.clone(),
         digest: args.digest.clone(),
         manifest_digest: args.manifest_digest.clone(),
         check: args.check.clone(),
@@ -168,6 +181,8 @@ fn check(args: &VerifyArgs, fetched: Option<&Fetched>) -> Result<Report> {
         shard_size: flags.shard_size,
         allow_symlinks: flags.allow_symlinks,
         trust: signatures.trust.parts(),
+        registry: args.registry.clone(),
+        tracking_uri: args.tracking_uri.clone(),
     };
     let approval = parts.approval().map_err(|error| match error {
         // Trust flags also go with --bundle, which is no model approval.
@@ -176,16 +191,35 @@ fn check(args: &VerifyArgs, fetched: Option<&Fetched>) -> Result<Report> {
         }
         error => refused(error),
     })?;
-    let approval = match approval {
+    Ok(match (approval, model) {
         // A pin is made with the ignores in its serialization, as `vouch digest` makes it.
-        Approval::Pinned { pin, serialization } => Approval::Pinned {
+        (Approval::Pinned { pin, serialization }, Some(model)) => Approval::Pinned {
             pin,
-            serialization: flags.with_ignores(serialization, &model, &[])?,
+            serialization: flags.with_ignores(serialization, model, &[])?,
         },
-        approval => approval,
-    };
+        (approval, _) => approval,
+    })
+}
+
+/// Verifies `given` (resolved as `--revision` says) as the flags say.
+pub(super) fn check(args: &VerifyArgs, given: &Path) -> Result<Report> {
+    let model = &args.revision.resolve(given)?;
+    if !has_approval(args) {
+        if !args.hf_blobs {
+            return Err(Error::Usage(
+                "give an approval: --manifest, --signature, --digest, --manifest-digest, --check, --bundle, --registry or --hf-blobs".into(),
+            ));
+        }
+        return crate::verify::hf::check_blobs(model, &args.engine.engine()?);
+    }
+    let flags = &args.serialization;
+    let signatures = &args.signatures;
+    if let Some(bundle) = &signatures.bundle {
+        return verify_detached_file(model, bundle, &signatures.trust.spec()?.load_keyless()?);
+    }
+    let approval = approval(args, Some(model))?;
     let options = VerifyOptions {
-        extra_ignores: user_ignores(&model, &flags.ignore_paths)?,
+        extra_ignores: user_ignores(model, &flags.ignore_paths)?,
         extra_ignores_setting: "--ignore-paths",
         include_git_paths: flags.no_ignore_git_paths,
         approval_files: Vec::new(),
@@ -196,17 +230,17 @@ fn check(args: &VerifyArgs, fetched: Option<&Fetched>) -> Result<Report> {
     let mut engine = args.engine.engine_reading(args.io)?;
     if let Some(path) = &args.cache {
         let settings = crate::hash::cache::CacheSettings::at(path.clone());
-        settings.refuse_inside(&model)?;
-        let scope = std::path::absolute(&model).unwrap_or_else(|_| model.clone());
+        settings.refuse_inside(model)?;
+        let scope = std::path::absolute(model).unwrap_or_else(|_| model.to_path_buf());
         engine = engine.with_cache(crate::hash::cache::Cache::open(
             &settings,
             &scope.to_string_lossy(),
         )?);
     }
-    let mut report = check_model(&model, &approval, &options, &engine)?;
+    let mut report = check_model(model, &approval, &options, &engine)?;
     report.warnings.extend(engine.direct_refused());
     if args.hf_blobs {
-        let blobs = crate::verify::hf::check_blobs(&model, &engine)?;
+        let blobs = crate::verify::hf::check_blobs(model, &engine)?;
         report.approval = format!("{}, and {}", report.approval, blobs.approval);
         report.subjects.extend(blobs.subjects);
         report.warnings.extend(blobs.warnings);

@@ -59,6 +59,8 @@ struct RawTarget {
     digest: Option<String>,
     manifest_digest: Option<String>,
     check: Option<String>,
+    registry: Option<String>,
+    tracking_uri: Option<String>,
     key: Option<String>,
     #[serde(default)]
     certificate_chain: Vec<String>,
@@ -533,6 +535,8 @@ fn image_target(
         ("ignore_git_paths", raw.ignore_git_paths.is_some()),
         ("deny_unsafe_pickle", raw.deny_unsafe_pickle),
         ("io", raw.io.is_some()),
+        ("registry", raw.registry.is_some()),
+        ("tracking_uri", raw.tracking_uri.is_some()),
     ]
     .into_iter()
     .filter_map(|(key, given)| given.then_some(key))
@@ -615,6 +619,8 @@ fn approval(
         shard_size: raw.shard_size,
         allow_symlinks: raw.allow_symlinks,
         trust: trust_parts(raw, resolve),
+        registry: raw.registry.clone(),
+        tracking_uri: raw.tracking_uri.clone(),
     }
     .approval()
     .map_err(|error| TargetError::Rules {
@@ -699,7 +705,7 @@ webhook = "https://hooks.example.com/vouch"
         };
         assert_eq!(path, Path::new("/srv/models/llama"));
         assert!(
-            matches!(approval, Approval::Manifest(m) if m.path() == Path::new("/etc/vouch/approved/llama.oms.json"))
+            matches!(approval, Approval::Manifest(m) if m.file() == Some(Path::new("/etc/vouch/approved/llama.oms.json")))
         );
         assert_eq!(config.waivers[0].expires, jiff::civil::date(2026, 12, 31));
         assert!(!config.targets[0].include_git_paths);
@@ -859,6 +865,51 @@ webhook = "https://hooks.example.com/vouch"
             e.contains("target \"a\": shard_size: an image is approved by digest"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn a_registry_target_follows_an_alias_on_its_tracking_server() {
+        let text = "[[target]]\nname = \"m\"\nowner = \"o\"\npath = \"/srv/m\"\nregistry = \"models:/fraud@production\"\ntracking_uri = \"https://mlflow.example.com\"\n";
+        let config = Config::parse(text, Path::new("vouch.toml"), TODAY).unwrap();
+        let Deployed::Model {
+            approval: Approval::Manifest(Locator::Registry(kept)),
+            ..
+        } = &config.targets[0].subject
+        else {
+            panic!("a registry approval: {:?}", config.targets[0].subject)
+        };
+        assert_eq!(kept.model.to_string(), "models:/fraud@production");
+        assert_eq!(
+            kept.tracking_uri.as_deref(),
+            Some("https://mlflow.example.com")
+        );
+        let e = error_of(&text.replace(
+            "registry = \"models:/fraud@production\"",
+            "manifest = \"m.json\"",
+        ));
+        assert!(e.contains("tracking_uri goes with registry"), "{e}");
+        let e = error_of(&text.replace("models:/fraud@production", "fraud"));
+        assert!(e.contains("line 1") && e.contains("registry: fraud"), "{e}");
+        let e = error_of(&text.replace("path = \"/srv/m\"", "image = \"oci:layout:v1\""));
+        assert!(e.contains("registry, tracking_uri: an image"), "{e}");
+
+        // The documented registry target parses.
+        let doc =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/drift.md")).unwrap();
+        let example = doc
+            .split("```toml\n")
+            .skip(1)
+            .map(|block| &block[..block.find("```").unwrap()])
+            .find(|block| block.contains("registry = \"models:/"))
+            .expect("docs/drift.md shows a registry target");
+        let config = Config::parse(example, Path::new("/etc/vouch/vouch.toml"), TODAY).unwrap();
+        assert!(matches!(
+            &config.targets[0].subject,
+            Deployed::Model {
+                approval: Approval::Manifest(Locator::Registry(_)),
+                ..
+            }
+        ));
     }
 
     #[test]

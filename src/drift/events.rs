@@ -300,7 +300,7 @@ fn approval_file(approval: &Approval) -> Option<&Path> {
     match approval {
         Approval::Manifest(file)
         | Approval::Signature { bundle: file, .. }
-        | Approval::CheckList { list: file, .. } => Some(file.path()),
+        | Approval::CheckList { list: file, .. } => file.file(),
         Approval::Pinned { .. } => None,
     }
 }

@@ -31,7 +31,8 @@ CREATE TABLE IF NOT EXISTS checks (
     failed_subjects INTEGER NOT NULL,
     bytes_hashed INTEGER NOT NULL,
     checked_at TEXT NOT NULL,
-    error TEXT
+    error TEXT,
+    approval_version TEXT
 );
 CREATE INDEX IF NOT EXISTS checks_by_target ON checks(target, checked_at);
 CREATE TABLE IF NOT EXISTS drift (
@@ -65,6 +66,9 @@ pub struct TargetHistory {
     pub last_checked_at: Option<String>,
     pub last_status: Option<String>,
     pub last_verified_at: Option<String>,
+    /// The registry versions the target's approval was read from (an alias followed), in
+    /// the order they were first checked.
+    pub approval_versions: Vec<String>,
     pub drift: Vec<DriftEntry>,
 }
 
@@ -107,7 +111,10 @@ impl History {
             connection,
             path: path.to_path_buf(),
         };
-        history.write(|tx| tx.execute_batch(SCHEMA))?;
+        history.write(|tx| {
+            tx.execute_batch(SCHEMA)?;
+            migrate(tx)
+        })?;
         Ok(history)
     }
 
@@ -157,8 +164,8 @@ impl History {
         let now = stamp(at);
         self.write(|tx| {
             tx.execute(
-                "INSERT INTO checks (run_id, target, owner, status, failed_subjects, bytes_hashed, checked_at, error)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                "INSERT INTO checks (run_id, target, owner, status, failed_subjects, bytes_hashed, checked_at, error, approval_version)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                 params![
                     run,
                     target,
@@ -167,7 +174,8 @@ impl History {
                     report.failures().count() as i64,
                     report.bytes_hashed as i64,
                     now,
-                    report.error
+                    report.error,
+                    report.approval_version
                 ],
             )?;
             if report.error.is_some() {
@@ -276,6 +284,14 @@ impl History {
                 |r| r.get(0),
             )
             .map_err(sql)?;
+        let approval_versions = self
+            .connection
+            .prepare(
+                "SELECT approval_version FROM checks WHERE target = ?1 AND approval_version IS NOT NULL
+                 GROUP BY approval_version ORDER BY MIN(checked_at), MIN(rowid)",
+            )
+            .and_then(|mut s| s.query_map(params![target], |r| r.get(0))?.collect())
+            .map_err(sql)?;
         let drift = self
             .connection
             .prepare(
@@ -302,6 +318,7 @@ impl History {
             last_checked_at: last.as_ref().map(|(at, _)| at.clone()),
             last_status: last.map(|(_, status)| status),
             last_verified_at,
+            approval_versions,
             drift,
         })
     }
@@ -394,6 +411,37 @@ mod tests {
     }
 
     #[test]
+    fn an_older_history_gains_the_approval_version_and_keeps_its_checks() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("h.sqlite");
+        let old = Connection::open(&path).unwrap();
+        old.execute_batch(&SCHEMA.replace(",\n    approval_version TEXT", ""))
+            .unwrap();
+        old.execute_batch(
+            "INSERT INTO runs (started_at) VALUES ('2026-01-01T00:00:00Z');
+             INSERT INTO checks (run_id, target, owner, status, failed_subjects, bytes_hashed, checked_at)
+             VALUES (1, 'm', 'o', 'verified', 0, 10, '2026-01-01T00:00:00Z');",
+        )
+        .unwrap();
+        drop(old);
+        let mut history = History::open(&path).unwrap();
+        let at: Timestamp = "2026-01-02T00:00:00Z".parse().unwrap();
+        let run = history.begin_run(None, at).unwrap();
+        let kept = Report {
+            approval_version: Some("models:/m/4".into()),
+            ..report(vec![Subject::new("a", Verdict::Ok)])
+        };
+        history.record_check(run, "m", "o", &kept, &[], at).unwrap();
+        let targets = History::open(&path).unwrap().targets(None).unwrap();
+        assert_eq!(targets[0].approval_versions, ["models:/m/4"]);
+        assert_eq!(
+            targets[0].last_checked_at.as_deref(),
+            Some(at.to_string().as_str())
+        );
+        assert_eq!(history.bytes_hashed_total(None).unwrap(), 10);
+    }
+
+    #[test]
     fn a_stopped_run_is_finished_and_each_shard_counts_its_own_bytes() {
         let dir = tempfile::tempdir().unwrap();
         let mut history = History::open(&dir.path().join("h.sqlite")).unwrap();
@@ -418,6 +466,20 @@ mod tests {
         assert_eq!(history.bytes_hashed_total(Some("2/2")).unwrap(), 20);
         assert_eq!(history.bytes_hashed_total(None).unwrap(), 4000);
     }
+}
+
+/// Brings a history made by an older vouch up to the current schema: `checks` gained
+/// `approval_version` (the registry version a target's approval was kept with).
+fn migrate(tx: &rusqlite::Transaction) -> rusqlite::Result<()> {
+    let has_version: bool = tx.query_row(
+        "SELECT COUNT(*) FROM pragma_table_info('checks') WHERE name = 'approval_version'",
+        [],
+        |r| r.get::<_, i64>(0).map(|n| n > 0),
+    )?;
+    if !has_version {
+        tx.execute_batch("ALTER TABLE checks ADD COLUMN approval_version TEXT")?;
+    }
+    Ok(())
 }
 
 /// A database error, as an I/O error on the history file.
@@ -459,6 +521,13 @@ impl HistoryView {
                 t.last_status.as_deref().unwrap_or("-"),
                 t.last_verified_at.as_deref().unwrap_or("never")
             );
+            if !t.approval_versions.is_empty() {
+                let _ = writeln!(
+                    out,
+                    "  approvals kept with {}",
+                    t.approval_versions.join(", ")
+                );
+            }
             for d in &t.drift {
                 let state = match &d.resolved_at {
                     Some(at) => format!("repaired {at}"),

@@ -21,9 +21,13 @@ use statement::{Statement, StatementError};
 
 /// Reads and checks an unsigned OMS statement (exit 2 on anything malformed).
 pub fn load_statement(path: &Path) -> Result<Statement> {
-    let bytes = read_input(path)?;
-    statement::parse(&bytes).map_err(|e| {
-        let error = Error::input(path, e.to_string());
+    parse_statement(&read_input(path)?, path)
+}
+
+/// Parses the bytes of an approved statement read from `source` (named in errors).
+pub fn parse_statement(bytes: &[u8], source: &Path) -> Result<Statement> {
+    statement::parse(bytes).map_err(|e| {
+        let error = Error::input(source, e.to_string());
         match e {
             StatementError::Signed(_) => error.with_hint(Hint::CheckSignature),
             _ => error,

@@ -487,6 +487,64 @@ impl Client {
         Ok(body)
     }
 
+    /// Streams the bytes at an `mlflow-artifacts:/PATH` URI through the artifact proxy into
+    /// `sink`, chunk by chunk, never holding the whole file; each chunk must come within the
+    /// request deadline. Returns the number of bytes.
+    pub fn stream(&self, uri: &str, sink: &mut dyn FnMut(&[u8])) -> Result<u64> {
+        let path = self.artifact_path(uri)?;
+        let mut url = self
+            .base
+            .join("api/2.0/mlflow-artifacts/artifacts/")
+            .map_err(|e| self.remote(format!("bad endpoint: {e}")))?;
+        // Each name component percent-encoded: a stored name holding `?`, `#` or `%` names
+        // that file, never a query or another one.
+        url.path_segments_mut()
+            .map_err(|()| self.remote("the endpoint cannot take a path".to_string()))?
+            .pop_if_empty()
+            .extend(path.split('/'));
+        let mut request = self.http.get(url);
+        if let Some(value) = &self.authorization {
+            request = request.header(AUTHORIZATION, value.clone());
+        }
+        let late = || self.remote(format!("{uri}: no answer within {TIMEOUT:?}"));
+        let broke = |e: reqwest::Error| {
+            self.remote(format!(
+                "cannot read {uri} from the tracking server: {}",
+                chain(&e)
+            ))
+        };
+        self.runtime.block_on(async {
+            let mut response = tokio::time::timeout(TIMEOUT, request.send())
+                .await
+                .map_err(|_| late())?
+                .map_err(|e| {
+                    self.remote(format!("cannot reach the tracking server: {}", chain(&e)))
+                })?;
+            let status = response.status();
+            if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+                return Err(self.remote(format!(
+                    "the tracking server refused the credentials ({status})"
+                )));
+            }
+            if status == StatusCode::NOT_FOUND {
+                return Err(self.remote(format!("{uri}: not in the artifact store")));
+            }
+            if !status.is_success() {
+                return Err(self.remote(format!("cannot read {uri}: {status}")));
+            }
+            let mut total = 0u64;
+            while let Some(chunk) = tokio::time::timeout(TIMEOUT, response.chunk())
+                .await
+                .map_err(|_| late())?
+                .map_err(broke)?
+            {
+                total += chunk.len() as u64;
+                sink(&chunk);
+            }
+            Ok(total)
+        })
+    }
+
     /// The files below an `mlflow-artifacts:/PATH` directory, as paths relative to it.
     pub fn list(&self, uri: &str) -> Result<Vec<String>> {
         let root = self.artifact_path(uri)?;

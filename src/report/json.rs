@@ -9,6 +9,8 @@ struct JsonReport<'a> {
     status: &'static str,
     target: &'a str,
     approval: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    approval_version: Option<&'a str>,
     root_digest: Option<&'a str>,
     subjects: Vec<JsonSubject<'a>>,
     warnings: &'a [String],
@@ -44,6 +46,7 @@ fn view(report: &Report) -> JsonReport<'_> {
         status: report.status().name(),
         target: &report.target,
         approval: &report.approval,
+        approval_version: report.approval_version.as_deref(),
         root_digest: report.root_digest.as_deref(),
         subjects: report
             .subjects

@@ -154,6 +154,9 @@ pub struct Report {
     pub target: String,
     /// What it was checked against, in words (`manifest approved.json (files, sha256)`).
     pub approval: String,
+    /// The model version whose approval was checked (`models:/NAME/VERSION`), when it was
+    /// kept in a registry: an alias resolved.
+    pub approval_version: Option<String>,
     /// The root digest of the target as found, when every part of it could be hashed.
     pub root_digest: Option<String>,
     pub subjects: Vec<Subject>,

@@ -42,7 +42,7 @@ pub fn check_image(
     let mut report = match approval.map(|a| resolve(a, None)).transpose()? {
         None => oci::verify(reference, connection, options, None, engine)?,
         Some(Resolution::Expected(resolved)) => {
-            let approved = approved_files(&resolved.expected, resolved.source.path())?;
+            let approved = approved_files(&resolved.expected, &resolved.source.shown())?;
             let mut report = oci::verify(reference, connection, options, Some(&approved), engine)?;
             if let Some(signature) = resolved.signature {
                 report.subjects.insert(0, signature);

@@ -8,4 +8,5 @@ pub mod image;
 pub mod image_signatures;
 pub mod inspect;
 pub mod model;
+pub mod registry;
 pub mod scan;

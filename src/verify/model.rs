@@ -51,11 +51,12 @@ pub fn check_model(
             let mut options = options.clone();
             options
                 .approval_files
-                .push(resolved.source.path().to_path_buf());
+                .extend(resolved.source.file().map(Path::to_path_buf));
             let mut report = verify(path, &resolved.expected, &options, engine)?;
             if let Some(signature) = resolved.signature {
                 report.subjects.insert(0, signature);
             }
+            report.approval_version = resolved.version.as_ref().map(|v| v.uri());
             report
         }
         Resolution::Pinned { pin, serialization } => {
