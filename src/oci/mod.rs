@@ -153,6 +153,14 @@ pub fn verify(
     Ok(report)
 }
 
+/// The files of a model artifact, and the report of reading what had to be read of it.
+#[derive(Debug)]
+pub struct HeldFiles {
+    pub report: Report,
+    /// Each file's name and SHA-256.
+    pub files: Vec<(String, Digest)>,
+}
+
 /// The files of the model artifact `reference` names, each with its SHA-256, reading only
 /// the blobs whose descriptors cannot tell (ModelPack tar layers; a raw layer's digest is
 /// its file's SHA-256): what `vouch manifest REF` states. `Err` holds the report of an
@@ -164,7 +172,7 @@ pub fn held_files(
     platforms: Platforms,
     ignore: &IgnoreSet,
     engine: &Engine,
-) -> Result<std::result::Result<(Report, Vec<(String, Digest)>), Report>> {
+) -> Result<std::result::Result<HeldFiles, Report>> {
     let none = ApprovedFiles::new(Vec::new(), ignore.clone(), "its layers' names".into());
     let options = Options {
         platforms,
@@ -210,7 +218,7 @@ pub fn held_files(
         result: &results[image.config],
     };
     match files::held(&config, &layers, ignore) {
-        Ok(files) if report.status() == Status::Verified => Ok(Ok((report, files))),
+        Ok(files) if report.status() == Status::Verified => Ok(Ok(HeldFiles { report, files })),
         Ok(_) => Ok(Err(report)),
         Err(problems) => {
             report.subjects.extend(problems);

@@ -96,7 +96,7 @@ pub fn artifact_manifest(
         &serialization.ignore_paths,
         engine,
     )?;
-    let (mut report, files) = match held {
+    let oci::HeldFiles { mut report, files } = match held {
         Ok(held) => held,
         Err(mut report) => {
             report.duration = started.elapsed();
