@@ -11,9 +11,10 @@ use super::output::{self, Outputs};
 use super::{jobs_or_default, write_output, Target};
 use crate::approval::Approval;
 use crate::drift::config::{Config, Deployed, Target as ConfigTarget};
+use crate::drift::endpoint::{self, Watched};
 use crate::drift::history::{History, HistoryView};
 use crate::drift::outcome::{RunReport, Shard, TargetResult};
-use crate::drift::publish::{check_writable, publish, Published};
+use crate::drift::publish::{check_writable, metrics_text, publish, Published};
 use crate::drift::render;
 use crate::drift::run::{self as drift_run, RunOptions};
 use crate::error::{Error, Result};
@@ -87,6 +88,14 @@ struct WatchArgs {
     /// A random extra wait of up to this much before each run, so a fleet does not run at once
     #[arg(long, value_name = "DURATION", value_parser = duration, default_value = "0s")]
     jitter: Duration,
+    /// Serve /metrics, /readyz and /healthz over HTTP at this IP address and port, e.g.
+    /// 127.0.0.1:9464 (port 0: any free one; the log says which)
+    #[arg(long, value_name = "ADDRESS:PORT")]
+    listen: Option<std::net::SocketAddr>,
+    /// Let --listen take an address other than loopback (anyone who reaches it learns which
+    /// models drifted)
+    #[arg(long, requires = "listen")]
+    allow_non_loopback: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -229,15 +238,42 @@ fn watch(args: &WatchArgs) -> Result<u8> {
             humantime::format_duration(args.every)
         )));
     }
+    let watched = args
+        .listen
+        .map(|address| listen(address, args.allow_non_loopback))
+        .transpose()?;
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(signal, Arc::clone(&stop))
             .map_err(|e| Error::Usage(format!("cannot watch for signals: {e}")))?;
     }
-    let log_target = |run: i64, t: &TargetResult| log(target_line(run, t));
+    let log_target = |run: i64, t: &TargetResult| {
+        log(target_line(run, t));
+        if let Some(watched) = &watched {
+            watched.target_checked(t);
+        }
+    };
     while !stop.load(Ordering::SeqCst) {
-        let outcome = load(&args.config)
-            .and_then(|config| run_checks(&config, &args.run, &stop, &log_target));
+        let outcome = load(&args.config).and_then(|config| {
+            if let Some(watched) = &watched {
+                watched.run_started(
+                    config
+                        .targets
+                        .iter()
+                        .filter(|t| args.run.shard.is_none_or(|s| s.takes(&t.name)))
+                        .map(|t| t.name.clone())
+                        .collect(),
+                );
+            }
+            let (run, published) = run_checks(&config, &args.run, &stop, &log_target)?;
+            if let Some(watched) = &watched {
+                watched.run_finished(metrics_text(&config, &run)?);
+            }
+            Ok((run, published))
+        });
+        if let (Err(e), Some(watched)) = (&outcome, &watched) {
+            watched.run_failed(e.to_string());
+        }
         match outcome {
             Ok((run, published)) => {
                 for alert in published.alerts {
@@ -265,6 +301,26 @@ fn watch(args: &WatchArgs) -> Result<u8> {
     Ok(0)
 }
 
+/// Starts the endpoint on `address` (loopback unless allowed otherwise) and logs where it
+/// listens.
+fn listen(address: std::net::SocketAddr, allow_non_loopback: bool) -> Result<Arc<Watched>> {
+    if !address.ip().is_loopback() && !allow_non_loopback {
+        return Err(Error::Usage(format!(
+            "--listen {address} is not a loopback address: the endpoint tells whoever reaches it \
+             which models drifted; add --allow-non-loopback to listen there"
+        )));
+    }
+    let listener = endpoint::bind(address)?;
+    let bound = listener.local_addr().map_err(|e| Error::Io {
+        path: address.to_string().into(),
+        source: e,
+    })?;
+    let watched = Arc::new(Watched::default());
+    endpoint::serve(listener, Arc::clone(&watched))?;
+    log(json!({"event": "listening", "address": bound.to_string()}));
+    Ok(watched)
+}
+
 fn target_line(run: i64, t: &TargetResult) -> serde_json::Value {
     json!({
         "event": "target",
@@ -276,6 +332,7 @@ fn target_line(run: i64, t: &TargetResult) -> serde_json::Value {
         "failed_subjects": t.report.failures().count(),
         "waived": t.hidden.len(),
         "bytes_hashed": t.report.bytes_hashed,
+        "bytes_from_cache": t.report.bytes_from_cache,
         "duration_seconds": t.report.duration.as_secs_f64(),
         "error": t.report.error,
     })

@@ -31,7 +31,8 @@ CREATE TABLE IF NOT EXISTS checks (
     failed_subjects INTEGER NOT NULL,
     bytes_hashed INTEGER NOT NULL,
     checked_at TEXT NOT NULL,
-    error TEXT
+    error TEXT,
+    bytes_from_cache INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS checks_by_target ON checks(target, checked_at);
 CREATE TABLE IF NOT EXISTS drift (
@@ -49,12 +50,27 @@ CREATE TABLE IF NOT EXISTS drift (
 CREATE INDEX IF NOT EXISTS drift_by_target ON drift(target, resolved_at);
 ";
 
+/// Columns added since the first schema, with their definitions: a history made before
+/// gets them when it is opened.
+const ADDED_COLUMNS: &[(&str, &str, &str)] = &[(
+    "checks",
+    "bytes_from_cache",
+    "INTEGER NOT NULL DEFAULT 0",
+)];
+
 /// How long a writer waits for another run to finish its transaction.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(120);
 
 pub struct History {
     connection: Connection,
     path: std::path::PathBuf,
+}
+
+/// Bytes counted over the recorded checks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ByteTotals {
+    pub hashed: u64,
+    pub from_cache: u64,
 }
 
 /// What the history knows of one target.
@@ -65,6 +81,9 @@ pub struct TargetHistory {
     pub last_checked_at: Option<String>,
     pub last_status: Option<String>,
     pub last_verified_at: Option<String>,
+    /// Bytes the last check hashed, and bytes it took from the hash cache.
+    pub last_bytes_hashed: Option<u64>,
+    pub last_bytes_from_cache: Option<u64>,
     pub drift: Vec<DriftEntry>,
 }
 
@@ -107,7 +126,22 @@ impl History {
             connection,
             path: path.to_path_buf(),
         };
-        history.write(|tx| tx.execute_batch(SCHEMA))?;
+        history.write(|tx| {
+            tx.execute_batch(SCHEMA)?;
+            for (table, column, definition) in ADDED_COLUMNS {
+                let present: bool = tx.query_row(
+                    &format!("SELECT COUNT(*) > 0 FROM pragma_table_info('{table}') WHERE name = ?1"),
+                    params![column],
+                    |r| r.get(0),
+                )?;
+                if !present {
+                    tx.execute_batch(&format!(
+                        "ALTER TABLE {table} ADD COLUMN {column} {definition}"
+                    ))?;
+                }
+            }
+            Ok(())
+        })?;
         Ok(history)
     }
 
@@ -157,8 +191,8 @@ impl History {
         let now = stamp(at);
         self.write(|tx| {
             tx.execute(
-                "INSERT INTO checks (run_id, target, owner, status, failed_subjects, bytes_hashed, checked_at, error)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                "INSERT INTO checks (run_id, target, owner, status, failed_subjects, bytes_hashed, checked_at, error, bytes_from_cache)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                 params![
                     run,
                     target,
@@ -167,7 +201,8 @@ impl History {
                     report.failures().count() as i64,
                     report.bytes_hashed as i64,
                     now,
-                    report.error
+                    report.error,
+                    report.bytes_from_cache as i64
                 ],
             )?;
             if report.error.is_some() {
@@ -223,17 +258,21 @@ impl History {
         })
     }
 
-    /// Bytes hashed by every check recorded for runs of `shard` (each worker of a sharded
-    /// fleet counts its own): a counter for Prometheus.
-    pub fn bytes_hashed_total(&self, shard: Option<&str>) -> Result<u64> {
+    /// Bytes hashed, and bytes taken from the hash cache, by every check recorded for runs
+    /// of `shard` (each worker of a sharded fleet counts its own): counters for Prometheus.
+    pub fn byte_totals(&self, shard: Option<&str>) -> Result<ByteTotals> {
         self.connection
             .query_row(
-                "SELECT COALESCE(SUM(bytes_hashed), 0) FROM checks \
+                "SELECT COALESCE(SUM(bytes_hashed), 0), COALESCE(SUM(bytes_from_cache), 0) FROM checks \
                  WHERE run_id IN (SELECT id FROM runs WHERE shard IS ?1)",
                 params![shard],
-                |r| r.get::<_, i64>(0),
+                |r| {
+                    Ok(ByteTotals {
+                        hashed: r.get::<_, i64>(0)? as u64,
+                        from_cache: r.get::<_, i64>(1)? as u64,
+                    })
+                },
             )
-            .map(|n| n as u64)
             .map_err(|e| self.error(e))
     }
 
@@ -259,12 +298,13 @@ impl History {
 
     fn target(&self, target: String, owner: String) -> Result<TargetHistory> {
         let sql = |e| self.error(e);
-        let last: Option<(String, String)> = self
+        let last: Option<(String, String, i64, i64)> = self
             .connection
             .query_row(
-                "SELECT checked_at, status FROM checks WHERE target = ?1 ORDER BY checked_at DESC, rowid DESC LIMIT 1",
+                "SELECT checked_at, status, bytes_hashed, bytes_from_cache FROM checks WHERE target = ?1 \
+                 ORDER BY checked_at DESC, rowid DESC LIMIT 1",
                 params![target],
-                |r| Ok((r.get(0)?, r.get(1)?)),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
             )
             .optional()
             .map_err(sql)?;
@@ -299,9 +339,11 @@ impl History {
         Ok(TargetHistory {
             target,
             owner,
-            last_checked_at: last.as_ref().map(|(at, _)| at.clone()),
-            last_status: last.map(|(_, status)| status),
+            last_checked_at: last.as_ref().map(|(at, ..)| at.clone()),
+            last_status: last.as_ref().map(|(_, status, ..)| status.clone()),
             last_verified_at,
+            last_bytes_hashed: last.as_ref().map(|l| l.2 as u64),
+            last_bytes_from_cache: last.as_ref().map(|l| l.3 as u64),
             drift,
         })
     }
@@ -394,6 +436,50 @@ mod tests {
     }
 
     #[test]
+    fn a_history_made_before_the_cache_columns_opens_and_counts_cached_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.sqlite");
+        // The checks table as the first schema made it, with one check in it.
+        let old = Connection::open(&path).unwrap();
+        old.execute_batch(
+            "CREATE TABLE runs (id INTEGER PRIMARY KEY AUTOINCREMENT, started_at TEXT NOT NULL, \
+             finished_at TEXT, status TEXT, shard TEXT);
+             CREATE TABLE checks (run_id INTEGER NOT NULL REFERENCES runs(id), target TEXT NOT NULL, \
+             owner TEXT NOT NULL, status TEXT NOT NULL, failed_subjects INTEGER NOT NULL, \
+             bytes_hashed INTEGER NOT NULL, checked_at TEXT NOT NULL, error TEXT);
+             INSERT INTO runs (started_at, finished_at, status) VALUES ('2026-01-01T00:00:00Z', '2026-01-01T00:00:01Z', 'verified');
+             INSERT INTO checks VALUES (1, 'm', 'o', 'verified', 0, 500, '2026-01-01T00:00:01Z', NULL);",
+        )
+        .unwrap();
+        drop(old);
+
+        let mut history = History::open(&path).unwrap();
+        let at: Timestamp = "2026-01-02T00:00:00Z".parse().unwrap();
+        let run = history.begin_run(None, at).unwrap();
+        let cached = Report {
+            bytes_hashed: 7,
+            bytes_from_cache: 493,
+            ..report(vec![Subject::new("a", Verdict::Ok)])
+        };
+        history
+            .record_check(run, "m", "o", &cached, &[], at)
+            .unwrap();
+        assert_eq!(
+            history.byte_totals(None).unwrap(),
+            ByteTotals {
+                hashed: 507,
+                from_cache: 493
+            }
+        );
+        let target = &history.targets(None).unwrap()[0];
+        assert_eq!(target.last_bytes_hashed, Some(7));
+        assert_eq!(target.last_bytes_from_cache, Some(493));
+        drop(history);
+        // Opening it again adds nothing twice.
+        History::open(&path).unwrap();
+    }
+
+    #[test]
     fn a_stopped_run_is_finished_and_each_shard_counts_its_own_bytes() {
         let dir = tempfile::tempdir().unwrap();
         let mut history = History::open(&dir.path().join("h.sqlite")).unwrap();
@@ -414,9 +500,10 @@ mod tests {
         hashed(Some("1/2"), 3);
         hashed(None, 4000);
         assert!(history.incomplete_runs().unwrap().is_empty());
-        assert_eq!(history.bytes_hashed_total(Some("1/2")).unwrap(), 103);
-        assert_eq!(history.bytes_hashed_total(Some("2/2")).unwrap(), 20);
-        assert_eq!(history.bytes_hashed_total(None).unwrap(), 4000);
+        let hashed = |shard| history.byte_totals(shard).unwrap().hashed;
+        assert_eq!(hashed(Some("1/2")), 103);
+        assert_eq!(hashed(Some("2/2")), 20);
+        assert_eq!(hashed(None), 4000);
     }
 }
 
@@ -459,6 +546,12 @@ impl HistoryView {
                 t.last_status.as_deref().unwrap_or("-"),
                 t.last_verified_at.as_deref().unwrap_or("never")
             );
+            if let (Some(hashed), Some(cached)) = (t.last_bytes_hashed, t.last_bytes_from_cache) {
+                let _ = writeln!(
+                    out,
+                    "  last check hashed {hashed} bytes and took {cached} from the hash cache"
+                );
+            }
             for d in &t.drift {
                 let state = match &d.resolved_at {
                     Some(at) => format!("repaired {at}"),

@@ -40,6 +40,8 @@ pub enum Budget {
     Fraction(f64),
     /// At most this many bytes.
     Bytes(u64),
+    /// No sample: only the full runs re-read what the cache vouches for.
+    Off,
 }
 
 impl Default for Budget {
@@ -342,6 +344,7 @@ impl Cache {
         let budget = match self.settings.rehash_budget {
             Budget::Fraction(f) => (total as f64 * f) as u64,
             Budget::Bytes(b) => b,
+            Budget::Off => return HashSet::new(),
         };
         let mut order: Vec<usize> = hits.keys().copied().collect();
         let random = SystemRandom::new();

@@ -18,7 +18,8 @@ use clap::CommandFactory;
 /// SPDX validators), write the weights formats `vouch scan` reads (safetensors with numpy,
 /// gguf, onnx), give the pickle verdicts vouch must match (picklescan; fickling), check
 /// action.yml and the GitLab CI template against the platforms' schemas (check-jsonschema),
-/// and validate the Kubernetes recipes of docs/drift.md (kubernetes-validate).
+/// validate the Kubernetes recipes of docs/drift.md (kubernetes-validate), and parse what
+/// `drift watch --listen` serves on /metrics (prometheus-client's text parser).
 const PYTHON_PEERS: &[&str] = &[
     "model-signing==1.1.1",
     "pyopenssl",
@@ -33,6 +34,7 @@ const PYTHON_PEERS: &[&str] = &[
     "check-jsonschema==0.39.0",
     "kubernetes-validate==1.37.0",
     "mlflow==3.17.2",
+    "prometheus-client==0.26.0",
 ];
 /// Debian packages that provide peer commands, with a command each provides. The OCI tests
 /// run docker-registry (the CNCF distribution registry) with images built by umoci and
@@ -67,7 +69,7 @@ fn main() {
         Some("bench") => peers().and_then(|venv| bench::run(&args[1..], &root(), &venv)),
         Some("dist") => dist(),
         _ => {
-            eprintln!("usage: cargo xtask test [-- CARGO TEST ARGS] | cargo xtask bench [--runs N] | cargo xtask peers | cargo xtask dist");
+            eprintln!("usage: cargo xtask test [-- CARGO TEST ARGS] | cargo xtask bench [--runs N] [--only-cache] | cargo xtask peers | cargo xtask dist");
             exit(2);
         }
     };
