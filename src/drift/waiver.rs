@@ -123,6 +123,7 @@ mod tests {
             ignore_paths: Vec::new(),
             include_git_paths: false,
             deny_unsafe_pickle: false,
+            cache: None,
         }
     }
 
