@@ -526,8 +526,8 @@ fn metrics_once(python: &Path, address: SocketAddr, name: &str, value: f64) -> V
             .unwrap()
             .iter()
             .find(|s| s["name"] == name && s["labels"]["target"] == "m")
-            .map(|s| s["value"].clone());
-        if now == Some(Value::from(value)) {
+            .and_then(|s| s["value"].as_f64());
+        if now == Some(value) {
             return metrics;
         }
         assert!(
