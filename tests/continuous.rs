@@ -174,6 +174,10 @@ fn drift_cache_vouches_for_unchanged_files_and_history_and_metrics_say_how_much(
         "{metrics}"
     );
 
+    // The text report says it too.
+    let text = deployment.drift(&["run"]).expect(0).stdout();
+    assert!(text.contains("more from the hash cache"), "{text}");
+
     // A changed file misses the cache and is caught.
     flip_byte(&deployment.path("model/big.safetensors"), 1000);
     let changed = deployment.run(1);
@@ -273,7 +277,8 @@ fn drift_cache_full_run_happens_when_due() {
     let mut stored: Value =
         serde_json::from_slice(&std::fs::read(deployment.path("state/cache.json")).unwrap())
             .unwrap();
-    stored["full"]["drift target m"]["value"] = Value::from((three_days_ago + 3 * 86_400 + 60).to_string());
+    stored["full"]["drift target m"]["value"] =
+        Value::from((three_days_ago + 3 * 86_400 + 60).to_string());
     std::fs::write(deployment.path("state/cache.json"), stored.to_string()).unwrap();
     let forged = deployment.run(0);
     assert_eq!(from_cache(&forged), 0);
@@ -567,7 +572,8 @@ fn listen_refuses_a_bad_address_a_non_loopback_one_and_a_port_in_use() {
     assert!(ran.stderr.contains("--listen"), "{}", ran.stderr);
     let ran = watch(&["--listen", "0.0.0.0:0"]).expect(2);
     assert!(
-        ran.stderr.contains("not a loopback address") && ran.stderr.contains("--allow-non-loopback"),
+        ran.stderr.contains("not a loopback address")
+            && ran.stderr.contains("--allow-non-loopback"),
         "{}",
         ran.stderr
     );

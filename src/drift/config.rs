@@ -385,7 +385,10 @@ fn cache_settings(
         None | Some((_, RawCache::On(true))) => state_dir.join(DEFAULT_CACHE),
         Some((_, RawCache::Path(path))) if !path.trim().is_empty() => resolve(path),
         Some((span, RawCache::Path(_))) => {
-            return Err((span, "cache = \"\" names no file; give a path, or cache = false".into()))
+            return Err((
+                span,
+                "cache = \"\" names no file; give a path, or cache = false".into(),
+            ))
         }
         Some((span, RawCache::On(false))) => {
             let set = [
@@ -394,7 +397,10 @@ fn cache_settings(
                 ("full_every", raw.full_every.is_some()),
             ];
             if let Some((key, _)) = set.iter().find(|(_, given)| *given) {
-                return Err((span, format!("{key} is set, yet cache = false turns the hash cache off")));
+                return Err((
+                    span,
+                    format!("{key} is set, yet cache = false turns the hash cache off"),
+                ));
             }
             return Ok(None);
         }
@@ -1019,7 +1025,8 @@ webhook = "https://hooks.example.com/vouch"
 
     #[test]
     fn the_hash_cache_defaults_beside_the_state_and_targets_may_tune_it() {
-        let bare = "[[target]]\nname = \"m\"\nowner = \"o\"\npath = \"/srv/m\"\nmanifest = \"m.json\"\n";
+        let bare =
+            "[[target]]\nname = \"m\"\nowner = \"o\"\npath = \"/srv/m\"\nmanifest = \"m.json\"\n";
         let source = Path::new("/etc/vouch/vouch.toml");
         let parse = |text: &str, state: Option<&str>| {
             Config::parse_with_state(text, source, TODAY, state.map(Path::new)).unwrap()
@@ -1043,19 +1050,28 @@ webhook = "https://hooks.example.com/vouch"
             ),
             None,
         );
-        assert_eq!(tuned.cache.as_ref().unwrap().rehash_budget, Budget::Fraction(0.005));
+        assert_eq!(
+            tuned.cache.as_ref().unwrap().rehash_budget,
+            Budget::Fraction(0.005)
+        );
         let cache = tuned.targets[0].cache.as_ref().unwrap();
         assert_eq!(cache.path, Path::new("/etc/vouch/c/cache.json"));
         assert_eq!(cache.key, Path::new("/keys/k"));
         assert_eq!(cache.rehash_budget, Budget::Bytes(1 << 20));
         assert_eq!(cache.full_every, Duration::from_secs(12 * 3600));
         let off = parse(&format!("rehash_budget = \"off\"\n{bare}"), None);
-        assert_eq!(off.targets[0].cache.as_ref().unwrap().rehash_budget, Budget::Off);
+        assert_eq!(
+            off.targets[0].cache.as_ref().unwrap().rehash_budget,
+            Budget::Off
+        );
 
         let none = parse(&format!("cache = false\n{bare}"), None);
         assert!(none.cache.is_none() && none.targets[0].cache.is_none());
         let e = error_of(&format!("cache = false\n{bare}full_every = \"1d\"\n"));
-        assert!(e.contains("target \"m\"") && e.contains("cache = false"), "{e}");
+        assert!(
+            e.contains("target \"m\"") && e.contains("cache = false"),
+            "{e}"
+        );
 
         let image = "[[target]]\nname = \"i\"\nowner = \"o\"\nimage = \"docker://reg.example/app:v1\"\ndigest = \"sha256:".to_string()
             + &"ab".repeat(32)
@@ -1063,9 +1079,18 @@ webhook = "https://hooks.example.com/vouch"
         let e = error_of(&image);
         assert!(e.contains("rehash_budget") && e.contains("image"), "{e}");
         for (bad, message) in [
-            ("rehash_budget = \"0%\"", "rehash_budget = \"0%\" is not a budget"),
-            ("rehash_budget = \"150%\"", "rehash_budget = \"150%\" is not a budget"),
-            ("full_every = \"0s\"", "full_every = \"0s\" is not a duration"),
+            (
+                "rehash_budget = \"0%\"",
+                "rehash_budget = \"0%\" is not a budget",
+            ),
+            (
+                "rehash_budget = \"150%\"",
+                "rehash_budget = \"150%\" is not a budget",
+            ),
+            (
+                "full_every = \"0s\"",
+                "full_every = \"0s\" is not a duration",
+            ),
             ("cache = \"\"", "cache = \"\" names no file"),
         ] {
             let e = error_of(&format!("{bad}\n{bare}"));

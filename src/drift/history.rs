@@ -52,11 +52,8 @@ CREATE INDEX IF NOT EXISTS drift_by_target ON drift(target, resolved_at);
 
 /// Columns added since the first schema, with their definitions: a history made before
 /// gets them when it is opened.
-const ADDED_COLUMNS: &[(&str, &str, &str)] = &[(
-    "checks",
-    "bytes_from_cache",
-    "INTEGER NOT NULL DEFAULT 0",
-)];
+const ADDED_COLUMNS: &[(&str, &str, &str)] =
+    &[("checks", "bytes_from_cache", "INTEGER NOT NULL DEFAULT 0")];
 
 /// How long a writer waits for another run to finish its transaction.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(120);
@@ -130,7 +127,9 @@ impl History {
             tx.execute_batch(SCHEMA)?;
             for (table, column, definition) in ADDED_COLUMNS {
                 let present: bool = tx.query_row(
-                    &format!("SELECT COUNT(*) > 0 FROM pragma_table_info('{table}') WHERE name = ?1"),
+                    &format!(
+                        "SELECT COUNT(*) > 0 FROM pragma_table_info('{table}') WHERE name = ?1"
+                    ),
                     params![column],
                     |r| r.get(0),
                 )?;

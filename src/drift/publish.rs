@@ -29,7 +29,10 @@ pub struct Published {
 pub fn check_writable(config: &Config, report_dir: &Path) -> Result<()> {
     let metrics_dir = config.metrics_file.as_deref().map(folder_of);
     let cache_dir = config.cache.as_ref().map(|c| folder_of(&c.path));
-    for dir in std::iter::once(report_dir).chain(metrics_dir).chain(cache_dir) {
+    for dir in std::iter::once(report_dir)
+        .chain(metrics_dir)
+        .chain(cache_dir)
+    {
         let unwritable = |e: std::io::Error| Error::Io {
             path: dir.to_path_buf(),
             source: std::io::Error::new(

@@ -69,9 +69,9 @@ fn check_cached(target: &Target, engine: Engine) -> Report {
         let used = cache.used();
         report.bytes_from_cache = used.bytes_from_cache;
         if let Some(note) = used.note {
-            report
-                .warnings
-                .push(format!("hash cache not used: {note}; every file was hashed"));
+            report.warnings.push(format!(
+                "hash cache not used: {note}; every file was hashed"
+            ));
         }
         if let Err(e) = cache.save() {
             report
