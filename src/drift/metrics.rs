@@ -8,10 +8,18 @@ use super::history::ByteTotals;
 use super::outcome::{RunReport, TargetResult};
 use crate::report::Status;
 
+/// A family with one sample per target: name, type, help, and the target's value.
+type PerTarget = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&TargetResult) -> String,
+);
+
 /// The metrics of `run`; `totals` count every byte ever hashed or taken from the hash cache.
 pub fn render(run: &RunReport, totals: ByteTotals) -> String {
     let mut out = String::new();
-    let per_target: [(&str, &str, &str, fn(&TargetResult) -> String); 6] = [
+    let per_target: [PerTarget; 6] = [
         (
             "vouch_target_verified",
             "gauge",
