@@ -272,3 +272,67 @@ async fn accept(listener: tokio::net::TcpListener, watched: Arc<Watched>) {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::{Report, Subject, Verdict};
+
+    fn checked(name: &str, verdict: Verdict) -> TargetResult {
+        TargetResult {
+            name: name.into(),
+            owner: "o".into(),
+            location: "/srv/m".into(),
+            report: Report {
+                subjects: vec![Subject::new("w.bin", verdict)],
+                ..Report::default()
+            },
+            hidden: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn ready_only_while_every_target_verified_at_its_last_check() {
+        let watched = Watched::default();
+        let (status, body) = watched.readiness(None);
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(body.contains("no check has completed yet"), "{body}");
+
+        watched.run_started(vec!["a".into(), "b".into()]);
+        watched.target_checked(&checked("a", Verdict::Ok));
+        let (status, body) = watched.readiness(None);
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "b is unchecked");
+        assert!(body.contains("b: not ready: not checked yet"), "{body}");
+        assert_eq!(watched.readiness(Some("a")).0, StatusCode::OK);
+
+        watched.target_checked(&checked("b", Verdict::Changed));
+        let (status, body) = watched.readiness(Some("b"));
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(
+            body.contains("drifted from its approval (1 failed: w.bin changed)"),
+            "{body}"
+        );
+
+        // A target dropped from the config is forgotten; one that cannot be checked is not
+        // ready; a run that fails as a whole makes nothing ready until the next one starts.
+        watched.run_started(vec!["a".into()]);
+        assert_eq!(watched.readiness(None).0, StatusCode::OK);
+        assert_eq!(watched.readiness(Some("b")).0, StatusCode::NOT_FOUND);
+        let mut unreadable = checked("a", Verdict::Ok);
+        unreadable.report.error = Some("no such file".into());
+        watched.target_checked(&unreadable);
+        let (status, body) = watched.readiness(None);
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(
+            body.contains("could not be checked: no such file"),
+            "{body}"
+        );
+        watched.target_checked(&checked("a", Verdict::Ok));
+        watched.run_failed("vouch.toml: line 3: unknown key".into());
+        let (status, body) = watched.readiness(Some("a"));
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(body.contains("the last run failed: vouch.toml"), "{body}");
+        watched.run_started(vec!["a".into()]);
+        assert_eq!(watched.readiness(None).0, StatusCode::OK);
+    }
+}
