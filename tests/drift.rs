@@ -181,7 +181,7 @@ fn drift_is_caught_remembered_repaired_waived_and_gated() {
     for line in [
         r#"vouch_target_verified{target="llama",owner="ml-platform@example.com"} 1"#,
         r#"vouch_target_verified{target="artifact",owner="registry@example.com"} 1"#,
-        r#"vouch_target_failed_subjects{target="adapter"} 0"#,
+        r#"vouch_target_failed_subjects{target="adapter",owner="ops@example.com"} 0"#,
     ] {
         assert!(metrics.contains(line), "missing {line} in:\n{metrics}");
     }

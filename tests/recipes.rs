@@ -197,6 +197,75 @@ fn the_kubernetes_objects_pass_kubernetes_validate_and_keep_state_writable() {
     assert_state_kept_apart(&fleet["spec"]["template"]["spec"], &claims, "the fleet");
 }
 
+#[test]
+fn the_sidecar_recipe_passes_kubernetes_validate_and_probes_readyz() {
+    let test = "the_sidecar_recipe_passes_kubernetes_validate_and_probes_readyz";
+    let (Some(python), Some(validate)) =
+        (peer_python(test), require_tool(test, "kubernetes-validate"))
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kubernetes-sidecar.yaml");
+    std::fs::write(&path, recipe("kubernetes-sidecar.yaml")).unwrap();
+    let ran = run(Command::new(validate)
+        .args(["--strict", "--quiet"])
+        .arg(&path));
+    assert!(
+        ran.code == Some(0) && !ran.stdout().contains("ERROR") && !ran.stderr.contains("ERROR"),
+        "kubernetes-validate: exit {:?}\n{}{}",
+        ran.code,
+        ran.stdout(),
+        ran.stderr
+    );
+    let docs = yaml_documents(&python, &path);
+    let deployment = docs
+        .iter()
+        .find(|d| d["kind"] == "Deployment")
+        .expect("a Deployment");
+    let pod = &deployment["spec"]["template"]["spec"];
+    let containers = pod["containers"].as_array().unwrap();
+    let vouch = containers
+        .iter()
+        .find(|c| c["name"] == "vouch")
+        .expect("a vouch sidecar");
+    let args: Vec<&str> = vouch["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert_eq!(&args[..2], ["drift", "watch"]);
+    let listen = args[args.iter().position(|a| *a == "--listen").unwrap() + 1];
+    assert_eq!(listen, "$(POD_IP):9464", "the kubelet probes the pod's IP");
+    assert!(args.contains(&"--allow-non-loopback"));
+    let probe = &vouch["readinessProbe"]["httpGet"];
+    assert_eq!(probe["path"], "/readyz");
+    assert_eq!(probe["port"], 9464);
+    assert_eq!(vouch["livenessProbe"]["httpGet"]["path"], "/healthz");
+    let pod_ip = vouch["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "POD_IP")
+        .unwrap();
+    assert_eq!(pod_ip["valueFrom"]["fieldRef"]["fieldPath"], "status.podIP");
+    // Both containers see the same model, read-only.
+    for container in containers {
+        let models = container["volumeMounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["name"] == "models")
+            .unwrap_or_else(|| panic!("{} mounts no models", container["name"]));
+        assert_eq!(models["readOnly"], true);
+        assert_eq!(models["mountPath"], "/srv/models");
+    }
+    let mut sidecar_first = pod.clone();
+    sidecar_first["containers"] = serde_json::json!([vouch]);
+    assert_state_kept_apart(&sidecar_first, &[], "the sidecar");
+}
+
 /// A model, its approval beside the recipe's config in a read-only directory, and a state
 /// directory of nobody's, all reachable by an unprivileged user.
 struct Host {

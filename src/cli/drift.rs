@@ -11,10 +11,13 @@ use super::output::{self, Outputs};
 use super::{jobs_or_default, write_output, Target};
 use crate::approval::Approval;
 use crate::drift::config::{Config, Deployed, Target as ConfigTarget};
+use crate::drift::endpoint::{self, Watched};
 use crate::drift::events::{Wake, Watcher};
 use crate::drift::history::{History, HistoryView};
 use crate::drift::outcome::{RunReport, Shard, TargetResult};
-use crate::drift::publish::{check_writable, publish, publish_changes, Published};
+use crate::drift::publish::{
+    check_writable, metrics_text, publish, publish_changes, with_standing, Published,
+};
 use crate::drift::render;
 use crate::drift::run::{self as drift_run, RunOptions};
 use crate::error::{Error, Result};
@@ -100,6 +103,14 @@ struct WatchArgs {
     /// priority and nice 10)
     #[arg(long)]
     normal_priority: bool,
+    /// Serve /metrics, /readyz and /healthz over HTTP at this IP address and port, e.g.
+    /// 127.0.0.1:9464 (port 0: any free one; the log says which)
+    #[arg(long, value_name = "ADDRESS:PORT")]
+    listen: Option<std::net::SocketAddr>,
+    /// Let --listen take an address other than loopback (anyone who reaches it learns which
+    /// models drifted)
+    #[arg(long, requires = "listen")]
+    allow_non_loopback: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -262,6 +273,10 @@ fn watch(args: &WatchArgs) -> Result<u8> {
             log(json!({"event": "priority_kept", "message": e.to_string()}));
         }
     }
+    let watched = args
+        .listen
+        .map(|address| listen(address, args.allow_non_loopback))
+        .transpose()?;
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(signal, Arc::clone(&stop))
@@ -290,21 +305,42 @@ fn watch(args: &WatchArgs) -> Result<u8> {
         let log_target = |run: i64, t: &TargetResult| {
             let mut line = target_line(run, t);
             line["trigger"] = json!(trigger);
-            log(line)
+            log(line);
+            if let Some(watched) = &watched {
+                watched.target_checked(t);
+            }
         };
         let outcome = load(&args.config, &args.run).and_then(|config| {
             if let (Some(watcher), None) = (watcher.as_mut(), only) {
                 // Watches first: a change made during the run is an event after it.
                 watch_all(watcher, &config);
             }
-            run_checks(
+            if let Some(watched) = &watched {
+                watched.run_started(
+                    config
+                        .targets
+                        .iter()
+                        .filter(|t| args.run.shard.is_none_or(|s| s.takes(&t.name)))
+                        .map(|t| t.name.clone())
+                        .collect(),
+                );
+            }
+            let (run, published) = run_checks(
                 &config,
                 &args.run,
                 only.map(|names| (names, standing.as_slice())),
                 &stop,
                 &log_target,
-            )
+            )?;
+            if let Some(watched) = &watched {
+                let everything = with_standing(&config, &run, &standing);
+                watched.run_finished(metrics_text(&config, &everything)?);
+            }
+            Ok((run, published))
         });
+        if let (Err(e), Some(watched)) = (&outcome, &watched) {
+            watched.run_failed(e.to_string());
+        }
         match outcome {
             Ok((run, published)) => {
                 for alert in published.alerts {
@@ -368,6 +404,26 @@ fn watch_all(watcher: &mut Watcher, config: &Config) {
     }
 }
 
+/// Starts the endpoint on `address` (loopback unless allowed otherwise) and logs where it
+/// listens.
+fn listen(address: std::net::SocketAddr, allow_non_loopback: bool) -> Result<Arc<Watched>> {
+    if !address.ip().is_loopback() && !allow_non_loopback {
+        return Err(Error::Usage(format!(
+            "--listen {address} is not a loopback address: the endpoint tells whoever reaches it \
+             which models drifted; add --allow-non-loopback to listen there"
+        )));
+    }
+    let listener = endpoint::bind(address)?;
+    let bound = listener.local_addr().map_err(|e| Error::Io {
+        path: address.to_string().into(),
+        source: e,
+    })?;
+    let watched = Arc::new(Watched::default());
+    endpoint::serve(listener, Arc::clone(&watched))?;
+    log(json!({"event": "listening", "address": bound.to_string()}));
+    Ok(watched)
+}
+
 fn target_line(run: i64, t: &TargetResult) -> serde_json::Value {
     json!({
         "event": "target",
@@ -379,6 +435,7 @@ fn target_line(run: i64, t: &TargetResult) -> serde_json::Value {
         "failed_subjects": t.report.failures().count(),
         "waived": t.hidden.len(),
         "bytes_hashed": t.report.bytes_hashed,
+        "bytes_from_cache": t.report.bytes_from_cache,
         "duration_seconds": t.report.duration.as_secs_f64(),
         "error": t.report.error,
     })

@@ -16,6 +16,7 @@ use crate::approval::rules::{ApprovalParts, ImageApprovalParts};
 use crate::approval::setting::RuleError;
 use crate::approval::{Approval, ImageApproval, TrustParts};
 use crate::error::{Error, Result};
+use crate::hash::cache::{Budget, CacheSettings};
 use crate::hash::{Algorithm, DigestError, Io};
 use crate::model::paths::{normalize_relative_name, NameError};
 use crate::oci::document::{NotAPlatform, Platform};
@@ -29,6 +30,8 @@ pub const DEFAULT_REPORT_DIR: &str = "vouch-reports";
 pub const DEFAULT_MAX_WAIVER_DAYS: i64 = 90;
 /// How long one target may take unless `target_timeout` (seconds) says otherwise.
 pub const DEFAULT_TARGET_TIMEOUT: Duration = Duration::from_secs(3600);
+/// The hash cache's file unless `cache` says otherwise (placed as the report folder is).
+pub const DEFAULT_CACHE: &str = "vouch-hash-cache.json";
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -40,6 +43,10 @@ struct RawConfig {
     target_timeout: Option<Spanned<i64>>,
     io: Option<Io>,
     max_rate: Option<Spanned<i64>>,
+    cache: Option<Spanned<RawCache>>,
+    cache_key: Option<String>,
+    rehash_budget: Option<Spanned<RawBudget>>,
+    full_every: Option<Spanned<String>>,
     #[serde(default, rename = "target")]
     targets: Vec<Spanned<RawTarget>>,
     #[serde(default, rename = "waiver")]
@@ -90,6 +97,24 @@ struct RawTarget {
     insecure: bool,
     min_rate: Option<u64>,
     io: Option<Io>,
+    rehash_budget: Option<RawBudget>,
+    full_every: Option<String>,
+}
+
+/// `cache = "PATH"`, or `cache = false` for none.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawCache {
+    Path(String),
+    On(bool),
+}
+
+/// `rehash_budget`: bytes, `"N%"` of the target's bytes, or `"off"`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(untagged)]
+enum RawBudget {
+    Bytes(i64),
+    Text(String),
 }
 
 #[derive(Debug, Deserialize)]
@@ -121,6 +146,8 @@ pub struct Config {
     pub target_timeout: Duration,
     /// `max_rate`: the most bytes per second a run reads, over all its targets.
     pub max_rate: Option<u64>,
+    /// The hash cache of model targets (`cache = false`: none), as set at the top level.
+    pub cache: Option<CacheSettings>,
     pub targets: Vec<Target>,
     pub waivers: Vec<Waiver>,
     pub alert: Alert,
@@ -138,6 +165,8 @@ pub struct Target {
     pub deny_unsafe_pickle: bool,
     /// How the target's files are read: its `io`, else the config's.
     pub io: Io,
+    /// The hash cache with this target's budget and full-run interval; never for an image.
+    pub cache: Option<CacheSettings>,
 }
 
 /// What is deployed, and what it must match.
@@ -229,6 +258,13 @@ impl Config {
             )
         };
 
+        let history = match &raw.history {
+            Some(history) => resolve(history),
+            None => state_directory.unwrap_or(dir).join(DEFAULT_HISTORY),
+        };
+        let state_dir = state_directory.or(history.parent()).unwrap_or(dir);
+        let cache = cache_settings(&raw, &resolve, state_dir).map_err(|(span, m)| at(span, m))?;
+
         let mut targets: Vec<Target> = Vec::new();
         for spanned in &raw.targets {
             let span = spanned.span();
@@ -237,6 +273,8 @@ impl Config {
             if spanned.get_ref().io.is_none() {
                 target.io = raw.io.unwrap_or_default();
             }
+            target.cache = target_cache(spanned.get_ref(), &target, cache.as_ref())
+                .map_err(|m| at(span.clone(), m))?;
             if targets.iter().any(|t| t.name == target.name) {
                 return Err(at(
                     span,
@@ -335,16 +373,9 @@ impl Config {
                 "[alert] command is empty: give the program and its arguments",
             ));
         }
-        let history = match &raw.history {
-            Some(history) => resolve(history),
-            None => state_directory.unwrap_or(dir).join(DEFAULT_HISTORY),
-        };
         let report_dir = match &raw.report_dir {
             Some(report_dir) => resolve(report_dir),
-            None => state_directory
-                .or(history.parent())
-                .unwrap_or(dir)
-                .join(DEFAULT_REPORT_DIR),
+            None => state_dir.join(DEFAULT_REPORT_DIR),
         };
         Ok(Config {
             source: source.to_path_buf(),
@@ -353,11 +384,118 @@ impl Config {
             report_dir,
             target_timeout,
             max_rate,
+            cache,
             targets,
             waivers,
             alert,
         })
     }
+}
+
+/// The top-level hash cache settings: on by default, in the state folder.
+fn cache_settings(
+    raw: &RawConfig,
+    resolve: &dyn Fn(&str) -> PathBuf,
+    state_dir: &Path,
+) -> std::result::Result<Option<CacheSettings>, (std::ops::Range<usize>, String)> {
+    let path = match raw.cache.as_ref().map(|c| (c.span(), c.get_ref())) {
+        None | Some((_, RawCache::On(true))) => state_dir.join(DEFAULT_CACHE),
+        Some((_, RawCache::Path(path))) if !path.trim().is_empty() => resolve(path),
+        Some((span, RawCache::Path(_))) => {
+            return Err((
+                span,
+                "cache = \"\" names no file; give a path, or cache = false".into(),
+            ))
+        }
+        Some((span, RawCache::On(false))) => {
+            let set = [
+                ("cache_key", raw.cache_key.is_some()),
+                ("rehash_budget", raw.rehash_budget.is_some()),
+                ("full_every", raw.full_every.is_some()),
+            ];
+            if let Some((key, _)) = set.iter().find(|(_, given)| *given) {
+                return Err((
+                    span,
+                    format!("{key} is set, yet cache = false turns the hash cache off"),
+                ));
+            }
+            return Ok(None);
+        }
+    };
+    let mut settings = CacheSettings::at(path);
+    if let Some(key) = &raw.cache_key {
+        settings.key = resolve(key);
+    }
+    if let Some(budget) = &raw.rehash_budget {
+        settings.rehash_budget = rehash_budget(budget.get_ref()).map_err(|m| (budget.span(), m))?;
+    }
+    if let Some(every) = &raw.full_every {
+        settings.full_every = full_every(every.get_ref()).map_err(|m| (every.span(), m))?;
+    }
+    Ok(Some(settings))
+}
+
+/// A model target's cache: the top level's, with its own budget and interval; refused when
+/// it would lie inside the model.
+fn target_cache(
+    raw: &RawTarget,
+    target: &Target,
+    cache: Option<&CacheSettings>,
+) -> std::result::Result<Option<CacheSettings>, String> {
+    let Deployed::Model { path, .. } = &target.subject else {
+        return Ok(None);
+    };
+    let Some(cache) = cache else {
+        return match (&raw.rehash_budget, &raw.full_every) {
+            (None, None) => Ok(None),
+            _ => Err(format!(
+                "target \"{}\": rehash_budget and full_every need the hash cache, which cache = false turns off",
+                target.name
+            )),
+        };
+    };
+    let mut settings = cache.clone();
+    let of_target = |m: String| format!("target \"{}\": {m}", target.name);
+    if let Some(budget) = &raw.rehash_budget {
+        settings.rehash_budget = rehash_budget(budget).map_err(of_target)?;
+    }
+    if let Some(every) = &raw.full_every {
+        settings.full_every = full_every(every).map_err(of_target)?;
+    }
+    settings
+        .refuse_inside(path)
+        .map_err(|e| of_target(e.to_string()))?;
+    Ok(Some(settings))
+}
+
+fn rehash_budget(value: &RawBudget) -> std::result::Result<Budget, String> {
+    let refused = |shown: String| {
+        format!(
+            "rehash_budget = {shown} is not a budget: give bytes (e.g. 1073741824), a share of the \
+             target's bytes (e.g. \"1%\"), or \"off\""
+        )
+    };
+    match value {
+        RawBudget::Bytes(bytes) => u64::try_from(*bytes)
+            .map(Budget::Bytes)
+            .map_err(|_| refused(bytes.to_string())),
+        RawBudget::Text(text) if text == "off" => Ok(Budget::Off),
+        RawBudget::Text(text) => text
+            .strip_suffix('%')
+            .and_then(|n| n.trim().parse::<f64>().ok())
+            .filter(|n| *n > 0.0 && *n <= 100.0)
+            .map(|n| Budget::Fraction(n / 100.0))
+            .ok_or_else(|| refused(format!("\"{text}\""))),
+    }
+}
+
+fn full_every(text: &str) -> std::result::Result<Duration, String> {
+    humantime::parse_duration(text)
+        .ok()
+        .filter(|d| d.as_secs() >= 1)
+        .ok_or_else(|| {
+            format!("full_every = \"{text}\" is not a duration of a second or more (e.g. 7d, 24h)")
+        })
 }
 
 /// A setting that must be a whole number of at least 1, with where it was written.
@@ -500,6 +638,7 @@ fn target(
         include_git_paths: raw.ignore_git_paths == Some(false),
         deny_unsafe_pickle: raw.deny_unsafe_pickle,
         io: raw.io.unwrap_or_default(),
+        cache: None,
     })
 }
 
@@ -537,6 +676,8 @@ fn image_target(
         ("io", raw.io.is_some()),
         ("registry", raw.registry.is_some()),
         ("tracking_uri", raw.tracking_uri.is_some()),
+        ("rehash_budget", raw.rehash_budget.is_some()),
+        ("full_every", raw.full_every.is_some()),
     ]
     .into_iter()
     .filter_map(|(key, given)| given.then_some(key))
@@ -970,6 +1111,81 @@ webhook = "https://hooks.example.com/vouch"
             Some("/var/lib/vouch"),
         );
         assert_eq!(reports.report_dir, Path::new("/etc/vouch/r"));
+    }
+
+    #[test]
+    fn the_hash_cache_defaults_beside_the_state_and_targets_may_tune_it() {
+        let bare =
+            "[[target]]\nname = \"m\"\nowner = \"o\"\npath = \"/srv/m\"\nmanifest = \"m.json\"\n";
+        let source = Path::new("/etc/vouch/vouch.toml");
+        let parse = |text: &str, state: Option<&str>| {
+            Config::parse_with_state(text, source, TODAY, state.map(Path::new)).unwrap()
+        };
+        let beside = parse(bare, None);
+        let cache = beside.targets[0].cache.as_ref().unwrap();
+        assert_eq!(cache.path, Path::new("/etc/vouch/vouch-hash-cache.json"));
+        assert_eq!(cache.key, Path::new("/etc/vouch/vouch-hash-cache.json.key"));
+        assert_eq!(cache.rehash_budget, Budget::Fraction(0.01));
+        assert_eq!(cache.full_every, crate::hash::cache::DEFAULT_FULL_EVERY);
+        let stated = parse(bare, Some("/var/lib/vouch"));
+        assert_eq!(
+            stated.cache.unwrap().path,
+            Path::new("/var/lib/vouch/vouch-hash-cache.json")
+        );
+
+        let tuned = parse(
+            &format!(
+                "cache = \"c/cache.json\"\ncache_key = \"/keys/k\"\nrehash_budget = \"0.5%\"\nfull_every = \"1day\"\n{bare}\
+                 rehash_budget = 1048576\nfull_every = \"12h\"\n"
+            ),
+            None,
+        );
+        assert_eq!(
+            tuned.cache.as_ref().unwrap().rehash_budget,
+            Budget::Fraction(0.005)
+        );
+        let cache = tuned.targets[0].cache.as_ref().unwrap();
+        assert_eq!(cache.path, Path::new("/etc/vouch/c/cache.json"));
+        assert_eq!(cache.key, Path::new("/keys/k"));
+        assert_eq!(cache.rehash_budget, Budget::Bytes(1 << 20));
+        assert_eq!(cache.full_every, Duration::from_secs(12 * 3600));
+        let off = parse(&format!("rehash_budget = \"off\"\n{bare}"), None);
+        assert_eq!(
+            off.targets[0].cache.as_ref().unwrap().rehash_budget,
+            Budget::Off
+        );
+
+        let none = parse(&format!("cache = false\n{bare}"), None);
+        assert!(none.cache.is_none() && none.targets[0].cache.is_none());
+        let e = error_of(&format!("cache = false\n{bare}full_every = \"1d\"\n"));
+        assert!(
+            e.contains("target \"m\"") && e.contains("cache = false"),
+            "{e}"
+        );
+
+        let image = "[[target]]\nname = \"i\"\nowner = \"o\"\nimage = \"docker://reg.example/app:v1\"\ndigest = \"sha256:".to_string()
+            + &"ab".repeat(32)
+            + "\"\nrehash_budget = \"1%\"\n";
+        let e = error_of(&image);
+        assert!(e.contains("rehash_budget") && e.contains("image"), "{e}");
+        for (bad, message) in [
+            (
+                "rehash_budget = \"0%\"",
+                "rehash_budget = \"0%\" is not a budget",
+            ),
+            (
+                "rehash_budget = \"150%\"",
+                "rehash_budget = \"150%\" is not a budget",
+            ),
+            (
+                "full_every = \"0s\"",
+                "full_every = \"0s\" is not a duration",
+            ),
+            ("cache = \"\"", "cache = \"\" names no file"),
+        ] {
+            let e = error_of(&format!("{bad}\n{bare}"));
+            assert!(e.contains("line 1") && e.contains(message), "{bad}: {e}");
+        }
     }
 
     #[test]

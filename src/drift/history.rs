@@ -32,7 +32,8 @@ CREATE TABLE IF NOT EXISTS checks (
     bytes_hashed INTEGER NOT NULL,
     checked_at TEXT NOT NULL,
     error TEXT,
-    approval_version TEXT
+    approval_version TEXT,
+    bytes_from_cache INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS checks_by_target ON checks(target, checked_at);
 CREATE TABLE IF NOT EXISTS drift (
@@ -50,12 +51,26 @@ CREATE TABLE IF NOT EXISTS drift (
 CREATE INDEX IF NOT EXISTS drift_by_target ON drift(target, resolved_at);
 ";
 
+/// Columns added since the first schema, with their definitions: a history made before
+/// gets them when it is opened.
+const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
+    ("checks", "approval_version", "TEXT"),
+    ("checks", "bytes_from_cache", "INTEGER NOT NULL DEFAULT 0"),
+];
+
 /// How long a writer waits for another run to finish its transaction.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(120);
 
 pub struct History {
     connection: Connection,
     path: std::path::PathBuf,
+}
+
+/// Bytes counted over the recorded checks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ByteTotals {
+    pub hashed: u64,
+    pub from_cache: u64,
 }
 
 /// What the history knows of one target.
@@ -69,6 +84,9 @@ pub struct TargetHistory {
     /// The registry versions the target's approval was read from (an alias followed), in
     /// the order they were first checked.
     pub approval_versions: Vec<String>,
+    /// Bytes the last check hashed, and bytes it took from the hash cache.
+    pub last_bytes_hashed: Option<u64>,
+    pub last_bytes_from_cache: Option<u64>,
     pub drift: Vec<DriftEntry>,
 }
 
@@ -113,7 +131,21 @@ impl History {
         };
         history.write(|tx| {
             tx.execute_batch(SCHEMA)?;
-            migrate(tx)
+            for (table, column, definition) in ADDED_COLUMNS {
+                let present: bool = tx.query_row(
+                    &format!(
+                        "SELECT COUNT(*) > 0 FROM pragma_table_info('{table}') WHERE name = ?1"
+                    ),
+                    params![column],
+                    |r| r.get(0),
+                )?;
+                if !present {
+                    tx.execute_batch(&format!(
+                        "ALTER TABLE {table} ADD COLUMN {column} {definition}"
+                    ))?;
+                }
+            }
+            Ok(())
         })?;
         Ok(history)
     }
@@ -164,8 +196,8 @@ impl History {
         let now = stamp(at);
         self.write(|tx| {
             tx.execute(
-                "INSERT INTO checks (run_id, target, owner, status, failed_subjects, bytes_hashed, checked_at, error, approval_version)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                "INSERT INTO checks (run_id, target, owner, status, failed_subjects, bytes_hashed, checked_at, error, approval_version, bytes_from_cache)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                 params![
                     run,
                     target,
@@ -175,7 +207,8 @@ impl History {
                     report.bytes_hashed as i64,
                     now,
                     report.error,
-                    report.approval_version
+                    report.approval_version,
+                    report.bytes_from_cache as i64
                 ],
             )?;
             if report.error.is_some() {
@@ -231,17 +264,21 @@ impl History {
         })
     }
 
-    /// Bytes hashed by every check recorded for runs of `shard` (each worker of a sharded
-    /// fleet counts its own): a counter for Prometheus.
-    pub fn bytes_hashed_total(&self, shard: Option<&str>) -> Result<u64> {
+    /// Bytes hashed, and bytes taken from the hash cache, by every check recorded for runs
+    /// of `shard` (each worker of a sharded fleet counts its own): counters for Prometheus.
+    pub fn byte_totals(&self, shard: Option<&str>) -> Result<ByteTotals> {
         self.connection
             .query_row(
-                "SELECT COALESCE(SUM(bytes_hashed), 0) FROM checks \
+                "SELECT COALESCE(SUM(bytes_hashed), 0), COALESCE(SUM(bytes_from_cache), 0) FROM checks \
                  WHERE run_id IN (SELECT id FROM runs WHERE shard IS ?1)",
                 params![shard],
-                |r| r.get::<_, i64>(0),
+                |r| {
+                    Ok(ByteTotals {
+                        hashed: r.get::<_, i64>(0)? as u64,
+                        from_cache: r.get::<_, i64>(1)? as u64,
+                    })
+                },
             )
-            .map(|n| n as u64)
             .map_err(|e| self.error(e))
     }
 
@@ -267,12 +304,13 @@ impl History {
 
     fn target(&self, target: String, owner: String) -> Result<TargetHistory> {
         let sql = |e| self.error(e);
-        let last: Option<(String, String)> = self
+        let last: Option<(String, String, i64, i64)> = self
             .connection
             .query_row(
-                "SELECT checked_at, status FROM checks WHERE target = ?1 ORDER BY checked_at DESC, rowid DESC LIMIT 1",
+                "SELECT checked_at, status, bytes_hashed, bytes_from_cache FROM checks WHERE target = ?1 \
+                 ORDER BY checked_at DESC, rowid DESC LIMIT 1",
                 params![target],
-                |r| Ok((r.get(0)?, r.get(1)?)),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
             )
             .optional()
             .map_err(sql)?;
@@ -315,10 +353,12 @@ impl History {
         Ok(TargetHistory {
             target,
             owner,
-            last_checked_at: last.as_ref().map(|(at, _)| at.clone()),
-            last_status: last.map(|(_, status)| status),
+            last_checked_at: last.as_ref().map(|(at, ..)| at.clone()),
+            last_status: last.as_ref().map(|(_, status, ..)| status.clone()),
             last_verified_at,
             approval_versions,
+            last_bytes_hashed: last.as_ref().map(|l| l.2 as u64),
+            last_bytes_from_cache: last.as_ref().map(|l| l.3 as u64),
             drift,
         })
     }
@@ -438,7 +478,51 @@ mod tests {
             targets[0].last_checked_at.as_deref(),
             Some(at.to_string().as_str())
         );
-        assert_eq!(history.bytes_hashed_total(None).unwrap(), 10);
+        assert_eq!(history.byte_totals(None).unwrap().hashed, 10);
+    }
+
+    #[test]
+    fn a_history_made_before_the_cache_columns_opens_and_counts_cached_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.sqlite");
+        // The checks table as the first schema made it, with one check in it.
+        let old = Connection::open(&path).unwrap();
+        old.execute_batch(
+            "CREATE TABLE runs (id INTEGER PRIMARY KEY AUTOINCREMENT, started_at TEXT NOT NULL, \
+             finished_at TEXT, status TEXT, shard TEXT);
+             CREATE TABLE checks (run_id INTEGER NOT NULL REFERENCES runs(id), target TEXT NOT NULL, \
+             owner TEXT NOT NULL, status TEXT NOT NULL, failed_subjects INTEGER NOT NULL, \
+             bytes_hashed INTEGER NOT NULL, checked_at TEXT NOT NULL, error TEXT);
+             INSERT INTO runs (started_at, finished_at, status) VALUES ('2026-01-01T00:00:00Z', '2026-01-01T00:00:01Z', 'verified');
+             INSERT INTO checks VALUES (1, 'm', 'o', 'verified', 0, 500, '2026-01-01T00:00:01Z', NULL);",
+        )
+        .unwrap();
+        drop(old);
+
+        let mut history = History::open(&path).unwrap();
+        let at: Timestamp = "2026-01-02T00:00:00Z".parse().unwrap();
+        let run = history.begin_run(None, at).unwrap();
+        let cached = Report {
+            bytes_hashed: 7,
+            bytes_from_cache: 493,
+            ..report(vec![Subject::new("a", Verdict::Ok)])
+        };
+        history
+            .record_check(run, "m", "o", &cached, &[], at)
+            .unwrap();
+        assert_eq!(
+            history.byte_totals(None).unwrap(),
+            ByteTotals {
+                hashed: 507,
+                from_cache: 493
+            }
+        );
+        let target = &history.targets(None).unwrap()[0];
+        assert_eq!(target.last_bytes_hashed, Some(7));
+        assert_eq!(target.last_bytes_from_cache, Some(493));
+        drop(history);
+        // Opening it again adds nothing twice.
+        History::open(&path).unwrap();
     }
 
     #[test]
@@ -462,24 +546,11 @@ mod tests {
         hashed(Some("1/2"), 3);
         hashed(None, 4000);
         assert!(history.incomplete_runs().unwrap().is_empty());
-        assert_eq!(history.bytes_hashed_total(Some("1/2")).unwrap(), 103);
-        assert_eq!(history.bytes_hashed_total(Some("2/2")).unwrap(), 20);
-        assert_eq!(history.bytes_hashed_total(None).unwrap(), 4000);
+        let hashed = |shard| history.byte_totals(shard).unwrap().hashed;
+        assert_eq!(hashed(Some("1/2")), 103);
+        assert_eq!(hashed(Some("2/2")), 20);
+        assert_eq!(hashed(None), 4000);
     }
-}
-
-/// Brings a history made by an older vouch up to the current schema: `checks` gained
-/// `approval_version` (the registry version a target's approval was kept with).
-fn migrate(tx: &rusqlite::Transaction) -> rusqlite::Result<()> {
-    let has_version: bool = tx.query_row(
-        "SELECT COUNT(*) FROM pragma_table_info('checks') WHERE name = 'approval_version'",
-        [],
-        |r| r.get::<_, i64>(0).map(|n| n > 0),
-    )?;
-    if !has_version {
-        tx.execute_batch("ALTER TABLE checks ADD COLUMN approval_version TEXT")?;
-    }
-    Ok(())
 }
 
 /// A database error, as an I/O error on the history file.
@@ -526,6 +597,12 @@ impl HistoryView {
                     out,
                     "  approvals kept with {}",
                     t.approval_versions.join(", ")
+                );
+            }
+            if let (Some(hashed), Some(cached)) = (t.last_bytes_hashed, t.last_bytes_from_cache) {
+                let _ = writeln!(
+                    out,
+                    "  last check hashed {hashed} bytes and took {cached} from the hash cache"
                 );
             }
             for d in &t.drift {

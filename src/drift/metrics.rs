@@ -1,49 +1,73 @@
-//! The Prometheus textfile the node exporter's textfile collector reads, rewritten whole
-//! (atomically) after every run.
+//! The Prometheus text exposition of a run: the textfile the node exporter's textfile
+//! collector reads (rewritten whole, atomically, after every run) and what `drift watch
+//! --listen` serves on /metrics. Every family of a target carries its `target` and `owner`.
 
 use std::fmt::Write;
-use std::path::Path;
 
-use super::outcome::RunReport;
-use crate::error::Result;
-use crate::fsio::write_atomically;
+use super::history::ByteTotals;
+use super::outcome::{RunReport, TargetResult};
 use crate::report::Status;
 
-/// Writes the metrics of `run` to `path`; `bytes_total` counts every byte ever hashed.
-pub fn write(path: &Path, run: &RunReport, bytes_total: u64) -> Result<()> {
-    write_atomically(path, render(run, bytes_total).as_bytes())
-}
+/// A family with one sample per target: name, type, help, and the target's value.
+type PerTarget = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&TargetResult) -> String,
+);
 
-pub fn render(run: &RunReport, bytes_total: u64) -> String {
+/// The metrics of `run`; `totals` count every byte ever hashed or taken from the hash cache.
+pub fn render(run: &RunReport, totals: ByteTotals) -> String {
     let mut out = String::new();
-    family(
-        &mut out,
-        "vouch_target_verified",
-        "gauge",
-        "1 if the target matched its approval in the last run, else 0.",
-    );
-    for t in &run.targets {
-        let verified = u8::from(t.report.status() == Status::Verified);
-        let _ = writeln!(
-            out,
-            "vouch_target_verified{{target=\"{}\",owner=\"{}\"}} {verified}",
-            label(&t.name),
-            label(&t.owner)
-        );
-    }
-    family(
-        &mut out,
-        "vouch_target_failed_subjects",
-        "gauge",
-        "Subjects of the target that failed in the last run.",
-    );
-    for t in &run.targets {
-        let _ = writeln!(
-            out,
-            "vouch_target_failed_subjects{{target=\"{}\"}} {}",
-            label(&t.name),
-            t.report.failures().count()
-        );
+    let per_target: [PerTarget; 6] = [
+        (
+            "vouch_target_verified",
+            "gauge",
+            "1 if the target matched its approval in the last run, else 0.",
+            |t| u8::from(t.report.status() == Status::Verified).to_string(),
+        ),
+        (
+            "vouch_target_drifted",
+            "gauge",
+            "1 if the target did not match its approval (changed, missing, extra, rejected) in the last run, else 0.",
+            |t| u8::from(t.report.status() == Status::Failed).to_string(),
+        ),
+        (
+            "vouch_target_check_failed",
+            "gauge",
+            "1 if the target could not be checked (unreadable, unreachable, timed out) in the last run, else 0.",
+            |t| u8::from(t.report.status() == Status::Error).to_string(),
+        ),
+        (
+            "vouch_target_failed_subjects",
+            "gauge",
+            "Subjects of the target that failed in the last run.",
+            |t| t.report.failures().count().to_string(),
+        ),
+        (
+            "vouch_target_bytes_hashed",
+            "gauge",
+            "Bytes of the target read and hashed in the last run.",
+            |t| t.report.bytes_hashed.to_string(),
+        ),
+        (
+            "vouch_target_bytes_from_cache",
+            "gauge",
+            "Bytes of the target whose digests the hash cache gave in the last run.",
+            |t| t.report.bytes_from_cache.to_string(),
+        ),
+    ];
+    for (name, kind, help, value) in per_target {
+        family(&mut out, name, kind, help);
+        for t in &run.targets {
+            let _ = writeln!(
+                out,
+                "{name}{{target=\"{}\",owner=\"{}\"}} {}",
+                label(&t.name),
+                label(&t.owner),
+                value(t)
+            );
+        }
     }
     let finished = run.finished_at.as_second();
     family(
@@ -70,7 +94,14 @@ pub fn render(run: &RunReport, bytes_total: u64) -> String {
         "counter",
         "Bytes hashed by every run recorded in the history.",
     );
-    let _ = writeln!(out, "vouch_bytes_hashed_total {bytes_total}");
+    let _ = writeln!(out, "vouch_bytes_hashed_total {}", totals.hashed);
+    family(
+        &mut out,
+        "vouch_bytes_from_cache_total",
+        "counter",
+        "Bytes the hash cache vouched for in every run recorded in the history.",
+    );
+    let _ = writeln!(out, "vouch_bytes_from_cache_total {}", totals.from_cache);
     out
 }
 

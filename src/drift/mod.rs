@@ -7,6 +7,7 @@
 
 pub mod alert;
 pub mod config;
+pub mod endpoint;
 pub mod events;
 pub mod history;
 pub mod metrics;

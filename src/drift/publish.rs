@@ -28,7 +28,11 @@ pub struct Published {
 /// written is an operational error naming it.
 pub fn check_writable(config: &Config, report_dir: &Path) -> Result<()> {
     let metrics_dir = config.metrics_file.as_deref().map(folder_of);
-    for dir in std::iter::once(report_dir).chain(metrics_dir) {
+    let cache_dir = config.cache.as_ref().map(|c| folder_of(&c.path));
+    for dir in std::iter::once(report_dir)
+        .chain(metrics_dir)
+        .chain(cache_dir)
+    {
         let unwritable = |e: std::io::Error| Error::Io {
             path: dir.to_path_buf(),
             source: std::io::Error::new(
@@ -52,6 +56,13 @@ fn folder_of(path: &Path) -> &Path {
         .unwrap_or(Path::new("."))
 }
 
+/// The metrics of `run`, its counters summed over this worker's shard in the history.
+pub fn metrics_text(config: &Config, run: &RunReport) -> Result<String> {
+    let shard = run.shard.map(|s| s.to_string());
+    let totals = History::open(&config.history)?.byte_totals(shard.as_deref())?;
+    Ok(metrics::render(run, totals))
+}
+
 /// Writes the metrics (when configured) and the JSON report of `run` into `report_dir`, and
 /// raises the alerts when the run did not verify. A failed alert is in
 /// [`Published::alerts`], never an error.
@@ -67,6 +78,17 @@ pub fn publish_changes(
     standing: &[TargetResult],
     report_dir: &Path,
 ) -> Result<Published> {
+    publish_with(
+        config,
+        run,
+        &with_standing(config, run, standing),
+        report_dir,
+    )
+}
+
+/// `run` with the targets it did not check as their last check (`standing`) left them, in
+/// the config's order: what the metrics of a run of a few targets describe.
+pub fn with_standing(config: &Config, run: &RunReport, standing: &[TargetResult]) -> RunReport {
     let mut everything = run.clone();
     everything.targets.extend(
         standing
@@ -77,7 +99,7 @@ pub fn publish_changes(
     everything
         .targets
         .sort_by_key(|t| config.targets.iter().position(|c| c.name == t.name));
-    publish_with(config, run, &everything, report_dir)
+    everything
 }
 
 fn publish_with(
@@ -87,9 +109,7 @@ fn publish_with(
     report_dir: &Path,
 ) -> Result<Published> {
     if let Some(path) = &config.metrics_file {
-        let shard = run.shard.map(|s| s.to_string());
-        let bytes_total = History::open(&config.history)?.bytes_hashed_total(shard.as_deref())?;
-        metrics::write(path, measured, bytes_total)?;
+        write_atomically(path, metrics_text(config, measured)?.as_bytes())?;
     }
     std::fs::create_dir_all(report_dir).map_err(|e| Error::io(report_dir, e))?;
     let path = report_dir.join(format!(
@@ -184,7 +204,11 @@ command = ["sh", "-c", "exit 3"]
         assert_eq!(written, render::to_json(&verified));
         assert!(published.alerts.is_empty(), "{:?}", published.alerts);
         let metrics = std::fs::read_to_string(dir.path().join("vouch.prom")).unwrap();
-        assert_eq!(metrics, metrics::render(&verified, 103));
+        let totals = crate::drift::history::ByteTotals {
+            hashed: 103,
+            from_cache: 0,
+        };
+        assert_eq!(metrics, metrics::render(&verified, totals));
 
         // A failed run raises the alert, whose failure is an outcome, not an error.
         let other_dir = dir.path().join("elsewhere");

@@ -14,6 +14,7 @@ use super::outcome::{RunReport, Shard, TargetResult};
 use super::waiver;
 use crate::approval::setting::Spelling;
 use crate::error::{Error, Result};
+use crate::hash::cache::Cache;
 use crate::hash::queue::{self, Queue};
 use crate::hash::{Engine, ReaderConfig, Throttle};
 use crate::oci::{self, Connection};
@@ -51,6 +52,45 @@ pub fn check_target(target: &Target, engine: &Engine) -> Report {
         Deployed::Image(image) => check_image(image, engine),
     };
     result.unwrap_or_else(|e| Report::failed_run(target.subject.location(), describe_error(&e)))
+}
+
+/// Checks `target` taking unchanged files' digests from its hash cache, when it has one;
+/// the report says how many bytes the cache vouched for, and why it vouched for none.
+fn check_cached(target: &Target, engine: Engine) -> Report {
+    let (Some(settings), Deployed::Model { path, .. }) = (&target.cache, &target.subject) else {
+        let mut report = check_target(target, &engine);
+        report.warnings.extend(engine.direct_refused());
+        return report;
+    };
+    let opened = settings
+        .refuse_inside(path)
+        .and_then(|()| Cache::open(settings, &cache_scope(target)));
+    let engine = match opened {
+        Ok(cache) => engine.with_cache(cache),
+        Err(e) => return Report::failed_run(target.subject.location(), describe_error(&e)),
+    };
+    let mut report = check_target(target, &engine);
+    report.warnings.extend(engine.direct_refused());
+    if let Some(cache) = engine.cache() {
+        let used = cache.used();
+        report.bytes_from_cache = used.bytes_from_cache;
+        if let Some(note) = used.note {
+            report.warnings.push(format!(
+                "hash cache not used: {note}; every file was hashed"
+            ));
+        }
+        if let Err(e) = cache.save() {
+            report
+                .warnings
+                .push(format!("hash cache not saved: {}", describe_error(&e)));
+        }
+    }
+    report
+}
+
+/// What a drift target's entries of the cache are recorded under (its full runs).
+pub fn cache_scope(target: &Target) -> String {
+    format!("drift target {}", target.name)
 }
 
 /// An error as a drift report says it: the library's message, then the hint in the words of
@@ -113,9 +153,7 @@ pub fn check_within(
                         Some(throttle) => engine.with_throttle(throttle),
                         None => engine,
                     };
-                    let mut report = check_target(&owned, &engine);
-                    report.warnings.extend(engine.direct_refused());
-                    report
+                    check_cached(&owned, engine)
                 }
                 Err(e) => Report::failed_run(
                     owned.subject.location(),

@@ -124,6 +124,7 @@ mod tests {
             include_git_paths: false,
             deny_unsafe_pickle: false,
             io: crate::hash::Io::Buffered,
+            cache: None,
         }
     }
 

@@ -40,6 +40,8 @@ pub enum Budget {
     Fraction(f64),
     /// At most this many bytes.
     Bytes(u64),
+    /// No sample: only the full runs re-read what the cache vouches for.
+    Off,
 }
 
 impl Default for Budget {
@@ -342,6 +344,7 @@ impl Cache {
         let budget = match self.settings.rehash_budget {
             Budget::Fraction(f) => (total as f64 * f) as u64,
             Budget::Bytes(b) => b,
+            Budget::Off => return HashSet::new(),
         };
         let mut order: Vec<usize> = hits.keys().copied().collect();
         let random = SystemRandom::new();
@@ -496,15 +499,50 @@ fn load_or_create_key(path: &Path) -> Result<Vec<u8>> {
             SystemRandom::new()
                 .fill(&mut key)
                 .map_err(|_| Error::input(path, "no random bytes for a new cache key"))?;
-            let mut file = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(path)
+            // Written whole to a temporary file (0600) and linked into place only if no key
+            // is there: of checks that start at once, one makes the key and the rest read it.
+            let dir = path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            let mut temp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(dir, e))?;
+            temp.as_file()
+                .set_permissions(std::fs::Permissions::from_mode(0o600))
                 .map_err(|e| Error::io(path, e))?;
-            writeln!(file, "{}", hex::encode(&key)).map_err(|e| Error::io(path, e))?;
-            Ok(key)
+            writeln!(temp, "{}", hex::encode(&key)).map_err(|e| Error::io(path, e))?;
+            match temp.persist_noclobber(path) {
+                Ok(_) => Ok(key),
+                Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => {
+                    load_or_create_key(path)
+                }
+                Err(e) => Err(Error::io(path, e.error)),
+            }
         }
         Err(e) => Err(Error::io(path, e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checks_that_start_at_once_share_one_new_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cache.key");
+        let keys: Vec<Vec<u8>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| scope.spawn(|| load_or_create_key(&path)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap().unwrap())
+                .collect()
+        });
+        assert!(keys.iter().all(|k| k == &keys[0] && k.len() == 32));
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        // Only the key is left in the folder: no temporary file stays behind.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 }

@@ -29,8 +29,16 @@ pub fn render(report: &Report) -> String {
     } else {
         format!(" against {}", report.approval)
     };
+    let cached = if report.bytes_from_cache > 0 {
+        format!(
+            " ({} more from the hash cache)",
+            human_bytes(report.bytes_from_cache)
+        )
+    } else {
+        String::new()
+    };
     let totals = format!(
-        "{} hashed in {:.2} s{}",
+        "{} hashed{cached} in {:.2} s{}",
         human_bytes(report.bytes_hashed),
         report.duration.as_secs_f64(),
         rate(report)

@@ -16,6 +16,8 @@
 //! - `oci.rs`: `vouch oci` against a real registry and OCI layouts (`oci_support/`).
 //! - `oci_hostile.rs`: a registry written to misbehave (`oci_support/hostile.rs`).
 //! - `drift.rs`: `vouch drift` runs, history, waivers, metrics, alerts, `watch`.
+//! - `continuous.rs`: the hash cache in drift runs, and `drift watch --listen` (/readyz,
+//!   /metrics).
 //! - `readme.rs`: the README's commands on a fresh clone.
 //! - `architecture.rs`: the layer table of `src/lib.rs`, checked against every import.
 //!

@@ -20,7 +20,8 @@ use clap::CommandFactory;
 /// gguf, onnx), give the pickle verdicts vouch must match (picklescan; fickling), check
 /// action.yml and the GitLab CI template against the platforms' schemas (check-jsonschema),
 /// validate the Kubernetes recipes of docs/drift.md (kubernetes-validate), serve the model
-/// registry (mlflow) and push CNCF ModelPack artifacts (modelpack-client);
+/// registry (mlflow), push CNCF ModelPack artifacts (modelpack-client) and parse what
+/// `drift watch --listen` serves on /metrics (prometheus-client's text parser);
 /// huggingface_hub (2.x, with the shared Xet blob store) reads the hub caches the tests build.
 const PYTHON_PEERS: &[&str] = &[
     "model-signing==1.1.1",
@@ -38,6 +39,7 @@ const PYTHON_PEERS: &[&str] = &[
     "mlflow==3.17.2",
     "modelpack-client==0.1.0",
     "huggingface_hub==2.4.0",
+    "prometheus-client==0.26.0",
 ];
 /// Debian packages that provide peer commands, with a command each provides. The OCI tests
 /// run docker-registry (the CNCF distribution registry) with images built by umoci and
@@ -75,7 +77,7 @@ fn main() {
         Some("bench") => peers().and_then(|venv| bench::run(&args[1..], &root(), &venv)),
         Some("dist") => dist(),
         _ => {
-            eprintln!("usage: cargo xtask test [-- CARGO TEST ARGS] | cargo xtask bench [--runs N] [--only quiet] | cargo xtask peers | cargo xtask dist");
+            eprintln!("usage: cargo xtask test [-- CARGO TEST ARGS] | cargo xtask bench [--runs N] [--only quiet|cache] | cargo xtask peers | cargo xtask dist");
             exit(2);
         }
     };
