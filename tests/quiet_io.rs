@@ -200,7 +200,8 @@ fn a_direct_drift_run_leaves_the_page_cache_as_it_found_it() {
     let hot_before = resident(&fincore, &hot);
     assert_eq!(hot_before, 8 << 20, "the hot file is resident");
 
-    let config = drift_config(dir.path(), "io = \"direct\"\n");
+    // No hash cache: the second run must read the model to show what a buffered read does.
+    let config = drift_config(dir.path(), "io = \"direct\"\ncache = false\n");
     for file in ["weights.bin", "small.json"] {
         evict(&model.join(file));
     }
