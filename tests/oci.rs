@@ -113,6 +113,42 @@ fn an_image_verifies_by_tag_and_by_digest() {
     );
 }
 
+/// A bare reference with an explicit host, as cosign, crane and oras take it, names the same
+/// image as its `docker://` form; a corrupted blob behind it still fails.
+#[test]
+fn a_bare_reference_with_an_explicit_host_verifies() {
+    let Some(Pushed {
+        registry,
+        reference,
+        layout,
+        work: _work,
+    }) = pushed_image(
+        "a_bare_reference_with_an_explicit_host_verifies",
+        "team/bare:v1",
+        21,
+    )
+    else {
+        return;
+    };
+    let bare = reference.strip_prefix("docker://").unwrap().to_string();
+    assert!(bare.starts_with("127.0.0.1:"));
+    let digest = oci_digest(&reference);
+    assert_eq!(oci_digest(&bare), digest);
+    let report = oci_verify(&bare, &[]).expect(0).json();
+    assert_eq!(report["status"], "verified");
+    assert_eq!(report["root_digest"], digest.as_str());
+    let pinned = format!("127.0.0.1:{}/team/bare@{digest}", registry.port);
+    oci_verify(&pinned, &[]).expect(0);
+
+    let layer = layer_digests(&layout.manifest("v1")).remove(0);
+    flip_byte(&registry.blob_data(&layer), 100);
+    let report = oci_verify(&bare, &[]).expect(1).json();
+    assert_eq!(
+        failures(&report),
+        [(format!("layer 1 {layer}"), "changed".into())]
+    );
+}
+
 /// Two pins that disagree are refused before anything is read (the layout does not exist):
 /// the message names the pinned digest in words, and the hint names the flag.
 #[test]
@@ -901,7 +937,11 @@ fn malformed_references_and_flags_are_usage_errors() {
         ("docker://127.0.0.1:5000/app", "name a tag"),
         ("docker://127.0.0.1:5000/App:v1", "lower-case"),
         ("docker://127.0.0.1:5000/app@sha256:abc", "64 hex digits"),
-        ("127.0.0.1:5000/app:v1", "not an image reference"),
+        (
+            "127.0.0.1:5000/app",
+            "write ./127.0.0.1:5000/app for a path",
+        ),
+        ("registry/app:v1", "not an image reference"),
         ("oci:", "directory is empty"),
     ] {
         let ran = oci_verify(reference, &[]).expect(2);
