@@ -113,6 +113,42 @@ fn an_image_verifies_by_tag_and_by_digest() {
     );
 }
 
+/// A bare reference with an explicit host, as cosign, crane and oras take it, names the same
+/// image as its `docker://` form; a corrupted blob behind it still fails.
+#[test]
+fn a_bare_reference_with_an_explicit_host_verifies() {
+    let Some(Pushed {
+        registry,
+        reference,
+        layout,
+        work: _work,
+    }) = pushed_image(
+        "a_bare_reference_with_an_explicit_host_verifies",
+        "team/bare:v1",
+        21,
+    )
+    else {
+        return;
+    };
+    let bare = reference.strip_prefix("docker://").unwrap().to_string();
+    assert!(bare.starts_with("127.0.0.1:"));
+    let digest = oci_digest(&reference);
+    assert_eq!(oci_digest(&bare), digest);
+    let report = oci_verify(&bare, &[]).expect(0).json();
+    assert_eq!(report["status"], "verified");
+    assert_eq!(report["root_digest"], digest.as_str());
+    let pinned = format!("127.0.0.1:{}/team/bare@{digest}", registry.port);
+    oci_verify(&pinned, &[]).expect(0);
+
+    let layer = layer_digests(&layout.manifest("v1")).remove(0);
+    flip_byte(&registry.blob_data(&layer), 100);
+    let report = oci_verify(&bare, &[]).expect(1).json();
+    assert_eq!(
+        failures(&report),
+        [(format!("layer 1 {layer}"), "changed".into())]
+    );
+}
+
 /// Two pins that disagree are refused before anything is read (the layout does not exist):
 /// the message names the pinned digest in words, and the hint names the flag.
 #[test]
@@ -895,13 +931,131 @@ fn registry_credentials_from_stdin_and_docker_config() {
     .expect(0);
 }
 
+/// Docker credential helpers named by config.json (`credHelpers` for the host, `credsStore`)
+/// are run with the server URL on stdin, and their answer is used against a registry that
+/// requires it; a helper that fails, prints no JSON, hangs or is missing is exit 3 naming it.
+#[test]
+fn docker_credential_helpers_are_run_and_their_failures_named() {
+    if !registry_peers("docker_credential_helpers_are_run_and_their_failures_named") {
+        return;
+    }
+    // User "vouch", password "s3cret" (as in registry_credentials_from_stdin_and_docker_config).
+    let registry = Registry::start_with_htpasswd(
+        "vouch:$2b$04$PH/RCRcUQ39XcupkPZzcfutz4wmuSLxJzUHwc4vQAhGepCvvb/Jpe",
+    );
+    let work = tempfile::tempdir().unwrap();
+    let layout = two_layer_image(&work.path().join("img"), "v1", "amd64", 12);
+    let reference = registry.reference("private/helped:v1");
+    peer(Command::new("skopeo").args([
+        "--insecure-policy",
+        "copy",
+        "--quiet",
+        "--dest-tls-verify=false",
+        "--dest-creds",
+        "vouch:s3cret",
+        &layout.reference("v1"),
+        &reference,
+    ]));
+    let host = format!("127.0.0.1:{}", registry.port);
+    let bin = work.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let asked = work.path().join("asked");
+    for (name, body) in [
+        (
+            "vouchgood",
+            format!(
+                "read -r url\nprintf '%s' \"$1 $url\" > '{}'\nprintf '{{\"ServerURL\":\"%s\",\"Username\":\"vouch\",\"Secret\":\"s3cret\"}}' \"$url\"\n",
+                asked.display()
+            ),
+        ),
+        (
+            "vouchwrong",
+            "printf '{\"ServerURL\":\"x\",\"Username\":\"vouch\",\"Secret\":\"wrong\"}'\n".into(),
+        ),
+        ("vouchfails", "echo 'the keychain is locked' >&2\nexit 2\n".into()),
+        ("vouchgarbage", "echo 'this is not json'\n".into()),
+        (
+            "vouchnone",
+            "echo 'credentials not found in native keychain'\nexit 1\n".into(),
+        ),
+        ("vouchhangs", "exec sleep 300\n".into()),
+    ] {
+        let script = bin.join(format!("docker-credential-{name}"));
+        std::fs::write(&script, format!("#!/bin/sh\n{body}")).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let docker = work.path().join("docker");
+    std::fs::create_dir(&docker).unwrap();
+    let verify = |config: String| {
+        std::fs::write(docker.join("config.json"), config).unwrap();
+        run_within(
+            vouch()
+                .args(["oci", "verify", &reference])
+                .env("DOCKER_CONFIG", &docker)
+                .env("PATH", &path),
+            Duration::from_secs(120),
+        )
+    };
+
+    verify(format!(r#"{{"credHelpers":{{"{host}":"vouchgood"}}}}"#)).expect(0);
+    assert_eq!(
+        std::fs::read_to_string(&asked).unwrap(),
+        format!("get {host}")
+    );
+    // The store serves every host without a helper of its own; the host's helper wins.
+    verify(r#"{"credsStore":"vouchgood"}"#.into()).expect(0);
+    verify(format!(
+        r#"{{"credsStore":"vouchwrong","credHelpers":{{"{host}":"vouchgood"}}}}"#
+    ))
+    .expect(0);
+    let wrong = verify(r#"{"credsStore":"vouchwrong"}"#.into()).expect(3);
+    assert!(
+        wrong
+            .stderr
+            .contains("refused the credentials from docker-credential-vouchwrong"),
+        "{}",
+        wrong.stderr
+    );
+    let none = verify(r#"{"credsStore":"vouchnone"}"#.into()).expect(3);
+    assert!(
+        none.stderr.contains("refused anonymous access"),
+        "{}",
+        none.stderr
+    );
+    for (helper, says) in [
+        ("vouchfails", "the keychain is locked"),
+        ("vouchgarbage", "not its JSON answer"),
+        ("vouchabsent", "not found on PATH"),
+        ("vouchhangs", "gave no answer"),
+    ] {
+        let ran = verify(format!(r#"{{"credHelpers":{{"{host}":"{helper}"}}}}"#)).expect(3);
+        assert!(
+            ran.stderr
+                .contains(&format!("credential helper docker-credential-{helper}"))
+                && ran.stderr.contains(says),
+            "{helper}: {}",
+            ran.stderr
+        );
+    }
+}
+
 #[test]
 fn malformed_references_and_flags_are_usage_errors() {
     for (reference, why) in [
         ("docker://127.0.0.1:5000/app", "name a tag"),
         ("docker://127.0.0.1:5000/App:v1", "lower-case"),
         ("docker://127.0.0.1:5000/app@sha256:abc", "64 hex digits"),
-        ("127.0.0.1:5000/app:v1", "not an image reference"),
+        (
+            "127.0.0.1:5000/app",
+            "write ./127.0.0.1:5000/app for a path",
+        ),
+        ("registry/app:v1", "not an image reference"),
         ("oci:", "directory is empty"),
     ] {
         let ran = oci_verify(reference, &[]).expect(2);

@@ -459,3 +459,50 @@ fn credentials_are_not_sent_over_plain_http_to_another_machine() {
         ran.stderr
     );
 }
+
+/// A registry that answers 429 with `Retry-After: 1` is asked again no sooner than it said
+/// (well past the first doubling pause of 250 ms and its jitter), and the check then passes.
+#[test]
+fn a_retry_waits_as_long_as_retry_after_asks() {
+    const LAYER: &[u8] = &[9; 100];
+    let layer_digest = format!("sha256:{}", sha256_hex(LAYER));
+    let config_digest = format!("sha256:{}", sha256_hex(b"{}"));
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": MANIFEST_TYPE,
+        "artifactType": "application/vnd.vouch.model.v1",
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": config_digest, "size": 2},
+        "layers": [{
+            "mediaType": "application/octet-stream",
+            "digest": layer_digest,
+            "size": LAYER.len(),
+            "annotations": {"org.opencontainers.image.title": "weights.bin"},
+        }],
+    })
+    .to_string();
+    let asked = std::sync::Arc::new(std::sync::Mutex::new(Vec::<std::time::Instant>::new()));
+    let seen = asked.clone();
+    let registry = Hostile::start(move |request| match request.target.as_str() {
+        "/v2/" => Reply::ok("application/json", b"{}"),
+        "/v2/app/manifests/v1" => {
+            let mut times = seen.lock().unwrap();
+            times.push(std::time::Instant::now());
+            match times.len() {
+                1 => Reply::status("429 Too Many Requests", "\r\nRetry-After: 1"),
+                _ => Reply::ok(MANIFEST_TYPE, manifest.as_bytes()),
+            }
+        }
+        path if path.ends_with(&config_digest) => Reply::ok("application/octet-stream", b"{}"),
+        path if path.ends_with(&layer_digest) => Reply::ok("application/octet-stream", LAYER),
+        _ => Reply::status("404 Not Found", ""),
+    });
+    let report = verify(&registry.reference("app:v1"), &["--retries", "1"])
+        .ran
+        .expect(0)
+        .json();
+    assert_eq!(report["status"], "verified", "{report}");
+    let times = asked.lock().unwrap();
+    assert_eq!(times.len(), 2, "{times:?}");
+    let waited = times[1] - times[0];
+    assert!(waited >= Duration::from_millis(950), "{waited:?}");
+}

@@ -1,6 +1,12 @@
-//! Registry credentials: given on the command line, or found in Docker's `config.json`.
+//! Registry credentials: given on the command line, or found in Docker's `config.json`,
+//! either in its `auths` or from the credential helper it names (`credHelpers` for the host,
+//! else `credsStore`), run as Docker runs it: `docker-credential-NAME get`, the server URL on
+//! stdin, `{"ServerURL","Username","Secret"}` on stdout.
 
+use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use serde::Deserialize;
@@ -24,13 +30,19 @@ impl std::fmt::Debug for Credentials {
     }
 }
 
-/// Credentials for `host` and where they came from, with warnings about entries vouch
-/// cannot use.
+/// Credentials for `host` and where they came from (a config.json, or a helper), with
+/// warnings about entries vouch cannot use.
 pub struct Found {
     pub credentials: Credentials,
-    pub source: Option<PathBuf>,
+    pub source: Option<String>,
     pub warnings: Vec<String>,
 }
+
+/// How long a credential helper may take before it is killed.
+pub const HELPER_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The most a credential helper may print.
+const MAX_HELPER_OUTPUT: u64 = 1 << 20;
 
 /// The Docker client configuration: `$DOCKER_CONFIG/config.json`, else
 /// `~/.docker/config.json`.
@@ -89,16 +101,12 @@ pub fn from_docker_config(path: &Path, host: &str) -> Result<Found> {
         .find(|(key, _)| registry_key(key) == wanted)
         .map(|(_, helper)| helper)
         .or(config.creds_store.as_ref());
+    // As Docker does: a helper for the host, else the store, else the file's own entry.
+    if let Some(helper) = helper {
+        return from_helper(path, helper, host, HELPER_TIMEOUT);
+    }
     let Some(entry) = entry else {
-        let warnings = helper
-            .map(|helper| {
-                vec![format!(
-                    "{}: credentials for {host} may be held by the credential helper docker-credential-{helper}, which vouch does not run; give vouch the credentials itself",
-                    path.display()
-                )]
-            })
-            .unwrap_or_default();
-        return Ok(anonymous(warnings));
+        return Ok(anonymous(Vec::new()));
     };
     let credentials = if let Some(encoded) = entry.auth.as_deref().filter(|a| !a.is_empty()) {
         let decoded = base64::engine::general_purpose::STANDARD
@@ -139,7 +147,136 @@ pub fn from_docker_config(path: &Path, host: &str) -> Result<Found> {
     };
     Ok(Found {
         credentials,
-        source: Some(path.to_path_buf()),
+        source: Some(path.display().to_string()),
+        warnings: Vec::new(),
+    })
+}
+
+/// The server URL a helper is asked about: Docker Hub's is its v1 index URL.
+fn server_url(host: &str) -> String {
+    match registry_key(host).as_str() {
+        "index.docker.io" => "https://index.docker.io/v1/".to_string(),
+        other => other.to_string(),
+    }
+}
+
+/// Runs `docker-credential-NAME get` for `host`, killed after `timeout`. A helper that is
+/// missing, fails, times out or prints what is not its JSON answer is an operational error
+/// naming it; its "credentials not found" answer is anonymous access.
+fn from_helper(config: &Path, name: &str, host: &str, timeout: Duration) -> Result<Found> {
+    if name.is_empty() || name.contains(['/', '\\']) || name.starts_with('.') {
+        return Err(Error::input(
+            config,
+            format!("'{name}' is not a credential helper name"),
+        ));
+    }
+    let program = format!("docker-credential-{name}");
+    let fail = |message: String| Error::Remote {
+        target: format!(
+            "credential helper {program} (named in {})",
+            config.display()
+        ),
+        message,
+    };
+    // The URL goes in through a file, not a pipe: a helper that exits without reading it
+    // must not kill vouch with SIGPIPE.
+    let url = server_url(host);
+    let input = tempfile::tempfile()
+        .and_then(|mut file| {
+            file.write_all(url.as_bytes())?;
+            file.seek(std::io::SeekFrom::Start(0))?;
+            Ok(file)
+        })
+        .map_err(|e| fail(format!("cannot write its input: {e}")))?;
+    let mut child = Command::new(&program)
+        .arg("get")
+        .stdin(Stdio::from(input))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => fail("not found on PATH".to_string()),
+            _ => fail(format!("cannot run it: {e}")),
+        })?;
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(pipe) = pipe {
+                let _ = pipe.take(MAX_HELPER_OUTPUT).read_to_end(&mut bytes);
+            }
+            bytes
+        })
+    };
+    let stdout = drain(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let stderr = drain(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let started = Instant::now();
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if started.elapsed() >= timeout => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(fail(format!(
+                    "gave no answer for {url} within {} s",
+                    timeout.as_secs()
+                )));
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(10)),
+            Err(e) => return Err(fail(format!("cannot wait for it: {e}"))),
+        }
+    };
+    let stdout = stdout.join().unwrap_or_default();
+    let stderr = stderr.join().unwrap_or_default();
+    if !status.success() {
+        let said = String::from_utf8_lossy(if stdout.is_empty() { &stderr } else { &stdout })
+            .trim()
+            .to_string();
+        if said.contains("credentials not found") {
+            return Ok(Found {
+                credentials: Credentials::Anonymous,
+                source: None,
+                warnings: Vec::new(),
+            });
+        }
+        return Err(fail(format!("failed for {url} ({status}): {said}")));
+    }
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct Answer {
+        username: String,
+        secret: String,
+    }
+    let answer: Answer = crate::json::from_slice(&stdout).map_err(|e| {
+        fail(format!(
+            "printed what is not its JSON answer for {url}: {e}"
+        ))
+    })?;
+    let source = format!("{program} (named in {})", config.display());
+    if answer.username == "<token>" {
+        return Ok(Found {
+            credentials: Credentials::Anonymous,
+            source: None,
+            warnings: vec![format!(
+                "{source} gave an identity token for {host}, which vouch cannot exchange; going on anonymously (give vouch the credentials itself)"
+            )],
+        });
+    }
+    Ok(Found {
+        credentials: Credentials::Basic {
+            username: answer.username,
+            password: answer.secret,
+        },
+        source: Some(source),
         warnings: Vec::new(),
     })
 }
@@ -186,7 +323,7 @@ mod tests {
                 password: "s3:cret".into()
             }
         );
-        assert_eq!(found.source.as_deref(), Some(path.as_path()));
+        assert_eq!(found.source, Some(path.display().to_string()));
         let bob = from_docker_config(&path, "other.example").unwrap();
         assert!(
             matches!(bob.credentials, Credentials::Basic { username, .. } if username == "bob")
@@ -201,17 +338,48 @@ mod tests {
     }
 
     #[test]
-    fn helpers_and_tokens_are_named_in_warnings() {
+    fn identity_tokens_are_named_in_warnings_and_bad_helper_names_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = config(
             dir.path(),
-            r#"{"auths":{"tok.example":{"identitytoken":"x"}},"credsStore":"desktop"}"#,
+            r#"{"auths":{"tok.example":{"identitytoken":"x"}}}"#,
         );
-        let helper = from_docker_config(&path, "reg.example").unwrap();
-        assert!(helper.warnings[0].contains("docker-credential-desktop"));
         let token = from_docker_config(&path, "tok.example").unwrap();
         assert_eq!(token.credentials, Credentials::Anonymous);
         assert!(token.warnings[0].contains("identity token"));
+        let path = config(
+            dir.path(),
+            r#"{"credHelpers":{"reg.example":"../../bin/sh"}}"#,
+        );
+        let err = from_docker_config(&path, "reg.example").err().unwrap();
+        assert_eq!(err.exit_status(), 2);
+        assert!(
+            err.to_string().contains("not a credential helper name"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_missing_helper_is_an_operational_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = config(dir.path(), "{}");
+        // `docker-credential-` + "vouch-absent-helper" is on no PATH.
+        let err = from_helper(&path, "vouch-absent-helper", "reg.example", HELPER_TIMEOUT)
+            .err()
+            .unwrap();
+        assert_eq!(err.exit_status(), 3);
+        assert!(
+            err.to_string()
+                .contains("docker-credential-vouch-absent-helper"),
+            "{err}"
+        );
+        assert!(err.to_string().contains("not found on PATH"), "{err}");
+    }
+
+    #[test]
+    fn hub_is_asked_by_its_index_url() {
+        assert_eq!(server_url("docker.io"), "https://index.docker.io/v1/");
+        assert_eq!(server_url("127.0.0.1:5000"), "127.0.0.1:5000");
     }
 
     #[test]

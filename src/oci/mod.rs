@@ -488,11 +488,7 @@ fn open(reference: &ImageRef, connection: &Connection) -> Result<Box<dyn Store>>
                 None => match auth::docker_config_path() {
                     Some(path) => {
                         let found = auth::from_docker_config(&path, &image.host)?;
-                        (
-                            found.credentials,
-                            found.source.map(|p| p.display().to_string()),
-                            found.warnings,
-                        )
+                        (found.credentials, found.source, found.warnings)
                     }
                     None => (Credentials::Anonymous, None, Vec::new()),
                 },

@@ -1,5 +1,11 @@
 //! Image references: `docker://HOST[:PORT]/REPO(:TAG|@DIGEST)` for a registry and
-//! `oci:DIR[:TAG|@DIGEST]` for an OCI image layout on disk, as skopeo writes them.
+//! `oci:DIR[:TAG|@DIGEST]` for an OCI image layout on disk, as skopeo writes them; and a bare
+//! `HOST[:PORT]/REPO(:TAG|@DIGEST)` as cosign, crane and oras accept it.
+//!
+//! A bare reference must be told apart from a relative path: it is one only when its first
+//! component names a host explicitly (it holds a `.` or a `:PORT`, is `localhost`, or is a
+//! `[v6]` address), a repository follows, and no file or directory of that name exists (an
+//! existing path stays a path; a path that looks like a reference is written `./…`).
 
 use std::fmt;
 use std::path::PathBuf;
@@ -45,7 +51,12 @@ pub enum ReferenceError {
         text: String,
         problem: ReferenceProblem,
     },
-    #[error("'{0}' is not an image reference: write docker://HOST[:PORT]/REPO:TAG (a registry) or oci:DIR[:TAG] (an OCI image layout)")]
+    #[error("'{text}': {problem}; expected HOST[:PORT]/REPO:TAG or HOST[:PORT]/REPO@sha256:HEX (write ./{text} for a path)")]
+    Bare {
+        text: String,
+        problem: ReferenceProblem,
+    },
+    #[error("'{0}' is not an image reference: write docker://HOST[:PORT]/REPO:TAG or HOST.NAME[:PORT]/REPO:TAG (a registry) or oci:DIR[:TAG] (an OCI image layout)")]
     Neither(String),
 }
 
@@ -82,9 +93,13 @@ const REGISTRY_PREFIX: &str = "docker://";
 const LAYOUT_PREFIX: &str = "oci:";
 
 impl ImageRef {
-    /// Whether `text` is written as an image reference (well formed or not) rather than a path.
+    /// Whether `text` is written as an image reference (well formed or not) rather than a path:
+    /// `docker://…`, `oci:…`, or a bare reference with an explicit host that is not a path on
+    /// disk (the rule in the module's documentation).
     pub fn is_reference(text: &str) -> bool {
-        text.starts_with(REGISTRY_PREFIX) || text.starts_with(LAYOUT_PREFIX)
+        text.starts_with(REGISTRY_PREFIX)
+            || text.starts_with(LAYOUT_PREFIX)
+            || (looks_bare(text) && std::fs::symlink_metadata(text).is_err())
     }
 
     /// Parses a reference; the error says what is wrong and what was expected.
@@ -100,6 +115,13 @@ impl ImageRef {
             parse_layout(rest)
                 .map(ImageRef::Layout)
                 .map_err(|problem| ReferenceError::Layout {
+                    text: text.to_string(),
+                    problem,
+                })
+        } else if looks_bare(text) {
+            parse_registry(text)
+                .map(ImageRef::Registry)
+                .map_err(|problem| ReferenceError::Bare {
                     text: text.to_string(),
                     problem,
                 })
@@ -163,6 +185,22 @@ fn parse_registry(rest: &str) -> Result<RegistryRef, ReferenceProblem> {
         tag: tag.map(str::to_string),
         digest,
     })
+}
+
+/// Whether `text` begins with an explicit registry host and a `/`: a first component holding
+/// a `.` or a `:`, `localhost`, or a `[v6]` address (as Docker tells a host from a namespace).
+fn looks_bare(text: &str) -> bool {
+    match text.split_once('/') {
+        Some((host, rest)) => {
+            !rest.is_empty()
+                && (host.contains('.')
+                    || host.contains(':')
+                    || host.starts_with('[')
+                    || host == "localhost")
+                && !host.starts_with('.')
+        }
+        None => false,
+    }
 }
 
 fn parse_layout(rest: &str) -> Result<LayoutRef, ReferenceProblem> {
@@ -319,10 +357,62 @@ mod tests {
             ("docker://host/a@sha256:abc", "64 hex digits"),
             ("docker://host/a@md5:abc", "sha256 or sha512"),
             ("registry/app:v1", "not an image reference"),
+            ("app:v1", "not an image reference"),
+            ("./reg.example/app:v1", "not an image reference"),
+            ("reg.example/app", "name a tag"),
+            ("reg.example/app", "write ./reg.example/app for a path"),
+            ("localhost:99999/a:v1", "port"),
         ] {
             let err = ImageRef::parse(text).unwrap_err().to_string();
             assert!(err.contains(why), "{text}: {err}");
         }
+    }
+
+    #[test]
+    fn bare_references_name_their_host() {
+        for (text, host, repository) in [
+            (
+                "registry.example.com/team/app:v1",
+                "registry.example.com",
+                "team/app",
+            ),
+            ("localhost:5000/x:y", "localhost:5000", "x"),
+            ("localhost/x:y", "localhost", "x"),
+            ("[::1]:5000/a/b:v1", "[::1]:5000", "a/b"),
+        ] {
+            match ImageRef::parse(text).unwrap() {
+                ImageRef::Registry(r) => {
+                    assert_eq!((r.host.as_str(), r.repository.as_str()), (host, repository))
+                }
+                other => panic!("{text}: {other:?}"),
+            }
+            assert!(ImageRef::is_reference(text), "{text}");
+        }
+        let pinned = ImageRef::parse(&format!("127.0.0.1:5000/repo@{DIGEST}")).unwrap();
+        assert_eq!(
+            pinned.to_string(),
+            format!("docker://127.0.0.1:5000/repo@{DIGEST}")
+        );
+        // Without an explicit host it is a path, as it is once it exists on disk.
+        for path in [
+            "models/app:v1",
+            "app:v1",
+            "./reg.example/app:v1",
+            "reg.example",
+        ] {
+            assert!(!ImageRef::is_reference(path), "{path}");
+        }
+        // A directory named like a bare reference stays a path (made in the working
+        // directory, since the rule is about relative paths).
+        let dir = tempfile::Builder::new()
+            .prefix("vouch-ref.example")
+            .tempdir_in(".")
+            .unwrap();
+        let name = dir.path().file_name().unwrap().to_str().unwrap();
+        let existing = format!("{name}/repo:v1");
+        assert!(ImageRef::is_reference(&existing));
+        std::fs::create_dir(dir.path().join("repo:v1")).unwrap();
+        assert!(!ImageRef::is_reference(&existing));
     }
 
     #[test]

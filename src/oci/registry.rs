@@ -30,8 +30,12 @@ use super::Connection;
 use crate::error::{error_chain, Error, Hint, Result};
 use crate::hash::Digest;
 
-/// The first pause between attempts; it doubles after each failure.
+/// The first pause between attempts; it doubles after each failure, with up to half of it
+/// again added at random so that clients refused together do not return together.
 const FIRST_RETRY_DELAY: Duration = Duration::from_millis(250);
+
+/// The longest pause a registry's `Retry-After` is honoured for (the timeout caps it too).
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 
 /// The most a token response may hold.
 const MAX_TOKEN_BYTES: u64 = 1 << 20;
@@ -86,6 +90,8 @@ enum Failure {
         code: StatusCode,
         url: String,
         message: String,
+        /// How long the registry asked to be left alone (`Retry-After`).
+        retry_after: Option<Duration>,
     },
     /// The request did not finish within its deadline.
     Deadline(String),
@@ -101,6 +107,38 @@ impl From<reqwest::Error> for Failure {
 /// The time a transfer of `bytes` may take: `timeout`, plus the bytes at `min_rate`.
 pub fn deadline_for(bytes: u64, timeout: Duration, min_rate: u64) -> Duration {
     timeout + Duration::from_secs_f64(bytes as f64 / min_rate.max(1) as f64)
+}
+
+/// The pause a `Retry-After` header asks for: delay-seconds, or an HTTP date (a date in the
+/// past is no pause); `None` when it is neither.
+fn retry_after(response: &reqwest::Response, now: std::time::SystemTime) -> Option<Duration> {
+    let text = response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
+    parse_retry_after(text, now)
+}
+
+fn parse_retry_after(text: &str, now: std::time::SystemTime) -> Option<Duration> {
+    if let Ok(seconds) = text.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = jiff::fmt::rfc2822::DateTimeParser::new()
+        .parse_timestamp(text)
+        .ok()?;
+    let now = jiff::Timestamp::try_from(now).ok()?;
+    Some(at.duration_since(now).try_into().unwrap_or(Duration::ZERO))
+}
+
+/// A pause of `delay` plus up to half of it again, at random.
+fn jittered(delay: Duration) -> Duration {
+    use std::hash::{BuildHasher, Hasher};
+    let random = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    delay + delay.mul_f64((random % 1000) as f64 / 2000.0)
 }
 
 /// Reads at most `limit + 1` bytes of a body: a longer one is cut there, and the caller,
@@ -367,11 +405,13 @@ impl Registry {
             let response = request.send().await?;
             let status = response.status();
             if !status.is_success() {
+                let retry_after = retry_after(&response, std::time::SystemTime::now());
                 let text = read_limited(response, MAX_ERROR_BYTES).await?;
                 return Err(Failure::Status {
                     code: status,
                     url: realm.to_string(),
                     message: String::from_utf8_lossy(&text).into_owned(),
+                    retry_after,
                 });
             }
             read_limited(response, MAX_TOKEN_BYTES).await
@@ -443,12 +483,17 @@ impl Registry {
             match self.runtime.block_on(operation()) {
                 Ok(value) => return Ok(value),
                 Err(error) => match self.classify(error) {
-                    Problem::Transient(_) if attempt <= self.retries => {
-                        std::thread::sleep(delay);
+                    Problem::Transient(_, asked) if attempt <= self.retries => {
+                        // The registry's own pause, capped; else the doubling one.
+                        let pause = match asked {
+                            Some(asked) => asked.min(MAX_RETRY_AFTER).min(self.timeout),
+                            None => jittered(delay),
+                        };
+                        std::thread::sleep(pause);
                         delay *= 2;
                         attempt += 1;
                     }
-                    Problem::Transient(message) => {
+                    Problem::Transient(message, _) => {
                         let tries = match attempt {
                             1 => "1 attempt".to_string(),
                             n => format!("{n} attempts"),
@@ -475,18 +520,27 @@ impl Registry {
                 };
                 let message = format!("{what}: {}", error_chain(&e));
                 if e.is_timeout() || e.is_connect() || e.is_request() || e.is_body() {
-                    Problem::Transient(message)
+                    Problem::Transient(message, None)
                 } else {
                     Problem::Final(Unavailable::Failed(message))
                 }
             }
-            Failure::Status { code, url, message } => match code.as_u16() {
+            Failure::Status {
+                code,
+                url,
+                message,
+                retry_after,
+            } => match code.as_u16() {
                 404 => Problem::Final(Unavailable::Missing(format!(
                     "the registry does not have it (HTTP 404 at {url})"
                 ))),
                 401 | 403 => Problem::Final(self.denied(&format!("HTTP {code} at {url}"))),
-                429 | 500.. => {
-                    Problem::Transient(format!("HTTP {code} at {url}: {}", message.trim()))
+                429 | 503 => Problem::Transient(
+                    format!("HTTP {code} at {url}: {}", message.trim()),
+                    retry_after,
+                ),
+                500.. => {
+                    Problem::Transient(format!("HTTP {code} at {url}: {}", message.trim()), None)
                 }
                 _ => Problem::Final(Unavailable::Failed(format!(
                     "HTTP {code} at {url}: {}",
@@ -544,11 +598,13 @@ impl Registry {
         if status.is_success() {
             return Ok(response);
         }
+        let retry_after = retry_after(&response, std::time::SystemTime::now());
         let text = read_limited(response, MAX_ERROR_BYTES).await?;
         Err(Failure::Status {
             code: status,
             url: url.to_string(),
             message: String::from_utf8_lossy(&text).into_owned(),
+            retry_after,
         })
     }
 
@@ -602,8 +658,8 @@ impl Registry {
 }
 
 enum Problem {
-    /// Worth another try.
-    Transient(String),
+    /// Worth another try, after the pause the registry asked for, if it did.
+    Transient(String, Option<Duration>),
     Final(Unavailable),
 }
 
@@ -780,6 +836,31 @@ mod tests {
         assert!(bearer_challenge(r#"Basic realm="registry""#).is_none());
         assert!(bearer_challenge(r#"Bearer service="no realm""#).is_none());
         assert!(bearer_challenge(r#"Bearer realm="unterminated"#).is_none());
+    }
+
+    #[test]
+    fn retry_after_is_seconds_or_an_http_date_and_jitter_stays_within_half() {
+        let now = std::time::UNIX_EPOCH + Duration::from_secs(784_111_777);
+        assert_eq!(
+            parse_retry_after("120", now),
+            Some(Duration::from_secs(120))
+        );
+        // 784111777 is Sun, 06 Nov 1994 08:49:37 GMT.
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 08:49:47 GMT", now),
+            Some(Duration::from_secs(10))
+        );
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 08:49:00 GMT", now),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse_retry_after("soon", now), None);
+        assert_eq!(parse_retry_after("-3", now), None);
+        let delay = Duration::from_millis(400);
+        for _ in 0..100 {
+            let pause = jittered(delay);
+            assert!(pause >= delay && pause <= delay + delay / 2, "{pause:?}");
+        }
     }
 
     #[test]
