@@ -493,3 +493,114 @@ fn manifest_and_digest_of_an_artifact_equal_those_of_its_files_and_pull_only_tar
     // Shards or another algorithm cannot be read off layer digests.
     vouch_run(["manifest", &reference, "--shard-size", "1000"]).expect(2);
 }
+
+fn lookup_hash(entries: &serde_json::Value, key: &str, algorithm: &str, value: &str) -> String {
+    entries
+        .as_array()
+        .unwrap_or_else(|| panic!("no {key} list"))
+        .iter()
+        .find(|e| e[key] == algorithm)
+        .unwrap_or_else(|| panic!("no {algorithm} in {entries:#}"))[value]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn an_sbom_of_a_modelpack_artifact_lists_the_files_of_its_tar_layers() {
+    let test = "an_sbom_of_a_modelpack_artifact_lists_the_files_of_its_tar_layers";
+    if !modelpack_peers(test) || require_tool(test, "sha1sum").is_none() {
+        return;
+    }
+    let Some(python) = peer_python(test) else {
+        return;
+    };
+    if require_tool(test, "pyspdxtools").is_none() {
+        return;
+    }
+    let registry = Registry::start();
+    let work = tempfile::tempdir().unwrap();
+    let files = model_files();
+    let model = work.path().join("model");
+    write_tree(&model, &borrowed(&files));
+    let reference = registry.reference("models/tiny:v1");
+    let shapes = every_shape();
+    let layers: Vec<&str> = shapes.iter().map(String::as_str).collect();
+    modelpack_push(&model, &reference, &layers);
+    let root_digest = vouch_run(["digest".as_ref(), model.as_os_str()])
+        .expect(0)
+        .stdout()
+        .trim()
+        .to_string();
+    let sha1 = |name: &str| {
+        let ran = peer(Command::new("sha1sum").arg(model.join(name)));
+        ran.stdout().split_whitespace().next().unwrap().to_string()
+    };
+    let mut names: Vec<&str> = files.iter().map(|(n, _)| *n).collect();
+    names.sort();
+    let sbom = |out: &Path, format: &str| {
+        run(vouch()
+            .args(["sbom", &reference, "--format", format, "-o"])
+            .arg(out)
+            .env("DOCKER_CONFIG", "/nonexistent/vouch-test-docker-config"))
+        .expect(0);
+        serde_json::from_slice::<serde_json::Value>(&std::fs::read(out).unwrap()).unwrap()
+    };
+
+    let cdx = work.path().join("tiny.cdx.json");
+    let bom = sbom(&cdx, "cyclonedx");
+    validate_cyclonedx(&python, &cdx);
+    let described = bom["metadata"]["component"]["components"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(described["type"], "machine-learning-model", "{bom:#}");
+    let root = described["properties"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "vouch:oms:root-digest")
+        .map(|p| p["value"].as_str().unwrap().to_string());
+    assert_eq!(root, Some(root_digest), "{described:#}");
+    let components = described["components"].as_array().unwrap();
+    let listed: Vec<&str> = components
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
+    let mut sorted = listed.clone();
+    sorted.sort();
+    assert_eq!(sorted, names, "{described:#}");
+    for (name, bytes) in &files {
+        let file = components.iter().find(|f| f["name"] == *name).unwrap();
+        assert_eq!(file["type"], "file", "{file:#}");
+        assert_eq!(
+            lookup_hash(&file["hashes"], "alg", "SHA-256", "content"),
+            sha256_hex(bytes),
+            "{name}"
+        );
+    }
+
+    let spdx = work.path().join("tiny.spdx.json");
+    let document = sbom(&spdx, "spdx");
+    validate_spdx(&spdx);
+    for (name, bytes) in &files {
+        let file = document["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["fileName"] == format!("./{name}"))
+            .unwrap_or_else(|| panic!("no file {name}: {document:#}"));
+        assert_eq!(
+            lookup_hash(&file["checksums"], "algorithm", "SHA256", "checksumValue"),
+            sha256_hex(bytes),
+            "{name}"
+        );
+        assert_eq!(
+            lookup_hash(&file["checksums"], "algorithm", "SHA1", "checksumValue"),
+            sha1(name),
+            "{name}"
+        );
+    }
+}
