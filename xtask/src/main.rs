@@ -20,7 +20,8 @@ use clap::CommandFactory;
 /// gguf, onnx), give the pickle verdicts vouch must match (picklescan; fickling), check
 /// action.yml and the GitLab CI template against the platforms' schemas (check-jsonschema),
 /// validate the Kubernetes recipes of docs/drift.md (kubernetes-validate), serve the model
-/// registry (mlflow) and push CNCF ModelPack artifacts (modelpack-client);
+/// registry (mlflow), push CNCF ModelPack artifacts (modelpack-client) and oras artifacts
+/// (oras, which modelpack-client also depends on);
 /// huggingface_hub (2.x, with the shared Xet blob store) reads the hub caches the tests build.
 const PYTHON_PEERS: &[&str] = &[
     "model-signing==1.1.1",
@@ -37,6 +38,7 @@ const PYTHON_PEERS: &[&str] = &[
     "kubernetes-validate==1.37.0",
     "mlflow==3.17.2",
     "modelpack-client==0.1.0",
+    "oras==0.2.43",
     "huggingface_hub==2.4.0",
 ];
 /// Debian packages that provide peer commands, with a command each provides. The OCI tests
