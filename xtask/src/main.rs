@@ -5,6 +5,7 @@
 
 mod bench;
 mod bench_quiet;
+mod bench_registry;
 mod image;
 
 use std::env;
@@ -77,7 +78,7 @@ fn main() {
         Some("bench") => peers().and_then(|venv| bench::run(&args[1..], &root(), &venv)),
         Some("dist") => dist(),
         _ => {
-            eprintln!("usage: cargo xtask test [-- CARGO TEST ARGS] | cargo xtask bench [--runs N] [--only quiet] | cargo xtask peers | cargo xtask dist");
+            eprintln!("usage: cargo xtask test [-- CARGO TEST ARGS] | cargo xtask bench [--runs N] [--only quiet|registry] | cargo xtask peers | cargo xtask dist");
             exit(2);
         }
     };
