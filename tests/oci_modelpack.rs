@@ -308,6 +308,34 @@ fn hostile_tar_layers_are_rejected_naming_the_entry() {
                     "{target} ({tag}, {media_type}): no rejected subject naming {named}: {report:#}"
                 );
             }
+            // An SBOM lists no file for the hostile entry, and warns naming it.
+            let sbom = work.path().join(format!("{full_tag}.cdx.json"));
+            let ran = run(vouch()
+                .args(["sbom", &layout.reference(&full_tag), "-o"])
+                .arg(&sbom))
+            .expect(0);
+            assert!(
+                ran.stderr.contains(&format!("'{named}'")),
+                "{tag} ({media_type}): no warning naming {named}: {}",
+                ran.stderr
+            );
+            let bom: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(&sbom).unwrap()).unwrap();
+            let listed: Vec<String> = bom["metadata"]["component"]["components"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|c| c["type"] == "machine-learning-model")
+                .flat_map(|m| m["components"].as_array().unwrap().clone())
+                .map(|f| f["name"].as_str().unwrap().to_string())
+                .collect();
+            assert!(listed.contains(&"config.json".to_string()), "{bom:#}");
+            assert!(
+                !listed
+                    .iter()
+                    .any(|n| n == named || n == "x" || n == "etc/x"),
+                "{tag} ({media_type}): {listed:?}"
+            );
         }
     }
 }
