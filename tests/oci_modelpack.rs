@@ -632,3 +632,37 @@ fn an_sbom_of_a_modelpack_artifact_lists_the_files_of_its_tar_layers() {
         );
     }
 }
+
+#[test]
+fn no_sbom_is_written_of_a_tar_layer_that_is_no_tar_archive() {
+    let work = tempfile::tempdir().unwrap();
+    let layout = Layout::empty(&work.path().join("layout"));
+    let config = layout.write_blob(
+        "application/vnd.cncf.model.config.v1+json",
+        br#"{"descriptor":{"name":"tiny"},"config":{},"modelfs":{"type":"layers","diffIds":[]}}"#,
+    );
+    let mut layer = layout.write_blob(TAR_GZIP, b"this is no gzip stream, and no tar either");
+    layer["annotations"] = json!({"org.cncf.model.filepath": "tokenizer"});
+    layout.put_manifest(
+        "v1",
+        &json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "artifactType": "application/vnd.cncf.model.manifest.v1+json",
+            "config": config,
+            "layers": [layer],
+        }),
+    );
+    let out = work.path().join("tiny.cdx.json");
+    let ran = run(vouch()
+        .args(["sbom", &layout.reference("v1"), "-o"])
+        .arg(&out))
+    .expect(1);
+    let digest = layer["digest"].as_str().unwrap();
+    let all = format!("{}{}", ran.stderr, ran.stdout());
+    assert!(
+        all.contains(digest) && all.contains("ModelPack tar layer"),
+        "{all}"
+    );
+    assert!(!out.exists(), "an SBOM was written");
+}
