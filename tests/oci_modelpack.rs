@@ -308,6 +308,34 @@ fn hostile_tar_layers_are_rejected_naming_the_entry() {
                     "{target} ({tag}, {media_type}): no rejected subject naming {named}: {report:#}"
                 );
             }
+            // An SBOM lists no file for the hostile entry, and warns naming it.
+            let sbom = work.path().join(format!("{full_tag}.cdx.json"));
+            let ran = run(vouch()
+                .args(["sbom", &layout.reference(&full_tag), "-o"])
+                .arg(&sbom))
+            .expect(0);
+            assert!(
+                ran.stderr.contains(&format!("'{named}'")),
+                "{tag} ({media_type}): no warning naming {named}: {}",
+                ran.stderr
+            );
+            let bom: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(&sbom).unwrap()).unwrap();
+            let listed: Vec<String> = bom["metadata"]["component"]["components"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|c| c["type"] == "machine-learning-model")
+                .flat_map(|m| m["components"].as_array().unwrap().clone())
+                .map(|f| f["name"].as_str().unwrap().to_string())
+                .collect();
+            assert!(listed.contains(&"config.json".to_string()), "{bom:#}");
+            assert!(
+                !listed
+                    .iter()
+                    .any(|n| n == named || n == "x" || n == "etc/x"),
+                "{tag} ({media_type}): {listed:?}"
+            );
         }
     }
 }
@@ -492,4 +520,149 @@ fn manifest_and_digest_of_an_artifact_equal_those_of_its_files_and_pull_only_tar
     ran.expect(1);
     // Shards or another algorithm cannot be read off layer digests.
     vouch_run(["manifest", &reference, "--shard-size", "1000"]).expect(2);
+}
+
+fn lookup_hash(entries: &serde_json::Value, key: &str, algorithm: &str, value: &str) -> String {
+    entries
+        .as_array()
+        .unwrap_or_else(|| panic!("no {key} list"))
+        .iter()
+        .find(|e| e[key] == algorithm)
+        .unwrap_or_else(|| panic!("no {algorithm} in {entries:#}"))[value]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn an_sbom_of_a_modelpack_artifact_lists_the_files_of_its_tar_layers() {
+    let test = "an_sbom_of_a_modelpack_artifact_lists_the_files_of_its_tar_layers";
+    if !modelpack_peers(test) || require_tool(test, "sha1sum").is_none() {
+        return;
+    }
+    let Some(python) = peer_python(test) else {
+        return;
+    };
+    if require_tool(test, "pyspdxtools").is_none() {
+        return;
+    }
+    let registry = Registry::start();
+    let work = tempfile::tempdir().unwrap();
+    let files = model_files();
+    let model = work.path().join("model");
+    write_tree(&model, &borrowed(&files));
+    let reference = registry.reference("models/tiny:v1");
+    let shapes = every_shape();
+    let layers: Vec<&str> = shapes.iter().map(String::as_str).collect();
+    modelpack_push(&model, &reference, &layers);
+    let root_digest = vouch_run(["digest".as_ref(), model.as_os_str()])
+        .expect(0)
+        .stdout()
+        .trim()
+        .to_string();
+    let sha1 = |name: &str| {
+        let ran = peer(Command::new("sha1sum").arg(model.join(name)));
+        ran.stdout().split_whitespace().next().unwrap().to_string()
+    };
+    let mut names: Vec<&str> = files.iter().map(|(n, _)| *n).collect();
+    names.sort();
+    let sbom = |out: &Path, format: &str| {
+        run(vouch()
+            .args(["sbom", &reference, "--format", format, "-o"])
+            .arg(out)
+            .env("DOCKER_CONFIG", "/nonexistent/vouch-test-docker-config"))
+        .expect(0);
+        serde_json::from_slice::<serde_json::Value>(&std::fs::read(out).unwrap()).unwrap()
+    };
+
+    let cdx = work.path().join("tiny.cdx.json");
+    let bom = sbom(&cdx, "cyclonedx");
+    validate_cyclonedx(&python, &cdx);
+    let described = bom["metadata"]["component"]["components"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(described["type"], "machine-learning-model", "{bom:#}");
+    let root = described["properties"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "vouch:oms:root-digest")
+        .map(|p| p["value"].as_str().unwrap().to_string());
+    assert_eq!(root, Some(root_digest), "{described:#}");
+    let components = described["components"].as_array().unwrap();
+    let listed: Vec<&str> = components
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
+    let mut sorted = listed.clone();
+    sorted.sort();
+    assert_eq!(sorted, names, "{described:#}");
+    for (name, bytes) in &files {
+        let file = components.iter().find(|f| f["name"] == *name).unwrap();
+        assert_eq!(file["type"], "file", "{file:#}");
+        assert_eq!(
+            lookup_hash(&file["hashes"], "alg", "SHA-256", "content"),
+            sha256_hex(bytes),
+            "{name}"
+        );
+    }
+
+    let spdx = work.path().join("tiny.spdx.json");
+    let document = sbom(&spdx, "spdx");
+    validate_spdx(&spdx);
+    for (name, bytes) in &files {
+        let file = document["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["fileName"] == format!("./{name}"))
+            .unwrap_or_else(|| panic!("no file {name}: {document:#}"));
+        assert_eq!(
+            lookup_hash(&file["checksums"], "algorithm", "SHA256", "checksumValue"),
+            sha256_hex(bytes),
+            "{name}"
+        );
+        assert_eq!(
+            lookup_hash(&file["checksums"], "algorithm", "SHA1", "checksumValue"),
+            sha1(name),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn no_sbom_is_written_of_a_tar_layer_that_is_no_tar_archive() {
+    let work = tempfile::tempdir().unwrap();
+    let layout = Layout::empty(&work.path().join("layout"));
+    let config = layout.write_blob(
+        "application/vnd.cncf.model.config.v1+json",
+        br#"{"descriptor":{"name":"tiny"},"config":{},"modelfs":{"type":"layers","diffIds":[]}}"#,
+    );
+    let mut layer = layout.write_blob(TAR_GZIP, b"this is no gzip stream, and no tar either");
+    layer["annotations"] = json!({"org.cncf.model.filepath": "tokenizer"});
+    layout.put_manifest(
+        "v1",
+        &json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "artifactType": "application/vnd.cncf.model.manifest.v1+json",
+            "config": config,
+            "layers": [layer],
+        }),
+    );
+    let out = work.path().join("tiny.cdx.json");
+    let ran = run(vouch()
+        .args(["sbom", &layout.reference("v1"), "-o"])
+        .arg(&out))
+    .expect(1);
+    let digest = layer["digest"].as_str().unwrap();
+    let all = format!("{}{}", ran.stderr, ran.stdout());
+    assert!(
+        all.contains(digest) && all.contains("ModelPack tar layer"),
+        "{all}"
+    );
+    assert!(!out.exists(), "an SBOM was written");
 }

@@ -67,7 +67,11 @@ pub fn check(reader: impl Read, wanted: &Wanted, progress: &dyn Progress) -> io:
     let mut tar = None;
     let (diff_id, drained) = if let Some(compression) = wanted.tar {
         let mut buffered = BufReader::with_capacity(BUFFER_BYTES, &mut tee);
-        tar = Some(tarlayer::read(&mut buffered, compression));
+        tar = Some(tarlayer::read(
+            &mut buffered,
+            compression,
+            &wanted.algorithms,
+        ));
         (None, drain(&mut buffered))
     } else if wanted.diff_id {
         let mut buffered = BufReader::with_capacity(BUFFER_BYTES, &mut tee);

@@ -35,6 +35,7 @@ use store::{Store, Unavailable};
 
 pub use files::{titled_layers, ApprovedFiles, Part, TitleProblem, TitledLayers};
 pub use reference::ImageRef;
+pub use tarlayer::{TarContent, TarFile};
 
 /// How to reach a registry (unused for image layouts).
 #[derive(Clone, Debug)]
@@ -246,6 +247,8 @@ pub struct InspectedBlob {
     pub descriptor: Descriptor,
     /// The descriptor's own algorithm and each one asked for.
     pub digests: Vec<Digest>,
+    /// The files of a ModelPack tar layer, each hashed by the algorithms asked for.
+    pub tar: Option<tarlayer::TarContent>,
 }
 
 impl InspectedBlob {
@@ -297,14 +300,33 @@ pub fn inspect(
         );
         return Ok(Inspection::Failed(report));
     };
+    // A tar layer that is no tar archive holds no files that could be described: fail
+    // closed rather than describe the model without them.
+    for (blob, result) in plan.blobs.iter().zip(&results) {
+        if let Ok(Found {
+            tar: Some(Err(problem)),
+            ..
+        }) = result
+        {
+            report.subjects.push(
+                Subject::new(blob.name.clone(), Verdict::Rejected)
+                    .actual(blob.descriptor.digest.prefixed())
+                    .message(format!("is typed as a ModelPack tar layer, but {problem}")),
+            );
+        }
+    }
+    if report.status() != Status::Verified {
+        return Ok(Inspection::Failed(report));
+    }
     // A blob may serve as more than one layer, so its digests are copied, not taken; each
     // use keeps its own descriptor (the plan keeps the first one, whose title may differ).
-    let take = |i: usize, descriptor: &Descriptor| InspectedBlob {
-        descriptor: descriptor.clone(),
-        digests: results[i]
-            .as_ref()
-            .map(|found| found.digests.clone())
-            .unwrap_or_default(),
+    let take = |i: usize, descriptor: &Descriptor| {
+        let found = results[i].as_ref().ok();
+        InspectedBlob {
+            descriptor: descriptor.clone(),
+            digests: found.map(|f| f.digests.clone()).unwrap_or_default(),
+            tar: found.and_then(|f| f.tar.as_ref()?.as_ref().ok().cloned()),
+        }
     };
     let inspected = InspectedImage {
         root_digest,

@@ -39,6 +39,16 @@ pub struct TarFile {
     pub name: String,
     pub sha256: Digest,
     pub size: u64,
+    /// Its digests in the other algorithms asked for (an SBOM's SHA-1, BLAKE3).
+    pub others: Vec<Digest>,
+}
+
+impl TarFile {
+    pub fn digest(&self, algorithm: Algorithm) -> Option<&Digest> {
+        std::iter::once(&self.sha256)
+            .chain(&self.others)
+            .find(|d| d.algorithm == algorithm)
+    }
 }
 
 /// What a tar layer holds: its usable files, and the entries that are no file of the
@@ -49,17 +59,29 @@ pub struct TarContent {
     pub problems: Vec<(String, String)>,
 }
 
-/// Reads a tar layer to its end. An error is a stream that cannot be decompressed or is
-/// no tar archive.
-pub fn read(compressed: &mut impl BufRead, compression: Compression) -> io::Result<TarContent> {
+/// Reads a tar layer to its end, hashing each file by SHA-256 and by each of `others`.
+/// An error is a stream that cannot be decompressed or is no tar archive.
+pub fn read(
+    compressed: &mut impl BufRead,
+    compression: Compression,
+    others: &[Algorithm],
+) -> io::Result<TarContent> {
+    let others: Vec<Algorithm> = others
+        .iter()
+        .copied()
+        .filter(|&a| a != Algorithm::Sha256)
+        .collect();
     match compression {
-        Compression::None => entries(compressed),
-        Compression::Gzip => entries(flate2::bufread::MultiGzDecoder::new(compressed)),
-        Compression::Zstd => entries(zstd::stream::read::Decoder::with_buffer(compressed)?),
+        Compression::None => entries(compressed, &others),
+        Compression::Gzip => entries(flate2::bufread::MultiGzDecoder::new(compressed), &others),
+        Compression::Zstd => entries(
+            zstd::stream::read::Decoder::with_buffer(compressed)?,
+            &others,
+        ),
     }
 }
 
-fn entries(stream: impl Read) -> io::Result<TarContent> {
+fn entries(stream: impl Read, others: &[Algorithm]) -> io::Result<TarContent> {
     let mut content = TarContent::default();
     let mut seen = BTreeSet::new();
     let mut archive = tar::Archive::new(stream);
@@ -108,12 +130,20 @@ fn entries(stream: impl Read) -> io::Result<TarContent> {
             ));
             continue;
         }
-        let mut out = HashingWriter(Algorithm::Sha256.hasher(), 0);
+        let mut out = HashingWriter(
+            std::iter::once(Algorithm::Sha256)
+                .chain(others.iter().copied())
+                .map(Algorithm::hasher)
+                .collect(),
+            0,
+        );
         io::copy(&mut entry, &mut out)?;
+        let mut digests = out.0.into_iter().map(Hasher::finalize);
         content.files.push(TarFile {
             name,
-            sha256: out.0.finalize(),
+            sha256: digests.next().expect("SHA-256 is always computed"),
             size: out.1,
+            others: digests.collect(),
         });
     }
     // A name given twice is taken from neither entry.
@@ -127,11 +157,13 @@ fn entries(stream: impl Read) -> io::Result<TarContent> {
     Ok(content)
 }
 
-struct HashingWriter(Hasher, u64);
+struct HashingWriter(Vec<Hasher>, u64);
 
 impl Write for HashingWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.update(buf);
+        for hasher in &mut self.0 {
+            hasher.update(buf);
+        }
         self.1 += buf.len() as u64;
         Ok(buf.len())
     }
@@ -207,13 +239,14 @@ mod tests {
                 }
                 Compression::Zstd => zstd::encode_all(bytes.as_slice(), 3).unwrap(),
             };
-            let content = read(&mut blob.as_slice(), compression).unwrap();
+            let content = read(&mut blob.as_slice(), compression, &[Algorithm::Sha1]).unwrap();
             assert_eq!(
                 content.files,
                 vec![TarFile {
                     name: "w/a.bin".into(),
                     sha256: Algorithm::Sha256.digest(b"alpha"),
-                    size: 5
+                    size: 5,
+                    others: vec![Algorithm::Sha1.digest(b"alpha")],
                 }]
             );
             let paths: Vec<&str> = content.problems.iter().map(|(p, _)| p.as_str()).collect();
@@ -228,6 +261,6 @@ mod tests {
     #[test]
     fn a_truncated_archive_is_an_error() {
         let bytes = archive(&[("a", tar::EntryType::Regular, &[7u8; 4096])]);
-        assert!(read(&mut &bytes[..1000], Compression::None).is_err());
+        assert!(read(&mut &bytes[..1000], Compression::None, &[]).is_err());
     }
 }

@@ -2,6 +2,8 @@
 //! image is read through [`oci::inspect`], so no blob is described that did not match its
 //! descriptor while it was read.
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use super::model::{DescribeOptions, DescribedFile, ModelDescription};
 use super::purl::{self, layout_name};
 use crate::error::Result;
@@ -11,7 +13,7 @@ use crate::model::paths::{compare_names, IgnoreSet};
 use crate::oci::document::{Descriptor, Platform};
 use crate::oci::{
     self, titled_layers, Connection, ImageRef, InspectedBlob, InspectedImage, Inspection, Part,
-    TitleProblem, TitledLayers,
+    TarContent, TarFile, TitleProblem, TitledLayers,
 };
 use crate::report::Report;
 
@@ -35,7 +37,8 @@ pub struct ImageDescription {
     pub manifest: Descriptor,
     pub config: DescribedBlob,
     pub layers: Vec<DescribedBlob>,
-    /// The model an artifact holds: its files are the layers with a title annotation.
+    /// The model an artifact holds: its files are the layers with a title annotation and
+    /// the files of its ModelPack tar layers.
     pub model: Option<ModelDescription>,
 }
 
@@ -95,6 +98,11 @@ pub fn describe_image(
         layers.iter().map(|layer| &layer.descriptor),
         &IgnoreSet::default(),
     );
+    let tars: Vec<(usize, TarContent)> = layers
+        .iter()
+        .enumerate()
+        .filter_map(|(position, layer)| Some((position, layer.tar.clone()?)))
+        .collect();
     let layers: Vec<DescribedBlob> = layers.into_iter().map(described_blob).collect();
     let config = described_blob(config);
     let name = options
@@ -113,7 +121,15 @@ pub fn describe_image(
             manifest.platform.as_ref().map(|p| p.architecture.as_str()),
         )
     });
-    let model = artifact_model(&name, &version, titled, &config, &layers, &mut warnings);
+    let model = artifact_model(
+        &name,
+        &version,
+        titled,
+        tars,
+        &config,
+        &layers,
+        &mut warnings,
+    );
     let image = ImageDescription {
         name,
         version,
@@ -153,18 +169,21 @@ fn image_name(reference: &ImageRef) -> String {
     }
 }
 
-/// The model an artifact holds, when its layers carry titles: each titled layer is a file
-/// of it (files left out of `vouch digest` by default are left out here too), and its OMS
-/// root digest is the one `vouch digest` prints for the same files on disk.
+/// The model an artifact holds, when its layers carry titles or are ModelPack tar layers:
+/// each titled layer is a file of it, and so is each regular file of a tar layer (a name
+/// held twice names no file, and is warned of); its OMS root digest is the one `vouch
+/// digest` prints for the same files on disk.
 fn artifact_model(
     name: &str,
     version: &str,
-    titled: TitledLayers,
+    mut titled: TitledLayers,
+    tars: Vec<(usize, TarContent)>,
     config: &DescribedBlob,
     layers: &[DescribedBlob],
     warnings: &mut Vec<String>,
 ) -> Option<ModelDescription> {
-    if titled.files.is_empty() {
+    let from_tar = tar_files(&mut titled, tars, layers, warnings);
+    if titled.files.is_empty() && from_tar.is_empty() {
         return None;
     }
     let blob = |part: Part| match part {
@@ -215,6 +234,20 @@ fn artifact_model(
                 external_data_of: None,
             }
         })
+        .chain(from_tar.into_iter().map(|file| {
+            DescribedFile {
+                size: file.size,
+                sha1: file
+                    .digest(Algorithm::Sha1)
+                    .expect("tar files are hashed by every algorithm asked for")
+                    .clone(),
+                blake3: file.digest(Algorithm::Blake3).cloned(),
+                sha256: file.sha256,
+                name: file.name,
+                facts: None,
+                external_data_of: None,
+            }
+        }))
         .collect();
     files.sort_by(|a, b| compare_names(&a.name, &b.name));
     Some(ModelDescription {
@@ -225,4 +258,40 @@ fn artifact_model(
         files,
         parameters: None,
     })
+}
+
+/// The files of an artifact's tar layers that name one file each: an entry that is no
+/// safe regular file, or a name also held by a titled layer or another entry, is left out
+/// (a titled layer it collides with too) with a warning.
+fn tar_files(
+    titled: &mut TitledLayers,
+    tars: Vec<(usize, TarContent)>,
+    layers: &[DescribedBlob],
+    warnings: &mut Vec<String>,
+) -> Vec<TarFile> {
+    let mut files: BTreeMap<String, TarFile> = BTreeMap::new();
+    let mut ambiguous = BTreeSet::new();
+    for (position, content) in tars {
+        let layer = format!("layer {} {}", position + 1, layers[position].digest);
+        for (written, reason) in content.problems {
+            warnings.push(format!(
+                "the entry '{written}' of the tar {layer} is not listed as a file of the model: {reason}"
+            ));
+        }
+        for file in content.files {
+            if ambiguous.contains(&file.name) {
+                continue;
+            }
+            if titled.files.remove(&file.name).is_some() || files.remove(&file.name).is_some() {
+                warnings.push(format!(
+                    "more than one layer holds the file '{}' (the last one the tar {layer}): no file of the model is listed under it",
+                    file.name
+                ));
+                ambiguous.insert(file.name);
+                continue;
+            }
+            files.insert(file.name.clone(), file);
+        }
+    }
+    files.into_values().collect()
 }

@@ -143,6 +143,18 @@ pub fn run(args: &[String], root: &Path, venv: &Path) -> Result<(), String> {
         .windows(2)
         .find(|w| w[0] == "--only")
         .map(|w| w[1].as_str());
+    if only == Some("registry") {
+        let mut section = String::new();
+        for (target, measured, ok) in bench.registry().section(&mut section)? {
+            let _ = writeln!(
+                section,
+                "\n- {target}: {measured} ({})",
+                if ok { "met" } else { "missed" }
+            );
+        }
+        println!("{section}");
+        return Ok(());
+    }
     if only == Some("quiet") {
         let mut section = String::new();
         let rows = bench.quiet().section(&mut section)?;
@@ -257,6 +269,14 @@ fn files(dir: &Path, count: usize, size: u64, per_dir: usize) -> Result<Vec<Path
 }
 
 impl Bench {
+    fn registry(&self) -> super::bench_registry::RegistryBench<'_> {
+        super::bench_registry::RegistryBench {
+            vouch: &self.vouch,
+            data: &self.data,
+            runs: self.runs,
+        }
+    }
+
     fn quiet(&self) -> super::bench_quiet::Quiet<'_> {
         super::bench_quiet::Quiet {
             vouch: &self.vouch,
@@ -730,6 +750,7 @@ impl Bench {
 
         let mut section = String::new();
         let quiet_rows = self.quiet().section(&mut section)?;
+        let registry_rows = self.registry().section(&mut section)?;
         self.out.push_str(&section);
         let (cache_sample, cache_off) = self.cache()?;
 
@@ -797,7 +818,7 @@ impl Bench {
             format!("{:.1}%", spread * 100.0),
             spread <= 0.10,
         );
-        for (target, measured, ok) in quiet_rows {
+        for (target, measured, ok) in quiet_rows.into_iter().chain(registry_rows) {
             row(&target, measured, ok);
         }
         row(

@@ -5,6 +5,7 @@
 
 mod bench;
 mod bench_quiet;
+mod bench_registry;
 mod image;
 
 use std::env;
@@ -20,8 +21,9 @@ use clap::CommandFactory;
 /// gguf, onnx), give the pickle verdicts vouch must match (picklescan; fickling), check
 /// action.yml and the GitLab CI template against the platforms' schemas (check-jsonschema),
 /// validate the Kubernetes recipes of docs/drift.md (kubernetes-validate), serve the model
-/// registry (mlflow), push CNCF ModelPack artifacts (modelpack-client) and parse what
-/// `drift watch --listen` serves on /metrics (prometheus-client's text parser);
+/// registry (mlflow), push CNCF ModelPack artifacts (modelpack-client) and oras artifacts
+/// (oras, which modelpack-client also depends on), and parse what `drift watch --listen`
+/// serves on /metrics (prometheus-client's text parser);
 /// huggingface_hub (2.x, with the shared Xet blob store) reads the hub caches the tests build.
 const PYTHON_PEERS: &[&str] = &[
     "model-signing==1.1.1",
@@ -38,6 +40,7 @@ const PYTHON_PEERS: &[&str] = &[
     "kubernetes-validate==1.37.0",
     "mlflow==3.17.2",
     "modelpack-client==0.1.0",
+    "oras==0.2.43",
     "huggingface_hub==2.4.0",
     "prometheus-client==0.26.0",
 ];
@@ -77,7 +80,7 @@ fn main() {
         Some("bench") => peers().and_then(|venv| bench::run(&args[1..], &root(), &venv)),
         Some("dist") => dist(),
         _ => {
-            eprintln!("usage: cargo xtask test [-- CARGO TEST ARGS] | cargo xtask bench [--runs N] [--only quiet|cache] | cargo xtask peers | cargo xtask dist");
+            eprintln!("usage: cargo xtask test [-- CARGO TEST ARGS] | cargo xtask bench [--runs N] [--only quiet|cache|registry] | cargo xtask peers | cargo xtask dist");
             exit(2);
         }
     };

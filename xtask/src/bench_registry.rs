@@ -1,0 +1,290 @@
+//! The registry part of `cargo xtask bench` (issue 15): one raw layer (1 GiB, or
+//! `VOUCH_BENCH_REGISTRY_MIB` MiB) in a loopback docker-registry, read by `vouch oci verify`,
+//! by a plain `curl` GET of the blob to /dev/null and by `skopeo copy` to a fresh layout,
+//! interleaved in one run. `cargo xtask bench --only registry` runs this part alone.
+
+use std::fmt::Write as _;
+use std::fs;
+use std::io::Write as _;
+use std::os::unix::process::ExitStatusExt;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::bench_quiet::Row;
+
+const MIB: u64 = 1 << 20;
+/// The digest of `{}`, the OCI empty descriptor's content.
+const EMPTY_DIGEST: &str =
+    "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a";
+
+pub struct RegistryBench<'a> {
+    pub vouch: &'a str,
+    pub data: &'a Path,
+    pub runs: usize,
+}
+
+/// The registry process, killed when dropped.
+struct Served(Child);
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Wall time and peak RSS (KiB) of one run of `argv`, which must succeed.
+fn timed(argv: &[String]) -> Result<(Duration, u64), String> {
+    let started = Instant::now();
+    let child = Command::new(&argv[0])
+        .args(&argv[1..])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("{}: {e}", argv[0]))?;
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::wait4(pid, &mut status, 0, &mut usage) } != pid {
+        return Err(format!("wait4 failed for {}", argv[0]));
+    }
+    let wall = started.elapsed();
+    let exit = std::process::ExitStatus::from_raw(status);
+    if !exit.success() {
+        return Err(format!("{argv:?} failed ({exit})"));
+    }
+    Ok((wall, usage.ru_maxrss as u64))
+}
+
+fn output(command: &mut Command) -> Result<String, String> {
+    let out = command
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("{command:?}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{command:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+impl RegistryBench<'_> {
+    /// Measures everything, writing its section into `out`.
+    pub fn section(&self, out: &mut String) -> Result<Vec<Row>, String> {
+        let mib: u64 = match std::env::var("VOUCH_BENCH_REGISTRY_MIB") {
+            Ok(n) => n
+                .parse()
+                .map_err(|_| "VOUCH_BENCH_REGISTRY_MIB takes a number of MiB")?,
+            Err(_) => 1024,
+        };
+        let size = mib * MIB;
+        let dir = self.data.join("registry");
+        let _ = fs::remove_dir_all(&dir);
+        let model = dir.join("model");
+        fs::create_dir_all(&model).map_err(|e| format!("{}: {e}", model.display()))?;
+        let weights = model.join("model.bin");
+        let mut file = fs::File::create(&weights).map_err(|e| e.to_string())?;
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut chunk = vec![0u8; MIB as usize];
+        for _ in 0..mib {
+            for word in chunk.chunks_mut(8) {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                word.copy_from_slice(&state.to_le_bytes());
+            }
+            file.write_all(&chunk).map_err(|e| e.to_string())?;
+        }
+        drop(file);
+        let approved = dir.join("approved.json");
+        output(
+            Command::new(self.vouch)
+                .arg("manifest")
+                .arg(&model)
+                .arg("-o")
+                .arg(&approved),
+        )?;
+        let sha256 = output(Command::new("sha256sum").arg(&weights))?;
+        let digest = format!("sha256:{}", sha256.split_whitespace().next().unwrap_or(""));
+
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| e.to_string())?
+            .port();
+        let config = dir.join("config.yml");
+        fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+                dir.join("storage").display()
+            ),
+        )
+        .map_err(|e| e.to_string())?;
+        let _served = Served(
+            Command::new("docker-registry")
+                .arg("serve")
+                .arg(&config)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .map_err(|e| format!("docker-registry: {e}"))?,
+        );
+        let base = format!("http://127.0.0.1:{port}/v2/bench/model");
+        let started = Instant::now();
+        while output(Command::new("curl").args(["-sf", &format!("http://127.0.0.1:{port}/v2/")]))
+            .is_err()
+        {
+            if started.elapsed() > Duration::from_secs(20) {
+                return Err("docker-registry did not answer within 20 s".into());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let empty = dir.join("empty.json");
+        fs::write(&empty, b"{}").map_err(|e| e.to_string())?;
+        for (path, digest) in [(&empty, EMPTY_DIGEST), (&weights, digest.as_str())] {
+            let headers = output(Command::new("curl").args([
+                "-sf",
+                "-D",
+                "-",
+                "-o",
+                "/dev/null",
+                "-X",
+                "POST",
+                &format!("{base}/blobs/uploads/"),
+            ]))?;
+            let location = headers
+                .lines()
+                .find_map(|l| {
+                    l.strip_prefix("Location: ")
+                        .or(l.strip_prefix("location: "))
+                })
+                .ok_or("the registry gave no upload location")?
+                .trim();
+            let location = if location.starts_with('/') {
+                format!("http://127.0.0.1:{port}{location}")
+            } else {
+                location.to_string()
+            };
+            let join = if location.contains('?') { '&' } else { '?' };
+            output(
+                Command::new("curl")
+                    .args([
+                        "-sf",
+                        "-X",
+                        "PUT",
+                        "-H",
+                        "Content-Type: application/octet-stream",
+                        "-T",
+                    ])
+                    .arg(path)
+                    .arg(format!("{location}{join}digest={digest}")),
+            )?;
+        }
+        let manifest = format!(
+            r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","artifactType":"application/vnd.vouch.bench.v1","config":{{"mediaType":"application/vnd.oci.empty.v1+json","digest":"{EMPTY_DIGEST}","size":2}},"layers":[{{"mediaType":"application/octet-stream","digest":"{digest}","size":{size},"annotations":{{"org.opencontainers.image.title":"model.bin"}}}}]}}"#
+        );
+        output(Command::new("curl").args([
+            "-sf",
+            "-X",
+            "PUT",
+            "-H",
+            "Content-Type: application/vnd.oci.image.manifest.v1+json",
+            "--data-binary",
+            &manifest,
+            &format!("{base}/manifests/v1"),
+        ]))?;
+
+        let reference = format!("docker://127.0.0.1:{port}/bench/model:v1");
+        let layout = dir.join("layout");
+        let argvs: Vec<(&str, Vec<String>)> = vec![
+            (
+                "vouch oci verify",
+                vec![
+                    self.vouch.into(),
+                    "oci".into(),
+                    "verify".into(),
+                    reference.clone(),
+                    "--manifest".into(),
+                    approved.display().to_string(),
+                ],
+            ),
+            (
+                "curl GET of the blob to /dev/null",
+                vec![
+                    "curl".into(),
+                    "-sf".into(),
+                    "-o".into(),
+                    "/dev/null".into(),
+                    format!("{base}/blobs/{digest}"),
+                ],
+            ),
+            (
+                "skopeo copy to a fresh layout",
+                vec![
+                    "skopeo".into(),
+                    "copy".into(),
+                    "--src-tls-verify=false".into(),
+                    reference.clone(),
+                    format!("oci:{}:v1", layout.display()),
+                ],
+            ),
+        ];
+        // One warm-up round, then `runs` rounds, each starting one command further on.
+        let mut walls: Vec<Vec<Duration>> = vec![Vec::new(); argvs.len()];
+        let mut peak_rss_kib = 0;
+        for round in 0..=self.runs {
+            for k in 0..argvs.len() {
+                let i = (round + k) % argvs.len();
+                let _ = fs::remove_dir_all(&layout);
+                let (wall, rss) = timed(&argvs[i].1)?;
+                if round > 0 {
+                    walls[i].push(wall);
+                    if i == 0 {
+                        peak_rss_kib = peak_rss_kib.max(rss);
+                    }
+                }
+            }
+        }
+        let median = |times: &mut Vec<Duration>| {
+            times.sort();
+            times[times.len() / 2]
+        };
+        let rates: Vec<f64> = walls
+            .iter_mut()
+            .map(|t| size as f64 / MIB as f64 / median(t).as_secs_f64())
+            .collect();
+        let _ = writeln!(
+            out,
+            "\n### A model layer in a registry (issue 15)\n\nOne raw layer of {mib} MiB in a loopback docker-registry (plain HTTP), {} runs each after a warm-up, interleaved; medians. Set `VOUCH_BENCH_REGISTRY_MIB` for another size.\n",
+            self.runs
+        );
+        let _ = writeln!(out, "| command | MiB/s | vs curl |");
+        let _ = writeln!(out, "| --- | --- | --- |");
+        for ((label, _), rate) in argvs.iter().zip(&rates) {
+            let _ = writeln!(out, "| {label} | {rate:.0} | {:.2}x |", rate / rates[1]);
+        }
+        let ratio = rates[0] / rates[1];
+        let peak_mib = peak_rss_kib as f64 / 1024.0;
+        let _ = writeln!(
+            out,
+            "\nvouch's peak RSS (getrusage of the child, the largest over its runs): {peak_mib:.1} MiB."
+        );
+        Ok(vec![
+            (
+                "registry verify at ≥ 0.9x a plain GET's throughput".into(),
+                format!("{ratio:.2}x ({mib} MiB layer)"),
+                ratio >= 0.9,
+            ),
+            (
+                "registry verify peak RSS under 64 MiB".into(),
+                format!("{peak_mib:.1} MiB"),
+                peak_mib < 64.0,
+            ),
+        ])
+    }
+}
