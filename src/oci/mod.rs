@@ -130,22 +130,7 @@ pub fn verify(
             check_diff_ids(image, &plan.blobs, &results, &prefix, &mut report);
         }
         if let Some(approved) = approved {
-            // The manifest's own descriptors: the plan keeps one per blob, and two layers
-            // with the same content (an empty `{}`, the configuration) carry different titles.
-            let layers: Vec<files::Layer> = image
-                .manifest
-                .layers
-                .iter()
-                .zip(&image.layers)
-                .map(|(descriptor, &i)| files::Layer {
-                    descriptor,
-                    result: &results[i],
-                })
-                .collect();
-            let config = files::Layer {
-                descriptor: &image.manifest.config,
-                result: &results[image.config],
-            };
+            let (config, layers) = image.parts(&results);
             report
                 .subjects
                 .extend(files::compare(approved, &config, &layers, &prefix));
@@ -204,20 +189,7 @@ pub fn held_files(
             )))
         }
     };
-    let layers: Vec<files::Layer> = image
-        .manifest
-        .layers
-        .iter()
-        .zip(&image.layers)
-        .map(|(descriptor, &i)| files::Layer {
-            descriptor,
-            result: &results[i],
-        })
-        .collect();
-    let config = files::Layer {
-        descriptor: &image.manifest.config,
-        result: &results[image.config],
-    };
+    let (config, layers) = image.parts(&results);
     match files::held(&config, &layers, ignore) {
         Ok(files) if report.status() == Status::Verified => Ok(Ok(HeldFiles { report, files })),
         Ok(_) => Ok(Err(report)),
@@ -664,6 +636,32 @@ struct PlannedImage {
     manifest: ImageManifest,
     config: usize,
     layers: Vec<usize>,
+}
+
+impl PlannedImage {
+    /// The configuration and layers with what reading them found. The manifest's own
+    /// descriptors: the plan keeps one per blob, and two layers with the same content (an
+    /// empty `{}`, the configuration) carry different titles.
+    fn parts<'a>(
+        &'a self,
+        results: &'a [Result<Found, Unavailable>],
+    ) -> (files::Layer<'a>, Vec<files::Layer<'a>>) {
+        let layers = self
+            .manifest
+            .layers
+            .iter()
+            .zip(&self.layers)
+            .map(|(descriptor, &i)| files::Layer {
+                descriptor,
+                result: &results[i],
+            })
+            .collect();
+        let config = files::Layer {
+            descriptor: &self.manifest.config,
+            result: &results[self.config],
+        };
+        (config, layers)
+    }
 }
 
 #[derive(Default)]
