@@ -190,6 +190,10 @@ fn parse_registry(rest: &str) -> Result<RegistryRef, ReferenceProblem> {
 /// Whether `text` begins with an explicit registry host and a `/`: a first component holding
 /// a `.` or a `:`, `localhost`, or a `[v6]` address (as Docker tells a host from a namespace).
 fn looks_bare(text: &str) -> bool {
+    // Another scheme's URI (`hf://ORG/NAME`, `models:/…`) is no bare image reference.
+    if text.contains(":/") {
+        return false;
+    }
     match text.split_once('/') {
         Some((host, rest)) => {
             !rest.is_empty()
@@ -387,6 +391,9 @@ mod tests {
                 other => panic!("{text}: {other:?}"),
             }
             assert!(ImageRef::is_reference(text), "{text}");
+        }
+        for other in ["hf://acme/tiny", "hf://acme/tiny@main", "models:/m/1"] {
+            assert!(!ImageRef::is_reference(other), "{other}");
         }
         let pinned = ImageRef::parse(&format!("127.0.0.1:5000/repo@{DIGEST}")).unwrap();
         assert_eq!(
