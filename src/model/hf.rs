@@ -188,7 +188,8 @@ fn shared_blob(
         .map_err(|e| Problem(Refusal::Unreadable(e.into())))?;
     let target = PathBuf::from(OsStr::from_bytes(target.as_bytes()));
     let landed = lexical(blobs_dir, &target).ok_or(Why(ESCAPES))?;
-    let parts: Vec<&str> = landed.iter().filter_map(OsStr::to_str).collect();
+    // Every component, UTF-8 or not: the path checked is the path opened.
+    let parts: Vec<&str> = landed.iter().map(|c| c.to_str().unwrap_or("")).collect();
     let [store, prefix, hash] = parts.as_slice() else {
         return Err(Why(
             "is a chain of links that does not end in the shared blob store",
@@ -256,13 +257,20 @@ fn link_error(error: io::Error) -> io::Error {
 }
 
 /// `target` read from `base` (a path beneath the cache), by its text: `None` when it is
-/// absolute or climbs above the cache.
+/// absolute, climbs above the cache, or climbs after descending. The kernel takes `..`
+/// after a component from wherever that component leads (`x/../blobs` with `x` a link
+/// goes elsewhere), so only a leading run of `..` is read by text.
 fn lexical(base: &Path, target: &Path) -> Option<PathBuf> {
     let mut parts: Vec<OsString> = base.iter().map(OsStr::to_os_string).collect();
+    let mut descended = false;
     for component in target.components() {
         match component {
-            Component::Normal(part) => parts.push(part.to_os_string()),
+            Component::Normal(part) => {
+                descended = true;
+                parts.push(part.to_os_string())
+            }
             Component::CurDir => {}
+            Component::ParentDir if descended => return None,
             Component::ParentDir => {
                 parts.pop()?;
             }
@@ -486,6 +494,8 @@ mod tests {
             "above the cache"
         );
         assert_eq!(lexical(base, Path::new("/etc/passwd")), None);
+        // `x` may be a link: `..` after it is not where the text says.
+        assert_eq!(lexical(base, Path::new("../../x/../blobs/n")), None);
     }
 
     #[test]
