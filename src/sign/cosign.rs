@@ -105,6 +105,8 @@ pub enum Refusal {
     OtherDigest { signed: String, resolved: String },
     #[error("the payload names the image {signed}, not the repository {expected}")]
     OtherRepository { signed: String, expected: String },
+    #[error("the payload names no repository (critical.identity.docker-reference), so it does not say it signs {expected}")]
+    NoRepository { expected: String },
 }
 
 /// What a verified signature's payload says.
@@ -140,12 +142,22 @@ pub fn verify_simple_signing(
             resolved: resolved.prefixed(),
         });
     }
-    if let (Some(expected), Some(named)) = (repository, &signed.docker_reference) {
-        if !names_repository(named, expected) {
-            return Err(Refusal::OtherRepository {
-                signed: named.clone(),
-                expected: expected.to_string(),
-            });
+    // A signature must say which repository it signs: one that names none could have been
+    // made for any image of the key's owner.
+    if let Some(expected) = repository {
+        match &signed.docker_reference {
+            None => {
+                return Err(Refusal::NoRepository {
+                    expected: expected.to_string(),
+                })
+            }
+            Some(named) if !names_repository(named, expected) => {
+                return Err(Refusal::OtherRepository {
+                    signed: named.clone(),
+                    expected: expected.to_string(),
+                })
+            }
+            Some(_) => {}
         }
     }
     Ok(signed)
@@ -214,6 +226,48 @@ mod tests {
         assert!(names_repository("h:5000/a/b:tag", "h:5000/a/b"));
         assert!(!names_repository("h:5000/a/bc", "h:5000/a/b"));
         assert!(!names_repository("h:5000/a", "h:5000/a/b"));
+    }
+
+    #[test]
+    fn a_signature_that_names_no_repository_is_refused_where_one_is_expected() {
+        use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
+        use base64::Engine as _;
+        let pkcs8 = Ed25519KeyPair::generate_pkcs8(&aws_lc_rs::rand::SystemRandom::new()).unwrap();
+        let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
+        let key = CosignKey::Ed25519(pair.public_key().as_ref().to_vec());
+        let digest = crate::hash::Algorithm::Sha256.digest(b"manifest");
+        let payload = |identity: &str| {
+            format!(
+                r#"{{"critical":{{{identity}"image":{{"docker-manifest-digest":"{}"}},"type":"{SIGNATURE_TYPE}"}},"optional":null}}"#,
+                digest.prefixed()
+            )
+        };
+        let check = |payload: &str, repository: Option<&str>| {
+            let signature = base64::engine::general_purpose::STANDARD
+                .encode(pair.sign(payload.as_bytes()).as_ref());
+            verify_simple_signing(
+                SIMPLE_SIGNING,
+                payload.as_bytes(),
+                Some(&signature),
+                &key,
+                &digest,
+                repository,
+            )
+        };
+        let anonymous = payload("");
+        assert!(check(&anonymous, None).is_ok());
+        assert_eq!(
+            check(&anonymous, Some("h:5000/a")),
+            Err(Refusal::NoRepository {
+                expected: "h:5000/a".into()
+            })
+        );
+        let named = payload(r#""identity":{"docker-reference":"h:5000/a"},"#);
+        assert!(check(&named, Some("h:5000/a")).is_ok());
+        assert!(matches!(
+            check(&named, Some("h:5000/b")),
+            Err(Refusal::OtherRepository { .. })
+        ));
     }
 
     #[test]
