@@ -873,3 +873,60 @@ fn a_shared_store_without_its_layout_marker_is_not_followed() {
     }
     assert_eq!(subject(&report, "config.json")["verdict"], "ok");
 }
+
+/// vouch accepts exactly the repository ids huggingface_hub's `validate_repo_id` accepts, so
+/// no two ids it takes share a cache directory (`a-/b` and `a/-b` would both be
+/// `models--a---b`).
+#[test]
+fn hf_uris_accept_the_repo_ids_huggingface_hub_accepts() {
+    let Some(python) = peer_python("hf_uris_accept_the_repo_ids_huggingface_hub_accepts") else {
+        return;
+    };
+    let long = "x".repeat(97);
+    let ids = [
+        "acme/tiny",
+        "gpt2",
+        "Org_1/model.v2-x",
+        "_a/b_",
+        "a-/b",
+        "a/-b",
+        "a/b.",
+        ".a/b",
+        "a/b.git",
+        "a..b/c",
+        "a--b/c",
+        "a/b/c",
+        "a//b",
+        "a/",
+        "/b",
+        "café/x",
+        "a b/c",
+        &long,
+    ];
+    let script = "import json, sys\n\
+        from huggingface_hub.utils import validate_repo_id, HFValidationError\n\
+        def ok(i):\n    try:\n        validate_repo_id(i)\n        return True\n    \
+        except HFValidationError:\n        return False\n\
+        print(json.dumps([ok(i) for i in json.loads(sys.argv[1])]))\n";
+    let peer = run(Command::new(&python)
+        .args(["-c", script])
+        .arg(serde_json::to_string(&ids).unwrap()));
+    assert_eq!(peer.code, Some(0), "huggingface_hub: {}", peer.stderr);
+    let accepted: Vec<bool> = serde_json::from_str(peer.stdout().trim()).unwrap();
+    assert!(
+        accepted[0] && !accepted[4],
+        "the peer's verdicts: {accepted:?}"
+    );
+    let empty = tempfile::tempdir().unwrap();
+    for (id, peer_accepts) in ids.iter().zip(accepted) {
+        let ran = run(vouch()
+            .env("HF_HUB_CACHE", empty.path())
+            .env_remove("HF_HOME")
+            .args(["manifest", &format!("hf://{id}")]));
+        assert_eq!(ran.code, Some(2), "{id}: {}", ran.stderr);
+        let malformed = ran
+            .stderr
+            .contains("a Hugging Face model is hf://ORG/NAME or hf://NAME");
+        assert_eq!(malformed, !peer_accepts, "hf://{id}: {}", ran.stderr);
+    }
+}

@@ -373,18 +373,27 @@ fn is_plain_revision(revision: &str) -> bool {
             .all(|c| matches!(c, Component::Normal(_)))
 }
 
-/// `models--ORG--NAME` for `ORG/NAME` (or `models--NAME`), when the id is well formed.
+/// `models--ORG--NAME` for `ORG/NAME` (or `models--NAME`), when the id is one that
+/// huggingface_hub accepts (its `validate_repo_id`): at most one `/`; each part 1 to 96 of
+/// `A-Z a-z 0-9 _ - .`, beginning and ending with a letter, digit or `_`; no `--` or `..`;
+/// no `.git` at the end. Anything looser lets two ids share a directory (`a-/b` and `a/-b`
+/// are both `models--a---b`).
 fn repo_dir_name(repo_id: &str) -> Option<String> {
     let parts: Vec<&str> = repo_id.split('/').collect();
+    let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
     let plain = |p: &&str| {
-        !p.is_empty()
-            && *p != "."
-            && *p != ".."
-            && !p.contains("--")
-            && p.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        let bytes = p.as_bytes();
+        (1..=96).contains(&bytes.len())
+            && bytes.iter().all(|&b| word(b) || b"-.".contains(&b))
+            && word(bytes[0])
+            && word(bytes[bytes.len() - 1])
     };
-    (parts.len() <= 2 && parts.iter().all(plain)).then(|| format!("models--{}", parts.join("--")))
+    let well_formed = parts.len() <= 2
+        && parts.iter().all(plain)
+        && !repo_id.contains("--")
+        && !repo_id.contains("..")
+        && !repo_id.ends_with(".git");
+    well_formed.then(|| format!("models--{}", parts.join("--")))
 }
 
 /// The snapshot of the repository directory `repo` at `revision`: a commit that has a
@@ -505,7 +514,26 @@ mod tests {
             Some("models--org--name")
         );
         assert_eq!(repo_dir_name("gpt2").as_deref(), Some("models--gpt2"));
-        for bad in ["", "a/b/c", "../x", "a//b", "a/..", "a--b/c"] {
+        assert_eq!(
+            repo_dir_name("Org_1/model.v2-x").as_deref(),
+            Some("models--Org_1--model.v2-x")
+        );
+        // `a-/b` and `a/-b` would both be `models--a---b`.
+        for bad in [
+            "",
+            "a/b/c",
+            "../x",
+            "a//b",
+            "a/..",
+            "a--b/c",
+            "a-/b",
+            "a/-b",
+            "a/b.",
+            ".a/b",
+            "a/b.git",
+            "a..b",
+            "caf\u{e9}/x",
+        ] {
             assert_eq!(repo_dir_name(bad), None, "{bad}");
         }
     }
