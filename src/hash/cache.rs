@@ -308,6 +308,7 @@ impl Cache {
             ..CacheUse::default()
         };
         let mut out = Vec::with_capacity(tasks.len());
+        let hashed: Vec<bool> = (0..tasks.len()).map(|i| results.contains_key(&i)).collect();
         for (index, task) in tasks.iter().enumerate() {
             match results.remove(&index) {
                 Some(result) => out.push(result),
@@ -319,7 +320,7 @@ impl Cache {
                 }
             }
         }
-        self.remember(tasks, &keys, &out);
+        self.remember(tasks, &keys, &out, &hashed);
         if used.files_from_cache == 0 && out.iter().all(Result::is_ok) {
             *self.full_done.lock().expect("cache lock") = true;
         }
@@ -382,15 +383,23 @@ impl Cache {
         (indices.iter().copied().zip(results).collect(), bytes)
     }
 
-    /// Notes the digests of files that are still as they were stamped before the hashing.
+    /// Notes the digests of the files hashed (`hashed`) that are still as they were stamped
+    /// before the hashing; what came from the cache is there already.
     fn remember(
         &self,
         tasks: &[Task],
         keys: &[Option<(String, Stamp)>],
         results: &[Result<Vec<Digest>, ReadError>],
+        hashed: &[bool],
     ) {
         let mut updates = self.updates.lock().expect("cache lock");
-        for ((task, key), result) in tasks.iter().zip(keys).zip(results) {
+        for (((task, key), result), _) in tasks
+            .iter()
+            .zip(keys)
+            .zip(results)
+            .zip(hashed)
+            .filter(|(_, &hashed)| hashed)
+        {
             let (Some((key, stamp)), Ok(digests)) = (key, result) else {
                 continue;
             };
@@ -405,7 +414,12 @@ impl Cache {
 
     /// Writes what this scope learned into the cache file, merged with what other scopes
     /// wrote meanwhile (under a lock), replacing it atomically.
+    /// A run that learned nothing (every file taken from the cache) leaves the file as it is.
     pub fn save(&self) -> Result<()> {
+        let full_done = *self.full_done.lock().expect("cache lock");
+        if !full_done && self.updates.lock().expect("cache lock").is_empty() {
+            return Ok(());
+        }
         let path = &self.settings.path;
         let mut lock_path = path.clone().into_os_string();
         lock_path.push(".lock");
@@ -436,7 +450,7 @@ impl Cache {
                 },
             );
         }
-        if *self.full_done.lock().expect("cache lock") {
+        if full_done {
             let now = jiff::Timestamp::now().as_second().to_string();
             let mac = self.mac("full", &self.scope, &now);
             stored
