@@ -1045,6 +1045,151 @@ fn docker_credential_helpers_are_run_and_their_failures_named() {
     }
 }
 
+/// An identity token (the OAuth2 refresh token `docker login` keeps) from config.json or
+/// from a credential helper is exchanged at the registry's token service with the
+/// refresh-token grant, as containers/image exchanges one, and the pull token is used; the
+/// registry checks that token (a JWT signed by the test token service). A token the service
+/// refuses is exit 3.
+#[test]
+fn identity_tokens_are_exchanged_at_the_token_service() {
+    const TEST: &str = "identity_tokens_are_exchanged_at_the_token_service";
+    if !registry_peers(TEST) {
+        return;
+    }
+    let Some(python) = peer_python(TEST) else {
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    let (certificate, port_file, log) = (
+        work.path().join("token.pem"),
+        work.path().join("token.port"),
+        work.path().join("token.log"),
+    );
+    let mut service = Command::new(python);
+    service
+        .arg(project_root().join("tests/peers/token_service.py"))
+        .args([&certificate, &port_file, &log])
+        .args(["vouch:s3cret", "refresh-for-vouch"]);
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        service.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    let mut service = KillOnDrop(service.spawn().expect("start the token service"));
+    let started = std::time::Instant::now();
+    let port = loop {
+        if let Ok(port) = std::fs::read_to_string(&port_file) {
+            break port;
+        }
+        if let Some(status) = service.0.try_wait().unwrap() {
+            panic!("the token service exited ({status})");
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no token service"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let registry =
+        Registry::start_with_token_realm(&format!("http://127.0.0.1:{port}/token"), &certificate);
+    let host = format!("127.0.0.1:{}", registry.port);
+    let layout = two_layer_image(&work.path().join("img"), "v1", "amd64", 12);
+    let reference = registry.reference("private/tokened:v1");
+    // containers/image pushes with an identity token of its own auth file, written as
+    // `docker login` writes one: the user name alone in `auth` ("vouch:"), and the token.
+    let auth = work.path().join("auth.json");
+    let login = format!(
+        r#"{{"auths":{{"{host}":{{"auth":"dm91Y2g6","identitytoken":"refresh-for-vouch"}}}}}}"#
+    );
+    std::fs::write(&auth, &login).unwrap();
+    peer(Command::new("skopeo").args([
+        "--insecure-policy",
+        "copy",
+        "--quiet",
+        "--dest-tls-verify=false",
+        "--dest-authfile",
+        auth.to_str().unwrap(),
+        &layout.reference("v1"),
+        &reference,
+    ]));
+    let exchanges = |log: &Path| {
+        std::fs::read_to_string(log)
+            .unwrap()
+            .lines()
+            .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
+            .filter(|entry| entry["method"] == "POST")
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        exchanges(&log)
+            .iter()
+            .any(|e| e["refresh_token_ok"] == true),
+        "skopeo did not exchange the identity token: {}",
+        std::fs::read_to_string(&log).unwrap()
+    );
+
+    let bin = work.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let helper = bin.join("docker-credential-vouchtoken");
+    std::fs::write(
+        &helper,
+        "#!/bin/sh
+printf '{\"ServerURL\":\"x\",\"Username\":\"<token>\",\"Secret\":\"refresh-for-vouch\"}'\n",
+    )
+    .unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let docker = work.path().join("docker");
+    std::fs::create_dir(&docker).unwrap();
+    let verify = |config: String| {
+        std::fs::write(docker.join("config.json"), config).unwrap();
+        run_within(
+            vouch()
+                .args(["oci", "verify", &reference])
+                .env("DOCKER_CONFIG", &docker)
+                .env("PATH", &path),
+            Duration::from_secs(120),
+        )
+    };
+    let before = exchanges(&log).len();
+    verify(login.clone()).expect(0);
+    let made = exchanges(&log);
+    let mine = &made[before..];
+    assert!(
+        mine.iter().any(|e| e["refresh_token_ok"] == true
+            && e["client_id"] == "vouch"
+            && e["service"] == "vouch-test"
+            && e["scope"][0] == "repository:private/tokened:pull"),
+        "{mine:?}"
+    );
+    verify(format!(r#"{{"credHelpers":{{"{host}":"vouchtoken"}}}}"#)).expect(0);
+    let refused = verify(format!(
+        r#"{{"auths":{{"{host}":{{"identitytoken":"not-the-token"}}}}}}"#
+    ))
+    .expect(3);
+    assert!(refused.stderr.contains("401"), "{}", refused.stderr);
+    verify("{}".into()).expect(3);
+}
+
+/// A child process killed when the test ends.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 #[test]
 fn malformed_references_and_flags_are_usage_errors() {
     for (reference, why) in [

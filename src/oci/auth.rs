@@ -18,7 +18,14 @@ use crate::fsio::read_input;
 #[derive(Clone, PartialEq, Eq)]
 pub enum Credentials {
     Anonymous,
-    Basic { username: String, password: String },
+    Basic {
+        username: String,
+        password: String,
+    },
+    /// An OAuth2 refresh token (Docker's "identity token", from `docker login` against a
+    /// registry whose token service issues them): exchanged at the token realm for a pull
+    /// token, never sent to the registry itself.
+    IdentityToken(String),
 }
 
 impl std::fmt::Debug for Credentials {
@@ -26,6 +33,7 @@ impl std::fmt::Debug for Credentials {
         match self {
             Credentials::Anonymous => f.write_str("Anonymous"),
             Credentials::Basic { username, .. } => write!(f, "Basic({username}, <password>)"),
+            Credentials::IdentityToken(_) => f.write_str("IdentityToken(<token>)"),
         }
     }
 }
@@ -108,7 +116,12 @@ pub fn from_docker_config(path: &Path, host: &str) -> Result<Found> {
     let Some(entry) = entry else {
         return Ok(anonymous(Vec::new()));
     };
-    let credentials = if let Some(encoded) = entry.auth.as_deref().filter(|a| !a.is_empty()) {
+    // `docker login` keeps an identity token beside `auth` holding the user name alone
+    // ("USER:"); the token is what docker uses then.
+    let credentials = if let Some(token) = entry.identitytoken.as_deref().filter(|t| !t.is_empty())
+    {
+        Credentials::IdentityToken(token.to_string())
+    } else if let Some(encoded) = entry.auth.as_deref().filter(|a| !a.is_empty()) {
         let decoded = base64::engine::general_purpose::STANDARD
             .decode(encoded.trim())
             .ok()
@@ -135,13 +148,8 @@ pub fn from_docker_config(path: &Path, host: &str) -> Result<Found> {
             password: password.clone(),
         }
     } else {
-        let what = if entry.identitytoken.is_some() {
-            "an identity token, which vouch cannot exchange"
-        } else {
-            "no username and password"
-        };
         return Ok(anonymous(vec![format!(
-            "{}: the entry for {host} holds {what}; going on anonymously (give vouch the credentials itself)",
+            "{}: the entry for {host} holds no username and password; going on anonymously (give vouch the credentials itself)",
             path.display()
         )]));
     };
@@ -262,20 +270,17 @@ fn from_helper(config: &Path, name: &str, host: &str, timeout: Duration) -> Resu
         ))
     })?;
     let source = format!("{program} (named in {})", config.display());
-    if answer.username == "<token>" {
-        return Ok(Found {
-            credentials: Credentials::Anonymous,
-            source: None,
-            warnings: vec![format!(
-                "{source} gave an identity token for {host}, which vouch cannot exchange; going on anonymously (give vouch the credentials itself)"
-            )],
-        });
-    }
-    Ok(Found {
-        credentials: Credentials::Basic {
+    // Docker's helpers answer an identity token with this user name.
+    let credentials = if answer.username == "<token>" {
+        Credentials::IdentityToken(answer.secret)
+    } else {
+        Credentials::Basic {
             username: answer.username,
             password: answer.secret,
-        },
+        }
+    };
+    Ok(Found {
+        credentials,
         source: Some(source),
         warnings: Vec::new(),
     })
@@ -338,15 +343,22 @@ mod tests {
     }
 
     #[test]
-    fn identity_tokens_are_named_in_warnings_and_bad_helper_names_refused() {
+    fn identity_tokens_are_kept_and_bad_helper_names_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = config(
             dir.path(),
             r#"{"auths":{"tok.example":{"identitytoken":"x"}}}"#,
         );
         let token = from_docker_config(&path, "tok.example").unwrap();
-        assert_eq!(token.credentials, Credentials::Anonymous);
-        assert!(token.warnings[0].contains("identity token"));
+        assert_eq!(token.credentials, Credentials::IdentityToken("x".into()));
+        assert!(token.warnings.is_empty());
+        // As `docker login` writes it: the user name alone in `auth`, and the token.
+        let path = config(
+            dir.path(),
+            r#"{"auths":{"tok.example":{"auth":"dm91Y2g6","identitytoken":"y"}}}"#,
+        );
+        let token = from_docker_config(&path, "tok.example").unwrap();
+        assert_eq!(token.credentials, Credentials::IdentityToken("y".into()));
         let path = config(
             dir.path(),
             r#"{"credHelpers":{"reg.example":"../../bin/sh"}}"#,

@@ -338,14 +338,23 @@ impl Registry {
             .unwrap_or_default();
         match bearer_challenge(header) {
             Some(challenge) => self.token(&challenge).await.map(Some),
-            None => Ok(self.basic()),
+            None => {
+                if let Credentials::IdentityToken(_) = self.credentials {
+                    self.note(format!(
+                        "{} gave an identity token, which only a token service takes, and {} asks for a user name and password",
+                        self.credentials_source(),
+                        self.base.host_str().unwrap_or_default()
+                    ));
+                }
+                Ok(self.basic())
+            }
         }
     }
 
     /// `Basic` and the credentials, if there are any.
     fn basic(&self) -> Option<HeaderValue> {
         match &self.credentials {
-            Credentials::Anonymous => None,
+            Credentials::Anonymous | Credentials::IdentityToken(_) => None,
             Credentials::Basic { username, password } => {
                 let encoded = base64::engine::general_purpose::STANDARD
                     .encode(format!("{username}:{password}"));
@@ -368,7 +377,11 @@ impl Registry {
             ))
         })?;
         let basic = self.basic();
-        if basic.is_some() {
+        let identity_token = match &self.credentials {
+            Credentials::IdentityToken(token) => Some(token),
+            _ => None,
+        };
+        if basic.is_some() || identity_token.is_some() {
             let plain_to_this_machine = realm.scheme() == "http"
                 && self.base.scheme() == "http"
                 && realm.host_str().is_some_and(is_loopback);
@@ -387,18 +400,41 @@ impl Registry {
                 ));
             }
         }
-        let mut token_url = realm.clone();
-        {
-            let mut query = token_url.query_pairs_mut();
-            query.append_pair("scope", &format!("repository:{}:pull", self.repository));
+        let scope = format!("repository:{}:pull", self.repository);
+        let request = if let Some(refresh_token) = identity_token {
+            // The OAuth2 refresh-token grant of the distribution token spec, as docker and
+            // containers/image send an identity token.
+            let mut form = form_urlencoded::Serializer::new(String::new());
+            form.append_pair("grant_type", "refresh_token")
+                .append_pair("refresh_token", refresh_token)
+                .append_pair("client_id", "vouch")
+                .append_pair("scope", &scope);
             if let Some(service) = &challenge.service {
-                query.append_pair("service", service);
+                form.append_pair("service", service);
             }
-        }
-        let mut request = self.http.get(token_url);
-        if let Some(basic) = basic {
-            request = request.header(AUTHORIZATION, basic);
-        }
+            let body = form.finish();
+            self.http
+                .post(realm.clone())
+                .header(
+                    reqwest::header::CONTENT_TYPE,
+                    "application/x-www-form-urlencoded",
+                )
+                .body(body)
+        } else {
+            let mut token_url = realm.clone();
+            {
+                let mut query = token_url.query_pairs_mut();
+                query.append_pair("scope", &scope);
+                if let Some(service) = &challenge.service {
+                    query.append_pair("service", service);
+                }
+            }
+            let mut request = self.http.get(token_url);
+            if let Some(basic) = basic {
+                request = request.header(AUTHORIZATION, basic);
+            }
+            request
+        };
         let what = format!("the token from {realm}");
         let deadline = deadline_for(MAX_TOKEN_BYTES, self.timeout, self.min_rate);
         let body = within(deadline, &what, async {
@@ -687,20 +723,19 @@ impl Store for Registry {
         let started = Instant::now();
         let what = format!("the blob {digest}");
         let response = self.call(|| within(deadline, &what, self.get(&path, "*/*")))?;
-        Ok(Box::new(BodyReader {
-            runtime: &self.runtime,
+        let late = format!(
+            "the blob {digest} ({} bytes) did not arrive within its deadline of {:.0} s (the {} s timeout plus its size at the minimum rate of {} bytes per second)",
+            descriptor.size,
+            deadline.as_secs_f64(),
+            self.timeout.as_secs(),
+            self.min_rate
+        );
+        Ok(Box::new(BodyReader::start(
+            &self.runtime,
             response,
-            chunk: bytes::Bytes::new(),
-            done: false,
-            deadline: started + deadline,
-            what: format!(
-                "the blob {digest} ({} bytes) did not arrive within its deadline of {:.0} s (the {} s timeout plus its size at the minimum rate of {} bytes per second)",
-                descriptor.size,
-                deadline.as_secs_f64(),
-                self.timeout.as_secs(),
-                self.min_rate
-            ),
-        }))
+            started + deadline,
+            late,
+        )))
     }
 
     fn tagged(&self, tag: &str) -> Result<Option<Vec<u8>>, Unavailable> {
@@ -762,38 +797,92 @@ impl Store for Registry {
     }
 }
 
-/// An HTTP body as a blocking reader that gives up at its deadline.
-struct BodyReader<'a> {
-    runtime: &'a tokio::runtime::Runtime,
-    response: reqwest::Response,
+/// How many chunks of a body the network runtime reads ahead of the reader: the transfer
+/// goes on while the reader hashes, and memory stays bounded (hyper's chunks are at most a
+/// few hundred KiB).
+const READ_AHEAD_CHUNKS: usize = 32;
+
+/// What the network runtime hands the reader: a chunk, the end of the body, or why the
+/// transfer failed.
+type Handed = io::Result<Option<bytes::Bytes>>;
+
+/// An HTTP body as a blocking reader, read ahead by a task on the network runtime that gives
+/// up at the deadline.
+struct BodyReader {
+    chunks: tokio::sync::mpsc::Receiver<Handed>,
     chunk: bytes::Bytes,
-    /// The body has ended; the stream is not polled again.
     done: bool,
-    deadline: Instant,
-    /// What to say when the deadline passes.
-    what: String,
+    task: tokio::task::JoinHandle<()>,
 }
 
-impl Read for BodyReader<'_> {
+impl BodyReader {
+    fn start(
+        runtime: &tokio::runtime::Runtime,
+        mut response: reqwest::Response,
+        deadline: Instant,
+        late: String,
+    ) -> BodyReader {
+        let (sender, chunks) = tokio::sync::mpsc::channel::<Handed>(READ_AHEAD_CHUNKS);
+        let task = runtime.spawn(async move {
+            let transfer = async {
+                loop {
+                    let handed = match response.chunk().await {
+                        Ok(Some(chunk)) => Ok(Some(chunk)),
+                        Ok(None) => Ok(None),
+                        Err(e) => Err(io::Error::other(error_chain(&e))),
+                    };
+                    let last = !matches!(handed, Ok(Some(_)));
+                    // A send fails only when the reader is gone: nothing more to do.
+                    if sender.send(handed).await.is_err() || last {
+                        return;
+                    }
+                }
+            };
+            if tokio::time::timeout_at(deadline.into(), transfer)
+                .await
+                .is_err()
+            {
+                let _ = sender
+                    .send(Err(io::Error::new(io::ErrorKind::TimedOut, late)))
+                    .await;
+            }
+        });
+        BodyReader {
+            chunks,
+            chunk: bytes::Bytes::new(),
+            done: false,
+            task,
+        }
+    }
+}
+
+impl Read for BodyReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         while self.chunk.is_empty() {
             if self.done {
                 return Ok(0);
             }
-            let remaining = self.deadline.saturating_duration_since(Instant::now());
-            // The timer is made inside the runtime, whose clock it needs.
-            let response = &mut self.response;
-            let next = async move { tokio::time::timeout(remaining, response.chunk()).await };
-            match self.runtime.block_on(next) {
-                Err(_) => return Err(io::Error::new(io::ErrorKind::TimedOut, self.what.clone())),
-                Ok(Ok(Some(chunk))) => self.chunk = chunk,
-                Ok(Ok(None)) => self.done = true,
-                Ok(Err(e)) => return Err(io::Error::other(error_chain(&e))),
+            match self.chunks.blocking_recv() {
+                Some(Ok(Some(chunk))) => self.chunk = chunk,
+                Some(Ok(None)) => self.done = true,
+                Some(Err(e)) => return Err(e),
+                // The task ended without saying the body was complete: never a clean end.
+                None => {
+                    return Err(io::Error::other(
+                        "the transfer stopped before the body ended",
+                    ))
+                }
             }
         }
         let n = buf.len().min(self.chunk.len());
         buf[..n].copy_from_slice(&self.chunk.split_to(n));
         Ok(n)
+    }
+}
+
+impl Drop for BodyReader {
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }
 

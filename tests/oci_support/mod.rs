@@ -58,6 +58,12 @@ impl Registry {
         Registry::start_with(Auth::Token { realm, bundle }, Some((certificate, key)))
     }
 
+    /// A registry on plain HTTP that sends clients for tokens to `realm` (tokens it checks
+    /// against the certificates in `bundle`).
+    pub fn start_with_token_realm(realm: &str, bundle: &Path) -> Registry {
+        Registry::start_with(Auth::Token { realm, bundle }, None)
+    }
+
     fn start_with(auth: Auth, tls: Option<(&Path, &Path)>) -> Registry {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
