@@ -9,7 +9,7 @@ use crate::fsio::read_input;
 use crate::sign::keyless::{IdentityRule, IssuerRule, KeylessPolicy};
 use crate::sign::keys::PublicKey;
 use crate::sign::x509::pem_certificates;
-use crate::sign::SignerPolicy;
+use crate::sign::{DetachedPolicy, SignerPolicy};
 
 /// Where trust comes from, as named on the command line or in a drift config; loading it
 /// reads the keys, certificates or trusted root.
@@ -142,17 +142,28 @@ impl TrustSpec {
         }
     }
 
-    /// The keyless policy; an error for the other kinds of trust.
-    pub fn load_keyless(&self) -> Result<KeylessPolicy> {
+    /// The policy a detached Sigstore bundle is verified under: a key or an identity; an
+    /// error for certificates.
+    pub fn load_detached(&self) -> Result<DetachedPolicy> {
+        match self.load()? {
+            SignerPolicy::Key(key) => Ok(DetachedPolicy::Key(key)),
+            SignerPolicy::Keyless(policy) => Ok(DetachedPolicy::Keyless(policy)),
+            SignerPolicy::CertificateChain { .. } => Err(Error::Usage(
+                "a detached Sigstore bundle is verified with --key, or with --identity and --issuer"
+                    .into(),
+            )),
+        }
+    }
+
+    /// The keyless policy of a [`TrustSpec::Keyless`].
+    fn load_keyless(&self) -> Result<KeylessPolicy> {
         let TrustSpec::Keyless {
             identity,
             issuer,
             trusted_root,
         } = self
         else {
-            return Err(Error::Usage(
-                "a detached Sigstore bundle is verified with an identity and issuer".into(),
-            ));
+            return Err(Error::Usage("no Sigstore identity and issuer given".into()));
         };
         let identity = match identity {
             IdentitySpec::Exact(identity) => IdentityRule::Exact(identity.clone()),

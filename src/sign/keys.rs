@@ -167,6 +167,23 @@ impl PublicKey {
             .is_ok()
     }
 
+    /// The curve's hash, which a message signed with this key is digested with.
+    pub fn digest_algorithm(&self) -> &'static aws_lc_rs::digest::Algorithm {
+        match self.curve {
+            Curve::P256 => &aws_lc_rs::digest::SHA256,
+            Curve::P384 => &aws_lc_rs::digest::SHA384,
+            Curve::P521 => &aws_lc_rs::digest::SHA512,
+        }
+    }
+
+    /// Checks an ECDSA (DER) signature over the message whose [`Self::digest_algorithm`]
+    /// digest is `digest`.
+    pub fn verify_digest(&self, digest: &aws_lc_rs::digest::Digest, signature_der: &[u8]) -> bool {
+        signature::UnparsedPublicKey::new(self.curve.verification(), &self.point)
+            .verify_digest(digest, signature_der)
+            .is_ok()
+    }
+
     /// Checks a signature made the way model-signing 0.2 made it (SHA-256 on any curve).
     pub fn verify_sha256(&self, message: &[u8], signature_der: &[u8]) -> bool {
         signature::UnparsedPublicKey::new(self.curve.verification_sha256(), &self.point)
@@ -283,6 +300,10 @@ mod tests {
             let signature = key.sign(b"message");
             assert!(public.verify(b"message", &signature));
             assert!(!public.verify(b"massage", &signature));
+            let digest = aws_lc_rs::digest::digest(public.digest_algorithm(), b"message");
+            assert!(public.verify_digest(&digest, &signature));
+            let other = aws_lc_rs::digest::digest(public.digest_algorithm(), b"massage");
+            assert!(!public.verify_digest(&other, &signature));
             let reread = PublicKey::from_pem(public.pem().as_bytes()).unwrap();
             assert_eq!(reread, public);
             assert_eq!(public.hint().len(), 64);
