@@ -12,8 +12,8 @@ use std::process::Command;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use common::{
-    edited_bundle, flip_byte, pseudo_random, require_tool, run, sha256_hex, shared_testdata,
-    skip, vouch_run, Ran,
+    edited_bundle, flip_byte, pseudo_random, require_tool, run, sha256_hex, shared_testdata, skip,
+    vouch_run, Ran,
 };
 use serde_json::Value;
 
@@ -52,8 +52,18 @@ impl Peer {
 
     /// Signs `file` with `key` as `kind` (`sign-message` or `sign-dsse`) into `bundle`.
     fn sign(&self, kind: &str, key: &Path, file: &Path, bundle: &Path) {
-        let ran = self.run(&[os(kind), key.as_os_str(), file.as_os_str(), bundle.as_os_str()]);
-        assert_eq!(ran.code, Some(0), "sigstore-js {kind} failed:\n{}", ran.stderr);
+        let ran = self.run(&[
+            os(kind),
+            key.as_os_str(),
+            file.as_os_str(),
+            bundle.as_os_str(),
+        ]);
+        assert_eq!(
+            ran.code,
+            Some(0),
+            "sigstore-js {kind} failed:\n{}",
+            ran.stderr
+        );
     }
 
     /// Whether @sigstore/verify accepts `bundle` over `file` with `public`.
@@ -67,7 +77,11 @@ impl Peer {
         match ran.code {
             Some(0) => true,
             Some(1) => false,
-            _ => panic!("sigstore-js verify failed to run:\n{}{}", ran.stdout(), ran.stderr),
+            _ => panic!(
+                "sigstore-js verify failed to run:\n{}{}",
+                ran.stdout(),
+                ran.stderr
+            ),
         }
     }
 }

@@ -12,7 +12,6 @@
 use std::io::Read;
 
 use aws_lc_rs::digest::{self, SHA256};
-
 use sigstore_trust_root::{TrustedRoot, SIGSTORE_PRODUCTION_TRUSTED_ROOT};
 use sigstore_types::{Bundle, DerPublicKey, HashAlgorithm, SignatureContent};
 use sigstore_types::{MessageSignature, VerificationMaterialContent};
@@ -53,9 +52,9 @@ pub fn verify(json: &str, artifact: impl Read, key: &PublicKey) -> Result<String
             if !key.verify(&envelope.pae(), envelope.signature.sig.as_bytes()) {
                 return Err(not_by(key));
             }
-            let subject = subject_sha256(envelope.payload.as_bytes())?;
-            let [file] = digests(artifact, [&SHA256])?;
-            let file = hex::encode(file.as_ref());
+            let subject =
+                subject_sha256(envelope.payload.as_bytes()).map_err(DetachedFailure::Rejected)?;
+            let file = hex::encode(digest_of(artifact, &SHA256)?.as_ref());
             if !subject.eq_ignore_ascii_case(&file) {
                 return Err(DetachedFailure::ArtifactMismatch(format!(
                     "the signed statement's subject is sha256:{subject}, the file's sha256:{file}"
@@ -71,8 +70,10 @@ pub fn verify(json: &str, artifact: impl Read, key: &PublicKey) -> Result<String
     Ok(signer)
 }
 
-/// The message digest must be the file's SHA-256, and the signature must verify over the
-/// file (digested with the key's curve hash) with `key`.
+/// The message digest must be the file's (SHA-256, -384 or -512, as the bundle says), and
+/// the signature must verify with `key` over the file hashed so (as sigstore-verify
+/// resolves the scheme: cosign signs a P-384 key's message with SHA-384, sigstore-js with
+/// the SHA-256 it names).
 fn verify_message(
     message: &MessageSignature,
     artifact: impl Read,
@@ -84,21 +85,25 @@ fn verify_message(
                 .to_string(),
         )
     })?;
-    if declared.algorithm != HashAlgorithm::Sha2256 {
-        return Err(DetachedFailure::Malformed(format!(
-            "messageSignature.messageDigest is {:?}; vouch checks SHA2_256 message digests",
-            declared.algorithm
-        )));
-    }
-    let [file, signed] = digests(artifact, [&SHA256, key.digest_algorithm()])?;
+    let (algorithm, name) = match declared.algorithm {
+        HashAlgorithm::Sha2256 => (&digest::SHA256, "sha256"),
+        HashAlgorithm::Sha2384 => (&digest::SHA384, "sha384"),
+        HashAlgorithm::Sha2512 => (&digest::SHA512, "sha512"),
+        other => {
+            return Err(DetachedFailure::Malformed(format!(
+                "messageSignature.messageDigest is {other:?}, not SHA2_256, SHA2_384 or SHA2_512"
+            )))
+        }
+    };
+    let file = digest_of(artifact, algorithm)?;
     if declared.digest.as_bytes() != file.as_ref() {
         return Err(DetachedFailure::ArtifactMismatch(format!(
-            "the bundle's message digest is sha256:{}, the file's sha256:{}",
+            "the bundle's message digest is {name}:{}, the file's {name}:{}",
             hex::encode(declared.digest.as_bytes()),
             hex::encode(file.as_ref())
         )));
     }
-    if !key.verify_digest(&signed, message.signature.as_bytes()) {
+    if !key.verify_digest(&file, message.signature.as_bytes()) {
         return Err(not_by(key));
     }
     Ok(())
@@ -112,17 +117,17 @@ fn not_by(key: &PublicKey) -> DetachedFailure {
     )))
 }
 
-/// The digests of everything `artifact` yields, one per algorithm, in one pass.
-fn digests<const N: usize>(
+/// The digest of everything `artifact` yields.
+fn digest_of(
     mut artifact: impl Read,
-    algorithms: [&'static digest::Algorithm; N],
-) -> Result<[digest::Digest; N], DetachedFailure> {
-    let mut contexts = algorithms.map(digest::Context::new);
+    algorithm: &'static digest::Algorithm,
+) -> Result<digest::Digest, DetachedFailure> {
+    let mut context = digest::Context::new(algorithm);
     let mut buffer = vec![0; 1 << 20];
     loop {
         match artifact.read(&mut buffer) {
-            Ok(0) => return Ok(contexts.map(digest::Context::finish)),
-            Ok(read) => contexts.iter_mut().for_each(|c| c.update(&buffer[..read])),
+            Ok(0) => return Ok(context.finish()),
+            Ok(read) => context.update(&buffer[..read]),
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => return Err(DetachedFailure::Unreadable(e)),
         }

@@ -167,19 +167,24 @@ impl PublicKey {
             .is_ok()
     }
 
-    /// The curve's hash, which a message signed with this key is digested with.
-    pub fn digest_algorithm(&self) -> &'static aws_lc_rs::digest::Algorithm {
-        match self.curve {
-            Curve::P256 => &aws_lc_rs::digest::SHA256,
-            Curve::P384 => &aws_lc_rs::digest::SHA384,
-            Curve::P521 => &aws_lc_rs::digest::SHA512,
-        }
-    }
-
-    /// Checks an ECDSA (DER) signature over the message whose [`Self::digest_algorithm`]
-    /// digest is `digest`.
+    /// Checks an ECDSA (DER) signature over the message whose SHA-256, -384 or -512 is
+    /// `digest` (the hash a Sigstore message signature names; false for another hash).
     pub fn verify_digest(&self, digest: &aws_lc_rs::digest::Digest, signature_der: &[u8]) -> bool {
-        signature::UnparsedPublicKey::new(self.curve.verification(), &self.point)
+        use aws_lc_rs::digest::{SHA256, SHA384, SHA512};
+        let hash = digest.algorithm();
+        let algorithm = match (self.curve, hash) {
+            (Curve::P256, h) if h == &SHA256 => &signature::ECDSA_P256_SHA256_ASN1,
+            (Curve::P256, h) if h == &SHA384 => &signature::ECDSA_P256_SHA384_ASN1,
+            (Curve::P256, h) if h == &SHA512 => &signature::ECDSA_P256_SHA512_ASN1,
+            (Curve::P384, h) if h == &SHA256 => &signature::ECDSA_P384_SHA256_ASN1,
+            (Curve::P384, h) if h == &SHA384 => &signature::ECDSA_P384_SHA384_ASN1,
+            (Curve::P384, h) if h == &SHA512 => &signature::ECDSA_P384_SHA512_ASN1,
+            (Curve::P521, h) if h == &SHA256 => &signature::ECDSA_P521_SHA256_ASN1,
+            (Curve::P521, h) if h == &SHA384 => &signature::ECDSA_P521_SHA384_ASN1,
+            (Curve::P521, h) if h == &SHA512 => &signature::ECDSA_P521_SHA512_ASN1,
+            _ => return false,
+        };
+        signature::UnparsedPublicKey::new(algorithm, &self.point)
             .verify_digest(digest, signature_der)
             .is_ok()
     }
@@ -300,9 +305,14 @@ mod tests {
             let signature = key.sign(b"message");
             assert!(public.verify(b"message", &signature));
             assert!(!public.verify(b"massage", &signature));
-            let digest = aws_lc_rs::digest::digest(public.digest_algorithm(), b"message");
+            let hash = match curve {
+                Curve::P256 => &aws_lc_rs::digest::SHA256,
+                Curve::P384 => &aws_lc_rs::digest::SHA384,
+                Curve::P521 => &aws_lc_rs::digest::SHA512,
+            };
+            let digest = aws_lc_rs::digest::digest(hash, b"message");
             assert!(public.verify_digest(&digest, &signature));
-            let other = aws_lc_rs::digest::digest(public.digest_algorithm(), b"massage");
+            let other = aws_lc_rs::digest::digest(hash, b"massage");
             assert!(!public.verify_digest(&other, &signature));
             let reread = PublicKey::from_pem(public.pem().as_bytes()).unwrap();
             assert_eq!(reread, public);

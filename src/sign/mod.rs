@@ -375,7 +375,9 @@ pub fn verify_detached(
         DetachedPolicy::Keyless(policy) => keyless::verify_detached(&bundle.json, artifact, policy)
             .map(|signer| signer.describe())
             .map_err(|failure| match failure {
-                keyless::KeylessFailure::ArtifactMismatch(m) => DetachedFailure::ArtifactMismatch(m),
+                keyless::KeylessFailure::ArtifactMismatch(m) => {
+                    DetachedFailure::ArtifactMismatch(m)
+                }
                 keyless::KeylessFailure::Rejected(r) => DetachedFailure::Rejected(r),
             }),
     }
