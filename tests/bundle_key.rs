@@ -465,4 +465,17 @@ fn unreadable_keys_and_malformed_key_bundles_are_input_errors() {
         os("https://issuer.example.com"),
     ])
     .expect(2);
+    // Log entries are checked against the root shipped with vouch; a trusted root goes with
+    // an identity only.
+    vouch_run([
+        os("verify"),
+        file.as_os_str(),
+        os("--bundle"),
+        bundle.as_os_str(),
+        os("--key"),
+        keys.a_pub.as_os_str(),
+        os("--trusted-root"),
+        keys.a_pub.as_os_str(),
+    ])
+    .expect(2);
 }

@@ -116,11 +116,7 @@ impl TrustParts {
 impl TrustSpec {
     pub fn load(&self) -> Result<SignerPolicy> {
         match self {
-            TrustSpec::Key(path) => {
-                let key = PublicKey::from_pem(&read_input(path)?)
-                    .map_err(|e| Error::input(path, e.to_string()))?;
-                Ok(SignerPolicy::Key(key))
-            }
+            TrustSpec::Key(path) => Ok(SignerPolicy::Key(load_key(path)?)),
             TrustSpec::CertificateChain {
                 paths,
                 allow_partial,
@@ -145,10 +141,10 @@ impl TrustSpec {
     /// The policy a detached Sigstore bundle is verified under: a key or an identity; an
     /// error for certificates.
     pub fn load_detached(&self) -> Result<DetachedPolicy> {
-        match self.load()? {
-            SignerPolicy::Key(key) => Ok(DetachedPolicy::Key(key)),
-            SignerPolicy::Keyless(policy) => Ok(DetachedPolicy::Keyless(policy)),
-            SignerPolicy::CertificateChain { .. } => Err(Error::Usage(
+        match self {
+            TrustSpec::Key(path) => Ok(DetachedPolicy::Key(load_key(path)?)),
+            TrustSpec::Keyless { .. } => Ok(DetachedPolicy::Keyless(Box::new(self.load_keyless()?))),
+            TrustSpec::CertificateChain { .. } => Err(Error::Usage(
                 "a detached Sigstore bundle is verified with --key, or with --identity and --issuer"
                     .into(),
             )),
@@ -192,4 +188,9 @@ impl TrustSpec {
             )
         })
     }
+}
+
+/// The public key in the PEM file at `path`.
+fn load_key(path: &std::path::Path) -> Result<PublicKey> {
+    PublicKey::from_pem(&read_input(path)?).map_err(|e| Error::input(path, e.to_string()))
 }
