@@ -305,6 +305,54 @@ fn a_message_signature_made_by_sigstore_js_verifies_with_its_key_only() {
 }
 
 #[test]
+fn a_p384_message_signature_verifies_with_the_hash_its_digest_names() {
+    let test = "a_p384_message_signature_verifies_with_the_hash_its_digest_names";
+    let Some(peer) = Peer::find(test) else {
+        return;
+    };
+    let Some(openssl) = require_tool(test, "openssl") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (key, public) = (dir.path().join("p384.key"), dir.path().join("p384.pub"));
+    for args in [
+        vec![
+            os("ecparam"),
+            os("-genkey"),
+            os("-name"),
+            os("secp384r1"),
+            os("-noout"),
+            os("-out"),
+            key.as_os_str(),
+        ],
+        vec![
+            os("pkey"),
+            os("-in"),
+            key.as_os_str(),
+            os("-pubout"),
+            os("-out"),
+            public.as_os_str(),
+        ],
+    ] {
+        let ran = run(Command::new(&openssl).args(&args));
+        assert_eq!(ran.code, Some(0), "openssl {args:?}: {}", ran.stderr);
+    }
+    let file = dir.path().join("weights.bin");
+    std::fs::write(&file, pseudo_random(9_000, 2)).unwrap();
+    let bundle = dir.path().join("bundle.json");
+    // sigstore-js names SHA2_256 and signs with it whatever the curve.
+    peer.sign("sign-message", &key, &file, &bundle);
+    assert!(peer.accepts(&public, &file, &bundle));
+    let subjects = subjects(&verify(&file, &bundle, &public).expect(0));
+    assert!(subjects[0].2.ends_with("(P-384)"), "{subjects:?}");
+    let changed = dir.path().join("changed.bin");
+    std::fs::copy(&file, &changed).unwrap();
+    flip_byte(&changed, 8_999);
+    assert!(!peer.accepts(&public, &changed, &bundle));
+    verify(&changed, &bundle, &public).expect(1);
+}
+
+#[test]
 fn a_dsse_statement_made_by_sigstore_js_verifies_with_its_key_only() {
     let test = "a_dsse_statement_made_by_sigstore_js_verifies_with_its_key_only";
     let Some(peer) = Peer::find(test) else {
@@ -439,6 +487,19 @@ fn unreadable_keys_and_malformed_key_bundles_are_input_errors() {
         verify(&file, &no_signature, &keys.a_pub),
         &no_signature,
         "Sigstore bundle format",
+    );
+
+    // A bundle signed with a certificate is no key's signature.
+    let certified = dir.path().join("certified.json");
+    edited_bundle(&bundle, &certified, |b| {
+        b["verificationMaterial"] = serde_json::json!({
+            "certificate": {"rawBytes": STANDARD.encode(b"not checked: refused by its kind")}
+        });
+    });
+    assert_refused(
+        verify(&file, &certified, &keys.a_pub),
+        "rejected",
+        "signed with a certificate, not a key",
     );
 
     // A key goes alone: not with certificates, nor an identity.
