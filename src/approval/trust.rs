@@ -9,7 +9,7 @@ use crate::fsio::read_input;
 use crate::sign::keyless::{IdentityRule, IssuerRule, KeylessPolicy};
 use crate::sign::keys::PublicKey;
 use crate::sign::x509::pem_certificates;
-use crate::sign::SignerPolicy;
+use crate::sign::{DetachedPolicy, SignerPolicy};
 
 /// Where trust comes from, as named on the command line or in a drift config; loading it
 /// reads the keys, certificates or trusted root.
@@ -116,11 +116,7 @@ impl TrustParts {
 impl TrustSpec {
     pub fn load(&self) -> Result<SignerPolicy> {
         match self {
-            TrustSpec::Key(path) => {
-                let key = PublicKey::from_pem(&read_input(path)?)
-                    .map_err(|e| Error::input(path, e.to_string()))?;
-                Ok(SignerPolicy::Key(key))
-            }
+            TrustSpec::Key(path) => Ok(SignerPolicy::Key(load_key(path)?)),
             TrustSpec::CertificateChain {
                 paths,
                 allow_partial,
@@ -138,47 +134,73 @@ impl TrustSpec {
                     allow_partial: *allow_partial,
                 })
             }
-            TrustSpec::Keyless { .. } => Ok(SignerPolicy::Keyless(Box::new(self.load_keyless()?))),
+            TrustSpec::Keyless {
+                identity,
+                issuer,
+                trusted_root,
+            } => Ok(SignerPolicy::Keyless(Box::new(load_keyless(
+                identity,
+                issuer,
+                trusted_root.as_deref(),
+            )?))),
         }
     }
 
-    /// The keyless policy; an error for the other kinds of trust.
-    pub fn load_keyless(&self) -> Result<KeylessPolicy> {
-        let TrustSpec::Keyless {
-            identity,
-            issuer,
-            trusted_root,
-        } = self
-        else {
-            return Err(Error::Usage(
-                "a detached Sigstore bundle is verified with an identity and issuer".into(),
-            ));
-        };
-        let identity = match identity {
-            IdentitySpec::Exact(identity) => IdentityRule::Exact(identity.clone()),
-            IdentitySpec::Pattern(pattern) => IdentityRule::pattern(pattern)
-                .map_err(|e| Error::Usage(e.to_string()).with_hint(Hint::IdentityPattern))?,
-        };
-        let issuer = match issuer {
-            IdentitySpec::Exact(issuer) => IssuerRule::Exact(issuer.clone()),
-            IdentitySpec::Pattern(pattern) => {
-                IssuerRule::pattern(pattern).map_err(|e| Error::Usage(e.to_string()))?
-            }
-        };
-        let root = match trusted_root {
-            Some(path) => Some(
-                String::from_utf8(read_input(path)?)
-                    .map_err(|_| Error::input(path, "is not UTF-8 JSON"))?,
-            ),
-            None => None,
-        };
-        KeylessPolicy::new(identity, issuer, root.as_deref()).map_err(|e| {
-            Error::input(
-                trusted_root
-                    .as_deref()
-                    .unwrap_or(std::path::Path::new("<built-in trusted root>")),
-                e.to_string(),
-            )
-        })
+    /// The policy a detached Sigstore bundle is verified under: a key or an identity; an
+    /// error for certificates.
+    pub fn load_detached(&self) -> Result<DetachedPolicy> {
+        match self {
+            TrustSpec::Key(path) => Ok(DetachedPolicy::Key(load_key(path)?)),
+            TrustSpec::Keyless {
+                identity,
+                issuer,
+                trusted_root,
+            } => Ok(DetachedPolicy::Keyless(Box::new(load_keyless(
+                identity,
+                issuer,
+                trusted_root.as_deref(),
+            )?))),
+            TrustSpec::CertificateChain { .. } => Err(Error::Usage(
+                "a detached Sigstore bundle is verified with --key, or with --identity and --issuer"
+                    .into(),
+            )),
+        }
     }
+}
+
+/// The keyless policy of a [`TrustSpec::Keyless`].
+fn load_keyless(
+    identity: &IdentitySpec,
+    issuer: &IdentitySpec,
+    trusted_root: Option<&std::path::Path>,
+) -> Result<KeylessPolicy> {
+    let identity = match identity {
+        IdentitySpec::Exact(identity) => IdentityRule::Exact(identity.clone()),
+        IdentitySpec::Pattern(pattern) => IdentityRule::pattern(pattern)
+            .map_err(|e| Error::Usage(e.to_string()).with_hint(Hint::IdentityPattern))?,
+    };
+    let issuer = match issuer {
+        IdentitySpec::Exact(issuer) => IssuerRule::Exact(issuer.clone()),
+        IdentitySpec::Pattern(pattern) => {
+            IssuerRule::pattern(pattern).map_err(|e| Error::Usage(e.to_string()))?
+        }
+    };
+    let root = match trusted_root {
+        Some(path) => Some(
+            String::from_utf8(read_input(path)?)
+                .map_err(|_| Error::input(path, "is not UTF-8 JSON"))?,
+        ),
+        None => None,
+    };
+    KeylessPolicy::new(identity, issuer, root.as_deref()).map_err(|e| {
+        Error::input(
+            trusted_root.unwrap_or(std::path::Path::new("<built-in trusted root>")),
+            e.to_string(),
+        )
+    })
+}
+
+/// The public key in the PEM file at `path`.
+fn load_key(path: &std::path::Path) -> Result<PublicKey> {
+    PublicKey::from_pem(&read_input(path)?).map_err(|e| Error::input(path, e.to_string()))
 }

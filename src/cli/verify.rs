@@ -215,7 +215,7 @@ pub(super) fn check(args: &VerifyArgs, given: &Path) -> Result<Report> {
     let flags = &args.serialization;
     let signatures = &args.signatures;
     if let Some(bundle) = &signatures.bundle {
-        return verify_detached_file(model, bundle, &signatures.trust.spec()?.load_keyless()?);
+        return verify_detached_file(model, bundle, &signatures.trust.spec()?.load_detached()?);
     }
     let approval = approval(args, Some(model))?;
     let options = VerifyOptions {
@@ -268,7 +268,8 @@ struct SignatureArgs {
     #[arg(long, value_name = "FILE")]
     signature: Option<PathBuf>,
     /// A detached Sigstore bundle over MODEL, a single file (as cosign and sigstore-python
-    /// write them); needs --identity/--identity-regexp and --issuer/--issuer-regexp
+    /// write them); needs --identity/--identity-regexp and --issuer/--issuer-regexp, or --key
+    /// for a bundle signed with a key (cosign sign-blob --key)
     #[arg(long, value_name = "FILE")]
     bundle: Option<PathBuf>,
     #[command(flatten)]

@@ -220,7 +220,7 @@ pub fn verify_detached(
 }
 
 /// A reason a user can act on, naming which check failed.
-fn reason(error: &SigstoreError) -> String {
+pub(super) fn reason(error: &SigstoreError) -> String {
     match error {
         SigstoreError::IdentityMismatch { .. } | SigstoreError::IssuerMismatch { .. } => {
             error.to_string()

@@ -167,6 +167,28 @@ impl PublicKey {
             .is_ok()
     }
 
+    /// Checks an ECDSA (DER) signature over the message whose SHA-256, -384 or -512 is
+    /// `digest` (the hash a Sigstore message signature names; false for another hash).
+    pub fn verify_digest(&self, digest: &aws_lc_rs::digest::Digest, signature_der: &[u8]) -> bool {
+        use aws_lc_rs::digest::{SHA256, SHA384, SHA512};
+        let hash = digest.algorithm();
+        let algorithm = match (self.curve, hash) {
+            (Curve::P256, h) if h == &SHA256 => &signature::ECDSA_P256_SHA256_ASN1,
+            (Curve::P256, h) if h == &SHA384 => &signature::ECDSA_P256_SHA384_ASN1,
+            (Curve::P256, h) if h == &SHA512 => &signature::ECDSA_P256_SHA512_ASN1,
+            (Curve::P384, h) if h == &SHA256 => &signature::ECDSA_P384_SHA256_ASN1,
+            (Curve::P384, h) if h == &SHA384 => &signature::ECDSA_P384_SHA384_ASN1,
+            (Curve::P384, h) if h == &SHA512 => &signature::ECDSA_P384_SHA512_ASN1,
+            (Curve::P521, h) if h == &SHA256 => &signature::ECDSA_P521_SHA256_ASN1,
+            (Curve::P521, h) if h == &SHA384 => &signature::ECDSA_P521_SHA384_ASN1,
+            (Curve::P521, h) if h == &SHA512 => &signature::ECDSA_P521_SHA512_ASN1,
+            _ => return false,
+        };
+        signature::UnparsedPublicKey::new(algorithm, &self.point)
+            .verify_digest(digest, signature_der)
+            .is_ok()
+    }
+
     /// Checks a signature made the way model-signing 0.2 made it (SHA-256 on any curve).
     pub fn verify_sha256(&self, message: &[u8], signature_der: &[u8]) -> bool {
         signature::UnparsedPublicKey::new(self.curve.verification_sha256(), &self.point)
@@ -283,6 +305,15 @@ mod tests {
             let signature = key.sign(b"message");
             assert!(public.verify(b"message", &signature));
             assert!(!public.verify(b"massage", &signature));
+            let hash = match curve {
+                Curve::P256 => &aws_lc_rs::digest::SHA256,
+                Curve::P384 => &aws_lc_rs::digest::SHA384,
+                Curve::P521 => &aws_lc_rs::digest::SHA512,
+            };
+            let digest = aws_lc_rs::digest::digest(hash, b"message");
+            assert!(public.verify_digest(&digest, &signature));
+            let other = aws_lc_rs::digest::digest(hash, b"massage");
+            assert!(!public.verify_digest(&other, &signature));
             let reread = PublicKey::from_pem(public.pem().as_bytes()).unwrap();
             assert_eq!(reread, public);
             assert_eq!(public.hint().len(), 64);

@@ -8,6 +8,7 @@
 
 pub mod bundle;
 pub mod cosign;
+mod key_bundle;
 pub mod keyless;
 pub mod keys;
 mod legacy_pem;
@@ -341,13 +342,45 @@ pub fn read_detached_bundle(bytes: Vec<u8>) -> Result<DetachedBundle, BundleErro
     })
 }
 
-/// Verifies the bytes `artifact` reads against a detached bundle under a keyless policy.
+/// Who must have signed a detached bundle.
+pub enum DetachedPolicy {
+    /// The holder of this key (`--key`).
+    Key(PublicKey),
+    /// A Sigstore identity and issuer.
+    Keyless(Box<KeylessPolicy>),
+}
+
+/// Why a detached bundle does not verify the file.
+#[derive(Debug)]
+pub enum DetachedFailure {
+    /// The signature holds, but over other content than the file.
+    ArtifactMismatch(String),
+    /// The signature, its signer, log entry or timestamp was refused.
+    Rejected(Rejection),
+    /// The bundle cannot be checked as it is written (an input error).
+    Malformed(String),
+    /// The file could not be read.
+    Unreadable(std::io::Error),
+}
+
+/// Verifies the bytes `artifact` reads against a detached bundle under `policy`, and names
+/// the signer.
 pub fn verify_detached(
     bundle: &DetachedBundle,
     artifact: impl std::io::Read,
-    policy: &KeylessPolicy,
-) -> Result<keyless::KeylessSigner, keyless::KeylessFailure> {
-    keyless::verify_detached(&bundle.json, artifact, policy)
+    policy: &DetachedPolicy,
+) -> Result<String, DetachedFailure> {
+    match policy {
+        DetachedPolicy::Key(key) => key_bundle::verify(&bundle.json, artifact, key),
+        DetachedPolicy::Keyless(policy) => keyless::verify_detached(&bundle.json, artifact, policy)
+            .map(|signer| signer.describe())
+            .map_err(|failure| match failure {
+                keyless::KeylessFailure::ArtifactMismatch(m) => {
+                    DetachedFailure::ArtifactMismatch(m)
+                }
+                keyless::KeylessFailure::Rejected(r) => DetachedFailure::Rejected(r),
+            }),
+    }
 }
 
 #[cfg(test)]

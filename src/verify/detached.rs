@@ -1,5 +1,6 @@
 //! One file against a detached Sigstore bundle: a message signature or a DSSE attestation
-//! whose subject is the file, as cosign and sigstore-python write them.
+//! whose subject is the file, as cosign and sigstore-python write them, signed keyless or
+//! with a key.
 
 use std::path::Path;
 use std::time::Instant;
@@ -8,14 +9,15 @@ use crate::error::{Error, Hint, Result};
 use crate::hash::ReadError;
 use crate::manifest::statement::{PREDICATE_TYPE, PREDICATE_TYPE_V0_2};
 use crate::report::{Report, Subject, Verdict};
-use crate::sign::keyless::{KeylessFailure, KeylessPolicy};
-use crate::sign::{read_detached_bundle, verify_detached, Rejection};
+use crate::sign::{
+    read_detached_bundle, verify_detached, DetachedFailure, DetachedPolicy, Rejection,
+};
 
 /// Verifies the file at `file` against the detached bundle at `bundle_path` under `policy`.
 pub fn verify_detached_file(
     file: &Path,
     bundle_path: &Path,
-    policy: &KeylessPolicy,
+    policy: &DetachedPolicy,
 ) -> Result<Report> {
     let started = Instant::now();
     let bundle = read_detached_bundle(crate::fsio::read_input(bundle_path)?)
@@ -51,18 +53,21 @@ pub fn verify_detached_file(
     let file_name = file.display().to_string();
     let subjects = match verify_detached(&bundle, std::io::BufReader::new(handle), policy) {
         Ok(signer) => vec![
-            Subject::new(bundle_name, Verdict::Ok)
-                .message(format!("signed by {}", signer.describe())),
+            Subject::new(bundle_name, Verdict::Ok).message(format!("signed by {signer}")),
             Subject::new(file_name, Verdict::Ok).message("matches the signed digest"),
         ],
-        Err(KeylessFailure::ArtifactMismatch(detail)) => {
+        Err(DetachedFailure::ArtifactMismatch(detail)) => {
             vec![Subject::new(file_name, Verdict::Changed).message(format!(
                 "the bundle signs other content than this file ({detail})"
             ))]
         }
-        Err(KeylessFailure::Rejected(Rejection(reason))) => {
+        Err(DetachedFailure::Rejected(Rejection(reason))) => {
             vec![Subject::new(bundle_name, Verdict::Rejected).message(reason)]
         }
+        Err(DetachedFailure::Malformed(problem)) => {
+            return Err(Error::input(bundle_path, problem));
+        }
+        Err(DetachedFailure::Unreadable(e)) => return Err(Error::io(file, e)),
     };
     Ok(Report {
         target: file.display().to_string(),

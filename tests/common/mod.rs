@@ -8,6 +8,8 @@
 //!   lists) and what they may claim.
 //! - `pins.rs`: `--digest` and `--manifest-digest` pins of a whole model.
 //! - `signatures.rs`: signature formats, their fixtures, forged and altered variants.
+//! - `bundle_key.rs`: detached Sigstore bundles signed with a key, made and checked by
+//!   sigstore-js (`peers/sigstore_js_peer.js`).
 //! - `faults.rs`: files that change while read, special files, links, races between the walk
 //!   and the open (strace), unreadable files, half-written outputs.
 //! - `formats_hostile.rs`: header readers against random, truncated and hostile bytes.

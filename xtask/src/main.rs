@@ -72,6 +72,15 @@ const NPM_PEERS: &[(&str, &str, &str)] = &[(
     "Sarif.Multitool",
 )];
 
+/// npm libraries the peer scripts under tests/peers/ require (found through NODE_PATH at the
+/// prefix's node_modules): sigstore-js signs and verifies key-signed Sigstore bundles.
+const NPM_LIBRARIES: &[&str] = &[
+    "@sigstore/sign@4.1.1",
+    "@sigstore/verify@3.1.1",
+    "@sigstore/bundle@4.0.0",
+    "@sigstore/core@3.2.1",
+];
+
 fn main() {
     let args: Vec<String> = env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
@@ -268,7 +277,11 @@ fn python_peers() -> Result<PathBuf, String> {
 fn npm_peers() -> Result<Vec<PathBuf>, String> {
     let prefix = root().join("target/peers/npm");
     let stamp = prefix.join("vouch-peers.txt");
-    let wanted: Vec<&str> = NPM_PEERS.iter().map(|(package, _, _)| *package).collect();
+    let wanted: Vec<&str> = NPM_PEERS
+        .iter()
+        .map(|(package, _, _)| *package)
+        .chain(NPM_LIBRARIES.iter().copied())
+        .collect();
     let wanted_text = wanted.join("\n");
     if std::fs::read_to_string(&stamp).ok().as_deref() != Some(wanted_text.as_str()) {
         std::fs::create_dir_all(&prefix)

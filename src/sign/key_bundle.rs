@@ -1,0 +1,163 @@
+//! Detached Sigstore bundles signed with a key (`cosign sign-blob --key --new-bundle-format`,
+//! sigstore-js with a key signer): a message signature over the file, whose message digest
+//! must be the file's SHA-256, or a DSSE in-toto statement whose subject digest is the
+//! file's SHA-256. The key decides: a `publicKey.hint` is not read.
+//!
+//! A bundle with no transparency-log entry and no RFC 3161 timestamp is checked here, as
+//! `cosign verify-blob --key --insecure-ignore-tlog` and model-signing check key bundles. One
+//! that carries either is verified by sigstore-verify against the Sigstore public-good
+//! trusted root: each log entry's inclusion proof, checkpoint and promise, each timestamp,
+//! and that each entry logs this signature.
+
+use std::io::Read;
+
+use aws_lc_rs::digest::{self, SHA256};
+use sigstore_trust_root::{TrustedRoot, SIGSTORE_PRODUCTION_TRUSTED_ROOT};
+use sigstore_types::{Bundle, DerPublicKey, HashAlgorithm, SignatureContent};
+use sigstore_types::{MessageSignature, VerificationMaterialContent};
+use sigstore_verify::{Error as SigstoreError, PublicKeyVerificationPolicy, Verifier};
+
+use super::keys::PublicKey;
+use super::{subject_sha256, DetachedFailure, Rejection};
+
+/// Verifies the bytes `artifact` yields against the detached bundle `json` with `key`, and
+/// names the signer.
+pub fn verify(json: &str, artifact: impl Read, key: &PublicKey) -> Result<String, DetachedFailure> {
+    let bundle = Bundle::from_json(json).map_err(|e| {
+        DetachedFailure::Malformed(format!("does not follow the Sigstore bundle format: {e}"))
+    })?;
+    let material = &bundle.verification_material;
+    if !matches!(material.content, VerificationMaterialContent::PublicKey(_)) {
+        return Err(DetachedFailure::Rejected(Rejection(
+            "the bundle was signed with a certificate, not a key: verify it with --identity and \
+             --issuer (Sigstore keyless)"
+                .to_string(),
+        )));
+    }
+    let signer = format!("key {} ({})", key.hint(), key.curve.name());
+    let logged = !material.tlog_entries.is_empty();
+    if logged
+        || !material
+            .timestamp_verification_data
+            .rfc3161_timestamps
+            .is_empty()
+    {
+        return verify_logged(&bundle, artifact, key, logged, signer);
+    }
+    match &bundle.content {
+        SignatureContent::MessageSignature(message) => {
+            verify_message(message, artifact, key)?;
+        }
+        SignatureContent::DsseEnvelope(envelope) => {
+            if !key.verify(&envelope.pae(), envelope.signature.sig.as_bytes()) {
+                return Err(not_by(key));
+            }
+            let subject =
+                subject_sha256(envelope.payload.as_bytes()).map_err(DetachedFailure::Rejected)?;
+            let file = hex::encode(digest_of(artifact, &SHA256)?.as_ref());
+            if !subject.eq_ignore_ascii_case(&file) {
+                return Err(DetachedFailure::ArtifactMismatch(format!(
+                    "the signed statement's subject is sha256:{subject}, the file's sha256:{file}"
+                )));
+            }
+        }
+        _ => {
+            return Err(DetachedFailure::Malformed(
+                "holds neither a message signature nor a DSSE envelope".to_string(),
+            ))
+        }
+    }
+    Ok(signer)
+}
+
+/// The message digest must be the file's (SHA-256, -384 or -512, as the bundle says), and
+/// the signature must verify with `key` over the file hashed so (as sigstore-verify
+/// resolves the scheme: cosign signs a P-384 key's message with SHA-384, sigstore-js with
+/// the SHA-256 it names).
+fn verify_message(
+    message: &MessageSignature,
+    artifact: impl Read,
+    key: &PublicKey,
+) -> Result<(), DetachedFailure> {
+    let declared = message.message_digest.as_ref().ok_or_else(|| {
+        DetachedFailure::Malformed(
+            "messageSignature.messageDigest is missing: nothing names the signed file's digest"
+                .to_string(),
+        )
+    })?;
+    let (algorithm, name) = match declared.algorithm {
+        HashAlgorithm::Sha2256 => (&digest::SHA256, "sha256"),
+        HashAlgorithm::Sha2384 => (&digest::SHA384, "sha384"),
+        HashAlgorithm::Sha2512 => (&digest::SHA512, "sha512"),
+        other => {
+            return Err(DetachedFailure::Malformed(format!(
+                "messageSignature.messageDigest is {other:?}, not SHA2_256, SHA2_384 or SHA2_512"
+            )))
+        }
+    };
+    let file = digest_of(artifact, algorithm)?;
+    if declared.digest.as_bytes() != file.as_ref() {
+        return Err(DetachedFailure::ArtifactMismatch(format!(
+            "the bundle's message digest is {name}:{}, the file's {name}:{}",
+            hex::encode(declared.digest.as_bytes()),
+            hex::encode(file.as_ref())
+        )));
+    }
+    if !key.verify_digest(&file, message.signature.as_bytes()) {
+        return Err(not_by(key));
+    }
+    Ok(())
+}
+
+fn not_by(key: &PublicKey) -> DetachedFailure {
+    DetachedFailure::Rejected(Rejection(format!(
+        "the signature does not verify with the key {}: the bundle was altered, or another key \
+         signed it",
+        key.hint()
+    )))
+}
+
+/// The digest of everything `artifact` yields.
+fn digest_of(
+    mut artifact: impl Read,
+    algorithm: &'static digest::Algorithm,
+) -> Result<digest::Digest, DetachedFailure> {
+    let mut context = digest::Context::new(algorithm);
+    let mut buffer = vec![0; 1 << 20];
+    loop {
+        match artifact.read(&mut buffer) {
+            Ok(0) => return Ok(context.finish()),
+            Ok(read) => context.update(&buffer[..read]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(DetachedFailure::Unreadable(e)),
+        }
+    }
+}
+
+/// A bundle with log entries (`logged`) or timestamps: sigstore-verify checks them and the
+/// signature against the public-good trusted root.
+fn verify_logged(
+    bundle: &Bundle,
+    artifact: impl Read,
+    key: &PublicKey,
+    logged: bool,
+    signer: String,
+) -> Result<String, DetachedFailure> {
+    let rejected = |m: String| DetachedFailure::Rejected(Rejection(m));
+    let root = TrustedRoot::from_json(SIGSTORE_PRODUCTION_TRUSTED_ROOT)
+        .map_err(|e| rejected(format!("the built-in trusted root: {e}")))?;
+    let verifier =
+        Verifier::new(&root).map_err(|e| rejected(format!("the built-in trusted root: {e}")))?;
+    let mut policy = PublicKeyVerificationPolicy::new(DerPublicKey::new(key.spki.clone()));
+    if !logged {
+        policy = policy.skip_tlog_unsafe();
+    }
+    match verifier.verify_reader(artifact, bundle, &policy) {
+        Ok(result) => Ok(match result.integrated_time() {
+            Some(time) => format!("{signer}, logged at {time}"),
+            None => signer,
+        }),
+        Err(SigstoreError::ArtifactMismatch(m)) => Err(DetachedFailure::ArtifactMismatch(m)),
+        Err(e) => Err(rejected(super::keyless::reason(&e))),
+    }
+}
