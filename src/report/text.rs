@@ -18,6 +18,17 @@ pub fn render(report: &Report) -> String {
             let _ = writeln!(out, "{:<10}   {message}", "");
         }
     }
+    // What passed with something to say: who signed (a signature's subject), and the like.
+    for subject in &report.subjects {
+        if let (Verdict::Ok, Some(message)) = (subject.verdict, &subject.message) {
+            let _ = writeln!(
+                out,
+                "{:<10} {}: {message}",
+                subject.verdict.name(),
+                subject.name
+            );
+        }
+    }
     for warning in &report.warnings {
         let _ = writeln!(out, "warning: {warning}");
     }
@@ -44,6 +55,7 @@ pub fn render(report: &Report) -> String {
         rate(report)
     );
     let total = report.subjects.len();
+    let subjects = if total == 1 { "subject" } else { "subjects" };
     match (report.status(), &report.error) {
         (Status::Error, Some(error)) => {
             let _ = writeln!(out, "vouch: ERROR {}{against}: {error}", report.target);
@@ -51,7 +63,7 @@ pub fn render(report: &Report) -> String {
         (Status::Verified, _) => {
             let _ = writeln!(
                 out,
-                "vouch: verified {}{against}: {total} subjects ok; {totals}",
+                "vouch: verified {}{against}: {total} {subjects} ok; {totals}",
                 report.target
             );
         }
@@ -72,7 +84,7 @@ pub fn render(report: &Report) -> String {
                 .collect();
             let _ = writeln!(
                 out,
-                "vouch: {word} {}{against}: {failed} of {total} subjects failed ({}); {totals}",
+                "vouch: {word} {}{against}: {failed} of {total} {subjects} failed ({}); {totals}",
                 report.target,
                 breakdown.join(", ")
             );
