@@ -238,6 +238,14 @@ fn audit_and_overridden_levels_enforce_what_they_say_and_say_what_was_only_logge
         warnings(&report).contains("counted although Notation's level audit only logged that authenticity"),
         "{report:#}"
     );
+    // And the approval line, which the summary repeats, says so too.
+    assert!(
+        report["approval"]
+            .as_str()
+            .unwrap()
+            .ends_with("the signature that counted did NOT pass authenticity, which this level only logs"),
+        "{report:#}"
+    );
     // audit still enforces integrity.
     verify(
         &layout_ref(&root, "e2e-invalid-signature"),
@@ -462,7 +470,7 @@ fn put_signature(
 fn valid_envelope(root: &Path) -> Vec<u8> {
     let layout = oci_support::Layout::at(&root.join(LAYOUTS).join("e2e-valid-signature"));
     let manifest = layout.read_json(
-        "sha256:90ceaff260d657d797c408ac73564a9c7bb9d86055877c2ba9cb1b4d9d5e8ad2",
+        "sha256:90ceaff260d657d797c408ac73564a9c7bb9d86055877c2a811f0e63b8c6524f",
     );
     std::fs::read(layout.blob_path(manifest["layers"][0]["digest"].as_str().unwrap())).unwrap()
 }

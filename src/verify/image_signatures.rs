@@ -19,7 +19,7 @@ use crate::report::{Report, Subject, Verdict};
 use crate::sign::cosign::{decode_base64, verify_simple_signing, CosignKey, SIGNATURE_ANNOTATION};
 use crate::sign::notation::policy::{Action, Enforcement, Statement, TrustPolicy};
 use crate::sign::notation::{
-    check_target, read_named_store, verify_jws, Anchors, StoreError, TargetArtifact,
+    check_target, read_named_store, verify_jws, Anchors, Refusal, StoreError, TargetArtifact,
 };
 use crate::sign::rekor::{verify_set, RekorLogs, BUNDLE_ANNOTATION};
 
@@ -274,26 +274,50 @@ pub fn judge_notation(
         digest: resolved.digest.prefixed(),
         size: resolved.size,
     };
-    let judged: Vec<Judged> = discovery
+    let (judged, logged): (Vec<Judged>, Vec<Vec<Refusal>>) = discovery
         .attached
         .iter()
         .map(|attached| judge_notation_attached(attached, &target, policy, now))
-        .collect();
-    for j in &judged {
-        if let Ok(message) = &j.outcome {
-            if let Some((_, logged)) = message.split_once(LOGGED) {
-                report.warnings.push(format!(
-                    "{} counted although Notation's level {} only logged that {logged}",
-                    j.name, policy.statement.level
-                ));
-            }
+        .unzip();
+    for (j, logged) in judged.iter().zip(&logged) {
+        if !logged.is_empty() {
+            report.warnings.push(format!(
+                "{} counted although Notation's level {} only logged that {}",
+                j.name,
+                policy.statement.level,
+                join(logged, "; ")
+            ));
         }
     }
-    conclude(judged, discovery, &resolved.digest, &policy.describe(), report);
+    // When every signature that counts failed a validation the level only logs, the
+    // approval line says which, so that no summary says "verified" over it alone.
+    let mut description = policy.describe();
+    let counted: Vec<&Vec<Refusal>> = judged
+        .iter()
+        .zip(&logged)
+        .filter(|(j, _)| j.outcome.is_ok())
+        .map(|(_, l)| l)
+        .collect();
+    if let Some(first) = counted.first().filter(|_| counted.iter().all(|l| !l.is_empty())) {
+        let failed: Vec<&str> = first.iter().map(Refusal::validation).collect();
+        description.push_str(&format!(
+            "; the signature that counted did NOT pass {}, which this level only logs",
+            failed.join(" and ")
+        ));
+    }
+    conclude(judged, discovery, &resolved.digest, &description, report);
 }
 
 /// Where a counted Notation signature's message says what failed and was only logged.
 const LOGGED: &str = "; NOT verified, only logged at this level: ";
+
+fn join(refusals: &[Refusal], separator: &str) -> String {
+    refusals
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(separator)
+}
 
 /// One attached artifact under a Notation policy.
 fn judge_notation_attached(
@@ -301,17 +325,18 @@ fn judge_notation_attached(
     target: &TargetArtifact,
     policy: &NotationPolicy,
     now: SystemTime,
-) -> Judged {
+) -> (Judged, Vec<Refusal>) {
     let places: Vec<String> = attached.found.iter().map(ToString::to_string).collect();
     let kind = attached.artifact_type.as_deref().unwrap_or("untyped artifact");
     if kind != NOTATION_SIGNATURE {
-        return Judged {
+        let judged = Judged {
             name: format!("attached artifact {} ({kind})", attached.digest),
             outcome: Err(Refused::Rejected(format!(
                 "found by the {}; a Notation trust policy counts only Notation signatures ({NOTATION_SIGNATURE})",
                 places.join(" and ")
             ))),
         };
+        return (judged, Vec::new());
     }
     let name = format!("Notation signature {}", attached.digest);
     let outcome = match attached.layers.as_slice() {
@@ -332,17 +357,21 @@ fn judge_notation_attached(
             layers.len()
         ))),
     };
-    Judged { name, outcome }
+    let (outcome, logged) = match outcome {
+        Ok((text, logged)) => (Ok(text), logged),
+        Err(refused) => (Err(refused), Vec::new()),
+    };
+    (Judged { name, outcome }, logged)
 }
 
-/// A JWS envelope under the policy: the reason it is refused, or what held and what was
-/// only logged.
+/// A JWS envelope under the policy: the reason it is refused, or what held and the
+/// failures that were only logged.
 fn judge_envelope(
     envelope: &[u8],
     target: &TargetArtifact,
     policy: &NotationPolicy,
     now: SystemTime,
-) -> std::result::Result<String, String> {
+) -> std::result::Result<(String, Vec<Refusal>), String> {
     let mut examined = verify_jws(envelope, &policy.anchors, now).map_err(|r| r.to_string())?;
     if examined.authenticity.is_none() {
         examined.authenticity = policy.statement.identities.admit(&examined.subject).err();
@@ -383,15 +412,9 @@ fn judge_envelope(
     }
     if !logged.is_empty() {
         text.push_str(LOGGED);
-        text.push_str(
-            &logged
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("; "),
-        );
+        text.push_str(&join(&logged, "; "));
     }
-    Ok(text)
+    Ok((text, logged))
 }
 
 /// Adds one subject per judged signature (or, when one counts, warnings for the others)

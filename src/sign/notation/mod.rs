@@ -43,6 +43,19 @@ pub enum Refusal {
     OtherTarget { found: String, expected: String },
 }
 
+impl Refusal {
+    /// The validation that failed, in words (`authenticity`, `expiry`…).
+    pub fn validation(&self) -> &'static str {
+        match self {
+            Refusal::Integrity(_) | Refusal::OtherTarget { .. } => "integrity",
+            Refusal::Authenticity(_) => "authenticity",
+            Refusal::Expired(_) => "expiry",
+            Refusal::AuthenticTimestamp(_) => "the authentic timestamp",
+            Refusal::Revocation(_) => "revocation",
+        }
+    }
+}
+
 /// What the signature names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TargetArtifact {
