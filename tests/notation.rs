@@ -29,7 +29,11 @@ fn verify_jws_at(
         signing_authority: certs.to_vec(),
         timestamps: None,
     };
-    let logged = if permissive { Action::Log } else { Action::Enforce };
+    let logged = if permissive {
+        Action::Log
+    } else {
+        Action::Enforce
+    };
     let enforcement = Enforcement {
         authenticity: Action::Enforce,
         authentic_timestamp: logged,
@@ -202,7 +206,10 @@ fn nt_valid_and_wrong_store() {
     assert_eq!(sigs.len(), 1);
     let v = verify_jws_at(&sigs[0].1, &cert_store(E2E), SystemTime::now(), false).unwrap();
     check_target(&v, &v1()).unwrap();
-    assert_eq!(v.subject.to_string(), "CN=e2e,O=Notary,L=Seattle,ST=WA,C=US");
+    assert_eq!(
+        v.subject.to_string(),
+        "CN=e2e,O=Notary,L=Seattle,ST=WA,C=US"
+    );
     for permissive in [false, true] {
         let r = verify_jws_at(
             &sigs[0].1,

@@ -168,7 +168,8 @@ fn every_notation_layout_case_verifies_as_cases_json_says() {
             };
             let ran = verify(&reference, &policy, store.path()).expect(expected.status);
             let report = ran.json();
-            let text = format!("{} {}", report["subjects"], warnings(&report)).replace("\\\"", "\"");
+            let text =
+                format!("{} {}", report["subjects"], warnings(&report)).replace("\\\"", "\"");
             for says in expected.says {
                 assert!(
                     text.contains(says),
@@ -220,7 +221,10 @@ fn audit_and_overridden_levels_enforce_what_they_say_and_say_what_was_only_logge
         return;
     };
     let policy = |file: &str| root.join(POLICIES).join(file);
-    let wrong = e2e_store(&root, "notation-e2e-oci-layouts/config/localkeys/new_e2e.crt");
+    let wrong = e2e_store(
+        &root,
+        "notation-e2e-oci-layouts/config/localkeys/new_e2e.crt",
+    );
     let right = e2e_store(&root, E2E);
     let valid = layout_ref(&root, "e2e-valid-signature");
     let expired = layout_ref(&root, "e2e-expired-signature");
@@ -235,15 +239,15 @@ fn audit_and_overridden_levels_enforce_what_they_say_and_say_what_was_only_logge
         "{report:#}"
     );
     assert!(
-        warnings(&report).contains("counted although Notation's level audit only logged that authenticity"),
+        warnings(&report)
+            .contains("counted although Notation's level audit only logged that authenticity"),
         "{report:#}"
     );
     // And the approval line, which the summary repeats, says so too.
     assert!(
-        report["approval"]
-            .as_str()
-            .unwrap()
-            .ends_with("the signature that counted did NOT pass authenticity, which this level only logs"),
+        report["approval"].as_str().unwrap().ends_with(
+            "the signature that counted did NOT pass authenticity, which this level only logs"
+        ),
         "{report:#}"
     );
     // audit still enforces integrity.
@@ -254,20 +258,37 @@ fn audit_and_overridden_levels_enforce_what_they_say_and_say_what_was_only_logge
     )
     .expect(1);
     // audit with authenticity enforced refuses the untrusted signer.
-    let report = verify(&valid, &policy("override_audit_trustpolicy.json"), wrong.path())
-        .expect(1)
-        .json();
-    assert!(report.to_string().contains("authenticity: the signing chain"));
+    let report = verify(
+        &valid,
+        &policy("override_audit_trustpolicy.json"),
+        wrong.path(),
+    )
+    .expect(1)
+    .json();
+    assert!(report
+        .to_string()
+        .contains("authenticity: the signing chain"));
     // strict with everything logged passes an expired signature, saying so.
-    let report = verify(&expired, &policy("override_strict_trustpolicy.json"), right.path())
-        .expect(0)
-        .json();
+    let report = verify(
+        &expired,
+        &policy("override_strict_trustpolicy.json"),
+        right.path(),
+    )
+    .expect(0)
+    .json();
     assert!(
-        signatures(&report)["3829708b"].1.contains("expiry: the signature expired"),
+        signatures(&report)["3829708b"]
+            .1
+            .contains("expiry: the signature expired"),
         "{report:#}"
     );
     // permissive with expiry enforced refuses it.
-    verify(&expired, &policy("override_permissive_trustpolicy.json"), right.path()).expect(1);
+    verify(
+        &expired,
+        &policy("override_permissive_trustpolicy.json"),
+        right.path(),
+    )
+    .expect(1);
     // afterCertExpiry with a tsa store: a certificate valid now needs no timestamp.
     let tsa = trust_store(
         &root,
@@ -279,13 +300,20 @@ fn audit_and_overridden_levels_enforce_what_they_say_and_say_what_was_only_logge
             ),
         ],
     );
-    verify(&valid, &policy("timestamp_after_cert_expiry_trustpolicy.json"), tsa.path()).expect(0);
+    verify(
+        &valid,
+        &policy("timestamp_after_cert_expiry_trustpolicy.json"),
+        tsa.path(),
+    )
+    .expect(0);
     // always: Notation requires a timestamp, and vouch does not verify them.
     let report = verify(&valid, &policy("timestamp_trustpolicy.json"), tsa.path())
         .expect(1)
         .json();
     assert!(
-        report.to_string().contains("vouch does not verify timestamps"),
+        report
+            .to_string()
+            .contains("vouch does not verify timestamps"),
         "{report:#}"
     );
 }
@@ -307,7 +335,13 @@ fn the_other_fixture_policies_that_notation_accepts_verify() {
             &root.join(POLICIES).join(file),
             store.path(),
         );
-        assert_eq!(ran.code, Some(0), "{file}: {}\n{}", ran.stdout(), ran.stderr);
+        assert_eq!(
+            ran.code,
+            Some(0),
+            "{file}: {}\n{}",
+            ran.stdout(),
+            ran.stderr
+        );
     }
 }
 
@@ -320,48 +354,131 @@ fn malformed_policies_and_stores_are_exit_2_naming_the_file() {
     };
     let store = e2e_store(&root, E2E);
     let cases: &[(&str, &str)] = &[
-        ("invalid_format_trustpolicy.json", "not a Notation trust policy document"),
-        ("unset_trusted_identity_trustpolicy.json", "names no trusted identities"),
-        ("empty_trusted_identity_trustpolicy.json", "is not x509.subject: DN"),
-        ("malformed_trusted_identity_trustpolicy.json", "is not x509.subject: DN (no ':')"),
+        (
+            "invalid_format_trustpolicy.json",
+            "not a Notation trust policy document",
+        ),
+        (
+            "unset_trusted_identity_trustpolicy.json",
+            "names no trusted identities",
+        ),
+        (
+            "empty_trusted_identity_trustpolicy.json",
+            "is not x509.subject: DN",
+        ),
+        (
+            "malformed_trusted_identity_trustpolicy.json",
+            "is not x509.subject: DN (no ':')",
+        ),
         ("overlapped_trusted_identity_trustpolicy.json", "overlap"),
-        ("wildcard_plus_other_trusted_identity_trustpolicy.json", "wildcard trusted identity '*' cannot go with other"),
-        ("missing_organization_trusted_identity_trustpolicy.json", "has no O"),
-        ("missing_state_trusted_identity_trustpolicy.json", "has no ST"),
-        ("missing_country_trusted_identity_trustpolicy.json", "has no C"),
-        ("unset_trust_store_trustpolicy.json", "names no trust stores"),
-        ("malformed_trust_store_trustpolicy.json", "a store name is made of"),
+        (
+            "wildcard_plus_other_trusted_identity_trustpolicy.json",
+            "wildcard trusted identity '*' cannot go with other",
+        ),
+        (
+            "missing_organization_trusted_identity_trustpolicy.json",
+            "has no O",
+        ),
+        (
+            "missing_state_trusted_identity_trustpolicy.json",
+            "has no ST",
+        ),
+        (
+            "missing_country_trusted_identity_trustpolicy.json",
+            "has no C",
+        ),
+        (
+            "unset_trust_store_trustpolicy.json",
+            "names no trust stores",
+        ),
+        (
+            "malformed_trust_store_trustpolicy.json",
+            "a store name is made of",
+        ),
         ("wildcard_trust_store_trustpolicy.json", "is not TYPE:NAME"),
         ("invalid_trust_store_trustpolicy.json", "invalid_store"),
         ("multiple_trust_store_trustpolicy.json", "e2e-new"),
         ("quickstart_trustpolicy.json", "wabbit-networks.io"),
         ("generate_test_trustpolicy.json", "sKey"),
-        ("empty_registry_scope_trustpolicy.json", "has no registry scopes"),
+        (
+            "empty_registry_scope_trustpolicy.json",
+            "has no registry scopes",
+        ),
         ("blob_trust_policy.json", "has no registry scopes"),
-        ("malformed_registry_scope_trustpolicy.json", "is not a repository HOST/PATH"),
-        ("wildcard_plus_other_registry_scope_trustpolicy.json", "wildcard registry scope '*' cannot go with other"),
-        ("overlapped_registry_scope_trustpolicy.json", "\"localhost:5000/test-repo6\" is given more than once"),
-        ("multi_statements_with_the_same_registry_scope_trustpolicy.json", "\"localhost:5000/test-repo8\" is given more than once"),
-        ("multi_statements_with_multi_wildcard_registry_scope_trustpolicy.json", "\"*\" is given more than once"),
-        ("multi_statements_with_the_same_name_trustpolicy.json", "two trust policy statements are named \"e2e\""),
-        ("override_integrity_for_permissive_trustpolicy.json", "integrity cannot be overridden"),
-        ("skip_trustpolicy.json", "has the level skip: it verifies nothing, and vouch refuses it"),
-        ("registry_scope_trustpolicy.json", "no trust policy statement applies to an image layout"),
-        ("invalid_registry_scope_trustpolicy.json", "no trust policy statement applies"),
-        ("multiple_registry_scope_trustpolicy.json", "no trust policy statement applies"),
+        (
+            "malformed_registry_scope_trustpolicy.json",
+            "is not a repository HOST/PATH",
+        ),
+        (
+            "wildcard_plus_other_registry_scope_trustpolicy.json",
+            "wildcard registry scope '*' cannot go with other",
+        ),
+        (
+            "overlapped_registry_scope_trustpolicy.json",
+            "\"localhost:5000/test-repo6\" is given more than once",
+        ),
+        (
+            "multi_statements_with_the_same_registry_scope_trustpolicy.json",
+            "\"localhost:5000/test-repo8\" is given more than once",
+        ),
+        (
+            "multi_statements_with_multi_wildcard_registry_scope_trustpolicy.json",
+            "\"*\" is given more than once",
+        ),
+        (
+            "multi_statements_with_the_same_name_trustpolicy.json",
+            "two trust policy statements are named \"e2e\"",
+        ),
+        (
+            "override_integrity_for_permissive_trustpolicy.json",
+            "integrity cannot be overridden",
+        ),
+        (
+            "skip_trustpolicy.json",
+            "has the level skip: it verifies nothing, and vouch refuses it",
+        ),
+        (
+            "registry_scope_trustpolicy.json",
+            "no trust policy statement applies to an image layout",
+        ),
+        (
+            "invalid_registry_scope_trustpolicy.json",
+            "no trust policy statement applies",
+        ),
+        (
+            "multiple_registry_scope_trustpolicy.json",
+            "no trust policy statement applies",
+        ),
     ];
     for (file, says) in cases {
         let policy = root.join(POLICIES).join(file);
-        let ran = verify(&layout_ref(&root, "e2e-valid-signature"), &policy, store.path());
-        assert_eq!(ran.code, Some(2), "{file}: {}\n{}", ran.stdout(), ran.stderr);
-        assert!(ran.stderr.contains(says), "{file}: {says:?} not in {}", ran.stderr);
+        let ran = verify(
+            &layout_ref(&root, "e2e-valid-signature"),
+            &policy,
+            store.path(),
+        );
+        assert_eq!(
+            ran.code,
+            Some(2),
+            "{file}: {}\n{}",
+            ran.stdout(),
+            ran.stderr
+        );
+        assert!(
+            ran.stderr.contains(says),
+            "{file}: {says:?} not in {}",
+            ran.stderr
+        );
         let named = ran.stderr.contains(&policy.display().to_string())
             || ran.stderr.contains(&store.path().display().to_string());
         assert!(named, "{file}: the file is not named: {}", ran.stderr);
     }
     // Every fixture policy is run by one of this file's tests.
     let used = cases.len() + 4 + 10;
-    assert_eq!(std::fs::read_dir(root.join(POLICIES)).unwrap().count(), used);
+    assert_eq!(
+        std::fs::read_dir(root.join(POLICIES)).unwrap().count(),
+        used
+    );
 }
 
 #[test]
@@ -405,8 +522,8 @@ fn a_trust_policy_goes_with_its_store_and_no_other_signature_policy() {
     };
     let policy = root.join(POLICIES).join("trustpolicy.json");
     let valid = layout_ref(&root, "e2e-valid-signature");
-    let ran = oci_support::oci_verify(&valid, &["--trust-policy", policy.to_str().unwrap()])
-        .expect(2);
+    let ran =
+        oci_support::oci_verify(&valid, &["--trust-policy", policy.to_str().unwrap()]).expect(2);
     assert!(ran.stderr.contains("--trust-store"), "{}", ran.stderr);
     let store = e2e_store(&root, E2E);
     let key = root.join("containers-image-cosign/keys/cosign.pub");
@@ -423,7 +540,8 @@ fn a_trust_policy_goes_with_its_store_and_no_other_signature_policy() {
     )
     .expect(2);
     assert!(
-        ran.stderr.contains("--trust-policy and --key each approve on their own"),
+        ran.stderr
+            .contains("--trust-policy and --key each approve on their own"),
         "{}",
         ran.stderr
     );
@@ -439,7 +557,11 @@ fn copy_layout(root: &Path, name: &str, dir: &Path) -> oci_support::Layout {
     }
     for entry in std::fs::read_dir(from.join("blobs/sha256")).unwrap() {
         let entry = entry.unwrap();
-        std::fs::copy(entry.path(), to.join("blobs/sha256").join(entry.file_name())).unwrap();
+        std::fs::copy(
+            entry.path(),
+            to.join("blobs/sha256").join(entry.file_name()),
+        )
+        .unwrap();
     }
     oci_support::Layout::at(&to)
 }
@@ -469,15 +591,15 @@ fn put_signature(
 /// The JWS envelope of the valid signature of `v1`.
 fn valid_envelope(root: &Path) -> Vec<u8> {
     let layout = oci_support::Layout::at(&root.join(LAYOUTS).join("e2e-valid-signature"));
-    let manifest = layout.read_json(
-        "sha256:90ceaff260d657d797c408ac73564a9c7bb9d86055877c2a811f0e63b8c6524f",
-    );
+    let manifest =
+        layout.read_json("sha256:90ceaff260d657d797c408ac73564a9c7bb9d86055877c2a811f0e63b8c6524f");
     std::fs::read(layout.blob_path(manifest["layers"][0]["digest"].as_str().unwrap())).unwrap()
 }
 
 #[test]
 fn a_valid_signature_of_another_image_and_a_cose_envelope_do_not_count() {
-    let Some(root) = fixtures("a_valid_signature_of_another_image_and_a_cose_envelope_do_not_count")
+    let Some(root) =
+        fixtures("a_valid_signature_of_another_image_and_a_cose_envelope_do_not_count")
     else {
         return;
     };
@@ -489,7 +611,13 @@ fn a_valid_signature_of_another_image_and_a_cose_envelope_do_not_count() {
     let mut other = layout.manifest("v1");
     other["annotations"] = json!({"vouch.test": "another image"});
     let v2 = layout.put_manifest("v2", &other);
-    put_signature(&layout, "sig-v2", &v2, "application/jose+json", &valid_envelope(&root));
+    put_signature(
+        &layout,
+        "sig-v2",
+        &v2,
+        "application/jose+json",
+        &valid_envelope(&root),
+    );
     let report = verify(&layout.reference("v2"), &policy, store.path())
         .expect(1)
         .json();
@@ -499,14 +627,17 @@ fn a_valid_signature_of_another_image_and_a_cose_envelope_do_not_count() {
         "{report:#}"
     );
     // A COSE envelope is named, and not counted.
-    let cose = std::fs::read(root.join("notation-go-envelopes/timestamp/coseWithTimestamp.sig")).unwrap();
+    let cose =
+        std::fs::read(root.join("notation-go-envelopes/timestamp/coseWithTimestamp.sig")).unwrap();
     let v1 = layout.descriptor("v1");
     put_signature(&layout, "sig-cose", &v1, "application/cose", &cose);
     let report = verify(&layout.reference("v1"), &policy, store.path())
         .expect(1)
         .json();
     assert!(
-        report.to_string().contains("its envelope is COSE (application/cose), which vouch does not verify yet"),
+        report
+            .to_string()
+            .contains("its envelope is COSE (application/cose), which vouch does not verify yet"),
         "{report:#}"
     );
 }
@@ -530,7 +661,13 @@ fn http(port: u16, method: &str, path: &str, content_type: &str, body: &[u8]) ->
 /// Pushes a blob with a monolithic upload (POST, then PUT with its digest).
 fn push_blob(port: u16, repository: &str, bytes: &[u8]) {
     let digest = format!("sha256:{}", common::sha256_hex(bytes));
-    let (status, response) = http(port, "POST", &format!("/v2/{repository}/blobs/uploads/"), "application/octet-stream", b"");
+    let (status, response) = http(
+        port,
+        "POST",
+        &format!("/v2/{repository}/blobs/uploads/"),
+        "application/octet-stream",
+        b"",
+    );
     assert_eq!(status, 202, "{response}");
     let location = response
         .lines()
@@ -541,18 +678,36 @@ fn push_blob(port: u16, repository: &str, bytes: &[u8]) {
         .strip_prefix(&format!("http://127.0.0.1:{port}"))
         .unwrap_or(location);
     let sep = if location.contains('?') { '&' } else { '?' };
-    let (status, response) = http(port, "PUT", &format!("{location}{sep}digest={digest}"), "application/octet-stream", bytes);
+    let (status, response) = http(
+        port,
+        "PUT",
+        &format!("{location}{sep}digest={digest}"),
+        "application/octet-stream",
+        bytes,
+    );
     assert_eq!(status, 201, "{response}");
 }
 
 /// Pushes the manifest or index `digest` of `layout` (with its blobs, or the manifests it
 /// lists) and tags it `tag` (or puts it by digest).
-fn push(port: u16, repository: &str, layout: &oci_support::Layout, digest: &str, tag: Option<&str>) {
+fn push(
+    port: u16,
+    repository: &str,
+    layout: &oci_support::Layout,
+    digest: &str,
+    tag: Option<&str>,
+) {
     let bytes = std::fs::read(layout.blob_path(digest)).unwrap();
     let document: Value = serde_json::from_slice(&bytes).unwrap();
     if let Some(manifests) = document["manifests"].as_array() {
         for m in manifests {
-            push(port, repository, layout, m["digest"].as_str().unwrap(), None);
+            push(
+                port,
+                repository,
+                layout,
+                m["digest"].as_str().unwrap(),
+                None,
+            );
         }
     } else {
         let mut blobs = vec![document["config"].clone()];
@@ -589,7 +744,13 @@ fn notation_signatures_in_a_real_registry_verify_until_the_tag_moves() {
     // The signature manifest and its referrers fallback index (docker-registry 2.8 has
     // no referrers API), as Notation pushes them.
     let index = layout.descriptor(&fallback);
-    push(port, "vouch/nt", &layout, index["digest"].as_str().unwrap(), Some(&fallback));
+    push(
+        port,
+        "vouch/nt",
+        &layout,
+        index["digest"].as_str().unwrap(),
+        Some(&fallback),
+    );
     let reference = registry.reference("vouch/nt:v1");
     assert_eq!(oci_support::oci_digest(&reference), V1);
     let store = e2e_store(&root, E2E);
@@ -604,12 +765,21 @@ fn notation_signatures_in_a_real_registry_verify_until_the_tag_moves() {
     exact["name"] = json!("this-repository");
     exact["registryScopes"] = json!([format!("127.0.0.1:{port}/vouch/nt")]);
     exact["trustedIdentities"] = json!(["x509.subject: C=US, ST=WA, O=Notary, CN=someone else"]);
-    document["trustPolicies"].as_array_mut().unwrap().push(exact);
+    document["trustPolicies"]
+        .as_array_mut()
+        .unwrap()
+        .push(exact);
     std::fs::write(scoped.path(), document.to_string()).unwrap();
-    let report = verify(&reference, scoped.path(), store.path()).expect(1).json();
+    let report = verify(&reference, scoped.path(), store.path())
+        .expect(1)
+        .json();
     assert!(
-        report.to_string().contains("statement \\\"this-repository\\\"")
-            && report.to_string().contains("matches none of the trusted identities"),
+        report
+            .to_string()
+            .contains("statement \\\"this-repository\\\"")
+            && report
+                .to_string()
+                .contains("matches none of the trusted identities"),
         "{report:#}"
     );
     // The tag moves to another image: it has no signature.
@@ -618,11 +788,71 @@ fn notation_signatures_in_a_real_registry_verify_until_the_tag_moves() {
     let mut other = moved.manifest("v1");
     other["annotations"] = json!({"vouch.test": "moved"});
     let other = moved.put_manifest("v2", &other);
-    push(port, "vouch/nt", &moved, other["digest"].as_str().unwrap(), Some("v1"));
+    push(
+        port,
+        "vouch/nt",
+        &moved,
+        other["digest"].as_str().unwrap(),
+        Some("v1"),
+    );
     let report = verify(&reference, &any, store.path()).expect(1).json();
     assert!(signatures(&report).is_empty(), "{report:#}");
     assert!(
-        report.to_string().contains(&format!("no signature of {} was found", other["digest"].as_str().unwrap())),
+        report.to_string().contains(&format!(
+            "no signature of {} was found",
+            other["digest"].as_str().unwrap()
+        )),
         "{report:#}"
+    );
+}
+
+#[test]
+fn a_drift_image_target_takes_a_trust_policy_and_store() {
+    let Some(root) = fixtures("a_drift_image_target_takes_a_trust_policy_and_store") else {
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    let config = work.path().join("vouch.toml");
+    // The store beside the config, named relative to it.
+    let store = work.path().join("truststore/x509/ca/e2e");
+    std::fs::create_dir_all(&store).unwrap();
+    let run = |layout: &str, certificate: &str, extra: &str| {
+        std::fs::copy(root.join(certificate), store.join("e2e.crt")).unwrap();
+        std::fs::write(
+            &config,
+            format!(
+                "[[target]]\nname = \"app\"\nowner = \"ops@example.com\"\nimage = \"{}\"\ntrust_policy = \"{}\"\ntrust_store = \"truststore\"\n{extra}",
+                layout_ref(&root, layout),
+                root.join(POLICIES).join("trustpolicy.json").display()
+            ),
+        )
+        .unwrap();
+        common::run(
+            common::vouch()
+                .args(["drift", "run", "--format", "json", "-c"])
+                .arg(&config),
+        )
+    };
+    let report = run("e2e-valid-signature", E2E, "").expect(0).json();
+    assert!(
+        report
+            .to_string()
+            .contains("Notation signature sha256:90ceaff2"),
+        "{report}"
+    );
+    let report = run(
+        "e2e-valid-signature",
+        "notation-e2e-oci-layouts/config/localkeys/new_e2e.crt",
+        "",
+    )
+    .expect(1)
+    .json();
+    assert!(report.to_string().contains("authenticity: "), "{report}");
+    let ran = run("e2e-valid-signature", E2E, "key = \"cosign.pub\"\n").expect(2);
+    assert!(
+        ran.stderr
+            .contains("trust_policy and key each approve on their own"),
+        "{}",
+        ran.stderr
     );
 }

@@ -67,7 +67,10 @@ impl TrustParts {
     pub fn given(&self) -> Vec<Setting> {
         [
             (Setting::Key, self.key.is_some()),
-            (Setting::CertificateChain, !self.certificate_chain.is_empty()),
+            (
+                Setting::CertificateChain,
+                !self.certificate_chain.is_empty(),
+            ),
             (Setting::AllowPartialChain, self.allow_partial_chain),
             (Setting::Identity, self.identity.is_some()),
             (Setting::IdentityRegexp, self.identity_regexp.is_some()),

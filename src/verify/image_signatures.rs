@@ -39,8 +39,13 @@ impl Policy {
                 key,
                 repository,
                 trusted_root,
-            } => KeyPolicy::load(key, repository.as_deref(), trusted_root.as_deref(), reference)
-                .map(Policy::Key),
+            } => KeyPolicy::load(
+                key,
+                repository.as_deref(),
+                trusted_root.as_deref(),
+                reference,
+            )
+            .map(Policy::Key),
             ImageSigners::Notation {
                 trust_policy,
                 trust_store,
@@ -80,8 +85,8 @@ impl NotationPolicy {
         trust_store: &Path,
         reference: &ImageRef,
     ) -> Result<NotationPolicy> {
-        let document =
-            TrustPolicy::parse(&read_input(trust_policy)?).map_err(|e| Error::input(trust_policy, e))?;
+        let document = TrustPolicy::parse(&read_input(trust_policy)?)
+            .map_err(|e| Error::input(trust_policy, e))?;
         let repository = match reference {
             ImageRef::Registry(image) => Some(format!("{}/{}", image.host, image.repository)),
             ImageRef::Layout(_) => None,
@@ -298,7 +303,10 @@ pub fn judge_notation(
         .filter(|(j, _)| j.outcome.is_ok())
         .map(|(_, l)| l)
         .collect();
-    if let Some(first) = counted.first().filter(|_| counted.iter().all(|l| !l.is_empty())) {
+    if let Some(first) = counted
+        .first()
+        .filter(|_| counted.iter().all(|l| !l.is_empty()))
+    {
         let failed: Vec<&str> = first.iter().map(Refusal::validation).collect();
         description.push_str(&format!(
             "; the signature that counted did NOT pass {}, which this level only logs",
@@ -327,7 +335,10 @@ fn judge_notation_attached(
     now: SystemTime,
 ) -> (Judged, Vec<Refusal>) {
     let places: Vec<String> = attached.found.iter().map(ToString::to_string).collect();
-    let kind = attached.artifact_type.as_deref().unwrap_or("untyped artifact");
+    let kind = attached
+        .artifact_type
+        .as_deref()
+        .unwrap_or("untyped artifact");
     if kind != NOTATION_SIGNATURE {
         let judged = Judged {
             name: format!("attached artifact {} ({kind})", attached.digest),
@@ -382,14 +393,22 @@ fn judge_envelope(
     check_target(&examined, target).map_err(|r| r.to_string())?;
     let mut held = vec!["integrity", "its target"];
     let checks = [
-        ("authenticity", &examined.authenticity, policy.enforcement.authenticity),
+        (
+            "authenticity",
+            &examined.authenticity,
+            policy.enforcement.authenticity,
+        ),
         ("expiry", &examined.expiry, policy.enforcement.expiry),
         (
             "the authentic timestamp",
             &examined.authentic_timestamp,
             policy.enforcement.authentic_timestamp,
         ),
-        ("revocation", &examined.revocation, policy.enforcement.revocation),
+        (
+            "revocation",
+            &examined.revocation,
+            policy.enforcement.revocation,
+        ),
     ];
     for (what, failure, action) in checks {
         if failure.is_none() && action != Action::Skip {

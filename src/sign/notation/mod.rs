@@ -21,7 +21,9 @@ use std::path::Path;
 use std::time::SystemTime;
 use x509_cert::der::asn1::ObjectIdentifier;
 use x509_cert::der::Decode;
-use x509_cert::ext::pkix::{AuthorityInfoAccessSyntax, BasicConstraints, ExtendedKeyUsage, KeyUsage, KeyUsages};
+use x509_cert::ext::pkix::{
+    AuthorityInfoAccessSyntax, BasicConstraints, ExtendedKeyUsage, KeyUsage, KeyUsages,
+};
 use x509_cert::name::Name;
 use x509_cert::Certificate;
 
@@ -96,10 +98,22 @@ impl Examined {
     pub fn decide(&self, enforcement: &policy::Enforcement) -> Result<Vec<Refusal>, Refusal> {
         use policy::Action;
         let checks = [
-            (enforcement.authenticity, &self.authenticity, Refusal::Authenticity as fn(String) -> Refusal),
+            (
+                enforcement.authenticity,
+                &self.authenticity,
+                Refusal::Authenticity as fn(String) -> Refusal,
+            ),
             (enforcement.expiry, &self.expiry, Refusal::Expired),
-            (enforcement.authentic_timestamp, &self.authentic_timestamp, Refusal::AuthenticTimestamp),
-            (enforcement.revocation, &self.revocation, Refusal::Revocation),
+            (
+                enforcement.authentic_timestamp,
+                &self.authentic_timestamp,
+                Refusal::AuthenticTimestamp,
+            ),
+            (
+                enforcement.revocation,
+                &self.revocation,
+                Refusal::Revocation,
+            ),
         ];
         let mut logged = Vec::new();
         for (action, failure, kind) in checks {
@@ -180,7 +194,10 @@ pub fn read_named_store(root: &Path, name: &policy::StoreName) -> Result<Vec<Vec
     for dir in [x509.clone(), x509.join(&name.kind)] {
         let meta = std::fs::symlink_metadata(&dir).map_err(|e| StoreError::Bad {
             path: dir.display().to_string(),
-            detail: format!("{e} (the trust store {}:{} is needed)", name.kind, name.name),
+            detail: format!(
+                "{e} (the trust store {}:{} is needed)",
+                name.kind, name.name
+            ),
         })?;
         if !meta.is_dir() {
             return Err(StoreError::Bad {
@@ -220,7 +237,11 @@ const KNOWN_CRIT: &[&str] = &[
 /// failure), then the chain against `anchors`, expiry, the certificates' validity and
 /// whether revocation could be checked, each recorded in the [`Examined`] for a level to
 /// decide on. Trusted identities are the caller's to check against [`Examined::subject`].
-pub fn verify_jws(envelope: &[u8], anchors: &Anchors, now: SystemTime) -> Result<Examined, Refusal> {
+pub fn verify_jws(
+    envelope: &[u8],
+    anchors: &Anchors,
+    now: SystemTime,
+) -> Result<Examined, Refusal> {
     let doc: serde_json::Value = crate::json::from_slice(envelope)
         .map_err(|e| Refusal::Integrity(format!("the envelope is not JSON: {e}")))?;
     let field = |name: &str| {

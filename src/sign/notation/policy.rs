@@ -251,7 +251,9 @@ fn statement(raw: &RawStatement) -> Result<Statement, String> {
             }
         };
         if action == Action::Skip && key != "revocation" {
-            return Err(bad(format!("override {key:?}: only revocation may be skipped")));
+            return Err(bad(format!(
+                "override {key:?}: only revocation may be skipped"
+            )));
         }
         match key.as_str() {
             "integrity" => return Err(bad("integrity cannot be overridden".into())),
@@ -421,10 +423,7 @@ pub fn parse_dn(text: &str) -> Result<BTreeMap<String, String>, String> {
             return Err("multi-valued RDNs (TYPE=A+TYPE=B) are not supported".into());
         }
         let kind = kind.trim();
-        let valid_type = kind
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_alphabetic())
+        let valid_type = kind.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
             && kind.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
             || !kind.is_empty() && kind.chars().all(|c| c.is_ascii_digit() || c == '.');
         if !valid_type {
