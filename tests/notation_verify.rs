@@ -856,3 +856,67 @@ fn a_drift_image_target_takes_a_trust_policy_and_store() {
         ran.stderr
     );
 }
+
+/// The RFC 3161-timestamped signature of the fixtures, its self-signed signer (expired
+/// 2025-01-22) made the store's one certificate: vouch verifies no timestamp, so under a
+/// policy with a tsa store the authentic-timestamp validation fails, and says why.
+#[test]
+fn a_timestamped_signature_is_not_rescued_by_a_timestamp_vouch_does_not_verify() {
+    let Some(root) =
+        fixtures("a_timestamped_signature_is_not_rescued_by_a_timestamp_vouch_does_not_verify")
+    else {
+        return;
+    };
+    let layout =
+        oci_support::Layout::at(&root.join(LAYOUTS).join("e2e-with-timestamped-signature"));
+    let signature = layout.read_json(layout.index()["manifests"][1]["digest"].as_str().unwrap());
+    let envelope: Value = serde_json::from_slice(
+        &std::fs::read(layout.blob_path(signature["layers"][0]["digest"].as_str().unwrap()))
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(envelope["header"]["io.cncf.notary.timestampSignature"].is_string());
+    let signer = base64::Engine::decode(
+        &base64::engine::general_purpose::STANDARD,
+        envelope["header"]["x5c"][0].as_str().unwrap(),
+    )
+    .unwrap();
+    let work = tempfile::tempdir().unwrap();
+    std::fs::write(work.path().join("testcert7.crt"), signer).unwrap();
+    let store = trust_store(
+        work.path(),
+        &[
+            ("ca:e2e", vec!["testcert7.crt".into()]),
+            (
+                "tsa:e2e",
+                vec![root.join("notation-e2e-oci-layouts/config/timestamp/globalsignTSARoot.cer")],
+            ),
+        ],
+    );
+    let reference = layout.reference("v1");
+    // It also expired (io.cncf.notary.expiry 2025-01-21), refused first at strict.
+    let strict = root.join(POLICIES).join("timestamp_trustpolicy.json");
+    let report = verify(&reference, &strict, store.path()).expect(1).json();
+    assert!(
+        signatures(&report)["6a5cd3a8"]
+            .1
+            .starts_with("expiry: the signature expired at 2025-01-21"),
+        "{report:#}"
+    );
+    // With expiry only logged, the timestamp is what refuses it.
+    for (file, says) in [
+        ("timestamp_trustpolicy.json", "Notation requires an RFC 3161 timestamp, and vouch does not verify timestamps"),
+        ("timestamp_after_cert_expiry_trustpolicy.json", "vouch does not verify the RFC 3161 timestamp that could show it was signed while it was valid"),
+    ] {
+        let mut policy: Value =
+            serde_json::from_slice(&std::fs::read(root.join(POLICIES).join(file)).unwrap())
+                .unwrap();
+        policy["trustPolicies"][0]["signatureVerification"]["override"] = json!({"expiry": "log"});
+        let path = work.path().join(file);
+        std::fs::write(&path, policy.to_string()).unwrap();
+        let report = verify(&reference, &path, store.path()).expect(1).json();
+        let (verdict, message) = &signatures(&report)["6a5cd3a8"];
+        assert_eq!(verdict, "rejected", "{report:#}");
+        assert!(message.starts_with("authentic timestamp: ") && message.contains(says), "{file}: {report:#}");
+    }
+}
