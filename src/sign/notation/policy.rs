@@ -399,7 +399,7 @@ fn is_subset(dn1: &BTreeMap<String, String>, dn2: &BTreeMap<String, String>) -> 
 
 /// A distinguished name as RFC 4514 writes it (`C=US, ST=WA, O=Acme`), one attribute per
 /// RDN, each type once; values unescaped (`\,`, `\\`, `\ `, `\HH`).
-pub fn parse_dn(text: &str) -> Result<BTreeMap<String, String>, String> {
+fn parse_dn(text: &str) -> Result<BTreeMap<String, String>, String> {
     let mut parts = Vec::new();
     let mut current = String::new();
     let mut chars = text.chars().peekable();
@@ -493,7 +493,7 @@ fn unescape(value: &str) -> Result<String, String> {
 /// `pkix.Name.String` writes (dotted OID for others), one value each. A subject with an
 /// attribute twice, a multi-valued RDN or a value that is not a string matches no
 /// identity.
-pub fn subject_attributes(name: &Name) -> Result<BTreeMap<String, String>, String> {
+fn subject_attributes(name: &Name) -> Result<BTreeMap<String, String>, String> {
     let mut out = BTreeMap::new();
     for rdn in name.0.iter() {
         if rdn.0.len() != 1 {
