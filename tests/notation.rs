@@ -3,7 +3,10 @@
 
 use std::path::PathBuf;
 use std::time::SystemTime;
-use vouch::sign::notation::{check_target, read_store, verify_jws, Refusal, TargetArtifact};
+use vouch::sign::notation::policy::{Action, Enforcement};
+use vouch::sign::notation::{
+    check_target, read_store, verify_jws, Anchors, Examined, Refusal, TargetArtifact,
+};
 
 fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/testdata/image-signatures")
@@ -11,6 +14,35 @@ fn fixtures() -> PathBuf {
 
 fn store(rel: &str) -> Vec<Vec<u8>> {
     read_store(&fixtures().join(rel)).unwrap()
+}
+
+/// The envelope checked against `certs` as `ca` and `signingAuthority` anchors, at `strict`
+/// (`permissive`: expiry and the authentic timestamp only logged).
+fn verify_jws_at(
+    envelope: &[u8],
+    certs: &[Vec<u8>],
+    now: SystemTime,
+    permissive: bool,
+) -> Result<Examined, Refusal> {
+    let anchors = Anchors {
+        ca: certs.to_vec(),
+        signing_authority: certs.to_vec(),
+        timestamps: None,
+    };
+    let logged = if permissive {
+        Action::Log
+    } else {
+        Action::Enforce
+    };
+    let enforcement = Enforcement {
+        authenticity: Action::Enforce,
+        authentic_timestamp: logged,
+        expiry: logged,
+        revocation: Action::Enforce,
+    };
+    let examined = verify_jws(envelope, &anchors, now)?;
+    examined.decide(&enforcement)?;
+    Ok(examined)
 }
 
 fn envelope(rel: &str) -> Vec<u8> {
@@ -22,7 +54,7 @@ const SA: &str = "notation-go-envelopes/truststore/x509/signingAuthority/valid-t
 
 #[test]
 fn ng_ca_valid_verifies_and_names_its_target() {
-    let v = verify_jws(
+    let v = verify_jws_at(
         &envelope("notation-go-envelopes/envelopes/ca_valid_sig_env.json"),
         &store(CA),
         SystemTime::now(),
@@ -45,7 +77,7 @@ fn ng_ca_valid_verifies_and_names_its_target() {
 
 #[test]
 fn ng_ca_valid_is_refused_with_another_store() {
-    let r = verify_jws(
+    let r = verify_jws_at(
         &envelope("notation-go-envelopes/envelopes/ca_valid_sig_env.json"),
         &store("notation-go-envelopes/truststore/x509/ca/valid-trust-store-2"),
         SystemTime::now(),
@@ -56,7 +88,7 @@ fn ng_ca_valid_is_refused_with_another_store() {
 
 #[test]
 fn ng_sa_valid_verifies() {
-    let v = verify_jws(
+    let v = verify_jws_at(
         &envelope("notation-go-envelopes/envelopes/sa_valid_sig_env.json"),
         &store(SA),
         SystemTime::now(),
@@ -72,7 +104,7 @@ fn ng_invalid_envelopes_fail_integrity() {
         ("ca_invalid_sig_env.json", CA),
         ("sa_invalid_sig_env.json", SA),
     ] {
-        let r = verify_jws(
+        let r = verify_jws_at(
             &envelope(&format!("notation-go-envelopes/envelopes/{file}")),
             &store(s),
             SystemTime::now(),
@@ -88,7 +120,7 @@ fn ng_expired_envelopes_fail_under_strict() {
         ("ca_expired_sig_env.json", CA),
         ("sa_expired_sig_env.json", SA),
     ] {
-        let r = verify_jws(
+        let r = verify_jws_at(
             &envelope(&format!("notation-go-envelopes/envelopes/{file}")),
             &store(s),
             SystemTime::now(),
@@ -172,11 +204,14 @@ fn v1() -> TargetArtifact {
 fn nt_valid_and_wrong_store() {
     let sigs = layout_signatures("e2e-valid-signature", V1);
     assert_eq!(sigs.len(), 1);
-    let v = verify_jws(&sigs[0].1, &cert_store(E2E), SystemTime::now(), false).unwrap();
+    let v = verify_jws_at(&sigs[0].1, &cert_store(E2E), SystemTime::now(), false).unwrap();
     check_target(&v, &v1()).unwrap();
-    assert_eq!(v.subject, "CN=e2e,O=Notary,L=Seattle,ST=WA,C=US");
+    assert_eq!(
+        v.subject.to_string(),
+        "CN=e2e,O=Notary,L=Seattle,ST=WA,C=US"
+    );
     for permissive in [false, true] {
-        let r = verify_jws(
+        let r = verify_jws_at(
             &sigs[0].1,
             &cert_store("notation-e2e-oci-layouts/config/localkeys/new_e2e.crt"),
             SystemTime::now(),
@@ -194,7 +229,7 @@ fn nt_multi_one_good_one_untrusted() {
         .map(|(n, s)| {
             (
                 n.clone(),
-                verify_jws(s, &cert_store(E2E), SystemTime::now(), false),
+                verify_jws_at(s, &cert_store(E2E), SystemTime::now(), false),
             )
         })
         .collect();
@@ -210,16 +245,16 @@ fn nt_multi_one_good_one_untrusted() {
 #[test]
 fn nt_expired_signature_strict_and_permissive() {
     let sigs = layout_signatures("e2e-expired-signature", V1);
-    let r = verify_jws(&sigs[0].1, &cert_store(E2E), SystemTime::now(), false);
+    let r = verify_jws_at(&sigs[0].1, &cert_store(E2E), SystemTime::now(), false);
     assert!(matches!(r, Err(Refusal::Expired(_))), "{r:?}");
-    verify_jws(&sigs[0].1, &cert_store(E2E), SystemTime::now(), true).unwrap();
+    verify_jws_at(&sigs[0].1, &cert_store(E2E), SystemTime::now(), true).unwrap();
 }
 
 #[test]
 fn nt_invalid_signature_fails_integrity() {
     let sigs = layout_signatures("e2e-invalid-signature", V1);
     for permissive in [false, true] {
-        let r = verify_jws(&sigs[0].1, &cert_store(E2E), SystemTime::now(), permissive);
+        let r = verify_jws_at(&sigs[0].1, &cert_store(E2E), SystemTime::now(), permissive);
         assert!(matches!(r, Err(Refusal::Integrity(_))), "{r:?}");
     }
 }
@@ -228,9 +263,9 @@ fn nt_invalid_signature_fails_integrity() {
 fn nt_expired_cert_strict_and_permissive() {
     let sigs = layout_signatures("e2e-with-expired-cert", V1);
     let store = cert_store("notation-e2e-oci-layouts/config/localkeys/expired_e2e.crt");
-    let r = verify_jws(&sigs[0].1, &store, SystemTime::now(), false);
+    let r = verify_jws_at(&sigs[0].1, &store, SystemTime::now(), false);
     assert!(matches!(r, Err(Refusal::AuthenticTimestamp(_))), "{r:?}");
-    verify_jws(&sigs[0].1, &store, SystemTime::now(), true).unwrap();
+    verify_jws_at(&sigs[0].1, &store, SystemTime::now(), true).unwrap();
 }
 
 #[test]
@@ -246,7 +281,7 @@ fn an_envelope_with_a_key_given_twice_is_refused() {
     let text = String::from_utf8(good).unwrap();
     let body = text.trim_start().strip_prefix('{').unwrap();
     let doubled = format!("{{\"payload\":\"e30\",{body}");
-    let r = verify_jws(doubled.as_bytes(), &store(CA), SystemTime::now(), false);
+    let r = verify_jws_at(doubled.as_bytes(), &store(CA), SystemTime::now(), false);
     match r {
         Err(Refusal::Integrity(m)) => assert!(m.contains("ambiguous"), "{m}"),
         other => panic!("{other:?}"),

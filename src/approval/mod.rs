@@ -63,6 +63,12 @@ pub enum ImageSigners {
         repository: Option<String>,
         trusted_root: Option<PathBuf>,
     },
+    /// Notation's trust policy (`notation verify`): a `trustpolicy.json` and the trust
+    /// store directory its `ca:`/`signingAuthority:`/`tsa:` names are read from.
+    Notation {
+        trust_policy: PathBuf,
+        trust_store: PathBuf,
+    },
 }
 
 /// A digest that pins a whole model.

@@ -43,6 +43,9 @@ pub struct ImageApprovalParts {
     pub trust: TrustParts,
     /// The repository an image signature must name, as written (`HOST/PATH`).
     pub signed_repository: Option<String>,
+    /// Notation's trust policy document and trust store directory.
+    pub trust_policy: Option<PathBuf>,
+    pub trust_store: Option<PathBuf>,
 }
 
 impl ApprovalParts {
@@ -151,6 +154,15 @@ impl ImageApprovalParts {
             ]));
         }
         let trust = &self.trust;
+        if let Some(notation) = self.notation()? {
+            if self.signed_repository.is_some() {
+                return Err(RuleError::SignedRepositoryWithoutKey);
+            }
+            return Ok(ImageApproval {
+                signers: Some(notation),
+                ..self.without_signers()?
+            });
+        }
         let signers = match (&self.signature, &trust.key) {
             (Some(_), _) => None,
             (None, _) if !trust.is_given() => None,
@@ -177,6 +189,37 @@ impl ImageApprovalParts {
         if self.signed_repository.is_some() && signers.is_none() {
             return Err(RuleError::SignedRepositoryWithoutKey);
         }
+        Ok(ImageApproval {
+            signers,
+            ..self.without_signers()?
+        })
+    }
+
+    /// Notation's policy, when a trust policy or store is given: both, and no other
+    /// signature policy or trust setting beside them.
+    fn notation(&self) -> Result<Option<ImageSigners>, RuleError> {
+        match (&self.trust_policy, &self.trust_store) {
+            (None, None) => Ok(None),
+            (Some(trust_policy), Some(trust_store)) => {
+                let mut given = vec![Setting::TrustPolicy];
+                given.extend(self.trust.given());
+                if self.signature.is_some() {
+                    given.push(Setting::Signature);
+                }
+                if given.len() > 1 {
+                    return Err(RuleError::MoreThanOne(given));
+                }
+                Ok(Some(ImageSigners::Notation {
+                    trust_policy: trust_policy.clone(),
+                    trust_store: trust_store.clone(),
+                }))
+            }
+            _ => Err(RuleError::TrustPolicyAndStore),
+        }
+    }
+
+    /// The pin and the files' approval, without an image signature policy.
+    fn without_signers(&self) -> Result<ImageApproval, RuleError> {
         let pinned = self
             .digest
             .as_deref()
@@ -198,7 +241,7 @@ impl ImageApprovalParts {
         Ok(ImageApproval {
             pinned,
             files,
-            signers,
+            signers: None,
         })
     }
 }
@@ -660,5 +703,50 @@ mod tests {
             };
             assert_eq!(parts.approval().unwrap_err(), RuleError::ImageKeyOnly);
         }
+    }
+
+    #[test]
+    fn a_trust_policy_and_store_are_notations_policy_and_no_other_beside_it() {
+        let notation = ImageApprovalParts {
+            digest: Some(sha256()),
+            manifest: Some("m.json".into()),
+            trust_policy: Some("trustpolicy.json".into()),
+            trust_store: Some("store".into()),
+            ..ImageApprovalParts::default()
+        };
+        let approval = notation.approval().unwrap();
+        assert_eq!(
+            approval.signers,
+            Some(ImageSigners::Notation {
+                trust_policy: "trustpolicy.json".into(),
+                trust_store: "store".into(),
+            })
+        );
+        assert!(approval.pinned.is_some());
+        assert!(matches!(approval.files, Some(Approval::Manifest(_))));
+        let alone = ImageApprovalParts {
+            trust_store: None,
+            ..notation.clone()
+        };
+        assert_eq!(
+            alone.approval().unwrap_err(),
+            RuleError::TrustPolicyAndStore
+        );
+        let keyed = ImageApprovalParts {
+            trust: keyed(),
+            ..notation.clone()
+        };
+        assert_eq!(
+            keyed.approval().unwrap_err(),
+            RuleError::MoreThanOne(vec![Setting::TrustPolicy, Setting::Key])
+        );
+        let named = ImageApprovalParts {
+            signed_repository: Some("h/app".into()),
+            ..notation
+        };
+        assert_eq!(
+            named.approval().unwrap_err(),
+            RuleError::SignedRepositoryWithoutKey
+        );
     }
 }

@@ -27,6 +27,10 @@ pub enum Setting {
     TrustedRoot,
     /// The repository an image signature must name.
     SignedRepository,
+    /// Notation's trust policy document.
+    TrustPolicy,
+    /// Notation's trust store directory.
+    TrustStore,
     /// Not an approval setting, but named by hints: paths left out of the model.
     IgnorePaths,
     /// Not an approval setting, but named by hints: plain HTTP to a registry.
@@ -68,6 +72,8 @@ impl Setting {
             Setting::IssuerRegexp => "issuer_regexp",
             Setting::TrustedRoot => "trusted_root",
             Setting::SignedRepository => "signed_repository",
+            Setting::TrustPolicy => "trust_policy",
+            Setting::TrustStore => "trust_store",
             Setting::IgnorePaths => "ignore_paths",
             Setting::Insecure => "insecure",
         }
@@ -200,6 +206,8 @@ pub enum RuleError {
     ImageKeyOnly,
     /// A signed repository without an image signature policy.
     SignedRepositoryWithoutKey,
+    /// A Notation trust policy without its trust store, or the other way round.
+    TrustPolicyAndStore,
     /// A signed repository that is not `HOST/PATH`.
     SignedRepository(String),
     AllowPartialChainWithoutChain,
@@ -275,10 +283,12 @@ impl RuleError {
             ),
             RuleError::ImageKeyOnly => format!(
                 "an image's own signatures are checked with {} (cosign's key policy; {} beside it gives \
-                 the Rekor keys); {}, and {} without {}, go with {} (an OMS signature of the model an \
-                 artifact holds)",
+                 the Rekor keys) or with {} and {} (Notation's); {}, and {} without {}, go with {} (an OMS \
+                 signature of the model an artifact holds)",
                 name(Setting::Key),
                 name(Setting::TrustedRoot),
+                name(Setting::TrustPolicy),
+                name(Setting::TrustStore),
                 spelling.list(&TRUST_SETTINGS[1..7], "and"),
                 name(Setting::TrustedRoot),
                 name(Setting::Key),
@@ -289,6 +299,11 @@ impl RuleError {
                 name(Setting::SignedRepository),
                 name(Setting::Key),
                 name(Setting::Signature)
+            ),
+            RuleError::TrustPolicyAndStore => format!(
+                "{} and {} go together: Notation's trust policy names stores of the trust store",
+                name(Setting::TrustPolicy),
+                name(Setting::TrustStore)
             ),
             RuleError::SignedRepository(given) => format!(
                 "{} '{given}': write HOST[:PORT]/PATH, without a scheme, tag or digest",

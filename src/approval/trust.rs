@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use super::setting::RuleError;
+use super::setting::{RuleError, Setting};
 use crate::error::{Error, Hint, Result};
 use crate::fsio::read_input;
 use crate::sign::keyless::{IdentityRule, IssuerRule, KeylessPolicy};
@@ -61,6 +61,26 @@ impl TrustParts {
             || self.issuer.is_some()
             || self.issuer_regexp.is_some()
             || self.trusted_root.is_some()
+    }
+
+    /// The trust settings given, in order.
+    pub fn given(&self) -> Vec<Setting> {
+        [
+            (Setting::Key, self.key.is_some()),
+            (
+                Setting::CertificateChain,
+                !self.certificate_chain.is_empty(),
+            ),
+            (Setting::AllowPartialChain, self.allow_partial_chain),
+            (Setting::Identity, self.identity.is_some()),
+            (Setting::IdentityRegexp, self.identity_regexp.is_some()),
+            (Setting::Issuer, self.issuer.is_some()),
+            (Setting::IssuerRegexp, self.issuer_regexp.is_some()),
+            (Setting::TrustedRoot, self.trusted_root.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(setting, given)| given.then_some(setting))
+        .collect()
     }
 
     /// Whether any trust setting was given.

@@ -22,8 +22,8 @@ pub struct OciArgs {
 #[derive(Debug, Subcommand)]
 enum OciCommand {
     /// Verify an image or model artifact: its manifest against a pinned digest, every blob
-    /// against its descriptor, and optionally its cosign signatures (--key), diff_ids and an
-    /// approved OMS manifest or signature
+    /// against its descriptor, and optionally its cosign signatures (--key) or Notation
+    /// signatures (--trust-policy), diff_ids and an approved OMS manifest or signature
     Verify(Box<VerifyArgs>),
     /// Print the digest of the manifest or index REF resolves to, to pin with --digest
     Digest(DigestArgs),
@@ -55,6 +55,15 @@ pub struct VerifyArgs {
     /// REF's repository; an image layout names none, so it is then not checked]
     #[arg(long, value_name = "HOST[:PORT]/PATH")]
     signed_repository: Option<String>,
+    /// Notation's trust policy document (trustpolicy.json, version 1.0): the image's
+    /// Notation signatures are checked under the statement whose registry scope holds REF's
+    /// repository (else the `*` one; an image layout: only `*`); needs --trust-store
+    #[arg(long, value_name = "FILE", requires = "trust_store")]
+    trust_policy: Option<PathBuf>,
+    /// Notation's trust store: the directory holding x509/{ca,signingAuthority,tsa}/NAME/
+    /// with the certificates the trust policy's stores name
+    #[arg(long, value_name = "DIR", requires = "trust_policy")]
+    trust_store: Option<PathBuf>,
     #[command(flatten)]
     platform: PlatformArgs,
     /// Verify every manifest of a multi-platform image
@@ -212,6 +221,8 @@ fn check(args: &VerifyArgs) -> Result<Report> {
         signature: args.signature.clone(),
         trust: args.trust.parts(),
         signed_repository: args.signed_repository.clone(),
+        trust_policy: args.trust_policy.clone(),
+        trust_store: args.trust_store.clone(),
     }
     .approval()
     .map_err(refused)?;

@@ -79,6 +79,8 @@ struct RawTarget {
     issuer_regexp: Option<String>,
     trusted_root: Option<String>,
     signed_repository: Option<String>,
+    trust_policy: Option<String>,
+    trust_store: Option<String>,
     algo: Option<String>,
     shard_size: Option<u64>,
     #[serde(default)]
@@ -521,7 +523,7 @@ pub enum TargetError {
     #[error("target \"{0}\" needs an owner")]
     NoOwner(String),
     #[error(
-        "target \"{0}\": platform, all_platforms, diff_ids, insecure, min_rate and signed_repository go with image"
+        "target \"{0}\": platform, all_platforms, diff_ids, insecure, min_rate, signed_repository, trust_policy and trust_store go with image"
     )]
     ImageSettingsOnPath(String),
     #[error("target \"{0}\" has both path and image; give one")]
@@ -598,7 +600,9 @@ fn target(
         || raw.diff_ids
         || raw.insecure
         || raw.min_rate.is_some()
-        || raw.signed_repository.is_some();
+        || raw.signed_repository.is_some()
+        || raw.trust_policy.is_some()
+        || raw.trust_store.is_some();
     let subject = match (&raw.path, &raw.image) {
         (Some(path), None) if !image_only => Deployed::Model {
             // A Hugging Face model (hf://ORG/NAME[@REV]) is looked up in the hub cache
@@ -694,6 +698,8 @@ fn image_target(
         signature: raw.signature.as_deref().map(resolve),
         trust: trust_parts(raw, resolve),
         signed_repository: raw.signed_repository.clone(),
+        trust_policy: raw.trust_policy.as_deref().map(resolve),
+        trust_store: raw.trust_store.as_deref().map(resolve),
     }
     .approval()
     .map_err(|error| TargetError::Rules {
@@ -1073,7 +1079,7 @@ webhook = "https://hooks.example.com/vouch"
         let model = "[[target]]\nname = \"m\"\nowner = \"o\"\npath = \"/srv/m\"\nmanifest = \"m.json\"\nmin_rate = 10\n";
         let e = error_of(model);
         assert!(
-            e.contains("min_rate and signed_repository go with image"),
+            e.contains("signed_repository, trust_policy and trust_store go with image"),
             "{e}"
         );
     }

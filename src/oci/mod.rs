@@ -95,13 +95,16 @@ const MAX_NESTING: usize = 8;
 
 /// Verifies the image or artifact `reference` names; with `approved`, it is a model
 /// artifact whose layers hold those files. The report's duration is the caller's to set.
+/// Also returns the descriptor of what the reference resolved to (digest, size and the
+/// media type the document gives itself, else the one it was served as), when it was
+/// found and parsed: what a signature of it must name.
 pub fn verify(
     reference: &ImageRef,
     connection: &Connection,
     options: &Options,
     approved: Option<&ApprovedFiles>,
     engine: &Engine,
-) -> Result<Report> {
+) -> Result<(Report, Option<Descriptor>)> {
     // The files of a model artifact are compared by the SHA-256 of the bytes read.
     let digests = match approved {
         Some(_) => vec![Algorithm::Sha256],
@@ -109,6 +112,7 @@ pub fn verify(
     };
     let Checked {
         mut report,
+        resolved,
         plan,
         results,
         ..
@@ -136,7 +140,7 @@ pub fn verify(
                 .extend(files::compare(approved, &config, &layers, &prefix));
         }
     }
-    Ok(report)
+    Ok((report, resolved))
 }
 
 /// The files of a model artifact, and the report of reading what had to be read of it.
@@ -262,6 +266,7 @@ pub fn inspect(
         root_digest,
         mut plan,
         results,
+        ..
     } = check(reference, connection, &options, None, digests, engine)?;
     if report.status() != Status::Verified {
         return Ok(Inspection::Failed(report));
@@ -324,6 +329,8 @@ struct Checked {
     report: Report,
     /// The digest of what the reference resolves to, when it was found.
     root_digest: Option<Digest>,
+    /// Its descriptor, with the media type it has, when it was found and parsed.
+    resolved: Option<Descriptor>,
     plan: Plan,
     results: Vec<Result<Found, Unavailable>>,
 }
@@ -346,12 +353,13 @@ fn check(
         warnings: store.warnings(),
         ..Report::default()
     };
-    let Some((document, descriptor)) =
+    let Some((document, descriptor, media_type)) =
         resolve_root(store.as_ref(), reference, pin.as_ref(), &mut report)?
     else {
         return Ok(Checked {
             report,
             root_digest: None,
+            resolved: None,
             plan: Plan::default(),
             results: Vec::new(),
         });
@@ -372,6 +380,10 @@ fn check(
         report: &mut report,
     };
     let root_digest = Some(descriptor.digest.clone());
+    let resolved = Some(Descriptor {
+        media_type,
+        ..descriptor.clone()
+    });
     walk.document(document, descriptor, None, 0);
     let plan = walk.plan;
 
@@ -419,6 +431,7 @@ fn check(
     Ok(Checked {
         report,
         root_digest,
+        resolved,
         plan,
         results,
     })
@@ -499,14 +512,15 @@ fn open(reference: &ImageRef, connection: &Connection) -> Result<Box<dyn Store>>
 }
 
 /// Fetches what the reference names, adds its subject to `report` and sets the report's
-/// root digest. Returns the parsed document, with a descriptor of it, when there is one to
-/// go on with.
+/// root digest. Returns the parsed document, with a descriptor of it (as it was served) and
+/// the media type it has (its own `mediaType`, else the one it was served as), when there
+/// is one to go on with.
 fn resolve_root(
     store: &dyn Store,
     reference: &ImageRef,
     pin: Option<&Digest>,
     report: &mut Report,
-) -> Result<Option<(Document, Descriptor)>> {
+) -> Result<Option<(Document, Descriptor, String)>> {
     let root = match store.root() {
         Ok(root) => root,
         Err(Unavailable::Failed(message)) => {
@@ -567,6 +581,13 @@ fn resolve_root(
         }
     }
     let parsed = Document::parse(&root.bytes, root.media_type.as_deref());
+    // A parsed document's own mediaType agrees with the one it was served as.
+    let own_type = serde_json::from_slice::<serde_json::Value>(&root.bytes)
+        .ok()
+        .and_then(|v| v.get("mediaType")?.as_str().map(str::to_string));
+    let media_type = own_type
+        .or_else(|| root.media_type.clone())
+        .unwrap_or_default();
     let kind = parsed.as_ref().map_or("manifest", Document::kind);
     let expected = pin.or(root.recorded.as_ref().map(|r| &r.digest));
     let mut subject = Subject::new(kind, Verdict::Ok).actual(actual.prefixed());
@@ -586,7 +607,7 @@ fn resolve_root(
         artifact_type: None,
     };
     let document = match parsed {
-        Ok(document) => Some((document, descriptor)),
+        Ok(document) => Some((document, descriptor, media_type)),
         Err(e) => {
             if subject.verdict == Verdict::Ok {
                 subject.verdict = Verdict::Rejected;

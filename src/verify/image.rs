@@ -5,13 +5,12 @@
 use std::path::Path;
 use std::time::Instant;
 
-use super::image_signatures::{check_signatures, KeyPolicy, NO_SIGNATURE_SUBJECT};
+use super::image_signatures::{check_signatures, Policy, NO_SIGNATURE_SUBJECT};
 use crate::approval::{resolve, Approval, ImageSigners, Resolution};
 use crate::error::{Error, Result};
 use crate::hash::{Algorithm, Engine};
 use crate::model::compare::Expected;
 use crate::model::oms::{Manifest, Method, Resource, ResourceKey, Serialization};
-use crate::oci::document::parse_digest;
 use crate::oci::{self, ApprovedFiles, Connection, ImageRef, Options};
 use crate::report::{Report, Subject, Verdict};
 
@@ -37,29 +36,30 @@ pub fn check_image(
         return Err(Error::Usage(NOT_AN_IMAGE_APPROVAL.into()));
     }
     let policy = signers
-        .map(|signers| KeyPolicy::load(signers, reference))
+        .map(|signers| Policy::load(signers, reference))
         .transpose()?;
-    let mut report = match approval.map(|a| resolve(a, None)).transpose()? {
+    let (mut report, resolved) = match approval.map(|a| resolve(a, None)).transpose()? {
         None => oci::verify(reference, connection, options, None, engine)?,
         Some(Resolution::Expected(resolved)) => {
             let approved = approved_files(&resolved.expected, &resolved.source.shown())?;
-            let mut report = oci::verify(reference, connection, options, Some(&approved), engine)?;
+            let (mut report, root) =
+                oci::verify(reference, connection, options, Some(&approved), engine)?;
             if let Some(signature) = resolved.signature {
                 report.subjects.insert(0, signature);
             }
-            report
+            (report, root)
         }
-        Some(Resolution::Refused(refusal)) => refusal.report(reference.to_string()),
+        Some(Resolution::Refused(refusal)) => (refusal.report(reference.to_string()), None),
         Some(Resolution::Pinned { .. }) => unreachable!("a pin is refused above"),
     };
     if let Some(policy) = &policy {
-        // Signatures name the digest that was resolved and checked, not the tag, which
-        // may have moved since.
-        match report.root_digest.as_deref().map(parse_digest) {
-            Some(Ok(resolved)) => {
-                check_signatures(reference, connection, &resolved, policy, &mut report)?
+        // Signatures name the digest (and size and media type) that was resolved and
+        // checked, not the tag, which may have moved since.
+        match &resolved {
+            Some(resolved) => {
+                check_signatures(reference, connection, resolved, policy, &mut report)?
             }
-            _ => report.subjects.push(
+            None => report.subjects.push(
                 Subject::new(NO_SIGNATURE_SUBJECT, Verdict::Unreadable)
                     .expected(policy.describe())
                     .message("not checked: the image was not resolved to a digest"),

@@ -1,21 +1,147 @@
 //! An image's own signatures under a signature policy: every signature attached to the
 //! digest the reference resolved to is checked, and the image passes when at least one
-//! satisfies the policy (as cosign decides). The report names each signature: those that
-//! count as `ok` subjects, the others (with why) as `rejected` subjects when none counts,
-//! else as warnings.
+//! satisfies the policy (as cosign, or Notation, decides). The report names each
+//! signature: those that count as `ok` subjects, the others (with why) as `rejected`
+//! subjects when none counts, else as warnings.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use crate::approval::ImageSigners;
 use crate::error::{Error, Result};
 use crate::fsio::read_input;
 use crate::hash::Digest;
+use crate::oci::document::Descriptor;
 use crate::oci::referrers::{cosign_signature_tag, discover, Attached, Discovery, Place};
 use crate::oci::{Connection, ImageRef};
 use crate::report::{Report, Subject, Verdict};
 use crate::sign::cosign::{decode_base64, verify_simple_signing, CosignKey, SIGNATURE_ANNOTATION};
+use crate::sign::notation::policy::{Action, Enforcement, Statement, TrustPolicy};
+use crate::sign::notation::{
+    check_target, read_named_store, verify_jws, Anchors, Refusal, StoreError, TargetArtifact,
+};
 use crate::sign::rekor::{verify_set, RekorLogs, BUNDLE_ANNOTATION};
+
+/// A loaded image signature policy.
+#[derive(Debug)]
+pub enum Policy {
+    Key(KeyPolicy),
+    Notation(NotationPolicy),
+}
+
+impl Policy {
+    /// Reads what the policy names: a malformed key, trust policy or trust store is an
+    /// input error naming the file.
+    pub fn load(signers: &ImageSigners, reference: &ImageRef) -> Result<Policy> {
+        match signers {
+            ImageSigners::CosignKey {
+                key,
+                repository,
+                trusted_root,
+            } => KeyPolicy::load(
+                key,
+                repository.as_deref(),
+                trusted_root.as_deref(),
+                reference,
+            )
+            .map(Policy::Key),
+            ImageSigners::Notation {
+                trust_policy,
+                trust_store,
+            } => NotationPolicy::load(trust_policy, trust_store, reference).map(Policy::Notation),
+        }
+    }
+
+    /// The policy in words, for a report's approval line.
+    pub fn describe(&self) -> String {
+        match self {
+            Policy::Key(policy) => policy.describe(),
+            Policy::Notation(policy) => policy.describe(),
+        }
+    }
+}
+
+/// The artifact type of a Notation signature.
+pub const NOTATION_SIGNATURE: &str = "application/vnd.cncf.notary.signature";
+
+/// A loaded Notation trust policy: the statement that applies to the reference, and the
+/// certificates of the stores it names.
+#[derive(Debug)]
+pub struct NotationPolicy {
+    policy_file: PathBuf,
+    statement: Statement,
+    enforcement: Enforcement,
+    anchors: Anchors,
+}
+
+impl NotationPolicy {
+    /// Reads the trust policy, chooses its statement for `reference`'s repository (an image
+    /// layout has none: only the `*` statement applies) and reads the stores it names from
+    /// `trust_store`. A malformed document, a reference no statement covers, the level
+    /// `skip` and a missing or malformed store are input errors naming the file.
+    pub fn load(
+        trust_policy: &Path,
+        trust_store: &Path,
+        reference: &ImageRef,
+    ) -> Result<NotationPolicy> {
+        let document = TrustPolicy::parse(&read_input(trust_policy)?)
+            .map_err(|e| Error::input(trust_policy, e))?;
+        let repository = match reference {
+            ImageRef::Registry(image) => Some(format!("{}/{}", image.host, image.repository)),
+            ImageRef::Layout(_) => None,
+        };
+        let shown = repository
+            .clone()
+            .unwrap_or_else(|| "an image layout (which names no repository)".to_string());
+        let statement = document
+            .applicable(repository.as_deref())
+            .ok_or_else(|| {
+                Error::input(
+                    trust_policy,
+                    format!(
+                        "no trust policy statement applies to {shown}: none has it in its registryScopes, and none has the scope '*'"
+                    ),
+                )
+            })?
+            .clone();
+        let Some(enforcement) = statement.enforcement else {
+            return Err(Error::input(
+                trust_policy,
+                format!(
+                    "the statement {:?}, which applies to {shown}, has the level skip: it verifies nothing, and vouch refuses it (unlike Notation, which passes the image unchecked)",
+                    statement.name
+                ),
+            ));
+        };
+        let mut anchors = Anchors::default();
+        for store in &statement.stores {
+            let certificates = read_named_store(trust_store, store)
+                .map_err(|StoreError::Bad { path, detail }| Error::input(path, detail))?;
+            match store.kind.as_str() {
+                "ca" => anchors.ca.extend(certificates),
+                "signingAuthority" => anchors.signing_authority.extend(certificates),
+                _ => anchors.timestamps = Some(statement.verify_timestamp),
+            }
+        }
+        Ok(NotationPolicy {
+            policy_file: trust_policy.to_path_buf(),
+            statement,
+            enforcement,
+            anchors,
+        })
+    }
+
+    /// The policy in words, for a report's approval line.
+    pub fn describe(&self) -> String {
+        format!(
+            "a Notation signature under the trust policy {} (statement {:?}, level {})",
+            self.policy_file.display(),
+            self.statement.name,
+            self.statement.level
+        )
+    }
+}
 
 /// A loaded cosign key policy.
 #[derive(Debug)]
@@ -34,15 +160,15 @@ pub const NO_SIGNATURE_SUBJECT: &str = "image signature";
 impl KeyPolicy {
     /// Reads the key (a malformed one is an input error naming the file); the repository is
     /// the one given, else `reference`'s (an image layout has none).
-    pub fn load(signers: &ImageSigners, reference: &ImageRef) -> Result<KeyPolicy> {
-        let ImageSigners::CosignKey {
-            key,
-            repository,
-            trusted_root,
-        } = signers;
+    fn load(
+        key: &Path,
+        repository: Option<&str>,
+        trusted_root: Option<&Path>,
+        reference: &ImageRef,
+    ) -> Result<KeyPolicy> {
         let parsed = CosignKey::from_pem(&read_input(key)?)
             .map_err(|e| Error::input(key, format!("not a cosign public key: {e}")))?;
-        let repository = repository.clone().or_else(|| match reference {
+        let repository = repository.map(str::to_string).or_else(|| match reference {
             ImageRef::Registry(image) => Some(format!("{}/{}", image.host, image.repository)),
             ImageRef::Layout(_) => None,
         });
@@ -82,17 +208,25 @@ impl KeyPolicy {
     }
 }
 
-/// Finds the signatures of `resolved` in the repository or layout of `reference` and adds
-/// what [`judge`] makes of them to `report`.
+/// Finds the signatures of `resolved` (what `reference` resolved to) in the repository or
+/// layout of `reference` and adds what [`judge`] or [`judge_notation`] makes of them to
+/// `report`.
 pub fn check_signatures(
     reference: &ImageRef,
     connection: &Connection,
-    resolved: &Digest,
-    policy: &KeyPolicy,
+    resolved: &Descriptor,
+    policy: &Policy,
     report: &mut Report,
 ) -> Result<()> {
-    let discovery = discover(reference, connection, resolved)?;
-    judge(&discovery, resolved, policy, report);
+    let discovery = discover(reference, connection, &resolved.digest)?;
+    let policy = match policy {
+        Policy::Key(policy) => policy,
+        Policy::Notation(policy) => {
+            judge_notation(&discovery, resolved, policy, SystemTime::now(), report);
+            return Ok(());
+        }
+    };
+    judge(&discovery, &resolved.digest, policy, report);
     if policy.repository.is_none() {
         report.warnings.push(
             "an image layout names no repository, so the repository a signature names \
@@ -122,17 +256,202 @@ struct Judged {
 /// and adds one subject per signature (or, when one counts, warnings for the others) to
 /// `report`, and a rejected subject when none counts.
 pub fn judge(discovery: &Discovery, resolved: &Digest, policy: &KeyPolicy, report: &mut Report) {
-    let mut judged: Vec<Judged> = Vec::new();
-    for attached in &discovery.attached {
-        judged.extend(judge_attached(attached, resolved, policy));
+    let judged = discovery
+        .attached
+        .iter()
+        .flat_map(|attached| judge_attached(attached, resolved, policy))
+        .collect();
+    conclude(judged, discovery, resolved, &policy.describe(), report);
+}
+
+/// As [`judge`], under a Notation trust policy at time `now`: a signature counts when its
+/// envelope holds under the statement's level and names `resolved` (digest, size and
+/// media type); what the level only logs is said in its subject and in a warning.
+pub fn judge_notation(
+    discovery: &Discovery,
+    resolved: &Descriptor,
+    policy: &NotationPolicy,
+    now: SystemTime,
+    report: &mut Report,
+) {
+    let target = TargetArtifact {
+        media_type: resolved.media_type.clone(),
+        digest: resolved.digest.prefixed(),
+        size: resolved.size,
+    };
+    let (judged, logged): (Vec<Judged>, Vec<Vec<Refusal>>) = discovery
+        .attached
+        .iter()
+        .map(|attached| judge_notation_attached(attached, &target, policy, now))
+        .unzip();
+    for (j, logged) in judged.iter().zip(&logged) {
+        if !logged.is_empty() {
+            report.warnings.push(format!(
+                "{} counted although Notation's level {} only logged that {}",
+                j.name,
+                policy.statement.level,
+                join(logged, "; ")
+            ));
+        }
     }
+    // When every signature that counts failed a validation the level only logs, the
+    // approval line says which, so that no summary says "verified" over it alone.
+    let mut description = policy.describe();
+    let counted: Vec<&Vec<Refusal>> = judged
+        .iter()
+        .zip(&logged)
+        .filter(|(j, _)| j.outcome.is_ok())
+        .map(|(_, l)| l)
+        .collect();
+    if let Some(first) = counted
+        .first()
+        .filter(|_| counted.iter().all(|l| !l.is_empty()))
+    {
+        let failed: Vec<&str> = first.iter().map(Refusal::validation).collect();
+        description.push_str(&format!(
+            "; the signature that counted did NOT pass {}, which this level only logs",
+            failed.join(" and ")
+        ));
+    }
+    conclude(judged, discovery, &resolved.digest, &description, report);
+}
+
+/// Where a counted Notation signature's message says what failed and was only logged.
+const LOGGED: &str = "; NOT verified, only logged at this level: ";
+
+fn join(refusals: &[Refusal], separator: &str) -> String {
+    refusals
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(separator)
+}
+
+/// One attached artifact under a Notation policy.
+fn judge_notation_attached(
+    attached: &Attached,
+    target: &TargetArtifact,
+    policy: &NotationPolicy,
+    now: SystemTime,
+) -> (Judged, Vec<Refusal>) {
+    let places: Vec<String> = attached.found.iter().map(ToString::to_string).collect();
+    let kind = attached
+        .artifact_type
+        .as_deref()
+        .unwrap_or("untyped artifact");
+    if kind != NOTATION_SIGNATURE {
+        let judged = Judged {
+            name: format!("attached artifact {} ({kind})", attached.digest),
+            outcome: Err(Refused::Rejected(format!(
+                "found by the {}; a Notation trust policy counts only Notation signatures ({NOTATION_SIGNATURE})",
+                places.join(" and ")
+            ))),
+        };
+        return (judged, Vec::new());
+    }
+    let name = format!("Notation signature {}", attached.digest);
+    let outcome = match attached.layers.as_slice() {
+        [layer] => match (layer.descriptor.media_type.as_str(), &layer.bytes) {
+            (_, Err(why)) => Err(Refused::Unreadable(why.clone())),
+            ("application/jose+json", Ok(envelope)) => {
+                judge_envelope(envelope, target, policy, now).map_err(Refused::Rejected)
+            }
+            ("application/cose", Ok(_)) => Err(Refused::Rejected(
+                "its envelope is COSE (application/cose), which vouch does not verify yet".into(),
+            )),
+            (other, Ok(_)) => Err(Refused::Rejected(format!(
+                "integrity: its layer is {other:?}, not a JWS (application/jose+json) or COSE (application/cose) envelope"
+            ))),
+        },
+        layers => Err(Refused::Rejected(format!(
+            "integrity: a Notation signature has one layer, its envelope; this one has {}",
+            layers.len()
+        ))),
+    };
+    let (outcome, logged) = match outcome {
+        Ok((text, logged)) => (Ok(text), logged),
+        Err(refused) => (Err(refused), Vec::new()),
+    };
+    (Judged { name, outcome }, logged)
+}
+
+/// A JWS envelope under the policy: the reason it is refused, or what held and the
+/// failures that were only logged.
+fn judge_envelope(
+    envelope: &[u8],
+    target: &TargetArtifact,
+    policy: &NotationPolicy,
+    now: SystemTime,
+) -> std::result::Result<(String, Vec<Refusal>), String> {
+    let mut examined = verify_jws(envelope, &policy.anchors, now).map_err(|r| r.to_string())?;
+    if examined.authenticity.is_none() {
+        examined.authenticity = policy.statement.identities.admit(&examined.subject).err();
+    }
+    let logged = examined
+        .decide(&policy.enforcement)
+        .map_err(|r| r.to_string())?;
+    check_target(&examined, target).map_err(|r| r.to_string())?;
+    let mut held = vec!["integrity", "its target"];
+    let checks = [
+        (
+            "authenticity",
+            &examined.authenticity,
+            policy.enforcement.authenticity,
+        ),
+        ("expiry", &examined.expiry, policy.enforcement.expiry),
+        (
+            "the authentic timestamp",
+            &examined.authentic_timestamp,
+            policy.enforcement.authentic_timestamp,
+        ),
+        (
+            "revocation",
+            &examined.revocation,
+            policy.enforcement.revocation,
+        ),
+    ];
+    for (what, failure, action) in checks {
+        if failure.is_none() && action != Action::Skip {
+            held.push(what);
+        }
+    }
+    let mut text = format!(
+        "signed by {} ({}); under statement {:?} (level {}) these hold: {}",
+        examined.subject,
+        examined.signing_scheme,
+        policy.statement.name,
+        policy.statement.level,
+        held.join(", ")
+    );
+    if examined.revocation.is_none() && policy.enforcement.revocation != Action::Skip {
+        text.push_str(" (no certificate names an OCSP or CRL endpoint)");
+    }
+    if policy.enforcement.revocation == Action::Skip {
+        text.push_str("; revocation is skipped by the policy");
+    }
+    if !logged.is_empty() {
+        text.push_str(LOGGED);
+        text.push_str(&join(&logged, "; "));
+    }
+    Ok((text, logged))
+}
+
+/// Adds one subject per judged signature (or, when one counts, warnings for the others)
+/// to `report`, and a rejected subject when none counts; `description` is the policy's.
+fn conclude(
+    mut judged: Vec<Judged>,
+    discovery: &Discovery,
+    resolved: &Digest,
+    description: &str,
+    report: &mut Report,
+) {
     judged.extend(discovery.unreadable.iter().map(|message| Judged {
         name: "attached artifact".to_string(),
         outcome: Err(Refused::Unreadable(message.clone())),
     }));
     report.approval = match report.approval.as_str() {
-        "" => policy.describe(),
-        before => format!("{before}, {}", policy.describe()),
+        "" => description.to_string(),
+        before => format!("{before}, {description}"),
     };
     if judged.iter().any(|j| j.outcome.is_ok()) {
         for Judged { name, outcome } in judged {
@@ -176,7 +495,7 @@ pub fn judge(discovery: &Discovery, resolved: &Digest, policy: &KeyPolicy, repor
     };
     report.subjects.push(
         Subject::new(NO_SIGNATURE_SUBJECT, verdict)
-            .expected(policy.describe())
+            .expected(description)
             .message(why),
     );
 }

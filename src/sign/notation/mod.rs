@@ -1,14 +1,18 @@
 //! Notation JWS signature envelopes (`application/jose+json`): the signature, the `x5c`
 //! chain against a trust store's certificates, the `io.cncf.notary.*` protected headers,
-//! expiry and the signed `targetArtifact`.
+//! expiry and the signed `targetArtifact`; and ([`policy`]) the trust-policy document that
+//! says which stores and identities are trusted and which failures only get logged.
 //!
 //! The chain is checked over each certificate's TBSCertificate as signed, each issuer held
 //! to basicConstraints CA (with its path length) and keyCertSign, the leaf to
-//! digitalSignature, no CA, and codeSigning when it limits its extended key usage. Not wired
-//! to any command yet. Not done either: COSE envelopes, RFC 3161 timestamps (a signature
-//! whose certificate has expired is refused, there is no timestamp to rescue it),
-//! trust-policy documents. The envelope, its protected header and its payload are read by
-//! the strict JSON reader (a key given twice is refused).
+//! digitalSignature, no CA, and codeSigning when it limits its extended key usage. Not done:
+//! COSE envelopes, RFC 3161 timestamps (a certificate that is not valid now fails the
+//! authentic-timestamp check; there is no timestamp to rescue it), and revocation, which
+//! needs the network (a chain that names OCSP or CRL endpoints fails the revocation
+//! check). The envelope, its protected header and its payload are read by the strict JSON
+//! reader (a key given twice is refused).
+
+pub mod policy;
 
 use aws_lc_rs::signature;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
@@ -17,10 +21,14 @@ use std::path::Path;
 use std::time::SystemTime;
 use x509_cert::der::asn1::ObjectIdentifier;
 use x509_cert::der::Decode;
-use x509_cert::ext::pkix::{BasicConstraints, ExtendedKeyUsage, KeyUsage, KeyUsages};
+use x509_cert::ext::pkix::{
+    AuthorityInfoAccessSyntax, BasicConstraints, ExtendedKeyUsage, KeyUsage, KeyUsages,
+};
+use x509_cert::name::Name;
 use x509_cert::Certificate;
 
-/// Why a Notation signature was refused.
+/// Why a Notation signature was refused, or what was only logged about it: each kind is
+/// one of Notation's validations.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
     #[error("integrity: {0}")]
@@ -31,8 +39,23 @@ pub enum Refusal {
     Expired(String),
     #[error("authentic timestamp: {0}")]
     AuthenticTimestamp(String),
+    #[error("revocation: {0}")]
+    Revocation(String),
     #[error("the signature is for {found}, not {expected}")]
     OtherTarget { found: String, expected: String },
+}
+
+impl Refusal {
+    /// The validation that failed, in words (`authenticity`, `expiry`…).
+    pub fn validation(&self) -> &'static str {
+        match self {
+            Refusal::Integrity(_) | Refusal::OtherTarget { .. } => "integrity",
+            Refusal::Authenticity(_) => "authenticity",
+            Refusal::Expired(_) => "expiry",
+            Refusal::AuthenticTimestamp(_) => "the authentic timestamp",
+            Refusal::Revocation(_) => "revocation",
+        }
+    }
 }
 
 /// What the signature names.
@@ -43,13 +66,65 @@ pub struct TargetArtifact {
     pub size: u64,
 }
 
-/// A verified signature.
+/// The trust a signature is checked against: the certificates of the `ca` and
+/// `signingAuthority` stores a statement names (a `notary.x509` signature must chain to the
+/// first, a `notary.x509.signingAuthority` one to the second), and whether it names a `tsa`
+/// store (and when a timestamp would then be required).
+#[derive(Debug, Clone, Default)]
+pub struct Anchors {
+    pub ca: Vec<Vec<u8>>,
+    pub signing_authority: Vec<Vec<u8>>,
+    pub timestamps: Option<policy::VerifyTimestamp>,
+}
+
+/// An envelope whose integrity holds, and what the later validations found: each `None`
+/// when it held, else why not.
 #[derive(Debug, Clone)]
-pub struct Verified {
+pub struct Examined {
     pub target: TargetArtifact,
     pub signing_scheme: String,
     /// The signing certificate's subject.
-    pub subject: String,
+    pub subject: Name,
+    pub authenticity: Option<String>,
+    pub expiry: Option<String>,
+    pub authentic_timestamp: Option<String>,
+    pub revocation: Option<String>,
+}
+
+impl Examined {
+    /// The verdict under `enforcement`, in Notation's order (authenticity, expiry, authentic
+    /// timestamp, revocation): the first enforced failure refuses the signature; `Ok` holds
+    /// the failures that were only logged.
+    pub fn decide(&self, enforcement: &policy::Enforcement) -> Result<Vec<Refusal>, Refusal> {
+        use policy::Action;
+        let checks = [
+            (
+                enforcement.authenticity,
+                &self.authenticity,
+                Refusal::Authenticity as fn(String) -> Refusal,
+            ),
+            (enforcement.expiry, &self.expiry, Refusal::Expired),
+            (
+                enforcement.authentic_timestamp,
+                &self.authentic_timestamp,
+                Refusal::AuthenticTimestamp,
+            ),
+            (
+                enforcement.revocation,
+                &self.revocation,
+                Refusal::Revocation,
+            ),
+        ];
+        let mut logged = Vec::new();
+        for (action, failure, kind) in checks {
+            match (action, failure) {
+                (_, None) | (Action::Skip, _) => {}
+                (Action::Enforce, Some(why)) => return Err(kind(why.clone())),
+                (Action::Log, Some(why)) => logged.push(kind(why.clone())),
+            }
+        }
+        Ok(logged)
+    }
 }
 
 /// A trust store read from `x509/{ca,signingAuthority,tsa}/NAME/`.
@@ -112,6 +187,28 @@ pub fn read_store(dir: &Path) -> Result<Vec<Vec<u8>>, StoreError> {
     Ok(certs)
 }
 
+/// The certificates of the store `name` of a trust store directory `root`
+/// (`root/x509/KIND/NAME`); no component below `root` may be a symlink.
+pub fn read_named_store(root: &Path, name: &policy::StoreName) -> Result<Vec<Vec<u8>>, StoreError> {
+    let x509 = root.join("x509");
+    for dir in [x509.clone(), x509.join(&name.kind)] {
+        let meta = std::fs::symlink_metadata(&dir).map_err(|e| StoreError::Bad {
+            path: dir.display().to_string(),
+            detail: format!(
+                "{e} (the trust store {}:{} is needed)",
+                name.kind, name.name
+            ),
+        })?;
+        if !meta.is_dir() {
+            return Err(StoreError::Bad {
+                path: dir.display().to_string(),
+                detail: "is not a directory (symlinks are refused)".into(),
+            });
+        }
+    }
+    read_store(&x509.join(&name.kind).join(&name.name))
+}
+
 fn b64url(field: &str, text: &str) -> Result<Vec<u8>, Refusal> {
     URL_SAFE_NO_PAD
         .decode(text.trim_end_matches('='))
@@ -136,15 +233,15 @@ const KNOWN_CRIT: &[&str] = &[
     "io.cncf.notary.verificationPluginMinVersion",
 ];
 
-/// Checks a JWS envelope. `anchors` are the trust store's certificates; `now` is the
-/// verification time; `permissive` logs (here: ignores) expiry and certificate expiry the way
-/// Notation's `permissive` level does, while integrity and authenticity always hold.
+/// Checks a JWS envelope at time `now`: its integrity (an `Err` is always an integrity
+/// failure), then the chain against `anchors`, expiry, the certificates' validity and
+/// whether revocation could be checked, each recorded in the [`Examined`] for a level to
+/// decide on. Trusted identities are the caller's to check against [`Examined::subject`].
 pub fn verify_jws(
     envelope: &[u8],
-    anchors: &[Vec<u8>],
+    anchors: &Anchors,
     now: SystemTime,
-    permissive: bool,
-) -> Result<Verified, Refusal> {
+) -> Result<Examined, Refusal> {
     let doc: serde_json::Value = crate::json::from_slice(envelope)
         .map_err(|e| Refusal::Integrity(format!("the envelope is not JSON: {e}")))?;
     let field = |name: &str| {
@@ -237,7 +334,7 @@ pub fn verify_jws(
             "io.cncf.notary.signingScheme is not marked critical".into(),
         ));
     }
-    let cert_time = match scheme.as_str() {
+    let (cert_time, trusted_certs, store_kind) = match scheme.as_str() {
         "notary.x509" => {
             parse_time(
                 "io.cncf.notary.signingTime",
@@ -245,7 +342,7 @@ pub fn verify_jws(
                     .get("io.cncf.notary.signingTime")
                     .unwrap_or(&serde_json::Value::Null),
             )?;
-            now
+            (now, &anchors.ca, "ca")
         }
         "notary.x509.signingAuthority" => {
             if !crit.contains(&"io.cncf.notary.authenticSigningTime") {
@@ -253,10 +350,11 @@ pub fn verify_jws(
                     "io.cncf.notary.authenticSigningTime is not critical".into(),
                 ));
             }
-            parse_time(
+            let at = parse_time(
                 "io.cncf.notary.authenticSigningTime",
                 &protected["io.cncf.notary.authenticSigningTime"],
-            )?
+            )?;
+            (at, &anchors.signing_authority, "signingAuthority")
         }
         other => {
             return Err(Refusal::Integrity(format!(
@@ -264,41 +362,122 @@ pub fn verify_jws(
             )))
         }
     };
-    if let Some(expiry) = protected.get("io.cncf.notary.expiry") {
+    let mut expiry = None;
+    if let Some(at) = protected.get("io.cncf.notary.expiry") {
         if !crit.contains(&"io.cncf.notary.expiry") {
             return Err(Refusal::Integrity(
                 "io.cncf.notary.expiry is not marked critical".into(),
             ));
         }
-        let at = parse_time("io.cncf.notary.expiry", expiry)?;
-        if at <= now && !permissive {
-            return Err(Refusal::Expired(format!(
+        if parse_time("io.cncf.notary.expiry", at)? <= now {
+            expiry = Some(format!(
                 "the signature expired at {}",
-                expiry.as_str().unwrap_or("")
-            )));
+                at.as_str().unwrap_or("")
+            ));
         }
     }
+    let payload: serde_json::Value = crate::json::from_slice(&b64url("payload", payload_b64)?)
+        .map_err(|e| Refusal::Integrity(format!("the payload is not JSON: {e}")))?;
+    let t = payload
+        .get("targetArtifact")
+        .ok_or_else(|| Refusal::Integrity("the payload has no targetArtifact".into()))?;
+    let text = |name: &str| {
+        t.get(name)
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+            .ok_or_else(|| Refusal::Integrity(format!("targetArtifact has no {name}")))
+    };
+    let target = TargetArtifact {
+        media_type: text("mediaType")?,
+        digest: text("digest")?,
+        size: t
+            .get("size")
+            .and_then(|v| v.as_u64())
+            .ok_or_else(|| Refusal::Integrity("targetArtifact has no size".into()))?,
+    };
 
-    // The chain: each certificate is signed by the next (over its TBSCertificate as
-    // signed), the leaf may sign code and every issuer may issue, and the last one is in
-    // the store.
-    check_leaf(&certs[0])?;
+    let authenticity = match trusted_certs.is_empty() {
+        true => Some(format!(
+            "a {scheme} signature must chain to a {store_kind} trust store, and the trust policy names none"
+        )),
+        false => chain(&x5c, &certs, trusted_certs).err(),
+    };
+    let invalid = certs.iter().enumerate().find_map(|(i, cert)| {
+        let v = &cert.tbs_certificate.validity;
+        (cert_time < v.not_before.to_system_time() || cert_time > v.not_after.to_system_time())
+            .then(|| {
+                format!(
+                    "x5c certificate {} ({}) is valid only {} to {}",
+                    i + 1,
+                    cert.tbs_certificate.subject,
+                    v.not_before,
+                    v.not_after
+                )
+            })
+    });
+    let authentic_timestamp = match (scheme.as_str(), anchors.timestamps, invalid) {
+        ("notary.x509", Some(policy::VerifyTimestamp::Always), _) => Some(
+            "the trust policy names a tsa store, so Notation requires an RFC 3161 timestamp, and vouch does not verify timestamps".to_string(),
+        ),
+        ("notary.x509", Some(_), Some(invalid)) => Some(format!(
+            "{invalid}, and vouch does not verify the RFC 3161 timestamp that could show it was signed while it was valid"
+        )),
+        ("notary.x509", None, Some(invalid)) => {
+            Some(format!("{invalid}, and there is no trusted timestamp"))
+        }
+        (_, _, Some(invalid)) => Some(format!("{invalid}, at the authentic signing time")),
+        (_, _, None) => None,
+    };
+    let revocation = certs.iter().find_map(|cert| {
+        let ocsp = extension::<AuthorityInfoAccessSyntax>(cert, AUTHORITY_INFO_ACCESS)
+            .map(|aia| aia.is_some_and(|aia| aia.0.iter().any(|d| d.access_method == OCSP)))
+            .unwrap_or(true);
+        let crl = cert
+            .tbs_certificate
+            .extensions
+            .as_ref()
+            .is_some_and(|e| e.iter().any(|e| e.extn_id == CRL_DISTRIBUTION_POINTS));
+        (ocsp || crl).then(|| {
+            format!(
+                "{} names OCSP or CRL endpoints, and vouch checks no revocation (it does not go online)",
+                cert.tbs_certificate.subject
+            )
+        })
+    });
+    Ok(Examined {
+        target,
+        signing_scheme: scheme,
+        subject: certs[0].tbs_certificate.subject.clone(),
+        authenticity,
+        expiry,
+        authentic_timestamp,
+        revocation,
+    })
+}
+
+/// The x5c chain: each certificate is signed by the next (over its TBSCertificate as
+/// signed), the leaf may sign code and every issuer may issue, and it ends at a certificate
+/// of `anchors` (the last one itself, or its issuer, which must then be allowed to issue).
+fn chain(x5c: &[Vec<u8>], certs: &[Certificate], anchors: &[Vec<u8>]) -> Result<(), String> {
+    let text = |r: Refusal| match r {
+        Refusal::Authenticity(m) => m,
+        other => other.to_string(),
+    };
+    check_leaf(&certs[0]).map_err(text)?;
     for (i, issuer) in certs.iter().enumerate().skip(1) {
-        check_issuer(issuer, i - 1)?;
+        check_issuer(issuer, i - 1).map_err(text)?;
     }
     for (i, pair) in x5c.windows(2).enumerate() {
         if !cert_signed_by(&pair[0], &pair[1]) {
-            return Err(Refusal::Authenticity(format!(
+            return Err(format!(
                 "x5c certificate {} is not signed by certificate {}",
                 i + 1,
                 i + 2
-            )));
+            ));
         }
     }
     let last = certs.last().expect("non-empty");
     let last_der = x5c.last().expect("non-empty");
-    // The store's certificate ends the chain: the last x5c certificate itself, or its
-    // issuer, which must then be allowed to issue too.
     let trusted = anchors.iter().any(|a| {
         a == last_der
             || Certificate::from_der(a)
@@ -310,55 +489,13 @@ pub fn verify_jws(
                 .unwrap_or(false)
     });
     if !trusted {
-        return Err(Refusal::Authenticity(
-            "the signing chain does not lead to a certificate in the trust store".into(),
-        ));
+        return Err("the signing chain does not lead to a certificate in the trust store".into());
     }
-    for (i, cert) in certs.iter().enumerate() {
-        let v = &cert.tbs_certificate.validity;
-        if (cert_time < v.not_before.to_system_time() || cert_time > v.not_after.to_system_time())
-            && !permissive
-        {
-            return Err(Refusal::AuthenticTimestamp(format!(
-                "x5c certificate {} ({}) is valid only {} to {}, and there is no trusted timestamp",
-                i + 1,
-                cert.tbs_certificate.subject,
-                v.not_before,
-                v.not_after
-            )));
-        }
-    }
-
-    let payload: serde_json::Value = crate::json::from_slice(&b64url("payload", payload_b64)?)
-        .map_err(|e| Refusal::Integrity(format!("the payload is not JSON: {e}")))?;
-    let t = payload
-        .get("targetArtifact")
-        .ok_or_else(|| Refusal::Integrity("the payload has no targetArtifact".into()))?;
-    let target = TargetArtifact {
-        media_type: t
-            .get("mediaType")
-            .and_then(|v| v.as_str())
-            .unwrap_or("")
-            .to_string(),
-        digest: t
-            .get("digest")
-            .and_then(|v| v.as_str())
-            .unwrap_or("")
-            .to_string(),
-        size: t
-            .get("size")
-            .and_then(|v| v.as_u64())
-            .ok_or_else(|| Refusal::Integrity("targetArtifact has no size".into()))?,
-    };
-    Ok(Verified {
-        target,
-        signing_scheme: scheme,
-        subject: certs[0].tbs_certificate.subject.to_string(),
-    })
+    Ok(())
 }
 
-/// Whether the verified signature names exactly `expected` (digest, size and media type).
-pub fn check_target(v: &Verified, expected: &TargetArtifact) -> Result<(), Refusal> {
+/// Whether the examined signature names exactly `expected` (digest, size and media type).
+pub fn check_target(v: &Examined, expected: &TargetArtifact) -> Result<(), Refusal> {
     if &v.target != expected {
         return Err(Refusal::OtherTarget {
             found: format!(
@@ -425,6 +562,9 @@ const BASIC_CONSTRAINTS: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29
 const KEY_USAGE: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.15");
 const EXT_KEY_USAGE: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.37");
 const CODE_SIGNING: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.3");
+const AUTHORITY_INFO_ACCESS: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.1.1");
+const CRL_DISTRIBUTION_POINTS: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.31");
+const OCSP: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.48.1");
 
 /// A certificate's extension `oid`, decoded; a malformed one is an error, in words.
 fn extension<T: for<'a> Decode<'a>>(
