@@ -378,9 +378,14 @@ fn usage_errors_exit_2_with_a_sentence() {
             vec!["verify", "M", "--manifest", "x", "--digest", "sha256:00"],
             "cannot be used with",
         ),
+        // Not offered where a model manifest is made (`--help` does not list it either).
         (
             vec!["digest", "M", "--algo", "sha512"],
-            "not an OMS algorithm",
+            "invalid value 'sha512'",
+        ),
+        (
+            vec!["manifest", "M", "--algo", "sha512"],
+            "invalid value 'sha512'",
         ),
         (
             vec!["digest", "M", "--algo", "blake3", "--shard-size", "1000"],
@@ -834,4 +839,31 @@ fn hash_cache_inside_the_model_is_refused() {
     let (model, manifest, _) = cached_model(dir.path());
     let ran = cached_verify(&model, &manifest, &model.join("cache.json")).expect(2);
     assert!(ran.stderr.contains("inside the model"), "{}", ran.stderr);
+}
+
+/// `--help` offers an algorithm only where the command takes it: sha512 makes no OMS
+/// manifest, so `digest`, `manifest` and `sign` do not list it; `hash` and `verify --check`
+/// take it.
+#[test]
+fn help_offers_only_the_algorithms_a_command_takes() {
+    for (command, offered) in [
+        ("digest", false),
+        ("manifest", false),
+        ("sign", false),
+        ("verify", true),
+        ("hash", true),
+    ] {
+        let help =
+            String::from_utf8(run(vouch().args([command, "--help"])).expect(0).stdout).unwrap();
+        let algo = help
+            .split("--algo <ALGORITHM>")
+            .nth(1)
+            .unwrap_or_else(|| panic!("{command} --help has no --algo:\n{help}"));
+        let values = algo
+            .split("[possible values: ")
+            .nth(1)
+            .and_then(|rest| rest.split(']').next())
+            .unwrap_or_else(|| panic!("{command} --help lists no values:\n{help}"));
+        assert_eq!(values.contains("sha512"), offered, "{command}: {values}");
+    }
 }

@@ -103,7 +103,17 @@ pub fn describe_error(error: &Error) -> String {
 }
 
 fn algorithm_parser() -> impl TypedValueParser<Value = Algorithm> {
-    PossibleValuesParser::new(Algorithm::ALL.map(Algorithm::name)).map(|name| {
+    algorithms_parser(&Algorithm::ALL)
+}
+
+/// `--algo` where an OMS serialization is made: the algorithms model manifests use.
+fn oms_algorithm_parser() -> impl TypedValueParser<Value = Algorithm> {
+    let oms: Vec<Algorithm> = Algorithm::ALL.into_iter().filter(|a| a.is_oms()).collect();
+    algorithms_parser(&oms)
+}
+
+fn algorithms_parser(algorithms: &[Algorithm]) -> impl TypedValueParser<Value = Algorithm> {
+    PossibleValuesParser::new(algorithms.iter().map(|a| a.name())).map(|name| {
         name.parse::<Algorithm>()
             .expect("only listed names get here")
     })
@@ -184,7 +194,7 @@ impl RevisionArg {
 #[derive(Debug, Args)]
 pub struct SerializationArgs {
     /// Digest algorithm of each resource: sha256 (the default), blake2b or blake3
-    #[arg(long, value_name = "ALGORITHM", value_parser = algorithm_parser())]
+    #[arg(long, value_name = "ALGORITHM", value_parser = oms_algorithm_parser())]
     algo: Option<Algorithm>,
     /// Split files into shards of this many bytes (the OMS shards method; model-signing's
     /// default is 1000000000); without it, each file is one resource

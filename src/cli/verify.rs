@@ -16,6 +16,10 @@ use crate::verify::model::{check_model, VerifyOptions};
 
 #[derive(Debug, Args)]
 #[command(group(ArgGroup::new("approval").args(["manifest", "digest", "manifest_digest", "check", "signature", "bundle", "registry"])))]
+// A check list may be of any algorithm `vouch hash` writes, sha512 among them.
+#[command(mut_arg("algo", |arg| arg
+    .value_parser(super::algorithm_parser())
+    .help("Digest algorithm of each resource: sha256 (the default), blake2b or blake3; with --check also sha512")))]
 pub struct VerifyArgs {
     /// The model: a directory, a single weights file, a Hugging Face cache snapshot or
     /// hf://ORG/NAME[@REV] (see the README's "Hugging Face caches"). Without it, --registry

@@ -20,7 +20,6 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use aws_lc_rs::hmac;
-use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use serde::{Deserialize, Serialize};
 
 use super::algorithm::{Algorithm, Digest};
@@ -348,14 +347,14 @@ impl Cache {
             Budget::Off => return HashSet::new(),
         };
         let mut order: Vec<usize> = hits.keys().copied().collect();
-        let random = SystemRandom::new();
+        let mut random = vec![0u8; 8 * order.len()];
+        if !kernel_random(&mut random) {
+            // No randomness: a predictable sample would let a tamperer avoid it, so every
+            // cached file is re-hashed.
+            return hits.keys().copied().collect();
+        }
         for i in (1..order.len()).rev() {
-            let mut bytes = [0u8; 8];
-            if random.fill(&mut bytes).is_err() {
-                // No randomness: a predictable sample would let a tamperer avoid it, so
-                // every cached file is re-hashed.
-                return hits.keys().copied().collect();
-            }
+            let bytes: [u8; 8] = random[8 * i..8 * i + 8].try_into().expect("8 bytes");
             let j = (u64::from_le_bytes(bytes) % (i as u64 + 1)) as usize;
             order.swap(i, j);
         }
@@ -469,6 +468,22 @@ impl Cache {
     }
 }
 
+/// Fills `buffer` from the kernel's random source (getrandom). aws-lc's generator would
+/// do as well, but seeding it costs a run about 50 ms of CPU-jitter sampling, more than a
+/// cached re-verify of a large model takes in all.
+fn kernel_random(buffer: &mut [u8]) -> bool {
+    let mut filled = 0;
+    while filled < buffer.len() {
+        match rustix::rand::getrandom(&mut buffer[filled..], rustix::rand::GetRandomFlags::empty())
+        {
+            Ok(n) => filled += n,
+            Err(rustix::io::Errno::INTR) => {}
+            Err(_) => return false,
+        }
+    }
+    true
+}
+
 /// The algorithm, device and inode of an entry's key: which file it is of.
 fn file_of(key: &str) -> String {
     key.splitn(4, ':').take(3).collect::<Vec<_>>().join(":")
@@ -510,9 +525,9 @@ fn load_or_create_key(path: &Path) -> Result<Vec<u8>> {
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let mut key = vec![0u8; 32];
-            SystemRandom::new()
-                .fill(&mut key)
-                .map_err(|_| Error::input(path, "no random bytes for a new cache key"))?;
+            if !kernel_random(&mut key) {
+                return Err(Error::input(path, "no random bytes for a new cache key"));
+            }
             // Written whole to a temporary file (0600) and linked into place only if no key
             // is there: of checks that start at once, one makes the key and the rest read it.
             let dir = path
