@@ -17,8 +17,8 @@ use crate::report::{Subject, Verdict};
 /// The files an approval lists, with their SHA-256 digests.
 #[derive(Clone, Debug)]
 pub struct ApprovedFiles {
-    files: Vec<(String, Digest)>,
-    ignore: IgnoreSet,
+    pub(super) files: Vec<(String, Digest)>,
+    pub(super) ignore: IgnoreSet,
     /// In words, for reports: `manifest approved.json (files, sha256)`.
     pub description: String,
 }

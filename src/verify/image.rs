@@ -175,6 +175,7 @@ mod tests {
             pinned: None,
             diff_ids: false,
             reading: crate::oci::Reading::Every,
+            model_root: None,
         };
         let engine = Engine::new(1, ReaderConfig::default()).unwrap();
         let digest = Digest::from_prefixed(&format!("sha256:{}", "0".repeat(64))).unwrap();
