@@ -377,6 +377,29 @@ pub fn held(
     }
 }
 
+/// The files a comparison with an approval of no files finds extra, each with its
+/// SHA-256; or, when any subject is something else (a refused entry, an unread layer),
+/// those subjects.
+pub fn extra_files(subjects: Vec<Subject>) -> Result<Vec<(String, Digest)>, Vec<Subject>> {
+    let mut files = Vec::new();
+    let mut problems = Vec::new();
+    for subject in subjects {
+        let digest = subject
+            .actual
+            .as_deref()
+            .and_then(|d| Digest::from_prefixed(d).ok());
+        match digest {
+            Some(digest) if subject.verdict == Verdict::Extra => files.push((subject.name, digest)),
+            _ => problems.push(subject),
+        }
+    }
+    if problems.is_empty() {
+        Ok(files)
+    } else {
+        Err(problems)
+    }
+}
+
 /// The verdict on one approved file: the SHA-256 of the bytes actually read against the
 /// approved one (so a corrupt blob is caught here too, not only against its descriptor).
 fn file_subject(name: String, approved: &Digest, layer: &Layer) -> Subject {

@@ -168,13 +168,15 @@ pub struct HeldFiles {
 
 /// The files of the model artifact `reference` names, each with its SHA-256, reading only
 /// the blobs whose descriptors cannot tell (ModelPack tar layers; a raw layer's digest is
-/// its file's SHA-256): what `vouch manifest REF` states. `Err` holds the report of an
+/// its file's SHA-256): what `vouch manifest REF` states; with `model_root`, the files
+/// under that directory of a ModelCar image (every layer read). `Err` holds the report of an
 /// artifact whose files cannot all be named faithfully, or whose manifest or read blobs
 /// do not match their descriptors.
 pub fn held_files(
     reference: &ImageRef,
     connection: &Connection,
     platforms: Platforms,
+    model_root: Option<&ModelRoot>,
     ignore: &IgnoreSet,
     engine: &Engine,
 ) -> Result<std::result::Result<HeldFiles, Report>> {
@@ -184,7 +186,7 @@ pub fn held_files(
         pinned: None,
         diff_ids: false,
         reading: Reading::Undescribed,
-        model_root: None,
+        model_root: model_root.cloned(),
     };
     let Checked {
         mut report,
@@ -210,7 +212,15 @@ pub fn held_files(
         }
     };
     let (config, layers) = image.parts(&results);
-    match files::held(&config, &layers, ignore) {
+    let held = match model_root {
+        Some(root) => {
+            let (subjects, note) = modelcar::compare(&none, root, &layers, "");
+            report.warnings.extend(note);
+            files::extra_files(subjects)
+        }
+        None => files::held(&config, &layers, ignore),
+    };
+    match held {
         Ok(files) if report.status() == Status::Verified => Ok(Ok(HeldFiles { report, files })),
         Ok(_) => Ok(Err(report)),
         Err(problems) => {

@@ -41,6 +41,7 @@ const PYTHON_PEERS: &[&str] = &[
     "mlflow==3.17.2",
     "modelpack-client==0.1.0",
     "oras==0.2.43",
+    "olot==1.2.1",
     "huggingface_hub==2.4.0",
     "prometheus-client==0.26.0",
 ];
