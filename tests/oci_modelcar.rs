@@ -8,6 +8,7 @@
 mod common;
 mod oci_support;
 
+use std::ffi::OsStr;
 use std::path::Path;
 use std::process::Command;
 
@@ -376,5 +377,61 @@ fn hostile_layers_are_refused_naming_the_entry_and_a_whiteout_of_the_root_delete
             ("model.safetensors", "missing"),
             ("tokenizer/vocab.txt", "missing")
         ])
+    );
+}
+
+#[test]
+fn a_modelcar_is_approved_by_model_signings_signature_and_its_manifest_is_the_files_on_disk() {
+    let test =
+        "a_modelcar_is_approved_by_model_signings_signature_and_its_manifest_is_the_files_on_disk";
+    if !modelcar_peers(test) {
+        return;
+    }
+    let Some(python) = peer_python(test) else {
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    // The model is named as the layout's directory, as `vouch manifest REF` names it.
+    let model = model_dir(&work.path().join("source"), "car", &model_files());
+    let layout = modelcar(&work.path().join("car"), &model);
+    let reference = layout.reference("latest");
+
+    let keys = tempfile::tempdir().unwrap();
+    model_signing(&python, &[OsStr::new("keygen"), keys.path().as_os_str()]);
+    let signature = keys.path().join("model.sig");
+    model_signing(
+        &python,
+        &[
+            OsStr::new("sign"),
+            model.as_os_str(),
+            signature.as_os_str(),
+            keys.path().join("key.pem").as_os_str(),
+        ],
+    );
+    let key = keys.path().join("pub.pem");
+    let ran = oci_verify(
+        &reference,
+        &[
+            "--model-root",
+            "/models",
+            "--signature",
+            signature.to_str().unwrap(),
+            "--key",
+            key.to_str().unwrap(),
+        ],
+    )
+    .expect(0);
+    assert_eq!(verdicts(&ran.json()), expected(&[]));
+
+    // `vouch manifest REF --model-root` states the files as `vouch manifest` does on disk,
+    // and `vouch digest` gives the digest model-signing signed.
+    let from_files = vouch_run([OsStr::new("manifest"), model.as_os_str()]).expect(0);
+    let from_image = vouch_run(["manifest", &reference, "--model-root", "/models"]).expect(0);
+    assert_eq!(from_image.stdout(), from_files.stdout());
+    let signed = model_signing(&python, &[OsStr::new("subject"), signature.as_os_str()]);
+    let digest = vouch_run(["digest", &reference, "--model-root", "/models"]).expect(0);
+    assert_eq!(
+        digest.stdout(),
+        format!("sha256:{}\n", signed.stdout().trim())
     );
 }

@@ -239,7 +239,7 @@ pub fn read(stream: impl Read, root: &ModelRoot, others: &[Algorithm]) -> io::Re
                 };
                 changes.refuse(
                     &written,
-                    format!("replaces {what} with {}", describe(&mut entry)),
+                    format!("replaces {what} with {}", describe(&entry)),
                 );
                 continue;
             }
@@ -276,7 +276,7 @@ pub fn read(stream: impl Read, root: &ModelRoot, others: &[Algorithm]) -> io::Re
                 others: digests.collect(),
             });
         } else {
-            let what = describe(&mut entry);
+            let what = describe(&entry);
             changes.refuse(
                 &written,
                 format!("is {what} under the model root; vouch follows no link and takes no special entry as a file"),
@@ -301,7 +301,7 @@ fn too_many() -> io::Error {
 }
 
 /// An entry that is no directory, in words.
-fn describe<R: Read>(entry: &mut tar::Entry<R>) -> String {
+fn describe<R: Read>(entry: &tar::Entry<'_, R>) -> String {
     let kind = entry.header().entry_type();
     if kind.is_symlink() || kind.is_hard_link() {
         let target = entry
