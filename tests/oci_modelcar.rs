@@ -434,4 +434,43 @@ fn a_modelcar_is_approved_by_model_signings_signature_and_its_manifest_is_the_fi
         digest.stdout(),
         format!("sha256:{}\n", signed.stdout().trim())
     );
+
+    // `vouch sbom REF --model-root` describes the same files as the image's model, in a
+    // document the CycloneDX library validates.
+    let cdx = work.path().join("car.cdx.json");
+    vouch_run([
+        OsStr::new("sbom"),
+        OsStr::new(&reference),
+        OsStr::new("--model-root"),
+        OsStr::new("/models"),
+        OsStr::new("-o"),
+        cdx.as_os_str(),
+    ])
+    .expect(0);
+    validate_cyclonedx(&python, &cdx);
+    let bom: Value = serde_json::from_slice(&std::fs::read(&cdx).unwrap()).unwrap();
+    let described = bom["metadata"]["component"]["components"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap();
+    assert_eq!(described["type"], "machine-learning-model", "{bom:#}");
+    let root = lookup(&described["properties"], "name", "vouch:oms:root-digest", "value");
+    assert_eq!(root, Some(digest.stdout().trim().to_string()));
+    let described: Vec<(String, Option<String>)> = described["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["name"].as_str().unwrap().to_string(),
+                lookup(&f["hashes"], "alg", "SHA-256", "content"),
+            )
+        })
+        .collect();
+    let on_disk: Vec<(String, Option<String>)> = model_files()
+        .iter()
+        .map(|(name, bytes)| (name.to_string(), Some(sha256_hex(bytes))))
+        .collect();
+    assert_eq!(described, on_disk);
 }

@@ -18,6 +18,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::{self, Read};
 
 use super::files::{ApprovedFiles, Layer};
+use super::tarlayer::Bounded;
 use super::unavailable_subject;
 use crate::hash::{Algorithm, Digest, Hasher};
 use crate::model::paths::{check_name, normalize_relative_name, IgnoreSet};
@@ -152,20 +153,57 @@ impl LayerChanges {
 
 /// Reads one image layer's tar archive (already decompressed) to its end, hashing each
 /// regular file under `root` by SHA-256 and by each of `others`. An error is a stream
-/// that is no tar archive.
+/// that is no tar archive, or whose headers of one entry (with its GNU long names and PAX
+/// records, which the tar reader holds in memory) take more than
+/// [`super::tarlayer::MAX_HEADER_BYTES`].
 pub fn read(stream: impl Read, root: &ModelRoot, others: &[Algorithm]) -> io::Result<LayerChanges> {
-    let others: Vec<Algorithm> = others
-        .iter()
-        .copied()
-        .filter(|&a| a != Algorithm::Sha256)
-        .collect();
-    let mut changes = LayerChanges::default();
-    let mut seen = BTreeSet::new();
-    let mut twice = BTreeSet::new();
-    let mut kept = 0usize;
+    let mut reading = Reading {
+        root,
+        others: others
+            .iter()
+            .copied()
+            .filter(|&a| a != Algorithm::Sha256)
+            .collect(),
+        changes: LayerChanges::default(),
+        seen: BTreeSet::new(),
+        twice: BTreeSet::new(),
+        kept: 0,
+    };
+    let (stream, gate) = Bounded::new(stream);
     let mut archive = tar::Archive::new(stream);
     for entry in archive.entries()? {
         let mut entry = entry?;
+        // The entry's own data is read here, to its end, so that the tar reader reads
+        // nothing but headers while the gate is closed.
+        gate.open();
+        reading.entry(&mut entry)?;
+        io::copy(&mut entry, &mut io::sink())?;
+        gate.close();
+    }
+    let Reading {
+        mut changes, twice, ..
+    } = reading;
+    // A name given twice is taken from neither entry.
+    changes.entries.retain(|change| match change {
+        Change::Directory(name) | Change::File { name, .. } => !twice.contains(name),
+    });
+    Ok(changes)
+}
+
+/// The state of reading one layer.
+struct Reading<'a> {
+    root: &'a ModelRoot,
+    others: Vec<Algorithm>,
+    changes: LayerChanges,
+    seen: BTreeSet<String>,
+    twice: BTreeSet<String>,
+    /// Entries kept under the root.
+    kept: usize,
+}
+
+impl Reading<'_> {
+    fn entry<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>) -> io::Result<()> {
+        let root = self.root;
         let bytes = entry.path_bytes().into_owned();
         let written = String::from_utf8_lossy(&bytes).into_owned();
         let name = match std::str::from_utf8(&bytes) {
@@ -178,11 +216,11 @@ pub fn read(stream: impl Read, root: &ModelRoot, others: &[Algorithm]) -> io::Re
             Ok(name) => name,
             // `.` (the filesystem's root, as `tar -C dir .` writes it) is a directory.
             Err(_) if entry.header().entry_type().is_dir() && is_current_dir(&written) => {
-                continue
+                return Ok(())
             }
             Err(why) => {
-                changes.refuse(&written, why);
-                continue;
+                self.changes.refuse(&written, why);
+                return Ok(());
             }
         };
         let parts: Vec<&str> = name.split('/').collect();
@@ -199,8 +237,8 @@ pub fn read(stream: impl Read, root: &ModelRoot, others: &[Algorithm]) -> io::Re
                 match root.place(parent) {
                     Place::Outside | Place::Parent => None,
                     _ => {
-                        changes.refuse(&written, "is a whiteout of no name vouch knows");
-                        continue;
+                        self.changes.refuse(&written, "is a whiteout of no name vouch knows");
+                        return Ok(());
                     }
                 }
             } else {
@@ -213,81 +251,77 @@ pub fn read(stream: impl Read, root: &ModelRoot, others: &[Algorithm]) -> io::Re
                 }
             };
             match removal {
-                None => changes.outside += 1,
+                None => self.changes.outside += 1,
                 Some(removal) => {
-                    kept += 1;
-                    if kept > MAX_ENTRIES {
+                    self.kept += 1;
+                    if self.kept > MAX_ENTRIES {
                         return Err(too_many());
                     }
-                    changes.removals.push(removal);
+                    self.changes.removals.push(removal);
                 }
             }
-            continue;
+            return Ok(());
         }
         let kind = entry.header().entry_type();
         let relative = match root.place(&parts) {
             Place::Outside => {
-                changes.outside += 1;
-                continue;
+                self.changes.outside += 1;
+                return Ok(());
             }
-            Place::Parent | Place::Root if kind.is_dir() => continue,
+            Place::Parent | Place::Root if kind.is_dir() => return Ok(()),
             Place::Parent | Place::Root => {
                 let what = if parts.len() < root.parts.len() {
                     format!("a parent of the model root {root}")
                 } else {
                     format!("the model root {root}")
                 };
-                changes.refuse(
+                self.changes.refuse(
                     &written,
-                    format!("replaces {what} with {}", describe(&entry)),
+                    format!("replaces {what} with {}", describe(entry)),
                 );
-                continue;
+                return Ok(());
             }
             Place::Under(below) => below.join("/"),
         };
-        if !seen.insert(relative.clone()) {
-            twice.insert(relative);
-            changes.refuse(
+        if !self.seen.insert(relative.clone()) {
+            self.twice.insert(relative);
+            self.changes.refuse(
                 &written,
                 "the layer holds this name more than once; it names no one file",
             );
-            continue;
+            return Ok(());
         }
-        kept += 1;
-        if kept > MAX_ENTRIES {
+        self.kept += 1;
+        if self.kept > MAX_ENTRIES {
             return Err(too_many());
         }
         if kind.is_dir() {
-            changes.entries.push(Change::Directory(relative));
+            self.changes.entries.push(Change::Directory(relative));
         } else if kind.is_file() || kind.is_contiguous() {
             let mut hashing = Hashing(
                 std::iter::once(Algorithm::Sha256)
-                    .chain(others.iter().copied())
+                    .chain(self.others.iter().copied())
                     .map(Algorithm::hasher)
                     .collect(),
                 0,
             );
-            io::copy(&mut entry, &mut hashing)?;
+            io::copy(entry, &mut hashing)?;
             let mut digests = hashing.0.into_iter().map(Hasher::finalize);
-            changes.entries.push(Change::File {
+            self.changes.entries.push(Change::File {
                 name: relative,
                 sha256: digests.next().expect("SHA-256 is always computed"),
                 size: hashing.1,
                 others: digests.collect(),
             });
         } else {
-            let what = describe(&entry);
-            changes.refuse(
+            let what = describe(entry);
+            self.changes.refuse(
                 &written,
                 format!("is {what} under the model root; vouch follows no link and takes no special entry as a file"),
             );
         }
+            Ok(())
     }
-    // A name given twice is taken from neither entry.
-    changes.entries.retain(|change| match change {
-        Change::Directory(name) | Change::File { name, .. } => !twice.contains(name),
-    });
-    Ok(changes)
 }
 
 fn is_current_dir(written: &str) -> bool {
@@ -806,6 +840,16 @@ mod tests {
             .as_deref()
             .unwrap()
             .contains("its parent /models/a is a file"));
+    }
+
+    #[test]
+    fn a_long_name_over_the_cap_is_refused_before_it_is_held() {
+        let bomb = crate::oci::tarlayer::tests::long_name_bomb();
+        let error = read(bomb, &root(), &[]).unwrap_err();
+        assert!(
+            error.to_string().contains("take more than 65536 bytes"),
+            "{error}"
+        );
     }
 
     #[test]

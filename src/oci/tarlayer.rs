@@ -84,13 +84,18 @@ pub fn read(
 fn entries(stream: impl Read, others: &[Algorithm]) -> io::Result<TarContent> {
     let mut content = TarContent::default();
     let mut seen = BTreeSet::new();
+    let (stream, gate) = Bounded::new(stream);
     let mut archive = tar::Archive::new(stream);
     for entry in archive.entries()? {
         let mut entry = entry?;
+        // The entry's own data is read here, to its end, so that the tar reader reads
+        // nothing but headers while the gate is closed.
+        gate.open();
+        'entry: {
         let written = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
         let kind = entry.header().entry_type();
         if kind.is_dir() {
-            continue;
+            break 'entry;
         }
         let name = match std::str::from_utf8(&entry.path_bytes()) {
             Err(_) => Err("the path is not UTF-8".to_string()),
@@ -102,7 +107,7 @@ fn entries(stream: impl Read, others: &[Algorithm]) -> io::Result<TarContent> {
             Ok(name) => name,
             Err(reason) => {
                 content.problems.push((written, reason));
-                continue;
+                break 'entry;
             }
         };
         if kind.is_symlink() || kind.is_hard_link() {
@@ -114,21 +119,21 @@ fn entries(stream: impl Read, others: &[Algorithm]) -> io::Result<TarContent> {
                 written,
                 format!("is a link to '{target}'; vouch follows no link in a model layer"),
             ));
-            continue;
+            break 'entry;
         }
         if !(kind.is_file() || kind.is_contiguous()) {
             content.problems.push((
                 written,
                 format!("is a special entry (tar type {:?}), no regular file", kind),
             ));
-            continue;
+            break 'entry;
         }
         if !seen.insert(name.clone()) {
             content.problems.push((
                 written,
                 "the layer holds this name more than once; it names no one file".to_string(),
             ));
-            continue;
+            break 'entry;
         }
         let mut out = HashingWriter(
             std::iter::once(Algorithm::Sha256)
@@ -145,6 +150,9 @@ fn entries(stream: impl Read, others: &[Algorithm]) -> io::Result<TarContent> {
             size: out.1,
             others: digests.collect(),
         });
+        }
+        io::copy(&mut entry, &mut io::sink())?;
+        gate.close();
     }
     // A name given twice is taken from neither entry.
     let twice: BTreeSet<String> = content
@@ -155,6 +163,63 @@ fn entries(stream: impl Read, others: &[Algorithm]) -> io::Result<TarContent> {
         .collect();
     content.files.retain(|f| !twice.contains(&f.name));
     Ok(content)
+}
+
+/// The most bytes the tar reader may read for one entry's headers: its header blocks with
+/// the GNU long names and PAX records it keeps in memory (64 KiB).
+pub const MAX_HEADER_BYTES: u64 = 64 << 10;
+
+/// A stream under a tar reader that, while its gate is closed, gives it at most
+/// [`MAX_HEADER_BYTES`], then an error: a long-name or PAX entry that claims gigabytes is
+/// refused before it is held in memory.
+pub struct Bounded<R> {
+    inner: R,
+    gate: Gate,
+}
+
+/// Opens and closes a [`Bounded`] stream: open while an entry's own data is read.
+#[derive(Clone)]
+pub struct Gate(std::rc::Rc<std::cell::Cell<Option<u64>>>);
+
+impl Gate {
+    pub fn open(&self) {
+        self.0.set(None);
+    }
+
+    pub fn close(&self) {
+        self.0.set(Some(MAX_HEADER_BYTES));
+    }
+}
+
+impl<R: Read> Bounded<R> {
+    pub fn new(inner: R) -> (Bounded<R>, Gate) {
+        let gate = Gate(std::rc::Rc::new(std::cell::Cell::new(Some(MAX_HEADER_BYTES))));
+        (
+            Bounded {
+                inner,
+                gate: gate.clone(),
+            },
+            gate,
+        )
+    }
+}
+
+impl<R: Read> Read for Bounded<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let Some(left) = self.gate.0.get() else {
+            return self.inner.read(buf);
+        };
+        if left == 0 && !buf.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("the headers of one tar entry (its long name or PAX records) take more than {MAX_HEADER_BYTES} bytes"),
+            ));
+        }
+        let take = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        let n = self.inner.read(&mut buf[..take])?;
+        self.gate.0.set(Some(left - n as u64));
+        Ok(n)
+    }
 }
 
 struct HashingWriter(Vec<Hasher>, u64);
@@ -174,7 +239,7 @@ impl Write for HashingWriter {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn header(path: &str, kind: tar::EntryType, size: u64) -> tar::Header {
@@ -256,6 +321,36 @@ mod tests {
                 "{content:?}"
             );
         }
+    }
+
+    /// A GNU long-name entry that claims 4 GiB, followed by endless bytes: the tar crate
+    /// would read it all into memory.
+    pub(crate) fn long_name_bomb() -> impl Read {
+        let mut header = tar::Header::new_gnu();
+        header.as_old_mut().name[..13].copy_from_slice(b"././@LongLink");
+        header.set_entry_type(tar::EntryType::GNULongName);
+        header.set_size(4 << 30);
+        header.set_cksum();
+        io::Cursor::new(header.as_bytes().to_vec()).chain(io::repeat(b'a'))
+    }
+
+    #[test]
+    fn a_long_name_over_the_cap_is_refused_before_it_is_held() {
+        let error = entries(long_name_bomb(), &[]).unwrap_err();
+        assert!(
+            error.to_string().contains("take more than 65536 bytes"),
+            "{error}"
+        );
+        // A long name under the cap is read as the entry's path.
+        let long = format!("w/{}.bin", "n".repeat(300));
+        let mut builder = tar::Builder::new(Vec::new());
+        let mut header = tar::Header::new_gnu();
+        header.set_size(5);
+        header.set_mode(0o644);
+        builder.append_data(&mut header, &long, &b"alpha"[..]).unwrap();
+        let bytes = builder.into_inner().unwrap();
+        let content = entries(bytes.as_slice(), &[]).unwrap();
+        assert_eq!(content.files[0].name, long);
     }
 
     #[test]
