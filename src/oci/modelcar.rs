@@ -178,7 +178,7 @@ pub fn read(stream: impl Read, root: &ModelRoot, others: &[Algorithm]) -> io::Re
         gate.open();
         reading.entry(&mut entry)?;
         io::copy(&mut entry, &mut io::sink())?;
-        gate.close();
+        gate.close(entry.size())?;
     }
     let Reading {
         mut changes, twice, ..

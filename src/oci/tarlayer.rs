@@ -152,7 +152,7 @@ fn entries(stream: impl Read, others: &[Algorithm]) -> io::Result<TarContent> {
         });
         }
         io::copy(&mut entry, &mut io::sink())?;
-        gate.close();
+        gate.close(entry.size())?;
     }
     // A name given twice is taken from neither entry.
     let twice: BTreeSet<String> = content
@@ -169,31 +169,72 @@ fn entries(stream: impl Read, others: &[Algorithm]) -> io::Result<TarContent> {
 /// the GNU long names and PAX records it keeps in memory (64 KiB).
 pub const MAX_HEADER_BYTES: u64 = 64 << 10;
 
-/// A stream under a tar reader that, while its gate is closed, gives it at most
+const BLOCK: u64 = 512;
+
+/// The stream under a tar reader, which the caller opens ([`Gate::open`]) while it reads
+/// an entry's own data and closes after. While closed, the tar reader gets at most
 /// [`MAX_HEADER_BYTES`], then an error: a long-name or PAX entry that claims gigabytes is
-/// refused before it is held in memory.
+/// refused before it is held in memory. A stream that ends right after an entry's data
+/// (without the padding or the end-of-archive blocks, as umoci writes layers) ends the
+/// archive there, as container runtimes read it; an entry whose data is cut short is an
+/// error.
 pub struct Bounded<R> {
     inner: R,
     gate: Gate,
 }
 
-/// Opens and closes a [`Bounded`] stream: open while an entry's own data is read.
+/// Opens and closes a [`Bounded`] stream.
 #[derive(Clone)]
-pub struct Gate(std::rc::Rc<std::cell::Cell<Option<u64>>>);
+pub struct Gate(std::rc::Rc<std::cell::Cell<GateState>>);
+
+#[derive(Clone, Copy)]
+struct GateState {
+    /// What the tar reader may still read; `None` while open.
+    budget: Option<u64>,
+    /// Bytes read from the stream.
+    position: u64,
+    /// Where the data of the entry being read began.
+    opened_at: u64,
+    /// Where the last entry's data ended.
+    data_end: u64,
+    /// Zeros still to give in place of a missing padding and end of archive, once the
+    /// stream ended there.
+    zeros: Option<u64>,
+}
 
 impl Gate {
     pub fn open(&self) {
-        self.0.set(None);
+        let mut state = self.0.get();
+        state.budget = None;
+        state.opened_at = state.position;
+        self.0.set(state);
     }
 
-    pub fn close(&self) {
-        self.0.set(Some(MAX_HEADER_BYTES));
+    /// Closes the gate after an entry of `size` bytes of data was read to its end.
+    pub fn close(&self, size: u64) -> io::Result<()> {
+        let mut state = self.0.get();
+        if state.position - state.opened_at != size {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the archive ends within an entry's data",
+            ));
+        }
+        state.budget = Some(MAX_HEADER_BYTES);
+        state.data_end = state.position;
+        self.0.set(state);
+        Ok(())
     }
 }
 
 impl<R: Read> Bounded<R> {
     pub fn new(inner: R) -> (Bounded<R>, Gate) {
-        let gate = Gate(std::rc::Rc::new(std::cell::Cell::new(Some(MAX_HEADER_BYTES))));
+        let gate = Gate(std::rc::Rc::new(std::cell::Cell::new(GateState {
+            budget: Some(MAX_HEADER_BYTES),
+            position: 0,
+            opened_at: 0,
+            data_end: 0,
+            zeros: None,
+        })));
         (
             Bounded {
                 inner,
@@ -206,18 +247,36 @@ impl<R: Read> Bounded<R> {
 
 impl<R: Read> Read for Bounded<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let Some(left) = self.gate.0.get() else {
-            return self.inner.read(buf);
-        };
-        if left == 0 && !buf.is_empty() {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("the headers of one tar entry (its long name or PAX records) take more than {MAX_HEADER_BYTES} bytes"),
-            ));
+        let mut state = self.gate.0.get();
+        if let Some(zeros) = state.zeros {
+            let n = buf.len().min(usize::try_from(zeros).unwrap_or(usize::MAX));
+            buf[..n].fill(0);
+            state.zeros = Some(zeros - n as u64);
+            self.gate.0.set(state);
+            return Ok(n);
         }
-        let take = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        let take = match state.budget {
+            None => buf.len(),
+            Some(0) if !buf.is_empty() => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("the headers of one tar entry (its long name or PAX records) take more than {MAX_HEADER_BYTES} bytes"),
+                ))
+            }
+            Some(left) => buf.len().min(usize::try_from(left).unwrap_or(usize::MAX)),
+        };
         let n = self.inner.read(&mut buf[..take])?;
-        self.gate.0.set(Some(left - n as u64));
+        state.position += n as u64;
+        state.budget = state.budget.map(|left| left - n as u64);
+        let padded = state.data_end.div_ceil(BLOCK) * BLOCK;
+        if n == 0 && take > 0 && state.budget.is_some() && state.position <= padded {
+            // The end of the stream within the last entry's padding: what is missing of it,
+            // and the two zero blocks that end an archive.
+            state.zeros = Some(padded - state.position + 2 * BLOCK);
+            self.gate.0.set(state);
+            return self.read(buf);
+        }
+        self.gate.0.set(state);
         Ok(n)
     }
 }
@@ -357,5 +416,26 @@ pub(crate) mod tests {
     fn a_truncated_archive_is_an_error() {
         let bytes = archive(&[("a", tar::EntryType::Regular, &[7u8; 4096])]);
         assert!(read(&mut &bytes[..1000], Compression::None, &[]).is_err());
+        // Cut in the second entry's header.
+        let bytes = archive(&[
+            ("a", tar::EntryType::Regular, b"1"),
+            ("b", tar::EntryType::Regular, b"2"),
+        ]);
+        assert!(read(&mut &bytes[..1100], Compression::None, &[]).is_err());
+    }
+
+    #[test]
+    fn an_archive_may_end_right_after_its_last_entrys_data() {
+        // As umoci writes layers: no padding after the data, no end-of-archive blocks.
+        let bytes = archive(&[
+            ("a", tar::EntryType::Regular, b"first"),
+            ("b", tar::EntryType::Regular, b"data"),
+        ]);
+        for end in [1024 + 512 + 4, 1024 + 1024] {
+            let content = read(&mut &bytes[..end], Compression::None, &[]).unwrap();
+            let names: Vec<&str> = content.files.iter().map(|f| f.name.as_str()).collect();
+            assert_eq!(names, ["a", "b"], "{end}");
+            assert_eq!(content.files[1].sha256, Algorithm::Sha256.digest(b"data"));
+        }
     }
 }
