@@ -148,7 +148,12 @@ fn an_olot_modelcar_verifies_from_the_layout_and_the_registry() {
         let ran = verify(&target, &approved).expect(0);
         let report = ran.json();
         assert_eq!(verdicts(&report), expected(&[]), "{report:#}");
-        let weights = &subjects_named(&report, "model.safetensors")[0];
+        let weights = report["subjects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == "model.safetensors")
+            .unwrap();
         assert!(
             weights["message"]
                 .as_str()
