@@ -81,13 +81,23 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
 fn verify(reference: &str, approved: &Path) -> Ran {
     oci_verify(
         reference,
-        &["--model-root", "/models", "--manifest", approved.to_str().unwrap()],
+        &[
+            "--model-root",
+            "/models",
+            "--manifest",
+            approved.to_str().unwrap(),
+        ],
     )
 }
 
 /// The subjects of a report that are files of the model, by name with their verdicts.
 fn verdicts(report: &Value) -> Vec<(String, String)> {
-    let files = ["config.json", "model.safetensors", "tokenizer/vocab.txt", "extra.txt"];
+    let files = [
+        "config.json",
+        "model.safetensors",
+        "tokenizer/vocab.txt",
+        "extra.txt",
+    ];
     let mut found: Vec<(String, String)> = report["subjects"]
         .as_array()
         .unwrap()
@@ -105,10 +115,11 @@ fn verdicts(report: &Value) -> Vec<(String, String)> {
 }
 
 fn expected(changed: &[(&str, &str)]) -> Vec<(String, String)> {
-    let mut all: Vec<(String, String)> = ["config.json", "model.safetensors", "tokenizer/vocab.txt"]
-        .iter()
-        .map(|n| (n.to_string(), "ok".to_string()))
-        .collect();
+    let mut all: Vec<(String, String)> =
+        ["config.json", "model.safetensors", "tokenizer/vocab.txt"]
+            .iter()
+            .map(|n| (n.to_string(), "ok".to_string()))
+            .collect();
     for (name, verdict) in changed {
         all.retain(|(n, _)| n != name);
         all.push((name.to_string(), verdict.to_string()));
@@ -135,12 +146,22 @@ fn an_olot_modelcar_verifies_from_the_layout_and_the_registry() {
     let manifest = layout.manifest("latest");
     let layers = manifest["layers"].as_array().unwrap();
     assert_eq!(layers.len(), 4, "{manifest:#}");
-    assert!(layers[1..].iter().all(|l| l["mediaType"] == LAYER), "{manifest:#}");
+    assert!(
+        layers[1..].iter().all(|l| l["mediaType"] == LAYER),
+        "{manifest:#}"
+    );
     let placed: Vec<&str> = layers[1..]
         .iter()
-        .map(|l| l["annotations"]["olot.layer.content.inlayerpath"].as_str().unwrap())
+        .map(|l| {
+            l["annotations"]["olot.layer.content.inlayerpath"]
+                .as_str()
+                .unwrap()
+        })
         .collect();
-    assert!(placed.contains(&"/models/tokenizer/vocab.txt"), "{placed:?}");
+    assert!(
+        placed.contains(&"/models/tokenizer/vocab.txt"),
+        "{placed:?}"
+    );
 
     let reference = registry.reference("models/car:v1");
     skopeo_copy(&layout.reference("latest"), &reference, false);
@@ -162,7 +183,10 @@ fn an_olot_modelcar_verifies_from_the_layout_and_the_registry() {
             "{weights:#}"
         );
         let warnings = report["warnings"].to_string();
-        assert!(warnings.contains("lie outside it and were not compared"), "{report:#}");
+        assert!(
+            warnings.contains("lie outside it and were not compared"),
+            "{report:#}"
+        );
     }
 
     // Without --model-root the layers are taken as one file each, named by their titles
@@ -179,7 +203,12 @@ fn an_olot_modelcar_verifies_from_the_layout_and_the_registry() {
     assert!(ran.stderr.contains("--model-root"), "{}", ran.stderr);
     let ran = oci_verify(
         &layout.reference("latest"),
-        &["--model-root", "/models/../etc", "--manifest", approved.to_str().unwrap()],
+        &[
+            "--model-root",
+            "/models/../etc",
+            "--manifest",
+            approved.to_str().unwrap(),
+        ],
     );
     assert_eq!(ran.code, Some(2), "{}", ran.stderr);
 }
@@ -220,10 +249,7 @@ fn a_changed_file_a_removed_or_extra_layer_and_a_whiteout_are_named() {
     );
     let ran = verify(&extra.reference("latest"), &approved);
     assert_eq!(ran.code, Some(1), "{}", ran.stdout());
-    assert_eq!(
-        verdicts(&ran.json()),
-        expected(&[("extra.txt", "extra")])
-    );
+    assert_eq!(verdicts(&ran.json()), expected(&[("extra.txt", "extra")]));
 
     // A removed layer: the manifest without the layer olot placed the weights with.
     let layout = modelcar(&work.path().join("car"), &model);
@@ -256,7 +282,10 @@ fn a_changed_file_a_removed_or_extra_layer_and_a_whiteout_are_named() {
             .arg(&bundle),
     );
     assert_eq!(
-        layout.manifest("whiteout")["layers"].as_array().unwrap().len(),
+        layout.manifest("whiteout")["layers"]
+            .as_array()
+            .unwrap()
+            .len(),
         5
     );
     let reference = registry.reference("models/car:whiteout");
@@ -313,8 +342,16 @@ fn hostile_layers_are_refused_naming_the_entry_and_a_whiteout_of_the_root_delete
     let clean = layout.manifest("latest");
 
     let cases = [
-        (r#"[("../x", "file", "escaped")]"#, "../x", "no safe relative name"),
-        (r#"[("/models/x", "file", "absolute")]"#, "/models/x", "no safe relative name"),
+        (
+            r#"[("../x", "file", "escaped")]"#,
+            "../x",
+            "no safe relative name",
+        ),
+        (
+            r#"[("/models/x", "file", "absolute")]"#,
+            "/models/x",
+            "no safe relative name",
+        ),
         (
             r#"[("models/link", "symlink", "/etc/passwd")]"#,
             "models/link",
@@ -460,7 +497,12 @@ fn a_modelcar_is_approved_by_model_signings_signature_and_its_manifest_is_the_fi
         .last()
         .unwrap();
     assert_eq!(described["type"], "machine-learning-model", "{bom:#}");
-    let root = lookup(&described["properties"], "name", "vouch:oms:root-digest", "value");
+    let root = lookup(
+        &described["properties"],
+        "name",
+        "vouch:oms:root-digest",
+        "value",
+    );
     assert_eq!(root, Some(digest.stdout().trim().to_string()));
     let described: Vec<(String, Option<String>)> = described["components"]
         .as_array()

@@ -7,7 +7,7 @@
 use std::io::{self, BufRead, BufReader, Read, Write};
 
 use super::document::MAX_DOCUMENT_BYTES;
-use super::modelcar::{self, LayerChanges, ModelRoot};
+use super::imagelayer::{self, LayerChanges, ModelRoot};
 use super::tarlayer::{self, Compression, TarContent};
 use crate::hash::{Algorithm, Digest, Hasher, Progress};
 
@@ -129,7 +129,7 @@ fn image_layer(
         inner,
         hasher: Algorithm::Sha256.hasher(),
     };
-    let changes = modelcar::read(&mut reader, root, algorithms);
+    let changes = imagelayer::read(&mut reader, root, algorithms);
     // The rest of the stream (the archive's padding) is part of the diff_id.
     if let Err(e) = drain(&mut reader) {
         return (changes.and(Err(echo(&e))), Err(e));

@@ -14,6 +14,7 @@ pub mod auth;
 mod blob;
 pub mod document;
 mod files;
+mod imagelayer;
 mod layout;
 mod modelcar;
 pub mod reference;
@@ -35,7 +36,8 @@ use document::{Descriptor, Document, ImageManifest, Index, Platform};
 use store::{Store, Unavailable};
 
 pub use files::{titled_layers, ApprovedFiles, Part, TitleProblem, TitledLayers};
-pub use modelcar::{ModelRoot, RootFile};
+pub use imagelayer::ModelRoot;
+pub use modelcar::RootFile;
 pub use reference::ImageRef;
 pub use tarlayer::{TarContent, TarFile};
 
@@ -332,7 +334,9 @@ pub fn inspect(
             let (_, layers) = image.parts(&results);
             match modelcar::tree(root, &layers, "") {
                 Ok((files, outside)) => {
-                    report.warnings.extend(modelcar::outside_note(root, outside));
+                    report
+                        .warnings
+                        .extend(modelcar::outside_note(root, outside));
                     Some(files)
                 }
                 Err(problems) => {
@@ -943,7 +947,7 @@ impl Walk<'_> {
                             .options
                             .model_root
                             .clone()
-                            .filter(|_| modelcar::is_image_layer(&layer.media_type)),
+                            .filter(|_| imagelayer::is_image_layer(&layer.media_type)),
                     },
                 )
             })

@@ -92,64 +92,64 @@ fn entries(stream: impl Read, others: &[Algorithm]) -> io::Result<TarContent> {
         // nothing but headers while the gate is closed.
         gate.open();
         'entry: {
-        let written = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
-        let kind = entry.header().entry_type();
-        if kind.is_dir() {
-            break 'entry;
-        }
-        let name = match std::str::from_utf8(&entry.path_bytes()) {
-            Err(_) => Err("the path is not UTF-8".to_string()),
-            Ok(path) => normalize_relative_name(path)
-                .and_then(|n| check_name(&n).map(|_| n))
-                .map_err(|reason| format!("the path is no safe relative name: {reason}")),
-        };
-        let name = match name {
-            Ok(name) => name,
-            Err(reason) => {
-                content.problems.push((written, reason));
+            let written = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+            let kind = entry.header().entry_type();
+            if kind.is_dir() {
                 break 'entry;
             }
-        };
-        if kind.is_symlink() || kind.is_hard_link() {
-            let target = entry
-                .link_name_bytes()
-                .map(|t| String::from_utf8_lossy(&t).into_owned())
-                .unwrap_or_default();
-            content.problems.push((
-                written,
-                format!("is a link to '{target}'; vouch follows no link in a model layer"),
-            ));
-            break 'entry;
-        }
-        if !(kind.is_file() || kind.is_contiguous()) {
-            content.problems.push((
-                written,
-                format!("is a special entry (tar type {:?}), no regular file", kind),
-            ));
-            break 'entry;
-        }
-        if !seen.insert(name.clone()) {
-            content.problems.push((
-                written,
-                "the layer holds this name more than once; it names no one file".to_string(),
-            ));
-            break 'entry;
-        }
-        let mut out = HashingWriter(
-            std::iter::once(Algorithm::Sha256)
-                .chain(others.iter().copied())
-                .map(Algorithm::hasher)
-                .collect(),
-            0,
-        );
-        io::copy(&mut entry, &mut out)?;
-        let mut digests = out.0.into_iter().map(Hasher::finalize);
-        content.files.push(TarFile {
-            name,
-            sha256: digests.next().expect("SHA-256 is always computed"),
-            size: out.1,
-            others: digests.collect(),
-        });
+            let name = match std::str::from_utf8(&entry.path_bytes()) {
+                Err(_) => Err("the path is not UTF-8".to_string()),
+                Ok(path) => normalize_relative_name(path)
+                    .and_then(|n| check_name(&n).map(|_| n))
+                    .map_err(|reason| format!("the path is no safe relative name: {reason}")),
+            };
+            let name = match name {
+                Ok(name) => name,
+                Err(reason) => {
+                    content.problems.push((written, reason));
+                    break 'entry;
+                }
+            };
+            if kind.is_symlink() || kind.is_hard_link() {
+                let target = entry
+                    .link_name_bytes()
+                    .map(|t| String::from_utf8_lossy(&t).into_owned())
+                    .unwrap_or_default();
+                content.problems.push((
+                    written,
+                    format!("is a link to '{target}'; vouch follows no link in a model layer"),
+                ));
+                break 'entry;
+            }
+            if !(kind.is_file() || kind.is_contiguous()) {
+                content.problems.push((
+                    written,
+                    format!("is a special entry (tar type {:?}), no regular file", kind),
+                ));
+                break 'entry;
+            }
+            if !seen.insert(name.clone()) {
+                content.problems.push((
+                    written,
+                    "the layer holds this name more than once; it names no one file".to_string(),
+                ));
+                break 'entry;
+            }
+            let mut out = HashingWriter(
+                std::iter::once(Algorithm::Sha256)
+                    .chain(others.iter().copied())
+                    .map(Algorithm::hasher)
+                    .collect(),
+                0,
+            );
+            io::copy(&mut entry, &mut out)?;
+            let mut digests = out.0.into_iter().map(Hasher::finalize);
+            content.files.push(TarFile {
+                name,
+                sha256: digests.next().expect("SHA-256 is always computed"),
+                size: out.1,
+                others: digests.collect(),
+            });
         }
         io::copy(&mut entry, &mut io::sink())?;
         gate.close(entry.size())?;
@@ -406,7 +406,9 @@ pub(crate) mod tests {
         let mut header = tar::Header::new_gnu();
         header.set_size(5);
         header.set_mode(0o644);
-        builder.append_data(&mut header, &long, &b"alpha"[..]).unwrap();
+        builder
+            .append_data(&mut header, &long, &b"alpha"[..])
+            .unwrap();
         let bytes = builder.into_inner().unwrap();
         let content = entries(bytes.as_slice(), &[]).unwrap();
         assert_eq!(content.files[0].name, long);

@@ -84,11 +84,12 @@ pub fn describe_image(
     if options.blake3 {
         digests.push(Algorithm::Blake3);
     }
-    let (inspected, mut warnings) =
-        match oci::inspect(reference, connection, platform, model_root, &digests, engine)? {
-            Inspection::Verified { image, warnings } => (image, warnings),
-            Inspection::Failed(report) => return Ok(ImageOutcome::Refused(report)),
-        };
+    let (inspected, mut warnings) = match oci::inspect(
+        reference, connection, platform, model_root, &digests, engine,
+    )? {
+        Inspection::Verified { image, warnings } => (image, warnings),
+        Inspection::Failed(report) => return Ok(ImageOutcome::Refused(report)),
+    };
     let InspectedImage {
         root_digest,
         manifest,
@@ -260,7 +261,11 @@ fn artifact_model(
 
 /// The model of a ModelCar image: the files under its model root (a layer's title names
 /// no file of it there).
-fn modelcar_model(name: &str, version: &str, files: BTreeMap<String, RootFile>) -> ModelDescription {
+fn modelcar_model(
+    name: &str,
+    version: &str,
+    files: BTreeMap<String, RootFile>,
+) -> ModelDescription {
     let files: Vec<DescribedFile> = files
         .into_iter()
         .map(|(name, file)| DescribedFile {
