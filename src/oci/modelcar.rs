@@ -202,7 +202,7 @@ pub fn compare(
         Err(problems) => return (problems, None),
     };
     let on_disk_only = IgnoreSet::with_defaults();
-    files.retain(|name, _| !(approved.ignore.matches(name) && !on_disk_only.matches(name)));
+    files.retain(|name, _| !approved.ignore.matches(name) || on_disk_only.matches(name));
     let from = |file: &RootFile| {
         format!(
             "{root} in the image's filesystem, from layer {} {}",
