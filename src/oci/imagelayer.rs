@@ -165,7 +165,7 @@ pub fn read(stream: impl Read, root: &ModelRoot, others: &[Algorithm]) -> io::Re
         gate.open();
         reading.entry(&mut entry)?;
         io::copy(&mut entry, &mut io::sink())?;
-        gate.close(entry.size())?;
+        gate.close(&entry)?;
     }
     let Reading {
         mut changes, twice, ..

@@ -152,7 +152,7 @@ fn entries(stream: impl Read, others: &[Algorithm]) -> io::Result<TarContent> {
             });
         }
         io::copy(&mut entry, &mut io::sink())?;
-        gate.close(entry.size())?;
+        gate.close(&entry)?;
     }
     // A name given twice is taken from neither entry.
     let twice: BTreeSet<String> = content
@@ -210,8 +210,14 @@ impl Gate {
         self.0.set(state);
     }
 
-    /// Closes the gate after an entry of `size` bytes of data was read to its end.
-    pub fn close(&self, size: u64) -> io::Result<()> {
+    /// Closes the gate after `entry`'s data was read to its end.
+    pub fn close<R: Read>(&self, entry: &tar::Entry<'_, R>) -> io::Result<()> {
+        // A GNU sparse entry's size is the file's; its data in the archive, the header's.
+        let size = if entry.header().entry_type().is_gnu_sparse() {
+            entry.header().entry_size()?
+        } else {
+            entry.size()
+        };
         let mut state = self.0.get();
         if state.position - state.opened_at != size {
             return Err(io::Error::new(
