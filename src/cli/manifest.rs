@@ -9,7 +9,7 @@ use crate::hash::Engine;
 use crate::manifest::statement;
 use crate::model::build_manifest;
 use crate::model::oms::{Manifest, Serialization};
-use crate::oci::{ImageRef, Platforms};
+use crate::oci::{ImageRef, ModelRoot, Platforms};
 use crate::report;
 use crate::verify::image::artifact_manifest;
 
@@ -38,6 +38,10 @@ pub struct ManifestArgs {
 pub(super) struct ArtifactArgs {
     #[command(flatten)]
     platform: PlatformArgs,
+    /// A ModelCar image (as KServe runs them): its model is the files under DIR of the
+    /// image's filesystem, once its layers are applied in order with their whiteouts
+    #[arg(long, value_name = "DIR")]
+    model_root: Option<String>,
     #[command(flatten)]
     registry: RegistryArgs,
 }
@@ -68,9 +72,12 @@ pub(super) fn model_manifest(
     let text = model.to_string_lossy();
     // A model directory whose name starts like a reference is written `./oci:…`.
     if !ImageRef::is_reference(&text) {
-        if artifact.platform.platform()?.is_some() || artifact.registry.any_given() {
+        if artifact.platform.platform()?.is_some()
+            || artifact.registry.any_given()
+            || artifact.model_root.is_some()
+        {
             return Err(Error::Usage(
-                "--platform, --username and --insecure go with a model artifact (docker://… or oci:…)"
+                "--platform, --model-root, --username and --insecure go with a model artifact (docker://… or oci:…)"
                     .into(),
             ));
         }
@@ -82,7 +89,20 @@ pub(super) fn model_manifest(
         .platform()?
         .map_or(Platforms::Host, Platforms::Only);
     let connection = artifact.registry.connection()?;
-    match artifact_manifest(&reference, &connection, platforms, serialization, engine)? {
+    let model_root = artifact
+        .model_root
+        .as_deref()
+        .map(ModelRoot::parse)
+        .transpose()
+        .map_err(Error::Usage)?;
+    match artifact_manifest(
+        &reference,
+        &connection,
+        platforms,
+        model_root.as_ref(),
+        serialization,
+        engine,
+    )? {
         Ok((manifest, report)) => {
             for warning in &report.warnings {
                 eprintln!("vouch: warning: {warning}");

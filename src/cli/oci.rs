@@ -9,7 +9,7 @@ use crate::approval::rules::ImageApprovalParts;
 use crate::error::{Error, Result};
 use crate::oci::auth::Credentials;
 use crate::oci::document::Platform;
-use crate::oci::{self, Connection, ImageRef, Options, Platforms, Reading};
+use crate::oci::{self, Connection, ImageRef, ModelRoot, Options, Platforms, Reading};
 use crate::report::{self, Report};
 use crate::verify::image::check_image;
 
@@ -78,6 +78,11 @@ pub struct VerifyArgs {
     /// blob store is caught only without this flag
     #[arg(long, conflicts_with = "diff_ids")]
     no_pull: bool,
+    /// A ModelCar image (as KServe runs them): the model is the files under DIR of the
+    /// image's filesystem, once its layers are applied in order with their whiteouts;
+    /// compared with --manifest or --signature by their names relative to DIR
+    #[arg(long, value_name = "DIR", conflicts_with = "no_pull")]
+    model_root: Option<String>,
     #[command(flatten)]
     registry: RegistryArgs,
     #[command(flatten)]
@@ -235,6 +240,12 @@ fn check(args: &VerifyArgs) -> Result<Report> {
         } else {
             Reading::Every
         },
+        model_root: args
+            .model_root
+            .as_deref()
+            .map(ModelRoot::parse)
+            .transpose()
+            .map_err(Error::Usage)?,
     };
     let connection = args.registry.connection()?;
     let engine = args.engine.engine()?;

@@ -8,6 +8,7 @@ use super::{write_output, EngineArgs};
 use crate::error::{Error, Result};
 use crate::model::paths::name_inside;
 use crate::oci::reference::ImageRef;
+use crate::oci::ModelRoot;
 use crate::report;
 use crate::sbom::document::{Created, Sbom, Subject};
 use crate::sbom::image::{describe_image, ImageOutcome};
@@ -62,6 +63,10 @@ pub struct SbomArgs {
     algo: Option<ExtraAlgorithm>,
     #[command(flatten)]
     platform: PlatformArgs,
+    /// A ModelCar image (as KServe runs them): its model is the files under DIR of the
+    /// image's filesystem, once its layers are applied in order with their whiteouts
+    #[arg(long, value_name = "DIR")]
+    model_root: Option<String>,
     #[command(flatten)]
     registry: RegistryArgs,
     #[command(flatten)]
@@ -97,10 +102,17 @@ pub fn run(args: SbomArgs) -> Result<u8> {
             ));
         }
         let reference = parse_reference(&args.target)?;
+        let model_root = args
+            .model_root
+            .as_deref()
+            .map(ModelRoot::parse)
+            .transpose()
+            .map_err(Error::Usage)?;
         let outcome = describe_image(
             &reference,
             &args.registry.connection()?,
             args.platform.platform()?,
+            model_root.as_ref(),
             &options,
             &engine,
         )?;
@@ -113,9 +125,12 @@ pub fn run(args: SbomArgs) -> Result<u8> {
             }
         }
     } else {
-        if args.platform.platform()?.is_some() || args.registry.any_given() {
+        if args.platform.platform()?.is_some()
+            || args.registry.any_given()
+            || args.model_root.is_some()
+        {
             return Err(Error::Usage(
-                "--platform, --username and --insecure go with an image (docker://… or oci:…)"
+                "--platform, --model-root, --username and --insecure go with an image (docker://… or oci:…)"
                     .into(),
             ));
         }

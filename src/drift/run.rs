@@ -109,6 +109,7 @@ fn check_image(image: &ImageTarget, engine: &Engine) -> Result<Report> {
         pinned: image.approval.pinned.clone(),
         diff_ids: image.diff_ids,
         reading: oci::Reading::Every,
+        model_root: None,
     };
     let connection = Connection {
         credentials: None,

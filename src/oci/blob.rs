@@ -7,6 +7,7 @@
 use std::io::{self, BufRead, BufReader, Read, Write};
 
 use super::document::MAX_DOCUMENT_BYTES;
+use super::imagelayer::{self, LayerChanges, ModelRoot};
 use super::tarlayer::{self, Compression, TarContent};
 use crate::hash::{Algorithm, Digest, Hasher, Progress};
 
@@ -25,6 +26,8 @@ pub struct Wanted {
     pub diff_id: bool,
     /// A ModelPack tar layer, so compressed: read the files of its entries.
     pub tar: Option<Compression>,
+    /// An image layer of a ModelCar image: read what it puts under this directory.
+    pub model_root: Option<ModelRoot>,
 }
 
 /// What a blob turned out to be.
@@ -39,6 +42,8 @@ pub struct Found {
     pub diff_id: Option<Result<Digest, Undecompressable>>,
     /// The files of a ModelPack tar layer, or why it could not be read as one.
     pub tar: Option<Result<TarContent, Undecompressable>>,
+    /// What an image layer puts under the model root, or why it could not be read.
+    pub image: Option<Result<LayerChanges, Undecompressable>>,
 }
 
 /// A layer whose content could not be decompressed, with the decompressor's reason.
@@ -64,8 +69,19 @@ pub fn check(reader: impl Read, wanted: &Wanted, progress: &dyn Progress) -> io:
         failure: None,
         progress,
     };
-    let mut tar = None;
-    let (diff_id, drained) = if let Some(compression) = wanted.tar {
+    let (mut tar, mut image) = (None, None);
+    let (diff_id, drained) = if let Some(root) = &wanted.model_root {
+        let mut buffered = BufReader::with_capacity(BUFFER_BYTES, &mut tee);
+        let (changes, decompressed) = image_layer(&mut buffered, root, &wanted.algorithms);
+        image = Some(changes.map_err(Undecompressable));
+        let diff_id = wanted
+            .diff_id
+            .then(|| decompressed.as_ref().map(Digest::clone).map_err(echo));
+        (
+            diff_id.map(|d| d.map_err(Undecompressable)),
+            drain(&mut buffered),
+        )
+    } else if let Some(compression) = wanted.tar {
         let mut buffered = BufReader::with_capacity(BUFFER_BYTES, &mut tee);
         tar = Some(tarlayer::read(
             &mut buffered,
@@ -76,7 +92,8 @@ pub fn check(reader: impl Read, wanted: &Wanted, progress: &dyn Progress) -> io:
     } else if wanted.diff_id {
         let mut buffered = BufReader::with_capacity(BUFFER_BYTES, &mut tee);
         let decompressed = decompressed_digest(&mut buffered);
-        (Some(decompressed), drain(&mut buffered))
+        let drained = drain(&mut buffered);
+        (Some(decompressed.map_err(Undecompressable)), drained)
     } else {
         (None, drain(&mut tee))
     };
@@ -89,29 +106,72 @@ pub fn check(reader: impl Read, wanted: &Wanted, progress: &dyn Progress) -> io:
         digests: tee.hashers.into_iter().map(Hasher::finalize).collect(),
         size: tee.read,
         content: tee.kept,
-        diff_id: diff_id.map(|d| d.map_err(Undecompressable)),
+        diff_id,
         tar: tar.map(|t| t.map_err(Undecompressable)),
+        image,
     })
 }
 
-/// The SHA-256 of the decompressed stream: gzip and zstd are recognised by their magic
-/// bytes (as container runtimes do), anything else is taken as an uncompressed tar.
+/// Reads an image layer for what it puts under `root` (each file hashed by `algorithms`
+/// and SHA-256), and the digest of its whole
+/// decompressed content (its diff_id), in one pass; the digest's error is a stream that
+/// could not be decompressed.
+fn image_layer(
+    compressed: &mut impl BufRead,
+    root: &ModelRoot,
+    algorithms: &[Algorithm],
+) -> (io::Result<LayerChanges>, io::Result<Digest>) {
+    let inner = match decompressed(compressed) {
+        Ok(inner) => inner,
+        Err(e) => return (Err(echo(&e)), Err(e)),
+    };
+    let mut reader = HashingReader {
+        inner,
+        hasher: Algorithm::Sha256.hasher(),
+    };
+    let changes = imagelayer::read(&mut reader, root, algorithms);
+    // The rest of the stream (the archive's padding) is part of the diff_id.
+    if let Err(e) = drain(&mut reader) {
+        return (changes.and(Err(echo(&e))), Err(e));
+    }
+    (changes, Ok(reader.hasher.finalize()))
+}
+
+/// An error to report twice.
+fn echo(e: &io::Error) -> io::Error {
+    io::Error::new(e.kind(), e.to_string())
+}
+
+/// The decompressed stream: gzip and zstd are recognised by their magic bytes (as
+/// container runtimes do), anything else is taken as an uncompressed tar.
+fn decompressed<'a>(compressed: &'a mut impl BufRead) -> io::Result<Box<dyn Read + 'a>> {
+    let head = compressed.fill_buf()?;
+    Ok(if head.starts_with(&[0x1f, 0x8b]) {
+        Box::new(flate2::bufread::MultiGzDecoder::new(compressed))
+    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        Box::new(zstd::stream::read::Decoder::with_buffer(compressed)?)
+    } else {
+        Box::new(compressed)
+    })
+}
+
+struct HashingReader<R> {
+    inner: R,
+    hasher: Hasher,
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+/// The SHA-256 of the decompressed stream.
 fn decompressed_digest(compressed: &mut impl BufRead) -> io::Result<Digest> {
     let mut out = HashingWriter(Algorithm::Sha256.hasher());
-    let head = compressed.fill_buf()?;
-    if head.starts_with(&[0x1f, 0x8b]) {
-        io::copy(
-            &mut flate2::bufread::MultiGzDecoder::new(compressed),
-            &mut out,
-        )?;
-    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        io::copy(
-            &mut zstd::stream::read::Decoder::with_buffer(compressed)?,
-            &mut out,
-        )?;
-    } else {
-        io::copy(compressed, &mut out)?;
-    }
+    io::copy(&mut decompressed(compressed)?, &mut out)?;
     Ok(out.0.finalize())
 }
 
@@ -189,6 +249,7 @@ mod tests {
             keep: false,
             diff_id,
             tar: None,
+            model_root: None,
         }
     }
 

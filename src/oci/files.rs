@@ -17,8 +17,8 @@ use crate::report::{Subject, Verdict};
 /// The files an approval lists, with their SHA-256 digests.
 #[derive(Clone, Debug)]
 pub struct ApprovedFiles {
-    files: Vec<(String, Digest)>,
-    ignore: IgnoreSet,
+    pub(super) files: Vec<(String, Digest)>,
+    pub(super) ignore: IgnoreSet,
     /// In words, for reports: `manifest approved.json (files, sha256)`.
     pub description: String,
 }
@@ -367,6 +367,29 @@ pub fn held(
                     "has no {TITLE} (or ModelPack filepath) annotation, so no file of the model can be named after it"
                 )),
             ),
+            _ => problems.push(subject),
+        }
+    }
+    if problems.is_empty() {
+        Ok(files)
+    } else {
+        Err(problems)
+    }
+}
+
+/// The files a comparison with an approval of no files finds extra, each with its
+/// SHA-256; or, when any subject is something else (a refused entry, an unread layer),
+/// those subjects.
+pub fn extra_files(subjects: Vec<Subject>) -> Result<Vec<(String, Digest)>, Vec<Subject>> {
+    let mut files = Vec::new();
+    let mut problems = Vec::new();
+    for subject in subjects {
+        let digest = subject
+            .actual
+            .as_deref()
+            .and_then(|d| Digest::from_prefixed(d).ok());
+        match digest {
+            Some(digest) if subject.verdict == Verdict::Extra => files.push((subject.name, digest)),
             _ => problems.push(subject),
         }
     }

@@ -14,7 +14,9 @@ pub mod auth;
 mod blob;
 pub mod document;
 mod files;
+mod imagelayer;
 mod layout;
+mod modelcar;
 pub mod reference;
 pub mod referrers;
 mod registry;
@@ -34,6 +36,8 @@ use document::{Descriptor, Document, ImageManifest, Index, Platform};
 use store::{Store, Unavailable};
 
 pub use files::{titled_layers, ApprovedFiles, Part, TitleProblem, TitledLayers};
+pub use imagelayer::ModelRoot;
+pub use modelcar::RootFile;
 pub use reference::ImageRef;
 pub use tarlayer::{TarContent, TarFile};
 
@@ -75,6 +79,9 @@ pub struct Options {
     pub diff_ids: bool,
     /// Which blobs to read.
     pub reading: Reading,
+    /// A ModelCar image: the model is the files under this directory of the image's
+    /// filesystem, once its layers are applied (`--model-root`).
+    pub model_root: Option<ModelRoot>,
 }
 
 /// Which blobs a check reads.
@@ -105,6 +112,11 @@ pub fn verify(
     approved: Option<&ApprovedFiles>,
     engine: &Engine,
 ) -> Result<(Report, Option<Descriptor>)> {
+    if options.model_root.is_some() && approved.is_none() {
+        return Err(Error::Usage(
+            "--model-root selects the files of an image to compare with an approval: give --manifest or --signature".into(),
+        ));
+    }
     // The files of a model artifact are compared by the SHA-256 of the bytes read.
     let digests = match approved {
         Some(_) => vec![Algorithm::Sha256],
@@ -133,11 +145,20 @@ pub fn verify(
         if options.diff_ids {
             check_diff_ids(image, &plan.blobs, &results, &prefix, &mut report);
         }
-        if let Some(approved) = approved {
-            let (config, layers) = image.parts(&results);
-            report
-                .subjects
-                .extend(files::compare(approved, &config, &layers, &prefix));
+        match (approved, &options.model_root) {
+            (Some(approved), Some(root)) => {
+                let (_, layers) = image.parts(&results);
+                let (subjects, note) = modelcar::compare(approved, root, &layers, &prefix);
+                report.subjects.extend(subjects);
+                report.warnings.extend(note);
+            }
+            (Some(approved), None) => {
+                let (config, layers) = image.parts(&results);
+                report
+                    .subjects
+                    .extend(files::compare(approved, &config, &layers, &prefix));
+            }
+            (None, _) => {}
         }
     }
     Ok((report, resolved))
@@ -153,13 +174,15 @@ pub struct HeldFiles {
 
 /// The files of the model artifact `reference` names, each with its SHA-256, reading only
 /// the blobs whose descriptors cannot tell (ModelPack tar layers; a raw layer's digest is
-/// its file's SHA-256): what `vouch manifest REF` states. `Err` holds the report of an
+/// its file's SHA-256): what `vouch manifest REF` states; with `model_root`, the files
+/// under that directory of a ModelCar image (every layer read). `Err` holds the report of an
 /// artifact whose files cannot all be named faithfully, or whose manifest or read blobs
 /// do not match their descriptors.
 pub fn held_files(
     reference: &ImageRef,
     connection: &Connection,
     platforms: Platforms,
+    model_root: Option<&ModelRoot>,
     ignore: &IgnoreSet,
     engine: &Engine,
 ) -> Result<std::result::Result<HeldFiles, Report>> {
@@ -169,6 +192,7 @@ pub fn held_files(
         pinned: None,
         diff_ids: false,
         reading: Reading::Undescribed,
+        model_root: model_root.cloned(),
     };
     let Checked {
         mut report,
@@ -194,7 +218,15 @@ pub fn held_files(
         }
     };
     let (config, layers) = image.parts(&results);
-    match files::held(&config, &layers, ignore) {
+    let held = match model_root {
+        Some(root) => {
+            let (subjects, note) = modelcar::compare(&none, root, &layers, "");
+            report.warnings.extend(note);
+            files::extra_files(subjects)
+        }
+        None => files::held(&config, &layers, ignore),
+    };
+    match held {
         Ok(files) if report.status() == Status::Verified => Ok(Ok(HeldFiles { report, files })),
         Ok(_) => Ok(Err(report)),
         Err(problems) => {
@@ -215,6 +247,9 @@ pub struct InspectedImage {
     pub manifest: Descriptor,
     pub config: InspectedBlob,
     pub layers: Vec<InspectedBlob>,
+    /// A ModelCar image's files under the model root once its layers are applied, by name
+    /// relative to it.
+    pub model_files: Option<std::collections::BTreeMap<String, RootFile>>,
 }
 
 /// A blob as its descriptor names it, with the digests computed of the bytes read.
@@ -247,11 +282,13 @@ pub enum Inspection {
 
 /// Reads the one image `reference` names (through an index, the manifest for `platform`,
 /// by default this machine's), checking every blob against its descriptor while computing
-/// `digests` of it. Only an image that verified completely is returned.
+/// `digests` of it (and of each file under `model_root`, for a ModelCar image). Only an
+/// image that verified completely is returned.
 pub fn inspect(
     reference: &ImageRef,
     connection: &Connection,
     platform: Option<Platform>,
+    model_root: Option<&ModelRoot>,
     digests: &[Algorithm],
     engine: &Engine,
 ) -> Result<Inspection> {
@@ -260,6 +297,7 @@ pub fn inspect(
         pinned: None,
         diff_ids: false,
         reading: Reading::Every,
+        model_root: model_root.cloned(),
     };
     let Checked {
         mut report,
@@ -295,6 +333,24 @@ pub fn inspect(
     if report.status() != Status::Verified {
         return Ok(Inspection::Failed(report));
     }
+    let model_files = match model_root {
+        None => None,
+        Some(root) => {
+            let (_, layers) = image.parts(&results);
+            match modelcar::tree(root, &layers, "") {
+                Ok((files, outside)) => {
+                    report
+                        .warnings
+                        .extend(modelcar::outside_note(root, outside));
+                    Some(files)
+                }
+                Err(problems) => {
+                    report.subjects.extend(problems);
+                    return Ok(Inspection::Failed(report));
+                }
+            }
+        }
+    };
     // A blob may serve as more than one layer, so its digests are copied, not taken; each
     // use keeps its own descriptor (the plan keeps the first one, whose title may differ).
     let take = |i: usize, descriptor: &Descriptor| {
@@ -316,6 +372,7 @@ pub fn inspect(
             .zip(&image.layers)
             .map(|(descriptor, &i)| take(i, descriptor))
             .collect(),
+        model_files,
     };
     Ok(Inspection::Verified {
         image: Box::new(inspected),
@@ -469,8 +526,13 @@ fn approval(pin: Option<&Digest>, approved: Option<&ApprovedFiles>, options: &Op
     if let Some(pin) = pin {
         parts.push(format!("pinned digest {pin}"));
     }
-    if let Some(approved) = approved {
-        parts.push(approved.description.clone());
+    match (approved, &options.model_root) {
+        (Some(approved), Some(root)) => parts.push(format!(
+            "{} (the files under {root} of the image's filesystem)",
+            approved.description
+        )),
+        (Some(approved), None) => parts.push(approved.description.clone()),
+        (None, _) => {}
     }
     parts.push(if options.reading == Reading::None {
         "descriptor digests (no blob read)".to_string()
@@ -700,6 +762,9 @@ impl Plan {
             let known = &mut self.blobs[i].wanted;
             known.keep |= wanted.keep;
             known.diff_id |= wanted.diff_id;
+            if known.model_root.is_none() {
+                known.model_root = wanted.model_root;
+            }
             for algorithm in wanted.algorithms {
                 if !known.algorithms.contains(&algorithm) {
                     known.algorithms.push(algorithm);
@@ -881,6 +946,7 @@ impl Walk<'_> {
                 keep: diff_ids,
                 diff_id: false,
                 tar: None,
+                model_root: None,
             },
         );
         let layers = manifest
@@ -898,6 +964,11 @@ impl Walk<'_> {
                         keep: false,
                         diff_id: diff_ids,
                         tar: tarlayer::tar_layer(&layer.media_type),
+                        model_root: self
+                            .options
+                            .model_root
+                            .clone()
+                            .filter(|_| imagelayer::is_image_layer(&layer.media_type)),
                     },
                 )
             })
@@ -939,6 +1010,9 @@ fn described(blob: &PlannedBlob, files_approved: bool) -> Result<Found, String> 
     if blob.wanted.tar.is_some() && files_approved {
         return Err("it is a tar layer, whose files are known only by reading it".into());
     }
+    if blob.wanted.model_root.is_some() {
+        return Err("it is an image layer, whose files are known only by reading it".into());
+    }
     if blob.wanted.diff_id {
         return Err("its diff_id is known only by decompressing it".into());
     }
@@ -959,6 +1033,7 @@ fn described(blob: &PlannedBlob, files_approved: bool) -> Result<Found, String> 
         content: None,
         diff_id: None,
         tar: None,
+        image: None,
     })
 }
 

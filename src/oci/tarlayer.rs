@@ -84,67 +84,75 @@ pub fn read(
 fn entries(stream: impl Read, others: &[Algorithm]) -> io::Result<TarContent> {
     let mut content = TarContent::default();
     let mut seen = BTreeSet::new();
+    let (stream, gate) = Bounded::new(stream);
     let mut archive = tar::Archive::new(stream);
     for entry in archive.entries()? {
         let mut entry = entry?;
-        let written = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
-        let kind = entry.header().entry_type();
-        if kind.is_dir() {
-            continue;
-        }
-        let name = match std::str::from_utf8(&entry.path_bytes()) {
-            Err(_) => Err("the path is not UTF-8".to_string()),
-            Ok(path) => normalize_relative_name(path)
-                .and_then(|n| check_name(&n).map(|_| n))
-                .map_err(|reason| format!("the path is no safe relative name: {reason}")),
-        };
-        let name = match name {
-            Ok(name) => name,
-            Err(reason) => {
-                content.problems.push((written, reason));
-                continue;
+        // The entry's own data is read here, to its end, so that the tar reader reads
+        // nothing but headers while the gate is closed.
+        gate.open();
+        'entry: {
+            let written = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+            let kind = entry.header().entry_type();
+            if kind.is_dir() {
+                break 'entry;
             }
-        };
-        if kind.is_symlink() || kind.is_hard_link() {
-            let target = entry
-                .link_name_bytes()
-                .map(|t| String::from_utf8_lossy(&t).into_owned())
-                .unwrap_or_default();
-            content.problems.push((
-                written,
-                format!("is a link to '{target}'; vouch follows no link in a model layer"),
-            ));
-            continue;
+            let name = match std::str::from_utf8(&entry.path_bytes()) {
+                Err(_) => Err("the path is not UTF-8".to_string()),
+                Ok(path) => normalize_relative_name(path)
+                    .and_then(|n| check_name(&n).map(|_| n))
+                    .map_err(|reason| format!("the path is no safe relative name: {reason}")),
+            };
+            let name = match name {
+                Ok(name) => name,
+                Err(reason) => {
+                    content.problems.push((written, reason));
+                    break 'entry;
+                }
+            };
+            if kind.is_symlink() || kind.is_hard_link() {
+                let target = entry
+                    .link_name_bytes()
+                    .map(|t| String::from_utf8_lossy(&t).into_owned())
+                    .unwrap_or_default();
+                content.problems.push((
+                    written,
+                    format!("is a link to '{target}'; vouch follows no link in a model layer"),
+                ));
+                break 'entry;
+            }
+            if !(kind.is_file() || kind.is_contiguous()) {
+                content.problems.push((
+                    written,
+                    format!("is a special entry (tar type {:?}), no regular file", kind),
+                ));
+                break 'entry;
+            }
+            if !seen.insert(name.clone()) {
+                content.problems.push((
+                    written,
+                    "the layer holds this name more than once; it names no one file".to_string(),
+                ));
+                break 'entry;
+            }
+            let mut out = HashingWriter(
+                std::iter::once(Algorithm::Sha256)
+                    .chain(others.iter().copied())
+                    .map(Algorithm::hasher)
+                    .collect(),
+                0,
+            );
+            io::copy(&mut entry, &mut out)?;
+            let mut digests = out.0.into_iter().map(Hasher::finalize);
+            content.files.push(TarFile {
+                name,
+                sha256: digests.next().expect("SHA-256 is always computed"),
+                size: out.1,
+                others: digests.collect(),
+            });
         }
-        if !(kind.is_file() || kind.is_contiguous()) {
-            content.problems.push((
-                written,
-                format!("is a special entry (tar type {:?}), no regular file", kind),
-            ));
-            continue;
-        }
-        if !seen.insert(name.clone()) {
-            content.problems.push((
-                written,
-                "the layer holds this name more than once; it names no one file".to_string(),
-            ));
-            continue;
-        }
-        let mut out = HashingWriter(
-            std::iter::once(Algorithm::Sha256)
-                .chain(others.iter().copied())
-                .map(Algorithm::hasher)
-                .collect(),
-            0,
-        );
-        io::copy(&mut entry, &mut out)?;
-        let mut digests = out.0.into_iter().map(Hasher::finalize);
-        content.files.push(TarFile {
-            name,
-            sha256: digests.next().expect("SHA-256 is always computed"),
-            size: out.1,
-            others: digests.collect(),
-        });
+        io::copy(&mut entry, &mut io::sink())?;
+        gate.close(&entry)?;
     }
     // A name given twice is taken from neither entry.
     let twice: BTreeSet<String> = content
@@ -155,6 +163,128 @@ fn entries(stream: impl Read, others: &[Algorithm]) -> io::Result<TarContent> {
         .collect();
     content.files.retain(|f| !twice.contains(&f.name));
     Ok(content)
+}
+
+/// The most bytes the tar reader may read for one entry's headers: its header blocks with
+/// the GNU long names and PAX records it keeps in memory (64 KiB).
+pub const MAX_HEADER_BYTES: u64 = 64 << 10;
+
+const BLOCK: u64 = 512;
+
+/// The stream under a tar reader, which the caller opens ([`Gate::open`]) while it reads
+/// an entry's own data and closes after. While closed, the tar reader gets at most
+/// [`MAX_HEADER_BYTES`], then an error: a long-name or PAX entry that claims gigabytes is
+/// refused before it is held in memory. A stream that ends right after an entry's data
+/// (without the padding or the end-of-archive blocks, as umoci writes layers) ends the
+/// archive there, as container runtimes read it; an entry whose data is cut short is an
+/// error.
+pub struct Bounded<R> {
+    inner: R,
+    gate: Gate,
+}
+
+/// Opens and closes a [`Bounded`] stream.
+#[derive(Clone)]
+pub struct Gate(std::rc::Rc<std::cell::Cell<GateState>>);
+
+#[derive(Clone, Copy)]
+struct GateState {
+    /// What the tar reader may still read; `None` while open.
+    budget: Option<u64>,
+    /// Bytes read from the stream.
+    position: u64,
+    /// Where the data of the entry being read began.
+    opened_at: u64,
+    /// Where the last entry's data ended.
+    data_end: u64,
+    /// Zeros still to give in place of a missing padding and end of archive, once the
+    /// stream ended there.
+    zeros: Option<u64>,
+}
+
+impl Gate {
+    pub fn open(&self) {
+        let mut state = self.0.get();
+        state.budget = None;
+        state.opened_at = state.position;
+        self.0.set(state);
+    }
+
+    /// Closes the gate after `entry`'s data was read to its end.
+    pub fn close<R: Read>(&self, entry: &tar::Entry<'_, R>) -> io::Result<()> {
+        // A GNU sparse entry's size is the file's; its data in the archive, the header's.
+        let size = if entry.header().entry_type().is_gnu_sparse() {
+            entry.header().entry_size()?
+        } else {
+            entry.size()
+        };
+        let mut state = self.0.get();
+        if state.position - state.opened_at != size {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the archive ends within an entry's data",
+            ));
+        }
+        state.budget = Some(MAX_HEADER_BYTES);
+        state.data_end = state.position;
+        self.0.set(state);
+        Ok(())
+    }
+}
+
+impl<R: Read> Bounded<R> {
+    pub fn new(inner: R) -> (Bounded<R>, Gate) {
+        let gate = Gate(std::rc::Rc::new(std::cell::Cell::new(GateState {
+            budget: Some(MAX_HEADER_BYTES),
+            position: 0,
+            opened_at: 0,
+            data_end: 0,
+            zeros: None,
+        })));
+        (
+            Bounded {
+                inner,
+                gate: gate.clone(),
+            },
+            gate,
+        )
+    }
+}
+
+impl<R: Read> Read for Bounded<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let mut state = self.gate.0.get();
+        if let Some(zeros) = state.zeros {
+            let n = buf.len().min(usize::try_from(zeros).unwrap_or(usize::MAX));
+            buf[..n].fill(0);
+            state.zeros = Some(zeros - n as u64);
+            self.gate.0.set(state);
+            return Ok(n);
+        }
+        let take = match state.budget {
+            None => buf.len(),
+            Some(0) if !buf.is_empty() => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("the headers of one tar entry (its long name or PAX records) take more than {MAX_HEADER_BYTES} bytes"),
+                ))
+            }
+            Some(left) => buf.len().min(usize::try_from(left).unwrap_or(usize::MAX)),
+        };
+        let n = self.inner.read(&mut buf[..take])?;
+        state.position += n as u64;
+        state.budget = state.budget.map(|left| left - n as u64);
+        let padded = state.data_end.div_ceil(BLOCK) * BLOCK;
+        if n == 0 && take > 0 && state.budget.is_some() && state.position <= padded {
+            // The end of the stream within the last entry's padding: what is missing of it,
+            // and the two zero blocks that end an archive.
+            state.zeros = Some(padded - state.position + 2 * BLOCK);
+            self.gate.0.set(state);
+            return self.read(buf);
+        }
+        self.gate.0.set(state);
+        Ok(n)
+    }
 }
 
 struct HashingWriter(Vec<Hasher>, u64);
@@ -174,7 +304,7 @@ impl Write for HashingWriter {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn header(path: &str, kind: tar::EntryType, size: u64) -> tar::Header {
@@ -258,9 +388,62 @@ mod tests {
         }
     }
 
+    /// A GNU long-name entry that claims 4 GiB, followed by endless bytes: the tar crate
+    /// would read it all into memory.
+    pub(crate) fn long_name_bomb() -> impl Read {
+        let mut header = tar::Header::new_gnu();
+        header.as_old_mut().name[..13].copy_from_slice(b"././@LongLink");
+        header.set_entry_type(tar::EntryType::GNULongName);
+        header.set_size(4 << 30);
+        header.set_cksum();
+        io::Cursor::new(header.as_bytes().to_vec()).chain(io::repeat(b'a'))
+    }
+
+    #[test]
+    fn a_long_name_over_the_cap_is_refused_before_it_is_held() {
+        let error = entries(long_name_bomb(), &[]).unwrap_err();
+        assert!(
+            error.to_string().contains("take more than 65536 bytes"),
+            "{error}"
+        );
+        // A long name under the cap is read as the entry's path.
+        let long = format!("w/{}.bin", "n".repeat(300));
+        let mut builder = tar::Builder::new(Vec::new());
+        let mut header = tar::Header::new_gnu();
+        header.set_size(5);
+        header.set_mode(0o644);
+        builder
+            .append_data(&mut header, &long, &b"alpha"[..])
+            .unwrap();
+        let bytes = builder.into_inner().unwrap();
+        let content = entries(bytes.as_slice(), &[]).unwrap();
+        assert_eq!(content.files[0].name, long);
+    }
+
     #[test]
     fn a_truncated_archive_is_an_error() {
         let bytes = archive(&[("a", tar::EntryType::Regular, &[7u8; 4096])]);
         assert!(read(&mut &bytes[..1000], Compression::None, &[]).is_err());
+        // Cut in the second entry's header.
+        let bytes = archive(&[
+            ("a", tar::EntryType::Regular, b"1"),
+            ("b", tar::EntryType::Regular, b"2"),
+        ]);
+        assert!(read(&mut &bytes[..1100], Compression::None, &[]).is_err());
+    }
+
+    #[test]
+    fn an_archive_may_end_right_after_its_last_entrys_data() {
+        // As umoci writes layers: no padding after the data, no end-of-archive blocks.
+        let bytes = archive(&[
+            ("a", tar::EntryType::Regular, b"first"),
+            ("b", tar::EntryType::Regular, b"data"),
+        ]);
+        for end in [1024 + 512 + 4, 1024 + 1024] {
+            let content = read(&mut &bytes[..end], Compression::None, &[]).unwrap();
+            let names: Vec<&str> = content.files.iter().map(|f| f.name.as_str()).collect();
+            assert_eq!(names, ["a", "b"], "{end}");
+            assert_eq!(content.files[1].sha256, Algorithm::Sha256.digest(b"data"));
+        }
     }
 }

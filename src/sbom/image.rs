@@ -12,8 +12,8 @@ use crate::model::oms;
 use crate::model::paths::{compare_names, IgnoreSet};
 use crate::oci::document::{Descriptor, Platform};
 use crate::oci::{
-    self, titled_layers, Connection, ImageRef, InspectedBlob, InspectedImage, Inspection, Part,
-    TarContent, TarFile, TitleProblem, TitledLayers,
+    self, titled_layers, Connection, ImageRef, InspectedBlob, InspectedImage, Inspection,
+    ModelRoot, Part, RootFile, TarContent, TarFile, TitleProblem, TitledLayers,
 };
 use crate::report::Report;
 
@@ -70,11 +70,13 @@ pub enum ImageOutcome {
 }
 
 /// Reads the image `reference` names (through an index, the manifest for `platform`, by
-/// default this machine's) and describes it, checking every blob while hashing it.
+/// default this machine's) and describes it, checking every blob while hashing it. With
+/// `model_root`, a ModelCar image: its model is the files under that directory.
 pub fn describe_image(
     reference: &ImageRef,
     connection: &Connection,
     platform: Option<Platform>,
+    model_root: Option<&ModelRoot>,
     options: &DescribeOptions,
     engine: &Engine,
 ) -> Result<ImageOutcome> {
@@ -82,16 +84,18 @@ pub fn describe_image(
     if options.blake3 {
         digests.push(Algorithm::Blake3);
     }
-    let (inspected, mut warnings) =
-        match oci::inspect(reference, connection, platform, &digests, engine)? {
-            Inspection::Verified { image, warnings } => (image, warnings),
-            Inspection::Failed(report) => return Ok(ImageOutcome::Refused(report)),
-        };
+    let (inspected, mut warnings) = match oci::inspect(
+        reference, connection, platform, model_root, &digests, engine,
+    )? {
+        Inspection::Verified { image, warnings } => (image, warnings),
+        Inspection::Failed(report) => return Ok(ImageOutcome::Refused(report)),
+    };
     let InspectedImage {
         root_digest,
         manifest,
         config,
         layers,
+        model_files,
     } = *inspected;
     let titled = titled_layers(
         &config.descriptor,
@@ -121,15 +125,18 @@ pub fn describe_image(
             manifest.platform.as_ref().map(|p| p.architecture.as_str()),
         )
     });
-    let model = artifact_model(
-        &name,
-        &version,
-        titled,
-        tars,
-        &config,
-        &layers,
-        &mut warnings,
-    );
+    let model = match model_files {
+        Some(files) => Some(modelcar_model(&name, &version, files)),
+        None => artifact_model(
+            &name,
+            &version,
+            titled,
+            tars,
+            &config,
+            &layers,
+            &mut warnings,
+        ),
+    };
     let image = ImageDescription {
         name,
         version,
@@ -219,7 +226,7 @@ fn artifact_model(
             ),
         });
     }
-    let mut files: Vec<DescribedFile> = titled
+    let files: Vec<DescribedFile> = titled
         .files
         .into_iter()
         .map(|(file_name, part)| {
@@ -249,15 +256,44 @@ fn artifact_model(
             }
         }))
         .collect();
+    Some(model_description(name, version, files))
+}
+
+/// The model of a ModelCar image: the files under its model root (a layer's title names
+/// no file of it there).
+fn modelcar_model(
+    name: &str,
+    version: &str,
+    files: BTreeMap<String, RootFile>,
+) -> ModelDescription {
+    let files: Vec<DescribedFile> = files
+        .into_iter()
+        .map(|(name, file)| DescribedFile {
+            size: file.size,
+            sha1: file
+                .digest(Algorithm::Sha1)
+                .expect("files are hashed by every algorithm asked for")
+                .clone(),
+            blake3: file.digest(Algorithm::Blake3).cloned(),
+            sha256: file.sha256,
+            name,
+            facts: None,
+            external_data_of: None,
+        })
+        .collect();
+    model_description(name, version, files)
+}
+
+fn model_description(name: &str, version: &str, mut files: Vec<DescribedFile>) -> ModelDescription {
     files.sort_by(|a, b| compare_names(&a.name, &b.name));
-    Some(ModelDescription {
+    ModelDescription {
         name: name.to_string(),
         version: Some(version.to_string()),
         purl: None,
         root_digest: oms::root_digest(files.iter().map(|f| &f.sha256)),
         files,
         parameters: None,
-    })
+    }
 }
 
 /// The files of an artifact's tar layers that name one file each: an entry that is no

@@ -71,14 +71,16 @@ pub fn check_image(
 }
 
 /// The OMS manifest of the model artifact `reference` names, built from its layers' digests
-/// (a raw layer's digest is its file's SHA-256; a tar layer is streamed for its entries), as
-/// `vouch manifest` states the same files on disk. The model is named as a directory of its
+/// (a raw layer's digest is its file's SHA-256; a tar layer is streamed for its entries), or
+/// of the files under `model_root` of a ModelCar image, as `vouch manifest` states the same
+/// files on disk. The model is named as a directory of its
 /// files would be: after the repository's last component (an image layout: its directory).
 /// `Err` holds the report of an artifact that cannot be described faithfully.
 pub fn artifact_manifest(
     reference: &ImageRef,
     connection: &Connection,
     platforms: oci::Platforms,
+    model_root: Option<&oci::ModelRoot>,
     serialization: &Serialization,
     engine: &Engine,
 ) -> Result<std::result::Result<(Manifest, Report), Report>> {
@@ -93,6 +95,7 @@ pub fn artifact_manifest(
         reference,
         connection,
         platforms,
+        model_root,
         &serialization.ignore_paths,
         engine,
     )?;
@@ -175,6 +178,7 @@ mod tests {
             pinned: None,
             diff_ids: false,
             reading: crate::oci::Reading::Every,
+            model_root: None,
         };
         let engine = Engine::new(1, ReaderConfig::default()).unwrap();
         let digest = Digest::from_prefixed(&format!("sha256:{}", "0".repeat(64))).unwrap();

@@ -22,8 +22,9 @@ use clap::CommandFactory;
 /// action.yml and the GitLab CI template against the platforms' schemas (check-jsonschema),
 /// validate the Kubernetes recipes of docs/drift.md (kubernetes-validate), serve the model
 /// registry (mlflow), push CNCF ModelPack artifacts (modelpack-client) and oras artifacts
-/// (oras, which modelpack-client also depends on), and parse what `drift watch --listen`
-/// serves on /metrics (prometheus-client's text parser);
+/// (oras, which modelpack-client also depends on), build KServe ModelCar images (olot),
+/// and parse what `drift watch --listen` serves on /metrics (prometheus-client's text
+/// parser);
 /// huggingface_hub (2.x, with the shared Xet blob store) reads the hub caches the tests build.
 const PYTHON_PEERS: &[&str] = &[
     "model-signing==1.1.1",
@@ -41,6 +42,7 @@ const PYTHON_PEERS: &[&str] = &[
     "mlflow==3.17.2",
     "modelpack-client==0.1.0",
     "oras==0.2.43",
+    "olot==1.2.1",
     "huggingface_hub==2.4.0",
     "prometheus-client==0.26.0",
 ];
