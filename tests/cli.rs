@@ -867,3 +867,28 @@ fn help_offers_only_the_algorithms_a_command_takes() {
         assert_eq!(values.contains("sha512"), offered, "{command}: {values}");
     }
 }
+
+/// A file's plain SHA-256 (what sha256sum and release pages print) given as `--digest` is
+/// no OMS root digest: the check fails (exit 1), and says which file's SHA-256 it is.
+#[test]
+fn a_plain_sha256_given_as_a_root_digest_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("m");
+    write_tree(
+        &model,
+        &[("weights.bin", b"weights"), ("config.json", b"{}")],
+    );
+    let plain = vouch::hash::Algorithm::Sha256.digest(b"weights").prefixed();
+    for target in [model.clone(), model.join("weights.bin")] {
+        let ran = run(vouch()
+            .arg("verify")
+            .arg(&target)
+            .args(["--digest", &plain]))
+        .expect(1);
+        let text = String::from_utf8(ran.stdout).unwrap();
+        assert!(
+            text.contains("the pinned digest is the plain SHA-256 of weights.bin"),
+            "{text}"
+        );
+    }
+}

@@ -170,10 +170,22 @@ fn verify_pinned(
             .expected(pin.digest().prefixed())
             .actual(actual.prefixed());
         if verdict == Verdict::Changed {
-            subject = subject.message(format!(
-                "the model's {} differs from the pinned one; verify against a manifest to see which file changed",
-                pin.kind()
-            ));
+            // A release's published SHA-256 of a file is no OMS root digest: say so.
+            let plain = found
+                .resources
+                .iter()
+                .find(|resource| &resource.digest == pin.digest());
+            subject = subject.message(match plain {
+                Some(resource) => format!(
+                    "the pinned digest is the plain SHA-256 of {} (as sha256sum prints it), not the model's {}: pin what `vouch digest` prints, or check the file against a check list with --check",
+                    comparison.display(&resource.key),
+                    pin.kind()
+                ),
+                None => format!(
+                    "the model's {} differs from the pinned one; verify against a manifest to see which file changed",
+                    pin.kind()
+                ),
+            });
         }
         report.subjects.push(subject);
     }
