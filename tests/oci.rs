@@ -957,10 +957,10 @@ fn docker_credential_helpers_are_run_and_their_failures_named() {
         &reference,
     ]));
     let host = format!("127.0.0.1:{}", registry.port);
-    let bin = work.path().join("bin");
-    std::fs::create_dir(&bin).unwrap();
     let asked = work.path().join("asked");
-    for (name, body) in [
+    let path = credential_helpers(
+        work.path(),
+        &[
         (
             "vouchgood",
             format!(
@@ -979,29 +979,10 @@ fn docker_credential_helpers_are_run_and_their_failures_named() {
             "echo 'credentials not found in native keychain'\nexit 1\n".into(),
         ),
         ("vouchhangs", "exec sleep 300\n".into()),
-    ] {
-        let script = bin.join(format!("docker-credential-{name}"));
-        std::fs::write(&script, format!("#!/bin/sh\n{body}")).unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
-    let path = format!(
-        "{}:{}",
-        bin.display(),
-        std::env::var("PATH").unwrap_or_default()
+        ],
     );
-    let docker = work.path().join("docker");
-    std::fs::create_dir(&docker).unwrap();
-    let verify = |config: String| {
-        std::fs::write(docker.join("config.json"), config).unwrap();
-        run_within(
-            vouch()
-                .args(["oci", "verify", &reference])
-                .env("DOCKER_CONFIG", &docker)
-                .env("PATH", &path),
-            Duration::from_secs(120),
-        )
-    };
+    let verify =
+        |config: String| verify_with_docker_config(work.path(), &path, &reference, &config);
 
     verify(format!(r#"{{"credHelpers":{{"{host}":"vouchgood"}}}}"#)).expect(0);
     assert_eq!(
@@ -1130,36 +1111,16 @@ fn identity_tokens_are_exchanged_at_the_token_service() {
         std::fs::read_to_string(&log).unwrap()
     );
 
-    let bin = work.path().join("bin");
-    std::fs::create_dir(&bin).unwrap();
-    let helper = bin.join("docker-credential-vouchtoken");
-    std::fs::write(
-        &helper,
-        "#!/bin/sh
-printf '{\"ServerURL\":\"x\",\"Username\":\"<token>\",\"Secret\":\"refresh-for-vouch\"}'\n",
-    )
-    .unwrap();
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
-    let path = format!(
-        "{}:{}",
-        bin.display(),
-        std::env::var("PATH").unwrap_or_default()
+    let path = credential_helpers(
+        work.path(),
+        &[(
+            "vouchtoken",
+            r#"printf '{"ServerURL":"x","Username":"<token>","Secret":"refresh-for-vouch"}'"#
+                .into(),
+        )],
     );
-    let docker = work.path().join("docker");
-    std::fs::create_dir(&docker).unwrap();
-    let verify = |config: String| {
-        std::fs::write(docker.join("config.json"), config).unwrap();
-        run_within(
-            vouch()
-                .args(["oci", "verify", &reference])
-                .env("DOCKER_CONFIG", &docker)
-                .env("PATH", &path),
-            Duration::from_secs(120),
-        )
-    };
+    let verify =
+        |config: String| verify_with_docker_config(work.path(), &path, &reference, &config);
     let before = exchanges(&log).len();
     verify(login.clone()).expect(0);
     let made = exchanges(&log);
@@ -1178,6 +1139,38 @@ printf '{\"ServerURL\":\"x\",\"Username\":\"<token>\",\"Secret\":\"refresh-for-v
     .expect(3);
     assert!(refused.stderr.contains("401"), "{}", refused.stderr);
     verify("{}".into()).expect(3);
+}
+
+/// Writes each `docker-credential-NAME` script (`#!/bin/sh` and BODY) into DIR/bin, and
+/// returns a PATH that finds them first.
+fn credential_helpers(dir: &Path, helpers: &[(&str, String)]) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    for (name, body) in helpers {
+        let script = bin.join(format!("docker-credential-{name}"));
+        std::fs::write(&script, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
+}
+
+/// `vouch oci verify REFERENCE` with DIR/docker/config.json holding CONFIG, on PATH.
+fn verify_with_docker_config(dir: &Path, path: &str, reference: &str, config: &str) -> Ran {
+    let docker = dir.join("docker");
+    std::fs::create_dir_all(&docker).unwrap();
+    std::fs::write(docker.join("config.json"), config).unwrap();
+    run_within(
+        vouch()
+            .args(["oci", "verify", reference])
+            .env("DOCKER_CONFIG", &docker)
+            .env("PATH", path),
+        Duration::from_secs(120),
+    )
 }
 
 /// A child process killed when the test ends.

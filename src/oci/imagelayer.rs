@@ -286,7 +286,7 @@ impl Reading<'_> {
         if kind.is_dir() {
             self.changes.entries.push(Change::Directory(relative));
         } else if kind.is_file() || kind.is_contiguous() {
-            let mut hashing = Hashing(
+            let mut hashing = super::tarlayer::HashingWriter(
                 std::iter::once(Algorithm::Sha256)
                     .chain(self.others.iter().copied())
                     .map(Algorithm::hasher)
@@ -340,21 +340,5 @@ fn describe<R: Read>(entry: &tar::Entry<'_, R>) -> String {
         "a file".to_string()
     } else {
         format!("a special entry (tar type {kind:?})")
-    }
-}
-
-struct Hashing(Vec<Hasher>, u64);
-
-impl io::Write for Hashing {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        for hasher in &mut self.0 {
-            hasher.update(buf);
-        }
-        self.1 += buf.len() as u64;
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
     }
 }

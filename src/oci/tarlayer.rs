@@ -287,7 +287,8 @@ impl<R: Read> Read for Bounded<R> {
     }
 }
 
-struct HashingWriter(Vec<Hasher>, u64);
+/// Feeds what is written to every hasher, counting the bytes.
+pub(super) struct HashingWriter(pub(super) Vec<Hasher>, pub(super) u64);
 
 impl Write for HashingWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
