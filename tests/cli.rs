@@ -478,6 +478,16 @@ fn progress_goes_to_stderr_only_when_asked_or_on_a_terminal() {
     ])
     .expect(0);
     assert!(always.stderr.contains("hashing"), "{}", always.stderr);
+    // Into a log: plain lines, none blank, none before the total is known, and the units of
+    // the summary line (decimal).
+    assert!(
+        always.stderr.lines().all(|line| !line.trim().is_empty())
+            && !always.stderr.contains("0 B/0 B")
+            && !always.stderr.contains("MiB")
+            && always.stderr.contains(" MB"),
+        "{}",
+        always.stderr
+    );
     let plain = vouch_run([
         "hash".as_ref(),
         "--algo".as_ref(),
