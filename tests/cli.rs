@@ -902,3 +902,34 @@ fn a_plain_sha256_given_as_a_root_digest_is_named() {
         );
     }
 }
+
+/// `verify --output` into the model leaves its own report out, run after run (the second
+/// run finds the first one's report there); a file that is no output of this run is extra.
+#[test]
+fn a_report_written_into_the_model_is_not_one_of_its_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("m");
+    write_tree(&model, &[("a.bin", b"a"), ("b.bin", b"b")]);
+    let manifest = dir.path().join("approved.json");
+    run(vouch().arg("manifest").arg(&model).arg("-o").arg(&manifest)).expect(0);
+    let verify = |outputs: &[String]| {
+        let mut command = vouch();
+        command
+            .arg("verify")
+            .arg(&model)
+            .arg("--manifest")
+            .arg(&manifest);
+        for output in outputs {
+            command.args(["--output", output]);
+        }
+        run(&mut command)
+    };
+    let text = format!("{}", model.join("report.txt").display());
+    let json = format!("json={}", model.join("report.json").display());
+    for _ in 0..2 {
+        verify(&[text.clone(), json.clone()]).expect(0);
+    }
+    let ran = verify(&[json]).expect(1);
+    let stdout = String::from_utf8(ran.stdout).unwrap();
+    assert!(stdout.contains("extra      report.txt"), "{stdout}");
+}

@@ -83,6 +83,11 @@ pub enum Target<'a> {
 }
 
 impl OutputArgs {
+    /// The files the reports are written to.
+    pub fn files(&self) -> impl Iterator<Item = &Path> {
+        self.outputs.output.iter().map(|spec| spec.path.as_path())
+    }
+
     /// Whether any report option was given: `--format` other than text, `--output` or
     /// `--path-prefix`.
     pub fn is_given(&self) -> bool {

@@ -10,6 +10,7 @@ use crate::approval::rules::ApprovalParts;
 use crate::approval::setting::{RuleError, Spelling};
 use crate::approval::Approval;
 use crate::error::{Error, Result};
+use crate::model::paths::name_inside;
 use crate::report::{self, Report};
 use crate::verify::detached::verify_detached_file;
 use crate::verify::model::{check_model, VerifyOptions};
@@ -222,8 +223,16 @@ pub(super) fn check(args: &VerifyArgs, given: &Path) -> Result<Report> {
         return verify_detached_file(model, bundle, &signatures.trust.spec()?.load_detached()?);
     }
     let approval = approval(args, Some(model))?;
+    // A report written into the model is no file of it (as `manifest`, `sign` and `sbom`
+    // leave their outputs out).
+    let mut extra_ignores = user_ignores(model, &flags.ignore_paths)?;
+    extra_ignores.extend(
+        args.output
+            .files()
+            .filter_map(|file| name_inside(model, file)),
+    );
     let options = VerifyOptions {
-        extra_ignores: user_ignores(model, &flags.ignore_paths)?,
+        extra_ignores,
         extra_ignores_setting: "--ignore-paths",
         include_git_paths: flags.no_ignore_git_paths,
         approval_files: Vec::new(),
