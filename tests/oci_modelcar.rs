@@ -302,29 +302,6 @@ fn a_changed_file_a_removed_or_extra_layer_and_a_whiteout_are_named() {
     }
 }
 
-/// An uncompressed tar layer written by Python's tarfile with `entries` (a Python list of
-/// `(name, kind, target)`: `file` with content `target`, `symlink` or `hardlink` to it).
-fn python_tar(python: &Path, out: &Path, entries: &str) -> Vec<u8> {
-    let script = format!(
-        r#"
-import io, tarfile, sys
-with tarfile.open(sys.argv[1], "w") as tar:
-    for name, kind, target in {entries}:
-        info = tarfile.TarInfo(name)
-        if kind == "file":
-            data = target.encode()
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-        else:
-            info.type = tarfile.SYMTYPE if kind == "symlink" else tarfile.LNKTYPE
-            info.linkname = target
-            tar.addfile(info)
-"#
-    );
-    peer(Command::new(python).arg("-c").arg(script).arg(out));
-    std::fs::read(out).unwrap()
-}
-
 #[test]
 fn hostile_layers_are_refused_naming_the_entry_and_a_whiteout_of_the_root_deletes() {
     let test = "hostile_layers_are_refused_naming_the_entry_and_a_whiteout_of_the_root_deletes";
@@ -374,7 +351,12 @@ fn hostile_layers_are_refused_naming_the_entry_and_a_whiteout_of_the_root_delete
         ),
     ];
     for (i, (entries, entry, why)) in cases.iter().enumerate() {
-        let bytes = python_tar(&python, &work.path().join(format!("{i}.tar")), entries);
+        let bytes = python_tar(
+            &python,
+            &work.path().join(format!("{i}.tar")),
+            entries,
+            "tar",
+        );
         let mut manifest = clean.clone();
         let layer = layout.write_blob(LAYER, &bytes);
         manifest["layers"].as_array_mut().unwrap().push(layer);
@@ -403,6 +385,7 @@ fn hostile_layers_are_refused_naming_the_entry_and_a_whiteout_of_the_root_delete
         &python,
         &work.path().join("root.tar"),
         r#"[(".wh.models", "file", "")]"#,
+        "tar",
     );
     let mut manifest = clean.clone();
     manifest["layers"]

@@ -191,34 +191,6 @@ fn a_modelpack_artifact_with_raw_and_tar_layers_is_compared_file_by_file() {
     );
 }
 
-/// A tar layer written by Python's tarfile with the entries `entries` (a Python list of
-/// `(name, kind, target)` tuples: `file` with content `target`, `symlink` or `hardlink` to
-/// `target`), compressed as `media_type` says.
-fn python_tar(python: &Path, out: &Path, entries: &str, media_type: &str) {
-    let mode = if media_type.ends_with("+gzip") {
-        "w:gz"
-    } else {
-        "w"
-    };
-    let script = format!(
-        r#"
-import io, tarfile, sys
-with tarfile.open(sys.argv[1], "{mode}") as tar:
-    for name, kind, target in {entries}:
-        info = tarfile.TarInfo(name)
-        if kind == "file":
-            data = target.encode()
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-        else:
-            info.type = tarfile.SYMTYPE if kind == "symlink" else tarfile.LNKTYPE
-            info.linkname = target
-            tar.addfile(info)
-"#
-    );
-    peer(Command::new(python).arg("-c").arg(script).arg(out));
-}
-
 #[test]
 fn hostile_tar_layers_are_rejected_naming_the_entry() {
     let test = "hostile_tar_layers_are_rejected_naming_the_entry";

@@ -562,3 +562,32 @@ pub fn push_artifact(
     skopeo_copy(&layout.reference("v1"), &reference, false);
     (layout, reference)
 }
+
+/// A tar layer written by Python's tarfile with the entries `entries` (a Python list of
+/// `(name, kind, target)` tuples: `file` with content `target`, `symlink` or `hardlink` to
+/// `target`), gzip-compressed when `media_type` ends in `+gzip`; returns its bytes.
+pub fn python_tar(python: &Path, out: &Path, entries: &str, media_type: &str) -> Vec<u8> {
+    let mode = if media_type.ends_with("+gzip") {
+        "w:gz"
+    } else {
+        "w"
+    };
+    let script = format!(
+        r#"
+import io, tarfile, sys
+with tarfile.open(sys.argv[1], "{mode}") as tar:
+    for name, kind, target in {entries}:
+        info = tarfile.TarInfo(name)
+        if kind == "file":
+            data = target.encode()
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        else:
+            info.type = tarfile.SYMTYPE if kind == "symlink" else tarfile.LNKTYPE
+            info.linkname = target
+            tar.addfile(info)
+"#
+    );
+    peer(Command::new(python).arg("-c").arg(script).arg(out));
+    std::fs::read(out).unwrap()
+}
