@@ -161,7 +161,8 @@ pub fn read_store(dir: &Path) -> Result<Vec<Vec<u8>>, StoreError> {
                     .into(),
             ));
         }
-        let bytes = std::fs::read(&path).map_err(|e| bad(&path, e.to_string()))?;
+        // Read as every approval input is: a regular file once opened, bounded in size.
+        let bytes = crate::fsio::read_input(&path).map_err(|e| bad(&path, e.to_string()))?;
         let ders = if bytes.starts_with(b"-----") {
             pem::parse_many(&bytes)
                 .map_err(|e| bad(&path, e.to_string()))?
