@@ -4,7 +4,7 @@
 //! Nothing here holds a whole blob in memory, except a configuration that is asked to be
 //! kept (bounded by [`MAX_DOCUMENT_BYTES`]).
 
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, BufRead, Read, Write};
 
 use super::document::MAX_DOCUMENT_BYTES;
 use super::imagelayer::{self, LayerChanges, ModelRoot};
@@ -58,8 +58,9 @@ impl Found {
 }
 
 /// Reads `reader` to the end (or one byte past the descriptor's size) and reports what it
-/// held. An error is a failure to read, never a verdict about the content.
-pub fn check(reader: impl Read, wanted: &Wanted, progress: &dyn Progress) -> io::Result<Found> {
+/// held. An error is a failure to read, never a verdict about the content. The bytes are
+/// hashed where `reader` buffers them: a registry body's chunks are not copied again.
+pub fn check(reader: impl BufRead, wanted: &Wanted, progress: &dyn Progress) -> io::Result<Found> {
     let keep = wanted.keep && wanted.size <= MAX_DOCUMENT_BYTES;
     let mut tee = Tee {
         inner: reader.take(wanted.size.saturating_add(1)),
@@ -71,31 +72,24 @@ pub fn check(reader: impl Read, wanted: &Wanted, progress: &dyn Progress) -> io:
     };
     let (mut tar, mut image) = (None, None);
     let (diff_id, drained) = if let Some(root) = &wanted.model_root {
-        let mut buffered = BufReader::with_capacity(BUFFER_BYTES, &mut tee);
-        let (changes, decompressed) = image_layer(&mut buffered, root, &wanted.algorithms);
+        let (changes, decompressed) = image_layer(&mut tee, root, &wanted.algorithms);
         image = Some(changes.map_err(Undecompressable));
         let diff_id = wanted
             .diff_id
             .then(|| decompressed.as_ref().map(Digest::clone).map_err(echo));
         (
             diff_id.map(|d| d.map_err(Undecompressable)),
-            drain(&mut buffered),
+            drain_buffered(&mut tee),
         )
     } else if let Some(compression) = wanted.tar {
-        let mut buffered = BufReader::with_capacity(BUFFER_BYTES, &mut tee);
-        tar = Some(tarlayer::read(
-            &mut buffered,
-            compression,
-            &wanted.algorithms,
-        ));
-        (None, drain(&mut buffered))
+        tar = Some(tarlayer::read(&mut tee, compression, &wanted.algorithms));
+        (None, drain_buffered(&mut tee))
     } else if wanted.diff_id {
-        let mut buffered = BufReader::with_capacity(BUFFER_BYTES, &mut tee);
-        let decompressed = decompressed_digest(&mut buffered);
-        let drained = drain(&mut buffered);
+        let decompressed = decompressed_digest(&mut tee);
+        let drained = drain_buffered(&mut tee);
         (Some(decompressed.map_err(Undecompressable)), drained)
     } else {
-        (None, drain(&mut tee))
+        (None, drain_buffered(&mut tee))
     };
     // The transport's own error, not the echo a decompressor may have passed on.
     if let Some(failure) = tee.failure.take() {
@@ -175,6 +169,21 @@ fn decompressed_digest(compressed: &mut impl BufRead) -> io::Result<Digest> {
     Ok(out.0.finalize())
 }
 
+/// Reads a buffered reader to its end, a whole buffer at a time, copying nothing.
+fn drain_buffered(reader: &mut impl BufRead) -> io::Result<()> {
+    loop {
+        let n = match reader.fill_buf() {
+            Ok(buffer) => buffer.len(),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if n == 0 {
+            return Ok(());
+        }
+        reader.consume(n);
+    }
+}
+
 fn drain(reader: &mut impl Read) -> io::Result<()> {
     let mut buffer = vec![0u8; BUFFER_BYTES];
     loop {
@@ -187,8 +196,9 @@ fn drain(reader: &mut impl Read) -> io::Result<()> {
     }
 }
 
-/// Hashes, counts (and may keep) every byte read through it; remembers a read failure so
-/// that a decompressor's error is not mistaken for the transport's.
+/// Hashes, counts (and may keep) every byte read through it, in the inner reader's own
+/// buffer; remembers a read failure so that a decompressor's error is not mistaken for the
+/// transport's.
 struct Tee<'a, R> {
     inner: R,
     hashers: Vec<Hasher>,
@@ -198,29 +208,62 @@ struct Tee<'a, R> {
     progress: &'a dyn Progress,
 }
 
-impl<R: Read> Read for Tee<'_, R> {
+impl<R: BufRead> Tee<'_, R> {
+    /// Keeps the inner reader's error and hands its echo on.
+    fn failed(&mut self, e: io::Error) -> io::Error {
+        if e.kind() == io::ErrorKind::Interrupted {
+            return e;
+        }
+        let echo = echo(&e);
+        self.failure = Some(e);
+        echo
+    }
+}
+
+impl<R: BufRead> Read for Tee<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let available = self.fill_buf()?;
+        let n = available.len().min(buf.len());
+        buf[..n].copy_from_slice(&available[..n]);
+        self.consume(n);
+        Ok(n)
+    }
+}
+
+impl<R: BufRead> BufRead for Tee<'_, R> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
         if self.failure.is_some() {
             return Err(io::Error::other("the blob could not be read"));
         }
-        let n = match self.inner.read(buf) {
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Err(e),
+        // Asked twice because the borrow of a failed call would outlive its error.
+        if let Err(e) = self.inner.fill_buf() {
+            return Err(self.failed(e));
+        }
+        self.inner.fill_buf()
+    }
+
+    fn consume(&mut self, amount: usize) {
+        if amount == 0 {
+            return;
+        }
+        // What fill_buf returned is still buffered: asking again reads nothing.
+        let bytes = match self.inner.fill_buf() {
+            Ok(bytes) => &bytes[..amount.min(bytes.len())],
             Err(e) => {
-                let echo = io::Error::new(e.kind(), e.to_string());
-                self.failure = Some(e);
-                return Err(echo);
+                let _ = self.failed(e);
+                return;
             }
         };
         for hasher in &mut self.hashers {
-            hasher.update(&buf[..n]);
+            hasher.update(bytes);
         }
         if let Some(kept) = &mut self.kept {
-            kept.extend_from_slice(&buf[..n]);
+            kept.extend_from_slice(bytes);
         }
+        let n = bytes.len();
         self.read += n as u64;
         self.progress.advance(n as u64);
-        Ok(n)
+        self.inner.consume(n);
     }
 }
 
@@ -275,6 +318,35 @@ mod tests {
     }
 
     #[test]
+    fn a_blob_in_small_buffers_is_hashed_and_kept_whole() {
+        let plain = tar_like();
+        let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gzip.write_all(&plain).unwrap();
+        let gzip = gzip.finish().unwrap();
+        for (blob, diff_id) in [(&plain, false), (&gzip, true)] {
+            let wanted = Wanted {
+                keep: true,
+                ..wanted(blob.len() as u64, diff_id)
+            };
+            let found = check(
+                io::BufReader::with_capacity(7, blob.as_slice()),
+                &wanted,
+                &Silent,
+            )
+            .unwrap();
+            assert_eq!(found.size, blob.len() as u64);
+            assert_eq!(found.digests[0], Algorithm::Sha256.digest(blob));
+            assert_eq!(found.content.as_deref(), Some(blob.as_slice()));
+            if diff_id {
+                assert_eq!(
+                    found.diff_id.unwrap().unwrap(),
+                    Algorithm::Sha256.digest(&plain)
+                );
+            }
+        }
+    }
+
+    #[test]
     fn reads_at_most_one_byte_past_the_declared_size() {
         let blob = vec![7u8; 1000];
         let found = check(blob.as_slice(), &wanted(10, false), &Silent).unwrap();
@@ -316,7 +388,12 @@ mod tests {
             }
         }
         for diff_id in [false, true] {
-            let err = check(Broken(3), &wanted(100, diff_id), &Silent).unwrap_err();
+            let err = check(
+                io::BufReader::new(Broken(3)),
+                &wanted(100, diff_id),
+                &Silent,
+            )
+            .unwrap_err();
             assert_eq!(err.kind(), io::ErrorKind::ConnectionReset, "{err}");
         }
     }

@@ -2,7 +2,7 @@
 //! skopeo, umoci and oras write them.
 
 use std::fs::File;
-use std::io::Read;
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use super::document::{Descriptor, Document, MAX_DOCUMENT_BYTES, OCI_INDEX, REF_NAME};
@@ -13,6 +13,9 @@ use crate::fsio::read_input;
 use crate::hash::reader::{open_regular, ReadError};
 use crate::hash::Digest;
 use crate::json::{self, JsonError};
+
+/// How much of a blob file is read at a time.
+const BLOB_BUFFER_BYTES: usize = 256 << 10;
 
 pub struct Layout {
     dir: PathBuf,
@@ -213,8 +216,11 @@ impl Store for Layout {
         self.read_document(&descriptor.digest)
     }
 
-    fn blob(&self, descriptor: &Descriptor) -> Result<Box<dyn Read + Send + '_>, Unavailable> {
-        Ok(Box::new(self.open_blob(&descriptor.digest)?))
+    fn blob(&self, descriptor: &Descriptor) -> Result<Box<dyn BufRead + Send + '_>, Unavailable> {
+        Ok(Box::new(BufReader::with_capacity(
+            BLOB_BUFFER_BYTES,
+            self.open_blob(&descriptor.digest)?,
+        )))
     }
 
     fn tagged(&self, tag: &str) -> Result<Option<Vec<u8>>, Unavailable> {

@@ -11,7 +11,7 @@
 //! credentials go only over TLS, or over plain HTTP to this machine.
 
 use std::future::Future;
-use std::io::{self, Read};
+use std::io::{self, BufRead, Read};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -236,8 +236,11 @@ impl Registry {
                     error_chain(&e)
                 ))
             })?;
+        // One network thread receives every transfer; the blobs are hashed on the callers'
+        // threads. A second one only moved the body task between the two (more switches, and
+        // 10 MiB more resident for a 1 GiB blob).
         let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
+            .worker_threads(1)
             .thread_name("vouch-oci")
             .enable_all()
             .build()
@@ -714,7 +717,7 @@ impl Store for Registry {
         self.pull_manifest(&descriptor.digest.prefixed())
     }
 
-    fn blob(&self, descriptor: &Descriptor) -> Result<Box<dyn Read + Send + '_>, Unavailable> {
+    fn blob(&self, descriptor: &Descriptor) -> Result<Box<dyn BufRead + Send + '_>, Unavailable> {
         // Only the registry's own blob URL: a descriptor's foreign `urls` are never followed,
         // and reqwest drops the credentials on a redirect to another host, port or scheme.
         let digest = descriptor.digest.prefixed();
@@ -858,10 +861,18 @@ impl BodyReader {
 
 impl Read for BodyReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        while self.chunk.is_empty() {
-            if self.done {
-                return Ok(0);
-            }
+        let chunk = self.fill_buf()?;
+        let n = buf.len().min(chunk.len());
+        buf[..n].copy_from_slice(&chunk[..n]);
+        self.consume(n);
+        Ok(n)
+    }
+}
+
+/// The chunks are handed on as the network delivered them, not copied.
+impl BufRead for BodyReader {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        while self.chunk.is_empty() && !self.done {
             match self.chunks.blocking_recv() {
                 Some(Ok(Some(chunk))) => self.chunk = chunk,
                 Some(Ok(None)) => self.done = true,
@@ -874,9 +885,12 @@ impl Read for BodyReader {
                 }
             }
         }
-        let n = buf.len().min(self.chunk.len());
-        buf[..n].copy_from_slice(&self.chunk.split_to(n));
-        Ok(n)
+        Ok(&self.chunk)
+    }
+
+    fn consume(&mut self, amount: usize) {
+        let amount = amount.min(self.chunk.len());
+        bytes::Buf::advance(&mut self.chunk, amount);
     }
 }
 

@@ -1,6 +1,6 @@
 //! Where manifests and blobs come from: a registry or an image layout on disk.
 
-use std::io::Read;
+use std::io::BufRead;
 
 use super::document::{Descriptor, MAX_DOCUMENT_BYTES};
 use crate::error::Hint;
@@ -44,8 +44,8 @@ pub trait Store: Sync {
     /// A manifest or index by its descriptor (bounded in size), as served.
     fn manifest(&self, descriptor: &Descriptor) -> Result<Vec<u8>, Unavailable>;
 
-    /// A blob, streamed.
-    fn blob(&self, descriptor: &Descriptor) -> Result<Box<dyn Read + Send + '_>, Unavailable>;
+    /// A blob, streamed, read where the store buffers it.
+    fn blob(&self, descriptor: &Descriptor) -> Result<Box<dyn BufRead + Send + '_>, Unavailable>;
 
     /// The manifest or index a tag names (cosign's `sha256-HEX.sig` tag, the referrers
     /// tag-schema fallback `sha256-HEX`), or `None` when nothing has that tag.
