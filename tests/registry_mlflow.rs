@@ -543,12 +543,13 @@ fn verify_without_model_streams_the_registry_copy_and_names_a_replaced_file() {
 }
 
 /// A TCP proxy to `upstream` on a free port of 127.0.0.1 that forwards bytes both ways, and
-/// calls `on_request` before forwarding a client's bytes that hold `trigger` (then closes
-/// that connection).
+/// calls `on_request` with the client's connection before forwarding a client's bytes that
+/// hold `trigger`; when it answers `true` it has answered the client itself, and nothing is
+/// forwarded.
 fn proxy(
     upstream: u16,
     trigger: &'static [u8],
-    on_request: impl Fn() + Send + Sync + 'static,
+    on_request: impl Fn(&mut std::net::TcpStream) -> bool + Send + Sync + 'static,
 ) -> u16 {
     use std::io::{Read, Write};
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -574,8 +575,10 @@ fn proxy(
                         Ok(0) | Err(_) => break,
                         Ok(n) => n,
                     };
-                    if buffer[..n].windows(trigger.len()).any(|w| w == trigger) {
-                        on_request();
+                    if buffer[..n].windows(trigger.len()).any(|w| w == trigger)
+                        && on_request(&mut client)
+                    {
+                        break;
                     }
                     if server.write_all(&buffer[..n]).is_err() {
                         break;
@@ -609,8 +612,9 @@ fn a_server_stopped_mid_run_is_exit_3_with_the_reason() {
     // vouch reaches the server through a proxy that stops the server when vouch asks for
     // weights.bin: the version was resolved, its approval fetched and the copy listed.
     let stopping = server.clone();
-    let port = proxy(server.port, b"/weights.bin HTTP/1.1", move || {
-        stopping.stop()
+    let port = proxy(server.port, b"/weights.bin HTTP/1.1", move |_| {
+        stopping.stop();
+        false
     });
     let ran = run(vouch()
         .env_remove("MLFLOW_TRACKING_URI")
@@ -625,6 +629,69 @@ fn a_server_stopped_mid_run_is_exit_3_with_the_reason() {
         "{}",
         ran.stderr
     );
+}
+
+#[test]
+fn a_store_sending_more_than_it_lists_or_listing_without_end_is_exit_3() {
+    let Some(server) =
+        server("a_store_sending_more_than_it_lists_or_listing_without_end_is_exit_3")
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let model = model(dir.path());
+    register_files(server, "impostor", &model);
+    let ran = vouch_at(
+        server,
+        &["approve", path(&model), "--registry", "models:/impostor/1"],
+    );
+    assert_eq!(ran.code, Some(0), "{}", ran.stderr);
+    let verify_through = |port: u16| {
+        run(vouch()
+            .env_remove("MLFLOW_TRACKING_URI")
+            .env_remove("MLFLOW_TRACKING_TOKEN")
+            .args(["verify", "--registry", "models:/impostor/1"])
+            .args(["--tracking-uri", &format!("http://127.0.0.1:{port}")]))
+    };
+
+    // weights.bin answered with a body that does not end: vouch stops past the listed size.
+    let endless = proxy(server.port, b"/weights.bin HTTP/1.1", |client| {
+        use std::io::Write;
+        let head = "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\n\r\n";
+        let chunk = [b"10000\r\n".as_slice(), &[0u8; 0x10000], b"\r\n"].concat();
+        if client.write_all(head.as_bytes()).is_ok() {
+            // 4 GiB at most, so that a client that never stops still lets the test end.
+            for _ in 0..(1u32 << 16) {
+                if client.write_all(&chunk).is_err() {
+                    break;
+                }
+            }
+        }
+        true
+    });
+    let ran = verify_through(endless);
+    assert_eq!(ran.code, Some(3), "{}\n{}", ran.stdout(), ran.stderr);
+    assert!(ran.stderr.contains("weights.bin"), "{}", ran.stderr);
+    assert!(ran.stderr.contains("more than the"), "{}", ran.stderr);
+
+    // Every directory listed as holding another one: vouch stops at its depth limit.
+    let bottomless = proxy(
+        server.port,
+        b"GET /api/2.0/mlflow-artifacts/artifacts?",
+        |client| {
+            use std::io::Write;
+            let body = r#"{"files":[{"path":"deeper","is_dir":true}]}"#;
+            let _ = write!(
+            client,
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+            true
+        },
+    );
+    let ran = verify_through(bottomless);
+    assert_eq!(ran.code, Some(3), "{}\n{}", ran.stdout(), ran.stderr);
+    assert!(ran.stderr.contains("64 deep"), "{}", ran.stderr);
 }
 
 #[test]

@@ -42,6 +42,18 @@ const MAX_BODY_BYTES: u64 = 64 << 20;
 /// The deadline of one request.
 const TIMEOUT: Duration = Duration::from_secs(60);
 
+/// The slowest a streamed file may arrive, past [`TIMEOUT`]: 1 MiB/s, as for OCI blobs.
+const MIN_RATE: u64 = 1 << 20;
+
+/// The most files and directories a model's listing may name, and how deep it may go.
+const MAX_LISTED: usize = 100_000;
+const MAX_LISTED_DEPTH: usize = 64;
+
+/// How long `bytes` take at [`MIN_RATE`].
+fn transfer_time(bytes: u64) -> Duration {
+    Duration::from_secs_f64(bytes as f64 / MIN_RATE as f64)
+}
+
 /// A model version named the way MLflow names it: `models:/NAME/VERSION` or
 /// `models:/NAME@ALIAS`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -222,6 +234,33 @@ struct FileInfo {
     path: String,
     #[serde(default)]
     is_dir: bool,
+    /// MLflow writes its int64 fields as numbers; proto3's JSON mapping writes them as strings.
+    #[serde(default)]
+    file_size: Option<WireSize>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum WireSize {
+    Number(u64),
+    Text(String),
+}
+
+impl WireSize {
+    fn bytes(&self) -> Option<u64> {
+        match self {
+            WireSize::Number(n) => Some(*n),
+            WireSize::Text(text) => text.parse().ok(),
+        }
+    }
+}
+
+/// A file the artifact store lists: its path below the listed directory, and its size when
+/// the store gives one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Listed {
+    pub path: String,
+    pub size: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -488,9 +527,16 @@ impl Client {
     }
 
     /// Streams the bytes at an `mlflow-artifacts:/PATH` URI through the artifact proxy into
-    /// `sink`, chunk by chunk, never holding the whole file; each chunk must come within the
-    /// request deadline. Returns the number of bytes.
-    pub fn stream(&self, uri: &str, sink: &mut dyn FnMut(&[u8])) -> Result<u64> {
+    /// `sink`, chunk by chunk, never holding the whole file. The transfer may take
+    /// [`TIMEOUT`] plus its bytes at [`MIN_RATE`], and never brings more than the `listed`
+    /// size: a store that sends more is not sending the file it listed. Returns the number of
+    /// bytes.
+    pub fn stream(
+        &self,
+        uri: &str,
+        listed: Option<u64>,
+        sink: &mut dyn FnMut(&[u8]),
+    ) -> Result<u64> {
         let path = self.artifact_path(uri)?;
         let mut url = self
             .base
@@ -532,25 +578,43 @@ impl Client {
             if !status.is_success() {
                 return Err(self.remote(format!("cannot read {uri}: {status}")));
             }
+            let started = tokio::time::Instant::now();
             let mut total = 0u64;
-            while let Some(chunk) = tokio::time::timeout(TIMEOUT, response.chunk())
-                .await
-                .map_err(|_| late())?
-                .map_err(broke)?
-            {
+            loop {
+                // The deadline grows with what has come, and with what is still to come when
+                // the size is known.
+                let allowed = TIMEOUT + transfer_time(listed.unwrap_or(total).max(total));
+                let chunk = tokio::time::timeout_at(started + allowed, response.chunk())
+                    .await
+                    .map_err(|_| {
+                        self.remote(format!(
+                            "{uri}: {total} bytes came in {:.0} s, slower than {MIN_RATE} bytes per second after the first {TIMEOUT:?}",
+                            started.elapsed().as_secs_f64()
+                        ))
+                    })?
+                    .map_err(broke)?;
+                let Some(chunk) = chunk else {
+                    return Ok(total);
+                };
                 total += chunk.len() as u64;
+                if let Some(size) = listed.filter(|&size| total > size) {
+                    return Err(self.remote(format!(
+                        "{uri}: the store sent more than the {size} bytes its listing gives; it was not read further"
+                    )));
+                }
                 sink(&chunk);
             }
-            Ok(total)
         })
     }
 
-    /// The files below an `mlflow-artifacts:/PATH` directory, as paths relative to it.
-    pub fn list(&self, uri: &str) -> Result<Vec<String>> {
+    /// The files below an `mlflow-artifacts:/PATH` directory, as paths relative to it, with
+    /// their sizes; at most [`MAX_LISTED`] entries, [`MAX_LISTED_DEPTH`] directories deep.
+    pub fn list(&self, uri: &str) -> Result<Vec<Listed>> {
         let root = self.artifact_path(uri)?;
         let mut files = Vec::new();
-        let mut pending = vec![String::new()];
-        while let Some(dir) = pending.pop() {
+        let mut pending = vec![(String::new(), 0usize)];
+        let mut entries = 0usize;
+        while let Some((dir, depth)) = pending.pop() {
             let full = match dir.as_str() {
                 "" => root.clone(),
                 _ => format!("{root}/{dir}"),
@@ -562,6 +626,12 @@ impl Client {
                 None,
                 uri,
             )?;
+            entries += answer.files.len();
+            if entries > MAX_LISTED {
+                return Err(self.remote(format!(
+                    "{uri}: the store lists more than {MAX_LISTED} files and directories; no model has that many"
+                )));
+            }
             for file in answer.files {
                 if file.path.is_empty() || file.path.split('/').any(|p| p == ".." || p == ".") {
                     return Err(
@@ -572,14 +642,22 @@ impl Client {
                     "" => file.path.clone(),
                     _ => format!("{dir}/{}", file.path),
                 };
-                if file.is_dir {
-                    pending.push(relative);
+                if !file.is_dir {
+                    let size = file.file_size.as_ref().and_then(WireSize::bytes);
+                    files.push(Listed {
+                        path: relative,
+                        size,
+                    });
+                } else if depth + 1 >= MAX_LISTED_DEPTH {
+                    return Err(self.remote(format!(
+                        "{uri}: the store lists directories more than {MAX_LISTED_DEPTH} deep ({relative})"
+                    )));
                 } else {
-                    files.push(relative);
+                    pending.push((relative, depth + 1));
                 }
             }
         }
-        files.sort();
+        files.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(files)
     }
 

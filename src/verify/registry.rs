@@ -11,7 +11,7 @@ use crate::hash::{Algorithm, Digest, Hasher};
 use crate::model::compare::Expected;
 use crate::model::oms::{root_digest, Method, Resource, ResourceKey};
 use crate::model::paths::SINGLE_FILE_NAME;
-use crate::registry::{Client, ModelVersion};
+use crate::registry::{Client, Listed, ModelVersion};
 use crate::report::{Report, Subject, Verdict};
 
 /// Where `vouch approve --registry` stores approvals, below the artifact root: never part
@@ -87,11 +87,14 @@ fn compare(client: &Client, source: &str, expected: &Expected, report: &mut Repo
         .unwrap_or(source)
         .trim_start_matches('/')
         .is_empty();
-    let listed: Vec<String> = client
+    let listed: Vec<Listed> = client
         .list(source)?
         .into_iter()
-        .filter(|name| !ignored.matches(name))
-        .filter(|name| !(below_root && (name == APPROVALS || name.starts_with("vouch-approvals/"))))
+        .filter(|file| !ignored.matches(&file.path))
+        .filter(|file| {
+            let name = file.path.as_str();
+            !(below_root && (name == APPROVALS || name.starts_with("vouch-approvals/")))
+        })
         .collect();
     let mut approved: BTreeMap<&str, Vec<&Resource>> = BTreeMap::new();
     for resource in &expected.resources {
@@ -104,7 +107,7 @@ fn compare(client: &Client, source: &str, expected: &Expected, report: &mut Repo
     let single = approved.len() == 1 && approved.contains_key(SINGLE_FILE_NAME);
     let mut found: Vec<Resource> = Vec::new();
     let mut seen: Vec<&str> = Vec::new();
-    for name in &listed {
+    for Listed { path: name, size } in &listed {
         let key = match single && listed.len() == 1 {
             true => SINGLE_FILE_NAME,
             false => name.as_str(),
@@ -118,7 +121,14 @@ fn compare(client: &Client, source: &str, expected: &Expected, report: &mut Repo
         };
         seen.push(path);
         let uri = format!("{source}/{name}");
-        let resources = hash_stream(client, &uri, path, expected, &mut report.bytes_hashed)?;
+        let resources = hash_stream(
+            client,
+            &uri,
+            *size,
+            path,
+            expected,
+            &mut report.bytes_hashed,
+        )?;
         compare_file(name, wanted, &resources, report);
         found.extend(resources);
     }
@@ -139,6 +149,7 @@ fn compare(client: &Client, source: &str, expected: &Expected, report: &mut Repo
 fn hash_stream(
     client: &Client,
     uri: &str,
+    listed: Option<u64>,
     path: &str,
     expected: &Expected,
     bytes_hashed: &mut u64,
@@ -147,7 +158,7 @@ fn hash_stream(
         expected.serialization.algorithm,
         expected.serialization.method,
     );
-    *bytes_hashed += client.stream(uri, &mut |chunk| hasher.update(chunk))?;
+    *bytes_hashed += client.stream(uri, listed, &mut |chunk| hasher.update(chunk))?;
     Ok(hasher
         .finish()
         .into_iter()
