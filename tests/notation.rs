@@ -572,3 +572,33 @@ fn malformed_cose_is_a_named_integrity_refusal() {
         }
     }
 }
+
+#[test]
+fn nt_timestamped_and_nt_invalid_timestamp_tokens_are_checked_when_the_policy_asks() {
+    let globalsign = cert_store("notation-e2e-oci-layouts/config/timestamp/globalsignTSARoot.cer");
+    for (layout, subject, says) in [
+        (
+            "e2e-with-timestamped-signature",
+            "sha256:53b0191218aed9a3c1f7c661736ac40cfc8eb928642348fd843ba3f0483c0c20",
+            // Its token is from a Microsoft TSA; the store holds GlobalSign's root.
+            "does not chain to a certificate of the tsa trust store",
+        ),
+        (
+            "e2e-with-invalid-timestamped-signature",
+            "sha256:f1da8cd70d6d851fa2313c8d6618f79508cf1e86877edf1c0bfe49a1b0a6467a",
+            "not a CMS ContentInfo",
+        ),
+    ] {
+        let sigs = layout_signatures(layout, subject);
+        assert_eq!(sigs.len(), 1, "{layout}");
+        let bytes = &sigs[0].1;
+        let anchors = Anchors {
+            ca: vec![jws_leaf(bytes)],
+            signing_authority: Vec::new(),
+            tsa: globalsign.clone(),
+            timestamps: Some(VerifyTimestamp::Always),
+        };
+        let why = timestamp_failure(verify_jws, bytes, &anchors).unwrap();
+        assert!(why.contains(says), "{layout}: {why}");
+    }
+}

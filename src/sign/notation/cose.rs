@@ -168,7 +168,11 @@ pub(super) fn decode(envelope: &[u8]) -> Result<Decoded, Refusal> {
         signing_scheme: text(SIGNING_SCHEME)?,
         signing_time: when(SIGNING_TIME)?,
         authentic_signing_time: when(AUTHENTIC_SIGNING_TIME)?,
-        expiry: when(EXPIRY)?,
+        expiry: when(EXPIRY)?.map(|at| {
+            let shown =
+                jiff::Timestamp::try_from(at).map_or_else(|_| "?".into(), |t| t.to_string());
+            (at, shown)
+        }),
     };
     let x5c = match get(&unprotected, &int_label(X5CHAIN)) {
         None => return Err(bad("has no x5chain in its unprotected header")),

@@ -90,7 +90,7 @@ pub(super) fn decode(envelope: &[u8]) -> Result<Decoded, Refusal> {
         signing_scheme: text(SIGNING_SCHEME),
         signing_time: time(SIGNING_TIME)?,
         authentic_signing_time: time(AUTHENTIC_SIGNING_TIME)?,
-        expiry: time(EXPIRY)?,
+        expiry: time(EXPIRY)?.map(|at| (at, text(EXPIRY).unwrap_or_default())),
     };
     Ok(Decoded {
         algorithm,

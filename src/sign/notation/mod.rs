@@ -324,7 +324,8 @@ struct Headers {
     signing_scheme: Option<String>,
     signing_time: Option<SystemTime>,
     authentic_signing_time: Option<SystemTime>,
-    expiry: Option<SystemTime>,
+    /// The expiry, and as the envelope writes it.
+    expiry: Option<(SystemTime, String)>,
 }
 
 /// An envelope taken apart: what is signed, the signature, and the headers.
@@ -465,17 +466,14 @@ fn examine(d: Decoded, anchors: &Anchors, now: SystemTime) -> Result<Examined, R
         }
     };
     let mut expiry = None;
-    if let Some(at) = h.expiry {
+    if let Some((at, shown)) = &h.expiry {
         if !critical(EXPIRY) {
             return Err(Refusal::Integrity(format!(
                 "{EXPIRY} is not marked critical"
             )));
         }
-        if at <= now {
-            expiry = Some(format!(
-                "the signature expired at {}",
-                jiff::Timestamp::try_from(at).map_or_else(|_| "?".into(), |t| t.to_string())
-            ));
+        if *at <= now {
+            expiry = Some(format!("the signature expired at {shown}"));
         }
     }
     let target = target_artifact(&d.payload)?;
@@ -822,5 +820,113 @@ mod tests {
             |leaf| leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth],
         );
         refused(check_leaf(&cert(&leaf)), "without codeSigning");
+    }
+
+    /// A JWS envelope signed by a fresh self-signed code-signing certificate on `curve`,
+    /// with `alg` in its header: (envelope, certificate DER).
+    fn ecdsa_jws(
+        curve: &'static rcgen::SignatureAlgorithm,
+        signer: &'static signature::EcdsaSigningAlgorithm,
+        alg: &str,
+    ) -> (Vec<u8>, Vec<u8>) {
+        use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+        use base64::Engine;
+        let key = KeyPair::generate_for(curve).unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "ec signer");
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::CodeSigning];
+        let cert = params.self_signed(&key).unwrap().der().to_vec();
+        let protected = serde_json::json!({
+            "alg": alg,
+            "cty": PAYLOAD_TYPE,
+            "crit": [SIGNING_SCHEME],
+            SIGNING_SCHEME: "notary.x509",
+            SIGNING_TIME: "2026-01-01T00:00:00Z",
+        });
+        let payload = serde_json::json!({"targetArtifact": {
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": "sha256:b8479de3f88fb259a0a9ea82a5b2a052a1ef3c4ebbcfc61482d5ae4c831f8af9",
+            "size": 517,
+        }});
+        let p = URL_SAFE_NO_PAD.encode(protected.to_string());
+        let body = URL_SAFE_NO_PAD.encode(payload.to_string());
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        let pair = signature::EcdsaKeyPair::from_pkcs8(signer, &key.serialize_der()).unwrap();
+        let sig = pair.sign(&rng, format!("{p}.{body}").as_bytes()).unwrap();
+        let envelope = serde_json::json!({
+            "protected": p,
+            "payload": body,
+            "signature": URL_SAFE_NO_PAD.encode(sig.as_ref()),
+            "header": {"x5c": [STANDARD.encode(&cert)]},
+        });
+        (envelope.to_string().into_bytes(), cert)
+    }
+
+    #[test]
+    fn ecdsa_jws_envelopes_verify_with_raw_signatures_and_the_alg_their_key_allows() {
+        let cases: [(
+            &'static rcgen::SignatureAlgorithm,
+            &'static signature::EcdsaSigningAlgorithm,
+            &str,
+            Algorithm,
+        ); 2] = [
+            (
+                &rcgen::PKCS_ECDSA_P256_SHA256,
+                &signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+                "ES256",
+                Algorithm::Es256,
+            ),
+            (
+                &rcgen::PKCS_ECDSA_P384_SHA384,
+                &signature::ECDSA_P384_SHA384_FIXED_SIGNING,
+                "ES384",
+                Algorithm::Es384,
+            ),
+        ];
+        for (curve, signer, alg, algorithm) in cases {
+            let (envelope, cert) = ecdsa_jws(curve, signer, alg);
+            let anchors = Anchors {
+                ca: vec![cert.clone()],
+                ..Anchors::default()
+            };
+            let v = verify_jws(&envelope, &anchors, SystemTime::now()).unwrap();
+            assert_eq!(v.algorithm, algorithm);
+            assert_eq!(v.authenticity, None, "{alg}");
+            // A flipped signature byte.
+            let mut doc: serde_json::Value = serde_json::from_slice(&envelope).unwrap();
+            let sig = doc["signature"].as_str().unwrap().to_string();
+            let flipped = format!(
+                "{}{}",
+                if sig.starts_with('A') { 'B' } else { 'A' },
+                &sig[1..]
+            );
+            doc["signature"] = flipped.into();
+            match verify_jws(doc.to_string().as_bytes(), &anchors, SystemTime::now()) {
+                Err(Refusal::Integrity(m)) => assert!(m.contains("does not verify"), "{m}"),
+                other => panic!("{other:?}"),
+            }
+        }
+        // The alg must be the one the key signs with.
+        let (envelope, cert) = ecdsa_jws(
+            &rcgen::PKCS_ECDSA_P256_SHA256,
+            &signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+            "ES384",
+        );
+        let anchors = Anchors {
+            ca: vec![cert],
+            ..Anchors::default()
+        };
+        match verify_jws(&envelope, &anchors, SystemTime::now()) {
+            Err(Refusal::Integrity(m)) => {
+                assert!(
+                    m.contains("says ES384, but the signing certificate's key signs with ES256"),
+                    "{m}"
+                )
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }
