@@ -1,16 +1,16 @@
-//! Notation JWS signature envelopes (`application/jose+json`): the signature, the `x5c`
-//! chain against a trust store's certificates, the `io.cncf.notary.*` protected headers,
-//! expiry and the signed `targetArtifact`; and ([`policy`]) the trust-policy document that
-//! says which stores and identities are trusted and which failures only get logged.
+//! Notation signature envelopes, JWS (`application/jose+json`, `jws`) and COSE_Sign1
+//! (`application/cose`, `cose`): the signature under the algorithm Notation pairs with the
+//! signing certificate's key, the `x5c` chain against a trust store's certificates, the
+//! `io.cncf.notary.*` protected headers, expiry, the signed `targetArtifact`, RFC 3161
+//! timestamp countersignatures (`timestamp`) where the trust policy names a `tsa` store;
+//! and ([`policy`]) the trust-policy document that says which stores and identities are
+//! trusted and which failures only get logged.
 //!
 //! The chain is checked over each certificate's TBSCertificate as signed, each issuer held
 //! to basicConstraints CA (with its path length) and keyCertSign, the leaf to
 //! digitalSignature, no CA, and codeSigning when it limits its extended key usage. Not done:
-//! COSE envelopes, RFC 3161 timestamps (a certificate that is not valid now fails the
-//! authentic-timestamp check; there is no timestamp to rescue it), and revocation, which
-//! needs the network (a chain that names OCSP or CRL endpoints fails the revocation
-//! check). The envelope, its protected header and its payload are read by the strict JSON
-//! reader (a key given twice is refused).
+//! revocation, which needs the network (a chain that names OCSP or CRL endpoints fails the
+//! revocation check).
 
 mod cose;
 mod jws;

@@ -330,7 +330,7 @@ fn tsa_chain(
     for depth in 0..MAX_CHAIN {
         let cert = Certificate::from_der(&current).map_err(|e| e.to_string())?;
         valid(&cert)?;
-        if roots.iter().any(|r| *r == current) {
+        if roots.contains(&current) {
             return Ok(());
         }
         if let Some(root) = roots.iter().find(|r| super::cert_signed_by(&current, r)) {
