@@ -548,6 +548,120 @@ fn a_trust_policy_goes_with_its_store_and_no_other_signature_policy() {
 }
 
 /// A copy of the layout `name` in `dir`.
+/// A Notation JWS envelope (ES256, `notary.x509`) over `target`, signed by a fresh
+/// self-signed code-signing certificate: (envelope, certificate DER).
+fn es256_envelope(target: &Value) -> (Vec<u8>, Vec<u8>) {
+    use aws_lc_rs::signature::{EcdsaKeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+    use base64::Engine;
+    use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, KeyPair, KeyUsagePurpose};
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.distinguished_name.push(DnType::CountryName, "US");
+    params
+        .distinguished_name
+        .push(DnType::StateOrProvinceName, "WA");
+    params
+        .distinguished_name
+        .push(DnType::OrganizationName, "Notary");
+    params.distinguished_name.push(DnType::CommonName, "e2e");
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::CodeSigning];
+    let cert = params.self_signed(&key).unwrap().der().to_vec();
+    let protected = URL_SAFE_NO_PAD.encode(
+        json!({
+            "alg": "ES256",
+            "cty": "application/vnd.cncf.notary.payload.v1+json",
+            "crit": ["io.cncf.notary.signingScheme"],
+            "io.cncf.notary.signingScheme": "notary.x509",
+            "io.cncf.notary.signingTime": "2026-01-01T00:00:00Z",
+        })
+        .to_string(),
+    );
+    let payload = URL_SAFE_NO_PAD.encode(
+        json!({"targetArtifact": {
+            "mediaType": target["mediaType"],
+            "digest": target["digest"],
+            "size": target["size"],
+        }})
+        .to_string(),
+    );
+    let pair =
+        EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &key.serialize_der()).unwrap();
+    let signature = pair
+        .sign(
+            &aws_lc_rs::rand::SystemRandom::new(),
+            format!("{protected}.{payload}").as_bytes(),
+        )
+        .unwrap();
+    let envelope = json!({
+        "protected": protected,
+        "payload": payload,
+        "signature": URL_SAFE_NO_PAD.encode(signature.as_ref()),
+        "header": {"x5c": [STANDARD.encode(&cert)]},
+    });
+    (envelope.to_string().into_bytes(), cert)
+}
+
+#[test]
+fn a_registry_manifest_without_a_media_type_has_the_one_it_is_served_as() {
+    let test = "a_registry_manifest_without_a_media_type_has_the_one_it_is_served_as";
+    let Some(root) = fixtures(test) else {
+        return;
+    };
+    if common::require_tool(test, "docker-registry").is_none() {
+        return;
+    }
+    let registry = oci_support::Registry::start();
+    let port = registry.port;
+    let work = tempfile::tempdir().unwrap();
+    let layout = copy_layout(&root, "e2e", work.path());
+    // v1 without its mediaType (as umoci writes manifests), and a signature that names it
+    // as the OCI image manifest the registry serves it as.
+    let mut bare = layout.manifest("v1");
+    bare.as_object_mut().unwrap().remove("mediaType");
+    let bare = layout.put_manifest("bare", &bare);
+    let digest = bare["digest"].as_str().unwrap().to_string();
+    push(port, "vouch/bare", &layout, &digest, Some("v1"));
+    let (envelope, cert) = es256_envelope(&bare);
+    put_signature(&layout, "sig", &bare, "application/jose+json", &envelope);
+    let sig = layout.descriptor("sig");
+    let fallback = layout.write_blob(
+        "application/vnd.oci.image.index.v1+json",
+        json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "manifests": [{
+                "mediaType": sig["mediaType"],
+                "digest": sig["digest"],
+                "size": sig["size"],
+                "artifactType": "application/vnd.cncf.notary.signature",
+            }],
+        })
+        .to_string()
+        .as_bytes(),
+    );
+    push(
+        port,
+        "vouch/bare",
+        &layout,
+        fallback["digest"].as_str().unwrap(),
+        Some(&format!("sha256-{}", &digest[7..])),
+    );
+    std::fs::write(work.path().join("signer.crt"), cert).unwrap();
+    let store = trust_store(work.path(), &[("ca:e2e", vec!["signer.crt".into()])]);
+    let policy = root.join(POLICIES).join("trustpolicy.json");
+    let report = verify(&registry.reference("vouch/bare:v1"), &policy, store.path())
+        .expect(0)
+        .json();
+    let found = signatures(&report);
+    assert_eq!(found.len(), 1, "{report:#}");
+    assert!(
+        found.values().all(|(verdict, _)| verdict == "ok"),
+        "{report:#}"
+    );
+}
+
 fn copy_layout(root: &Path, name: &str, dir: &Path) -> oci_support::Layout {
     let from = root.join(LAYOUTS).join(name);
     let to = dir.join(name);
@@ -732,7 +846,10 @@ fn push(
         port,
         "PUT",
         &format!("/v2/{repository}/manifests/{}", tag.unwrap_or(digest)),
-        document["mediaType"].as_str().unwrap(),
+        // A manifest without a mediaType is put as what it is, an OCI image manifest.
+        document["mediaType"]
+            .as_str()
+            .unwrap_or("application/vnd.oci.image.manifest.v1+json"),
         &bytes,
     );
     assert_eq!(status, 201, "{response}");
