@@ -656,7 +656,8 @@ impl Registry {
     /// says it served (`Docker-Content-Digest`), are [`Unavailable::Changed`].
     ///
     /// Also returns the media type of the response's Content-Type (its parameters left
-    /// out), which stands for the document's own `mediaType` when it has none.
+    /// out) when it is one of the manifest and index types asked for: it stands for the
+    /// document's own `mediaType` when it has none.
     fn pull_manifest(&self, reference: &str) -> Result<(Vec<u8>, Option<String>), Unavailable> {
         let path = format!("v2/{}/manifests/{reference}", self.repository);
         let accept = MANIFEST_MEDIA_TYPES.join(", ");
@@ -673,9 +674,12 @@ impl Registry {
                         .map(str::to_string)
                 };
                 let served_as = header(DOCKER_CONTENT_DIGEST);
+                // Only a manifest or index type it was asked for is a claim about the
+                // document (not `application/json` or `application/octet-stream`).
                 let content_type = header(reqwest::header::CONTENT_TYPE.as_str())
                     .as_deref()
-                    .map(media_type_of);
+                    .map(media_type_of)
+                    .filter(|m| MANIFEST_MEDIA_TYPES.contains(&m.as_str()));
                 Ok((
                     read_limited(response, MAX_DOCUMENT_BYTES).await?,
                     served_as,
