@@ -306,14 +306,14 @@ fn audit_and_overridden_levels_enforce_what_they_say_and_say_what_was_only_logge
         tsa.path(),
     )
     .expect(0);
-    // always: Notation requires a timestamp, and vouch does not verify them.
+    // always: Notation requires a timestamp, and this signature has none.
     let report = verify(&valid, &policy("timestamp_trustpolicy.json"), tsa.path())
         .expect(1)
         .json();
     assert!(
         report
             .to_string()
-            .contains("vouch does not verify timestamps"),
+            .contains("verifyTimestamp: always), and no timestamp countersignature was found"),
         "{report:#}"
     );
 }
@@ -548,6 +548,120 @@ fn a_trust_policy_goes_with_its_store_and_no_other_signature_policy() {
 }
 
 /// A copy of the layout `name` in `dir`.
+/// A Notation JWS envelope (ES256, `notary.x509`) over `target`, signed by a fresh
+/// self-signed code-signing certificate: (envelope, certificate DER).
+fn es256_envelope(target: &Value) -> (Vec<u8>, Vec<u8>) {
+    use aws_lc_rs::signature::{EcdsaKeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+    use base64::Engine;
+    use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, KeyPair, KeyUsagePurpose};
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.distinguished_name.push(DnType::CountryName, "US");
+    params
+        .distinguished_name
+        .push(DnType::StateOrProvinceName, "WA");
+    params
+        .distinguished_name
+        .push(DnType::OrganizationName, "Notary");
+    params.distinguished_name.push(DnType::CommonName, "e2e");
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::CodeSigning];
+    let cert = params.self_signed(&key).unwrap().der().to_vec();
+    let protected = URL_SAFE_NO_PAD.encode(
+        json!({
+            "alg": "ES256",
+            "cty": "application/vnd.cncf.notary.payload.v1+json",
+            "crit": ["io.cncf.notary.signingScheme"],
+            "io.cncf.notary.signingScheme": "notary.x509",
+            "io.cncf.notary.signingTime": "2026-01-01T00:00:00Z",
+        })
+        .to_string(),
+    );
+    let payload = URL_SAFE_NO_PAD.encode(
+        json!({"targetArtifact": {
+            "mediaType": target["mediaType"],
+            "digest": target["digest"],
+            "size": target["size"],
+        }})
+        .to_string(),
+    );
+    let pair =
+        EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &key.serialize_der()).unwrap();
+    let signature = pair
+        .sign(
+            &aws_lc_rs::rand::SystemRandom::new(),
+            format!("{protected}.{payload}").as_bytes(),
+        )
+        .unwrap();
+    let envelope = json!({
+        "protected": protected,
+        "payload": payload,
+        "signature": URL_SAFE_NO_PAD.encode(signature.as_ref()),
+        "header": {"x5c": [STANDARD.encode(&cert)]},
+    });
+    (envelope.to_string().into_bytes(), cert)
+}
+
+#[test]
+fn a_registry_manifest_without_a_media_type_has_the_one_it_is_served_as() {
+    let test = "a_registry_manifest_without_a_media_type_has_the_one_it_is_served_as";
+    let Some(root) = fixtures(test) else {
+        return;
+    };
+    if common::require_tool(test, "docker-registry").is_none() {
+        return;
+    }
+    let registry = oci_support::Registry::start();
+    let port = registry.port;
+    let work = tempfile::tempdir().unwrap();
+    let layout = copy_layout(&root, "e2e", work.path());
+    // v1 without its mediaType (as umoci writes manifests), and a signature that names it
+    // as the OCI image manifest the registry serves it as.
+    let mut bare = layout.manifest("v1");
+    bare.as_object_mut().unwrap().remove("mediaType");
+    let bare = layout.put_manifest("bare", &bare);
+    let digest = bare["digest"].as_str().unwrap().to_string();
+    push(port, "vouch/bare", &layout, &digest, Some("v1"));
+    let (envelope, cert) = es256_envelope(&bare);
+    put_signature(&layout, "sig", &bare, "application/jose+json", &envelope);
+    let sig = layout.descriptor("sig");
+    let fallback = layout.write_blob(
+        "application/vnd.oci.image.index.v1+json",
+        json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "manifests": [{
+                "mediaType": sig["mediaType"],
+                "digest": sig["digest"],
+                "size": sig["size"],
+                "artifactType": "application/vnd.cncf.notary.signature",
+            }],
+        })
+        .to_string()
+        .as_bytes(),
+    );
+    push(
+        port,
+        "vouch/bare",
+        &layout,
+        fallback["digest"].as_str().unwrap(),
+        Some(&format!("sha256-{}", &digest[7..])),
+    );
+    std::fs::write(work.path().join("signer.crt"), cert).unwrap();
+    let store = trust_store(work.path(), &[("ca:e2e", vec!["signer.crt".into()])]);
+    let policy = root.join(POLICIES).join("trustpolicy.json");
+    let report = verify(&registry.reference("vouch/bare:v1"), &policy, store.path())
+        .expect(0)
+        .json();
+    let found = signatures(&report);
+    assert_eq!(found.len(), 1, "{report:#}");
+    assert!(
+        found.values().all(|(verdict, _)| verdict == "ok"),
+        "{report:#}"
+    );
+}
+
 fn copy_layout(root: &Path, name: &str, dir: &Path) -> oci_support::Layout {
     let from = root.join(LAYOUTS).join(name);
     let to = dir.join(name);
@@ -626,18 +740,29 @@ fn a_valid_signature_of_another_image_and_a_cose_envelope_do_not_count() {
         message.contains(&format!("the signature is for {V1} (517 bytes, application/vnd.oci.image.manifest.v1+json), not {}", v2["digest"].as_str().unwrap())),
         "{report:#}"
     );
-    // A COSE envelope is named, and not counted.
+    // A COSE envelope of another image, by a signer the store trusts, is verified and
+    // refused for its target.
     let cose =
         std::fs::read(root.join("notation-go-envelopes/timestamp/coseWithTimestamp.sig")).unwrap();
     let v1 = layout.descriptor("v1");
     put_signature(&layout, "sig-cose", &v1, "application/cose", &cose);
-    let report = verify(&layout.reference("v1"), &policy, store.path())
+    let alpine = trust_store(
+        &root,
+        &[(
+            "ca:e2e",
+            vec![
+                "notation-go-envelopes/truststore/x509/ca/valid-trust-store/TestTimestamp.crt"
+                    .into(),
+            ],
+        )],
+    );
+    let report = verify(&layout.reference("v1"), &policy, alpine.path())
         .expect(1)
         .json();
     assert!(
-        report
-            .to_string()
-            .contains("its envelope is COSE (application/cose), which vouch does not verify yet"),
+        report.to_string().contains(&format!(
+            "the signature is for sha256:c0669ef34cdc14332c0f1ab0c2c01acb91d96014b172f1a76f3a39e63d1f0bda (528 bytes, application/vnd.docker.distribution.manifest.v2+json), not {V1}"
+        )),
         "{report:#}"
     );
 }
@@ -721,7 +846,10 @@ fn push(
         port,
         "PUT",
         &format!("/v2/{repository}/manifests/{}", tag.unwrap_or(digest)),
-        document["mediaType"].as_str().unwrap(),
+        // A manifest without a mediaType is put as what it is, an OCI image manifest.
+        document["mediaType"]
+            .as_str()
+            .unwrap_or("application/vnd.oci.image.manifest.v1+json"),
         &bytes,
     );
     assert_eq!(status, 201, "{response}");
@@ -861,7 +989,7 @@ fn a_drift_image_target_takes_a_trust_policy_and_store() {
 /// 2025-01-22) made the store's one certificate: vouch verifies no timestamp, so under a
 /// policy with a tsa store the authentic-timestamp validation fails, and says why.
 #[test]
-fn a_timestamped_signature_is_not_rescued_by_a_timestamp_vouch_does_not_verify() {
+fn nt_timestamped_is_not_rescued_by_a_timestamp_from_a_tsa_outside_the_store() {
     let Some(root) =
         fixtures("a_timestamped_signature_is_not_rescued_by_a_timestamp_vouch_does_not_verify")
     else {
@@ -905,8 +1033,15 @@ fn a_timestamped_signature_is_not_rescued_by_a_timestamp_vouch_does_not_verify()
     );
     // With expiry only logged, the timestamp is what refuses it.
     for (file, says) in [
-        ("timestamp_trustpolicy.json", "Notation requires an RFC 3161 timestamp, and vouch does not verify timestamps"),
-        ("timestamp_after_cert_expiry_trustpolicy.json", "vouch does not verify the RFC 3161 timestamp that could show it was signed while it was valid"),
+        // Its token is from a Microsoft TSA, whose root the store does not hold.
+        (
+            "timestamp_trustpolicy.json",
+            "the timestamp countersignature does not verify: the TSA certificate",
+        ),
+        (
+            "timestamp_after_cert_expiry_trustpolicy.json",
+            "does not chain to a certificate of the tsa trust store",
+        ),
     ] {
         let mut policy: Value =
             serde_json::from_slice(&std::fs::read(root.join(POLICIES).join(file)).unwrap())
@@ -917,6 +1052,9 @@ fn a_timestamped_signature_is_not_rescued_by_a_timestamp_vouch_does_not_verify()
         let report = verify(&reference, &path, store.path()).expect(1).json();
         let (verdict, message) = &signatures(&report)["6a5cd3a8"];
         assert_eq!(verdict, "rejected", "{report:#}");
-        assert!(message.starts_with("authentic timestamp: ") && message.contains(says), "{file}: {report:#}");
+        assert!(
+            message.starts_with("authentic timestamp: ") && message.contains(says),
+            "{file}: {report:#}"
+        );
     }
 }

@@ -657,20 +657,37 @@ impl Registry {
     /// The manifest or index `reference` (a tag or a digest) names, bounded in size and
     /// time; bytes that do not hash to the digest asked for, or to the digest the registry
     /// says it served (`Docker-Content-Digest`), are [`Unavailable::Changed`].
-    fn pull_manifest(&self, reference: &str) -> Result<Vec<u8>, Unavailable> {
+    ///
+    /// Also returns the media type of the response's Content-Type (its parameters left
+    /// out) when it is one of the manifest and index types asked for: it stands for the
+    /// document's own `mediaType` when it has none.
+    fn pull_manifest(&self, reference: &str) -> Result<(Vec<u8>, Option<String>), Unavailable> {
         let path = format!("v2/{}/manifests/{reference}", self.repository);
         let accept = MANIFEST_MEDIA_TYPES.join(", ");
         let what = format!("the manifest {reference}");
         let deadline = deadline_for(MAX_DOCUMENT_BYTES, self.timeout, self.min_rate);
-        let (bytes, served_as) = self.call(|| {
+        let (bytes, served_as, content_type) = self.call(|| {
             within(deadline, &what, async {
                 let response = self.get(&path, &accept).await?;
-                let served_as = response
-                    .headers()
-                    .get(DOCKER_CONTENT_DIGEST)
-                    .and_then(|h| h.to_str().ok())
-                    .map(str::to_string);
-                Ok((read_limited(response, MAX_DOCUMENT_BYTES).await?, served_as))
+                let header = |name| {
+                    response
+                        .headers()
+                        .get(name)
+                        .and_then(|h| h.to_str().ok())
+                        .map(str::to_string)
+                };
+                let served_as = header(DOCKER_CONTENT_DIGEST);
+                // Only a manifest or index type it was asked for is a claim about the
+                // document (not `application/json` or `application/octet-stream`).
+                let content_type = header(reqwest::header::CONTENT_TYPE.as_str())
+                    .as_deref()
+                    .map(media_type_of)
+                    .filter(|m| MANIFEST_MEDIA_TYPES.contains(&m.as_str()));
+                Ok((
+                    read_limited(response, MAX_DOCUMENT_BYTES).await?,
+                    served_as,
+                    content_type,
+                ))
             })
         })?;
         let bytes = within_document_limit(
@@ -692,8 +709,18 @@ impl Registry {
                 });
             }
         }
-        Ok(bytes)
+        Ok((bytes, content_type))
     }
+}
+
+/// The media type of a Content-Type value: `type/subtype`, its parameters left out.
+fn media_type_of(content_type: &str) -> String {
+    content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase()
 }
 
 enum Problem {
@@ -705,16 +732,19 @@ enum Problem {
 impl Store for Registry {
     fn root(&self) -> Result<Fetched, Unavailable> {
         // A digest in the reference is already the pin the caller checks.
-        let bytes = self.pull_manifest(&self.reference)?;
+        // Served as the Content-Type says: a document without a mediaType takes it, and
+        // one whose mediaType says otherwise is refused when it is parsed.
+        let (bytes, media_type) = self.pull_manifest(&self.reference)?;
         Ok(Fetched {
             bytes,
-            media_type: None,
+            media_type,
             recorded: None,
         })
     }
 
     fn manifest(&self, descriptor: &Descriptor) -> Result<Vec<u8>, Unavailable> {
         self.pull_manifest(&descriptor.digest.prefixed())
+            .map(|(bytes, _)| bytes)
     }
 
     fn blob(&self, descriptor: &Descriptor) -> Result<Box<dyn BufRead + Send + '_>, Unavailable> {
@@ -743,7 +773,7 @@ impl Store for Registry {
 
     fn tagged(&self, tag: &str) -> Result<Option<Vec<u8>>, Unavailable> {
         match self.pull_manifest(tag) {
-            Ok(bytes) => Ok(Some(bytes)),
+            Ok((bytes, _)) => Ok(Some(bytes)),
             Err(Unavailable::Missing(_)) => Ok(None),
             Err(other) => Err(other),
         }
@@ -903,6 +933,28 @@ impl Drop for BodyReader {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::oci::document::Document;
+
+    #[test]
+    fn a_manifest_without_a_media_type_takes_the_content_type_it_was_served_as() {
+        let served = media_type_of("application/vnd.oci.image.manifest.v1+json; charset=utf-8");
+        assert_eq!(served, "application/vnd.oci.image.manifest.v1+json");
+        let config = r#"{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","size":2}"#;
+        let untyped = format!(r#"{{"schemaVersion":2,"config":{config},"layers":[]}}"#);
+        assert!(matches!(
+            Document::parse(untyped.as_bytes(), Some(&served)),
+            Ok(Document::Manifest(_))
+        ));
+        // A document whose mediaType contradicts the Content-Type is refused.
+        let index = r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}"#;
+        let refused = Document::parse(index.as_bytes(), Some(&served)).unwrap_err();
+        assert!(
+            refused
+                .to_string()
+                .contains("but it was referred to as application/vnd.oci.image.manifest.v1+json"),
+            "{refused}"
+        );
+    }
 
     #[test]
     fn loopback_hosts_are_recognised() {

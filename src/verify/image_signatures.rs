@@ -19,7 +19,8 @@ use crate::report::{Report, Subject, Verdict};
 use crate::sign::cosign::{decode_base64, verify_simple_signing, CosignKey, SIGNATURE_ANNOTATION};
 use crate::sign::notation::policy::{Action, Enforcement, Statement, TrustPolicy};
 use crate::sign::notation::{
-    check_target, read_named_store, verify_jws, Anchors, Refusal, StoreError, TargetArtifact,
+    check_target, read_named_store, verify_cose, verify_jws, Anchors, Examined, Refusal,
+    StoreError, TargetArtifact,
 };
 use crate::sign::rekor::{verify_set, RekorLogs, BUNDLE_ANNOTATION};
 
@@ -121,7 +122,10 @@ impl NotationPolicy {
             match store.kind.as_str() {
                 "ca" => anchors.ca.extend(certificates),
                 "signingAuthority" => anchors.signing_authority.extend(certificates),
-                _ => anchors.timestamps = Some(statement.verify_timestamp),
+                _ => {
+                    anchors.tsa.extend(certificates);
+                    anchors.timestamps = Some(statement.verify_timestamp);
+                }
             }
         }
         Ok(NotationPolicy {
@@ -354,11 +358,13 @@ fn judge_notation_attached(
         [layer] => match (layer.descriptor.media_type.as_str(), &layer.bytes) {
             (_, Err(why)) => Err(Refused::Unreadable(why.clone())),
             ("application/jose+json", Ok(envelope)) => {
-                judge_envelope(envelope, target, policy, now).map_err(Refused::Rejected)
+                judge_envelope(verify_jws, envelope, target, policy, now)
+                    .map_err(Refused::Rejected)
             }
-            ("application/cose", Ok(_)) => Err(Refused::Rejected(
-                "its envelope is COSE (application/cose), which vouch does not verify yet".into(),
-            )),
+            ("application/cose", Ok(envelope)) => {
+                judge_envelope(verify_cose, envelope, target, policy, now)
+                    .map_err(Refused::Rejected)
+            }
             (other, Ok(_)) => Err(Refused::Rejected(format!(
                 "integrity: its layer is {other:?}, not a JWS (application/jose+json) or COSE (application/cose) envelope"
             ))),
@@ -375,15 +381,16 @@ fn judge_notation_attached(
     (Judged { name, outcome }, logged)
 }
 
-/// A JWS envelope under the policy: the reason it is refused, or what held and the
-/// failures that were only logged.
+/// An envelope (JWS or COSE, as `verify` reads) under the policy: the reason it is
+/// refused, or what held and the failures that were only logged.
 fn judge_envelope(
+    verify: fn(&[u8], &Anchors, SystemTime) -> std::result::Result<Examined, Refusal>,
     envelope: &[u8],
     target: &TargetArtifact,
     policy: &NotationPolicy,
     now: SystemTime,
 ) -> std::result::Result<(String, Vec<Refusal>), String> {
-    let mut examined = verify_jws(envelope, &policy.anchors, now).map_err(|r| r.to_string())?;
+    let mut examined = verify(envelope, &policy.anchors, now).map_err(|r| r.to_string())?;
     if examined.authenticity.is_none() {
         examined.authenticity = policy.statement.identities.admit(&examined.subject).err();
     }

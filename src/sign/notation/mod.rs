@@ -1,22 +1,23 @@
-//! Notation JWS signature envelopes (`application/jose+json`): the signature, the `x5c`
-//! chain against a trust store's certificates, the `io.cncf.notary.*` protected headers,
-//! expiry and the signed `targetArtifact`; and ([`policy`]) the trust-policy document that
-//! says which stores and identities are trusted and which failures only get logged.
+//! Notation signature envelopes, JWS (`application/jose+json`, `jws`) and COSE_Sign1
+//! (`application/cose`, `cose`): the signature under the algorithm Notation pairs with the
+//! signing certificate's key, the `x5c` chain against a trust store's certificates, the
+//! `io.cncf.notary.*` protected headers, expiry, the signed `targetArtifact`, RFC 3161
+//! timestamp countersignatures (`timestamp`) where the trust policy names a `tsa` store;
+//! and ([`policy`]) the trust-policy document that says which stores and identities are
+//! trusted and which failures only get logged.
 //!
 //! The chain is checked over each certificate's TBSCertificate as signed, each issuer held
 //! to basicConstraints CA (with its path length) and keyCertSign, the leaf to
 //! digitalSignature, no CA, and codeSigning when it limits its extended key usage. Not done:
-//! COSE envelopes, RFC 3161 timestamps (a certificate that is not valid now fails the
-//! authentic-timestamp check; there is no timestamp to rescue it), and revocation, which
-//! needs the network (a chain that names OCSP or CRL endpoints fails the revocation
-//! check). The envelope, its protected header and its payload are read by the strict JSON
-//! reader (a key given twice is refused).
+//! revocation, which needs the network (a chain that names OCSP or CRL endpoints fails the
+//! revocation check).
 
+mod cose;
+mod jws;
 pub mod policy;
+mod timestamp;
 
 use aws_lc_rs::signature;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use base64::Engine;
 use std::path::Path;
 use std::time::SystemTime;
 use x509_cert::der::asn1::ObjectIdentifier;
@@ -74,6 +75,8 @@ pub struct TargetArtifact {
 pub struct Anchors {
     pub ca: Vec<Vec<u8>>,
     pub signing_authority: Vec<Vec<u8>>,
+    /// The certificates of the `tsa` stores, roots for RFC 3161 timestamp tokens.
+    pub tsa: Vec<Vec<u8>>,
     pub timestamps: Option<policy::VerifyTimestamp>,
 }
 
@@ -83,6 +86,7 @@ pub struct Anchors {
 pub struct Examined {
     pub target: TargetArtifact,
     pub signing_scheme: String,
+    pub algorithm: Algorithm,
     /// The signing certificate's subject.
     pub subject: Name,
     pub authenticity: Option<String>,
@@ -210,152 +214,250 @@ pub fn read_named_store(root: &Path, name: &policy::StoreName) -> Result<Vec<Vec
     read_store(&x509.join(&name.kind).join(&name.name))
 }
 
-fn b64url(field: &str, text: &str) -> Result<Vec<u8>, Refusal> {
-    URL_SAFE_NO_PAD
-        .decode(text.trim_end_matches('='))
-        .map_err(|e| Refusal::Integrity(format!("{field} is not base64url: {e}")))
+/// A Notation signature algorithm (the Notary Project signature specification's list).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Algorithm {
+    Ps256,
+    Ps384,
+    Ps512,
+    Es256,
+    Es384,
+    Es512,
 }
 
-fn parse_time(field: &str, v: &serde_json::Value) -> Result<SystemTime, Refusal> {
-    let text = v
-        .as_str()
-        .ok_or_else(|| Refusal::Integrity(format!("{field} is not a string")))?;
-    let ts: jiff::Timestamp = text.parse().map_err(|e| {
-        Refusal::Integrity(format!("{field} {text:?} is not an RFC 3339 time: {e}"))
-    })?;
-    Ok(SystemTime::from(ts))
+impl Algorithm {
+    /// The algorithm of a JWS `alg` name.
+    fn from_jws(name: &str) -> Option<Algorithm> {
+        Some(match name {
+            "PS256" => Algorithm::Ps256,
+            "PS384" => Algorithm::Ps384,
+            "PS512" => Algorithm::Ps512,
+            "ES256" => Algorithm::Es256,
+            "ES384" => Algorithm::Es384,
+            "ES512" => Algorithm::Es512,
+            _ => return None,
+        })
+    }
+
+    /// The JWS name, which reports use for both envelope formats.
+    pub fn name(self) -> &'static str {
+        match self {
+            Algorithm::Ps256 => "PS256",
+            Algorithm::Ps384 => "PS384",
+            Algorithm::Ps512 => "PS512",
+            Algorithm::Es256 => "ES256",
+            Algorithm::Es384 => "ES384",
+            Algorithm::Es512 => "ES512",
+        }
+    }
+
+    /// The verifier; ECDSA signatures are the raw `r || s` both JWS and COSE use.
+    fn verifier(self) -> &'static dyn signature::VerificationAlgorithm {
+        match self {
+            Algorithm::Ps256 => &signature::RSA_PSS_2048_8192_SHA256,
+            Algorithm::Ps384 => &signature::RSA_PSS_2048_8192_SHA384,
+            Algorithm::Ps512 => &signature::RSA_PSS_2048_8192_SHA512,
+            Algorithm::Es256 => &signature::ECDSA_P256_SHA256_FIXED,
+            Algorithm::Es384 => &signature::ECDSA_P384_SHA384_FIXED,
+            Algorithm::Es512 => &signature::ECDSA_P521_SHA512_FIXED,
+        }
+    }
+
+    /// The one algorithm Notation allows for a certificate's key: RSA 2048, 3072 and 4096
+    /// bits sign with PS256, PS384 and PS512, EC P-256, P-384 and P-521 with ES256, ES384
+    /// and ES512; any other key is refused.
+    fn for_key(cert: &Certificate) -> Result<Algorithm, String> {
+        let spki = &cert.tbs_certificate.subject_public_key_info;
+        let key = spki.subject_public_key.raw_bytes();
+        match spki.algorithm.oid {
+            RSA_ENCRYPTION => match rsa_modulus_bits(key) {
+                Some(2048) => Ok(Algorithm::Ps256),
+                Some(3072) => Ok(Algorithm::Ps384),
+                Some(4096) => Ok(Algorithm::Ps512),
+                Some(bits) => Err(format!(
+                    "its RSA key has {bits} bits; Notation signs only with 2048, 3072 or 4096"
+                )),
+                None => Err("its RSA key is malformed".into()),
+            },
+            EC_PUBLIC_KEY => {
+                let curve = spki
+                    .algorithm
+                    .parameters
+                    .as_ref()
+                    .and_then(|p| p.decode_as::<ObjectIdentifier>().ok());
+                match curve {
+                    Some(P256) => Ok(Algorithm::Es256),
+                    Some(P384) => Ok(Algorithm::Es384),
+                    Some(P521) => Ok(Algorithm::Es512),
+                    _ => Err("its EC key is not on P-256, P-384 or P-521".into()),
+                }
+            }
+            other => Err(format!("its key type {other} is not RSA or EC")),
+        }
+    }
 }
+
+/// The bit length of an RSAPublicKey's modulus.
+fn rsa_modulus_bits(key: &[u8]) -> Option<usize> {
+    use x509_cert::der::asn1::UintRef;
+    use x509_cert::der::{Reader, SliceReader};
+    let mut reader = SliceReader::new(key).ok()?;
+    let modulus = reader
+        .sequence(|r| {
+            let n = UintRef::decode(r)?;
+            UintRef::decode(r)?;
+            Ok(n.as_bytes().to_vec())
+        })
+        .ok()?;
+    let first = *modulus.first()?;
+    Some(modulus.len() * 8 - first.leading_zeros() as usize)
+}
+
+/// The protected headers Notation reads, from either envelope format.
+#[derive(Debug, Default)]
+struct Headers {
+    content_type: Option<String>,
+    /// The names `crit` lists (a COSE integer label as `label N`).
+    crit: Vec<String>,
+    /// Every protected header name present.
+    present: Vec<String>,
+    signing_scheme: Option<String>,
+    signing_time: Option<SystemTime>,
+    authentic_signing_time: Option<SystemTime>,
+    /// The expiry, and as the envelope writes it.
+    expiry: Option<(SystemTime, String)>,
+}
+
+/// An envelope taken apart: what is signed, the signature, and the headers.
+struct Decoded {
+    algorithm: Algorithm,
+    /// The bytes the signature covers (the JWS signing input, the COSE Sig_structure).
+    signed: Vec<u8>,
+    signature: Vec<u8>,
+    headers: Headers,
+    payload: Vec<u8>,
+    x5c: Vec<Vec<u8>>,
+    /// The RFC 3161 TimeStampToken of the unprotected `io.cncf.notary.timestampSignature`.
+    timestamp: Option<Vec<u8>>,
+}
+
+const PAYLOAD_TYPE: &str = "application/vnd.cncf.notary.payload.v1+json";
+const SIGNING_SCHEME: &str = "io.cncf.notary.signingScheme";
+const SIGNING_TIME: &str = "io.cncf.notary.signingTime";
+const AUTHENTIC_SIGNING_TIME: &str = "io.cncf.notary.authenticSigningTime";
+const EXPIRY: &str = "io.cncf.notary.expiry";
+const TIMESTAMP_SIGNATURE: &str = "io.cncf.notary.timestampSignature";
 
 const KNOWN_CRIT: &[&str] = &[
-    "io.cncf.notary.signingScheme",
-    "io.cncf.notary.expiry",
-    "io.cncf.notary.authenticSigningTime",
+    SIGNING_SCHEME,
+    EXPIRY,
+    AUTHENTIC_SIGNING_TIME,
     "io.cncf.notary.verificationPlugin",
     "io.cncf.notary.verificationPluginMinVersion",
 ];
 
-/// Checks a JWS envelope at time `now`: its integrity (an `Err` is always an integrity
-/// failure), then the chain against `anchors`, expiry, the certificates' validity and
-/// whether revocation could be checked, each recorded in the [`Examined`] for a level to
-/// decide on. Trusted identities are the caller's to check against [`Examined::subject`].
+/// Checks a JWS envelope (`application/jose+json`) at time `now`; as [`verify_cose`].
 pub fn verify_jws(
     envelope: &[u8],
     anchors: &Anchors,
     now: SystemTime,
 ) -> Result<Examined, Refusal> {
-    let doc: serde_json::Value = crate::json::from_slice(envelope)
-        .map_err(|e| Refusal::Integrity(format!("the envelope is not JSON: {e}")))?;
-    let field = |name: &str| {
-        doc.get(name)
-            .and_then(|v| v.as_str())
-            .ok_or_else(|| Refusal::Integrity(format!("the envelope has no {name}")))
-    };
-    let protected_b64 = field("protected")?;
-    let payload_b64 = field("payload")?;
-    let signature = b64url("signature", field("signature")?)?;
-    let protected: serde_json::Value =
-        crate::json::from_slice(&b64url("protected", protected_b64)?)
-            .map_err(|e| Refusal::Integrity(format!("the protected header is not JSON: {e}")))?;
-    let x5c: Vec<Vec<u8>> = doc
-        .pointer("/header/x5c")
-        .and_then(|v| v.as_array())
-        .ok_or_else(|| Refusal::Integrity("the envelope has no x5c chain".into()))?
-        .iter()
-        .map(|c| {
-            c.as_str()
-                .and_then(|s| STANDARD.decode(s).ok())
-                .ok_or_else(|| Refusal::Integrity("an x5c entry is not base64".into()))
-        })
-        .collect::<Result<_, _>>()?;
-    if x5c.is_empty() {
+    examine(jws::decode(envelope)?, anchors, now)
+}
+
+/// Checks a COSE_Sign1 envelope (`application/cose`) at time `now`: its integrity (an
+/// `Err` is always an integrity failure), then the chain against `anchors`, expiry, the
+/// certificates' validity (at an RFC 3161 timestamp's time where the policy asks for one)
+/// and whether revocation could be checked, each recorded in the [`Examined`] for a level
+/// to decide on. Trusted identities are the caller's to check against
+/// [`Examined::subject`].
+pub fn verify_cose(
+    envelope: &[u8],
+    anchors: &Anchors,
+    now: SystemTime,
+) -> Result<Examined, Refusal> {
+    examine(cose::decode(envelope)?, anchors, now)
+}
+
+/// The checks both envelope formats share.
+fn examine(d: Decoded, anchors: &Anchors, now: SystemTime) -> Result<Examined, Refusal> {
+    if d.x5c.is_empty() {
         return Err(Refusal::Integrity("the x5c chain is empty".into()));
     }
-    let certs: Vec<Certificate> = x5c
+    let certs: Vec<Certificate> = d
+        .x5c
         .iter()
-        .map(|d| {
-            Certificate::from_der(d)
+        .map(|der| {
+            Certificate::from_der(der)
                 .map_err(|e| Refusal::Integrity(format!("an x5c certificate is invalid: {e}")))
         })
         .collect::<Result<_, _>>()?;
-    let alg = protected.get("alg").and_then(|v| v.as_str()).unwrap_or("");
+    let key_algorithm = Algorithm::for_key(&certs[0]).map_err(|why| {
+        Refusal::Integrity(format!(
+            "the signing certificate {} cannot sign a Notation signature: {why}",
+            certs[0].tbs_certificate.subject
+        ))
+    })?;
+    if key_algorithm != d.algorithm {
+        return Err(Refusal::Integrity(format!(
+            "the envelope says {}, but the signing certificate's key signs with {}",
+            d.algorithm.name(),
+            key_algorithm.name()
+        )));
+    }
     let leaf_key = certs[0]
         .tbs_certificate
         .subject_public_key_info
         .subject_public_key
         .raw_bytes();
-    let params: &dyn signature::VerificationAlgorithm = match alg {
-        "PS256" => &signature::RSA_PSS_2048_8192_SHA256,
-        "PS384" => &signature::RSA_PSS_2048_8192_SHA384,
-        "PS512" => &signature::RSA_PSS_2048_8192_SHA512,
-        other => {
-            return Err(Refusal::Integrity(format!(
-                "unsupported JWS algorithm {other:?}"
-            )))
-        }
-    };
-    let signing_input = format!("{protected_b64}.{payload_b64}");
-    signature::UnparsedPublicKey::new(params, leaf_key)
-        .verify(signing_input.as_bytes(), &signature)
+    signature::UnparsedPublicKey::new(d.algorithm.verifier(), leaf_key)
+        .verify(&d.signed, &d.signature)
         .map_err(|_| {
             Refusal::Integrity(
                 "the signature does not verify with the x5c signing certificate".into(),
             )
         })?;
 
-    // Protected headers.
-    if protected.get("cty").and_then(|v| v.as_str())
-        != Some("application/vnd.cncf.notary.payload.v1+json")
-    {
-        return Err(Refusal::Integrity(
-            "cty is not application/vnd.cncf.notary.payload.v1+json".into(),
-        ));
+    let h = &d.headers;
+    if h.content_type.as_deref() != Some(PAYLOAD_TYPE) {
+        return Err(Refusal::Integrity(format!(
+            "the content type is not {PAYLOAD_TYPE}"
+        )));
     }
-    let crit: Vec<&str> = protected
-        .get("crit")
-        .and_then(|v| v.as_array())
-        .map(|a| a.iter().filter_map(|v| v.as_str()).collect())
-        .unwrap_or_default();
-    for c in &crit {
-        if !KNOWN_CRIT.contains(c) {
+    for c in &h.crit {
+        if !KNOWN_CRIT.contains(&c.as_str()) {
             return Err(Refusal::Integrity(format!("unknown critical header {c:?}")));
         }
-        if protected.get(*c).is_none() {
+        if !h.present.contains(c) {
             return Err(Refusal::Integrity(format!(
                 "critical header {c:?} is missing"
             )));
         }
     }
-    let scheme = protected
-        .get("io.cncf.notary.signingScheme")
-        .and_then(|v| v.as_str())
-        .unwrap_or("")
-        .to_string();
-    if !crit.contains(&"io.cncf.notary.signingScheme") {
-        return Err(Refusal::Integrity(
-            "io.cncf.notary.signingScheme is not marked critical".into(),
-        ));
+    let critical = |name: &str| h.crit.iter().any(|c| c == name);
+    if !critical(SIGNING_SCHEME) {
+        return Err(Refusal::Integrity(format!(
+            "{SIGNING_SCHEME} is not marked critical"
+        )));
     }
-    let (cert_time, trusted_certs, store_kind) = match scheme.as_str() {
+    let scheme = h.signing_scheme.clone().unwrap_or_default();
+    let (authentic_time, trusted_certs, store_kind) = match scheme.as_str() {
         "notary.x509" => {
-            parse_time(
-                "io.cncf.notary.signingTime",
-                protected
-                    .get("io.cncf.notary.signingTime")
-                    .unwrap_or(&serde_json::Value::Null),
-            )?;
-            (now, &anchors.ca, "ca")
+            if h.signing_time.is_none() {
+                return Err(Refusal::Integrity(format!("there is no {SIGNING_TIME}")));
+            }
+            (None, &anchors.ca, "ca")
         }
         "notary.x509.signingAuthority" => {
-            if !crit.contains(&"io.cncf.notary.authenticSigningTime") {
-                return Err(Refusal::Integrity(
-                    "io.cncf.notary.authenticSigningTime is not critical".into(),
-                ));
+            if !critical(AUTHENTIC_SIGNING_TIME) {
+                return Err(Refusal::Integrity(format!(
+                    "{AUTHENTIC_SIGNING_TIME} is not critical"
+                )));
             }
-            let at = parse_time(
-                "io.cncf.notary.authenticSigningTime",
-                &protected["io.cncf.notary.authenticSigningTime"],
-            )?;
-            (at, &anchors.signing_authority, "signingAuthority")
+            let at = h.authentic_signing_time.ok_or_else(|| {
+                Refusal::Integrity(format!("there is no {AUTHENTIC_SIGNING_TIME}"))
+            })?;
+            (Some(at), &anchors.signing_authority, "signingAuthority")
         }
         other => {
             return Err(Refusal::Integrity(format!(
@@ -364,49 +466,28 @@ pub fn verify_jws(
         }
     };
     let mut expiry = None;
-    if let Some(at) = protected.get("io.cncf.notary.expiry") {
-        if !crit.contains(&"io.cncf.notary.expiry") {
-            return Err(Refusal::Integrity(
-                "io.cncf.notary.expiry is not marked critical".into(),
-            ));
+    if let Some((at, shown)) = &h.expiry {
+        if !critical(EXPIRY) {
+            return Err(Refusal::Integrity(format!(
+                "{EXPIRY} is not marked critical"
+            )));
         }
-        if parse_time("io.cncf.notary.expiry", at)? <= now {
-            expiry = Some(format!(
-                "the signature expired at {}",
-                at.as_str().unwrap_or("")
-            ));
+        if *at <= now {
+            expiry = Some(format!("the signature expired at {shown}"));
         }
     }
-    let payload: serde_json::Value = crate::json::from_slice(&b64url("payload", payload_b64)?)
-        .map_err(|e| Refusal::Integrity(format!("the payload is not JSON: {e}")))?;
-    let t = payload
-        .get("targetArtifact")
-        .ok_or_else(|| Refusal::Integrity("the payload has no targetArtifact".into()))?;
-    let text = |name: &str| {
-        t.get(name)
-            .and_then(|v| v.as_str())
-            .map(str::to_string)
-            .ok_or_else(|| Refusal::Integrity(format!("targetArtifact has no {name}")))
-    };
-    let target = TargetArtifact {
-        media_type: text("mediaType")?,
-        digest: text("digest")?,
-        size: t
-            .get("size")
-            .and_then(|v| v.as_u64())
-            .ok_or_else(|| Refusal::Integrity("targetArtifact has no size".into()))?,
-    };
+    let target = target_artifact(&d.payload)?;
 
     let authenticity = match trusted_certs.is_empty() {
         true => Some(format!(
             "a {scheme} signature must chain to a {store_kind} trust store, and the trust policy names none"
         )),
-        false => chain(&x5c, &certs, trusted_certs).err(),
+        false => chain(&d.x5c, &certs, trusted_certs).err(),
     };
-    let invalid = certs.iter().enumerate().find_map(|(i, cert)| {
-        let v = &cert.tbs_certificate.validity;
-        (cert_time < v.not_before.to_system_time() || cert_time > v.not_after.to_system_time())
-            .then(|| {
+    let invalid_in = |from: SystemTime, to: SystemTime| {
+        certs.iter().enumerate().find_map(|(i, cert)| {
+            let v = &cert.tbs_certificate.validity;
+            (from < v.not_before.to_system_time() || to > v.not_after.to_system_time()).then(|| {
                 format!(
                     "x5c certificate {} ({}) is valid only {} to {}",
                     i + 1,
@@ -415,19 +496,32 @@ pub fn verify_jws(
                     v.not_after
                 )
             })
-    });
-    let authentic_timestamp = match (scheme.as_str(), anchors.timestamps, invalid) {
-        ("notary.x509", Some(policy::VerifyTimestamp::Always), _) => Some(
-            "the trust policy names a tsa store, so Notation requires an RFC 3161 timestamp, and vouch does not verify timestamps".to_string(),
-        ),
-        ("notary.x509", Some(_), Some(invalid)) => Some(format!(
-            "{invalid}, and vouch does not verify the RFC 3161 timestamp that could show it was signed while it was valid"
-        )),
-        ("notary.x509", None, Some(invalid)) => {
-            Some(format!("{invalid}, and there is no trusted timestamp"))
+        })
+    };
+    let authentic_timestamp = match (authentic_time, anchors.timestamps) {
+        (Some(at), _) => invalid_in(at, at).map(|i| format!("{i}, at the authentic signing time")),
+        (None, None) => {
+            invalid_in(now, now).map(|i| format!("{i}, and there is no trusted timestamp"))
         }
-        (_, _, Some(invalid)) => Some(format!("{invalid}, at the authentic signing time")),
-        (_, _, None) => None,
+        (None, Some(when)) => {
+            let invalid_now = invalid_in(now, now);
+            if when == policy::VerifyTimestamp::AfterCertExpiry && invalid_now.is_none() {
+                None
+            } else {
+                match &d.timestamp {
+                    None => Some(match invalid_now {
+                        Some(i) => format!("{i}, and no timestamp countersignature was found"),
+                        None => "the trust policy requires a timestamp (verifyTimestamp: always), and no timestamp countersignature was found".into(),
+                    }),
+                    Some(token) => match timestamp::verify(token, &d.signature, &anchors.tsa) {
+                        Err(why) => Some(format!("the timestamp countersignature does not verify: {why}")),
+                        Ok(stamp) => invalid_in(stamp.earliest, stamp.latest).map(|i| {
+                            format!("{i}, and the timestamp says it was signed {}", stamp.describe())
+                        }),
+                    },
+                }
+            }
+        }
     };
     let revocation = certs.iter().find_map(|cert| {
         let ocsp = extension::<AuthorityInfoAccessSyntax>(cert, AUTHORITY_INFO_ACCESS)
@@ -448,11 +542,35 @@ pub fn verify_jws(
     Ok(Examined {
         target,
         signing_scheme: scheme,
+        algorithm: d.algorithm,
         subject: certs[0].tbs_certificate.subject.clone(),
         authenticity,
         expiry,
         authentic_timestamp,
         revocation,
+    })
+}
+
+/// The payload's `targetArtifact`, read by the strict JSON reader.
+fn target_artifact(payload: &[u8]) -> Result<TargetArtifact, Refusal> {
+    let payload: serde_json::Value = crate::json::from_slice(payload)
+        .map_err(|e| Refusal::Integrity(format!("the payload is not JSON: {e}")))?;
+    let t = payload
+        .get("targetArtifact")
+        .ok_or_else(|| Refusal::Integrity("the payload has no targetArtifact".into()))?;
+    let text = |name: &str| {
+        t.get(name)
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+            .ok_or_else(|| Refusal::Integrity(format!("targetArtifact has no {name}")))
+    };
+    Ok(TargetArtifact {
+        media_type: text("mediaType")?,
+        digest: text("digest")?,
+        size: t
+            .get("size")
+            .and_then(|v| v.as_u64())
+            .ok_or_else(|| Refusal::Integrity("targetArtifact has no size".into()))?,
     })
 }
 
@@ -566,6 +684,11 @@ const CODE_SIGNING: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5
 const AUTHORITY_INFO_ACCESS: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.1.1");
 const CRL_DISTRIBUTION_POINTS: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.31");
 const OCSP: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.48.1");
+const RSA_ENCRYPTION: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
+const EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
+const P256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
+const P384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.34");
+const P521: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.35");
 
 /// A certificate's extension `oid`, decoded; a malformed one is an error, in words.
 fn extension<T: for<'a> Decode<'a>>(
@@ -697,5 +820,113 @@ mod tests {
             |leaf| leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth],
         );
         refused(check_leaf(&cert(&leaf)), "without codeSigning");
+    }
+
+    /// A JWS envelope signed by a fresh self-signed code-signing certificate on `curve`,
+    /// with `alg` in its header: (envelope, certificate DER).
+    fn ecdsa_jws(
+        curve: &'static rcgen::SignatureAlgorithm,
+        signer: &'static signature::EcdsaSigningAlgorithm,
+        alg: &str,
+    ) -> (Vec<u8>, Vec<u8>) {
+        use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+        use base64::Engine;
+        let key = KeyPair::generate_for(curve).unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "ec signer");
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::CodeSigning];
+        let cert = params.self_signed(&key).unwrap().der().to_vec();
+        let protected = serde_json::json!({
+            "alg": alg,
+            "cty": PAYLOAD_TYPE,
+            "crit": [SIGNING_SCHEME],
+            SIGNING_SCHEME: "notary.x509",
+            SIGNING_TIME: "2026-01-01T00:00:00Z",
+        });
+        let payload = serde_json::json!({"targetArtifact": {
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": "sha256:b8479de3f88fb259a0a9ea82a5b2a052a1ef3c4ebbcfc61482d5ae4c831f8af9",
+            "size": 517,
+        }});
+        let p = URL_SAFE_NO_PAD.encode(protected.to_string());
+        let body = URL_SAFE_NO_PAD.encode(payload.to_string());
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        let pair = signature::EcdsaKeyPair::from_pkcs8(signer, &key.serialize_der()).unwrap();
+        let sig = pair.sign(&rng, format!("{p}.{body}").as_bytes()).unwrap();
+        let envelope = serde_json::json!({
+            "protected": p,
+            "payload": body,
+            "signature": URL_SAFE_NO_PAD.encode(sig.as_ref()),
+            "header": {"x5c": [STANDARD.encode(&cert)]},
+        });
+        (envelope.to_string().into_bytes(), cert)
+    }
+
+    #[test]
+    fn ecdsa_jws_envelopes_verify_with_raw_signatures_and_the_alg_their_key_allows() {
+        let cases: [(
+            &'static rcgen::SignatureAlgorithm,
+            &'static signature::EcdsaSigningAlgorithm,
+            &str,
+            Algorithm,
+        ); 2] = [
+            (
+                &rcgen::PKCS_ECDSA_P256_SHA256,
+                &signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+                "ES256",
+                Algorithm::Es256,
+            ),
+            (
+                &rcgen::PKCS_ECDSA_P384_SHA384,
+                &signature::ECDSA_P384_SHA384_FIXED_SIGNING,
+                "ES384",
+                Algorithm::Es384,
+            ),
+        ];
+        for (curve, signer, alg, algorithm) in cases {
+            let (envelope, cert) = ecdsa_jws(curve, signer, alg);
+            let anchors = Anchors {
+                ca: vec![cert.clone()],
+                ..Anchors::default()
+            };
+            let v = verify_jws(&envelope, &anchors, SystemTime::now()).unwrap();
+            assert_eq!(v.algorithm, algorithm);
+            assert_eq!(v.authenticity, None, "{alg}");
+            // A flipped signature byte.
+            let mut doc: serde_json::Value = serde_json::from_slice(&envelope).unwrap();
+            let sig = doc["signature"].as_str().unwrap().to_string();
+            let flipped = format!(
+                "{}{}",
+                if sig.starts_with('A') { 'B' } else { 'A' },
+                &sig[1..]
+            );
+            doc["signature"] = flipped.into();
+            match verify_jws(doc.to_string().as_bytes(), &anchors, SystemTime::now()) {
+                Err(Refusal::Integrity(m)) => assert!(m.contains("does not verify"), "{m}"),
+                other => panic!("{other:?}"),
+            }
+        }
+        // The alg must be the one the key signs with.
+        let (envelope, cert) = ecdsa_jws(
+            &rcgen::PKCS_ECDSA_P256_SHA256,
+            &signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+            "ES384",
+        );
+        let anchors = Anchors {
+            ca: vec![cert],
+            ..Anchors::default()
+        };
+        match verify_jws(&envelope, &anchors, SystemTime::now()) {
+            Err(Refusal::Integrity(m)) => {
+                assert!(
+                    m.contains("says ES384, but the signing certificate's key signs with ES256"),
+                    "{m}"
+                )
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }
