@@ -72,6 +72,9 @@ pub enum ImageSigners {
         issuer: Option<IdentitySpec>,
         roots: CertificateRoots,
         repository: Option<String>,
+        /// `--attestation-type`: attestations of this predicate type count, not signatures
+        /// (keyless only).
+        attestation_type: Option<String>,
     },
     /// Notation's trust policy (`notation verify`): a `trustpolicy.json` and the trust
     /// store directory its `ca:`/`signingAuthority:`/`tsa:` names are read from.

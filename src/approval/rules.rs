@@ -49,6 +49,8 @@ pub struct ImageApprovalParts {
     /// Notation's trust policy document and trust store directory.
     pub trust_policy: Option<PathBuf>,
     pub trust_store: Option<PathBuf>,
+    /// The predicate type of the cosign attestations that count (instead of signatures).
+    pub attestation_type: Option<String>,
 }
 
 impl ApprovalParts {
@@ -160,6 +162,9 @@ impl ImageApprovalParts {
         }
         let trust = &self.trust;
         if let Some(notation) = self.notation()? {
+            if self.attestation_type.is_some() {
+                return Err(RuleError::AttestationTypeWithoutKeyless);
+            }
             if self.signed_repository.is_some() {
                 return Err(RuleError::SignedRepositoryWithoutKey);
             }
@@ -193,6 +198,33 @@ impl ImageApprovalParts {
             }
             (None, Some(_)) => return Err(RuleError::ImageTrust),
             (None, None) => Some(image_certificate(trust, repository()?)?),
+        };
+        let keyless = matches!(
+            &signers,
+            Some(ImageSigners::CosignCertificate {
+                roots: CertificateRoots::TrustedRoot(_),
+                ..
+            })
+        );
+        let signers = match (signers, &self.attestation_type) {
+            (_, Some(_)) if !keyless => return Err(RuleError::AttestationTypeWithoutKeyless),
+            (
+                Some(ImageSigners::CosignCertificate {
+                    identity,
+                    issuer,
+                    roots,
+                    repository,
+                    ..
+                }),
+                Some(predicate),
+            ) => Some(ImageSigners::CosignCertificate {
+                identity,
+                issuer,
+                roots,
+                repository,
+                attestation_type: Some(predicate.clone()),
+            }),
+            (signers, _) => signers,
         };
         if self.signed_repository.is_some() && signers.is_none() {
             return Err(RuleError::SignedRepositoryWithoutKey);
@@ -298,6 +330,7 @@ fn image_certificate(
         issuer,
         roots,
         repository,
+        attestation_type: None,
     })
 }
 
@@ -775,6 +808,7 @@ mod tests {
                 issuer: Some(IdentitySpec::Pattern("https://.*".into())),
                 roots: CertificateRoots::TrustedRoot(Some("root.json".into())),
                 repository: Some("h/app".into()),
+                attestation_type: None,
             })
         );
         assert_eq!(image(identity()).unwrap_err(), RuleError::NoIssuer);
@@ -794,6 +828,7 @@ mod tests {
                     allow_partial: true,
                 },
                 repository: Some("h/app".into()),
+                attestation_type: None,
             })
         );
         assert_eq!(

@@ -31,6 +31,7 @@ pub enum Setting {
     TrustPolicy,
     /// Notation's trust store directory.
     TrustStore,
+    AttestationType,
     /// Not an approval setting, but named by hints: paths left out of the model.
     IgnorePaths,
     /// Not an approval setting, but named by hints: plain HTTP to a registry.
@@ -74,6 +75,7 @@ impl Setting {
             Setting::SignedRepository => "signed_repository",
             Setting::TrustPolicy => "trust_policy",
             Setting::TrustStore => "trust_store",
+            Setting::AttestationType => "attestation_type",
             Setting::IgnorePaths => "ignore_paths",
             Setting::Insecure => "insecure",
         }
@@ -207,6 +209,8 @@ pub enum RuleError {
     ImageTrust,
     /// Certificate settings without the identity they must name.
     NoIdentity,
+    /// An attestation type without a keyless policy to check attestations under.
+    AttestationTypeWithoutKeyless,
     /// A signed repository without an image signature policy.
     SignedRepositoryWithoutKey,
     /// A Notation trust policy without its trust store, or the other way round.
@@ -299,6 +303,17 @@ impl RuleError {
                 name(Setting::Identity),
                 name(Setting::TrustPolicy),
                 name(Setting::TrustStore),
+            ),
+            RuleError::AttestationTypeWithoutKeyless => format!(
+                "{} goes with a keyless policy ({} or {} with {} or {}, without {} or {}): \
+                 vouch checks cosign attestations as Sigstore bundles",
+                name(Setting::AttestationType),
+                name(Setting::Identity),
+                name(Setting::IdentityRegexp),
+                name(Setting::Issuer),
+                name(Setting::IssuerRegexp),
+                name(Setting::CertificateChain),
+                name(Setting::Signature),
             ),
             RuleError::NoIdentity => format!(
                 "a certificate's signer is named by {} or {} (its e-mail address or URI)",

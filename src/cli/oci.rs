@@ -66,6 +66,10 @@ pub struct VerifyArgs {
     /// with the certificates the trust policy's stores name
     #[arg(long, value_name = "DIR", requires = "trust_policy")]
     trust_store: Option<PathBuf>,
+    /// Count cosign attestations (Sigstore bundle referrers) whose statement has this
+    /// predicate type, instead of signatures; with --identity and --issuer
+    #[arg(long, value_name = "URI")]
+    attestation_type: Option<String>,
     #[command(flatten)]
     platform: PlatformArgs,
     /// Verify every manifest of a multi-platform image
@@ -230,6 +234,7 @@ fn check(args: &VerifyArgs) -> Result<Report> {
         signed_repository: args.signed_repository.clone(),
         trust_policy: args.trust_policy.clone(),
         trust_store: args.trust_store.clone(),
+        attestation_type: args.attestation_type.clone(),
     }
     .approval()
     .map_err(refused)?;

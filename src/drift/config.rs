@@ -700,6 +700,7 @@ fn image_target(
         signed_repository: raw.signed_repository.clone(),
         trust_policy: raw.trust_policy.as_deref().map(resolve),
         trust_store: raw.trust_store.as_deref().map(resolve),
+        attestation_type: None,
     }
     .approval()
     .map_err(|error| TargetError::Rules {

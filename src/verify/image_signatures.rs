@@ -18,6 +18,7 @@ use crate::oci::document::Descriptor;
 use crate::oci::referrers::{cosign_signature_tag, discover, Attached, Discovery, Place};
 use crate::oci::{Connection, ImageRef};
 use crate::report::{Report, Subject, Verdict};
+use crate::sign::bundle::BUNDLE_MEDIA_TYPE;
 use crate::sign::cosign::{
     decode_base64, verify_simple_signing, CosignKey, Refusal as CosignRefusal,
     SIGNATURE_ANNOTATION, SIMPLE_SIGNING,
@@ -26,7 +27,9 @@ use crate::sign::fulcio::{
     check_signer, read_signer, seconds, CertificateAnchors, SignerRules, CERTIFICATE_ANNOTATION,
     CHAIN_ANNOTATION,
 };
-use crate::sign::keyless::{IdentityRule, IssuerRule};
+use crate::sign::keyless::{
+    verify_json_digest, IdentityRule, IssuerRule, KeylessFailure, KeylessPolicy,
+};
 use crate::sign::notation::policy::{Action, Enforcement, Statement, TrustPolicy};
 use crate::sign::notation::{
     check_target, read_named_store, verify_jws, Anchors, Refusal, StoreError, TargetArtifact,
@@ -65,11 +68,13 @@ impl Policy {
                 issuer,
                 roots,
                 repository,
+                attestation_type,
             } => CertificatePolicy::load(
                 identity,
                 issuer.as_ref(),
                 roots,
                 repository.as_deref(),
+                attestation_type.as_deref(),
                 reference,
             )
             .map(Policy::Certificate),
@@ -237,15 +242,21 @@ fn signed_repository(given: Option<&str>, reference: &ImageRef) -> Option<String
 /// The trusted root at `path`, else the shipped public-good one; a malformed one is an
 /// input error naming the file.
 fn load_trusted_root(path: Option<&Path>) -> Result<TrustedRoot> {
+    let text = trusted_root_text(path)?;
+    read_trusted_root(&text).map_err(|e| Error::input(trusted_root_name(path), e))
+}
+
+/// The text of the trusted root at `path`, else of the shipped public-good one.
+fn trusted_root_text(path: Option<&Path>) -> Result<String> {
     match path {
-        Some(path) => {
-            let text = String::from_utf8(read_input(path)?)
-                .map_err(|_| Error::input(path, "is not UTF-8 JSON"))?;
-            read_trusted_root(&text).map_err(|e| Error::input(path, e))
-        }
-        None => read_trusted_root(SIGSTORE_PRODUCTION_TRUSTED_ROOT)
-            .map_err(|e| Error::input(Path::new("<built-in trusted root>"), e)),
+        Some(path) => String::from_utf8(read_input(path)?)
+            .map_err(|_| Error::input(path, "is not UTF-8 JSON")),
+        None => Ok(SIGSTORE_PRODUCTION_TRUSTED_ROOT.to_string()),
     }
+}
+
+fn trusted_root_name(path: Option<&Path>) -> &Path {
+    path.unwrap_or(Path::new("<built-in trusted root>"))
 }
 
 /// A loaded cosign certificate policy: who must have signed, and what the signer's
@@ -254,6 +265,10 @@ fn load_trusted_root(path: Option<&Path>) -> Result<TrustedRoot> {
 pub struct CertificatePolicy {
     rules: SignerRules,
     anchors: CertificateAnchors,
+    /// The same signer and trusted root, for Sigstore bundle referrers (keyless only).
+    bundles: Option<KeylessPolicy>,
+    /// `--attestation-type`: attestations of this predicate type count, not signatures.
+    attestation: Option<String>,
     /// The trusted root or certificate files, for the report.
     source: String,
     repository: Option<String>,
@@ -268,20 +283,36 @@ impl CertificatePolicy {
         issuer: Option<&IdentitySpec>,
         roots: &CertificateRoots,
         repository: Option<&str>,
+        attestation: Option<&str>,
         reference: &ImageRef,
     ) -> Result<CertificatePolicy> {
         let rules = SignerRules {
             identity: identity.identity_rule()?,
             issuer: issuer.map(IdentitySpec::issuer_rule).transpose()?,
         };
+        let mut bundles = None;
         let (anchors, source) = match roots {
-            CertificateRoots::TrustedRoot(path) => (
-                CertificateAnchors::fulcio(&load_trusted_root(path.as_deref())?),
-                match path {
-                    Some(path) => format!("the trusted root {}", path.display()),
-                    None => "the shipped Sigstore public-good trusted root".to_string(),
-                },
-            ),
+            CertificateRoots::TrustedRoot(path) => {
+                let path = path.as_deref();
+                if let Some(issuer) = issuer {
+                    let text = trusted_root_text(path)?;
+                    bundles = Some(
+                        KeylessPolicy::new(
+                            identity.identity_rule()?,
+                            issuer.issuer_rule()?,
+                            Some(&text),
+                        )
+                        .map_err(|e| Error::input(trusted_root_name(path), e.to_string()))?,
+                    );
+                }
+                (
+                    CertificateAnchors::fulcio(&load_trusted_root(path)?),
+                    match path {
+                        Some(path) => format!("the trusted root {}", path.display()),
+                        None => "the shipped Sigstore public-good trusted root".to_string(),
+                    },
+                )
+            }
             CertificateRoots::Chain {
                 paths,
                 allow_partial,
@@ -303,14 +334,19 @@ impl CertificatePolicy {
                 )
             }
         };
-        Ok(CertificatePolicy::new(
-            rules,
-            anchors,
-            source,
-            signed_repository(repository, reference),
-        ))
+        Ok(CertificatePolicy {
+            bundles,
+            attestation: attestation.map(str::to_string),
+            ..CertificatePolicy::new(
+                rules,
+                anchors,
+                source,
+                signed_repository(repository, reference),
+            )
+        })
     }
 
+    /// A policy for legacy signatures only (no bundle referrer counts under it).
     pub fn new(
         rules: SignerRules,
         anchors: CertificateAnchors,
@@ -320,6 +356,8 @@ impl CertificatePolicy {
         CertificatePolicy {
             rules,
             anchors,
+            bundles: None,
+            attestation: None,
             source,
             repository,
         }
@@ -338,8 +376,12 @@ impl CertificatePolicy {
             }
             None => String::new(),
         };
+        let what = match &self.attestation {
+            Some(predicate) => format!("a cosign attestation of {predicate}"),
+            None => "a cosign signature".to_string(),
+        };
         let mut text = format!(
-            "a cosign signature by a certificate for {identity}{issuer}, chained to {}",
+            "{what} by a certificate for {identity}{issuer}, chained to {}",
             self.source
         );
         if let CertificateAnchors::Pki { .. } = self.anchors {
@@ -441,6 +483,15 @@ enum Cosign<'a> {
 }
 
 impl Cosign<'_> {
+    /// The predicate type an attestation must have to count, when attestations (not
+    /// signatures) are what counts.
+    fn attestation(&self) -> Option<&str> {
+        match self {
+            Cosign::Key(_) => None,
+            Cosign::Certificate(policy, _) => policy.attestation.as_deref(),
+        }
+    }
+
     fn describe(&self) -> String {
         match self {
             Cosign::Key(policy) => policy.describe(),
@@ -713,6 +764,10 @@ fn judge_attached(attached: &Attached, resolved: &Digest, policy: Cosign) -> Vec
                 );
                 let outcome = match &layer.bytes {
                     Err(why) => Err(Refused::Unreadable(why.clone())),
+                    Ok(_) if policy.attestation().is_some() => Err(Refused::Rejected(format!(
+                        "a signature, not an attestation of {}",
+                        policy.attestation().unwrap_or_default()
+                    ))),
                     Ok(payload) => match policy {
                         Cosign::Key(policy) => judge_layer(
                             &layer.descriptor.annotations,
@@ -743,13 +798,30 @@ fn judge_attached(attached: &Attached, resolved: &Digest, policy: Cosign) -> Vec
                 .as_deref()
                 .unwrap_or("untyped artifact");
             let places: Vec<String> = attached.found.iter().map(ToString::to_string).collect();
-            vec![Judged {
-                name: format!("referrer {} ({kind})", attached.digest),
-                outcome: Err(Refused::Rejected(format!(
-                    "found by the {}; a cosign policy counts only legacy .sig signatures (vouch does not check referrers under it yet)",
-                    places.join(" and ")
+            let found = format!("found by the {}", places.join(" and "));
+            let name = format!("referrer {} ({kind})", attached.digest);
+            let (keyless, attestation) = match policy {
+                Cosign::Certificate(policy, _) => {
+                    (policy.bundles.as_ref(), policy.attestation.as_deref())
+                }
+                Cosign::Key(_) => (None, None),
+            };
+            let outcome = match (kind, keyless, attached.layers.as_slice()) {
+                (BUNDLE_MEDIA_TYPE, Some(keyless), [layer]) => match &layer.bytes {
+                    Err(why) => Err(Refused::Unreadable(why.clone())),
+                    Ok(bytes) => judge_bundle(bytes, resolved, keyless, attestation)
+                        .map(|text| format!("{text}; {found}"))
+                        .map_err(|why| Refused::Rejected(format!("{why}; {found}"))),
+                },
+                (BUNDLE_MEDIA_TYPE, Some(_), layers) => Err(Refused::Rejected(format!(
+                    "malformed: a Sigstore bundle referrer has one layer, the bundle; this one has {}; {found}",
+                    layers.len()
                 ))),
-            }]
+                _ => Err(Refused::Rejected(format!(
+                    "{found}; a cosign policy counts legacy .sig signatures, and Sigstore bundle referrers under a keyless policy only (vouch does not check others yet)"
+                ))),
+            };
+            vec![Judged { name, outcome }]
         }
     }
 }
@@ -905,4 +977,71 @@ fn format_time(seconds: i64) -> String {
     jiff::Timestamp::from_second(seconds)
         .map(|t| t.to_string())
         .unwrap_or_else(|_| seconds.to_string())
+}
+
+/// The predicate type of cosign 3's image signature statements.
+pub const SIGN_PREDICATE: &str = "https://sigstore.dev/cosign/sign/v1";
+
+/// A Sigstore bundle referrer under a keyless policy: verified by sigstore-verify (chain,
+/// log proofs, signer) with the resolved digest as the statement's subject (or the message
+/// digest); then it counts if it is a signature (a message signature, or a statement of
+/// cosign's sign predicate), not if it is an attestation of another predicate; with
+/// `attestation` (`--attestation-type`), only a statement of that predicate counts.
+fn judge_bundle(
+    bytes: &[u8],
+    resolved: &Digest,
+    policy: &KeylessPolicy,
+    attestation: Option<&str>,
+) -> std::result::Result<String, String> {
+    let json = std::str::from_utf8(bytes).map_err(|_| "malformed: the bundle is not UTF-8 JSON")?;
+    if resolved.algorithm != crate::hash::Algorithm::Sha256 {
+        return Err(format!(
+            "the image's digest {resolved} is not sha256, which a Sigstore bundle names"
+        ));
+    }
+    let signer = verify_json_digest(json, &resolved.hex(), policy).map_err(|e| match e {
+        KeylessFailure::ArtifactMismatch(_) => format!(
+            "other digest: the bundle's statement does not name the image's digest {resolved} as its subject"
+        ),
+        KeylessFailure::Rejected(rejection) => rejection.0,
+    })?;
+    let text = format!("a Sigstore bundle by {}", signer.describe());
+    let predicate = statement_predicate(json);
+    match (predicate.as_deref(), attestation) {
+        (None, None) => Ok(format!("{text}; a message signature of {resolved}")),
+        (Some(SIGN_PREDICATE), None) => Ok(format!(
+            "{text}; its statement ({SIGN_PREDICATE}) names {resolved}"
+        )),
+        (Some(predicate), Some(wanted)) if predicate == wanted => Ok(format!(
+            "{text}; its attestation ({predicate}) names {resolved}"
+        )),
+        (Some(predicate), None) => Err(format!(
+            "an attestation (predicate {predicate}), not a signature: only signatures count \
+             without --attestation-type (its bundle by {} checked out)",
+            signer.describe()
+        )),
+        (found, Some(wanted)) => Err(format!(
+            "not an attestation of {wanted}: it is {}",
+            match found {
+                None => "a message signature".to_string(),
+                Some(SIGN_PREDICATE) => format!("a signature ({SIGN_PREDICATE})"),
+                Some(other) => format!("an attestation of {other}"),
+            }
+        )),
+    }
+}
+
+/// The predicate type of a (verified) bundle's DSSE statement; `None` for a message
+/// signature.
+fn statement_predicate(json: &str) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_str(json).ok()?;
+    let payload = value.get("dsseEnvelope")?.get("payload")?.as_str()?;
+    let statement: serde_json::Value = serde_json::from_slice(&decode_base64(payload)?).ok()?;
+    Some(
+        statement
+            .get("predicateType")
+            .and_then(|p| p.as_str())
+            .unwrap_or("")
+            .to_string(),
+    )
 }
