@@ -1724,3 +1724,192 @@ fn a_private_pki_signature_is_refused_once_its_certificate_has_expired() {
         "{message}"
     );
 }
+
+/// cases.json cosign-v3-dsse-bundle: the cosign bundle v0.3 referrer (an attestation),
+/// found through index.json and the fallback tag and named once; it counts only under
+/// --attestation-type with its predicate, and is refused for another identity, issuer,
+/// predicate, a trusted root with the Rekor key replaced, and a flipped payload byte.
+#[test]
+fn a_cosign_bundle_referrer_is_checked_by_sigstore_and_counts_as_an_attestation_only() {
+    let Some(dir) = fixtures(
+        "a_cosign_bundle_referrer_is_checked_by_sigstore_and_counts_as_an_attestation_only",
+    ) else {
+        return;
+    };
+    let set = dir.join("cosign-v3-bundle-referrer");
+    let layout = set.join("oci-layout");
+    let reference = format!("oci:{}:tag", layout.display());
+    let root = set.join("trusted_root_pgi.json");
+    let attestation = "https://cosign.sigstore.dev/attestation/v1";
+    let email = "cody@soyland.com";
+    let github = "https://github.com/login/oauth";
+    let verify = |identity: &str, issuer: &str, root: &Path, extra: &[&str]| {
+        let mut args = vec![
+            "--identity",
+            identity,
+            "--issuer",
+            issuer,
+            "--trusted-root",
+            root.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        oci_support::oci_verify(&reference, &args)
+    };
+    let report = verify(email, github, &root, &["--attestation-type", attestation])
+        .expect(0)
+        .json();
+    let referrers = oci_support::subjects_named(&report, "referrer ");
+    assert_eq!(referrers.len(), 1, "{report}");
+    assert_eq!(referrers[0]["verdict"], "ok", "{report}");
+    let message = referrers[0]["message"].as_str().unwrap();
+    for part in [
+        "Sigstore identity cody@soyland.com from https://github.com/login/oauth, logged at 2025-02-28T19:18:11Z",
+        &format!("its attestation ({attestation}) names {EMPTY_IMAGE}"),
+        "found by the index.json referrer and referrers fallback tag",
+    ] {
+        assert!(message.contains(part), "{part}: {message}");
+    }
+    assert!(
+        report["approval"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("a cosign attestation of {attestation}")),
+        "{report}"
+    );
+    let refused = |ran: common::Ran, why: &str| {
+        let report = ran.expect(1).json();
+        let referrers = oci_support::subjects_named(&report, "referrer ");
+        assert_eq!(referrers.len(), 1, "{why}: {report}");
+        assert_eq!(referrers[0]["verdict"], "rejected", "{why}: {report}");
+        let message = referrers[0]["message"].as_str().unwrap();
+        assert!(message.contains(why), "{why}: {message}");
+    };
+    // Without --attestation-type it is named, checked, and not counted.
+    refused(
+        verify(email, github, &root, &[]),
+        &format!("an attestation (predicate {attestation}), not a signature"),
+    );
+    refused(
+        verify(
+            email,
+            github,
+            &root,
+            &["--attestation-type", "https://slsa.dev/provenance/v1"],
+        ),
+        &format!("not an attestation of https://slsa.dev/provenance/v1: it is an attestation of {attestation}"),
+    );
+    refused(
+        verify(
+            "someone@example.com",
+            github,
+            &root,
+            &["--attestation-type", attestation],
+        ),
+        "someone@example.com",
+    );
+    refused(
+        verify(
+            email,
+            "https://accounts.google.com",
+            &root,
+            &["--attestation-type", attestation],
+        ),
+        "https://accounts.google.com",
+    );
+    // The trusted root with its Rekor keys replaced (by the containers/image cosign key).
+    let work = tempfile::tempdir().unwrap();
+    let mut swapped: Value = serde_json::from_slice(&std::fs::read(&root).unwrap()).unwrap();
+    let other_key = b64(&pem_der(
+        &dir.join("containers-image-cosign/keys/cosign.pub"),
+    ));
+    for tlog in swapped["tlogs"].as_array_mut().unwrap() {
+        tlog["publicKey"]["rawBytes"] = json!(other_key);
+    }
+    let swapped_root = work.path().join("swapped_root.json");
+    std::fs::write(&swapped_root, swapped.to_string()).unwrap();
+    refused(
+        verify(
+            email,
+            github,
+            &swapped_root,
+            &["--attestation-type", attestation],
+        ),
+        "transparency log",
+    );
+    // A legacy signature does not count as an attestation.
+    let skopeo = skopeo_sets(&dir).join("signed");
+    let report = oci_support::oci_verify(
+        &format!("oci:{}:v1", skopeo.display()),
+        &[
+            "--identity",
+            email,
+            "--issuer",
+            github,
+            "--attestation-type",
+            attestation,
+        ],
+    )
+    .expect(1)
+    .json();
+    let legacy = oci_support::subjects_named(&report, "cosign signature");
+    assert!(
+        legacy[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("a signature, not an attestation of {attestation}")),
+        "{report}"
+    );
+}
+
+/// The bundle's DSSE payload with one byte flipped (the statement changed after signing):
+/// refused by the signature check, judged through the library on the discovered referrer.
+#[test]
+fn a_cosign_bundle_referrer_with_a_flipped_payload_byte_is_refused() {
+    let Some(dir) = fixtures("a_cosign_bundle_referrer_with_a_flipped_payload_byte_is_refused")
+    else {
+        return;
+    };
+    use vouch::approval::{CertificateRoots, IdentitySpec, ImageSigners};
+    use vouch::verify::image_signatures::{judge_certified, Policy};
+    let set = dir.join("cosign-v3-bundle-referrer");
+    let reference =
+        ImageRef::parse(&format!("oci:{}:tag", set.join("oci-layout").display())).unwrap();
+    let signers = ImageSigners::CosignCertificate {
+        identity: IdentitySpec::Exact("cody@soyland.com".into()),
+        issuer: Some(IdentitySpec::Exact("https://github.com/login/oauth".into())),
+        roots: CertificateRoots::TrustedRoot(Some(set.join("trusted_root_pgi.json"))),
+        repository: None,
+        attestation_type: Some("https://cosign.sigstore.dev/attestation/v1".into()),
+    };
+    let Policy::Certificate(policy) = Policy::load(&signers, &reference).unwrap() else {
+        panic!("a certificate policy")
+    };
+    let mut found = discover(&reference, &connection(), &digest(EMPTY_IMAGE)).unwrap();
+    let judge = |found: &Discovery| {
+        let mut report = Report::default();
+        judge_certified(
+            found,
+            &digest(EMPTY_IMAGE),
+            &policy,
+            std::time::SystemTime::now(),
+            &mut report,
+        );
+        report
+    };
+    assert_eq!(judge(&found).status(), Status::Verified);
+    let layer = &mut found.attached[0].layers[0];
+    let mut bundle: Value = serde_json::from_slice(layer.bytes.as_ref().unwrap()).unwrap();
+    let payload = base64::engine::general_purpose::STANDARD
+        .decode(bundle["dsseEnvelope"]["payload"].as_str().unwrap())
+        .unwrap();
+    // One byte of the subject's name ("127.0.0.1:60943/repo"), so the statement still parses.
+    let mut flipped = payload.clone();
+    let at = payload.windows(5).position(|w| w == b"/repo").unwrap() + 1;
+    flipped[at] ^= 0x20;
+    bundle["dsseEnvelope"]["payload"] = json!(b64(&flipped));
+    layer.bytes = Ok(serde_json::to_vec(&bundle).unwrap());
+    let report = judge(&found);
+    assert_eq!(report.status(), Status::Failed, "{report:?}");
+    let message = report.subjects[0].message.clone().unwrap();
+    assert!(message.contains("the payload was altered"), "{message}");
+}
