@@ -1913,3 +1913,62 @@ fn a_cosign_bundle_referrer_with_a_flipped_payload_byte_is_refused() {
     let message = report.subjects[0].message.clone().unwrap();
     assert!(message.contains("the payload was altered"), "{message}");
 }
+
+/// A `vouch drift` image target takes the keyless settings (and attestation_type) as
+/// `oci verify` does.
+#[test]
+fn a_drift_image_target_with_an_identity_checks_the_images_bundle_referrer() {
+    let Some(dir) =
+        fixtures("a_drift_image_target_with_an_identity_checks_the_images_bundle_referrer")
+    else {
+        return;
+    };
+    let set = dir.join("cosign-v3-bundle-referrer");
+    let work = tempfile::tempdir().unwrap();
+    let config = work.path().join("vouch.toml");
+    let run = |identity: &str, extra: &str| {
+        std::fs::write(
+            &config,
+            format!(
+                "[[target]]\nname = \"app\"\nowner = \"ops@example.com\"\nimage = \"oci:{}:tag\"\n\
+                 identity = \"{identity}\"\nissuer = \"https://github.com/login/oauth\"\n\
+                 trusted_root = \"{}\"\n{extra}",
+                set.join("oci-layout").display(),
+                set.join("trusted_root_pgi.json").display()
+            ),
+        )
+        .unwrap();
+        common::run(
+            common::vouch()
+                .args(["drift", "run", "--format", "json", "-c"])
+                .arg(&config),
+        )
+    };
+    let attestation = "attestation_type = \"https://cosign.sigstore.dev/attestation/v1\"\n";
+    let report = run("cody@soyland.com", attestation).expect(0).json();
+    assert!(
+        report
+            .to_string()
+            .contains("its attestation (https://cosign.sigstore.dev/attestation/v1)"),
+        "{report}"
+    );
+    let report = run("someone@example.com", attestation).expect(1).json();
+    assert!(
+        report.to_string().contains("someone@example.com"),
+        "{report}"
+    );
+    let report = run("cody@soyland.com", "").expect(1).json();
+    assert!(report.to_string().contains("not a signature"), "{report}");
+    // A private PKI's chain beside the trusted root: refused, exit 2, naming both keys.
+    let ran = run(
+        "cody@soyland.com",
+        &format!("{attestation}certificate_chain = [\"roots.pem\"]\n"),
+    )
+    .expect(2);
+    assert!(
+        ran.stderr
+            .contains("certificate_chain and trusted_root each approve on their own"),
+        "{}",
+        ran.stderr
+    );
+}
