@@ -266,7 +266,7 @@ pub struct CertificatePolicy {
     rules: SignerRules,
     anchors: CertificateAnchors,
     /// The same signer and trusted root, for Sigstore bundle referrers (keyless only).
-    bundles: Option<KeylessPolicy>,
+    bundles: Option<Box<KeylessPolicy>>,
     /// `--attestation-type`: attestations of this predicate type count, not signatures.
     attestation: Option<String>,
     /// The trusted root or certificate files, for the report.
@@ -296,14 +296,14 @@ impl CertificatePolicy {
                 let path = path.as_deref();
                 if let Some(issuer) = issuer {
                     let text = trusted_root_text(path)?;
-                    bundles = Some(
+                    bundles = Some(Box::new(
                         KeylessPolicy::new(
                             identity.identity_rule()?,
                             issuer.issuer_rule()?,
                             Some(&text),
                         )
                         .map_err(|e| Error::input(trusted_root_name(path), e.to_string()))?,
-                    );
+                    ));
                 }
                 (
                     CertificateAnchors::fulcio(&load_trusted_root(path)?),
@@ -802,7 +802,7 @@ fn judge_attached(attached: &Attached, resolved: &Digest, policy: Cosign) -> Vec
             let name = format!("referrer {} ({kind})", attached.digest);
             let (keyless, attestation) = match policy {
                 Cosign::Certificate(policy, _) => {
-                    (policy.bundles.as_ref(), policy.attestation.as_deref())
+                    (policy.bundles.as_deref(), policy.attestation.as_deref())
                 }
                 Cosign::Key(_) => (None, None),
             };
