@@ -807,6 +807,8 @@ fn a_bad_key_or_policy_setting_is_an_input_error_naming_it() {
     let ran = oci_support::oci_verify(
         &reference,
         &[
+            "--key",
+            good_key.to_str().unwrap(),
             "--identity",
             "a@example.com",
             "--issuer",
@@ -816,7 +818,13 @@ fn a_bad_key_or_policy_setting_is_an_input_error_naming_it() {
     .expect(2);
     assert!(
         ran.stderr
-            .contains("checked with --key (cosign's key policy"),
+            .contains("checked with one of: --key PUBLIC.pem (cosign's key policy"),
+        "{}",
+        ran.stderr
+    );
+    let ran = oci_support::oci_verify(&reference, &["--identity", "a@example.com"]).expect(2);
+    assert!(
+        ran.stderr.contains("needs --issuer or --issuer-regexp"),
         "{}",
         ran.stderr
     );
@@ -1165,5 +1173,802 @@ fn an_unreadable_signature_layer_is_exit_3_unless_another_counts() {
     assert!(
         report["warnings"].to_string().contains("layer 1"),
         "{report}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// cosign's certificate policies (issue 13): keyless (Fulcio + Rekor) and a private PKI.
+
+use base64::Engine as _;
+
+fn b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// The DER of the one PEM block of `path`.
+fn pem_der(path: &Path) -> Vec<u8> {
+    let text = std::fs::read_to_string(path).unwrap();
+    let body: String = text.lines().filter(|l| !l.starts_with("-----")).collect();
+    base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .unwrap()
+}
+
+/// A trusted_root.json as a user writes one for their own Fulcio and Rekor: one CA of
+/// `fulcio` (a PEM certificate) and one log of `rekor` (a PEM key), with the log ID
+/// `log_id` (base64; the SHA-256 of the key when `None`).
+fn trusted_root(fulcio: &Path, rekor: &Path, log_id: Option<&str>) -> String {
+    let key = pem_der(rekor);
+    let id = log_id
+        .map(str::to_string)
+        .unwrap_or_else(|| b64(&hex::decode(common::sha256_hex(&key)).unwrap()));
+    json!({
+        "mediaType": "application/vnd.dev.sigstore.trustedroot+json;version=0.1",
+        "tlogs": [{
+            "baseUrl": "https://rekor.example",
+            "hashAlgorithm": "SHA2_256",
+            "publicKey": {
+                "rawBytes": b64(&key),
+                "keyDetails": "PKIX_ECDSA_P256_SHA_256",
+                "validFor": {"start": "2021-01-01T00:00:00Z"}
+            },
+            "logId": {"keyId": id}
+        }],
+        "certificateAuthorities": [{
+            "subject": {"organization": "example", "commonName": "ca"},
+            "uri": "https://fulcio.example",
+            "certChain": {"certificates": [{"rawBytes": b64(&pem_der(fulcio))}]},
+            "validFor": {"start": "2021-01-01T00:00:00Z"}
+        }],
+        "ctlogs": [],
+        "timestampAuthorities": []
+    })
+    .to_string()
+}
+
+/// The report of an `oci verify` run on a containers/image fixture in which one cosign
+/// signature counts: the run fails only because the fixture has no config or layer blobs
+/// (upstream ships none), which is all it names as failures.
+fn counted(ran: common::Ran) -> Value {
+    let report = ran.expect(1).json();
+    let failures = oci_support::failures(&report);
+    assert!(!failures.is_empty(), "{report}");
+    assert!(
+        failures
+            .iter()
+            .all(
+                |(name, verdict)| (name.starts_with("config ") || name.starts_with("layer "))
+                    && verdict == "missing"
+            ),
+        "{report}"
+    );
+    let good = oci_support::subjects_named(&report, "cosign signature");
+    assert_eq!(good.len(), 1, "{report}");
+    assert_eq!(good[0]["verdict"], "ok", "{report}");
+    report
+}
+
+const KEYLESS_REPOSITORY: &str = "192.168.64.2:5000/cosign-signed/fulcio-rekor-1";
+
+/// `vouch oci verify --identity --issuer` on cases.json cimg-keyless-fulcio-rekor: the
+/// Fulcio certificate chained to the shipped public-good root and to a trusted root built
+/// from the fixture's Fulcio root and Rekor key, judged at the log's time; every way it
+/// must fail fails, naming why.
+#[test]
+fn a_keyless_cosign_signature_verifies_at_the_logs_time_and_each_refusal_is_named() {
+    let Some(dir) =
+        fixtures("a_keyless_cosign_signature_verifies_at_the_logs_time_and_each_refusal_is_named")
+    else {
+        return;
+    };
+    let cimg = dir.join("containers-image-cosign");
+    let keys = cimg.join("keys");
+    let image = cimg.join("images/dir-img-cosign-fulcio-rekor-valid");
+    let manifest = std::fs::read(image.join("manifest.json")).unwrap();
+    let subject = format!("sha256:{}", common::sha256_hex(&manifest));
+    let work = tempfile::tempdir().unwrap();
+    let layout_with = |name: &str, manifest: &[u8], signature: &Path| {
+        let subject = format!("sha256:{}", common::sha256_hex(manifest));
+        let layout = layout_of_dir_fixture(
+            &work.path().join(name),
+            Some(manifest),
+            &subject,
+            &[signature.to_path_buf()],
+        );
+        layout.reference("v1")
+    };
+    let original = image.join("signature-1");
+    let reference = layout_with("valid", &manifest, &original);
+    let verify = |reference: &str, identity: &str, issuer: &str, extra: &[&str]| {
+        let mut args = vec![
+            "--identity",
+            identity,
+            "--issuer",
+            issuer,
+            "--signed-repository",
+            KEYLESS_REPOSITORY,
+        ];
+        args.extend_from_slice(extra);
+        oci_support::oci_verify(reference, &args)
+    };
+    let email = "mitr@redhat.com";
+    let github = "https://github.com/login/oauth";
+    // The shipped public-good root.
+    let report = counted(verify(&reference, email, github, &[]));
+    let good = oci_support::subjects_named(&report, "cosign signature");
+    assert_eq!(good.len(), 1, "{report}");
+    let message = good[0]["message"].as_str().unwrap();
+    for part in [
+        "signed by a certificate for mitr@redhat.com from https://github.com/login/oauth",
+        "shipped Sigstore public-good trusted root",
+        "names 192.168.64.2:5000/cosign-signed/fulcio-rekor-1",
+        "logged in Rekor at index 11605770 on 2023-01-20T20:51:33Z",
+    ] {
+        assert!(message.contains(part), "{part}: {message}");
+    }
+    assert!(
+        report["approval"]
+            .as_str()
+            .unwrap()
+            .contains("a certificate for mitr@redhat.com from https://github.com/login/oauth"),
+        "{report}"
+    );
+    // A trusted root a user builds from the fixture's Fulcio root and Rekor key; and
+    // patterns for both.
+    let root = work.path().join("trusted_root.json");
+    std::fs::write(
+        &root,
+        trusted_root(
+            &keys.join("fulcio_v1.crt.pem"),
+            &keys.join("rekor.pub"),
+            None,
+        ),
+    )
+    .unwrap();
+    let root_arg = root.display().to_string();
+    counted(verify(
+        &reference,
+        email,
+        github,
+        &["--trusted-root", &root_arg],
+    ));
+    counted(oci_support::oci_verify(
+        &reference,
+        &[
+            "--identity-regexp",
+            ".*@redhat\\.com",
+            "--issuer-regexp",
+            "https://github\\.com/.*",
+        ],
+    ));
+    // Each refusal, with its reason in the signature's subject.
+    let refused = |ran: common::Ran, why: &str| {
+        let report = ran.expect(1).json();
+        let subjects = oci_support::subjects_named(&report, "cosign signature");
+        assert_eq!(subjects.len(), 1, "{why}: {report}");
+        assert_eq!(subjects[0]["verdict"], "rejected", "{why}: {report}");
+        let message = subjects[0]["message"].as_str().unwrap();
+        assert!(message.contains(why), "{why}: {message}");
+        let summary = oci_support::subjects_named(&report, NO_SIGNATURE_SUBJECT);
+        assert_eq!(summary[0]["verdict"], "rejected", "{report}");
+    };
+    refused(
+        verify(&reference, "this-does-not-match@example.com", github, &[]),
+        "wrong identity: the certificate names mitr@redhat.com, none of which is this-does-not-match@example.com",
+    );
+    refused(
+        oci_support::oci_verify(
+            &reference,
+            &["--identity-regexp", "mitr@redhat", "--issuer", github],
+        ),
+        "none of which matches",
+    );
+    refused(
+        verify(&reference, email, "https://accounts.google.com", &[]),
+        "wrong issuer: the certificate names the OIDC issuer https://github.com/login/oauth, which is not https://accounts.google.com",
+    );
+    refused(
+        oci_support::oci_verify(
+            &reference,
+            &[
+                "--identity",
+                email,
+                "--issuer",
+                github,
+                "--signed-repository",
+                "192.168.64.2:5000/other",
+            ],
+        ),
+        "not the repository 192.168.64.2:5000/other",
+    );
+    // The log's key replaced (same log ID): the SET does not verify.
+    let swapped = work.path().join("swapped_root.json");
+    let rekor_id =
+        b64(&hex::decode(common::sha256_hex(&pem_der(&keys.join("rekor.pub")))).unwrap());
+    std::fs::write(
+        &swapped,
+        trusted_root(
+            &keys.join("fulcio_v1.crt.pem"),
+            &keys.join("cosign.pub"),
+            Some(&rekor_id),
+        ),
+    )
+    .unwrap();
+    refused(
+        verify(
+            &reference,
+            email,
+            github,
+            &["--trusted-root", swapped.to_str().unwrap()],
+        ),
+        "signed entry timestamp does not verify with the log's key",
+    );
+    // Another CA: the certificate does not chain.
+    let other_ca = work.path().join("other_ca_root.json");
+    std::fs::write(
+        &other_ca,
+        trusted_root(
+            &keys.join("pki_root_crts.pem"),
+            &keys.join("rekor.pub"),
+            None,
+        ),
+    )
+    .unwrap();
+    refused(
+        verify(
+            &reference,
+            email,
+            github,
+            &["--trusted-root", other_ca.to_str().unwrap()],
+        ),
+        "untrusted chain: the chain does not lead to a trusted certificate",
+    );
+    // The same signature attached to another manifest (the modified-manifest fixture).
+    let modified =
+        std::fs::read(cimg.join("images/dir-img-cosign-modified-manifest/manifest.json")).unwrap();
+    refused(
+        verify(
+            &layout_with("modified", &modified, &original),
+            email,
+            github,
+            &[],
+        ),
+        &format!("the payload signs {subject}, not the image's digest"),
+    );
+    // Without its SET, its certificate or its chain; with a flipped signature.
+    let edited = |name: &str, edit: &dyn Fn(&mut Value)| {
+        let signature = edited_signature(
+            &original,
+            &work.path().join(format!("{name}.signature")),
+            edit,
+        );
+        layout_with(name, &manifest, &signature)
+    };
+    refused(
+        verify(
+            &edited("no-set", &|a| {
+                a.as_object_mut()
+                    .unwrap()
+                    .remove("dev.sigstore.cosign/bundle");
+            }),
+            email,
+            github,
+            &[],
+        ),
+        "no SET: the layer has no Rekor entry",
+    );
+    refused(
+        verify(
+            &edited("no-cert", &|a| {
+                a.as_object_mut()
+                    .unwrap()
+                    .remove("dev.sigstore.cosign/certificate");
+            }),
+            email,
+            github,
+            &[],
+        ),
+        "has no dev.sigstore.cosign/certificate annotation",
+    );
+    // Without the chain annotation the shipped root still has the intermediate; the
+    // fixture root (the Fulcio root alone) does not.
+    let no_chain = edited("no-chain", &|a| {
+        a.as_object_mut()
+            .unwrap()
+            .remove("dev.sigstore.cosign/chain");
+    });
+    counted(verify(&no_chain, email, github, &[]));
+    refused(
+        verify(&no_chain, email, github, &["--trusted-root", &root_arg]),
+        "untrusted chain",
+    );
+    refused(
+        verify(
+            &edited("other-sig", &|a| {
+                let cosign = dir.join(
+                    "containers-image-cosign/images/dir-img-cosign-key-rekor-valid/signature-1",
+                );
+                let (_, _, signature) = dir_signature(&cosign);
+                a["dev.cosignproject.cosign/signature"] = json!(signature.unwrap());
+            }),
+            email,
+            github,
+            &[],
+        ),
+        "does not verify with its certificate's key",
+    );
+    refused(
+        verify(
+            &edited("bad-cert", &|a| {
+                a["dev.sigstore.cosign/certificate"] =
+                    json!("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n");
+            }),
+            email,
+            github,
+            &[],
+        ),
+        "malformed: its certificate is not readable",
+    );
+    // A malformed trusted root is exit 2, naming the file.
+    let bad_root = work.path().join("bad_root.json");
+    std::fs::write(&bad_root, "{\"tlogs\": 1}").unwrap();
+    let ran = verify(
+        &reference,
+        email,
+        github,
+        &["--trusted-root", bad_root.to_str().unwrap()],
+    )
+    .expect(2);
+    assert!(ran.stderr.contains("bad_root.json"), "{}", ran.stderr);
+    assert!(
+        ran.stderr.contains("not a Sigstore trusted root"),
+        "{}",
+        ran.stderr
+    );
+}
+
+/// `vouch oci verify --certificate-chain --identity` on cases.json cimg-byo-pki: an RSA
+/// signature by a private PKI's certificate, with no transparency log; the chain through
+/// the annotation or the given intermediates, and each refusal named.
+#[test]
+fn a_private_pki_cosign_signature_verifies_without_a_log_and_each_refusal_is_named() {
+    let Some(dir) =
+        fixtures("a_private_pki_cosign_signature_verifies_without_a_log_and_each_refusal_is_named")
+    else {
+        return;
+    };
+    let cimg = dir.join("containers-image-cosign");
+    let keys = cimg.join("keys");
+    let image = cimg.join("images/dir-img-cosign-pki-valid");
+    let manifest = std::fs::read(image.join("manifest.json")).unwrap();
+    let subject = format!("sha256:{}", common::sha256_hex(&manifest));
+    let work = tempfile::tempdir().unwrap();
+    let original = image.join("signature-1");
+    let layout_with = |name: &str, signature: &Path| {
+        layout_of_dir_fixture(
+            &work.path().join(name),
+            Some(&manifest),
+            &subject,
+            &[signature.to_path_buf()],
+        )
+        .reference("v1")
+    };
+    let reference = layout_with("valid", &original);
+    let roots = keys.join("pki_root_crts.pem").display().to_string();
+    let intermediates = keys.join("pki_intermediate_crts.pem").display().to_string();
+    let verify = |reference: &str, identity: &str, chain: &[&str], extra: &[&str]| {
+        let mut args = vec![
+            "--identity",
+            identity,
+            "--signed-repository",
+            "localhost:5000/test",
+        ];
+        for file in chain {
+            args.extend(["--certificate-chain", file]);
+        }
+        args.extend_from_slice(extra);
+        oci_support::oci_verify(reference, &args)
+    };
+    let report = counted(verify(&reference, "qiwan@redhat.com", &[&roots], &[]));
+    let message = oci_support::subjects_named(&report, "cosign signature")[0]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        message.contains("signed by a certificate for qiwan@redhat.com, myhost.example.com, chained to the certificates of")
+            && message.contains("pki_root_crts.pem; names localhost:5000/test"),
+        "{message}"
+    );
+    assert!(
+        report["approval"]
+            .as_str()
+            .unwrap()
+            .contains("a private PKI: no transparency log required"),
+        "{report}"
+    );
+    // The DNS name is a subject alternative name too.
+    counted(verify(&reference, "myhost.example.com", &[&roots], &[]));
+    // Without the chain annotation: the intermediates given beside the roots complete it,
+    // the intermediates alone end it only with --allow-partial-chain.
+    let no_chain = edited_signature(&original, &work.path().join("no-chain.signature"), |a| {
+        a.as_object_mut()
+            .unwrap()
+            .remove("dev.sigstore.cosign/chain");
+    });
+    let no_chain = layout_with("no-chain", &no_chain);
+    counted(verify(
+        &no_chain,
+        "qiwan@redhat.com",
+        &[&roots, &intermediates],
+        &[],
+    ));
+    counted(verify(
+        &no_chain,
+        "qiwan@redhat.com",
+        &[&intermediates],
+        &["--allow-partial-chain"],
+    ));
+    let refused = |ran: common::Ran, why: &str| {
+        let report = ran.expect(1).json();
+        let subjects = oci_support::subjects_named(&report, "cosign signature");
+        assert_eq!(subjects.len(), 1, "{why}: {report}");
+        assert_eq!(subjects[0]["verdict"], "rejected", "{why}: {report}");
+        let message = subjects[0]["message"].as_str().unwrap();
+        assert!(message.contains(why), "{why}: {message}");
+    };
+    refused(
+        verify(&no_chain, "qiwan@redhat.com", &[&intermediates], &[]),
+        "which is not a self-signed root",
+    );
+    refused(
+        verify(&no_chain, "qiwan@redhat.com", &[&roots], &[]),
+        "untrusted chain",
+    );
+    let fulcio = keys.join("fulcio_v1.crt.pem").display().to_string();
+    refused(
+        verify(&reference, "qiwan@redhat.com", &[&fulcio], &[]),
+        "untrusted chain: the chain does not lead to a trusted certificate",
+    );
+    refused(
+        verify(&reference, "someone@redhat.com", &[&roots], &[]),
+        "wrong identity: the certificate names qiwan@redhat.com, myhost.example.com, none of which is someone@redhat.com",
+    );
+    refused(
+        verify(
+            &reference,
+            "qiwan@redhat.com",
+            &[&roots],
+            &["--issuer", "https://github.com/login/oauth"],
+        ),
+        "the certificate names no OIDC issuer",
+    );
+    // The keyless fixture is no PKI signature: its Fulcio certificate does not chain here.
+    let keyless = cimg.join("images/dir-img-cosign-fulcio-rekor-valid/signature-1");
+    let other = layout_with("keyless", &keyless);
+    refused(
+        verify(&other, "mitr@redhat.com", &[&roots], &[]),
+        "the payload signs sha256:0489474d",
+    );
+    // A chain file that holds no certificate is exit 2, naming it.
+    let not_pem = work.path().join("not-a-chain.pem");
+    std::fs::write(&not_pem, "hello\n").unwrap();
+    let ran = verify(
+        &reference,
+        "qiwan@redhat.com",
+        &[not_pem.to_str().unwrap()],
+        &[],
+    )
+    .expect(2);
+    assert!(ran.stderr.contains("not-a-chain.pem"), "{}", ran.stderr);
+}
+
+/// A private PKI's certificates are judged at the time of the check: the same signature
+/// is refused as expired once its certificate has lapsed (here: checked in 2053).
+#[test]
+fn a_private_pki_signature_is_refused_once_its_certificate_has_expired() {
+    let Some(dir) = fixtures("a_private_pki_signature_is_refused_once_its_certificate_has_expired")
+    else {
+        return;
+    };
+    use vouch::sign::fulcio::{CertificateAnchors, SignerRules};
+    use vouch::sign::keyless::IdentityRule;
+    use vouch::verify::image_signatures::{judge_certified, CertificatePolicy};
+    let cimg = dir.join("containers-image-cosign");
+    let image = cimg.join("images/dir-img-cosign-pki-valid");
+    let manifest = std::fs::read(image.join("manifest.json")).unwrap();
+    let subject = format!("sha256:{}", common::sha256_hex(&manifest));
+    let work = tempfile::tempdir().unwrap();
+    let layout = layout_of_dir_fixture(
+        work.path(),
+        Some(&manifest),
+        &subject,
+        &[image.join("signature-1")],
+    );
+    let roots = vouch::sign::x509::pem_certificates(
+        &std::fs::read(cimg.join("keys/pki_root_crts.pem")).unwrap(),
+    )
+    .unwrap();
+    let policy = CertificatePolicy::new(
+        SignerRules {
+            identity: IdentityRule::Exact("qiwan@redhat.com".into()),
+            issuer: None,
+        },
+        CertificateAnchors::Pki {
+            certificates: roots,
+            allow_partial: false,
+        },
+        "the PKI roots".into(),
+        Some("localhost:5000/test".into()),
+    );
+    let judge_at = |seconds: u64| {
+        let mut report = Report::default();
+        let at = std::time::UNIX_EPOCH + Duration::from_secs(seconds);
+        judge_certified(
+            &found_in(&layout.dir, &subject),
+            &digest(&subject),
+            &policy,
+            at,
+            &mut report,
+        );
+        report
+    };
+    // 2026-01-01 and 2053-01-01.
+    let report = judge_at(1_767_225_600);
+    assert_eq!(report.status(), Status::Verified, "{report:?}");
+    let report = judge_at(2_619_302_400);
+    assert_eq!(report.status(), Status::Failed, "{report:?}");
+    let message = report.subjects[0].message.clone().unwrap();
+    assert!(
+        message.contains("is not valid at the time of this check 2053-01-01T00:00:00Z")
+            && message.contains("valid 2024-10-01T14:28:43Z to 2052-02-16T14:28:43Z"),
+        "{message}"
+    );
+}
+
+/// cases.json cosign-v3-dsse-bundle: the cosign bundle v0.3 referrer (an attestation),
+/// found through index.json and the fallback tag and named once; it counts only under
+/// --attestation-type with its predicate, and is refused for another identity, issuer,
+/// predicate, a trusted root with the Rekor key replaced, and a flipped payload byte.
+#[test]
+fn a_cosign_bundle_referrer_is_checked_by_sigstore_and_counts_as_an_attestation_only() {
+    let Some(dir) = fixtures(
+        "a_cosign_bundle_referrer_is_checked_by_sigstore_and_counts_as_an_attestation_only",
+    ) else {
+        return;
+    };
+    let set = dir.join("cosign-v3-bundle-referrer");
+    let layout = set.join("oci-layout");
+    let reference = format!("oci:{}:tag", layout.display());
+    let root = set.join("trusted_root_pgi.json");
+    let attestation = "https://cosign.sigstore.dev/attestation/v1";
+    let email = "cody@soyland.com";
+    let github = "https://github.com/login/oauth";
+    let verify = |identity: &str, issuer: &str, root: &Path, extra: &[&str]| {
+        let mut args = vec![
+            "--identity",
+            identity,
+            "--issuer",
+            issuer,
+            "--trusted-root",
+            root.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        oci_support::oci_verify(&reference, &args)
+    };
+    let report = verify(email, github, &root, &["--attestation-type", attestation])
+        .expect(0)
+        .json();
+    let referrers = oci_support::subjects_named(&report, "referrer ");
+    assert_eq!(referrers.len(), 1, "{report}");
+    assert_eq!(referrers[0]["verdict"], "ok", "{report}");
+    let message = referrers[0]["message"].as_str().unwrap();
+    for part in [
+        "Sigstore identity cody@soyland.com from https://github.com/login/oauth, logged at 2025-02-28T19:18:11Z",
+        &format!("its attestation ({attestation}) names {EMPTY_IMAGE}"),
+        "found by the index.json referrer and referrers fallback tag",
+    ] {
+        assert!(message.contains(part), "{part}: {message}");
+    }
+    assert!(
+        report["approval"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("a cosign attestation of {attestation}")),
+        "{report}"
+    );
+    let refused = |ran: common::Ran, why: &str| {
+        let report = ran.expect(1).json();
+        let referrers = oci_support::subjects_named(&report, "referrer ");
+        assert_eq!(referrers.len(), 1, "{why}: {report}");
+        assert_eq!(referrers[0]["verdict"], "rejected", "{why}: {report}");
+        let message = referrers[0]["message"].as_str().unwrap();
+        assert!(message.contains(why), "{why}: {message}");
+    };
+    // Without --attestation-type it is named, checked, and not counted.
+    refused(
+        verify(email, github, &root, &[]),
+        &format!("an attestation (predicate {attestation}), not a signature"),
+    );
+    refused(
+        verify(
+            email,
+            github,
+            &root,
+            &["--attestation-type", "https://slsa.dev/provenance/v1"],
+        ),
+        &format!("not an attestation of https://slsa.dev/provenance/v1: it is an attestation of {attestation}"),
+    );
+    refused(
+        verify(
+            "someone@example.com",
+            github,
+            &root,
+            &["--attestation-type", attestation],
+        ),
+        "someone@example.com",
+    );
+    refused(
+        verify(
+            email,
+            "https://accounts.google.com",
+            &root,
+            &["--attestation-type", attestation],
+        ),
+        "https://accounts.google.com",
+    );
+    // The trusted root with its Rekor keys replaced (by the containers/image cosign key).
+    let work = tempfile::tempdir().unwrap();
+    let mut swapped: Value = serde_json::from_slice(&std::fs::read(&root).unwrap()).unwrap();
+    let other_key = b64(&pem_der(
+        &dir.join("containers-image-cosign/keys/cosign.pub"),
+    ));
+    for tlog in swapped["tlogs"].as_array_mut().unwrap() {
+        tlog["publicKey"]["rawBytes"] = json!(other_key);
+    }
+    let swapped_root = work.path().join("swapped_root.json");
+    std::fs::write(&swapped_root, swapped.to_string()).unwrap();
+    refused(
+        verify(
+            email,
+            github,
+            &swapped_root,
+            &["--attestation-type", attestation],
+        ),
+        "transparency log",
+    );
+    // A legacy signature does not count as an attestation.
+    let skopeo = skopeo_sets(&dir).join("signed");
+    let report = oci_support::oci_verify(
+        &format!("oci:{}:v1", skopeo.display()),
+        &[
+            "--identity",
+            email,
+            "--issuer",
+            github,
+            "--attestation-type",
+            attestation,
+        ],
+    )
+    .expect(1)
+    .json();
+    let legacy = oci_support::subjects_named(&report, "cosign signature");
+    assert!(
+        legacy[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("a signature, not an attestation of {attestation}")),
+        "{report}"
+    );
+}
+
+/// The bundle's DSSE payload with one byte flipped (the statement changed after signing):
+/// refused by the signature check, judged through the library on the discovered referrer.
+#[test]
+fn a_cosign_bundle_referrer_with_a_flipped_payload_byte_is_refused() {
+    let Some(dir) = fixtures("a_cosign_bundle_referrer_with_a_flipped_payload_byte_is_refused")
+    else {
+        return;
+    };
+    use vouch::approval::{CertificateRoots, IdentitySpec, ImageSigners};
+    use vouch::verify::image_signatures::{judge_certified, Policy};
+    let set = dir.join("cosign-v3-bundle-referrer");
+    let reference =
+        ImageRef::parse(&format!("oci:{}:tag", set.join("oci-layout").display())).unwrap();
+    let signers = ImageSigners::CosignCertificate {
+        identity: IdentitySpec::Exact("cody@soyland.com".into()),
+        issuer: Some(IdentitySpec::Exact("https://github.com/login/oauth".into())),
+        roots: CertificateRoots::TrustedRoot(Some(set.join("trusted_root_pgi.json"))),
+        repository: None,
+        attestation_type: Some("https://cosign.sigstore.dev/attestation/v1".into()),
+    };
+    let Policy::Certificate(policy) = Policy::load(&signers, &reference).unwrap() else {
+        panic!("a certificate policy")
+    };
+    let mut found = discover(&reference, &connection(), &digest(EMPTY_IMAGE)).unwrap();
+    let judge = |found: &Discovery| {
+        let mut report = Report::default();
+        judge_certified(
+            found,
+            &digest(EMPTY_IMAGE),
+            &policy,
+            std::time::SystemTime::now(),
+            &mut report,
+        );
+        report
+    };
+    assert_eq!(judge(&found).status(), Status::Verified);
+    let layer = &mut found.attached[0].layers[0];
+    let mut bundle: Value = serde_json::from_slice(layer.bytes.as_ref().unwrap()).unwrap();
+    let payload = base64::engine::general_purpose::STANDARD
+        .decode(bundle["dsseEnvelope"]["payload"].as_str().unwrap())
+        .unwrap();
+    // One byte of the subject's name ("127.0.0.1:60943/repo"), so the statement still parses.
+    let mut flipped = payload.clone();
+    let at = payload.windows(5).position(|w| w == b"/repo").unwrap() + 1;
+    flipped[at] ^= 0x20;
+    bundle["dsseEnvelope"]["payload"] = json!(b64(&flipped));
+    layer.bytes = Ok(serde_json::to_vec(&bundle).unwrap());
+    let report = judge(&found);
+    assert_eq!(report.status(), Status::Failed, "{report:?}");
+    let message = report.subjects[0].message.clone().unwrap();
+    assert!(message.contains("the payload was altered"), "{message}");
+}
+
+/// A `vouch drift` image target takes the keyless settings (and attestation_type) as
+/// `oci verify` does.
+#[test]
+fn a_drift_image_target_with_an_identity_checks_the_images_bundle_referrer() {
+    let Some(dir) =
+        fixtures("a_drift_image_target_with_an_identity_checks_the_images_bundle_referrer")
+    else {
+        return;
+    };
+    let set = dir.join("cosign-v3-bundle-referrer");
+    let work = tempfile::tempdir().unwrap();
+    let config = work.path().join("vouch.toml");
+    let run = |identity: &str, extra: &str| {
+        std::fs::write(
+            &config,
+            format!(
+                "[[target]]\nname = \"app\"\nowner = \"ops@example.com\"\nimage = \"oci:{}:tag\"\n\
+                 identity = \"{identity}\"\nissuer = \"https://github.com/login/oauth\"\n\
+                 trusted_root = \"{}\"\n{extra}",
+                set.join("oci-layout").display(),
+                set.join("trusted_root_pgi.json").display()
+            ),
+        )
+        .unwrap();
+        common::run(
+            common::vouch()
+                .args(["drift", "run", "--format", "json", "-c"])
+                .arg(&config),
+        )
+    };
+    let attestation = "attestation_type = \"https://cosign.sigstore.dev/attestation/v1\"\n";
+    let report = run("cody@soyland.com", attestation).expect(0).json();
+    assert!(
+        report
+            .to_string()
+            .contains("its attestation (https://cosign.sigstore.dev/attestation/v1)"),
+        "{report}"
+    );
+    let report = run("someone@example.com", attestation).expect(1).json();
+    assert!(
+        report.to_string().contains("someone@example.com"),
+        "{report}"
+    );
+    let report = run("cody@soyland.com", "").expect(1).json();
+    assert!(report.to_string().contains("not a signature"), "{report}");
+    // A private PKI's chain beside the trusted root: refused, exit 2, naming both keys.
+    let ran = run(
+        "cody@soyland.com",
+        &format!("{attestation}certificate_chain = [\"roots.pem\"]\n"),
+    )
+    .expect(2);
+    assert!(
+        ran.stderr
+            .contains("certificate_chain and trusted_root each approve on their own"),
+        "{}",
+        ran.stderr
     );
 }

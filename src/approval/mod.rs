@@ -63,11 +63,37 @@ pub enum ImageSigners {
         repository: Option<String>,
         trusted_root: Option<PathBuf>,
     },
+    /// cosign's certificate policy (`cosign verify --certificate-identity …`): the signer's
+    /// identity (a subject alternative name) and OIDC issuer (required with a trusted root,
+    /// optional with a private PKI), the certificates it must chain to, and the repository
+    /// a signature must name (as for a key).
+    CosignCertificate {
+        identity: IdentitySpec,
+        issuer: Option<IdentitySpec>,
+        roots: CertificateRoots,
+        repository: Option<String>,
+        /// `--attestation-type`: attestations of this predicate type count, not signatures
+        /// (keyless only).
+        attestation_type: Option<String>,
+    },
     /// Notation's trust policy (`notation verify`): a `trustpolicy.json` and the trust
     /// store directory its `ca:`/`signingAuthority:`/`tsa:` names are read from.
     Notation {
         trust_policy: PathBuf,
         trust_store: PathBuf,
+    },
+}
+
+/// What a cosign signer's certificate must chain to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CertificateRoots {
+    /// A trusted_root.json's Fulcio CAs and Rekor logs (keyless; without a file, the shipped
+    /// public-good root): a signed entry timestamp is required.
+    TrustedRoot(Option<PathBuf>),
+    /// A private PKI's certificate files (roots, and intermediates, PEM); no log.
+    Chain {
+        paths: Vec<PathBuf>,
+        allow_partial: bool,
     },
 }
 

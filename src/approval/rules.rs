@@ -5,7 +5,10 @@ use std::path::PathBuf;
 
 use super::setting::{RuleError, Setting};
 use super::trust::TrustParts;
-use super::{Approval, ImageApproval, ImageSigners, Locator, Pin, RegistryLocator};
+use super::{
+    Approval, CertificateRoots, IdentitySpec, ImageApproval, ImageSigners, Locator, Pin,
+    RegistryLocator,
+};
 use crate::hash::{Algorithm, Digest};
 use crate::model::oms::Serialization;
 use crate::oci::document::parse_digest;
@@ -46,6 +49,8 @@ pub struct ImageApprovalParts {
     /// Notation's trust policy document and trust store directory.
     pub trust_policy: Option<PathBuf>,
     pub trust_store: Option<PathBuf>,
+    /// The predicate type of the cosign attestations that count (instead of signatures).
+    pub attestation_type: Option<String>,
 }
 
 impl ApprovalParts {
@@ -144,8 +149,10 @@ impl ApprovalParts {
 impl ImageApprovalParts {
     /// The approval these settings give: an optional pinned digest (an OCI digest), at
     /// most one of a manifest and a signature (with exactly one kind of trust) for the
-    /// files of a model artifact, and, when a key is given without a signature, cosign's
-    /// key policy for the image's own signatures (with the repository they must name).
+    /// files of a model artifact, and, when trust is given without a signature, the policy
+    /// for the image's own signatures: cosign's key policy (a key), cosign's certificate
+    /// policy (an identity: keyless, or a private PKI's chain), with the repository they
+    /// must name, or Notation's trust policy.
     pub fn approval(&self) -> Result<ImageApproval, RuleError> {
         if self.manifest.is_some() && self.signature.is_some() {
             return Err(RuleError::MoreThanOne(vec![
@@ -155,6 +162,9 @@ impl ImageApprovalParts {
         }
         let trust = &self.trust;
         if let Some(notation) = self.notation()? {
+            if self.attestation_type.is_some() {
+                return Err(RuleError::AttestationTypeWithoutKeyless);
+            }
             if self.signed_repository.is_some() {
                 return Err(RuleError::SignedRepositoryWithoutKey);
             }
@@ -163,6 +173,12 @@ impl ImageApprovalParts {
                 ..self.without_signers()?
             });
         }
+        let repository = || {
+            self.signed_repository
+                .as_deref()
+                .map(signed_repository)
+                .transpose()
+        };
         let signers = match (&self.signature, &trust.key) {
             (Some(_), _) => None,
             (None, _) if !trust.is_given() => None,
@@ -176,15 +192,39 @@ impl ImageApprovalParts {
             {
                 Some(ImageSigners::CosignKey {
                     key: key.clone(),
-                    repository: self
-                        .signed_repository
-                        .as_deref()
-                        .map(signed_repository)
-                        .transpose()?,
+                    repository: repository()?,
                     trusted_root: trust.trusted_root.clone(),
                 })
             }
-            (None, _) => return Err(RuleError::ImageKeyOnly),
+            (None, Some(_)) => return Err(RuleError::ImageTrust),
+            (None, None) => Some(image_certificate(trust, repository()?)?),
+        };
+        let keyless = matches!(
+            &signers,
+            Some(ImageSigners::CosignCertificate {
+                roots: CertificateRoots::TrustedRoot(_),
+                ..
+            })
+        );
+        let signers = match (signers, &self.attestation_type) {
+            (_, Some(_)) if !keyless => return Err(RuleError::AttestationTypeWithoutKeyless),
+            (
+                Some(ImageSigners::CosignCertificate {
+                    identity,
+                    issuer,
+                    roots,
+                    repository,
+                    ..
+                }),
+                Some(predicate),
+            ) => Some(ImageSigners::CosignCertificate {
+                identity,
+                issuer,
+                roots,
+                repository,
+                attestation_type: Some(predicate.clone()),
+            }),
+            (signers, _) => signers,
         };
         if self.signed_repository.is_some() && signers.is_none() {
             return Err(RuleError::SignedRepositoryWithoutKey);
@@ -244,6 +284,54 @@ impl ImageApprovalParts {
             signers: None,
         })
     }
+}
+
+/// cosign's certificate policy for an image, whose signatures name `repository`: an
+/// identity, and either a private PKI's certificates (`--certificate-chain`, an issuer
+/// optional) or a trusted root's Fulcio CAs (an issuer required; no chain settings).
+fn image_certificate(
+    trust: &TrustParts,
+    repository: Option<String>,
+) -> Result<ImageSigners, RuleError> {
+    let identity = match (&trust.identity, &trust.identity_regexp) {
+        (Some(identity), None) => IdentitySpec::Exact(identity.clone()),
+        (None, Some(pattern)) => IdentitySpec::Pattern(pattern.clone()),
+        (Some(_), Some(_)) => return Err(RuleError::IdentityAndPattern),
+        (None, None) => return Err(RuleError::NoIdentity),
+    };
+    let issuer = match (&trust.issuer, &trust.issuer_regexp) {
+        (Some(issuer), None) => Some(IdentitySpec::Exact(issuer.clone())),
+        (None, Some(pattern)) => Some(IdentitySpec::Pattern(pattern.clone())),
+        (None, None) => None,
+        (Some(_), Some(_)) => return Err(RuleError::IssuerAndPattern),
+    };
+    let roots = if trust.certificate_chain.is_empty() {
+        if trust.allow_partial_chain {
+            return Err(RuleError::AllowPartialChainWithoutChain);
+        }
+        if issuer.is_none() {
+            return Err(RuleError::NoIssuer);
+        }
+        CertificateRoots::TrustedRoot(trust.trusted_root.clone())
+    } else {
+        if trust.trusted_root.is_some() {
+            return Err(RuleError::MoreThanOne(vec![
+                Setting::CertificateChain,
+                Setting::TrustedRoot,
+            ]));
+        }
+        CertificateRoots::Chain {
+            paths: trust.certificate_chain.clone(),
+            allow_partial: trust.allow_partial_chain,
+        }
+    };
+    Ok(ImageSigners::CosignCertificate {
+        identity,
+        issuer,
+        roots,
+        repository,
+        attestation_type: None,
+    })
 }
 
 /// A repository as a signature names it: `HOST[:PORT]/PATH`, no scheme, tag or digest.
@@ -682,26 +770,124 @@ mod tests {
             unkeyed.approval().unwrap_err(),
             RuleError::SignedRepositoryWithoutKey
         );
-        for trust in [
-            TrustParts {
-                identity: Some("a@example.com".into()),
-                issuer: Some("https://issuer.example".into()),
-                ..TrustParts::default()
-            },
-            TrustParts {
-                certificate_chain: vec!["ca.pem".into()],
-                ..TrustParts::default()
-            },
-            TrustParts {
+        let parts = ImageApprovalParts {
+            trust: TrustParts {
                 issuer: Some("https://issuer.example".into()),
                 ..keyed()
             },
-        ] {
-            let parts = ImageApprovalParts {
+            ..ImageApprovalParts::default()
+        };
+        assert_eq!(parts.approval().unwrap_err(), RuleError::ImageTrust);
+    }
+
+    #[test]
+    fn an_identity_without_a_signature_is_the_images_cosign_certificate_policy() {
+        let image = |trust: TrustParts| {
+            ImageApprovalParts {
                 trust,
+                signed_repository: Some("h/app".into()),
                 ..ImageApprovalParts::default()
-            };
-            assert_eq!(parts.approval().unwrap_err(), RuleError::ImageKeyOnly);
+            }
+            .approval()
+            .map(|a| a.signers)
+        };
+        let identity = || TrustParts {
+            identity: Some("a@example.com".into()),
+            ..TrustParts::default()
+        };
+        // Keyless: an issuer is required; the trusted root is optional.
+        assert_eq!(
+            image(TrustParts {
+                issuer_regexp: Some("https://.*".into()),
+                trusted_root: Some("root.json".into()),
+                ..identity()
+            })
+            .unwrap(),
+            Some(ImageSigners::CosignCertificate {
+                identity: IdentitySpec::Exact("a@example.com".into()),
+                issuer: Some(IdentitySpec::Pattern("https://.*".into())),
+                roots: CertificateRoots::TrustedRoot(Some("root.json".into())),
+                repository: Some("h/app".into()),
+                attestation_type: None,
+            })
+        );
+        assert_eq!(image(identity()).unwrap_err(), RuleError::NoIssuer);
+        // A private PKI: the chain, an issuer optional, no trusted root.
+        let chained = || TrustParts {
+            certificate_chain: vec!["roots.pem".into(), "intermediates.pem".into()],
+            allow_partial_chain: true,
+            ..identity()
+        };
+        assert_eq!(
+            image(chained()).unwrap(),
+            Some(ImageSigners::CosignCertificate {
+                identity: IdentitySpec::Exact("a@example.com".into()),
+                issuer: None,
+                roots: CertificateRoots::Chain {
+                    paths: vec!["roots.pem".into(), "intermediates.pem".into()],
+                    allow_partial: true,
+                },
+                repository: Some("h/app".into()),
+                attestation_type: None,
+            })
+        );
+        assert_eq!(
+            image(TrustParts {
+                trusted_root: Some("root.json".into()),
+                ..chained()
+            })
+            .unwrap_err(),
+            RuleError::MoreThanOne(vec![Setting::CertificateChain, Setting::TrustedRoot])
+        );
+        // Each rule of the identity and the issuer.
+        for (trust, error) in [
+            (
+                TrustParts {
+                    certificate_chain: vec!["roots.pem".into()],
+                    ..TrustParts::default()
+                },
+                RuleError::NoIdentity,
+            ),
+            (
+                TrustParts {
+                    issuer: Some("https://issuer.example".into()),
+                    ..TrustParts::default()
+                },
+                RuleError::NoIdentity,
+            ),
+            (
+                TrustParts {
+                    identity_regexp: Some(".*".into()),
+                    issuer: Some("https://issuer.example".into()),
+                    ..identity()
+                },
+                RuleError::IdentityAndPattern,
+            ),
+            (
+                TrustParts {
+                    issuer: Some("https://issuer.example".into()),
+                    issuer_regexp: Some(".*".into()),
+                    ..identity()
+                },
+                RuleError::IssuerAndPattern,
+            ),
+            (
+                TrustParts {
+                    issuer: Some("https://issuer.example".into()),
+                    allow_partial_chain: true,
+                    ..identity()
+                },
+                RuleError::AllowPartialChainWithoutChain,
+            ),
+            (
+                TrustParts {
+                    identity: Some("a@example.com".into()),
+                    ..keyed()
+                },
+                RuleError::ImageTrust,
+            ),
+        ] {
+            assert_eq!(image(trust.clone()).unwrap_err(), error, "{trust:?}");
         }
     }
 

@@ -31,6 +31,7 @@ pub enum Setting {
     TrustPolicy,
     /// Notation's trust store directory.
     TrustStore,
+    AttestationType,
     /// Not an approval setting, but named by hints: paths left out of the model.
     IgnorePaths,
     /// Not an approval setting, but named by hints: plain HTTP to a registry.
@@ -74,6 +75,7 @@ impl Setting {
             Setting::SignedRepository => "signed_repository",
             Setting::TrustPolicy => "trust_policy",
             Setting::TrustStore => "trust_store",
+            Setting::AttestationType => "attestation_type",
             Setting::IgnorePaths => "ignore_paths",
             Setting::Insecure => "insecure",
         }
@@ -202,8 +204,13 @@ pub enum RuleError {
     TrustWithoutSignature,
     /// A signature without exactly one kind of trust.
     NotOneTrust,
-    /// Trust settings other than a key, on an image without an OMS signature.
-    ImageKeyOnly,
+    /// Trust settings that make no image signature policy (a key beside certificate
+    /// settings), on an image without an OMS signature.
+    ImageTrust,
+    /// Certificate settings without the identity they must name.
+    NoIdentity,
+    /// An attestation type without a keyless policy to check attestations under.
+    AttestationTypeWithoutKeyless,
     /// A signed repository without an image signature policy.
     SignedRepositoryWithoutKey,
     /// A Notation trust policy without its trust store, or the other way round.
@@ -281,23 +288,43 @@ impl RuleError {
                 name(Setting::IdentityRegexp),
                 name(Setting::Issuer),
             ),
-            RuleError::ImageKeyOnly => format!(
-                "an image's own signatures are checked with {} (cosign's key policy; {} beside it gives \
-                 the Rekor keys) or with {} and {} (Notation's); {}, and {} without {}, go with {} (an OMS \
-                 signature of the model an artifact holds)",
+            RuleError::ImageTrust => format!(
+                "an image's own signatures are checked with one of: {} PUBLIC.pem (cosign's key policy; {} \
+                 beside it gives the Rekor keys); {} (or {}) with {} (or {}) (cosign keyless, against {} or \
+                 the shipped public-good root); {} ROOTS.pem with {} (a private PKI); {} with {} (Notation)",
                 name(Setting::Key),
                 name(Setting::TrustedRoot),
+                name(Setting::Identity),
+                name(Setting::IdentityRegexp),
+                name(Setting::Issuer),
+                name(Setting::IssuerRegexp),
+                name(Setting::TrustedRoot),
+                name(Setting::CertificateChain),
+                name(Setting::Identity),
                 name(Setting::TrustPolicy),
                 name(Setting::TrustStore),
-                spelling.list(&TRUST_SETTINGS[1..7], "and"),
-                name(Setting::TrustedRoot),
-                name(Setting::Key),
-                name(Setting::Signature)
+            ),
+            RuleError::AttestationTypeWithoutKeyless => format!(
+                "{} goes with a keyless policy ({} or {} with {} or {}, without {} or {}): \
+                 vouch checks cosign attestations as Sigstore bundles",
+                name(Setting::AttestationType),
+                name(Setting::Identity),
+                name(Setting::IdentityRegexp),
+                name(Setting::Issuer),
+                name(Setting::IssuerRegexp),
+                name(Setting::CertificateChain),
+                name(Setting::Signature),
+            ),
+            RuleError::NoIdentity => format!(
+                "a certificate's signer is named by {} or {} (its e-mail address or URI)",
+                name(Setting::Identity),
+                name(Setting::IdentityRegexp)
             ),
             RuleError::SignedRepositoryWithoutKey => format!(
-                "{} goes with {} (without {}): the repository an image signature must name",
+                "{} goes with {} or {} (a cosign policy, without {}): the repository an image signature must name",
                 name(Setting::SignedRepository),
                 name(Setting::Key),
+                name(Setting::Identity),
                 name(Setting::Signature)
             ),
             RuleError::TrustPolicyAndStore => format!(

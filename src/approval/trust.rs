@@ -33,7 +33,7 @@ pub enum TrustSpec {
 
 /// A value a certificate field must have: exactly this text, or matching this pattern as a
 /// whole.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum IdentitySpec {
     Exact(String),
     Pattern(String),
@@ -188,23 +188,35 @@ impl TrustSpec {
     }
 }
 
+impl IdentitySpec {
+    /// The rule a signer's identity must satisfy; a bad pattern is a usage error.
+    pub fn identity_rule(&self) -> Result<IdentityRule> {
+        match self {
+            IdentitySpec::Exact(identity) => Ok(IdentityRule::Exact(identity.clone())),
+            IdentitySpec::Pattern(pattern) => IdentityRule::pattern(pattern)
+                .map_err(|e| Error::Usage(e.to_string()).with_hint(Hint::IdentityPattern)),
+        }
+    }
+
+    /// The rule a signer's OIDC issuer must satisfy; a bad pattern is a usage error.
+    pub fn issuer_rule(&self) -> Result<IssuerRule> {
+        match self {
+            IdentitySpec::Exact(issuer) => Ok(IssuerRule::Exact(issuer.clone())),
+            IdentitySpec::Pattern(pattern) => {
+                IssuerRule::pattern(pattern).map_err(|e| Error::Usage(e.to_string()))
+            }
+        }
+    }
+}
+
 /// The keyless policy of a [`TrustSpec::Keyless`].
 fn load_keyless(
     identity: &IdentitySpec,
     issuer: &IdentitySpec,
     trusted_root: Option<&std::path::Path>,
 ) -> Result<KeylessPolicy> {
-    let identity = match identity {
-        IdentitySpec::Exact(identity) => IdentityRule::Exact(identity.clone()),
-        IdentitySpec::Pattern(pattern) => IdentityRule::pattern(pattern)
-            .map_err(|e| Error::Usage(e.to_string()).with_hint(Hint::IdentityPattern))?,
-    };
-    let issuer = match issuer {
-        IdentitySpec::Exact(issuer) => IssuerRule::Exact(issuer.clone()),
-        IdentitySpec::Pattern(pattern) => {
-            IssuerRule::pattern(pattern).map_err(|e| Error::Usage(e.to_string()))?
-        }
-    };
+    let identity = identity.identity_rule()?;
+    let issuer = issuer.issuer_rule()?;
     let root = match trusted_root {
         Some(path) => Some(
             String::from_utf8(read_input(path)?)

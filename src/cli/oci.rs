@@ -22,7 +22,8 @@ pub struct OciArgs {
 #[derive(Debug, Subcommand)]
 enum OciCommand {
     /// Verify an image or model artifact: its manifest against a pinned digest, every blob
-    /// against its descriptor, and optionally its cosign signatures (--key) or Notation
+    /// against its descriptor, and optionally its cosign signatures (--key; --identity with
+    /// --issuer, keyless; --certificate-chain with --identity, a private PKI) or Notation
     /// signatures (--trust-policy), diff_ids and an approved OMS manifest or signature
     Verify(Box<VerifyArgs>),
     /// Print the digest of the manifest or index REF resolves to, to pin with --digest
@@ -51,7 +52,8 @@ pub struct VerifyArgs {
     #[command(flatten)]
     trust: TrustArgs,
     /// The repository the image's cosign signatures must name
-    /// (critical.identity.docker-reference), with --key and without --signature [default:
+    /// (critical.identity.docker-reference), with --key or --identity and without
+    /// --signature [default:
     /// REF's repository; an image layout names none, so it is then not checked]
     #[arg(long, value_name = "HOST[:PORT]/PATH")]
     signed_repository: Option<String>,
@@ -64,6 +66,10 @@ pub struct VerifyArgs {
     /// with the certificates the trust policy's stores name
     #[arg(long, value_name = "DIR", requires = "trust_policy")]
     trust_store: Option<PathBuf>,
+    /// Count cosign attestations (Sigstore bundle referrers) whose statement has this
+    /// predicate type, instead of signatures; with --identity and --issuer
+    #[arg(long, value_name = "URI")]
+    attestation_type: Option<String>,
     #[command(flatten)]
     platform: PlatformArgs,
     /// Verify every manifest of a multi-platform image
@@ -228,6 +234,7 @@ fn check(args: &VerifyArgs) -> Result<Report> {
         signed_repository: args.signed_repository.clone(),
         trust_policy: args.trust_policy.clone(),
         trust_store: args.trust_store.clone(),
+        attestation_type: args.attestation_type.clone(),
     }
     .approval()
     .map_err(refused)?;

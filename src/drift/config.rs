@@ -81,6 +81,7 @@ struct RawTarget {
     signed_repository: Option<String>,
     trust_policy: Option<String>,
     trust_store: Option<String>,
+    attestation_type: Option<String>,
     algo: Option<String>,
     shard_size: Option<u64>,
     #[serde(default)]
@@ -523,7 +524,7 @@ pub enum TargetError {
     #[error("target \"{0}\" needs an owner")]
     NoOwner(String),
     #[error(
-        "target \"{0}\": platform, all_platforms, diff_ids, insecure, min_rate, signed_repository, trust_policy and trust_store go with image"
+        "target \"{0}\": platform, all_platforms, diff_ids, insecure, min_rate, signed_repository, trust_policy, trust_store and attestation_type go with image"
     )]
     ImageSettingsOnPath(String),
     #[error("target \"{0}\" has both path and image; give one")]
@@ -602,7 +603,8 @@ fn target(
         || raw.min_rate.is_some()
         || raw.signed_repository.is_some()
         || raw.trust_policy.is_some()
-        || raw.trust_store.is_some();
+        || raw.trust_store.is_some()
+        || raw.attestation_type.is_some();
     let subject = match (&raw.path, &raw.image) {
         (Some(path), None) if !image_only => Deployed::Model {
             // A Hugging Face model (hf://ORG/NAME[@REV]) is looked up in the hub cache
@@ -700,6 +702,7 @@ fn image_target(
         signed_repository: raw.signed_repository.clone(),
         trust_policy: raw.trust_policy.as_deref().map(resolve),
         trust_store: raw.trust_store.as_deref().map(resolve),
+        attestation_type: raw.attestation_type.clone(),
     }
     .approval()
     .map_err(|error| TargetError::Rules {
@@ -1079,7 +1082,9 @@ webhook = "https://hooks.example.com/vouch"
         let model = "[[target]]\nname = \"m\"\nowner = \"o\"\npath = \"/srv/m\"\nmanifest = \"m.json\"\nmin_rate = 10\n";
         let e = error_of(model);
         assert!(
-            e.contains("signed_repository, trust_policy and trust_store go with image"),
+            e.contains(
+                "signed_repository, trust_policy, trust_store and attestation_type go with image"
+            ),
             "{e}"
         );
     }

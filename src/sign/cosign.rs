@@ -7,8 +7,8 @@
 //! spelling cosign and containers/image use) and, when a repository is given, its
 //! `critical.identity.docker-reference` names that repository (with or without a tag).
 //!
-//! Rekor SETs of these signatures are checked in [`super::rekor`]. Not here yet: keyless
-//! (Fulcio) and private-PKI certificates, bundle v0.3 referrers.
+//! Rekor SETs of these signatures are checked in [`super::rekor`]; signatures by a
+//! certificate (keyless Fulcio, a private PKI) in [`super::fulcio`].
 
 use aws_lc_rs::signature;
 use base64::Engine as _;
@@ -51,13 +51,18 @@ impl CosignKey {
             .into_iter()
             .find(|b| b.tag() == "PUBLIC KEY")
             .ok_or_else(|| KeyFileError("it holds no PUBLIC KEY PEM block".into()))?;
-        let info = SubjectPublicKeyInfoOwned::from_der(block.contents())
+        CosignKey::from_spki(block.contents())
+    }
+
+    /// Reads a DER SubjectPublicKeyInfo (a key file's, or a certificate's).
+    pub fn from_spki(der: &[u8]) -> Result<CosignKey, KeyFileError> {
+        let info = SubjectPublicKeyInfoOwned::from_der(der)
             .map_err(|e| KeyFileError(format!("not a public key: {e}")))?;
         let raw = info.subject_public_key.raw_bytes().to_vec();
         match info.algorithm.oid {
             RSA_ENCRYPTION => Ok(CosignKey::Rsa(raw)),
             ED25519 => Ok(CosignKey::Ed25519(raw)),
-            _ => PublicKey::from_spki(block.contents())
+            _ => PublicKey::from_spki(der)
                 .map(CosignKey::Ecdsa)
                 .map_err(|e| KeyFileError(e.to_string())),
         }

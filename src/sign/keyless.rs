@@ -70,6 +70,15 @@ pub struct KeylessPolicy {
     verifier: Verifier,
 }
 
+impl std::fmt::Debug for KeylessPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeylessPolicy")
+            .field("identity", &self.identity)
+            .field("issuer", &self.issuer)
+            .finish_non_exhaustive()
+    }
+}
+
 impl KeylessPolicy {
     /// `trusted_root` is the text of a trusted_root.json; without one, the Sigstore
     /// public-good root that ships with the Sigstore crates is used.
@@ -199,6 +208,31 @@ pub fn verify_digest(
         }
         KeylessFailure::Rejected(rejection) => rejection,
     })
+}
+
+/// Verifies a Sigstore bundle (JSON) whose statement's subject, or whose message digest,
+/// must be `subject_sha256` (hex): an image's bundle v0.3 referrer.
+pub fn verify_json_digest(
+    bundle_json: &str,
+    subject_sha256: &str,
+    policy: &KeylessPolicy,
+) -> Result<KeylessSigner, KeylessFailure> {
+    let parsed = sigstore_types::Bundle::from_json(bundle_json).map_err(|e| {
+        KeylessFailure::Rejected(Rejection(format!(
+            "malformed: the bundle does not follow the Sigstore format: {e}"
+        )))
+    })?;
+    let digest = Sha256Hash::from_hex(subject_sha256).map_err(|e| {
+        KeylessFailure::Rejected(Rejection(format!(
+            "the subject digest is not a sha256 digest: {e}"
+        )))
+    })?;
+    let result = policy.verifier.verify(
+        Artifact::Digest(digest.into()),
+        &parsed,
+        &policy.sigstore_policy(),
+    );
+    policy.check(result)
 }
 
 /// Verifies a detached Sigstore bundle (a message signature or a DSSE attestation, as cosign

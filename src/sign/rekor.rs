@@ -10,7 +10,7 @@ use serde::Deserialize;
 use sigstore_trust_root::{TrustedRoot, SIGSTORE_PRODUCTION_TRUSTED_ROOT};
 
 use super::cosign::{decode_base64, CosignKey};
-use super::keys::PublicKey;
+use super::keys::{pem_blocks, PublicKey};
 use crate::hash::Algorithm;
 
 /// The layer annotation holding the Rekor bundle.
@@ -34,8 +34,11 @@ impl RekorLogs {
     /// The logs of a trusted_root.json (read strictly); keys that are not ECDSA (which
     /// Rekor's are) are left out.
     pub fn from_trusted_root(text: &str) -> Result<RekorLogs, String> {
-        let root: TrustedRoot = crate::json::from_slice(text.as_bytes())
-            .map_err(|e| format!("not a Sigstore trusted root: {e}"))?;
+        Ok(RekorLogs::of(&read_trusted_root(text)?))
+    }
+
+    /// The logs of a parsed trusted root.
+    pub fn of(root: &TrustedRoot) -> RekorLogs {
         let logs = root
             .tlogs
             .iter()
@@ -53,13 +56,26 @@ impl RekorLogs {
                 })
             })
             .collect();
-        Ok(RekorLogs { logs })
+        RekorLogs { logs }
     }
 
     /// The logs of the Sigstore public-good trusted root shipped with vouch.
     pub fn public_good() -> Result<RekorLogs, String> {
         RekorLogs::from_trusted_root(SIGSTORE_PRODUCTION_TRUSTED_ROOT)
     }
+}
+
+/// Reads a trusted_root.json strictly (no duplicate or case-variant key goes unnoticed).
+pub fn read_trusted_root(text: &str) -> Result<TrustedRoot, String> {
+    crate::json::from_slice(text.as_bytes())
+        .map_err(|e| format!("not a Sigstore trusted root: {e}"))
+}
+
+/// Who a Rekor entry must name as the signer: a key, or a certificate (DER).
+#[derive(Clone, Copy, Debug)]
+pub enum LoggedSigner<'a> {
+    Key(&'a CosignKey),
+    Certificate(&'a [u8]),
 }
 
 /// What a checked SET says: where and when the signature was logged.
@@ -115,13 +131,13 @@ struct Body {
 }
 
 /// Checks the SET of `annotation` against `logs`, then that the entry it signs logs this
-/// `payload` (by its SHA-256), this `signature` and this `signer` key.
+/// `payload` (by its SHA-256), this `signature` and this `signer`.
 pub fn verify_set(
     annotation: &str,
     logs: &RekorLogs,
     payload: &[u8],
     signature: &[u8],
-    signer: &CosignKey,
+    signer: LoggedSigner,
 ) -> Result<Logged, SetRefusal> {
     let malformed = |m: String| SetRefusal::Malformed(m);
     let bundle: RawBundle =
@@ -162,12 +178,13 @@ pub fn verify_set(
     })
 }
 
-/// A `hashedrekord` 0.0.1 body must name the payload's SHA-256, the signature and the key.
+/// A `hashedrekord` 0.0.1 body must name the payload's SHA-256, the signature and the
+/// signer (its key, or the very certificate).
 fn check_body(
     body: &[u8],
     payload: &[u8],
     signature: &[u8],
-    signer: &CosignKey,
+    signer: LoggedSigner,
 ) -> Result<(), SetRefusal> {
     let malformed = |m: &str| SetRefusal::Malformed(format!("its entry body {m}"));
     let body: Body = crate::json::from_slice(body).map_err(|e| malformed(&e.to_string()))?;
@@ -202,8 +219,22 @@ fn check_body(
     }
     let key = decode_base64(text(&["signature", "publicKey", "content"])?)
         .ok_or_else(|| malformed("has a public key that is not base64"))?;
-    match CosignKey::from_pem(&key) {
-        Ok(logged) if &logged == signer => Ok(()),
-        _ => Err(SetRefusal::OtherEntry("another key")),
+    match signer {
+        LoggedSigner::Key(signer) => match CosignKey::from_pem(&key) {
+            Ok(logged) if &logged == signer => Ok(()),
+            _ => Err(SetRefusal::OtherEntry("another key")),
+        },
+        LoggedSigner::Certificate(der) => {
+            let logged = pem_blocks(&key).ok().and_then(|blocks| {
+                blocks
+                    .into_iter()
+                    .find(|b| b.tag() == "CERTIFICATE")
+                    .map(pem::Pem::into_contents)
+            });
+            match logged {
+                Some(logged) if logged == der => Ok(()),
+                _ => Err(SetRefusal::OtherEntry("another certificate")),
+            }
+        }
     }
 }

@@ -31,9 +31,11 @@ pub enum CertificateError {
         oid: String,
         detail: String,
     },
-    #[error("'{subject}' is not valid at the signing certificate's issue time (valid {not_before} to {not_after})")]
-    NotValidAtIssue {
+    /// `at` says which time the chain was judged at.
+    #[error("'{subject}' is not valid at {at} (valid {not_before} to {not_after})")]
+    NotValidAt {
         subject: String,
+        at: String,
         not_before: String,
         not_after: String,
     },
@@ -148,12 +150,14 @@ impl Parsed {
         }
     }
 
-    fn valid_at(&self, time: SystemTime) -> Result<(), CertificateError> {
+    fn valid_at(&self, time: &JudgedAt) -> Result<(), CertificateError> {
         let validity = &self.cert.tbs_certificate.validity;
-        if time < validity.not_before.to_system_time() || time > validity.not_after.to_system_time()
+        if time.time < validity.not_before.to_system_time()
+            || time.time > validity.not_after.to_system_time()
         {
-            return Err(CertificateError::NotValidAtIssue {
+            return Err(CertificateError::NotValidAt {
                 subject: self.subject(),
+                at: time.what.clone(),
                 not_before: validity.not_before.to_string(),
                 not_after: validity.not_after.to_string(),
             });
@@ -238,7 +242,50 @@ pub fn verify_chain(
     allow_partial: bool,
 ) -> Result<VerifiedLeaf, CertificateError> {
     let leaf = Parsed::new(&chain[0], "the signing certificate")?;
-    let intermediates: Vec<Parsed> = chain[1..]
+    let time = JudgedAt {
+        time: leaf
+            .cert
+            .tbs_certificate
+            .validity
+            .not_before
+            .to_system_time(),
+        what: "the signing certificate's issue time".to_string(),
+    };
+    verify_path(&leaf, &chain[1..], anchors, allow_partial, &time)?;
+    Ok(VerifiedLeaf {
+        key: leaf_key(&leaf)?,
+        subject: leaf.subject(),
+    })
+}
+
+/// The time a chain is judged at, and how a refusal names it (e.g. "the Rekor entry's
+/// integrated time 2023-01-20T20:51:33Z").
+#[derive(Clone, Debug)]
+pub struct JudgedAt {
+    pub time: SystemTime,
+    pub what: String,
+}
+
+/// As [`verify_chain`], with every certificate judged valid at `time` (not at the leaf's
+/// issue time), and whatever the leaf's key type: the caller reads the key.
+pub fn verify_chain_at(
+    chain: &[Vec<u8>],
+    anchors: &[Vec<u8>],
+    allow_partial: bool,
+    time: &JudgedAt,
+) -> Result<(), CertificateError> {
+    let leaf = Parsed::new(&chain[0], "the signing certificate")?;
+    verify_path(&leaf, &chain[1..], anchors, allow_partial, time)
+}
+
+fn verify_path(
+    leaf: &Parsed,
+    chain: &[Vec<u8>],
+    anchors: &[Vec<u8>],
+    allow_partial: bool,
+    time: &JudgedAt,
+) -> Result<(), CertificateError> {
+    let intermediates: Vec<Parsed> = chain
         .iter()
         .enumerate()
         .map(|(i, der)| Parsed::new(der, &format!("certificate {} of the bundle's chain", i + 2)))
@@ -248,16 +295,10 @@ pub fn verify_chain(
         .enumerate()
         .map(|(i, der)| Parsed::new(der, &format!("trusted certificate {}", i + 1)))
         .collect::<Result<_, _>>()?;
-    let time = leaf
-        .cert
-        .tbs_certificate
-        .validity
-        .not_before
-        .to_system_time();
 
-    check_leaf(&leaf)?;
+    check_leaf(leaf)?;
     let mut used = vec![false; intermediates.len()];
-    let mut current = &leaf;
+    let mut current = leaf;
     // The last trusted certificate passed that was not a root, for the error.
     let mut partial: Option<String> = None;
     for depth in 0..MAX_DEPTH {
@@ -273,10 +314,7 @@ pub fn verify_chain(
             // A self-signed root (or, with partial chains, any trusted certificate) ends the path.
             if allow_partial || anchor.is_self_signed() {
                 anchor.check_issuer(depth, true)?;
-                return Ok(VerifiedLeaf {
-                    key: leaf_key(&leaf)?,
-                    subject: leaf.subject(),
-                });
+                return Ok(());
             }
             anchor.check_issuer(depth, false)?;
             partial = Some(anchor.subject());

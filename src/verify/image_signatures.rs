@@ -8,7 +8,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use crate::approval::ImageSigners;
+use sigstore_trust_root::{TrustedRoot, SIGSTORE_PRODUCTION_TRUSTED_ROOT};
+
+use crate::approval::{CertificateRoots, IdentitySpec, ImageSigners};
 use crate::error::{Error, Result};
 use crate::fsio::read_input;
 use crate::hash::Digest;
@@ -16,18 +18,33 @@ use crate::oci::document::Descriptor;
 use crate::oci::referrers::{cosign_signature_tag, discover, Attached, Discovery, Place};
 use crate::oci::{Connection, ImageRef};
 use crate::report::{Report, Subject, Verdict};
-use crate::sign::cosign::{decode_base64, verify_simple_signing, CosignKey, SIGNATURE_ANNOTATION};
+use crate::sign::bundle::BUNDLE_MEDIA_TYPE;
+use crate::sign::cosign::{
+    decode_base64, verify_simple_signing, CosignKey, Refusal as CosignRefusal,
+    SIGNATURE_ANNOTATION, SIMPLE_SIGNING,
+};
+use crate::sign::fulcio::{
+    check_signer, read_signer, seconds, CertificateAnchors, SignerRules, CERTIFICATE_ANNOTATION,
+    CHAIN_ANNOTATION,
+};
+use crate::sign::keyless::{
+    verify_json_digest, IdentityRule, IssuerRule, KeylessFailure, KeylessPolicy,
+};
 use crate::sign::notation::policy::{Action, Enforcement, Statement, TrustPolicy};
 use crate::sign::notation::{
     check_target, read_named_store, verify_cose, verify_jws, Anchors, Examined, Refusal,
     StoreError, TargetArtifact,
 };
-use crate::sign::rekor::{verify_set, RekorLogs, BUNDLE_ANNOTATION};
+use crate::sign::rekor::{
+    read_trusted_root, verify_set, LoggedSigner, RekorLogs, BUNDLE_ANNOTATION,
+};
+use crate::sign::x509::pem_certificates;
 
 /// A loaded image signature policy.
 #[derive(Debug)]
 pub enum Policy {
     Key(KeyPolicy),
+    Certificate(CertificatePolicy),
     Notation(NotationPolicy),
 }
 
@@ -47,6 +64,21 @@ impl Policy {
                 reference,
             )
             .map(Policy::Key),
+            ImageSigners::CosignCertificate {
+                identity,
+                issuer,
+                roots,
+                repository,
+                attestation_type,
+            } => CertificatePolicy::load(
+                identity,
+                issuer.as_ref(),
+                roots,
+                repository.as_deref(),
+                attestation_type.as_deref(),
+                reference,
+            )
+            .map(Policy::Certificate),
             ImageSigners::Notation {
                 trust_policy,
                 trust_store,
@@ -58,6 +90,7 @@ impl Policy {
     pub fn describe(&self) -> String {
         match self {
             Policy::Key(policy) => policy.describe(),
+            Policy::Certificate(policy) => policy.describe(),
             Policy::Notation(policy) => policy.describe(),
         }
     }
@@ -172,19 +205,8 @@ impl KeyPolicy {
     ) -> Result<KeyPolicy> {
         let parsed = CosignKey::from_pem(&read_input(key)?)
             .map_err(|e| Error::input(key, format!("not a cosign public key: {e}")))?;
-        let repository = repository.map(str::to_string).or_else(|| match reference {
-            ImageRef::Registry(image) => Some(format!("{}/{}", image.host, image.repository)),
-            ImageRef::Layout(_) => None,
-        });
-        let rekor = match trusted_root {
-            Some(path) => {
-                let text = String::from_utf8(read_input(path)?)
-                    .map_err(|_| Error::input(path, "is not UTF-8 JSON"))?;
-                RekorLogs::from_trusted_root(&text).map_err(|e| Error::input(path, e))?
-            }
-            None => RekorLogs::public_good()
-                .map_err(|e| Error::input(Path::new("<built-in trusted root>"), e))?,
-        };
+        let repository = signed_repository(repository, reference);
+        let rekor = RekorLogs::of(&load_trusted_root(trusted_root)?);
         Ok(KeyPolicy::new(parsed, key, repository, rekor))
     }
 
@@ -212,6 +234,170 @@ impl KeyPolicy {
     }
 }
 
+/// The repository a signature must name: the one given, else `reference`'s (an image
+/// layout has none).
+fn signed_repository(given: Option<&str>, reference: &ImageRef) -> Option<String> {
+    given.map(str::to_string).or_else(|| match reference {
+        ImageRef::Registry(image) => Some(format!("{}/{}", image.host, image.repository)),
+        ImageRef::Layout(_) => None,
+    })
+}
+
+/// The trusted root at `path`, else the shipped public-good one; a malformed one is an
+/// input error naming the file.
+fn load_trusted_root(path: Option<&Path>) -> Result<TrustedRoot> {
+    let text = trusted_root_text(path)?;
+    read_trusted_root(&text).map_err(|e| Error::input(trusted_root_name(path), e))
+}
+
+/// The text of the trusted root at `path`, else of the shipped public-good one.
+fn trusted_root_text(path: Option<&Path>) -> Result<String> {
+    match path {
+        Some(path) => String::from_utf8(read_input(path)?)
+            .map_err(|_| Error::input(path, "is not UTF-8 JSON")),
+        None => Ok(SIGSTORE_PRODUCTION_TRUSTED_ROOT.to_string()),
+    }
+}
+
+fn trusted_root_name(path: Option<&Path>) -> &Path {
+    path.unwrap_or(Path::new("<built-in trusted root>"))
+}
+
+/// A loaded cosign certificate policy: who must have signed, and what the signer's
+/// certificate must chain to.
+#[derive(Debug)]
+pub struct CertificatePolicy {
+    rules: SignerRules,
+    anchors: CertificateAnchors,
+    /// The same signer and trusted root, for Sigstore bundle referrers (keyless only).
+    bundles: Option<Box<KeylessPolicy>>,
+    /// `--attestation-type`: attestations of this predicate type count, not signatures.
+    attestation: Option<String>,
+    /// The trusted root or certificate files, for the report.
+    source: String,
+    repository: Option<String>,
+}
+
+impl CertificatePolicy {
+    /// Reads the trusted root (or the shipped one) or the PKI's certificate files, and
+    /// compiles the identity and issuer patterns; a malformed file is an input error
+    /// naming it, a bad pattern a usage error.
+    fn load(
+        identity: &IdentitySpec,
+        issuer: Option<&IdentitySpec>,
+        roots: &CertificateRoots,
+        repository: Option<&str>,
+        attestation: Option<&str>,
+        reference: &ImageRef,
+    ) -> Result<CertificatePolicy> {
+        let rules = SignerRules {
+            identity: identity.identity_rule()?,
+            issuer: issuer.map(IdentitySpec::issuer_rule).transpose()?,
+        };
+        let mut bundles = None;
+        let (anchors, source) = match roots {
+            CertificateRoots::TrustedRoot(path) => {
+                let path = path.as_deref();
+                if let Some(issuer) = issuer {
+                    let text = trusted_root_text(path)?;
+                    bundles = Some(Box::new(
+                        KeylessPolicy::new(
+                            identity.identity_rule()?,
+                            issuer.issuer_rule()?,
+                            Some(&text),
+                        )
+                        .map_err(|e| Error::input(trusted_root_name(path), e.to_string()))?,
+                    ));
+                }
+                (
+                    CertificateAnchors::fulcio(&load_trusted_root(path)?),
+                    match path {
+                        Some(path) => format!("the trusted root {}", path.display()),
+                        None => "the shipped Sigstore public-good trusted root".to_string(),
+                    },
+                )
+            }
+            CertificateRoots::Chain {
+                paths,
+                allow_partial,
+            } => {
+                let mut certificates = Vec::new();
+                for path in paths {
+                    certificates.extend(
+                        pem_certificates(&read_input(path)?)
+                            .map_err(|e| Error::input(path, e.to_string()))?,
+                    );
+                }
+                let shown: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+                (
+                    CertificateAnchors::Pki {
+                        certificates,
+                        allow_partial: *allow_partial,
+                    },
+                    format!("the certificates of {}", shown.join(", ")),
+                )
+            }
+        };
+        Ok(CertificatePolicy {
+            bundles,
+            attestation: attestation.map(str::to_string),
+            ..CertificatePolicy::new(
+                rules,
+                anchors,
+                source,
+                signed_repository(repository, reference),
+            )
+        })
+    }
+
+    /// A policy for legacy signatures only (no bundle referrer counts under it).
+    pub fn new(
+        rules: SignerRules,
+        anchors: CertificateAnchors,
+        source: String,
+        repository: Option<String>,
+    ) -> CertificatePolicy {
+        CertificatePolicy {
+            rules,
+            anchors,
+            bundles: None,
+            attestation: None,
+            source,
+            repository,
+        }
+    }
+
+    /// The policy in words, for a report's approval line.
+    pub fn describe(&self) -> String {
+        let identity = match &self.rules.identity {
+            IdentityRule::Exact(identity) => identity.clone(),
+            IdentityRule::Pattern(pattern) => format!("an identity matching {}", pattern.as_str()),
+        };
+        let issuer = match &self.rules.issuer {
+            Some(IssuerRule::Exact(issuer)) => format!(" from {issuer}"),
+            Some(IssuerRule::Pattern(pattern)) => {
+                format!(" from an issuer matching {}", pattern.as_str())
+            }
+            None => String::new(),
+        };
+        let what = match &self.attestation {
+            Some(predicate) => format!("a cosign attestation of {predicate}"),
+            None => "a cosign signature".to_string(),
+        };
+        let mut text = format!(
+            "{what} by a certificate for {identity}{issuer}, chained to {}",
+            self.source
+        );
+        if let CertificateAnchors::Pki { .. } = self.anchors {
+            text.push_str(" (a private PKI: no transparency log required)");
+        }
+        if let Some(repository) = &self.repository {
+            text.push_str(&format!(" naming {repository}"));
+        }
+        text
+    }
+}
+
 /// Finds the signatures of `resolved` (what `reference` resolved to) in the repository or
 /// layout of `reference` and adds what [`judge`] or [`judge_notation`] makes of them to
 /// `report`.
@@ -223,15 +409,27 @@ pub fn check_signatures(
     report: &mut Report,
 ) -> Result<()> {
     let discovery = discover(reference, connection, &resolved.digest)?;
-    let policy = match policy {
-        Policy::Key(policy) => policy,
+    let repository = match policy {
+        Policy::Key(policy) => {
+            judge(&discovery, &resolved.digest, policy, report);
+            &policy.repository
+        }
+        Policy::Certificate(policy) => {
+            judge_certified(
+                &discovery,
+                &resolved.digest,
+                policy,
+                SystemTime::now(),
+                report,
+            );
+            &policy.repository
+        }
         Policy::Notation(policy) => {
             judge_notation(&discovery, resolved, policy, SystemTime::now(), report);
             return Ok(());
         }
     };
-    judge(&discovery, &resolved.digest, policy, report);
-    if policy.repository.is_none() {
+    if repository.is_none() {
         report.warnings.push(
             "an image layout names no repository, so the repository a signature names \
              (critical.identity.docker-reference) was not checked; give it with --signed-repository \
@@ -260,6 +458,53 @@ struct Judged {
 /// and adds one subject per signature (or, when one counts, warnings for the others) to
 /// `report`, and a rejected subject when none counts.
 pub fn judge(discovery: &Discovery, resolved: &Digest, policy: &KeyPolicy, report: &mut Report) {
+    judge_cosign(discovery, resolved, Cosign::Key(policy), report);
+}
+
+/// As [`judge`], under a certificate policy; a private PKI's certificates are judged at
+/// `now`.
+pub fn judge_certified(
+    discovery: &Discovery,
+    resolved: &Digest,
+    policy: &CertificatePolicy,
+    now: SystemTime,
+    report: &mut Report,
+) {
+    judge_cosign(
+        discovery,
+        resolved,
+        Cosign::Certificate(policy, now),
+        report,
+    );
+}
+
+/// A cosign policy: a key, or a certificate's signer (with the time a private PKI is
+/// judged at).
+#[derive(Clone, Copy)]
+enum Cosign<'a> {
+    Key(&'a KeyPolicy),
+    Certificate(&'a CertificatePolicy, SystemTime),
+}
+
+impl Cosign<'_> {
+    /// The predicate type an attestation must have to count, when attestations (not
+    /// signatures) are what counts.
+    fn attestation(&self) -> Option<&str> {
+        match self {
+            Cosign::Key(_) => None,
+            Cosign::Certificate(policy, _) => policy.attestation.as_deref(),
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Cosign::Key(policy) => policy.describe(),
+            Cosign::Certificate(policy, _) => policy.describe(),
+        }
+    }
+}
+
+fn judge_cosign(discovery: &Discovery, resolved: &Digest, policy: Cosign, report: &mut Report) {
     let judged = discovery
         .attached
         .iter()
@@ -508,7 +753,7 @@ fn conclude(
 }
 
 /// The signatures one attached manifest holds, judged.
-fn judge_attached(attached: &Attached, resolved: &Digest, policy: &KeyPolicy) -> Vec<Judged> {
+fn judge_attached(attached: &Attached, resolved: &Digest, policy: Cosign) -> Vec<Judged> {
     let legacy = attached.found.iter().find_map(|place| match place {
         Place::LegacyTag(tag) => Some(tag.as_str()),
         _ => None,
@@ -526,13 +771,27 @@ fn judge_attached(attached: &Attached, resolved: &Digest, policy: &KeyPolicy) ->
                 );
                 let outcome = match &layer.bytes {
                     Err(why) => Err(Refused::Unreadable(why.clone())),
-                    Ok(payload) => judge_layer(
-                        &layer.descriptor.annotations,
-                        &layer.descriptor.media_type,
-                        payload,
-                        resolved,
-                        policy,
-                    )
+                    Ok(_) if policy.attestation().is_some() => Err(Refused::Rejected(format!(
+                        "a signature, not an attestation of {}",
+                        policy.attestation().unwrap_or_default()
+                    ))),
+                    Ok(payload) => match policy {
+                        Cosign::Key(policy) => judge_layer(
+                            &layer.descriptor.annotations,
+                            &layer.descriptor.media_type,
+                            payload,
+                            resolved,
+                            policy,
+                        ),
+                        Cosign::Certificate(policy, now) => judge_certified_layer(
+                            &layer.descriptor.annotations,
+                            &layer.descriptor.media_type,
+                            payload,
+                            resolved,
+                            policy,
+                            now,
+                        ),
+                    }
                     .map_err(Refused::Rejected),
                 };
                 Judged { name, outcome }
@@ -546,13 +805,30 @@ fn judge_attached(attached: &Attached, resolved: &Digest, policy: &KeyPolicy) ->
                 .as_deref()
                 .unwrap_or("untyped artifact");
             let places: Vec<String> = attached.found.iter().map(ToString::to_string).collect();
-            vec![Judged {
-                name: format!("referrer {} ({kind})", attached.digest),
-                outcome: Err(Refused::Rejected(format!(
-                    "found by the {}; a cosign key policy counts only legacy .sig signatures (vouch does not check referrers under it yet)",
-                    places.join(" and ")
+            let found = format!("found by the {}", places.join(" and "));
+            let name = format!("referrer {} ({kind})", attached.digest);
+            let (keyless, attestation) = match policy {
+                Cosign::Certificate(policy, _) => {
+                    (policy.bundles.as_deref(), policy.attestation.as_deref())
+                }
+                Cosign::Key(_) => (None, None),
+            };
+            let outcome = match (kind, keyless, attached.layers.as_slice()) {
+                (BUNDLE_MEDIA_TYPE, Some(keyless), [layer]) => match &layer.bytes {
+                    Err(why) => Err(Refused::Unreadable(why.clone())),
+                    Ok(bytes) => judge_bundle(bytes, resolved, keyless, attestation)
+                        .map(|text| format!("{text}; {found}"))
+                        .map_err(|why| Refused::Rejected(format!("{why}; {found}"))),
+                },
+                (BUNDLE_MEDIA_TYPE, Some(_), layers) => Err(Refused::Rejected(format!(
+                    "malformed: a Sigstore bundle referrer has one layer, the bundle; this one has {}; {found}",
+                    layers.len()
                 ))),
-            }]
+                _ => Err(Refused::Rejected(format!(
+                    "{found}; a cosign policy counts legacy .sig signatures, and Sigstore bundle referrers under a keyless policy only (vouch does not check others yet)"
+                ))),
+            };
+            vec![Judged { name, outcome }]
         }
     }
 }
@@ -585,11 +861,15 @@ fn judge_layer(
         Some(bundle) => {
             // The signature decoded: verify_simple_signing has just checked it.
             let signature = signature.and_then(decode_base64).unwrap_or_default();
-            let logged = verify_set(bundle, &policy.rekor, payload, &signature, &policy.key)
-                .map_err(|refusal| refusal.to_string())?;
-            let time = jiff::Timestamp::from_second(logged.integrated_time)
-                .map(|t| t.to_string())
-                .unwrap_or_else(|_| logged.integrated_time.to_string());
+            let logged = verify_set(
+                bundle,
+                &policy.rekor,
+                payload,
+                &signature,
+                LoggedSigner::Key(&policy.key),
+            )
+            .map_err(|refusal| refusal.to_string())?;
+            let time = format_time(logged.integrated_time);
             text.push_str(&format!(
                 "; logged in Rekor at index {} on {time}",
                 logged.log_index
@@ -597,4 +877,178 @@ fn judge_layer(
         }
     }
     Ok(text)
+}
+
+/// One legacy signature layer under a certificate policy: the signer's certificate (and
+/// intermediates) from its annotations, the signature with the certificate's key over the
+/// payload naming the resolved digest (and the repository); then, for Fulcio, the Rekor
+/// SET logging this signature and certificate, at whose integrated time the chain is
+/// judged; for a private PKI, the chain judged `now`; then the signer's identity and issuer.
+fn judge_certified_layer(
+    annotations: &BTreeMap<String, String>,
+    media_type: &str,
+    payload: &[u8],
+    resolved: &Digest,
+    policy: &CertificatePolicy,
+    now: SystemTime,
+) -> std::result::Result<String, String> {
+    if media_type != SIMPLE_SIGNING {
+        return Err(CosignRefusal::NotSimpleSigning(media_type.to_string()).to_string());
+    }
+    let certificate = annotations.get(CERTIFICATE_ANNOTATION).ok_or_else(|| {
+        format!("the layer has no {CERTIFICATE_ANNOTATION} annotation: it is not signed by a certificate")
+    })?;
+    let signer = read_signer(certificate).map_err(|e| e.to_string())?;
+    let intermediates = match annotations.get(CHAIN_ANNOTATION) {
+        None => Vec::new(),
+        Some(chain) => pem_certificates(chain.as_bytes())
+            .map_err(|e| format!("malformed: its {CHAIN_ANNOTATION} annotation: {e}"))?,
+    };
+    let signature = annotations.get(SIGNATURE_ANNOTATION).map(String::as_str);
+    let signed = verify_simple_signing(
+        media_type,
+        payload,
+        signature,
+        &signer.key,
+        resolved,
+        policy.repository.as_deref(),
+    )
+    .map_err(|refusal| match refusal {
+        CosignRefusal::WrongKey => "the signature does not verify with its certificate's key (changed payload, or another signer)".to_string(),
+        other => other.to_string(),
+    })?;
+    let mut text = String::new();
+    let (at, what) = match &policy.anchors {
+        CertificateAnchors::Fulcio { rekor, .. } => {
+            let bundle = annotations.get(BUNDLE_ANNOTATION).ok_or_else(|| {
+                format!(
+                    "no SET: the layer has no Rekor entry ({BUNDLE_ANNOTATION}), and a Fulcio certificate \
+                     is judged at the time the log vouches for (cosign refuses it too, unless told \
+                     --insecure-ignore-tlog)"
+                )
+            })?;
+            let signature = signature.and_then(decode_base64).unwrap_or_default();
+            let logged = verify_set(
+                bundle,
+                rekor,
+                payload,
+                &signature,
+                LoggedSigner::Certificate(&signer.der),
+            )
+            .map_err(|refusal| refusal.to_string())?;
+            let time = format_time(logged.integrated_time);
+            text.push_str(&format!(
+                "; logged in Rekor at index {} on {time}",
+                logged.log_index
+            ));
+            (
+                logged.integrated_time,
+                format!("the Rekor entry's integrated time {time}"),
+            )
+        }
+        CertificateAnchors::Pki { .. } => {
+            if annotations.contains_key(BUNDLE_ANNOTATION) {
+                text.push_str("; its Rekor entry was not checked (a private PKI names no log)");
+            }
+            let at = seconds(now);
+            (at, format!("the time of this check {}", format_time(at)))
+        }
+    };
+    check_signer(
+        &signer,
+        &intermediates,
+        &policy.anchors,
+        at,
+        &what,
+        &policy.rules,
+    )
+    .map_err(|refusal| refusal.to_string())?;
+    let issuer = signer
+        .issuer
+        .as_deref()
+        .map(|i| format!(" from {i}"))
+        .unwrap_or_default();
+    let mut head = format!(
+        "signed by a certificate for {}{issuer}, chained to {}",
+        signer.names.join(", "),
+        policy.source
+    );
+    if let Some(named) = signed.docker_reference {
+        head.push_str(&format!("; names {named}"));
+    }
+    Ok(head + &text)
+}
+
+/// Seconds since the epoch as an RFC 3339 time (the number itself when out of range).
+fn format_time(seconds: i64) -> String {
+    jiff::Timestamp::from_second(seconds)
+        .map(|t| t.to_string())
+        .unwrap_or_else(|_| seconds.to_string())
+}
+
+/// The predicate type of cosign 3's image signature statements.
+pub const SIGN_PREDICATE: &str = "https://sigstore.dev/cosign/sign/v1";
+
+/// A Sigstore bundle referrer under a keyless policy: verified by sigstore-verify (chain,
+/// log proofs, signer) with the resolved digest as the statement's subject (or the message
+/// digest); then it counts if it is a signature (a message signature, or a statement of
+/// cosign's sign predicate), not if it is an attestation of another predicate; with
+/// `attestation` (`--attestation-type`), only a statement of that predicate counts.
+fn judge_bundle(
+    bytes: &[u8],
+    resolved: &Digest,
+    policy: &KeylessPolicy,
+    attestation: Option<&str>,
+) -> std::result::Result<String, String> {
+    let json = std::str::from_utf8(bytes).map_err(|_| "malformed: the bundle is not UTF-8 JSON")?;
+    if resolved.algorithm != crate::hash::Algorithm::Sha256 {
+        return Err(format!(
+            "the image's digest {resolved} is not sha256, which a Sigstore bundle names"
+        ));
+    }
+    let signer = verify_json_digest(json, &resolved.hex(), policy).map_err(|e| match e {
+        KeylessFailure::ArtifactMismatch(_) => format!(
+            "other digest: the bundle's statement does not name the image's digest {resolved} as its subject"
+        ),
+        KeylessFailure::Rejected(rejection) => rejection.0,
+    })?;
+    let text = format!("a Sigstore bundle by {}", signer.describe());
+    let predicate = statement_predicate(json);
+    match (predicate.as_deref(), attestation) {
+        (None, None) => Ok(format!("{text}; a message signature of {resolved}")),
+        (Some(SIGN_PREDICATE), None) => Ok(format!(
+            "{text}; its statement ({SIGN_PREDICATE}) names {resolved}"
+        )),
+        (Some(predicate), Some(wanted)) if predicate == wanted => Ok(format!(
+            "{text}; its attestation ({predicate}) names {resolved}"
+        )),
+        (Some(predicate), None) => Err(format!(
+            "an attestation (predicate {predicate}), not a signature: only signatures count \
+             without --attestation-type (its bundle by {} checked out)",
+            signer.describe()
+        )),
+        (found, Some(wanted)) => Err(format!(
+            "not an attestation of {wanted}: it is {}",
+            match found {
+                None => "a message signature".to_string(),
+                Some(SIGN_PREDICATE) => format!("a signature ({SIGN_PREDICATE})"),
+                Some(other) => format!("an attestation of {other}"),
+            }
+        )),
+    }
+}
+
+/// The predicate type of a (verified) bundle's DSSE statement; `None` for a message
+/// signature.
+fn statement_predicate(json: &str) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_str(json).ok()?;
+    let payload = value.get("dsseEnvelope")?.get("payload")?.as_str()?;
+    let statement: serde_json::Value = serde_json::from_slice(&decode_base64(payload)?).ok()?;
+    Some(
+        statement
+            .get("predicateType")
+            .and_then(|p| p.as_str())
+            .unwrap_or("")
+            .to_string(),
+    )
 }
