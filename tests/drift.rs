@@ -641,12 +641,12 @@ fn config_mistakes_are_exit_2_with_the_line() {
             "signature = \"llama.sig\"\nkey = \"k.pem\"\ntrusted_root = \"root.json\"\n",
             "signature needs exactly one of",
         ),
-        // Trust keys go with a signature, on an image target as on a model path (but a
-        // key alone is the image's cosign key policy).
+        // A trusted root alone names no image signer (beside a key it gives the Rekor
+        // keys; beside an identity, the Fulcio CAs).
         (
             "manifest = \"artifact.oms.json\"",
             "manifest = \"artifact.oms.json\"\ntrusted_root = \"root.json\"",
-            "trusted_root without key, go with signature",
+            "signatures are checked with one of",
         ),
         (
             "manifest = \"artifact.oms.json\"",

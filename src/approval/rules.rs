@@ -197,6 +197,10 @@ impl ImageApprovalParts {
                 })
             }
             (None, Some(_)) => return Err(RuleError::ImageTrust),
+            // A trusted root alone names no signer: it only serves the policies that do.
+            (None, None) if !trust.names_a_certificate_signer() => {
+                return Err(RuleError::ImageTrust)
+            }
             (None, None) => Some(image_certificate(trust, repository()?)?),
         };
         let keyless = matches!(
@@ -883,6 +887,13 @@ mod tests {
                 TrustParts {
                     identity: Some("a@example.com".into()),
                     ..keyed()
+                },
+                RuleError::ImageTrust,
+            ),
+            (
+                TrustParts {
+                    trusted_root: Some("root.json".into()),
+                    ..TrustParts::default()
                 },
                 RuleError::ImageTrust,
             ),

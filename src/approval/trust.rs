@@ -63,6 +63,17 @@ impl TrustParts {
             || self.trusted_root.is_some()
     }
 
+    /// Whether a setting names who signed a certificate or which certificates to trust
+    /// (a trusted root alone does neither).
+    pub fn names_a_certificate_signer(&self) -> bool {
+        self.identity.is_some()
+            || self.identity_regexp.is_some()
+            || self.issuer.is_some()
+            || self.issuer_regexp.is_some()
+            || !self.certificate_chain.is_empty()
+            || self.allow_partial_chain
+    }
+
     /// The trust settings given, in order.
     pub fn given(&self) -> Vec<Setting> {
         [
