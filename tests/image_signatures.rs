@@ -1194,9 +1194,17 @@ fn pem_der(path: &Path) -> Vec<u8> {
         .unwrap()
 }
 
+/// The CT logs of the shipped public-good trusted root (the fixture's Fulcio certificate
+/// embeds an SCT from one of them).
+fn public_good_ct_logs() -> Value {
+    let root: Value =
+        serde_json::from_str(sigstore_trust_root::SIGSTORE_PRODUCTION_TRUSTED_ROOT).unwrap();
+    root["ctlogs"].clone()
+}
+
 /// A trusted_root.json as a user writes one for their own Fulcio and Rekor: one CA of
 /// `fulcio` (a PEM certificate) and one log of `rekor` (a PEM key), with the log ID
-/// `log_id` (base64; the SHA-256 of the key when `None`).
+/// `log_id` (base64; the SHA-256 of the key when `None`), and the public-good CT logs.
 fn trusted_root(fulcio: &Path, rekor: &Path, log_id: Option<&str>) -> String {
     let key = pem_der(rekor);
     let id = log_id
@@ -1220,7 +1228,7 @@ fn trusted_root(fulcio: &Path, rekor: &Path, log_id: Option<&str>) -> String {
             "certChain": {"certificates": [{"rawBytes": b64(&pem_der(fulcio))}]},
             "validFor": {"start": "2021-01-01T00:00:00Z"}
         }],
-        "ctlogs": [],
+        "ctlogs": public_good_ct_logs(),
         "timestampAuthorities": []
     })
     .to_string()
@@ -1402,6 +1410,38 @@ fn a_keyless_cosign_signature_verifies_at_the_logs_time_and_each_refusal_is_name
             &["--trusted-root", swapped.to_str().unwrap()],
         ),
         "signed entry timestamp does not verify with the log's key",
+    );
+    // Without the CT log that logged the certificate, or with that log's key replaced
+    // (same log ID): the certificate's SCT proves nothing.
+    let mut rooted: Value = serde_json::from_str(&std::fs::read_to_string(&root).unwrap()).unwrap();
+    let issued_by = "3T0wasbHETJjGR4cmWc3AqJKXrjePK3/h4pygC8p7o4=";
+    let logs = rooted["ctlogs"].as_array_mut().unwrap();
+    assert!(logs.iter().any(|log| log["logId"]["keyId"] == issued_by));
+    logs.retain(|log| log["logId"]["keyId"] != issued_by);
+    let without_ct = work.path().join("without_ct_root.json");
+    std::fs::write(&without_ct, rooted.to_string()).unwrap();
+    refused(
+        verify(&reference, email, github, &["--trusted-root", without_ct.to_str().unwrap()]),
+        &format!(
+            "no certificate transparency: its SCT is from the CT log {}, which the trusted root does not name",
+            hex::encode(base64::engine::general_purpose::STANDARD.decode(issued_by).unwrap())
+        ),
+    );
+    let mut replaced = public_good_ct_logs();
+    for log in replaced.as_array_mut().unwrap() {
+        log["publicKey"]["rawBytes"] = b64(&pem_der(&keys.join("cosign.pub"))).into();
+    }
+    rooted["ctlogs"] = replaced;
+    let replaced_ct = work.path().join("replaced_ct_root.json");
+    std::fs::write(&replaced_ct, rooted.to_string()).unwrap();
+    refused(
+        verify(
+            &reference,
+            email,
+            github,
+            &["--trusted-root", replaced_ct.to_str().unwrap()],
+        ),
+        "does not verify with the log's key for this certificate",
     );
     // Another CA: the certificate does not chain.
     let other_ca = work.path().join("other_ca_root.json");

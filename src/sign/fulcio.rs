@@ -20,6 +20,7 @@ use x509_cert::Certificate;
 use super::cosign::CosignKey;
 use super::keyless::{IdentityRule, IssuerRule};
 use super::rekor::RekorLogs;
+use super::sct::{self, CtLogs};
 use super::x509::{pem_certificates, verify_chain_at, JudgedAt};
 
 /// The layer annotation holding the signer's certificate (PEM).
@@ -43,10 +44,12 @@ pub struct FulcioCa {
 /// The certificates a signer's certificate must chain to.
 #[derive(Clone, Debug)]
 pub enum CertificateAnchors {
-    /// A trusted root's Fulcio CAs and Rekor logs: a signed entry timestamp is required.
+    /// A trusted root's Fulcio CAs, Rekor logs and CT logs: a signed entry timestamp and
+    /// a signed certificate timestamp are required.
     Fulcio {
         cas: Vec<FulcioCa>,
         rekor: RekorLogs,
+        ct: CtLogs,
     },
     /// A private PKI's certificates; a trusted one that is no root ends a chain only with
     /// `allow_partial`.
@@ -78,6 +81,7 @@ impl CertificateAnchors {
         CertificateAnchors::Fulcio {
             cas,
             rekor: RekorLogs::of(root),
+            ct: CtLogs::of(root),
         }
     }
 }
@@ -108,6 +112,8 @@ pub enum CertificateRefusal {
     Malformed { what: &'static str, detail: String },
     #[error("untrusted chain: {0}")]
     Untrusted(String),
+    #[error("no certificate transparency: {0}")]
+    NoTransparency(String),
     #[error("untrusted chain: the trusted root has no Fulcio CA that issued certificates at {0}")]
     NoCaAtTime(String),
     #[error("wrong identity: the certificate names {names}, none of which {rule}")]
@@ -213,6 +219,11 @@ pub fn check_signer(
     };
     verify_chain_at(&chain, &trusted, allow_partial, &time)
         .map_err(|e| CertificateRefusal::Untrusted(e.to_string()))?;
+    if let CertificateAnchors::Fulcio { ct, .. } = anchors {
+        let issuers = issuer_keys(&signer.der, intermediates.iter().chain(&trusted));
+        sct::verify_embedded(&signer.der, &issuers, ct)
+            .map_err(CertificateRefusal::NoTransparency)?;
+    }
     let matched = signer.names.iter().any(|name| match &rules.identity {
         IdentityRule::Exact(identity) => name == identity,
         IdentityRule::Pattern(pattern) => pattern.is_match(name),
@@ -252,6 +263,28 @@ pub fn check_signer(
             IssuerRule::Pattern(pattern) => format!("an issuer matching {}", pattern.as_str()),
         })),
     }
+}
+
+/// The keys (SubjectPublicKeyInfo DER) of the `candidates` whose subject is the issuer
+/// `certificate` names.
+fn issuer_keys<'a>(
+    certificate: &[u8],
+    candidates: impl Iterator<Item = &'a Vec<u8>>,
+) -> Vec<Vec<u8>> {
+    let Ok(cert) = Certificate::from_der(certificate) else {
+        return Vec::new();
+    };
+    candidates
+        .filter_map(|der| Certificate::from_der(der).ok())
+        .filter(|candidate| candidate.tbs_certificate.subject == cert.tbs_certificate.issuer)
+        .filter_map(|candidate| {
+            candidate
+                .tbs_certificate
+                .subject_public_key_info
+                .to_der()
+                .ok()
+        })
+        .collect()
 }
 
 /// Seconds since the epoch, for judging a private PKI's certificates now.

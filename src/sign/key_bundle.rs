@@ -13,16 +13,48 @@ use std::io::Read;
 
 use aws_lc_rs::digest::{self, SHA256};
 use sigstore_trust_root::{TrustedRoot, SIGSTORE_PRODUCTION_TRUSTED_ROOT};
-use sigstore_types::{Bundle, DerPublicKey, HashAlgorithm, SignatureContent};
+use sigstore_types::{Artifact, Bundle, DerPublicKey, HashAlgorithm, Sha256Hash, SignatureContent};
 use sigstore_types::{MessageSignature, VerificationMaterialContent};
 use sigstore_verify::{Error as SigstoreError, PublicKeyVerificationPolicy, Verifier};
 
 use super::keys::PublicKey;
 use super::{subject_sha256, DetachedFailure, Rejection};
 
-/// Verifies the bytes `artifact` yields against the detached bundle `json` with `key`, and
-/// names the signer.
-pub fn verify(json: &str, artifact: impl Read, key: &PublicKey) -> Result<String, DetachedFailure> {
+/// What a bundle must cover: the bytes a reader yields, or content known by its SHA-256
+/// (an image manifest, by the digest it resolved to).
+pub enum Covered<R> {
+    Bytes(R),
+    Sha256(Sha256Hash),
+}
+
+impl<R: Read> Covered<R> {
+    /// The digest of the content with `algorithm`; for content known by its SHA-256, only
+    /// that one.
+    fn digest(
+        self,
+        algorithm: &'static digest::Algorithm,
+    ) -> Result<digest::Digest, DetachedFailure> {
+        match self {
+            Covered::Bytes(reader) => digest_of(reader, algorithm),
+            Covered::Sha256(known) if algorithm == &SHA256 => {
+                digest::Digest::import_less_safe(known.as_bytes(), &SHA256).map_err(|_| {
+                    DetachedFailure::Malformed("the SHA-256 digest is not 32 bytes".to_string())
+                })
+            }
+            Covered::Sha256(_) => Err(DetachedFailure::ArtifactMismatch(
+                "the bundle's message digest is not SHA-256, and the content is known only by its SHA-256".to_string(),
+            )),
+        }
+    }
+}
+
+/// Verifies the content `artifact` covers against the detached bundle `json` with `key`,
+/// and names the signer.
+pub fn verify<R: Read>(
+    json: &str,
+    artifact: Covered<R>,
+    key: &PublicKey,
+) -> Result<String, DetachedFailure> {
     let bundle = Bundle::from_json(json).map_err(|e| {
         DetachedFailure::Malformed(format!("does not follow the Sigstore bundle format: {e}"))
     })?;
@@ -54,7 +86,7 @@ pub fn verify(json: &str, artifact: impl Read, key: &PublicKey) -> Result<String
             }
             let subject =
                 subject_sha256(envelope.payload.as_bytes()).map_err(DetachedFailure::Rejected)?;
-            let file = hex::encode(digest_of(artifact, &SHA256)?.as_ref());
+            let file = hex::encode(artifact.digest(&SHA256)?.as_ref());
             if !subject.eq_ignore_ascii_case(&file) {
                 return Err(DetachedFailure::ArtifactMismatch(format!(
                     "the signed statement's subject is sha256:{subject}, the file's sha256:{file}"
@@ -74,9 +106,9 @@ pub fn verify(json: &str, artifact: impl Read, key: &PublicKey) -> Result<String
 /// the signature must verify with `key` over the file hashed so (as sigstore-verify
 /// resolves the scheme: cosign signs a P-384 key's message with SHA-384, sigstore-js with
 /// the SHA-256 it names).
-fn verify_message(
+fn verify_message<R: Read>(
     message: &MessageSignature,
-    artifact: impl Read,
+    artifact: Covered<R>,
     key: &PublicKey,
 ) -> Result<(), DetachedFailure> {
     let declared = message.message_digest.as_ref().ok_or_else(|| {
@@ -95,7 +127,7 @@ fn verify_message(
             )))
         }
     };
-    let file = digest_of(artifact, algorithm)?;
+    let file = artifact.digest(algorithm)?;
     if declared.digest.as_bytes() != file.as_ref() {
         return Err(DetachedFailure::ArtifactMismatch(format!(
             "the bundle's message digest is {name}:{}, the file's {name}:{}",
@@ -136,9 +168,9 @@ fn digest_of(
 
 /// A bundle with log entries (`logged`) or timestamps: sigstore-verify checks them and the
 /// signature against the public-good trusted root.
-fn verify_logged(
+fn verify_logged<R: Read>(
     bundle: &Bundle,
-    artifact: impl Read,
+    artifact: Covered<R>,
     key: &PublicKey,
     logged: bool,
     signer: String,
@@ -152,7 +184,11 @@ fn verify_logged(
     if !logged {
         policy = policy.skip_tlog_unsafe();
     }
-    match verifier.verify_reader(artifact, bundle, &policy) {
+    let verified = match artifact {
+        Covered::Bytes(reader) => verifier.verify_reader(reader, bundle, &policy),
+        Covered::Sha256(known) => verifier.verify(Artifact::Digest(known.into()), bundle, &policy),
+    };
+    match verified {
         Ok(result) => Ok(match result.integrated_time() {
             Some(time) => format!("{signer}, logged at {time}"),
             None => signer,

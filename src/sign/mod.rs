@@ -15,6 +15,7 @@ pub mod keys;
 mod legacy_pem;
 pub mod notation;
 pub mod rekor;
+pub mod sct;
 pub mod x509;
 
 use std::path::PathBuf;
@@ -372,7 +373,9 @@ pub fn verify_detached(
     policy: &DetachedPolicy,
 ) -> Result<String, DetachedFailure> {
     match policy {
-        DetachedPolicy::Key(key) => key_bundle::verify(&bundle.json, artifact, key),
+        DetachedPolicy::Key(key) => {
+            key_bundle::verify(&bundle.json, key_bundle::Covered::Bytes(artifact), key)
+        }
         DetachedPolicy::Keyless(policy) => keyless::verify_detached(&bundle.json, artifact, policy)
             .map(|signer| signer.describe())
             .map_err(|failure| match failure {
@@ -382,6 +385,19 @@ pub fn verify_detached(
                 keyless::KeylessFailure::Rejected(r) => DetachedFailure::Rejected(r),
             }),
     }
+}
+
+/// Verifies a Sigstore bundle signed with `key` whose statement's subject, or whose message
+/// digest, must be `subject_sha256` (hex): an image's bundle v0.3 referrer under cosign's
+/// key policy. Names the signer.
+pub fn verify_key_bundle_of_digest(
+    json: &str,
+    subject_sha256: &str,
+    key: &PublicKey,
+) -> Result<String, DetachedFailure> {
+    let known = sigstore_types::Sha256Hash::from_hex(subject_sha256)
+        .map_err(|e| DetachedFailure::Malformed(format!("the subject digest: {e}")))?;
+    key_bundle::verify::<std::io::Empty>(json, key_bundle::Covered::Sha256(known), key)
 }
 
 #[cfg(test)]

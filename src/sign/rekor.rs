@@ -23,11 +23,41 @@ pub struct RekorLogs {
     logs: Vec<Log>,
 }
 
+/// A log of a trusted root (a transparency log or a certificate-transparency log).
 #[derive(Clone, Debug)]
-struct Log {
+pub(super) struct Log {
+    /// Lower-case hex of the log ID.
     id: String,
-    key: PublicKey,
+    pub(super) key: PublicKey,
     valid: Option<(i64, Option<i64>)>,
+}
+
+impl Log {
+    /// The log with this key and ID; none when its key is not ECDSA.
+    pub(super) fn of(
+        key: &sigstore_trust_root::trusted_root::PublicKey,
+        id: &sigstore_types::LogId,
+    ) -> Option<Log> {
+        Some(Log {
+            id: hex::encode(id.key_id.as_bytes()),
+            key: PublicKey::from_spki(key.raw_bytes.as_bytes()).ok()?,
+            valid: key
+                .valid_for
+                .as_ref()
+                .map(|r| (r.start.as_second(), r.end.map(|e| e.as_second()))),
+        })
+    }
+
+    /// The log of `logs` whose ID is `id` (hex, any case) and whose key was valid at
+    /// `time` (seconds since the epoch).
+    pub(super) fn find<'a>(logs: &'a [Log], id: &str, time: i64) -> Option<&'a Log> {
+        logs.iter().find(|log| {
+            log.id.eq_ignore_ascii_case(id)
+                && log
+                    .valid
+                    .is_none_or(|(start, end)| time >= start && end.is_none_or(|end| time <= end))
+        })
+    }
 }
 
 impl RekorLogs {
@@ -39,24 +69,13 @@ impl RekorLogs {
 
     /// The logs of a parsed trusted root.
     pub fn of(root: &TrustedRoot) -> RekorLogs {
-        let logs = root
-            .tlogs
-            .iter()
-            .filter_map(|tlog| {
-                let key = PublicKey::from_spki(tlog.public_key.raw_bytes.as_bytes()).ok()?;
-                let valid = tlog
-                    .public_key
-                    .valid_for
-                    .as_ref()
-                    .map(|r| (r.start.as_second(), r.end.map(|e| e.as_second())));
-                Some(Log {
-                    id: hex::encode(tlog.log_id.key_id.as_bytes()),
-                    key,
-                    valid,
-                })
-            })
-            .collect();
-        RekorLogs { logs }
+        RekorLogs {
+            logs: root
+                .tlogs
+                .iter()
+                .filter_map(|tlog| Log::of(&tlog.public_key, &tlog.log_id))
+                .collect(),
+        }
     }
 
     /// The logs of the Sigstore public-good trusted root shipped with vouch.
@@ -143,17 +162,7 @@ pub fn verify_set(
     let bundle: RawBundle =
         crate::json::from_slice(annotation.as_bytes()).map_err(|e| malformed(e.to_string()))?;
     let entry = &bundle.payload;
-    let id = entry.log_id.to_ascii_lowercase();
-    let time = entry.integrated_time;
-    let log = logs
-        .logs
-        .iter()
-        .find(|log| {
-            log.id == id
-                && log
-                    .valid
-                    .is_none_or(|(start, end)| time >= start && end.is_none_or(|end| time <= end))
-        })
+    let log = Log::find(&logs.logs, &entry.log_id, entry.integrated_time)
         .ok_or_else(|| SetRefusal::UnknownLog(entry.log_id.clone()))?;
     // Rekor signs the entry as canonical JSON: keys sorted, no spaces.
     let canonical = format!(

@@ -39,6 +39,7 @@ use crate::sign::rekor::{
     read_trusted_root, verify_set, LoggedSigner, RekorLogs, BUNDLE_ANNOTATION,
 };
 use crate::sign::x509::pem_certificates;
+use crate::sign::{verify_key_bundle_of_digest, DetachedFailure};
 
 /// A loaded image signature policy.
 #[derive(Debug)]
@@ -807,25 +808,19 @@ fn judge_attached(attached: &Attached, resolved: &Digest, policy: Cosign) -> Vec
             let places: Vec<String> = attached.found.iter().map(ToString::to_string).collect();
             let found = format!("found by the {}", places.join(" and "));
             let name = format!("referrer {} ({kind})", attached.digest);
-            let (keyless, attestation) = match policy {
-                Cosign::Certificate(policy, _) => {
-                    (policy.bundles.as_deref(), policy.attestation.as_deref())
-                }
-                Cosign::Key(_) => (None, None),
-            };
-            let outcome = match (kind, keyless, attached.layers.as_slice()) {
-                (BUNDLE_MEDIA_TYPE, Some(keyless), [layer]) => match &layer.bytes {
+            let outcome = match (kind, attached.layers.as_slice()) {
+                (BUNDLE_MEDIA_TYPE, [layer]) => match &layer.bytes {
                     Err(why) => Err(Refused::Unreadable(why.clone())),
-                    Ok(bytes) => judge_bundle(bytes, resolved, keyless, attestation)
+                    Ok(bytes) => judge_bundle(bytes, resolved, policy)
                         .map(|text| format!("{text}; {found}"))
                         .map_err(|why| Refused::Rejected(format!("{why}; {found}"))),
                 },
-                (BUNDLE_MEDIA_TYPE, Some(_), layers) => Err(Refused::Rejected(format!(
+                (BUNDLE_MEDIA_TYPE, layers) => Err(Refused::Rejected(format!(
                     "malformed: a Sigstore bundle referrer has one layer, the bundle; this one has {}; {found}",
                     layers.len()
                 ))),
                 _ => Err(Refused::Rejected(format!(
-                    "{found}; a cosign policy counts legacy .sig signatures, and Sigstore bundle referrers under a keyless policy only (vouch does not check others yet)"
+                    "{found}; not a signature: a cosign policy counts legacy .sig signatures and Sigstore bundle referrers"
                 ))),
             };
             vec![Judged { name, outcome }]
@@ -989,16 +984,16 @@ fn format_time(seconds: i64) -> String {
 /// The predicate type of cosign 3's image signature statements.
 pub const SIGN_PREDICATE: &str = "https://sigstore.dev/cosign/sign/v1";
 
-/// A Sigstore bundle referrer under a keyless policy: verified by sigstore-verify (chain,
-/// log proofs, signer) with the resolved digest as the statement's subject (or the message
-/// digest); then it counts if it is a signature (a message signature, or a statement of
-/// cosign's sign predicate), not if it is an attestation of another predicate; with
-/// `attestation` (`--attestation-type`), only a statement of that predicate counts.
+/// A Sigstore bundle referrer, verified under the cosign `policy` with the resolved digest
+/// as the statement's subject (or the message digest): under a keyless policy by
+/// sigstore-verify (chain, log proofs, signer), under a key by the key (and its log entries,
+/// when it has them). Then it counts if it is a signature (a message signature, or a
+/// statement of cosign's sign predicate), not if it is an attestation of another predicate;
+/// with `--attestation-type`, only a statement of that predicate counts.
 fn judge_bundle(
     bytes: &[u8],
     resolved: &Digest,
-    policy: &KeylessPolicy,
-    attestation: Option<&str>,
+    policy: Cosign,
 ) -> std::result::Result<String, String> {
     let json = std::str::from_utf8(bytes).map_err(|_| "malformed: the bundle is not UTF-8 JSON")?;
     if resolved.algorithm != crate::hash::Algorithm::Sha256 {
@@ -1006,13 +1001,46 @@ fn judge_bundle(
             "the image's digest {resolved} is not sha256, which a Sigstore bundle names"
         ));
     }
-    let signer = verify_json_digest(json, &resolved.hex(), policy).map_err(|e| match e {
-        KeylessFailure::ArtifactMismatch(_) => format!(
+    let other_digest = || {
+        format!(
             "other digest: the bundle's statement does not name the image's digest {resolved} as its subject"
-        ),
-        KeylessFailure::Rejected(rejection) => rejection.0,
-    })?;
-    let text = format!("a Sigstore bundle by {}", signer.describe());
+        )
+    };
+    let (signer, attestation) = match policy {
+        Cosign::Key(policy) => {
+            let CosignKey::Ecdsa(key) = &policy.key else {
+                return Err(
+                    "a Sigstore bundle under an RSA or Ed25519 key is not checked yet (ECDSA keys are)"
+                        .to_string(),
+                );
+            };
+            let signer =
+                verify_key_bundle_of_digest(json, &resolved.hex(), key).map_err(|failure| {
+                    match failure {
+                        DetachedFailure::ArtifactMismatch(_) => other_digest(),
+                        DetachedFailure::Rejected(rejection) => rejection.0,
+                        DetachedFailure::Malformed(m) => format!("malformed: the bundle {m}"),
+                        DetachedFailure::Unreadable(e) => e.to_string(),
+                    }
+                })?;
+            (signer, None)
+        }
+        Cosign::Certificate(policy, _) => {
+            let Some(keyless) = policy.bundles.as_deref() else {
+                return Err(
+                    "a Sigstore bundle under a private PKI is not checked yet (under a key or a keyless policy it is)"
+                        .to_string(),
+                );
+            };
+            let signer =
+                verify_json_digest(json, &resolved.hex(), keyless).map_err(|e| match e {
+                    KeylessFailure::ArtifactMismatch(_) => other_digest(),
+                    KeylessFailure::Rejected(rejection) => rejection.0,
+                })?;
+            (signer.describe(), policy.attestation.as_deref())
+        }
+    };
+    let text = format!("a Sigstore bundle by {signer}");
     let predicate = statement_predicate(json);
     match (predicate.as_deref(), attestation) {
         (None, None) => Ok(format!("{text}; a message signature of {resolved}")),
@@ -1024,8 +1052,7 @@ fn judge_bundle(
         )),
         (Some(predicate), None) => Err(format!(
             "an attestation (predicate {predicate}), not a signature: only signatures count \
-             without --attestation-type (its bundle by {} checked out)",
-            signer.describe()
+             without --attestation-type (its bundle by {signer} checked out)"
         )),
         (found, Some(wanted)) => Err(format!(
             "not an attestation of {wanted}: it is {}",
