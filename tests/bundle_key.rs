@@ -4,6 +4,7 @@
 //! make them. vouch and the peer must agree on every bundle.
 
 mod common;
+mod oci_support;
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
@@ -52,12 +53,26 @@ impl Peer {
 
     /// Signs `file` with `key` as `kind` (`sign-message` or `sign-dsse`) into `bundle`.
     fn sign(&self, kind: &str, key: &Path, file: &Path, bundle: &Path) {
-        let ran = self.run(&[
+        self.sign_as(kind, key, file, bundle, None);
+    }
+
+    /// As [`Peer::sign`], a DSSE statement of `predicate_type` when given.
+    fn sign_as(
+        &self,
+        kind: &str,
+        key: &Path,
+        file: &Path,
+        bundle: &Path,
+        predicate_type: Option<&str>,
+    ) {
+        let mut args = vec![
             os(kind),
             key.as_os_str(),
             file.as_os_str(),
             bundle.as_os_str(),
-        ]);
+        ];
+        args.extend(predicate_type.map(os));
+        let ran = self.run(&args);
         assert_eq!(
             ran.code,
             Some(0),
@@ -539,4 +554,125 @@ fn unreadable_keys_and_malformed_key_bundles_are_input_errors() {
         keys.a_pub.as_os_str(),
     ])
     .expect(2);
+}
+
+/// cosign 3 signs an image with a key as a Sigstore bundle v0.3 referrer of its manifest.
+/// Under `oci verify --key`, such a bundle counts when the key verifies it and it names the
+/// resolved digest: sigstore-js signs the manifest bytes (a message signature, and a DSSE
+/// statement of cosign's sign predicate) and agrees with vouch on each bundle; another key,
+/// a bundle of another manifest and an attestation of another predicate do not count.
+#[test]
+fn an_image_bundle_referrer_signed_with_a_key_counts_under_that_key_only() {
+    let test = "an_image_bundle_referrer_signed_with_a_key_counts_under_that_key_only";
+    let Some(peer) = Peer::find(test) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let Some(keys) = openssl_keys(test, dir.path()) else {
+        return;
+    };
+    const BUNDLE: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
+    const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+    let files: &[(&str, &[u8])] = &[("model.bin", b"weights")];
+    // The image, and a bundle attached to it as an OCI 1.1 referrer in index.json.
+    let image_with = |name: &str, bundle: Option<&Path>| {
+        let layout = oci_support::Layout::empty(&dir.path().join(name));
+        let image = layout.put_artifact("v1", files);
+        if let Some(bundle) = bundle {
+            let layer = layout.write_blob(BUNDLE, &std::fs::read(bundle).unwrap());
+            let config = layout.write_blob("application/vnd.oci.empty.v1+json", b"{}");
+            let referrer = serde_json::json!({
+                "schemaVersion": 2,
+                "mediaType": MANIFEST,
+                "artifactType": BUNDLE,
+                "config": config,
+                "layers": [layer],
+                "subject": image,
+            });
+            let descriptor = layout.write_blob(MANIFEST, referrer.to_string().as_bytes());
+            let mut index = layout.index();
+            index["manifests"].as_array_mut().unwrap().push(descriptor);
+            std::fs::write(layout.dir.join("index.json"), index.to_string()).unwrap();
+        }
+        (layout, image)
+    };
+    let (plain, image) = image_with("plain", None);
+    let digest = image["digest"].as_str().unwrap().to_string();
+    let manifest = plain.blob_path(&digest);
+    let (other_layout, other) = {
+        let layout = oci_support::Layout::empty(&dir.path().join("other"));
+        let other = layout.put_artifact("v1", &[("model.bin", b"other weights")]);
+        (layout, other)
+    };
+    let other_manifest = other_layout.blob_path(other["digest"].as_str().unwrap());
+    let bundle = |name: &str, kind: &str, key: &Path, file: &Path, predicate: Option<&str>| {
+        let path = dir.path().join(name);
+        peer.sign_as(kind, key, file, &path, predicate);
+        path
+    };
+    let sign_predicate = "https://sigstore.dev/cosign/sign/v1";
+    let message = bundle("message.json", "sign-message", &keys.a, &manifest, None);
+    let statement = bundle(
+        "sign.json",
+        "sign-dsse",
+        &keys.a,
+        &manifest,
+        Some(sign_predicate),
+    );
+    let attestation = bundle("att.json", "sign-dsse", &keys.a, &manifest, None);
+    let elsewhere = bundle("other.json", "sign-message", &keys.a, &other_manifest, None);
+    for signed in [&message, &statement] {
+        assert!(peer.accepts(&keys.a_pub, &manifest, signed));
+        assert!(!peer.accepts(&keys.b_pub, &manifest, signed));
+    }
+    let referrer_of = |bundle: &Path, key: &Path, code: i32| {
+        let name = bundle.file_stem().unwrap().to_str().unwrap();
+        let (layout, _) = image_with(&format!("{name}-layout"), Some(bundle));
+        let report =
+            oci_support::oci_verify(&layout.reference("v1"), &["--key", key.to_str().unwrap()])
+                .expect(code)
+                .json();
+        let referrers = oci_support::subjects_named(&report, "referrer ");
+        assert_eq!(referrers.len(), 1, "{report}");
+        referrers[0]["message"].as_str().unwrap().to_string()
+    };
+    let said = referrer_of(&message, &keys.a_pub, 0);
+    assert!(
+        said.contains("a Sigstore bundle by key")
+            && said.contains(&format!("a message signature of {digest}")),
+        "{said}"
+    );
+    let said = referrer_of(&statement, &keys.a_pub, 0);
+    assert!(
+        said.contains(&format!("its statement ({sign_predicate}) names {digest}")),
+        "{said}"
+    );
+    for (bundle, key, needle) in [
+        (
+            &message,
+            &keys.b_pub,
+            "does not verify with the key".to_string(),
+        ),
+        (
+            &statement,
+            &keys.b_pub,
+            "does not verify with the key".to_string(),
+        ),
+        (
+            &elsewhere,
+            &keys.a_pub,
+            format!(
+                "other digest: the bundle's statement does not name the image's digest {digest}"
+            ),
+        ),
+        (
+            &attestation,
+            &keys.a_pub,
+            "an attestation (predicate https://example.com/vouch-peer/v1), not a signature"
+                .to_string(),
+        ),
+    ] {
+        let said = referrer_of(bundle, key, 1);
+        assert!(said.contains(&needle), "{needle}: {said}");
+    }
 }

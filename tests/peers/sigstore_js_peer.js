@@ -4,8 +4,9 @@
 //
 //   node sigstore_js_peer.js sign-message PRIVATE.pem FILE BUNDLE.json
 //       a message signature over FILE (SHA2_256 digest and ECDSA signature), no witnesses
-//   node sigstore_js_peer.js sign-dsse PRIVATE.pem FILE BUNDLE.json
-//       a DSSE in-toto statement whose one subject is FILE's SHA-256, no witnesses
+//   node sigstore_js_peer.js sign-dsse PRIVATE.pem FILE BUNDLE.json [PREDICATE_TYPE]
+//       a DSSE in-toto statement whose one subject is FILE's SHA-256, no witnesses (its
+//       predicate type https://example.com/vouch-peer/v1 unless given)
 //   node sigstore_js_peer.js verify PUBLIC.pem FILE BUNDLE.json
 //       exit 0 when @sigstore/verify accepts the bundle over FILE with the key, 1 when not
 //
@@ -32,7 +33,7 @@ function keySigner(privatePem) {
   };
 }
 
-async function sign(kind, keyFile, file, out) {
+async function sign(kind, keyFile, file, out, predicateType) {
   const signer = keySigner(fs.readFileSync(keyFile));
   const data = fs.readFileSync(file);
   let bundle;
@@ -47,7 +48,7 @@ async function sign(kind, keyFile, file, out) {
           digest: { sha256: crypto.createHash('sha256').update(data).digest('hex') },
         },
       ],
-      predicateType: 'https://example.com/vouch-peer/v1',
+      predicateType: predicateType || 'https://example.com/vouch-peer/v1',
       predicate: {},
     };
     bundle = await new DSSEBundleBuilder({ signer, witnesses: [] }).create({
@@ -79,9 +80,9 @@ function verify(publicKeyFile, file, bundleFile) {
 }
 
 async function main() {
-  const [command, key, file, bundle] = process.argv.slice(2);
+  const [command, key, file, bundle, predicateType] = process.argv.slice(2);
   if (command === 'sign-message' || command === 'sign-dsse') {
-    await sign(command, key, file, bundle);
+    await sign(command, key, file, bundle, predicateType);
   } else if (command === 'verify') {
     try {
       verify(key, file, bundle);
@@ -91,7 +92,7 @@ async function main() {
     }
     console.log('verified');
   } else {
-    console.error('usage: sigstore_js_peer.js sign-message|sign-dsse|verify KEY FILE BUNDLE');
+    console.error('usage: sigstore_js_peer.js sign-message|sign-dsse|verify KEY FILE BUNDLE [PREDICATE_TYPE]');
     process.exit(2);
   }
 }
