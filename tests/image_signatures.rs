@@ -2012,3 +2012,103 @@ fn a_drift_image_target_with_an_identity_checks_the_images_bundle_referrer() {
         ran.stderr
     );
 }
+
+/// The registry's referrers API (OCI 1.1), which docker-registry 2.8 lacks: a small server
+/// serves the cosign-v3 fixture layout as a registry that answers
+/// `GET /v2/NAME/referrers/DIGEST` and has no fallback tag. The bundle referrer is found
+/// through the API alone, verifies, and counts; the request for it was made.
+#[test]
+fn a_bundle_referrer_is_found_through_a_registrys_referrers_api() {
+    use oci_support::hostile::{Hostile, Reply};
+    let Some(dir) = fixtures("a_bundle_referrer_is_found_through_a_registrys_referrers_api") else {
+        return;
+    };
+    let set = dir.join("cosign-v3-bundle-referrer");
+    let layout = set.join("oci-layout");
+    let index: Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let entries = index["manifests"].as_array().unwrap().clone();
+    let blob = move |digest: &str| {
+        let hex = digest.strip_prefix("sha256:")?;
+        std::fs::read(layout.join("blobs/sha256").join(hex)).ok()
+    };
+    let registry = Hostile::start(move |request| {
+        let target = request.target.as_str();
+        let not_found = || Reply::status("404 Not Found", "\r\nContent-Length: 0");
+        if target == "/v2/" {
+            return Reply::ok("application/json", b"{}");
+        }
+        if let Some(subject) = target.strip_prefix("/v2/app/referrers/") {
+            let found: Vec<&Value> = entries
+                .iter()
+                .filter(|entry| {
+                    blob(entry["digest"].as_str().unwrap())
+                        .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
+                        .is_some_and(|manifest| manifest["subject"]["digest"] == subject)
+                })
+                .collect();
+            let listed = json!({
+                "schemaVersion": 2,
+                "mediaType": "application/vnd.oci.image.index.v1+json",
+                "manifests": found,
+            });
+            return Reply::ok(
+                "application/vnd.oci.image.index.v1+json",
+                listed.to_string().as_bytes(),
+            );
+        }
+        if let Some(reference) = target.strip_prefix("/v2/app/manifests/") {
+            let entry = entries.iter().find(|entry| {
+                entry["digest"] == reference
+                    || entry["annotations"]["org.opencontainers.image.ref.name"] == reference
+            });
+            // Only the image's own tag: the fallback tag is not served.
+            return match entry {
+                Some(entry) if !reference.starts_with("sha256-") => {
+                    match blob(entry["digest"].as_str().unwrap()) {
+                        Some(bytes) => Reply::ok(entry["mediaType"].as_str().unwrap(), &bytes),
+                        None => not_found(),
+                    }
+                }
+                _ => not_found(),
+            };
+        }
+        match target.strip_prefix("/v2/app/blobs/").and_then(|d| blob(d)) {
+            Some(bytes) => Reply::ok("application/octet-stream", &bytes),
+            None => not_found(),
+        }
+    });
+    let attestation = "https://cosign.sigstore.dev/attestation/v1";
+    let report = oci_support::oci_verify(
+        &registry.reference("app:tag"),
+        &[
+            "--identity",
+            "cody@soyland.com",
+            "--issuer",
+            "https://github.com/login/oauth",
+            "--trusted-root",
+            set.join("trusted_root_pgi.json").to_str().unwrap(),
+            "--attestation-type",
+            attestation,
+        ],
+    )
+    .expect(0)
+    .json();
+    let referrers = oci_support::subjects_named(&report, "referrer ");
+    assert_eq!(referrers.len(), 1, "{report}");
+    assert_eq!(referrers[0]["verdict"], "ok", "{report}");
+    let message = referrers[0]["message"].as_str().unwrap();
+    assert!(message.contains("found by the referrers API"), "{message}");
+    assert!(
+        !message.contains("fallback tag"),
+        "the fallback tag is not served: {message}"
+    );
+    assert!(
+        registry
+            .requests()
+            .iter()
+            .any(|r| r.target == format!("/v2/app/referrers/{EMPTY_IMAGE}")),
+        "{:?}",
+        registry.requests()
+    );
+}
