@@ -262,6 +262,34 @@ pub fn sign_payload(payload: &[u8], signer: &Signer) -> Vec<u8> {
     bundle::to_json(&material, payload, &signature)
 }
 
+/// cosign's predicate type for a signature of an image (not an attestation).
+pub const COSIGN_SIGN_PREDICATE: &str = "https://sigstore.dev/cosign/sign/v1";
+
+/// cosign 3's signature of an image with a key (`cosign sign --key`, the new bundle format,
+/// no transparency log): a Sigstore bundle v0.3 whose DSSE envelope holds an in-toto v1
+/// statement of cosign's sign predicate, its subject the image `repository` at the manifest
+/// `sha256` (hex), signed by `sign` over the envelope's PAE, the key named by `hint`.
+pub fn image_signature_bundle(
+    repository: &str,
+    sha256: &str,
+    hint: String,
+    sign: impl FnOnce(&[u8]) -> Vec<u8>,
+) -> Vec<u8> {
+    let statement = serde_json::json!({
+        "_type": "https://in-toto.io/Statement/v1",
+        "subject": [{"name": repository, "digest": {"sha256": sha256}}],
+        "predicateType": COSIGN_SIGN_PREDICATE,
+        "predicate": {},
+    });
+    let payload = serde_json::to_vec(&statement).expect("a statement always serializes");
+    let signature = sign(&pae(PAYLOAD_TYPE, &payload));
+    let material = Material::PublicKey {
+        hint: Some(hint),
+        pem: None,
+    };
+    bundle::to_json(&material, &payload, &signature)
+}
+
 /// The media types of Sigstore bundles, v0.1 to v0.3.
 const SIGSTORE_BUNDLE_MEDIA_TYPES: [&str; 4] = [
     "application/vnd.dev.sigstore.bundle+json;version=0.1",
@@ -403,6 +431,36 @@ pub fn verify_key_bundle_of_digest(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn p256_key() -> PrivateKey {
+        use aws_lc_rs::signature::{EcdsaKeyPair, ECDSA_P256_SHA256_ASN1_SIGNING};
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng).unwrap();
+        let pem = pem::encode(&pem::Pem::new("PRIVATE KEY", pkcs8.as_ref().to_vec()));
+        PrivateKey::from_pem(pem.as_bytes(), None).unwrap()
+    }
+
+    #[test]
+    fn an_image_signature_bundle_verifies_with_its_key_for_its_digest_only() {
+        let key = p256_key();
+        let public = key.public_key();
+        let digest = "ab".repeat(32);
+        let json = image_signature_bundle("registry.example/app", &digest, public.hint(), |m| {
+            key.sign(m)
+        });
+        let json = String::from_utf8(json).unwrap();
+        let signer = verify_key_bundle_of_digest(&json, &digest, &public).unwrap();
+        assert!(signer.contains(&public.hint()), "{signer}");
+        assert!(matches!(
+            verify_key_bundle_of_digest(&json, &"cd".repeat(32), &public),
+            Err(DetachedFailure::ArtifactMismatch(_))
+        ));
+        let other = p256_key().public_key();
+        assert!(matches!(
+            verify_key_bundle_of_digest(&json, &digest, &other),
+            Err(DetachedFailure::Rejected(_))
+        ));
+    }
 
     #[test]
     fn pae_follows_the_dsse_spec() {

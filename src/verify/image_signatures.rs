@@ -39,7 +39,7 @@ use crate::sign::rekor::{
     read_trusted_root, verify_set, LoggedSigner, RekorLogs, BUNDLE_ANNOTATION,
 };
 use crate::sign::x509::pem_certificates;
-use crate::sign::{verify_key_bundle_of_digest, DetachedFailure};
+use crate::sign::{verify_key_bundle_of_digest, DetachedFailure, COSIGN_SIGN_PREDICATE};
 
 /// A loaded image signature policy.
 #[derive(Debug)]
@@ -981,9 +981,6 @@ fn format_time(seconds: i64) -> String {
         .unwrap_or_else(|_| seconds.to_string())
 }
 
-/// The predicate type of cosign 3's image signature statements.
-pub const SIGN_PREDICATE: &str = "https://sigstore.dev/cosign/sign/v1";
-
 /// A Sigstore bundle referrer, verified under the cosign `policy` with the resolved digest
 /// as the statement's subject (or the message digest): under a keyless policy by
 /// sigstore-verify (chain, log proofs, signer), under a key by the key (and its log entries,
@@ -1044,8 +1041,8 @@ fn judge_bundle(
     let predicate = statement_predicate(json);
     match (predicate.as_deref(), attestation) {
         (None, None) => Ok(format!("{text}; a message signature of {resolved}")),
-        (Some(SIGN_PREDICATE), None) => Ok(format!(
-            "{text}; its statement ({SIGN_PREDICATE}) names {resolved}"
+        (Some(COSIGN_SIGN_PREDICATE), None) => Ok(format!(
+            "{text}; its statement ({COSIGN_SIGN_PREDICATE}) names {resolved}"
         )),
         (Some(predicate), Some(wanted)) if predicate == wanted => Ok(format!(
             "{text}; its attestation ({predicate}) names {resolved}"
@@ -1058,7 +1055,7 @@ fn judge_bundle(
             "not an attestation of {wanted}: it is {}",
             match found {
                 None => "a message signature".to_string(),
-                Some(SIGN_PREDICATE) => format!("a signature ({SIGN_PREDICATE})"),
+                Some(COSIGN_SIGN_PREDICATE) => format!("a signature ({COSIGN_SIGN_PREDICATE})"),
                 Some(other) => format!("an attestation of {other}"),
             }
         )),

@@ -829,16 +829,46 @@ mod tests {
         signer: &'static signature::EcdsaSigningAlgorithm,
         alg: &str,
     ) -> (Vec<u8>, Vec<u8>) {
+        let key = KeyPair::generate_for(curve).unwrap();
+        let pair = signature::EcdsaKeyPair::from_pkcs8(signer, &key.serialize_der()).unwrap();
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        signed_jws(&key, alg, |tbs| {
+            pair.sign(&rng, tbs).unwrap().as_ref().to_vec()
+        })
+    }
+
+    /// As [`ecdsa_jws`], with a fresh RSA key of `size` signing with RSASSA-PSS `padding`.
+    fn rsa_jws(
+        size: aws_lc_rs::rsa::KeySize,
+        padding: &'static dyn signature::RsaEncoding,
+        alg: &str,
+    ) -> (Vec<u8>, Vec<u8>) {
+        use aws_lc_rs::encoding::AsDer;
+        let pair = aws_lc_rs::rsa::KeyPair::generate(size).unwrap();
+        let der = pair.as_der().unwrap();
+        let key = KeyPair::from_pkcs8_der_and_sign_algo(
+            &der.as_ref().to_vec().into(),
+            &rcgen::PKCS_RSA_SHA256,
+        )
+        .unwrap();
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        signed_jws(&key, alg, |tbs| {
+            let mut sig = vec![0; pair.public_modulus_len()];
+            pair.sign(padding, &rng, tbs, &mut sig).unwrap();
+            sig
+        })
+    }
+
+    /// A JWS envelope over a fixed target, `alg` in its header, signed by `sign` and carrying
+    /// a self-signed code-signing certificate of `key`: (envelope, certificate DER).
+    fn signed_jws(key: &KeyPair, alg: &str, sign: impl Fn(&[u8]) -> Vec<u8>) -> (Vec<u8>, Vec<u8>) {
         use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
         use base64::Engine;
-        let key = KeyPair::generate_for(curve).unwrap();
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params
-            .distinguished_name
-            .push(DnType::CommonName, "ec signer");
+        params.distinguished_name.push(DnType::CommonName, "signer");
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::CodeSigning];
-        let cert = params.self_signed(&key).unwrap().der().to_vec();
+        let cert = params.self_signed(key).unwrap().der().to_vec();
         let protected = serde_json::json!({
             "alg": alg,
             "cty": PAYLOAD_TYPE,
@@ -853,16 +883,79 @@ mod tests {
         }});
         let p = URL_SAFE_NO_PAD.encode(protected.to_string());
         let body = URL_SAFE_NO_PAD.encode(payload.to_string());
-        let rng = aws_lc_rs::rand::SystemRandom::new();
-        let pair = signature::EcdsaKeyPair::from_pkcs8(signer, &key.serialize_der()).unwrap();
-        let sig = pair.sign(&rng, format!("{p}.{body}").as_bytes()).unwrap();
+        let sig = sign(format!("{p}.{body}").as_bytes());
         let envelope = serde_json::json!({
             "protected": p,
             "payload": body,
-            "signature": URL_SAFE_NO_PAD.encode(sig.as_ref()),
+            "signature": URL_SAFE_NO_PAD.encode(sig),
             "header": {"x5c": [STANDARD.encode(&cert)]},
         });
         (envelope.to_string().into_bytes(), cert)
+    }
+
+    /// Verifies `envelope` with `cert` as its trust anchor: the algorithm it was taken as,
+    /// and that a flipped signature byte fails integrity.
+    fn verified_algorithm(envelope: &[u8], cert: &[u8]) -> Algorithm {
+        let anchors = Anchors {
+            ca: vec![cert.to_vec()],
+            ..Anchors::default()
+        };
+        let v = verify_jws(envelope, &anchors, SystemTime::now()).unwrap();
+        assert_eq!(v.authenticity, None);
+        let mut doc: serde_json::Value = serde_json::from_slice(envelope).unwrap();
+        let sig = doc["signature"].as_str().unwrap().to_string();
+        let flipped = format!(
+            "{}{}",
+            if sig.starts_with('A') { 'B' } else { 'A' },
+            &sig[1..]
+        );
+        doc["signature"] = flipped.into();
+        match verify_jws(doc.to_string().as_bytes(), &anchors, SystemTime::now()) {
+            Err(Refusal::Integrity(m)) => assert!(m.contains("does not verify"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        v.algorithm
+    }
+
+    #[test]
+    fn rsa_pss_jws_envelopes_verify_with_the_alg_their_key_size_allows() {
+        use aws_lc_rs::rsa::KeySize;
+        for (size, padding, alg, algorithm) in [
+            (
+                KeySize::Rsa2048,
+                &signature::RSA_PSS_SHA256,
+                "PS256",
+                Algorithm::Ps256,
+            ),
+            (
+                KeySize::Rsa3072,
+                &signature::RSA_PSS_SHA384,
+                "PS384",
+                Algorithm::Ps384,
+            ),
+            (
+                KeySize::Rsa4096,
+                &signature::RSA_PSS_SHA512,
+                "PS512",
+                Algorithm::Ps512,
+            ),
+        ] {
+            let (envelope, cert) = rsa_jws(size, padding, alg);
+            assert_eq!(verified_algorithm(&envelope, &cert), algorithm, "{alg}");
+        }
+        // A 2048-bit key signs with PS256 only.
+        let (envelope, cert) = rsa_jws(KeySize::Rsa2048, &signature::RSA_PSS_SHA512, "PS512");
+        let anchors = Anchors {
+            ca: vec![cert],
+            ..Anchors::default()
+        };
+        match verify_jws(&envelope, &anchors, SystemTime::now()) {
+            Err(Refusal::Integrity(m)) => assert!(
+                m.contains("says PS512, but the signing certificate's key signs with PS256"),
+                "{m}"
+            ),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
@@ -872,7 +965,7 @@ mod tests {
             &'static signature::EcdsaSigningAlgorithm,
             &str,
             Algorithm,
-        ); 2] = [
+        ); 3] = [
             (
                 &rcgen::PKCS_ECDSA_P256_SHA256,
                 &signature::ECDSA_P256_SHA256_FIXED_SIGNING,
@@ -885,29 +978,16 @@ mod tests {
                 "ES384",
                 Algorithm::Es384,
             ),
+            (
+                &rcgen::PKCS_ECDSA_P521_SHA512,
+                &signature::ECDSA_P521_SHA512_FIXED_SIGNING,
+                "ES512",
+                Algorithm::Es512,
+            ),
         ];
         for (curve, signer, alg, algorithm) in cases {
             let (envelope, cert) = ecdsa_jws(curve, signer, alg);
-            let anchors = Anchors {
-                ca: vec![cert.clone()],
-                ..Anchors::default()
-            };
-            let v = verify_jws(&envelope, &anchors, SystemTime::now()).unwrap();
-            assert_eq!(v.algorithm, algorithm);
-            assert_eq!(v.authenticity, None, "{alg}");
-            // A flipped signature byte.
-            let mut doc: serde_json::Value = serde_json::from_slice(&envelope).unwrap();
-            let sig = doc["signature"].as_str().unwrap().to_string();
-            let flipped = format!(
-                "{}{}",
-                if sig.starts_with('A') { 'B' } else { 'A' },
-                &sig[1..]
-            );
-            doc["signature"] = flipped.into();
-            match verify_jws(doc.to_string().as_bytes(), &anchors, SystemTime::now()) {
-                Err(Refusal::Integrity(m)) => assert!(m.contains("does not verify"), "{m}"),
-                other => panic!("{other:?}"),
-            }
+            assert_eq!(verified_algorithm(&envelope, &cert), algorithm, "{alg}");
         }
         // The alg must be the one the key signs with.
         let (envelope, cert) = ecdsa_jws(
