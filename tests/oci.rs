@@ -751,18 +751,13 @@ fn a_model_artifact_verifies_against_its_signature_before_its_files() {
         ]
     );
 
-    // Trust flags go with --signature (a key alone is the image's cosign key policy), and
-    // --signature with no --manifest.
+    // A trusted root alone names no signer (a key, an identity or a trust policy is the
+    // image's own signature policy), and --signature goes with no --manifest.
     let approved = work.path().join("approved.json");
     for (args, says) in [
         (
-            vec![
-                "--identity",
-                "a@example.com",
-                "--issuer",
-                "https://issuer.example",
-            ],
-            "go with --signature",
+            vec!["--trusted-root", approved.to_str().unwrap()],
+            "an image's own signatures are checked with one of",
         ),
         (
             vec![
