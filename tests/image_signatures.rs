@@ -2073,7 +2073,7 @@ fn a_bundle_referrer_is_found_through_a_registrys_referrers_api() {
                 _ => not_found(),
             };
         }
-        match target.strip_prefix("/v2/app/blobs/").and_then(|d| blob(d)) {
+        match target.strip_prefix("/v2/app/blobs/").and_then(&blob) {
             Some(bytes) => Reply::ok("application/octet-stream", &bytes),
             None => not_found(),
         }
