@@ -146,7 +146,7 @@ fn every_kind_of_key_signs_a_layout_image_that_verifies_with_its_public_key_only
             )
         };
         verify(public).expect(0);
-        let other = &keys[(i + 1) % keys.len()].1;
+        let (other_private, other) = &keys[(i + 1) % keys.len()];
         verify(other).expect(1);
         // The signature names the repository it was made for.
         oci_verify(
@@ -184,7 +184,7 @@ fn every_kind_of_key_signs_a_layout_image_that_verifies_with_its_public_key_only
         // A second key's signature is appended; both verify.
         sign(
             &reference,
-            &["--key", text(other), "--signed-repository", signed_as],
+            &["--key", text(other_private), "--signed-repository", signed_as],
         )
         .expect(0);
         let layers = sig_layers(&layout, &digest);
@@ -239,7 +239,9 @@ fn signing_twice_keeps_both_signatures_and_never_an_identical_duplicate() {
         all.extend(["--signed-repository".into(), "registry.example/a".into()]);
         all
     };
-    let strs = |v: &[String]| v.iter().map(String::as_str).collect::<Vec<_>>();
+    fn strs(v: &[String]) -> Vec<&str> {
+        v.iter().map(String::as_str).collect()
+    }
     sign(&reference, &strs(&signed(&ed25519))).expect(0);
     let again = sign(&reference, &strs(&signed(&ed25519))).expect(0);
     assert!(
@@ -288,10 +290,12 @@ fn cosign_encrypted_keys_sign_with_their_password_and_a_wrong_one_is_exit_2() {
     let mut args = vec!["--key", text(&cosign_key), "--password-file", text(&password)];
     args.extend(repo);
     sign(&reference, &args).expect(0);
-    let mut verify = vec!["--key", text(&keys.join("vouch-test.pub"))];
+    let vouch_test_pub = keys.join("vouch-test.pub");
+    let other_pub = keys.join("other.pub");
+    let mut verify = vec!["--key", text(&vouch_test_pub)];
     verify.extend(repo);
     oci_verify(&reference, &verify).expect(0);
-    let mut other = vec!["--key", text(&keys.join("other.pub"))];
+    let mut other = vec!["--key", text(&other_pub)];
     other.extend(repo);
     oci_verify(&reference, &other).expect(1);
 
@@ -308,9 +312,16 @@ fn cosign_encrypted_keys_sign_with_their_password_and_a_wrong_one_is_exit_2() {
     for ran in [
         sign(
             &reference,
-            &["--key", text(&cosign_key), "--password-file", text(&wrong)],
+            &[
+                "--key",
+                text(&cosign_key),
+                "--password-file",
+                text(&wrong),
+                repo[0],
+                repo[1],
+            ],
         ),
-        sign(&reference, &["--key", text(&cosign_key)]),
+        sign(&reference, &["--key", text(&cosign_key), repo[0], repo[1]]),
     ] {
         let ran = ran.expect(2);
         assert!(ran.stderr.contains(text(&cosign_key)), "{}", ran.stderr);
