@@ -136,7 +136,11 @@ fn every_kind_of_key_signs_a_layout_image_that_verifies_with_its_public_key_only
         let out = ran.stdout();
         assert!(out.contains(&format!("signed {digest}")), "{out}");
         assert!(
-            out.contains(&format!("{}:sha256-{}.sig", layout.dir.display(), &digest[7..])),
+            out.contains(&format!(
+                "{}:sha256-{}.sig",
+                layout.dir.display(),
+                &digest[7..]
+            )),
             "{out}"
         );
         let verify = |key: &Path| {
@@ -163,8 +167,8 @@ fn every_kind_of_key_signs_a_layout_image_that_verifies_with_its_public_key_only
         let layers = sig_layers(&layout, &digest);
         assert_eq!(layers.len(), 1);
         assert_eq!(layers[0]["mediaType"], SIMPLE_SIGNING);
-        let payload = std::fs::read(layout.blob_path(layers[0]["digest"].as_str().unwrap()))
-            .unwrap();
+        let payload =
+            std::fs::read(layout.blob_path(layers[0]["digest"].as_str().unwrap())).unwrap();
         assert_eq!(
             String::from_utf8(payload).unwrap(),
             format!(
@@ -184,7 +188,12 @@ fn every_kind_of_key_signs_a_layout_image_that_verifies_with_its_public_key_only
         // A second key's signature is appended; both verify.
         sign(
             &reference,
-            &["--key", text(other_private), "--signed-repository", signed_as],
+            &[
+                "--key",
+                text(other_private),
+                "--signed-repository",
+                signed_as,
+            ],
         )
         .expect(0);
         let layers = sig_layers(&layout, &digest);
@@ -201,7 +210,12 @@ fn every_kind_of_key_signs_a_layout_image_that_verifies_with_its_public_key_only
         assert_eq!(entries, 1, "one index.json entry for the tag");
         let leftovers: Vec<_> = walk(&layout.dir)
             .into_iter()
-            .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with(".vouch-"))
+            .filter(|p| {
+                p.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with(".vouch-")
+            })
             .collect();
         assert!(leftovers.is_empty(), "{leftovers:?}");
     }
@@ -287,7 +301,12 @@ fn cosign_encrypted_keys_sign_with_their_password_and_a_wrong_one_is_exit_2() {
     let repo = ["--signed-repository", "registry.example/a"];
     let cosign_key = keys.join("vouch-test.cosign.key");
     let password = keys.join("vouch-test.passphrase");
-    let mut args = vec!["--key", text(&cosign_key), "--password-file", text(&password)];
+    let mut args = vec![
+        "--key",
+        text(&cosign_key),
+        "--password-file",
+        text(&password),
+    ];
     args.extend(repo);
     sign(&reference, &args).expect(0);
     let vouch_test_pub = keys.join("vouch-test.pub");
@@ -398,7 +417,10 @@ fn bad_keys_and_settings_are_exit_2_naming_them_and_nothing_is_written() {
     let altered = work.path().join("altered.key");
     std::fs::write(
         &altered,
-        pem::encode(&pem::Pem::new("PRIVATE KEY", vec![0x30, 0x03, 0x02, 0x01, 0x00])),
+        pem::encode(&pem::Pem::new(
+            "PRIVATE KEY",
+            vec![0x30, 0x03, 0x02, 0x01, 0x00],
+        )),
     )
     .unwrap();
     let missing = work.path().join("absent.key");
@@ -477,7 +499,12 @@ fn nothing_is_signed_for_a_missing_tag_and_an_unreachable_registry_is_exit_3() {
     .unwrap();
     let ran = sign(
         &layout.reference("nope"),
-        &["--key", text(&key), "--signed-repository", "registry.example/a"],
+        &[
+            "--key",
+            text(&key),
+            "--signed-repository",
+            "registry.example/a",
+        ],
     );
     assert_ne!(ran.code, Some(0), "{}", ran.stdout());
     assert!(ran.stderr.contains("nothing was signed"), "{}", ran.stderr);
@@ -493,7 +520,11 @@ fn nothing_is_signed_for_a_missing_tag_and_an_unreachable_registry_is_exit_3() {
         &["--key", text(&key), "--retries", "0", "--timeout", "5"],
     )
     .expect(3);
-    assert!(ran.stderr.contains(&format!("127.0.0.1:{port}")), "{}", ran.stderr);
+    assert!(
+        ran.stderr.contains(&format!("127.0.0.1:{port}")),
+        "{}",
+        ran.stderr
+    );
 }
 
 /// The registry: each fixture and openssl key signs an image that skopeo pushed into a real
@@ -523,7 +554,12 @@ fn signatures_pushed_to_a_real_registry_verify_with_vouch_and_sigstore_rs_until_
         ("rsa", vec!["--key", text(&rsa)], &rsa_pub),
         (
             "cosign",
-            vec!["--key", text(&cosign_key), "--password-file", text(&password)],
+            vec![
+                "--key",
+                text(&cosign_key),
+                "--password-file",
+                text(&password),
+            ],
             &cosign_pub,
         ),
     ];
@@ -549,7 +585,10 @@ fn signatures_pushed_to_a_real_registry_verify_with_vouch_and_sigstore_rs_until_
         let bare = format!("127.0.0.1:{}/vouch/{name}:v1", registry.port);
         if let Some(peer_binary) = &peer_binary {
             assert!(sigstore_rs_verifies(peer_binary, &bare, public), "{name}");
-            assert!(!sigstore_rs_verifies(peer_binary, &bare, &other_pub), "{name}");
+            assert!(
+                !sigstore_rs_verifies(peer_binary, &bare, &other_pub),
+                "{name}"
+            );
         }
     }
 

@@ -84,6 +84,9 @@ fn the_oci_sign_example_uses_the_commands_flags() {
         .expect("the README shows vouch oci sign");
     let help = vouch_run(["oci", "sign", "--help"]).expect(0).stdout();
     for flag in example.split_whitespace().filter(|w| w.starts_with("--")) {
-        assert!(help.contains(flag), "{flag} is not a flag of vouch oci sign:\n{help}");
+        assert!(
+            help.contains(flag),
+            "{flag} is not a flag of vouch oci sign:\n{help}"
+        );
     }
 }

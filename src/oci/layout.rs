@@ -306,8 +306,7 @@ impl Sink for Layout {
         let path = self.blob_path(digest);
         let failed = |e: Error| Unavailable::Failed(e.to_string());
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| failed(Error::io(parent, e)))?;
+            std::fs::create_dir_all(parent).map_err(|e| failed(Error::io(parent, e)))?;
         }
         write_atomically(&path, bytes).map_err(failed)
     }

@@ -141,9 +141,9 @@ impl Target {
             target: location.clone(),
             message: match unavailable {
                 Unavailable::Missing(m) | Unavailable::Refused(m) | Unavailable::Failed(m) => m,
-                Unavailable::Changed { expected, actual } => format!(
-                    "the store holds {actual} where {expected} was written or asked for"
-                ),
+                Unavailable::Changed { expected, actual } => {
+                    format!("the store holds {actual} where {expected} was written or asked for")
+                }
             },
         };
         let layer_digest = Algorithm::Sha256.digest(&layer.bytes);
@@ -169,11 +169,7 @@ impl Target {
                     == new_layer.get("annotations").cloned().unwrap_or_default()
         };
         if layers.iter().any(same) {
-            let bytes = self
-                .sink
-                .tagged(tag)
-                .map_err(&remote)?
-                .unwrap_or_default();
+            let bytes = self.sink.tagged(tag).map_err(&remote)?.unwrap_or_default();
             return Ok(Appended {
                 manifest: Algorithm::Sha256.digest(&bytes),
                 location,
@@ -196,7 +192,10 @@ impl Target {
         let config = serde_json::to_vec(&ConfigOut {
             architecture: "",
             created: ZERO_TIME,
-            history: diff_ids.iter().map(|_| History { created: ZERO_TIME }).collect(),
+            history: diff_ids
+                .iter()
+                .map(|_| History { created: ZERO_TIME })
+                .collect(),
             os: "",
             rootfs: RootFs {
                 kind: "layers",
@@ -246,10 +245,14 @@ impl Target {
 
 /// The layers of an existing signature manifest, as written, and its other fields (the
 /// schema version, media type and config are written anew).
-type Existing = (Vec<serde_json::Value>, serde_json::Map<String, serde_json::Value>);
+type Existing = (
+    Vec<serde_json::Value>,
+    serde_json::Map<String, serde_json::Value>,
+);
 
 fn existing(bytes: &[u8]) -> std::result::Result<Existing, String> {
-    let refuse = |why: String| format!("the manifest already tagged there cannot be added to: {why}");
+    let refuse =
+        |why: String| format!("the manifest already tagged there cannot be added to: {why}");
     match Document::parse(bytes, Some(OCI_MANIFEST)) {
         Ok(Document::Manifest(_)) => {}
         Ok(Document::Index(_)) => return Err(refuse("it is an index".into())),

@@ -632,8 +632,13 @@ impl Registry {
     /// token the registry refuses (it expired) is fetched again, once.
     async fn get(&self, path: &str, accept: &str) -> Result<reqwest::Response, Failure> {
         let accept = HeaderValue::from_str(accept).expect("media types are header values");
-        self.send(reqwest::Method::GET, self.url(path), Some((ACCEPT, accept)), None)
-            .await
+        self.send(
+            reqwest::Method::GET,
+            self.url(path),
+            Some((ACCEPT, accept)),
+            None,
+        )
+        .await
     }
 
     /// A request to `url` with one extra header and maybe a body; the status checked. The
@@ -873,7 +878,11 @@ impl Store for Registry {
 /// `HEAD` finds it already there; a manifest is a `PUT` of `/v2/NAME/manifests/TAG`.
 impl Sink for Registry {
     fn has_blob(&self, digest: &Digest) -> Result<bool, Unavailable> {
-        let url = self.url(&format!("v2/{}/blobs/{}", self.repository, digest.prefixed()));
+        let url = self.url(&format!(
+            "v2/{}/blobs/{}",
+            self.repository,
+            digest.prefixed()
+        ));
         let what = format!("the answer about the blob {digest}");
         match self.call(|| {
             within(self.timeout, &what, async {
@@ -930,9 +939,8 @@ impl Sink for Registry {
     fn put_manifest(&self, tag: &str, media_type: &str, bytes: &[u8]) -> Result<(), Unavailable> {
         let url = self.url(&format!("v2/{}/manifests/{tag}", self.repository));
         let body = bytes::Bytes::copy_from_slice(bytes);
-        let content_type = HeaderValue::from_str(media_type).map_err(|_| {
-            Unavailable::Failed(format!("{media_type} is not a header value"))
-        })?;
+        let content_type = HeaderValue::from_str(media_type)
+            .map_err(|_| Unavailable::Failed(format!("{media_type} is not a header value")))?;
         let deadline = deadline_for(bytes.len() as u64, self.timeout, self.min_rate);
         let what = format!("the answer to the manifest {tag}");
         let stored_as = self.call(|| {

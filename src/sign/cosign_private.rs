@@ -155,12 +155,13 @@ impl CosignSigner {
                 })
             }
             "ENCRYPTED PRIVATE KEY" => {
-                let info = pkcs8::EncryptedPrivateKeyInfo::try_from(block.contents()).map_err(
-                    |e| PrivateKeyError::Malformed {
-                        label: label.clone(),
-                        reason: e.to_string(),
-                    },
-                )?;
+                let info =
+                    pkcs8::EncryptedPrivateKeyInfo::try_from(block.contents()).map_err(|e| {
+                        PrivateKeyError::Malformed {
+                            label: label.clone(),
+                            reason: e.to_string(),
+                        }
+                    })?;
                 let der = info
                     .decrypt(password)
                     .map_err(|_| PrivateKeyError::WrongPassword)?;
@@ -314,8 +315,7 @@ fn open_cosign(body: &[u8], password: &[u8]) -> Result<Vec<u8>, Opening> {
 fn scrypt_params(n: u64, r: u64, p: u64) -> Result<scrypt::Params, PrivateKeyError> {
     let too_costly = PrivateKeyError::TooCostly { n, r, p };
     let within = n.is_power_of_two()
-        && n >= 2
-        && n <= MAX_SCRYPT_N
+        && (2..=MAX_SCRYPT_N).contains(&n)
         && (1..=MAX_SCRYPT_R).contains(&r)
         && (1..=MAX_SCRYPT_P).contains(&p)
         && 128 * n * r <= MAX_SCRYPT_MEMORY
@@ -373,10 +373,8 @@ mod tests {
                 .as_ref()
                 .to_vec(),
         ];
-        let rsa = aws_lc_rs::rsa::PrivateDecryptingKey::generate(
-            aws_lc_rs::rsa::KeySize::Rsa2048,
-        )
-        .unwrap();
+        let rsa = aws_lc_rs::rsa::PrivateDecryptingKey::generate(aws_lc_rs::rsa::KeySize::Rsa2048)
+            .unwrap();
         ders.push(rsa.as_der().unwrap().as_ref().to_vec());
         for der in ders {
             let pem = pem::encode(&pem::Pem::new("PRIVATE KEY", der));
@@ -397,7 +395,10 @@ mod tests {
             ))
         };
         let read = |body: &str| CosignSigner::from_pem(pem(body).as_bytes(), b"").unwrap_err();
-        assert!(matches!(read("not json"), PrivateKeyError::Malformed { .. }));
+        assert!(matches!(
+            read("not json"),
+            PrivateKeyError::Malformed { .. }
+        ));
         let other_kdf = r#"{"kdf":{"name":"pbkdf2","params":{"N":2,"r":1,"p":1},"salt":""},"cipher":{"name":"nacl/secretbox","nonce":""},"ciphertext":""}"#;
         assert!(matches!(
             read(other_kdf),

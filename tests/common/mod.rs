@@ -286,10 +286,7 @@ pub fn peer_sigstore_rs(test: &str) -> Option<PathBuf> {
     } else {
         skip(
             test,
-            &format!(
-                "the sigstore-rs peer ({}) is not built",
-                binary.display()
-            ),
+            &format!("the sigstore-rs peer ({}) is not built", binary.display()),
         );
         None
     }
