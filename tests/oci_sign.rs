@@ -6,6 +6,7 @@
 mod common;
 mod oci_support;
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -506,7 +507,8 @@ fn nothing_is_signed_for_a_missing_tag_and_an_unreachable_registry_is_exit_3() {
             "registry.example/a",
         ],
     );
-    assert_ne!(ran.code, Some(0), "{}", ran.stdout());
+    // As `vouch oci digest` has it: a missing manifest is exit 1.
+    let ran = ran.expect(1);
     assert!(ran.stderr.contains("nothing was signed"), "{}", ran.stderr);
     assert!(ran.stderr.contains("nope"), "{}", ran.stderr);
 
@@ -619,5 +621,198 @@ fn signatures_pushed_to_a_real_registry_verify_with_vouch_and_sigstore_rs_until_
     oci_verify(&reference, &["--key", text(&p256_pub)]).expect(1);
     if let Some(peer_binary) = &peer_binary {
         assert!(!sigstore_rs_verifies(peer_binary, &bare, &p256_pub));
+    }
+}
+
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A registry that takes bearer tokens from a token service (`peers/token_service.py`,
+/// which grants what is asked for): vouch logs in with `--username`/`--password-stdin`,
+/// asks for `pull,push` on the repository, and the registry accepts the upload; without
+/// credentials the registry refuses the push (exit 3) and nothing is written.
+#[test]
+fn signing_through_a_token_service_asks_for_push_access_with_the_given_credentials() {
+    const TEST: &str =
+        "signing_through_a_token_service_asks_for_push_access_with_the_given_credentials";
+    if !registry_peers(TEST) {
+        return;
+    }
+    let Some(python) = peer_python(TEST) else {
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    let (certificate, port_file, log) = (
+        work.path().join("token.pem"),
+        work.path().join("token.port"),
+        work.path().join("token.log"),
+    );
+    let mut service = Command::new(python);
+    service
+        .arg(project_root().join("tests/peers/token_service.py"))
+        .args([&certificate, &port_file, &log])
+        .args(["vouch:s3cret", "refresh-for-vouch"]);
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        service.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    let mut service = KillOnDrop(service.spawn().expect("start the token service"));
+    let started = Instant::now();
+    let port = loop {
+        if let Ok(port) = std::fs::read_to_string(&port_file) {
+            break port;
+        }
+        if let Some(status) = service.0.try_wait().unwrap() {
+            panic!("the token service exited ({status})");
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no token service"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let registry =
+        Registry::start_with_token_realm(&format!("http://127.0.0.1:{port}/token"), &certificate);
+    let image = two_layer_image(&work.path().join("img"), "v1", "amd64", 14);
+    let reference = registry.reference("private/signed:v1");
+    peer(Command::new("skopeo").args([
+        "--insecure-policy",
+        "copy",
+        "--quiet",
+        "--dest-tls-verify=false",
+        "--dest-creds",
+        "vouch:s3cret",
+        &image.reference("v1"),
+        &reference,
+    ]));
+    let key = work.path().join("key.pem");
+    let rng = aws_lc_rs::rand::SystemRandom::new();
+    let pkcs8 = aws_lc_rs::signature::Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
+    std::fs::write(
+        &key,
+        pem::encode(&pem::Pem::new("PRIVATE KEY", pkcs8.as_ref().to_vec())),
+    )
+    .unwrap();
+
+    // Anonymous: the token service refuses, so the registry does.
+    let ran = sign(&reference, &["--key", text(&key), "--retries", "0"]).expect(3);
+    assert!(ran.stderr.contains("refused"), "{}", ran.stderr);
+
+    let mut signing = common::start(
+        vouch()
+            .args(["oci", "sign", &reference, "--key", text(&key)])
+            .args(["--username", "vouch", "--password-stdin"])
+            .env("DOCKER_CONFIG", "/nonexistent/vouch-test-docker-config")
+            .stdin(std::process::Stdio::piped()),
+    );
+    signing.stdin().write_all(b"s3cret\n").unwrap();
+    let ran = signing.finish_within(Duration::from_secs(60)).expect(0);
+    assert!(ran.stdout().contains("1 signature)"), "{}", ran.stdout());
+    let scopes = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        scopes.contains("repository:private/signed:pull,push"),
+        "vouch did not ask for push access: {scopes}"
+    );
+    // The signature is there, for skopeo too (with the credentials).
+    let digest = {
+        let mut digest = common::start(
+            vouch()
+                .args(["oci", "digest", &reference])
+                .args(["--username", "vouch", "--password-stdin"])
+                .env("DOCKER_CONFIG", "/nonexistent/vouch-test-docker-config")
+                .stdin(std::process::Stdio::piped()),
+        );
+        digest.stdin().write_all(b"s3cret\n").unwrap();
+        digest
+            .finish_within(Duration::from_secs(60))
+            .expect(0)
+            .stdout()
+            .trim()
+            .to_string()
+    };
+    let copied = work.path().join("sig");
+    peer(Command::new("skopeo").args([
+        "--insecure-policy",
+        "copy",
+        "--quiet",
+        "--src-tls-verify=false",
+        "--src-creds",
+        "vouch:s3cret",
+        &registry.reference(&format!("private/signed:sha256-{}.sig", &digest[7..])),
+        &format!("oci:{}:sig", copied.display()),
+    ]));
+    let layers = Layout::at(&copied).manifest("sig")["layers"].clone();
+    assert_eq!(layers.as_array().unwrap().len(), 1, "{layers}");
+    assert_eq!(layers[0]["mediaType"], SIMPLE_SIGNING);
+}
+
+/// The payload vouch signs is byte for byte the one of the fixtures' `.sig` tags (cosign's
+/// shape): signing the fixture image for its repository gives a layer with the same payload
+/// digest, appended after the layer skopeo wrote.
+#[test]
+fn the_payload_is_byte_for_byte_the_one_the_fixture_signatures_sign() {
+    let test = "the_payload_is_byte_for_byte_the_one_the_fixture_signatures_sign";
+    let Some(keys) = cosign_keys(test) else {
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    let layout_dir = work.path().join("signed");
+    let from = keys.parent().unwrap().join("signed");
+    copy_tree(&from, &layout_dir);
+    let layout = Layout::at(&layout_dir);
+    let digest = "sha256:e936f50e430d02efea61abf04d1fd777dd8d873536ce661fd8e2cc60d9889764";
+    let before = sig_layers(&layout, digest);
+    assert_eq!(before.len(), 1);
+    sign(
+        &layout.reference("v1"),
+        &[
+            "--key",
+            text(&keys.join("vouch-test.cosign.key")),
+            "--password-file",
+            text(&keys.join("vouch-test.passphrase")),
+            "--signed-repository",
+            "127.0.0.1:5123/vouch/signed",
+        ],
+    )
+    .expect(0);
+    let after = sig_layers(&layout, digest);
+    assert_eq!(after.len(), 2);
+    assert_eq!(
+        after[0], before[0],
+        "the layer skopeo wrote is kept as it was"
+    );
+    assert_eq!(after[1]["digest"], before[0]["digest"]);
+    assert_eq!(after[1]["size"], before[0]["size"]);
+    oci_verify(
+        &layout.reference("v1"),
+        &[
+            "--key",
+            text(&keys.join("vouch-test.pub")),
+            "--signed-repository",
+            "127.0.0.1:5123/vouch/signed",
+        ],
+    )
+    .expect(0);
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::write(&target, std::fs::read(entry.path()).unwrap()).unwrap();
+        }
     }
 }

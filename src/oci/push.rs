@@ -253,7 +253,7 @@ type Existing = (
 fn existing(bytes: &[u8]) -> std::result::Result<Existing, String> {
     let refuse =
         |why: String| format!("the manifest already tagged there cannot be added to: {why}");
-    match Document::parse(bytes, Some(OCI_MANIFEST)) {
+    match Document::parse(bytes, None) {
         Ok(Document::Manifest(_)) => {}
         Ok(Document::Index(_)) => return Err(refuse("it is an index".into())),
         Err(e) => return Err(refuse(e.to_string())),
