@@ -67,7 +67,10 @@ async fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    println!("image digest {digest}, signatures at {}", signature_image.whole());
+    println!(
+        "image digest {digest}, signatures at {}",
+        signature_image.whole()
+    );
     let layers = match client.trusted_signature_layers(&auth, &image).await {
         Ok(layers) => layers,
         Err(e) => {
