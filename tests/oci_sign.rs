@@ -816,3 +816,93 @@ fn copy_tree(from: &Path, to: &Path) {
         }
     }
 }
+
+/// A registry that sends the upload elsewhere (another port) gets the blob there without
+/// the credentials, which go to the registry only; and a registry that says it stored the
+/// manifest under another digest did not store it: exit 3, naming both digests.
+#[test]
+fn credentials_stay_with_the_registry_and_a_manifest_stored_otherwise_is_exit_3() {
+    use oci_support::hostile::{Hostile, Reply};
+    let elsewhere = Hostile::start(|request| match request.method.as_str() {
+        "PUT" => Reply::status("201 Created", ""),
+        _ => Reply::status("404 Not Found", ""),
+    });
+    let upload_port = elsewhere.port;
+    let manifest = r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.empty.v1+json","digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","size":2},"layers":[]}"#;
+    let digest = format!("sha256:{}", sha256_hex(manifest.as_bytes()));
+    let sig_path = format!("/v2/app/manifests/sha256-{}.sig", &digest[7..]);
+    let registry = Hostile::start(move |request| {
+        let authorized = request.header("authorization").is_some();
+        match (request.method.as_str(), request.target.as_str()) {
+            (_, "/v2/") if !authorized => Reply::status(
+                "401 Unauthorized",
+                "\r\nWWW-Authenticate: Basic realm=\"test\"",
+            ),
+            (_, _) if !authorized => Reply::status("401 Unauthorized", ""),
+            ("GET", "/v2/") => Reply::ok("application/json", b"{}"),
+            ("GET", "/v2/app/manifests/v1") => Reply::ok(
+                "application/vnd.oci.image.manifest.v1+json",
+                manifest.as_bytes(),
+            ),
+            ("POST", "/v2/app/blobs/uploads/") => Reply::status(
+                "202 Accepted",
+                &format!("\r\nLocation: http://127.0.0.1:{upload_port}/upload/1?state=x"),
+            ),
+            ("PUT", path) if path == sig_path => Reply::status(
+                "201 Created",
+                "\r\nDocker-Content-Digest: sha256:0000000000000000000000000000000000000000000000000000000000000000",
+            ),
+            _ => Reply::status("404 Not Found", ""),
+        }
+    });
+    let work = tempfile::tempdir().unwrap();
+    let key = work.path().join("key.pem");
+    let rng = aws_lc_rs::rand::SystemRandom::new();
+    let pkcs8 = aws_lc_rs::signature::Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
+    std::fs::write(
+        &key,
+        pem::encode(&pem::Pem::new("PRIVATE KEY", pkcs8.as_ref().to_vec())),
+    )
+    .unwrap();
+    let mut signing = common::start(
+        vouch()
+            .args([
+                "oci",
+                "sign",
+                &registry.reference("app:v1"),
+                "--key",
+                text(&key),
+            ])
+            .args(["--username", "vouch", "--password-stdin", "--retries", "0"])
+            .env("DOCKER_CONFIG", "/nonexistent/vouch-test-docker-config")
+            .stdin(std::process::Stdio::piped()),
+    );
+    signing.stdin().write_all(b"s3cret\n").unwrap();
+    let ran = signing.finish_within(Duration::from_secs(60)).expect(3);
+    assert!(
+        ran.stderr.contains("sha256:0000000000000000") && ran.stderr.contains(".sig"),
+        "{}",
+        ran.stderr
+    );
+    // Both blobs (payload and configuration) went to the upload location, without the
+    // credentials, each with its digest.
+    let uploads = elsewhere.requests();
+    assert_eq!(uploads.len(), 2, "{uploads:?}");
+    for upload in &uploads {
+        assert_eq!(upload.method, "PUT");
+        assert!(
+            upload
+                .target
+                .starts_with("/upload/1?state=x&digest=sha256%3A"),
+            "{upload:?}"
+        );
+        assert_eq!(upload.header("authorization"), None, "{upload:?}");
+    }
+    let posts = registry
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "POST")
+        .collect::<Vec<_>>();
+    assert_eq!(posts.len(), 2);
+    assert!(posts.iter().all(|p| p.header("authorization").is_some()));
+}
