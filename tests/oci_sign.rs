@@ -906,3 +906,87 @@ fn credentials_stay_with_the_registry_and_a_manifest_stored_otherwise_is_exit_3(
     assert_eq!(posts.len(), 2);
     assert!(posts.iter().all(|p| p.header("authorization").is_some()));
 }
+
+/// Keys openssl encrypts with a password (PKCS#8 PBES2, and SEC1 with OpenSSL's traditional
+/// PEM encryption) sign with the password from --password-file; a wrong one is exit 2
+/// naming the file.
+#[test]
+fn password_protected_openssl_keys_sign_with_the_password_file() {
+    let test = "password_protected_openssl_keys_sign_with_the_password_file";
+    if require_tool(test, "openssl").is_none() {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let (plain, public) = openssl_key(work.path(), "plain", "p256");
+    let pkcs8 = work.path().join("pkcs8.pem");
+    peer(
+        Command::new("openssl")
+            .args([
+                "pkcs8",
+                "-topk8",
+                "-v2",
+                "aes-256-cbc",
+                "-passout",
+                "pass:pw1",
+                "-in",
+            ])
+            .arg(&plain)
+            .arg("-out")
+            .arg(&pkcs8),
+    );
+    let legacy = work.path().join("legacy.pem");
+    peer(
+        Command::new("openssl")
+            .args(["ec", "-aes256", "-passout", "pass:pw1", "-in"])
+            .arg(&plain)
+            .arg("-out")
+            .arg(&legacy),
+    );
+    assert!(std::fs::read_to_string(&pkcs8)
+        .unwrap()
+        .contains("ENCRYPTED PRIVATE KEY"));
+    assert!(std::fs::read_to_string(&legacy)
+        .unwrap()
+        .contains("Proc-Type: 4,ENCRYPTED"));
+    let password = work.path().join("pw.txt");
+    std::fs::write(&password, "pw1\n").unwrap();
+    let wrong = work.path().join("wrong.txt");
+    std::fs::write(&wrong, "pw2\n").unwrap();
+    let (layout, digest) = artifact_layout(&work.path().join("layout"), 9);
+    let reference = layout.reference("v1");
+    let repo = "registry.example/a";
+    for key in [&pkcs8, &legacy] {
+        let ran = sign(
+            &reference,
+            &[
+                "--key",
+                text(key),
+                "--password-file",
+                text(&wrong),
+                "--signed-repository",
+                repo,
+            ],
+        )
+        .expect(2);
+        assert!(ran.stderr.contains(text(key)), "{}", ran.stderr);
+        assert!(ran.stderr.contains("wrong password"), "{}", ran.stderr);
+        sign(
+            &reference,
+            &[
+                "--key",
+                text(key),
+                "--password-file",
+                text(&password),
+                "--signed-repository",
+                repo,
+            ],
+        )
+        .expect(0);
+    }
+    assert_eq!(sig_layers(&layout, &digest).len(), 2);
+    oci_verify(
+        &reference,
+        &["--key", text(&public), "--signed-repository", repo],
+    )
+    .expect(0);
+}
