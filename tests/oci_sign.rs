@@ -990,3 +990,52 @@ fn password_protected_openssl_keys_sign_with_the_password_file() {
     )
     .expect(0);
 }
+
+/// A registry that starts an upload without saying where to send it, or refuses the blob,
+/// is exit 3 with what it did; the manifest is never put.
+#[test]
+fn an_upload_the_registry_does_not_take_is_exit_3_and_no_manifest_is_put() {
+    use oci_support::hostile::{Hostile, Reply};
+    let manifest = r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.empty.v1+json","digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","size":2},"layers":[]}"#;
+    let work = tempfile::tempdir().unwrap();
+    let key = work.path().join("key.pem");
+    let rng = aws_lc_rs::rand::SystemRandom::new();
+    let pkcs8 = aws_lc_rs::signature::Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
+    std::fs::write(
+        &key,
+        pem::encode(&pem::Pem::new("PRIVATE KEY", pkcs8.as_ref().to_vec())),
+    )
+    .unwrap();
+    for (upload_headers, says) in [
+        ("", "named no Location"),
+        ("\r\nLocation: /v2/app/blobs/uploads/1", "HTTP 400"),
+    ] {
+        let registry = Hostile::start(move |request| {
+            match (request.method.as_str(), request.target.as_str()) {
+                ("GET", "/v2/") => Reply::ok("application/json", b"{}"),
+                ("GET", "/v2/app/manifests/v1") => Reply::ok(
+                    "application/vnd.oci.image.manifest.v1+json",
+                    manifest.as_bytes(),
+                ),
+                ("POST", "/v2/app/blobs/uploads/") => Reply::status("202 Accepted", upload_headers),
+                ("PUT", path) if path.starts_with("/v2/app/blobs/uploads/1") => {
+                    Reply::status("400 Bad Request", "")
+                }
+                _ => Reply::status("404 Not Found", ""),
+            }
+        });
+        let ran = sign(
+            &registry.reference("app:v1"),
+            &["--key", text(&key), "--retries", "0"],
+        )
+        .expect(3);
+        assert!(ran.stderr.contains(&says), "{says}: {}", ran.stderr);
+        assert!(
+            !registry
+                .requests()
+                .iter()
+                .any(|r| r.method == "PUT" && r.target.contains("/manifests/")),
+            "a manifest was put"
+        );
+    }
+}
