@@ -1029,7 +1029,7 @@ fn an_upload_the_registry_does_not_take_is_exit_3_and_no_manifest_is_put() {
             &["--key", text(&key), "--retries", "0"],
         )
         .expect(3);
-        assert!(ran.stderr.contains(&says), "{says}: {}", ran.stderr);
+        assert!(ran.stderr.contains(says), "{says}: {}", ran.stderr);
         assert!(
             !registry
                 .requests()
