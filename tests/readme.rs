@@ -73,3 +73,20 @@ fn the_install_commands_name_the_published_package_and_are_locked() {
         "the README, action and template install vouch"
     );
 }
+
+/// The README's `vouch oci sign` example uses flags the command has.
+#[test]
+fn the_oci_sign_example_uses_the_commands_flags() {
+    let readme = std::fs::read_to_string(project_root().join("README.md")).unwrap();
+    let example = readme
+        .lines()
+        .find(|l| l.starts_with("vouch oci sign "))
+        .expect("the README shows vouch oci sign");
+    let help = vouch_run(["oci", "sign", "--help"]).expect(0).stdout();
+    for flag in example.split_whitespace().filter(|w| w.starts_with("--")) {
+        assert!(
+            help.contains(flag),
+            "{flag} is not a flag of vouch oci sign:\n{help}"
+        );
+    }
+}

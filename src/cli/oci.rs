@@ -28,6 +28,33 @@ enum OciCommand {
     Verify(Box<VerifyArgs>),
     /// Print the digest of the manifest or index REF resolves to, to pin with --digest
     Digest(DigestArgs),
+    /// Sign the digest REF resolves to with a key, as `cosign sign --key` does (its legacy
+    /// scheme): the signature is added to the `sha256-HEX.sig` manifest beside the image,
+    /// where `vouch oci verify --key` and cosign find it
+    Sign(SignArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SignArgs {
+    /// The image: docker://HOST[:PORT]/REPO(:TAG|@DIGEST), HOST[:PORT]/REPO(:TAG|@DIGEST) or
+    /// oci:DIR[:TAG|@DIGEST]
+    #[arg(value_name = "REF")]
+    reference: String,
+    /// The private key: PEM, PKCS#8 (PRIVATE KEY, ENCRYPTED PRIVATE KEY), SEC1 (EC PRIVATE
+    /// KEY), PKCS#1 (RSA PRIVATE KEY), or cosign's encrypted key (ENCRYPTED COSIGN PRIVATE
+    /// KEY, ENCRYPTED SIGSTORE PRIVATE KEY); ECDSA P-256/P-384/P-521, Ed25519 or RSA
+    #[arg(long, value_name = "PRIVATE.pem")]
+    key: PathBuf,
+    /// A file whose first line is the key's password [default: the COSIGN_PASSWORD
+    /// environment variable, else no password]
+    #[arg(long, value_name = "FILE")]
+    password_file: Option<PathBuf>,
+    /// The repository the signature names (critical.identity.docker-reference)
+    /// [default: REF's repository; an image layout names none, so it needs this]
+    #[arg(long, value_name = "HOST[:PORT]/PATH")]
+    signed_repository: Option<String>,
+    #[command(flatten)]
+    registry: RegistryArgs,
 }
 
 #[derive(Debug, Args)]
@@ -216,7 +243,86 @@ pub fn run(args: OciArgs) -> Result<u8> {
             }
         },
         OciCommand::Digest(args) => digest(&args),
+        OciCommand::Sign(args) => sign(&args),
     }
+}
+
+/// The password of a key: the first line of --password-file, else COSIGN_PASSWORD (as cosign
+/// reads it), else none.
+fn key_password(file: Option<&Path>) -> Result<Vec<u8>> {
+    match file {
+        Some(path) => {
+            let text = crate::fsio::read_input(path)?;
+            let line = text.split(|&b| b == b'\n').next().unwrap_or_default();
+            Ok(line.strip_suffix(b"\r").unwrap_or(line).to_vec())
+        }
+        None => Ok(std::env::var_os("COSIGN_PASSWORD")
+            .map(|p| std::os::unix::ffi::OsStrExt::as_bytes(p.as_os_str()).to_vec())
+            .unwrap_or_default()),
+    }
+}
+
+fn sign(args: &SignArgs) -> Result<u8> {
+    use crate::verify::image_signing::{sign_image, SignRequest, Signing};
+    let reference = parse_reference(&args.reference)?;
+    let password = key_password(args.password_file.as_deref())?;
+    let connection = args.registry.connection()?;
+    let request = SignRequest {
+        reference: &reference,
+        connection: &connection,
+        key: &args.key,
+        password: &password,
+        signed_repository: args.signed_repository.as_deref(),
+    };
+    let signed = match sign_image(&request).map_err(|e| match e {
+        // Name the flag of a key whose password is wrong.
+        Error::Input { path, message } if message.contains("wrong password") => Error::Input {
+            path,
+            message: format!(
+                "{message}; give the password with --password-file or COSIGN_PASSWORD"
+            ),
+        },
+        other => other,
+    })? {
+        Signing::Signed(signed) => signed,
+        Signing::Unresolved(report) => {
+            for warning in &report.warnings {
+                eprintln!("vouch: warning: {warning}");
+            }
+            eprint!("{}", report::render(&report, report::Format::Text));
+            eprintln!("vouch: nothing was signed");
+            return Ok(report.exit_status());
+        }
+    };
+    for warning in &signed.warnings {
+        eprintln!("vouch: warning: {warning}");
+    }
+    let appended = &signed.appended;
+    let text = if appended.added {
+        format!(
+            "signed {} ({}) for {} with {}\nsignature written to {} (manifest {}, {} signature{})\n",
+            signed.digest,
+            args.reference,
+            signed.docker_reference,
+            signed.key,
+            appended.location,
+            appended.manifest,
+            appended.layers,
+            if appended.layers == 1 { "" } else { "s" }
+        )
+    } else {
+        format!(
+            "signed {} ({}) for {} with {}\nthe same signature was already at {} (manifest {}); nothing was written\n",
+            signed.digest,
+            args.reference,
+            signed.docker_reference,
+            signed.key,
+            appended.location,
+            appended.manifest
+        )
+    };
+    write_output(None, text.as_bytes())?;
+    Ok(0)
 }
 
 fn check(args: &VerifyArgs) -> Result<Report> {

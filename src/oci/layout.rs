@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 
 use super::document::{Descriptor, Document, MAX_DOCUMENT_BYTES, OCI_INDEX, REF_NAME};
 use super::reference::LayoutRef;
-use super::store::{within_document_limit, Fetched, Recorded, Store, Unavailable};
+use super::store::{within_document_limit, Fetched, Recorded, Sink, Store, Unavailable};
 use crate::error::{Error, Result};
-use crate::fsio::read_input;
+use crate::fsio::{read_input, write_atomically};
 use crate::hash::reader::{open_regular, ReadError};
 use crate::hash::Digest;
 use crate::json::{self, JsonError};
@@ -283,5 +283,67 @@ impl Store for Layout {
 
     fn warnings(&self) -> Vec<String> {
         Vec::new()
+    }
+}
+
+/// Writing into a layout: blobs go to `blobs/ALGORITHM/HEX` and `index.json` gets an entry
+/// for the tag, each file written to a temporary and renamed, so a reader sees the layout
+/// before or after, never half of it (a blob left by a failure later is one nothing names).
+impl Sink for Layout {
+    fn has_blob(&self, digest: &Digest) -> Result<bool, Unavailable> {
+        let path = self.blob_path(digest);
+        match std::fs::symlink_metadata(&path) {
+            Ok(meta) => Ok(meta.is_file()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(Unavailable::Failed(format!(
+                "{}: {e}",
+                relative(&self.dir, &path)
+            ))),
+        }
+    }
+
+    fn put_blob(&self, digest: &Digest, bytes: &[u8]) -> Result<(), Unavailable> {
+        let path = self.blob_path(digest);
+        let failed = |e: Error| Unavailable::Failed(e.to_string());
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| failed(Error::io(parent, e)))?;
+        }
+        write_atomically(&path, bytes).map_err(failed)
+    }
+
+    fn put_manifest(&self, tag: &str, media_type: &str, bytes: &[u8]) -> Result<(), Unavailable> {
+        let digest = crate::hash::Algorithm::Sha256.digest(bytes);
+        if !self.has_blob(&digest)? {
+            self.put_blob(&digest, bytes)?;
+        }
+        // index.json as it is now, read as strictly as when the layout was opened.
+        let index_path = self.dir.join("index.json");
+        let refused = |message: String| Unavailable::Refused(format!("index.json: {message}"));
+        let text = read_input(&index_path).map_err(|e| Unavailable::Failed(e.to_string()))?;
+        let mut index: serde_json::Value =
+            json::from_slice(&text).map_err(|e| refused(e.to_string()))?;
+        let manifests = index
+            .get_mut("manifests")
+            .and_then(|m| m.as_array_mut())
+            .ok_or_else(|| refused("it has no manifests list".into()))?;
+        manifests.retain(|entry| {
+            entry
+                .get("annotations")
+                .and_then(|a| a.get(REF_NAME))
+                .and_then(|t| t.as_str())
+                != Some(tag)
+        });
+        manifests.push(serde_json::json!({
+            "mediaType": media_type,
+            "digest": digest.prefixed(),
+            "size": bytes.len(),
+            "annotations": { REF_NAME: tag },
+        }));
+        let text = serde_json::to_vec(&index).expect("a JSON value serializes");
+        write_atomically(&index_path, &text).map_err(|e| Unavailable::Failed(e.to_string()))
+    }
+
+    fn location(&self, tag: &str) -> String {
+        format!("oci:{}:{tag}", self.dir.display())
     }
 }

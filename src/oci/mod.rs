@@ -17,6 +17,7 @@ mod files;
 mod imagelayer;
 mod layout;
 mod modelcar;
+pub mod push;
 pub mod reference;
 pub mod referrers;
 mod registry;
@@ -33,7 +34,7 @@ use crate::report::{Report, Status, Subject, Verdict};
 use auth::Credentials;
 use blob::{Found, Wanted};
 use document::{Descriptor, Document, ImageManifest, Index, Platform};
-use store::{Store, Unavailable};
+use store::{Sink, Store, Unavailable};
 
 pub use files::{titled_layers, ApprovedFiles, Part, TitleProblem, TitledLayers};
 pub use imagelayer::ModelRoot;
@@ -545,6 +546,15 @@ fn approval(pin: Option<&Digest>, approved: Option<&ApprovedFiles>, options: &Op
 }
 
 fn open(reference: &ImageRef, connection: &Connection) -> Result<Box<dyn Store>> {
+    Ok(open_sink(reference, connection, registry::Access::Pull)?)
+}
+
+/// The store `reference` names, reached for `access` (a layout is always writable).
+fn open_sink(
+    reference: &ImageRef,
+    connection: &Connection,
+    access: registry::Access,
+) -> Result<Box<dyn Sink>> {
     match reference {
         ImageRef::Layout(layout) => Ok(Box::new(layout::Layout::open(layout)?)),
         ImageRef::Registry(image) => {
@@ -568,6 +578,7 @@ fn open(reference: &ImageRef, connection: &Connection) -> Result<Box<dyn Store>>
                 credentials,
                 source,
                 warnings,
+                access,
             )?))
         }
     }

@@ -25,10 +25,10 @@ use super::document::{
     parse_digest, Descriptor, Document, MANIFEST_MEDIA_TYPES, MAX_DOCUMENT_BYTES, OCI_INDEX,
 };
 use super::reference::RegistryRef;
-use super::store::{within_document_limit, Fetched, Store, Unavailable};
+use super::store::{within_document_limit, Fetched, Sink, Store, Unavailable};
 use super::Connection;
 use crate::error::{error_chain, Error, Hint, Result};
-use crate::hash::Digest;
+use crate::hash::{Algorithm, Digest};
 
 /// The first pause between attempts; it doubles after each failure, with up to half of it
 /// again added at random so that clients refused together do not return together.
@@ -45,6 +45,13 @@ const DOCKER_CONTENT_DIGEST: &str = "docker-content-digest";
 
 /// The most of an error body quoted in a message.
 const MAX_ERROR_BYTES: u64 = 4 << 10;
+
+/// What a client of the registry does: read, or read and write (a signature).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    Pull,
+    PullPush,
+}
 
 pub struct Registry {
     runtime: tokio::runtime::Runtime,
@@ -70,6 +77,10 @@ pub struct Registry {
     tls_failure: Option<String>,
     /// Set when the registry refused a request made without credentials.
     refused_anonymous: AtomicBool,
+    /// What the token is asked for: `pull`, or `pull,push` to write.
+    actions: &'static str,
+    /// The host as the reference names it, for messages.
+    host: String,
 }
 
 /// Whether a registry host is this machine, where plain HTTP is allowed without `--insecure`
@@ -219,6 +230,7 @@ impl Registry {
         credentials: Credentials,
         credentials_from: Option<String>,
         warnings: Vec<String>,
+        access: Access,
     ) -> Result<Registry> {
         let target = format!("registry {}", reference.host);
         let remote = |message: String| Error::Remote {
@@ -283,6 +295,11 @@ impl Registry {
             notes: Default::default(),
             tls_failure: None,
             refused_anonymous: AtomicBool::new(false),
+            actions: match access {
+                Access::Pull => "pull",
+                Access::PullPush => "pull,push",
+            },
+            host: reference.host.clone(),
         };
         // A registry on this machine may speak plain HTTP: TLS is tried once, and only a
         // failure to talk TLS at all (not an HTTP answer) falls back to plain HTTP.
@@ -403,7 +420,7 @@ impl Registry {
                 ));
             }
         }
-        let scope = format!("repository:{}:pull", self.repository);
+        let scope = format!("repository:{}:{}", self.repository, self.actions);
         let request = if let Some(refresh_token) = identity_token {
             // The OAuth2 refresh-token grant of the distribution token spec, as docker and
             // containers/image send an identity token.
@@ -614,10 +631,36 @@ impl Registry {
     /// A GET of `path` at the registry, with its credentials; the status checked. A bearer
     /// token the registry refuses (it expired) is fetched again, once.
     async fn get(&self, path: &str, accept: &str) -> Result<reqwest::Response, Failure> {
-        let url = self.url(path);
+        let accept = HeaderValue::from_str(accept).expect("media types are header values");
+        self.send(
+            reqwest::Method::GET,
+            self.url(path),
+            Some((ACCEPT, accept)),
+            None,
+        )
+        .await
+    }
+
+    /// A request to `url` with one extra header and maybe a body; the status checked. The
+    /// credentials go only to the registry itself (an upload location elsewhere gets none);
+    /// a bearer token the registry refuses (it expired) is fetched again, once.
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        url: Url,
+        header: Option<(reqwest::header::HeaderName, HeaderValue)>,
+        body: Option<bytes::Bytes>,
+    ) -> Result<reqwest::Response, Failure> {
+        let same_origin = url.origin() == self.base.origin();
         let send = |authorization: Option<HeaderValue>| {
-            let request = self.http.get(url.clone()).header(ACCEPT, accept);
-            match authorization {
+            let mut request = self.http.request(method.clone(), url.clone());
+            if let Some((name, value)) = &header {
+                request = request.header(name.clone(), value.clone());
+            }
+            if let Some(body) = &body {
+                request = request.body(body.clone());
+            }
+            match authorization.filter(|_| same_origin) {
                 Some(value) => request.header(AUTHORIZATION, value),
                 None => request,
             }
@@ -628,7 +671,7 @@ impl Registry {
         let is_bearer = current
             .as_ref()
             .is_some_and(|v| v.as_bytes().starts_with(b"Bearer "));
-        if response.status() == StatusCode::UNAUTHORIZED && is_bearer {
+        if response.status() == StatusCode::UNAUTHORIZED && is_bearer && same_origin {
             let renewed = self.authenticate().await?;
             *self.authorization.lock().unwrap_or_else(|e| e.into_inner()) = renewed.clone();
             response = send(renewed).await?;
@@ -827,6 +870,111 @@ impl Store for Registry {
                 .cloned(),
         );
         warnings
+    }
+}
+
+/// Writing, as the distribution API has it: a blob is uploaded in one `POST` of
+/// `/v2/NAME/blobs/uploads/` and one `PUT` of the location it answers (`?digest=`), unless a
+/// `HEAD` finds it already there; a manifest is a `PUT` of `/v2/NAME/manifests/TAG`.
+impl Sink for Registry {
+    fn has_blob(&self, digest: &Digest) -> Result<bool, Unavailable> {
+        let url = self.url(&format!(
+            "v2/{}/blobs/{}",
+            self.repository,
+            digest.prefixed()
+        ));
+        let what = format!("the answer about the blob {digest}");
+        match self.call(|| {
+            within(self.timeout, &what, async {
+                self.send(reqwest::Method::HEAD, url.clone(), None, None)
+                    .await
+                    .map(|_| ())
+            })
+        }) {
+            Ok(()) => Ok(true),
+            Err(Unavailable::Missing(_)) => Ok(false),
+            Err(other) => Err(other),
+        }
+    }
+
+    fn put_blob(&self, digest: &Digest, bytes: &[u8]) -> Result<(), Unavailable> {
+        let start = self.url(&format!("v2/{}/blobs/uploads/", self.repository));
+        let body = bytes::Bytes::copy_from_slice(bytes);
+        let deadline = deadline_for(bytes.len() as u64, self.timeout, self.min_rate);
+        let what = format!("the upload of the blob {digest}");
+        self.call(|| {
+            within(deadline, &what, async {
+                let started = self
+                    .send(reqwest::Method::POST, start.clone(), None, Some(bytes::Bytes::new()))
+                    .await?;
+                let location = started
+                    .headers()
+                    .get(reqwest::header::LOCATION)
+                    .and_then(|h| h.to_str().ok())
+                    .ok_or_else(|| {
+                        Failure::Final(Unavailable::Failed(format!(
+                            "the registry started an upload at {start} but named no Location to send it to"
+                        )))
+                    })?;
+                let mut url = self.base.join(location).map_err(|e| {
+                    Failure::Final(Unavailable::Failed(format!(
+                        "the registry's upload location {location} is not a URL: {e}"
+                    )))
+                })?;
+                url.query_pairs_mut()
+                    .append_pair("digest", &digest.prefixed());
+                let octets = HeaderValue::from_static("application/octet-stream");
+                self.send(
+                    reqwest::Method::PUT,
+                    url,
+                    Some((reqwest::header::CONTENT_TYPE, octets)),
+                    Some(body.clone()),
+                )
+                .await
+                .map(|_| ())
+            })
+        })
+    }
+
+    fn put_manifest(&self, tag: &str, media_type: &str, bytes: &[u8]) -> Result<(), Unavailable> {
+        let url = self.url(&format!("v2/{}/manifests/{tag}", self.repository));
+        let body = bytes::Bytes::copy_from_slice(bytes);
+        let content_type = HeaderValue::from_str(media_type)
+            .map_err(|_| Unavailable::Failed(format!("{media_type} is not a header value")))?;
+        let deadline = deadline_for(bytes.len() as u64, self.timeout, self.min_rate);
+        let what = format!("the answer to the manifest {tag}");
+        let stored_as = self.call(|| {
+            within(deadline, &what, async {
+                let response = self
+                    .send(
+                        reqwest::Method::PUT,
+                        url.clone(),
+                        Some((reqwest::header::CONTENT_TYPE, content_type.clone())),
+                        Some(body.clone()),
+                    )
+                    .await?;
+                Ok(response
+                    .headers()
+                    .get(DOCKER_CONTENT_DIGEST)
+                    .and_then(|h| h.to_str().ok())
+                    .map(str::to_string))
+            })
+        })?;
+        // A registry that says it stored other bytes did not store these.
+        if let Some(stored_as) = stored_as {
+            let sent = Algorithm::Sha256.digest(bytes);
+            if stored_as != sent.prefixed() {
+                return Err(Unavailable::Changed {
+                    expected: sent.prefixed(),
+                    actual: stored_as,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn location(&self, tag: &str) -> String {
+        format!("{}/{}:{tag}", self.host, self.repository)
     }
 }
 

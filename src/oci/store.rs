@@ -78,3 +78,18 @@ pub fn within_document_limit(bytes: Vec<u8>, served: &str) -> Result<Vec<u8>, Un
     }
     Ok(bytes)
 }
+
+/// A store that can be written: a registry reached with push access, an image layout.
+pub trait Sink: Store {
+    /// Whether the store already holds the blob.
+    fn has_blob(&self, digest: &Digest) -> Result<bool, Unavailable>;
+
+    /// Stores a blob whose bytes hash to `digest` (the caller made them).
+    fn put_blob(&self, digest: &Digest, bytes: &[u8]) -> Result<(), Unavailable>;
+
+    /// Stores a manifest of `media_type` and points `tag` at it (replacing what it named).
+    fn put_manifest(&self, tag: &str, media_type: &str, bytes: &[u8]) -> Result<(), Unavailable>;
+
+    /// Where `tag` lives, in words (`127.0.0.1:5000/repo:TAG`, `oci:DIR:TAG`).
+    fn location(&self, tag: &str) -> String;
+}

@@ -84,6 +84,19 @@ impl CosignKey {
     }
 }
 
+/// The simple-signing payload cosign signs for an image: the repository it was signed for
+/// (`host/path`, no tag or digest) and the manifest digest, in cosign's own byte layout.
+pub fn simple_signing_payload(docker_reference: &str, digest: &Digest) -> Vec<u8> {
+    let quoted = |text: &str| serde_json::to_string(text).expect("a string serializes");
+    format!(
+        r#"{{"critical":{{"identity":{{"docker-reference":{}}},"image":{{"docker-manifest-digest":{}}},"type":{}}},"optional":null}}"#,
+        quoted(docker_reference),
+        quoted(&digest.prefixed()),
+        quoted(SIGNATURE_TYPE)
+    )
+    .into_bytes()
+}
+
 /// Decodes base64 the way Go's decoder does for cosign annotations: whitespace (the
 /// 76-column wrapping some signers write) is ignored.
 pub fn decode_base64(text: &str) -> Option<Vec<u8>> {
@@ -273,6 +286,22 @@ mod tests {
             check(&named, Some("h:5000/b")),
             Err(Refusal::OtherRepository { .. })
         ));
+    }
+
+    #[test]
+    fn the_payload_is_cosigns_bytes_and_reads_back() {
+        let digest = crate::hash::Algorithm::Sha256.digest(b"manifest");
+        let payload = simple_signing_payload("h:5000/a/b", &digest);
+        assert_eq!(
+            String::from_utf8(payload.clone()).unwrap(),
+            format!(
+                r#"{{"critical":{{"identity":{{"docker-reference":"h:5000/a/b"}},"image":{{"docker-manifest-digest":"{}"}},"type":"cosign container image signature"}},"optional":null}}"#,
+                digest.prefixed()
+            )
+        );
+        let read = read_payload(&payload).unwrap();
+        assert_eq!(read.digest, digest.prefixed());
+        assert_eq!(read.docker_reference.as_deref(), Some("h:5000/a/b"));
     }
 
     #[test]

@@ -58,7 +58,7 @@ pub enum Curve {
 }
 
 impl Curve {
-    const ALL: [Curve; 3] = [Curve::P256, Curve::P384, Curve::P521];
+    pub(crate) const ALL: [Curve; 3] = [Curve::P256, Curve::P384, Curve::P521];
 
     fn from_oid(oid: &ObjectIdentifier) -> Option<Curve> {
         match *oid {
@@ -77,7 +77,7 @@ impl Curve {
         }
     }
 
-    fn signing(self) -> &'static EcdsaSigningAlgorithm {
+    pub(crate) fn signing(self) -> &'static EcdsaSigningAlgorithm {
         match self {
             Curve::P256 => &signature::ECDSA_P256_SHA256_ASN1_SIGNING,
             Curve::P384 => &signature::ECDSA_P384_SHA384_ASN1_SIGNING,

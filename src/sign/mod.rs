@@ -8,6 +8,7 @@
 
 pub mod bundle;
 pub mod cosign;
+pub mod cosign_private;
 pub mod fulcio;
 mod key_bundle;
 pub mod keyless;

@@ -6,6 +6,7 @@ pub mod detached;
 pub mod hf;
 pub mod image;
 pub mod image_signatures;
+pub mod image_signing;
 pub mod inspect;
 pub mod model;
 pub mod registry;

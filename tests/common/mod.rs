@@ -17,6 +17,8 @@
 //!   `formats`, `model_signing`, `sbom`, `sbom_oci`); peers come from `cargo xtask peers`.
 //! - `oci.rs`: `vouch oci` against a real registry and OCI layouts (`oci_support/`).
 //! - `oci_hostile.rs`: a registry written to misbehave (`oci_support/hostile.rs`).
+//! - `oci_sign.rs`: `vouch oci sign` into a real registry and layouts, checked by vouch and
+//!   by sigstore-rs (`peers/sigstore-rs-check`).
 //! - `drift.rs`: `vouch drift` runs, history, waivers, metrics, alerts, `watch`.
 //! - `continuous.rs`: the hash cache in drift runs, and `drift watch --listen` (/readyz,
 //!   /metrics).
@@ -265,6 +267,26 @@ pub fn peer_python(test: &str) -> Option<PathBuf> {
                 "the model-signing venv ({}) is not set up",
                 python.display()
             ),
+        );
+        None
+    }
+}
+
+/// The sigstore-rs peer (`tests/peers/sigstore-rs-check`, built by `cargo xtask test` into
+/// target/peers/sigstore-rs-check), from `VOUCH_PEER_SIGSTORE_RS` or its build directory;
+/// a skip when it is not built (a failure when peers are required).
+pub fn peer_sigstore_rs(test: &str) -> Option<PathBuf> {
+    let binary = std::env::var_os("VOUCH_PEER_SIGSTORE_RS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            project_root().join("target/peers/sigstore-rs-check/debug/sigstore-rs-check")
+        });
+    if binary.is_file() {
+        Some(binary)
+    } else {
+        skip(
+            test,
+            &format!("the sigstore-rs peer ({}) is not built", binary.display()),
         );
         None
     }

@@ -15,6 +15,8 @@ pub const LIFETIME: Duration = Duration::from_secs(120);
 /// One request as received.
 #[derive(Clone, Debug)]
 pub struct Request {
+    /// The method (`GET`, `PUT`…).
+    pub method: String,
     /// The path and query.
     pub target: String,
     /// `(lower-case name, value)`.
@@ -201,6 +203,7 @@ impl Server<'_> {
             if reader.read_line(&mut line).unwrap_or(0) == 0 {
                 return;
             }
+            let method = line.split_whitespace().next().unwrap_or("").to_string();
             let target = line.split_whitespace().nth(1).unwrap_or("").to_string();
             let mut headers = Vec::new();
             let mut length = 0u64;
@@ -222,7 +225,11 @@ impl Server<'_> {
                 }
             }
             let _ = (&mut reader).take(length).read_to_end(&mut Vec::new());
-            let request = Request { target, headers };
+            let request = Request {
+                method,
+                target,
+                headers,
+            };
             self.requests.lock().unwrap().push(request.clone());
             let writer = reader.get_mut();
             let written = match (self.answer)(&request) {

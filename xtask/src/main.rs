@@ -87,7 +87,7 @@ fn main() {
     let args: Vec<String> = env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("test") => test(&args[1..]),
-        Some("peers") => peers().map(|_| ()),
+        Some("peers") => peers().and_then(|_| rust_peers()).map(|_| ()),
         Some("bench") => peers().and_then(|venv| bench::run(&args[1..], &root(), &venv)),
         Some("dist") => dist(),
         _ => {
@@ -123,6 +123,7 @@ fn run(command: &mut Command) -> Result<(), String> {
 /// Sets up the peers, then runs formatting, lint and the whole test suite with peers required.
 fn test(extra: &[String]) -> Result<(), String> {
     let venv = peers()?;
+    let sigstore_rs = rust_peers()?;
     let root = root();
     run(Command::new("cargo")
         .current_dir(&root)
@@ -145,7 +146,31 @@ fn test(extra: &[String]) -> Result<(), String> {
         .args(extra)
         .env("VOUCH_REQUIRE_PEERS", "1")
         .env("VOUCH_PEER_PYTHON", venv.join("bin/python"))
+        .env("VOUCH_PEER_SIGSTORE_RS", sigstore_rs)
         .env("PATH", path))
+}
+
+/// The Rust peer tests/peers/sigstore-rs-check (sigstore-rs from crates.io, verifying cosign
+/// signatures in a registry), built on its own, outside the workspace, into
+/// target/peers/sigstore-rs-check; returns the path of its binary.
+fn rust_peers() -> Result<PathBuf, String> {
+    let root = root();
+    let target = root.join("target/peers/sigstore-rs-check");
+    run(Command::new("cargo")
+        .current_dir(&root)
+        .args([
+            "build",
+            "--locked",
+            "--manifest-path",
+            "tests/peers/sigstore-rs-check/Cargo.toml",
+            "--target-dir",
+        ])
+        .arg(&target))?;
+    let binary = target.join("debug/sigstore-rs-check");
+    if !binary.is_file() {
+        return Err(format!("{} was not built", binary.display()));
+    }
+    Ok(binary)
 }
 
 /// The completion script of each shell `vouch completions` knows, under the name the shell

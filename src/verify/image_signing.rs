@@ -1,0 +1,154 @@
+//! Signing an image as `cosign sign --key` does in its legacy scheme: the simple-signing
+//! payload naming the digest the reference resolves to and the repository, signed with the
+//! key, attached as a layer of the `sha256-HEX.sig` manifest in the same repository or
+//! layout, where `vouch oci verify --key` and cosign look for it.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use base64::Engine as _;
+
+use crate::error::{Error, Result};
+use crate::fsio::read_input;
+use crate::hash::Digest;
+use crate::oci::push::{open_target, Appended, NewLayer, Opened};
+use crate::oci::referrers::cosign_signature_tag;
+use crate::oci::{Connection, ImageRef};
+use crate::report::Report;
+use crate::sign::cosign::{
+    simple_signing_payload, verify_simple_signing, SIGNATURE_ANNOTATION, SIMPLE_SIGNING,
+};
+use crate::sign::cosign_private::CosignSigner;
+
+/// What to sign, with what.
+pub struct SignRequest<'a> {
+    pub reference: &'a ImageRef,
+    pub connection: &'a Connection,
+    /// The private key file.
+    pub key: &'a Path,
+    /// The password of an encrypted key (empty when none was given).
+    pub password: &'a [u8],
+    /// The repository the payload names, instead of the reference's (`host/path`); an image
+    /// layout has none, so it needs one.
+    pub signed_repository: Option<&'a str>,
+}
+
+/// A signature written.
+#[derive(Debug)]
+pub struct Signed {
+    /// The digest signed: the manifest or index the reference resolved to.
+    pub digest: Digest,
+    /// The repository the payload names.
+    pub docker_reference: String,
+    /// The kind of key and signature, in words.
+    pub key: String,
+    pub appended: Appended,
+    pub warnings: Vec<String>,
+}
+
+/// The outcome: a signature written, or the report of why the reference resolved to no
+/// digest to sign.
+#[derive(Debug)]
+pub enum Signing {
+    Signed(Signed),
+    Unresolved(Report),
+}
+
+/// Why a `--signed-repository` is not a repository: `None` when it is one.
+fn repository_problem(text: &str) -> Option<String> {
+    let wrong = || {
+        Some(format!(
+            "'{text}' is not a repository: write HOST[:PORT]/PATH, without a tag or digest"
+        ))
+    };
+    if text.contains('@') || text.contains("://") {
+        return wrong();
+    }
+    match ImageRef::parse(&format!("docker://{text}:latest")) {
+        Ok(ImageRef::Registry(image))
+            if image.tag.as_deref() == Some("latest") && image.digest.is_none() =>
+        {
+            None
+        }
+        _ => wrong(),
+    }
+}
+
+/// Signs the image `request.reference` resolves to and writes the signature beside it.
+/// The key is read (and its password checked) before the registry or layout is opened.
+pub fn sign_image(request: &SignRequest) -> Result<Signing> {
+    let docker_reference = match (request.signed_repository, request.reference) {
+        (Some(given), _) => {
+            if let Some(problem) = repository_problem(given) {
+                return Err(Error::Usage(format!("--signed-repository: {problem}")));
+            }
+            given.to_string()
+        }
+        (None, ImageRef::Registry(image)) => format!("{}/{}", image.host, image.repository),
+        (None, ImageRef::Layout(_)) => {
+            return Err(Error::Usage(format!(
+                "{} is an image layout, which names no repository: give --signed-repository HOST[:PORT]/PATH, the repository the signature is for",
+                request.reference
+            )))
+        }
+    };
+    let text = read_input(request.key)?;
+    let signer = CosignSigner::from_pem(&text, request.password)
+        .map_err(|e| Error::input(request.key, format!("cannot sign with it: {e}")))?;
+
+    let target = match open_target(request.reference, request.connection)? {
+        Opened::Resolved(target) => target,
+        Opened::Unresolved(report) => return Ok(Signing::Unresolved(report)),
+    };
+    let payload = simple_signing_payload(&docker_reference, &target.digest);
+    let signature = base64::engine::general_purpose::STANDARD.encode(signer.sign(&payload));
+    // What is written must be what a verifier accepts: checked here with the key's own
+    // public half before anything is pushed.
+    verify_simple_signing(
+        SIMPLE_SIGNING,
+        &payload,
+        Some(&signature),
+        &signer.public_key(),
+        &target.digest,
+        Some(&docker_reference),
+    )
+    .map_err(|e| {
+        Error::input(
+            request.key,
+            format!("its signature does not verify with its own public key: {e}"),
+        )
+    })?;
+    let layer = NewLayer {
+        media_type: SIMPLE_SIGNING.to_string(),
+        bytes: payload,
+        annotations: BTreeMap::from([(SIGNATURE_ANNOTATION.to_string(), signature)]),
+    };
+    let appended = target.append_layer(&cosign_signature_tag(&target.digest), &layer)?;
+    Ok(Signing::Signed(Signed {
+        digest: target.digest.clone(),
+        docker_reference,
+        key: signer.describe(),
+        appended,
+        warnings: target.warnings,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_signed_repository_is_host_and_path_only() {
+        assert_eq!(repository_problem("127.0.0.1:5000/a/b"), None);
+        assert_eq!(repository_problem("registry.example/a"), None);
+        for bad in [
+            "127.0.0.1:5000/a:tag",
+            "registry.example/a@sha256:00",
+            "docker://registry.example/a",
+            "no-host",
+            "",
+        ] {
+            assert!(repository_problem(bad).is_some(), "{bad}");
+        }
+    }
+}
