@@ -1039,3 +1039,140 @@ fn an_upload_the_registry_does_not_take_is_exit_3_and_no_manifest_is_put() {
         );
     }
 }
+
+/// Whether sigstore-js (`@sigstore/verify`, from `cargo xtask peers`) accepts `bundle` over
+/// `file` with the key `public`.
+fn sigstore_js_accepts(node: &Path, public: &Path, file: &Path, bundle: &Path) -> bool {
+    let ran = run(Command::new(node)
+        .env(
+            "NODE_PATH",
+            project_root().join("target/peers/npm/node_modules"),
+        )
+        .arg(project_root().join("tests/peers/sigstore_js_peer.js"))
+        .arg("verify")
+        .args([public, file, bundle]));
+    match ran.code {
+        Some(0) => true,
+        Some(1) => false,
+        _ => panic!("sigstore-js verify failed:\n{}", ran.stderr),
+    }
+}
+
+/// `vouch oci sign --bundle` writes cosign 3's signature: a Sigstore bundle v0.3 referrer of
+/// the image, listed in the referrers fallback tag, in a real docker-registry (which has no
+/// referrers API) and in a layout. vouch verifies it with the key and refuses another;
+/// sigstore-js accepts the bundle over the image manifest with the key and refuses it with
+/// another; its statement names the repository and the digest under cosign's sign
+/// predicate. Signing again lists a second referrer; an RSA key is refused for a bundle.
+#[test]
+fn a_bundle_signature_is_a_referrer_that_vouch_and_sigstore_js_verify() {
+    let test = "a_bundle_signature_is_a_referrer_that_vouch_and_sigstore_js_verify";
+    if !registry_peers(test) || require_tool(test, "openssl").is_none() {
+        return;
+    }
+    let Some(node) = require_tool(test, "node") else {
+        return;
+    };
+    let registry = Registry::start();
+    let work = tempfile::tempdir().unwrap();
+    let image = two_layer_image(&work.path().join("image"), "v1", "amd64", 7);
+    let (p256, p256_pub) = openssl_key(work.path(), "p256", "p256");
+    let (_, other_pub) = openssl_key(work.path(), "other", "p256");
+    let (rsa, _) = openssl_key(work.path(), "rsa", "rsa-pkcs1");
+    let counted = |reference: &str, digest: &str| {
+        let report = oci_verify(reference, &["--key", text(&p256_pub)])
+            .expect(0)
+            .json();
+        let referrers = subjects_named(&report, "referrer ");
+        assert!(!referrers.is_empty(), "{report}");
+        for referrer in &referrers {
+            assert_eq!(referrer["verdict"], "ok", "{report}");
+            let message = referrer["message"].as_str().unwrap();
+            assert!(
+                message.contains(&format!(
+                    "its statement (https://sigstore.dev/cosign/sign/v1) names {digest}"
+                )) && message.contains("referrers fallback tag"),
+                "{message}"
+            );
+        }
+        oci_verify(reference, &["--key", text(&other_pub)]).expect(1);
+        referrers.len()
+    };
+
+    let reference = registry.reference("vouch/bundled:v1");
+    skopeo_copy(&image.reference("v1"), &reference, false);
+    let digest = oci_digest(&reference);
+    let out = sign(&reference, &["--key", text(&p256), "--bundle"])
+        .expect(0)
+        .stdout();
+    assert!(
+        out.contains("Sigstore bundle written as the referrer")
+            && out.contains(&format!("vouch/bundled:sha256-{}", &digest[7..])),
+        "{out}"
+    );
+    assert_eq!(counted(&reference, &digest), 1);
+    sign(&reference, &["--key", text(&p256), "--bundle"]).expect(0);
+    assert_eq!(counted(&reference, &digest), 2);
+    let ran = sign(&reference, &["--key", text(&rsa), "--bundle"]).expect(2);
+    assert!(
+        ran.stderr.contains("--bundle signs with an ECDSA key"),
+        "{}",
+        ran.stderr
+    );
+
+    // In the layout: the bundle, read back, is what sigstore-js checks.
+    let local = image.reference("v1");
+    let digest = oci_digest(&local);
+    sign(
+        &local,
+        &[
+            "--key",
+            text(&p256),
+            "--bundle",
+            "--signed-repository",
+            "registry.example/vouch/bundled",
+        ],
+    )
+    .expect(0);
+    assert_eq!(counted(&local, &digest), 1);
+    let fallback = image.manifest(&format!("sha256-{}", &digest[7..]));
+    let listed = fallback["manifests"].as_array().unwrap();
+    assert_eq!(listed.len(), 1, "{fallback}");
+    assert_eq!(
+        listed[0]["artifactType"],
+        "application/vnd.dev.sigstore.bundle.v0.3+json"
+    );
+    let referrer = image.read_json(listed[0]["digest"].as_str().unwrap());
+    assert_eq!(referrer["subject"]["digest"], digest.as_str(), "{referrer}");
+    let bundle_path = image.blob_path(referrer["layers"][0]["digest"].as_str().unwrap());
+    let manifest = image.blob_path(&digest);
+    assert!(sigstore_js_accepts(
+        &node,
+        &p256_pub,
+        &manifest,
+        &bundle_path
+    ));
+    assert!(!sigstore_js_accepts(
+        &node,
+        &other_pub,
+        &manifest,
+        &bundle_path
+    ));
+    let bundle: Value = serde_json::from_slice(&std::fs::read(&bundle_path).unwrap()).unwrap();
+    use base64::Engine as _;
+    let statement: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::STANDARD
+            .decode(bundle["dsseEnvelope"]["payload"].as_str().unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        statement["predicateType"],
+        "https://sigstore.dev/cosign/sign/v1"
+    );
+    assert_eq!(
+        statement["subject"][0]["name"],
+        "registry.example/vouch/bundled"
+    );
+    assert_eq!(statement["subject"][0]["digest"]["sha256"], &digest[7..]);
+}

@@ -53,6 +53,11 @@ pub struct SignArgs {
     /// [default: REF's repository; an image layout names none, so it needs this]
     #[arg(long, value_name = "HOST[:PORT]/PATH")]
     signed_repository: Option<String>,
+    /// Write cosign 3's signature instead: a Sigstore bundle v0.3 (a DSSE statement of
+    /// https://sigstore.dev/cosign/sign/v1 naming the digest) attached as an OCI 1.1
+    /// referrer and listed in the referrers fallback tag sha256-HEX (ECDSA keys)
+    #[arg(long)]
+    bundle: bool,
     #[command(flatten)]
     registry: RegistryArgs,
 }
@@ -263,7 +268,7 @@ fn key_password(file: Option<&Path>) -> Result<Vec<u8>> {
 }
 
 fn sign(args: &SignArgs) -> Result<u8> {
-    use crate::verify::image_signing::{sign_image, SignRequest, Signing};
+    use crate::verify::image_signing::{sign_image, SignRequest, Signing, Written};
     let reference = parse_reference(&args.reference)?;
     let password = key_password(args.password_file.as_deref())?;
     let connection = args.registry.connection()?;
@@ -273,6 +278,7 @@ fn sign(args: &SignArgs) -> Result<u8> {
         key: &args.key,
         password: &password,
         signed_repository: args.signed_repository.as_deref(),
+        bundle: args.bundle,
     };
     let signed = match sign_image(&request).map_err(|e| match e {
         // Name the flag of a key whose password is wrong.
@@ -297,29 +303,30 @@ fn sign(args: &SignArgs) -> Result<u8> {
     for warning in &signed.warnings {
         eprintln!("vouch: warning: {warning}");
     }
-    let appended = &signed.appended;
-    let text = if appended.added {
-        format!(
-            "signed {} ({}) for {} with {}\nsignature written to {} (manifest {}, {} signature{})\n",
-            signed.digest,
-            args.reference,
-            signed.docker_reference,
-            signed.key,
+    let signed_what = format!(
+        "signed {} ({}) for {} with {}",
+        signed.digest, args.reference, signed.docker_reference, signed.key
+    );
+    let text = match &signed.written {
+        Written::Legacy(appended) if appended.added => format!(
+            "{signed_what}\nsignature written to {} (manifest {}, {} signature{})\n",
             appended.location,
             appended.manifest,
             appended.layers,
             if appended.layers == 1 { "" } else { "s" }
-        )
-    } else {
-        format!(
-            "signed {} ({}) for {} with {}\nthe same signature was already at {} (manifest {}); nothing was written\n",
-            signed.digest,
-            args.reference,
-            signed.docker_reference,
-            signed.key,
-            appended.location,
-            appended.manifest
-        )
+        ),
+        Written::Legacy(appended) => format!(
+            "{signed_what}\nthe same signature was already at {} (manifest {}); nothing was written\n",
+            appended.location, appended.manifest
+        ),
+        Written::Bundle(referred) if referred.added => format!(
+            "{signed_what}\nSigstore bundle written as the referrer {}, listed in {}\n",
+            referred.manifest, referred.location
+        ),
+        Written::Bundle(referred) => format!(
+            "{signed_what}\nthe same bundle referrer {} was already listed in {}; nothing was written\n",
+            referred.manifest, referred.location
+        ),
     };
     write_output(None, text.as_bytes())?;
     Ok(0)

@@ -311,7 +311,12 @@ impl Sink for Layout {
         write_atomically(&path, bytes).map_err(failed)
     }
 
-    fn put_manifest(&self, tag: &str, media_type: &str, bytes: &[u8]) -> Result<(), Unavailable> {
+    fn put_manifest(
+        &self,
+        tag: Option<&str>,
+        media_type: &str,
+        bytes: &[u8],
+    ) -> Result<(), Unavailable> {
         let digest = crate::hash::Algorithm::Sha256.digest(bytes);
         if !self.has_blob(&digest)? {
             self.put_blob(&digest, bytes)?;
@@ -326,19 +331,34 @@ impl Sink for Layout {
             .get_mut("manifests")
             .and_then(|m| m.as_array_mut())
             .ok_or_else(|| refused("it has no manifests list".into()))?;
-        manifests.retain(|entry| {
-            entry
-                .get("annotations")
-                .and_then(|a| a.get(REF_NAME))
-                .and_then(|t| t.as_str())
-                != Some(tag)
-        });
-        manifests.push(serde_json::json!({
+        let mut entry = serde_json::json!({
             "mediaType": media_type,
             "digest": digest.prefixed(),
             "size": bytes.len(),
-            "annotations": { REF_NAME: tag },
-        }));
+        });
+        match tag {
+            Some(tag) => {
+                manifests.retain(|entry| {
+                    entry
+                        .get("annotations")
+                        .and_then(|a| a.get(REF_NAME))
+                        .and_then(|t| t.as_str())
+                        != Some(tag)
+                });
+                entry["annotations"] = serde_json::json!({ REF_NAME: tag });
+            }
+            // An untagged entry, listed once: a layout's referrers are found in index.json.
+            None => {
+                let listed = manifests.iter().any(|m| {
+                    m.get("digest").and_then(|d| d.as_str()) == Some(&digest.prefixed())
+                        && m.get("annotations").and_then(|a| a.get(REF_NAME)).is_none()
+                });
+                if listed {
+                    return Ok(());
+                }
+            }
+        }
+        manifests.push(entry);
         let text = serde_json::to_vec(&index).expect("a JSON value serializes");
         write_atomically(&index_path, &text).map_err(|e| Unavailable::Failed(e.to_string()))
     }

@@ -10,7 +10,8 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::document::{Document, OCI_MANIFEST};
+use super::document::{Descriptor, Document, EMPTY, OCI_INDEX, OCI_MANIFEST};
+use super::referrers::fallback_tag;
 use super::registry::Access;
 use super::store::{Sink, Unavailable};
 use super::{open_sink, resolve_root, Connection, ImageRef};
@@ -37,6 +38,8 @@ pub struct Target {
     sink: Box<dyn Sink>,
     /// The digest of the manifest or index the reference resolved to.
     pub digest: Digest,
+    /// Its descriptor (media type and size), the subject of a referrer.
+    subject: Descriptor,
     /// What to tell the user about how the store was reached.
     pub warnings: Vec<String>,
 }
@@ -76,7 +79,8 @@ pub fn open_target(reference: &ImageRef, connection: &Connection) -> Result<Open
         Some((_, descriptor, _)) if report.exit_status() == 0 => Ok(Opened::Resolved(Target {
             warnings: sink.warnings(),
             sink,
-            digest: descriptor.digest,
+            digest: descriptor.digest.clone(),
+            subject: descriptor,
         })),
         _ => Ok(Opened::Unresolved(report)),
     }
@@ -139,12 +143,7 @@ impl Target {
         let location = self.sink.location(tag);
         let remote = |unavailable: Unavailable| Error::Remote {
             target: location.clone(),
-            message: match unavailable {
-                Unavailable::Missing(m) | Unavailable::Refused(m) | Unavailable::Failed(m) => m,
-                Unavailable::Changed { expected, actual } => {
-                    format!("the store holds {actual} where {expected} was written or asked for")
-                }
-            },
+            message: described(unavailable),
         };
         let layer_digest = Algorithm::Sha256.digest(&layer.bytes);
         let new_layer = serde_json::to_value(DescriptorOut {
@@ -232,7 +231,7 @@ impl Target {
             }
         }
         self.sink
-            .put_manifest(tag, OCI_MANIFEST, &manifest)
+            .put_manifest(Some(tag), OCI_MANIFEST, &manifest)
             .map_err(&remote)?;
         Ok(Appended {
             manifest: Algorithm::Sha256.digest(&manifest),
@@ -240,6 +239,131 @@ impl Target {
             layers: count,
             added: true,
         })
+    }
+}
+
+/// What [`Target::attach_referrer`] wrote.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Referred {
+    /// The digest of the referrer manifest.
+    pub manifest: Digest,
+    /// Where the referrers fallback index that lists it lives, in words.
+    pub location: String,
+    /// `false` when that index already listed it (nothing new was written).
+    pub added: bool,
+}
+
+impl Target {
+    /// Attaches `layer` to the image as an OCI 1.1 referrer of `artifact_type`: a manifest
+    /// with the empty config, the one layer, the image as its subject and `annotations`,
+    /// stored by its digest and listed in the referrers fallback index (tag `sha256-HEX`),
+    /// which registries without the referrers API and layouts need.
+    pub fn attach_referrer(
+        &self,
+        artifact_type: &str,
+        layer: &NewLayer,
+        annotations: &BTreeMap<String, String>,
+    ) -> Result<Referred> {
+        let tag = fallback_tag(&self.digest);
+        let location = self.sink.location(&tag);
+        let remote = |message: String| Error::Remote {
+            target: location.clone(),
+            message,
+        };
+        let stored = |unavailable: Unavailable| remote(described(unavailable));
+        let config = b"{}";
+        let config_digest = Algorithm::Sha256.digest(config);
+        let layer_digest = Algorithm::Sha256.digest(&layer.bytes);
+        let manifest = serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "artifactType": artifact_type,
+            "config": {"mediaType": EMPTY, "size": config.len(), "digest": config_digest.prefixed()},
+            "layers": [{
+                "mediaType": layer.media_type,
+                "size": layer.bytes.len(),
+                "digest": layer_digest.prefixed(),
+            }],
+            "subject": {
+                "mediaType": self.subject.media_type,
+                "size": self.subject.size,
+                "digest": self.subject.digest.prefixed(),
+            },
+            "annotations": annotations,
+        }))
+        .expect("a manifest serializes");
+        let manifest_digest = Algorithm::Sha256.digest(&manifest);
+        let mut listed = match self.sink.tagged(&tag).map_err(stored)? {
+            None => Vec::new(),
+            Some(bytes) => listed_referrers(&bytes).map_err(&remote)?,
+        };
+        if listed
+            .iter()
+            .any(|d| d.get("digest").and_then(|d| d.as_str()) == Some(&manifest_digest.prefixed()))
+        {
+            return Ok(Referred {
+                manifest: manifest_digest,
+                location,
+                added: false,
+            });
+        }
+        for (digest, bytes) in [(&config_digest, &config[..]), (&layer_digest, &layer.bytes)] {
+            if !self.sink.has_blob(digest).map_err(stored)? {
+                self.sink.put_blob(digest, bytes).map_err(stored)?;
+            }
+        }
+        self.sink
+            .put_manifest(None, OCI_MANIFEST, &manifest)
+            .map_err(stored)?;
+        listed.push(serde_json::json!({
+            "mediaType": OCI_MANIFEST,
+            "size": manifest.len(),
+            "digest": manifest_digest.prefixed(),
+            "artifactType": artifact_type,
+            "annotations": annotations,
+        }));
+        let index = serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": OCI_INDEX,
+            "manifests": listed,
+        }))
+        .expect("an index serializes");
+        self.sink
+            .put_manifest(Some(&tag), OCI_INDEX, &index)
+            .map_err(stored)?;
+        Ok(Referred {
+            manifest: manifest_digest,
+            location,
+            added: true,
+        })
+    }
+}
+
+/// Why the store did not do what was asked, in words.
+fn described(unavailable: Unavailable) -> String {
+    match unavailable {
+        Unavailable::Missing(m) | Unavailable::Refused(m) | Unavailable::Failed(m) => m,
+        Unavailable::Changed { expected, actual } => {
+            format!("the store holds {actual} where {expected} was written or asked for")
+        }
+    }
+}
+
+/// The descriptors a referrers fallback index lists, as written.
+fn listed_referrers(bytes: &[u8]) -> std::result::Result<Vec<serde_json::Value>, String> {
+    let refuse =
+        |why: String| format!("the referrers index already tagged there cannot be added to: {why}");
+    match Document::parse(bytes, Some(OCI_INDEX)) {
+        Ok(Document::Index(_)) => {}
+        Ok(Document::Manifest(_)) => return Err(refuse("it is a manifest".into())),
+        Err(e) => return Err(refuse(e.to_string())),
+    }
+    let value: serde_json::Value =
+        crate::json::from_slice(bytes).map_err(|e| refuse(e.to_string()))?;
+    match value.get("manifests") {
+        Some(serde_json::Value::Array(listed)) => Ok(listed.clone()),
+        None | Some(serde_json::Value::Null) => Ok(Vec::new()),
+        Some(_) => Err(refuse("its manifests are not a list".into())),
     }
 }
 

@@ -936,7 +936,14 @@ impl Sink for Registry {
         })
     }
 
-    fn put_manifest(&self, tag: &str, media_type: &str, bytes: &[u8]) -> Result<(), Unavailable> {
+    fn put_manifest(
+        &self,
+        tag: Option<&str>,
+        media_type: &str,
+        bytes: &[u8],
+    ) -> Result<(), Unavailable> {
+        let digest = Algorithm::Sha256.digest(bytes).prefixed();
+        let tag = tag.unwrap_or(&digest);
         let url = self.url(&format!("v2/{}/manifests/{tag}", self.repository));
         let body = bytes::Bytes::copy_from_slice(bytes);
         let content_type = HeaderValue::from_str(media_type)

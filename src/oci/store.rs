@@ -87,8 +87,14 @@ pub trait Sink: Store {
     /// Stores a blob whose bytes hash to `digest` (the caller made them).
     fn put_blob(&self, digest: &Digest, bytes: &[u8]) -> Result<(), Unavailable>;
 
-    /// Stores a manifest of `media_type` and points `tag` at it (replacing what it named).
-    fn put_manifest(&self, tag: &str, media_type: &str, bytes: &[u8]) -> Result<(), Unavailable>;
+    /// Stores a manifest of `media_type` and points `tag` at it (replacing what it named);
+    /// without a tag, stores it by its digest (a referrer, found by its subject).
+    fn put_manifest(
+        &self,
+        tag: Option<&str>,
+        media_type: &str,
+        bytes: &[u8],
+    ) -> Result<(), Unavailable>;
 
     /// Where `tag` lives, in words (`127.0.0.1:5000/repo:TAG`, `oci:DIR:TAG`).
     fn location(&self, tag: &str) -> String;

@@ -10,15 +10,22 @@ use base64::Engine as _;
 
 use crate::error::{Error, Result};
 use crate::fsio::read_input;
+use crate::hash::Algorithm;
 use crate::hash::Digest;
-use crate::oci::push::{open_target, Appended, NewLayer, Opened};
+use crate::oci::push::{open_target, Appended, NewLayer, Opened, Referred, Target};
 use crate::oci::referrers::cosign_signature_tag;
 use crate::oci::{Connection, ImageRef};
 use crate::report::Report;
+use crate::sign::bundle::BUNDLE_MEDIA_TYPE;
+use crate::sign::cosign::CosignKey;
 use crate::sign::cosign::{
     simple_signing_payload, verify_simple_signing, SIGNATURE_ANNOTATION, SIMPLE_SIGNING,
 };
 use crate::sign::cosign_private::CosignSigner;
+use crate::sign::keys::PublicKey;
+use crate::sign::{
+    image_signature_bundle, verify_key_bundle_of_digest, DetachedFailure, COSIGN_SIGN_PREDICATE,
+};
 
 /// What to sign, with what.
 pub struct SignRequest<'a> {
@@ -31,6 +38,17 @@ pub struct SignRequest<'a> {
     /// The repository the payload names, instead of the reference's (`host/path`); an image
     /// layout has none, so it needs one.
     pub signed_repository: Option<&'a str>,
+    /// Write cosign 3's Sigstore bundle referrer instead of the legacy `.sig` layer.
+    pub bundle: bool,
+}
+
+/// Where a signature went.
+#[derive(Debug)]
+pub enum Written {
+    /// A layer of the `sha256-HEX.sig` manifest (cosign's legacy scheme).
+    Legacy(Appended),
+    /// A Sigstore bundle v0.3 referrer, listed in the referrers fallback index.
+    Bundle(Referred),
 }
 
 /// A signature written.
@@ -42,7 +60,7 @@ pub struct Signed {
     pub docker_reference: String,
     /// The kind of key and signature, in words.
     pub key: String,
-    pub appended: Appended,
+    pub written: Written,
     pub warnings: Vec<String>,
 }
 
@@ -96,10 +114,31 @@ pub fn sign_image(request: &SignRequest) -> Result<Signing> {
     let signer = CosignSigner::from_pem(&text, request.password)
         .map_err(|e| Error::input(request.key, format!("cannot sign with it: {e}")))?;
 
+    let bundle_key = match (request.bundle, signer.public_key()) {
+        (false, _) => None,
+        (true, CosignKey::Ecdsa(public)) => Some(public),
+        (true, _) => {
+            return Err(Error::Usage(
+                "--bundle signs with an ECDSA key (P-256, P-384 or P-521): a Sigstore bundle \
+                 signed with an Ed25519 or RSA key is not verified by vouch yet"
+                    .to_string(),
+            ))
+        }
+    };
     let target = match open_target(request.reference, request.connection)? {
         Opened::Resolved(target) => target,
         Opened::Unresolved(report) => return Ok(Signing::Unresolved(report)),
     };
+    if let Some(public) = bundle_key {
+        let written = sign_bundle(&target, &signer, &public, &docker_reference, request.key)?;
+        return Ok(Signing::Signed(Signed {
+            digest: target.digest.clone(),
+            docker_reference,
+            key: signer.describe(),
+            written,
+            warnings: target.warnings,
+        }));
+    }
     let payload = simple_signing_payload(&docker_reference, &target.digest);
     let signature = base64::engine::general_purpose::STANDARD.encode(signer.sign(&payload));
     // What is written must be what a verifier accepts: checked here with the key's own
@@ -128,10 +167,70 @@ pub fn sign_image(request: &SignRequest) -> Result<Signing> {
         digest: target.digest.clone(),
         docker_reference,
         key: signer.describe(),
-        appended,
+        written: Written::Legacy(appended),
         warnings: target.warnings,
     }))
 }
+
+/// Signs the target's digest as cosign 3 does with a key: a bundle holding a DSSE statement
+/// of cosign's sign predicate, checked with the key's public half, attached as a referrer.
+fn sign_bundle(
+    target: &Target,
+    signer: &CosignSigner,
+    public: &PublicKey,
+    docker_reference: &str,
+    key_file: &Path,
+) -> Result<Written> {
+    if target.digest.algorithm != Algorithm::Sha256 {
+        return Err(Error::Usage(format!(
+            "--bundle: a Sigstore bundle names a sha256 digest, and the image's is {}",
+            target.digest
+        )));
+    }
+    let hex = target.digest.hex();
+    let bundle = image_signature_bundle(docker_reference, &hex, public.hint(), |message| {
+        signer.sign(message)
+    });
+    let json = String::from_utf8(bundle).expect("a bundle is JSON text");
+    verify_key_bundle_of_digest(&json, &hex, public).map_err(|e| {
+        let why = match e {
+            DetachedFailure::ArtifactMismatch(m) | DetachedFailure::Malformed(m) => m,
+            DetachedFailure::Rejected(r) => r.0,
+            DetachedFailure::Unreadable(e) => e.to_string(),
+        };
+        Error::input(
+            key_file,
+            format!("its bundle does not verify with its own public key: {why}"),
+        )
+    })?;
+    let created = jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    let annotations = BTreeMap::from([
+        (BUNDLE_CONTENT.to_string(), "dsse-envelope".to_string()),
+        (
+            BUNDLE_PREDICATE_TYPE.to_string(),
+            COSIGN_SIGN_PREDICATE.to_string(),
+        ),
+        (CREATED.to_string(), created),
+    ]);
+    let layer = NewLayer {
+        media_type: BUNDLE_MEDIA_TYPE.to_string(),
+        bytes: json.into_bytes(),
+        annotations: BTreeMap::new(),
+    };
+    Ok(Written::Bundle(target.attach_referrer(
+        BUNDLE_MEDIA_TYPE,
+        &layer,
+        &annotations,
+    )?))
+}
+
+/// cosign's annotations of a bundle referrer: what the bundle holds, and its predicate.
+const BUNDLE_CONTENT: &str = "dev.sigstore.bundle.content";
+const BUNDLE_PREDICATE_TYPE: &str = "dev.sigstore.bundle.predicateType";
+/// When the referrer was made (OCI's annotation).
+const CREATED: &str = "org.opencontainers.image.created";
 
 #[cfg(test)]
 mod tests {
