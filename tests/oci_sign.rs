@@ -458,7 +458,12 @@ fn bad_keys_and_settings_are_exit_2_naming_them_and_nothing_is_written() {
         ],
     )
     .expect(2);
-    assert!(ran.stderr.contains("not a repository"), "{}", ran.stderr);
+    assert!(
+        ran.stderr
+            .contains("'registry.example/a:v1': write HOST[:PORT]/PATH"),
+        "{}",
+        ran.stderr
+    );
 
     // A password file that cannot be read is named.
     let ran = sign(

@@ -339,7 +339,9 @@ fn image_certificate(
 }
 
 /// A repository as a signature names it: `HOST[:PORT]/PATH`, no scheme, tag or digest.
-fn signed_repository(text: &str) -> Result<String, RuleError> {
+/// A repository a cosign signature names (`critical.identity.docker-reference`):
+/// `HOST[:PORT]/PATH`, without a scheme, tag or digest. Verifying and signing read it alike.
+pub fn signed_repository(text: &str) -> Result<String, RuleError> {
     let refused = || RuleError::SignedRepository(text.to_string());
     let (host, path) = text.split_once('/').ok_or_else(refused)?;
     let well_formed = !host.is_empty()

@@ -8,6 +8,8 @@ use std::path::Path;
 
 use base64::Engine as _;
 
+use crate::approval::rules::signed_repository;
+use crate::approval::setting::Spelling;
 use crate::error::{Error, Result};
 use crate::fsio::read_input;
 use crate::hash::Algorithm;
@@ -72,36 +74,12 @@ pub enum Signing {
     Unresolved(Report),
 }
 
-/// Why a `--signed-repository` is not a repository: `None` when it is one.
-fn repository_problem(text: &str) -> Option<String> {
-    let wrong = || {
-        Some(format!(
-            "'{text}' is not a repository: write HOST[:PORT]/PATH, without a tag or digest"
-        ))
-    };
-    if text.contains('@') || text.contains("://") {
-        return wrong();
-    }
-    match ImageRef::parse(&format!("docker://{text}:latest")) {
-        Ok(ImageRef::Registry(image))
-            if image.tag.as_deref() == Some("latest") && image.digest.is_none() =>
-        {
-            None
-        }
-        _ => wrong(),
-    }
-}
-
 /// Signs the image `request.reference` resolves to and writes the signature beside it.
 /// The key is read (and its password checked) before the registry or layout is opened.
 pub fn sign_image(request: &SignRequest) -> Result<Signing> {
     let docker_reference = match (request.signed_repository, request.reference) {
-        (Some(given), _) => {
-            if let Some(problem) = repository_problem(given) {
-                return Err(Error::Usage(format!("--signed-repository: {problem}")));
-            }
-            given.to_string()
-        }
+        (Some(given), _) => signed_repository(given)
+            .map_err(|e| Error::Usage(e.spelled(Spelling::Flag)))?,
         (None, ImageRef::Registry(image)) => format!("{}/{}", image.host, image.repository),
         (None, ImageRef::Layout(_)) => {
             return Err(Error::Usage(format!(
@@ -231,23 +209,3 @@ const BUNDLE_CONTENT: &str = "dev.sigstore.bundle.content";
 const BUNDLE_PREDICATE_TYPE: &str = "dev.sigstore.bundle.predicateType";
 /// When the referrer was made (OCI's annotation).
 const CREATED: &str = "org.opencontainers.image.created";
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_signed_repository_is_host_and_path_only() {
-        assert_eq!(repository_problem("127.0.0.1:5000/a/b"), None);
-        assert_eq!(repository_problem("registry.example/a"), None);
-        for bad in [
-            "127.0.0.1:5000/a:tag",
-            "registry.example/a@sha256:00",
-            "docker://registry.example/a",
-            "no-host",
-            "",
-        ] {
-            assert!(repository_problem(bad).is_some(), "{bad}");
-        }
-    }
-}
