@@ -1038,7 +1038,7 @@ fn judge_bundle(
         }
     };
     let text = format!("a Sigstore bundle by {signer}");
-    let predicate = statement_predicate(json);
+    let predicate = statement_predicate(json)?;
     match (predicate.as_deref(), attestation) {
         (None, None) => Ok(format!("{text}; a message signature of {resolved}")),
         (Some(COSIGN_SIGN_PREDICATE), None) => Ok(format!(
@@ -1062,17 +1062,25 @@ fn judge_bundle(
     }
 }
 
-/// The predicate type of a (verified) bundle's DSSE statement; `None` for a message
-/// signature.
-fn statement_predicate(json: &str) -> Option<String> {
-    let value: serde_json::Value = serde_json::from_str(json).ok()?;
-    let payload = value.get("dsseEnvelope")?.get("payload")?.as_str()?;
-    let statement: serde_json::Value = serde_json::from_slice(&decode_base64(payload)?).ok()?;
-    Some(
-        statement
-            .get("predicateType")
-            .and_then(|p| p.as_str())
-            .unwrap_or("")
-            .to_string(),
-    )
+/// The predicate type of a (verified) bundle's DSSE statement, read strictly (a key given
+/// twice binds no one type); `None` for a message signature.
+fn statement_predicate(json: &str) -> std::result::Result<Option<String>, String> {
+    let malformed = |why: &str| format!("malformed: the bundle's statement {why}");
+    let value: serde_json::Value =
+        crate::json::from_slice(json.as_bytes()).map_err(|e| malformed(&e.to_string()))?;
+    let Some(envelope) = value.get("dsseEnvelope") else {
+        return Ok(None);
+    };
+    let payload = envelope
+        .get("payload")
+        .and_then(|p| p.as_str())
+        .and_then(decode_base64)
+        .ok_or_else(|| malformed("is not base64"))?;
+    let statement: serde_json::Value =
+        crate::json::from_slice(&payload).map_err(|e| malformed(&e.to_string()))?;
+    statement
+        .get("predicateType")
+        .and_then(|p| p.as_str())
+        .map(|p| Some(p.to_string()))
+        .ok_or_else(|| malformed("has no predicateType"))
 }
