@@ -45,10 +45,21 @@ impl Peer {
     }
 
     fn run(&self, args: &[&OsStr]) -> Ran {
-        run(Command::new(&self.node)
+        self.run_certified(args, None)
+    }
+
+    /// Runs the peer; with `certificate`, its signer returns that certificate as its key
+    /// material.
+    fn run_certified(&self, args: &[&OsStr], certificate: Option<&Path>) -> Ran {
+        let mut command = Command::new(&self.node);
+        command
             .env("NODE_PATH", &self.modules)
             .arg(common::project_root().join("tests/peers/sigstore_js_peer.js"))
-            .args(args))
+            .args(args);
+        if let Some(certificate) = certificate {
+            command.env("SIGSTORE_PEER_CERTIFICATE", certificate);
+        }
+        run(&mut command)
     }
 
     /// Signs `file` with `key` as `kind` (`sign-message` or `sign-dsse`) into `bundle`.
@@ -65,6 +76,19 @@ impl Peer {
         bundle: &Path,
         predicate_type: Option<&str>,
     ) {
+        self.sign_certified(kind, key, None, file, bundle, predicate_type);
+    }
+
+    /// As [`Peer::sign_as`], the bundle carrying `certificate` (of `key`) when given.
+    fn sign_certified(
+        &self,
+        kind: &str,
+        key: &Path,
+        certificate: Option<&Path>,
+        file: &Path,
+        bundle: &Path,
+        predicate_type: Option<&str>,
+    ) {
         let mut args = vec![
             os(kind),
             key.as_os_str(),
@@ -72,7 +96,7 @@ impl Peer {
             bundle.as_os_str(),
         ];
         args.extend(predicate_type.map(os));
-        let ran = self.run(&args);
+        let ran = self.run_certified(&args, certificate);
         assert_eq!(
             ran.code,
             Some(0),
@@ -556,6 +580,37 @@ fn unreadable_keys_and_malformed_key_bundles_are_input_errors() {
     .expect(2);
 }
 
+const BUNDLE: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
+const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+
+/// A layout holding an artifact of `files` tagged `v1` and, when given, `bundle` attached to
+/// it as an OCI 1.1 referrer in index.json: (layout, the image's descriptor).
+fn image_with_referrer(
+    dir: &Path,
+    files: &[(&str, &[u8])],
+    bundle: Option<&Path>,
+) -> (oci_support::Layout, Value) {
+    let layout = oci_support::Layout::empty(dir);
+    let image = layout.put_artifact("v1", files);
+    if let Some(bundle) = bundle {
+        let layer = layout.write_blob(BUNDLE, &std::fs::read(bundle).unwrap());
+        let config = layout.write_blob("application/vnd.oci.empty.v1+json", b"{}");
+        let referrer = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": MANIFEST,
+            "artifactType": BUNDLE,
+            "config": config,
+            "layers": [layer],
+            "subject": image,
+        });
+        let descriptor = layout.write_blob(MANIFEST, referrer.to_string().as_bytes());
+        let mut index = layout.index();
+        index["manifests"].as_array_mut().unwrap().push(descriptor);
+        std::fs::write(layout.dir.join("index.json"), index.to_string()).unwrap();
+    }
+    (layout, image)
+}
+
 /// cosign 3 signs an image with a key as a Sigstore bundle v0.3 referrer of its manifest.
 /// Under `oci verify --key`, such a bundle counts when the key verifies it and it names the
 /// resolved digest: sigstore-js signs the manifest bytes (a message signature, and a DSSE
@@ -571,30 +626,9 @@ fn an_image_bundle_referrer_signed_with_a_key_counts_under_that_key_only() {
     let Some(keys) = openssl_keys(test, dir.path()) else {
         return;
     };
-    const BUNDLE: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
-    const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
     let files: &[(&str, &[u8])] = &[("model.bin", b"weights")];
-    // The image, and a bundle attached to it as an OCI 1.1 referrer in index.json.
     let image_with = |name: &str, bundle: Option<&Path>| {
-        let layout = oci_support::Layout::empty(&dir.path().join(name));
-        let image = layout.put_artifact("v1", files);
-        if let Some(bundle) = bundle {
-            let layer = layout.write_blob(BUNDLE, &std::fs::read(bundle).unwrap());
-            let config = layout.write_blob("application/vnd.oci.empty.v1+json", b"{}");
-            let referrer = serde_json::json!({
-                "schemaVersion": 2,
-                "mediaType": MANIFEST,
-                "artifactType": BUNDLE,
-                "config": config,
-                "layers": [layer],
-                "subject": image,
-            });
-            let descriptor = layout.write_blob(MANIFEST, referrer.to_string().as_bytes());
-            let mut index = layout.index();
-            index["manifests"].as_array_mut().unwrap().push(descriptor);
-            std::fs::write(layout.dir.join("index.json"), index.to_string()).unwrap();
-        }
-        (layout, image)
+        image_with_referrer(&dir.path().join(name), files, bundle)
     };
     let (plain, image) = image_with("plain", None);
     let digest = image["digest"].as_str().unwrap().to_string();
@@ -675,4 +709,156 @@ fn an_image_bundle_referrer_signed_with_a_key_counts_under_that_key_only() {
         let said = referrer_of(bundle, key, 1);
         assert!(said.contains(&needle), "{needle}: {said}");
     }
+}
+
+/// A private PKI made by openssl: a root CA and a P-256 code-signing leaf for `identity`
+/// that it issued: (root.pem, leaf.key, leaf.pem).
+fn openssl_pki(openssl: &Path, dir: &Path, identity: &str) -> (PathBuf, PathBuf, PathBuf) {
+    let run_openssl = |args: &mut Command| {
+        let ran = run(args);
+        assert_eq!(ran.code, Some(0), "openssl {args:?}: {}", ran.stderr);
+    };
+    let file = |name: &str| dir.join(name);
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(
+        file("root.cnf"),
+        "[req]\ndistinguished_name=dn\nx509_extensions=v3\nprompt=no\n[dn]\nCN=vouch test PKI root\n\
+         [v3]\nbasicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign\nsubjectKeyIdentifier=hash\n",
+    )
+    .unwrap();
+    std::fs::write(
+        file("leaf.ext"),
+        format!(
+            "subjectAltName=email:{identity}\nkeyUsage=critical,digitalSignature\n\
+             extendedKeyUsage=codeSigning\nbasicConstraints=CA:FALSE\n"
+        ),
+    )
+    .unwrap();
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    run_openssl(
+        Command::new(openssl)
+            .args(["req", "-x509"])
+            .args(ec)
+            .arg("-config")
+            .arg(file("root.cnf"))
+            .args(["-days", "2", "-keyout"])
+            .arg(file("root.key"))
+            .arg("-out")
+            .arg(file("root.pem")),
+    );
+    run_openssl(
+        Command::new(openssl)
+            .arg("req")
+            .args(ec)
+            .args(["-subj", "/CN=release", "-keyout"])
+            .arg(file("leaf.key"))
+            .arg("-out")
+            .arg(file("leaf.csr")),
+    );
+    run_openssl(
+        Command::new(openssl)
+            .args(["x509", "-req", "-days", "2", "-in"])
+            .arg(file("leaf.csr"))
+            .arg("-CA")
+            .arg(file("root.pem"))
+            .arg("-CAkey")
+            .arg(file("root.key"))
+            .args(["-CAcreateserial", "-extfile"])
+            .arg(file("leaf.ext"))
+            .arg("-out")
+            .arg(file("leaf.pem")),
+    );
+    (file("root.pem"), file("leaf.key"), file("leaf.pem"))
+}
+
+/// Under a private PKI (`--certificate-chain ROOTS --identity`), a bundle referrer signed by
+/// a certificate of that PKI counts: sigstore-js signs the image manifest with the leaf's
+/// key and carries the leaf as its material (a message signature, and a statement of
+/// cosign's sign predicate). Another identity, another PKI's root and a bundle signed with
+/// a bare key are refused, each naming why.
+#[test]
+fn an_image_bundle_referrer_of_a_private_pki_counts_under_its_roots_and_identity() {
+    let test = "an_image_bundle_referrer_of_a_private_pki_counts_under_its_roots_and_identity";
+    let Some(peer) = Peer::find(test) else {
+        return;
+    };
+    let Some(openssl) = require_tool(test, "openssl") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let identity = "release@example.com";
+    let (root, leaf_key, leaf) = openssl_pki(&openssl, &dir.path().join("pki"), identity);
+    let (other_root, _, _) = openssl_pki(&openssl, &dir.path().join("other-pki"), identity);
+    let Some(keys) = openssl_keys(test, dir.path()) else {
+        return;
+    };
+    let files: &[(&str, &[u8])] = &[("model.bin", b"weights")];
+    let (plain, image) = image_with_referrer(&dir.path().join("plain"), files, None);
+    let digest = image["digest"].as_str().unwrap().to_string();
+    let manifest = plain.blob_path(&digest);
+    let signed = |name: &str, kind: &str, predicate: Option<&str>, certified: bool| {
+        let bundle = dir.path().join(format!("{name}.json"));
+        let (key, certificate) = match certified {
+            true => (&leaf_key, Some(leaf.as_path())),
+            false => (&keys.a, None),
+        };
+        peer.sign_certified(kind, key, certificate, &manifest, &bundle, predicate);
+        let (layout, _) = image_with_referrer(&dir.path().join(name), files, Some(&bundle));
+        layout.reference("v1")
+    };
+    let message = signed("message", "sign-message", None, true);
+    let statement = signed(
+        "statement",
+        "sign-dsse",
+        Some("https://sigstore.dev/cosign/sign/v1"),
+        true,
+    );
+    let keyed = signed("keyed", "sign-message", None, false);
+    let verify = |reference: &str, roots: &Path, identity: &str, code: i32| {
+        let report = oci_support::oci_verify(
+            reference,
+            &[
+                "--certificate-chain",
+                roots.to_str().unwrap(),
+                "--identity",
+                identity,
+            ],
+        )
+        .expect(code)
+        .json();
+        let referrers = oci_support::subjects_named(&report, "referrer ");
+        assert_eq!(referrers.len(), 1, "{report}");
+        referrers[0]["message"].as_str().unwrap().to_string()
+    };
+    for (reference, what) in [
+        (&message, format!("a message signature of {digest}")),
+        (
+            &statement,
+            format!("its statement (https://sigstore.dev/cosign/sign/v1) names {digest}"),
+        ),
+    ] {
+        let said = verify(reference, &root, identity, 0);
+        assert!(
+            said.contains(&format!(
+                "a Sigstore bundle by a certificate for {identity}"
+            )) && said.contains("no log read")
+                && said.contains(&what),
+            "{said}"
+        );
+        let said = verify(reference, &root, "other@example.com", 1);
+        assert!(said.contains("wrong identity"), "{said}");
+        let said = verify(reference, &other_root, identity, 1);
+        assert!(said.contains("untrusted chain"), "{said}");
+    }
+    let said = verify(&keyed, &root, identity, 1);
+    assert!(
+        said.contains("signed with a key, not a certificate"),
+        "{said}"
+    );
 }

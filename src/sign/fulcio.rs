@@ -133,6 +133,15 @@ pub fn read_signer(pem: &str) -> Result<SignerCertificate, CertificateRefusal> {
     let der = pem_certificates(pem.as_bytes())
         .map_err(|e| malformed(e.to_string()))?
         .swap_remove(0);
+    read_signer_der(der)
+}
+
+/// Reads the signer's certificate from its DER.
+pub fn read_signer_der(der: Vec<u8>) -> Result<SignerCertificate, CertificateRefusal> {
+    let malformed = |detail: String| CertificateRefusal::Malformed {
+        what: "certificate",
+        detail,
+    };
     let cert = Certificate::from_der(&der).map_err(|e| malformed(e.to_string()))?;
     let tbs = &cert.tbs_certificate;
     let spki = tbs

@@ -11,6 +11,8 @@
 
 use std::io::Read;
 
+use x509_cert::der::Decode as _;
+
 use aws_lc_rs::digest::{self, SHA256};
 use sigstore_trust_root::{TrustedRoot, SIGSTORE_PRODUCTION_TRUSTED_ROOT};
 use sigstore_types::{Artifact, Bundle, DerPublicKey, HashAlgorithm, Sha256Hash, SignatureContent};
@@ -76,6 +78,17 @@ pub fn verify<R: Read>(
     {
         return verify_logged(&bundle, artifact, key, logged, signer);
     }
+    verify_content(&bundle, artifact, key)?;
+    Ok(signer)
+}
+
+/// Checks the bundle's signature with `key` over what `artifact` covers: a message
+/// signature whose digest is the content's, or a DSSE envelope whose statement's subject is.
+fn verify_content<R: Read>(
+    bundle: &Bundle,
+    artifact: Covered<R>,
+    key: &PublicKey,
+) -> Result<(), DetachedFailure> {
     match &bundle.content {
         SignatureContent::MessageSignature(message) => {
             verify_message(message, artifact, key)?;
@@ -99,6 +112,49 @@ pub fn verify<R: Read>(
             ))
         }
     }
+    Ok(())
+}
+
+/// Verifies a bundle signed by a certificate, judged by `check_signer` (given the leaf and
+/// the intermediates the bundle carries, DER): its signature with the leaf's (ECDSA) key
+/// over what `artifact` covers. Log entries and timestamps are not read: this is a private
+/// PKI's bundle, trusted through its chain alone.
+pub fn verify_certified<R: Read>(
+    json: &str,
+    artifact: Covered<R>,
+    check_signer: impl FnOnce(&[u8], &[Vec<u8>]) -> Result<String, String>,
+) -> Result<String, DetachedFailure> {
+    let bundle = Bundle::from_json(json).map_err(|e| {
+        DetachedFailure::Malformed(format!("does not follow the Sigstore bundle format: {e}"))
+    })?;
+    let chain: Vec<Vec<u8>> = match &bundle.verification_material.content {
+        VerificationMaterialContent::Certificate(leaf) => vec![leaf.raw_bytes.as_bytes().to_vec()],
+        VerificationMaterialContent::X509CertificateChain { certificates } => certificates
+            .iter()
+            .map(|c| c.raw_bytes.as_bytes().to_vec())
+            .collect(),
+        _ => {
+            return Err(DetachedFailure::Rejected(Rejection(
+                "the bundle was signed with a key, not a certificate".to_string(),
+            )))
+        }
+    };
+    let Some((leaf, intermediates)) = chain.split_first() else {
+        return Err(DetachedFailure::Malformed(
+            "its certificate chain is empty".to_string(),
+        ));
+    };
+    let signer = check_signer(leaf, intermediates)
+        .map_err(|why| DetachedFailure::Rejected(Rejection(why)))?;
+    let spki = x509_cert::Certificate::from_der(leaf)
+        .and_then(|c| x509_cert::der::Encode::to_der(&c.tbs_certificate.subject_public_key_info))
+        .map_err(|e| DetachedFailure::Malformed(format!("its certificate: {e}")))?;
+    let key = PublicKey::from_spki(&spki).map_err(|e| {
+        DetachedFailure::Rejected(Rejection(format!(
+            "its certificate's key is not checked yet ({e}); ECDSA keys are"
+        )))
+    })?;
+    verify_content(&bundle, artifact, &key)?;
     Ok(signer)
 }
 

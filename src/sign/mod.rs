@@ -429,6 +429,23 @@ pub fn verify_key_bundle_of_digest(
     key_bundle::verify::<std::io::Empty>(json, key_bundle::Covered::Sha256(known), key)
 }
 
+/// Verifies a Sigstore bundle signed by a certificate (of a private PKI), whose statement's
+/// subject or message digest must be `subject_sha256` (hex): `check_signer` judges the leaf
+/// and intermediates (DER) and names the signer.
+pub fn verify_certified_bundle_of_digest(
+    json: &str,
+    subject_sha256: &str,
+    check_signer: impl FnOnce(&[u8], &[Vec<u8>]) -> Result<String, String>,
+) -> Result<String, DetachedFailure> {
+    let known = sigstore_types::Sha256Hash::from_hex(subject_sha256)
+        .map_err(|e| DetachedFailure::Malformed(format!("the subject digest: {e}")))?;
+    key_bundle::verify_certified::<std::io::Empty>(
+        json,
+        key_bundle::Covered::Sha256(known),
+        check_signer,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -24,8 +24,8 @@ use crate::sign::cosign::{
     SIGNATURE_ANNOTATION, SIMPLE_SIGNING,
 };
 use crate::sign::fulcio::{
-    check_signer, read_signer, seconds, CertificateAnchors, SignerRules, CERTIFICATE_ANNOTATION,
-    CHAIN_ANNOTATION,
+    check_signer, read_signer, read_signer_der, seconds, CertificateAnchors, SignerRules,
+    CERTIFICATE_ANNOTATION, CHAIN_ANNOTATION,
 };
 use crate::sign::keyless::{
     verify_json_digest, IdentityRule, IssuerRule, KeylessFailure, KeylessPolicy,
@@ -39,7 +39,10 @@ use crate::sign::rekor::{
     read_trusted_root, verify_set, LoggedSigner, RekorLogs, BUNDLE_ANNOTATION,
 };
 use crate::sign::x509::pem_certificates;
-use crate::sign::{verify_key_bundle_of_digest, DetachedFailure, COSIGN_SIGN_PREDICATE};
+use crate::sign::{
+    verify_certified_bundle_of_digest, verify_key_bundle_of_digest, DetachedFailure,
+    COSIGN_SIGN_PREDICATE,
+};
 
 /// A loaded image signature policy.
 #[derive(Debug)]
@@ -1011,32 +1014,76 @@ fn judge_bundle(
                         .to_string(),
                 );
             };
-            let signer =
-                verify_key_bundle_of_digest(json, &resolved.hex(), key).map_err(|failure| {
-                    match failure {
-                        DetachedFailure::ArtifactMismatch(_) => other_digest(),
-                        DetachedFailure::Rejected(rejection) => rejection.0,
-                        DetachedFailure::Malformed(m) => format!("malformed: the bundle {m}"),
-                        DetachedFailure::Unreadable(e) => e.to_string(),
-                    }
-                })?;
+            let signer = verify_key_bundle_of_digest(json, &resolved.hex(), key)
+                .map_err(detached_refusal(&other_digest))?;
             (signer, None)
         }
-        Cosign::Certificate(policy, _) => {
-            let Some(keyless) = policy.bundles.as_deref() else {
-                return Err(
-                    "a Sigstore bundle under a private PKI is not checked yet (under a key or a keyless policy it is)"
-                        .to_string(),
-                );
-            };
-            let signer =
-                verify_json_digest(json, &resolved.hex(), keyless).map_err(|e| match e {
-                    KeylessFailure::ArtifactMismatch(_) => other_digest(),
-                    KeylessFailure::Rejected(rejection) => rejection.0,
-                })?;
-            (signer.describe(), policy.attestation.as_deref())
-        }
+        Cosign::Certificate(policy, now) => match policy.bundles.as_deref() {
+            Some(keyless) => {
+                let signer =
+                    verify_json_digest(json, &resolved.hex(), keyless).map_err(|e| match e {
+                        KeylessFailure::ArtifactMismatch(_) => other_digest(),
+                        KeylessFailure::Rejected(rejection) => rejection.0,
+                    })?;
+                (signer.describe(), policy.attestation.as_deref())
+            }
+            None => {
+                let signer =
+                    verify_certified_bundle_of_digest(json, &resolved.hex(), |leaf, chain| {
+                        certified_signer(leaf, chain, policy, now)
+                    })
+                    .map_err(detached_refusal(&other_digest))?;
+                (signer, policy.attestation.as_deref())
+            }
+        },
     };
+    classify_bundle(json, &signer, resolved, attestation)
+}
+
+/// Why a bundle checked against a digest does not count, in words.
+fn detached_refusal(other_digest: &dyn Fn() -> String) -> impl Fn(DetachedFailure) -> String + '_ {
+    move |failure| match failure {
+        DetachedFailure::ArtifactMismatch(_) => other_digest(),
+        DetachedFailure::Rejected(rejection) => rejection.0,
+        DetachedFailure::Malformed(m) => format!("malformed: the bundle {m}"),
+        DetachedFailure::Unreadable(e) => e.to_string(),
+    }
+}
+
+/// A private PKI's signer of a bundle: the leaf chains (through the bundle's intermediates)
+/// to the given certificates at `now`, and names the identity and issuer the policy asks.
+fn certified_signer(
+    leaf: &[u8],
+    chain: &[Vec<u8>],
+    policy: &CertificatePolicy,
+    now: SystemTime,
+) -> std::result::Result<String, String> {
+    let signer = read_signer_der(leaf.to_vec()).map_err(|e| e.to_string())?;
+    let at = seconds(now);
+    let what = format!("the time of this check {}", format_time(at));
+    check_signer(&signer, chain, &policy.anchors, at, &what, &policy.rules)
+        .map_err(|refusal| refusal.to_string())?;
+    let issuer = signer
+        .issuer
+        .as_deref()
+        .map(|i| format!(" from {i}"))
+        .unwrap_or_default();
+    Ok(format!(
+        "a certificate for {}{issuer}, chained to {} (no log read: a private PKI names none)",
+        signer.names.join(", "),
+        policy.source
+    ))
+}
+
+/// Whether a verified bundle by `signer` counts: a signature (a message signature, or a
+/// statement of cosign's sign predicate) does, an attestation of another predicate does
+/// not; with `attestation` (`--attestation-type`), only a statement of that predicate does.
+fn classify_bundle(
+    json: &str,
+    signer: &str,
+    resolved: &Digest,
+    attestation: Option<&str>,
+) -> std::result::Result<String, String> {
     let text = format!("a Sigstore bundle by {signer}");
     let predicate = statement_predicate(json)?;
     match (predicate.as_deref(), attestation) {

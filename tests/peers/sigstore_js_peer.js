@@ -11,7 +11,9 @@
 //       exit 0 when @sigstore/verify accepts the bundle over FILE with the key, 1 when not
 //
 // Signing uses the key material `{ $case: 'publicKey', publicKey, hint }` a key signer
-// returns; the hint is the key's SHA-256 fingerprint (informative: verify ignores it).
+// returns; the hint is the key's SHA-256 fingerprint (informative: verify ignores it). With
+// SIGSTORE_PEER_CERTIFICATE=CERT.pem, the material is that certificate instead
+// (`{ $case: 'x509Certificate' }`, as a signer of a private PKI returns it).
 'use strict';
 
 const crypto = require('crypto');
@@ -25,11 +27,12 @@ function keySigner(privatePem) {
   const privateKey = crypto.createPrivateKey(privatePem);
   const publicPem = crypto.createPublicKey(privateKey).export({ type: 'spki', format: 'pem' });
   const hint = crypto.createHash('sha256').update(publicPem).digest('hex');
+  const certificate = process.env.SIGSTORE_PEER_CERTIFICATE;
+  const key = certificate
+    ? { $case: 'x509Certificate', certificate: fs.readFileSync(certificate, 'utf8') }
+    : { $case: 'publicKey', publicKey: publicPem, hint };
   return {
-    sign: async (data) => ({
-      signature: crypto.sign('sha256', data, privateKey),
-      key: { $case: 'publicKey', publicKey: publicPem, hint },
-    }),
+    sign: async (data) => ({ signature: crypto.sign('sha256', data, privateKey), key }),
   };
 }
 
