@@ -55,7 +55,7 @@ pub struct SignArgs {
     signed_repository: Option<String>,
     /// Write cosign 3's signature instead: a Sigstore bundle v0.3 (a DSSE statement of
     /// https://sigstore.dev/cosign/sign/v1 naming the digest) attached as an OCI 1.1
-    /// referrer and listed in the referrers fallback tag sha256-HEX (ECDSA keys)
+    /// referrer and listed in the referrers fallback tag sha256-HEX
     #[arg(long)]
     bundle: bool,
     #[command(flatten)]

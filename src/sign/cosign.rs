@@ -68,6 +68,17 @@ impl CosignKey {
         }
     }
 
+    /// The key's fingerprint, as vouch names keys: the hex SHA-256 of an ECDSA key's PEM,
+    /// of an RSA or Ed25519 key's bytes.
+    pub fn fingerprint(&self) -> String {
+        match self {
+            CosignKey::Ecdsa(key) => key.hint(),
+            CosignKey::Rsa(bytes) | CosignKey::Ed25519(bytes) => {
+                crate::hash::Algorithm::Sha256.digest(bytes).hex()
+            }
+        }
+    }
+
     /// Checks a signature over `message` as cosign makes it with this kind of key.
     pub fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
         match self {

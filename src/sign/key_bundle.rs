@@ -16,9 +16,10 @@ use x509_cert::der::Decode as _;
 use aws_lc_rs::digest::{self, SHA256};
 use sigstore_trust_root::{TrustedRoot, SIGSTORE_PRODUCTION_TRUSTED_ROOT};
 use sigstore_types::{Artifact, Bundle, DerPublicKey, HashAlgorithm, Sha256Hash, SignatureContent};
-use sigstore_types::{MessageSignature, VerificationMaterialContent};
+use sigstore_types::{DsseEnvelope, MessageSignature, VerificationMaterialContent};
 use sigstore_verify::{Error as SigstoreError, PublicKeyVerificationPolicy, Verifier};
 
+use super::bundle::PAYLOAD_TYPE;
 use super::keys::PublicKey;
 use super::{subject_sha256, DetachedFailure, Rejection};
 
@@ -94,17 +95,12 @@ fn verify_content<R: Read>(
             verify_message(message, artifact, key)?;
         }
         SignatureContent::DsseEnvelope(envelope) => {
-            if !key.verify(&envelope.pae(), envelope.signature.sig.as_bytes()) {
-                return Err(not_by(key));
-            }
-            let subject =
-                subject_sha256(envelope.payload.as_bytes()).map_err(DetachedFailure::Rejected)?;
-            let file = hex::encode(artifact.digest(&SHA256)?.as_ref());
-            if !subject.eq_ignore_ascii_case(&file) {
-                return Err(DetachedFailure::ArtifactMismatch(format!(
-                    "the signed statement's subject is sha256:{subject}, the file's sha256:{file}"
-                )));
-            }
+            check_dsse(
+                envelope,
+                artifact,
+                |pae, sig| key.verify(pae, sig),
+                || not_by(key),
+            )?;
         }
         _ => {
             return Err(DetachedFailure::Malformed(
@@ -113,6 +109,75 @@ fn verify_content<R: Read>(
         }
     }
     Ok(())
+}
+
+/// A DSSE envelope of an in-toto statement whose signature `verifies` over its PAE and
+/// whose subject is what `artifact` covers.
+fn check_dsse<R: Read>(
+    envelope: &DsseEnvelope,
+    artifact: Covered<R>,
+    verifies: impl Fn(&[u8], &[u8]) -> bool,
+    not_by: impl Fn() -> DetachedFailure,
+) -> Result<(), DetachedFailure> {
+    if envelope.payload_type != PAYLOAD_TYPE {
+        return Err(DetachedFailure::Rejected(Rejection(format!(
+            "the DSSE payload type is {:?}, not an in-toto statement ({PAYLOAD_TYPE})",
+            envelope.payload_type
+        ))));
+    }
+    if !verifies(&envelope.pae(), envelope.signature.sig.as_bytes()) {
+        return Err(not_by());
+    }
+    let subject = subject_sha256(envelope.payload.as_bytes()).map_err(DetachedFailure::Rejected)?;
+    let file = hex::encode(artifact.digest(&SHA256)?.as_ref());
+    if !subject.eq_ignore_ascii_case(&file) {
+        return Err(DetachedFailure::ArtifactMismatch(format!(
+            "the signed statement's subject is sha256:{subject}, the file's sha256:{file}"
+        )));
+    }
+    Ok(())
+}
+
+/// A bundle signed with a key `verify` does not take (RSA, Ed25519: cosign's other keys),
+/// named `signer`: only a DSSE envelope with no log entry or timestamp, whose PAE signature
+/// `verifies` and whose statement's subject is what `artifact` covers.
+pub fn verify_dsse_by<R: Read>(
+    json: &str,
+    artifact: Covered<R>,
+    verifies: impl Fn(&[u8], &[u8]) -> bool,
+    signer: String,
+) -> Result<String, DetachedFailure> {
+    let bundle = Bundle::from_json(json).map_err(|e| {
+        DetachedFailure::Malformed(format!("does not follow the Sigstore bundle format: {e}"))
+    })?;
+    let material = &bundle.verification_material;
+    if !matches!(material.content, VerificationMaterialContent::PublicKey(_)) {
+        return Err(DetachedFailure::Rejected(Rejection(
+            "the bundle was signed with a certificate, not a key".to_string(),
+        )));
+    }
+    if !material.tlog_entries.is_empty()
+        || !material
+            .timestamp_verification_data
+            .rfc3161_timestamps
+            .is_empty()
+    {
+        return Err(DetachedFailure::Rejected(Rejection(
+            "the log entries and timestamps of a bundle signed with an RSA or Ed25519 key are not checked yet (ECDSA keys' are)".to_string(),
+        )));
+    }
+    let SignatureContent::DsseEnvelope(envelope) = &bundle.content else {
+        return Err(DetachedFailure::Rejected(Rejection(
+            "a message signature by an RSA or Ed25519 key is not checked yet (a DSSE statement is)"
+                .to_string(),
+        )));
+    };
+    check_dsse(envelope, artifact, verifies, || {
+        DetachedFailure::Rejected(Rejection(format!(
+            "the signature does not verify with the {signer}: the bundle was altered, or another key signed it"
+        )))
+    })?;
+    Ok(signer)
 }
 
 /// Verifies a bundle signed by a certificate, judged by `check_signer` (given the leaf and

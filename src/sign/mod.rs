@@ -418,15 +418,23 @@ pub fn verify_detached(
 
 /// Verifies a Sigstore bundle signed with `key` whose statement's subject, or whose message
 /// digest, must be `subject_sha256` (hex): an image's bundle v0.3 referrer under cosign's
-/// key policy. Names the signer.
+/// key policy. An RSA or Ed25519 key verifies a DSSE statement only (a message signature by
+/// one cannot be checked from the digest alone). Names the signer.
 pub fn verify_key_bundle_of_digest(
     json: &str,
     subject_sha256: &str,
-    key: &PublicKey,
+    key: &cosign::CosignKey,
 ) -> Result<String, DetachedFailure> {
     let known = sigstore_types::Sha256Hash::from_hex(subject_sha256)
         .map_err(|e| DetachedFailure::Malformed(format!("the subject digest: {e}")))?;
-    key_bundle::verify::<std::io::Empty>(json, key_bundle::Covered::Sha256(known), key)
+    let covered = key_bundle::Covered::<std::io::Empty>::Sha256(known);
+    let kind = match key {
+        cosign::CosignKey::Ecdsa(key) => return key_bundle::verify(json, covered, key),
+        cosign::CosignKey::Rsa(_) => "RSA",
+        cosign::CosignKey::Ed25519(_) => "Ed25519",
+    };
+    let signer = format!("{kind} key {}", key.fingerprint());
+    key_bundle::verify_dsse_by(json, covered, |pae, sig| key.verify(pae, sig), signer)
 }
 
 /// Verifies a Sigstore bundle signed by a certificate (of a private PKI), whose statement's
@@ -467,17 +475,33 @@ mod tests {
             key.sign(m)
         });
         let json = String::from_utf8(json).unwrap();
-        let signer = verify_key_bundle_of_digest(&json, &digest, &public).unwrap();
+        let cosign_key = cosign::CosignKey::Ecdsa(public.clone());
+        let signer = verify_key_bundle_of_digest(&json, &digest, &cosign_key).unwrap();
         assert!(signer.contains(&public.hint()), "{signer}");
         assert!(matches!(
-            verify_key_bundle_of_digest(&json, &"cd".repeat(32), &public),
+            verify_key_bundle_of_digest(&json, &"cd".repeat(32), &cosign_key),
             Err(DetachedFailure::ArtifactMismatch(_))
         ));
-        let other = p256_key().public_key();
+        let other = cosign::CosignKey::Ecdsa(p256_key().public_key());
         assert!(matches!(
             verify_key_bundle_of_digest(&json, &digest, &other),
             Err(DetachedFailure::Rejected(_))
         ));
+        // The same statement signed as another payload type is no in-toto statement.
+        use base64::Engine as _;
+        let mut edited: serde_json::Value = serde_json::from_str(&json).unwrap();
+        let payload = base64::engine::general_purpose::STANDARD
+            .decode(edited["dsseEnvelope"]["payload"].as_str().unwrap())
+            .unwrap();
+        let signature = key.sign(&pae("text/plain", &payload));
+        edited["dsseEnvelope"]["payloadType"] = "text/plain".into();
+        edited["dsseEnvelope"]["signatures"][0]["sig"] = base64::engine::general_purpose::STANDARD
+            .encode(signature)
+            .into();
+        match verify_key_bundle_of_digest(&edited.to_string(), &digest, &cosign_key) {
+            Err(DetachedFailure::Rejected(r)) => assert!(r.0.contains("payload type"), "{}", r.0),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -1008,13 +1008,7 @@ fn judge_bundle(
     };
     let (signer, attestation) = match policy {
         Cosign::Key(policy) => {
-            let CosignKey::Ecdsa(key) = &policy.key else {
-                return Err(
-                    "a Sigstore bundle under an RSA or Ed25519 key is not checked yet (ECDSA keys are)"
-                        .to_string(),
-                );
-            };
-            let signer = verify_key_bundle_of_digest(json, &resolved.hex(), key)
+            let signer = verify_key_bundle_of_digest(json, &resolved.hex(), &policy.key)
                 .map_err(detached_refusal(&other_digest))?;
             (signer, None)
         }

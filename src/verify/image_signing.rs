@@ -24,7 +24,6 @@ use crate::sign::cosign::{
     simple_signing_payload, verify_simple_signing, SIGNATURE_ANNOTATION, SIMPLE_SIGNING,
 };
 use crate::sign::cosign_private::CosignSigner;
-use crate::sign::keys::PublicKey;
 use crate::sign::{
     image_signature_bundle, verify_key_bundle_of_digest, DetachedFailure, COSIGN_SIGN_PREDICATE,
 };
@@ -92,17 +91,7 @@ pub fn sign_image(request: &SignRequest) -> Result<Signing> {
     let signer = CosignSigner::from_pem(&text, request.password)
         .map_err(|e| Error::input(request.key, format!("cannot sign with it: {e}")))?;
 
-    let bundle_key = match (request.bundle, signer.public_key()) {
-        (false, _) => None,
-        (true, CosignKey::Ecdsa(public)) => Some(public),
-        (true, _) => {
-            return Err(Error::Usage(
-                "--bundle signs with an ECDSA key (P-256, P-384 or P-521): a Sigstore bundle \
-                 signed with an Ed25519 or RSA key is not verified by vouch yet"
-                    .to_string(),
-            ))
-        }
-    };
+    let bundle_key = request.bundle.then(|| signer.public_key());
     let target = match open_target(request.reference, request.connection)? {
         Opened::Resolved(target) => target,
         Opened::Unresolved(report) => return Ok(Signing::Unresolved(report)),
@@ -155,7 +144,7 @@ pub fn sign_image(request: &SignRequest) -> Result<Signing> {
 fn sign_bundle(
     target: &Target,
     signer: &CosignSigner,
-    public: &PublicKey,
+    public: &CosignKey,
     docker_reference: &str,
     key_file: &Path,
 ) -> Result<Written> {
@@ -166,7 +155,7 @@ fn sign_bundle(
         )));
     }
     let hex = target.digest.hex();
-    let bundle = image_signature_bundle(docker_reference, &hex, public.hint(), |message| {
+    let bundle = image_signature_bundle(docker_reference, &hex, public.fingerprint(), |message| {
         signer.sign(message)
     });
     let json = String::from_utf8(bundle).expect("a bundle is JSON text");
