@@ -681,6 +681,24 @@ fn an_image_bundle_referrer_signed_with_a_key_counts_under_that_key_only() {
         said.contains(&format!("its statement ({sign_predicate}) names {digest}")),
         "{said}"
     );
+    // A genuine message signature with a forged DSSE envelope added after it: the two
+    // readers of the bundle must not see different content, so it is malformed.
+    let doubled = dir.path().join("doubled.json");
+    let text = std::fs::read_to_string(&message).unwrap();
+    let forged = format!(
+        "{},\"dsseEnvelope\":{{\"payload\":\"{}\",\"payloadType\":\"application/vnd.in-toto+json\",\"signatures\":[{{\"sig\":\"AAAA\"}}]}}}}",
+        text.trim_end().strip_suffix('}').unwrap(),
+        STANDARD.encode(format!(
+            "{{\"_type\":\"https://in-toto.io/Statement/v1\",\"subject\":[{{\"name\":\"x\",\"digest\":{{\"sha256\":\"{}\"}}}}],\"predicateType\":\"https://example.com/forged/v1\",\"predicate\":{{}}}}",
+            &digest[7..]
+        ))
+    );
+    std::fs::write(&doubled, forged).unwrap();
+    let said = referrer_of(&doubled, &keys.a_pub, 1);
+    assert!(
+        said.contains("holds both or neither of a message signature and a DSSE envelope"),
+        "{said}"
+    );
     for (bundle, key, needle) in [
         (
             &message,

@@ -2016,7 +2016,8 @@ fn a_drift_image_target_with_an_identity_checks_the_images_bundle_referrer() {
 /// The registry's referrers API (OCI 1.1), which docker-registry 2.8 lacks: a small server
 /// serves the cosign-v3 fixture layout as a registry that answers
 /// `GET /v2/NAME/referrers/DIGEST` and has no fallback tag. The bundle referrer is found
-/// through the API alone, verifies, and counts; the request for it was made.
+/// through the API alone, verifies, and counts for the repository its statement names (not
+/// for the one it is served from); the request for it was made.
 #[test]
 fn a_bundle_referrer_is_found_through_a_registrys_referrers_api() {
     use oci_support::hostile::{Hostile, Reply};
@@ -2079,21 +2080,37 @@ fn a_bundle_referrer_is_found_through_a_registrys_referrers_api() {
         }
     });
     let attestation = "https://cosign.sigstore.dev/attestation/v1";
-    let report = oci_support::oci_verify(
-        &registry.reference("app:tag"),
-        &[
+    let root = set.join("trusted_root_pgi.json");
+    let verify = |extra: &[&str]| {
+        let mut args = vec![
             "--identity",
             "cody@soyland.com",
             "--issuer",
             "https://github.com/login/oauth",
             "--trusted-root",
-            set.join("trusted_root_pgi.json").to_str().unwrap(),
+            root.to_str().unwrap(),
             "--attestation-type",
             attestation,
-        ],
-    )
-    .expect(0)
-    .json();
+        ];
+        args.extend_from_slice(extra);
+        oci_support::oci_verify(&registry.reference("app:tag"), &args)
+    };
+    // The statement names the repository it was signed for, not this one: refused, as a
+    // legacy signature naming another repository is.
+    let report = verify(&[]).expect(1).json();
+    let referrers = oci_support::subjects_named(&report, "referrer ");
+    assert_eq!(referrers.len(), 1, "{report}");
+    let message = referrers[0]["message"].as_str().unwrap();
+    assert!(
+        message.contains(&format!(
+            "other repository: the statement's subject is 127.0.0.1:60943/repo, not the repository 127.0.0.1:{}/app",
+            registry.port
+        )),
+        "{message}"
+    );
+    let report = verify(&["--signed-repository", "127.0.0.1:60943/repo"])
+        .expect(0)
+        .json();
     let referrers = oci_support::subjects_named(&report, "referrer ");
     assert_eq!(referrers.len(), 1, "{report}");
     assert_eq!(referrers[0]["verdict"], "ok", "{report}");

@@ -194,7 +194,7 @@ pub fn verify_simple_signing(
 
 /// Whether a docker-reference (`host/path`, `host/path:tag`, `host/path@digest`) names the
 /// repository `host/path`.
-fn names_repository(reference: &str, repository: &str) -> bool {
+pub fn names_repository(reference: &str, repository: &str) -> bool {
     let Some(rest) = reference.strip_prefix(repository) else {
         return false;
     };

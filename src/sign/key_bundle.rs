@@ -128,6 +128,17 @@ fn check_dsse<R: Read>(
     if !verifies(&envelope.pae(), envelope.signature.sig.as_bytes()) {
         return Err(not_by());
     }
+    let statement_type = crate::json::from_slice::<serde_json::Value>(envelope.payload.as_bytes())
+        .ok()
+        .and_then(|v| v.get("_type").and_then(|t| t.as_str()).map(str::to_string));
+    if !matches!(
+        statement_type.as_deref(),
+        Some("https://in-toto.io/Statement/v1" | "https://in-toto.io/Statement/v0.1")
+    ) {
+        return Err(DetachedFailure::Rejected(Rejection(format!(
+            "the DSSE payload is no in-toto statement (its _type is {statement_type:?})"
+        ))));
+    }
     let subject = subject_sha256(envelope.payload.as_bytes()).map_err(DetachedFailure::Rejected)?;
     let file = hex::encode(artifact.digest(&SHA256)?.as_ref());
     if !subject.eq_ignore_ascii_case(&file) {

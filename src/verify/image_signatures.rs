@@ -20,7 +20,7 @@ use crate::oci::{Connection, ImageRef};
 use crate::report::{Report, Subject, Verdict};
 use crate::sign::bundle::BUNDLE_MEDIA_TYPE;
 use crate::sign::cosign::{
-    decode_base64, verify_simple_signing, CosignKey, Refusal as CosignRefusal,
+    decode_base64, names_repository, verify_simple_signing, CosignKey, Refusal as CosignRefusal,
     SIGNATURE_ANNOTATION, SIMPLE_SIGNING,
 };
 use crate::sign::fulcio::{
@@ -1006,32 +1006,44 @@ fn judge_bundle(
             "other digest: the bundle's statement does not name the image's digest {resolved} as its subject"
         )
     };
-    let (signer, attestation) = match policy {
+    let (signer, repository, attestation) = match policy {
         Cosign::Key(policy) => {
             let signer = verify_key_bundle_of_digest(json, &resolved.hex(), &policy.key)
                 .map_err(detached_refusal(&other_digest))?;
-            (signer, None)
+            (signer, policy.repository.as_deref(), None)
         }
-        Cosign::Certificate(policy, now) => match policy.bundles.as_deref() {
-            Some(keyless) => {
-                let signer =
-                    verify_json_digest(json, &resolved.hex(), keyless).map_err(|e| match e {
-                        KeylessFailure::ArtifactMismatch(_) => other_digest(),
-                        KeylessFailure::Rejected(rejection) => rejection.0,
-                    })?;
-                (signer.describe(), policy.attestation.as_deref())
-            }
-            None => {
-                let signer =
+        Cosign::Certificate(policy, now) => {
+            let signer = match (&policy.anchors, policy.bundles.as_deref()) {
+                (CertificateAnchors::Fulcio { .. }, Some(keyless)) => {
+                    verify_json_digest(json, &resolved.hex(), keyless)
+                        .map_err(|e| match e {
+                            KeylessFailure::ArtifactMismatch(_) => other_digest(),
+                            KeylessFailure::Rejected(rejection) => rejection.0,
+                        })?
+                        .describe()
+                }
+                (CertificateAnchors::Pki { .. }, _) => {
                     verify_certified_bundle_of_digest(json, &resolved.hex(), |leaf, chain| {
                         certified_signer(leaf, chain, policy, now)
                     })
-                    .map_err(detached_refusal(&other_digest))?;
-                (signer, policy.attestation.as_deref())
-            }
-        },
+                    .map_err(detached_refusal(&other_digest))?
+                }
+                // A Fulcio policy without its Sigstore verifier (no issuer) checks no bundle.
+                (CertificateAnchors::Fulcio { .. }, None) => {
+                    return Err(
+                        "a Sigstore bundle is checked under a keyless policy with an issuer"
+                            .to_string(),
+                    )
+                }
+            };
+            (
+                signer,
+                policy.repository.as_deref(),
+                policy.attestation.as_deref(),
+            )
+        }
     };
-    classify_bundle(json, &signer, resolved, attestation)
+    classify_bundle(json, &signer, resolved, repository, attestation)
 }
 
 /// Why a bundle checked against a digest does not count, in words.
@@ -1072,14 +1084,36 @@ fn certified_signer(
 /// Whether a verified bundle by `signer` counts: a signature (a message signature, or a
 /// statement of cosign's sign predicate) does, an attestation of another predicate does
 /// not; with `attestation` (`--attestation-type`), only a statement of that predicate does.
+/// A statement must name `repository` (when one is expected) as its subject.
 fn classify_bundle(
     json: &str,
     signer: &str,
     resolved: &Digest,
+    repository: Option<&str>,
     attestation: Option<&str>,
 ) -> std::result::Result<String, String> {
-    let text = format!("a Sigstore bundle by {signer}");
-    let predicate = statement_predicate(json)?;
+    let mut text = format!("a Sigstore bundle by {signer}");
+    let statement = statement_of(json)?;
+    match (repository, &statement) {
+        (None, _) => {}
+        (
+            Some(repository),
+            Some(BundleStatement {
+                subject_name: Some(name),
+                ..
+            }),
+        ) if names_repository(name, repository) => {
+            text.push_str(&format!("; names {name}"));
+        }
+        (Some(repository), Some(BundleStatement { subject_name, .. })) => {
+            return Err(format!(
+                "other repository: the statement's subject is {}, not the repository {repository}",
+                subject_name.as_deref().unwrap_or("unnamed")
+            ))
+        }
+        (Some(_), None) => text.push_str("; names no repository (a message signature)"),
+    }
+    let predicate = statement.map(|s| s.predicate_type);
     match (predicate.as_deref(), attestation) {
         (None, None) => Ok(format!("{text}; a message signature of {resolved}")),
         (Some(COSIGN_SIGN_PREDICATE), None) => Ok(format!(
@@ -1103,14 +1137,23 @@ fn classify_bundle(
     }
 }
 
-/// The predicate type of a (verified) bundle's DSSE statement, read strictly (a key given
-/// twice binds no one type); `None` for a message signature.
-fn statement_predicate(json: &str) -> std::result::Result<Option<String>, String> {
+/// What a (verified) bundle's content says, read strictly (a key given twice binds no one
+/// value): the predicate type and subject name of its DSSE statement, or `None` for a
+/// message signature. A bundle holding both kinds of content, or neither, is malformed: the
+/// verifier and this reader must not see different ones.
+fn statement_of(json: &str) -> std::result::Result<Option<BundleStatement>, String> {
     let malformed = |why: &str| format!("malformed: the bundle's statement {why}");
     let value: serde_json::Value =
         crate::json::from_slice(json.as_bytes()).map_err(|e| malformed(&e.to_string()))?;
-    let Some(envelope) = value.get("dsseEnvelope") else {
-        return Ok(None);
+    let envelope = match (value.get("dsseEnvelope"), value.get("messageSignature")) {
+        (Some(envelope), None) => envelope,
+        (None, Some(_)) => return Ok(None),
+        _ => {
+            return Err(
+                "malformed: the bundle holds both or neither of a message signature and a DSSE envelope"
+                    .to_string(),
+            )
+        }
     };
     let payload = envelope
         .get("payload")
@@ -1119,9 +1162,24 @@ fn statement_predicate(json: &str) -> std::result::Result<Option<String>, String
         .ok_or_else(|| malformed("is not base64"))?;
     let statement: serde_json::Value =
         crate::json::from_slice(&payload).map_err(|e| malformed(&e.to_string()))?;
-    statement
+    let predicate_type = statement
         .get("predicateType")
         .and_then(|p| p.as_str())
-        .map(|p| Some(p.to_string()))
-        .ok_or_else(|| malformed("has no predicateType"))
+        .ok_or_else(|| malformed("has no predicateType"))?
+        .to_string();
+    let subject_name = statement
+        .pointer("/subject/0/name")
+        .and_then(|n| n.as_str())
+        .map(str::to_string);
+    Ok(Some(BundleStatement {
+        predicate_type,
+        subject_name,
+    }))
+}
+
+/// A bundle's DSSE statement, as far as the image's policy reads it.
+struct BundleStatement {
+    predicate_type: String,
+    /// The name of its first subject (cosign writes the repository signed for).
+    subject_name: Option<String>,
 }
