@@ -1107,9 +1107,13 @@ fn a_bundle_signature_is_a_referrer_that_vouch_and_sigstore_js_verify() {
     let reference = registry.reference("vouch/bundled:v1");
     skopeo_copy(&image.reference("v1"), &reference, false);
     let digest = oci_digest(&reference);
-    let out = sign(&reference, &["--key", text(&p256), "--bundle"])
-        .expect(0)
-        .stdout();
+    let ran = sign(&reference, &["--key", text(&p256), "--bundle"]).expect(0);
+    assert!(
+        ran.stderr.contains("names a tag: signed") && ran.stderr.contains(&format!("@{digest}")),
+        "{}",
+        ran.stderr
+    );
+    let out = ran.stdout();
     assert!(
         out.contains("Sigstore bundle written as the referrer")
             && out.contains(&format!("vouch/bundled:sha256-{}", &digest[7..])),
@@ -1188,4 +1192,36 @@ fn a_bundle_signature_is_a_referrer_that_vouch_and_sigstore_js_verify() {
         "registry.example/vouch/bundled"
     );
     assert_eq!(statement["subject"][0]["digest"]["sha256"], &digest[7..]);
+}
+
+/// A blob planted in a layout where the signature's payload goes (same name, other bytes)
+/// is written anew, not trusted for its name: the signature verifies.
+#[test]
+fn a_planted_blob_under_the_payloads_name_is_replaced_and_the_signature_verifies() {
+    let test = "a_planted_blob_under_the_payloads_name_is_replaced_and_the_signature_verifies";
+    if require_tool(test, "openssl").is_none() {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let (layout, digest) = artifact_layout(&work.path().join("layout"), 3);
+    let (p256, p256_pub) = openssl_key(work.path(), "p256", "p256");
+    let repository = "registry.example/a";
+    let payload = vouch::sign::cosign::simple_signing_payload(
+        repository,
+        &vouch::hash::Digest::from_prefixed(&digest).unwrap(),
+    );
+    let planted = layout.blob_path(&format!("sha256:{}", sha256_hex(&payload)));
+    std::fs::create_dir_all(planted.parent().unwrap()).unwrap();
+    std::fs::write(&planted, b"not the payload").unwrap();
+    sign(
+        &layout.reference("v1"),
+        &["--key", text(&p256), "--signed-repository", repository],
+    )
+    .expect(0);
+    assert_eq!(std::fs::read(&planted).unwrap(), payload);
+    oci_verify(
+        &layout.reference("v1"),
+        &["--key", text(&p256_pub), "--signed-repository", repository],
+    )
+    .expect(0);
 }

@@ -290,10 +290,19 @@ impl Store for Layout {
 /// for the tag, each file written to a temporary and renamed, so a reader sees the layout
 /// before or after, never half of it (a blob left by a failure later is one nothing names).
 impl Sink for Layout {
+    /// Whether the layout holds the blob as it must be: a file whose bytes hash to
+    /// `digest` (one planted or damaged there is written anew).
     fn has_blob(&self, digest: &Digest) -> Result<bool, Unavailable> {
         let path = self.blob_path(digest);
         match std::fs::symlink_metadata(&path) {
-            Ok(meta) => Ok(meta.is_file()),
+            Ok(meta) if meta.is_file() => match std::fs::read(&path) {
+                Ok(bytes) => Ok(&digest.algorithm.digest(&bytes) == digest),
+                Err(e) => Err(Unavailable::Failed(format!(
+                    "{}: {e}",
+                    relative(&self.dir, &path)
+                ))),
+            },
+            Ok(_) => Ok(false),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
             Err(e) => Err(Unavailable::Failed(format!(
                 "{}: {e}",

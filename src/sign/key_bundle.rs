@@ -57,6 +57,7 @@ pub fn verify<R: Read>(
     json: &str,
     artifact: Covered<R>,
     key: &PublicKey,
+    root: Option<&TrustedRoot>,
 ) -> Result<String, DetachedFailure> {
     let bundle = Bundle::from_json(json).map_err(|e| {
         DetachedFailure::Malformed(format!("does not follow the Sigstore bundle format: {e}"))
@@ -77,7 +78,7 @@ pub fn verify<R: Read>(
             .rfc3161_timestamps
             .is_empty()
     {
-        return verify_logged(&bundle, artifact, key, logged, signer);
+        return verify_logged(&bundle, artifact, key, logged, signer, root);
     }
     verify_content(&bundle, artifact, key)?;
     Ok(signer)
@@ -299,19 +300,26 @@ fn digest_of(
 }
 
 /// A bundle with log entries (`logged`) or timestamps: sigstore-verify checks them and the
-/// signature against the public-good trusted root.
+/// signature against `root` (the public-good trusted root when none is given).
 fn verify_logged<R: Read>(
     bundle: &Bundle,
     artifact: Covered<R>,
     key: &PublicKey,
     logged: bool,
     signer: String,
+    root: Option<&TrustedRoot>,
 ) -> Result<String, DetachedFailure> {
     let rejected = |m: String| DetachedFailure::Rejected(Rejection(m));
-    let root = TrustedRoot::from_json(SIGSTORE_PRODUCTION_TRUSTED_ROOT)
-        .map_err(|e| rejected(format!("the built-in trusted root: {e}")))?;
-    let verifier =
-        Verifier::new(&root).map_err(|e| rejected(format!("the built-in trusted root: {e}")))?;
+    let shipped;
+    let root = match root {
+        Some(root) => root,
+        None => {
+            shipped = TrustedRoot::from_json(SIGSTORE_PRODUCTION_TRUSTED_ROOT)
+                .map_err(|e| rejected(format!("the built-in trusted root: {e}")))?;
+            &shipped
+        }
+    };
+    let verifier = Verifier::new(root).map_err(|e| rejected(format!("the trusted root: {e}")))?;
     let mut policy = PublicKeyVerificationPolicy::new(DerPublicKey::new(key.spki.clone()));
     if !logged {
         policy = policy.skip_tlog_unsafe();

@@ -402,9 +402,12 @@ pub fn verify_detached(
     policy: &DetachedPolicy,
 ) -> Result<String, DetachedFailure> {
     match policy {
-        DetachedPolicy::Key(key) => {
-            key_bundle::verify(&bundle.json, key_bundle::Covered::Bytes(artifact), key)
-        }
+        DetachedPolicy::Key(key) => key_bundle::verify(
+            &bundle.json,
+            key_bundle::Covered::Bytes(artifact),
+            key,
+            None,
+        ),
         DetachedPolicy::Keyless(policy) => keyless::verify_detached(&bundle.json, artifact, policy)
             .map(|signer| signer.describe())
             .map_err(|failure| match failure {
@@ -424,12 +427,13 @@ pub fn verify_key_bundle_of_digest(
     json: &str,
     subject_sha256: &str,
     key: &cosign::CosignKey,
+    root: Option<&sigstore_trust_root::TrustedRoot>,
 ) -> Result<String, DetachedFailure> {
     let known = sigstore_types::Sha256Hash::from_hex(subject_sha256)
         .map_err(|e| DetachedFailure::Malformed(format!("the subject digest: {e}")))?;
     let covered = key_bundle::Covered::<std::io::Empty>::Sha256(known);
     let kind = match key {
-        cosign::CosignKey::Ecdsa(key) => return key_bundle::verify(json, covered, key),
+        cosign::CosignKey::Ecdsa(key) => return key_bundle::verify(json, covered, key, root),
         cosign::CosignKey::Rsa(_) => "RSA",
         cosign::CosignKey::Ed25519(_) => "Ed25519",
     };
@@ -476,15 +480,15 @@ mod tests {
         });
         let json = String::from_utf8(json).unwrap();
         let cosign_key = cosign::CosignKey::Ecdsa(public.clone());
-        let signer = verify_key_bundle_of_digest(&json, &digest, &cosign_key).unwrap();
+        let signer = verify_key_bundle_of_digest(&json, &digest, &cosign_key, None).unwrap();
         assert!(signer.contains(&public.hint()), "{signer}");
         assert!(matches!(
-            verify_key_bundle_of_digest(&json, &"cd".repeat(32), &cosign_key),
+            verify_key_bundle_of_digest(&json, &"cd".repeat(32), &cosign_key, None),
             Err(DetachedFailure::ArtifactMismatch(_))
         ));
         let other = cosign::CosignKey::Ecdsa(p256_key().public_key());
         assert!(matches!(
-            verify_key_bundle_of_digest(&json, &digest, &other),
+            verify_key_bundle_of_digest(&json, &digest, &other, None),
             Err(DetachedFailure::Rejected(_))
         ));
         // The same statement signed as another payload type is no in-toto statement.
@@ -498,7 +502,7 @@ mod tests {
         edited["dsseEnvelope"]["signatures"][0]["sig"] = base64::engine::general_purpose::STANDARD
             .encode(signature)
             .into();
-        match verify_key_bundle_of_digest(&edited.to_string(), &digest, &cosign_key) {
+        match verify_key_bundle_of_digest(&edited.to_string(), &digest, &cosign_key, None) {
             Err(DetachedFailure::Rejected(r)) => assert!(r.0.contains("payload type"), "{}", r.0),
             other => panic!("{other:?}"),
         }

@@ -193,6 +193,9 @@ pub struct KeyPolicy {
     repository: Option<String>,
     /// The logs whose signed entry timestamps are checked, where a signature has one.
     rekor: RekorLogs,
+    /// The trusted root a bundle's log entries are checked against (`None`: the shipped
+    /// public-good one).
+    trusted_root: Option<TrustedRoot>,
 }
 
 /// The name of the subject that says why no signature counts.
@@ -210,8 +213,12 @@ impl KeyPolicy {
         let parsed = CosignKey::from_pem(&read_input(key)?)
             .map_err(|e| Error::input(key, format!("not a cosign public key: {e}")))?;
         let repository = signed_repository(repository, reference);
-        let rekor = RekorLogs::of(&load_trusted_root(trusted_root)?);
-        Ok(KeyPolicy::new(parsed, key, repository, rekor))
+        let root = load_trusted_root(trusted_root)?;
+        let rekor = RekorLogs::of(&root);
+        Ok(KeyPolicy {
+            trusted_root: trusted_root.map(|_| root),
+            ..KeyPolicy::new(parsed, key, repository, rekor)
+        })
     }
 
     pub fn new(
@@ -225,6 +232,7 @@ impl KeyPolicy {
             key_file: key_file.to_path_buf(),
             repository,
             rekor,
+            trusted_root: None,
         }
     }
 
@@ -1008,8 +1016,13 @@ fn judge_bundle(
     };
     let (signer, repository, attestation) = match policy {
         Cosign::Key(policy) => {
-            let signer = verify_key_bundle_of_digest(json, &resolved.hex(), &policy.key)
-                .map_err(detached_refusal(&other_digest))?;
+            let signer = verify_key_bundle_of_digest(
+                json,
+                &resolved.hex(),
+                &policy.key,
+                policy.trusted_root.as_ref(),
+            )
+            .map_err(detached_refusal(&other_digest))?;
             (signer, policy.repository.as_deref(), None)
         }
         Cosign::Certificate(policy, now) => {

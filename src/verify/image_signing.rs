@@ -92,10 +92,17 @@ pub fn sign_image(request: &SignRequest) -> Result<Signing> {
         .map_err(|e| Error::input(request.key, format!("cannot sign with it: {e}")))?;
 
     let bundle_key = request.bundle.then(|| signer.public_key());
-    let target = match open_target(request.reference, request.connection)? {
+    let mut target = match open_target(request.reference, request.connection)? {
         Opened::Resolved(target) => target,
         Opened::Unresolved(report) => return Ok(Signing::Unresolved(report)),
     };
+    if request.reference.digest().is_none() {
+        target.warnings.push(format!(
+            "{} names a tag: signed {}, what it named when it was read; sign REF@{} to sign \
+             exactly the digest you approved",
+            request.reference, target.digest, target.digest
+        ));
+    }
     if let Some(public) = bundle_key {
         let written = sign_bundle(&target, &signer, &public, &docker_reference, request.key)?;
         return Ok(Signing::Signed(Signed {
@@ -159,7 +166,7 @@ fn sign_bundle(
         signer.sign(message)
     });
     let json = String::from_utf8(bundle).expect("a bundle is JSON text");
-    verify_key_bundle_of_digest(&json, &hex, public).map_err(|e| {
+    verify_key_bundle_of_digest(&json, &hex, public, None).map_err(|e| {
         let why = match e {
             DetachedFailure::ArtifactMismatch(m) | DetachedFailure::Malformed(m) => m,
             DetachedFailure::Rejected(r) => r.0,
