@@ -1036,40 +1036,8 @@ fn identity_tokens_are_exchanged_at_the_token_service() {
         return;
     };
     let work = tempfile::tempdir().unwrap();
-    let (certificate, port_file, log) = (
-        work.path().join("token.pem"),
-        work.path().join("token.port"),
-        work.path().join("token.log"),
-    );
-    let mut service = Command::new(python);
-    service
-        .arg(project_root().join("tests/peers/token_service.py"))
-        .args([&certificate, &port_file, &log])
-        .args(["vouch:s3cret", "refresh-for-vouch"]);
-    unsafe {
-        use std::os::unix::process::CommandExt;
-        service.pre_exec(|| {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-            Ok(())
-        });
-    }
-    let mut service = KillOnDrop(service.spawn().expect("start the token service"));
-    let started = std::time::Instant::now();
-    let port = loop {
-        if let Ok(port) = std::fs::read_to_string(&port_file) {
-            break port;
-        }
-        if let Some(status) = service.0.try_wait().unwrap() {
-            panic!("the token service exited ({status})");
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "no token service"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let registry =
-        Registry::start_with_token_realm(&format!("http://127.0.0.1:{port}/token"), &certificate);
+    let service = TokenService::start(&python, work.path());
+    let registry = service.registry();
     let host = format!("127.0.0.1:{}", registry.port);
     let layout = two_layer_image(&work.path().join("img"), "v1", "amd64", 12);
     let reference = registry.reference("private/tokened:v1");
@@ -1099,11 +1067,11 @@ fn identity_tokens_are_exchanged_at_the_token_service() {
             .collect::<Vec<_>>()
     };
     assert!(
-        exchanges(&log)
+        exchanges(&service.log)
             .iter()
             .any(|e| e["refresh_token_ok"] == true),
         "skopeo did not exchange the identity token: {}",
-        std::fs::read_to_string(&log).unwrap()
+        std::fs::read_to_string(&service.log).unwrap()
     );
 
     let path = credential_helpers(
@@ -1116,9 +1084,9 @@ fn identity_tokens_are_exchanged_at_the_token_service() {
     );
     let verify =
         |config: String| verify_with_docker_config(work.path(), &path, &reference, &config);
-    let before = exchanges(&log).len();
+    let before = exchanges(&service.log).len();
     verify(login.clone()).expect(0);
-    let made = exchanges(&log);
+    let made = exchanges(&service.log);
     let mine = &made[before..];
     assert!(
         mine.iter().any(|e| e["refresh_token_ok"] == true
@@ -1166,16 +1134,6 @@ fn verify_with_docker_config(dir: &Path, path: &str, reference: &str, config: &s
             .env("PATH", path),
         Duration::from_secs(120),
     )
-}
-
-/// A child process killed when the test ends.
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 #[test]

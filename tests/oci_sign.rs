@@ -629,15 +629,6 @@ fn signatures_pushed_to_a_real_registry_verify_with_vouch_and_sigstore_rs_until_
     }
 }
 
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// A registry that takes bearer tokens from a token service (`peers/token_service.py`,
 /// which grants what is asked for): vouch logs in with `--username`/`--password-stdin`,
 /// asks for `pull,push` on the repository, and the registry accepts the upload; without
@@ -653,40 +644,8 @@ fn signing_through_a_token_service_asks_for_push_access_with_the_given_credentia
         return;
     };
     let work = tempfile::tempdir().unwrap();
-    let (certificate, port_file, log) = (
-        work.path().join("token.pem"),
-        work.path().join("token.port"),
-        work.path().join("token.log"),
-    );
-    let mut service = Command::new(python);
-    service
-        .arg(project_root().join("tests/peers/token_service.py"))
-        .args([&certificate, &port_file, &log])
-        .args(["vouch:s3cret", "refresh-for-vouch"]);
-    unsafe {
-        use std::os::unix::process::CommandExt;
-        service.pre_exec(|| {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-            Ok(())
-        });
-    }
-    let mut service = KillOnDrop(service.spawn().expect("start the token service"));
-    let started = Instant::now();
-    let port = loop {
-        if let Ok(port) = std::fs::read_to_string(&port_file) {
-            break port;
-        }
-        if let Some(status) = service.0.try_wait().unwrap() {
-            panic!("the token service exited ({status})");
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "no token service"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let registry =
-        Registry::start_with_token_realm(&format!("http://127.0.0.1:{port}/token"), &certificate);
+    let service = TokenService::start(&python, work.path());
+    let registry = service.registry();
     let image = two_layer_image(&work.path().join("img"), "v1", "amd64", 14);
     let reference = registry.reference("private/signed:v1");
     peer(Command::new("skopeo").args([
@@ -722,7 +681,7 @@ fn signing_through_a_token_service_asks_for_push_access_with_the_given_credentia
     signing.stdin().write_all(b"s3cret\n").unwrap();
     let ran = signing.finish_within(Duration::from_secs(60)).expect(0);
     assert!(ran.stdout().contains("1 signature)"), "{}", ran.stdout());
-    let scopes = std::fs::read_to_string(&log).unwrap();
+    let scopes = std::fs::read_to_string(&service.log).unwrap();
     assert!(
         scopes.contains("repository:private/signed:pull,push"),
         "vouch did not ask for push access: {scopes}"

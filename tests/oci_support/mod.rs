@@ -233,6 +233,75 @@ pub fn skopeo_copy(from: &str, to: &str, all: bool) {
     peer(command.args([from, to]));
 }
 
+/// The test token service (`peers/token_service.py`): it grants what is asked for to
+/// `vouch:s3cret` and to the refresh token `refresh-for-vouch`, logging each request to
+/// `log`. Killed when dropped.
+pub struct TokenService {
+    child: Child,
+    pub port: String,
+    /// The certificate its tokens are signed with, which the registry trusts.
+    pub certificate: PathBuf,
+    pub log: PathBuf,
+}
+
+impl TokenService {
+    /// Starts the service with `python`, its files in `dir`, and waits until it listens.
+    pub fn start(python: &Path, dir: &Path) -> TokenService {
+        let (certificate, port_file, log) = (
+            dir.join("token.pem"),
+            dir.join("token.port"),
+            dir.join("token.log"),
+        );
+        let mut command = Command::new(python);
+        command
+            .arg(project_root().join("tests/peers/token_service.py"))
+            .args([&certificate, &port_file, &log])
+            .args(["vouch:s3cret", "refresh-for-vouch"]);
+        unsafe {
+            command.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let mut service = TokenService {
+            child: command.spawn().expect("start the token service"),
+            port: String::new(),
+            certificate,
+            log,
+        };
+        let started = Instant::now();
+        service.port = loop {
+            if let Ok(port) = std::fs::read_to_string(&port_file) {
+                break port;
+            }
+            if let Some(status) = service.child.try_wait().unwrap() {
+                panic!("the token service exited ({status})");
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "no token service"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        service
+    }
+
+    /// A docker-registry that takes this service's tokens.
+    pub fn registry(&self) -> Registry {
+        Registry::start_with_token_realm(
+            &format!("http://127.0.0.1:{}/token", self.port),
+            &self.certificate,
+        )
+    }
+}
+
+impl Drop for TokenService {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// An OCI image layout directory.
 pub struct Layout {
     pub dir: PathBuf,
