@@ -495,14 +495,7 @@ fn bad_keys_and_settings_are_exit_2_naming_them_and_nothing_is_written() {
 fn nothing_is_signed_for_a_missing_tag_and_an_unreachable_registry_is_exit_3() {
     let work = tempfile::tempdir().unwrap();
     let (layout, _) = artifact_layout(&work.path().join("layout"), 3);
-    let key = work.path().join("key.pem");
-    let rng = aws_lc_rs::rand::SystemRandom::new();
-    let pkcs8 = aws_lc_rs::signature::Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
-    std::fs::write(
-        &key,
-        pem::encode(&pem::Pem::new("PRIVATE KEY", pkcs8.as_ref().to_vec())),
-    )
-    .unwrap();
+    let key = ed25519_key(work.path());
     let ran = sign(
         &layout.reference("nope"),
         &[
@@ -658,14 +651,7 @@ fn signing_through_a_token_service_asks_for_push_access_with_the_given_credentia
         &image.reference("v1"),
         &reference,
     ]));
-    let key = work.path().join("key.pem");
-    let rng = aws_lc_rs::rand::SystemRandom::new();
-    let pkcs8 = aws_lc_rs::signature::Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
-    std::fs::write(
-        &key,
-        pem::encode(&pem::Pem::new("PRIVATE KEY", pkcs8.as_ref().to_vec())),
-    )
-    .unwrap();
+    let key = ed25519_key(work.path());
 
     // Anonymous: the token service refuses, so the registry does.
     let ran = sign(&reference, &["--key", text(&key), "--retries", "0"]).expect(3);
@@ -781,6 +767,22 @@ fn copy_tree(from: &Path, to: &Path) {
     }
 }
 
+/// An image manifest with no layers, as the hostile registries below serve it.
+const EMPTY_MANIFEST: &str = r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.empty.v1+json","digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","size":2},"layers":[]}"#;
+
+/// A fresh Ed25519 key (PKCS#8 PEM) in `dir`, made without openssl.
+fn ed25519_key(dir: &Path) -> PathBuf {
+    let key = dir.join("key.pem");
+    let rng = aws_lc_rs::rand::SystemRandom::new();
+    let pkcs8 = aws_lc_rs::signature::Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
+    std::fs::write(
+        &key,
+        pem::encode(&pem::Pem::new("PRIVATE KEY", pkcs8.as_ref().to_vec())),
+    )
+    .unwrap();
+    key
+}
+
 /// A registry that sends the upload elsewhere (another port) gets the blob there without
 /// the credentials, which go to the registry only; and a registry that says it stored the
 /// manifest under another digest did not store it: exit 3, naming both digests.
@@ -792,7 +794,7 @@ fn credentials_stay_with_the_registry_and_a_manifest_stored_otherwise_is_exit_3(
         _ => Reply::status("404 Not Found", ""),
     });
     let upload_port = elsewhere.port;
-    let manifest = r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.empty.v1+json","digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","size":2},"layers":[]}"#;
+    let manifest = EMPTY_MANIFEST;
     let digest = format!("sha256:{}", sha256_hex(manifest.as_bytes()));
     let sig_path = format!("/v2/app/manifests/sha256-{}.sig", &digest[7..]);
     let registry = Hostile::start(move |request| {
@@ -820,14 +822,7 @@ fn credentials_stay_with_the_registry_and_a_manifest_stored_otherwise_is_exit_3(
         }
     });
     let work = tempfile::tempdir().unwrap();
-    let key = work.path().join("key.pem");
-    let rng = aws_lc_rs::rand::SystemRandom::new();
-    let pkcs8 = aws_lc_rs::signature::Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
-    std::fs::write(
-        &key,
-        pem::encode(&pem::Pem::new("PRIVATE KEY", pkcs8.as_ref().to_vec())),
-    )
-    .unwrap();
+    let key = ed25519_key(work.path());
     let mut signing = common::start(
         vouch()
             .args([
@@ -960,16 +955,9 @@ fn password_protected_openssl_keys_sign_with_the_password_file() {
 #[test]
 fn an_upload_the_registry_does_not_take_is_exit_3_and_no_manifest_is_put() {
     use oci_support::hostile::{Hostile, Reply};
-    let manifest = r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.empty.v1+json","digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","size":2},"layers":[]}"#;
+    let manifest = EMPTY_MANIFEST;
     let work = tempfile::tempdir().unwrap();
-    let key = work.path().join("key.pem");
-    let rng = aws_lc_rs::rand::SystemRandom::new();
-    let pkcs8 = aws_lc_rs::signature::Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
-    std::fs::write(
-        &key,
-        pem::encode(&pem::Pem::new("PRIVATE KEY", pkcs8.as_ref().to_vec())),
-    )
-    .unwrap();
+    let key = ed25519_key(work.path());
     for (upload_headers, says) in [
         ("", "named no Location"),
         ("\r\nLocation: /v2/app/blobs/uploads/1", "HTTP 400"),
