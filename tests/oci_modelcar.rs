@@ -53,7 +53,7 @@ fn modelcar(dir: &Path, model: &Path) -> Layout {
             .arg(base.path().join("etc"))
             .arg("/etc"),
     );
-    let mut files: Vec<std::path::PathBuf> = walk(model);
+    let mut files: Vec<std::path::PathBuf> = files_under(model);
     files.sort();
     peer(
         Command::new("olot")
@@ -63,19 +63,6 @@ fn modelcar(dir: &Path, model: &Path) -> Layout {
             .args(&files),
     );
     Layout::at(dir)
-}
-
-fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            found.extend(walk(&path));
-        } else {
-            found.push(path);
-        }
-    }
-    found
 }
 
 fn verify(reference: &str, approved: &Path) -> Ran {

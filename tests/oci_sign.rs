@@ -209,7 +209,7 @@ fn every_kind_of_key_signs_a_layout_image_that_verifies_with_its_public_key_only
             .filter(|m| m["annotations"]["org.opencontainers.image.ref.name"] == sig_tag.as_str())
             .count();
         assert_eq!(entries, 1, "one index.json entry for the tag");
-        let leftovers: Vec<_> = walk(&layout.dir)
+        let leftovers: Vec<_> = files_under(&layout.dir)
             .into_iter()
             .filter(|p| {
                 p.file_name()
@@ -220,19 +220,6 @@ fn every_kind_of_key_signs_a_layout_image_that_verifies_with_its_public_key_only
             .collect();
         assert!(leftovers.is_empty(), "{leftovers:?}");
     }
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            found.extend(walk(&path));
-        } else {
-            found.push(path);
-        }
-    }
-    found
 }
 
 /// Ed25519 and RSA PKCS#1 v1.5 signatures are deterministic: signing again adds no

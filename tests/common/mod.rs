@@ -432,3 +432,17 @@ pub fn lookup(array: &Value, key: &str, value: &str, field: &str) -> Option<Stri
         .find(|item| item[key] == value)
         .map(|item| item[field].as_str().unwrap().to_string())
 }
+
+/// Every file under `dir`, at any depth (directories themselves left out).
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            found.extend(files_under(&path));
+        } else {
+            found.push(path);
+        }
+    }
+    found
+}
