@@ -16,7 +16,9 @@ use x509_cert::der::Decode as _;
 use aws_lc_rs::digest::{self, SHA256};
 use sigstore_trust_root::{TrustedRoot, SIGSTORE_PRODUCTION_TRUSTED_ROOT};
 use sigstore_types::{Artifact, Bundle, DerPublicKey, HashAlgorithm, Sha256Hash, SignatureContent};
-use sigstore_types::{DsseEnvelope, MessageSignature, VerificationMaterialContent};
+use sigstore_types::{
+    DsseEnvelope, MessageSignature, VerificationMaterial, VerificationMaterialContent,
+};
 use sigstore_verify::{Error as SigstoreError, PublicKeyVerificationPolicy, Verifier};
 
 use super::bundle::PAYLOAD_TYPE;
@@ -59,9 +61,7 @@ pub fn verify<R: Read>(
     key: &PublicKey,
     root: Option<&TrustedRoot>,
 ) -> Result<String, DetachedFailure> {
-    let bundle = Bundle::from_json(json).map_err(|e| {
-        DetachedFailure::Malformed(format!("does not follow the Sigstore bundle format: {e}"))
-    })?;
+    let bundle = parse(json)?;
     let material = &bundle.verification_material;
     if !matches!(material.content, VerificationMaterialContent::PublicKey(_)) {
         return Err(DetachedFailure::Rejected(Rejection(
@@ -72,16 +72,27 @@ pub fn verify<R: Read>(
     }
     let signer = format!("key {} ({})", key.hint(), key.curve.name());
     let logged = !material.tlog_entries.is_empty();
-    if logged
-        || !material
-            .timestamp_verification_data
-            .rfc3161_timestamps
-            .is_empty()
-    {
+    if witnessed(material) {
         return verify_logged(&bundle, artifact, key, logged, signer, root);
     }
     verify_content(&bundle, artifact, key)?;
     Ok(signer)
+}
+
+/// The bundle `json`, read by sigstore's bundle reader.
+fn parse(json: &str) -> Result<Bundle, DetachedFailure> {
+    Bundle::from_json(json).map_err(|e| {
+        DetachedFailure::Malformed(format!("does not follow the Sigstore bundle format: {e}"))
+    })
+}
+
+/// Whether a bundle carries transparency-log entries or RFC 3161 timestamps.
+fn witnessed(material: &VerificationMaterial) -> bool {
+    !material.tlog_entries.is_empty()
+        || !material
+            .timestamp_verification_data
+            .rfc3161_timestamps
+            .is_empty()
 }
 
 /// Checks the bundle's signature with `key` over what `artifact` covers: a message
@@ -159,21 +170,14 @@ pub fn verify_dsse_by<R: Read>(
     verifies: impl Fn(&[u8], &[u8]) -> bool,
     signer: String,
 ) -> Result<String, DetachedFailure> {
-    let bundle = Bundle::from_json(json).map_err(|e| {
-        DetachedFailure::Malformed(format!("does not follow the Sigstore bundle format: {e}"))
-    })?;
+    let bundle = parse(json)?;
     let material = &bundle.verification_material;
     if !matches!(material.content, VerificationMaterialContent::PublicKey(_)) {
         return Err(DetachedFailure::Rejected(Rejection(
             "the bundle was signed with a certificate, not a key".to_string(),
         )));
     }
-    if !material.tlog_entries.is_empty()
-        || !material
-            .timestamp_verification_data
-            .rfc3161_timestamps
-            .is_empty()
-    {
+    if witnessed(material) {
         return Err(DetachedFailure::Rejected(Rejection(
             "the log entries and timestamps of a bundle signed with an RSA or Ed25519 key are not checked yet (ECDSA keys' are)".to_string(),
         )));
@@ -201,9 +205,7 @@ pub fn verify_certified<R: Read>(
     artifact: Covered<R>,
     check_signer: impl FnOnce(&[u8], &[Vec<u8>]) -> Result<String, String>,
 ) -> Result<String, DetachedFailure> {
-    let bundle = Bundle::from_json(json).map_err(|e| {
-        DetachedFailure::Malformed(format!("does not follow the Sigstore bundle format: {e}"))
-    })?;
+    let bundle = parse(json)?;
     let chain: Vec<Vec<u8>> = match &bundle.verification_material.content {
         VerificationMaterialContent::Certificate(leaf) => vec![leaf.raw_bytes.as_bytes().to_vec()],
         VerificationMaterialContent::X509CertificateChain { certificates } => certificates
