@@ -24,8 +24,8 @@ use crate::sign::cosign::{
     SIGNATURE_ANNOTATION, SIMPLE_SIGNING,
 };
 use crate::sign::fulcio::{
-    check_signer, read_signer, read_signer_der, seconds, CertificateAnchors, SignerRules,
-    CERTIFICATE_ANNOTATION, CHAIN_ANNOTATION,
+    check_signer, read_signer, read_signer_der, seconds, CertificateAnchors, SignerCertificate,
+    SignerRules, CERTIFICATE_ANNOTATION, CHAIN_ANNOTATION,
 };
 use crate::sign::keyless::{
     verify_json_digest, IdentityRule, IssuerRule, KeylessFailure, KeylessPolicy,
@@ -362,7 +362,23 @@ impl CertificatePolicy {
         })
     }
 
-    /// A policy for legacy signatures only (no bundle referrer counts under it).
+    /// The signer's certificate this policy trusted, in words: its names, its issuer, and
+    /// what it chained to.
+    fn signed_by(&self, signer: &SignerCertificate) -> String {
+        let issuer = signer
+            .issuer
+            .as_deref()
+            .map(|i| format!(" from {i}"))
+            .unwrap_or_default();
+        format!(
+            "a certificate for {}{issuer}, chained to {}",
+            signer.names.join(", "),
+            self.source
+        )
+    }
+
+    /// A policy without a Sigstore verifier: under Fulcio anchors no bundle referrer counts
+    /// (a private PKI's still do).
     pub fn new(
         rules: SignerRules,
         anchors: CertificateAnchors,
@@ -969,16 +985,7 @@ fn judge_certified_layer(
         &policy.rules,
     )
     .map_err(|refusal| refusal.to_string())?;
-    let issuer = signer
-        .issuer
-        .as_deref()
-        .map(|i| format!(" from {i}"))
-        .unwrap_or_default();
-    let mut head = format!(
-        "signed by a certificate for {}{issuer}, chained to {}",
-        signer.names.join(", "),
-        policy.source
-    );
+    let mut head = format!("signed by {}", policy.signed_by(&signer));
     if let Some(named) = signed.docker_reference {
         head.push_str(&format!("; names {named}"));
     }
@@ -1082,15 +1089,9 @@ fn certified_signer(
     let what = format!("the time of this check {}", format_time(at));
     check_signer(&signer, chain, &policy.anchors, at, &what, &policy.rules)
         .map_err(|refusal| refusal.to_string())?;
-    let issuer = signer
-        .issuer
-        .as_deref()
-        .map(|i| format!(" from {i}"))
-        .unwrap_or_default();
     Ok(format!(
-        "a certificate for {}{issuer}, chained to {} (no log read: a private PKI names none)",
-        signer.names.join(", "),
-        policy.source
+        "{} (no log read: a private PKI names none)",
+        policy.signed_by(&signer)
     ))
 }
 
