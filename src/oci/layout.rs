@@ -290,24 +290,30 @@ impl Store for Layout {
 /// for the tag, each file written to a temporary and renamed, so a reader sees the layout
 /// before or after, never half of it (a blob left by a failure later is one nothing names).
 impl Sink for Layout {
-    /// Whether the layout holds the blob as it must be: a file whose bytes hash to
-    /// `digest` (one planted or damaged there is written anew).
+    /// Whether the layout holds the blob as it must be: a regular file (opened as blobs are
+    /// read, links not followed) whose bytes hash to `digest`; one absent, planted or
+    /// damaged there is written anew.
     fn has_blob(&self, digest: &Digest) -> Result<bool, Unavailable> {
-        let path = self.blob_path(digest);
-        match std::fs::symlink_metadata(&path) {
-            Ok(meta) if meta.is_file() => match std::fs::read(&path) {
-                Ok(bytes) => Ok(&digest.algorithm.digest(&bytes) == digest),
-                Err(e) => Err(Unavailable::Failed(format!(
+        let file = match self.open_blob(digest) {
+            Ok(file) => file,
+            Err(Unavailable::Missing(_) | Unavailable::Refused(_)) => return Ok(false),
+            Err(other) => return Err(other),
+        };
+        let mut reader = BufReader::with_capacity(BLOB_BUFFER_BYTES, file);
+        let mut hasher = digest.algorithm.hasher();
+        loop {
+            let chunk = reader.fill_buf().map_err(|e| {
+                Unavailable::Failed(format!(
                     "{}: {e}",
-                    relative(&self.dir, &path)
-                ))),
-            },
-            Ok(_) => Ok(false),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-            Err(e) => Err(Unavailable::Failed(format!(
-                "{}: {e}",
-                relative(&self.dir, &path)
-            ))),
+                    relative(&self.dir, &self.blob_path(digest))
+                ))
+            })?;
+            if chunk.is_empty() {
+                return Ok(&hasher.finalize() == digest);
+            }
+            hasher.update(chunk);
+            let read = chunk.len();
+            reader.consume(read);
         }
     }
 
