@@ -125,13 +125,13 @@ pub fn verify_embedded(
         .ok_or("the certificate embeds no signed certificate timestamp (SCT)")?;
     let scts = read_list(value).map_err(|e| format!("its SCT list is malformed: {e}"))?;
     let mut precert = cert.tbs_certificate.clone();
-    precert.extensions = Some(
-        extensions
-            .iter()
-            .filter(|e| e.extn_id != EMBEDDED_SCTS)
-            .cloned()
-            .collect(),
-    );
+    let kept: Vec<_> = extensions
+        .iter()
+        .filter(|e| e.extn_id != EMBEDDED_SCTS)
+        .cloned()
+        .collect();
+    // A precertificate with no other extension has none at all, not an empty list.
+    precert.extensions = (!kept.is_empty()).then_some(kept);
     let tbs = precert.to_der().map_err(|e| e.to_string())?;
     let mut why = "the certificate embeds no SCT".to_string();
     for sct in &scts {
