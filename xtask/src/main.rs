@@ -6,6 +6,7 @@
 mod bench;
 mod bench_quiet;
 mod bench_registry;
+mod bench_wire;
 mod image;
 
 use std::env;
