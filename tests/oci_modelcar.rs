@@ -491,3 +491,205 @@ fn a_modelcar_is_approved_by_model_signings_signature_and_its_manifest_is_the_fi
         .collect();
     assert_eq!(described, on_disk);
 }
+
+/// One ustar header block for `name` of tar type `kind` claiming `size` bytes, with its
+/// checksum; `magic` replaces the magic and version (bytes 257 to 265).
+fn tar_header(name: &str, kind: u8, size: usize, magic: &[u8; 8]) -> Vec<u8> {
+    let mut block = vec![0u8; 512];
+    block[..name.len()].copy_from_slice(name.as_bytes());
+    block[100..108].copy_from_slice(b"0000644\0");
+    block[124..136].copy_from_slice(format!("{size:011o}\0").as_bytes());
+    block[136..148].copy_from_slice(b"00000000000\0");
+    block[156] = kind;
+    block[257..265].copy_from_slice(magic);
+    block[148..156].fill(b' ');
+    let sum: u32 = block.iter().map(|&b| u32::from(b)).sum();
+    block[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+    block
+}
+
+const USTAR: &[u8; 8] = b"ustar\x0000";
+
+/// A header and its data, padded to whole blocks.
+fn tar_entry(name: &str, kind: u8, data: &[u8], magic: &[u8; 8]) -> Vec<u8> {
+    let mut bytes = tar_header(name, kind, data.len(), magic);
+    bytes.extend_from_slice(data);
+    bytes.resize(bytes.len().div_ceil(512) * 512, 0);
+    bytes
+}
+
+/// A PAX header (`x`) of `records`, in order, given twice or not.
+fn pax_header(records: &[(&str, &str)], magic: &[u8; 8]) -> Vec<u8> {
+    let mut data = Vec::new();
+    for (key, value) in records {
+        let body = format!(" {key}={value}\n");
+        let mut length = body.len() + 1;
+        while format!("{length}{body}").len() != length {
+            length += 1;
+        }
+        data.extend(format!("{length}{body}").into_bytes());
+    }
+    tar_entry("PaxHeaders/x", b'x', &data, magic)
+}
+
+/// `image` with `layer` (an uncompressed tar) appended, its diff_id in the configuration,
+/// tagged `tag`.
+fn with_layer(layout: &Layout, image: &Value, layer: &[u8], tag: &str) {
+    let mut manifest = image.clone();
+    let mut config = layout.read_json(manifest["config"]["digest"].as_str().unwrap());
+    let diff_id = format!("sha256:{}", sha256_hex(layer));
+    config["rootfs"]["diff_ids"]
+        .as_array_mut()
+        .unwrap()
+        .push(diff_id.into());
+    manifest["config"] = layout.write_blob(
+        manifest["config"]["mediaType"].as_str().unwrap(),
+        config.to_string().as_bytes(),
+    );
+    manifest["layers"]
+        .as_array_mut()
+        .unwrap()
+        .push(layout.write_blob(LAYER, layer));
+    layout.put_manifest(tag, &manifest);
+}
+
+#[test]
+fn layers_that_tar_readers_read_differently_are_refused_whole() {
+    let test = "layers_that_tar_readers_read_differently_are_refused_whole";
+    if !modelcar_peers(test) {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let model = model_dir(work.path(), "model", &model_files());
+    let approved = work.path().join("approved.json");
+    write_manifest(&model, &approved, &[]);
+    let layout = modelcar(&work.path().join("car"), &model);
+    let clean = layout.manifest("latest");
+    let evil = b"EVIL config";
+    let end = [0u8; 1024];
+    let gnu: &[u8; 8] = b"ustar  \0";
+    let hidden = tar_entry("models/config.json", b'0', evil, USTAR);
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        (
+            "pax-path-twice",
+            [
+                pax_header(
+                    &[("path", "etc/decoy"), ("path", "models/config.json")],
+                    USTAR,
+                ),
+                tar_entry("etc/decoy", b'0', evil, USTAR),
+            ]
+            .concat(),
+            "gives 'path' twice",
+        ),
+        (
+            "gnu-sparse-name",
+            [
+                pax_header(
+                    &[
+                        ("GNU.sparse.major", "1"),
+                        ("GNU.sparse.minor", "0"),
+                        ("GNU.sparse.name", "models/config.json"),
+                    ],
+                    USTAR,
+                ),
+                tar_entry("etc/GNUSparseFile.0/config.json", b'0', evil, USTAR),
+            ]
+            .concat(),
+            "GNU sparse",
+        ),
+        (
+            "v7-pax-header",
+            [
+                pax_header(&[("path", "models/config.json")], &[0; 8]),
+                tar_entry("etc/decoy", b'0', evil, USTAR),
+            ]
+            .concat(),
+            "neither POSIX ustar",
+        ),
+        (
+            "directory-with-data",
+            tar_entry("etc/cover/", b'5', &hidden, USTAR),
+            "claims data",
+        ),
+        (
+            "gnu-name-prefix",
+            {
+                let mut entry = tar_entry("config.json", b'0', evil, gnu);
+                entry[345..351].copy_from_slice(b"models");
+                let sum: u32 = entry[..512]
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &b)| {
+                        if (148..156).contains(&i) {
+                            32
+                        } else {
+                            u32::from(b)
+                        }
+                    })
+                    .sum();
+                entry[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+                entry
+            },
+            "name prefix",
+        ),
+    ];
+    for (tag, mut layer, why) in cases {
+        layer.extend_from_slice(&end);
+        with_layer(&layout, &clean, &layer, tag);
+        let ran = verify(&layout.reference(tag), &approved);
+        assert_eq!(ran.code, Some(1), "{tag}: {}", ran.stdout());
+        let report = ran.json();
+        let rejected: Vec<&Value> = report["subjects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["verdict"] == "rejected")
+            .collect();
+        assert_eq!(rejected.len(), 1, "{tag}: {report:#}");
+        assert!(
+            rejected[0]["name"]
+                .as_str()
+                .unwrap()
+                .starts_with("layer 5 "),
+            "{tag}: {report:#}"
+        );
+        let message = rejected[0]["message"].as_str().unwrap();
+        assert!(
+            message.contains("cannot read the layer") && message.contains(why),
+            "{tag}: {message}"
+        );
+    }
+    // What the refusal protects: umoci (Go's archive/tar) takes the last PAX path and reads
+    // the entry a directory's "data" hides, so it unpacks the other file.
+    for tag in ["pax-path-twice", "directory-with-data"] {
+        let bundle = work.path().join(format!("bundle-{tag}"));
+        peer(
+            Command::new("umoci")
+                .args(["unpack", "--rootless", "--image"])
+                .arg(format!("{}:{tag}", work.path().join("car").display()))
+                .arg(&bundle),
+        );
+        assert_eq!(
+            std::fs::read(bundle.join("rootfs/models/config.json")).unwrap(),
+            evil,
+            "{tag}"
+        );
+    }
+
+    // A whiteout of a file the same layer wrote: containerd removes it, umoci keeps it.
+    let mut layer = tar_entry("models/extra.txt", b'0', b"x", USTAR);
+    layer.extend(tar_entry("models/.wh.extra.txt", b'0', b"", USTAR));
+    layer.extend_from_slice(&end);
+    with_layer(&layout, &clean, &layer, "same-layer-whiteout");
+    let ran = verify(&layout.reference("same-layer-whiteout"), &approved);
+    assert_eq!(ran.code, Some(1), "{}", ran.stdout());
+    let report = ran.json();
+    let named = subjects_named(&report, "models/.wh.extra.txt");
+    assert_eq!(named.len(), 1, "{report:#}");
+    assert_eq!(named[0]["verdict"], "rejected");
+    assert!(named[0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("whites out what this same layer wrote before it"));
+}

@@ -46,9 +46,9 @@ pub struct Found {
     pub image: Option<Result<LayerChanges, Undecompressable>>,
 }
 
-/// A layer whose content could not be decompressed, with the decompressor's reason.
+/// A layer whose content could not be decompressed or read as a tar archive, and why.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot decompress the layer: {0}")]
+#[error("cannot read the layer: {0}")]
 pub struct Undecompressable(#[source] io::Error);
 
 impl Found {
@@ -368,7 +368,7 @@ mod tests {
             .unwrap()
             .unwrap_err()
             .to_string()
-            .starts_with("cannot decompress the layer: "));
+            .starts_with("cannot read the layer: "));
     }
 
     #[test]

@@ -162,7 +162,7 @@ pub fn read(stream: impl Read, root: &ModelRoot, others: &[Algorithm]) -> io::Re
         let mut entry = entry?;
         // The entry's own data is read here, to its end, so that the tar reader reads
         // nothing but headers while the gate is closed.
-        gate.open();
+        gate.open()?;
         reading.entry(&mut entry)?;
         io::copy(&mut entry, &mut io::sink())?;
         gate.close(&entry)?;
@@ -238,6 +238,26 @@ impl Reading<'_> {
                     Place::Under(below) => Some(Removal::Path(below.join("/"))),
                 }
             };
+            // containerd removes what a later entry of the same layer whites out; umoci
+            // and the OCI spec keep it (a whiteout hides only lower layers).
+            let written_here = |path: &str| {
+                self.seen
+                    .iter()
+                    .any(|s| s == path || s.starts_with(&format!("{path}/")))
+            };
+            let contested = *base != OPAQUE
+                && match &removal {
+                    Some(Removal::Path(path)) => written_here(path),
+                    Some(Removal::All) => !self.seen.is_empty(),
+                    _ => false,
+                };
+            if contested {
+                self.changes.refuse(
+                    &written,
+                    "whites out what this same layer wrote before it, which containerd removes and umoci keeps",
+                );
+                return Ok(());
+            }
             match removal {
                 None => self.changes.outside += 1,
                 Some(removal) => {

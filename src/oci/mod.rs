@@ -22,6 +22,7 @@ pub mod reference;
 pub mod referrers;
 mod registry;
 mod store;
+mod tarheaders;
 mod tarlayer;
 
 use std::collections::HashMap;

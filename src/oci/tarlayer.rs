@@ -90,7 +90,7 @@ fn entries(stream: impl Read, others: &[Algorithm]) -> io::Result<TarContent> {
         let mut entry = entry?;
         // The entry's own data is read here, to its end, so that the tar reader reads
         // nothing but headers while the gate is closed.
-        gate.open();
+        gate.open()?;
         'entry: {
             let written = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
             let kind = entry.header().entry_type();
@@ -185,7 +185,14 @@ pub struct Bounded<R> {
 
 /// Opens and closes a [`Bounded`] stream.
 #[derive(Clone)]
-pub struct Gate(std::rc::Rc<std::cell::Cell<GateState>>);
+pub struct Gate(std::rc::Rc<Shared>);
+
+struct Shared {
+    state: std::cell::Cell<GateState>,
+    /// The header blocks read since the last entry's data and its padding: the headers of
+    /// the entry the tar reader is about to hand out, checked when the gate opens.
+    headers: std::cell::RefCell<Vec<u8>>,
+}
 
 #[derive(Clone, Copy)]
 struct GateState {
@@ -203,22 +210,23 @@ struct GateState {
 }
 
 impl Gate {
-    pub fn open(&self) {
-        let mut state = self.0.get();
+    /// Opens the gate for the data of the entry the tar reader has just read the headers
+    /// of, once those headers are ones every reader of layers reads alike
+    /// ([`super::tarheaders::check`]).
+    pub fn open(&self) -> io::Result<()> {
+        let checked = super::tarheaders::check(&self.0.headers.borrow());
+        checked.map_err(|why| io::Error::new(io::ErrorKind::InvalidData, why))?;
+        let mut state = self.0.state.get();
         state.budget = None;
         state.opened_at = state.position;
-        self.0.set(state);
+        self.0.state.set(state);
+        Ok(())
     }
 
     /// Closes the gate after `entry`'s data was read to its end.
     pub fn close<R: Read>(&self, entry: &tar::Entry<'_, R>) -> io::Result<()> {
-        // A GNU sparse entry's size is the file's; its data in the archive, the header's.
-        let size = if entry.header().entry_type().is_gnu_sparse() {
-            entry.header().entry_size()?
-        } else {
-            entry.size()
-        };
-        let mut state = self.0.get();
+        let size = entry.size();
+        let mut state = self.0.state.get();
         if state.position - state.opened_at != size {
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
@@ -227,20 +235,24 @@ impl Gate {
         }
         state.budget = Some(MAX_HEADER_BYTES);
         state.data_end = state.position;
-        self.0.set(state);
+        self.0.state.set(state);
+        self.0.headers.borrow_mut().clear();
         Ok(())
     }
 }
 
 impl<R: Read> Bounded<R> {
     pub fn new(inner: R) -> (Bounded<R>, Gate) {
-        let gate = Gate(std::rc::Rc::new(std::cell::Cell::new(GateState {
-            budget: Some(MAX_HEADER_BYTES),
-            position: 0,
-            opened_at: 0,
-            data_end: 0,
-            zeros: None,
-        })));
+        let gate = Gate(std::rc::Rc::new(Shared {
+            state: std::cell::Cell::new(GateState {
+                budget: Some(MAX_HEADER_BYTES),
+                position: 0,
+                opened_at: 0,
+                data_end: 0,
+                zeros: None,
+            }),
+            headers: Default::default(),
+        }));
         (
             Bounded {
                 inner,
@@ -253,12 +265,12 @@ impl<R: Read> Bounded<R> {
 
 impl<R: Read> Read for Bounded<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let mut state = self.gate.0.get();
+        let mut state = self.gate.0.state.get();
         if let Some(zeros) = state.zeros {
             let n = buf.len().min(usize::try_from(zeros).unwrap_or(usize::MAX));
             buf[..n].fill(0);
             state.zeros = Some(zeros - n as u64);
-            self.gate.0.set(state);
+            self.gate.0.state.set(state);
             return Ok(n);
         }
         let take = match state.budget {
@@ -272,17 +284,28 @@ impl<R: Read> Read for Bounded<R> {
             Some(left) => buf.len().min(usize::try_from(left).unwrap_or(usize::MAX)),
         };
         let n = self.inner.read(&mut buf[..take])?;
+        let padded = state.data_end.div_ceil(BLOCK) * BLOCK;
+        if state.budget.is_some() {
+            // Header bytes: what lies past the last entry's padding.
+            let skip = usize::try_from(padded.saturating_sub(state.position)).unwrap_or(n);
+            if skip < n {
+                self.gate
+                    .0
+                    .headers
+                    .borrow_mut()
+                    .extend_from_slice(&buf[skip..n]);
+            }
+        }
         state.position += n as u64;
         state.budget = state.budget.map(|left| left - n as u64);
-        let padded = state.data_end.div_ceil(BLOCK) * BLOCK;
         if n == 0 && take > 0 && state.budget.is_some() && state.position <= padded {
             // The end of the stream within the last entry's padding: what is missing of it,
             // and the two zero blocks that end an archive.
             state.zeros = Some(padded - state.position + 2 * BLOCK);
-            self.gate.0.set(state);
+            self.gate.0.state.set(state);
             return self.read(buf);
         }
-        self.gate.0.set(state);
+        self.gate.0.state.set(state);
         Ok(n)
     }
 }
@@ -446,5 +469,17 @@ pub(crate) mod tests {
             assert_eq!(names, ["a", "b"], "{end}");
             assert_eq!(content.files[1].sha256, Algorithm::Sha256.digest(b"data"));
         }
+    }
+
+    #[test]
+    fn a_layer_readers_would_read_apart_is_refused_whole() {
+        // A directory whose "data" is a header: Go and Python read the file it hides.
+        let hidden = archive(&[("weights/evil.py", tar::EntryType::Regular, b"x")]);
+        let bytes = archive(&[
+            ("weights/a.bin", tar::EntryType::Regular, b"a"),
+            ("docs/", tar::EntryType::Directory, &hidden[..1024]),
+        ]);
+        let error = read(&mut &bytes[..], Compression::None, &[]).unwrap_err();
+        assert!(error.to_string().contains("claims data"), "{error}");
     }
 }
