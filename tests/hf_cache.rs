@@ -930,3 +930,146 @@ fn hf_uris_accept_the_repo_ids_huggingface_hub_accepts() {
         assert_eq!(malformed, !peer_accepts, "hf://{id}: {}", ran.stderr);
     }
 }
+
+/// huggingface_hub reads a ref verbatim: `COMMIT\n` names the snapshot directory of that very
+/// text, which an attacker can fill. vouch refuses the ref rather than trim it.
+#[test]
+fn a_ref_with_a_newline_names_another_snapshot_and_is_refused() {
+    let test = "a_ref_with_a_newline_names_another_snapshot_and_is_refused";
+    let Some((cache, python)) = confirmed(test, Layout::Classic) else {
+        return;
+    };
+    let spoofed = format!("{COMMIT}\n");
+    let other = cache.repo().join("snapshots").join(&spoofed);
+    write_tree(&other, &[("config.json", b"EVIL config".as_slice())]);
+    std::fs::write(cache.repo().join("refs/main"), &spoofed).unwrap();
+    let found = hf_peer(
+        &python,
+        "scan",
+        &cache.hub(),
+        &[REPO_ID, "main"],
+        &["config.json"],
+    );
+    assert_eq!(
+        Path::new(found["loaded"]["config.json"]["path"].as_str().unwrap()),
+        other.join("config.json"),
+        "{found:#}"
+    );
+    let ran = vouch_in(&cache, &[os("digest"), os(&format!("hf://{REPO_ID}"))]).expect(2);
+    assert!(
+        ran.stderr.contains("refs/main") && ran.stderr.contains("another snapshot"),
+        "{}",
+        ran.stderr
+    );
+    let snapshot = cache.snapshot();
+    let report = vouch_in(
+        &cache,
+        &[
+            os("verify"),
+            snapshot.as_os_str(),
+            os("--hf-blobs"),
+            os("--format"),
+            os("json"),
+        ],
+    )
+    .expect(1)
+    .json();
+    assert_eq!(subject(&report, "refs/main")["verdict"], "rejected");
+}
+
+/// Only what huggingface_hub writes under `.cache/huggingface/` of a `--local-dir` download
+/// is left out; anything else there is a file of the model, and what an approval lists
+/// there is checked.
+#[test]
+fn a_local_dir_hides_nothing_but_huggingface_hubs_own_metadata() {
+    let cache = Cache::new(Layout::Classic);
+    let local = cache.dir.path().join("local");
+    for (name, content, _) in repo_files() {
+        write_tree(&local, &[(name, &content)]);
+    }
+    for (name, _, _) in repo_files() {
+        let metadata = format!("{COMMIT}\n{}\n1700000000.5\n", cache.blob_name(name));
+        write_tree(
+            &local.join(".cache/huggingface/download"),
+            &[
+                (&format!("{name}.metadata"), metadata.as_bytes()),
+                (&format!("{name}.lock"), b"".as_slice()),
+            ],
+        );
+    }
+    std::fs::write(local.join(".cache/huggingface/.gitignore"), "*").unwrap();
+    let manifest = manifest_of(&cache.plain_copy(), &cache.dir.path().join("m.json"));
+    let verify = |extra: &[&OsStr]| {
+        let mut args = vec![os("verify"), local.as_os_str(), os("--manifest")];
+        args.push(manifest.as_os_str());
+        args.extend_from_slice(&[os("--format"), os("json")]);
+        args.extend_from_slice(extra);
+        vouch_in(&cache, &args)
+    };
+    verify(&[]).expect(0);
+    write_tree(
+        &local.join(".cache/huggingface"),
+        &[
+            ("hook.py", b"import os".as_slice()),
+            ("download/model.safetensors", b"other weights".as_slice()),
+            ("download/config.json.metadata.bak", b"x".as_slice()),
+        ],
+    );
+    let report = verify(&[]).expect(1).json();
+    for name in [
+        ".cache/huggingface/hook.py",
+        ".cache/huggingface/download/model.safetensors",
+        ".cache/huggingface/download/config.json.metadata.bak",
+    ] {
+        assert_eq!(subject(&report, name)["verdict"], "extra", "{report:#}");
+    }
+    for file in [
+        "hook.py",
+        "download/model.safetensors",
+        "download/config.json.metadata.bak",
+    ] {
+        std::fs::remove_file(local.join(".cache/huggingface").join(file)).unwrap();
+    }
+    // A metadata file that is not huggingface_hub's is no metadata either.
+    std::fs::write(
+        local.join(".cache/huggingface/download/config.json.metadata"),
+        "import os\n",
+    )
+    .unwrap();
+    let report = verify(&[]).expect(1).json();
+    assert_eq!(
+        subject(&report, ".cache/huggingface/download/config.json.metadata")["verdict"],
+        "extra"
+    );
+
+    // An approval of a directory that holds `.cache/huggingface/` files (made before it
+    // looked like a download) has them checked.
+    let signed = cache.dir.path().join("signed");
+    write_tree(
+        &signed,
+        &[
+            ("config.json", b"{}".as_slice()),
+            (".cache/huggingface/hook.py", b"print(1)".as_slice()),
+        ],
+    );
+    let approval = manifest_of(&signed, &cache.dir.path().join("signed.json"));
+    std::fs::create_dir_all(signed.join(".cache/huggingface/download")).unwrap();
+    std::fs::write(signed.join(".cache/huggingface/hook.py"), "import os").unwrap();
+    let report = vouch_in(
+        &cache,
+        &[
+            os("verify"),
+            signed.as_os_str(),
+            os("--manifest"),
+            approval.as_os_str(),
+            os("--format"),
+            os("json"),
+        ],
+    )
+    .expect(1)
+    .json();
+    assert_eq!(
+        subject(&report, ".cache/huggingface/hook.py")["verdict"],
+        "changed"
+    );
+}

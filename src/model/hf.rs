@@ -448,14 +448,17 @@ pub fn read_ref(repo: BorrowedFd, relative: &Path) -> io::Result<String> {
     })?;
     let mut text = String::new();
     io::Read::read_to_string(&mut io::Read::take(file, 256), &mut text)?;
-    let commit = text.trim();
-    if !is_commit(commit) {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            "does not hold a commit hash (40 hex digits)",
-        ));
+    // huggingface_hub reads the file verbatim and looks for the snapshot of that very
+    // text: a trailing newline names another directory, so nothing is trimmed.
+    if !is_commit(&text) {
+        let why = if is_commit(text.trim()) {
+            "holds a commit hash with spaces or a newline around it, which huggingface_hub would read as the name of another snapshot"
+        } else {
+            "does not hold a commit hash (exactly 40 hex digits)"
+        };
+        return Err(io::Error::new(io::ErrorKind::InvalidData, why));
     }
-    Ok(commit.to_string())
+    Ok(text)
 }
 
 /// 40 lowercase hex digits: a git commit (or blob) name.
@@ -479,11 +482,78 @@ pub fn is_local_dir(model: &Path) -> bool {
         && std::fs::symlink_metadata(model.join(".cache")).is_ok_and(|m| m.is_dir())
 }
 
-/// Leaves a `--local-dir` download's own metadata out of the model at `model`.
+/// Leaves a `--local-dir` download's own metadata out of the model at `model`: the files
+/// huggingface_hub writes under `.cache/huggingface/` and nothing else there. They are its
+/// `.gitignore` (`*`), `CACHEDIR.TAG`, and in `download/` (or `upload/`) a `NAME.metadata`
+/// per file that holds what huggingface_hub writes (a commit, an etag and a time), with
+/// empty `.lock` files, each a regular file. Anything else under `.cache/huggingface/` (a link, another file, a metadata
+/// file of other content) is part of the model as any file is: a directory that only looks
+/// like a download hides nothing.
 pub fn ignore_local_dir_metadata(model: &Path, ignore: &mut IgnoreSet) {
-    if is_local_dir(model) {
-        ignore.insert(LOCAL_DIR_METADATA.to_string());
+    if !is_local_dir(model) {
+        return;
     }
+    let Ok(root) = RootDir::open(model) else {
+        return;
+    };
+    let none = IgnoreSet::default();
+    let options = super::walk::WalkOptions {
+        allow_symlinks: false,
+        ignore: &none,
+        require_utf8: true,
+    };
+    let Ok(listed) = super::walk::walk(&model.join(LOCAL_DIR_METADATA), &options) else {
+        return;
+    };
+    for file in &listed.files {
+        let name = format!("{LOCAL_DIR_METADATA}/{}", file.name);
+        if is_download_metadata(root.fd(), &file.name, &name) {
+            ignore.insert(name);
+        }
+    }
+}
+
+/// Whether `name` (under `.cache/huggingface/`, at `full` beneath the model) is a file
+/// huggingface_hub wrote there, with the content it writes.
+fn is_download_metadata(model: BorrowedFd, name: &str, full: &str) -> bool {
+    let Ok((opened, _)) = open_file_beneath(model, Path::new(full)) else {
+        return false;
+    };
+    let mut text = String::new();
+    if io::Read::read_to_string(&mut io::Read::take(opened, 4097), &mut text).is_err()
+        || text.len() > 4096
+    {
+        return false;
+    }
+    let (directory, file) = name.split_once('/').unwrap_or(("", name));
+    match (directory, file) {
+        ("", ".gitignore") => text.trim() == "*",
+        ("", "CACHEDIR.TAG") => {
+            let mut lines = text.lines();
+            lines.next() == Some("Signature: 8a477f597d28d172789f06886806bc55")
+                && lines.all(|l| l.is_empty() || l.starts_with('#'))
+        }
+        ("", ".gitignore.lock") => text.is_empty(),
+        ("download" | "upload", file) if file.ends_with(".lock") => text.is_empty(),
+        ("download" | "upload", file) if file.ends_with(".metadata") => {
+            download_metadata(&text).is_some()
+        }
+        _ => false,
+    }
+}
+
+/// The commit and etag of a `--local-dir` download's `NAME.metadata`, as huggingface_hub
+/// writes it: three lines, the commit, the etag and a timestamp; `None` for anything else.
+pub fn download_metadata(text: &str) -> Option<(String, String)> {
+    let mut lines = text.lines().map(str::trim);
+    let (commit, etag, time) = (lines.next()?, lines.next()?, lines.next()?);
+    let etag = etag.trim_matches('"');
+    let plain = is_commit(commit)
+        && !etag.is_empty()
+        && etag.bytes().all(|b| b.is_ascii_hexdigit())
+        && time.parse::<f64>().is_ok_and(f64::is_finite)
+        && lines.all(str::is_empty);
+    plain.then(|| (commit.to_string(), etag.to_string()))
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::hash::opening::open_file_beneath;
 use crate::hash::{Algorithm, Engine, Stamp, Task};
 use crate::model::compare::Comparison;
-use crate::model::hf::{self, Snapshot, LOCAL_DIR_METADATA};
+use crate::model::hf::{self, Snapshot};
 use crate::model::oms::Method;
 use crate::model::paths::IgnoreSet;
 use crate::model::walk::{self, Model, WalkOptions};
@@ -73,7 +73,7 @@ pub fn check_blobs(path: &Path, engine: &Engine) -> Result<Report> {
     }
     let mut ignore = IgnoreSet::default();
     if local {
-        ignore.insert(LOCAL_DIR_METADATA.to_string());
+        hf::ignore_local_dir_metadata(path, &mut ignore);
     }
     let model = walk::walk(
         path,
@@ -274,17 +274,12 @@ fn local_metadata(
             relative.display()
         )
     })?;
-    let mut lines = text.lines().map(str::trim);
-    match (lines.next(), lines.next()) {
-        (Some(commit), Some(etag)) if !etag.is_empty() => Ok(Some((
-            commit.to_string(),
-            etag.trim_matches('"').to_string(),
-        ))),
-        _ => Err(format!(
+    hf::download_metadata(&text).map(Some).ok_or_else(|| {
+        format!(
             "its download metadata {} is not huggingface_hub's (commit, etag, timestamp lines)",
             relative.display()
-        )),
-    }
+        )
+    })
 }
 
 /// Files a `--local-dir` download has metadata for but no longer has: `missing`.

@@ -313,8 +313,13 @@ impl Ignores {
                 }
             }
         }
+        // As for the git defaults: what the approval lists is checked, metadata or not.
         let mut local_dir = IgnoreSet::default();
-        crate::model::hf::ignore_local_dir_metadata(path, &mut local_dir);
+        let mut metadata = IgnoreSet::default();
+        metadata.insert(crate::model::hf::LOCAL_DIR_METADATA.to_string());
+        if !approved.iter().any(|r| metadata.matches(&r.key.path)) {
+            crate::model::hf::ignore_local_dir_metadata(path, &mut local_dir);
+        }
         Ignores {
             approval,
             extra,
