@@ -136,6 +136,32 @@ impl Cache {
         copy
     }
 
+    /// A `--local-dir` download of the snapshot's files: plain files, and huggingface_hub's
+    /// metadata (and lock) of each beside them, written after the files.
+    fn local_dir(&self) -> PathBuf {
+        let local = self.dir.path().join("local");
+        for (name, content, _) in repo_files() {
+            write_tree(&local, &[(name, &content)]);
+        }
+        let later = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64()
+            + 5.0;
+        for (name, _, _) in repo_files() {
+            let metadata = format!("{COMMIT}\n{}\n{later}\n", self.blob_name(name));
+            write_tree(
+                &local.join(".cache/huggingface/download"),
+                &[
+                    (&format!("{name}.metadata"), metadata.as_bytes()),
+                    (&format!("{name}.lock"), b"".as_slice()),
+                ],
+            );
+        }
+        std::fs::write(local.join(".cache/huggingface/.gitignore"), "*").unwrap();
+        local
+    }
+
     /// Asserts that huggingface_hub reads this cache as a healthy cache of the snapshot.
     fn confirm(&self, python: &Path) {
         let names: Vec<&str> = repo_files().iter().map(|f| f.0).collect();
@@ -183,6 +209,13 @@ fn confirmed(test: &str, layout: Layout) -> Option<(Cache, PathBuf)> {
 
 fn os(s: &str) -> &OsStr {
     OsStr::new(s)
+}
+
+/// The JSON report of `vouch ARGS… --format json`, which must fail (exit 1).
+fn failed_report(cache: &Cache, args: &[&OsStr]) -> Value {
+    let mut args = args.to_vec();
+    args.extend_from_slice(&[os("--format"), os("json")]);
+    vouch_in(cache, &args).expect(1).json()
 }
 
 /// `vouch ARGS…` with `HF_HUB_CACHE` set to the cache.
@@ -665,41 +698,16 @@ fn hf_blobs_checks_refs_and_a_local_dir_download_and_its_metadata() {
     std::fs::create_dir_all(cache.repo().join("refs/pr")).unwrap();
     std::fs::write(cache.repo().join("refs/pr/1"), missing).unwrap();
     let snapshot = cache.snapshot();
-    let report = vouch_in(
+    let report = failed_report(
         &cache,
-        &[
-            os("verify"),
-            snapshot.as_os_str(),
-            os("--hf-blobs"),
-            os("--format"),
-            os("json"),
-        ],
-    )
-    .expect(1)
-    .json();
+        &[os("verify"), snapshot.as_os_str(), os("--hf-blobs")],
+    );
     let pr = subject(&report, "refs/pr/1");
     assert_eq!(pr["verdict"], "missing");
     assert!(pr["message"].as_str().unwrap().contains(missing));
 
-    // A --local-dir download: plain files, and huggingface_hub's metadata beside them.
-    let local = cache.dir.path().join("local");
+    let local = cache.local_dir();
     let names: Vec<&str> = repo_files().iter().map(|f| f.0).collect();
-    for (name, content, _) in repo_files() {
-        write_tree(&local, &[(name, &content)]);
-    }
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64()
-        + 5.0;
-    for name in &names {
-        let metadata = format!("{COMMIT}\n{}\n{now}\n", cache.blob_name(name));
-        write_tree(
-            &local.join(".cache/huggingface/download"),
-            &[(&format!("{name}.metadata"), metadata.as_bytes())],
-        );
-    }
-    std::fs::write(local.join(".cache/huggingface/.gitignore"), "*").unwrap();
     let read = hf_peer(&python, "local", &local, &[], &names);
     for name in &names {
         assert_eq!(read[name]["etag"], cache.blob_name(name), "{read:#}");
@@ -962,18 +970,10 @@ fn a_ref_with_a_newline_names_another_snapshot_and_is_refused() {
         ran.stderr
     );
     let snapshot = cache.snapshot();
-    let report = vouch_in(
+    let report = failed_report(
         &cache,
-        &[
-            os("verify"),
-            snapshot.as_os_str(),
-            os("--hf-blobs"),
-            os("--format"),
-            os("json"),
-        ],
-    )
-    .expect(1)
-    .json();
+        &[os("verify"), snapshot.as_os_str(), os("--hf-blobs")],
+    );
     assert_eq!(subject(&report, "refs/main")["verdict"], "rejected");
 }
 
@@ -983,21 +983,7 @@ fn a_ref_with_a_newline_names_another_snapshot_and_is_refused() {
 #[test]
 fn a_local_dir_hides_nothing_but_huggingface_hubs_own_metadata() {
     let cache = Cache::new(Layout::Classic);
-    let local = cache.dir.path().join("local");
-    for (name, content, _) in repo_files() {
-        write_tree(&local, &[(name, &content)]);
-    }
-    for (name, _, _) in repo_files() {
-        let metadata = format!("{COMMIT}\n{}\n1700000000.5\n", cache.blob_name(name));
-        write_tree(
-            &local.join(".cache/huggingface/download"),
-            &[
-                (&format!("{name}.metadata"), metadata.as_bytes()),
-                (&format!("{name}.lock"), b"".as_slice()),
-            ],
-        );
-    }
-    std::fs::write(local.join(".cache/huggingface/.gitignore"), "*").unwrap();
+    let local = cache.local_dir();
     let manifest = manifest_of(&cache.plain_copy(), &cache.dir.path().join("m.json"));
     let verify = |extra: &[&OsStr]| {
         let mut args = vec![os("verify"), local.as_os_str(), os("--manifest")];

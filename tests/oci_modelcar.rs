@@ -65,6 +65,17 @@ fn modelcar(dir: &Path, model: &Path) -> Layout {
     Layout::at(dir)
 }
 
+/// The OMS manifest of the model's files on disk, and the olot ModelCar of them in a layout
+/// under `work` with its manifest (tag `latest`).
+fn approved_modelcar(work: &Path) -> (std::path::PathBuf, Layout, Value) {
+    let model = model_dir(work, "model", &model_files());
+    let approved = work.join("approved.json");
+    write_manifest(&model, &approved, &[]);
+    let layout = modelcar(&work.join("car"), &model);
+    let clean = layout.manifest("latest");
+    (approved, layout, clean)
+}
+
 fn verify(reference: &str, approved: &Path) -> Ran {
     oci_verify(
         reference,
@@ -299,11 +310,7 @@ fn hostile_layers_are_refused_naming_the_entry_and_a_whiteout_of_the_root_delete
         return;
     };
     let work = tempfile::tempdir().unwrap();
-    let model = model_dir(work.path(), "model", &model_files());
-    let approved = work.path().join("approved.json");
-    write_manifest(&model, &approved, &[]);
-    let layout = modelcar(&work.path().join("car"), &model);
-    let clean = layout.manifest("latest");
+    let (approved, layout, clean) = approved_modelcar(work.path());
 
     let cases = [
         (
@@ -560,11 +567,7 @@ fn layers_that_tar_readers_read_differently_are_refused_whole() {
         return;
     }
     let work = tempfile::tempdir().unwrap();
-    let model = model_dir(work.path(), "model", &model_files());
-    let approved = work.path().join("approved.json");
-    write_manifest(&model, &approved, &[]);
-    let layout = modelcar(&work.path().join("car"), &model);
-    let clean = layout.manifest("latest");
+    let (approved, layout, clean) = approved_modelcar(work.path());
     let evil = b"EVIL config";
     let end = [0u8; 1024];
     let gnu: &[u8; 8] = b"ustar  \0";
