@@ -70,7 +70,7 @@ impl Kind {
 }
 
 /// How many first bytes [`Kind::detect`] looks at.
-pub const HEAD_LEN: u64 = 16;
+pub const HEAD_LEN: u64 = 32;
 
 /// What a reader found in a file.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -94,9 +94,19 @@ impl Facts {
 }
 
 /// Reads the header of `file`, open and `len` bytes long (named `name` inside its model),
-/// with the reader its first bytes and name call for. `Ok(None)`: no reader applies, or a
-/// file that could start a pickle holds none. The caller opened the file, so what is read
-/// is what the caller hashed.
+/// with the reader its first bytes and name call for, and scans it for pickles as the
+/// `--deny-unsafe-pickle` gate does, whatever its name: a file a loader that goes by content
+/// reads as pickles (a first byte that is a pickle opcode, a tar, a zip found from the end,
+/// a compressed stream) may also be a valid safetensors, GGUF or ONNX file.
+///
+/// A file holding pickles is reported as those pickles when its name's reader refuses it,
+/// and, when those pickles import something, even when its name's reader read it (pickles
+/// that import nothing run no code, and a header can start like one: a safetensors header
+/// of 0x2E4E bytes starts `N.`). An ONNX graph that loads external data and is such a
+/// pickle too is malformed: it is both, and what it loads must not go unchecked. A pickle scan that refuses the file (a tar, a zip that cannot be
+/// read as zipfile reads it, an unscannable pickle) is the file's problem even when its
+/// name's reader read it. `Ok(None)`: no reader applies and it holds no pickle. The caller
+/// opened the file, so what is read is what the caller hashed.
 pub fn inspect_open(file: &File, len: u64, name: &str) -> Result<Option<Facts>, Problem> {
     let mut head = Vec::with_capacity(HEAD_LEN as usize);
     std::io::Seek::rewind(&mut &*file)?;
@@ -105,24 +115,34 @@ pub fn inspect_open(file: &File, len: u64, name: &str) -> Result<Option<Facts>, 
         std::io::Seek::rewind(&mut &*file)?;
         Ok(Source::new(file, len))
     };
-    let Some(kind) = Kind::detect(name, &head) else {
-        return Ok(None);
+    let read = match Kind::detect(name, &head) {
+        Some(Kind::Pickle) | None => None,
+        Some(Kind::Safetensors) => Some(safetensors::read(&mut source()?).map(Facts::Safetensors)),
+        Some(Kind::Gguf) => Some(gguf::read(&mut source()?).map(Facts::Gguf)),
+        Some(Kind::Onnx) => Some(onnx::read(&mut source()?).map(Facts::Onnx)),
     };
-    let read = match kind {
-        Kind::Safetensors => safetensors::read(&mut source()?).map(Facts::Safetensors),
-        Kind::Gguf => gguf::read(&mut source()?).map(Facts::Gguf),
-        Kind::Onnx => onnx::read(&mut source()?).map(Facts::Onnx),
-        Kind::Pickle => {
-            return Ok(pickle::scan_file(file, name)?.map(Facts::Pickle));
-        }
-    };
-    match read {
-        // A file its name's reader refuses that starts like a pickle is read as loaders
-        // that go by content read it: its pickles (and their imports) are what it holds.
-        Err(Problem::Malformed(_)) if pickle::sniff(&head) => match pickle::scan_file(file, name) {
-            Ok(Some(facts)) => Ok(Some(Facts::Pickle(facts))),
-            _ => read.map(Some),
+    let pickles = pickle::scan_file(file, name);
+    match (read, pickles) {
+        (_, Err(Problem::Io(e))) => Err(Problem::Io(e)),
+        (None, pickles) => Ok(pickles?.map(Facts::Pickle)),
+        // A file its name's reader refuses that holds pickles is read as the pickles it holds.
+        (Some(Err(_)), Ok(Some(facts))) => Ok(Some(Facts::Pickle(facts))),
+        // The name's reader's own complaint first, as the file is named.
+        (Some(Err(problem)), _) => Err(problem),
+        (Some(Ok(_)), Err(problem)) => Err(problem),
+        (Some(Ok(read)), Ok(Some(facts))) if facts.globals().next().is_some() => match read {
+            Facts::Onnx(onnx) if !onnx.external_data.is_empty() => {
+                let imports: Vec<String> = facts.globals().map(|(g, _)| g.dotted()).collect();
+                Err(Problem::malformed(format!(
+                    "is an ONNX graph loading external data ({}) that is also a pickle \
+                     importing {} (numpy.load and torch.load unpickle it): both cannot be \
+                     vouched for at once",
+                    onnx.external_data.join(", "),
+                    imports.join(", ")
+                )))
+            }
+            _ => Ok(Some(Facts::Pickle(facts))),
         },
-        read => read.map(Some),
+        (Some(Ok(read)), Ok(_)) => Ok(Some(read)),
     }
 }

@@ -8,7 +8,8 @@
 //!
 //! Files are chosen by content: pickles (any first byte that is an opcode), zip archives
 //! (read as Python's zipfile reads them, [`zip`]), `.npy` arrays (the body after the
-//! header, which numpy unpickles for object arrays), and a zip appended to a pickle.
+//! header, which numpy unpickles for object arrays), a zip found from the end behind any
+//! prefix, and compressed streams inflated as pandas and joblib inflate them.
 //! The work is bounded: opcodes per stream, stack and memo sizes, distinct imports.
 
 pub mod policy;
@@ -799,7 +800,7 @@ const SEVEN_ZIP_MAGIC: &[u8] = b"7z\xbc\xaf\x27\x1c";
 const ZIP_END_MAGIC: &[u8] = b"PK\x05\x06";
 const NPY_MAGIC: &[u8] = b"\x93NUMPY";
 /// Bytes of a file or member looked at to choose how it is read.
-const HEAD: usize = 16;
+const HEAD: usize = 32;
 
 /// How the pickles of a file are packaged.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -855,11 +856,16 @@ impl PickleFacts {
 }
 
 /// Whether bytes starting a file or member are read by the pickle scanner: a zip archive, a
-/// 7z archive, a `.npy` array, or a pickle of any protocol (a first byte that is an opcode:
-/// protocols 0 and 1 have no magic, and Python's unpickler takes any opcode first; what
-/// then holds no complete pickle and no import is not a pickle).
+/// 7z archive, a `.npy` array, a compressed stream (LZMA-alone, which has no magic, too),
+/// or a pickle of any protocol (a first byte that is an opcode: protocols 0 and 1 have no
+/// magic, and Python's unpickler takes any opcode first; what then holds no complete pickle
+/// and no import is not a pickle). ([`scan_file`] also looks at what no head shows: a tar
+/// header, a zip found from the end.)
 pub fn sniff(head: &[u8]) -> bool {
-    sniff_strong(head) || starts_with_opcode(head) || Compression::detect(head).is_some()
+    sniff_strong(head)
+        || starts_with_opcode(head)
+        || Compression::detect(head).is_some()
+        || Compression::lzma_alone(head)
 }
 
 fn starts_with_opcode(bytes: &[u8]) -> bool {
@@ -868,7 +874,8 @@ fn starts_with_opcode(bytes: &[u8]) -> bool {
 
 /// Whether the first bytes can only be read as a pickle container: zip, 7z and `.npy`
 /// magic, a PROTO opcode (0x80, a protocol up to 5) followed by another opcode, or the magic
-/// of a compressed stream (zlib's two-byte header, which text can start with, is weak).
+/// of a compressed stream (zlib's two-byte header, which text can start with, is weak, and
+/// LZMA-alone has no magic).
 pub fn sniff_strong(head: &[u8]) -> bool {
     let proto = head.len() >= 3 && head[0] == 0x80 && head[1] <= 5 && opcode(head[2]).is_some();
     let compressed = Compression::detect(head).is_some_and(|c| c != Compression::Zlib);
@@ -884,25 +891,42 @@ pub fn sniff_strong(head: &[u8]) -> bool {
         .any(|magic| head.starts_with(magic))
 }
 
-/// Scans the file `name` for pickles, chosen by content: a zip archive (every member that
-/// is a pickle or a `.npy` array), a `.npy` array's body, a legacy PyTorch file or plain
-/// pickles, and a zip archive appended to a pickle. `None` when it holds no pickle at all.
-/// A container that cannot be read as its loader reads it, or that exceeds a bound of the
-/// scan, is a [`Problem`].
+/// Scans the file `name` for pickles, chosen by content, as every loader that goes by
+/// content could read it: inflated when it starts with a compression's magic number
+/// (what it holds scanned as any file), and as it is: a tar or 7z archive (refused), a
+/// zip archive (every member that is a pickle or a `.npy` array), a `.npy` array's body,
+/// a legacy PyTorch file or plain pickles, and a zip archive Python's zipfile finds from
+/// the end, whatever comes before it. A file that holds no pickle but starts as an
+/// LZMA-alone stream liblzma accepts is refused (vouch cannot inflate it). `None` when it
+/// holds no pickle at all. A container that cannot be read as its loader reads it, or that
+/// exceeds a bound of the scan, is a [`Problem`].
 /// (`_name` is not looked at: content decides.)
 pub fn scan_file(file: &File, _name: &str) -> Parsed<Option<PickleFacts>> {
     let len = file.metadata()?.len();
     let mut head = vec![0u8; HEAD.min(len as usize)];
     file.read_exact_at(&mut head, 0)?;
-    match Compression::detect(&head) {
-        Some(compression) => scan_compressed(file, len, compression),
-        None => scan_content(file, len, &head),
+    let inflated = match Compression::detect(&head) {
+        Some(compression) => scan_compressed(file, len, compression)?,
+        None => Inflated::NotCompressed,
+    };
+    let raw = scan_content(file, len, &head)?;
+    match inflated {
+        Inflated::Scanned(Some(mut facts)) => {
+            facts
+                .streams
+                .extend(raw.into_iter().flat_map(|raw| raw.streams));
+            Ok(Some(facts))
+        }
+        Inflated::Scanned(None) => Ok(raw),
+        Inflated::NotCompressed if raw.is_none() && Compression::lzma_alone(&head) => {
+            Err(cannot_inflate(Compression::Lzma))
+        }
+        Inflated::NotCompressed => Ok(raw),
     }
 }
 
 /// The pickles of `file` (`len` bytes, starting with `head`), read as a loader reads it.
 fn scan_content(file: &File, len: u64, head: &[u8]) -> Parsed<Option<PickleFacts>> {
-    let head = head.to_vec();
     if head.starts_with(SEVEN_ZIP_MAGIC) {
         return Err(Problem::malformed(
             "is a 7z archive, which vouch cannot look inside for pickles",
@@ -912,14 +936,11 @@ fn scan_content(file: &File, len: u64, head: &[u8]) -> Parsed<Option<PickleFacts
     file.read_exact_at(&mut block, 0)?;
     if is_tar(&block) {
         return Err(Problem::malformed(
-            "is a tar archive, which torch.load reads as a legacy checkpoint of pickles; \
-             vouch cannot scan tar members",
+            "is a tar archive, which torch.load reads as a legacy checkpoint of pickles and \
+             pandas.read_pickle reads by its extension; vouch cannot scan tar members",
         ));
     }
     let is_zip = head.starts_with(zip::LOCAL_HEADER) || head.starts_with(ZIP_END_MAGIC);
-    if !is_zip && !sniff(&head) {
-        return Ok(None);
-    }
     let whole = || std::io::BufReader::new(ReadAt { file, position: 0 });
     // A zip's magic is no pickle a loader reads: its 'P' (PERSID) needs a persistent_load,
     // and the loaders that have one (torch) read a file with that magic as a zip.
@@ -927,7 +948,7 @@ fn scan_content(file: &File, len: u64, head: &[u8]) -> Parsed<Option<PickleFacts
         (Container::Zip, None)
     } else if head.starts_with(NPY_MAGIC) {
         (Container::Npy, npy_body(whole(), len)?)
-    } else {
+    } else if starts_with_opcode(head) {
         let container = if head.starts_with(TORCH_LEGACY_MAGIC) {
             Container::PytorchLegacy
         } else {
@@ -937,24 +958,30 @@ fn scan_content(file: &File, len: u64, head: &[u8]) -> Parsed<Option<PickleFacts
             container,
             Some(scanned(scan_stream(whole(), Some(len)), None)?),
         )
+    } else {
+        (Container::Pickle, None)
     };
     let mut streams: Vec<NamedStream> = stream
         .filter(StreamScan::is_pickle)
         .map(|scan| NamedStream { member: None, scan })
         .into_iter()
         .collect();
-    // The zip Python's zipfile finds from the end, whatever comes before it.
-    match zip::open(file, len) {
-        Ok(Some(archive)) => streams.extend(scan_members(file, &archive)?),
-        Ok(None) if is_zip => {
-            return Err(Problem::malformed(
-                "is not a readable zip archive: no end of central directory record",
-            ))
-        }
-        // A broken zip after something that is no pickle is no container of pickles.
-        Ok(None) => {}
-        Err(problem) if is_zip || !streams.is_empty() => return Err(problem),
-        Err(_) => {}
+    // The zip Python's zipfile finds from the end, whatever comes before it (pandas reads
+    // `*.zip` so, numpy.load a file starting with zip magic): read as zipfile reads it, or
+    // refused, whatever the file starts with.
+    let archive = if is_zip {
+        Some(zip::open(file, len)?.ok_or_else(|| {
+            Problem::malformed("is not a readable zip archive: no end of central directory record")
+        })?)
+    } else {
+        zip::open_appended(file, len)?
+    };
+    let container = match (&archive, streams.is_empty()) {
+        (Some(_), true) => Container::Zip,
+        _ => container,
+    };
+    if let Some(archive) = &archive {
+        streams.extend(scan_members(file, archive)?);
     }
     if streams.is_empty() && !is_zip {
         return Ok(None);
@@ -974,39 +1001,52 @@ pub enum Compression {
     Gzip,
     /// A zlib stream, as joblib writes it.
     Zlib,
+    /// joblib's format before 0.9.3: `ZF`, the inflated length in hex, then a zlib stream.
+    #[serde(rename = "joblib-zf")]
+    JoblibZf,
     Zstd,
     Bzip2,
     Xz,
     /// The legacy `.lzma` format ("LZMA-alone").
     Lzma,
+    /// lzip, which liblzma's automatic decoder (`lzma.open`, pandas' `*.xz`) also reads.
+    Lzip,
     /// An LZ4 frame.
     Lz4,
 }
 
+/// The `ZF` header of joblib's old format: the prefix and 19 bytes of hex length.
+const JOBLIB_ZF_HEADER: usize = 21;
+
 impl Compression {
-    /// The compression `head`, a file's first bytes, starts with.
+    /// The compression `head`, a file's first bytes, starts with by its magic number.
+    /// LZMA-alone has none: see [`Compression::lzma_alone`].
     pub fn detect(head: &[u8]) -> Option<Compression> {
         let zlib = head.len() >= 2
             && head[0] == 0x78
             && (u16::from(head[0]) * 256 + u16::from(head[1])) % 31 == 0;
-        let lzma_alone = head.len() >= 5 && head[..3] == [0x5D, 0, 0] && {
-            // liblzma takes a dictionary size of 2^n or 2^n + 2^(n-1).
-            let dictionary = u32::from_le_bytes(head[1..5].try_into().expect("4 bytes"));
-            let low = dictionary.checked_shr(dictionary.trailing_zeros());
-            matches!(low, Some(1 | 3))
-        };
+        // zstd's frame, or a skippable frame (magic 0x184D2A50 to 0x184D2A5F) before it.
+        let zstd = head.starts_with(b"\x28\xb5\x2f\xfd")
+            || (head.len() >= 4 && head[0] & 0xf0 == 0x50 && head[1..4] == [0x2a, 0x4d, 0x18]);
+        // joblib reads any file starting `ZF` as its old format, and int(length, 16) then
+        // refuses what is not a hex number.
+        let joblib_zf = head.len() >= JOBLIB_ZF_HEADER
+            && head.starts_with(b"ZF")
+            && python_int_value(&head[2..JOBLIB_ZF_HEADER], 16).is_some();
         if head.starts_with(b"\x1f\x8b\x08") {
             Some(Compression::Gzip)
         } else if zlib {
             Some(Compression::Zlib)
-        } else if head.starts_with(b"\x28\xb5\x2f\xfd") {
+        } else if joblib_zf {
+            Some(Compression::JoblibZf)
+        } else if zstd {
             Some(Compression::Zstd)
         } else if head.len() >= 4 && head.starts_with(b"BZh") && (b'1'..=b'9').contains(&head[3]) {
             Some(Compression::Bzip2)
         } else if head.starts_with(b"\xfd7zXZ\x00") {
             Some(Compression::Xz)
-        } else if lzma_alone {
-            Some(Compression::Lzma)
+        } else if head.starts_with(b"LZIP") {
+            Some(Compression::Lzip)
         } else if head.starts_with(b"\x04\x22\x4d\x18") {
             Some(Compression::Lz4)
         } else {
@@ -1014,37 +1054,84 @@ impl Compression {
         }
     }
 
+    /// Whether `head` starts an LZMA-alone stream that liblzma's automatic decoder (what
+    /// `lzma.open`, pandas' `*.xz` and joblib's `5D 00` prefix use) accepts: a properties
+    /// byte below 225, a dictionary size of 2^n or 2^n + 2^(n-1) (as liblzma computes it, so
+    /// 0 and 0xFFFFFFFF too), and an uncompressed size below 256 GiB or unknown (all ones).
+    /// LZMA-alone has no magic number, so this is asked only of files that hold no pickle.
+    pub fn lzma_alone(head: &[u8]) -> bool {
+        if head.len() < 13 || head[0] >= 225 {
+            return false;
+        }
+        let dictionary = u32::from_le_bytes(head[1..5].try_into().expect("4 bytes"));
+        let mut d = dictionary.wrapping_sub(1);
+        for shift in [2, 3, 4, 8, 16] {
+            d |= d >> shift;
+        }
+        let dictionary_ok = dictionary == u32::MAX || d.wrapping_add(1) == dictionary;
+        let size = u64::from_le_bytes(head[5..13].try_into().expect("8 bytes"));
+        dictionary_ok && (size == u64::MAX || size < 1 << 38)
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Compression::Gzip => "gzip",
             Compression::Zlib => "zlib",
+            Compression::JoblibZf => "joblib-zf",
             Compression::Zstd => "zstd",
             Compression::Bzip2 => "bzip2",
             Compression::Xz => "xz",
             Compression::Lzma => "lzma",
+            Compression::Lzip => "lzip",
             Compression::Lz4 => "lz4",
         }
     }
 }
 
-/// Inflates a compressed file (gzip, zlib, zstd) into an unnamed temporary file, bounded as
-/// a deflated zip member is (absolutely, and against the compressed size), and scans what
-/// it holds as any file is scanned; once only (no loader inflates twice). What vouch cannot
-/// inflate is refused. A stream corrupt part way is scanned as far as it inflates (what a
-/// loader unpickles before it fails); one that inflates to nothing holds no pickle.
-fn scan_compressed(file: &File, len: u64, compression: Compression) -> Parsed<Option<PickleFacts>> {
+/// What inflating a file gave.
+enum Inflated {
+    /// What it inflated to, scanned as any file.
+    Scanned(Option<PickleFacts>),
+    /// Nothing to inflate: no compression's magic, or a zlib header (which other bytes can
+    /// start with) on a stream that no unpickler reads anything from.
+    NotCompressed,
+}
+
+fn cannot_inflate(compression: Compression) -> Problem {
     let name = compression.name();
-    let raw = ReadAt { file, position: 0 };
+    Problem::malformed(format!(
+        "is {name}-compressed, which loaders (pandas.read_pickle, joblib.load) inflate and \
+         unpickle; vouch cannot inflate {name}, so it cannot be scanned"
+    ))
+}
+
+/// Inflates a compressed file (gzip as Python's gzip module reads it, zlib, joblib's `ZF`
+/// format, zstd) into an unnamed temporary file, bounded as a deflated zip member is
+/// (absolutely, and against the compressed size), and scans what it holds as any file is
+/// scanned; once only (no loader inflates twice). What vouch cannot inflate is refused, and
+/// so is a stream that fails to inflate part way (a loader unpickles what it inflated
+/// before the failure, and another decoder may read on): a decoder's failure never makes a
+/// file one that holds no pickle. The one exception is zlib, whose two-byte header other
+/// bytes start with: a zlib stream from which nothing inflates, or whose first inflated
+/// byte is no pickle opcode (the unpickler joblib runs on it stops there), is no
+/// compressed file, and the file is read as it is.
+fn scan_compressed(file: &File, len: u64, compression: Compression) -> Parsed<Inflated> {
+    let name = compression.name();
+    let raw = |position| ReadAt { file, position };
     let mut decoder: Box<dyn Read> = match compression {
-        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(raw)),
-        Compression::Zlib => Box::new(flate2::read::ZlibDecoder::new(raw)),
-        Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(raw)?),
-        _ => {
-            return Err(Problem::malformed(format!(
-                "is {name}-compressed, which loaders (pandas.read_pickle, joblib.load) inflate \
-                 and unpickle; vouch cannot inflate {name}, so it cannot be scanned"
-            )))
+        Compression::Gzip => Box::new(PythonGzip::new(BufReader::with_capacity(64 << 10, raw(0)))),
+        Compression::Zlib => Box::new(flate2::read::ZlibDecoder::new(raw(0))),
+        Compression::JoblibZf => {
+            // joblib's read_zfile skips one space after the header (older joblib wrote one).
+            let mut next = [0u8];
+            let start = match file.read_at(&mut next, JOBLIB_ZF_HEADER as u64)? {
+                1 if next[0] == b' ' => JOBLIB_ZF_HEADER as u64 + 1,
+                _ => JOBLIB_ZF_HEADER as u64,
+            };
+            Box::new(flate2::read::ZlibDecoder::new(raw(start)))
         }
+        Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(raw(0))?),
+        _ => return Err(cannot_inflate(compression)),
     };
     let limit =
         zip::INFLATED_MEMBER_LIMIT.min(len.saturating_mul(zip::RATIO_LIMIT).max(zip::RATIO_FLOOR));
@@ -1067,17 +1154,34 @@ fn scan_compressed(file: &File, len: u64, compression: Compression) -> Parsed<Op
                     | io::ErrorKind::InvalidInput
                     | io::ErrorKind::UnexpectedEof
                     | io::ErrorKind::Other
-            ) => {}
+            ) =>
+        {
+            // io::copy wrote out everything it read before the failure.
+            let done = inflated.metadata()?.len();
+            let mut first = [0u8];
+            let first = match inflated.read_at(&mut first, 0)? {
+                1 => Some(first[0]),
+                _ => None,
+            };
+            if compression == Compression::Zlib && first.is_none_or(|b| opcode(b).is_none()) {
+                return Ok(Inflated::NotCompressed);
+            }
+            return Err(Problem::malformed(format!(
+                "is {name}-compressed, but its stream fails to inflate after {done} bytes \
+                 ({e}); a loader unpickles what inflates before such a failure and another \
+                 decoder may read on, so it cannot be scanned"
+            )));
+        }
         Err(e) => return Err(Problem::Io(e)),
     }
     let inflated_len = inflated.metadata()?.len();
     let mut head = vec![0u8; HEAD.min(inflated_len as usize)];
     inflated.read_exact_at(&mut head, 0)?;
     match scan_content(&inflated, inflated_len, &head) {
-        Ok(facts) => Ok(facts.map(|facts| PickleFacts {
+        Ok(facts) => Ok(Inflated::Scanned(facts.map(|facts| PickleFacts {
             compression: Some(compression),
             ..facts
-        })),
+        }))),
         Err(Problem::Malformed(m)) => Err(Problem::malformed(format!(
             "is {name}-compressed; inflated, it {m}"
         ))),
@@ -1085,38 +1189,287 @@ fn scan_compressed(file: &File, len: u64, compression: Compression) -> Parsed<Op
     }
 }
 
+/// gzip read as Python's gzip module reads it (`gzip.open`, pandas.read_pickle's `*.gz`):
+/// members back to back; in each header the method must be deflate, reserved flag bits are
+/// ignored, the extra field, name and comment skipped, the header CRC read and never
+/// checked; each member's CRC-32 and length checked at its end; zero bytes after a member
+/// skipped; anything else after a member is an error (Python's "Not a gzipped file").
+struct PythonGzip<R> {
+    inner: R,
+    inflate: flate2::Decompress,
+    crc: flate2::Crc,
+    in_member: bool,
+    /// The member's deflate stream ended; its trailer is next.
+    ended: bool,
+}
+
+const GZIP_FHCRC: u8 = 0x02;
+const GZIP_FEXTRA: u8 = 0x04;
+const GZIP_FNAME: u8 = 0x08;
+const GZIP_FCOMMENT: u8 = 0x10;
+
+fn gzip_error(kind: io::ErrorKind, message: &str) -> io::Error {
+    io::Error::new(kind, format!("gzip: {message}"))
+}
+
+impl<R: BufRead> PythonGzip<R> {
+    fn new(inner: R) -> PythonGzip<R> {
+        PythonGzip {
+            inner,
+            inflate: flate2::Decompress::new(false),
+            crc: flate2::Crc::new(),
+            in_member: false,
+            ended: false,
+        }
+    }
+
+    fn exact<const N: usize>(&mut self) -> io::Result<[u8; N]> {
+        let mut bytes = [0u8; N];
+        self.inner
+            .read_exact(&mut bytes)
+            .map_err(|e| match e.kind() {
+                io::ErrorKind::UnexpectedEof => gzip_error(
+                    e.kind(),
+                    "the file ended before the end-of-stream marker was reached",
+                ),
+                _ => e,
+            })?;
+        Ok(bytes)
+    }
+
+    /// Skips a NUL-terminated string (or to the end of the input, as Python does).
+    fn skip_string(&mut self) -> io::Result<()> {
+        loop {
+            let buffer = self.inner.fill_buf()?;
+            if buffer.is_empty() {
+                return Ok(());
+            }
+            match buffer.iter().position(|&b| b == 0) {
+                Some(at) => {
+                    self.inner.consume(at + 1);
+                    return Ok(());
+                }
+                None => {
+                    let n = buffer.len();
+                    self.inner.consume(n);
+                }
+            }
+        }
+    }
+
+    /// Reads a member's header; `false` at the end of the input.
+    fn header(&mut self) -> io::Result<bool> {
+        if self.inner.fill_buf()?.is_empty() {
+            return Ok(false);
+        }
+        let magic = self
+            .exact::<2>()
+            .map_err(|_| gzip_error(io::ErrorKind::InvalidData, "not a gzipped file"))?;
+        if magic != [0x1f, 0x8b] {
+            return Err(gzip_error(
+                io::ErrorKind::InvalidData,
+                "not a gzipped file after a member",
+            ));
+        }
+        let fixed = self.exact::<8>()?;
+        if fixed[0] != 8 {
+            return Err(gzip_error(
+                io::ErrorKind::InvalidData,
+                "unknown compression method",
+            ));
+        }
+        let flags = fixed[1];
+        if flags & GZIP_FEXTRA != 0 {
+            let n = u64::from(u16::from_le_bytes(self.exact::<2>()?));
+            if io::copy(&mut (&mut self.inner).take(n), &mut io::sink())? < n {
+                return Err(gzip_error(
+                    io::ErrorKind::UnexpectedEof,
+                    "the file ended inside a header",
+                ));
+            }
+        }
+        if flags & GZIP_FNAME != 0 {
+            self.skip_string()?;
+        }
+        if flags & GZIP_FCOMMENT != 0 {
+            self.skip_string()?;
+        }
+        if flags & GZIP_FHCRC != 0 {
+            self.exact::<2>()?;
+        }
+        Ok(true)
+    }
+
+    /// Checks a member's CRC-32 and length, then skips the zero bytes after it.
+    fn trailer(&mut self) -> io::Result<()> {
+        let trailer = self.exact::<8>()?;
+        let crc = u32::from_le_bytes(trailer[..4].try_into().expect("4 bytes"));
+        let size = u32::from_le_bytes(trailer[4..].try_into().expect("4 bytes"));
+        if crc != self.crc.sum() {
+            return Err(gzip_error(io::ErrorKind::InvalidData, "CRC check failed"));
+        }
+        if size != self.crc.amount() {
+            return Err(gzip_error(
+                io::ErrorKind::InvalidData,
+                "incorrect length of data produced",
+            ));
+        }
+        loop {
+            let buffer = self.inner.fill_buf()?;
+            let zeros = buffer.iter().take_while(|&&b| b == 0).count();
+            let done = buffer.is_empty() || zeros < buffer.len();
+            self.inner.consume(zeros);
+            if done {
+                return Ok(());
+            }
+        }
+    }
+}
+
+impl<R: BufRead> Read for PythonGzip<R> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if out.is_empty() {
+            return Ok(0);
+        }
+        loop {
+            if self.ended {
+                self.trailer()?;
+                self.ended = false;
+                self.in_member = false;
+            }
+            if !self.in_member {
+                if !self.header()? {
+                    return Ok(0);
+                }
+                self.in_member = true;
+                self.inflate.reset(false);
+                self.crc.reset();
+            }
+            let input = self.inner.fill_buf()?;
+            let end_of_input = input.is_empty();
+            let (read_before, written_before) = (self.inflate.total_in(), self.inflate.total_out());
+            let status = self
+                .inflate
+                .decompress(input, out, flate2::FlushDecompress::None)
+                .map_err(|e| gzip_error(io::ErrorKind::InvalidData, &e.to_string()))?;
+            let consumed = (self.inflate.total_in() - read_before) as usize;
+            let produced = (self.inflate.total_out() - written_before) as usize;
+            self.inner.consume(consumed);
+            self.crc.update(&out[..produced]);
+            if status == flate2::Status::StreamEnd {
+                // Checked on the next read, as Python does: what inflated is returned first.
+                self.ended = true;
+            } else if produced == 0 && end_of_input {
+                return Err(gzip_error(
+                    io::ErrorKind::UnexpectedEof,
+                    "the file ended before the end-of-stream marker was reached",
+                ));
+            } else if produced == 0 && consumed == 0 {
+                return Err(gzip_error(
+                    io::ErrorKind::InvalidData,
+                    "the deflate stream makes no progress",
+                ));
+            }
+            if produced > 0 {
+                return Ok(produced);
+            }
+        }
+    }
+}
+
 const TAR_BLOCK: usize = 512;
 
-/// Whether Python's tarfile (which `torch.load` tries first on a legacy checkpoint) reads a
-/// tar header in `block`: 512 bytes, not all zero, whose checksum field (octal, or base-256)
-/// equals the sum of its bytes with that field as spaces (unsigned or signed).
-fn is_tar(block: &[u8]) -> bool {
+/// Whether Python's tarfile (which `torch.load` tries first on a legacy checkpoint, and
+/// pandas reads `*.tar` with) reads a tar header in `block`: 512 bytes, not all zero, whose
+/// checksum field (base-256, or octal text as `int(text, 8)` reads it: surrounding
+/// whitespace, a sign, a `0o` prefix, underscores between digits) equals the sum of its
+/// bytes with that field as spaces (unsigned or signed).
+pub(crate) fn is_tar(block: &[u8]) -> bool {
     if block.len() < TAR_BLOCK || block.iter().all(|&b| b == 0) {
         return false;
     }
     let field = &block[148..156];
     let recorded = if field[0] == 0o200 || field[0] == 0o377 {
         // Base-256: a big-endian two's-complement number after the marker byte.
-        let mut n: i64 = if field[0] == 0o377 { -1 } else { 0 };
+        let mut n: i128 = if field[0] == 0o377 { -1 } else { 0 };
         for &b in &field[1..] {
-            n = (n << 8) | i64::from(b);
+            n = (n << 8) | i128::from(b);
         }
         n
     } else {
+        // tarfile's nti: the text before a NUL, ASCII, stripped, then int(text or "0", 8).
         let text = field.split(|&b| b == 0).next().unwrap_or(&[]);
-        let Ok(text) = std::str::from_utf8(text) else {
+        if !text.is_ascii() {
             return false;
-        };
-        let text = text.trim();
-        match i64::from_str_radix(if text.is_empty() { "0" } else { text }, 8) {
-            Ok(n) => n,
-            Err(_) => return false,
+        }
+        let text = python_strip(text);
+        if text.is_empty() {
+            0
+        } else {
+            match python_int_value(text, 8) {
+                Some(n) => n,
+                None => return false,
+            }
         }
     };
     let rest = block[..148].iter().chain(&block[156..TAR_BLOCK]);
-    let unsigned: i64 = 256 + rest.clone().map(|&b| i64::from(b)).sum::<i64>();
-    let signed: i64 = 256 + rest.map(|&b| i64::from(b as i8)).sum::<i64>();
+    let unsigned: i128 = 256 + rest.clone().map(|&b| i128::from(b)).sum::<i128>();
+    let signed: i128 = 256 + rest.map(|&b| i128::from(b as i8)).sum::<i128>();
     recorded == unsigned || recorded == signed
+}
+
+/// Python's `str.strip()` of ASCII text: the whitespace it removes includes \x1c to \x1f.
+fn python_strip(text: &[u8]) -> &[u8] {
+    let space = |b: &u8| matches!(b, b' ' | b'\t'..=b'\r' | 0x1c..=0x1f);
+    let start = text.iter().position(|b| !space(b)).unwrap_or(text.len());
+    let end = text
+        .iter()
+        .rposition(|b| !space(b))
+        .map_or(start, |at| at + 1);
+    &text[start..end]
+}
+
+/// Python's `int(text, radix)` (radix 8 or 16) of ASCII text: surrounding whitespace, an
+/// optional sign, an optional `0o` / `0x` prefix, digits with single underscores between
+/// them (and one after the prefix). `None` where Python raises, or past `i128`.
+fn python_int_value(text: &[u8], radix: u32) -> Option<i128> {
+    let text = python_strip(text);
+    let (negative, text) = match text.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        Some((b'+', rest)) => (false, rest),
+        _ => (false, text),
+    };
+    let prefix = match radix {
+        8 => Some(b'o'),
+        16 => Some(b'x'),
+        _ => None,
+    };
+    let digits = match (text, prefix) {
+        ([b'0', p, rest @ ..], Some(prefix)) if p.to_ascii_lowercase() == prefix => {
+            rest.strip_prefix(b"_").unwrap_or(rest)
+        }
+        _ => text,
+    };
+    if digits.is_empty() || digits[0] == b'_' || digits.ends_with(b"_") {
+        return None;
+    }
+    let mut value: i128 = 0;
+    let mut underscore = false;
+    for &b in digits {
+        if b == b'_' {
+            if underscore {
+                return None;
+            }
+            underscore = true;
+            continue;
+        }
+        underscore = false;
+        let digit = char::from(b).to_digit(radix)?;
+        value = value
+            .checked_mul(i128::from(radix))?
+            .checked_add(i128::from(digit))?;
+    }
+    Some(if negative { -value } else { value })
 }
 
 /// Reads a file from `position` on without moving a shared file offset.
@@ -1375,18 +1728,105 @@ mod tests {
         scan(bytes).globals.iter().map(Global::dotted).collect()
     }
 
-    /// Regression: an LZMA-alone header whose dictionary size is 0 once overflowed a shift.
+    /// An LZMA-alone header as liblzma's automatic decoder takes it (the dictionary sizes
+    /// and uncompressed sizes below were checked with Python's `lzma.decompress`, which
+    /// accepts 0, 1, 2, 3, 4, 6, 8, 12, 0x180, 0xC0000000 and 0xFFFFFFFF and refuses 5, 7,
+    /// 0xFF, 0x1001, 0xFFFFFFFE). Regression: a dictionary size of 0 once overflowed a shift.
     #[test]
-    fn an_lzma_header_with_no_dictionary_is_no_lzma() {
-        assert_eq!(Compression::detect(&[0x5D, 0, 0, 0, 0, 0xff]), None);
+    fn lzma_alone_headers_are_recognised_as_liblzma_accepts_them() {
+        let header = |props: u8, dictionary: u32, size: u64| {
+            let mut head = vec![props];
+            head.extend_from_slice(&dictionary.to_le_bytes());
+            head.extend_from_slice(&size.to_le_bytes());
+            head
+        };
+        for dictionary in [
+            0,
+            1,
+            2,
+            3,
+            4,
+            6,
+            8,
+            12,
+            0x180,
+            1 << 16,
+            0xC000_0000,
+            u32::MAX,
+        ] {
+            assert!(
+                Compression::lzma_alone(&header(0x5D, dictionary, u64::MAX)),
+                "{dictionary:#x}"
+            );
+        }
+        for dictionary in [5, 7, 0xFF, 0x1001, 0xFFFF_FFFE, 0x8000_0001] {
+            assert!(
+                !Compression::lzma_alone(&header(0x5D, dictionary, u64::MAX)),
+                "{dictionary:#x}"
+            );
+        }
+        // Any properties byte below 225, not only 0x5D (pandas' `*.xz`, lzma.open).
+        assert!(Compression::lzma_alone(&header(0, 1 << 16, 33)));
+        assert!(Compression::lzma_alone(&header(224, 1 << 16, 33)));
+        assert!(!Compression::lzma_alone(&header(225, 1 << 16, 33)));
+        // An uncompressed size of 256 GiB or more (but not unknown) is refused by liblzma.
+        assert!(Compression::lzma_alone(&header(
+            0x5D,
+            1 << 16,
+            (1 << 38) - 1
+        )));
+        assert!(!Compression::lzma_alone(&header(0x5D, 1 << 16, 1 << 38)));
+        assert!(!Compression::lzma_alone(&[0x5D, 0, 0, 0, 0, 0xff]));
+        assert_eq!(Compression::detect(&header(0x5D, 0, u64::MAX)), None);
+    }
+
+    #[test]
+    fn magic_numbers_joblib_and_liblzma_go_by() {
+        let mut zf = b"ZF".to_vec();
+        zf.extend_from_slice(format!("{:<19}", "0x2a").as_bytes());
+        zf.extend_from_slice(b"x\x9c");
+        assert_eq!(Compression::detect(&zf), Some(Compression::JoblibZf));
+        zf[4] = b'g';
+        assert_eq!(Compression::detect(&zf), None);
         assert_eq!(
-            Compression::detect(&[0x5D, 0, 0, 0x80, 0, 0xff]),
-            Some(Compression::Lzma)
+            Compression::detect(b"LZIP\x01\x10\x00"),
+            Some(Compression::Lzip)
         );
         assert_eq!(
-            Compression::detect(&[0x5D, 0, 0, 0xC0, 0, 0xff]),
-            Some(Compression::Lzma)
+            Compression::detect(b"\x5e\x2a\x4d\x18\x04\x00\x00\x00"),
+            Some(Compression::Zstd)
         );
+    }
+
+    /// tarfile's nti reads the checksum with int(text, 8): checked against Python 3.11.
+    #[test]
+    fn octal_text_is_read_as_python_int_reads_it() {
+        for (text, value) in [
+            ("7", Some(7)),
+            ("+7", Some(7)),
+            ("-7", Some(-7)),
+            (" 7 ", Some(7)),
+            ("0o7", Some(7)),
+            ("0O7", Some(7)),
+            ("0o_7", Some(7)),
+            ("0_7", Some(7)),
+            ("+0o7", Some(7)),
+            ("\x1c7\x1f", Some(7)),
+            ("\x0b7\x0c", Some(7)),
+            ("0o07_5", Some(61)),
+            ("_7", None),
+            ("7_", None),
+            ("7__7", None),
+            ("0o", None),
+            ("0o__7", None),
+            ("0o+7", None),
+            ("0x7", None),
+            ("- 7", None),
+            ("8", None),
+        ] {
+            assert_eq!(python_int_value(text.as_bytes(), 8), value, "{text:?}");
+        }
+        assert_eq!(python_int_value(b"0x_1f ", 16), Some(31));
     }
 
     #[test]
@@ -1451,6 +1891,16 @@ mod tests {
         let sum: u32 = block.iter().map(|&b| u32::from(b)).sum();
         block[148..155].copy_from_slice(format!("{sum:06o}\0").as_bytes());
         assert!(is_tar(&block));
+        // The same checksum as Python's int(text, 8) also reads it.
+        for text in [
+            format!("0o{sum:06o}"),
+            format!(" +{sum:o}\t"),
+            format!("{}_{}", &format!("{sum:o}")[..2], &format!("{sum:o}")[2..]),
+        ] {
+            let mut other = block.clone();
+            other[148..156].copy_from_slice(format!("{text:<8}").as_bytes());
+            assert!(is_tar(&other), "{text:?}");
+        }
         block[0] = b'q';
         assert!(!is_tar(&block));
         assert!(!is_tar(&[0; TAR_BLOCK]));

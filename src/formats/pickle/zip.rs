@@ -309,6 +309,35 @@ pub fn open(file: &File, len: u64) -> Parsed<Option<Archive>> {
     check_members(file, len, start_dir, members).map(|members| Some(Archive { members }))
 }
 
+/// The zip archive Python's zipfile finds from the end of a file that does not start as
+/// one (a zip appended to a pickle, or behind any prefix), read as [`open`] reads it.
+/// `None` when there is no end record, or when no reader finds a central directory from it:
+/// the record declares one, but no central directory header is where Python's zipfile puts
+/// it nor where the record says (zipfile then raises BadZipFile, and no loader reads a
+/// member; bytes that merely contain the record's signature are no archive).
+pub fn open_appended(file: &File, len: u64) -> Parsed<Option<Archive>> {
+    let Some(end) = end_record(file, len)? else {
+        return Ok(None);
+    };
+    if end.size > 0 {
+        let mut derived = i128::from(end.location) - i128::from(end.size);
+        if end.zip64 {
+            derived -= i128::from(ZIP64_END_RECORD_LEN + ZIP64_LOCATOR_LEN);
+        }
+        let mut found = false;
+        for at in [u64::try_from(derived).ok(), Some(end.offset)]
+            .into_iter()
+            .flatten()
+        {
+            found |= read_at(file, at, CENTRAL_HEADER.len())? == CENTRAL_HEADER;
+        }
+        if !found {
+            return Ok(None);
+        }
+    }
+    open(file, len)
+}
+
 fn read_full(reader: &mut impl Read, buffer: &mut [u8], what: &str) -> Parsed<()> {
     reader.read_exact(buffer).map_err(|e| match e.kind() {
         io::ErrorKind::UnexpectedEof => bad(format!("is a zip archive: {what}")),
