@@ -933,3 +933,109 @@ fn a_report_written_into_the_model_is_not_one_of_its_files() {
     let stdout = String::from_utf8(ran.stdout).unwrap();
     assert!(stdout.contains("extra      report.txt"), "{stdout}");
 }
+
+/// A hash cache's key is read only from a regular file of the user running vouch, mode 0600,
+/// reached without a link: whoever else could read or make it could forge cache entries.
+#[test]
+fn a_cache_key_of_another_user_or_behind_a_link_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (model, manifest) = drifted_model(dir.path());
+    let cache = dir.path().join("cache.json");
+    let key = dir.path().join("cache.json.key");
+    let verify = || {
+        vouch_run([
+            "verify".as_ref(),
+            model.as_os_str(),
+            "--manifest".as_ref(),
+            manifest.as_os_str(),
+            "--cache".as_ref(),
+            cache.as_os_str(),
+        ])
+    };
+    let elsewhere = dir.path().join("elsewhere.key");
+    std::fs::write(&elsewhere, format!("{}\n", "ab".repeat(32))).unwrap();
+    std::fs::set_permissions(
+        &elsewhere,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(&elsewhere, &key).unwrap();
+    let ran = verify().expect(2);
+    assert!(ran.stderr.contains("symbolic link"), "{}", ran.stderr);
+    std::fs::remove_file(&key).unwrap();
+    if unsafe { libc::geteuid() } == 0 {
+        std::fs::rename(&elsewhere, &key).unwrap();
+        std::os::unix::fs::chown(&key, Some(65534), Some(65534)).unwrap();
+        let ran = verify().expect(2);
+        assert!(
+            ran.stderr.contains("belongs to another user"),
+            "{}",
+            ran.stderr
+        );
+    }
+}
+
+/// A write through a shared mapping moves a file's times only at the first write to a clean
+/// page. vouch flushes a file's written pages before it stamps it for the cache, so bytes
+/// changed later through a page that was already dirty still miss the cache.
+#[test]
+fn bytes_changed_through_a_dirty_mapped_page_miss_the_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("model");
+    let names: Vec<String> = (0..50).map(|i| format!("f{i:02}.bin")).collect();
+    for (i, name) in names.iter().enumerate() {
+        write_tree(&model, &[(name.as_str(), &pseudo_random(8192, i as u64))]);
+    }
+    let manifest = dir.path().join("approved.json");
+    vouch_run([
+        "manifest".as_ref(),
+        model.as_os_str(),
+        "-o".as_ref(),
+        manifest.as_os_str(),
+    ])
+    .expect(0);
+    let cache = dir.path().join("cache.json");
+    let verify = || {
+        vouch_run([
+            "verify".as_ref(),
+            model.as_os_str(),
+            "--manifest".as_ref(),
+            manifest.as_os_str(),
+            "--cache".as_ref(),
+            cache.as_os_str(),
+            "--format".as_ref(),
+            "json".as_ref(),
+        ])
+    };
+    let target = model.join("f07.bin");
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&target)
+        .unwrap();
+    let mut map = unsafe { memmap2::MmapMut::map_mut(&file) }.unwrap();
+    // The first write dirties the page (and moves the times) but keeps the approved bytes.
+    let first = map[0];
+    unsafe { std::ptr::write_volatile(map.as_mut_ptr(), first) };
+    verify().expect(0);
+    let before = std::fs::metadata(&target).unwrap();
+    map[..16].copy_from_slice(b"sixteen new byte");
+    map.flush().unwrap();
+    drop(map);
+    let after = std::fs::metadata(&target).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    assert_ne!(
+        (before.mtime_nsec(), before.ctime_nsec()),
+        (after.mtime_nsec(), after.ctime_nsec()),
+        "the flushed page took the write without moving the file's times"
+    );
+    let report = verify().expect(1).json();
+    let changed: Vec<&str> = report["subjects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["verdict"] == "changed")
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(changed, ["f07.bin"], "{report:#}");
+}

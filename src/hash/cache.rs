@@ -12,9 +12,9 @@
 //! moving ctime; the sample and the full runs bound how long that can go unseen.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::fs::{File, OpenOptions};
+use std::fs::OpenOptions;
 use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -240,9 +240,8 @@ impl Cache {
         let mut forged = false;
         for (index, task) in tasks.iter().enumerate() {
             let stamp = (task.start == 0 && task.end == task.identity.len)
-                .then(|| task.location.open().ok())
+                .then(|| settled_stamp(&task.location))
                 .flatten()
-                .map(|(_, stamp)| stamp)
                 .filter(|stamp| stamp.identity() == task.identity);
             let Some(stamp) = stamp else {
                 keys.push(None);
@@ -471,6 +470,35 @@ impl Cache {
 /// Fills `buffer` from the kernel's random source (getrandom). aws-lc's generator would
 /// do as well, but seeding it costs a run about 50 ms of CPU-jitter sampling, more than a
 /// cached re-verify of a large model takes in all.
+/// The stamp of the file at `location`, taken after its written pages were flushed.
+///
+/// Only the first write to a clean page of a shared mapping moves a file's times; later
+/// writes to the page, while it stays dirty, move nothing. A stamp taken on a dirty page
+/// would go on matching a file whose bytes were changed after it was hashed. Once the pages
+/// are written back, each is clean and write-protected again, so any write after the stamp
+/// moves the file's times and misses the cache. `None` (the file is hashed every time)
+/// where writes through a mapping move no time at all: tmpfs and ramfs have no writeback.
+fn settled_stamp(location: &super::opening::Location) -> Option<Stamp> {
+    use std::os::fd::AsRawFd;
+    const TMPFS_MAGIC: i64 = 0x0102_1994;
+    const RAMFS_MAGIC: i64 = 0x8584_58f6;
+    let (file, _) = location.open().ok()?;
+    let fd = file.as_raw_fd();
+    let mut fs: libc::statfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::fstatfs(fd, &mut fs) } != 0
+        || [TMPFS_MAGIC, RAMFS_MAGIC].contains(&(fs.f_type as i64))
+    {
+        return None;
+    }
+    let flags = libc::SYNC_FILE_RANGE_WAIT_BEFORE
+        | libc::SYNC_FILE_RANGE_WRITE
+        | libc::SYNC_FILE_RANGE_WAIT_AFTER;
+    if unsafe { libc::sync_file_range(fd, 0, 0, flags) } != 0 {
+        return None;
+    }
+    super::reader::regular(file).ok().map(|(_, stamp)| stamp)
+}
+
 fn kernel_random(buffer: &mut [u8]) -> bool {
     let mut filled = 0;
     while filled < buffer.len() {
@@ -505,16 +533,33 @@ fn read_stored(path: &Path) -> Result<Stored> {
 /// The key in `path`, or a new random one written there with mode 0600. A key file others
 /// may read is refused: whoever reads it can forge entries.
 fn load_or_create_key(path: &Path) -> Result<Vec<u8>> {
-    match File::open(path) {
-        Ok(file) => {
+    // No link is followed, and the key is read from the file whose owner and mode were
+    // checked: a key another user made (or could read) lets that user forge entries.
+    let opened = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path);
+    match opened {
+        Ok(mut file) => {
             let meta = file.metadata().map_err(|e| Error::io(path, e))?;
+            if !meta.is_file() {
+                return Err(Error::input(path, "the cache key is not a regular file"));
+            }
+            if meta.uid() != unsafe { libc::geteuid() } {
+                return Err(Error::input(
+                    path,
+                    "the cache key file belongs to another user, who could forge cache entries with it; remove it (vouch makes a new one)",
+                ));
+            }
             if meta.permissions().mode() & 0o077 != 0 {
                 return Err(Error::input(
                     path,
                     "the cache key file may be read or written by others; chmod 600 it",
                 ));
             }
-            let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut std::io::Read::take(&mut file, 4096), &mut text)
+                .map_err(|e| Error::io(path, e))?;
             match hex::decode(text.trim()) {
                 Ok(key) if key.len() >= 32 => Ok(key),
                 _ => Err(Error::input(
@@ -547,6 +592,10 @@ fn load_or_create_key(path: &Path) -> Result<Vec<u8>> {
                 Err(e) => Err(Error::io(path, e.error)),
             }
         }
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => Err(Error::input(
+            path,
+            "the cache key is a symbolic link; vouch follows none to it",
+        )),
         Err(e) => Err(Error::io(path, e)),
     }
 }
