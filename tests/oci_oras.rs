@@ -138,3 +138,66 @@ fn an_oras_artifact_verifies_and_each_drift_names_its_file() {
         "{report:#}"
     );
 }
+
+/// oras pushes a directory as one tar+gzip layer titled by the directory's name (oras-go also
+/// marks it `io.deis.oras.content.unpack`); `oras pull` writes the archive's files, not one
+/// file. vouch refuses such a layer rather than compare it as a file of that name.
+#[test]
+fn a_directory_oras_unpacks_is_no_file_of_its_title() {
+    let test = "a_directory_oras_unpacks_is_no_file_of_its_title";
+    let Some(python) = oras_peers(test) else {
+        return;
+    };
+    let registry = Registry::start();
+    let work = tempfile::tempdir().unwrap();
+    let model = work.path().join("model");
+    write_tree(
+        &model,
+        &[
+            ("config.json", br#"{"hidden_size": 64}"#.as_slice()),
+            ("extras/run.py", b"import os".as_slice()),
+        ],
+    );
+    let reference = registry.reference("models/packed:v1");
+    oras_push(&python, &model, &reference, &["config.json", "extras"]);
+    let ran =
+        peer(Command::new("skopeo").args(["inspect", "--raw", "--tls-verify=false", &reference]));
+    let manifest: serde_json::Value = serde_json::from_str(&ran.stdout()).unwrap();
+    let packed = &manifest["layers"][1];
+    assert_eq!(
+        packed["mediaType"], "application/vnd.oci.image.layer.v1.tar+gzip",
+        "{manifest:#}"
+    );
+    // What oras pull makes of it: the directory's files.
+    let pulled = work.path().join("pulled");
+    let script = "import sys, oras.client\n\
+        client = oras.client.OrasClient(hostname=sys.argv[1].split('/')[0], insecure=True)\n\
+        client.pull(target=sys.argv[1], outdir=sys.argv[2])\n";
+    peer(
+        Command::new(&python)
+            .args(["-c", script, reference.strip_prefix("docker://").unwrap()])
+            .arg(&pulled),
+    );
+    assert_eq!(
+        std::fs::read(pulled.join("extras/run.py")).unwrap(),
+        b"import os"
+    );
+    let approved = work.path().join("approved.json");
+    write_manifest(&model, &approved, &[]);
+    let report = oci_verify(&reference, &["--manifest", approved.to_str().unwrap()])
+        .expect(1)
+        .json();
+    let named = subjects_named(&report, "extras");
+    let rejected: Vec<_> = named
+        .iter()
+        .filter(|s| s["verdict"] == "rejected")
+        .collect();
+    assert_eq!(rejected.len(), 1, "{report:#}");
+    assert!(
+        rejected[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("a directory oras unpacks"),
+        "{report:#}"
+    );
+}

@@ -24,6 +24,8 @@ pub struct Wanted {
     pub keep: bool,
     /// Decompress it and compute the SHA-256 of the result.
     pub diff_id: bool,
+    /// Its media type says it is compressed (`+gzip`, `+zstd`, Docker's `.tar.gzip`).
+    pub compressed: bool,
     /// A ModelPack tar layer, so compressed: read the files of its entries.
     pub tar: Option<Compression>,
     /// An image layer of a ModelCar image: read what it puts under this directory.
@@ -72,7 +74,8 @@ pub fn check(reader: impl BufRead, wanted: &Wanted, progress: &dyn Progress) -> 
     };
     let (mut tar, mut image) = (None, None);
     let (diff_id, drained) = if let Some(root) = &wanted.model_root {
-        let (changes, decompressed) = image_layer(&mut tee, root, &wanted.algorithms);
+        let (changes, decompressed) =
+            image_layer(&mut tee, wanted.compressed, root, &wanted.algorithms);
         image = Some(changes.map_err(Undecompressable));
         let diff_id = wanted
             .diff_id
@@ -85,7 +88,7 @@ pub fn check(reader: impl BufRead, wanted: &Wanted, progress: &dyn Progress) -> 
         tar = Some(tarlayer::read(&mut tee, compression, &wanted.algorithms));
         (None, drain_buffered(&mut tee))
     } else if wanted.diff_id {
-        let decompressed = decompressed_digest(&mut tee);
+        let decompressed = decompressed_digest(&mut tee, wanted.compressed);
         let drained = drain_buffered(&mut tee);
         (Some(decompressed.map_err(Undecompressable)), drained)
     } else {
@@ -112,10 +115,11 @@ pub fn check(reader: impl BufRead, wanted: &Wanted, progress: &dyn Progress) -> 
 /// could not be decompressed.
 fn image_layer(
     compressed: &mut impl BufRead,
+    declared: bool,
     root: &ModelRoot,
     algorithms: &[Algorithm],
 ) -> (io::Result<LayerChanges>, io::Result<Digest>) {
-    let inner = match decompressed(compressed) {
+    let inner = match decompressed(compressed, declared) {
         Ok(inner) => inner,
         Err(e) => return (Err(echo(&e)), Err(e)),
     };
@@ -136,13 +140,36 @@ fn echo(e: &io::Error) -> io::Error {
     io::Error::new(e.kind(), e.to_string())
 }
 
-/// The decompressed stream: gzip and zstd are recognised by their magic bytes (as
-/// container runtimes do), anything else is taken as an uncompressed tar.
-fn decompressed<'a>(compressed: &'a mut impl BufRead) -> io::Result<Box<dyn Read + 'a>> {
+/// Whether a layer's media type says its tar is compressed.
+pub fn declared_compressed(media_type: &str) -> bool {
+    media_type.ends_with("+gzip")
+        || media_type.ends_with("+zstd")
+        || media_type.ends_with(".tar.gzip")
+}
+
+/// The decompressed stream of a layer whose media type says it is compressed (`declared`)
+/// or not. A compressed one is decompressed by its magic bytes, as containerd and CRI-O do
+/// (gzip, zstd, or else an uncompressed tar). Where runtimes part, the layer is refused: a
+/// layer typed uncompressed whose bytes are gzip or zstd (containerd and umoci read it as a
+/// tar, CRI-O's storage decompresses it), and one that starts with a zstd skippable frame
+/// (containerd reads it as zstd, CRI-O as a tar).
+fn decompressed<'a>(
+    compressed: &'a mut impl BufRead,
+    declared: bool,
+) -> io::Result<Box<dyn Read + 'a>> {
     let head = compressed.fill_buf()?;
-    Ok(if head.starts_with(&[0x1f, 0x8b]) {
+    let refuse = |why: &str| Err(io::Error::new(io::ErrorKind::InvalidData, why.to_string()));
+    if head.len() >= 4 && (0x50..=0x5f).contains(&head[0]) && head[1..4] == [0x2a, 0x4d, 0x18] {
+        return refuse("the layer starts with a zstd skippable frame, which containerd reads as zstd and CRI-O's storage as an uncompressed tar");
+    }
+    let gzip = head.starts_with(&[0x1f, 0x8b]);
+    let zstd = head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]);
+    if !declared && (gzip || zstd) {
+        return refuse("the layer is typed as an uncompressed tar, but its bytes are compressed: containerd and umoci read it as a tar, CRI-O's storage decompresses it");
+    }
+    Ok(if gzip {
         Box::new(flate2::bufread::MultiGzDecoder::new(compressed))
-    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+    } else if zstd {
         Box::new(zstd::stream::read::Decoder::with_buffer(compressed)?)
     } else {
         Box::new(compressed)
@@ -163,9 +190,9 @@ impl<R: Read> Read for HashingReader<R> {
 }
 
 /// The SHA-256 of the decompressed stream.
-fn decompressed_digest(compressed: &mut impl BufRead) -> io::Result<Digest> {
+fn decompressed_digest(compressed: &mut impl BufRead, declared: bool) -> io::Result<Digest> {
     let mut out = HashingWriter(Algorithm::Sha256.hasher());
-    io::copy(&mut decompressed(compressed)?, &mut out)?;
+    io::copy(&mut decompressed(compressed, declared)?, &mut out)?;
     Ok(out.0.finalize())
 }
 
@@ -291,6 +318,7 @@ mod tests {
             size,
             keep: false,
             diff_id,
+            compressed: true,
             tar: None,
             model_root: None,
         }
@@ -411,5 +439,42 @@ mod tests {
         )
         .unwrap();
         assert_eq!(found.content.as_deref(), Some(config.as_slice()));
+    }
+
+    #[test]
+    fn compression_that_runtimes_read_apart_is_refused() {
+        let plain = tar_like();
+        let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gzip.write_all(&plain).unwrap();
+        let gzip = gzip.finish().unwrap();
+        let uncompressed = |size| Wanted {
+            compressed: false,
+            ..wanted(size, true)
+        };
+        let found = check(gzip.as_slice(), &uncompressed(gzip.len() as u64), &Silent).unwrap();
+        let why = found.diff_id.unwrap().unwrap_err().to_string();
+        assert!(why.contains("typed as an uncompressed tar"), "{why}");
+        // Typed uncompressed and plain, or typed compressed and plain: read as a tar.
+        for declared in [false, true] {
+            let wanted = Wanted {
+                compressed: declared,
+                ..wanted(plain.len() as u64, true)
+            };
+            let found = check(plain.as_slice(), &wanted, &Silent).unwrap();
+            assert_eq!(
+                found.diff_id.unwrap().unwrap(),
+                Algorithm::Sha256.digest(&plain)
+            );
+        }
+        let mut skippable = vec![0x50, 0x2a, 0x4d, 0x18, 4, 0, 0, 0, 1, 2, 3, 4];
+        skippable.extend(zstd::encode_all(plain.as_slice(), 3).unwrap());
+        let found = check(
+            skippable.as_slice(),
+            &wanted(skippable.len() as u64, true),
+            &Silent,
+        )
+        .unwrap();
+        let why = found.diff_id.unwrap().unwrap_err().to_string();
+        assert!(why.contains("skippable frame"), "{why}");
     }
 }

@@ -94,6 +94,19 @@ pub enum TitleProblem {
     Ambiguous(String),
     /// The part is typed as the empty descriptor but does not hold `{}`.
     NotEmpty(Part),
+    /// The part is a directory oras unpacks ([`oras_unpacks`]): `oras pull` writes the
+    /// files of its archive, not one file of its name.
+    Unpacked { part: Part, title: String },
+}
+
+/// oras's annotation for a layer that is a directory packed as a tar (`oras push DIR`).
+const ORAS_UNPACK: &str = "io.deis.oras.content.unpack";
+
+/// Whether `oras pull` writes a titled layer as the files of its archive: oras (Go) when
+/// the layer is marked [`ORAS_UNPACK`], oras-py whenever it is typed as a gzipped image layer.
+fn oras_unpacks(layer: &Descriptor) -> bool {
+    layer.annotations.get(ORAS_UNPACK).map(String::as_str) == Some("true")
+        || layer.media_type == "application/vnd.oci.image.layer.v1.tar+gzip"
 }
 
 /// The only content a layer typed as the empty descriptor may have.
@@ -161,6 +174,12 @@ pub fn titled_layers<'a>(
             continue;
         }
         let name = match file_name(part, descriptor) {
+            Ok(Some(name)) if oras_unpacks(descriptor) => {
+                titled
+                    .problems
+                    .push(TitleProblem::Unpacked { part, title: name });
+                continue;
+            }
             Ok(Some(name)) => name,
             Ok(None) => {
                 if let (Part::Layer(position), false) = (part, descriptor.media_type == EMPTY) {
@@ -248,6 +267,11 @@ pub fn compare(
             } => Subject::new(format!("{prefix}{first}"), Verdict::Rejected).message(format!(
                 "{part} is named '{first}' by {first_key} but '{other}' by {other_key}; clients place it under either"
             )),
+            TitleProblem::Unpacked { part, title } => {
+                Subject::new(format!("{prefix}{title}"), Verdict::Rejected).message(format!(
+                    "{part} is a directory oras unpacks (typed as a gzipped tar, or marked {ORAS_UNPACK}): `oras pull` writes the files of its archive, not one file '{title}'"
+                ))
+            }
             // A name carried twice names no one file: neither layer is taken for it.
             TitleProblem::Ambiguous(name) => {
                 let subject = Subject::new(format!("{prefix}{name}"), Verdict::Rejected)

@@ -957,6 +957,7 @@ impl Walk<'_> {
                 size: manifest.config.size,
                 keep: diff_ids,
                 diff_id: false,
+                compressed: false,
                 tar: None,
                 model_root: None,
             },
@@ -975,6 +976,7 @@ impl Walk<'_> {
                         size: layer.size,
                         keep: false,
                         diff_id: diff_ids,
+                        compressed: blob::declared_compressed(&layer.media_type),
                         tar: tarlayer::tar_layer(&layer.media_type),
                         model_root: self
                             .options

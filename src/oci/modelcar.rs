@@ -463,9 +463,9 @@ mod tests {
                 ("models/keep", Regular, b"5"),
             ],
             &[
-                // Whiteouts hide the lower layers only, whatever their order in the layer.
-                ("models/a", Regular, b"new"),
+                // A whiteout hides the lower layers' file; this layer's own comes after it.
                 ("models/.wh.a", Regular, b""),
+                ("models/a", Regular, b"new"),
                 ("models/sub/.wh.b", Regular, b""),
                 // A file replaces a directory and all below it.
                 ("models/d", Regular, b"file"),
@@ -481,6 +481,21 @@ mod tests {
             [("a", 1), ("d", 1), ("keep", 0), ("sub/z", 2)]
         );
         assert_eq!(files["a"].sha256, sha(b"new"));
+
+        // After the file in the same layer, runtimes part (containerd removes it).
+        let problems = applied(&[
+            &[("models/a", Regular, b"1")],
+            &[
+                ("models/a", Regular, b"new"),
+                ("models/.wh.a", Regular, b""),
+            ],
+        ])
+        .unwrap_err();
+        assert!(problems[0]
+            .message
+            .as_deref()
+            .unwrap()
+            .contains("whites out what this same layer wrote"));
 
         // A whiteout of the root, or the filesystem's root made opaque, hides all below.
         for hide in [".wh.models", ".wh..wh..opq"] {

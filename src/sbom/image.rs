@@ -221,6 +221,10 @@ fn artifact_model(
                 "{} is typed as the empty descriptor but does not hold {{}}: it is not listed as a file of the model",
                 layer(part)
             ),
+            TitleProblem::Unpacked { part, title } => format!(
+                "{} ('{title}') is a directory oras unpacks: its files are not listed",
+                layer(part)
+            ),
             TitleProblem::Ambiguous(title) => format!(
                 "more than one layer carries the title '{title}': no file of the model is listed under it"
             ),
