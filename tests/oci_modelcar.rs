@@ -517,6 +517,16 @@ fn tar_header(name: &str, kind: u8, size: usize, magic: &[u8; 8]) -> Vec<u8> {
 
 const USTAR: &[u8; 8] = b"ustar\x0000";
 
+/// A symbolic link `name -> target`.
+fn tar_link(name: &str, target: &str) -> Vec<u8> {
+    let mut block = tar_header(name, b'2', 0, USTAR);
+    block[157..157 + target.len()].copy_from_slice(target.as_bytes());
+    block[148..156].fill(b' ');
+    let sum: u32 = block.iter().map(|&b| u32::from(b)).sum();
+    block[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+    block
+}
+
 /// A header and its data, padded to whole blocks.
 fn tar_entry(name: &str, kind: u8, data: &[u8], magic: &[u8; 8]) -> Vec<u8> {
     let mut bytes = tar_header(name, kind, data.len(), magic);
@@ -695,4 +705,59 @@ fn layers_that_tar_readers_read_differently_are_refused_whole() {
         .as_str()
         .unwrap()
         .contains("whites out what this same layer wrote before it"));
+}
+
+/// A link outside the model root that leads into it: what a later layer writes through the
+/// link lands in the model, as umoci (and containerd) unpack it, so it is refused.
+#[test]
+fn an_entry_written_through_a_link_into_the_model_root_is_refused() {
+    let test = "an_entry_written_through_a_link_into_the_model_root_is_refused";
+    if !modelcar_peers(test) {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let (approved, layout, clean) = approved_modelcar(work.path());
+    let end = [0u8; 1024];
+    for (tag, target) in [
+        ("relative", "models"),
+        ("absolute", "/models"),
+        ("up", "../models"),
+    ] {
+        let link = [tar_link("data", target), end.to_vec()].concat();
+        with_layer(&layout, &clean, &link, &format!("{tag}-link"));
+        let linked = layout.manifest(&format!("{tag}-link"));
+        let write = [
+            tar_entry("data/config.json", b'0', b"EVIL config", USTAR),
+            end.to_vec(),
+        ]
+        .concat();
+        with_layer(&layout, &linked, &write, tag);
+        let ran = verify(&layout.reference(tag), &approved);
+        assert_eq!(ran.code, Some(1), "{tag}: {}", ran.stdout());
+        let report = ran.json();
+        let named = subjects_named(&report, "/data");
+        assert_eq!(named.len(), 1, "{tag}: {report:#}");
+        assert_eq!(named[0]["verdict"], "rejected");
+        assert!(
+            named[0]["message"]
+                .as_str()
+                .unwrap()
+                .contains("the link /data ->"),
+            "{tag}: {report:#}"
+        );
+    }
+    let bundle = work.path().join("bundle");
+    peer(
+        Command::new("umoci")
+            .args(["unpack", "--rootless", "--image"])
+            .arg(format!("{}:relative", work.path().join("car").display()))
+            .arg(&bundle),
+    );
+    assert_eq!(
+        std::fs::read(bundle.join("rootfs/models/config.json")).unwrap(),
+        b"EVIL config"
+    );
+    // The link alone, with nothing written through it, changes nothing under the root.
+    let ran = verify(&layout.reference("relative-link"), &approved);
+    assert_eq!(ran.code, Some(0), "{}", ran.stdout());
 }

@@ -55,7 +55,7 @@ impl ModelRoot {
     }
 
     /// How a path of the image's filesystem relates to the root.
-    fn place<'a>(&self, parts: &'a [&'a str]) -> Place<'a> {
+    pub(super) fn place<'a>(&self, parts: &'a [&'a str]) -> Place<'a> {
         let common = self
             .parts
             .iter()
@@ -80,7 +80,7 @@ impl std::fmt::Display for ModelRoot {
     }
 }
 
-enum Place<'a> {
+pub(super) enum Place<'a> {
     Outside,
     /// A parent directory of the root (the filesystem's root among them).
     Parent,
@@ -101,6 +101,12 @@ pub struct LayerChanges {
     pub more_problems: u64,
     /// Entries outside the model root, which are not compared.
     pub outside: u64,
+    /// The symbolic links the layer makes outside the model root, as (path, target).
+    pub links: Vec<(String, String)>,
+    /// The directories its entries outside the model root (whiteouts too) are written in:
+    /// a runtime follows links there, so a link of this or a lower layer may take them
+    /// into the model root.
+    pub outside_dirs: BTreeSet<String>,
 }
 
 /// What a whiteout hides of the lower layers, by name relative to the model root.
@@ -129,6 +135,23 @@ pub enum Change {
 }
 
 impl LayerChanges {
+    /// Notes an entry outside the model root: its directory, and what it links to if it
+    /// is a symbolic link.
+    fn outside_entry(&mut self, parts: &[&str], link: Option<String>) -> io::Result<()> {
+        self.outside += 1;
+        let (_, parent) = parts.split_last().expect("a name has a component");
+        self.outside_dirs.insert(parent.join("/"));
+        if let Some(target) = link {
+            self.links.push((parts.join("/"), target));
+        }
+        if self.outside_dirs.len() > MAX_ENTRIES || self.links.len() > MAX_ENTRIES {
+            return Err(io::Error::other(format!(
+                "the layer holds more than {MAX_ENTRIES} directories or links outside the model root"
+            )));
+        }
+        Ok(())
+    }
+
     fn refuse(&mut self, written: &str, why: impl Into<String>) {
         if self.problems.len() < MAX_PROBLEMS {
             self.problems.push((written.to_string(), why.into()));
@@ -259,7 +282,7 @@ impl Reading<'_> {
                 return Ok(());
             }
             match removal {
-                None => self.changes.outside += 1,
+                None => self.changes.outside_entry(&parts, None)?,
                 Some(removal) => {
                     self.kept += 1;
                     if self.kept > MAX_ENTRIES {
@@ -273,8 +296,11 @@ impl Reading<'_> {
         let kind = entry.header().entry_type();
         let relative = match root.place(&parts) {
             Place::Outside => {
-                self.changes.outside += 1;
-                return Ok(());
+                let link = kind.is_symlink().then(|| {
+                    let target = entry.link_name_bytes().unwrap_or_default();
+                    String::from_utf8_lossy(&target).into_owned()
+                });
+                return self.changes.outside_entry(&parts, link);
             }
             Place::Parent | Place::Root if kind.is_dir() => return Ok(()),
             Place::Parent | Place::Root => {

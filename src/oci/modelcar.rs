@@ -17,7 +17,7 @@
 use std::collections::BTreeMap;
 
 use super::files::{ApprovedFiles, Layer};
-use super::imagelayer::{is_image_layer, Change, ModelRoot, Removal, MAX_ENTRIES};
+use super::imagelayer::{is_image_layer, Change, ModelRoot, Place, Removal, MAX_ENTRIES};
 use super::unavailable_subject;
 use crate::hash::{Algorithm, Digest};
 use crate::model::paths::IgnoreSet;
@@ -91,6 +91,27 @@ pub fn tree(
                 ),
                 None => unreachable!("an image layer is read as one when a model root is given"),
             },
+        }
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    // Entries outside the root are not compared, unless a link takes them into it.
+    let mut links: BTreeMap<String, (String, usize)> = BTreeMap::new();
+    for (position, content) in changes.iter().enumerate() {
+        for (path, target) in &content.links {
+            links.insert(path.clone(), (target.clone(), position));
+        }
+        for dir in &content.outside_dirs {
+            if let Some(why) = linked_into(root, dir, &links) {
+                problems.push(
+                    Subject::new(format!("{prefix}/{dir}"), Verdict::Rejected).message(format!(
+                        "an entry of layer {} {} is written in /{dir}, {why}",
+                        position + 1,
+                        layers[position].descriptor.digest
+                    )),
+                );
+            }
         }
     }
     if !problems.is_empty() {
@@ -171,6 +192,69 @@ pub fn tree(
         Ok((files, outside))
     } else {
         Err(problems)
+    }
+}
+
+/// Why writing in the directory `dir` lands in the model root or a parent of it, when the
+/// links of the image (path -> target and the layer that made it; a link of the same or a
+/// lower layer, kept even if later removed) resolve it there; `None` when they do not. The
+/// links are followed as a runtime follows them: an absolute target from the filesystem's
+/// root, a relative one from the link's directory, `..` stopping at the root.
+fn linked_into(
+    root: &ModelRoot,
+    dir: &str,
+    links: &BTreeMap<String, (String, usize)>,
+) -> Option<String> {
+    let mut parts: Vec<String> = dir
+        .split('/')
+        .filter(|p| !p.is_empty())
+        .map(str::to_string)
+        .collect();
+    let mut followed: Option<(String, String, usize)> = None;
+    let mut hops = 0;
+    'resolve: loop {
+        for depth in 1..=parts.len() {
+            let prefix = parts[..depth].join("/");
+            let Some((target, layer)) = links.get(&prefix) else {
+                continue;
+            };
+            hops += 1;
+            if hops > 40 {
+                return Some("through a loop of links".to_string());
+            }
+            followed.get_or_insert((prefix.clone(), target.clone(), *layer));
+            let base: Vec<String> = if target.starts_with('/') {
+                Vec::new()
+            } else {
+                parts[..depth - 1].to_vec()
+            };
+            let mut next = base;
+            for part in target
+                .split('/')
+                .chain(parts[depth..].iter().map(String::as_str))
+            {
+                match part {
+                    "" | "." => {}
+                    ".." => {
+                        next.pop();
+                    }
+                    other => next.push(other.to_string()),
+                }
+            }
+            parts = next;
+            continue 'resolve;
+        }
+        break;
+    }
+    let (via, target, layer) = followed?;
+    let resolved: Vec<&str> = parts.iter().map(String::as_str).collect();
+    match root.place(&resolved) {
+        Place::Outside => None,
+        _ => Some(format!(
+            "which the link /{via} -> {target} (layer {}) makes /{}: the model root {root} or a parent of it",
+            layer + 1,
+            resolved.join("/")
+        )),
     }
 }
 
@@ -548,5 +632,27 @@ mod tests {
             .as_deref()
             .unwrap()
             .contains("is no image layer"));
+    }
+
+    #[test]
+    fn links_are_followed_as_a_runtime_follows_them() {
+        let links: BTreeMap<String, (String, usize)> = [
+            ("lib", "usr/lib"),
+            ("data", "/srv/../models"),
+            ("srv/up", "../.."),
+            ("a", "b"),
+            ("b", "a"),
+        ]
+        .into_iter()
+        .map(|(p, t)| (p.to_string(), (t.to_string(), 0)))
+        .collect();
+        assert_eq!(linked_into(&root(), "lib/x86_64-linux-gnu", &links), None);
+        assert_eq!(linked_into(&root(), "etc", &links), None);
+        assert!(linked_into(&root(), "data/sub", &links).is_some());
+        // `..` stops at the filesystem's root, which is a parent of the model root.
+        assert!(linked_into(&root(), "srv/up", &links).is_some());
+        assert!(linked_into(&root(), "a/x", &links)
+            .unwrap()
+            .contains("loop"));
     }
 }
