@@ -394,3 +394,42 @@ fn polyglots_keep_the_checks_of_their_names_reader() {
     .json();
     assert_eq!(report["files"][0]["format"], "safetensors", "{report:#}");
 }
+
+/// A zip64 locator that points elsewhere than the zip64 record right before it: Python's
+/// zipfile reads the record before the locator, PyTorch's reader (miniz) the one the locator
+/// points at, so two central directories could serve two loaders. Refused as malformed;
+/// the same archive with the locator pointing right is scanned.
+#[test]
+fn a_zip64_locator_pointing_elsewhere_is_refused() {
+    let Some(python) = peer_python("a_zip64_locator_pointing_elsewhere_is_refused") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let script = r#"
+import io, pickle, struct, sys, zipfile
+buffer = io.BytesIO()
+with zipfile.ZipFile(buffer, "w") as archive:
+    archive.writestr("archive/data.pkl", pickle.dumps({"weights": [1, 2]}, protocol=2))
+data = buffer.getvalue()
+eocd = data.rindex(b"PK\x05\x06")
+count, size, offset = struct.unpack("<HII", data[eocd + 10:eocd + 20])
+for name, shift in (("right.pt", 0), ("elsewhere.pt", 1000)):
+    record = struct.pack("<4sQHHIIQQQQ", b"PK\x06\x06", 44, 45, 45, 0, 0, count, count, size, offset)
+    locator = struct.pack("<4sIQI", b"PK\x06\x07", 0, eocd + shift, 1)
+    out = data[:eocd] + record + locator + data[eocd:]
+    open(sys.argv[1] + "/" + name, "wb").write(out)
+    # Python's zipfile opens both and reads the member.
+    assert zipfile.ZipFile(sys.argv[1] + "/" + name).read("archive/data.pkl")
+"#;
+    let ran = run(Command::new(&python).args(["-c", script]).arg(dir.path()));
+    assert_eq!(ran.code, Some(0), "{}", ran.stderr);
+    let scan = |name: &str| vouch_run(["scan".as_ref(), dir.path().join(name).as_os_str()]);
+    scan("right.pt").expect(0);
+    let refused = scan("elsewhere.pt").expect(2);
+    assert!(
+        refused.stdout().contains("zip64 locator") || refused.stderr.contains("zip64 locator"),
+        "{}{}",
+        refused.stdout(),
+        refused.stderr
+    );
+}

@@ -183,15 +183,22 @@ fn end_record(file: &File, len: u64) -> Parsed<Option<EndRecord>> {
             if u32_at(&locator, 4) != 0 || u32_at(&locator, 16) > 1 {
                 return Err(bad("is a zip archive spanning several disks"));
             }
+            // Python's zipfile reads the zip64 record right before the locator; PyTorch's
+            // reader (miniz) goes where the locator points. Both must be the one record.
+            let pointed = u64_at(&locator, 8);
             let at = location.checked_sub(ZIP64_LOCATOR_LEN + ZIP64_END_RECORD_LEN);
-            if let Some(at) = at {
-                let record = read_at(file, at, ZIP64_END_RECORD_LEN as usize)?;
-                if record.starts_with(ZIP64_END_RECORD) {
-                    end.size = u64_at(&record, 40);
-                    end.offset = u64_at(&record, 48);
-                    end.zip64 = true;
-                }
+            let record = match at {
+                Some(at) if at == pointed => read_at(file, at, ZIP64_END_RECORD_LEN as usize)?,
+                _ => Vec::new(),
+            };
+            if !record.starts_with(ZIP64_END_RECORD) {
+                return Err(bad(format!(
+                    "is a zip archive whose zip64 locator points at offset {pointed}, where no zip64 record lies right before it: PyTorch's reader follows the locator, Python's zipfile reads before it"
+                )));
             }
+            end.size = u64_at(&record, 40);
+            end.offset = u64_at(&record, 48);
+            end.zip64 = true;
         }
     }
     Ok(Some(end))
