@@ -244,7 +244,9 @@ fn promote_moves_the_alias_only_when_verified() {
     };
     let dir = tempfile::tempdir().unwrap();
     let model = model(dir.path());
-    register(server, "ranker", 2);
+    // Both versions hold the model's files: promote checks the registry's copy too.
+    register_files(server, "ranker", &model);
+    register_files(server, "ranker", &model);
     for v in ["1", "2"] {
         let uri = format!("models:/ranker/{v}");
         let ran = vouch_at(server, &["approve", path(&model), "--registry", &uri]);
@@ -312,6 +314,260 @@ fn promote_moves_the_alias_only_when_verified() {
     );
     assert_eq!(ran.code, Some(0), "{}", ran.stderr);
     assert!(ran.stderr.contains("models:/ranker/1"), "{}", ran.stderr);
+}
+
+/// The version's tags, as MLflow's client reads them.
+fn version_tags(server: &Server, name: &str, version: &str) -> serde_json::Value {
+    let tags = py(
+        server,
+        &format!("print(json.dumps(c.get_model_version({name:?}, {version:?}).tags))"),
+    );
+    serde_json::from_str(&tags).unwrap()
+}
+
+/// The model's aliases, as MLflow's REST API gives them (`alias` -> version).
+fn aliases(server: &Server, name: &str) -> serde_json::Value {
+    let answer = py(
+        server,
+        &format!(
+            "import urllib.request, urllib.parse\nq = urllib.parse.urlencode({{'name': {name:?}}})\nprint(urllib.request.urlopen({:?} + '/api/2.0/mlflow/registered-models/get?' + q).read().decode())",
+            server.uri
+        ),
+    );
+    let answer: serde_json::Value = serde_json::from_str(&answer).unwrap();
+    answer["registered_model"]["aliases"]
+        .as_array()
+        .map(|all| {
+            all.iter()
+                .map(|a| {
+                    (
+                        a["alias"].as_str().unwrap().to_string(),
+                        a["version"].clone(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_else(|| serde_json::json!({}))
+}
+
+#[test]
+fn promote_refuses_a_version_whose_stored_files_changed_after_approval() {
+    let Some(server) =
+        server("promote_refuses_a_version_whose_stored_files_changed_after_approval")
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let model = model(dir.path());
+    register_files(server, "drifted", &model);
+    register_files(server, "drifted", &model);
+    for v in ["1", "2"] {
+        let uri = format!("models:/drifted/{v}");
+        let ran = vouch_at(server, &["approve", path(&model), "--registry", &uri]);
+        assert_eq!(ran.code, Some(0), "{}", ran.stderr);
+    }
+    let promote = |version: &str| {
+        let uri = format!("models:/drifted/{version}");
+        vouch_at(
+            server,
+            &[
+                "promote",
+                path(&model),
+                "--registry",
+                &uri,
+                "--alias",
+                "production",
+                "--format",
+                "json",
+            ],
+        )
+    };
+    let ran = promote("1");
+    assert_eq!(ran.code, Some(0), "{}\n{}", ran.stdout(), ran.stderr);
+    // One report of both copies: the local one's files, and the registry's by their
+    // models:/ names.
+    let names: Vec<String> = ran.json()["subjects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "config.json",
+            "weights.bin",
+            "models:/drifted/1/config.json",
+            "models:/drifted/1/weights.bin"
+        ]
+    );
+    assert_eq!(
+        aliases(server, "drifted"),
+        serde_json::json!({"production": "1"})
+    );
+
+    // Version 2's stored weights replaced after its approval; the local copy is still the
+    // approved one.
+    let other = dir.path().join("weights.bin");
+    std::fs::write(&other, pseudo_random(300_000, 9)).unwrap();
+    replace_artifact(server, "drifted", "2", "weights.bin", &other);
+    let ran = promote("2");
+    assert_eq!(ran.code, Some(1), "{}\n{}", ran.stdout(), ran.stderr);
+    assert!(ran.stderr.contains("not promoted"), "{}", ran.stderr);
+    let report = ran.json();
+    let verdict = |name: &str| {
+        report["subjects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == name)
+            .map(|s| s["verdict"].as_str().unwrap().to_string())
+    };
+    assert_eq!(verdict("weights.bin").as_deref(), Some("ok"), "{report}");
+    assert_eq!(
+        verdict("models:/drifted/2/weights.bin").as_deref(),
+        Some("changed"),
+        "{report}"
+    );
+    assert_eq!(
+        aliases(server, "drifted"),
+        serde_json::json!({"production": "1"})
+    );
+    let result = version_tags(server, "drifted", "2")["vouch.result"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        result.starts_with("failed: the registry's copy: weights.bin"),
+        "{result}"
+    );
+    assert_eq!(
+        version_tags(server, "drifted", "1")["vouch.result"],
+        "verified"
+    );
+
+    // What production serves still verifies.
+    let ran = vouch_at(
+        server,
+        &["verify", "--registry", "models:/drifted@production"],
+    );
+    assert_eq!(ran.code, Some(0), "{}\n{}", ran.stdout(), ran.stderr);
+}
+
+#[test]
+fn an_approval_is_bound_to_its_version_and_copied_tags_are_refused() {
+    let Some(server) = server("an_approval_is_bound_to_its_version_and_copied_tags_are_refused")
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let model = model(dir.path());
+    let other = dir.path().join("other");
+    write_tree(&other, &[("weights.bin", b"never approved")]);
+    register_files(server, "bound", &model);
+    register_files(server, "bound", &other);
+    let ran = vouch_at(
+        server,
+        &["approve", path(&model), "--registry", "models:/bound/1"],
+    );
+    assert_eq!(ran.code, Some(0), "{}", ran.stderr);
+    // Version 1's vouch.* tags set on version 2 with MLflow's client.
+    py(
+        server,
+        "for k, v in c.get_model_version('bound', '1').tags.items():\n    if k.startswith('vouch.'):\n        c.set_model_version_tag('bound', '2', k, v)",
+    );
+    let copied = version_tags(server, "bound", "2");
+    assert_eq!(
+        copied["vouch.approval_uri"],
+        version_tags(server, "bound", "1")["vouch.approval_uri"]
+    );
+
+    let refused = |ran: &Ran, what: &str| {
+        assert_eq!(
+            ran.code,
+            Some(1),
+            "{what}: {}\n{}",
+            ran.stdout(),
+            ran.stderr
+        );
+        assert!(
+            ran.stdout()
+                .contains("vouch.approval_uri of models:/bound/2")
+                && ran.stdout().contains("bound to the version"),
+            "{what}: {}",
+            ran.stdout()
+        );
+    };
+    // The registry's copy of version 2, and a local copy of what version 1 approved (its
+    // content would match the approval the tags name).
+    refused(
+        &vouch_at(server, &["verify", "--registry", "models:/bound/2"]),
+        "verify the registry's copy",
+    );
+    refused(
+        &vouch_at(
+            server,
+            &["verify", path(&model), "--registry", "models:/bound/2"],
+        ),
+        "verify MODEL",
+    );
+    let ran = vouch_at(
+        server,
+        &[
+            "promote",
+            path(&model),
+            "--registry",
+            "models:/bound/2",
+            "--alias",
+            "production",
+        ],
+    );
+    refused(&ran, "promote");
+    assert_eq!(aliases(server, "bound"), serde_json::json!({}));
+    let result = version_tags(server, "bound", "2")["vouch.result"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        result.starts_with("failed:") && result.contains("vouch.approval_uri"),
+        "{result}"
+    );
+    // Both copies refused for the one reason: it is said once.
+    assert_eq!(
+        result.matches("vouch.approval_uri of").count(),
+        1,
+        "{result}"
+    );
+
+    // A drift target following an alias onto version 2 is refused the same way.
+    py(
+        server,
+        "c.set_registered_model_alias('bound', 'staging', '2')",
+    );
+    let config = dir.path().join("vouch.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[target]]\nname = \"bound\"\nowner = \"ml@example.com\"\npath = {:?}\nregistry = \"models:/bound@staging\"\ntracking_uri = {:?}\n",
+            path(&model),
+            server.uri
+        ),
+    )
+    .unwrap();
+    let drift = run(vouch()
+        .env_remove("MLFLOW_TRACKING_URI")
+        .env_remove("MLFLOW_TRACKING_TOKEN")
+        .args(["drift", "run", "--format", "json", "-c"])
+        .arg(&config));
+    let report = drift.expect(1).json()["targets"][0]["report"].clone();
+    assert_eq!(report["subjects"][0]["verdict"], "rejected", "{report}");
+    assert!(
+        report["subjects"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("vouch.approval_uri of models:/bound/2"),
+        "{report}"
+    );
 }
 
 #[test]
@@ -812,7 +1068,8 @@ fn a_kept_signature_is_checked_under_the_trust_given_and_never_stood_in_for() {
         return;
     };
     let model = model(dir.path());
-    register(server, "signed", 2);
+    register_files(server, "signed", &model);
+    register_files(server, "signed", &model);
     let ran = vouch_at(
         server,
         &[
@@ -857,6 +1114,32 @@ fn a_kept_signature_is_checked_under_the_trust_given_and_never_stood_in_for() {
     // Signed by another key: rejected.
     let ran = verify("1", Some(&other));
     assert_eq!(ran.code, Some(1), "{}\n{}", ran.stdout(), ran.stderr);
+    // promote checks the registry's copy under the same trust: the signer's key promotes,
+    // another key does not.
+    let promote = |key: &Path| {
+        vouch_at(
+            server,
+            &[
+                "promote",
+                path(&model),
+                "--registry",
+                "models:/signed/1",
+                "--alias",
+                "production",
+                "--key",
+                path(key),
+            ],
+        )
+    };
+    let ran = promote(&other);
+    assert_eq!(ran.code, Some(1), "{}\n{}", ran.stdout(), ran.stderr);
+    assert_eq!(aliases(server, "signed"), serde_json::json!({}));
+    let ran = promote(&public);
+    assert_eq!(ran.code, Some(0), "{}\n{}", ran.stdout(), ran.stderr);
+    assert_eq!(
+        aliases(server, "signed"),
+        serde_json::json!({"production": "1"})
+    );
     // With trust given, an unsigned manifest does not stand in for the signature.
     let ran = verify("2", Some(&public));
     assert_eq!(ran.code, Some(1), "{}\n{}", ran.stdout(), ran.stderr);

@@ -1,26 +1,29 @@
 //! `vouch approve --registry` and `vouch promote`: approvals kept with a model version in an
 //! MLflow model registry (or an Azure ML workspace), and the promotion gate that moves an
-//! alias only to a verified version. `verify --registry` reads the approval through the
-//! approval layer's registry locator.
+//! alias only to a verified version: both the copy to be deployed and the registry's own
+//! copy of the version (what the alias will serve) must verify. `verify --registry` reads
+//! the approval through the approval layer's registry locator.
 
 use std::path::PathBuf;
 
-use clap::Args;
+use clap::{ArgMatches, Args, FromArgMatches};
 use sha2::{Digest as _, Sha256};
 
 use super::verify::VerifyArgs;
-use super::{EngineArgs, SerializationArgs};
+use super::{refused, EngineArgs, SerializationArgs, TrustArgs};
+use crate::approval::kept::{self, Kind};
+use crate::approval::rules::ApprovalParts;
+use crate::approval::TrustParts;
 use crate::error::{Error, Result};
 use crate::fsio::read_input;
 use crate::manifest::digest::manifest_digest;
 use crate::manifest::statement;
 use crate::model::build_manifest;
-use crate::registry::{tags, Client, ModelUri};
+use crate::registry::{tags, Client, ModelUri, ModelVersion};
+use crate::report::Report;
 use crate::sign::keys::PrivateKey;
 use crate::sign::{sign_payload, Signer};
-
-/// Where approvals are stored through the artifact proxy, below the artifact root.
-const APPROVAL_ROOT: &str = "mlflow-artifacts:/vouch-approvals";
+use crate::verify::registry::check_registry_copy;
 
 #[derive(Debug, Args)]
 pub struct ApproveArgs {
@@ -55,7 +58,7 @@ pub fn approve(args: ApproveArgs) -> Result<u8> {
     let engine = args.engine.engine()?;
     let (manifest, _) = build_manifest(&args.model, &serialization, &engine)?;
     let payload = statement::to_json(&manifest);
-    let (bytes, kind, file) = match &args.key {
+    let (bytes, kind) = match &args.key {
         Some(key_path) => {
             let key = PrivateKey::from_pem(&read_input(key_path)?, None)
                 .map_err(|e| Error::input(key_path, e.to_string()))?;
@@ -63,22 +66,17 @@ pub fn approve(args: ApproveArgs) -> Result<u8> {
                 key,
                 certificates: Vec::new(),
             };
-            (sign_payload(&payload, &signer), "signature", "model.sig")
+            (sign_payload(&payload, &signer), Kind::Signature)
         }
-        None => (payload, "manifest", "manifest.json"),
+        None => (payload, Kind::Manifest),
     };
-    let sha = format!("sha256:{}", hex::encode(Sha256::digest(&bytes)));
-    // One stored object per approval: the path carries its digest, so a new approval never
-    // overwrites the bytes an older tag still names.
-    let location = format!(
-        "{APPROVAL_ROOT}/{}/{}/{}/{file}",
-        version.name,
-        version.version,
-        &sha["sha256:".len()..]
-    );
+    let hex = hex::encode(Sha256::digest(&bytes));
+    let sha = format!("sha256:{hex}");
+    // The one place verify, promote and drift read this version's approval from.
+    let location = kept::location(&version.name, &version.version, kind, &hex);
     client.upload(&location, bytes)?;
     client.set_tag(&version, tags::APPROVAL_URI, &location)?;
-    client.set_tag(&version, tags::APPROVAL_KIND, kind)?;
+    client.set_tag(&version, tags::APPROVAL_KIND, kind.name())?;
     client.set_tag(&version, tags::APPROVAL_SHA256, &sha)?;
     client.set_tag(
         &version,
@@ -94,19 +92,142 @@ pub fn approve(args: ApproveArgs) -> Result<u8> {
         "vouch: approved {} (root {}) as {} of {}",
         args.model.display(),
         manifest.root_digest().prefixed(),
-        kind,
+        kind.name(),
         version.uri()
     );
     Ok(0)
 }
 
+/// `vouch promote`'s flags, as clap reads them.
 #[derive(Debug, Args)]
-pub struct PromoteArgs {
+struct PromoteFlags {
     /// The alias to move to the version when it verifies (production, champion)
     #[arg(long, value_name = "ALIAS")]
     alias: String,
     #[command(flatten)]
     verify: VerifyArgs,
+}
+
+/// `vouch promote`: the flags, and the trust flags among them read once more, since the
+/// registry's own copy is checked under the same trust as MODEL.
+#[derive(Debug)]
+pub struct PromoteArgs {
+    alias: String,
+    verify: VerifyArgs,
+    trust: TrustParts,
+}
+
+impl FromArgMatches for PromoteArgs {
+    fn from_arg_matches(matches: &ArgMatches) -> std::result::Result<Self, clap::Error> {
+        let flags = PromoteFlags::from_arg_matches(matches)?;
+        Ok(PromoteArgs {
+            alias: flags.alias,
+            verify: flags.verify,
+            trust: TrustArgs::from_arg_matches(matches)?.parts(),
+        })
+    }
+
+    fn update_from_arg_matches(
+        &mut self,
+        matches: &ArgMatches,
+    ) -> std::result::Result<(), clap::Error> {
+        *self = PromoteArgs::from_arg_matches(matches)?;
+        Ok(())
+    }
+}
+
+impl Args for PromoteArgs {
+    fn augment_args(command: clap::Command) -> clap::Command {
+        PromoteFlags::augment_args(command)
+    }
+
+    fn augment_args_for_update(command: clap::Command) -> clap::Command {
+        PromoteFlags::augment_args_for_update(command)
+    }
+}
+
+/// What one of promote's two checks found: its exit status, and why it failed (empty when
+/// verified).
+fn outcome(checked: &Result<Report>) -> (u8, String) {
+    match checked {
+        Ok(report) => {
+            let why = match report.exit_status() {
+                0 => String::new(),
+                _ => match report.failures().next() {
+                    Some(first) => format!(
+                        "{} ({} failing)",
+                        Report::describe_failure(first),
+                        report.failures().count()
+                    ),
+                    None => report.summary_line(),
+                },
+            };
+            (report.exit_status(), why)
+        }
+        Err(error) => (error.exit_status(), error.to_string()),
+    }
+}
+
+/// The registry's own copy of `version`, checked as `verify --registry` checks it without
+/// MODEL, against the approval kept with it, under the trust given.
+fn check_copy(args: &PromoteArgs, version: &ModelVersion) -> Result<Report> {
+    let parts = ApprovalParts {
+        registry: Some(version.uri()),
+        tracking_uri: args.verify.tracking_uri.clone(),
+        trust: args.trust.clone(),
+        ..ApprovalParts::default()
+    };
+    check_registry_copy(&parts.approval().map_err(refused)?)
+}
+
+/// One report of both checks: MODEL's, then the registry copy's, whose files are named as
+/// MLflow names a file of a version (`models:/NAME/VERSION/PATH`). A refusal of the version
+/// itself that MODEL's check already reports is not repeated.
+fn merged(mut local: Report, copy: Report, version: &ModelVersion) -> Report {
+    let uri = version.uri();
+    for mut subject in copy.subjects {
+        if subject.name == uri {
+            let repeated = local.subjects.iter().any(|s| {
+                s.name == subject.name
+                    && s.verdict == subject.verdict
+                    && s.message == subject.message
+            });
+            if repeated {
+                continue;
+            }
+        } else {
+            subject.name = format!("{uri}/{}", subject.name);
+        }
+        local.subjects.push(subject);
+    }
+    local.warnings.extend(copy.warnings);
+    local.bytes_hashed += copy.bytes_hashed;
+    local.duration += copy.duration;
+    local.approval = format!(
+        "{}, with the registry's copy {} checked against it too",
+        local.approval, copy.target
+    );
+    if let Some(error) = copy.error {
+        local.error = Some(match local.error {
+            Some(own) => format!("{own}; the registry's copy: {error}"),
+            None => format!("the registry's copy: {error}"),
+        });
+    }
+    local
+}
+
+/// The most characters of a tag value vouch writes: MLflow refuses a model version tag
+/// value over 5000.
+const MAX_TAG_CHARS: usize = 5000;
+
+/// `value`, cut to [`MAX_TAG_CHARS`] with an ellipsis when longer.
+fn within_tag_limit(value: String) -> String {
+    if value.chars().count() <= MAX_TAG_CHARS {
+        return value;
+    }
+    let mut cut: String = value.chars().take(MAX_TAG_CHARS - 1).collect();
+    cut.push('…');
+    cut
 }
 
 pub fn promote(args: PromoteArgs) -> Result<u8> {
@@ -128,30 +249,24 @@ pub fn promote(args: PromoteArgs) -> Result<u8> {
     }
     let client = Client::connect(args.verify.tracking_uri.as_deref())?;
     let version = client.resolve(&uri)?;
-    let checked = super::verify::check(&args.verify, &model);
-    let (status, why) = match &checked {
-        Ok(report) => {
-            super::verify::say_version(report);
-            let why = match report.exit_status() {
-                0 => String::new(),
-                _ => match report.failures().next() {
-                    Some(first) => format!(
-                        "{} ({} failing)",
-                        crate::report::Report::describe_failure(first),
-                        report.failures().count()
-                    ),
-                    None => report.summary_line(),
-                },
-            };
-            (report.exit_status(), why)
-        }
-        Err(error) => (error.exit_status(), error.to_string()),
+    // What the alias will serve is the registry's copy: it must verify, and so must the
+    // copy that is to be deployed.
+    let copy = check_copy(&args, &version);
+    let local = super::verify::check(&args.verify, &model);
+    let (copy_status, copy_why) = outcome(&copy);
+    let (local_status, local_why) = outcome(&local);
+    let result = match (local_status, copy_status) {
+        (0, 0) => "verified".to_string(),
+        (0, _) => format!("failed: the registry's copy: {copy_why}"),
+        (_, 0) => format!("failed: {}: {local_why}", model.display()),
+        // The version itself refused (no approval, or one bound elsewhere): one reason.
+        _ if local_why == copy_why => format!("failed: {local_why}"),
+        _ => format!(
+            "failed: {}: {local_why}; the registry's copy: {copy_why}",
+            model.display()
+        ),
     };
-    let result = if status == 0 {
-        "verified".to_string()
-    } else {
-        format!("failed: {why}")
-    };
+    let result = within_tag_limit(result);
     client.set_tag(
         &version,
         tags::VERIFIED_AT,
@@ -161,8 +276,16 @@ pub fn promote(args: PromoteArgs) -> Result<u8> {
     )?;
     client.set_tag(&version, tags::RESULT, &result)?;
     client.set_tag(&version, tags::VERSION, env!("CARGO_PKG_VERSION"))?;
+    let checked = match (local, copy) {
+        (Ok(local), Ok(copy)) => Ok(merged(local, copy, &version)),
+        (Err(error), _) => Err(error),
+        (_, Err(error)) => Err(error),
+    };
     let status = match checked {
-        Ok(report) => super::verify::emit(&args.verify, &model, Ok(report))?,
+        Ok(report) => {
+            super::verify::say_version(&report);
+            super::verify::emit(&args.verify, &model, Ok(report))?
+        }
         Err(error) => return super::verify::emit(&args.verify, &model, Err(error)),
     };
     if status != 0 {
