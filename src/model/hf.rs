@@ -486,9 +486,9 @@ pub fn is_local_dir(model: &Path) -> bool {
 /// huggingface_hub writes under `.cache/huggingface/` and nothing else there. They are its
 /// `.gitignore` (`*`), `CACHEDIR.TAG`, and in `download/` (or `upload/`) a `NAME.metadata`
 /// per file that holds what huggingface_hub writes (a commit, an etag and a time), with
-/// empty `.lock` files, each a regular file. Anything else under `.cache/huggingface/` (a link, another file, a metadata
-/// file of other content) is part of the model as any file is: a directory that only looks
-/// like a download hides nothing.
+/// empty `.lock` files, each a regular file. Anything else under `.cache/huggingface/` (a
+/// link, another file, a metadata file of other content) is part of the model as any file
+/// is: a directory that only looks like a download hides nothing.
 pub fn ignore_local_dir_metadata(model: &Path, ignore: &mut IgnoreSet) {
     if !is_local_dir(model) {
         return;
@@ -496,19 +496,38 @@ pub fn ignore_local_dir_metadata(model: &Path, ignore: &mut IgnoreSet) {
     let Ok(root) = RootDir::open(model) else {
         return;
     };
-    let none = IgnoreSet::default();
-    let options = super::walk::WalkOptions {
-        allow_symlinks: false,
-        ignore: &none,
-        require_utf8: true,
-    };
-    let Ok(listed) = super::walk::walk(&model.join(LOCAL_DIR_METADATA), &options) else {
+    let mut found = Vec::new();
+    metadata_files(&model.join(LOCAL_DIR_METADATA), "", &mut found);
+    for name in found {
+        let full = format!("{LOCAL_DIR_METADATA}/{name}");
+        if is_download_metadata(root.fd(), &name, &full) {
+            ignore.insert(full);
+        }
+    }
+}
+
+/// The regular files under `dir` (named from `prefix`), no link followed: those of
+/// `.cache/huggingface/` itself and all below its `download/` and `upload/` (whose metadata
+/// files mirror the model's paths). Anything else is left to the walk, which finds it a file
+/// of the model.
+fn metadata_files(dir: &Path, prefix: &str, found: &mut Vec<String>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
-    for file in &listed.files {
-        let name = format!("{LOCAL_DIR_METADATA}/{}", file.name);
-        if is_download_metadata(root.fd(), &file.name, &name) {
-            ignore.insert(name);
+    for entry in entries.flatten() {
+        let (Ok(kind), Some(name)) = (
+            entry.file_type(),
+            entry.file_name().to_str().map(String::from),
+        ) else {
+            continue;
+        };
+        let below = prefix.starts_with("download/") || prefix.starts_with("upload/");
+        if kind.is_file() {
+            found.push(format!("{prefix}{name}"));
+        } else if kind.is_dir()
+            && (below || (prefix.is_empty() && (name == "download" || name == "upload")))
+        {
+            metadata_files(&entry.path(), &format!("{prefix}{name}/"), found);
         }
     }
 }
@@ -526,6 +545,7 @@ fn is_download_metadata(model: BorrowedFd, name: &str, full: &str) -> bool {
         return false;
     }
     let (directory, file) = name.split_once('/').unwrap_or(("", name));
+    // `download/sub/x.metadata` is the metadata of `sub/x`.
     match (directory, file) {
         ("", ".gitignore") => text.trim() == "*",
         ("", "CACHEDIR.TAG") => {
