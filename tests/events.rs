@@ -2,13 +2,18 @@
 //! into place, a deletion and a chmod are each seen and checked again (only the target
 //! touched), a flood of writes does not lose the failure, a real inotify queue overflow
 //! (the watcher stopped while events pile up) falls back to a full run and says so, and
-//! the watcher runs at idle I/O priority and nice 10 (read by `ionice` and `ps`).
+//! the watcher runs at idle I/O priority and nice 10 (read by `ionice` and `ps`). Through
+//! the readiness endpoint (real HTTP): a model file that is a hard link to a file outside
+//! the model, written through its other name, is caught; a target redefined in the config
+//! (its path now another, tampered directory) is checked as now defined at the next change
+//! run, which becomes a full run, and its new path is watched.
 //!
 //! The bound is generous (the 2-second median is measured by `cargo xtask bench`).
 
 mod common;
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
@@ -105,7 +110,12 @@ command = ["sh", "-c", "echo $VOUCH_STATUS >> {}"]
             child,
             lines,
             seen: Vec::new(),
+            address: None,
         };
+        if extra.contains(&"--listen") {
+            let listening = watcher.next_where(|e| e["event"] == "listening");
+            watcher.address = Some(listening["address"].as_str().unwrap().parse().unwrap());
+        }
         let watching = watcher.next_where(|e| e["event"] == "watching");
         assert_eq!(watching["incomplete"], 0, "{watching}");
         assert!(watching["watches"].as_u64().unwrap() >= 3, "{watching}");
@@ -129,6 +139,8 @@ struct Watcher {
     lines: Receiver<String>,
     /// Every log line read so far, for messages.
     seen: Vec<Value>,
+    /// Where the readiness endpoint listens (`--listen`).
+    address: Option<SocketAddr>,
 }
 
 impl Watcher {
@@ -162,6 +174,29 @@ impl Watcher {
             }
             targets.push(event);
         }
+    }
+
+    /// GET `path` from the readiness endpoint: the status and the body.
+    fn get(&self, path: &str) -> (u16, String) {
+        let address = self.address.expect("the watcher was started with --listen");
+        let mut stream = TcpStream::connect(address).unwrap();
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        let status = response
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("not an HTTP response: {response}"));
+        let body = response
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default();
+        (status, body)
     }
 
     fn signal(&self, signal: i32) {
@@ -398,4 +433,116 @@ fn the_watcher_runs_at_idle_io_priority_and_nice_10_unless_told() {
     let (_, own) = priorities(test, std::process::id()).unwrap();
     assert_ne!(io, "idle");
     assert_eq!(nice, own);
+}
+
+/// Starts a watcher with the readiness endpoint, once it is ready.
+fn watch_listening(fleet: &Fleet) -> Watcher {
+    let watcher = fleet.watch(&["--listen", "127.0.0.1:0"]);
+    let (status, body) = watcher.get("/readyz");
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains("llama: verified") && body.contains("adapter: verified"),
+        "{body}"
+    );
+    watcher
+}
+
+/// The model's weights are a hard link to a file of a store outside the model: no watch of
+/// the model's directories sees a write through the store's name, the watch of the file's
+/// own inode does.
+#[test]
+fn a_write_through_a_hard_link_outside_the_model_is_caught() {
+    let fleet = Fleet::new();
+    let weights = fleet.path("llama/model.safetensors");
+    let stored = fleet.path("store/model.safetensors");
+    std::fs::create_dir(fleet.path("store")).unwrap();
+    std::fs::rename(&weights, &stored).unwrap();
+    std::fs::hard_link(&stored, &weights).unwrap();
+    let mut watcher = watch_listening(&fleet);
+    flip_byte(&stored, 1000);
+    let (targets, run) = watcher.next_run();
+    assert_eq!(run["trigger"], "change", "{run}");
+    assert_eq!(targets.len(), 1, "{targets:?}");
+    assert_eq!(targets[0]["target"], "llama");
+    assert_eq!(targets[0]["status"], "failed", "{:?}", targets[0]);
+    let (status, body) = watcher.get("/readyz");
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body.contains("llama: not ready: drifted") && body.contains("model.safetensors changed"),
+        "{body}"
+    );
+    // Repaired through the store's name too: ready again.
+    flip_byte(&stored, 1000);
+    let (targets, _) = watcher.next_run();
+    assert_eq!(targets[0]["status"], "verified", "{:?}", targets[0]);
+    assert_eq!(watcher.get("/readyz").0, 200);
+}
+
+/// vouch.toml now points the target at another directory, a tampered copy; a change to
+/// another target sets off a run that reads the new config. That run checks every target as
+/// the config now defines it (a full run, said as such), so the redefined target is not
+/// reported as verified by a check of its old path, and its new path is watched.
+#[test]
+fn a_target_redefined_in_the_config_is_checked_as_now_defined_and_watched() {
+    let fleet = Fleet::new();
+    let copy = fleet.path("llama-b");
+    for name in [
+        "model.safetensors",
+        "config.json",
+        "README.md",
+        "tokenizer/vocab.txt",
+    ] {
+        let to = copy.join(name);
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(fleet.path("llama").join(name), to).unwrap();
+    }
+    flip_byte(&copy.join("model.safetensors"), 2000);
+    let mut watcher = watch_listening(&fleet);
+    let config = std::fs::read_to_string(fleet.path("vouch.toml")).unwrap();
+    let redefined = config.replace("path = \"llama\"", "path = \"llama-b\"");
+    assert_ne!(config, redefined);
+    std::fs::write(fleet.path("vouch.toml"), redefined).unwrap();
+    // A change to the other target: an attribute change, which verifies.
+    std::fs::set_permissions(
+        fleet.path("adapter.bin"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    let changed = watcher.next_where(|e| e["event"] == "config_changed");
+    assert_eq!(changed["fallback"], "full run", "{changed}");
+    let (targets, run) = watcher.next_run();
+    assert_eq!(run["trigger"], "config_changed", "{run}");
+    assert_eq!(targets.len(), 2, "every target is checked: {targets:?}");
+    let llama = targets.iter().find(|t| t["target"] == "llama").unwrap();
+    assert_eq!(llama["status"], "failed", "{llama}");
+    assert!(
+        llama["location"].as_str().unwrap().ends_with("llama-b"),
+        "{llama}"
+    );
+    let (status, body) = watcher.get("/readyz");
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body.contains("llama: not ready: drifted") && body.contains("adapter: verified"),
+        "{body}"
+    );
+    // The new path is watched: repairing the copy is a change run of that target alone.
+    flip_byte(&copy.join("model.safetensors"), 2000);
+    let (targets, run) = watcher.next_run();
+    assert_eq!(run["trigger"], "change", "{run}");
+    let names: Vec<&str> = targets
+        .iter()
+        .map(|t| t["target"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["llama"], "{targets:?}");
+    assert_eq!(targets[0]["status"], "verified", "{:?}", targets[0]);
+    assert_eq!(watcher.get("/readyz").0, 200);
+    // The old path is not: a change there sets off nothing (the adapter's change run next
+    // is the first run seen).
+    flip_byte(&fleet.path("llama/model.safetensors"), 2000);
+    std::thread::sleep(Duration::from_millis(1000));
+    flip_byte(&fleet.path("adapter.bin"), 7);
+    let (targets, run) = watcher.next_run();
+    assert_eq!(run["trigger"], "change", "{run}");
+    assert_eq!(targets.len(), 1, "{targets:?}");
+    assert_eq!(targets[0]["target"], "adapter");
 }

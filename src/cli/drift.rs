@@ -291,6 +291,8 @@ fn watch(args: &WatchArgs) -> Result<u8> {
     };
     // What each target's last check found, for the metrics of a run of a few targets.
     let mut standing: Vec<TargetResult> = Vec::new();
+    // The targets (name, definition) of the config the watches were last placed from.
+    let mut armed: Option<Vec<(String, String)>> = None;
     let mut wake = Wake::Due;
     let mut next_due = Instant::now();
     while !stop.load(Ordering::SeqCst) {
@@ -302,6 +304,28 @@ fn watch(args: &WatchArgs) -> Result<u8> {
         if let Wake::FullRun(reason) = &wake {
             log(json!({"event": "events_lost", "message": reason, "fallback": "full run"}));
         }
+        let loaded = load(&args.config, &args.run);
+        let defined = loaded
+            .as_ref()
+            .ok()
+            .map(|config| definitions(config, args.run.shard));
+        // A change run checks a few targets as the last full run defined them; a config that
+        // defines them otherwise now (another path, approval or target) is a full run, which
+        // checks every target as now defined and places its watches anew.
+        let (trigger, only) = match (only, &defined) {
+            (Some(_), Some(defined)) if armed.as_ref() != Some(defined) => {
+                log(json!({
+                    "event": "config_changed",
+                    "message": format!(
+                        "{} defines its targets otherwise than at the last full run",
+                        args.config.path.display()
+                    ),
+                    "fallback": "full run",
+                }));
+                ("config_changed", None)
+            }
+            _ => (trigger, only),
+        };
         let log_target = |run: i64, t: &TargetResult| {
             let mut line = target_line(run, t);
             line["trigger"] = json!(trigger);
@@ -310,20 +334,15 @@ fn watch(args: &WatchArgs) -> Result<u8> {
                 watched.target_checked(t);
             }
         };
-        let outcome = load(&args.config, &args.run).and_then(|config| {
+        let outcome = loaded.and_then(|config| {
+            let defined = defined.unwrap_or_default();
             if let (Some(watcher), None) = (watcher.as_mut(), only) {
                 // Watches first: a change made during the run is an event after it.
                 watch_all(watcher, &config);
+                armed = Some(defined.clone());
             }
             if let Some(watched) = &watched {
-                watched.run_started(
-                    config
-                        .targets
-                        .iter()
-                        .filter(|t| args.run.shard.is_none_or(|s| s.takes(&t.name)))
-                        .map(|t| t.name.clone())
-                        .collect(),
-                );
+                watched.run_started(defined);
             }
             let (run, published) = run_checks(
                 &config,
@@ -382,6 +401,16 @@ fn watch(args: &WatchArgs) -> Result<u8> {
     }
     log(json!({"event": "stopped"}));
     Ok(0)
+}
+
+/// The targets of this watcher's share, each with its definition.
+fn definitions(config: &Config, shard: Option<Shard>) -> Vec<(String, String)> {
+    config
+        .targets
+        .iter()
+        .filter(|t| shard.is_none_or(|s| s.takes(&t.name)))
+        .map(|t| (t.name.clone(), config.definition(t)))
+        .collect()
 }
 
 /// Places the watches of every model target, and says how many, or which targets only the

@@ -204,6 +204,21 @@ impl Deployed {
     }
 }
 
+impl Config {
+    /// What the config says `target` is and must match, in one string: everything about it
+    /// a check reads (where it lives, its approval, what it ignores and how it is read) and
+    /// the waivers that name it. Two loads of a config define a target alike exactly when
+    /// these are equal.
+    pub fn definition(&self, target: &Target) -> String {
+        let waivers: Vec<&Waiver> = self
+            .waivers
+            .iter()
+            .filter(|w| w.target == target.name)
+            .collect();
+        format!("{target:?} {waivers:?}")
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Waiver {
     pub target: String,

@@ -28,8 +28,10 @@ pub struct Watched {
 
 #[derive(Default)]
 struct State {
-    /// The targets of the run under way or last run, in the config's order.
-    targets: Vec<String>,
+    /// The targets of the run under way or last run, in the config's order, each with its
+    /// definition (what the config says it is and must match).
+    targets: Vec<(String, String)>,
+    /// What each target's last check found, and the definition it checked.
     last: HashMap<String, Checked>,
     /// Why the last run did not run at all (a config that no longer parses).
     run_failure: Option<String>,
@@ -37,16 +39,23 @@ struct State {
 }
 
 struct Checked {
+    definition: String,
     at: Timestamp,
     /// Why the target is not ready; `None` when it verified.
     problem: Option<String>,
 }
 
 impl Watched {
-    /// A run is starting over these targets; ones no longer among them are forgotten.
-    pub fn run_started(&self, targets: Vec<String>) {
+    /// A run is starting over these targets (name, definition); what was found of a target
+    /// no longer among them, or defined otherwise now (another path, another approval), is
+    /// forgotten: such a target is not checked yet.
+    pub fn run_started(&self, targets: Vec<(String, String)>) {
         let mut state = self.state.lock().expect("endpoint state lock");
-        state.last.retain(|name, _| targets.contains(name));
+        state.last.retain(|name, checked| {
+            targets
+                .iter()
+                .any(|(n, definition)| n == name && *definition == checked.definition)
+        });
         state.targets = targets;
         state.run_failure = None;
     }
@@ -77,9 +86,19 @@ impl Watched {
             )),
         };
         let mut state = self.state.lock().expect("endpoint state lock");
+        // The check is of the definition the run under way started with.
+        let Some(definition) = state
+            .targets
+            .iter()
+            .find(|(name, _)| *name == result.name)
+            .map(|(_, definition)| definition.clone())
+        else {
+            return;
+        };
         state.last.insert(
             result.name.clone(),
             Checked {
+                definition,
                 at: Timestamp::now(),
                 problem,
             },
@@ -106,8 +125,8 @@ impl Watched {
             );
         }
         let names: Vec<&String> = match only {
-            Some(name) => match state.targets.iter().find(|t| *t == name) {
-                Some(found) => vec![found],
+            Some(name) => match state.targets.iter().find(|(t, _)| t == name) {
+                Some((found, _)) => vec![found],
                 None => {
                     return (
                         StatusCode::NOT_FOUND,
@@ -115,7 +134,7 @@ impl Watched {
                     )
                 }
             },
-            None => state.targets.iter().collect(),
+            None => state.targets.iter().map(|(name, _)| name).collect(),
         };
         if names.is_empty() {
             return (
@@ -134,11 +153,14 @@ impl Watched {
                 Some(Checked {
                     at,
                     problem: Some(problem),
+                    ..
                 }) => {
                     ready = false;
                     format!("{name}: not ready: {problem} (checked {at})")
                 }
-                Some(Checked { at, problem: None }) => format!("{name}: verified (checked {at})"),
+                Some(Checked {
+                    at, problem: None, ..
+                }) => format!("{name}: verified (checked {at})"),
             };
             body.push_str(&line);
             body.push('\n');
@@ -278,6 +300,10 @@ mod tests {
     use super::*;
     use crate::report::{Report, Subject, Verdict};
 
+    fn defined(name: &str, definition: &str) -> (String, String) {
+        (name.to_string(), definition.to_string())
+    }
+
     fn checked(name: &str, verdict: Verdict) -> TargetResult {
         TargetResult {
             name: name.into(),
@@ -298,7 +324,7 @@ mod tests {
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
         assert!(body.contains("no check has completed yet"), "{body}");
 
-        watched.run_started(vec!["a".into(), "b".into()]);
+        watched.run_started(vec![defined("a", "1"), defined("b", "1")]);
         watched.target_checked(&checked("a", Verdict::Ok));
         let (status, body) = watched.readiness(None);
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "b is unchecked");
@@ -315,7 +341,7 @@ mod tests {
 
         // A target dropped from the config is forgotten; one that cannot be checked is not
         // ready; a run that fails as a whole makes nothing ready until the next one starts.
-        watched.run_started(vec!["a".into()]);
+        watched.run_started(vec![defined("a", "1")]);
         assert_eq!(watched.readiness(None).0, StatusCode::OK);
         assert_eq!(watched.readiness(Some("b")).0, StatusCode::NOT_FOUND);
         let mut unreadable = checked("a", Verdict::Ok);
@@ -332,7 +358,18 @@ mod tests {
         let (status, body) = watched.readiness(Some("a"));
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
         assert!(body.contains("the last run failed: vouch.toml"), "{body}");
-        watched.run_started(vec!["a".into()]);
+        watched.run_started(vec![defined("a", "1")]);
         assert_eq!(watched.readiness(None).0, StatusCode::OK);
+
+        // Redefined (another path, say), the target is not checked yet, though its name is
+        // the same; its next check is of the new definition.
+        watched.run_started(vec![defined("a", "2")]);
+        let (status, body) = watched.readiness(None);
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(body.contains("a: not ready: not checked yet"), "{body}");
+        watched.target_checked(&checked("a", Verdict::Ok));
+        assert_eq!(watched.readiness(None).0, StatusCode::OK);
+        watched.run_started(vec![defined("a", "1")]);
+        assert_eq!(watched.readiness(None).0, StatusCode::SERVICE_UNAVAILABLE);
     }
 }

@@ -5,6 +5,11 @@
 //! check. Lost events (the kernel's queue overflowed) or a watch that could not be placed
 //! (the watch limit) are a full run, said as such.
 //!
+//! A file of a model with more than one name (a hard link to a file outside the model) can
+//! be written through a name no directory watch sees, so such a file is also watched itself:
+//! a watch on its inode sees writes and attribute changes through any name. When that watch
+//! cannot be placed, the target is named as covered by the full runs only.
+//!
 //! Watches see writes made through `write(2)` and friends; a write through a shared memory
 //! mapping raises no inotify event, which the periodic full runs still catch.
 
@@ -50,11 +55,13 @@ pub struct Unwatched {
     pub reason: String,
 }
 
-/// One thing to watch for a target: a directory, all of it or only the entry `name`.
+/// One thing to watch for a target: a directory, all of it or only the entry `name`; or,
+/// with `links`, the file at `dir` itself, which has that many names (hard links).
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Spot {
     dir: PathBuf,
     name: Option<OsString>,
+    links: Option<u64>,
 }
 
 /// The watches of every model target.
@@ -119,9 +126,18 @@ impl Watcher {
         let mut problem = None;
         for spot in spots {
             if let Err(e) = self.add(name, &spot) {
+                let mut reason = describe_watch_error(&spot.dir, &e);
+                if let Some(links) = spot.links {
+                    reason = format!(
+                        "{} has {links} names (hard links), so a write through a name outside \
+                         the model is seen by no directory watch, and the file itself cannot be \
+                         watched: {reason}",
+                        spot.dir.display()
+                    );
+                }
                 problem.get_or_insert(Unwatched {
                     target: name.to_string(),
-                    reason: describe_watch_error(&spot.dir, &e),
+                    reason,
                 });
             }
         }
@@ -139,16 +155,30 @@ impl Watcher {
     }
 
     fn add(&mut self, target: &str, spot: &Spot) -> io::Result<()> {
-        let mask = WatchFlags::MODIFY
-            | WatchFlags::ATTRIB
-            | WatchFlags::CLOSE_WRITE
-            | WatchFlags::CREATE
-            | WatchFlags::DELETE
-            | WatchFlags::DELETE_SELF
-            | WatchFlags::MOVE_SELF
-            | WatchFlags::MOVED_FROM
-            | WatchFlags::MOVED_TO
-            | WatchFlags::ONLYDIR;
+        let mask = match spot.links {
+            // The file's inode: a write or attribute change through any of its names. Not
+            // followed if it has become a link since it was listed.
+            Some(_) => {
+                WatchFlags::MODIFY
+                    | WatchFlags::ATTRIB
+                    | WatchFlags::CLOSE_WRITE
+                    | WatchFlags::DELETE_SELF
+                    | WatchFlags::MOVE_SELF
+                    | WatchFlags::DONT_FOLLOW
+            }
+            None => {
+                WatchFlags::MODIFY
+                    | WatchFlags::ATTRIB
+                    | WatchFlags::CLOSE_WRITE
+                    | WatchFlags::CREATE
+                    | WatchFlags::DELETE
+                    | WatchFlags::DELETE_SELF
+                    | WatchFlags::MOVE_SELF
+                    | WatchFlags::MOVED_FROM
+                    | WatchFlags::MOVED_TO
+                    | WatchFlags::ONLYDIR
+            }
+        };
         match inotify::add_watch(&self.fd, spot.dir.as_path(), mask) {
             Ok(wd) => {
                 let owners = self.owners.entry(wd).or_default();
@@ -315,18 +345,31 @@ fn entry_spot(path: &Path) -> Option<Spot> {
     Some(Spot {
         dir,
         name: Some(name.to_os_string()),
+        links: None,
+    })
+}
+
+/// The watch of a regular file's own inode, when the file has more than one name: a hard
+/// link elsewhere writes it where no directory watch of the model looks.
+fn inode_spot(file: &Path, meta: &std::fs::Metadata) -> Option<Spot> {
+    use std::os::unix::fs::MetadataExt;
+    (meta.is_file() && meta.nlink() > 1).then(|| Spot {
+        dir: file.to_path_buf(),
+        name: None,
+        links: Some(meta.nlink()),
     })
 }
 
 /// Where the changes of a model at `path` show: the entry itself in its folder, every
-/// directory of its tree, and the real place of every link in it (a Hugging Face
-/// snapshot's files are links into `blobs/`).
+/// directory of its tree, the real place of every link in it (a Hugging Face snapshot's
+/// files are links into `blobs/`), and every file in it that has other names.
 fn spots_of(path: &Path) -> Vec<Spot> {
     let mut spots: Vec<Spot> = entry_spot(path).into_iter().collect();
     let mut seen = HashSet::new();
     match std::fs::symlink_metadata(path) {
         Ok(meta) if meta.file_type().is_symlink() => link_spots(path, &mut spots, &mut seen),
         Ok(meta) if meta.is_dir() => tree_spots(path, &mut spots, &mut seen),
+        Ok(meta) => spots.extend(inode_spot(path, &meta)),
         _ => {}
     }
     spots
@@ -340,6 +383,7 @@ fn tree_spots(dir: &Path, spots: &mut Vec<Spot>, seen: &mut HashSet<PathBuf>) {
     spots.push(Spot {
         dir: dir.to_path_buf(),
         name: None,
+        links: None,
     });
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
@@ -353,6 +397,10 @@ fn tree_spots(dir: &Path, spots: &mut Vec<Spot>, seen: &mut HashSet<PathBuf>) {
             tree_spots(&path, spots, seen);
         } else if kind.is_symlink() {
             link_spots(&path, spots, seen);
+        } else if kind.is_file() {
+            if let Ok(meta) = entry.metadata() {
+                spots.extend(inode_spot(&path, &meta));
+            }
         }
     }
 }
@@ -366,6 +414,9 @@ fn link_spots(link: &Path, spots: &mut Vec<Spot>, seen: &mut HashSet<PathBuf>) {
         tree_spots(&real, spots, seen);
     } else {
         spots.extend(entry_spot(&real));
+        if let Ok(meta) = std::fs::symlink_metadata(&real) {
+            spots.extend(inode_spot(&real, &meta));
+        }
     }
 }
 
@@ -421,6 +472,27 @@ mod tests {
         assert!(
             message.contains("fs.inotify.max_user_watches") && message.contains("/srv/m"),
             "{message}"
+        );
+    }
+
+    #[test]
+    fn a_write_through_a_hard_link_outside_the_model_names_the_target() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("model")).unwrap();
+        std::fs::create_dir_all(dir.path().join("store")).unwrap();
+        std::fs::write(dir.path().join("store/blob"), b"approved").unwrap();
+        std::fs::hard_link(
+            dir.path().join("store/blob"),
+            dir.path().join("model/w.bin"),
+        )
+        .unwrap();
+        let mut watcher = watcher_of(dir.path());
+        let stop = AtomicBool::new(false);
+        std::fs::write(dir.path().join("store/blob"), b"tampered").unwrap();
+        let later = Instant::now() + Duration::from_secs(10);
+        assert_eq!(
+            watcher.wait(later, &stop).unwrap(),
+            Wake::Changed(vec!["m".to_string()])
         );
     }
 
