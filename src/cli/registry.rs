@@ -6,14 +6,13 @@
 
 use std::path::PathBuf;
 
-use clap::{ArgMatches, Args, FromArgMatches};
+use clap::Args;
 use sha2::{Digest as _, Sha256};
 
 use super::verify::VerifyArgs;
-use super::{refused, EngineArgs, SerializationArgs, TrustArgs};
+use super::{refused, EngineArgs, SerializationArgs};
 use crate::approval::kept::{self, Kind};
 use crate::approval::rules::ApprovalParts;
-use crate::approval::TrustParts;
 use crate::error::{Error, Result};
 use crate::fsio::read_input;
 use crate::manifest::digest::manifest_digest;
@@ -98,52 +97,13 @@ pub fn approve(args: ApproveArgs) -> Result<u8> {
     Ok(0)
 }
 
-/// `vouch promote`'s flags, as clap reads them.
 #[derive(Debug, Args)]
-struct PromoteFlags {
+pub struct PromoteArgs {
     /// The alias to move to the version when it verifies (production, champion)
     #[arg(long, value_name = "ALIAS")]
     alias: String,
     #[command(flatten)]
     verify: VerifyArgs,
-}
-
-/// `vouch promote`: the flags, and the trust flags among them read once more, since the
-/// registry's own copy is checked under the same trust as MODEL.
-#[derive(Debug)]
-pub struct PromoteArgs {
-    alias: String,
-    verify: VerifyArgs,
-    trust: TrustParts,
-}
-
-impl FromArgMatches for PromoteArgs {
-    fn from_arg_matches(matches: &ArgMatches) -> std::result::Result<Self, clap::Error> {
-        let flags = PromoteFlags::from_arg_matches(matches)?;
-        Ok(PromoteArgs {
-            alias: flags.alias,
-            verify: flags.verify,
-            trust: TrustArgs::from_arg_matches(matches)?.parts(),
-        })
-    }
-
-    fn update_from_arg_matches(
-        &mut self,
-        matches: &ArgMatches,
-    ) -> std::result::Result<(), clap::Error> {
-        *self = PromoteArgs::from_arg_matches(matches)?;
-        Ok(())
-    }
-}
-
-impl Args for PromoteArgs {
-    fn augment_args(command: clap::Command) -> clap::Command {
-        PromoteFlags::augment_args(command)
-    }
-
-    fn augment_args_for_update(command: clap::Command) -> clap::Command {
-        PromoteFlags::augment_args_for_update(command)
-    }
 }
 
 /// What one of promote's two checks found: its exit status, and why it failed (empty when
@@ -174,7 +134,7 @@ fn check_copy(args: &PromoteArgs, version: &ModelVersion) -> Result<Report> {
     let parts = ApprovalParts {
         registry: Some(version.uri()),
         tracking_uri: args.verify.tracking_uri.clone(),
-        trust: args.trust.clone(),
+        trust: args.verify.trust(),
         ..ApprovalParts::default()
     };
     check_registry_copy(&parts.approval().map_err(refused)?)

@@ -172,6 +172,14 @@ pub(super) fn emit(args: &VerifyArgs, model: &Path, result: Result<Report>) -> R
     }
 }
 
+impl VerifyArgs {
+    /// Who must have signed the approval, as the trust flags say (promote checks the
+    /// registry's own copy under the same trust as MODEL).
+    pub(super) fn trust(&self) -> crate::approval::TrustParts {
+        self.signatures.trust.parts()
+    }
+}
+
 /// The approval the flags give; a pin is serialized with the ignores of `model`.
 fn approval(args: &VerifyArgs, model: Option<&Path>) -> Result<Approval> {
     let flags = &args.serialization;
