@@ -399,11 +399,8 @@ fn unlisted_git_paths_are_named_and_no_ignore_git_paths_checks_them() {
         "{warnings}"
     );
     let report = verify(&["--no-ignore-git-paths"]).expect(1).json();
-    let extra: Vec<&str> = report["subjects"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|s| s["verdict"] == "extra")
+    let extra: Vec<&str> = with_verdict(&report, "extra")
+        .into_iter()
         .map(|s| s["name"].as_str().unwrap())
         .collect();
     assert_eq!(

@@ -20,13 +20,7 @@ fn drifted_model(dir: &Path) -> (PathBuf, PathBuf) {
         ],
     );
     let manifest = dir.join("approved.json");
-    vouch_run([
-        "manifest".as_ref(),
-        model.as_os_str(),
-        "-o".as_ref(),
-        manifest.as_os_str(),
-    ])
-    .expect(0);
+    write_manifest(&model, &manifest, &[]);
     std::fs::write(model.join("a.bin"), b"ALPHA").unwrap();
     std::fs::remove_file(model.join("b.bin")).unwrap();
     std::fs::write(model.join("e.bin"), b"epsilon").unwrap();
@@ -160,13 +154,7 @@ fn a_clean_model_verifies_with_exit_0_in_every_format() {
         ],
     );
     let manifest = dir.path().join("approved.json");
-    vouch_run([
-        "manifest".as_ref(),
-        model.as_os_str(),
-        "-o".as_ref(),
-        manifest.as_os_str(),
-    ])
-    .expect(0);
+    write_manifest(&model, &manifest, &[]);
     for format in ["text", "json", "junit", "sarif", "github"] {
         let ran = verify_as(&model, &manifest, format).expect(0);
         assert!(!ran.stdout.is_empty(), "{format}");
@@ -252,12 +240,7 @@ fn a_check_list_verifies_a_model_and_names_extra_files() {
     ])
     .expect(1)
     .json();
-    let extra: Vec<_> = report["subjects"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|s| s["verdict"] == "extra")
-        .collect();
+    let extra = with_verdict(&report, "extra");
     assert_eq!(extra.len(), 1);
     assert_eq!(extra[0]["name"], "unlisted");
     // A list inside the model is not itself an extra file.
@@ -292,13 +275,7 @@ fn a_single_file_model_verifies_by_manifest() {
     let weights = dir.path().join("model.safetensors");
     std::fs::write(&weights, pseudo_random(2_000_000, 3)).unwrap();
     let manifest = dir.path().join("m.json");
-    vouch_run([
-        "manifest".as_ref(),
-        weights.as_os_str(),
-        "-o".as_ref(),
-        manifest.as_os_str(),
-    ])
-    .expect(0);
+    write_manifest(&weights, &manifest, &[]);
     let report = verify_as(&weights, &manifest, "json").expect(0).json();
     assert_eq!(report["subjects"][0]["name"], "model.safetensors");
     flip_byte(&weights, 10);
@@ -715,11 +692,8 @@ fn a_directory_listing_from_hash_round_trips_through_verify() {
     verify("./models/m").expect(0);
     std::fs::write(dir.path().join("models/m/sub/b.bin"), b"BETA").unwrap();
     let report = verify("models/m").expect(1).json();
-    let changed: Vec<_> = report["subjects"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|s| s["verdict"] == "changed")
+    let changed: Vec<_> = with_verdict(&report, "changed")
+        .into_iter()
         .map(|s| s["name"].as_str().unwrap())
         .collect();
     assert_eq!(changed, ["sub/b.bin"], "{report:#}");
@@ -773,13 +747,7 @@ fn cached_model(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     std::fs::write(model.join("a.bin"), vec![7u8; 200_000]).unwrap();
     std::fs::write(model.join("b.bin"), vec![9u8; 200_000]).unwrap();
     let manifest = dir.join("approved.json");
-    vouch_run([
-        "manifest".as_ref(),
-        model.as_os_str(),
-        "-o".as_ref(),
-        manifest.as_os_str(),
-    ])
-    .expect(0);
+    write_manifest(&model, &manifest, &[]);
     (model, manifest, dir.join("cache.json"))
 }
 
@@ -987,13 +955,7 @@ fn bytes_changed_through_a_dirty_mapped_page_miss_the_cache() {
         write_tree(&model, &[(name.as_str(), &pseudo_random(8192, i as u64))]);
     }
     let manifest = dir.path().join("approved.json");
-    vouch_run([
-        "manifest".as_ref(),
-        model.as_os_str(),
-        "-o".as_ref(),
-        manifest.as_os_str(),
-    ])
-    .expect(0);
+    write_manifest(&model, &manifest, &[]);
     let cache = dir.path().join("cache.json");
     let verify = || {
         vouch_run([
@@ -1030,11 +992,8 @@ fn bytes_changed_through_a_dirty_mapped_page_miss_the_cache() {
         "the flushed page took the write without moving the file's times"
     );
     let report = verify().expect(1).json();
-    let changed: Vec<&str> = report["subjects"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|s| s["verdict"] == "changed")
+    let changed: Vec<&str> = with_verdict(&report, "changed")
+        .into_iter()
         .map(|s| s["name"].as_str().unwrap())
         .collect();
     assert_eq!(changed, ["f07.bin"], "{report:#}");

@@ -163,12 +163,7 @@ fn deny_unsafe_pickle_fails_verification_naming_the_file_and_the_global() {
     // Without the flag the digests match: verified.
     verify(&[]).expect(0);
     let report = verify(&["--deny-unsafe-pickle"]).expect(1).json();
-    let rejected: Vec<&Value> = report["subjects"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|s| s["verdict"] == "rejected")
-        .collect();
+    let rejected = with_verdict(&report, "rejected");
     assert_eq!(rejected.len(), 1, "{report:#}");
     assert_eq!(rejected[0]["name"], "evil.pt");
     let message = rejected[0]["message"].as_str().unwrap();

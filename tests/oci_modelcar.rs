@@ -653,12 +653,7 @@ fn layers_that_tar_readers_read_differently_are_refused_whole() {
         let ran = verify(&layout.reference(tag), &approved);
         assert_eq!(ran.code, Some(1), "{tag}: {}", ran.stdout());
         let report = ran.json();
-        let rejected: Vec<&Value> = report["subjects"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|s| s["verdict"] == "rejected")
-            .collect();
+        let rejected = with_verdict(&report, "rejected");
         assert_eq!(rejected.len(), 1, "{tag}: {report:#}");
         assert!(
             rejected[0]["name"]

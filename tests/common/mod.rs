@@ -327,6 +327,19 @@ pub fn write_manifest(model: &Path, output: &Path, args: &[&str]) {
     .expect(0);
 }
 
+/// The subjects of a JSON report with the verdict `verdict`, in report order.
+pub fn with_verdict<'a>(
+    report: &'a serde_json::Value,
+    verdict: &str,
+) -> Vec<&'a serde_json::Value> {
+    report["subjects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["verdict"] == verdict)
+        .collect()
+}
+
 /// Writes files (creating directories) under `root`.
 pub fn write_tree(root: &Path, files: &[(&str, &[u8])]) {
     for (name, bytes) in files {
