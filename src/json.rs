@@ -61,6 +61,41 @@ pub fn from_slice<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, JsonError> {
     })
 }
 
+/// Reads `bytes` as a [`Value`] that code will walk as Go's structs are read: besides a key
+/// given twice, any object (at any depth) with two keys that Go's `encoding/json` folds to
+/// one field name (`critical` and `Critical`, `k` and the Kelvin sign) is refused, since Go
+/// would take the later one for both. For signed payloads (cosign's simple signing, Notation's
+/// payload and JWS header, in-toto statements), whose fields are looked up by name.
+pub fn value_of_go_structs(bytes: &[u8]) -> Result<Value, JsonError> {
+    let value: Value = from_slice(bytes)?;
+    folded_twins(&value, "")?;
+    Ok(value)
+}
+
+fn folded_twins(value: &Value, at: &str) -> Result<(), JsonError> {
+    match value {
+        Value::Object(object) => {
+            let mut seen: std::collections::HashMap<String, &str> = Default::default();
+            for (key, inner) in object {
+                let folded: String = key.chars().map(fold_char).collect();
+                if let Some(first) = seen.insert(folded, key) {
+                    let place = if at.is_empty() { "the document" } else { at };
+                    return Err(JsonError::Ambiguous(format!(
+                        "{place}: keys \"{first}\" and \"{key}\" are one field to Go's encoding/json, which reads the later one"
+                    )));
+                }
+                folded_twins(inner, &format!("{at}/{key}"))?;
+            }
+            Ok(())
+        }
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .try_for_each(|(i, item)| folded_twins(item, &format!("{at}/{i}"))),
+        _ => Ok(()),
+    }
+}
+
 /// The value of `key` in an object read as [`Value`] (found at `at`, for the message),
 /// refusing an object whose other keys include one that differs from `key` only by case
 /// folding: Go would read that one as `key`.

@@ -204,8 +204,8 @@ pub fn names_repository(reference: &str, repository: &str) -> bool {
 /// Reads a simple-signing payload (already verified).
 pub fn read_payload(payload: &[u8]) -> Result<SignedImage, Refusal> {
     let malformed = |m: &str| Refusal::MalformedPayload(m.to_string());
-    let value: serde_json::Value =
-        crate::json::from_slice(payload).map_err(|e| Refusal::MalformedPayload(e.to_string()))?;
+    let value = crate::json::value_of_go_structs(payload)
+        .map_err(|e| Refusal::MalformedPayload(e.to_string()))?;
     let critical = value
         .get("critical")
         .and_then(|c| c.as_object())
@@ -248,6 +248,43 @@ pub fn read_payload(payload: &[u8]) -> Result<SignedImage, Refusal> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Go's encoding/json (cosign) takes a later case variant of a field for the field: a
+    /// payload with one beside the field names two images, so it is refused.
+    #[test]
+    fn a_payload_with_a_case_variant_of_a_field_is_refused() {
+        let good = "sha256:".to_string() + &"a".repeat(64);
+        let other = "sha256:".to_string() + &"b".repeat(64);
+        let payload = |critical: &str| format!(r#"{{"critical":{{{critical}}},"optional":null}}"#);
+        let image = |extra: &str| {
+            format!(
+                r#""identity":{{"docker-reference":"h/r"}},"image":{{"docker-manifest-digest":"{good}"{extra}}},"type":"{SIGNATURE_TYPE}""#
+            )
+        };
+        let plain = payload(&image(""));
+        assert_eq!(read_payload(plain.as_bytes()).unwrap().digest, good);
+        for variant in [
+            payload(&image(&format!(r#","Docker-Manifest-Digest":"{other}""#))),
+            // The Kelvin sign folds to `k` in Go: `doc\u{212a}er-...` is `docker-...`.
+            payload(&image(&format!(
+                r#","doc\u212aer-manifest-digest":"{other}""#
+            ))),
+            format!(
+                r#"{{"critical":{{{}}},"Critical":{{"image":{{"docker-manifest-digest":"{other}"}}}}}}"#,
+                image("")
+            ),
+            payload(&format!(
+                r#"{},"Identity":{{"docker-reference":"evil/r"}}"#,
+                image("")
+            )),
+        ] {
+            let refused = read_payload(variant.as_bytes());
+            assert!(
+                matches!(&refused, Err(Refusal::MalformedPayload(m)) if m.contains("one field to Go")),
+                "{variant}: {refused:?}"
+            );
+        }
+    }
 
     #[test]
     fn repositories_match_with_or_without_a_tag_but_not_as_a_prefix() {

@@ -140,7 +140,7 @@ fn check_dsse<R: Read>(
     if !verifies(&envelope.pae(), envelope.signature.sig.as_bytes()) {
         return Err(not_by());
     }
-    let statement_type = crate::json::from_slice::<serde_json::Value>(envelope.payload.as_bytes())
+    let statement_type = crate::json::value_of_go_structs(envelope.payload.as_bytes())
         .ok()
         .and_then(|v| v.get("_type").and_then(|t| t.as_str()).map(str::to_string));
     if !matches!(

@@ -174,9 +174,9 @@ fn check_envelope(key: &PublicKey, bundle: &Bundle, signer: String) -> Result<Ve
 
 /// The subject digest of an in-toto payload, to bind a keyless signature to.
 fn subject_sha256(payload: &[u8]) -> Result<String, Rejection> {
-    // Strict: a payload with a key given twice binds no one subject (its case variants are
-    // refused when the statement is parsed).
-    let value: serde_json::Value = crate::json::from_slice(payload).map_err(|e| match e {
+    // Strict: a payload with a key given twice, or two keys Go reads as one, binds no one
+    // subject.
+    let value = crate::json::value_of_go_structs(payload).map_err(|e| match e {
         crate::json::JsonError::Malformed(m) => {
             Rejection(format!("the signed payload is not JSON: {m}"))
         }
@@ -361,7 +361,7 @@ pub fn read_detached_bundle(bytes: Vec<u8>) -> Result<DetachedBundle, BundleErro
         .and_then(Value::as_str)
         .and_then(|p| base64::engine::general_purpose::STANDARD.decode(p).ok())
         .ok_or_else(|| malformed("the DSSE envelope's payload is missing or not base64"))?;
-    let statement: Value = serde_json::from_slice(&payload)
+    let statement = crate::json::value_of_go_structs(&payload)
         .map_err(|e| malformed(format!("the DSSE payload is not an in-toto statement: {e}")))?;
     let predicate_type = statement
         .get("predicateType")

@@ -1157,8 +1157,8 @@ fn classify_bundle(
 /// verifier and this reader must not see different ones.
 fn statement_of(json: &str) -> std::result::Result<Option<BundleStatement>, String> {
     let malformed = |why: &str| format!("malformed: the bundle's statement {why}");
-    let value: serde_json::Value =
-        crate::json::from_slice(json.as_bytes()).map_err(|e| malformed(&e.to_string()))?;
+    let value =
+        crate::json::value_of_go_structs(json.as_bytes()).map_err(|e| malformed(&e.to_string()))?;
     let envelope = match (value.get("dsseEnvelope"), value.get("messageSignature")) {
         (Some(envelope), None) => envelope,
         (None, Some(_)) => return Ok(None),
@@ -1174,8 +1174,8 @@ fn statement_of(json: &str) -> std::result::Result<Option<BundleStatement>, Stri
         .and_then(|p| p.as_str())
         .and_then(decode_base64)
         .ok_or_else(|| malformed("is not base64"))?;
-    let statement: serde_json::Value =
-        crate::json::from_slice(&payload).map_err(|e| malformed(&e.to_string()))?;
+    let statement =
+        crate::json::value_of_go_structs(&payload).map_err(|e| malformed(&e.to_string()))?;
     let predicate_type = statement
         .get("predicateType")
         .and_then(|p| p.as_str())

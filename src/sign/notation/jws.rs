@@ -28,7 +28,7 @@ fn parse_time(field: &str, v: &serde_json::Value) -> Result<SystemTime, Refusal>
 /// The envelope, its protected header and its payload, read by the strict JSON reader (a
 /// key given twice is refused).
 pub(super) fn decode(envelope: &[u8]) -> Result<Decoded, Refusal> {
-    let doc: serde_json::Value = crate::json::from_slice(envelope)
+    let doc = crate::json::value_of_go_structs(envelope)
         .map_err(|e| Refusal::Integrity(format!("the envelope is not JSON: {e}")))?;
     let field = |name: &str| {
         doc.get(name)
@@ -38,9 +38,8 @@ pub(super) fn decode(envelope: &[u8]) -> Result<Decoded, Refusal> {
     let protected_b64 = field("protected")?;
     let payload_b64 = field("payload")?;
     let signature = b64url("signature", field("signature")?)?;
-    let protected: serde_json::Value =
-        crate::json::from_slice(&b64url("protected", protected_b64)?)
-            .map_err(|e| Refusal::Integrity(format!("the protected header is not JSON: {e}")))?;
+    let protected = crate::json::value_of_go_structs(&b64url("protected", protected_b64)?)
+        .map_err(|e| Refusal::Integrity(format!("the protected header is not JSON: {e}")))?;
     let x5c: Vec<Vec<u8>> = doc
         .pointer("/header/x5c")
         .and_then(|v| v.as_array())

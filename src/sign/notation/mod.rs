@@ -553,7 +553,7 @@ fn examine(d: Decoded, anchors: &Anchors, now: SystemTime) -> Result<Examined, R
 
 /// The payload's `targetArtifact`, read by the strict JSON reader.
 fn target_artifact(payload: &[u8]) -> Result<TargetArtifact, Refusal> {
-    let payload: serde_json::Value = crate::json::from_slice(payload)
+    let payload = crate::json::value_of_go_structs(payload)
         .map_err(|e| Refusal::Integrity(format!("the payload is not JSON: {e}")))?;
     let t = payload
         .get("targetArtifact")
@@ -745,6 +745,43 @@ fn cert_signed_by(cert_der: &[u8], issuer_der: &[u8]) -> bool {
 
 #[cfg(test)]
 mod tests {
+
+    /// notation-go reads the payload with Go's encoding/json, which takes a later case
+    /// variant of a field for the field: such a payload names two artifacts.
+    #[test]
+    fn a_payload_naming_its_target_twice_by_case_is_refused() {
+        let target = |digest: &str| {
+            format!(
+                r#"{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:{}","size":7}}"#,
+                digest.repeat(64)
+            )
+        };
+        let plain = format!(r#"{{"targetArtifact":{}}}"#, target("a"));
+        assert!(target_artifact(plain.as_bytes()).is_ok());
+        for variant in [
+            format!(
+                r#"{{"targetArtifact":{},"TargetArtifact":{}}}"#,
+                target("a"),
+                target("b")
+            ),
+            format!(
+                r#"{{"targetArtifact":{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:{}","Digest":"sha256:{}","size":7}}}}"#,
+                "a".repeat(64),
+                "b".repeat(64)
+            ),
+        ] {
+            let refused = target_artifact(variant.as_bytes())
+                .err()
+                .map(|r| r.to_string());
+            assert!(
+                refused
+                    .as_deref()
+                    .is_some_and(|m| m.contains("one field to Go")),
+                "{variant}: {refused:?}"
+            );
+        }
+    }
+
     use super::*;
     use rcgen::{
         BasicConstraints as Constraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa,
