@@ -175,6 +175,19 @@ fn huge_declared_lengths_are_refused_without_allocating_them() {
             },
             "truncated",
         ),
+        (
+            "m.safetensors",
+            {
+                // The safetensors library refuses a field given twice; vouch does too.
+                let header =
+                    br#"{"w":{"dtype":"F32","dtype":"I32","shape":[1],"data_offsets":[0,4]}}"#;
+                let mut b = (header.len() as u64).to_le_bytes().to_vec();
+                b.extend_from_slice(header);
+                b.extend_from_slice(&[0; 4]);
+                b
+            },
+            "duplicate key",
+        ),
         ("m.gguf", gguf_huge_string, "runs past the end"),
         ("m.gguf", gguf_huge_counts, "runs past the end"),
         (

@@ -50,6 +50,7 @@ pub fn read<R: Read + Seek>(source: &mut Source<R>) -> Parsed<OnnxFacts> {
         external: Vec::new(),
     };
     let mut facts = OnnxFacts::default();
+    let mut graphs = 0;
     reader.message(end, |r, field, wire| {
         match (field, wire) {
             (1, Wire::Varint(v)) => facts.ir_version = Some(v as i64),
@@ -57,7 +58,10 @@ pub fn read<R: Read + Seek>(source: &mut Source<R>) -> Parsed<OnnxFacts> {
             (3, Wire::Bytes(len)) => {
                 facts.producer_version = Some(r.text(len, "producer_version")?)
             }
-            (7, Wire::Bytes(len)) => r.graph(len, 0)?,
+            (7, Wire::Bytes(len)) => {
+                once(&mut graphs, "the model's graph")?;
+                r.graph(len, 0)?
+            }
             (8, Wire::Bytes(len)) => facts.opsets.push(r.opset(len)?),
             (20, Wire::Bytes(len)) => r.nested(len, 0, &[1, 2], &[])?,
             (25, Wire::Bytes(len)) => r.nested(len, 0, &[], &[7])?,
@@ -75,6 +79,19 @@ pub fn read<R: Read + Seek>(source: &mut Source<R>) -> Parsed<OnnxFacts> {
     external.dedup();
     facts.external_data = external;
     Ok(facts)
+}
+
+/// Counts a singular message field of one message: given twice, protobuf merges the two
+/// copies into one (the later location of a tensor with the earlier's data_location), which
+/// vouch does not model, so such a model is refused.
+fn once(seen: &mut u32, what: &str) -> Parsed<()> {
+    *seen += 1;
+    if *seen > 1 {
+        return Err(Problem::malformed(format!(
+            "{what} is given twice; protobuf merges the copies, which vouch does not read so"
+        )));
+    }
+    Ok(())
 }
 
 impl<R: Read + Seek> Reader<'_, R> {
@@ -198,8 +215,13 @@ impl<R: Read + Seek> Reader<'_, R> {
     fn nested(&mut self, len: u64, depth: u32, graphs: &[u64], nodes: &[u64]) -> Parsed<()> {
         let depth = Self::deeper(depth)?;
         let end = self.end_of(len);
+        // TrainingInfoProto's graphs are singular fields.
+        let mut seen = [0u32; 2];
         self.message(end, |r, field, wire| match wire {
-            Wire::Bytes(len) if graphs.contains(&field) => r.graph(len, depth),
+            Wire::Bytes(len) if graphs.contains(&field) => {
+                let slot = &mut seen[usize::from(field != graphs[0])];
+                once(slot, "a training graph").and_then(|_| r.graph(len, depth))
+            }
             Wire::Bytes(len) if nodes.contains(&field) => r.node(len, depth),
             wire => r.skip(wire),
         })
@@ -218,10 +240,20 @@ impl<R: Read + Seek> Reader<'_, R> {
     /// sparse_tensors (23).
     fn attribute(&mut self, len: u64, depth: u32) -> Parsed<()> {
         let end = self.end_of(len);
+        let (mut t, mut g, mut sparse) = (0, 0, 0);
         self.message(end, |r, field, wire| match (field, wire) {
-            (5 | 10, Wire::Bytes(len)) => r.tensor(len),
-            (6 | 11, Wire::Bytes(len)) => r.graph(len, depth),
-            (22 | 23, Wire::Bytes(len)) => r.sparse_tensor(len),
+            (5, Wire::Bytes(len)) => {
+                once(&mut t, "an attribute's tensor").and_then(|_| r.tensor(len))
+            }
+            (10, Wire::Bytes(len)) => r.tensor(len),
+            (6, Wire::Bytes(len)) => {
+                once(&mut g, "an attribute's graph").and_then(|_| r.graph(len, depth))
+            }
+            (11, Wire::Bytes(len)) => r.graph(len, depth),
+            (22, Wire::Bytes(len)) => {
+                once(&mut sparse, "an attribute's sparse tensor").and_then(|_| r.sparse_tensor(len))
+            }
+            (23, Wire::Bytes(len)) => r.sparse_tensor(len),
             (_, wire) => r.skip(wire),
         })
     }
@@ -229,8 +261,14 @@ impl<R: Read + Seek> Reader<'_, R> {
     /// SparseTensorProto: values (1) and indices (2) are tensors.
     fn sparse_tensor(&mut self, len: u64) -> Parsed<()> {
         let end = self.end_of(len);
+        let (mut values, mut indices) = (0, 0);
         self.message(end, |r, field, wire| match (field, wire) {
-            (1 | 2, Wire::Bytes(len)) => r.tensor(len),
+            (1, Wire::Bytes(len)) => {
+                once(&mut values, "a sparse tensor's values").and_then(|_| r.tensor(len))
+            }
+            (2, Wire::Bytes(len)) => {
+                once(&mut indices, "a sparse tensor's indices").and_then(|_| r.tensor(len))
+            }
             (_, wire) => r.skip(wire),
         })
     }
@@ -249,12 +287,21 @@ impl<R: Read + Seek> Reader<'_, R> {
                         }
                     }
                 }
-                (14, Wire::Varint(v)) => external = v == 1,
+                // An enum of 32 bits: protobuf reads the low 32 bits of the varint, and
+                // keeps the value before for one it does not know (proto2).
+                (14, Wire::Varint(v)) => match v as u32 {
+                    0 => external = false,
+                    1 => external = true,
+                    _ => {}
+                },
                 (_, wire) => r.skip(wire)?,
             }
             Ok(())
         })?;
         match (external, location) {
+            (true, Some(location)) if location.contains('\0') => return Err(Problem::malformed(
+                "an external-data location holds a NUL byte (onnxruntime opens the name before it)",
+            )),
             (true, Some(location)) => self.external.push(location),
             (true, None) => {
                 return Err(Problem::malformed(
@@ -279,5 +326,91 @@ impl<R: Read + Seek> Reader<'_, R> {
             Ok(())
         })?;
         Ok(key.zip(value))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn varint(mut v: u64, out: &mut Vec<u8>) {
+        while v >= 0x80 {
+            out.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        out.push(v as u8);
+    }
+
+    fn bytes_field(field: u64, body: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        varint(field << 3 | 2, &mut out);
+        varint(body.len() as u64, &mut out);
+        out.extend_from_slice(body);
+        out
+    }
+
+    fn varint_field(field: u64, value: u64) -> Vec<u8> {
+        let mut out = Vec::new();
+        varint(field << 3, &mut out);
+        varint(value, &mut out);
+        out
+    }
+
+    /// A TensorProto naming `location` for its external data, then `locations` (the
+    /// data_location varints, in order).
+    fn tensor(location: &str, locations: &[u64]) -> Vec<u8> {
+        let entry = [
+            bytes_field(1, b"location"),
+            bytes_field(2, location.as_bytes()),
+        ]
+        .concat();
+        let mut tensor = bytes_field(13, &entry);
+        for &l in locations {
+            tensor.extend(varint_field(14, l));
+        }
+        tensor
+    }
+
+    /// A model whose graph's one node has the attribute tensors `tensors` (field t, given
+    /// once per tensor).
+    fn model(tensors: &[Vec<u8>]) -> Vec<u8> {
+        let attribute: Vec<u8> = tensors.iter().flat_map(|t| bytes_field(5, t)).collect();
+        let node = bytes_field(5, &attribute);
+        let graph = bytes_field(1, &node);
+        [varint_field(1, 7), bytes_field(7, &graph)].concat()
+    }
+
+    fn external(bytes: &[u8]) -> Parsed<Vec<String>> {
+        let mut source = Source::new(std::io::Cursor::new(bytes.to_vec()), bytes.len() as u64);
+        read(&mut source).map(|facts| facts.external_data)
+    }
+
+    #[test]
+    fn data_location_is_read_as_protobuf_reads_an_enum() {
+        assert_eq!(
+            external(&model(&[tensor("w.bin", &[1])])).unwrap(),
+            ["w.bin"]
+        );
+        assert!(external(&model(&[tensor("w.bin", &[0])]))
+            .unwrap()
+            .is_empty());
+        // The low 32 bits, and an unknown value keeps the one before it.
+        for locations in [&[(1u64 << 32) | 1][..], &[u64::MAX - 0xffff_fffe], &[1, 7]] {
+            assert_eq!(
+                external(&model(&[tensor("w.bin", locations)])).unwrap(),
+                ["w.bin"],
+                "{locations:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_tensor_protobuf_would_merge_or_a_location_with_a_nul_is_refused() {
+        let twice = model(&[tensor("w.bin", &[1]), tensor("hidden.bin", &[])]);
+        let why = format!("{:?}", external(&twice).unwrap_err());
+        assert!(why.contains("given twice"), "{why}");
+        let nul = model(&[tensor("w.bin\0.ignored", &[1])]);
+        let why = format!("{:?}", external(&nul).unwrap_err());
+        assert!(why.contains("NUL"), "{why}");
     }
 }

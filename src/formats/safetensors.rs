@@ -42,7 +42,9 @@ pub fn read<R: Read + Seek>(source: &mut Source<R>) -> Parsed<SafetensorsFacts> 
     if header.first() != Some(&b'{') {
         return Err(Problem::malformed("the header is not a JSON object"));
     }
-    let entries: BTreeMap<String, Value> = serde_json::from_slice(&header)
+    // Strict: a key given twice (a tensor, `dtype`, `__metadata__`) is read one way here and
+    // refused or read another way by the safetensors library.
+    let entries: BTreeMap<String, Value> = crate::json::from_slice(&header)
         .map_err(|e| Problem::malformed(format!("the JSON header is invalid: {e}")))?;
     let mut facts = SafetensorsFacts::default();
     for (name, entry) in entries {
