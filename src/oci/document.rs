@@ -129,13 +129,79 @@ impl Descriptor {
 )]
 pub struct NotAPlatform(pub String);
 
-/// The platform an index entry is built for.
+/// The platform an index entry is built for. `os.version` and `os.features` are not read:
+/// no puller vouch answers for compares them on Linux, so entries that differ only there
+/// serve the same request (see [`Selection`]).
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 pub struct Platform {
     pub os: String,
     pub architecture: String,
     #[serde(default)]
     pub variant: Option<String>,
+}
+
+/// A platform as containerd's `platforms.Normalize` writes it: the OS lower-cased (`""` is
+/// the host's, `macos` is `darwin`), the architecture's aliases folded (`x86_64` and
+/// `x86-64` are `amd64`, `aarch64` is `arm64`, `i386` is `386`, `armhf` is `arm/v7`,
+/// `armel` is `arm/v6`) and the default variants written as containerd writes them (none
+/// for `amd64/v1` and `arm64/v8`, `v7` for a bare `arm`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Normalized {
+    pub os: String,
+    pub architecture: String,
+    pub variant: String,
+}
+
+impl Normalized {
+    fn new(os: &str, architecture: &str, variant: &str) -> Normalized {
+        let os = match os.to_lowercase() {
+            empty if empty.is_empty() => host_os().to_string(),
+            macos if macos == "macos" => "darwin".to_string(),
+            other => other,
+        };
+        let (mut architecture, mut variant) = (architecture.to_lowercase(), variant.to_lowercase());
+        match architecture.as_str() {
+            "i386" => {
+                architecture = "386".into();
+                variant.clear();
+            }
+            "x86_64" | "x86-64" | "amd64" => {
+                architecture = "amd64".into();
+                if variant == "v1" {
+                    variant.clear();
+                }
+            }
+            "aarch64" | "arm64" => {
+                architecture = "arm64".into();
+                match variant.as_str() {
+                    "8" | "v8" | "v8.0" => variant.clear(),
+                    "9" | "9.0" | "v9.0" => variant = "v9".into(),
+                    _ => {}
+                }
+            }
+            "armhf" => (architecture, variant) = ("arm".into(), "v7".into()),
+            "armel" => (architecture, variant) = ("arm".into(), "v6".into()),
+            "arm" => match variant.as_str() {
+                "" | "7" => variant = "v7".into(),
+                "5" | "6" | "8" => variant = format!("v{variant}"),
+                _ => {}
+            },
+            _ => {}
+        }
+        Normalized {
+            os,
+            architecture,
+            variant,
+        }
+    }
+}
+
+/// The OS as Go names it (`runtime.GOOS`): what containerd takes an empty `os` for.
+fn host_os() -> &'static str {
+    match std::env::consts::OS {
+        "macos" => "darwin",
+        other => other,
+    }
 }
 
 impl Platform {
@@ -169,13 +235,260 @@ impl Platform {
         }
     }
 
-    /// Whether an index entry for `offered` serves a request for `self`: a request without
-    /// a variant accepts any variant.
-    pub fn accepts(&self, offered: &Platform) -> bool {
-        self.os == offered.os
-            && self.architecture == offered.architecture
-            && (self.variant.is_none() || self.variant == offered.variant)
+    /// The variant, `""` when there is none (as Go reads an absent field).
+    fn variant(&self) -> &str {
+        self.variant.as_deref().unwrap_or("")
     }
+
+    /// The platform as containerd compares it.
+    pub fn normalized(&self) -> Normalized {
+        Normalized::new(&self.os, &self.architecture, self.variant())
+    }
+
+    /// Whether an index entry for `offered` could serve a request for `self` by one of the
+    /// direct rules pullers match by: the same strings (containers/image), the same OS and
+    /// architecture when the request names no variant (oras, which takes any variant
+    /// then), or the same platform once both are normalised (containerd, Docker).
+    /// Normalised OS and architecture with a request that names no variant match too.
+    pub fn accepts(&self, offered: &Platform) -> bool {
+        let (wanted, found) = (self.normalized(), offered.normalized());
+        let same_machine = wanted.os == found.os && wanted.architecture == found.architecture;
+        same_machine && (self.variant().is_empty() || wanted.variant == found.variant)
+    }
+}
+
+/// Which entries of an index could be pulled for one platform request, by whom.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Selection {
+    /// The positions of every entry some puller could take for the request: those the
+    /// direct rules of [`Platform::accepts`] match, and the one each modelled puller would
+    /// choose by its own preference order (lower variants, `386` on `amd64`, an entry with
+    /// no variant or no platform at all). In index order.
+    pub candidates: Vec<usize>,
+    /// What each modelled puller would choose (`None`: it finds no manifest).
+    pub picks: Vec<(&'static str, Option<usize>)>,
+}
+
+impl Selection {
+    /// The entry every puller would take, when only one could be taken.
+    pub fn unique(&self) -> Option<usize> {
+        match self.candidates.as_slice() {
+            [only] => Some(*only),
+            _ => None,
+        }
+    }
+
+    /// The pullers' choices in words: `containerd/Docker take entry 2; oras takes entry 1`.
+    pub fn describe_picks(&self) -> String {
+        let mut by_entry: Vec<(Option<usize>, Vec<&str>)> = Vec::new();
+        for (puller, pick) in &self.picks {
+            match by_entry.iter_mut().find(|(p, _)| p == pick) {
+                Some((_, pullers)) => pullers.push(puller),
+                None => by_entry.push((*pick, vec![puller])),
+            }
+        }
+        by_entry
+            .iter()
+            .map(|(pick, pullers)| {
+                let what = pick.map_or("none".to_string(), |i| format!("entry {}", i + 1));
+                let verb = match pullers.as_slice() {
+                    [one] if !one.contains('/') => "takes",
+                    _ => "take",
+                };
+                format!("{} {verb} {what}", pullers.join(", "))
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}
+
+/// The pullers whose choice [`select`] models, as named in reports.
+const CONTAINERD: &str = "containerd/Docker";
+const CONTAINERS_IMAGE: &str = "containers/image (skopeo, Podman, CRI-O)";
+const CONTAINERS_IMAGE_OLD: &str = "older containers/image";
+const ORAS: &str = "oras";
+
+/// Which of the index entries whose platforms are `entries` (`None`: an entry without a
+/// platform) could be pulled for `wanted`, modelling containerd (and Docker, which
+/// chooses with containerd's matcher), containers/image (skopeo, Podman, CRI-O; in both of
+/// its variant orders) and oras-go; see [`Selection`].
+pub fn select(entries: &[Option<&Platform>], wanted: &Platform) -> Selection {
+    let picks = vec![
+        (CONTAINERD, containerd_pick(entries, wanted)),
+        (
+            CONTAINERS_IMAGE,
+            containers_image_pick(entries, wanted, true),
+        ),
+        (
+            CONTAINERS_IMAGE_OLD,
+            containers_image_pick(entries, wanted, false),
+        ),
+        (ORAS, oras_pick(entries, wanted)),
+    ];
+    let candidates = (0..entries.len())
+        .filter(|&i| {
+            entries[i].is_some_and(|p| wanted.accepts(p))
+                || picks.iter().any(|(_, p)| *p == Some(i))
+        })
+        .collect();
+    Selection { candidates, picks }
+}
+
+/// The entry with the best rank (lowest; ties to the earlier entry), as each puller sorts.
+fn best(ranks: impl Iterator<Item = (usize, Option<usize>)>) -> Option<usize> {
+    ranks
+        .filter_map(|(i, rank)| rank.map(|r| (r, i)))
+        .min()
+        .map(|(_, i)| i)
+}
+
+/// containerd's `images.Manifest` with `platforms.Only(wanted)` (how containerd, nerdctl,
+/// the CRI plugin and Docker choose): every entry whose normalised platform is in the
+/// request's vector, or that has no platform (last; its configuration is then checked,
+/// which is taken here as matching), stably sorted by the vector's order; the first.
+fn containerd_pick(entries: &[Option<&Platform>], wanted: &Platform) -> Option<usize> {
+    let vector = containerd_vector(wanted.normalized());
+    best(entries.iter().enumerate().map(|(i, entry)| {
+        let rank = match entry {
+            None => Some(usize::MAX),
+            Some(p) => {
+                let found = p.normalized();
+                vector.iter().position(|v| *v == found)
+            }
+        };
+        (i, rank)
+    }))
+}
+
+/// containerd's `platformVector`: the request, then what it also runs (lower amd64 levels
+/// and `386`; lower arm variants; lower arm64 revisions and 32-bit arm), each normalised
+/// as containerd's matcher normalises it.
+fn containerd_vector(wanted: Normalized) -> Vec<Normalized> {
+    let level = |variant: &str| {
+        variant
+            .strip_prefix('v')
+            .unwrap_or(variant)
+            .parse::<u32>()
+            .ok()
+    };
+    let with =
+        |architecture: &str, variant: String| Normalized::new(&wanted.os, architecture, &variant);
+    let mut vector = vec![wanted.clone()];
+    match wanted.architecture.as_str() {
+        "amd64" => {
+            if let Some(level) = level(&wanted.variant).filter(|&l| l > 1) {
+                vector.extend((1..level).rev().map(|l| with("amd64", format!("v{l}"))));
+            }
+            vector.push(with("386", String::new()));
+        }
+        "arm" => {
+            if let Some(level) = level(&wanted.variant).filter(|&l| l > 5) {
+                vector.extend((5..level).rev().map(|l| with("arm", format!("v{l}"))));
+            }
+        }
+        "arm64" => {
+            let variant = match wanted.variant.as_str() {
+                "" => "v8".to_string(),
+                other => other.to_string(),
+            };
+            vector.clear();
+            let Some(versions) = arm64_versions(&variant) else {
+                return vector;
+            };
+            for (major, top) in versions {
+                for minor in (0..=top).rev() {
+                    let revision = match minor {
+                        0 => format!("v{major}"),
+                        _ => format!("v{major}.{minor}"),
+                    };
+                    vector.push(with("arm64", revision));
+                }
+            }
+            let arm = match variant.starts_with("v8") || variant.starts_with("v9") {
+                true => "v8".to_string(),
+                false => variant,
+            };
+            vector.extend(containerd_vector(with("arm", arm)));
+        }
+        _ => {}
+    }
+    vector
+}
+
+/// containerd's `arm64variantToVersion`: the (major, highest minor) revisions an arm64
+/// variant runs, best first.
+fn arm64_versions(variant: &str) -> Option<Vec<(u32, u32)>> {
+    let (major, minor) = match variant.strip_prefix('v')?.split_once('.') {
+        Some((major, minor)) => (major, minor.parse::<u32>().ok()?),
+        None => (variant.strip_prefix('v')?, 0),
+    };
+    match major {
+        "8" if minor <= 9 => Some(vec![(8, minor)]),
+        "9" if minor <= 7 => Some(vec![(9, minor), (8, (minor + 5).min(9))]),
+        _ => None,
+    }
+}
+
+/// containers/image's `chooseInstance` (skopeo, Podman, CRI-O): the entry matching the
+/// earliest of the wanted platforms (the variant asked for, lower ones it knows of, then
+/// none; or none, then every known variant), compared as strings; an entry without a
+/// platform after all others. `amd64_levels`: newer releases, which also know amd64's
+/// levels and read `amd64/v1` as `amd64`.
+fn containers_image_pick(
+    entries: &[Option<&Platform>],
+    wanted: &Platform,
+    amd64_levels: bool,
+) -> Option<usize> {
+    let arch = wanted.architecture.as_str();
+    let norm = |architecture: &str, variant: &str| -> String {
+        match (amd64_levels, architecture, variant) {
+            (true, "amd64", "v1") => String::new(),
+            _ => variant.to_string(),
+        }
+    };
+    let compatibility: &[&str] = match arch {
+        "arm" => &["v8", "v7", "v6", "v5"],
+        "arm64" => &["v8"],
+        "amd64" if amd64_levels => &["v4", "v3", "v2"],
+        _ => &[],
+    };
+    let variant = norm(arch, wanted.variant());
+    let mut variants: Vec<String> = Vec::new();
+    if variant.is_empty() {
+        variants.push(String::new());
+        if arch != "amd64" {
+            variants.extend(compatibility.iter().map(|v| v.to_string()));
+        }
+    } else {
+        match compatibility.iter().position(|v| *v == variant) {
+            Some(i) => variants.extend(compatibility[i..].iter().map(|v| v.to_string())),
+            None => variants.push(variant),
+        }
+        variants.push(String::new());
+    }
+    best(entries.iter().enumerate().map(|(i, entry)| {
+        let rank = match entry {
+            None => Some(usize::MAX),
+            Some(p) => variants.iter().position(|v| {
+                p.architecture == arch
+                    && p.os == wanted.os
+                    && norm(&p.architecture, p.variant()) == norm(arch, v)
+            }),
+        };
+        (i, rank)
+    }))
+}
+
+/// oras-go's `SelectManifest`: the first entry with the same OS and architecture, and the
+/// same variant when one is asked for; entries without a platform are passed over.
+fn oras_pick(entries: &[Option<&Platform>], wanted: &Platform) -> Option<usize> {
+    entries.iter().position(|entry| {
+        entry.is_some_and(|p| {
+            p.os == wanted.os
+                && p.architecture == wanted.architecture
+                && (wanted.variant().is_empty() || p.variant() == wanted.variant())
+        })
+    })
 }
 
 impl std::fmt::Display for Platform {
@@ -467,10 +780,153 @@ mod tests {
         let arm64 = Platform::parse("linux/arm64").unwrap();
         let arm64_v8 = Platform::parse("linux/arm64/v8").unwrap();
         assert!(arm64.accepts(&arm64_v8));
-        assert!(!arm64_v8.accepts(&arm64));
+        // containerd writes arm64/v8 as arm64: one platform.
+        assert!(arm64_v8.accepts(&arm64));
+        assert!(!Platform::parse("linux/arm64/v9").unwrap().accepts(&arm64));
         assert_eq!(arm64_v8.to_string(), "linux/arm64/v8");
         assert_eq!(Platform::parse("linux"), Err(NotAPlatform("linux".into())));
         assert!(Platform::parse("linux//v7").is_err());
+    }
+
+    fn p(text: &str) -> Platform {
+        let mut platform = Platform::parse(text).unwrap();
+        platform.os = platform.os.replace('_', "");
+        platform
+    }
+
+    /// The candidates for `wanted` among `entries` (`-` for an entry without a platform,
+    /// `_/ARCH` for an empty OS), 1-based.
+    fn candidates(entries: &[&str], wanted: &str) -> Vec<usize> {
+        let platforms: Vec<Option<Platform>> =
+            entries.iter().map(|e| (*e != "-").then(|| p(e))).collect();
+        let refs: Vec<Option<&Platform>> = platforms.iter().map(Option::as_ref).collect();
+        select(&refs, &p(wanted))
+            .candidates
+            .iter()
+            .map(|i| i + 1)
+            .collect()
+    }
+
+    #[test]
+    fn normalises_as_containerd_does() {
+        let n = |text: &str| {
+            let n = p(text).normalized();
+            format!("{}/{}/{}", n.os, n.architecture, n.variant)
+        };
+        assert_eq!(n("Linux/x86_64"), "linux/amd64/");
+        assert_eq!(n("linux/x86-64/v1"), "linux/amd64/");
+        assert_eq!(n("linux/amd64/V3"), "linux/amd64/v3");
+        assert_eq!(n("linux/aarch64/v8"), "linux/arm64/");
+        assert_eq!(n("linux/arm64/9"), "linux/arm64/v9");
+        assert_eq!(n("linux/armhf"), "linux/arm/v7");
+        assert_eq!(n("linux/armel"), "linux/arm/v6");
+        assert_eq!(n("linux/arm"), "linux/arm/v7");
+        assert_eq!(n("linux/arm/6"), "linux/arm/v6");
+        assert_eq!(n("linux/i386/x"), "linux/386/");
+        assert_eq!(n("MacOS/arm64"), "darwin/arm64/");
+        assert_eq!(n("_/amd64"), format!("{}/amd64/", host_os()));
+    }
+
+    /// Every entry some puller could take for the request is a candidate; one candidate is
+    /// the entry to verify, several an ambiguity.
+    #[test]
+    fn candidates_are_what_any_puller_could_take() {
+        let ordinary = [
+            "linux/amd64",
+            "linux/arm/v6",
+            "linux/arm/v7",
+            "linux/arm64/v8",
+            "linux/386",
+            "unknown/unknown",
+        ];
+        for (wanted, expected) in [
+            ("linux/amd64", vec![1]),
+            ("linux/amd64/v1", vec![1]),
+            ("linux/arm/v7", vec![3]),
+            ("linux/arm/v6", vec![2]),
+            ("linux/arm", vec![2, 3]),
+            ("linux/arm64", vec![4]),
+            ("linux/arm64/v8", vec![4]),
+            ("linux/386", vec![5]),
+            ("linux/s390x", vec![]),
+        ] {
+            assert_eq!(candidates(&ordinary, wanted), expected, "{wanted}");
+        }
+        for (entries, wanted, expected) in [
+            // A request without a variant: oras takes any variant, the others none.
+            (
+                &["linux/amd64/v3", "linux/amd64"][..],
+                "linux/amd64",
+                vec![1, 2],
+            ),
+            // A request with one: every puller prefers the exact entry.
+            (
+                &["linux/amd64/v3", "linux/amd64"],
+                "linux/amd64/v3",
+                vec![1],
+            ),
+            (
+                &["linux/amd64/v2", "linux/amd64/v3"],
+                "linux/amd64/v3",
+                vec![2],
+            ),
+            // Normalised alike (containerd takes the first, the others the second).
+            (&["linux/x86_64", "linux/amd64"], "linux/amd64", vec![1, 2]),
+            (&["Linux/amd64", "linux/amd64"], "linux/amd64", vec![1, 2]),
+            (&["_/amd64", "linux/amd64"], "linux/amd64", vec![1, 2]),
+            (
+                &["linux/aarch64", "linux/arm64/v8"],
+                "linux/arm64/v8",
+                vec![1, 2],
+            ),
+            (&["linux/arm", "linux/arm/v7"], "linux/arm/v7", vec![1, 2]),
+            (&["linux/armhf", "linux/arm/v7"], "linux/arm/v7", vec![1, 2]),
+            (&["linux/amd64", "linux/amd64"], "linux/amd64", vec![1, 2]),
+            // Fallbacks a puller takes: 386 (containerd), no variant or a lower one
+            // (containers/image), no platform (both).
+            (&["linux/amd64/v3", "linux/386"], "linux/amd64", vec![1, 2]),
+            (
+                &["linux/x86_64/v3", "linux/amd64"],
+                "linux/amd64/v3",
+                vec![1, 2],
+            ),
+            (
+                &["linux/amd64/v2", "linux/amd64"],
+                "linux/amd64/v3",
+                vec![1, 2],
+            ),
+            (&["linux/arm", "linux/arm/v6"], "linux/arm/v7", vec![1, 2]),
+            (&["linux/amd64/v3", "-"], "linux/amd64", vec![1, 2]),
+            (&["linux/arm/v7", "linux/arm64/v8"], "linux/arm64", vec![2]),
+            // containerd runs 32-bit arm on arm64; oras takes any arm64 variant.
+            (
+                &["linux/arm/v7", "linux/arm64/v9"],
+                "linux/arm64",
+                vec![1, 2],
+            ),
+            // Only the fallback: every puller that finds one takes it.
+            (&["linux/amd64", "-"], "linux/amd64", vec![1]),
+            (&["-"], "linux/amd64", vec![1]),
+            (&["linux/386"], "linux/amd64", vec![1]),
+        ] {
+            assert_eq!(
+                candidates(entries, wanted),
+                expected,
+                "{entries:?} {wanted}"
+            );
+        }
+    }
+
+    #[test]
+    fn names_what_each_puller_takes() {
+        let entries = [p("linux/amd64/v3"), p("linux/amd64")];
+        let refs: Vec<Option<&Platform>> = entries.iter().map(Some).collect();
+        let selection = select(&refs, &p("linux/amd64"));
+        assert_eq!(selection.unique(), None);
+        assert_eq!(
+            selection.describe_picks(),
+            "containerd/Docker, containers/image (skopeo, Podman, CRI-O), older containers/image take entry 2; oras takes entry 1"
+        );
     }
 
     #[test]

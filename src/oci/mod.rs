@@ -817,11 +817,11 @@ impl Walk<'_> {
     ) {
         match document {
             Document::Manifest(manifest) => self.image(manifest, descriptor, label),
-            Document::Index(index) => self.index(&index, label, depth),
+            Document::Index(index) => self.index(&index, &descriptor.digest, label, depth),
         }
     }
 
-    fn index(&mut self, index: &Index, label: Option<String>, depth: usize) {
+    fn index(&mut self, index: &Index, digest: &Digest, label: Option<String>, depth: usize) {
         let prefix = label.as_ref().map(|l| format!("{l} ")).unwrap_or_default();
         if depth >= MAX_NESTING {
             self.report.subjects.push(
@@ -832,16 +832,36 @@ impl Walk<'_> {
         }
         let chosen = match self.choose(index) {
             Ok(chosen) => chosen,
-            Err((wanted, message)) => {
+            Err(Unchosen::Missing { wanted, message }) => {
                 self.report.subjects.push(
                     Subject::new(format!("{prefix}manifest for {wanted}"), Verdict::Missing)
                         .message(message),
                 );
                 return;
             }
+            Err(Unchosen::Ambiguous { wanted, message }) => {
+                self.report.subjects.push(
+                    Subject::new(format!("{prefix}index {digest} for {wanted}"), Verdict::Rejected)
+                        .message(format!("{message}: the index names no one manifest for it, and vouch verifies none; name the manifest to verify by its digest (REF@sha256:…)")),
+                );
+                return;
+            }
         };
+        if let Platforms::All = self.options.platforms {
+            for message in ambiguities(index) {
+                self.report.warnings.push(format!(
+                    "{prefix}index {digest}: {message}: the index names no one manifest for it (every entry was verified)"
+                ));
+            }
+        }
         for (position, entry) in chosen {
+            let shared =
+                |other: &Descriptor| other.platform.is_some() && other.platform == entry.platform;
             let entry_label = match &entry.platform {
+                // Two entries for one platform are told apart by position.
+                Some(platform) if index.manifests.iter().filter(|m| shared(m)).count() > 1 => {
+                    format!("{platform} (entry {})", position + 1)
+                }
                 Some(platform) => platform.to_string(),
                 None => format!("entry {}", position + 1),
             };
@@ -855,44 +875,39 @@ impl Walk<'_> {
         }
     }
 
-    /// The entries of an index to verify, with their positions; or the platform wanted
-    /// and why no entry serves it.
-    fn choose<'i>(
-        &self,
-        index: &'i Index,
-    ) -> Result<Vec<(usize, &'i Descriptor)>, (String, String)> {
+    /// The entries of an index to verify, with their positions; or why none is: the
+    /// platform wanted, and that no entry serves it or that pullers could take more than
+    /// one ([`document::select`]).
+    fn choose<'i>(&self, index: &'i Index) -> Result<Vec<(usize, &'i Descriptor)>, Unchosen> {
         let entries = index.manifests.iter().enumerate();
         let (wanted, explicit) = match &self.options.platforms {
             Platforms::All => return Ok(entries.collect()),
             Platforms::Only(platform) => (platform.clone(), true),
             Platforms::Host => (Platform::host(), false),
         };
-        let mut entries =
-            entries.filter(|(_, e)| e.platform.as_ref().is_some_and(|p| wanted.accepts(p)));
-        if let Some(first) = entries.next() {
-            return Ok(vec![first]);
+        let selection = select_in(index, &wanted);
+        if let Some(only) = selection.unique() {
+            return Ok(vec![(only, &index.manifests[only])]);
+        }
+        if selection.candidates.len() > 1 {
+            return Err(Unchosen::Ambiguous {
+                message: ambiguity(index, &wanted, &selection),
+                wanted: wanted.to_string(),
+            });
         }
         if let (false, [only]) = (explicit, index.manifests.as_slice()) {
             return Ok(vec![(0, only)]);
         }
-        let offered: Vec<String> = index
-            .manifests
-            .iter()
-            .map(|m| {
-                m.platform
-                    .as_ref()
-                    .map_or("(no platform)".to_string(), Platform::to_string)
-            })
-            .collect();
+        let offered: Vec<String> = index.manifests.iter().map(entry_platform).collect();
         let hint = if explicit {
             ""
         } else {
             "; choose one of them, or all platforms"
         };
-        Err((
-            wanted.to_string(),
-            format!("the index offers {}{hint}", offered.join(", ")),
-        ))
+        Err(Unchosen::Missing {
+            wanted: wanted.to_string(),
+            message: format!("the index offers {}{hint}", offered.join(", ")),
+        })
     }
 
     /// Fetches a manifest an index points to and checks it against its descriptor.
@@ -995,6 +1010,67 @@ impl Walk<'_> {
             layers,
         });
     }
+}
+
+/// Why an index gives no entry to verify for the platform wanted.
+enum Unchosen {
+    Missing { wanted: String, message: String },
+    Ambiguous { wanted: String, message: String },
+}
+
+/// [`document::select`] over the entries of `index`.
+fn select_in(index: &Index, wanted: &Platform) -> document::Selection {
+    let platforms: Vec<Option<&Platform>> = index
+        .manifests
+        .iter()
+        .map(|m| m.platform.as_ref())
+        .collect();
+    document::select(&platforms, wanted)
+}
+
+fn entry_platform(entry: &Descriptor) -> String {
+    entry
+        .platform
+        .as_ref()
+        .map_or("(no platform)".to_string(), Platform::to_string)
+}
+
+/// The entries pullers could take for `wanted`, and which each takes.
+fn ambiguity(index: &Index, wanted: &Platform, selection: &document::Selection) -> String {
+    let entries: Vec<String> = selection
+        .candidates
+        .iter()
+        .map(|&i| {
+            let entry = &index.manifests[i];
+            format!("{} ({}, {})", i + 1, entry_platform(entry), entry.digest)
+        })
+        .collect();
+    format!(
+        "entries {} could each be pulled for {wanted} ({})",
+        entries.join(", "),
+        selection.describe_picks()
+    )
+}
+
+/// For this machine's platform and each platform the index's entries name, the entries
+/// that pullers could each take for it, when there is more than one.
+fn ambiguities(index: &Index) -> Vec<String> {
+    let mut requests = vec![Platform::host()];
+    for platform in index.manifests.iter().filter_map(|m| m.platform.as_ref()) {
+        if !requests.contains(platform) {
+            requests.push(platform.clone());
+        }
+    }
+    let mut seen: Vec<Vec<usize>> = Vec::new();
+    let mut found = Vec::new();
+    for wanted in requests {
+        let selection = select_in(index, &wanted);
+        if selection.candidates.len() > 1 && !seen.contains(&selection.candidates) {
+            found.push(ambiguity(index, &wanted, &selection));
+            seen.push(selection.candidates);
+        }
+    }
+    found
 }
 
 /// Reads the planned blobs `which` names, as many at a time as the engine has threads,
