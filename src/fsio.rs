@@ -74,7 +74,24 @@ pub fn special_kind_of_mode(mode: u32) -> Option<&'static str> {
 /// Writes `bytes` to `path` through a temporary file in the same directory, flushed to disk
 /// and renamed over `path`: readers see the old content or the new, never a mix, and an
 /// interrupted write leaves the old file untouched.
+///
+/// A device, FIFO or socket at `path` (`-o /dev/null`, `-o /dev/stdout`, a pipe) is written
+/// to as it is: renaming over it would replace the device node with a regular file.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    if let Ok(meta) = std::fs::metadata(path) {
+        let kind = meta.file_type();
+        use std::os::unix::fs::FileTypeExt;
+        if kind.is_char_device() || kind.is_block_device() || kind.is_fifo() || kind.is_socket() {
+            let mut out = std::fs::OpenOptions::new()
+                .write(true)
+                .open(path)
+                .map_err(|e| Error::io(path, e))?;
+            return out.write_all(bytes).map_err(|e| Error::io(path, e));
+        }
+        if kind.is_dir() {
+            return Err(Error::input(path, "is a directory, not a file to write"));
+        }
+    }
     let dir = match path.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent,
         _ => Path::new("."),
@@ -99,6 +116,28 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `-o /dev/null` or a pipe is written to, never renamed over (which would leave a
+    /// regular file where the device or FIFO was).
+    #[test]
+    fn a_fifo_is_written_to_and_stays_a_fifo() {
+        use std::os::unix::fs::FileTypeExt;
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("pipe");
+        let name = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o600) }, 0);
+        let reading = {
+            let fifo = fifo.clone();
+            std::thread::spawn(move || std::fs::read(fifo).unwrap())
+        };
+        write_atomically(&fifo, b"report").unwrap();
+        assert_eq!(reading.join().unwrap(), b"report");
+        assert!(std::fs::symlink_metadata(&fifo)
+            .unwrap()
+            .file_type()
+            .is_fifo());
+        assert!(write_atomically(dir.path(), b"x").is_err());
+    }
 
     #[test]
     fn replaces_the_file_and_leaves_no_temporary_behind() {
